@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Commands: the one implementation of every dlvm command, shared by dlvmd
+ * (which runs them for the CLI over its API) and by the CLI itself when no
+ * daemon runs. The command and option table is declared once here; the CLI
+ * parses argv from it and the API validates requests against it.
+ *
+ * A request is a JSON object {"opts": {LONG_NAME: value, ...}, "args": [..]}:
+ * option values are the strings the user typed (flags are true, repeatable
+ * options are arrays of strings), args are the positional arguments. Sizes
+ * are parsed by the command, so the CLI and the API accept the same text.
+ *
+ * A response is a JSON object with any of:
+ *   "messages": [ "Logical volume \"disk1\" created.", ... ]
+ *   "warnings": [ "...", ... ]
+ *   "report":   { "kind": "lv"|"vg"|"pv", "rows": [ {field: value} ] }
+ *               sizes are integers in bytes; see dlvm_report_fields().
+ *   "text":     free text printed as is (dump, check)
+ */
+#ifndef DLVM_CMD_H
+#define DLVM_CMD_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "dlvm/err.h"
+
+struct dlvm_vg;
+struct dlvm_lv;
+
+enum dlvm_opt_kind {
+	DLVM_OPT_FLAG,   /* boolean, no value */
+	DLVM_OPT_VALUE,  /* one value (the last one given wins) */
+	DLVM_OPT_LIST,   /* repeatable; values also split on ',' */
+};
+
+struct dlvm_opt_def {
+	char short_name;        /* 0 if none */
+	const char *long_name;  /* JSON key */
+	enum dlvm_opt_kind kind;
+	const char *metavar;    /* for help: "SIZE" */
+	const char *help;
+};
+
+enum {
+	DLVM_CMD_MUTATES = 1 << 0,  /* changes metadata */
+	DLVM_CMD_LOCAL = 1 << 1,    /* always runs in the CLI (dump) */
+	DLVM_CMD_REPORT = 1 << 2,   /* prints a report: -o, --units, --reportformat apply */
+};
+
+struct dlvm_ctx;
+
+struct dlvm_cmd_def {
+	const char *name;
+	const char *usage;       /* "lvcreate -n NAME (-L SIZE | -l EXTENTS) VG" */
+	const char *summary;
+	unsigned flags;
+	const struct dlvm_opt_def *opts; /* terminated by long_name == NULL */
+	int (*run)(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *resp,
+		   struct dlvm_err *err);
+};
+
+/* The table, terminated by name == NULL. */
+extern const struct dlvm_cmd_def dlvm_commands[];
+const struct dlvm_cmd_def *dlvm_cmd_find(const char *name);
+
+/*
+ * Run a command. Checks the request against the command's options (unknown
+ * option, value where a flag is expected: -EINVAL), then runs it. Returns 0
+ * and fills resp (a JSON object the caller created), or -errno with err set;
+ * resp may still hold warnings then.
+ */
+int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *resp,
+		 struct dlvm_err *err);
+
+/* ---- report fields (the CLI formats rows with these) ---- */
+enum dlvm_field_type { DLVM_FIELD_STR, DLVM_FIELD_SIZE, DLVM_FIELD_NUM };
+struct dlvm_field_def {
+	const char *name;       /* "lv_size": the key in report rows */
+	const char *heading;    /* "LSize" */
+	enum dlvm_field_type type;
+};
+/* Fields of kind "pv", "vg" or "lv" (terminated by name == NULL) and the
+ * default column list ("lv_name,vg_name,lv_attr,lv_size"). */
+const struct dlvm_field_def *dlvm_report_fields(const char *kind, const char **defaults);
+
+/*
+ * ---- context ----
+ *
+ * What a command runs against. dlvmd keeps one context for its lifetime
+ * (VGs stay loaded, devices stay open and locked, hooks export LVs); the CLI
+ * makes one per command (devices opened and flock'ed for the command only).
+ */
+struct dlvm_export_hooks {
+	void *priv;
+	/* Export lv (or replace its export after a change: size, flags, name;
+	 * old_name is the previous LV name on rename, else NULL). */
+	int (*activate)(void *priv, struct dlvm_vg *vg, struct dlvm_lv *lv, const char *old_name,
+			struct dlvm_err *err);
+	/* Stop exporting lv. -EBUSY (message with the client count) when
+	 * clients are connected and !force; with force they are disconnected
+	 * and their in-flight I/O has finished when this returns. */
+	int (*deactivate)(void *priv, struct dlvm_vg *vg, struct dlvm_lv *lv, bool force,
+			  struct dlvm_err *err);
+	bool (*is_active)(void *priv, const struct dlvm_vg *vg, const struct dlvm_lv *lv);
+	unsigned (*clients)(void *priv, const struct dlvm_vg *vg, const struct dlvm_lv *lv);
+	/* The VG was renamed: re-key its exports (old and new VG name). */
+	void (*vg_renamed)(void *priv, struct dlvm_vg *vg, const char *old_name);
+};
+
+struct dlvm_ctx {
+	bool daemon;                /* running inside dlvmd: VGs stay loaded */
+	char *state_dir;            /* owned; NULL: none */
+	char *devices_file;         /* owned; STATE_DIR/devices, NULL: none */
+	char **devices;             /* owned paths the context may scan */
+	size_t ndevices;
+	bool devices_given;         /* --devices was given: don't edit the file */
+	struct dlvm_vg **vgs;       /* loaded VGs */
+	size_t nvg;
+	struct dlvm_dev **orphans;  /* open devices that belong to no loaded VG */
+	size_t norphans;
+	const struct dlvm_export_hooks *hooks; /* NULL: no activation (CLI) */
+};
+
+/*
+ * Make a context. state_dir may be NULL. devices (comma separated, may be
+ * NULL) replaces the devices file's list when given. -EINVAL for an
+ * unreadable devices file.
+ */
+int dlvm_ctx_init(struct dlvm_ctx *ctx, const char *state_dir, const char *devices,
+		  bool daemon, struct dlvm_err *err);
+/* Open every device of the context (locked) and load every VG found.
+ * dlvmd calls this once at start; commands call it as they need. */
+int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err);
+/* Close every device and free every VG. */
+void dlvm_ctx_release(struct dlvm_ctx *ctx);
+/* A loaded VG by name; -ENOENT with "Volume group \"x\" not found". */
+int dlvm_ctx_vg(struct dlvm_ctx *ctx, const char *name, struct dlvm_vg **out,
+		struct dlvm_err *err);
+
+#endif

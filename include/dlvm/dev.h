@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Devices: every metadata read and write of libdlvm goes through the small
+ * ops table below, so tests can substitute a device that fails, tears a write
+ * or "loses power" after N writes (see dlvm_faultdev_*).
+ *
+ * The data path (NBD) does not use these ops: it submits I/O on dev->fd with
+ * io_uring. dev->fd is opened with O_DIRECT when the file system allows it.
+ */
+#ifndef DLVM_DEV_H
+#define DLVM_DEV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "dlvm/err.h"
+
+struct dlvm_dev;
+
+struct dlvm_dev_ops {
+	/* Read/write exactly len bytes at off; buf, len and off are multiples
+	 * of dev->sector_size and buf is 4096-aligned. 0 or -errno. */
+	int (*pread)(struct dlvm_dev *dev, void *buf, size_t len, uint64_t off);
+	int (*pwrite)(struct dlvm_dev *dev, const void *buf, size_t len, uint64_t off);
+	/* Make completed writes durable. */
+	int (*flush)(struct dlvm_dev *dev);
+	void (*close)(struct dlvm_dev *dev);
+};
+
+struct dlvm_dev {
+	const struct dlvm_dev_ops *ops;
+	char *path;            /* as given by the user, owned */
+	char *name;            /* basename for messages, owned */
+	int fd;                /* -1 for devices without one (memory devices) */
+	uint64_t size;         /* bytes */
+	uint32_t sector_size;  /* logical sector size: 512 or 4096 */
+	bool direct;           /* fd is O_DIRECT */
+	bool blockdev;         /* a block device (not a regular file) */
+	bool readonly;
+	void *priv;
+};
+
+enum {
+	DLVM_DEV_RDONLY = 1 << 0, /* open read-only */
+	DLVM_DEV_LOCK = 1 << 1,   /* take an exclusive flock; -EBUSY if held */
+};
+
+/*
+ * Open a regular file or block device. The sector size is BLKSSZGET for block
+ * devices and 512 for files. Returns 0 and *out, or -ENOENT/-EACCES/-EBUSY
+ * (locked by another process)/-EINVAL (not a file or block device).
+ */
+int dlvm_dev_open(const char *path, unsigned flags, struct dlvm_dev **out, struct dlvm_err *err);
+
+/* Close and free (NULL is allowed). */
+void dlvm_dev_close(struct dlvm_dev *dev);
+
+/* Convenience wrappers around dev->ops with messages naming the device. */
+int dlvm_dev_read(struct dlvm_dev *dev, void *buf, size_t len, uint64_t off, struct dlvm_err *err);
+int dlvm_dev_write(struct dlvm_dev *dev, const void *buf, size_t len, uint64_t off,
+		   struct dlvm_err *err);
+int dlvm_dev_flush(struct dlvm_dev *dev, struct dlvm_err *err);
+
+/* 4096-aligned zeroed buffer for device I/O; free with free(). NULL on ENOMEM. */
+void *dlvm_io_alloc(size_t len);
+
+/* ---- test devices ---- */
+
+/* A device backed by memory, of the given size and sector size. */
+struct dlvm_dev *dlvm_memdev_new(const char *name, uint64_t size, uint32_t sector_size);
+/* The memory behind a memdev (to corrupt bytes in tests). */
+uint8_t *dlvm_memdev_data(struct dlvm_dev *dev);
+
+/*
+ * Fault injection around any memdev: after `writes_left` more successful
+ * writes, the next write behaves as `mode`, and so do all writes after it
+ * (power loss: nothing more reaches the disk).
+ */
+enum dlvm_fault_mode {
+	DLVM_FAULT_NONE,
+	DLVM_FAULT_EIO,       /* the write fails with -EIO, the device keeps working after */
+	DLVM_FAULT_TEAR,      /* only the first sector of the write lands, then power is lost */
+	DLVM_FAULT_POWERLOSS, /* the write and every later write silently vanish */
+};
+void dlvm_memdev_set_fault(struct dlvm_dev *dev, enum dlvm_fault_mode mode, long writes_left);
+/* Number of writes that reached the device so far. */
+long dlvm_memdev_writes(struct dlvm_dev *dev);
+
+#endif

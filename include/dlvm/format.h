@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * On-disk format v1: codecs between the in-memory structs below and their
+ * little-endian encoding. docs/format.md is the spec; `dlvm dump` decodes it.
+ *
+ * PV layout (byte offsets):
+ *   0          4 KiB   untouched (boot sector, partition table)
+ *   4096       4 KiB   PV header (512-byte structure, rest zero)
+ *   8192       ...     metadata area (MDA): header slots, checkpoints, journal
+ *   lease_off  ...     lease area (shared VGs; absent in v1.0)
+ *   data_off   ...     data area cut into extents (1 MiB aligned)
+ *
+ * MDA layout (offsets relative to the MDA start):
+ *   0, 4096            two header slots (512-byte structure each); the valid
+ *                      one with the higher generation is current
+ *   ckpt_offset        two checkpoint regions of ckpt_size bytes each
+ *   ring_offset        journal ring of ring_size bytes
+ *
+ * Every decoder validates magic, version, features, every field's range and
+ * the CRC32C, and fails with -EBADMSG/-ENOTSUP and a message naming the field.
+ * Callers prefix the location ("pv0.img: metadata copy 1 at offset 8192: ").
+ */
+#ifndef DLVM_FORMAT_H
+#define DLVM_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dlvm/err.h"
+
+#define DLVM_FORMAT_MAJOR 1
+#define DLVM_FORMAT_MINOR 0
+
+#define DLVM_PV_HEADER_OFFSET 4096u
+#define DLVM_STRUCT_SIZE 512u   /* every header structure; one 512-byte sector */
+#define DLVM_BLOCK 4096u        /* alignment of every region */
+#define DLVM_MDA_OFFSET 8192u
+#define DLVM_DATA_ALIGN (1u << 20)
+#define DLVM_MDA_DEFAULT_SIZE (64ull << 20)
+#define DLVM_MDA_MIN_SIZE (1ull << 20)
+
+#define DLVM_PV_MAGIC "dlvm.pv\0"
+#define DLVM_MDH_MAGIC "dlvm.mdh"
+#define DLVM_CKPT_MAGIC "dlvm.ckp"
+#define DLVM_REC_MAGIC "dlvm.rec"
+
+/*
+ * Feature flags. Unknown compat bits are ignored; unknown ro_compat bits allow
+ * reading only; unknown incompat bits refuse the device. Named for what comes:
+ */
+#define DLVM_INCOMPAT_LEASES (1ull << 0)  /* shared VG: lease area present */
+#define DLVM_INCOMPAT_THIN (1ull << 1)    /* thin pools in the VG */
+#define DLVM_INCOMPAT_RAID1 (1ull << 2)   /* mirrored segments */
+#define DLVM_INCOMPAT_KNOWN 0ull          /* what this build implements */
+#define DLVM_RO_COMPAT_KNOWN 0ull
+#define DLVM_COMPAT_KNOWN 0ull
+
+/* ---- PV header ---- */
+struct dlvm_pv_header {
+	uint16_t major, minor;
+	uint64_t compat, ro_compat, incompat;
+	uint8_t pv_uuid[16];
+	uint32_t sector_size;   /* 512 or 4096 */
+	uint64_t device_size;   /* bytes, when the label was written */
+	uint64_t mda_offset, mda_size;
+	uint64_t lease_offset, lease_size; /* 0, 0 when absent */
+	uint64_t data_offset, data_size;
+	uint64_t ctime;         /* seconds since the epoch */
+	char hostname[65];      /* host that wrote the label, NUL terminated */
+};
+void dlvm_pv_header_encode(const struct dlvm_pv_header *h, uint8_t buf[DLVM_STRUCT_SIZE]);
+/* Also checks that the regions are aligned, ordered and inside device_size. */
+int dlvm_pv_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_pv_header *h,
+			  struct dlvm_err *err);
+
+/* ---- MDA header slot ---- */
+struct dlvm_mda_header {
+	uint16_t major, minor;
+	uint64_t compat, ro_compat, incompat;
+	uint8_t vg_uuid[16];    /* all zero: the PV belongs to no VG */
+	uint8_t pv_uuid[16];    /* the PV holding this MDA */
+	uint64_t generation;    /* +1 on every header write */
+	uint64_t mda_size;
+	uint64_t ckpt_offset, ckpt_size; /* each of the two regions */
+	uint64_t ring_offset, ring_size;
+	uint32_t ckpt_slot;     /* 0 or 1: region holding the current checkpoint */
+	uint64_t ckpt_seq;      /* sequence number the checkpoint includes */
+	uint64_t ckpt_len;      /* bytes of the checkpoint (header + payload) */
+	uint32_t ckpt_crc;      /* CRC32C of those bytes */
+	uint64_t journal_start; /* ring offset of record ckpt_seq + 1 */
+};
+void dlvm_mda_header_encode(const struct dlvm_mda_header *h, uint8_t buf[DLVM_STRUCT_SIZE]);
+int dlvm_mda_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_mda_header *h,
+			   struct dlvm_err *err);
+
+/* ---- checkpoint and journal record headers (64 bytes, then payload) ---- */
+#define DLVM_BLOB_HEADER_SIZE 64u
+
+enum dlvm_rec_type {
+	DLVM_REC_TXN = 1,  /* payload is an edit stream */
+	DLVM_REC_WRAP = 2, /* no payload: the next record is at ring offset 0 */
+};
+
+struct dlvm_blob_header {
+	char magic[8];          /* DLVM_CKPT_MAGIC or DLVM_REC_MAGIC */
+	uint16_t major, minor;
+	uint8_t vg_uuid[16];
+	uint64_t seq;
+	uint32_t type;          /* records: enum dlvm_rec_type; checkpoints: 0 */
+	uint32_t payload_len;
+	uint64_t timestamp;     /* seconds since the epoch */
+	uint32_t crc;           /* CRC32C of header (crc field zero) + payload */
+};
+/* Encode header and compute the CRC over it and the payload that follows it
+ * in buf (buf holds DLVM_BLOB_HEADER_SIZE + payload_len bytes). */
+void dlvm_blob_encode(struct dlvm_blob_header *h, uint8_t *buf);
+/* Decode the header at buf; avail is the number of bytes readable at buf.
+ * -EBADMSG for bad magic (expect_magic), version, length or CRC. */
+int dlvm_blob_decode(const uint8_t *buf, size_t avail, const char *expect_magic,
+		     struct dlvm_blob_header *h, struct dlvm_err *err);
+
+/*
+ * ---- edits: the unit of metadata change ----
+ *
+ * A transaction record's payload and a checkpoint's payload are both a stream
+ * of edits: u16 type, u16 flags, u32 length, then length bytes. A checkpoint
+ * is the list of edits that rebuilds the whole VG from nothing.
+ */
+#define DLVM_EDIT_IGNORABLE 0x1 /* a reader that does not know the type may skip it */
+
+enum dlvm_edit_type {
+	DLVM_EDIT_VG_INFO = 1,      /* set all VG scalars (name, extent size, ids) */
+	DLVM_EDIT_PV_ADD = 2,
+	DLVM_EDIT_PV_REMOVE = 3,
+	DLVM_EDIT_LV_CREATE = 10,
+	DLVM_EDIT_LV_REMOVE = 11,
+	DLVM_EDIT_LV_RENAME = 12,
+	DLVM_EDIT_LV_SET_FLAGS = 13,
+	DLVM_EDIT_LV_SET_SEGMENTS = 14,
+};
+
+#define DLVM_NAME_MAX 127
+#define DLVM_MAX_STRIPES 128
+
+enum dlvm_seg_type {
+	DLVM_SEG_LINEAR = 1,
+	DLVM_SEG_STRIPED = 2,
+};
+
+struct dlvm_area {
+	uint32_t pv_id;
+	uint64_t pe_start;    /* first physical extent on that PV */
+};
+
+/* A segment maps le_count logical extents starting at le_start. Each of the
+ * `stripes` areas holds le_count / stripes extents. */
+struct dlvm_seg_desc {
+	uint64_t le_start, le_count;
+	uint16_t type;        /* enum dlvm_seg_type */
+	uint16_t stripes;     /* 1 for linear */
+	uint32_t stripe_size; /* bytes, power of two; 0 for linear */
+	struct dlvm_area area[]; /* `stripes` entries */
+};
+
+#define DLVM_VG_SHARED (1ull << 0)
+
+struct dlvm_vg_info {
+	char name[DLVM_NAME_MAX + 1];
+	uint8_t uuid[16];
+	uint64_t extent_size; /* bytes */
+	uint64_t flags;       /* DLVM_VG_* */
+	uint64_t compat, ro_compat, incompat;
+	uint64_t ctime;
+	uint64_t next_lv_id;
+	uint32_t next_pv_id;
+	uint32_t max_lv;      /* 0 = unlimited */
+};
+
+struct dlvm_pv_desc {
+	uint32_t id;
+	uint8_t uuid[16];
+	uint64_t pe_start;    /* bytes: start of the data area */
+	uint64_t pe_count;
+	uint64_t dev_size;
+	uint32_t sector_size;
+	uint64_t flags;
+};
+
+#define DLVM_LV_READONLY (1ull << 0)
+
+/* Decoded edit. Strings and segments point into the decoded buffer or into
+ * storage owned by the edit; free with dlvm_edit_release(). */
+struct dlvm_edit {
+	uint16_t type, flags;
+	union {
+		struct dlvm_vg_info vg;
+		struct dlvm_pv_desc pv;      /* PV_ADD */
+		uint32_t pv_id;              /* PV_REMOVE */
+		struct {
+			uint64_t id;
+			uint8_t uuid[16];    /* LV_CREATE */
+			char name[DLVM_NAME_MAX + 1]; /* LV_CREATE, LV_RENAME */
+			uint64_t flags;      /* LV_CREATE, LV_SET_FLAGS */
+			uint64_t ctime;      /* LV_CREATE */
+			uint32_t nseg;       /* LV_CREATE, LV_SET_SEGMENTS */
+			struct dlvm_seg_desc **segs; /* owned array of owned segments */
+		} lv;
+		struct {
+			size_t len;
+			const uint8_t *data; /* unknown ignorable edit: raw bytes */
+		} raw;
+	} u;
+};
+
+/* Growable byte buffer the encoders append to. */
+struct dlvm_buf {
+	uint8_t *data;
+	size_t len, cap;
+};
+int dlvm_buf_reserve(struct dlvm_buf *b, size_t more);
+void dlvm_buf_release(struct dlvm_buf *b);
+
+/* Bytes a segment with n stripes takes in memory. */
+size_t dlvm_seg_desc_size(uint16_t stripes);
+
+/* Append one encoded edit. -ENOMEM only. */
+int dlvm_edit_encode(const struct dlvm_edit *e, struct dlvm_buf *out);
+/*
+ * Decode the edit at *pos in buf[0..len) and advance *pos. -EBADMSG with the
+ * edit's index and field in the message; -ENOTSUP for an unknown type without
+ * DLVM_EDIT_IGNORABLE (an unknown ignorable edit decodes with its raw bytes).
+ */
+int dlvm_edit_decode(const uint8_t *buf, size_t len, size_t *pos, struct dlvm_edit *e,
+		     struct dlvm_err *err);
+void dlvm_edit_release(struct dlvm_edit *e);
+
+/* Name of an edit type for dump ("LV_CREATE"), "UNKNOWN" otherwise. */
+const char *dlvm_edit_type_name(uint16_t type);
+
+#endif

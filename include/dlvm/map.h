@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The data path's view of an LV: an immutable, reference-counted table that
+ * turns LV byte offsets into (device fd, device offset) pieces. A new map is
+ * built whenever an LV changes (extend, flags); connections keep the map they
+ * started with, so an extend shows to new connections.
+ */
+#ifndef DLVM_MAP_H
+#define DLVM_MAP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dlvm/err.h"
+#include "dlvm/format.h"
+
+struct dlvm_vg;
+struct dlvm_lv;
+
+struct dlvm_map_dev {
+	int fd;               /* owned by the VG; valid while the VG is open */
+	uint32_t sector_size; /* alignment O_DIRECT needs */
+	bool direct;          /* fd is O_DIRECT */
+	bool blockdev;
+	char name[64];        /* for messages */
+};
+
+struct dlvm_map_seg {
+	uint64_t start, len;  /* byte range of the LV */
+	uint32_t stripes;     /* 1: linear */
+	uint64_t stripe_size; /* bytes (linear: len) */
+	uint32_t area_dev[DLVM_MAX_STRIPES];  /* index into devs */
+	uint64_t area_off[DLVM_MAX_STRIPES];  /* byte offset of the area on its device */
+};
+
+struct dlvm_lv_map {
+	atomic_uint refs;
+	uint64_t size;        /* bytes */
+	bool readonly;
+	char vg[DLVM_NAME_MAX + 1];
+	char lv[DLVM_NAME_MAX + 1];
+	uint32_t ndev;
+	struct dlvm_map_dev *devs;
+	uint32_t nseg;
+	struct dlvm_map_seg *segs;
+};
+
+/* One contiguous piece of an LV range on one device. */
+struct dlvm_map_piece {
+	uint32_t dev;         /* index into map->devs */
+	uint64_t dev_off;     /* byte offset on the device */
+	uint64_t len;         /* bytes, <= the requested length */
+};
+
+/* Build a map for lv (refs = 1). -ENODEV if a PV of the LV is missing. */
+int dlvm_lv_map_build(const struct dlvm_vg *vg, const struct dlvm_lv *lv,
+		      struct dlvm_lv_map **out, struct dlvm_err *err);
+struct dlvm_lv_map *dlvm_lv_map_get(struct dlvm_lv_map *m);
+void dlvm_lv_map_put(struct dlvm_lv_map *m);
+
+/*
+ * The first contiguous piece of [off, off + len): the caller guarantees
+ * len > 0 and off + len <= m->size. Loop, advancing off by piece.len, to cover
+ * a request that crosses a segment or stripe boundary. O(log nseg).
+ */
+void dlvm_lv_map_resolve(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
+			 struct dlvm_map_piece *p);
+
+#endif

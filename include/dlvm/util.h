@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/* Small helpers shared by all of libdlvm: byte order, checksums, UUIDs,
+ * overflow-checked arithmetic, size and name parsing. */
+#ifndef DLVM_UTIL_H
+#define DLVM_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dlvm/err.h"
+
+#define DLVM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define DLVM_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define DLVM_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ---- explicit little-endian field access (unaligned safe) ---- */
+static inline void dlvm_put_le16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+static inline void dlvm_put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void dlvm_put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t dlvm_get_le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+static inline uint32_t dlvm_get_le32(const uint8_t *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+static inline uint64_t dlvm_get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* ---- overflow-checked arithmetic: return true on overflow ---- */
+#define dlvm_add_overflow(a, b, r) __builtin_add_overflow((a), (b), (r))
+#define dlvm_mul_overflow(a, b, r) __builtin_mul_overflow((a), (b), (r))
+
+static inline bool dlvm_is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+static inline uint64_t dlvm_align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) / a * a;
+}
+
+/* ---- CRC32C (Castagnoli), as used by every on-disk block ---- */
+uint32_t dlvm_crc32c(const void *buf, size_t len);
+/* Continue a running CRC32C: start with crc = 0, feed pieces in order. */
+uint32_t dlvm_crc32c_update(uint32_t crc, const void *buf, size_t len);
+
+/* ---- UUIDs: 16 raw bytes; text form is the canonical 36-char one ---- */
+#define DLVM_UUID_STR 37
+void dlvm_uuid_generate(uint8_t uuid[16]);
+void dlvm_uuid_unparse(const uint8_t uuid[16], char out[DLVM_UUID_STR]);
+bool dlvm_uuid_is_zero(const uint8_t uuid[16]);
+
+/*
+ * Parse a size as LVM does: a number with an optional fraction and a suffix
+ * b/s/k/m/g/t/p/e (binary multiples; upper or lower case; 's' = 512-byte
+ * sectors). A bare number is in default_unit bytes (LVM: MiB). A leading '+'
+ * or '-' is returned in *sign ('+', '-' or 0) when sign is not NULL, and is an
+ * error when sign is NULL. Returns 0, or -EINVAL (not a number, bad suffix)
+ * or -ERANGE (overflows 64 bits), with a message naming the text.
+ */
+int dlvm_parse_size(const char *text, uint64_t default_unit, uint64_t *bytes, char *sign,
+		    struct dlvm_err *err);
+
+/* Format bytes with a unit letter as LVM's --units does ("h" picks one). */
+void dlvm_format_size(uint64_t bytes, char unit, char *out, size_t outlen);
+
+/*
+ * Check a VG or LV name by LVM's rules: 1..127 characters from
+ * [a-zA-Z0-9+_.-], not starting with '-', not "." or "..", and (for LVs) not
+ * starting with "snapshot" or "pvmove" nor containing "_mlog" etc. `what` is
+ * "VG" or "LV" and appears in the message.
+ */
+int dlvm_check_name(const char *name, const char *what, struct dlvm_err *err);
+
+/* Monotonic time in nanoseconds. */
+uint64_t dlvm_now_ns(void);
+
+#endif

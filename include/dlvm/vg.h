@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The in-memory model of a volume group and the metadata store behind it.
+ *
+ * A struct dlvm_vg is loaded from the metadata areas of its PVs
+ * (dlvm_vg_load), changed only through transactions (dlvm_txn_*: edits are
+ * made durable in every metadata copy first, then applied to the model), and
+ * freed with dlvm_vg_free. It is not thread safe: callers serialise access
+ * (dlvmd holds a mutex per VG; the CLI holds flocks on every PV).
+ */
+#ifndef DLVM_VG_H
+#define DLVM_VG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dlvm/dev.h"
+#include "dlvm/err.h"
+#include "dlvm/format.h"
+
+struct dlvm_free_range {
+	uint64_t start, count; /* physical extents */
+};
+
+/* One metadata copy (the MDA of one PV) and where its journal ends. */
+struct dlvm_mda {
+	struct dlvm_mda_header hdr; /* current header slot */
+	unsigned slot;             /* 0 or 1: slot hdr was read from */
+	uint64_t tail;             /* ring offset where the next record goes */
+	uint64_t tail_seq;         /* last sequence number in this copy */
+	uint64_t used;             /* ring bytes used since the checkpoint */
+	bool valid;                /* header and checkpoint decoded */
+	bool in_sync;              /* tail_seq == vg->seq: receives appends */
+	char problem[DLVM_ERR_MSG_MAX]; /* why not valid / not in sync */
+};
+
+struct dlvm_pv {
+	struct dlvm_pv_desc d;      /* as recorded in the VG metadata */
+	struct dlvm_pv_header hdr;  /* label read from the device */
+	struct dlvm_dev *dev;       /* NULL when the PV is missing */
+	struct dlvm_mda mda;
+	struct dlvm_free_range *free; /* sorted by start, non-adjacent */
+	size_t nfree, capfree;
+	uint64_t pe_alloc;          /* extents in use */
+};
+
+struct dlvm_lv {
+	uint64_t id;
+	uint8_t uuid[16];
+	char name[DLVM_NAME_MAX + 1];
+	uint64_t flags;            /* DLVM_LV_* */
+	uint64_t ctime;
+	uint64_t le_count;         /* size in extents */
+	uint32_t nseg;
+	struct dlvm_seg_desc **segs; /* ordered by le_start, contiguous */
+	void *priv;                /* owner's data (dlvmd: its export) */
+	size_t index;              /* position in vg->lvs */
+};
+
+struct dlvm_vg {
+	struct dlvm_vg_info info;
+	uint64_t seq;              /* last applied transaction */
+	struct dlvm_pv **pvs;
+	size_t npv;
+	struct dlvm_lv **lvs;      /* unordered; lv->index is the position */
+	size_t nlv, caplv;
+	void *by_name;             /* hash of LV names (internal) */
+	void *by_id;               /* hash of LV ids (internal) */
+	bool readonly;             /* opened without write access */
+};
+
+/* ---- loading ---- */
+
+/*
+ * Find the VGs on a set of open devices. For each device, *vg_names receives
+ * the name of the VG it belongs to (or NULL for an orphan PV or a device
+ * without a label), in the order of devs. Used by pvs and to pick the devices
+ * of one VG. Devices with damaged labels get a message in problems[i]
+ * (caller-allocated array of n dlvm_err, may be NULL).
+ */
+int dlvm_scan(struct dlvm_dev **devs, size_t n, char **vg_names, struct dlvm_err *problems);
+
+/*
+ * Load the VG `name` (or, when name is NULL, the one VG on devs) from devs.
+ * The devices that belong to it are moved into the VG (their slots in devs
+ * become NULL); the others are left to the caller. Every metadata copy is
+ * read; the one with the highest sequence number wins, the others are marked
+ * stale or damaged in pv->mda. -ENOENT if no such VG, -EBADMSG if no copy is
+ * readable (message names each copy's problem), -ENOTSUP for unknown
+ * incompatible features.
+ */
+int dlvm_vg_load(struct dlvm_dev **devs, size_t n, const char *name, struct dlvm_vg **out,
+		 struct dlvm_err *err);
+
+void dlvm_vg_free(struct dlvm_vg *vg);
+
+/* ---- PV labels ---- */
+
+struct dlvm_pvcreate_opts {
+	uint64_t mda_size;     /* 0: default */
+	uint32_t sector_size;  /* 0: the device's */
+};
+/* Write a PV label and an empty MDA onto dev (which must not belong to a VG;
+ * the caller checks foreign signatures). */
+int dlvm_pv_format(struct dlvm_dev *dev, const struct dlvm_pvcreate_opts *opts,
+		   struct dlvm_err *err);
+/* Read and decode the label; -ENODATA when there is none. */
+int dlvm_pv_read_header(struct dlvm_dev *dev, struct dlvm_pv_header *h, struct dlvm_err *err);
+/* Erase the label and the MDA header slots. */
+int dlvm_pv_wipe(struct dlvm_dev *dev, struct dlvm_err *err);
+
+/* ---- lookup ---- */
+struct dlvm_lv *dlvm_lv_find(const struct dlvm_vg *vg, const char *name);
+struct dlvm_lv *dlvm_lv_find_id(const struct dlvm_vg *vg, uint64_t id);
+struct dlvm_pv *dlvm_pv_find_id(const struct dlvm_vg *vg, uint32_t id);
+uint64_t dlvm_vg_free_extents(const struct dlvm_vg *vg);
+uint64_t dlvm_vg_total_extents(const struct dlvm_vg *vg);
+
+/* ---- transactions ---- */
+
+/* A transaction: a list of edits, committed atomically. */
+struct dlvm_txn {
+	struct dlvm_edit *edits;
+	size_t n, cap;
+};
+void dlvm_txn_init(struct dlvm_txn *t);
+/* Append an edit; the transaction takes ownership of e's allocations. */
+int dlvm_txn_add(struct dlvm_txn *t, struct dlvm_edit *e);
+void dlvm_txn_release(struct dlvm_txn *t);
+
+/*
+ * Make a transaction durable in every in-sync metadata copy (checkpointing
+ * first when the journal ring is half full), then apply it to vg. On error
+ * nothing is applied and the on-disk state is the old one or, if a write
+ * reached some copies, the new one after a reload. -ENOSPC when the metadata
+ * area is too small for the VG.
+ */
+int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err);
+
+/* Apply one edit to the model (used by replay and commit). -EBADMSG if the
+ * edit does not fit the model (an LV that does not exist, a used extent). */
+int dlvm_vg_apply(struct dlvm_vg *vg, const struct dlvm_edit *e, struct dlvm_err *err);
+
+/*
+ * Create a VG on freshly formatted PVs: write a checkpoint of the new VG into
+ * every PV's MDA. On success *out is the loaded VG owning the devices.
+ */
+int dlvm_vg_create(const char *name, uint64_t extent_size, struct dlvm_dev **devs, size_t n,
+		   struct dlvm_vg **out, struct dlvm_err *err);
+
+/* Write a fresh checkpoint of vg into every (or, with only_stale, every
+ * stale or damaged) metadata copy. Used by vgextend/vgreduce and repair. */
+int dlvm_vg_checkpoint(struct dlvm_vg *vg, bool only_stale, struct dlvm_err *err);
+
+/* Encode the whole VG as a checkpoint payload (edit stream). */
+int dlvm_vg_encode_state(const struct dlvm_vg *vg, struct dlvm_buf *out);
+
+/* ---- extent allocation (alloc.c) ---- */
+
+/*
+ * Choose extents for `extents` more logical extents of lv (lv may be NULL for
+ * a new LV; then le_start is 0) with `stripes` stripes of stripe_size bytes.
+ * Returns new segments (caller owns: free each, then the array) without
+ * changing the model. Linear: contiguous if possible (best fit), else the
+ * fewest pieces; an extend continues the last segment's PV when it can.
+ * Striped: each stripe on a different PV, extents a multiple of stripes.
+ * `pvs`/`npvs` restrict the PVs (NULL: all). -ENOSPC with free and needed
+ * extents in the message.
+ */
+int dlvm_alloc(const struct dlvm_vg *vg, const struct dlvm_lv *lv, uint64_t extents,
+	       uint16_t stripes, uint32_t stripe_size, const uint32_t *pvs, size_t npvs,
+	       struct dlvm_seg_desc ***segs_out, uint32_t *nseg_out, struct dlvm_err *err);
+
+/* Free-space bookkeeping used by apply: mark [start, start+count) used or
+ * free on pv; -EBADMSG if the range is already used / not used. */
+int dlvm_pv_take(struct dlvm_pv *pv, uint64_t start, uint64_t count);
+int dlvm_pv_give(struct dlvm_pv *pv, uint64_t start, uint64_t count);
+
+/* Deep copy of a segment list (for edits). */
+int dlvm_segs_dup(struct dlvm_seg_desc *const *segs, uint32_t n, struct dlvm_seg_desc ***out);
+void dlvm_segs_free(struct dlvm_seg_desc **segs, uint32_t n);
+
+/* ---- consistency check (check.c) ---- */
+struct dlvm_check_report {
+	unsigned problems;     /* number of problems found */
+	unsigned repaired;
+	char **lines;          /* one message per problem or repair, owned */
+	size_t nlines;
+};
+/* Verify every copy and checksum, that no extent is used twice and that free
+ * space adds up; with repair, rewrite stale/damaged copies from the model. */
+int dlvm_vg_check(struct dlvm_vg *vg, bool repair, struct dlvm_check_report *rep,
+		  struct dlvm_err *err);
+void dlvm_check_report_release(struct dlvm_check_report *rep);
+
+#endif

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include "dlvm/dev.h"
+#include "dlvm/util.h"
+
+#include <inttypes.h>
+
+#include <fcntl.h>
+#include <libgen.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int fd_pread(struct dlvm_dev *dev, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(dev->fd, (char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO; /* short device */
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static int fd_pwrite(struct dlvm_dev *dev, const void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(dev->fd, (const char *)buf + done, len - done,
+				   (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+static int fd_flush(struct dlvm_dev *dev)
+{
+	return fdatasync(dev->fd) < 0 ? -errno : 0;
+}
+
+static void fd_close(struct dlvm_dev *dev)
+{
+	if (dev->fd >= 0)
+		close(dev->fd);
+}
+
+static const struct dlvm_dev_ops fd_ops = {
+	.pread = fd_pread,
+	.pwrite = fd_pwrite,
+	.flush = fd_flush,
+	.close = fd_close,
+};
+
+static char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return strdup(s && s[1] ? s + 1 : path);
+}
+
+int dlvm_dev_open(const char *path, unsigned flags, struct dlvm_dev **out, struct dlvm_err *err)
+{
+	int oflags = ((flags & DLVM_DEV_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	struct dlvm_dev *dev;
+	struct stat st;
+	int fd, r;
+
+	fd = open(path, oflags | O_DIRECT);
+	if (fd < 0 && errno == EINVAL)
+		fd = open(path, oflags); /* file system without O_DIRECT (tmpfs) */
+	if (fd < 0) {
+		r = -errno;
+		return dlvm_err_set(err, r, "%s: cannot open: %s", path, strerror(-r));
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		close(fd);
+		return dlvm_err_set(err, r, "%s: cannot stat: %s", path, strerror(-r));
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		close(fd);
+		return dlvm_err_set(err, -EINVAL, "%s: not a regular file or block device", path);
+	}
+	if ((flags & DLVM_DEV_LOCK) && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		r = -errno;
+		close(fd);
+		if (r == -EWOULDBLOCK)
+			return dlvm_err_set(err, -EBUSY, "%s: in use by another dlvm process "
+					    "(is dlvmd running? use --socket)", path);
+		return dlvm_err_set(err, r, "%s: cannot lock: %s", path, strerror(-r));
+	}
+	dev = calloc(1, sizeof(*dev));
+	if (!dev) {
+		close(fd);
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	}
+	dev->ops = &fd_ops;
+	dev->fd = fd;
+	dev->path = strdup(path);
+	dev->name = base_name(path);
+	dev->readonly = flags & DLVM_DEV_RDONLY;
+	dev->direct = (fcntl(fd, F_GETFL) & O_DIRECT) != 0;
+	if (S_ISBLK(st.st_mode)) {
+		uint64_t size = 0;
+		int ss = 512;
+		dev->blockdev = true;
+		if (ioctl(fd, BLKGETSIZE64, &size) < 0 || ioctl(fd, BLKSSZGET, &ss) < 0) {
+			r = -errno;
+			dlvm_dev_close(dev);
+			return dlvm_err_set(err, r, "%s: cannot query block device: %s", path,
+					    strerror(-r));
+		}
+		dev->size = size;
+		dev->sector_size = (uint32_t)ss;
+	} else {
+		dev->size = (uint64_t)st.st_size;
+		dev->sector_size = 512;
+	}
+	if (!dev->path || !dev->name) {
+		dlvm_dev_close(dev);
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	}
+	*out = dev;
+	return 0;
+}
+
+void dlvm_dev_close(struct dlvm_dev *dev)
+{
+	if (!dev)
+		return;
+	if (dev->ops && dev->ops->close)
+		dev->ops->close(dev);
+	free(dev->path);
+	free(dev->name);
+	free(dev);
+}
+
+int dlvm_dev_read(struct dlvm_dev *dev, void *buf, size_t len, uint64_t off, struct dlvm_err *err)
+{
+	int r = dev->ops->pread(dev, buf, len, off);
+	if (r < 0)
+		return dlvm_err_set(err, r, "%s: read of %zu bytes at offset %" PRIu64 " failed: %s",
+				    dev->name, len, off, strerror(-r));
+	return 0;
+}
+
+int dlvm_dev_write(struct dlvm_dev *dev, const void *buf, size_t len, uint64_t off,
+		   struct dlvm_err *err)
+{
+	if (dev->readonly)
+		return dlvm_err_set(err, -EROFS, "%s: opened read-only", dev->name);
+	int r = dev->ops->pwrite(dev, buf, len, off);
+	if (r < 0)
+		return dlvm_err_set(err, r, "%s: write of %zu bytes at offset %" PRIu64 " failed: %s",
+				    dev->name, len, off, strerror(-r));
+	return 0;
+}
+
+int dlvm_dev_flush(struct dlvm_dev *dev, struct dlvm_err *err)
+{
+	int r = dev->ops->flush(dev);
+	if (r < 0)
+		return dlvm_err_set(err, r, "%s: flush failed: %s", dev->name, strerror(-r));
+	return 0;
+}
+
+void *dlvm_io_alloc(size_t len)
+{
+	void *p = NULL;
+
+	if (posix_memalign(&p, 4096, len ? dlvm_align_up(len, 4096) : 4096))
+		return NULL;
+	memset(p, 0, len ? dlvm_align_up(len, 4096) : 4096);
+	return p;
+}
