@@ -1,0 +1,34 @@
+# Thin wrapper: the real build is meson + ninja, the real logic lives in scripts/.
+#   make build   install missing packages, configure (once) and compile build/
+#   make run     build, then start dlvmd on ./var (creates pv0.img and vg0 on first start)
+#   make check   build, then unit tests (ASan+UBSan) and system tests; ends with "N passed, N failed"
+#   make bench   build, then the benchmarks in bench/ (ratios against baselines)
+#   make clean   remove build trees and benchmark output
+
+BUILD := build
+
+.PHONY: all deps build run check bench clean
+
+all: build
+
+deps:
+	scripts/deps
+
+build: deps
+	@if [ ! -f $(BUILD)/build.ninja ]; then \
+		if [ -d $(BUILD)/meson-private ]; then meson setup --wipe $(BUILD); \
+		else meson setup $(BUILD); fi; \
+	fi
+	ninja -C $(BUILD)
+
+run: build
+	scripts/run
+
+check: build
+	scripts/check
+
+bench: build
+	bench/run
+
+clean:
+	rm -rf $(BUILD) build-asan bench/out
