@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: MIT */
+#include "daemon/api.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CMD_PREFIX "/v1/cmd/"
+
+struct dlvmd_api {
+	struct dlvm_ctx *ctx;
+	pthread_mutex_t lock; /* serializes commands */
+	struct MHD_Daemon *mhd;
+	char *path;
+};
+
+/* State of one request while its body arrives. */
+struct api_req {
+	char *body;
+	size_t len, cap;
+	bool too_large;
+};
+
+unsigned dlvmd_api_status(int code)
+{
+	switch (-code) {
+	case EINVAL: return MHD_HTTP_BAD_REQUEST;
+	case ENOENT: return MHD_HTTP_NOT_FOUND;
+	case EEXIST:
+	case EBUSY: return MHD_HTTP_CONFLICT;
+	case ENOSPC: return MHD_HTTP_INSUFFICIENT_STORAGE;
+	case ENOTSUP: return MHD_HTTP_NOT_IMPLEMENTED;
+	default: return MHD_HTTP_INTERNAL_SERVER_ERROR;
+	}
+}
+
+/* Send `body` (consumed) as JSON with `status`. */
+static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, json_t *body)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char *text;
+
+	text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(body);
+	if (!text)
+		return MHD_NO;
+	resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(text);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* An error body; warnings and messages are taken from `from` when given. */
+static json_t *error_body(int code, const char *msg, json_t *from)
+{
+	json_t *body, *w, *m;
+
+	body = json_pack("{s:{s:s,s:i,s:s}}", "error", "code", dlvm_errno_name(code), "errno",
+			 -code, "message", msg && *msg ? msg : strerror(-code));
+	if (!body)
+		return NULL;
+	w = from ? json_object_get(from, "warnings") : NULL;
+	json_object_set_new(body, "warnings", json_is_array(w) ? json_copy(w) : json_array());
+	m = from ? json_object_get(from, "messages") : NULL;
+	if (json_is_array(m))
+		json_object_set(body, "messages", m);
+	return body;
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *conn, unsigned status, int code,
+				   const char *msg)
+{
+	json_t *body = error_body(code, msg, NULL);
+
+	return body ? reply_json(conn, status, body) : MHD_NO;
+}
+
+static void log_result(const char *name, int r, const struct dlvm_err *err, json_t *resp)
+{
+	json_t *v;
+	size_t i;
+
+	if (r < 0) {
+		fprintf(stderr, "dlvmd: %s: failed: %s\n", name,
+			*err->msg ? err->msg : strerror(-r));
+		return;
+	}
+	json_array_foreach(json_object_get(resp, "messages"), i, v)
+		if (json_is_string(v))
+			fprintf(stderr, "dlvmd: %s: %s\n", name, json_string_value(v));
+}
+
+static enum MHD_Result handle_cmd(struct dlvmd_api *api, struct MHD_Connection *conn,
+				  const char *name, struct api_req *rq)
+{
+	const struct dlvm_cmd_def *def;
+	struct dlvm_err err = {0};
+	json_error_t jerr;
+	json_t *req, *resp;
+	char msg[DLVM_ERR_MSG_MAX];
+	int r;
+
+	def = dlvm_cmd_find(name);
+	if (!def) {
+		snprintf(msg, sizeof(msg), "Unknown command \"%.64s\"", name);
+		return reply_error(conn, MHD_HTTP_NOT_FOUND, -ENOENT, msg);
+	}
+	if (rq->len == 0)
+		req = json_object();
+	else
+		req = json_loadb(rq->body, rq->len, 0, &jerr);
+	if (!req) {
+		snprintf(msg, sizeof(msg), "Invalid JSON in request body (line %d, column %d): %s",
+			 jerr.line, jerr.column, jerr.text);
+		return reply_error(conn, MHD_HTTP_BAD_REQUEST, -EINVAL, msg);
+	}
+	if (!json_is_object(req)) {
+		json_decref(req);
+		return reply_error(conn, MHD_HTTP_BAD_REQUEST, -EINVAL,
+				   "Request body must be a JSON object");
+	}
+	resp = json_object();
+	if (!resp) {
+		json_decref(req);
+		return MHD_NO;
+	}
+
+	pthread_mutex_lock(&api->lock);
+	r = dlvm_cmd_run(api->ctx, name, req, resp, &err);
+	pthread_mutex_unlock(&api->lock);
+	json_decref(req);
+
+	if (def->flags & DLVM_CMD_MUTATES || r < 0)
+		log_result(name, r, &err, resp);
+	if (r < 0) {
+		json_t *body = error_body(r, err.msg, resp);
+
+		json_decref(resp);
+		return body ? reply_json(conn, dlvmd_api_status(r), body) : MHD_NO;
+	}
+	return reply_json(conn, MHD_HTTP_OK, resp);
+}
+
+static enum MHD_Result handle_health(struct MHD_Connection *conn)
+{
+	json_t *body = json_pack("{s:s,s:i}", "status", "ok", "pid", (int)getpid());
+
+	return body ? reply_json(conn, MHD_HTTP_OK, body) : MHD_NO;
+}
+
+static enum MHD_Result api_access(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct dlvmd_api *api = cls;
+	struct api_req *rq = *con_cls;
+	bool post = !strcmp(method, MHD_HTTP_METHOD_POST);
+	bool get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+
+	(void)version;
+	if (!rq) {
+		const char *clen;
+
+		rq = calloc(1, sizeof(*rq));
+		if (!rq)
+			return MHD_NO;
+		*con_cls = rq;
+		clen = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						   MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (clen && strtoull(clen, NULL, 10) > DLVMD_API_MAX_BODY) {
+			rq->too_large = true;
+			return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, -EFBIG,
+					   "Request body larger than 1 MiB");
+		}
+		return MHD_YES;
+	}
+
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		if (rq->too_large || rq->len + n > DLVMD_API_MAX_BODY) {
+			rq->too_large = true; /* discard the rest, answer at the end */
+			return MHD_YES;
+		}
+		if (rq->len + n > rq->cap) {
+			size_t cap = rq->cap ? rq->cap : 4096;
+			char *p;
+
+			while (cap < rq->len + n)
+				cap *= 2;
+			p = realloc(rq->body, cap);
+			if (!p)
+				return MHD_NO;
+			rq->body = p;
+			rq->cap = cap;
+		}
+		memcpy(rq->body + rq->len, upload_data, n);
+		rq->len += n;
+		return MHD_YES;
+	}
+
+	if (rq->too_large)
+		return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, -EFBIG,
+				   "Request body larger than 1 MiB");
+
+	if (!strcmp(url, "/v1/health")) {
+		if (!get)
+			return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, -EINVAL,
+					   "/v1/health accepts only GET");
+		return handle_health(conn);
+	}
+	if (!strncmp(url, CMD_PREFIX, strlen(CMD_PREFIX)) && url[strlen(CMD_PREFIX)]) {
+		if (!post)
+			return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, -EINVAL,
+					   "/v1/cmd/ accepts only POST");
+		return handle_cmd(api, conn, url + strlen(CMD_PREFIX), rq);
+	}
+	return reply_error(conn, MHD_HTTP_NOT_FOUND, -ENOENT, "No such API endpoint");
+}
+
+static void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			  enum MHD_RequestTerminationCode toe)
+{
+	struct api_req *rq = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (rq) {
+		free(rq->body);
+		free(rq);
+		*con_cls = NULL;
+	}
+}
+
+/* A bound, listening Unix socket at path; a stale socket file is removed,
+ * a live one (a daemon answers) is -EADDRINUSE. */
+static int listen_unix(const char *path, int *out, struct dlvm_err *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd, r;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return dlvm_err_set(err, -ENAMETOOLONG, "%s: socket path too long", path);
+	strcpy(sa.sun_path, path);
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return dlvm_err_set(err, -errno, "socket: %s", strerror(errno));
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			close(fd);
+			return dlvm_err_set(err, -EEXIST, "%s: exists and is not a socket", path);
+		}
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+			close(fd);
+			return dlvm_err_set(err, -EADDRINUSE,
+					    "%s: another daemon is listening on this socket", path);
+		}
+		unlink(path);
+		close(fd);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return dlvm_err_set(err, -errno, "socket: %s", strerror(errno));
+	}
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+		r = -errno;
+		close(fd);
+		return dlvm_err_set(err, r, "%s: %s", path, strerror(-r));
+	}
+	*out = fd;
+	return 0;
+}
+
+int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **out,
+		    struct dlvm_err *err)
+{
+	struct dlvmd_api *api;
+	int fd, r;
+
+	api = calloc(1, sizeof(*api));
+	if (!api)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	api->ctx = ctx;
+	pthread_mutex_init(&api->lock, NULL);
+	api->path = strdup(path);
+	if (!api->path) {
+		r = dlvm_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	r = listen_unix(path, &fd, err);
+	if (r < 0)
+		goto fail;
+	api->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+					    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
+				    0, NULL, NULL, api_access, api,
+				    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+				    MHD_OPTION_NOTIFY_COMPLETED, api_completed, api,
+				    MHD_OPTION_CONNECTION_TIMEOUT, 600u,
+				    MHD_OPTION_END);
+	if (!api->mhd) {
+		close(fd);
+		unlink(path);
+		r = dlvm_err_set(err, -EIO, "%s: cannot start the HTTP server", path);
+		goto fail;
+	}
+	*out = api;
+	return 0;
+fail:
+	pthread_mutex_destroy(&api->lock);
+	free(api->path);
+	free(api);
+	return r;
+}
+
+void dlvmd_api_stop(struct dlvmd_api *api)
+{
+	if (!api)
+		return;
+	MHD_stop_daemon(api->mhd); /* closes the listening socket */
+	unlink(api->path);
+	pthread_mutex_destroy(&api->lock);
+	free(api->path);
+	free(api);
+}

@@ -1,0 +1,479 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dlvmd: the per-host daemon. Loads every VG on the managed devices,
+ * activates (exports over NBD) every LV, serves the control API for the CLI
+ * and stops cleanly on SIGTERM/SIGINT.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <ini.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/api.h"
+#include "daemon/exports.h"
+#include "daemon/hooks.h"
+#include "daemon/nbd/server.h"
+#include "dlvm/cmd.h"
+#include "dlvm/vg.h"
+
+#ifndef DLVM_VERSION
+#define DLVM_VERSION "unknown"
+#endif
+
+#define DEFAULT_NBD_LISTEN "127.0.0.1:10809"
+
+struct dlvmd_opts {
+	char *state_dir;
+	char *devices;    /* comma separated, added to STATE_DIR/devices */
+	char *nbd_listen; /* "HOST:PORT" or "none" */
+	char *config;
+	unsigned workers;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: dlvmd --state-dir DIR [OPTIONS]\n"
+		"\n"
+		"Serve the volume groups on the managed devices: every LV over NBD\n"
+		"(DIR/nbd.sock and TCP), the control API for dlvm on DIR/dlvmd.sock.\n"
+		"\n"
+		"Options:\n"
+		"  --state-dir DIR        state directory (created if missing)\n"
+		"  --devices PATH,...     devices to manage, added to DIR/devices\n"
+		"  --nbd-listen ADDR:PORT NBD TCP listener (default " DEFAULT_NBD_LISTEN
+		"; 'none': Unix socket only)\n"
+		"  --nbd-workers N        NBD worker threads (default: one per CPU, at most 8)\n"
+		"  --config FILE          ini file with keys state_dir, devices, nbd_listen;\n"
+		"                         command-line options override it\n"
+		"  --foreground           run in the foreground (the default)\n"
+		"  -h, --help             show this help\n"
+		"  -V, --version          show the version\n");
+}
+
+static void set_str(char **dst, const char *v)
+{
+	char *s = strdup(v);
+
+	if (!s) {
+		fprintf(stderr, "dlvmd: out of memory\n");
+		exit(1);
+	}
+	free(*dst);
+	*dst = s;
+}
+
+/* ---- configuration file ---- */
+
+struct config_parse {
+	struct dlvmd_opts *cfg;
+	char bad[128]; /* why the line ini_parse reports was refused */
+};
+
+static int config_key(void *user, const char *section, const char *key, const char *value)
+{
+	struct config_parse *cp = user;
+
+	if (*section && strcmp(section, "dlvmd")) {
+		if (!cp->bad[0])
+			snprintf(cp->bad, sizeof(cp->bad), "unknown section [%.64s]", section);
+		return 0;
+	}
+	if (!strcmp(key, "state_dir"))
+		set_str(&cp->cfg->state_dir, value);
+	else if (!strcmp(key, "devices"))
+		set_str(&cp->cfg->devices, value);
+	else if (!strcmp(key, "nbd_listen"))
+		set_str(&cp->cfg->nbd_listen, value);
+	else {
+		if (!cp->bad[0])
+			snprintf(cp->bad, sizeof(cp->bad), "unknown key '%.64s'", key);
+		return 0;
+	}
+	return 1;
+}
+
+static int config_load(const char *file, struct dlvmd_opts *cfg)
+{
+	struct config_parse cp = {.cfg = cfg};
+	int r;
+
+	r = ini_parse(file, config_key, &cp);
+	if (r == -1) {
+		fprintf(stderr, "dlvmd: %s: %s\n", file, strerror(errno));
+		return -1;
+	}
+	if (r == -2) {
+		fprintf(stderr, "dlvmd: %s: out of memory\n", file);
+		return -1;
+	}
+	if (r > 0) {
+		fprintf(stderr, "dlvmd: %s:%d: %s\n", file, r,
+			cp.bad[0] ? cp.bad : "syntax error (expected key = value)");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- command line ---- */
+
+enum { OPT_STATE_DIR = 256, OPT_DEVICES, OPT_NBD_LISTEN, OPT_NBD_WORKERS, OPT_CONFIG,
+       OPT_FOREGROUND };
+
+static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
+{
+	static const struct option longopts[] = {
+		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+		{"devices", required_argument, NULL, OPT_DEVICES},
+		{"nbd-listen", required_argument, NULL, OPT_NBD_LISTEN},
+		{"nbd-workers", required_argument, NULL, OPT_NBD_WORKERS},
+		{"config", required_argument, NULL, OPT_CONFIG},
+		{"foreground", no_argument, NULL, OPT_FOREGROUND},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct dlvmd_opts flags = {0};
+	char *end;
+	long n;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_STATE_DIR: set_str(&flags.state_dir, optarg); break;
+		case OPT_DEVICES: set_str(&flags.devices, optarg); break;
+		case OPT_NBD_LISTEN: set_str(&flags.nbd_listen, optarg); break;
+		case OPT_CONFIG: set_str(&flags.config, optarg); break;
+		case OPT_FOREGROUND: break;
+		case OPT_NBD_WORKERS:
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || *end || n < 1 || n > 256) {
+				fprintf(stderr, "dlvmd: --nbd-workers: '%s' is not a number "
+						"from 1 to 256\n", optarg);
+				return 2;
+			}
+			flags.workers = (unsigned)n;
+			break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("dlvmd %s\n", DLVM_VERSION); exit(0);
+		default:
+			fprintf(stderr, "Try 'dlvmd --help'.\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "dlvmd: unexpected argument '%s'. Try 'dlvmd --help'.\n",
+			argv[optind]);
+		return 2;
+	}
+
+	if (flags.config && config_load(flags.config, o) < 0)
+		return 1;
+	if (flags.state_dir)
+		set_str(&o->state_dir, flags.state_dir);
+	if (flags.devices)
+		set_str(&o->devices, flags.devices);
+	if (flags.nbd_listen)
+		set_str(&o->nbd_listen, flags.nbd_listen);
+	o->workers = flags.workers;
+	free(flags.state_dir);
+	free(flags.devices);
+	free(flags.nbd_listen);
+	free(flags.config);
+
+	if (!o->state_dir || !*o->state_dir) {
+		fprintf(stderr, "dlvmd: --state-dir is required. Try 'dlvmd --help'.\n");
+		return 2;
+	}
+	if (!o->nbd_listen)
+		set_str(&o->nbd_listen, DEFAULT_NBD_LISTEN);
+	if (!o->workers) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		o->workers = cpus < 1 ? 1 : cpus > 8 ? 8 : (unsigned)cpus;
+	}
+	return 0;
+}
+
+/* ---- state directory ---- */
+
+static int mkdir_p(const char *dir)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(dir);
+
+	if (len >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, dir, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* One instance per state directory: hold an exclusive lock on DIR/dlvmd.pid. */
+static int lock_state_dir(const char *dir)
+{
+	char path[PATH_MAX], pid[32] = "";
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/dlvmd.pid", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "dlvmd: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		fprintf(stderr, "dlvmd: %s: another dlvmd (pid %s) runs on this state directory\n",
+			dir, *pid ? pid : "?");
+		close(fd);
+		return -1;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		fprintf(stderr, "dlvmd: %s: %s\n", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd; /* kept open for the daemon's lifetime */
+}
+
+/* An absolute form of a device path (the daemon's cwd must not matter). */
+static char *absolute_path(const char *p)
+{
+	char cwd[PATH_MAX], *out;
+
+	if (p[0] == '/')
+		return strdup(p);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	if (asprintf(&out, "%s/%s", cwd, p) < 0)
+		return NULL;
+	return out;
+}
+
+/*
+ * Add the comma-separated `devices` to DIR/devices (one path per line),
+ * keeping the lines already there. The file is replaced atomically.
+ */
+static int devices_file_add(const char *dir, const char *devices)
+{
+	char path[PATH_MAX], tmp[PATH_MAX], *line = NULL, *list, *save = NULL;
+	size_t cap = 0, nold = 0;
+	char **old = NULL;
+	bool changed = false;
+	FILE *f;
+	int ret = -1;
+
+	snprintf(path, sizeof(path), "%s/devices", dir);
+	f = fopen(path, "r");
+	if (f) {
+		while (getline(&line, &cap, f) > 0) {
+			char **p = realloc(old, (nold + 1) * sizeof(*old));
+
+			if (!p)
+				goto out;
+			old = p;
+			old[nold++] = strdup(line);
+		}
+		fclose(f);
+	} else if (errno != ENOENT) {
+		fprintf(stderr, "dlvmd: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+
+	snprintf(tmp, sizeof(tmp), "%s/devices.tmp", dir);
+	f = fopen(tmp, "w");
+	if (!f) {
+		fprintf(stderr, "dlvmd: %s: %s\n", tmp, strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < nold; i++)
+		if (old[i])
+			fputs(old[i], f);
+	list = strdup(devices);
+	for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *abs = *tok ? absolute_path(tok) : NULL;
+		bool known = false;
+
+		if (!abs)
+			continue;
+		for (size_t i = 0; i < nold && !known; i++)
+			known = old[i] && !strncmp(old[i], abs, strlen(abs)) &&
+				(old[i][strlen(abs)] == '\n' || !old[i][strlen(abs)]);
+		if (!known) {
+			if (nold && old[nold - 1] && !strchr(old[nold - 1], '\n') && !changed)
+				fputc('\n', f);
+			fprintf(f, "%s\n", abs);
+			fprintf(stderr, "dlvmd: %s: added to %s\n", abs, path);
+			changed = true;
+		}
+		free(abs);
+	}
+	free(list);
+	if (fflush(f) || fsync(fileno(f)) || fclose(f)) {
+		fprintf(stderr, "dlvmd: %s: %s\n", tmp, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	if (changed && rename(tmp, path) < 0) {
+		fprintf(stderr, "dlvmd: %s: %s\n", path, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	if (!changed)
+		unlink(tmp);
+	ret = 0;
+out:
+	for (size_t i = 0; i < nold; i++)
+		free(old[i]);
+	free(old);
+	free(line);
+	return ret;
+}
+
+/* ---- main ---- */
+
+static void log_loaded(const struct dlvm_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->nvg; i++)
+		fprintf(stderr, "dlvmd: %s: loaded (%zu PV%s, %zu LV%s)\n", ctx->vgs[i]->info.name,
+			ctx->vgs[i]->npv, ctx->vgs[i]->npv == 1 ? "" : "s", ctx->vgs[i]->nlv,
+			ctx->vgs[i]->nlv == 1 ? "" : "s");
+	if (ctx->norphans)
+		fprintf(stderr, "dlvmd: %zu device%s without a VG\n", ctx->norphans,
+			ctx->norphans == 1 ? "" : "s");
+}
+
+int main(int argc, char **argv)
+{
+	struct dlvmd_opts o = {0};
+	struct dlvm_ctx ctx = {0};
+	struct dlvm_export_hooks hooks;
+	struct dlvm_exports *ex = NULL;
+	struct nbd_server *nbd = NULL;
+	struct dlvmd_api *api = NULL;
+	struct dlvm_err err = {0};
+	char dir[PATH_MAX], nbd_path[PATH_MAX + 16], api_path[PATH_MAX + 16];
+	bool ctx_ready = false;
+	sigset_t sigs;
+	int lock_fd = -1, sig = 0, rc = 1, r;
+
+	r = parse_args(argc, argv, &o);
+	if (r)
+		return r;
+
+	if (mkdir_p(o.state_dir) < 0 || !realpath(o.state_dir, dir)) {
+		fprintf(stderr, "dlvmd: %s: %s\n", o.state_dir, strerror(errno));
+		goto out;
+	}
+	snprintf(nbd_path, sizeof(nbd_path), "%s/nbd.sock", dir);
+	snprintf(api_path, sizeof(api_path), "%s/dlvmd.sock", dir);
+	lock_fd = lock_state_dir(dir);
+	if (lock_fd < 0)
+		goto out;
+	if (o.devices && devices_file_add(dir, o.devices) < 0)
+		goto out;
+
+	/* Threads started from here on inherit the blocked set: only the
+	 * sigwait below sees SIGTERM and SIGINT. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	fprintf(stderr, "dlvmd: starting on %s (pid %ld)\n", dir, (long)getpid());
+	r = dlvm_ctx_init(&ctx, dir, NULL, true, &err);
+	if (r < 0) {
+		fprintf(stderr, "dlvmd: %s\n", err.msg);
+		goto out;
+	}
+	ctx_ready = true;
+	ex = dlvm_exports_new();
+	if (!ex) {
+		fprintf(stderr, "dlvmd: out of memory\n");
+		goto out;
+	}
+	dlvmd_hooks_init(&hooks, ex);
+	ctx.hooks = &hooks;
+	r = dlvm_ctx_load(&ctx, &err);
+	if (r < 0) {
+		fprintf(stderr, "dlvmd: %s\n", err.msg);
+		goto out;
+	}
+	log_loaded(&ctx);
+	dlvmd_activate_all(&ctx);
+
+	struct nbd_server_opts nopts = {
+		.unix_path = nbd_path,
+		.tcp_addr = strcmp(o.nbd_listen, "none") ? o.nbd_listen : NULL,
+		.workers = o.workers,
+	};
+	unlink(nbd_path); /* stale: the state dir lock says no daemon owns it */
+	dlvm_err_clear(&err);
+	r = nbd_server_start(ex, &nopts, &nbd, &err);
+	if (r < 0) {
+		fprintf(stderr, "dlvmd: nbd: %s\n", *err.msg ? err.msg : strerror(-r));
+		goto out;
+	}
+	fprintf(stderr, "dlvmd: nbd: listening on %s%s%s\n", nbd_path,
+		nopts.tcp_addr ? " and " : "", nopts.tcp_addr ? nopts.tcp_addr : "");
+
+	dlvm_err_clear(&err);
+	r = dlvmd_api_start(&ctx, api_path, &api, &err);
+	if (r < 0) {
+		fprintf(stderr, "dlvmd: api: %s\n", err.msg);
+		goto out;
+	}
+	fprintf(stderr, "dlvmd: api: listening on %s\n", api_path);
+	fprintf(stderr, "dlvmd: ready\n");
+
+	while (sigwait(&sigs, &sig) != 0)
+		;
+	fprintf(stderr, "dlvmd: %s: shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	rc = 0;
+out:
+	dlvmd_api_stop(api); /* no command runs after this */
+	if (nbd) {
+		nbd_server_stop(nbd); /* in-flight requests finish and are flushed */
+		unlink(nbd_path);
+	}
+	if (ctx_ready) {
+		ctx.hooks = NULL;
+		dlvm_ctx_release(&ctx);
+	}
+	if (ex)
+		dlvm_exports_free(ex);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	if (rc == 0)
+		fprintf(stderr, "dlvmd: stopped\n");
+	free(o.state_dir);
+	free(o.devices);
+	free(o.nbd_listen);
+	return rc;
+}
