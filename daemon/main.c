@@ -36,7 +36,6 @@ struct dlvmd_opts {
 	char *devices;    /* comma separated, added to STATE_DIR/devices */
 	char *nbd_listen; /* "HOST:PORT" or "none" */
 	char *config;
-	unsigned workers;
 };
 
 static void usage(FILE *f)
@@ -52,7 +51,6 @@ static void usage(FILE *f)
 		"  --devices PATH,...     devices to manage, added to DIR/devices\n"
 		"  --nbd-listen ADDR:PORT NBD TCP listener (default " DEFAULT_NBD_LISTEN
 		"; 'none': Unix socket only)\n"
-		"  --nbd-workers N        NBD worker threads (default: one per CPU, at most 8)\n"
 		"  --config FILE          ini file with keys state_dir, devices, nbd_listen;\n"
 		"                         command-line options override it\n"
 		"  --foreground           run in the foreground (the default)\n"
@@ -126,8 +124,7 @@ static int config_load(const char *file, struct dlvmd_opts *cfg)
 
 /* ---- command line ---- */
 
-enum { OPT_STATE_DIR = 256, OPT_DEVICES, OPT_NBD_LISTEN, OPT_NBD_WORKERS, OPT_CONFIG,
-       OPT_FOREGROUND };
+enum { OPT_STATE_DIR = 256, OPT_DEVICES, OPT_NBD_LISTEN, OPT_CONFIG, OPT_FOREGROUND };
 
 static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 {
@@ -135,7 +132,6 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 		{"devices", required_argument, NULL, OPT_DEVICES},
 		{"nbd-listen", required_argument, NULL, OPT_NBD_LISTEN},
-		{"nbd-workers", required_argument, NULL, OPT_NBD_WORKERS},
 		{"config", required_argument, NULL, OPT_CONFIG},
 		{"foreground", no_argument, NULL, OPT_FOREGROUND},
 		{"help", no_argument, NULL, 'h'},
@@ -143,8 +139,6 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		{NULL, 0, NULL, 0},
 	};
 	struct dlvmd_opts flags = {0};
-	char *end;
-	long n;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "hV", longopts, NULL)) != -1) {
@@ -154,16 +148,6 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		case OPT_NBD_LISTEN: set_str(&flags.nbd_listen, optarg); break;
 		case OPT_CONFIG: set_str(&flags.config, optarg); break;
 		case OPT_FOREGROUND: break;
-		case OPT_NBD_WORKERS:
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno || *end || n < 1 || n > 256) {
-				fprintf(stderr, "dlvmd: --nbd-workers: '%s' is not a number "
-						"from 1 to 256\n", optarg);
-				return 2;
-			}
-			flags.workers = (unsigned)n;
-			break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("dlvmd %s\n", DLVM_VERSION); exit(0);
 		default:
@@ -185,7 +169,6 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		set_str(&o->devices, flags.devices);
 	if (flags.nbd_listen)
 		set_str(&o->nbd_listen, flags.nbd_listen);
-	o->workers = flags.workers;
 	free(flags.state_dir);
 	free(flags.devices);
 	free(flags.nbd_listen);
@@ -197,11 +180,6 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 	}
 	if (!o->nbd_listen)
 		set_str(&o->nbd_listen, DEFAULT_NBD_LISTEN);
-	if (!o->workers) {
-		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-
-		o->workers = cpus < 1 ? 1 : cpus > 8 ? 8 : (unsigned)cpus;
-	}
 	return 0;
 }
 
@@ -431,9 +409,7 @@ int main(int argc, char **argv)
 	struct nbd_server_opts nopts = {
 		.unix_path = nbd_path,
 		.tcp_addr = strcmp(o.nbd_listen, "none") ? o.nbd_listen : NULL,
-		.workers = o.workers,
 	};
-	unlink(nbd_path); /* stale: the state dir lock says no daemon owns it */
 	dlvm_err_clear(&err);
 	r = nbd_server_start(ex, &nopts, &nbd, &err);
 	if (r < 0) {
@@ -458,10 +434,8 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	dlvmd_api_stop(api); /* no command runs after this */
-	if (nbd) {
+	if (nbd)
 		nbd_server_stop(nbd); /* in-flight requests finish and are flushed */
-		unlink(nbd_path);
-	}
 	if (ctx_ready) {
 		ctx.hooks = NULL;
 		dlvm_ctx_release(&ctx);

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dlvm: the command-line tool. Parses argv from the command table, runs the
+ * command in dlvmd when one listens on the control socket and in-process
+ * otherwise, and prints the response as LVM does.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "dlvm/util.h"
+
+/* Arguments that name devices, from this position on: the daemon runs
+ * elsewhere, so relative paths are made absolute before they are sent. */
+static const struct {
+	const char *cmd;
+	size_t first;
+} path_args[] = {
+	{"pvcreate", 0}, {"pvremove", 0}, {"pvs", 0}, {"vgcreate", 1},
+	{"vgextend", 1}, {"vgreduce", 1}, {"dump", 0},
+};
+
+static int absolute_paths(const char *name, json_t *args)
+{
+	char cwd[PATH_MAX], *abs;
+	json_t *v;
+	size_t i;
+
+	for (i = 0; i < DLVM_ARRAY_SIZE(path_args); i++)
+		if (!strcmp(path_args[i].cmd, name))
+			break;
+	if (i == DLVM_ARRAY_SIZE(path_args))
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return -1;
+	for (size_t a = path_args[i].first; a < json_array_size(args); a++) {
+		v = json_array_get(args, a);
+		if (!json_is_string(v) || json_string_value(v)[0] == '/')
+			continue;
+		if (asprintf(&abs, "%s/%s", cwd, json_string_value(v)) < 0)
+			return -1;
+		json_array_set_new(args, a, json_string(abs));
+		free(abs);
+	}
+	return 0;
+}
+
+static const char *env_or(const char *given, const char *env, const char *dflt)
+{
+	const char *e;
+
+	if (given)
+		return given;
+	e = getenv(env);
+	return e && *e ? e : dflt;
+}
+
+/* Print the response of a failed command and return its exit code. */
+static int failed(json_t *resp, const struct cli_report_opts *rep, const char *msg)
+{
+	if (resp)
+		cli_print_response(resp, rep);
+	cli_print_error("%s", msg);
+	return CLI_EXIT_FAILED;
+}
+
+static int run_local(const struct cli_cmdline *cl)
+{
+	struct dlvm_err err = {0};
+	json_t *resp = json_object();
+	int r, rc;
+
+	if (!resp)
+		return CLI_EXIT_FAILED;
+	r = cli_local_run(&cl->g, cl->cmd->name, cl->req, resp, &err);
+	if (r < 0)
+		rc = failed(resp, &cl->rep, *err.msg ? err.msg : strerror(-r));
+	else
+		rc = cli_print_response(resp, &cl->rep);
+	json_decref(resp);
+	return rc;
+}
+
+static int run(struct cli_cmdline *cl)
+{
+	const char *name = cl->cmd->name;
+	struct dlvm_err err = {0};
+	json_t *resp = NULL;
+	char socket[PATH_MAX];
+	long status = 0;
+	int r, rc;
+
+	if (cl->cmd->flags & DLVM_CMD_LOCAL) {
+		if (cl->g.verbose)
+			fprintf(stderr, "dlvm: %s: runs in-process\n", name);
+		return run_local(cl);
+	}
+	if (cl->g.socket)
+		snprintf(socket, sizeof(socket), "%s", cl->g.socket);
+	else
+		snprintf(socket, sizeof(socket), "%s/dlvmd.sock", cl->g.state_dir);
+
+	if (absolute_paths(name, json_object_get(cl->req, "args")) < 0) {
+		cli_print_error("Cannot resolve relative paths: %s", strerror(errno));
+		return CLI_EXIT_FAILED;
+	}
+	r = cli_daemon_run(socket, name, cl->req, &status, &resp, &err);
+	if (r == 1) {
+		if (cl->g.verbose)
+			fprintf(stderr, "dlvm: %s: no dlvmd at %s, running in-process\n", name,
+				socket);
+		return run_local(cl);
+	}
+	if (r < 0) {
+		cli_print_error("%s", err.msg);
+		return CLI_EXIT_FAILED;
+	}
+	if (cl->g.verbose)
+		fprintf(stderr, "dlvm: %s: ran in dlvmd at %s (HTTP %ld)\n", name, socket, status);
+	if (status == 200) {
+		rc = cli_print_response(resp, &cl->rep);
+	} else {
+		const char *msg = json_string_value(
+			json_object_get(json_object_get(resp, "error"), "message"));
+		char buf[128];
+
+		if (!msg) {
+			snprintf(buf, sizeof(buf), "dlvmd answered HTTP %ld", status);
+			msg = buf;
+		}
+		rc = failed(resp, &cl->rep, msg);
+	}
+	json_decref(resp);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const struct dlvm_field_def **cols;
+	struct cli_cmdline cl;
+	int rc, n;
+
+	rc = cli_parse(argc, argv, &cl);
+	if (rc || !cl.cmd)
+		goto out;
+	cl.g.state_dir = env_or(cl.g.state_dir, "DLVM_STATE_DIR", CLI_DEFAULT_STATE_DIR);
+	cl.g.socket = env_or(cl.g.socket, "DLVM_SOCKET", NULL);
+
+	/* Check -o before running anything; the kind follows from the name. */
+	if (cl.cmd->flags & DLVM_CMD_REPORT && cl.rep.nfields) {
+		char kind[3] = {cl.cmd->name[0], cl.cmd->name[1], 0};
+
+		n = cli_report_columns(kind, &cl.rep, &cols);
+		if (n == -EINVAL) {
+			rc = CLI_EXIT_USAGE;
+			goto out;
+		}
+		if (n >= 0)
+			free(cols);
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	rc = run(&cl);
+	curl_global_cleanup();
+out:
+	cli_cmdline_release(&cl);
+	fflush(stdout);
+	return rc;
+}
