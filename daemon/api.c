@@ -67,8 +67,12 @@ static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, 
 static json_t *error_body(int code, const char *msg, json_t *from)
 {
 	json_t *body, *w, *m;
+	const char *name;
 
-	body = json_pack("{s:{s:s,s:i,s:s}}", "error", "code", dlvm_errno_name(code), "errno",
+	name = dlvm_errno_name(code);
+	if (!strcmp(name, "EUNKNOWN") && strerrorname_np(-code))
+		name = strerrorname_np(-code);
+	body = json_pack("{s:{s:s,s:i,s:s}}", "error", "code", name, "errno",
 			 -code, "message", msg && *msg ? msg : strerror(-code));
 	if (!body)
 		return NULL;

@@ -253,6 +253,22 @@ static char *absolute_path(const char *p)
 	return out;
 }
 
+/* Whether a line of the devices file names the same device as path. */
+static bool same_device(const char *line, const char *path)
+{
+	char a[PATH_MAX], b[PATH_MAX], *l = strndup(line, strcspn(line, "\n"));
+	bool same;
+
+	if (!l)
+		return false;
+	if (realpath(l, a) && realpath(path, b))
+		same = !strcmp(a, b);
+	else
+		same = !strcmp(l, path);
+	free(l);
+	return same;
+}
+
 /*
  * Add the comma-separated `devices` to DIR/devices (one path per line),
  * keeping the lines already there. The file is replaced atomically.
@@ -300,8 +316,7 @@ static int devices_file_add(const char *dir, const char *devices)
 		if (!abs)
 			continue;
 		for (size_t i = 0; i < nold && !known; i++)
-			known = old[i] && !strncmp(old[i], abs, strlen(abs)) &&
-				(old[i][strlen(abs)] == '\n' || !old[i][strlen(abs)]);
+			known = old[i] && same_device(old[i], abs);
 		if (!known) {
 			if (nold && old[nold - 1] && !strchr(old[nold - 1], '\n') && !changed)
 				fputc('\n', f);
