@@ -20,8 +20,9 @@ static const struct {
 	const char *cmd;
 	size_t first;
 } path_args[] = {
-	{"pvcreate", 0}, {"pvremove", 0}, {"pvs", 0}, {"vgcreate", 1},
-	{"vgextend", 1}, {"vgreduce", 1}, {"dump", 0},
+	{"pvcreate", 0}, {"pvremove", 0}, {"pvs", 0},      {"vgcreate", 1},
+	{"vgextend", 1}, {"vgreduce", 1}, {"lvcreate", 1}, {"lvextend", 1},
+	{"lvresize", 1}, {"dump", 0},
 };
 
 static int absolute_paths(const char *name, json_t *args)
