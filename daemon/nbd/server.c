@@ -1,0 +1,326 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Listeners, the accept thread and the list of connections. Each accepted
+ * connection runs on a detached thread of its own (handshake, then
+ * transmission); the server counts them so that nbd_server_stop can wait for
+ * the last one.
+ */
+#include "daemon/nbd/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon/nbd/conn.h"
+
+struct nbd_server {
+	struct dlvm_exports *ex;
+	int unix_fd, tcp_fd;
+	int wake[2];               /* pipe: wakes the accept thread to stop */
+	char *unix_path;
+	pthread_t acceptor;
+	bool acceptor_started;
+
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	struct nbd_conn *conns;    /* connections alive */
+	unsigned nconns;
+	bool stopping;
+};
+
+void nbd_log(const char *what, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "nbd: %s: %s\n", what ? what : "server", msg);
+}
+
+/* ---- connections ---- */
+
+/* dlvm_exports_remove(force): end this connection. */
+static void conn_kick(struct dlvm_export_client *cl)
+{
+	struct nbd_conn *c = (struct nbd_conn *)((char *)cl - offsetof(struct nbd_conn, client));
+
+	shutdown(c->fd, SHUT_RDWR);
+}
+
+static void *conn_main(void *arg)
+{
+	struct nbd_conn *c = arg;
+	struct nbd_server *s = c->srv;
+
+	if (nbd_handshake(c) == 0) {
+		nbd_transmit(c);
+		dlvm_exports_detach(c->ex, &c->client);
+		dlvm_lv_map_put(c->map);
+	}
+	pthread_mutex_lock(&s->lock);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	pthread_mutex_unlock(&s->lock);
+	close(c->fd);
+	free(c->name);
+	free(c);
+	/* Last: once nconns drops, nbd_server_stop may free s. */
+	pthread_mutex_lock(&s->lock);
+	if (--s->nconns == 0)
+		pthread_cond_broadcast(&s->idle);
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static void peer_name(int fd, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[48], serv[8];
+
+	snprintf(out, len, "client");
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 || ss.ss_family == AF_UNIX)
+		return;
+	if (!getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), serv, sizeof(serv),
+			 NI_NUMERICHOST | NI_NUMERICSERV))
+		snprintf(out, len, "%s:%s", host, serv);
+}
+
+static void accept_one(struct nbd_server *s, int lfd)
+{
+	pthread_attr_t attr;
+	struct nbd_conn *c;
+	pthread_t t;
+	int fd, one = 1, ret;
+
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			nbd_log(NULL, "accept: %s", strerror(errno));
+		if (errno == EMFILE || errno == ENFILE)
+			usleep(100 * 1000);
+		return;
+	}
+	if (lfd == s->tcp_fd)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->srv = s;
+	c->ex = s->ex;
+	c->fd = fd;
+	c->client.kick = conn_kick;
+	atomic_init(&c->stop, false);
+	peer_name(fd, c->peer, sizeof(c->peer));
+
+	pthread_mutex_lock(&s->lock);
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	pthread_mutex_unlock(&s->lock);
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ret = pthread_create(&t, &attr, conn_main, c);
+	pthread_attr_destroy(&attr);
+	if (ret) {
+		nbd_log(c->peer, "cannot start a thread: %s", strerror(ret));
+		pthread_mutex_lock(&s->lock);
+		s->conns = c->next;
+		if (c->next)
+			c->next->prev = NULL;
+		s->nconns--;
+		pthread_mutex_unlock(&s->lock);
+		close(fd);
+		free(c);
+	}
+}
+
+static void *accept_main(void *arg)
+{
+	struct nbd_server *s = arg;
+
+	for (;;) {
+		struct pollfd p[3] = {
+			{ .fd = s->wake[0], .events = POLLIN },
+			{ .fd = s->unix_fd, .events = POLLIN },
+			{ .fd = s->tcp_fd, .events = POLLIN },
+		};
+		if (poll(p, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			nbd_log(NULL, "poll: %s", strerror(errno));
+			return NULL;
+		}
+		if (p[0].revents)
+			return NULL;
+		if (p[1].revents & POLLIN)
+			accept_one(s, s->unix_fd);
+		if (p[2].revents & POLLIN)
+			accept_one(s, s->tcp_fd);
+	}
+}
+
+/* ---- listeners ---- */
+
+static int listen_unix(struct nbd_server *s, const char *path, struct dlvm_err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return dlvm_err_set(err, -EINVAL, "nbd: %s: socket path too long", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return dlvm_err_set(err, -errno, "nbd: socket: %s", strerror(errno));
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
+		int e = errno;
+		close(fd);
+		return dlvm_err_set(err, -e, "nbd: %s: %s", path, strerror(e));
+	}
+	s->unix_fd = fd;
+	s->unix_path = strdup(path);
+	return s->unix_path ? 0 : dlvm_err_set(err, -ENOMEM, "out of memory");
+}
+
+static int listen_tcp(struct nbd_server *s, const char *addr, struct dlvm_err *err)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL, *ai;
+	char host[256];
+	const char *port, *colon = strrchr(addr, ':');
+	int fd = -1, e = 0, one = 1, ret;
+	size_t hl;
+
+	if (!colon || !colon[1])
+		return dlvm_err_set(err, -EINVAL, "nbd: %s: expected HOST:PORT", addr);
+	port = colon + 1;
+	hl = (size_t)(colon - addr);
+	if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') {
+		addr++;
+		hl -= 2;
+	}
+	if (hl >= sizeof(host))
+		return dlvm_err_set(err, -EINVAL, "nbd: %s: host name too long", addr);
+	memcpy(host, addr, hl);
+	host[hl] = '\0';
+	ret = getaddrinfo(hl ? host : NULL, port, &hints, &res);
+	if (ret)
+		return dlvm_err_set(err, -EINVAL, "nbd: %s:%s: %s", host, port, gai_strerror(ret));
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			    ai->ai_protocol);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return dlvm_err_set(err, -e, "nbd: %s:%s: %s", host, port, strerror(e));
+	s->tcp_fd = fd;
+	return 0;
+}
+
+int nbd_server_start(struct dlvm_exports *ex, const struct nbd_server_opts *o,
+		     struct nbd_server **out, struct dlvm_err *err)
+{
+	struct nbd_server *s;
+	int ret;
+
+	if (!ex || !o || (!o->unix_path && !o->tcp_addr))
+		return dlvm_err_set(err, -EINVAL, "nbd: no socket to listen on");
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	s->ex = ex;
+	s->unix_fd = s->tcp_fd = s->wake[0] = s->wake[1] = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->idle, NULL);
+	if (pipe2(s->wake, O_CLOEXEC) < 0) {
+		ret = dlvm_err_set(err, -errno, "nbd: pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if (o->unix_path && (ret = listen_unix(s, o->unix_path, err)) < 0)
+		goto fail;
+	if (o->tcp_addr && (ret = listen_tcp(s, o->tcp_addr, err)) < 0)
+		goto fail;
+	ret = -pthread_create(&s->acceptor, NULL, accept_main, s);
+	if (ret < 0) {
+		dlvm_err_set(err, ret, "nbd: cannot start a thread: %s", strerror(-ret));
+		goto fail;
+	}
+	s->acceptor_started = true;
+	*out = s;
+	return 0;
+fail:
+	nbd_server_stop(s);
+	return ret;
+}
+
+void nbd_server_stop(struct nbd_server *s)
+{
+	if (!s)
+		return;
+	if (s->acceptor_started) {
+		ssize_t n = write(s->wake[1], "x", 1);
+		(void)n;
+		pthread_join(s->acceptor, NULL);
+	}
+	if (s->unix_fd >= 0)
+		close(s->unix_fd);
+	if (s->tcp_fd >= 0)
+		close(s->tcp_fd);
+	if (s->unix_path)
+		unlink(s->unix_path);
+
+	/* No new requests are read; those in flight complete and get their
+	 * replies; each connection flushes what it wrote and closes. */
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	for (struct nbd_conn *c = s->conns; c; c = c->next) {
+		atomic_store(&c->stop, true);
+		shutdown(c->fd, SHUT_RD);
+	}
+	while (s->nconns)
+		pthread_cond_wait(&s->idle, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+
+	for (int i = 0; i < 2; i++)
+		if (s->wake[i] >= 0)
+			close(s->wake[i]);
+	pthread_cond_destroy(&s->idle);
+	pthread_mutex_destroy(&s->lock);
+	free(s->unix_path);
+	free(s);
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The NBD server of dlvmd: serves the exports of a struct dlvm_exports (one
+ * per active LV, named "VG/LV") over the NBD protocol, fixed newstyle
+ * handshake, on a Unix socket and/or a TCP address.
+ *
+ * One thread accepts connections; each connection has its own thread and
+ * io_uring, with requests pipelined (replies may go out of order). Writes are
+ * acknowledged only once completed, FLUSH runs fdatasync on every device of
+ * the export, so CAN_MULTI_CONN is advertised.
+ */
+#ifndef DLVMD_NBD_SERVER_H
+#define DLVMD_NBD_SERVER_H
+
+#include "daemon/exports.h"
+#include "dlvm/err.h"
+
+struct nbd_server;
+
+struct nbd_server_opts {
+	const char *unix_path; /* listen on this Unix socket path (NULL: none) */
+	const char *tcp_addr;  /* "HOST:PORT" (NULL: none); default used by dlvmd is 127.0.0.1:10809 */
+	unsigned workers;      /* 0: default. Reserved: each connection has its own thread */
+};
+
+/*
+ * Start listening and serving `ex` (which must outlive the server). An
+ * existing socket file at unix_path is replaced. IPv6 addresses go in
+ * brackets ("[::1]:10809"). Returns 0 and *out, or a negative errno with a
+ * message in err: -EINVAL (bad options, no listener asked for), -EADDRINUSE,
+ * -ENOMEM, or the errno of socket/bind/listen.
+ */
+int nbd_server_start(struct dlvm_exports *ex, const struct nbd_server_opts *o,
+		     struct nbd_server **out, struct dlvm_err *err);
+
+/* Graceful stop: stop accepting, finish in-flight requests, flush every
+ * device written, close all connections, free. Removes the Unix socket file. */
+void nbd_server_stop(struct nbd_server *s);
+
+#endif

@@ -1,0 +1,853 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The transmission phase of one connection: an event loop on a private
+ * io_uring that carries the socket reads, the socket writes and the device
+ * I/O.
+ *
+ * - The socket is read into a large buffer and every complete request in it
+ *   is parsed at once. A write payload goes into the request's slot buffer
+ *   (copied from the read buffer, or received straight into the slot when it
+ *   was not all there yet).
+ * - Each request takes one of a fixed set of slots, with a preallocated
+ *   aligned buffer: reads go straight into it and it becomes the reply's
+ *   payload. Only requests larger than SLOT_KEEP_MAX allocate.
+ * - Replies are queued as they complete (in any order) and sent with one
+ *   sendmsg per loop iteration; io_uring_submit is also called once per
+ *   iteration (submit_and_wait).
+ * - Pieces not aligned for O_DIRECT, and zeroing that fallocate cannot do,
+ *   run synchronously in devio.c.
+ *
+ * With every slot busy the socket is not read: the client waits on TCP
+ * backpressure.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon/nbd/conn.h"
+#include "daemon/nbd/devio.h"
+#include "daemon/nbd/proto.h"
+#include "dlvm/util.h"
+
+#define NSLOTS 128
+#define SLOT_BUF 65536u              /* preallocated per slot */
+#define SLOT_KEEP_MAX (1u << 20)     /* slot buffers may grow up to this */
+#define RXBUF_SIZE (256u << 10)
+#define DISCARD_MAX (128u << 20)     /* larger payload of a refused write: disconnect */
+#define SEND_IOV_MAX 512
+#define RING_ENTRIES 256
+#define CLOSE_TIMEOUT_S 10           /* to send the last replies once closing */
+
+/* user_data: bits 0-3 kind, bits 8-23 slot, bits 32-63 expected result. */
+enum { UD_RECV = 1, UD_SEND = 2, UD_DEV = 3 };
+
+struct slot {
+	uint16_t type, flags;
+	uint64_t cookie, off;
+	uint32_t len;
+	uint32_t idx;
+	int err;                    /* NBD error to reply, 0 if none */
+	const char *errmsg;
+	unsigned pending;           /* device ops in flight, +1 while starting */
+	bool zero_redo;             /* fallocate refused: zero synchronously */
+	bool trim;                  /* device errors are ignored */
+	uint8_t *buf;               /* kept buffer, SLOT_BUF..SLOT_KEEP_MAX bytes */
+	size_t cap;
+	uint8_t *big;               /* this request's own buffer, if larger */
+	uint8_t *data;              /* buf or big */
+	/* reply */
+	uint8_t hdr[40];
+	struct iovec iov[3];
+	int niov;
+	size_t reply_len, sent;
+	struct slot *next;          /* in the reply queue */
+};
+
+struct xmit {
+	struct nbd_conn *c;
+	const struct dlvm_lv_map *map;
+	struct io_uring ring;
+	struct slot slots[NSLOTS];
+	uint32_t freelist[NSLOTS];
+	unsigned nfree;
+	uint8_t *rx;
+	size_t rx_start, rx_end;
+	struct slot *rx_slot;       /* receiving this write's payload */
+	uint32_t rx_got;
+	uint64_t discard;           /* payload bytes to drop */
+	bool recv_busy, send_busy;
+	struct slot *rq_head, *rq_tail;
+	struct iovec siov[SEND_IOV_MAX];
+	struct msghdr smsg;
+	unsigned ios;               /* device ops in flight */
+	bool closing, broken, disc;
+	bool *dirty;                /* per device: written */
+	const char *why;            /* reason for closing, to log */
+};
+
+static inline uint64_t ud(unsigned kind, uint32_t slot, uint32_t expect)
+{
+	return kind | ((uint64_t)slot << 8) | ((uint64_t)expect << 32);
+}
+
+static int nbd_errno(int e)
+{
+	switch (e) {
+	case EPERM:
+	case EROFS:
+		return NBD_EPERM;
+	case ENOMEM:
+		return NBD_ENOMEM;
+	case EINVAL:
+		return NBD_EINVAL;
+	case ENOSPC:
+	case EFBIG:
+	case EDQUOT:
+		return NBD_ENOSPC;
+	case EOVERFLOW:
+		return NBD_EOVERFLOW;
+	case ENOTSUP:
+		return NBD_ENOTSUP;
+	case ESHUTDOWN:
+		return NBD_ESHUTDOWN;
+	default:
+		return NBD_EIO;
+	}
+}
+
+static void set_err(struct slot *s, int neg_errno, const char *msg)
+{
+	if (!s->err) {
+		s->err = nbd_errno(-neg_errno);
+		s->errmsg = msg;
+	}
+}
+
+static struct io_uring_sqe *get_sqe(struct xmit *x)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&x->ring);
+
+	while (!sqe) {
+		io_uring_submit(&x->ring);
+		sqe = io_uring_get_sqe(&x->ring);
+	}
+	return sqe;
+}
+
+/* ---- slots and replies ---- */
+
+static struct slot *slot_get(struct xmit *x)
+{
+	struct slot *s = &x->slots[x->freelist[--x->nfree]];
+
+	s->err = 0;
+	s->errmsg = NULL;
+	s->pending = 0;
+	s->zero_redo = false;
+	s->trim = false;
+	s->sent = 0;
+	s->next = NULL;
+	s->data = s->buf;
+	return s;
+}
+
+static void slot_put(struct xmit *x, struct slot *s)
+{
+	free(s->big);
+	s->big = NULL;
+	x->freelist[x->nfree++] = s->idx;
+}
+
+/* Point s->data at len bytes of aligned memory. */
+static int slot_buffer(struct slot *s, uint32_t len)
+{
+	void *p;
+
+	if (len <= s->cap) {
+		s->data = s->buf;
+		return 0;
+	}
+	if (len <= SLOT_KEEP_MAX) {
+		size_t cap = dlvm_align_up(len, SLOT_BUF);
+		if (posix_memalign(&p, 4096, cap))
+			return -ENOMEM;
+		free(s->buf);
+		s->buf = p;
+		s->cap = cap;
+		s->data = s->buf;
+		return 0;
+	}
+	if (posix_memalign(&p, 4096, len))
+		return -ENOMEM;
+	s->big = p;
+	s->data = p;
+	return 0;
+}
+
+static void chunk_header(struct slot *s, uint8_t *h, uint16_t flags, uint16_t type,
+			 uint32_t len)
+{
+	nbd_put32(h, NBD_STRUCTURED_REPLY_MAGIC);
+	nbd_put16(h + 4, flags);
+	nbd_put16(h + 6, type);
+	nbd_put64(h + 8, s->cookie);
+	nbd_put32(h + 16, len);
+}
+
+/* Build the reply of a finished request and queue it. */
+static void reply(struct xmit *x, struct slot *s)
+{
+	bool structured = x->c->structured;
+	uint8_t *h = s->hdr;
+
+	s->niov = 1;
+	s->iov[0].iov_base = h;
+	if (s->err && structured) {
+		size_t ml = s->errmsg ? strlen(s->errmsg) : 0;
+		chunk_header(s, h, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_ERROR, (uint32_t)(6 + ml));
+		nbd_put32(h + 20, (uint32_t)s->err);
+		nbd_put16(h + 24, (uint16_t)ml);
+		s->iov[0].iov_len = 26;
+		if (ml) {
+			s->iov[1].iov_base = (void *)s->errmsg;
+			s->iov[1].iov_len = ml;
+			s->niov = 2;
+		}
+	} else if (s->type == NBD_CMD_READ && structured && !s->err) {
+		if (s->len) {
+			chunk_header(s, h, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_OFFSET_DATA,
+				     8 + s->len);
+			nbd_put64(h + 20, s->off);
+			s->iov[0].iov_len = 28;
+			s->iov[1].iov_base = s->data;
+			s->iov[1].iov_len = s->len;
+			s->niov = 2;
+		} else {
+			chunk_header(s, h, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0);
+			s->iov[0].iov_len = 20;
+		}
+	} else if (s->type == NBD_CMD_BLOCK_STATUS && !s->err) {
+		/* Linear and striped LVs: the whole range is allocated data. */
+		chunk_header(s, h, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, 12);
+		nbd_put32(h + 20, x->c->meta_id);
+		nbd_put32(h + 24, s->len);
+		nbd_put32(h + 28, 0);
+		s->iov[0].iov_len = 32;
+	} else {
+		nbd_put32(h, NBD_SIMPLE_REPLY_MAGIC);
+		nbd_put32(h + 4, (uint32_t)s->err);
+		nbd_put64(h + 8, s->cookie);
+		s->iov[0].iov_len = 16;
+		if (s->type == NBD_CMD_READ && !s->err && s->len) {
+			s->iov[1].iov_base = s->data;
+			s->iov[1].iov_len = s->len;
+			s->niov = 2;
+		}
+	}
+	s->reply_len = 0;
+	for (int i = 0; i < s->niov; i++)
+		s->reply_len += s->iov[i].iov_len;
+	if (x->broken) {
+		slot_put(x, s);
+		return;
+	}
+	if (x->rq_tail)
+		x->rq_tail->next = s;
+	else
+		x->rq_head = s;
+	x->rq_tail = s;
+}
+
+/* ---- device I/O ---- */
+
+static void finish(struct xmit *x, struct slot *s);
+
+/* One device op of s has ended with res (expect: the byte count it must
+ * transfer); or res = 0 for the reference held while starting. */
+static void op_done(struct xmit *x, struct slot *s, int res, uint32_t expect)
+{
+	if (res < 0) {
+		if (s->type == NBD_CMD_WRITE_ZEROES && !s->err)
+			s->zero_redo = true; /* fallocate refused: redo by hand */
+		else if (!s->trim)
+			set_err(s, res, "device I/O error");
+	} else if ((uint32_t)res != expect) {
+		set_err(s, -EIO, "short device I/O");
+	}
+	if (--s->pending == 0)
+		finish(x, s);
+}
+
+typedef void (*piece_fn)(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
+			 uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos);
+
+static void for_each_piece(struct xmit *x, struct slot *s, piece_fn fn)
+{
+	uint64_t off = s->off, left = s->len, pos = 0;
+
+	while (left) {
+		struct dlvm_map_piece p;
+		dlvm_lv_map_resolve(x->map, off, left, &p);
+		if (!p.len) {
+			set_err(s, -EIO, "bad LV map");
+			return;
+		}
+		fn(x, s, &x->map->devs[p.dev], p.dev, p.dev_off, p.len, pos);
+		off += p.len;
+		pos += p.len;
+		left -= p.len;
+	}
+}
+
+static void piece_read(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
+		       uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos)
+{
+	uint8_t *buf = s->data + pos;
+	(void)dev;
+
+	if (nbd_dev_aligned(d, buf, len, dev_off)) {
+		struct io_uring_sqe *sqe = get_sqe(x);
+		io_uring_prep_read(sqe, d->fd, buf, (unsigned)len, dev_off);
+		io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, (uint32_t)len));
+		s->pending++;
+		x->ios++;
+		return;
+	}
+	int ret = nbd_dev_read(d, buf, len, dev_off);
+	if (ret < 0)
+		set_err(s, ret, "device read error");
+}
+
+static void piece_write(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
+			uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos)
+{
+	uint8_t *buf = s->data + pos;
+	bool fua = s->flags & NBD_CMD_FLAG_FUA;
+
+	x->dirty[dev] = true;
+	if (nbd_dev_aligned(d, buf, len, dev_off)) {
+		struct io_uring_sqe *sqe = get_sqe(x);
+		io_uring_prep_write(sqe, d->fd, buf, (unsigned)len, dev_off);
+		if (fua)
+			sqe->rw_flags = RWF_DSYNC;
+		io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, (uint32_t)len));
+		s->pending++;
+		x->ios++;
+		return;
+	}
+	int ret = nbd_dev_write(d, buf, len, dev_off, fua, x->c->rmw_lock);
+	if (ret < 0)
+		set_err(s, ret, "device write error");
+}
+
+static void piece_zero(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
+		       uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos)
+{
+	bool may_trim = !(s->flags & NBD_CMD_FLAG_NO_HOLE);
+	bool fua = s->flags & NBD_CMD_FLAG_FUA;
+	(void)pos;
+
+	x->dirty[dev] = true;
+	if (s->zero_redo || fua || !nbd_dev_aligned(d, NULL, len, dev_off)) {
+		int ret = nbd_dev_zero(d, dev_off, len, may_trim, fua, x->c->rmw_lock);
+		if (ret < 0)
+			set_err(s, ret, "device zeroing error");
+		return;
+	}
+	struct io_uring_sqe *sqe = get_sqe(x);
+	io_uring_prep_fallocate(sqe, d->fd,
+				(may_trim ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) |
+					FALLOC_FL_KEEP_SIZE,
+				dev_off, len);
+	io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, 0));
+	s->pending++;
+	x->ios++;
+}
+
+static void piece_trim(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
+		       uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos)
+{
+	bool fua = s->flags & NBD_CMD_FLAG_FUA;
+	(void)pos;
+
+	x->dirty[dev] = true;
+	if (fua || !nbd_dev_aligned(d, NULL, len, dev_off)) {
+		int ret = nbd_dev_trim(d, dev_off, len, fua);
+		if (ret < 0)
+			set_err(s, ret, "device trim error");
+		return;
+	}
+	struct io_uring_sqe *sqe = get_sqe(x);
+	io_uring_prep_fallocate(sqe, d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				dev_off, len);
+	io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, 0));
+	s->pending++;
+	x->ios++;
+}
+
+static void start(struct xmit *x, struct slot *s)
+{
+	s->pending = 1;
+	switch (s->type) {
+	case NBD_CMD_READ:
+		for_each_piece(x, s, piece_read);
+		break;
+	case NBD_CMD_WRITE:
+		for_each_piece(x, s, piece_write);
+		break;
+	case NBD_CMD_WRITE_ZEROES:
+		for_each_piece(x, s, piece_zero);
+		break;
+	case NBD_CMD_TRIM:
+		s->trim = true;
+		for_each_piece(x, s, piece_trim);
+		break;
+	case NBD_CMD_FLUSH:
+		for (uint32_t i = 0; i < x->map->ndev; i++) {
+			struct io_uring_sqe *sqe = get_sqe(x);
+			io_uring_prep_fsync(sqe, x->map->devs[i].fd, IORING_FSYNC_DATASYNC);
+			io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, 0));
+			s->pending++;
+			x->ios++;
+		}
+		break;
+	default: /* BLOCK_STATUS, CACHE: nothing to do on the devices */
+		break;
+	}
+	op_done(x, s, 0, 0);
+}
+
+static void finish(struct xmit *x, struct slot *s)
+{
+	if (s->zero_redo) {
+		/* fallocate was refused: zero it all synchronously (idempotent). */
+		for_each_piece(x, s, piece_zero);
+		s->zero_redo = false;
+	}
+	reply(x, s);
+}
+
+/* ---- requests ---- */
+
+static bool in_bounds(const struct xmit *x, uint64_t off, uint32_t len)
+{
+	uint64_t end;
+	return !dlvm_add_overflow(off, (uint64_t)len, &end) && end <= x->map->size;
+}
+
+/* Check a request; sets s->err and s->errmsg if it must be refused. */
+static void validate(struct xmit *x, struct slot *s)
+{
+	uint16_t ok = NBD_CMD_FLAG_FUA;
+	bool ro = x->map->readonly;
+
+	switch (s->type) {
+	case NBD_CMD_READ:
+		if (x->c->structured)
+			ok |= NBD_CMD_FLAG_DF;
+		break;
+	case NBD_CMD_WRITE_ZEROES:
+		ok |= NBD_CMD_FLAG_NO_HOLE;
+		break;
+	case NBD_CMD_BLOCK_STATUS:
+		ok |= NBD_CMD_FLAG_REQ_ONE;
+		break;
+	case NBD_CMD_WRITE:
+	case NBD_CMD_FLUSH:
+	case NBD_CMD_TRIM:
+	case NBD_CMD_CACHE:
+		break;
+	default:
+		set_err(s, -EINVAL, "unknown command");
+		return;
+	}
+	if (s->flags & ~ok) {
+		set_err(s, -EINVAL, "unsupported flags for this command");
+		return;
+	}
+	switch (s->type) {
+	case NBD_CMD_READ:
+		if (s->len > NBD_MAX_PAYLOAD)
+			set_err(s, x->c->structured ? -EOVERFLOW : -EINVAL,
+				"read larger than the maximum payload");
+		else if (!in_bounds(x, s->off, s->len))
+			set_err(s, -EINVAL, "read beyond the end of the export");
+		break;
+	case NBD_CMD_WRITE:
+		if (ro)
+			set_err(s, -EPERM, "read-only export");
+		else if (s->len > NBD_MAX_PAYLOAD)
+			set_err(s, -EINVAL, "write larger than the maximum payload");
+		else if (!in_bounds(x, s->off, s->len))
+			set_err(s, -ENOSPC, "write beyond the end of the export");
+		break;
+	case NBD_CMD_WRITE_ZEROES:
+		if (ro)
+			set_err(s, -EPERM, "read-only export");
+		else if (!in_bounds(x, s->off, s->len))
+			set_err(s, -ENOSPC, "write beyond the end of the export");
+		break;
+	case NBD_CMD_TRIM:
+		if (ro)
+			set_err(s, -EPERM, "read-only export");
+		else if (!in_bounds(x, s->off, s->len))
+			set_err(s, -EINVAL, "trim beyond the end of the export");
+		break;
+	case NBD_CMD_CACHE:
+		if (!in_bounds(x, s->off, s->len))
+			set_err(s, -EINVAL, "request beyond the end of the export");
+		break;
+	case NBD_CMD_BLOCK_STATUS:
+		if (!x->c->meta_id)
+			set_err(s, -EINVAL, "no metadata context was negotiated");
+		else if (!s->len)
+			set_err(s, -EINVAL, "zero-length block status");
+		else if (!in_bounds(x, s->off, s->len))
+			set_err(s, -EINVAL, "block status beyond the end of the export");
+		break;
+	}
+}
+
+static void close_conn(struct xmit *x, const char *why)
+{
+	if (!x->closing) {
+		x->closing = true;
+		x->why = why;
+	}
+}
+
+/* Parse every complete request in the receive buffer. */
+static void parse(struct xmit *x)
+{
+	while (!x->closing && !x->rx_slot) {
+		size_t avail = x->rx_end - x->rx_start;
+		const uint8_t *p = x->rx + x->rx_start;
+
+		if (x->discard) {
+			size_t n = avail < x->discard ? avail : (size_t)x->discard;
+			x->rx_start += n;
+			x->discard -= n;
+			if (x->discard)
+				break;
+			continue;
+		}
+		if (avail < NBD_REQUEST_SIZE || !x->nfree)
+			break;
+		if (nbd_get32(p) != NBD_REQUEST_MAGIC) {
+			close_conn(x, "bad request magic, disconnecting");
+			break;
+		}
+		x->rx_start += NBD_REQUEST_SIZE;
+		avail -= NBD_REQUEST_SIZE;
+		struct slot *s = slot_get(x);
+		s->flags = nbd_get16(p + 4);
+		s->type = nbd_get16(p + 6);
+		s->cookie = nbd_get64(p + 8);
+		s->off = nbd_get64(p + 16);
+		s->len = nbd_get32(p + 24);
+		if (s->type == NBD_CMD_DISC) {
+			slot_put(x, s);
+			x->disc = true;
+			close_conn(x, NULL);
+			break;
+		}
+		validate(x, s);
+		if (!s->err && (s->type == NBD_CMD_READ || s->type == NBD_CMD_WRITE) &&
+		    slot_buffer(s, s->len) < 0)
+			set_err(s, -ENOMEM, "out of memory");
+		if (s->type == NBD_CMD_WRITE && s->err) {
+			if (s->len > DISCARD_MAX) {
+				slot_put(x, s);
+				close_conn(x, "refused write with an oversized payload, disconnecting");
+				break;
+			}
+			x->discard = s->len;
+			reply(x, s);
+			continue;
+		}
+		if (s->err) {
+			reply(x, s);
+			continue;
+		}
+		if (s->type == NBD_CMD_WRITE) {
+			size_t n = avail < s->len ? avail : s->len;
+			memcpy(s->data, x->rx + x->rx_start, n);
+			x->rx_start += n;
+			if (n < s->len) {
+				x->rx_slot = s;
+				x->rx_got = (uint32_t)n;
+				break;
+			}
+		}
+		start(x, s);
+	}
+	if (x->rx_start == x->rx_end)
+		x->rx_start = x->rx_end = 0;
+}
+
+/* ---- socket ---- */
+
+static void arm_recv(struct xmit *x)
+{
+	struct io_uring_sqe *sqe;
+
+	if (x->closing || x->recv_busy)
+		return;
+	if (x->rx_slot) {
+		sqe = get_sqe(x);
+		io_uring_prep_recv(sqe, x->c->fd, x->rx_slot->data + x->rx_got,
+				   x->rx_slot->len - x->rx_got, 0);
+	} else {
+		if (!x->nfree && !x->discard)
+			return;
+		if (x->rx_start && RXBUF_SIZE - x->rx_end < 2 * NBD_REQUEST_SIZE + 4096) {
+			memmove(x->rx, x->rx + x->rx_start, x->rx_end - x->rx_start);
+			x->rx_end -= x->rx_start;
+			x->rx_start = 0;
+		}
+		if (x->rx_end == RXBUF_SIZE)
+			return; /* full of requests waiting for slots */
+		sqe = get_sqe(x);
+		io_uring_prep_recv(sqe, x->c->fd, x->rx + x->rx_end, RXBUF_SIZE - x->rx_end, 0);
+	}
+	io_uring_sqe_set_data64(sqe, ud(UD_RECV, 0, 0));
+	x->recv_busy = true;
+}
+
+static void recv_done(struct xmit *x, int res)
+{
+	x->recv_busy = false;
+	if (res <= 0) {
+		bool mid = x->rx_slot || x->discard || x->rx_end > x->rx_start;
+		if (res == -EINTR || res == -EAGAIN)
+			return;
+		if (mid)
+			close_conn(x, "client disconnected mid-request");
+		else if (atomic_load(&x->c->stop))
+			close_conn(x, NULL);
+		else
+			close_conn(x, res ? "connection error" : NULL);
+		return;
+	}
+	if (x->rx_slot) {
+		x->rx_got += (uint32_t)res;
+		if (x->rx_got == x->rx_slot->len) {
+			struct slot *s = x->rx_slot;
+			x->rx_slot = NULL;
+			start(x, s);
+		}
+	} else {
+		x->rx_end += (size_t)res;
+	}
+	parse(x);
+	if (atomic_load(&x->c->stop))
+		close_conn(x, NULL);
+}
+
+static void arm_send(struct xmit *x)
+{
+	struct slot *s = x->rq_head;
+	unsigned n = 0;
+	size_t skip;
+
+	if (x->send_busy || !s || x->broken)
+		return;
+	skip = s->sent;
+	for (; s && n + 3 <= SEND_IOV_MAX; s = s->next) {
+		for (int i = 0; i < s->niov; i++) {
+			size_t l = s->iov[i].iov_len;
+			if (skip >= l) {
+				skip -= l;
+				continue;
+			}
+			x->siov[n].iov_base = (uint8_t *)s->iov[i].iov_base + skip;
+			x->siov[n].iov_len = l - skip;
+			skip = 0;
+			n++;
+		}
+	}
+	memset(&x->smsg, 0, sizeof(x->smsg));
+	x->smsg.msg_iov = x->siov;
+	x->smsg.msg_iovlen = n;
+	struct io_uring_sqe *sqe = get_sqe(x);
+	io_uring_prep_sendmsg(sqe, x->c->fd, &x->smsg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, ud(UD_SEND, 0, 0));
+	x->send_busy = true;
+}
+
+static void drop_replies(struct xmit *x)
+{
+	while (x->rq_head) {
+		struct slot *s = x->rq_head;
+		x->rq_head = s->next;
+		slot_put(x, s);
+	}
+	x->rq_tail = NULL;
+}
+
+static void send_done(struct xmit *x, int res)
+{
+	size_t n;
+
+	x->send_busy = false;
+	if (res < 0) {
+		if (res == -EINTR || res == -EAGAIN)
+			return;
+		x->broken = true;
+		drop_replies(x);
+		close_conn(x, NULL);
+		shutdown(x->c->fd, SHUT_RDWR); /* end a pending recv */
+		return;
+	}
+	n = (size_t)res;
+	while (x->rq_head) {
+		struct slot *s = x->rq_head;
+		size_t left = s->reply_len - s->sent;
+		if (n < left) {
+			s->sent += n;
+			break;
+		}
+		n -= left;
+		x->rq_head = s->next;
+		slot_put(x, s);
+	}
+	if (!x->rq_head)
+		x->rq_tail = NULL;
+	parse(x); /* slots were freed */
+}
+
+/* ---- loop ---- */
+
+static void complete(struct xmit *x, struct io_uring_cqe *cqe)
+{
+	uint64_t u = io_uring_cqe_get_data64(cqe);
+
+	switch (u & 0xf) {
+	case UD_RECV:
+		recv_done(x, cqe->res);
+		break;
+	case UD_SEND:
+		send_done(x, cqe->res);
+		break;
+	case UD_DEV:
+		x->ios--;
+		op_done(x, &x->slots[(u >> 8) & 0xffff], cqe->res, (uint32_t)(u >> 32));
+		break;
+	}
+}
+
+static int xmit_init(struct xmit *x, struct nbd_conn *c)
+{
+	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE, .cq_entries = 4 * NSLOTS * 4 };
+	int ret;
+
+	memset(x, 0, sizeof(*x));
+	x->c = c;
+	x->map = c->map;
+	x->dirty = calloc(c->map->ndev ? c->map->ndev : 1, sizeof(*x->dirty));
+	if (posix_memalign((void **)&x->rx, 4096, RXBUF_SIZE))
+		x->rx = NULL;
+	if (!x->dirty || !x->rx)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < NSLOTS; i++) {
+		struct slot *s = &x->slots[i];
+		s->idx = i;
+		if (posix_memalign((void **)&s->buf, 4096, SLOT_BUF))
+			return -ENOMEM;
+		s->cap = SLOT_BUF;
+		x->freelist[x->nfree++] = NSLOTS - 1 - i;
+	}
+	ret = io_uring_queue_init_params(RING_ENTRIES, &x->ring, &p);
+	if (ret < 0)
+		return ret;
+	return 0;
+}
+
+static void xmit_release(struct xmit *x, bool ring)
+{
+	if (ring)
+		io_uring_queue_exit(&x->ring);
+	for (uint32_t i = 0; i < NSLOTS; i++) {
+		free(x->slots[i].buf);
+		free(x->slots[i].big);
+	}
+	free(x->rx);
+	free(x->dirty);
+}
+
+void nbd_transmit(struct nbd_conn *c)
+{
+	struct xmit *x = malloc(sizeof(*x));
+	struct __kernel_timespec ts = { .tv_sec = CLOSE_TIMEOUT_S };
+	bool timed_out = false;
+	int ret;
+
+	if (!x) {
+		nbd_log(c->name, "out of memory");
+		return;
+	}
+	ret = xmit_init(x, c);
+	if (ret < 0) {
+		nbd_log(c->name, "cannot start: %s", strerror(-ret));
+		xmit_release(x, false);
+		free(x);
+		return;
+	}
+	if (atomic_load(&c->stop))
+		close_conn(x, NULL);
+
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		unsigned head, n = 0;
+
+		arm_recv(x);
+		arm_send(x);
+		if (x->closing && !x->ios && !x->recv_busy && !x->send_busy &&
+		    (!x->rq_head || x->broken))
+			break;
+		if (x->closing && !x->ios) {
+			/* Only socket I/O left: do not wait forever on a client
+			 * that does not read its replies. */
+			ret = io_uring_submit_and_wait_timeout(&x->ring, &cqe, 1, &ts, NULL);
+			if (ret == -ETIME) {
+				if (timed_out)
+					break;
+				timed_out = true;
+				shutdown(c->fd, SHUT_RDWR);
+			}
+		} else {
+			ret = io_uring_submit_and_wait(&x->ring, 1);
+		}
+		if (ret < 0 && ret != -EINTR && ret != -ETIME && ret != -EBUSY) {
+			nbd_log(c->name, "io_uring: %s", strerror(-ret));
+			break;
+		}
+		io_uring_for_each_cqe(&x->ring, head, cqe) {
+			complete(x, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&x->ring, n);
+	}
+	if (x->ios) {
+		/* Only on an io_uring failure: wait for the devices anyway. */
+		while (x->ios) {
+			struct io_uring_cqe *cqe;
+			if (io_uring_wait_cqe(&x->ring, &cqe) < 0)
+				break;
+			if ((io_uring_cqe_get_data64(cqe) & 0xf) == UD_DEV)
+				x->ios--;
+			io_uring_cqe_seen(&x->ring, cqe);
+		}
+	}
+	if (x->why)
+		nbd_log(c->name, "%s", x->why);
+	for (uint32_t i = 0; i < x->map->ndev; i++)
+		if (x->dirty[i] && fdatasync(x->map->devs[i].fd) < 0)
+			nbd_log(c->name, "%s: flush: %s", x->map->devs[i].name, strerror(errno));
+	xmit_release(x, true);
+	free(x);
+}
