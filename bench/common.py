@@ -13,6 +13,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,8 +61,10 @@ class Knobs:
                          (default 4000; quick: 1000 + samples)
     BENCH_QEMU_NBD_OPTS  qemu-nbd cache/aio options
                          (default "--cache=writeback --aio=threads")
-    BENCH_WORKDIR=DIR    where the scratch files go (default bench/out/work)
-    BENCH_KEEP=1         keep the scratch files afterwards
+    BENCH_TMPDIR=DIR     where the scratch directory is made (default
+                         /var/tmp: a disk, not tmpfs; never inside the
+                         repository, which others may copy or scan)
+    BENCH_KEEP=1         keep the scratch directory afterwards
     DLVM_BUILD=DIR       build tree with cli/dlvm and daemon/dlvmd
     """
 
@@ -86,11 +89,17 @@ class Knobs:
         self.lvm_max = env_int("BENCH_LVM_MAX", lvm_default)
         self.qemu_nbd_opts = os.environ.get(
             "BENCH_QEMU_NBD_OPTS", "--cache=writeback --aio=threads").split()
-        self.workdir = os.path.abspath(os.environ.get(
-            "BENCH_WORKDIR", os.path.join(ROOT, "bench", "out", "work")))
+        self.tmpdir = os.path.abspath(os.environ.get("BENCH_TMPDIR",
+                                                     "/var/tmp"))
+        self.workdir = None     # made by the driver, see make_workdir()
         self.keep = os.environ.get("BENCH_KEEP", "") not in ("", "0")
         self.build = os.path.abspath(os.environ.get(
             "DLVM_BUILD", os.path.join(ROOT, "build")))
+
+    def make_workdir(self):
+        self.workdir = tempfile.mkdtemp(prefix="dlvm-bench-",
+                                        dir=self.tmpdir)
+        return self.workdir
 
     def as_dict(self):
         return dict(vars(self))
