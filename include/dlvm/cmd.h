@@ -93,8 +93,10 @@ const struct dlvm_field_def *dlvm_report_fields(const char *kind, const char **d
  */
 struct dlvm_export_hooks {
 	void *priv;
-	/* Export lv (or replace its export after a change: size, flags, name;
-	 * old_name is the previous LV name on rename, else NULL). */
+	/* Export lv, or replace its export's map after a change (size, flags).
+	 * With old_name != NULL the LV was just renamed from old_name: if an
+	 * export of the old name exists, rename it (open connections stay) and
+	 * refresh its map; if none exists, do nothing. */
 	int (*activate)(void *priv, struct dlvm_vg *vg, struct dlvm_lv *lv, const char *old_name,
 			struct dlvm_err *err);
 	/* Stop exporting lv. -EBUSY (message with the client count) when
@@ -120,6 +122,7 @@ struct dlvm_ctx {
 	struct dlvm_dev **orphans;  /* open devices that belong to no loaded VG */
 	size_t norphans;
 	const struct dlvm_export_hooks *hooks; /* NULL: no activation (CLI) */
+	json_t *warnings;           /* problems seen while loading (array) */
 };
 
 /*

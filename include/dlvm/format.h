@@ -52,9 +52,9 @@
 #define DLVM_INCOMPAT_LEASES (1ull << 0)  /* shared VG: lease area present */
 #define DLVM_INCOMPAT_THIN (1ull << 1)    /* thin pools in the VG */
 #define DLVM_INCOMPAT_RAID1 (1ull << 2)   /* mirrored segments */
-#define DLVM_INCOMPAT_KNOWN 0ull          /* what this build implements */
-#define DLVM_RO_COMPAT_KNOWN 0ull
-#define DLVM_COMPAT_KNOWN 0ull
+#define DLVM_INCOMPAT_KNOWN ((uint64_t)0)         /* what this build implements */
+#define DLVM_RO_COMPAT_KNOWN ((uint64_t)0)
+#define DLVM_COMPAT_KNOWN ((uint64_t)0)
 
 /* ---- PV header ---- */
 struct dlvm_pv_header {
@@ -219,6 +219,8 @@ struct dlvm_buf {
 	size_t len, cap;
 };
 int dlvm_buf_reserve(struct dlvm_buf *b, size_t more);
+/* Free a segment list (each segment, then the array); NULL is fine. */
+void dlvm_segs_free(struct dlvm_seg_desc **segs, uint32_t n);
 void dlvm_buf_release(struct dlvm_buf *b);
 
 /* Bytes a segment with n stripes takes in memory. */

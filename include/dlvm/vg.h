@@ -107,6 +107,9 @@ int dlvm_pv_format(struct dlvm_dev *dev, const struct dlvm_pvcreate_opts *opts,
 		   struct dlvm_err *err);
 /* Read and decode the label; -ENODATA when there is none. */
 int dlvm_pv_read_header(struct dlvm_dev *dev, struct dlvm_pv_header *h, struct dlvm_err *err);
+/* Detach a PV's metadata area from its VG (vgreduce, vgremove): write a new
+ * header slot that names no VG. */
+int dlvm_pv_make_orphan(struct dlvm_dev *dev, struct dlvm_err *err);
 /* Erase the label and the MDA header slots. */
 int dlvm_pv_wipe(struct dlvm_dev *dev, struct dlvm_err *err);
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#define _GNU_SOURCE
+
 #include "dlvm/dev.h"
 #include "dlvm/util.h"
 

@@ -34,7 +34,11 @@ int dlvm_err_prefix(struct dlvm_err *err, int code, const char *fmt, ...)
 	vsnprintf(prefix, sizeof(prefix), fmt, ap);
 	va_end(ap);
 	memcpy(old, err->msg, sizeof(old));
-	snprintf(err->msg, sizeof(err->msg), "%s%s", prefix, old);
+	size_t pl = strnlen(prefix, sizeof(err->msg) - 1);
+	memcpy(err->msg, prefix, pl);
+	size_t ol = strnlen(old, sizeof(err->msg) - 1 - pl);
+	memcpy(err->msg + pl, old, ol);
+	err->msg[pl + ol] = '\0';
 	return err->code;
 }
 

@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT */
+/* Codecs of the fixed-size on-disk headers: PV header, MDA header slot, and
+ * the header of checkpoints and journal records. docs/format.md is the spec. */
+#include <inttypes.h>
+#include <string.h>
+
+#include "dlvm/format.h"
+#include "dlvm/util.h"
+
+_Static_assert(DLVM_STRUCT_SIZE == 512, "headers are one 512-byte sector");
+_Static_assert(DLVM_BLOB_HEADER_SIZE == 64, "blob header is 64 bytes");
+
+/* PV header field offsets */
+enum {
+	PVH_MAGIC = 0, PVH_MAJOR = 8, PVH_MINOR = 10, PVH_SIZE = 12, PVH_COMPAT = 16,
+	PVH_RO_COMPAT = 24, PVH_INCOMPAT = 32, PVH_UUID = 40, PVH_SECTOR = 56,
+	PVH_DEVSIZE = 64, PVH_MDA_OFF = 72, PVH_MDA_SIZE = 80, PVH_LEASE_OFF = 88,
+	PVH_LEASE_SIZE = 96, PVH_DATA_OFF = 104, PVH_DATA_SIZE = 112, PVH_CTIME = 120,
+	PVH_HOST = 128, PVH_HOST_LEN = 64, PVH_END = 192, PVH_CRC = 508,
+};
+
+/* MDA header field offsets */
+enum {
+	MDH_MAGIC = 0, MDH_MAJOR = 8, MDH_MINOR = 10, MDH_SIZE = 12, MDH_COMPAT = 16,
+	MDH_RO_COMPAT = 24, MDH_INCOMPAT = 32, MDH_VG_UUID = 40, MDH_PV_UUID = 56,
+	MDH_GEN = 72, MDH_MDA_SIZE = 80, MDH_CKPT_OFF = 88, MDH_CKPT_SIZE = 96,
+	MDH_RING_OFF = 104, MDH_RING_SIZE = 112, MDH_CKPT_SLOT = 120, MDH_CKPT_SEQ = 128,
+	MDH_CKPT_LEN = 136, MDH_CKPT_CRC = 144, MDH_JSTART = 152, MDH_END = 160,
+	MDH_CRC = 508,
+};
+
+/* Blob (checkpoint / record) header field offsets */
+enum {
+	BH_MAGIC = 0, BH_MAJOR = 8, BH_MINOR = 10, BH_SIZE = 12, BH_VG_UUID = 16,
+	BH_SEQ = 32, BH_TYPE = 40, BH_PLEN = 44, BH_TIME = 48, BH_CRC = 56, BH_END = 60,
+};
+
+static int check_version(uint16_t major, uint16_t size, uint16_t want_size, struct dlvm_err *err)
+{
+	if (major != DLVM_FORMAT_MAJOR)
+		return dlvm_err_set(err, -ENOTSUP, "format version %u is not supported (this "
+				    "dlvm reads version %u)", major, DLVM_FORMAT_MAJOR);
+	if (size != want_size)
+		return dlvm_err_set(err, -EBADMSG, "header size %u, expected %u", size, want_size);
+	return 0;
+}
+
+static int check_features(uint64_t compat, uint64_t ro_compat, uint64_t incompat,
+			  struct dlvm_err *err)
+{
+	(void)compat; /* unknown compatible features are ignored by definition */
+	if (incompat & ~DLVM_INCOMPAT_KNOWN)
+		return dlvm_err_set(err, -ENOTSUP, "unknown incompatible features 0x%" PRIx64
+				    " (written by a newer dlvm)", incompat & ~DLVM_INCOMPAT_KNOWN);
+	(void)ro_compat; /* reported by the caller: it opens read-only */
+	return 0;
+}
+
+static int check_zero(const uint8_t *buf, size_t from, size_t to, struct dlvm_err *err)
+{
+	for (size_t i = from; i < to; i++)
+		if (buf[i])
+			return dlvm_err_set(err, -EBADMSG, "reserved byte %zu is not zero", i);
+	return 0;
+}
+
+static int check_crc(const uint8_t *buf, size_t crc_off, struct dlvm_err *err)
+{
+	uint32_t want = dlvm_get_le32(buf + crc_off);
+	uint32_t got = dlvm_crc32c(buf, crc_off);
+
+	if (want != got)
+		return dlvm_err_set(err, -EBADMSG, "checksum mismatch (stored 0x%08x, computed "
+				    "0x%08x)", want, got);
+	return 0;
+}
+
+void dlvm_pv_header_encode(const struct dlvm_pv_header *h, uint8_t buf[DLVM_STRUCT_SIZE])
+{
+	memset(buf, 0, DLVM_STRUCT_SIZE);
+	memcpy(buf + PVH_MAGIC, DLVM_PV_MAGIC, 8);
+	dlvm_put_le16(buf + PVH_MAJOR, h->major);
+	dlvm_put_le16(buf + PVH_MINOR, h->minor);
+	dlvm_put_le32(buf + PVH_SIZE, DLVM_STRUCT_SIZE);
+	dlvm_put_le64(buf + PVH_COMPAT, h->compat);
+	dlvm_put_le64(buf + PVH_RO_COMPAT, h->ro_compat);
+	dlvm_put_le64(buf + PVH_INCOMPAT, h->incompat);
+	memcpy(buf + PVH_UUID, h->pv_uuid, 16);
+	dlvm_put_le32(buf + PVH_SECTOR, h->sector_size);
+	dlvm_put_le64(buf + PVH_DEVSIZE, h->device_size);
+	dlvm_put_le64(buf + PVH_MDA_OFF, h->mda_offset);
+	dlvm_put_le64(buf + PVH_MDA_SIZE, h->mda_size);
+	dlvm_put_le64(buf + PVH_LEASE_OFF, h->lease_offset);
+	dlvm_put_le64(buf + PVH_LEASE_SIZE, h->lease_size);
+	dlvm_put_le64(buf + PVH_DATA_OFF, h->data_offset);
+	dlvm_put_le64(buf + PVH_DATA_SIZE, h->data_size);
+	dlvm_put_le64(buf + PVH_CTIME, h->ctime);
+	memcpy(buf + PVH_HOST, h->hostname, strnlen(h->hostname, PVH_HOST_LEN));
+	dlvm_put_le32(buf + PVH_CRC, dlvm_crc32c(buf, PVH_CRC));
+}
+
+int dlvm_pv_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_pv_header *h,
+			  struct dlvm_err *err)
+{
+	int r;
+
+	if (memcmp(buf + PVH_MAGIC, DLVM_PV_MAGIC, 8))
+		return dlvm_err_set(err, -ENODATA, "no dlvm PV label (bad magic)");
+	if ((r = check_crc(buf, PVH_CRC, err)))
+		return r;
+	memset(h, 0, sizeof(*h));
+	h->major = dlvm_get_le16(buf + PVH_MAJOR);
+	h->minor = dlvm_get_le16(buf + PVH_MINOR);
+	if ((r = check_version(h->major, (uint16_t)dlvm_get_le32(buf + PVH_SIZE),
+			       DLVM_STRUCT_SIZE, err)))
+		return r;
+	h->compat = dlvm_get_le64(buf + PVH_COMPAT);
+	h->ro_compat = dlvm_get_le64(buf + PVH_RO_COMPAT);
+	h->incompat = dlvm_get_le64(buf + PVH_INCOMPAT);
+	if ((r = check_features(h->compat, h->ro_compat, h->incompat, err)))
+		return r;
+	memcpy(h->pv_uuid, buf + PVH_UUID, 16);
+	h->sector_size = dlvm_get_le32(buf + PVH_SECTOR);
+	h->device_size = dlvm_get_le64(buf + PVH_DEVSIZE);
+	h->mda_offset = dlvm_get_le64(buf + PVH_MDA_OFF);
+	h->mda_size = dlvm_get_le64(buf + PVH_MDA_SIZE);
+	h->lease_offset = dlvm_get_le64(buf + PVH_LEASE_OFF);
+	h->lease_size = dlvm_get_le64(buf + PVH_LEASE_SIZE);
+	h->data_offset = dlvm_get_le64(buf + PVH_DATA_OFF);
+	h->data_size = dlvm_get_le64(buf + PVH_DATA_SIZE);
+	h->ctime = dlvm_get_le64(buf + PVH_CTIME);
+	memcpy(h->hostname, buf + PVH_HOST, PVH_HOST_LEN);
+	h->hostname[PVH_HOST_LEN] = '\0';
+	if ((r = check_zero(buf, PVH_END, PVH_CRC, err)))
+		return r;
+
+	if (dlvm_uuid_is_zero(h->pv_uuid))
+		return dlvm_err_set(err, -EBADMSG, "field pv_uuid is all zero");
+	if (h->sector_size != 512 && h->sector_size != 4096)
+		return dlvm_err_set(err, -EBADMSG, "field sector_size is %u, not 512 or 4096",
+				    h->sector_size);
+	if (h->mda_offset != DLVM_MDA_OFFSET)
+		return dlvm_err_set(err, -EBADMSG, "field mda_offset is %" PRIu64 ", expected %u",
+				    h->mda_offset, DLVM_MDA_OFFSET);
+	if (h->mda_size < DLVM_MDA_MIN_SIZE || h->mda_size % DLVM_BLOCK)
+		return dlvm_err_set(err, -EBADMSG, "field mda_size %" PRIu64 " is not a multiple "
+				    "of 4096 of at least 1 MiB", h->mda_size);
+	if (h->lease_offset || h->lease_size)
+		return dlvm_err_set(err, -EBADMSG, "field lease_offset/lease_size is set but "
+				    "feature LEASES is not");
+	uint64_t end;
+	if (dlvm_add_overflow(h->mda_offset, h->mda_size, &end) || h->data_offset < end ||
+	    h->data_offset % DLVM_DATA_ALIGN)
+		return dlvm_err_set(err, -EBADMSG, "field data_offset %" PRIu64 " overlaps the "
+				    "metadata area or is not 1 MiB aligned", h->data_offset);
+	if (dlvm_add_overflow(h->data_offset, h->data_size, &end) || end > h->device_size)
+		return dlvm_err_set(err, -EBADMSG, "field data_size %" PRIu64 " runs past the "
+				    "device size %" PRIu64, h->data_size, h->device_size);
+	if (h->hostname[PVH_HOST_LEN - 1] && memchr(h->hostname, 0, PVH_HOST_LEN) == NULL)
+		h->hostname[PVH_HOST_LEN] = '\0';
+	return 0;
+}
+
+void dlvm_mda_header_encode(const struct dlvm_mda_header *h, uint8_t buf[DLVM_STRUCT_SIZE])
+{
+	memset(buf, 0, DLVM_STRUCT_SIZE);
+	memcpy(buf + MDH_MAGIC, DLVM_MDH_MAGIC, 8);
+	dlvm_put_le16(buf + MDH_MAJOR, h->major);
+	dlvm_put_le16(buf + MDH_MINOR, h->minor);
+	dlvm_put_le32(buf + MDH_SIZE, DLVM_STRUCT_SIZE);
+	dlvm_put_le64(buf + MDH_COMPAT, h->compat);
+	dlvm_put_le64(buf + MDH_RO_COMPAT, h->ro_compat);
+	dlvm_put_le64(buf + MDH_INCOMPAT, h->incompat);
+	memcpy(buf + MDH_VG_UUID, h->vg_uuid, 16);
+	memcpy(buf + MDH_PV_UUID, h->pv_uuid, 16);
+	dlvm_put_le64(buf + MDH_GEN, h->generation);
+	dlvm_put_le64(buf + MDH_MDA_SIZE, h->mda_size);
+	dlvm_put_le64(buf + MDH_CKPT_OFF, h->ckpt_offset);
+	dlvm_put_le64(buf + MDH_CKPT_SIZE, h->ckpt_size);
+	dlvm_put_le64(buf + MDH_RING_OFF, h->ring_offset);
+	dlvm_put_le64(buf + MDH_RING_SIZE, h->ring_size);
+	dlvm_put_le32(buf + MDH_CKPT_SLOT, h->ckpt_slot);
+	dlvm_put_le64(buf + MDH_CKPT_SEQ, h->ckpt_seq);
+	dlvm_put_le64(buf + MDH_CKPT_LEN, h->ckpt_len);
+	dlvm_put_le32(buf + MDH_CKPT_CRC, h->ckpt_crc);
+	dlvm_put_le64(buf + MDH_JSTART, h->journal_start);
+	dlvm_put_le32(buf + MDH_CRC, dlvm_crc32c(buf, MDH_CRC));
+}
+
+int dlvm_mda_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_mda_header *h,
+			   struct dlvm_err *err)
+{
+	int r;
+
+	if (memcmp(buf + MDH_MAGIC, DLVM_MDH_MAGIC, 8))
+		return dlvm_err_set(err, -EBADMSG, "bad magic (not a metadata area header)");
+	if ((r = check_crc(buf, MDH_CRC, err)))
+		return r;
+	memset(h, 0, sizeof(*h));
+	h->major = dlvm_get_le16(buf + MDH_MAJOR);
+	h->minor = dlvm_get_le16(buf + MDH_MINOR);
+	if ((r = check_version(h->major, (uint16_t)dlvm_get_le32(buf + MDH_SIZE),
+			       DLVM_STRUCT_SIZE, err)))
+		return r;
+	h->compat = dlvm_get_le64(buf + MDH_COMPAT);
+	h->ro_compat = dlvm_get_le64(buf + MDH_RO_COMPAT);
+	h->incompat = dlvm_get_le64(buf + MDH_INCOMPAT);
+	if ((r = check_features(h->compat, h->ro_compat, h->incompat, err)))
+		return r;
+	memcpy(h->vg_uuid, buf + MDH_VG_UUID, 16);
+	memcpy(h->pv_uuid, buf + MDH_PV_UUID, 16);
+	h->generation = dlvm_get_le64(buf + MDH_GEN);
+	h->mda_size = dlvm_get_le64(buf + MDH_MDA_SIZE);
+	h->ckpt_offset = dlvm_get_le64(buf + MDH_CKPT_OFF);
+	h->ckpt_size = dlvm_get_le64(buf + MDH_CKPT_SIZE);
+	h->ring_offset = dlvm_get_le64(buf + MDH_RING_OFF);
+	h->ring_size = dlvm_get_le64(buf + MDH_RING_SIZE);
+	h->ckpt_slot = dlvm_get_le32(buf + MDH_CKPT_SLOT);
+	h->ckpt_seq = dlvm_get_le64(buf + MDH_CKPT_SEQ);
+	h->ckpt_len = dlvm_get_le64(buf + MDH_CKPT_LEN);
+	h->ckpt_crc = dlvm_get_le32(buf + MDH_CKPT_CRC);
+	h->journal_start = dlvm_get_le64(buf + MDH_JSTART);
+	if ((r = check_zero(buf, MDH_END, MDH_CRC, err)))
+		return r;
+
+	uint64_t ck_end, ring_end;
+	if (h->ckpt_offset < 2 * DLVM_BLOCK || h->ckpt_offset % DLVM_BLOCK ||
+	    h->ckpt_size % DLVM_BLOCK || h->ckpt_size == 0 ||
+	    dlvm_mul_overflow(h->ckpt_size, 2, &ck_end) ||
+	    dlvm_add_overflow(ck_end, h->ckpt_offset, &ck_end))
+		return dlvm_err_set(err, -EBADMSG, "fields ckpt_offset/ckpt_size (%" PRIu64 "/%"
+				    PRIu64 ") are out of range", h->ckpt_offset, h->ckpt_size);
+	if (h->ring_offset < ck_end || h->ring_offset % DLVM_BLOCK || h->ring_size % DLVM_BLOCK ||
+	    h->ring_size < 4 * DLVM_BLOCK ||
+	    dlvm_add_overflow(h->ring_offset, h->ring_size, &ring_end) || ring_end > h->mda_size)
+		return dlvm_err_set(err, -EBADMSG, "fields ring_offset/ring_size (%" PRIu64 "/%"
+				    PRIu64 ") are out of range", h->ring_offset, h->ring_size);
+	if (h->ckpt_slot > 1)
+		return dlvm_err_set(err, -EBADMSG, "field ckpt_slot is %u, not 0 or 1", h->ckpt_slot);
+	if (h->ckpt_len > h->ckpt_size)
+		return dlvm_err_set(err, -EBADMSG, "field ckpt_len %" PRIu64 " exceeds the region "
+				    "size %" PRIu64, h->ckpt_len, h->ckpt_size);
+	if (!dlvm_uuid_is_zero(h->vg_uuid) && h->ckpt_len < DLVM_BLOB_HEADER_SIZE)
+		return dlvm_err_set(err, -EBADMSG, "field ckpt_len %" PRIu64 " is too small",
+				    h->ckpt_len);
+	if (h->journal_start >= h->ring_size || h->journal_start % 512)
+		return dlvm_err_set(err, -EBADMSG, "field journal_start %" PRIu64 " is outside the "
+				    "ring or unaligned", h->journal_start);
+	return 0;
+}
+
+void dlvm_blob_encode(struct dlvm_blob_header *h, uint8_t *buf)
+{
+	memset(buf, 0, DLVM_BLOB_HEADER_SIZE);
+	memcpy(buf + BH_MAGIC, h->magic, 8);
+	dlvm_put_le16(buf + BH_MAJOR, h->major);
+	dlvm_put_le16(buf + BH_MINOR, h->minor);
+	dlvm_put_le32(buf + BH_SIZE, DLVM_BLOB_HEADER_SIZE);
+	memcpy(buf + BH_VG_UUID, h->vg_uuid, 16);
+	dlvm_put_le64(buf + BH_SEQ, h->seq);
+	dlvm_put_le32(buf + BH_TYPE, h->type);
+	dlvm_put_le32(buf + BH_PLEN, h->payload_len);
+	dlvm_put_le64(buf + BH_TIME, h->timestamp);
+	h->crc = dlvm_crc32c(buf, DLVM_BLOB_HEADER_SIZE + (size_t)h->payload_len);
+	dlvm_put_le32(buf + BH_CRC, h->crc);
+}
+
+int dlvm_blob_decode(const uint8_t *buf, size_t avail, const char *expect_magic,
+		     struct dlvm_blob_header *h, struct dlvm_err *err)
+{
+	uint8_t tmp[DLVM_BLOB_HEADER_SIZE];
+	int r;
+
+	if (avail < DLVM_BLOB_HEADER_SIZE)
+		return dlvm_err_set(err, -EBADMSG, "truncated header");
+	if (memcmp(buf + BH_MAGIC, expect_magic, 8))
+		return dlvm_err_set(err, -EBADMSG, "bad magic");
+	memset(h, 0, sizeof(*h));
+	memcpy(h->magic, buf + BH_MAGIC, 8);
+	h->major = dlvm_get_le16(buf + BH_MAJOR);
+	h->minor = dlvm_get_le16(buf + BH_MINOR);
+	if ((r = check_version(h->major, (uint16_t)dlvm_get_le32(buf + BH_SIZE),
+			       DLVM_BLOB_HEADER_SIZE, err)))
+		return r;
+	memcpy(h->vg_uuid, buf + BH_VG_UUID, 16);
+	h->seq = dlvm_get_le64(buf + BH_SEQ);
+	h->type = dlvm_get_le32(buf + BH_TYPE);
+	h->payload_len = dlvm_get_le32(buf + BH_PLEN);
+	h->timestamp = dlvm_get_le64(buf + BH_TIME);
+	h->crc = dlvm_get_le32(buf + BH_CRC);
+	if (dlvm_get_le32(buf + BH_END))
+		return dlvm_err_set(err, -EBADMSG, "reserved byte %u is not zero", BH_END);
+	if (h->payload_len > avail - DLVM_BLOB_HEADER_SIZE)
+		return dlvm_err_set(err, -EBADMSG, "field payload_len %u runs past the area",
+				    h->payload_len);
+	memcpy(tmp, buf, sizeof(tmp));
+	dlvm_put_le32(tmp + BH_CRC, 0);
+	uint32_t crc = dlvm_crc32c_update(dlvm_crc32c(tmp, sizeof(tmp)), buf + sizeof(tmp),
+					  h->payload_len);
+	if (crc != h->crc)
+		return dlvm_err_set(err, -EBADMSG, "checksum mismatch (stored 0x%08x, computed "
+				    "0x%08x)", h->crc, crc);
+	return 0;
+}

@@ -1,0 +1,486 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The metadata journal: reading a copy (header slots, checkpoint, records),
+ * appending transaction records and writing checkpoints. See docs/format.md
+ * for the layout and docs/metadata.md for why it is crash safe.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dlvm/util.h"
+#include "meta.h"
+
+#define RING_WINDOW (1u << 20)
+
+static uint64_t mda_base(const struct dlvm_pv *pv)
+{
+	return pv->hdr.mda_offset;
+}
+
+int dlvm_mda_read_header(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_err *err)
+{
+	struct dlvm_mda_header h[2];
+	struct dlvm_err e[2] = { 0 };
+	uint8_t *buf = dlvm_io_alloc(2 * DLVM_BLOCK);
+	int r[2];
+
+	if (!buf)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	int rr = dlvm_dev_read(dev, buf, 2 * DLVM_BLOCK, DLVM_MDA_OFFSET, err);
+	if (rr) {
+		free(buf);
+		return rr;
+	}
+	for (int i = 0; i < 2; i++)
+		r[i] = dlvm_mda_header_decode(buf + i * DLVM_BLOCK, &h[i], &e[i]);
+	free(buf);
+	if (r[0] && r[1])
+		return dlvm_err_set(err, r[0], "%s: metadata header slots at offsets %u and %u are "
+				    "both unreadable: %s; %s", dev->name, DLVM_MDA_OFFSET,
+				    DLVM_MDA_OFFSET + DLVM_BLOCK, e[0].msg, e[1].msg);
+	int pick = r[0] ? 1 : r[1] ? 0 : (h[1].generation > h[0].generation ? 1 : 0);
+	mda->hdr = h[pick];
+	mda->slot = (unsigned)pick;
+	return 0;
+}
+
+/* Reads ring bytes through a window so replay does one I/O per MiB. */
+struct ring_reader {
+	struct dlvm_dev *dev;
+	uint64_t ring_abs;     /* device offset of the ring */
+	uint64_t ring_size;
+	uint8_t *win;
+	uint64_t win_off;      /* ring offset of win[0] */
+	size_t win_len;
+};
+
+/* Make [off, off+len) of the ring readable; returns a pointer or NULL. */
+static const uint8_t *ring_at(struct ring_reader *rr, uint64_t off, size_t len,
+			      struct dlvm_err *err)
+{
+	if (off + len > rr->ring_size)
+		return NULL;
+	if (rr->win_len && off >= rr->win_off && off + len <= rr->win_off + rr->win_len)
+		return rr->win + (off - rr->win_off);
+	uint64_t start = off / DLVM_BLOCK * DLVM_BLOCK;
+	size_t n = (size_t)DLVM_MIN((uint64_t)RING_WINDOW, rr->ring_size - start);
+	if (off + len > start + n) {
+		/* a record larger than the window: read exactly it */
+		n = (size_t)dlvm_align_up(off + len - start, DLVM_BLOCK);
+		if (start + n > rr->ring_size)
+			return NULL;
+		free(rr->win);
+		rr->win = dlvm_io_alloc(n);
+		if (!rr->win) {
+			rr->win_len = 0;
+			return NULL;
+		}
+	}
+	if (dlvm_dev_read(rr->dev, rr->win, n, rr->ring_abs + start, err)) {
+		rr->win_len = 0;
+		return NULL;
+	}
+	rr->win_off = start;
+	rr->win_len = n;
+	return rr->win + (off - start);
+}
+
+static int apply_payload(struct dlvm_vg *vg, const uint8_t *p, size_t len, const char *where,
+			 struct dlvm_err *err)
+{
+	size_t pos = 0;
+	int r;
+
+	while (pos < len) {
+		struct dlvm_edit e;
+		if ((r = dlvm_edit_decode(p, len, &pos, &e, err)))
+			return dlvm_err_prefix(err, r, "%s: ", where);
+		r = dlvm_vg_apply(vg, &e, err);
+		dlvm_edit_release(&e);
+		if (r)
+			return dlvm_err_prefix(err, r, "%s: ", where);
+	}
+	return 0;
+}
+
+int dlvm_mda_replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg,
+		    struct dlvm_err *err)
+{
+	const struct dlvm_mda_header *h = &mda->hdr;
+	struct ring_reader rr = { 0 };
+	struct dlvm_blob_header bh;
+	uint8_t *ck = NULL;
+	uint32_t ss = 512;
+	char where[160];
+	int r;
+
+	mda->valid = false;
+	mda->in_sync = false;
+	{
+		struct dlvm_pv_header ph;
+		if (!dlvm_pv_read_header(dev, &ph, NULL))
+			ss = ph.sector_size;
+	}
+	/* checkpoint */
+	uint64_t ck_abs = DLVM_MDA_OFFSET + h->ckpt_offset + h->ckpt_slot * h->ckpt_size;
+	snprintf(where, sizeof(where), "%s: checkpoint at offset %" PRIu64, dev->name, ck_abs);
+	size_t cklen = (size_t)dlvm_align_up(h->ckpt_len, DLVM_BLOCK);
+	ck = dlvm_io_alloc(cklen);
+	if (!ck)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	if ((r = dlvm_dev_read(dev, ck, cklen, ck_abs, err)))
+		goto out;
+	if (dlvm_crc32c(ck, (size_t)h->ckpt_len) != h->ckpt_crc) {
+		r = dlvm_err_set(err, -EBADMSG, "%s: checksum mismatch", where);
+		goto out;
+	}
+	if ((r = dlvm_blob_decode(ck, (size_t)h->ckpt_len, DLVM_CKPT_MAGIC, &bh, err))) {
+		dlvm_err_prefix(err, r, "%s: ", where);
+		goto out;
+	}
+	if (memcmp(bh.vg_uuid, h->vg_uuid, 16) || bh.seq != h->ckpt_seq) {
+		r = dlvm_err_set(err, -EBADMSG, "%s: belongs to another VG or sequence (%" PRIu64
+				 ", header says %" PRIu64 ")", where, bh.seq, h->ckpt_seq);
+		goto out;
+	}
+	if (vg && (r = apply_payload(vg, ck + DLVM_BLOB_HEADER_SIZE, bh.payload_len, where, err)))
+		goto out;
+	free(ck);
+	ck = NULL;
+
+	/* records */
+	rr.dev = dev;
+	rr.ring_abs = DLVM_MDA_OFFSET + h->ring_offset;
+	rr.ring_size = h->ring_size;
+	uint64_t pos = h->journal_start, used = 0, expect = h->ckpt_seq + 1;
+	bool wrapped_here = false;
+	for (;;) {
+		struct dlvm_err rec_err = { 0 };
+		if (pos >= rr.ring_size)
+			pos = 0;
+		const uint8_t *p = ring_at(&rr, pos, ss, &rec_err);
+		if (!p)
+			break;
+		if (memcmp(p, DLVM_REC_MAGIC, 8))
+			break;
+		uint32_t plen = dlvm_get_le32(p + 44);
+		size_t total = (size_t)dlvm_align_up((uint64_t)DLVM_BLOB_HEADER_SIZE + plen, ss);
+		if (total > rr.ring_size - pos)
+			break;
+		p = ring_at(&rr, pos, total, &rec_err);
+		if (!p)
+			break;
+		if (dlvm_blob_decode(p, total, DLVM_REC_MAGIC, &bh, &rec_err))
+			break; /* torn or stale: the journal ends here */
+		if (memcmp(bh.vg_uuid, h->vg_uuid, 16) || bh.seq != expect)
+			break;
+		if (bh.type == DLVM_REC_WRAP) {
+			if (pos == 0 || wrapped_here)
+				break;
+			used += rr.ring_size - pos;
+			pos = 0;
+			wrapped_here = true;
+			continue;
+		}
+		if (bh.type != DLVM_REC_TXN) {
+			r = dlvm_err_set(err, -ENOTSUP, "%s: journal record %" PRIu64 " at ring "
+					 "offset %" PRIu64 " has unknown type %u", dev->name, bh.seq,
+					 pos, bh.type);
+			goto out;
+		}
+		wrapped_here = false;
+		if (vg) {
+			snprintf(where, sizeof(where), "%s: journal record %" PRIu64 " at offset %"
+				 PRIu64, dev->name, bh.seq, rr.ring_abs + pos);
+			if ((r = apply_payload(vg, p + DLVM_BLOB_HEADER_SIZE, bh.payload_len, where,
+					       err)))
+				goto out;
+		}
+		pos += total;
+		used += total;
+		expect++;
+		if (used > rr.ring_size)
+			break; /* cannot happen with a sane writer; never loop forever */
+	}
+	mda->tail = pos >= rr.ring_size ? 0 : pos;
+	mda->tail_seq = expect - 1;
+	mda->used = used;
+	mda->valid = true;
+	if (vg)
+		vg->seq = mda->tail_seq;
+	r = 0;
+out:
+	free(ck);
+	free(rr.win);
+	return r;
+}
+
+int dlvm_vg_checkpoint_blob(const struct dlvm_vg *vg, uint8_t **blob, size_t *len,
+			    struct dlvm_err *err)
+{
+	struct dlvm_buf b = { 0 };
+	struct dlvm_blob_header bh = { .major = DLVM_FORMAT_MAJOR, .minor = DLVM_FORMAT_MINOR };
+	int r;
+
+	if ((r = dlvm_buf_reserve(&b, DLVM_BLOB_HEADER_SIZE)))
+		return dlvm_err_set(err, r, "out of memory");
+	b.len = DLVM_BLOB_HEADER_SIZE;
+	if ((r = dlvm_vg_encode_state(vg, &b))) {
+		dlvm_buf_release(&b);
+		return dlvm_err_set(err, r, "out of memory");
+	}
+	if (b.len - DLVM_BLOB_HEADER_SIZE > UINT32_MAX) {
+		dlvm_buf_release(&b);
+		return dlvm_err_set(err, -ENOSPC, "%s: metadata checkpoint exceeds 4 GiB",
+				    vg->info.name);
+	}
+	size_t alen = (size_t)dlvm_align_up(b.len, DLVM_BLOCK);
+	uint8_t *out = dlvm_io_alloc(alen);
+	if (!out) {
+		dlvm_buf_release(&b);
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	}
+	memcpy(out, b.data, b.len);
+	memcpy(bh.magic, DLVM_CKPT_MAGIC, 8);
+	memcpy(bh.vg_uuid, vg->info.uuid, 16);
+	bh.seq = vg->seq;
+	bh.payload_len = (uint32_t)(b.len - DLVM_BLOB_HEADER_SIZE);
+	bh.timestamp = (uint64_t)time(NULL);
+	dlvm_blob_encode(&bh, out);
+	*len = b.len;
+	*blob = out;
+	dlvm_buf_release(&b);
+	return 0;
+}
+
+static int write_header(struct dlvm_pv *pv, struct dlvm_mda_header *nh, struct dlvm_err *err)
+{
+	uint8_t *buf = dlvm_io_alloc(DLVM_BLOCK);
+	unsigned slot = pv->mda.slot ^ 1u;
+	int r;
+
+	if (!buf)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	dlvm_mda_header_encode(nh, buf);
+	r = dlvm_dev_write(pv->dev, buf, DLVM_BLOCK, mda_base(pv) + slot * DLVM_BLOCK, err);
+	if (!r)
+		r = dlvm_dev_flush(pv->dev, err);
+	free(buf);
+	if (!r) {
+		pv->mda.hdr = *nh;
+		pv->mda.slot = slot;
+	}
+	return r;
+}
+
+int dlvm_mda_write_checkpoint(struct dlvm_vg *vg, struct dlvm_pv *pv, const uint8_t *blob,
+			      size_t blob_len, struct dlvm_err *err)
+{
+	struct dlvm_mda_header nh = pv->mda.hdr;
+	int r;
+
+	if (blob_len > nh.ckpt_size)
+		return dlvm_err_set(err, -ENOSPC, "%s: metadata area too small: the VG needs %zu "
+				    "bytes per checkpoint, the area holds %" PRIu64 " (recreate the "
+				    "PV with a larger pvcreate --metadatasize)", pv->dev->name,
+				    blob_len, nh.ckpt_size);
+	bool fresh = dlvm_uuid_is_zero(nh.vg_uuid) || memcmp(nh.vg_uuid, vg->info.uuid, 16);
+	unsigned cslot = fresh ? 0 : nh.ckpt_slot ^ 1u;
+	uint64_t off = mda_base(pv) + nh.ckpt_offset + cslot * nh.ckpt_size;
+	size_t wlen = (size_t)dlvm_align_up(blob_len, DLVM_BLOCK);
+
+	if ((r = dlvm_dev_write(pv->dev, blob, wlen, off, err)) || (r = dlvm_dev_flush(pv->dev, err)))
+		return r;
+	if (fresh) {
+		pv->mda.tail = 0;
+		memcpy(nh.vg_uuid, vg->info.uuid, 16);
+	} else if (!pv->mda.valid) {
+		pv->mda.tail = 0;
+	}
+	nh.generation++;
+	nh.ckpt_slot = cslot;
+	nh.ckpt_seq = vg->seq;
+	nh.ckpt_len = blob_len;
+	nh.ckpt_crc = dlvm_crc32c(blob, blob_len);
+	nh.journal_start = pv->mda.tail;
+	if ((r = write_header(pv, &nh, err)))
+		return r;
+	pv->mda.used = 0;
+	pv->mda.tail_seq = vg->seq;
+	pv->mda.valid = true;
+	pv->mda.in_sync = true;
+	pv->mda.problem[0] = '\0';
+	return 0;
+}
+
+int dlvm_vg_checkpoint(struct dlvm_vg *vg, bool only_stale, struct dlvm_err *err)
+{
+	uint8_t *blob = NULL;
+	size_t len;
+	int r, done = 0, first = 0;
+
+	if ((r = dlvm_vg_checkpoint_blob(vg, &blob, &len, err)))
+		return r;
+	for (size_t i = 0; i < vg->npv; i++) {
+		struct dlvm_pv *pv = vg->pvs[i];
+		/* damaged copies are rewritten only by an explicit repair */
+		if (!pv->dev || !pv->mda.valid || (only_stale && pv->mda.in_sync))
+			continue;
+		struct dlvm_err e = { 0 };
+		r = dlvm_mda_write_checkpoint(vg, pv, blob, len, &e);
+		if (r) {
+			pv->mda.in_sync = false;
+			snprintf(pv->mda.problem, sizeof(pv->mda.problem), "%s", e.msg);
+			if (!first)
+				first = dlvm_err_set(err, r, "%s", e.msg);
+		} else {
+			done++;
+		}
+	}
+	free(blob);
+	if (!done && first)
+		return first;
+	return 0;
+}
+
+static int append_one(struct dlvm_pv *pv, const uint8_t *rec, size_t rec_len,
+		      const uint8_t *wrap, uint32_t ss, struct dlvm_err *err)
+{
+	struct dlvm_mda *m = &pv->mda;
+	uint64_t ring_abs = mda_base(pv) + m->hdr.ring_offset;
+	uint64_t pos = m->tail, used = m->used;
+	int r;
+
+	if (pos + rec_len > m->hdr.ring_size) {
+		if (pos < m->hdr.ring_size &&
+		    (r = dlvm_dev_write(pv->dev, wrap, ss, ring_abs + pos, err)))
+			return r;
+		used += m->hdr.ring_size - pos;
+		pos = 0;
+	}
+	if ((r = dlvm_dev_write(pv->dev, rec, rec_len, ring_abs + pos, err)) ||
+	    (r = dlvm_dev_flush(pv->dev, err)))
+		return r;
+	m->tail = pos + rec_len;
+	if (m->tail >= m->hdr.ring_size)
+		m->tail = 0;
+	m->used = used + rec_len;
+	return 0;
+}
+
+int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err)
+{
+	struct dlvm_buf b = { 0 };
+	struct dlvm_blob_header bh = { .major = DLVM_FORMAT_MAJOR, .minor = DLVM_FORMAT_MINOR,
+				       .type = DLVM_REC_TXN };
+	uint8_t *rec = NULL, *wrap = NULL;
+	int r = 0, ok = 0;
+
+	if (vg->readonly)
+		return dlvm_err_set(err, -EROFS, "%s: volume group is read-only", vg->info.name);
+	for (size_t i = 0; i < vg->npv; i++)
+		if (!vg->pvs[i]->dev)
+			return dlvm_err_set(err, -EROFS, "%s: PV %u is missing: metadata cannot be "
+					    "changed until it is back or removed", vg->info.name,
+					    vg->pvs[i]->d.id);
+	if ((r = dlvm_buf_reserve(&b, DLVM_BLOB_HEADER_SIZE)))
+		return dlvm_err_set(err, r, "out of memory");
+	b.len = DLVM_BLOB_HEADER_SIZE;
+	for (size_t i = 0; i < t->n; i++)
+		if ((r = dlvm_edit_encode(&t->edits[i], &b))) {
+			r = dlvm_err_set(err, r, "out of memory");
+			goto out;
+		}
+	size_t rec_len = (size_t)dlvm_align_up(b.len, DLVM_BLOCK);
+
+	/* Resync stale copies and checkpoint copies whose ring is half full. */
+	bool need_ckpt = false;
+	for (size_t i = 0; i < vg->npv; i++) {
+		struct dlvm_mda *m = &vg->pvs[i]->mda;
+		if (rec_len > m->hdr.ring_size / 4) {
+			r = dlvm_err_set(err, -ENOSPC, "%s: transaction of %zu bytes is too large "
+					 "for the metadata journal", vg->info.name, b.len);
+			goto out;
+		}
+		if (!m->in_sync || m->used + 2 * rec_len > m->hdr.ring_size / 2)
+			need_ckpt = true;
+	}
+	if (need_ckpt) {
+		bool all = false;
+		for (size_t i = 0; i < vg->npv; i++) {
+			struct dlvm_mda *m = &vg->pvs[i]->mda;
+			if (m->in_sync && m->used + 2 * rec_len > m->hdr.ring_size / 2)
+				all = true;
+		}
+		if ((r = dlvm_vg_checkpoint(vg, !all, err)))
+			goto out;
+	}
+
+	vg->seq++;
+	rec = dlvm_io_alloc(rec_len);
+	wrap = dlvm_io_alloc(DLVM_BLOCK);
+	if (!rec || !wrap) {
+		vg->seq--;
+		r = dlvm_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	memcpy(rec, b.data, b.len);
+	memcpy(bh.magic, DLVM_REC_MAGIC, 8);
+	memcpy(bh.vg_uuid, vg->info.uuid, 16);
+	bh.seq = vg->seq;
+	bh.payload_len = (uint32_t)(b.len - DLVM_BLOB_HEADER_SIZE);
+	bh.timestamp = (uint64_t)time(NULL);
+	dlvm_blob_encode(&bh, rec);
+	struct dlvm_blob_header wh = bh;
+	wh.type = DLVM_REC_WRAP;
+	wh.payload_len = 0;
+	dlvm_blob_encode(&wh, wrap);
+
+	for (size_t i = 0; i < vg->npv; i++) {
+		struct dlvm_pv *pv = vg->pvs[i];
+		if (!pv->mda.in_sync)
+			continue;
+		uint32_t ss = pv->hdr.sector_size;
+		size_t len = (size_t)dlvm_align_up(b.len, ss);
+		struct dlvm_err e = { 0 };
+		if (append_one(pv, rec, len, wrap, ss, &e)) {
+			pv->mda.in_sync = false;
+			snprintf(pv->mda.problem, sizeof(pv->mda.problem), "%s", e.msg);
+			if (!r)
+				r = dlvm_err_set(err, e.code, "%s", e.msg);
+			continue;
+		}
+		pv->mda.tail_seq = vg->seq;
+		ok++;
+	}
+	if (!ok) {
+		vg->seq--;
+		if (!r)
+			r = dlvm_err_set(err, -EIO, "%s: no metadata copy could be written",
+					 vg->info.name);
+		vg->readonly = true; /* the disk may hold the record: reload first */
+		goto out;
+	}
+	dlvm_err_clear(err); /* a copy failed but others hold the change */
+	r = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		struct dlvm_err e = { 0 };
+		int ar = dlvm_vg_apply(vg, &t->edits[i], &e);
+		if (ar) {
+			/* The record is durable but does not fit the model: a bug.
+			 * Refuse further changes until the VG is reloaded. */
+			vg->readonly = true;
+			r = dlvm_err_set(err, -EIO, "%s: internal error applying committed change: "
+					 "%s", vg->info.name, e.msg);
+			break;
+		}
+	}
+out:
+	free(rec);
+	free(wrap);
+	dlvm_buf_release(&b);
+	return r;
+}

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal interfaces between the files of lib/meta. */
+#ifndef DLVM_META_INTERNAL_H
+#define DLVM_META_INTERNAL_H
+
+#include "dlvm/vg.h"
+#include "../util/hmap.h"
+
+/* Geometry of an MDA of the given size. */
+void dlvm_mda_geometry(uint64_t mda_size, struct dlvm_mda_header *h);
+
+/* Read the two header slots of the MDA on dev; pick the current one.
+ * Fills mda->hdr, mda->slot. */
+int dlvm_mda_read_header(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_err *err);
+
+/*
+ * Verify one copy: its checkpoint and the records that follow, without
+ * building a model. Sets mda->tail, tail_seq, used, valid. When vg is not
+ * NULL, also applies the checkpoint and records to vg (a fresh model).
+ */
+int dlvm_mda_replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg,
+		    struct dlvm_err *err);
+
+/* Write a checkpoint of vg (payload already encoded, blob ready) to one copy. */
+int dlvm_mda_write_checkpoint(struct dlvm_vg *vg, struct dlvm_pv *pv, const uint8_t *blob,
+			      size_t blob_len, struct dlvm_err *err);
+
+/* Encode a checkpoint blob of vg: 4096-aligned buffer, header + payload. */
+int dlvm_vg_checkpoint_blob(const struct dlvm_vg *vg, uint8_t **blob, size_t *len,
+			    struct dlvm_err *err);
+
+struct dlvm_vg *dlvm_vg_new(void);
+int dlvm_vg_add_lv(struct dlvm_vg *vg, struct dlvm_lv *lv);
+void dlvm_vg_del_lv(struct dlvm_vg *vg, struct dlvm_lv *lv);
+void dlvm_lv_free(struct dlvm_lv *lv);
+
+static inline struct dlvm_hmap *vg_by_name(const struct dlvm_vg *vg)
+{
+	return (struct dlvm_hmap *)vg->by_name;
+}
+static inline struct dlvm_hmap *vg_by_id(const struct dlvm_vg *vg)
+{
+	return (struct dlvm_hmap *)vg->by_id;
+}
+
+#endif

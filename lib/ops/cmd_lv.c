@@ -1,0 +1,742 @@
+/* SPDX-License-Identifier: MIT */
+/* lvcreate, lvremove, lvextend, lvreduce, lvresize, lvrename, lvchange, lvs */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dlvm/util.h"
+#include "ops.h"
+
+#define DEFAULT_STRIPE_SIZE (64u << 10)
+
+static int find_lv(struct dlvm_ctx *ctx, const char *path, struct dlvm_vg **vg,
+		   struct dlvm_lv **lv, struct dlvm_err *err)
+{
+	char vgn[DLVM_NAME_MAX + 1], lvn[DLVM_NAME_MAX + 1];
+	int r;
+
+	if (!path)
+		return dlvm_err_set(err, -EINVAL, "give a logical volume as VG/LV");
+	if ((r = split_lv_path(path, vgn, lvn, err)))
+		return r;
+	if ((r = dlvm_ctx_vg(ctx, vgn, vg, err)))
+		return r;
+	*lv = dlvm_lv_find(*vg, lvn);
+	if (!*lv)
+		return dlvm_err_set(err, -ENOENT, "Failed to find logical volume \"%s/%s\"", vgn, lvn);
+	return 0;
+}
+
+/* PV arguments (paths) after `from` restrict allocation to those PVs. */
+static int pv_filter(struct dlvm_ctx *ctx, struct dlvm_vg *vg, json_t *args, size_t from,
+		     uint32_t **ids, size_t *n, struct dlvm_err *err)
+{
+	size_t cnt = json_array_size(args) > from ? json_array_size(args) - from : 0;
+	int r;
+
+	*ids = NULL;
+	*n = 0;
+	if (!cnt)
+		return 0;
+	*ids = calloc(cnt, sizeof(**ids));
+	if (!*ids)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < cnt; i++) {
+		struct dlvm_dev *dev;
+		struct dlvm_vg *owner;
+		struct dlvm_pv *pv;
+		if ((r = ctx_device(ctx, arg_str(args, from + i), false, &dev, &owner, &pv, err)) ||
+		    owner != vg) {
+			free(*ids);
+			*ids = NULL;
+			return r ? r : dlvm_err_set(err, -EINVAL, "%s: not a PV of volume group \"%s\"",
+						    arg_str(args, from + i), vg->info.name);
+		}
+		(*ids)[i] = pv->d.id;
+	}
+	*n = cnt;
+	return 0;
+}
+
+/*
+ * Work out the new size in extents from -L/-l. cur is the current size
+ * (0 for a new LV); sign_ok allows +/-. Returns the target extent count.
+ */
+static int target_extents(const struct dlvm_vg *vg, json_t *opts, uint64_t cur, bool sign_ok,
+			  uint16_t stripes, uint64_t *out, struct dlvm_err *err)
+{
+	const char *L = opt_str(opts, "size"), *l = opt_str(opts, "extents");
+	uint64_t es = vg->info.extent_size, n = 0;
+	char sign = 0;
+	int r;
+
+	if (L && l)
+		return dlvm_err_set(err, -EINVAL, "give either -L/--size or -l/--extents, not both");
+	if (!L && !l)
+		return dlvm_err_set(err, -EINVAL, "give a size with -L SIZE or -l EXTENTS");
+	if (L) {
+		uint64_t bytes;
+		if ((r = dlvm_parse_size(L, 1 << 20, &bytes, sign_ok ? &sign : NULL, err)))
+			return dlvm_err_prefix(err, r, "-L: ");
+		n = bytes / es + (bytes % es != 0);
+	} else {
+		const char *p = l;
+		if (sign_ok && (*p == '+' || *p == '-'))
+			sign = *p++;
+		char *end;
+		if (!isdigit((unsigned char)*p))
+			return dlvm_err_set(err, -EINVAL, "-l %s: not a number of extents", l);
+		errno = 0;
+		unsigned long long v = strtoull(p, &end, 10);
+		if (errno)
+			return dlvm_err_set(err, -ERANGE, "-l %s: too large", l);
+		if (*end == '%') {
+			uint64_t base;
+			if (!strcmp(end, "%VG"))
+				base = dlvm_vg_total_extents(vg);
+			else if (!strcmp(end, "%FREE"))
+				base = dlvm_vg_free_extents(vg);
+			else
+				return dlvm_err_set(err, -EINVAL, "-l %s: use N%%VG or N%%FREE", l);
+			if (v > 100)
+				return dlvm_err_set(err, -EINVAL, "-l %s: more than 100%%", l);
+			n = base * v / 100;
+		} else if (*end) {
+			return dlvm_err_set(err, -EINVAL, "-l %s: not a number of extents", l);
+		} else {
+			n = v;
+		}
+	}
+	uint64_t t = n;
+	if (sign == '+' && dlvm_add_overflow(cur, n, &t))
+		return dlvm_err_set(err, -ERANGE, "size overflows");
+	if (sign == '-') {
+		if (n >= cur)
+			return dlvm_err_set(err, -EINVAL, "cannot reduce by %" PRIu64 " extents: the LV "
+					    "has %" PRIu64, n, cur);
+		t = cur - n;
+	}
+	if (stripes > 1 && t % stripes) {
+		t += stripes - t % stripes;
+	}
+	uint64_t bytes;
+	if (dlvm_mul_overflow(t, es, &bytes) || bytes > (1ull << 62))
+		return dlvm_err_set(err, -ERANGE, "size of %" PRIu64 " extents is too large", t);
+	*out = t;
+	return 0;
+}
+
+static int parse_stripes(json_t *opts, const struct dlvm_vg *vg, uint16_t *stripes,
+			 uint32_t *ssize, struct dlvm_err *err)
+{
+	const char *i = opt_str(opts, "stripes"), *I = opt_str(opts, "stripesize");
+	int r;
+
+	*stripes = 1;
+	*ssize = 0;
+	if (i) {
+		char *end;
+		unsigned long v = strtoul(i, &end, 10);
+		if (!*i || *end || v < 1 || v > DLVM_MAX_STRIPES)
+			return dlvm_err_set(err, -EINVAL, "-i %s: stripes must be 1 to %d", i,
+					    DLVM_MAX_STRIPES);
+		*stripes = (uint16_t)v;
+	}
+	if (I) {
+		uint64_t v;
+		if ((r = dlvm_parse_size(I, 1 << 10, &v, NULL, err)))
+			return dlvm_err_prefix(err, r, "-I: ");
+		if (!dlvm_is_pow2(v) || v < 4096 || v > vg->info.extent_size)
+			return dlvm_err_set(err, -EINVAL, "-I %s: stripe size must be a power of two "
+					    "from 4k to the extent size", I);
+		*ssize = (uint32_t)v;
+	}
+	if (*stripes > 1 && !*ssize)
+		*ssize = (uint32_t)DLVM_MIN((uint64_t)DEFAULT_STRIPE_SIZE, vg->info.extent_size);
+	return 0;
+}
+
+static int activate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
+		    const char *old_name, struct dlvm_err *err)
+{
+	if (!ctx->hooks)
+		return 0;
+	return ctx->hooks->activate(ctx->hooks->priv, vg, lv, old_name, err);
+}
+
+static bool is_active(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv)
+{
+	return ctx->hooks && ctx->hooks->is_active(ctx->hooks->priv, vg, lv);
+}
+
+static unsigned clients(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv)
+{
+	return ctx->hooks ? ctx->hooks->clients(ctx->hooks->priv, vg, lv) : 0;
+}
+
+/* Zero the first 4 KiB of a new LV (as LVM does) so an old signature left by
+ * a removed LV is not found again. */
+static int zero_head(struct dlvm_vg *vg, struct dlvm_lv *lv, struct dlvm_err *err)
+{
+	const struct dlvm_seg_desc *s = lv->segs[0];
+	struct dlvm_pv *pv = dlvm_pv_find_id(vg, s->area[0].pv_id);
+	uint8_t *buf = dlvm_io_alloc(4096);
+	int r;
+
+	if (!buf)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	r = dlvm_dev_write(pv->dev, buf, 4096,
+			   pv->d.pe_start + s->area[0].pe_start * vg->info.extent_size, err);
+	free(buf);
+	return r;
+}
+
+static void next_free_name(const struct dlvm_vg *vg, char *out, size_t len)
+{
+	for (unsigned i = 0;; i++) {
+		snprintf(out, len, "lvol%u", i);
+		if (!dlvm_lv_find(vg, out))
+			return;
+	}
+}
+
+DLVM_CMD_FN(cmd_lvcreate)
+{
+	struct dlvm_vg *vg;
+	struct dlvm_edit e = { .type = DLVM_EDIT_LV_CREATE };
+	struct dlvm_txn t;
+	uint32_t *pvs = NULL;
+	size_t npvs;
+	uint16_t stripes;
+	uint32_t ssize;
+	uint64_t extents;
+	const char *name = opt_str(opts, "name"), *a = opt_str(opts, "activate");
+	const char *perm = opt_str(opts, "permission"), *z = opt_str(opts, "zero");
+	char vgname[DLVM_NAME_MAX + 1], lvname[DLVM_NAME_MAX + 1];
+	int r;
+
+	const char *target = arg_str(args, 0);
+	if (!target)
+		return dlvm_err_set(err, -EINVAL, "lvcreate: give the volume group");
+	if (strchr(target, '/')) { /* LVM also accepts VG/LV */
+		if ((r = split_lv_path(target, vgname, lvname, err)))
+			return r;
+		if (name && strcmp(name, lvname))
+			return dlvm_err_set(err, -EINVAL, "lvcreate: two different names given: %s "
+					    "and %s", name, lvname);
+		name = lvname;
+	} else {
+		snprintf(vgname, sizeof(vgname), "%s", target);
+	}
+	if ((r = dlvm_ctx_vg(ctx, vgname, &vg, err)))
+		return r;
+	if (name && (r = dlvm_check_name(name, "LV", err)))
+		return r;
+	if (name && dlvm_lv_find(vg, name))
+		return dlvm_err_set(err, -EEXIST, "Logical Volume \"%s\" already exists in volume "
+				    "group \"%s\"", name, vg->info.name);
+	if (a && strcmp(a, "y") && strcmp(a, "n") && strcmp(a, "ey") && strcmp(a, "ay"))
+		return dlvm_err_set(err, -EINVAL, "lvcreate: -a takes y or n, not \"%s\"", a);
+	if (perm && strcmp(perm, "r") && strcmp(perm, "rw"))
+		return dlvm_err_set(err, -EINVAL, "lvcreate: -p takes r or rw, not \"%s\"", perm);
+	if (z && strcmp(z, "y") && strcmp(z, "n"))
+		return dlvm_err_set(err, -EINVAL, "lvcreate: -Z takes y or n, not \"%s\"", z);
+	if ((r = parse_stripes(opts, vg, &stripes, &ssize, err)))
+		return r;
+	if ((r = target_extents(vg, opts, 0, false, stripes, &extents, err)))
+		return r;
+	if (!extents)
+		return dlvm_err_set(err, -EINVAL, "lvcreate: size must be larger than zero");
+	if (vg->info.max_lv && vg->nlv >= vg->info.max_lv)
+		return dlvm_err_set(err, -ENOSPC, "%s: maximum of %u LVs reached", vg->info.name,
+				    vg->info.max_lv);
+	if ((r = pv_filter(ctx, vg, args, 1, &pvs, &npvs, err)))
+		return r;
+	r = dlvm_alloc(vg, NULL, extents, stripes, ssize, pvs, npvs, &e.u.lv.segs, &e.u.lv.nseg,
+		       err);
+	free(pvs);
+	if (r)
+		return r;
+	e.u.lv.id = vg->info.next_lv_id;
+	dlvm_uuid_generate(e.u.lv.uuid);
+	if (name)
+		snprintf(e.u.lv.name, sizeof(e.u.lv.name), "%s", name);
+	else
+		next_free_name(vg, e.u.lv.name, sizeof(e.u.lv.name));
+	e.u.lv.flags = perm && !strcmp(perm, "r") ? DLVM_LV_READONLY : 0;
+	e.u.lv.ctime = (uint64_t)time(NULL);
+	snprintf(lvname, sizeof(lvname), "%s", e.u.lv.name);
+	dlvm_txn_init(&t);
+	dlvm_txn_add(&t, &e);
+	r = dlvm_txn_commit(vg, &t, err);
+	dlvm_txn_release(&t);
+	if (r)
+		return r;
+	struct dlvm_lv *lv = dlvm_lv_find(vg, lvname);
+	if (!z || !strcmp(z, "y")) {
+		struct dlvm_err ze = { 0 };
+		if (zero_head(vg, lv, &ze))
+			resp_warning(resp, "%s/%s: could not zero the first 4 KiB: %s", vg->info.name,
+				     lvname, ze.msg);
+	}
+	if (!a || strcmp(a, "n")) {
+		struct dlvm_err ae = { 0 };
+		if (activate(ctx, vg, lv, NULL, &ae))
+			resp_warning(resp, "%s/%s: created but not activated: %s", vg->info.name,
+				     lvname, ae.msg);
+	}
+	resp_message(resp, "Logical volume \"%s\" created.", lvname);
+	return 0;
+}
+
+static int deactivate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, bool force,
+		      struct dlvm_err *err)
+{
+	if (!is_active(ctx, vg, lv))
+		return 0;
+	unsigned c = clients(ctx, vg, lv);
+	if (c && !force)
+		return dlvm_err_set(err, -EBUSY, "Logical volume %s/%s in use by %u NBD client%s "
+				    "(use -f to disconnect them)", vg->info.name, lv->name, c,
+				    c == 1 ? "" : "s");
+	return ctx->hooks->deactivate(ctx->hooks->priv, vg, lv, force, err);
+}
+
+DLVM_CMD_FN(cmd_lvremove)
+{
+	size_t n = json_array_size(args);
+	bool force = opt_flag(opts, "force");
+	int r;
+
+	if (!n)
+		return dlvm_err_set(err, -EINVAL, "lvremove: give at least one VG/LV");
+	/* check all first: bad input changes nothing */
+	for (size_t i = 0; i < n; i++) {
+		struct dlvm_vg *vg;
+		struct dlvm_lv *lv;
+		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)))
+			return r;
+		unsigned c = clients(ctx, vg, lv);
+		if (c && !force)
+			return dlvm_err_set(err, -EBUSY, "Logical volume %s/%s in use by %u NBD "
+					    "client%s (use -f to disconnect them)", vg->info.name,
+					    lv->name, c, c == 1 ? "" : "s");
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct dlvm_vg *vg;
+		struct dlvm_lv *lv;
+		struct dlvm_txn t;
+		char name[DLVM_NAME_MAX + 1];
+		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)))
+			return r;
+		if ((r = deactivate(ctx, vg, lv, force, err)))
+			return r;
+		struct dlvm_edit e = { .type = DLVM_EDIT_LV_REMOVE };
+		e.u.lv.id = lv->id;
+		snprintf(name, sizeof(name), "%s", lv->name);
+		dlvm_txn_init(&t);
+		dlvm_txn_add(&t, &e);
+		r = dlvm_txn_commit(vg, &t, err);
+		dlvm_txn_release(&t);
+		if (r)
+			return r;
+		resp_message(resp, "Logical volume \"%s\" successfully removed.", name);
+	}
+	return 0;
+}
+
+/* Cut a segment list down to `keep` extents (a copy). */
+static int segs_cut(const struct dlvm_lv *lv, uint64_t keep, struct dlvm_seg_desc ***out,
+		    uint32_t *nout)
+{
+	struct dlvm_seg_desc **segs;
+	uint32_t n = 0;
+
+	if (dlvm_segs_dup(lv->segs, lv->nseg, &segs))
+		return -ENOMEM;
+	for (uint32_t i = 0; i < lv->nseg; i++) {
+		struct dlvm_seg_desc *s = segs[i];
+		if (s->le_start >= keep) {
+			free(s);
+			continue;
+		}
+		if (s->le_start + s->le_count > keep)
+			s->le_count = keep - s->le_start;
+		n++;
+	}
+	*out = segs;
+	*nout = n;
+	return 0;
+}
+
+/* Append new segments after old ones, merging a linear segment into the
+ * previous one when the areas are adjacent on the same PV. */
+static int segs_join(struct dlvm_seg_desc *const *a, uint32_t na, struct dlvm_seg_desc **b,
+		     uint32_t nb, struct dlvm_seg_desc ***out, uint32_t *nout)
+{
+	struct dlvm_seg_desc **segs;
+	uint32_t n;
+
+	if (dlvm_segs_dup(a, na, &segs))
+		return -ENOMEM;
+	struct dlvm_seg_desc **p = realloc(segs, (na + nb) * sizeof(*p));
+	if (!p) {
+		dlvm_segs_free(segs, na);
+		return -ENOMEM;
+	}
+	segs = p;
+	n = na;
+	for (uint32_t i = 0; i < nb; i++) {
+		struct dlvm_seg_desc *last = n ? segs[n - 1] : NULL, *s = b[i];
+		if (last && last->stripes == 1 && s->stripes == 1 &&
+		    last->area[0].pv_id == s->area[0].pv_id &&
+		    last->area[0].pe_start + last->le_count == s->area[0].pe_start) {
+			last->le_count += s->le_count;
+			free(s);
+		} else {
+			segs[n++] = s;
+		}
+		b[i] = NULL;
+	}
+	*out = segs;
+	*nout = n;
+	return 0;
+}
+
+enum resize_mode { GROW, SHRINK, ANY };
+
+static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *resp,
+		     enum resize_mode mode, struct dlvm_err *err)
+{
+	struct dlvm_vg *vg;
+	struct dlvm_lv *lv;
+	uint64_t target;
+	uint16_t stripes;
+	uint32_t ssize;
+	int r;
+
+	if ((r = find_lv(ctx, arg_str(args, 0), &vg, &lv, err)))
+		return r;
+	if ((r = parse_stripes(opts, vg, &stripes, &ssize, err)))
+		return r;
+	const struct dlvm_seg_desc *last = lv->segs[lv->nseg - 1];
+	if (!opt_str(opts, "stripes") && last->stripes > 1) { /* inherit, as LVM does */
+		stripes = last->stripes;
+		if (!opt_str(opts, "stripesize"))
+			ssize = last->stripe_size;
+	}
+	if ((r = target_extents(vg, opts, lv->le_count, true, 1, &target, err)))
+		return r;
+	char cur[32], want[32];
+	dlvm_format_size(lv->le_count * vg->info.extent_size, 'h', cur, sizeof(cur));
+	dlvm_format_size(target * vg->info.extent_size, 'h', want, sizeof(want));
+	if (target == lv->le_count)
+		return dlvm_err_set(err, -EINVAL, "New size (%" PRIu64 " extents) matches existing "
+				    "size (%" PRIu64 " extents).", target, lv->le_count);
+	if (target == 0)
+		return dlvm_err_set(err, -EINVAL, "%s/%s: cannot resize to zero", vg->info.name,
+				    lv->name);
+	struct dlvm_seg_desc **segs = NULL;
+	uint32_t nseg = 0;
+	if (target > lv->le_count) {
+		if (mode == SHRINK)
+			return dlvm_err_set(err, -EINVAL, "New size given (%s) is larger than the "
+					    "current size (%s): use lvextend", want, cur);
+		uint64_t more = target - lv->le_count;
+		if (stripes > 1 && more % stripes)
+			more += stripes - more % stripes;
+		uint32_t *pvs;
+		size_t npvs;
+		struct dlvm_seg_desc **add;
+		uint32_t nadd;
+		if ((r = pv_filter(ctx, vg, args, 1, &pvs, &npvs, err)))
+			return r;
+		r = dlvm_alloc(vg, lv, more, stripes, ssize, pvs, npvs, &add, &nadd, err);
+		free(pvs);
+		if (r)
+			return r;
+		r = segs_join(lv->segs, lv->nseg, add, nadd, &segs, &nseg);
+		dlvm_segs_free(add, nadd);
+		if (r)
+			return dlvm_err_set(err, r, "out of memory");
+	} else {
+		if (mode == GROW)
+			return dlvm_err_set(err, -EINVAL, "New size given (%s) is not larger than the "
+					    "current size (%s): use lvreduce -f", want, cur);
+		if (!opt_flag(opts, "force"))
+			return dlvm_err_set(err, -EINVAL, "Reducing %s/%s from %s to %s would cut the "
+					    "data past the new end: use -f to do it", vg->info.name,
+					    lv->name, cur, want);
+		if (clients(ctx, vg, lv))
+			return dlvm_err_set(err, -EBUSY, "%s/%s: cannot reduce while NBD clients are "
+					    "connected", vg->info.name, lv->name);
+		/* striped segments shrink in whole rows */
+		for (uint32_t i = 0; i < lv->nseg; i++) {
+			const struct dlvm_seg_desc *s = lv->segs[i];
+			if (target > s->le_start && target < s->le_start + s->le_count &&
+			    (target - s->le_start) % s->stripes)
+				target += s->stripes - (target - s->le_start) % s->stripes;
+		}
+		if ((r = segs_cut(lv, target, &segs, &nseg)))
+			return dlvm_err_set(err, r, "out of memory");
+	}
+	struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_SEGMENTS };
+	struct dlvm_txn t;
+	e.u.lv.id = lv->id;
+	e.u.lv.segs = segs;
+	e.u.lv.nseg = nseg;
+	dlvm_txn_init(&t);
+	dlvm_txn_add(&t, &e);
+	r = dlvm_txn_commit(vg, &t, err);
+	dlvm_txn_release(&t);
+	if (r)
+		return r;
+	if (is_active(ctx, vg, lv)) {
+		struct dlvm_err ae = { 0 };
+		if (activate(ctx, vg, lv, NULL, &ae))
+			resp_warning(resp, "%s/%s: resized, but the export was not refreshed: %s",
+				     vg->info.name, lv->name, ae.msg);
+	}
+	dlvm_format_size(lv->le_count * vg->info.extent_size, 'h', want, sizeof(want));
+	resp_message(resp, "Size of logical volume %s/%s changed from %s to %s.", vg->info.name,
+		     lv->name, cur, want);
+	resp_message(resp, "Logical volume %s/%s successfully resized.", vg->info.name, lv->name);
+	return 0;
+}
+
+DLVM_CMD_FN(cmd_lvextend)
+{
+	return lv_resize(ctx, opts, args, resp, GROW, err);
+}
+
+DLVM_CMD_FN(cmd_lvreduce)
+{
+	return lv_resize(ctx, opts, args, resp, SHRINK, err);
+}
+
+DLVM_CMD_FN(cmd_lvresize)
+{
+	return lv_resize(ctx, opts, args, resp, ANY, err);
+}
+
+DLVM_CMD_FN(cmd_lvrename)
+{
+	size_t n = json_array_size(args);
+	char vgn[DLVM_NAME_MAX + 1], oldn[DLVM_NAME_MAX + 1], newn[DLVM_NAME_MAX + 1];
+	struct dlvm_vg *vg;
+	struct dlvm_lv *lv;
+	int r;
+
+	(void)opts;
+	if (n == 2) {
+		if ((r = split_lv_path(arg_str(args, 0), vgn, oldn, err)))
+			return r;
+		const char *nn = arg_str(args, 1);
+		const char *slash = strrchr(nn, '/');
+		if (slash) {
+			char v2[DLVM_NAME_MAX + 1];
+			if ((r = split_lv_path(nn, v2, newn, err)))
+				return r;
+			if (strcmp(v2, vgn))
+				return dlvm_err_set(err, -EINVAL, "lvrename: cannot move an LV to "
+						    "another VG");
+		} else {
+			snprintf(newn, sizeof(newn), "%s", nn);
+		}
+	} else if (n == 3) {
+		snprintf(vgn, sizeof(vgn), "%s", arg_str(args, 0));
+		snprintf(oldn, sizeof(oldn), "%s", arg_str(args, 1));
+		snprintf(newn, sizeof(newn), "%s", arg_str(args, 2));
+	} else {
+		return dlvm_err_set(err, -EINVAL, "lvrename: give VG/OLD NEW or VG OLD NEW");
+	}
+	if ((r = dlvm_ctx_vg(ctx, vgn, &vg, err)))
+		return r;
+	if (!(lv = dlvm_lv_find(vg, oldn)))
+		return dlvm_err_set(err, -ENOENT, "Existing logical volume \"%s\" not found in "
+				    "volume group \"%s\"", oldn, vgn);
+	if ((r = dlvm_check_name(newn, "LV", err)))
+		return r;
+	if (dlvm_lv_find(vg, newn))
+		return dlvm_err_set(err, -EEXIST, "Logical Volume \"%s\" already exists in volume "
+				    "group \"%s\"", newn, vgn);
+	struct dlvm_edit e = { .type = DLVM_EDIT_LV_RENAME };
+	struct dlvm_txn t;
+	e.u.lv.id = lv->id;
+	snprintf(e.u.lv.name, sizeof(e.u.lv.name), "%s", newn);
+	dlvm_txn_init(&t);
+	dlvm_txn_add(&t, &e);
+	r = dlvm_txn_commit(vg, &t, err);
+	dlvm_txn_release(&t);
+	if (r)
+		return r;
+	if (ctx->hooks) {
+		struct dlvm_err ae = { 0 };
+		if (activate(ctx, vg, lv, oldn, &ae))
+			resp_warning(resp, "%s/%s: renamed, but the export was not renamed: %s", vgn,
+				     newn, ae.msg);
+	}
+	resp_message(resp, "Renamed \"%s\" to \"%s\" in volume group \"%s\"", oldn, newn, vgn);
+	return 0;
+}
+
+DLVM_CMD_FN(cmd_lvchange)
+{
+	const char *a = opt_str(opts, "activate"), *p = opt_str(opts, "permission");
+	bool force = opt_flag(opts, "force");
+	size_t n = json_array_size(args);
+	int r;
+
+	if (!a && !p)
+		return dlvm_err_set(err, -EINVAL, "lvchange: nothing to change (give -a y|n or "
+				    "-p r|rw)");
+	bool on = a && (!strcmp(a, "y") || !strcmp(a, "ey") || !strcmp(a, "ay"));
+	if (a && !on && strcmp(a, "n"))
+		return dlvm_err_set(err, -EINVAL, "lvchange: -a takes y or n, not \"%s\"", a);
+	if (p && strcmp(p, "r") && strcmp(p, "rw"))
+		return dlvm_err_set(err, -EINVAL, "lvchange: -p takes r or rw, not \"%s\"", p);
+	if (a && !ctx->hooks)
+		return dlvm_err_set(err, -ENOTSUP, "lvchange -a: activation needs a running dlvmd "
+				    "(start it, or give --socket)");
+	if (!n)
+		return dlvm_err_set(err, -EINVAL, "lvchange: give at least one VG/LV");
+	for (size_t i = 0; i < n; i++) {
+		struct dlvm_vg *vg;
+		struct dlvm_lv *lv;
+		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)))
+			return r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct dlvm_vg *vg;
+		struct dlvm_lv *lv;
+		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)))
+			return r;
+		if (p) {
+			uint64_t flags = !strcmp(p, "r") ? lv->flags | DLVM_LV_READONLY
+							 : lv->flags & ~DLVM_LV_READONLY;
+			if (flags == lv->flags) {
+				resp_message(resp, "Logical volume %s/%s is already %s.", vg->info.name,
+					     lv->name, !strcmp(p, "r") ? "read only" : "writable");
+			} else {
+				struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_FLAGS };
+				struct dlvm_txn t;
+				e.u.lv.id = lv->id;
+				e.u.lv.flags = flags;
+				dlvm_txn_init(&t);
+				dlvm_txn_add(&t, &e);
+				r = dlvm_txn_commit(vg, &t, err);
+				dlvm_txn_release(&t);
+				if (r)
+					return r;
+				/* new connections see the new permission; with -f the
+				 * open ones are dropped so none keeps writing */
+				if (is_active(ctx, vg, lv)) {
+					if (force && clients(ctx, vg, lv) &&
+					    (r = ctx->hooks->deactivate(ctx->hooks->priv, vg, lv, true,
+									err)))
+						return r;
+					if ((r = activate(ctx, vg, lv, NULL, err)))
+						return r;
+					if (!force && clients(ctx, vg, lv) && (flags & DLVM_LV_READONLY))
+						resp_warning(resp, "%s/%s: %u connected client(s) keep "
+							     "write access until they reconnect "
+							     "(use -f to disconnect them)",
+							     vg->info.name, lv->name,
+							     clients(ctx, vg, lv));
+				}
+				resp_message(resp, "Logical volume %s/%s changed.", vg->info.name,
+					     lv->name);
+			}
+		}
+		if (a && on && !is_active(ctx, vg, lv)) {
+			if ((r = activate(ctx, vg, lv, NULL, err)))
+				return r;
+		} else if (a && !on) {
+			if ((r = deactivate(ctx, vg, lv, force, err)))
+				return r;
+		}
+	}
+	return 0;
+}
+
+void lv_attr(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
+	     char out[11])
+{
+	memcpy(out, "-wi-------", 11);
+	if (lv->flags & DLVM_LV_READONLY)
+		out[1] = 'r';
+	if (is_active(ctx, vg, lv))
+		out[4] = 'a';
+	if (clients(ctx, vg, lv))
+		out[5] = 'o';
+}
+
+DLVM_CMD_FN(cmd_lvs)
+{
+	json_t *rep = json_object(), *rows = json_array();
+	size_t n = json_array_size(args);
+	(void)opts;
+
+	json_object_set_new(rep, "kind", json_string("lv"));
+	json_object_set_new(rep, "rows", rows);
+	json_object_set_new(resp, "report", rep);
+	for (size_t i = 0; i < n; i++) {
+		const char *s = arg_str(args, i);
+		struct dlvm_vg *vg;
+		struct dlvm_lv *lv;
+		int r = strchr(s, '/') ? find_lv(ctx, s, &vg, &lv, err) : dlvm_ctx_vg(ctx, s, &vg, err);
+		if (r)
+			return r;
+	}
+	for (size_t v = 0; v < ctx->nvg; v++) {
+		const struct dlvm_vg *vg = ctx->vgs[v];
+		uint64_t es = vg->info.extent_size;
+		for (size_t l = 0; l < vg->nlv; l++) {
+			const struct dlvm_lv *lv = vg->lvs[l];
+			bool want = !n;
+			char full[2 * DLVM_NAME_MAX + 2];
+			snprintf(full, sizeof(full), "%s/%s", vg->info.name, lv->name);
+			for (size_t i = 0; i < n; i++)
+				want |= !strcmp(arg_str(args, i), vg->info.name) ||
+					!strcmp(arg_str(args, i), full);
+			if (!want)
+				continue;
+			char u[DLVM_UUID_STR], attr[11];
+			dlvm_uuid_unparse(lv->uuid, u);
+			lv_attr(ctx, vg, lv, attr);
+			json_t *row = json_object();
+			json_object_set_new(row, "lv_name", json_string(lv->name));
+			json_object_set_new(row, "vg_name", json_string(vg->info.name));
+			json_object_set_new(row, "lv_attr", json_string(attr));
+			json_object_set_new(row, "lv_size", json_integer((json_int_t)(lv->le_count * es)));
+			json_object_set_new(row, "lv_uuid", json_string(u));
+			json_object_set_new(row, "lv_full_name", json_string(full));
+			json_object_set_new(row, "seg_count", json_integer(lv->nseg));
+			json_object_set_new(row, "stripes", json_integer(lv->segs[0]->stripes));
+			json_object_set_new(row, "stripe_size",
+					    json_integer(lv->segs[0]->stripes > 1 ? lv->segs[0]->stripe_size
+										  : 0));
+			json_object_set_new(row, "segtype", json_string(lv->segs[0]->stripes > 1
+									? "striped" : "linear"));
+			json_object_set_new(row, "lv_active", json_string(is_active(ctx, vg, lv)
+									  ? "active" : ""));
+			json_object_set_new(row, "lv_permissions",
+					    json_string(lv->flags & DLVM_LV_READONLY ? "read-only"
+										     : "writeable"));
+			json_object_set_new(row, "lv_device_open",
+					    json_string(clients(ctx, vg, lv) ? "open" : ""));
+			json_object_set_new(row, "nbd_clients", json_integer(clients(ctx, vg, lv)));
+			json_object_set_new(row, "nbd_export", json_string(full));
+			char tbuf[64] = "";
+			time_t ct = (time_t)lv->ctime;
+			struct tm tm;
+			if (localtime_r(&ct, &tm))
+				strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S %z", &tm);
+			json_object_set_new(row, "lv_time", json_string(tbuf));
+			json_array_append_new(rows, row);
+		}
+	}
+	return 0;
+}

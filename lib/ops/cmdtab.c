@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: MIT */
+/* The command table: every command, its options and its implementation,
+ * declared once. The CLI parses argv from it; dlvm_cmd_run checks requests
+ * against it whichever way they came. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dlvm/util.h"
+#include "ops.h"
+
+#define OPT_FORCE { 'f', "force", DLVM_OPT_FLAG, NULL, "do it even where it is refused by default" }
+#define OPT_YES { 'y', "yes", DLVM_OPT_FLAG, NULL, "answer yes to every question" }
+#define END { 0, NULL, 0, NULL, NULL }
+
+static const struct dlvm_opt_def pvcreate_opts[] = {
+	{ 0, "size", DLVM_OPT_VALUE, "SIZE", "create PATH as a sparse file of SIZE first" },
+	{ 0, "metadatasize", DLVM_OPT_VALUE, "SIZE", "size of the metadata area (default: "
+	  "1/16 of the device, at most 64m)" },
+	{ 0, "sectorsize", DLVM_OPT_VALUE, "512|4096", "sector size to record (default: the "
+	  "device's)" },
+	OPT_FORCE, OPT_YES, END,
+};
+static const struct dlvm_opt_def pvremove_opts[] = { OPT_FORCE, OPT_YES, END };
+static const struct dlvm_opt_def report_opts[] = {
+	{ 'a', "all", DLVM_OPT_FLAG, NULL, "also list devices that are not PVs" }, END,
+};
+static const struct dlvm_opt_def vgcreate_opts[] = {
+	{ 's', "physicalextentsize", DLVM_OPT_VALUE, "SIZE", "extent size (default 4m)" },
+	OPT_FORCE, OPT_YES, END,
+};
+static const struct dlvm_opt_def vgremove_opts[] = { OPT_FORCE, OPT_YES, END };
+static const struct dlvm_opt_def none_opts[] = { END };
+static const struct dlvm_opt_def vgchange_opts[] = {
+	{ 'a', "activate", DLVM_OPT_VALUE, "y|n", "activate or deactivate every LV" },
+	OPT_FORCE, END,
+};
+static const struct dlvm_opt_def lvcreate_opts[] = {
+	{ 'n', "name", DLVM_OPT_VALUE, "NAME", "name of the new LV (default lvolN)" },
+	{ 'L', "size", DLVM_OPT_VALUE, "SIZE", "size (default unit m)" },
+	{ 'l', "extents", DLVM_OPT_VALUE, "N[%VG|%FREE]", "size in extents" },
+	{ 'i', "stripes", DLVM_OPT_VALUE, "N", "number of stripes" },
+	{ 'I', "stripesize", DLVM_OPT_VALUE, "SIZE", "stripe size (default 64k)" },
+	{ 'a', "activate", DLVM_OPT_VALUE, "y|n", "activate the new LV (default y)" },
+	{ 'p', "permission", DLVM_OPT_VALUE, "r|rw", "access permission (default rw)" },
+	{ 'Z', "zero", DLVM_OPT_VALUE, "y|n", "zero the first 4 KiB (default y)" },
+	OPT_YES, END,
+};
+static const struct dlvm_opt_def lvremove_opts[] = { OPT_FORCE, OPT_YES, END };
+static const struct dlvm_opt_def lvresize_opts[] = {
+	{ 'L', "size", DLVM_OPT_VALUE, "[+|-]SIZE", "new size or change (default unit m)" },
+	{ 'l', "extents", DLVM_OPT_VALUE, "[+|-]N[%VG|%FREE]", "new size in extents" },
+	{ 'i', "stripes", DLVM_OPT_VALUE, "N", "stripes of the new part" },
+	{ 'I', "stripesize", DLVM_OPT_VALUE, "SIZE", "stripe size of the new part" },
+	OPT_FORCE, OPT_YES, END,
+};
+static const struct dlvm_opt_def lvchange_opts[] = {
+	{ 'a', "activate", DLVM_OPT_VALUE, "y|n", "activate or deactivate" },
+	{ 'p', "permission", DLVM_OPT_VALUE, "r|rw", "make the LV read-only or writable" },
+	OPT_FORCE, OPT_YES, END,
+};
+static const struct dlvm_opt_def check_opts[] = {
+	{ 0, "repair", DLVM_OPT_FLAG, NULL, "rewrite stale or damaged metadata copies" }, END,
+};
+
+const struct dlvm_cmd_def dlvm_commands[] = {
+	{ "pvcreate", "pvcreate [--size SIZE] [--metadatasize SIZE] [-f] PATH...",
+	  "initialize devices or files as physical volumes", DLVM_CMD_MUTATES, pvcreate_opts,
+	  cmd_pvcreate },
+	{ "pvremove", "pvremove [-f] PV...", "remove the PV label from devices", DLVM_CMD_MUTATES,
+	  pvremove_opts, cmd_pvremove },
+	{ "pvs", "pvs [PV...]", "report physical volumes", DLVM_CMD_REPORT, report_opts, cmd_pvs },
+	{ "vgcreate", "vgcreate [-s EXTENTSIZE] VG PV...", "create a volume group",
+	  DLVM_CMD_MUTATES, vgcreate_opts, cmd_vgcreate },
+	{ "vgextend", "vgextend VG PV...", "add physical volumes to a volume group",
+	  DLVM_CMD_MUTATES, vgremove_opts, cmd_vgextend },
+	{ "vgreduce", "vgreduce VG PV...", "remove unused physical volumes from a volume group",
+	  DLVM_CMD_MUTATES, vgremove_opts, cmd_vgreduce },
+	{ "vgremove", "vgremove [-f] VG...", "remove volume groups (-f: with their LVs)",
+	  DLVM_CMD_MUTATES, vgremove_opts, cmd_vgremove },
+	{ "vgrename", "vgrename OLD NEW", "rename a volume group", DLVM_CMD_MUTATES, none_opts,
+	  cmd_vgrename },
+	{ "vgchange", "vgchange -a y|n [VG...]", "activate or deactivate every LV of VGs",
+	  DLVM_CMD_MUTATES, vgchange_opts, cmd_vgchange },
+	{ "vgs", "vgs [VG...]", "report volume groups", DLVM_CMD_REPORT, report_opts, cmd_vgs },
+	{ "lvcreate", "lvcreate [-n NAME] (-L SIZE | -l EXTENTS) [-i STRIPES [-I STRIPESIZE]] "
+	  "VG [PV...]", "create a logical volume", DLVM_CMD_MUTATES, lvcreate_opts, cmd_lvcreate },
+	{ "lvremove", "lvremove [-f] VG/LV...", "remove logical volumes", DLVM_CMD_MUTATES,
+	  lvremove_opts, cmd_lvremove },
+	{ "lvextend", "lvextend (-L [+]SIZE | -l [+]EXTENTS) VG/LV [PV...]",
+	  "grow a logical volume", DLVM_CMD_MUTATES, lvresize_opts, cmd_lvextend },
+	{ "lvreduce", "lvreduce -f (-L [-]SIZE | -l [-]EXTENTS) VG/LV",
+	  "shrink a logical volume (cuts data: needs -f)", DLVM_CMD_MUTATES, lvresize_opts,
+	  cmd_lvreduce },
+	{ "lvresize", "lvresize (-L [+|-]SIZE | -l [+|-]EXTENTS) VG/LV [PV...]",
+	  "grow or (with -f) shrink a logical volume", DLVM_CMD_MUTATES, lvresize_opts,
+	  cmd_lvresize },
+	{ "lvrename", "lvrename VG/OLD NEW | VG OLD NEW", "rename a logical volume",
+	  DLVM_CMD_MUTATES, none_opts, cmd_lvrename },
+	{ "lvchange", "lvchange [-a y|n] [-p r|rw] [-f] VG/LV...",
+	  "activate, deactivate or change the permission of logical volumes", DLVM_CMD_MUTATES,
+	  lvchange_opts, cmd_lvchange },
+	{ "lvs", "lvs [VG|VG/LV...]", "report logical volumes", DLVM_CMD_REPORT, report_opts,
+	  cmd_lvs },
+	{ "check", "check [--repair] VG...", "verify metadata copies, checksums and extent use",
+	  0, check_opts, cmd_check },
+	{ "dump", "dump DEVICE", "decode every on-disk structure of a device", DLVM_CMD_LOCAL,
+	  none_opts, cmd_dump },
+	{ NULL, NULL, NULL, 0, NULL, NULL },
+};
+
+const struct dlvm_cmd_def *dlvm_cmd_find(const char *name)
+{
+	for (const struct dlvm_cmd_def *c = dlvm_commands; c->name; c++)
+		if (!strcmp(c->name, name))
+			return c;
+	return NULL;
+}
+
+static const struct dlvm_opt_def *find_opt(const struct dlvm_cmd_def *c, const char *key)
+{
+	for (const struct dlvm_opt_def *o = c->opts; o->long_name; o++)
+		if (!strcmp(o->long_name, key))
+			return o;
+	return NULL;
+}
+
+int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *resp,
+		 struct dlvm_err *err)
+{
+	const struct dlvm_cmd_def *c = dlvm_cmd_find(name);
+	json_t *opts, *args, *v;
+	const char *key;
+	size_t i;
+
+	if (!c)
+		return dlvm_err_set(err, -EINVAL, "unknown command \"%s\"", name);
+	if (!json_is_object(req))
+		return dlvm_err_set(err, -EINVAL, "%s: request must be a JSON object", name);
+	opts = json_object_get(req, "opts");
+	args = json_object_get(req, "args");
+	if (opts && !json_is_object(opts))
+		return dlvm_err_set(err, -EINVAL, "%s: \"opts\" must be an object", name);
+	if (args && !json_is_array(args))
+		return dlvm_err_set(err, -EINVAL, "%s: \"args\" must be an array", name);
+	json_object_foreach(req, key, v) {
+		if (strcmp(key, "opts") && strcmp(key, "args"))
+			return dlvm_err_set(err, -EINVAL, "%s: unknown request member \"%s\"", name,
+					    key);
+	}
+	json_array_foreach(args, i, v) {
+		if (!json_is_string(v))
+			return dlvm_err_set(err, -EINVAL, "%s: argument %zu must be a string", name,
+					    i + 1);
+	}
+	json_object_foreach(opts, key, v) {
+		const struct dlvm_opt_def *o = find_opt(c, key);
+		if (!o)
+			return dlvm_err_set(err, -EINVAL, "%s: unknown option --%s", name, key);
+		bool ok = o->kind == DLVM_OPT_FLAG ? json_is_boolean(v)
+			  : o->kind == DLVM_OPT_VALUE ? json_is_string(v)
+						      : json_is_array(v) || json_is_string(v);
+		if (!ok)
+			return dlvm_err_set(err, -EINVAL, "%s: option --%s %s", name, key,
+					    o->kind == DLVM_OPT_FLAG ? "takes no value"
+								     : "needs a string value");
+	}
+	json_t *empty_o = NULL, *empty_a = NULL;
+	if (!opts)
+		opts = empty_o = json_object();
+	if (!args)
+		args = empty_a = json_array();
+	json_t *pre = json_deep_copy(ctx->warnings);
+	int r = c->run(ctx, opts, args, resp, err);
+	/* warnings the context gathered while loading come along once */
+	if (json_array_size(ctx->warnings)) {
+		json_t *w = json_object_get(resp, "warnings");
+		if (!w) {
+			w = json_array();
+			json_object_set_new(resp, "warnings", w);
+		}
+		json_t *x;
+		json_array_foreach(ctx->warnings, i, x) json_array_append(w, x);
+		json_array_clear(ctx->warnings);
+	}
+	json_decref(pre);
+	json_decref(empty_o);
+	json_decref(empty_a);
+	return r;
+}
+
+/* ---- helpers shared by the commands ---- */
+
+const char *opt_str(json_t *opts, const char *key)
+{
+	json_t *v = json_object_get(opts, key);
+	if (json_is_array(v))
+		v = json_array_get(v, json_array_size(v) - 1);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+bool opt_flag(json_t *opts, const char *key)
+{
+	return json_is_true(json_object_get(opts, key));
+}
+
+const char *arg_str(json_t *args, size_t i)
+{
+	json_t *v = json_array_get(args, i);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void resp_add(json_t *resp, const char *key, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	json_t *a = json_object_get(resp, key);
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (!a) {
+		a = json_array();
+		json_object_set_new(resp, key, a);
+	}
+	json_array_append_new(a, json_string(buf));
+}
+
+void resp_message(json_t *resp, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	resp_add(resp, "messages", fmt, ap);
+	va_end(ap);
+}
+
+void resp_warning(json_t *resp, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	resp_add(resp, "warnings", fmt, ap);
+	va_end(ap);
+}
+
+int split_lv_path(const char *path, char *vg, char *lv, struct dlvm_err *err)
+{
+	const char *p = path;
+
+	if (!strncmp(p, "/dev/", 5))
+		p += 5;
+	const char *slash = strchr(p, '/');
+	if (!slash || slash == p || !slash[1] || strchr(slash + 1, '/'))
+		return dlvm_err_set(err, -EINVAL, "\"%s\": expected VG/LV", path);
+	size_t vl = (size_t)(slash - p);
+	if (vl > DLVM_NAME_MAX || strlen(slash + 1) > DLVM_NAME_MAX)
+		return dlvm_err_set(err, -EINVAL, "\"%s\": name too long", path);
+	memcpy(vg, p, vl);
+	vg[vl] = '\0';
+	strcpy(lv, slash + 1);
+	return 0;
+}

@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: MIT */
+/* Command context: the devices a command may use and the VGs on them. */
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dlvm/util.h"
+#include "ops.h"
+
+static int add_path(struct dlvm_ctx *ctx, const char *p)
+{
+	for (size_t i = 0; i < ctx->ndevices; i++)
+		if (!strcmp(ctx->devices[i], p))
+			return 0;
+	char **n = realloc(ctx->devices, (ctx->ndevices + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	ctx->devices = n;
+	if (!(ctx->devices[ctx->ndevices] = strdup(p)))
+		return -ENOMEM;
+	ctx->ndevices++;
+	return 0;
+}
+
+int dlvm_ctx_init(struct dlvm_ctx *ctx, const char *state_dir, const char *devices,
+		  bool daemon, struct dlvm_err *err)
+{
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->daemon = daemon;
+	ctx->warnings = json_array();
+	if (state_dir) {
+		ctx->state_dir = strdup(state_dir);
+		if (asprintf(&ctx->devices_file, "%s/devices", state_dir) < 0)
+			ctx->devices_file = NULL;
+	}
+	if (devices && *devices) {
+		char *copy = strdup(devices), *save = NULL;
+		ctx->devices_given = true;
+		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+			if (*t && add_path(ctx, t)) {
+				free(copy);
+				return dlvm_err_set(err, -ENOMEM, "out of memory");
+			}
+		free(copy);
+		return 0;
+	}
+	if (ctx->devices_file) {
+		FILE *f = fopen(ctx->devices_file, "r");
+		char line[PATH_MAX + 2];
+		if (!f) {
+			if (errno == ENOENT)
+				return 0;
+			return dlvm_err_set(err, -errno, "%s: cannot read: %s", ctx->devices_file,
+					    strerror(errno));
+		}
+		while (fgets(line, sizeof(line), f)) {
+			line[strcspn(line, "\r\n")] = '\0';
+			char *s = line;
+			while (*s == ' ' || *s == '\t')
+				s++;
+			if (!*s || *s == '#')
+				continue;
+			add_path(ctx, s);
+		}
+		fclose(f);
+	}
+	return 0;
+}
+
+static void warn(struct dlvm_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void warn(struct dlvm_ctx *ctx, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	json_array_append_new(ctx->warnings, json_string(buf));
+}
+
+int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err)
+{
+	size_t n = ctx->ndevices;
+	struct dlvm_dev **devs = calloc(n ? n : 1, sizeof(*devs));
+	char **names = calloc(n ? n : 1, sizeof(*names));
+	struct dlvm_err *probs = calloc(n ? n : 1, sizeof(*probs));
+	int r = 0;
+
+	if (!devs || !names || !probs) {
+		r = dlvm_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct dlvm_err e = { 0 };
+		int or = dlvm_dev_open(ctx->devices[i], DLVM_DEV_LOCK, &devs[i], &e);
+		if (or == -EBUSY) {
+			r = dlvm_err_set(err, or, "%s", e.msg);
+			goto out;
+		}
+		if (or)
+			warn(ctx, "%s", e.msg);
+	}
+	dlvm_scan(devs, n, names, probs);
+	for (size_t i = 0; i < n; i++) {
+		if (!devs[i] || !names[i])
+			continue;
+		struct dlvm_vg *vg = NULL;
+		struct dlvm_err e = { 0 };
+		if (dlvm_vg_load(devs, n, names[i], &vg, &e)) {
+			warn(ctx, "%s", e.msg);
+			continue;
+		}
+		for (size_t p = 0; p < vg->npv; p++) {
+			if (!vg->pvs[p]->dev) {
+				char u[DLVM_UUID_STR];
+				dlvm_uuid_unparse(vg->pvs[p]->d.uuid, u);
+				warn(ctx, "%s: PV %s is missing", vg->info.name, u);
+			} else if (vg->pvs[p]->mda.problem[0] && !vg->pvs[p]->mda.in_sync) {
+				warn(ctx, "%s", vg->pvs[p]->mda.problem);
+			}
+		}
+		ctx_add_vg(ctx, vg);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!devs[i])
+			continue;
+		if (probs[i].code) {
+			/* damaged label or unloadable VG: never treat as an orphan */
+			warn(ctx, "%s", probs[i].msg);
+			dlvm_dev_close(devs[i]);
+			continue;
+		}
+		ctx_add_orphan(ctx, devs[i]);
+	}
+out:
+	if (r)
+		for (size_t i = 0; i < n; i++)
+			dlvm_dev_close(devs ? devs[i] : NULL);
+	for (size_t i = 0; names && i < n; i++)
+		free(names[i]);
+	free(names);
+	free(probs);
+	free(devs);
+	return r;
+}
+
+void dlvm_ctx_release(struct dlvm_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->nvg; i++)
+		dlvm_vg_free(ctx->vgs[i]);
+	free(ctx->vgs);
+	for (size_t i = 0; i < ctx->norphans; i++)
+		dlvm_dev_close(ctx->orphans[i]);
+	free(ctx->orphans);
+	for (size_t i = 0; i < ctx->ndevices; i++)
+		free(ctx->devices[i]);
+	free(ctx->devices);
+	free(ctx->state_dir);
+	free(ctx->devices_file);
+	json_decref(ctx->warnings);
+	memset(ctx, 0, sizeof(*ctx));
+}
+
+int dlvm_ctx_vg(struct dlvm_ctx *ctx, const char *name, struct dlvm_vg **out,
+		struct dlvm_err *err)
+{
+	if (!name || !*name)
+		return dlvm_err_set(err, -EINVAL, "a volume group name is needed");
+	for (size_t i = 0; i < ctx->nvg; i++)
+		if (!strcmp(ctx->vgs[i]->info.name, name)) {
+			*out = ctx->vgs[i];
+			return 0;
+		}
+	return dlvm_err_set(err, -ENOENT, "Volume group \"%s\" not found", name);
+}
+
+void ctx_add_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg)
+{
+	struct dlvm_vg **p = realloc(ctx->vgs, (ctx->nvg + 1) * sizeof(*p));
+	if (!p)
+		abort();
+	ctx->vgs = p;
+	ctx->vgs[ctx->nvg++] = vg;
+}
+
+void ctx_drop_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg)
+{
+	for (size_t i = 0; i < ctx->nvg; i++)
+		if (ctx->vgs[i] == vg) {
+			ctx->vgs[i] = ctx->vgs[--ctx->nvg];
+			return;
+		}
+}
+
+int ctx_add_orphan(struct dlvm_ctx *ctx, struct dlvm_dev *dev)
+{
+	struct dlvm_dev **p = realloc(ctx->orphans, (ctx->norphans + 1) * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	ctx->orphans = p;
+	ctx->orphans[ctx->norphans++] = dev;
+	return 0;
+}
+
+void ctx_take_orphan(struct dlvm_ctx *ctx, struct dlvm_dev *dev)
+{
+	for (size_t i = 0; i < ctx->norphans; i++)
+		if (ctx->orphans[i] == dev) {
+			memmove(&ctx->orphans[i], &ctx->orphans[i + 1],
+				(ctx->norphans - i - 1) * sizeof(*ctx->orphans));
+			ctx->norphans--;
+			return;
+		}
+}
+
+static bool same_file(const char *a, struct dlvm_dev *dev)
+{
+	struct stat sa, sb;
+
+	if (!strcmp(a, dev->path))
+		return true;
+	if (stat(a, &sa) || (dev->fd >= 0 ? fstat(dev->fd, &sb) : stat(dev->path, &sb)))
+		return false;
+	if (S_ISBLK(sa.st_mode))
+		return S_ISBLK(sb.st_mode) && sa.st_rdev == sb.st_rdev;
+	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+int ctx_device(struct dlvm_ctx *ctx, const char *path, bool open_new, struct dlvm_dev **dev_out,
+	       struct dlvm_vg **vg_out, struct dlvm_pv **pv_out, struct dlvm_err *err)
+{
+	*vg_out = NULL;
+	if (pv_out)
+		*pv_out = NULL;
+	for (size_t v = 0; v < ctx->nvg; v++)
+		for (size_t p = 0; p < ctx->vgs[v]->npv; p++) {
+			struct dlvm_pv *pv = ctx->vgs[v]->pvs[p];
+			if (pv->dev && same_file(path, pv->dev)) {
+				*dev_out = pv->dev;
+				*vg_out = ctx->vgs[v];
+				if (pv_out)
+					*pv_out = pv;
+				return 0;
+			}
+		}
+	for (size_t i = 0; i < ctx->norphans; i++)
+		if (same_file(path, ctx->orphans[i])) {
+			*dev_out = ctx->orphans[i];
+			return 0;
+		}
+	if (!open_new)
+		return dlvm_err_set(err, -ENOENT, "%s: not a known device (add it with --devices or "
+				    "pvcreate it)", path);
+	struct dlvm_dev *dev;
+	int r = dlvm_dev_open(path, DLVM_DEV_LOCK, &dev, err);
+	if (r)
+		return r;
+	if ((r = ctx_add_orphan(ctx, dev))) {
+		dlvm_dev_close(dev);
+		return dlvm_err_set(err, r, "out of memory");
+	}
+	*dev_out = dev;
+	return 0;
+}
+
+static int write_devices_file(struct dlvm_ctx *ctx, struct dlvm_err *err)
+{
+	char *tmp;
+	FILE *f;
+
+	if (asprintf(&tmp, "%s.tmp", ctx->devices_file) < 0)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	f = fopen(tmp, "w");
+	if (!f) {
+		int r = -errno;
+		free(tmp);
+		return dlvm_err_set(err, r, "%s: cannot write: %s", ctx->devices_file, strerror(-r));
+	}
+	fprintf(f, "# devices dlvm manages, one path per line\n");
+	for (size_t i = 0; i < ctx->ndevices; i++)
+		fprintf(f, "%s\n", ctx->devices[i]);
+	int bad = fflush(f) || fsync(fileno(f));
+	bad |= fclose(f);
+	if (bad || rename(tmp, ctx->devices_file)) {
+		int r = -errno;
+		unlink(tmp);
+		free(tmp);
+		return dlvm_err_set(err, r, "%s: cannot write: %s", ctx->devices_file, strerror(-r));
+	}
+	free(tmp);
+	return 0;
+}
+
+int ctx_devices_file_add(struct dlvm_ctx *ctx, const char *path, struct dlvm_err *err)
+{
+	char abs[PATH_MAX];
+
+	if (!realpath(path, abs))
+		snprintf(abs, sizeof(abs), "%s", path);
+	for (size_t i = 0; i < ctx->ndevices; i++) {
+		char other[PATH_MAX];
+		if (!strcmp(ctx->devices[i], path) || !strcmp(ctx->devices[i], abs) ||
+		    (realpath(ctx->devices[i], other) && !strcmp(other, abs)))
+			return 0;
+	}
+	if (add_path(ctx, abs))
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	if (!ctx->devices_file || ctx->devices_given)
+		return 0;
+	struct stat st;
+	if (stat(ctx->state_dir, &st) && mkdir(ctx->state_dir, 0755))
+		return 0; /* no state dir: nothing to remember */
+	return write_devices_file(ctx, err);
+}
+
+int ctx_devices_file_remove(struct dlvm_ctx *ctx, const char *path, struct dlvm_err *err)
+{
+	char abs[PATH_MAX];
+	bool found = false;
+
+	if (!realpath(path, abs))
+		snprintf(abs, sizeof(abs), "%s", path);
+	for (size_t i = 0; i < ctx->ndevices;) {
+		char other[PATH_MAX];
+		if (!strcmp(ctx->devices[i], path) || !strcmp(ctx->devices[i], abs) ||
+		    (realpath(ctx->devices[i], other) && !strcmp(other, abs))) {
+			free(ctx->devices[i]);
+			ctx->devices[i] = ctx->devices[--ctx->ndevices];
+			found = true;
+		} else {
+			i++;
+		}
+	}
+	if (!found || !ctx->devices_file || ctx->devices_given || access(ctx->devices_file, F_OK))
+		return 0;
+	return write_devices_file(ctx, err);
+}

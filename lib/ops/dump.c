@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: MIT */
+/* dlvm dump DEVICE: decode every on-disk structure of a device, read-only,
+ * without locks, reporting what is damaged instead of stopping there. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dlvm/util.h"
+#include "ops.h"
+
+struct out {
+	char *buf;
+	size_t len;
+	FILE *f;
+};
+
+static void hexflags(FILE *f, const char *name, uint64_t c, uint64_t ro, uint64_t in)
+{
+	fprintf(f, "  %-18s compat 0x%" PRIx64 ", ro_compat 0x%" PRIx64 ", incompat 0x%" PRIx64 "\n",
+		name, c, ro, in);
+}
+
+static void dump_edit(FILE *f, const struct dlvm_edit *e)
+{
+	char u[DLVM_UUID_STR];
+
+	fprintf(f, "    %-16s", dlvm_edit_type_name(e->type));
+	switch (e->type) {
+	case DLVM_EDIT_VG_INFO:
+		dlvm_uuid_unparse(e->u.vg.uuid, u);
+		fprintf(f, "name=%s uuid=%s extent_size=%" PRIu64 " flags=0x%" PRIx64
+			" next_lv_id=%" PRIu64 " next_pv_id=%u\n", e->u.vg.name, u,
+			e->u.vg.extent_size, e->u.vg.flags, e->u.vg.next_lv_id, e->u.vg.next_pv_id);
+		break;
+	case DLVM_EDIT_PV_ADD:
+		dlvm_uuid_unparse(e->u.pv.uuid, u);
+		fprintf(f, "id=%u uuid=%s pe_start=%" PRIu64 " pe_count=%" PRIu64 " dev_size=%" PRIu64
+			" sector_size=%u\n", e->u.pv.id, u, e->u.pv.pe_start, e->u.pv.pe_count,
+			e->u.pv.dev_size, e->u.pv.sector_size);
+		break;
+	case DLVM_EDIT_PV_REMOVE:
+		fprintf(f, "id=%u\n", e->u.pv_id);
+		break;
+	case DLVM_EDIT_LV_CREATE:
+	case DLVM_EDIT_LV_SET_SEGMENTS:
+		if (e->type == DLVM_EDIT_LV_CREATE) {
+			dlvm_uuid_unparse(e->u.lv.uuid, u);
+			fprintf(f, "id=%" PRIu64 " name=%s uuid=%s flags=0x%" PRIx64 " segments=%u\n",
+				e->u.lv.id, e->u.lv.name, u, e->u.lv.flags, e->u.lv.nseg);
+		} else {
+			fprintf(f, "id=%" PRIu64 " segments=%u\n", e->u.lv.id, e->u.lv.nseg);
+		}
+		for (uint32_t i = 0; i < e->u.lv.nseg; i++) {
+			const struct dlvm_seg_desc *s = e->u.lv.segs[i];
+			fprintf(f, "      seg %u: le %" PRIu64 "+%" PRIu64 " %s", i, s->le_start,
+				s->le_count, s->type == DLVM_SEG_STRIPED ? "striped" : "linear");
+			if (s->stripes > 1)
+				fprintf(f, " stripes=%u stripe_size=%u", s->stripes, s->stripe_size);
+			for (uint16_t k = 0; k < s->stripes; k++)
+				fprintf(f, " [pv %u pe %" PRIu64 "]", s->area[k].pv_id,
+					s->area[k].pe_start);
+			fprintf(f, "\n");
+		}
+		break;
+	case DLVM_EDIT_LV_REMOVE:
+		fprintf(f, "id=%" PRIu64 "\n", e->u.lv.id);
+		break;
+	case DLVM_EDIT_LV_RENAME:
+		fprintf(f, "id=%" PRIu64 " name=%s\n", e->u.lv.id, e->u.lv.name);
+		break;
+	case DLVM_EDIT_LV_SET_FLAGS:
+		fprintf(f, "id=%" PRIu64 " flags=0x%" PRIx64 "\n", e->u.lv.id, e->u.lv.flags);
+		break;
+	default:
+		fprintf(f, "(ignorable, %zu bytes)\n", e->u.raw.len);
+		break;
+	}
+}
+
+static void dump_edits(FILE *f, const uint8_t *p, size_t len)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		struct dlvm_edit e;
+		struct dlvm_err err = { 0 };
+		if (dlvm_edit_decode(p, len, &pos, &e, &err)) {
+			fprintf(f, "    DAMAGED: %s\n", err.msg);
+			return;
+		}
+		dump_edit(f, &e);
+		dlvm_edit_release(&e);
+	}
+}
+
+static int dump_device(struct dlvm_dev *dev, FILE *f, struct dlvm_err *err)
+{
+	struct dlvm_pv_header ph;
+	struct dlvm_mda_header mh[2];
+	struct dlvm_err e = { 0 };
+	char u[DLVM_UUID_STR];
+	uint8_t *buf = dlvm_io_alloc(2 * DLVM_BLOCK);
+	int cur = -1, r;
+
+	if (!buf)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	fprintf(f, "%s: %" PRIu64 " bytes, %s, sector size %u\n", dev->path, dev->size,
+		dev->blockdev ? "block device" : "regular file", dev->sector_size);
+	r = dlvm_pv_read_header(dev, &ph, &e);
+	if (r) {
+		fprintf(f, "PV header at offset %u: %s\n", DLVM_PV_HEADER_OFFSET, e.msg);
+		free(buf);
+		return r == -ENODATA ? dlvm_err_set(err, r, "%s: no dlvm PV label", dev->path)
+				     : dlvm_err_set(err, r, "%s", e.msg);
+	}
+	dlvm_uuid_unparse(ph.pv_uuid, u);
+	fprintf(f, "PV header at offset %u:\n", DLVM_PV_HEADER_OFFSET);
+	fprintf(f, "  version            %u.%u\n", ph.major, ph.minor);
+	hexflags(f, "features", ph.compat, ph.ro_compat, ph.incompat);
+	fprintf(f, "  pv_uuid            %s\n", u);
+	fprintf(f, "  sector_size        %u\n", ph.sector_size);
+	fprintf(f, "  device_size        %" PRIu64 "\n", ph.device_size);
+	fprintf(f, "  metadata area      offset %" PRIu64 ", size %" PRIu64 "\n", ph.mda_offset,
+		ph.mda_size);
+	fprintf(f, "  lease area         offset %" PRIu64 ", size %" PRIu64 "\n", ph.lease_offset,
+		ph.lease_size);
+	fprintf(f, "  data area          offset %" PRIu64 ", size %" PRIu64 "\n", ph.data_offset,
+		ph.data_size);
+	fprintf(f, "  created            %" PRIu64 " on host %s\n", ph.ctime, ph.hostname);
+
+	if ((r = dlvm_dev_read(dev, buf, 2 * DLVM_BLOCK, ph.mda_offset, err))) {
+		free(buf);
+		return r;
+	}
+	for (int s = 0; s < 2; s++) {
+		struct dlvm_err se = { 0 };
+		uint64_t off = ph.mda_offset + (uint64_t)s * DLVM_BLOCK;
+		if (dlvm_mda_header_decode(buf + s * DLVM_BLOCK, &mh[s], &se)) {
+			fprintf(f, "Metadata header slot %d at offset %" PRIu64 ": %s\n", s, off, se.msg);
+			continue;
+		}
+		if (cur < 0 || mh[s].generation > mh[cur].generation)
+			cur = s;
+		dlvm_uuid_unparse(mh[s].vg_uuid, u);
+		fprintf(f, "Metadata header slot %d at offset %" PRIu64 ":\n", s, off);
+		fprintf(f, "  generation         %" PRIu64 "\n", mh[s].generation);
+		fprintf(f, "  vg_uuid            %s\n",
+			dlvm_uuid_is_zero(mh[s].vg_uuid) ? "(none: orphan PV)" : u);
+		fprintf(f, "  checkpoints        2 x %" PRIu64 " bytes at +%" PRIu64 "\n",
+			mh[s].ckpt_size, mh[s].ckpt_offset);
+		fprintf(f, "  journal ring       %" PRIu64 " bytes at +%" PRIu64 "\n", mh[s].ring_size,
+			mh[s].ring_offset);
+		fprintf(f, "  checkpoint         slot %u, sequence %" PRIu64 ", %" PRIu64
+			" bytes, crc 0x%08x\n", mh[s].ckpt_slot, mh[s].ckpt_seq, mh[s].ckpt_len,
+			mh[s].ckpt_crc);
+		fprintf(f, "  journal_start      +%" PRIu64 "\n", mh[s].journal_start);
+	}
+	free(buf);
+	if (cur < 0)
+		return dlvm_err_set(err, -EBADMSG, "%s: both metadata header slots are damaged",
+				    dev->path);
+	const struct dlvm_mda_header *h = &mh[cur];
+	fprintf(f, "Current metadata header: slot %d\n", cur);
+	if (dlvm_uuid_is_zero(h->vg_uuid))
+		return 0;
+
+	uint64_t ck_abs = ph.mda_offset + h->ckpt_offset + h->ckpt_slot * h->ckpt_size;
+	size_t cklen = (size_t)dlvm_align_up(h->ckpt_len, DLVM_BLOCK);
+	uint8_t *ck = dlvm_io_alloc(cklen);
+	struct dlvm_blob_header bh;
+	if (!ck)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	fprintf(f, "Checkpoint at offset %" PRIu64 ":\n", ck_abs);
+	dlvm_err_clear(&e);
+	if (dlvm_dev_read(dev, ck, cklen, ck_abs, &e) ||
+	    dlvm_blob_decode(ck, (size_t)h->ckpt_len, DLVM_CKPT_MAGIC, &bh, &e)) {
+		fprintf(f, "  DAMAGED: %s\n", e.msg);
+	} else {
+		fprintf(f, "  sequence %" PRIu64 ", payload %u bytes, written %" PRIu64 "\n", bh.seq,
+			bh.payload_len, bh.timestamp);
+		dump_edits(f, ck + DLVM_BLOB_HEADER_SIZE, bh.payload_len);
+	}
+	free(ck);
+
+	/* journal: follow the records after the checkpoint */
+	uint64_t ring_abs = ph.mda_offset + h->ring_offset;
+	uint8_t *ring = dlvm_io_alloc((size_t)h->ring_size);
+	if (!ring)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	fprintf(f, "Journal at offset %" PRIu64 " (ring of %" PRIu64 " bytes):\n", ring_abs,
+		h->ring_size);
+	if ((r = dlvm_dev_read(dev, ring, (size_t)h->ring_size, ring_abs, err))) {
+		free(ring);
+		return r;
+	}
+	uint64_t pos = h->journal_start, expect = h->ckpt_seq + 1, used = 0;
+	uint32_t ss = ph.sector_size;
+	for (;;) {
+		if (pos >= h->ring_size)
+			pos = 0;
+		size_t avail = (size_t)(h->ring_size - pos);
+		dlvm_err_clear(&e);
+		if (dlvm_blob_decode(ring + pos, avail, DLVM_REC_MAGIC, &bh, &e)) {
+			fprintf(f, "  end of journal at +%" PRIu64 ": %s\n", pos, e.msg);
+			break;
+		}
+		if (bh.seq != expect || memcmp(bh.vg_uuid, h->vg_uuid, 16)) {
+			fprintf(f, "  end of journal at +%" PRIu64 ": record %" PRIu64 " is stale "
+				"(expected %" PRIu64 ")\n", pos, bh.seq, expect);
+			break;
+		}
+		if (bh.type == DLVM_REC_WRAP) {
+			fprintf(f, "  +%-10" PRIu64 " WRAP to the start of the ring\n", pos);
+			used += h->ring_size - pos;
+			pos = 0;
+		} else {
+			fprintf(f, "  +%-10" PRIu64 " record %" PRIu64 ", %u bytes, written %" PRIu64
+				"\n", pos, bh.seq, bh.payload_len, bh.timestamp);
+			dump_edits(f, ring + pos + DLVM_BLOB_HEADER_SIZE, bh.payload_len);
+			uint64_t total = dlvm_align_up(DLVM_BLOB_HEADER_SIZE + (uint64_t)bh.payload_len, ss);
+			pos += total;
+			used += total;
+			expect++;
+		}
+		if (used > h->ring_size)
+			break;
+	}
+	fprintf(f, "  last sequence number %" PRIu64 "\n", expect - 1);
+	free(ring);
+	return 0;
+}
+
+DLVM_CMD_FN(cmd_dump)
+{
+	size_t n = json_array_size(args);
+	char *text = NULL;
+	size_t len = 0;
+	int r = 0;
+
+	(void)ctx;
+	(void)opts;
+	if (!n)
+		return dlvm_err_set(err, -EINVAL, "dump: give a device or file");
+	FILE *f = open_memstream(&text, &len);
+	if (!f)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < n && !r; i++) {
+		struct dlvm_dev *dev;
+		if ((r = dlvm_dev_open(arg_str(args, i), DLVM_DEV_RDONLY, &dev, err)))
+			break;
+		r = dump_device(dev, f, err);
+		dlvm_dev_close(dev);
+	}
+	fclose(f);
+	json_object_set_new(resp, "text", json_string(text ? text : ""));
+	free(text);
+	return r;
+}

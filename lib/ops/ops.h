@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal helpers of the command implementations. */
+#ifndef DLVM_OPS_H
+#define DLVM_OPS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "dlvm/cmd.h"
+#include "dlvm/vg.h"
+
+/* option access: NULL / false when absent */
+const char *opt_str(json_t *opts, const char *key);
+bool opt_flag(json_t *opts, const char *key);
+/* Positional argument i, or NULL. */
+const char *arg_str(json_t *args, size_t i);
+
+void resp_message(json_t *resp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void resp_warning(json_t *resp, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Split "VG/LV" (also "/dev/VG/LV"); -EINVAL with a message. */
+int split_lv_path(const char *path, char *vg, char *lv, struct dlvm_err *err);
+
+/* A device argument: an open device the context already holds (as a PV of a
+ * loaded VG or as an orphan), found by path; or opened (and locked) now and
+ * kept as an orphan. *vg_out is the VG holding it (NULL: orphan). */
+int ctx_device(struct dlvm_ctx *ctx, const char *path, bool open_new, struct dlvm_dev **dev_out,
+	       struct dlvm_vg **vg_out, struct dlvm_pv **pv_out, struct dlvm_err *err);
+/* Take an orphan device out of ctx->orphans (the caller owns it then). */
+void ctx_take_orphan(struct dlvm_ctx *ctx, struct dlvm_dev *dev);
+int ctx_add_orphan(struct dlvm_ctx *ctx, struct dlvm_dev *dev);
+/* Add/remove an absolute path to/from the devices file (when in use). */
+int ctx_devices_file_add(struct dlvm_ctx *ctx, const char *path, struct dlvm_err *err);
+int ctx_devices_file_remove(struct dlvm_ctx *ctx, const char *path, struct dlvm_err *err);
+void ctx_add_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg);
+void ctx_drop_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg);
+
+/* Command implementations (cmd_*.c) */
+#define DLVM_CMD_FN(name)                                                                          \
+	int name(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *resp,               \
+		 struct dlvm_err *err)
+DLVM_CMD_FN(cmd_pvcreate);
+DLVM_CMD_FN(cmd_pvremove);
+DLVM_CMD_FN(cmd_pvs);
+DLVM_CMD_FN(cmd_vgcreate);
+DLVM_CMD_FN(cmd_vgextend);
+DLVM_CMD_FN(cmd_vgreduce);
+DLVM_CMD_FN(cmd_vgremove);
+DLVM_CMD_FN(cmd_vgrename);
+DLVM_CMD_FN(cmd_vgs);
+DLVM_CMD_FN(cmd_vgchange);
+DLVM_CMD_FN(cmd_lvcreate);
+DLVM_CMD_FN(cmd_lvremove);
+DLVM_CMD_FN(cmd_lvextend);
+DLVM_CMD_FN(cmd_lvresize);
+DLVM_CMD_FN(cmd_lvreduce);
+DLVM_CMD_FN(cmd_lvrename);
+DLVM_CMD_FN(cmd_lvchange);
+DLVM_CMD_FN(cmd_lvs);
+DLVM_CMD_FN(cmd_check);
+DLVM_CMD_FN(cmd_dump);
+
+/* lv_attr string (10 characters + NUL) */
+void lv_attr(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
+	     char out[11]);
+
+#endif
