@@ -15,10 +15,7 @@ deps:
 	scripts/deps
 
 build: deps
-	@if [ ! -f $(BUILD)/build.ninja ]; then \
-		if [ -d $(BUILD)/meson-private ]; then meson setup --wipe $(BUILD); \
-		else meson setup $(BUILD); fi; \
-	fi
+	[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD)
 	ninja -C $(BUILD)
 
 run: build
