@@ -10,7 +10,7 @@ import socket
 import subprocess
 import time
 
-from conftest import (DLVM, DLVMD, Dlvmd, UnixHTTPConnection, dlvm, dlvm_ok,
+from conftest import (DLVMD, Dlvmd, UnixHTTPConnection, dlvm, dlvm_ok,
                       free_tcp_port, require_tool)
 
 MiB = 1 << 20
