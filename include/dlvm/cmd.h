@@ -123,6 +123,7 @@ struct dlvm_ctx {
 	size_t norphans;
 	const struct dlvm_export_hooks *hooks; /* NULL: no activation (CLI) */
 	json_t *warnings;           /* problems seen while loading (array) */
+	bool loaded;                /* dlvm_ctx_load has run */
 };
 
 /*
@@ -133,7 +134,8 @@ struct dlvm_ctx {
 int dlvm_ctx_init(struct dlvm_ctx *ctx, const char *state_dir, const char *devices,
 		  bool daemon, struct dlvm_err *err);
 /* Open every device of the context (locked) and load every VG found.
- * dlvmd calls this once at start; commands call it as they need. */
+ * dlvmd calls this once at start; dlvm_cmd_run calls it when it has not run
+ * yet (the CLI's in-process path). */
 int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err);
 /* Close every device and free every VG. */
 void dlvm_ctx_release(struct dlvm_ctx *ctx);

@@ -55,6 +55,7 @@ struct ring_reader {
 	uint8_t *win;
 	uint64_t win_off;      /* ring offset of win[0] */
 	size_t win_len;
+	size_t win_cap;        /* bytes allocated at win */
 };
 
 /* Make [off, off+len) of the ring readable; returns a pointer or NULL. */
@@ -74,6 +75,15 @@ static const uint8_t *ring_at(struct ring_reader *rr, uint64_t off, size_t len,
 			return NULL;
 		free(rr->win);
 		rr->win = dlvm_io_alloc(n);
+		if (!rr->win) {
+			rr->win_len = 0;
+			return NULL;
+		}
+		rr->win_cap = n;
+	} else if (rr->win_cap < n) {
+		free(rr->win);
+		rr->win = dlvm_io_alloc(n);
+		rr->win_cap = rr->win ? n : 0;
 		if (!rr->win) {
 			rr->win_len = 0;
 			return NULL;

@@ -170,8 +170,11 @@ int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *re
 		opts = empty_o = json_object();
 	if (!args)
 		args = empty_a = json_array();
-	json_t *pre = json_deep_copy(ctx->warnings);
-	int r = c->run(ctx, opts, args, resp, err);
+	int r = 0;
+	if (!(c->flags & DLVM_CMD_LOCAL) && !ctx->loaded)
+		r = dlvm_ctx_load(ctx, err);
+	if (!r)
+		r = c->run(ctx, opts, args, resp, err);
 	/* warnings the context gathered while loading come along once */
 	if (json_array_size(ctx->warnings)) {
 		json_t *w = json_object_get(resp, "warnings");
@@ -183,7 +186,6 @@ int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *re
 		json_array_foreach(ctx->warnings, i, x) json_array_append(w, x);
 		json_array_clear(ctx->warnings);
 	}
-	json_decref(pre);
 	json_decref(empty_o);
 	json_decref(empty_a);
 	return r;

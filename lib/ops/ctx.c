@@ -105,6 +105,7 @@ int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err)
 		if (or)
 			warn(ctx, "%s", e.msg);
 	}
+	ctx->loaded = true;
 	dlvm_scan(devs, n, names, probs);
 	for (size_t i = 0; i < n; i++) {
 		if (!devs[i] || !names[i])
