@@ -364,7 +364,7 @@ void cli_usage_all(FILE *f)
 	fprintf(f, "Usage: dlvm [GLOBAL OPTIONS] COMMAND [OPTIONS] ARGS\n\nCommands:\n");
 	for (const struct dlvm_cmd_def *c = dlvm_commands; c->name; c++)
 		fprintf(f, "  %-12s %s\n", c->name, c->summary ? c->summary : "");
-	fprintf(f, "  %-12s %s\n", "help", "Show the usage of a command: dlvm help COMMAND");
+	fprintf(f, "  %-12s %s\n", "help", "show the usage of a command: dlvm help COMMAND");
 	print_cli_opts(f, "Global options", global_opts);
 	fprintf(f, "\nWithout a running dlvmd, commands run in-process on the devices of\n"
 		   "STATE_DIR/devices or --devices, which they lock while they run.\n");

@@ -310,7 +310,8 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 	r = listen_unix(path, &fd, err);
 	if (r < 0)
 		goto fail;
-	api->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+	/* poll(), not select(): dlvmd may hold more than FD_SETSIZE fds. */
+	api->mhd = MHD_start_daemon(MHD_USE_POLL_INTERNAL_THREAD |
 					    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
 				    0, NULL, NULL, api_access, api,
 				    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,

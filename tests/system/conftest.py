@@ -117,6 +117,7 @@ class Dlvmd:
         return cmd + self.extra
 
     def start(self, timeout=30):
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen(self.command(), stdout=self.log,
                                      stderr=subprocess.STDOUT)
