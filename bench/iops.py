@@ -3,7 +3,8 @@
 Every target is measured with the same fio job (4 KiB blocks, iodepth 32,
 1 and 2 jobs, time based) in the same run:
 
-  dlvm         a linear LV served by dlvmd on its Unix NBD socket
+  dlvm         a linear LV served by dlvmd on its Unix NBD socket (PV
+               and VG made offline with the CLI, the LV through the API)
   nbdkit-file  nbdkit's file plugin on a raw file of the same size
   qemu-nbd     qemu-nbd on that raw file (options in Knobs.qemu_nbd_opts)
   nbdkit-null  nbdkit's null plugin: the ceiling of the protocol and of
@@ -18,8 +19,8 @@ connection.
 import json
 import os
 
-from common import BenchError, Cleanup, Dlvm, GiB, log, ratio, run, \
-    start_server
+from common import BenchError, Cleanup, Dlvm, GiB, UnixHTTPConnection, \
+    log, ratio, run, start_server
 
 PATTERNS = ("randwrite", "randread")
 JOBS = (1, 2)
@@ -104,9 +105,14 @@ class IoBench:
         dlvm = Dlvm(self.knobs.build, state)
         pv_gib = max(8, 2 * self.knobs.size_gib + 1)
         dlvm.setup_vg(f"{pv_gib}G")
-        dlvm.offline("lvcreate", "-n", "bench", "-L",
-                     f"{self.knobs.size_gib}G", "vg0")
         dlvm.start(cleanup, os.path.join(self.dir, "dlvmd.log"))
+        conn = UnixHTTPConnection(dlvm.ctl_sock)
+        try:
+            dlvm.api(conn, "lvcreate",
+                     {"name": "bench", "size": f"{self.knobs.size_gib}g"},
+                     ["vg0"])
+        finally:
+            conn.close()
         self.settings["dlvm"] = ("dlvmd, linear LV vg0/bench on a "
                                  f"{pv_gib} GiB sparse PV file")
         args = ["--ioengine=nbd",
