@@ -108,19 +108,14 @@ out:
 int cli_local_run(const struct cli_global *g, const char *name, json_t *req, json_t *resp,
 		  struct dlvm_err *err)
 {
-	const struct dlvm_cmd_def *def = dlvm_cmd_find(name);
 	struct dlvm_ctx ctx = {0};
 	int r;
 
 	r = dlvm_ctx_init(&ctx, g->state_dir, g->devices, false, err);
 	if (r < 0)
 		return r;
-	/* Open and lock the devices for this command only. Commands that run
-	 * only in the CLI (dump) open what they need themselves. */
-	if (!(def && def->flags & DLVM_CMD_LOCAL))
-		r = dlvm_ctx_load(&ctx, err);
-	if (r == 0)
-		r = dlvm_cmd_run(&ctx, name, req, resp, err);
+	/* dlvm_cmd_run opens and locks the devices (for this command only). */
+	r = dlvm_cmd_run(&ctx, name, req, resp, err);
 	dlvm_ctx_release(&ctx);
 	return r;
 }

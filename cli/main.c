@@ -122,6 +122,9 @@ static int run(struct cli_cmdline *cl)
 	}
 	if (cl->g.verbose)
 		fprintf(stderr, "dlvm: %s: ran in dlvmd at %s (HTTP %ld)\n", name, socket, status);
+	if (cl->g.devices)
+		fprintf(stderr, "  WARNING: --devices ignored: dlvmd at %s manages the devices\n",
+			socket);
 	if (status == 200) {
 		rc = cli_print_response(resp, &cl->rep);
 	} else {
