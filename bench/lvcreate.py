@@ -201,11 +201,18 @@ class Lvm2Series:
         return res
 
 
+def spawn_floor(samples):
+    """Median time to run /bin/true from here: the floor of any CLI time."""
+    return median_ms([timed(subprocess.run, ["/bin/true"])
+                      for _ in range(samples)])
+
+
 def run_lvcreate(knobs):
     """Run both series; a failure of one does not lose the other."""
     workdir = os.path.join(knobs.workdir, "lvcreate")
     os.makedirs(workdir, exist_ok=True)
-    out = {"lv_size": LV_SIZE, "samples": knobs.samples, "errors": {}}
+    out = {"lv_size": LV_SIZE, "samples": knobs.samples, "errors": {},
+           "spawn_true_median_ms": spawn_floor(knobs.samples)}
     for name, series in (("lvm2", Lvm2Series), ("dlvm", DlvmSeries)):
         with Cleanup() as cleanup:
             try:
@@ -251,6 +258,8 @@ def report(out):
         lines.append(f"  {int(key):>8} {cell(dl, key, 'api_median_ms')} "
                      f"{cell(dl, key, 'cli_median_ms')} "
                      f"{cell(lv, key, 'median_ms')}")
+    lines.append(f"  (starting /bin/true takes {out['spawn_true_median_ms']}"
+                 " ms: the floor of every CLI time)")
     if "lvm2" in out:
         l2 = out["lvm2"]
         lines.append(f"  LVM2 made {l2['created']} LVs; stop: "
