@@ -126,8 +126,13 @@ int dlvm_vg_check(struct dlvm_vg *vg, bool repair, struct dlvm_check_report *rep
 		struct dlvm_mda m = { 0 };
 		dlvm_err_clear(&e);
 		if (dlvm_mda_read_header(pv->dev, &m, &e) || dlvm_mda_replay(pv->dev, &m, NULL, &e)) {
+			/* e.msg names the device already: "pv0.img: checkpoint at ..." */
+			const char *what = e.msg;
+			size_t dl = strlen(pv->dev->name);
+			if (!strncmp(what, pv->dev->name, dl) && !strncmp(what + dl, ": ", 2))
+				what += dl + 2;
 			say(rep, true, "%s: metadata copy %zu at offset %" PRIu64 ": %s",
-			    pv->dev->name, i + 1, pv->hdr.mda_offset, e.msg);
+			    pv->dev->name, i + 1, pv->hdr.mda_offset, what);
 			pv->mda.valid = false;
 			pv->mda.in_sync = false;
 		} else if (memcmp(m.hdr.vg_uuid, vg->info.uuid, 16)) {

@@ -415,6 +415,10 @@ int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err
 					 "for the metadata journal", vg->info.name, b.len);
 			goto out;
 		}
+		/* stale copies are brought up to date; damaged ones (!valid)
+		 * wait for an explicit repair */
+		if (!vg->pvs[i]->dev || !m->valid)
+			continue;
 		if (!m->in_sync || m->used + 2 * rec_len > m->hdr.ring_size / 2)
 			need_ckpt = true;
 	}
