@@ -211,7 +211,7 @@ static int mkdir_p(const char *dir)
 /* One instance per state directory: hold an exclusive lock on DIR/dlvmd.pid. */
 static int lock_state_dir(const char *dir)
 {
-	char path[PATH_MAX], pid[32] = "";
+	char path[PATH_MAX + 32], pid[32] = "";
 	ssize_t n;
 	int fd;
 
@@ -275,7 +275,7 @@ static bool same_device(const char *line, const char *path)
  */
 static int devices_file_add(const char *dir, const char *devices)
 {
-	char path[PATH_MAX], tmp[PATH_MAX], *line = NULL, *list, *save = NULL;
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 32], *line = NULL, *list, *save = NULL;
 	size_t cap = 0, nold = 0;
 	char **old = NULL;
 	bool changed = false;
