@@ -34,7 +34,12 @@ static int hook_activate(void *priv, struct dlvm_vg *vg, struct dlvm_lv *lv,
 	if (old_name) {
 		dlvmd_export_name(vg->info.name, old_name, old, sizeof(old));
 		r = dlvm_exports_rename(ex, old, name);
-		if (r < 0 && r != -ENOENT) {
+		if (r == -ENOENT) {
+			/* the LV was not active: a rename activates nothing */
+			dlvm_lv_map_put(map);
+			return 0;
+		}
+		if (r < 0) {
 			dlvm_lv_map_put(map);
 			return dlvm_err_set(err, r, "%s: rename export from %s: %s", name, old,
 					    strerror(-r));

@@ -245,7 +245,14 @@ DLVM_CMD_FN(cmd_pvs)
 {
 	json_t *rows = report(resp, "pv");
 	bool all = opt_flag(opts, "all");
-	(void)err;
+
+	for (size_t i = 0; i < json_array_size(args); i++) {
+		struct dlvm_dev *dev;
+		struct dlvm_vg *vg;
+		if (ctx_device(ctx, arg_str(args, i), false, &dev, &vg, NULL, NULL))
+			return dlvm_err_set(err, -ENOENT, "Failed to find physical volume \"%s\"",
+					    arg_str(args, i));
+	}
 
 	for (size_t v = 0; v < ctx->nvg; v++) {
 		const struct dlvm_vg *vg = ctx->vgs[v];

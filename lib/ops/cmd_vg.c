@@ -372,11 +372,16 @@ DLVM_CMD_FN(cmd_vgs)
 {
 	json_t *rep = json_object(), *rows = json_array();
 	(void)opts;
-	(void)err;
 
 	json_object_set_new(rep, "kind", json_string("vg"));
 	json_object_set_new(rep, "rows", rows);
 	json_object_set_new(resp, "report", rep);
+	for (size_t i = 0; i < json_array_size(args); i++) {
+		struct dlvm_vg *vg;
+		int r = dlvm_ctx_vg(ctx, arg_str(args, i), &vg, err);
+		if (r)
+			return r;
+	}
 	for (size_t v = 0; v < ctx->nvg; v++) {
 		const struct dlvm_vg *vg = ctx->vgs[v];
 		bool want = !json_array_size(args);
