@@ -35,7 +35,7 @@ enum {
 	BH_SEQ = 32, BH_TYPE = 40, BH_PLEN = 44, BH_TIME = 48, BH_CRC = 56, BH_END = 60,
 };
 
-static int check_version(uint16_t major, uint16_t size, uint16_t want_size, struct dlvm_err *err)
+static int check_version(uint16_t major, uint32_t size, uint32_t want_size, struct dlvm_err *err)
 {
 	if (major != DLVM_FORMAT_MAJOR)
 		return dlvm_err_set(err, -ENOTSUP, "format version %u is not supported (this "
@@ -111,7 +111,7 @@ int dlvm_pv_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_pv_he
 	memset(h, 0, sizeof(*h));
 	h->major = dlvm_get_le16(buf + PVH_MAJOR);
 	h->minor = dlvm_get_le16(buf + PVH_MINOR);
-	if ((r = check_version(h->major, (uint16_t)dlvm_get_le32(buf + PVH_SIZE),
+	if ((r = check_version(h->major, dlvm_get_le32(buf + PVH_SIZE),
 			       DLVM_STRUCT_SIZE, err)))
 		return r;
 	h->compat = dlvm_get_le64(buf + PVH_COMPAT);
@@ -199,7 +199,7 @@ int dlvm_mda_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_mda_
 	memset(h, 0, sizeof(*h));
 	h->major = dlvm_get_le16(buf + MDH_MAJOR);
 	h->minor = dlvm_get_le16(buf + MDH_MINOR);
-	if ((r = check_version(h->major, (uint16_t)dlvm_get_le32(buf + MDH_SIZE),
+	if ((r = check_version(h->major, dlvm_get_le32(buf + MDH_SIZE),
 			       DLVM_STRUCT_SIZE, err)))
 		return r;
 	h->compat = dlvm_get_le64(buf + MDH_COMPAT);
@@ -279,7 +279,7 @@ int dlvm_blob_decode(const uint8_t *buf, size_t avail, const char *expect_magic,
 	memcpy(h->magic, buf + BH_MAGIC, 8);
 	h->major = dlvm_get_le16(buf + BH_MAJOR);
 	h->minor = dlvm_get_le16(buf + BH_MINOR);
-	if ((r = check_version(h->major, (uint16_t)dlvm_get_le32(buf + BH_SIZE),
+	if ((r = check_version(h->major, dlvm_get_le32(buf + BH_SIZE),
 			       DLVM_BLOB_HEADER_SIZE, err)))
 		return r;
 	memcpy(h->vg_uuid, buf + BH_VG_UUID, 16);
