@@ -742,7 +742,8 @@ static void complete(struct xmit *x, struct io_uring_cqe *cqe)
 
 static int xmit_init(struct xmit *x, struct nbd_conn *c)
 {
-	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE, .cq_entries = 4 * NSLOTS * 4 };
+	const unsigned cq = 16 * NSLOTS;
+	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE, .cq_entries = cq };
 	int ret;
 
 	memset(x, 0, sizeof(*x));
@@ -761,10 +762,16 @@ static int xmit_init(struct xmit *x, struct nbd_conn *c)
 		s->cap = SLOT_BUF;
 		x->freelist[x->nfree++] = NSLOTS - 1 - i;
 	}
+	/* Only this thread uses the ring, and it runs completions when it
+	 * waits for them: no task-work interrupts. Older kernels lack the
+	 * flags. */
+	p.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
 	ret = io_uring_queue_init_params(RING_ENTRIES, &x->ring, &p);
-	if (ret < 0)
-		return ret;
-	return 0;
+	if (ret == -EINVAL) {
+		p = (struct io_uring_params){ .flags = IORING_SETUP_CQSIZE, .cq_entries = cq };
+		ret = io_uring_queue_init_params(RING_ENTRIES, &x->ring, &p);
+	}
+	return ret < 0 ? ret : 0;
 }
 
 static void xmit_release(struct xmit *x, bool ring)
