@@ -429,8 +429,17 @@ int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err
 			if (m->in_sync && m->used + 2 * rec_len > m->hdr.ring_size / 2)
 				all = true;
 		}
-		if ((r = dlvm_vg_checkpoint(vg, !all, err)))
-			goto out;
+		if ((r = dlvm_vg_checkpoint(vg, !all, err))) {
+			/* a copy that cannot be brought up to date stays stale;
+			 * the change goes on while another copy is in sync */
+			bool any = false;
+			for (size_t i = 0; i < vg->npv; i++)
+				any |= vg->pvs[i]->dev && vg->pvs[i]->mda.in_sync;
+			if (!any)
+				goto out;
+			dlvm_err_clear(err);
+			r = 0;
+		}
 	}
 
 	vg->seq++;
