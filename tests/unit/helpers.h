@@ -91,15 +91,20 @@ static inline size_t t_detach(struct dlvm_vg *vg, struct dlvm_dev **devs)
 	return n;
 }
 
-/* Load "vg0" from devs (faults cleared first); fails the test on error. */
+/* Power back on: clear the faults of every memdev PV of vg. */
+static inline void t_heal(struct dlvm_vg *vg)
+{
+	for (size_t i = 0; i < vg->npv; i++)
+		if (vg->pvs[i]->dev)
+			dlvm_memdev_set_fault(vg->pvs[i]->dev, DLVM_FAULT_NONE, 0);
+}
+
+/* Load "vg0" from devs; fails the test on error. */
 static inline struct dlvm_vg *t_load(struct dlvm_dev **devs, size_t n)
 {
 	struct dlvm_vg *vg = NULL;
 	struct dlvm_err e = { 0 };
 
-	for (size_t i = 0; i < n; i++)
-		if (devs[i])
-			dlvm_memdev_set_fault(devs[i], DLVM_FAULT_NONE, 0);
 	assert_ok(dlvm_vg_load(devs, n, "vg0", &vg, &e), &e);
 	for (size_t i = 0; i < n; i++)
 		assert_null(devs[i]); /* moved into the VG */
