@@ -50,7 +50,9 @@ class Knobs:
 
     BENCH_QUICK=1        smoke run: short fio runs, 1 GiB target, 100 and
                          1,000 LVs, LVM2 filled only to 1,000 + samples
-    BENCH_RUNTIME=S      seconds per fio run (default 12; quick: 3)
+    BENCH_RUNTIME=S      seconds per fio run (default 10; quick: 3)
+    BENCH_REPEAT=N       rounds of every fio run; the median counts
+                         (default 3; quick: 1)
     BENCH_SIZE_GIB=N     I/O target size in GiB (default 2; quick: 1)
     BENCH_ONLY=a,b       parts to run: io, lvcreate (default both)
     BENCH_TARGETS=a,b    I/O targets (default dlvm,nbdkit-file,qemu-nbd,
@@ -70,7 +72,8 @@ class Knobs:
 
     def __init__(self):
         self.quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
-        self.runtime = env_int("BENCH_RUNTIME", 3 if self.quick else 12)
+        self.runtime = env_int("BENCH_RUNTIME", 3 if self.quick else 10)
+        self.repeat = max(1, env_int("BENCH_REPEAT", 1 if self.quick else 3))
         self.size_gib = env_int("BENCH_SIZE_GIB", 1 if self.quick else 2)
         self.parts = env_list("BENCH_ONLY", ["io", "lvcreate"])
         self.targets = env_list(

@@ -13,11 +13,13 @@ Every target is measured with the same fio job (4 KiB blocks, iodepth 32,
 
 The raw file and the LV are written in full first, so that reads hit
 allocated blocks. With the nbd engine each fio job opens its own
-connection.
+connection. The whole set is run Knobs.repeat times, round robin over the
+targets, and the median of the rounds is reported.
 """
 
 import json
 import os
+import statistics
 
 from common import BenchError, Cleanup, Dlvm, GiB, UnixHTTPConnection, \
     log, ratio, run, start_server
@@ -136,18 +138,18 @@ class IoBench:
         fill(["--ioengine=io_uring", "--direct=1", f"--filename={self.raw}"],
              self.size, os.path.join(self.dir, "fill-raw.json"))
 
-    def measure(self, name, cleanup):
-        args = self.STARTERS[name](self, cleanup)
+    def measure(self, name, args, rnd):
+        """One round of every job on one target: {"rw/jobs": (IOPS, µs)}."""
         res = {}
         for rw in PATTERNS:
             for nj in JOBS:
-                out = os.path.join(self.dir, f"fio-{name}-{rw}-{nj}.json")
+                out = os.path.join(self.dir,
+                                   f"fio-{name}-{rw}-{nj}-{rnd}.json")
                 iops, lat = fio_job(name, args, rw, nj, self.knobs.runtime,
                                     self.size, out)
-                log(f"{name:12} {rw:9} jobs={nj}: {iops:10.0f} IOPS, "
-                    f"mean latency {lat:7.1f} µs")
-                res[f"{rw}/{nj}"] = {"iops": round(iops),
-                                     "clat_mean_us": round(lat, 1)}
+                log(f"round {rnd + 1}: {name:12} {rw:9} jobs={nj}: "
+                    f"{iops:10.0f} IOPS, mean latency {lat:7.1f} µs")
+                res[f"{rw}/{nj}"] = (iops, lat)
         return res
 
     def run(self):
@@ -156,26 +158,53 @@ class IoBench:
             if name not in self.STARTERS:
                 raise BenchError(f"BENCH_TARGETS: unknown target {name!r}; "
                                  f"known: {', '.join(self.STARTERS)}")
-        results, errors = {}, {}
+        errors = {}
+        rounds = {}     # target -> "rw/jobs" -> [(IOPS, µs) per round]
         if {"raw", "nbdkit-file", "qemu-nbd"} & set(self.knobs.targets):
             self.prepare_raw()
-        for name in self.knobs.targets:
-            # A target's servers stop before the next target starts.
-            with Cleanup() as cleanup:
+        # Every server stays up for the whole part (idle servers cost no
+        # CPU); the rounds go through the targets in turn, so that a
+        # change in the load of the machine hits all of them alike.
+        with Cleanup() as cleanup:
+            args = {}
+            for name in self.knobs.targets:
                 try:
-                    results[name] = self.measure(name, cleanup)
+                    args[name] = self.STARTERS[name](self, cleanup)
                 except BenchError as e:
                     log(f"{name}: FAILED: {e}")
                     errors[name] = str(e)
+            for rnd in range(self.knobs.repeat):
+                for name in args:
+                    if name in errors:
+                        continue
+                    try:
+                        for key, v in self.measure(name, args[name],
+                                                   rnd).items():
+                            rounds.setdefault(name, {}).setdefault(
+                                key, []).append(v)
+                    except BenchError as e:
+                        log(f"{name}: FAILED: {e}")
+                        errors[name] = str(e)
         if not self.knobs.keep and os.path.exists(self.raw):
             os.unlink(self.raw)
+        results = {name: {key: summarize(v) for key, v in per.items()}
+                   for name, per in rounds.items() if name not in errors}
         return {"size_gib": self.knobs.size_gib,
                 "runtime_s": self.knobs.runtime,
+                "rounds": self.knobs.repeat,
                 "job": "fio bs=4k iodepth=32 time_based norandommap",
                 "settings": self.settings,
                 "iops": results,
                 "errors": errors,
                 "ratios": io_ratios(results)}
+
+
+def summarize(samples):
+    """The median of the rounds, and every round for the record."""
+    return {"iops": round(statistics.median(i for i, _ in samples)),
+            "clat_mean_us": round(statistics.median(u for _, u in samples),
+                                  1),
+            "rounds_iops": [round(i) for i, _ in samples]}
 
 
 def io_ratios(results):
@@ -205,7 +234,8 @@ def report(res):
     """Lines for the summary: an IOPS table, then dlvm's ratios."""
     keys = [f"{rw}/{nj}" for rw in PATTERNS for nj in JOBS]
     lines = [f"I/O: 4k random, iodepth 32, {res['runtime_s']} s per run, "
-             f"{res['size_gib']} GiB target (IOPS)",
+             f"{res['size_gib']} GiB target (IOPS, median of "
+             f"{res['rounds']} rounds)",
              f"  {'target':16}" + "".join(f"{k:>14}" for k in keys)]
     for name, per in res["iops"].items():
         lines.append(f"  {name:16}" + "".join(
