@@ -419,6 +419,14 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	log_loaded(&ctx);
+	{
+		/* problems found while loading go to the log; the first API
+		 * response carries them too */
+		size_t i;
+		json_t *w;
+		json_array_foreach(ctx.warnings, i, w)
+			fprintf(stderr, "dlvmd: WARNING: %s\n", json_string_value(w));
+	}
 	dlvmd_activate_all(&ctx);
 
 	struct nbd_server_opts nopts = {

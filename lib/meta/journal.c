@@ -77,6 +77,7 @@ static const uint8_t *ring_at(struct ring_reader *rr, uint64_t off, size_t len,
 		rr->win = dlvm_io_alloc(n);
 		if (!rr->win) {
 			rr->win_len = 0;
+			dlvm_err_set(err, -ENOMEM, "out of memory");
 			return NULL;
 		}
 		rr->win_cap = n;
@@ -86,6 +87,7 @@ static const uint8_t *ring_at(struct ring_reader *rr, uint64_t off, size_t len,
 		rr->win_cap = rr->win ? n : 0;
 		if (!rr->win) {
 			rr->win_len = 0;
+			dlvm_err_set(err, -ENOMEM, "out of memory");
 			return NULL;
 		}
 	}
@@ -96,6 +98,41 @@ static const uint8_t *ring_at(struct ring_reader *rr, uint64_t off, size_t len,
 	rr->win_off = start;
 	rr->win_len = n;
 	return rr->win + (off - start);
+}
+
+/*
+ * After the journal stopped at `from`: is there an intact record of this VG
+ * with a higher sequence number within the next RING_WINDOW bytes? A torn
+ * write can only hit the last record, so a later intact record means the one
+ * at `from` was damaged afterwards: corruption, not the end of the journal.
+ */
+static bool later_record(struct ring_reader *rr, uint64_t from, uint32_t ss,
+			 const uint8_t uuid[16], uint64_t expect, uint64_t *found_seq)
+{
+	uint64_t pos = from + ss;
+
+	for (uint64_t scanned = 0; scanned < RING_WINDOW; scanned += ss, pos += ss) {
+		struct dlvm_err e = { 0 };
+		struct dlvm_blob_header bh;
+		if (pos >= rr->ring_size)
+			pos = 0;
+		const uint8_t *p = ring_at(rr, pos, ss, &e);
+		if (!p)
+			return false;
+		if (memcmp(p, DLVM_REC_MAGIC, 8) || memcmp(p + 16, uuid, 16) ||
+		    dlvm_get_le64(p + 32) <= expect)
+			continue;
+		size_t total = (size_t)dlvm_align_up((uint64_t)DLVM_BLOB_HEADER_SIZE +
+						     dlvm_get_le32(p + 44), ss);
+		if (total > rr->ring_size - pos)
+			continue;
+		p = ring_at(rr, pos, total, &e);
+		if (p && !dlvm_blob_decode(p, total, DLVM_REC_MAGIC, &bh, &e)) {
+			*found_seq = bh.seq;
+			return true;
+		}
+	}
+	return false;
 }
 
 static int apply_payload(struct dlvm_vg *vg, const uint8_t *p, size_t len, const char *where,
@@ -172,21 +209,37 @@ int dlvm_mda_replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *
 		if (pos >= rr.ring_size)
 			pos = 0;
 		const uint8_t *p = ring_at(&rr, pos, ss, &rec_err);
-		if (!p)
+		if (!p && rec_err.code) {
+			r = dlvm_err_set(err, rec_err.code, "%s", rec_err.msg);
+			goto out;
+		}
+		bool end = !p || memcmp(p, DLVM_REC_MAGIC, 8);
+		size_t total = 0;
+		if (!end) {
+			uint32_t plen = dlvm_get_le32(p + 44);
+			total = (size_t)dlvm_align_up((uint64_t)DLVM_BLOB_HEADER_SIZE + plen, ss);
+			end = total > rr.ring_size - pos;
+		}
+		if (!end) {
+			p = ring_at(&rr, pos, total, &rec_err);
+			if (!p && rec_err.code) {
+				r = dlvm_err_set(err, rec_err.code, "%s", rec_err.msg);
+				goto out;
+			}
+			/* torn or stale: the journal ends here, unless more follows */
+			end = !p || dlvm_blob_decode(p, total, DLVM_REC_MAGIC, &bh, &rec_err) ||
+			      memcmp(bh.vg_uuid, h->vg_uuid, 16) || bh.seq != expect;
+		}
+		if (end) {
+			uint64_t later;
+			if (later_record(&rr, pos, ss, h->vg_uuid, expect, &later)) {
+				r = dlvm_err_set(err, -EBADMSG, "%s: journal record %" PRIu64 " at offset %"
+						 PRIu64 " is damaged but record %" PRIu64 " follows it",
+						 dev->name, expect, rr.ring_abs + pos, later);
+				goto out;
+			}
 			break;
-		if (memcmp(p, DLVM_REC_MAGIC, 8))
-			break;
-		uint32_t plen = dlvm_get_le32(p + 44);
-		size_t total = (size_t)dlvm_align_up((uint64_t)DLVM_BLOB_HEADER_SIZE + plen, ss);
-		if (total > rr.ring_size - pos)
-			break;
-		p = ring_at(&rr, pos, total, &rec_err);
-		if (!p)
-			break;
-		if (dlvm_blob_decode(p, total, DLVM_REC_MAGIC, &bh, &rec_err))
-			break; /* torn or stale: the journal ends here */
-		if (memcmp(bh.vg_uuid, h->vg_uuid, 16) || bh.seq != expect)
-			break;
+		}
 		if (bh.type == DLVM_REC_WRAP) {
 			if (pos == 0 || wrapped_here)
 				break;

@@ -451,9 +451,15 @@ int dlvm_vg_create(const char *name, uint64_t extent_size, struct dlvm_dev **dev
 	vg->seq = 1;
 	if ((r = dlvm_vg_checkpoint_blob(vg, &blob, &blob_len, err)))
 		goto fail;
-	for (size_t i = 0; i < vg->npv; i++)
-		if ((r = dlvm_mda_write_checkpoint(vg, vg->pvs[i], blob, blob_len, err)))
+	for (size_t i = 0; i < vg->npv; i++) {
+		if ((r = dlvm_mda_write_checkpoint(vg, vg->pvs[i], blob, blob_len, err))) {
+			/* give the PVs already written back to no VG, so a failed
+			 * vgcreate leaves no VG behind */
+			for (size_t k = 0; k < i; k++)
+				dlvm_pv_make_orphan(vg->pvs[k]->dev, NULL);
 			goto fail;
+		}
+	}
 	free(blob);
 	*out = vg;
 	return 0;

@@ -15,13 +15,19 @@
  * manager's label) on dev, or NULL. Probes through the device's own fd. */
 static char *foreign_signature(struct dlvm_dev *dev)
 {
-	blkid_probe pr = blkid_new_probe();
+	/* libblkid reads at arbitrary offsets and lengths: give it a buffered
+	 * descriptor, not the O_DIRECT one the device was opened with */
+	int fd = open(dev->path, O_RDONLY | O_CLOEXEC);
+	blkid_probe pr = fd >= 0 ? blkid_new_probe() : NULL;
 	char *found = NULL;
 	const char *val;
 
-	if (!pr)
+	if (!pr) {
+		if (fd >= 0)
+			close(fd);
 		return NULL;
-	if (blkid_probe_set_device(pr, dev->fd, 0, 0))
+	}
+	if (blkid_probe_set_device(pr, fd, 0, 0))
 		goto out;
 	blkid_probe_enable_superblocks(pr, 1);
 	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE);
@@ -34,6 +40,7 @@ static char *foreign_signature(struct dlvm_dev *dev)
 	}
 out:
 	blkid_free_probe(pr);
+	close(fd);
 	return found;
 }
 
