@@ -444,11 +444,19 @@ int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err
 
 	if (vg->readonly)
 		return dlvm_err_set(err, -EROFS, "%s: volume group is read-only", vg->info.name);
-	for (size_t i = 0; i < vg->npv; i++)
-		if (!vg->pvs[i]->dev)
+	for (size_t i = 0; i < vg->npv; i++) {
+		if (vg->pvs[i]->dev)
+			continue;
+		/* the one change allowed without a PV is removing it */
+		bool removed = false;
+		for (size_t k = 0; k < t->n; k++)
+			removed |= t->edits[k].type == DLVM_EDIT_PV_REMOVE &&
+				   t->edits[k].u.pv_id == vg->pvs[i]->d.id;
+		if (!removed)
 			return dlvm_err_set(err, -EROFS, "%s: PV %u is missing: metadata cannot be "
-					    "changed until it is back or removed", vg->info.name,
-					    vg->pvs[i]->d.id);
+					    "changed until it is back or removed (vgreduce "
+					    "--removemissing)", vg->info.name, vg->pvs[i]->d.id);
+	}
 	if ((r = dlvm_buf_reserve(&b, DLVM_BLOB_HEADER_SIZE)))
 		return dlvm_err_set(err, r, "out of memory");
 	b.len = DLVM_BLOB_HEADER_SIZE;
@@ -463,6 +471,8 @@ int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err
 	bool need_ckpt = false;
 	for (size_t i = 0; i < vg->npv; i++) {
 		struct dlvm_mda *m = &vg->pvs[i]->mda;
+		if (!vg->pvs[i]->dev)
+			continue; /* a missing PV being removed */
 		if (rec_len > m->hdr.ring_size / 4) {
 			r = dlvm_err_set(err, -ENOSPC, "%s: transaction of %zu bytes is too large "
 					 "for the metadata journal", vg->info.name, b.len);

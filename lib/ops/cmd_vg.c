@@ -166,6 +166,73 @@ out:
 	return r;
 }
 
+static bool lv_uses_pv(const struct dlvm_lv *lv, uint32_t pv_id)
+{
+	for (uint32_t s = 0; s < lv->nseg; s++)
+		for (uint16_t k = 0; k < lv->segs[s]->stripes; k++)
+			if (lv->segs[s]->area[k].pv_id == pv_id)
+				return true;
+	return false;
+}
+
+/* vgreduce --removemissing: drop PVs whose device is gone; with force also
+ * the LVs that had extents on them (their data is lost anyway). */
+static int reduce_missing(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool force, size_t nargs,
+			  json_t *resp, struct dlvm_err *err)
+{
+	struct dlvm_txn t;
+	size_t missing = 0;
+	int r = 0;
+
+	if (nargs != 1)
+		return dlvm_err_set(err, -EINVAL, "vgreduce --removemissing: give only the VG name");
+	dlvm_txn_init(&t);
+	for (size_t l = 0; l < vg->nlv; l++) {
+		const struct dlvm_lv *lv = vg->lvs[l];
+		for (size_t p = 0; p < vg->npv; p++) {
+			if (vg->pvs[p]->dev || !lv_uses_pv(lv, vg->pvs[p]->d.id))
+				continue;
+			if (!force) {
+				r = dlvm_err_set(err, -EBUSY, "%s/%s has extents on missing PV %u: "
+						 "use -f to remove it with the PV", vg->info.name,
+						 lv->name, vg->pvs[p]->d.id);
+				goto out;
+			}
+			struct dlvm_edit e = { .type = DLVM_EDIT_LV_REMOVE };
+			e.u.lv.id = lv->id;
+			dlvm_txn_add(&t, &e);
+			if (ctx->hooks && ctx->hooks->is_active(ctx->hooks->priv, vg, vg->lvs[l]) &&
+			    (r = ctx->hooks->deactivate(ctx->hooks->priv, vg, vg->lvs[l], true, err)))
+				goto out;
+			resp_message(resp, "Logical volume \"%s\" on a missing PV removed.", lv->name);
+			break;
+		}
+	}
+	for (size_t p = 0; p < vg->npv; p++) {
+		if (vg->pvs[p]->dev)
+			continue;
+		struct dlvm_edit e = { .type = DLVM_EDIT_PV_REMOVE };
+		e.u.pv_id = vg->pvs[p]->d.id;
+		dlvm_txn_add(&t, &e);
+		missing++;
+	}
+	if (!missing) {
+		resp_message(resp, "Volume group \"%s\" is already consistent.", vg->info.name);
+		goto out;
+	}
+	if (missing == vg->npv) {
+		r = dlvm_err_set(err, -EINVAL, "%s: every PV is missing", vg->info.name);
+		goto out;
+	}
+	if ((r = dlvm_txn_commit(vg, &t, err)))
+		goto out;
+	resp_message(resp, "Wrote out consistent volume group %s (%zu missing PV%s removed).",
+		     vg->info.name, missing, missing == 1 ? "" : "s");
+out:
+	dlvm_txn_release(&t);
+	return r;
+}
+
 DLVM_CMD_FN(cmd_vgreduce)
 {
 	struct dlvm_vg *vg;
@@ -174,9 +241,10 @@ DLVM_CMD_FN(cmd_vgreduce)
 	struct dlvm_dev **gone = NULL;
 	int r;
 
-	(void)opts;
 	if ((r = dlvm_ctx_vg(ctx, arg_str(args, 0), &vg, err)))
 		return r;
+	if (opt_flag(opts, "removemissing"))
+		return reduce_missing(ctx, vg, opt_flag(opts, "force"), n, resp, err);
 	if (n < 2)
 		return dlvm_err_set(err, -EINVAL, "vgreduce: give at least one PV after the VG name");
 	if (n - 1 >= vg->npv)

@@ -27,9 +27,14 @@ static const struct dlvm_opt_def report_opts[] = {
 };
 static const struct dlvm_opt_def vgcreate_opts[] = {
 	{ 's', "physicalextentsize", DLVM_OPT_VALUE, "SIZE", "extent size (default 4m)" },
-	OPT_FORCE, OPT_YES, END,
+	END,
 };
 static const struct dlvm_opt_def vgremove_opts[] = { OPT_FORCE, OPT_YES, END };
+static const struct dlvm_opt_def vgreduce_opts[] = {
+	{ 0, "removemissing", DLVM_OPT_FLAG, NULL, "remove PVs that are missing (-f: also the "
+	  "LVs that use them)" },
+	OPT_FORCE, END,
+};
 static const struct dlvm_opt_def none_opts[] = { END };
 static const struct dlvm_opt_def vgchange_opts[] = {
 	{ 'a', "activate", DLVM_OPT_VALUE, "y|n", "activate or deactivate every LV" },
@@ -73,9 +78,10 @@ const struct dlvm_cmd_def dlvm_commands[] = {
 	{ "vgcreate", "vgcreate [-s EXTENTSIZE] VG PV...", "create a volume group",
 	  DLVM_CMD_MUTATES, vgcreate_opts, cmd_vgcreate },
 	{ "vgextend", "vgextend VG PV...", "add physical volumes to a volume group",
-	  DLVM_CMD_MUTATES, vgremove_opts, cmd_vgextend },
-	{ "vgreduce", "vgreduce VG PV...", "remove unused physical volumes from a volume group",
-	  DLVM_CMD_MUTATES, vgremove_opts, cmd_vgreduce },
+	  DLVM_CMD_MUTATES, none_opts, cmd_vgextend },
+	{ "vgreduce", "vgreduce VG PV... | vgreduce --removemissing [-f] VG",
+	  "remove unused or missing physical volumes from a volume group", DLVM_CMD_MUTATES,
+	  vgreduce_opts, cmd_vgreduce },
 	{ "vgremove", "vgremove [-f] VG...", "remove volume groups (-f: with their LVs)",
 	  DLVM_CMD_MUTATES, vgremove_opts, cmd_vgremove },
 	{ "vgrename", "vgrename OLD NEW", "rename a volume group", DLVM_CMD_MUTATES, none_opts,
