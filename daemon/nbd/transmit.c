@@ -35,7 +35,7 @@
 
 #define NSLOTS 128
 #define SLOT_BUF 65536u              /* preallocated per slot */
-#define SLOT_KEEP_MAX (1u << 20)     /* slot buffers may grow up to this */
+#define SLOT_KEEP_MAX (256u << 10)   /* slot buffers may grow up to this */
 #define RXBUF_SIZE (256u << 10)
 #define DISCARD_MAX (128u << 20)     /* larger payload of a refused write: disconnect */
 #define SEND_IOV_MAX 512
@@ -86,6 +86,7 @@ struct xmit {
 	unsigned ios;               /* device ops in flight */
 	bool closing, broken, disc;
 	bool *dirty;                /* per device: written */
+	bool fixed;                 /* fds registered: socket 0, device i at i + 1 */
 	const char *why;            /* reason for closing, to log */
 };
 
@@ -124,6 +125,15 @@ static void set_err(struct slot *s, int neg_errno, const char *msg)
 	if (!s->err) {
 		s->err = nbd_errno(-neg_errno);
 		s->errmsg = msg;
+	}
+}
+
+/* Address the file of sqe by its registered index, when registered. */
+static void fixed_fd(struct xmit *x, struct io_uring_sqe *sqe, uint32_t ix)
+{
+	if (x->fixed) {
+		sqe->fd = (int)ix;
+		sqe->flags |= IOSQE_FIXED_FILE;
 	}
 }
 
@@ -307,11 +317,11 @@ static void piece_read(struct xmit *x, struct slot *s, const struct dlvm_map_dev
 		       uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos)
 {
 	uint8_t *buf = s->data + pos;
-	(void)dev;
 
 	if (nbd_dev_aligned(d, buf, len, dev_off)) {
 		struct io_uring_sqe *sqe = get_sqe(x);
 		io_uring_prep_read(sqe, d->fd, buf, (unsigned)len, dev_off);
+		fixed_fd(x, sqe, dev + 1);
 		io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, (uint32_t)len));
 		s->pending++;
 		x->ios++;
@@ -332,6 +342,7 @@ static void piece_write(struct xmit *x, struct slot *s, const struct dlvm_map_de
 	if (nbd_dev_aligned(d, buf, len, dev_off)) {
 		struct io_uring_sqe *sqe = get_sqe(x);
 		io_uring_prep_write(sqe, d->fd, buf, (unsigned)len, dev_off);
+		fixed_fd(x, sqe, dev + 1);
 		if (fua)
 			sqe->rw_flags = RWF_DSYNC;
 		io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, (uint32_t)len));
@@ -363,6 +374,7 @@ static void piece_zero(struct xmit *x, struct slot *s, const struct dlvm_map_dev
 				(may_trim ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) |
 					FALLOC_FL_KEEP_SIZE,
 				dev_off, len);
+	fixed_fd(x, sqe, dev + 1);
 	io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, 0));
 	s->pending++;
 	x->ios++;
@@ -384,6 +396,7 @@ static void piece_trim(struct xmit *x, struct slot *s, const struct dlvm_map_dev
 	struct io_uring_sqe *sqe = get_sqe(x);
 	io_uring_prep_fallocate(sqe, d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				dev_off, len);
+	fixed_fd(x, sqe, dev + 1);
 	io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, 0));
 	s->pending++;
 	x->ios++;
@@ -410,6 +423,7 @@ static void start(struct xmit *x, struct slot *s)
 		for (uint32_t i = 0; i < x->map->ndev; i++) {
 			struct io_uring_sqe *sqe = get_sqe(x);
 			io_uring_prep_fsync(sqe, x->map->devs[i].fd, IORING_FSYNC_DATASYNC);
+			fixed_fd(x, sqe, i + 1);
 			io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, 0));
 			s->pending++;
 			x->ios++;
@@ -601,6 +615,7 @@ static void arm_recv(struct xmit *x)
 		sqe = get_sqe(x);
 		io_uring_prep_recv(sqe, x->c->fd, x->rx_slot->data + x->rx_got,
 				   x->rx_slot->len - x->rx_got, 0);
+		fixed_fd(x, sqe, 0);
 	} else {
 		if (!x->nfree && !x->discard)
 			return;
@@ -613,6 +628,7 @@ static void arm_recv(struct xmit *x)
 			return; /* full of requests waiting for slots */
 		sqe = get_sqe(x);
 		io_uring_prep_recv(sqe, x->c->fd, x->rx + x->rx_end, RXBUF_SIZE - x->rx_end, 0);
+		fixed_fd(x, sqe, 0);
 	}
 	io_uring_sqe_set_data64(sqe, ud(UD_RECV, 0, 0));
 	x->recv_busy = true;
@@ -675,6 +691,7 @@ static void arm_send(struct xmit *x)
 	x->smsg.msg_iovlen = n;
 	struct io_uring_sqe *sqe = get_sqe(x);
 	io_uring_prep_sendmsg(sqe, x->c->fd, &x->smsg, MSG_NOSIGNAL);
+	fixed_fd(x, sqe, 0);
 	io_uring_sqe_set_data64(sqe, ud(UD_SEND, 0, 0));
 	x->send_busy = true;
 }
@@ -771,7 +788,19 @@ static int xmit_init(struct xmit *x, struct nbd_conn *c)
 		p = (struct io_uring_params){ .flags = IORING_SETUP_CQSIZE, .cq_entries = cq };
 		ret = io_uring_queue_init_params(RING_ENTRIES, &x->ring, &p);
 	}
-	return ret < 0 ? ret : 0;
+	if (ret < 0)
+		return ret;
+	/* Registered files save a lookup per operation; optional. */
+	int *fds = malloc((c->map->ndev + 1) * sizeof(*fds));
+	if (fds) {
+		fds[0] = c->fd;
+		for (uint32_t i = 0; i < c->map->ndev; i++)
+			fds[i + 1] = c->map->devs[i].fd;
+		x->fixed = io_uring_register_files(&x->ring, fds, c->map->ndev + 1) == 0;
+		free(fds);
+	}
+	io_uring_register_ring_fd(&x->ring);
+	return 0;
 }
 
 static void xmit_release(struct xmit *x, bool ring)
