@@ -188,7 +188,8 @@ static inline char *t_model(const struct dlvm_vg *vg)
 	}
 	struct dlvm_lv **lvs = calloc(vg->nlv ? vg->nlv : 1, sizeof(*lvs));
 	assert_non_null(lvs);
-	memcpy(lvs, vg->lvs, vg->nlv * sizeof(*lvs));
+	if (vg->nlv)
+		memcpy(lvs, vg->lvs, vg->nlv * sizeof(*lvs));
 	qsort(lvs, vg->nlv, sizeof(*lvs), t_cmp_lv);
 	for (size_t i = 0; i < vg->nlv; i++) {
 		const struct dlvm_lv *lv = lvs[i];
