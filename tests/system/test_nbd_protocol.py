@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
 """NBD protocol tests of dlvmd's NBD server, with real clients.
 
-The server under test is tests/tools/nbd_serve_file, which serves plain files
-through the same code as dlvmd (daemon/nbd/, daemon/exports.c). Set
-NBD_SERVE_FILE to a built binary; otherwise the test builds one with gcc.
+Most tests run against tests/tools/nbd_serve_file, which serves plain files
+through the same code as dlvmd (daemon/nbd/, daemon/exports.c): set
+NBD_SERVE_FILE to a built binary, or it is taken from the build tree, or
+built with gcc. The test_dlvmd_* tests run against a real dlvmd (conftest.py).
 
 Exports of the shared server:
   vg0/lv   linear over one 64 MiB file
@@ -62,9 +63,14 @@ def build_tool(tmp):
 
 @pytest.fixture(scope="session")
 def serve_file(tmp_path_factory):
+    """$NBD_SERVE_FILE, else the one in the meson build tree, else gcc."""
     path = os.environ.get("NBD_SERVE_FILE")
     if path:
         return path
+    build = os.environ.get("DLVM_BUILD", os.path.join(ROOT, "build"))
+    built = os.path.join(build, "tests", "tools", "nbd_serve_file")
+    if os.access(built, os.X_OK):
+        return built
     return build_tool(str(tmp_path_factory.mktemp("tool")))
 
 
