@@ -41,6 +41,10 @@
 #define SEND_IOV_MAX 512
 #define RING_ENTRIES 256
 #define CLOSE_TIMEOUT_S 10           /* to send the last replies once closing */
+/* A request split in more pieces than this (large requests on LVs with
+ * small stripes) runs synchronously, which bounds the device operations in
+ * flight and so the completion queue size. */
+#define MAX_ASYNC_PIECES 64
 
 /* user_data: bits 0-3 kind, bits 8-23 slot, bits 32-63 expected result. */
 enum { UD_RECV = 1, UD_SEND = 2, UD_DEV = 3 };
@@ -55,6 +59,7 @@ struct slot {
 	unsigned pending;           /* device ops in flight, +1 while starting */
 	bool zero_redo;             /* fallocate refused: zero synchronously */
 	bool trim;                  /* device errors are ignored */
+	bool sync;                  /* too many pieces: serve synchronously */
 	uint8_t *buf;               /* kept buffer, SLOT_BUF..SLOT_KEEP_MAX bytes */
 	size_t cap;
 	uint8_t *big;               /* this request's own buffer, if larger */
@@ -159,6 +164,7 @@ static struct slot *slot_get(struct xmit *x)
 	s->pending = 0;
 	s->zero_redo = false;
 	s->trim = false;
+	s->sync = false;
 	s->sent = 0;
 	s->next = NULL;
 	s->data = s->buf;
@@ -318,7 +324,7 @@ static void piece_read(struct xmit *x, struct slot *s, const struct dlvm_map_dev
 {
 	uint8_t *buf = s->data + pos;
 
-	if (nbd_dev_aligned(d, buf, len, dev_off)) {
+	if (!s->sync && nbd_dev_aligned(d, buf, len, dev_off)) {
 		struct io_uring_sqe *sqe = get_sqe(x);
 		io_uring_prep_read(sqe, d->fd, buf, (unsigned)len, dev_off);
 		fixed_fd(x, sqe, dev + 1);
@@ -339,7 +345,7 @@ static void piece_write(struct xmit *x, struct slot *s, const struct dlvm_map_de
 	bool fua = s->flags & NBD_CMD_FLAG_FUA;
 
 	x->dirty[dev] = true;
-	if (nbd_dev_aligned(d, buf, len, dev_off)) {
+	if (!s->sync && nbd_dev_aligned(d, buf, len, dev_off)) {
 		struct io_uring_sqe *sqe = get_sqe(x);
 		io_uring_prep_write(sqe, d->fd, buf, (unsigned)len, dev_off);
 		fixed_fd(x, sqe, dev + 1);
@@ -363,7 +369,7 @@ static void piece_zero(struct xmit *x, struct slot *s, const struct dlvm_map_dev
 	(void)pos;
 
 	x->dirty[dev] = true;
-	if (s->zero_redo || fua || !nbd_dev_aligned(d, NULL, len, dev_off)) {
+	if (s->zero_redo || s->sync || fua || !nbd_dev_aligned(d, NULL, len, dev_off)) {
 		int ret = nbd_dev_zero(d, dev_off, len, may_trim, fua, x->c->rmw_lock);
 		if (ret < 0)
 			set_err(s, ret, "device zeroing error");
@@ -387,7 +393,7 @@ static void piece_trim(struct xmit *x, struct slot *s, const struct dlvm_map_dev
 	(void)pos;
 
 	x->dirty[dev] = true;
-	if (fua || !nbd_dev_aligned(d, NULL, len, dev_off)) {
+	if (s->sync || fua || !nbd_dev_aligned(d, NULL, len, dev_off)) {
 		int ret = nbd_dev_trim(d, dev_off, len, fua);
 		if (ret < 0)
 			set_err(s, ret, "device trim error");
@@ -402,9 +408,27 @@ static void piece_trim(struct xmit *x, struct slot *s, const struct dlvm_map_dev
 	x->ios++;
 }
 
+static bool many_pieces(const struct xmit *x, const struct slot *s)
+{
+	uint64_t off = s->off, left = s->len;
+
+	for (unsigned n = 0; left; n++) {
+		struct dlvm_map_piece p;
+		if (n == MAX_ASYNC_PIECES)
+			return true;
+		dlvm_lv_map_resolve(x->map, off, left, &p);
+		if (!p.len)
+			return false;
+		off += p.len;
+		left -= p.len;
+	}
+	return false;
+}
+
 static void start(struct xmit *x, struct slot *s)
 {
 	s->pending = 1;
+	s->sync = s->len > NBD_PREF_BLOCK && many_pieces(x, s);
 	switch (s->type) {
 	case NBD_CMD_READ:
 		for_each_piece(x, s, piece_read);
@@ -759,7 +783,8 @@ static void complete(struct xmit *x, struct io_uring_cqe *cqe)
 
 static int xmit_init(struct xmit *x, struct nbd_conn *c)
 {
-	const unsigned cq = 16 * NSLOTS;
+	/* Room for every operation that can be in flight (see MAX_ASYNC_PIECES). */
+	const unsigned cq = NSLOTS * DLVM_MAX(MAX_ASYNC_PIECES, c->map->ndev) + 2;
 	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE, .cq_entries = cq };
 	int ret;
 

@@ -611,6 +611,28 @@ def test_fio_verify(srv, tmp_path):
     assert " err= 0" in (tmp_path / "fio.out").read_text()
 
 
+def test_small_stripes_large_requests(serve_file, tmp_path):
+    """4 KiB stripes: a 32 MiB request is 8192 pieces on two files."""
+    for n in ("x.img", "y.img"):
+        make_file(str(tmp_path / n), 16 * MiB)
+    srv = Server(serve_file, str(tmp_path), ["vg3/s=x.img,y.img"], extra=["-s", "4096"])
+    try:
+        data = random.Random(3).randbytes(32 * MiB)
+        h = connect(srv, "vg3/s")
+        h.pwrite(data, 0)
+        assert h.pread(32 * MiB, 0) == data
+        h.zero(32 * MiB - 8192, 4096)
+        assert h.pread(32 * MiB, 0) == data[:4096] + bytes(32 * MiB - 8192) + data[-4096:]
+        h.flush()
+        h.shutdown()
+        with open(tmp_path / "x.img", "rb") as f:
+            assert f.read(4096) == data[:4096]  # stripe 0 is on the first file
+        with open(tmp_path / "y.img", "rb") as f:
+            assert f.read(4096) == data[4096:8192]
+    finally:
+        srv.stop()
+    assert srv.proc.returncode == 0
+
 # ------------------------------------------------------ export changes
 
 def test_extend_shows_to_new_connections(own_srv):
