@@ -434,12 +434,108 @@ static int append_one(struct dlvm_pv *pv, const uint8_t *rec, size_t rec_len,
 	return 0;
 }
 
+/* The inverse of an edit, taken from the model before the edit is applied. */
+struct undo {
+	struct dlvm_edit inv;      /* type 0: nothing to undo */
+	struct dlvm_dev *dev;      /* PV_REMOVE: what the removed PV had */
+	struct dlvm_pv_header hdr;
+	struct dlvm_mda mda;
+};
+
+static int make_inverse(const struct dlvm_vg *vg, const struct dlvm_edit *e, struct undo *u)
+{
+	const struct dlvm_lv *lv;
+	const struct dlvm_pv *pv;
+
+	memset(u, 0, sizeof(*u));
+	switch (e->type) {
+	case DLVM_EDIT_VG_INFO:
+		u->inv.type = DLVM_EDIT_VG_INFO;
+		u->inv.u.vg = vg->info;
+		return 0;
+	case DLVM_EDIT_PV_ADD:
+		u->inv.type = DLVM_EDIT_PV_REMOVE;
+		u->inv.u.pv_id = e->u.pv.id;
+		return 0;
+	case DLVM_EDIT_PV_REMOVE:
+		if (!(pv = dlvm_pv_find_id(vg, e->u.pv_id)))
+			return 0; /* apply refuses it */
+		u->inv.type = DLVM_EDIT_PV_ADD;
+		u->inv.u.pv = pv->d;
+		u->dev = pv->dev;
+		u->hdr = pv->hdr;
+		u->mda = pv->mda;
+		return 0;
+	case DLVM_EDIT_LV_CREATE:
+		u->inv.type = DLVM_EDIT_LV_REMOVE;
+		u->inv.u.lv.id = e->u.lv.id;
+		return 0;
+	default:
+		break;
+	}
+	if (e->type < DLVM_EDIT_LV_REMOVE || e->type > DLVM_EDIT_LV_SET_SEGMENTS ||
+	    !(lv = dlvm_lv_find_id(vg, e->u.lv.id)))
+		return 0;
+	u->inv.u.lv.id = lv->id;
+	switch (e->type) {
+	case DLVM_EDIT_LV_REMOVE:
+		u->inv.type = DLVM_EDIT_LV_CREATE;
+		memcpy(u->inv.u.lv.uuid, lv->uuid, 16);
+		memcpy(u->inv.u.lv.name, lv->name, sizeof(lv->name));
+		u->inv.u.lv.flags = lv->flags;
+		u->inv.u.lv.ctime = lv->ctime;
+		/* fallthrough */
+	case DLVM_EDIT_LV_SET_SEGMENTS:
+		if (e->type == DLVM_EDIT_LV_SET_SEGMENTS)
+			u->inv.type = DLVM_EDIT_LV_SET_SEGMENTS;
+		if (dlvm_segs_dup(lv->segs, lv->nseg, &u->inv.u.lv.segs)) {
+			u->inv.type = 0;
+			return -ENOMEM;
+		}
+		u->inv.u.lv.nseg = lv->nseg;
+		return 0;
+	case DLVM_EDIT_LV_RENAME:
+		u->inv.type = DLVM_EDIT_LV_RENAME;
+		memcpy(u->inv.u.lv.name, lv->name, sizeof(lv->name));
+		return 0;
+	case DLVM_EDIT_LV_SET_FLAGS:
+		u->inv.type = DLVM_EDIT_LV_SET_FLAGS;
+		u->inv.u.lv.flags = lv->flags;
+		return 0;
+	}
+	return 0;
+}
+
+/* Undo the first n applied edits, newest first. Inverses of edits that were
+ * applied always fit the model they were taken from. */
+static void undo_all(struct dlvm_vg *vg, const struct dlvm_vg_info *info, struct undo *undo,
+		     size_t n)
+{
+	while (n--) {
+		struct undo *u = &undo[n];
+		if (!u->inv.type)
+			continue;
+		dlvm_vg_apply(vg, &u->inv, NULL);
+		if (u->inv.type == DLVM_EDIT_PV_ADD) {
+			struct dlvm_pv *pv = dlvm_pv_find_id(vg, u->inv.u.pv.id);
+			if (pv) {
+				pv->dev = u->dev;
+				pv->hdr = u->hdr;
+				pv->mda = u->mda;
+			}
+		}
+	}
+	vg->info = *info; /* id counters too */
+}
+
 int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err)
 {
 	struct dlvm_buf b = { 0 };
 	struct dlvm_blob_header bh = { .major = DLVM_FORMAT_MAJOR, .minor = DLVM_FORMAT_MINOR,
 				       .type = DLVM_REC_TXN };
 	uint8_t *rec = NULL, *wrap = NULL;
+	struct undo *undo = NULL;
+	size_t napplied = 0;
 	int r = 0, ok = 0;
 
 	if (vg->readonly)
@@ -505,14 +601,30 @@ int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err
 		}
 	}
 
-	vg->seq++;
+	/* Apply to the model first: an edit that does not fit is refused
+	 * before anything reaches the disk, and undone if the write fails. */
 	rec = dlvm_io_alloc(rec_len);
 	wrap = dlvm_io_alloc(DLVM_BLOCK);
-	if (!rec || !wrap) {
-		vg->seq--;
+	undo = calloc(t->n ? t->n : 1, sizeof(*undo));
+	if (!rec || !wrap || !undo) {
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
+	struct dlvm_vg_info saved_info = vg->info;
+	for (size_t i = 0; i < t->n; i++) {
+		if ((r = make_inverse(vg, &t->edits[i], &undo[i]))) {
+			r = dlvm_err_set(err, r, "out of memory");
+			undo_all(vg, &saved_info, undo, i);
+			goto out;
+		}
+		if ((r = dlvm_vg_apply(vg, &t->edits[i], err))) {
+			undo_all(vg, &saved_info, undo, i);
+			dlvm_err_prefix(err, r, "%s: change refused: ", vg->info.name);
+			goto out;
+		}
+		napplied = i + 1;
+	}
+	vg->seq++;
 	memcpy(rec, b.data, b.len);
 	memcpy(bh.magic, DLVM_REC_MAGIC, 8);
 	memcpy(bh.vg_uuid, vg->info.uuid, 16);
@@ -544,6 +656,8 @@ int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err
 	}
 	if (!ok) {
 		vg->seq--;
+		undo_all(vg, &saved_info, undo, napplied);
+		napplied = 0;
 		if (!r)
 			r = dlvm_err_set(err, -EIO, "%s: no metadata copy could be written",
 					 vg->info.name);
@@ -552,19 +666,10 @@ int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err
 	}
 	dlvm_err_clear(err); /* a copy failed but others hold the change */
 	r = 0;
-	for (size_t i = 0; i < t->n; i++) {
-		struct dlvm_err e = { 0 };
-		int ar = dlvm_vg_apply(vg, &t->edits[i], &e);
-		if (ar) {
-			/* The record is durable but does not fit the model: a bug.
-			 * Refuse further changes until the VG is reloaded. */
-			vg->readonly = true;
-			r = dlvm_err_set(err, -EIO, "%s: internal error applying committed change: "
-					 "%s", vg->info.name, e.msg);
-			break;
-		}
-	}
 out:
+	for (size_t i = 0; undo && i < t->n; i++)
+		dlvm_edit_release(&undo[i].inv);
+	free(undo);
 	free(rec);
 	free(wrap);
 	dlvm_buf_release(&b);

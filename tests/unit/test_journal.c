@@ -940,6 +940,57 @@ static void eio_on_one_copy(void **state)
 	dlvm_vg_free(vg);
 }
 
+/* A transaction the model refuses is refused before anything is written,
+ * and the edits before the bad one are undone. */
+static void refused_txn_writes_nothing(void **state)
+{
+	struct dlvm_vg *vg = t_vg(2, 64 * MiB, 512, MiB, MiB);
+	struct dlvm_err e = { 0 };
+	struct dlvm_txn t;
+	(void)state;
+
+	assert_ok(t_lv_create(vg, "a", 2, 1, 0, &e), &e);
+	char *old = t_model(vg);
+	long w0 = dlvm_memdev_writes(vg->pvs[0]->dev), w1 = dlvm_memdev_writes(vg->pvs[1]->dev);
+
+	/* a good LV_CREATE, then a rename onto a name that exists */
+	struct dlvm_edit c = { .type = DLVM_EDIT_LV_CREATE }, rn = { .type = DLVM_EDIT_LV_RENAME };
+	struct dlvm_seg_desc **segs;
+	uint32_t nseg;
+	assert_ok(dlvm_alloc(vg, NULL, 3, 1, 0, NULL, 0, &segs, &nseg, &e), &e);
+	c.u.lv.id = vg->info.next_lv_id;
+	dlvm_uuid_generate(c.u.lv.uuid);
+	snprintf(c.u.lv.name, sizeof(c.u.lv.name), "b");
+	c.u.lv.segs = segs;
+	c.u.lv.nseg = nseg;
+	rn.u.lv.id = c.u.lv.id;
+	snprintf(rn.u.lv.name, sizeof(rn.u.lv.name), "a");
+	dlvm_txn_init(&t);
+	dlvm_txn_add(&t, &c);
+	dlvm_txn_add(&t, &rn);
+	assert_err(dlvm_txn_commit(vg, &t, &e), &e, -EBADMSG,
+		   "vg0: change refused: LV_RENAME: name a already exists");
+	dlvm_txn_release(&t);
+
+	char *now = t_model(vg);
+	assert_string_equal(now, old);
+	free(now);
+	assert_int_equal(dlvm_memdev_writes(vg->pvs[0]->dev), w0);
+	assert_int_equal(dlvm_memdev_writes(vg->pvs[1]->dev), w1);
+	assert_false(vg->readonly);
+	/* the VG goes on working and reloads to the same model */
+	dlvm_err_clear(&e);
+	assert_ok(t_lv_create(vg, "b", 1, 1, 0, &e), &e);
+	now = t_model(vg);
+	vg = t_reload(vg);
+	char *again = t_model(vg);
+	assert_string_equal(again, now);
+	free(again);
+	free(now);
+	free(old);
+	dlvm_vg_free(vg);
+}
+
 static void eio_on_every_copy(void **state)
 {
 	struct dlvm_vg *vg = t_vg(2, 64 * MiB, 512, MiB, MiB);
@@ -995,6 +1046,7 @@ int main(void)
 		cmocka_unit_test(corrupt_header_slots_in_one_copy),
 		cmocka_unit_test(eio_on_one_copy),
 		cmocka_unit_test(eio_on_every_copy),
+		cmocka_unit_test(refused_txn_writes_nothing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
