@@ -607,7 +607,7 @@ def test_fio_verify(srv, tmp_path):
     subprocess.run(["fio", "--name=v", "--ioengine=nbd", f"--uri={srv.uri('vg0/str')}",
                     "--rw=randwrite", "--bs=4k", "--iodepth=32", "--size=16M",
                     "--verify=crc32c", "--do_verify=1", "--numjobs=1",
-                    f"--output={tmp_path / 'fio.out'}"], check=True)
+                    f"--output={tmp_path / 'fio.out'}"], check=True, cwd=tmp_path)
     assert " err= 0" in (tmp_path / "fio.out").read_text()
 
 
@@ -676,7 +676,7 @@ def test_graceful_stop_with_clients_writing(own_srv):
         ["fio", "--name=s", "--ioengine=nbd", f"--uri={own_srv.uri('vg1/a')}",
          "--rw=randwrite", "--bs=4k", "--iodepth=32", "--size=8M",
          "--time_based", "--runtime=30"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=own_srv.dir)
     time.sleep(1.5)
     t0 = time.monotonic()
     own_srv.stop()
