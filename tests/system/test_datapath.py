@@ -17,11 +17,11 @@ MiB = 1 << 20
 
 # ------------------------------------------------------------------ helpers
 
-def run(*cmd, timeout=300):
+def run(*cmd, timeout=300, cwd=None):
     """Run a client tool; fail the test unless it exits 0. Returns stdout."""
     require_tool(str(cmd[0]))
     p = subprocess.run(list(map(str, cmd)), capture_output=True, text=True,
-                       timeout=timeout)
+                       timeout=timeout, cwd=cwd)
     assert p.returncode == 0, (f"{' '.join(map(str, cmd))}: rc={p.returncode}\n"
                                f"{p.stdout}\n{p.stderr}")
     return p.stdout
@@ -211,7 +211,7 @@ def test_fio_verify_striped(vg0, tmp_path):
     out = run("fio", "--name=dlvm", "--ioengine=nbd", f"--uri={d.nbd_uri('vg0/fio')}",
               "--rw=randrw", "--bs=4k", "--iodepth=16", "--size=48M",
               "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--randseed=4242",
-              f"--output={log}", timeout=600)
+              f"--output={log}", timeout=600, cwd=tmp_path)
     text = log.read_text() + out
     assert " err= 0" in text, text
     assert "verify failed" not in text and "bad magic" not in text, text
@@ -222,7 +222,7 @@ def test_fio_verify_striped(vg0, tmp_path):
     out = run("fio", "--name=dlvm", "--ioengine=nbd", f"--uri={d.nbd_uri('vg0/fio')}",
               "--rw=randrw", "--bs=4k", "--iodepth=16", "--size=48M",
               "--verify=crc32c", "--verify_only", "--verify_fatal=1", "--randseed=4242",
-              f"--output={log2}", timeout=600)
+              f"--output={log2}", timeout=600, cwd=tmp_path)
     text = log2.read_text() + out
     assert " err= 0" in text, text
     assert "verify failed" not in text and "bad magic" not in text, text
