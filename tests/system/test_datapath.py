@@ -5,7 +5,6 @@ LVs, across restarts, extension, read-only, deactivation and removal."""
 
 import errno
 import json
-import os
 import subprocess
 
 import pytest
