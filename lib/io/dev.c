@@ -57,8 +57,12 @@ static int fd_flush(struct dlvm_dev *dev)
 
 static void fd_close(struct dlvm_dev *dev)
 {
-	if (dev->fd >= 0)
-		close(dev->fd);
+	if (dev->fd < 0)
+		return;
+	/* Unlock explicitly: an io_uring that registered this fd may hold the
+	 * open file (and so the flock) for a while after close or exit. */
+	flock(dev->fd, LOCK_UN);
+	close(dev->fd);
 }
 
 static const struct dlvm_dev_ops fd_ops = {

@@ -116,12 +116,27 @@ int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err)
 			warn(ctx, "%s", e.msg);
 			continue;
 		}
+		/* A copy left behind by an interrupted change (valid but older)
+		 * is brought up to date now; damaged copies wait for repair. */
+		bool stale = false;
+		for (size_t p = 0; p < vg->npv; p++)
+			stale |= vg->pvs[p]->dev && vg->pvs[p]->mda.valid && !vg->pvs[p]->mda.in_sync;
+		if (stale && !vg->readonly) {
+			struct dlvm_err ce = { 0 };
+			for (size_t p = 0; p < vg->npv; p++)
+				if (vg->pvs[p]->dev && vg->pvs[p]->mda.valid && !vg->pvs[p]->mda.in_sync)
+					warn(ctx, "%s: brought up to date from the newest copy",
+					     vg->pvs[p]->mda.problem);
+			if (dlvm_vg_checkpoint(vg, true, &ce))
+				warn(ctx, "%s", ce.msg);
+		}
 		for (size_t p = 0; p < vg->npv; p++) {
 			if (!vg->pvs[p]->dev) {
 				char u[DLVM_UUID_STR];
 				dlvm_uuid_unparse(vg->pvs[p]->d.uuid, u);
 				warn(ctx, "%s: PV %s is missing", vg->info.name, u);
-			} else if (vg->pvs[p]->mda.problem[0] && !vg->pvs[p]->mda.in_sync) {
+			} else if (vg->pvs[p]->mda.problem[0] && !vg->pvs[p]->mda.in_sync &&
+				   !vg->pvs[p]->mda.valid) {
 				warn(ctx, "%s", vg->pvs[p]->mda.problem);
 			}
 		}
