@@ -4,7 +4,6 @@
  * command in dlvmd when one listens on the control socket and in-process
  * otherwise, and prints the response as LVM does.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -166,9 +165,7 @@ int main(int argc, char **argv)
 		if (n >= 0)
 			free(cols);
 	}
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 	rc = run(&cl);
-	curl_global_cleanup();
 out:
 	cli_cmdline_release(&cl);
 	fflush(stdout);
