@@ -22,9 +22,10 @@
  *     +0              S            leader record
  *     +h * S          S            ballot block ("dblock") of host id h (1..H)
  *
- * At S = 512 and H = 2000: lockspace 1,024,000 bytes, stride 1,028,096, so an
- * area with N resources takes 1,032,192 + N * 1,028,096 bytes. At S = 4096:
- * lockspace 8,192,000 bytes, stride 8,196,096.
+ * At S = 512 and H = 2000: lockspace 1,024,000 bytes, resource_offset and
+ * stride 1,028,096, so an area with N resources takes (N + 1) * 1,028,096
+ * bytes. At S = 4096: lockspace 8,192,000 bytes, resource_offset and stride
+ * 8,196,096: (N + 1) * 8,196,096 bytes.
  *
  * Every record is a 512-byte structure at the start of its sector (the rest of
  * a 4096-byte sector is zero), little endian, with the CRC32C of bytes 0..507
