@@ -402,7 +402,8 @@ struct dlvm_paxos_lease {
  *
  * Errors: -EBUSY "resource 3 is held by host id 7 'node3' (generation 4)"
  * (or "held shared by ..."; also after losing a race to another host, which
- * it names); -ETIMEDOUT this host's own deadline has passed (nothing
+ * it names, and for the moment another host holds the leader while it takes
+ * a shared lease: callers that wait retry after a short delay); -ETIMEDOUT this host's own deadline has passed (nothing
  * written); -EINVAL (not joined, index, mode); -EBADMSG a damaged leader,
  * dblock or holder's delta lease; -EIO ...
  */

@@ -507,7 +507,12 @@ static void records_roundtrip(void **state)
 	dlvm_delta_encode(&d, buf);
 	assert_memory_equal(buf, DLVM_DELTA_MAGIC, 8);
 	assert_ok(dlvm_delta_decode(buf, &dd, &e), &e);
-	assert_memory_equal(&d, &dd, sizeof(d));
+	assert_int_equal(dd.host_id, 7);
+	assert_int_equal(dd.io_timeout, 10);
+	assert_int_equal(dd.generation, 4);
+	assert_int_equal(dd.timestamp, 123456789);
+	assert_memory_equal(dd.vg_uuid, vg_uuid, 16);
+	assert_string_equal(dd.name, d.name);
 	memset(buf, 0, sizeof(buf));
 	assert_ok(dlvm_delta_decode(buf, &dd, &e), &e);
 	assert_int_equal(dd.host_id, 0); /* never used */
@@ -518,7 +523,14 @@ static void records_roundtrip(void **state)
 	memcpy(l.vg_uuid, vg_uuid, 16);
 	dlvm_paxos_leader_encode(&l, buf);
 	assert_ok(dlvm_paxos_leader_decode(buf, &ld, &e), &e);
-	assert_memory_equal(&l, &ld, sizeof(l));
+	assert_int_equal(ld.res_index, 3);
+	assert_int_equal(ld.owner_id, 7);
+	assert_int_equal(ld.owner_generation, 4);
+	assert_int_equal(ld.lver, 99);
+	assert_int_equal(ld.timestamp, 5);
+	assert_int_equal(ld.writer_id, 2);
+	assert_int_equal(ld.max_hosts, 2000);
+	assert_memory_equal(ld.vg_uuid, vg_uuid, 16);
 
 	struct dlvm_paxos_dblock b = { .host_id = 7, .flags = DLVM_DBLOCK_SHARED, .lver = 99,
 				       .mbal = 4007, .bal = 2007, .inp_id = 7,
@@ -526,7 +538,15 @@ static void records_roundtrip(void **state)
 				       .shared_generation = 4 }, bd;
 	dlvm_paxos_dblock_encode(&b, buf);
 	assert_ok(dlvm_paxos_dblock_decode(buf, &bd, &e), &e);
-	assert_memory_equal(&b, &bd, sizeof(b));
+	assert_int_equal(bd.host_id, 7);
+	assert_int_equal(bd.flags, DLVM_DBLOCK_SHARED);
+	assert_int_equal(bd.lver, 99);
+	assert_int_equal(bd.mbal, 4007);
+	assert_int_equal(bd.bal, 2007);
+	assert_int_equal(bd.inp_id, 7);
+	assert_int_equal(bd.inp_generation, 4);
+	assert_int_equal(bd.inp_timestamp, 55);
+	assert_int_equal(bd.shared_generation, 4);
 }
 
 static void records_corrupt_fields(void **state)
@@ -1272,6 +1292,11 @@ static void paxos_shared(void **state)
 	world_free(w);
 }
 
+static void fail_reads_hook(void *arg)
+{
+	hd(arg)->fail_reads = true;
+}
+
 /* Fail the Nth write of an acquisition: an error, and the resource is never
  * left looking held by this host. */
 static void paxos_io_errors(void **state)
@@ -1313,9 +1338,17 @@ static void paxos_io_errors(void **state)
 	assert_err(dlvm_paxos_acquire(b->ls, 0, DLVM_LEASE_EXCLUSIVE, &lb, &b->e), &b->e, -EIO,
 		   "resource 0 leader");
 	hd(b->dev)->fail_reads = false;
-	/* a read error after the ballot's first write */
-	hd(b->dev)->hook_after_read = 0;
+	/* reads fail after the ballot's first write: an error, no owner */
+	hd(b->dev)->hook = fail_reads_hook;
+	hd(b->dev)->arg = b->dev;
+	hd(b->dev)->hook_after_write = hd(b->dev)->writes + 1;
+	assert_err(dlvm_paxos_acquire(b->ls, 0, DLVM_LEASE_EXCLUSIVE, &lb, &b->e), &b->e, -EIO,
+		   "resource 0 dblocks");
+	hd(b->dev)->fail_reads = false;
 	assert_int_equal(leader(w, 0).timestamp, 0);
+	/* and the next attempt succeeds */
+	assert_ok(dlvm_paxos_acquire(b->ls, 0, DLVM_LEASE_EXCLUSIVE, &lb, &b->e), &b->e);
+	assert_int_equal(leader(w, 0).owner_id, 2);
 	world_free(w);
 }
 
