@@ -1352,6 +1352,48 @@ static void paxos_io_errors(void **state)
 	world_free(w);
 }
 
+static void fail_writes_hook(void *arg)
+{
+	hd(arg)->fail_writes = true;
+}
+
+/* A host's value is accepted by its ballot but it dies before writing the
+ * leader: others report it as the holder until it is dead, then commit the
+ * version for it and take the next one. */
+static void paxos_winner_dies_before_commit(void **state)
+{
+	struct world *w = world_new(sector_size_of(state), 1);
+	struct host *a = &w->h[1], *b = &w->h[2];
+	struct dlvm_paxos_lease l = lease_of();
+
+	join(w, 1);
+	join(w, 2);
+	hd(a->dev)->hook = fail_writes_hook;
+	hd(a->dev)->arg = a->dev;
+	hd(a->dev)->hook_after_write = hd(a->dev)->writes + 2; /* after mbal and bal */
+	assert_err(dlvm_paxos_acquire(a->ls, 0, DLVM_LEASE_EXCLUSIVE, &l, &a->e), &a->e, -EIO,
+		   "resource 0 leader");
+	assert_int_equal(leader(w, 0).lver, 0);
+	assert_ok(dlvm_lockspace_renew(w->h[2].ls, &w->h[2].e), &w->h[2].e);
+	clk.renewing[1] = NULL; /* host 1 dies (its renewals fail from now on) */
+	uint64_t died = clk.now;
+	for (;;) {
+		dlvm_err_clear(&b->e);
+		int r = dlvm_paxos_acquire(b->ls, 0, DLVM_LEASE_EXCLUSIVE, &l, &b->e);
+		if (!r)
+			break;
+		assert_int_equal(r, -EBUSY);
+		assert_non_null(strstr(b->e.msg, "resource 0 is held by host id 1 "
+						 "'node1-1234abcd' (generation 1)"));
+		advance(250);
+	}
+	assert_true(clk.now - died >= 5000 - 500);
+	assert_int_equal(l.lver, 2);
+	assert_int_equal(leader(w, 0).owner_id, 2);
+	assert_int_equal(leader(w, 0).lver, 2);
+	world_free(w);
+}
+
 static void paxos_corruption(void **state)
 {
 	struct world *w = world_new(sector_size_of(state), 2);
@@ -1431,6 +1473,7 @@ int main(void)
 		SS(paxos_owner_restart_or_release),
 		SS(paxos_shared),
 		SS(paxos_io_errors),
+		SS(paxos_winner_dies_before_commit),
 		SS(paxos_corruption),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
