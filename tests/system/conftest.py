@@ -204,12 +204,21 @@ def pv(tmp_path):
     return make
 
 
+def stop_clean(d):
+    """End of a test: dlvmd must stop cleanly on SIGTERM (exit 0). In the
+    sanitizer build a leak or undefined behaviour changes the exit status,
+    so this is also where those are caught."""
+    rc = d.stop()
+    if rc not in (0, None):
+        pytest.fail(f"dlvmd exited {rc} on SIGTERM:\n{d.read_log()[-4000:]}")
+
+
 @pytest.fixture
 def daemon(state_dir):
     d = Dlvmd(state_dir)
     d.start()
     yield d
-    d.kill()
+    stop_clean(d)
 
 
 @pytest.fixture
@@ -223,4 +232,4 @@ def vg0(tmp_path, state_dir, pv):
     d.pvs = [a, b]
     d.start()
     yield d
-    d.kill()
+    stop_clean(d)

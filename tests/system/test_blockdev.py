@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import Dlvmd, dlvm, dlvm_ok, require_tool
+from conftest import Dlvmd, dlvm, dlvm_ok, require_tool, stop_clean
 
 
 @pytest.fixture
@@ -83,6 +83,6 @@ def test_vg_on_loop_devices(tmp_path, loopdev, sector_size):
                           "--units", "b")
         assert re.search(r'"lv_name": "str",\s*"lv_size": "67108864B"', out), out
     finally:
-        d.stop()
+        stop_clean(d)
     out, _ = dlvm_ok("check", "vg0", "--devices", f"{a},{b}")
     assert "consistent" in out
