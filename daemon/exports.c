@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The exports table: a list of entries under one mutex. Lookups happen only
- * when a client connects, so a list is enough; the data path never takes the
- * table lock.
+ * The exports table: a list of entries under one mutex, indexed by name
+ * (every lvcreate, lvs row and activation looks an export up, so lookups must
+ * not grow with the number of LVs); the data path never takes the table lock.
  *
  * An entry removed with force leaves the list at once (new clients can no
  * longer find it, and the name can be reused) but lives until its last client
@@ -12,24 +12,27 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/nbd/attach.h"
+#include "lib/util/hmap.h"
 
 struct dlvm_export {
-	char *name;
+	char name[2 * DLVM_NAME_MAX + 2]; /* "VG/LV" */
 	struct dlvm_lv_map *map;
 	pthread_mutex_t rmw_lock;
 	struct dlvm_export_client *clients;
 	unsigned nclients;
-	struct dlvm_export *next;
+	struct dlvm_export *next, *prev;
 };
 
 struct dlvm_exports {
 	pthread_mutex_t lock;
 	pthread_cond_t detached;
 	struct dlvm_export *head;
+	struct dlvm_hmap by_name;
 };
 
 struct dlvm_exports *dlvm_exports_new(void)
@@ -40,6 +43,7 @@ struct dlvm_exports *dlvm_exports_new(void)
 		return NULL;
 	pthread_mutex_init(&ex->lock, NULL);
 	pthread_cond_init(&ex->detached, NULL);
+	dlvm_hmap_init_str(&ex->by_name, offsetof(struct dlvm_export, name));
 	return ex;
 }
 
@@ -47,7 +51,6 @@ static void export_free(struct dlvm_export *e)
 {
 	dlvm_lv_map_put(e->map);
 	pthread_mutex_destroy(&e->rmw_lock);
-	free(e->name);
 	free(e);
 }
 
@@ -60,6 +63,7 @@ void dlvm_exports_free(struct dlvm_exports *ex)
 		ex->head = e->next;
 		export_free(e);
 	}
+	dlvm_hmap_release(&ex->by_name);
 	pthread_cond_destroy(&ex->detached);
 	pthread_mutex_destroy(&ex->lock);
 	free(ex);
@@ -68,12 +72,24 @@ void dlvm_exports_free(struct dlvm_exports *ex)
 /* With ex->lock held. */
 static struct dlvm_export **find(struct dlvm_exports *ex, const char *name)
 {
-	struct dlvm_export **pp;
+	struct dlvm_export *e = dlvm_hmap_find_str(&ex->by_name, name);
 
-	for (pp = &ex->head; *pp; pp = &(*pp)->next)
-		if (!strcmp((*pp)->name, name))
-			return pp;
-	return NULL;
+	if (!e)
+		return NULL;
+	return e->prev ? &e->prev->next : &ex->head;
+}
+
+/* With ex->lock held: take e out of the list and the index. */
+static void unlink_export(struct dlvm_exports *ex, struct dlvm_export *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		ex->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	e->next = e->prev = NULL;
+	dlvm_hmap_remove(&ex->by_name, e);
 }
 
 int dlvm_exports_set(struct dlvm_exports *ex, const char *name, struct dlvm_lv_map *map)
@@ -83,6 +99,8 @@ int dlvm_exports_set(struct dlvm_exports *ex, const char *name, struct dlvm_lv_m
 
 	if (!name || !*name || !map)
 		return -EINVAL;
+	if (strlen(name) >= sizeof(((struct dlvm_export *)0)->name))
+		return -ENAMETOOLONG;
 	pthread_mutex_lock(&ex->lock);
 	pp = find(ex, name);
 	if (pp) {
@@ -92,7 +110,12 @@ int dlvm_exports_set(struct dlvm_exports *ex, const char *name, struct dlvm_lv_m
 		goto out;
 	}
 	e = calloc(1, sizeof(*e));
-	if (!e || !(e->name = strdup(name))) {
+	if (!e) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	strcpy(e->name, name);
+	if (dlvm_hmap_insert(&ex->by_name, e)) {
 		free(e);
 		ret = -ENOMEM;
 		goto out;
@@ -100,6 +123,8 @@ int dlvm_exports_set(struct dlvm_exports *ex, const char *name, struct dlvm_lv_m
 	e->map = dlvm_lv_map_get(map);
 	pthread_mutex_init(&e->rmw_lock, NULL);
 	e->next = ex->head;
+	if (ex->head)
+		ex->head->prev = e;
 	ex->head = e;
 out:
 	pthread_mutex_unlock(&ex->lock);
@@ -122,7 +147,7 @@ int dlvm_exports_remove(struct dlvm_exports *ex, const char *name, bool force)
 		ret = -EBUSY;
 		goto out;
 	}
-	*pp = e->next;
+	unlink_export(ex, e);
 	for (struct dlvm_export_client *c = e->clients; c; c = c->next)
 		c->kick(c);
 	while (e->nclients)
@@ -135,12 +160,13 @@ out:
 
 int dlvm_exports_rename(struct dlvm_exports *ex, const char *old_name, const char *new_name)
 {
-	struct dlvm_export **pp;
-	char *copy;
+	struct dlvm_export **pp, *e;
 	int ret = 0;
 
 	if (!new_name || !*new_name)
 		return -EINVAL;
+	if (strlen(new_name) >= sizeof(((struct dlvm_export *)0)->name))
+		return -ENAMETOOLONG;
 	pthread_mutex_lock(&ex->lock);
 	pp = find(ex, old_name);
 	if (!pp) {
@@ -151,13 +177,14 @@ int dlvm_exports_rename(struct dlvm_exports *ex, const char *old_name, const cha
 		ret = -EEXIST;
 		goto out;
 	}
-	copy = strdup(new_name);
-	if (!copy) {
+	e = *pp;
+	dlvm_hmap_remove(&ex->by_name, e);
+	strcpy(e->name, new_name);
+	if (dlvm_hmap_insert(&ex->by_name, e)) {
+		/* cannot index it: drop it from the list too, never half-known */
+		unlink_export(ex, e);
 		ret = -ENOMEM;
-		goto out;
 	}
-	free((*pp)->name);
-	(*pp)->name = copy;
 out:
 	pthread_mutex_unlock(&ex->lock);
 	return ret;
