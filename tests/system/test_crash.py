@@ -28,6 +28,7 @@ from conftest import (DLVM, Dlvmd, UnixHTTPConnection, dlvm, dlvm_ok,
 MiB = 1 << 20
 EXTENT = 4 * MiB
 CHANGES = 200
+MIN_KILLS = 20
 
 
 # ------------------------------------------------------------------ helpers
@@ -253,8 +254,15 @@ def run_changes_under_kills(d, devices, gen, killer, clock, seed_note):
     empty_state.mkdir()
     model = {}
     acked = uncertain = applied_uncertain = 0
+    changes = 0
     try:
-        for i in range(CHANGES):
+        # At least CHANGES changes, and on until the killer struck MIN_KILLS
+        # times (a loaded machine makes each kill and restart slower), with a
+        # hard cap so a broken killer cannot make this run forever.
+        for i in range(CHANGES * 4):
+            if i >= CHANGES and killer.kills >= MIN_KILLS:
+                break
+            changes += 1
             assert killer.error is None, killer.error
             kind, opts, args, cli_args, post = gen.next(model)
             via_cli = i % 4 == 3
@@ -298,11 +306,11 @@ def run_changes_under_kills(d, devices, gen, killer, clock, seed_note):
         killer.join(60)
     assert not killer.is_alive(), "killer thread hung"
     assert killer.error is None, killer.error
-    print(f"crash: {CHANGES} changes, {acked} acknowledged, {uncertain} interrupted "
+    print(f"crash: {changes} changes, {acked} acknowledged, {uncertain} interrupted "
           f"({applied_uncertain} of them applied), {killer.kills} kills, "
           f"{killer.checks} checks ({len(killer.check_failures)} failed), "
           f"{len(model)} LVs at the end")
-    assert killer.kills >= 20, f"only {killer.kills} kills: the test did not test much"
+    assert killer.kills >= MIN_KILLS, f"only {killer.kills} kills: the test did not test much"
     assert uncertain >= 5, f"only {uncertain} changes interrupted"
 
     # The end: one more kill; the state must hold online and offline.
