@@ -52,8 +52,11 @@
 #define DLVM_INCOMPAT_LEASES (1ull << 0)  /* shared VG: lease area present */
 #define DLVM_INCOMPAT_THIN (1ull << 1)    /* thin pools in the VG */
 #define DLVM_INCOMPAT_RAID1 (1ull << 2)   /* mirrored segments */
+/* VG ro_compat: a shared VG; a reader without lease support must not change
+ * it, so an older build opens it read-only */
+#define DLVM_RO_COMPAT_SHARED (1ull << 0)
 #define DLVM_INCOMPAT_KNOWN ((uint64_t)0)         /* what this build implements */
-#define DLVM_RO_COMPAT_KNOWN ((uint64_t)0)
+#define DLVM_RO_COMPAT_KNOWN DLVM_RO_COMPAT_SHARED
 #define DLVM_COMPAT_KNOWN ((uint64_t)0)
 
 /* ---- PV header ---- */
@@ -188,6 +191,8 @@ struct dlvm_pv_desc {
 };
 
 #define DLVM_LV_READONLY (1ull << 0)
+#define DLVM_LV_HIDDEN (1ull << 1)    /* internal LV: lvs shows it only with -a */
+#define DLVM_LV_LOCKSPACE (1ull << 2) /* holds the lease area of a shared VG */
 
 /* Decoded edit. Strings and segments point into the decoded buffer or into
  * storage owned by the edit; free with dlvm_edit_release(). */
