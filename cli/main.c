@@ -153,11 +153,9 @@ int main(int argc, char **argv)
 	cl.g.state_dir = env_or(cl.g.state_dir, "DLVM_STATE_DIR", CLI_DEFAULT_STATE_DIR);
 	cl.g.socket = env_or(cl.g.socket, "DLVM_SOCKET", NULL);
 
-	/* Check -o before running anything; the kind follows from the name. */
+	/* Check -o before running anything. */
 	if (cl.cmd->flags & DLVM_CMD_REPORT && cl.rep.nfields) {
-		char kind[3] = {cl.cmd->name[0], cl.cmd->name[1], 0};
-
-		n = cli_report_columns(kind, &cl.rep, &cols);
+		n = cli_report_columns(dlvm_cmd_report_kind(cl.cmd), &cl.rep, &cols);
 		if (n == -EINVAL) {
 			rc = CLI_EXIT_USAGE;
 			goto out;

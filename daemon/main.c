@@ -23,6 +23,7 @@
 #include "daemon/hooks.h"
 #include "daemon/nbd/server.h"
 #include "dlvm/cmd.h"
+#include "dlvm/lease.h"
 #include "dlvm/vg.h"
 
 #ifndef DLVM_VERSION
@@ -36,6 +37,8 @@ struct dlvmd_opts {
 	char *devices;    /* comma separated, added to STATE_DIR/devices */
 	char *nbd_listen; /* "HOST:PORT" or "none" */
 	char *config;
+	char *host_id;    /* 1..max_hosts of the shared VGs; NULL: none */
+	char *io_timeout; /* seconds */
 };
 
 static void usage(FILE *f)
@@ -51,8 +54,12 @@ static void usage(FILE *f)
 		"  --devices PATH,...     devices to manage, added to DIR/devices\n"
 		"  --nbd-listen ADDR:PORT NBD TCP listener (default " DEFAULT_NBD_LISTEN
 		"; 'none': Unix socket only)\n"
-		"  --config FILE          ini file with keys state_dir, devices, nbd_listen;\n"
-		"                         command-line options override it\n"
+		"  --host-id N            this host's id (1..2000) in the lockspaces of shared\n"
+		"                         VGs; without it shared VGs cannot be changed here\n"
+		"  --io-timeout SECONDS   lease I/O timeout T (default 10): renew every T/2,\n"
+		"                         other hosts are seen dead after 5T\n"
+		"  --config FILE          ini file with keys state_dir, devices, nbd_listen,\n"
+		"                         host_id, io_timeout; command-line options override it\n"
 		"  --foreground           run in the foreground (the default)\n"
 		"  -h, --help             show this help\n"
 		"  -V, --version          show the version\n");
@@ -92,6 +99,10 @@ static int config_key(void *user, const char *section, const char *key, const ch
 		set_str(&cp->cfg->devices, value);
 	else if (!strcmp(key, "nbd_listen"))
 		set_str(&cp->cfg->nbd_listen, value);
+	else if (!strcmp(key, "host_id"))
+		set_str(&cp->cfg->host_id, value);
+	else if (!strcmp(key, "io_timeout"))
+		set_str(&cp->cfg->io_timeout, value);
 	else {
 		if (!cp->bad[0])
 			snprintf(cp->bad, sizeof(cp->bad), "unknown key '%.64s'", key);
@@ -124,7 +135,15 @@ static int config_load(const char *file, struct dlvmd_opts *cfg)
 
 /* ---- command line ---- */
 
-enum { OPT_STATE_DIR = 256, OPT_DEVICES, OPT_NBD_LISTEN, OPT_CONFIG, OPT_FOREGROUND };
+enum {
+	OPT_STATE_DIR = 256,
+	OPT_DEVICES,
+	OPT_NBD_LISTEN,
+	OPT_CONFIG,
+	OPT_FOREGROUND,
+	OPT_HOST_ID,
+	OPT_IO_TIMEOUT,
+};
 
 static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 {
@@ -134,6 +153,8 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		{"nbd-listen", required_argument, NULL, OPT_NBD_LISTEN},
 		{"config", required_argument, NULL, OPT_CONFIG},
 		{"foreground", no_argument, NULL, OPT_FOREGROUND},
+		{"host-id", required_argument, NULL, OPT_HOST_ID},
+		{"io-timeout", required_argument, NULL, OPT_IO_TIMEOUT},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -148,6 +169,8 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		case OPT_NBD_LISTEN: set_str(&flags.nbd_listen, optarg); break;
 		case OPT_CONFIG: set_str(&flags.config, optarg); break;
 		case OPT_FOREGROUND: break;
+		case OPT_HOST_ID: set_str(&flags.host_id, optarg); break;
+		case OPT_IO_TIMEOUT: set_str(&flags.io_timeout, optarg); break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("dlvmd %s\n", DLVM_VERSION); exit(0);
 		default:
@@ -169,10 +192,16 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		set_str(&o->devices, flags.devices);
 	if (flags.nbd_listen)
 		set_str(&o->nbd_listen, flags.nbd_listen);
+	if (flags.host_id)
+		set_str(&o->host_id, flags.host_id);
+	if (flags.io_timeout)
+		set_str(&o->io_timeout, flags.io_timeout);
 	free(flags.state_dir);
 	free(flags.devices);
 	free(flags.nbd_listen);
 	free(flags.config);
+	free(flags.host_id);
+	free(flags.io_timeout);
 
 	if (!o->state_dir || !*o->state_dir) {
 		fprintf(stderr, "dlvmd: --state-dir is required. Try 'dlvmd --help'.\n");
@@ -181,6 +210,44 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 	if (!o->nbd_listen)
 		set_str(&o->nbd_listen, DEFAULT_NBD_LISTEN);
 	return 0;
+}
+
+/* A decimal number in lo..hi; -1 otherwise. */
+static long parse_num(const char *what, const char *v, long lo, long hi)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (!*v || *end || errno || n < lo || n > hi) {
+		fprintf(stderr, "dlvmd: %s %s: must be a number from %ld to %ld\n", what, v, lo, hi);
+		return -1;
+	}
+	return n;
+}
+
+/*
+ * The owner name in lockspaces: host name, ':', state directory. The same
+ * daemon restarting finds its own name and rejoins at once; another one
+ * does not. Long directories keep their tail (where test dirs differ) after
+ * a hash of the whole path.
+ */
+static void lease_name(const char *dir, char *out, size_t len)
+{
+	char host[64] = "localhost";
+	uint32_t h = 2166136261u;
+
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	if ((size_t)snprintf(out, len, "%s:%s", host, dir) < len)
+		return;
+	for (const char *p = dir; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	host[20] = '\0';
+	int used = snprintf(out, len, "%s:%08x:", host, h);
+	size_t room = len - 1 - (size_t)used, dl = strlen(dir);
+	snprintf(out + used, len - (size_t)used, "%s", dir + (dl > room ? dl - room : 0));
 }
 
 /* ---- state directory ---- */
@@ -413,12 +480,40 @@ int main(int argc, char **argv)
 	}
 	dlvmd_hooks_init(&hooks, ex);
 	ctx.hooks = &hooks;
+	if (o.host_id) {
+		long v = parse_num("--host-id", o.host_id, 1, DLVM_LEASE_MAX_HOSTS);
+		if (v < 0)
+			goto out;
+		ctx.host_id = (uint32_t)v;
+	}
+	if (o.io_timeout) {
+		long v = parse_num("--io-timeout", o.io_timeout, 1, DLVM_LEASE_IO_TIMEOUT_MAX);
+		if (v < 0)
+			goto out;
+		ctx.io_timeout = (uint32_t)v;
+	} else {
+		ctx.io_timeout = DLVM_LEASE_IO_TIMEOUT_DEFAULT;
+	}
+	lease_name(dir, ctx.lease_name, sizeof(ctx.lease_name));
 	r = dlvm_ctx_load(&ctx, &err);
 	if (r < 0) {
 		fprintf(stderr, "dlvmd: %s\n", err.msg);
 		goto out;
 	}
 	log_loaded(&ctx);
+	if (ctx.host_id) {
+		dlvm_err_clear(&err);
+		r = dlvm_ctx_join(&ctx, &err);
+		if (r < 0) {
+			fprintf(stderr, "dlvmd: %s\n", err.msg);
+			goto out;
+		}
+	} else {
+		for (size_t i = 0; i < ctx.nvg; i++)
+			if (ctx.vgs[i]->info.flags & DLVM_VG_SHARED)
+				fprintf(stderr, "dlvmd: %s: shared VG: read-only here (no --host-id)\n",
+					ctx.vgs[i]->info.name);
+	}
 	{
 		/* problems found while loading go to the log; the first API
 		 * response carries them too */
@@ -461,6 +556,7 @@ out:
 		nbd_server_stop(nbd); /* in-flight requests finish and are flushed */
 	if (ctx_ready) {
 		ctx.hooks = NULL;
+		dlvm_ctx_leave(&ctx); /* no I/O under the leases is left */
 		dlvm_ctx_release(&ctx);
 	}
 	if (ex)
@@ -472,5 +568,7 @@ out:
 	free(o.state_dir);
 	free(o.devices);
 	free(o.nbd_listen);
+	free(o.host_id);
+	free(o.io_timeout);
 	return rc;
 }

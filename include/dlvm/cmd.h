@@ -13,7 +13,7 @@
  * A response is a JSON object with any of:
  *   "messages": [ "Logical volume \"disk1\" created.", ... ]
  *   "warnings": [ "...", ... ]
- *   "report":   { "kind": "lv"|"vg"|"pv", "rows": [ {field: value} ] }
+ *   "report":   { "kind": "lv"|"vg"|"pv"|"host", "rows": [ {field: value} ] }
  *               sizes are integers in bytes; see dlvm_report_fields().
  *   "text":     free text printed as is (dump, check)
  */
@@ -22,6 +22,8 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "dlvm/err.h"
 
@@ -46,6 +48,8 @@ enum {
 	DLVM_CMD_MUTATES = 1 << 0,  /* changes metadata */
 	DLVM_CMD_LOCAL = 1 << 1,    /* always runs in the CLI (dump) */
 	DLVM_CMD_REPORT = 1 << 2,   /* prints a report: -o, --units, --reportformat apply */
+	DLVM_CMD_VG_ARG0 = 1 << 3,  /* args[0] names the VG it works on (VG or VG/LV) */
+	DLVM_CMD_VG_ARGS = 1 << 4,  /* every argument names a VG (VG or VG/LV) */
 };
 
 struct dlvm_ctx;
@@ -63,12 +67,19 @@ struct dlvm_cmd_def {
 /* The table, terminated by name == NULL. */
 extern const struct dlvm_cmd_def dlvm_commands[];
 const struct dlvm_cmd_def *dlvm_cmd_find(const char *name);
+/* The report kind a DLVM_CMD_REPORT command answers with ("lv", "host"...). */
+const char *dlvm_cmd_report_kind(const struct dlvm_cmd_def *c);
 
 /*
  * Run a command. Checks the request against the command's options (unknown
  * option, value where a flag is expected: -EINVAL), then runs it. Returns 0
  * and fills resp (a JSON object the caller created), or -errno with err set;
  * resp may still hold warnings then.
+ *
+ * A command that changes a shared VG runs under that VG's lease (see
+ * dlvm_ctx_join): -EROFS outside dlvmd or without a host id, -EBUSY when
+ * another host keeps the lease longer than 2 * io_timeout. It first reloads
+ * the VG from its devices, so it sees every change other hosts committed.
  */
 int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *resp,
 		 struct dlvm_err *err);
@@ -80,7 +91,7 @@ struct dlvm_field_def {
 	const char *heading;    /* "LSize" */
 	enum dlvm_field_type type;
 };
-/* Fields of kind "pv", "vg" or "lv" (terminated by name == NULL) and the
+/* Fields of kind "pv", "vg", "lv" or "host" (terminated by name == NULL) and the
  * default column list ("lv_name,vg_name,lv_attr,lv_size"). */
 const struct dlvm_field_def *dlvm_report_fields(const char *kind, const char **defaults);
 
@@ -110,8 +121,15 @@ struct dlvm_export_hooks {
 	void (*vg_renamed)(void *priv, struct dlvm_vg *vg, const char *old_name);
 };
 
+struct shared_vg;
+
 struct dlvm_ctx {
 	bool daemon;                /* running inside dlvmd: VGs stay loaded */
+	uint32_t host_id;           /* dlvmd --host-id: 0 = none (shared VGs read-only) */
+	uint32_t io_timeout;        /* seconds for lockspaces (0: the lease area's) */
+	char lease_name[64];        /* owner name in lockspaces (dlvm_ctx_join) */
+	struct shared_vg **shared;  /* lockspaces of shared VGs (lib/ops/shared.c) */
+	size_t nshared;
 	char *state_dir;            /* owned; NULL: none */
 	char *devices_file;         /* owned; STATE_DIR/devices, NULL: none */
 	char **devices;             /* owned paths the context may scan */
@@ -139,6 +157,23 @@ int dlvm_ctx_init(struct dlvm_ctx *ctx, const char *state_dir, const char *devic
 int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err);
 /* Close every device and free every VG. */
 void dlvm_ctx_release(struct dlvm_ctx *ctx);
+/*
+ * Join the lockspace of every loaded shared VG as ctx->host_id (dlvmd, with a
+ * host id): open the lease area in the VG's hidden lockspace LV, acquire the
+ * host id under ctx->lease_name (set by the caller: host name plus state
+ * dir, so a restart of the same daemon re-acquires at once) and start a
+ * thread per VG that renews every renew interval. A shared VG created later
+ * in this context joins at once. Errors: -EBUSY "vgs: host id 2 is held by
+ * host '...'" and others from dlvm_lockspace_acquire; a lease area that does
+ * not decode (-EBADMSG, -ENOTSUP) is not fatal: the VG is refused (changes
+ * fail with that message), its area never written, and a warning added to
+ * ctx->warnings.
+ */
+int dlvm_ctx_join(struct dlvm_ctx *ctx, struct dlvm_err *err);
+/* Stop the renewal threads and release every lockspace (call after all
+ * I/O under them has stopped). dlvm_ctx_release calls it too. */
+void dlvm_ctx_leave(struct dlvm_ctx *ctx);
+
 /* A loaded VG by name; -ENOENT with "Volume group \"x\" not found". */
 int dlvm_ctx_vg(struct dlvm_ctx *ctx, const char *name, struct dlvm_vg **out,
 		struct dlvm_err *err);

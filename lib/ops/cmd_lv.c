@@ -281,7 +281,10 @@ DLVM_CMD_FN(cmd_lvcreate)
 			resp_warning(resp, "%s/%s: could not zero the first 4 KiB: %s", vg->info.name,
 				     lvname, ze.msg);
 	}
-	if (!a || strcmp(a, "n")) {
+	if ((vg->info.flags & DLVM_VG_SHARED) && (!a || strcmp(a, "n"))) {
+		resp_message(resp, "%s/%s: not activated (activation of LVs in shared VGs is not "
+			     "implemented yet)", vg->info.name, lvname);
+	} else if (!a || strcmp(a, "n")) {
 		struct dlvm_err ae = { 0 };
 		if (activate(ctx, vg, lv, NULL, &ae))
 			resp_warning(resp, "%s/%s: created but not activated: %s", vg->info.name,
@@ -316,7 +319,8 @@ DLVM_CMD_FN(cmd_lvremove)
 	for (size_t i = 0; i < n; i++) {
 		struct dlvm_vg *vg;
 		struct dlvm_lv *lv;
-		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)))
+		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)) ||
+		    (r = refuse_internal(vg, lv, "remove", err)))
 			return r;
 		unsigned c = clients(ctx, vg, lv);
 		if (c && !force)
@@ -417,7 +421,8 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 	uint32_t ssize;
 	int r;
 
-	if ((r = find_lv(ctx, arg_str(args, 0), &vg, &lv, err)))
+	if ((r = find_lv(ctx, arg_str(args, 0), &vg, &lv, err)) ||
+	    (r = refuse_internal(vg, lv, "resize", err)))
 		return r;
 	if ((r = parse_stripes(opts, vg, &stripes, &ssize, err)))
 		return r;
@@ -557,6 +562,8 @@ DLVM_CMD_FN(cmd_lvrename)
 	if (!(lv = dlvm_lv_find(vg, oldn)))
 		return dlvm_err_set(err, -ENOENT, "Existing logical volume \"%s\" not found in "
 				    "volume group \"%s\"", oldn, vgn);
+	if ((r = refuse_internal(vg, lv, "rename", err)))
+		return r;
 	if ((r = dlvm_check_name(newn, "LV", err)))
 		return r;
 	if (dlvm_lv_find(vg, newn))
@@ -605,8 +612,12 @@ DLVM_CMD_FN(cmd_lvchange)
 	for (size_t i = 0; i < n; i++) {
 		struct dlvm_vg *vg;
 		struct dlvm_lv *lv;
-		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)))
+		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)) ||
+		    (r = refuse_internal(vg, lv, "change", err)))
 			return r;
+		if (a && (vg->info.flags & DLVM_VG_SHARED))
+			return dlvm_err_set(err, -ENOTSUP, "%s/%s: activation of LVs in shared VGs is "
+					    "not implemented yet", vg->info.name, lv->name);
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct dlvm_vg *vg;
@@ -677,7 +688,7 @@ DLVM_CMD_FN(cmd_lvs)
 {
 	json_t *rep = json_object(), *rows = json_array();
 	size_t n = json_array_size(args);
-	(void)opts;
+	bool all = opt_flag(opts, "all");
 
 	json_object_set_new(rep, "kind", json_string("lv"));
 	json_object_set_new(rep, "rows", rows);
@@ -701,13 +712,14 @@ DLVM_CMD_FN(cmd_lvs)
 			for (size_t i = 0; i < n; i++)
 				want |= !strcmp(arg_str(args, i), vg->info.name) ||
 					!strcmp(arg_str(args, i), full);
-			if (!want)
+			if (!want || (lv_is_internal(lv) && !all))
 				continue;
-			char u[DLVM_UUID_STR], attr[11];
+			char u[DLVM_UUID_STR], attr[11], shown[DLVM_NAME_MAX + 3];
+			snprintf(shown, sizeof(shown), lv_is_internal(lv) ? "[%s]" : "%s", lv->name);
 			dlvm_uuid_unparse(lv->uuid, u);
 			lv_attr(ctx, vg, lv, attr);
 			json_t *row = json_object();
-			json_object_set_new(row, "lv_name", json_string(lv->name));
+			json_object_set_new(row, "lv_name", json_string(shown));
 			json_object_set_new(row, "vg_name", json_string(vg->info.name));
 			json_object_set_new(row, "lv_attr", json_string(attr));
 			json_object_set_new(row, "lv_size", json_integer((json_int_t)(lv->le_count * es)));

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dlvm/lease.h"
 #include "dlvm/util.h"
 #include "ops.h"
 #include "../meta/meta.h"
@@ -86,16 +87,41 @@ DLVM_CMD_FN(cmd_vgcreate)
 		return dlvm_err_set(err, -EEXIST, "A volume group called %s already exists.", name);
 	if ((r = parse_extent_size(opts, &es, err)))
 		return r;
+	bool shared = opt_flag(opts, "shared");
+	const char *mh = opt_str(opts, "max-hosts");
+	uint32_t max_hosts = DLVM_LEASE_MAX_HOSTS;
+	if (mh && !shared)
+		return dlvm_err_set(err, -EINVAL, "vgcreate: --max-hosts needs --shared");
+	if (mh) {
+		char *end;
+		unsigned long v = strtoul(mh, &end, 10);
+		if (!*mh || *end || v < 1 || v > DLVM_LEASE_MAX_HOSTS)
+			return dlvm_err_set(err, -EINVAL, "--max-hosts %s: must be 1 to %u", mh,
+					    DLVM_LEASE_MAX_HOSTS);
+		max_hosts = (uint32_t)v;
+	}
 	if ((r = orphan_pvs(ctx, args, 1, &devs, &n, err)))
 		return r;
 	if ((r = dlvm_vg_create(name, es, devs, n, &vg, err)))
 		goto out;
+	if (shared && (r = shared_vg_setup(ctx, vg, devs[0], max_hosts, err))) {
+		/* give the PVs back: no half-made shared VG stays behind */
+		for (size_t i = 0; i < n; i++) {
+			dlvm_pv_make_orphan(devs[i], NULL);
+			for (size_t p = 0; p < vg->npv; p++)
+				if (vg->pvs[p]->dev == devs[i])
+					vg->pvs[p]->dev = NULL;
+		}
+		dlvm_vg_free(vg);
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
 		ctx_take_orphan(ctx, devs[i]);
 		ctx_devices_file_add(ctx, devs[i]->path, NULL);
 	}
 	ctx_add_vg(ctx, vg);
-	resp_message(resp, "Volume group \"%s\" successfully created", name);
+	resp_message(resp, "Volume group \"%s\" successfully created%s", name,
+		     shared ? " (shared: lease area in [lvmlock])" : "");
 out:
 	free(devs);
 	return r;
@@ -325,13 +351,18 @@ DLVM_CMD_FN(cmd_vgremove)
 		struct dlvm_vg *vg;
 		if ((r = dlvm_ctx_vg(ctx, arg_str(args, a), &vg, err)))
 			return r;
-		if (vg->nlv && !force)
+		size_t user_lvs = 0;
+		for (size_t i = 0; i < vg->nlv; i++)
+			user_lvs += !lv_is_internal(vg->lvs[i]);
+		if (user_lvs && !force)
 			return dlvm_err_set(err, -EBUSY, "Volume group \"%s\" still contains %zu logical "
 					    "volume(s): remove them first or use -f", vg->info.name,
-					    vg->nlv);
+					    user_lvs);
 		for (size_t p = 0; p < vg->npv; p++)
 			if (!vg->pvs[p]->dev)
 				return dlvm_err_set(err, -EROFS, "%s: a PV is missing", vg->info.name);
+		if ((r = shared_vg_removing(ctx, vg, err)))
+			return r;
 		if ((r = deactivate_all(ctx, vg, force, err)))
 			return r;
 		/* Remove the LVs in one transaction first, so an interrupted vgremove
@@ -349,6 +380,7 @@ DLVM_CMD_FN(cmd_vgremove)
 			if (r)
 				return r;
 		}
+		shared_vg_removed(ctx, vg, resp);
 		for (size_t p = 0; p < vg->npv; p++) {
 			struct dlvm_err e = { 0 };
 			if (dlvm_pv_make_orphan(vg->pvs[p]->dev, &e))
@@ -413,6 +445,14 @@ DLVM_CMD_FN(cmd_vgchange)
 		struct dlvm_vg *vg = ctx->vgs[i];
 		if (n && (r = dlvm_ctx_vg(ctx, arg_str(args, i), &vg, err)))
 			return r;
+		if (vg->info.flags & DLVM_VG_SHARED) {
+			if (n)
+				return dlvm_err_set(err, -ENOTSUP, "%s: activation of LVs in shared VGs "
+						    "is not implemented yet", vg->info.name);
+			resp_message(resp, "Volume group \"%s\" is shared: skipped (activation of "
+				     "LVs in shared VGs is not implemented yet)", vg->info.name);
+			continue;
+		}
 		unsigned count = 0;
 		if (on) {
 			for (size_t l = 0; l < vg->nlv; l++) {
@@ -472,7 +512,10 @@ DLVM_CMD_FN(cmd_vgs)
 		json_t *row = json_object();
 		json_object_set_new(row, "vg_name", json_string(vg->info.name));
 		json_object_set_new(row, "pv_count", json_integer((json_int_t)vg->npv));
-		json_object_set_new(row, "lv_count", json_integer((json_int_t)vg->nlv));
+		size_t user_lvs = 0;
+		for (size_t l = 0; l < vg->nlv; l++)
+			user_lvs += !lv_is_internal(vg->lvs[l]);
+		json_object_set_new(row, "lv_count", json_integer((json_int_t)user_lvs));
 		json_object_set_new(row, "snap_count", json_integer(0));
 		json_object_set_new(row, "vg_attr", json_string(attr));
 		json_object_set_new(row, "vg_size",

@@ -25,8 +25,15 @@ static const struct dlvm_opt_def pvremove_opts[] = { OPT_FORCE, OPT_YES, END };
 static const struct dlvm_opt_def report_opts[] = {
 	{ 'a', "all", DLVM_OPT_FLAG, NULL, "also list devices that are not PVs" }, END,
 };
+static const struct dlvm_opt_def lvs_opts[] = {
+	{ 'a', "all", DLVM_OPT_FLAG, NULL, "also list internal LVs ([lvmlock])" }, END,
+};
 static const struct dlvm_opt_def vgcreate_opts[] = {
 	{ 's', "physicalextentsize", DLVM_OPT_VALUE, "SIZE", "extent size (default 4m)" },
+	{ 0, "shared", DLVM_OPT_FLAG, NULL, "a VG many hosts change: with a lease area in a "
+	  "hidden LV [lvmlock] on the first PV" },
+	{ 0, "max-hosts", DLVM_OPT_VALUE, "N", "with --shared: host ids 1..N (default 2000); "
+	  "fewer make a smaller lease area" },
 	END,
 };
 static const struct dlvm_opt_def vgremove_opts[] = { OPT_FORCE, OPT_YES, END };
@@ -75,41 +82,48 @@ const struct dlvm_cmd_def dlvm_commands[] = {
 	{ "pvremove", "pvremove [-f] PV...", "remove the PV label from devices", DLVM_CMD_MUTATES,
 	  pvremove_opts, cmd_pvremove },
 	{ "pvs", "pvs [PV...]", "report physical volumes", DLVM_CMD_REPORT, report_opts, cmd_pvs },
-	{ "vgcreate", "vgcreate [-s EXTENTSIZE] VG PV...", "create a volume group",
+	{ "vgcreate", "vgcreate [-s EXTENTSIZE] [--shared [--max-hosts N]] VG PV...", "create a volume group",
 	  DLVM_CMD_MUTATES, vgcreate_opts, cmd_vgcreate },
 	{ "vgextend", "vgextend VG PV...", "add physical volumes to a volume group",
-	  DLVM_CMD_MUTATES, none_opts, cmd_vgextend },
+	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, none_opts, cmd_vgextend },
 	{ "vgreduce", "vgreduce VG PV... | vgreduce --removemissing [-f] VG",
-	  "remove unused or missing physical volumes from a volume group", DLVM_CMD_MUTATES,
+	  "remove unused or missing physical volumes from a volume group",
+	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0,
 	  vgreduce_opts, cmd_vgreduce },
 	{ "vgremove", "vgremove [-f] VG...", "remove volume groups (-f: with their LVs)",
-	  DLVM_CMD_MUTATES, vgremove_opts, cmd_vgremove },
-	{ "vgrename", "vgrename OLD NEW", "rename a volume group", DLVM_CMD_MUTATES, none_opts,
+	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARGS, vgremove_opts, cmd_vgremove },
+	{ "vgrename", "vgrename OLD NEW", "rename a volume group", DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, none_opts,
 	  cmd_vgrename },
 	{ "vgchange", "vgchange -a y|n [VG...]", "activate or deactivate every LV of VGs",
-	  DLVM_CMD_MUTATES, vgchange_opts, cmd_vgchange },
+	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARGS, vgchange_opts, cmd_vgchange },
 	{ "vgs", "vgs [VG...]", "report volume groups", DLVM_CMD_REPORT, report_opts, cmd_vgs },
 	{ "lvcreate", "lvcreate [-n NAME] (-L SIZE | -l EXTENTS) [-i STRIPES [-I STRIPESIZE]] "
-	  "VG [PV...]", "create a logical volume", DLVM_CMD_MUTATES, lvcreate_opts, cmd_lvcreate },
-	{ "lvremove", "lvremove [-f] VG/LV...", "remove logical volumes", DLVM_CMD_MUTATES,
+	  "VG [PV...]", "create a logical volume",
+	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, lvcreate_opts, cmd_lvcreate },
+	{ "lvremove", "lvremove [-f] VG/LV...", "remove logical volumes", DLVM_CMD_MUTATES | DLVM_CMD_VG_ARGS,
 	  lvremove_opts, cmd_lvremove },
 	{ "lvextend", "lvextend (-L [+]SIZE | -l [+]EXTENTS) VG/LV [PV...]",
-	  "grow a logical volume", DLVM_CMD_MUTATES, lvresize_opts, cmd_lvextend },
+	  "grow a logical volume", DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, lvresize_opts, cmd_lvextend },
 	{ "lvreduce", "lvreduce -f (-L [-]SIZE | -l [-]EXTENTS) VG/LV",
-	  "shrink a logical volume (cuts data: needs -f)", DLVM_CMD_MUTATES, lvresize_opts,
+	  "shrink a logical volume (cuts data: needs -f)",
+	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, lvresize_opts,
 	  cmd_lvreduce },
 	{ "lvresize", "lvresize (-L [+|-]SIZE | -l [+|-]EXTENTS) VG/LV [PV...]",
-	  "grow or (with -f) shrink a logical volume", DLVM_CMD_MUTATES, lvresize_opts,
+	  "grow or (with -f) shrink a logical volume",
+	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, lvresize_opts,
 	  cmd_lvresize },
 	{ "lvrename", "lvrename VG/OLD NEW | VG OLD NEW", "rename a logical volume",
-	  DLVM_CMD_MUTATES, none_opts, cmd_lvrename },
+	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, none_opts, cmd_lvrename },
 	{ "lvchange", "lvchange [-a y|n] [-p r|rw] [-f] VG/LV...",
-	  "activate, deactivate or change the permission of logical volumes", DLVM_CMD_MUTATES,
+	  "activate, deactivate or change the permission of logical volumes",
+	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARGS,
 	  lvchange_opts, cmd_lvchange },
-	{ "lvs", "lvs [VG|VG/LV...]", "report logical volumes", DLVM_CMD_REPORT, report_opts,
+	{ "lvs", "lvs [-a] [VG|VG/LV...]", "report logical volumes", DLVM_CMD_REPORT, lvs_opts,
 	  cmd_lvs },
 	{ "check", "check [--repair] VG...", "verify metadata copies, checksums and extent use",
-	  0, check_opts, cmd_check },
+	  DLVM_CMD_VG_ARGS, check_opts, cmd_check },
+	{ "hosts", "hosts VG", "report the hosts in the lockspace of a shared VG",
+	  DLVM_CMD_REPORT, none_opts, cmd_hosts },
 	{ "dump", "dump DEVICE", "decode every on-disk structure of a device", DLVM_CMD_LOCAL,
 	  none_opts, cmd_dump },
 	{ NULL, NULL, NULL, 0, NULL, NULL },
@@ -121,6 +135,17 @@ const struct dlvm_cmd_def *dlvm_cmd_find(const char *name)
 		if (!strcmp(c->name, name))
 			return c;
 	return NULL;
+}
+
+const char *dlvm_cmd_report_kind(const struct dlvm_cmd_def *c)
+{
+	if (!strcmp(c->name, "hosts"))
+		return "host";
+	if (!strncmp(c->name, "pv", 2))
+		return "pv";
+	if (!strncmp(c->name, "vg", 2))
+		return "vg";
+	return "lv";
 }
 
 static const struct dlvm_opt_def *find_opt(const struct dlvm_cmd_def *c, const char *key)
@@ -179,8 +204,16 @@ int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *re
 	int r = 0;
 	if (!(c->flags & DLVM_CMD_LOCAL) && !ctx->loaded)
 		r = dlvm_ctx_load(ctx, err);
-	if (!r)
+	if (!r && !(c->flags & DLVM_CMD_LOCAL)) {
+		bool mutating = (c->flags & DLVM_CMD_MUTATES) || opt_flag(opts, "repair");
+		r = shared_cmd_begin(ctx, c, mutating, args, resp, err);
+		if (!r) {
+			r = c->run(ctx, opts, args, resp, err);
+			shared_cmd_end(ctx, resp);
+		}
+	} else if (!r) {
 		r = c->run(ctx, opts, args, resp, err);
+	}
 	/* warnings the context gathered while loading come along once */
 	if (json_array_size(ctx->warnings)) {
 		json_t *w = json_object_get(resp, "warnings");

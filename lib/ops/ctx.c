@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -89,9 +90,11 @@ int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err)
 	struct dlvm_dev **devs = calloc(n ? n : 1, sizeof(*devs));
 	char **names = calloc(n ? n : 1, sizeof(*names));
 	struct dlvm_err *probs = calloc(n ? n : 1, sizeof(*probs));
+	struct dlvm_dev **unlocked = calloc(n ? n : 1, sizeof(*unlocked));
+	char busy[DLVM_ERR_MSG_MAX] = "";
 	int r = 0;
 
-	if (!devs || !names || !probs) {
+	if (!devs || !names || !probs || !unlocked) {
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -99,8 +102,12 @@ int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err)
 		struct dlvm_err e = { 0 };
 		int or = dlvm_dev_open(ctx->devices[i], DLVM_DEV_LOCK, &devs[i], &e);
 		if (or == -EBUSY) {
-			r = dlvm_err_set(err, or, "%s", e.msg);
-			goto out;
+			/* Another process holds it: fine only for a PV of a shared
+			 * VG, which the dlvmd of every host opens. */
+			if (!busy[0])
+				snprintf(busy, sizeof(busy), "%s", e.msg);
+			or = dlvm_dev_open(ctx->devices[i], 0, &devs[i], &e);
+			unlocked[i] = devs[i];
 		}
 		if (or)
 			warn(ctx, "%s", e.msg);
@@ -116,20 +123,25 @@ int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err)
 			warn(ctx, "%s", e.msg);
 			continue;
 		}
-		/* A copy left behind by an interrupted change (valid but older)
-		 * is brought up to date now; damaged copies wait for repair. */
-		bool stale = false;
-		for (size_t p = 0; p < vg->npv; p++)
-			stale |= vg->pvs[p]->dev && vg->pvs[p]->mda.valid && !vg->pvs[p]->mda.in_sync;
-		if (stale && !vg->readonly) {
-			struct dlvm_err ce = { 0 };
-			for (size_t p = 0; p < vg->npv; p++)
-				if (vg->pvs[p]->dev && vg->pvs[p]->mda.valid && !vg->pvs[p]->mda.in_sync)
-					warn(ctx, "%s: brought up to date from the newest copy",
-					     vg->pvs[p]->mda.problem);
-			if (dlvm_vg_checkpoint(vg, true, &ce))
-				warn(ctx, "%s", ce.msg);
+		bool shared = vg->info.flags & DLVM_VG_SHARED, refused = false;
+		for (size_t p = 0; p < vg->npv; p++) {
+			struct dlvm_dev *d = vg->pvs[p]->dev;
+			for (size_t k = 0; d && k < n; k++)
+				refused |= unlocked[k] == d && !shared;
+			/* every host opens a shared VG's PVs: no flock */
+			if (d && shared && d->fd >= 0)
+				flock(d->fd, LOCK_UN);
 		}
+		if (refused) {
+			r = dlvm_err_set(err, -EBUSY, "%s", busy);
+			dlvm_vg_free(vg);
+			continue;
+		}
+		/* A copy left behind by an interrupted change (valid but older)
+		 * is brought up to date now; damaged copies wait for repair. A
+		 * shared VG waits for the VG lease: another host may be writing. */
+		if (!(vg->info.flags & DLVM_VG_SHARED))
+			ctx_resync_stale(ctx, vg);
 		for (size_t p = 0; p < vg->npv; p++) {
 			if (!vg->pvs[p]->dev) {
 				char u[DLVM_UUID_STR];
@@ -151,22 +163,48 @@ int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err)
 			dlvm_dev_close(devs[i]);
 			continue;
 		}
+		bool locked = true;
+		for (size_t k = 0; k < n; k++)
+			locked &= unlocked[k] != devs[i];
+		if (!locked) {
+			r = dlvm_err_set(err, -EBUSY, "%s", busy);
+			dlvm_dev_close(devs[i]);
+			continue;
+		}
 		ctx_add_orphan(ctx, devs[i]);
 	}
 out:
-	if (r)
+	if (r && !ctx->loaded) /* afterwards the devices are in VGs or orphans */
 		for (size_t i = 0; i < n; i++)
 			dlvm_dev_close(devs ? devs[i] : NULL);
 	for (size_t i = 0; names && i < n; i++)
 		free(names[i]);
 	free(names);
 	free(probs);
+	free(unlocked);
 	free(devs);
 	return r;
 }
 
+void ctx_resync_stale(struct dlvm_ctx *ctx, struct dlvm_vg *vg)
+{
+	bool stale = false;
+
+	for (size_t p = 0; p < vg->npv; p++)
+		stale |= vg->pvs[p]->dev && vg->pvs[p]->mda.valid && !vg->pvs[p]->mda.in_sync;
+	if (!stale || vg->readonly)
+		return;
+	struct dlvm_err ce = { 0 };
+	for (size_t p = 0; p < vg->npv; p++)
+		if (vg->pvs[p]->dev && vg->pvs[p]->mda.valid && !vg->pvs[p]->mda.in_sync)
+			warn(ctx, "%s: brought up to date from the newest copy", vg->pvs[p]->mda.problem);
+	if (dlvm_vg_checkpoint(vg, true, &ce))
+		warn(ctx, "%s", ce.msg);
+}
+
 void dlvm_ctx_release(struct dlvm_ctx *ctx)
 {
+	dlvm_ctx_leave(ctx);
 	for (size_t i = 0; i < ctx->nvg; i++)
 		dlvm_vg_free(ctx->vgs[i]);
 	free(ctx->vgs);

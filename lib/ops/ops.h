@@ -33,6 +33,9 @@ int ctx_add_orphan(struct dlvm_ctx *ctx, struct dlvm_dev *dev);
 int ctx_devices_file_add(struct dlvm_ctx *ctx, const char *path, struct dlvm_err *err);
 int ctx_devices_file_remove(struct dlvm_ctx *ctx, const char *path, struct dlvm_err *err);
 void ctx_add_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg);
+/* Rewrite the valid but stale metadata copies of vg from the model (a copy
+ * left behind by an interrupted change), warning in ctx->warnings. */
+void ctx_resync_stale(struct dlvm_ctx *ctx, struct dlvm_vg *vg);
 void ctx_drop_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg);
 
 /* Command implementations (cmd_*.c) */
@@ -58,7 +61,32 @@ DLVM_CMD_FN(cmd_lvrename);
 DLVM_CMD_FN(cmd_lvchange);
 DLVM_CMD_FN(cmd_lvs);
 DLVM_CMD_FN(cmd_check);
+DLVM_CMD_FN(cmd_hosts);
 DLVM_CMD_FN(cmd_dump);
+
+/* ---- shared VGs (shared.c) ---- */
+
+/* The hidden LV holding the lease area of a shared VG, or NULL. */
+struct dlvm_lv *shared_lockspace_lv(const struct dlvm_vg *vg);
+/* Internal LVs (hidden, lockspace) that users do not change. */
+bool lv_is_internal(const struct dlvm_lv *lv);
+/* -EPERM "vg/lvmlock: cannot WHAT [lvmlock]: ..." for an internal LV, else 0. */
+int refuse_internal(const struct dlvm_vg *vg, const struct dlvm_lv *lv, const char *what,
+		    struct dlvm_err *err);
+/* vgcreate --shared: allocate the lockspace LV on `first`, format the lease
+ * area in it, then mark the VG shared; dlvmd with a host id joins it. */
+int shared_vg_setup(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_dev *first,
+		    uint32_t max_hosts, struct dlvm_err *err);
+/* Before a command runs: a mutating one takes the VG lease of every shared VG
+ * it names (DLVM_CMD_VG_ARG0/ARGS) and reloads them; other commands reload
+ * the shared VGs (dlvmd only). shared_cmd_end releases the leases. */
+int shared_cmd_begin(struct dlvm_ctx *ctx, const struct dlvm_cmd_def *c, bool mutating,
+		     json_t *args, json_t *resp, struct dlvm_err *err);
+void shared_cmd_end(struct dlvm_ctx *ctx, json_t *resp);
+/* vgremove of a shared VG: -EBUSY while another host is in its lockspace;
+ * after the removal, release the VG lease and leave the lockspace. */
+int shared_vg_removing(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *err);
+void shared_vg_removed(struct dlvm_ctx *ctx, struct dlvm_vg *vg, json_t *resp);
 
 /* lv_attr string (10 characters + NUL) */
 void lv_attr(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv,

@@ -61,6 +61,18 @@ static const struct dlvm_field_def lv_fields[] = {
 	{ NULL, NULL, 0 },
 };
 
+/* dlvm hosts: the lockspace of a shared VG as this host sees it */
+static const struct dlvm_field_def host_fields[] = {
+	{ "host_id", "HostID", DLVM_FIELD_NUM },
+	{ "host_name", "Name", DLVM_FIELD_STR },
+	{ "host_state", "State", DLVM_FIELD_STR },
+	{ "host_generation", "Gen", DLVM_FIELD_NUM },
+	{ "host_last_renewal", "Renewed(s ago)", DLVM_FIELD_NUM },
+	{ "host_this", "This", DLVM_FIELD_STR },
+	{ "vg_name", "VG", DLVM_FIELD_STR },
+	{ NULL, NULL, 0 },
+};
+
 const struct dlvm_field_def *dlvm_report_fields(const char *kind, const char **defaults)
 {
 	if (!strcmp(kind, "pv")) {
@@ -77,6 +89,12 @@ const struct dlvm_field_def *dlvm_report_fields(const char *kind, const char **d
 		if (defaults)
 			*defaults = "lv_name,vg_name,lv_attr,lv_size";
 		return lv_fields;
+	}
+	if (!strcmp(kind, "host")) {
+		if (defaults)
+			*defaults = "host_id,host_name,host_state,host_generation,host_last_renewal,"
+				    "host_this";
+		return host_fields;
 	}
 	return NULL;
 }
