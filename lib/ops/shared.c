@@ -95,16 +95,20 @@ static void *renew_thread(void *p)
 	const struct dlvm_lease_timeouts *t = dlvm_lockspace_timeouts(s->ls);
 	struct timespec next;
 
+	/* The first renewal comes at once: the join's write was A = 2T ago. */
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	pthread_mutex_lock(&s->mu);
-	while (!s->stop) {
-		uint64_t ns = (uint64_t)next.tv_nsec + (t->renew_interval_ms % 1000) * 1000000ull;
-		next.tv_sec += (time_t)(t->renew_interval_ms / 1000 + ns / 1000000000ull);
-		next.tv_nsec = (long)(ns % 1000000000ull);
-		while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &next) == 0)
-			;
-		if (s->stop)
-			break;
+	for (bool first = true; !s->stop; first = false) {
+		if (!first) {
+			uint64_t ns = (uint64_t)next.tv_nsec +
+				      (t->renew_interval_ms % 1000) * 1000000ull;
+			next.tv_sec += (time_t)(t->renew_interval_ms / 1000 + ns / 1000000000ull);
+			next.tv_nsec = (long)(ns % 1000000000ull);
+			while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &next) == 0)
+				;
+			if (s->stop)
+				break;
+		}
 		pthread_mutex_unlock(&s->mu);
 		struct dlvm_err e = { 0 };
 		int r = dlvm_lockspace_renew(s->ls, &e);
@@ -197,10 +201,6 @@ static int join_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *er
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	if (shared_add(ctx, s)) {
-		shared_free(s);
-		return dlvm_err_set(err, -ENOMEM, "out of memory");
-	}
 	struct dlvm_err e = { 0 };
 	if ((r = area_where(vg, &dev, &off, &size, &e)) ||
 	    (r = dlvm_lease_area_open(dev, off, size, &s->area, &e))) {
@@ -208,28 +208,40 @@ static int join_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *er
 			return dlvm_err_set(err, r, "%s: %s", vg->info.name, e.msg);
 		snprintf(s->refused, sizeof(s->refused), "shared VG %s refused: %s (the lease area "
 			 "is left as it is)", vg->info.name, e.msg);
-		json_array_append_new(ctx->warnings, json_string(s->refused));
-		return 0;
+		goto refused;
 	}
 	if ((r = dlvm_lockspace_new(s->area, NULL, ctx->io_timeout, &s->ls, &e)))
-		return dlvm_err_set(err, r, "%s: %s", vg->info.name, e.msg);
+		goto fail;
 	if ((r = dlvm_lockspace_acquire(s->ls, ctx->host_id, ctx->lease_name, &gen, &e))) {
-		if (r == -EBADMSG) {
-			snprintf(s->refused, sizeof(s->refused), "shared VG %s refused: %s (the "
-				 "lease area is left as it is)", vg->info.name, e.msg);
-			json_array_append_new(ctx->warnings, json_string(s->refused));
-			dlvm_lockspace_free(s->ls);
-			s->ls = NULL;
-			return 0;
-		}
-		return dlvm_err_set(err, r, "%s: %s", vg->info.name, e.msg);
+		if (r != -EBADMSG)
+			goto fail;
+		snprintf(s->refused, sizeof(s->refused), "shared VG %s refused: %s (the lease area "
+			 "is left as it is)", vg->info.name, e.msg);
+		dlvm_lockspace_free(s->ls);
+		s->ls = NULL;
+		goto refused;
 	}
 	fprintf(stderr, "dlvmd: %s: lockspace: joined as host id %" PRIu32 " '%s' (generation %"
 		PRIu64 ")\n", vg->info.name, ctx->host_id, ctx->lease_name, gen);
+	if (shared_add(ctx, s)) {
+		r = -ENOMEM;
+		snprintf(e.msg, sizeof(e.msg), "out of memory");
+		goto fail;
+	}
 	if ((r = pthread_create(&s->thread, NULL, renew_thread, s)))
 		return dlvm_err_set(err, -r, "%s: cannot start the renewal thread", vg->info.name);
 	s->thread_running = true;
 	return 0;
+refused:
+	json_array_append_new(ctx->warnings, json_string(s->refused));
+	if (shared_add(ctx, s)) {
+		shared_free(s);
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	}
+	return 0;
+fail:
+	shared_free(s);
+	return dlvm_err_set(err, r, "%s: %s", vg->info.name, e.msg);
 }
 
 int dlvm_ctx_join(struct dlvm_ctx *ctx, struct dlvm_err *err)
