@@ -13,6 +13,7 @@ client tool is a failure, not a skip: a test that cannot run hides a bug.
             on two 1 GiB PVs: daemon.pvs holds their paths)
 """
 
+import atexit
 import http.client
 import json
 import os
@@ -20,6 +21,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,6 +48,16 @@ def free_tcp_port():
         return s.getsockname()[1]
 
 
+_ISOLATED = []
+
+
+def _isolated_root():
+    if not _ISOLATED:
+        _ISOLATED.append(tempfile.mkdtemp(prefix="dlvm-test-"))
+        atexit.register(shutil.rmtree, _ISOLATED[0], True)
+    return _ISOLATED[0]
+
+
 def dlvm(*args, socket=None, state_dir=None, env=None, timeout=CMD_TIMEOUT):
     """Run the CLI; returns (rc, stdout, stderr)."""
     if not DLVM.exists():
@@ -59,6 +71,11 @@ def dlvm(*args, socket=None, state_dir=None, env=None, timeout=CMD_TIMEOUT):
     e = dict(os.environ)
     e.pop("DLVM_SOCKET", None)
     e.pop("DLVM_STATE_DIR", None)
+    if state_dir is None:
+        # Never the machine's default /var/lib/dlvm: a command without a
+        # state dir gets an empty one of its own, so tests cannot see (or
+        # lock) each other's devices through a shared devices file.
+        e["DLVM_STATE_DIR"] = tempfile.mkdtemp(prefix="state-", dir=_isolated_root())
     if env:
         e.update(env)
     p = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=timeout)
