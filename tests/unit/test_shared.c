@@ -187,6 +187,35 @@ static void test_two_hosts(void **state)
 	assert_string_equal(row_str(resp, 1, "host_this"), "yes");
 	json_decref(resp);
 
+	/* while another host holds the VG lease, a change waits 2T, then fails
+	 * naming the holder; once released it goes through */
+	const struct dlvm_vg *vg = h1.vgs[0];
+	struct dlvm_lv *lsl = NULL;
+	for (size_t i = 0; i < vg->nlv; i++)
+		if (vg->lvs[i]->flags & DLVM_LV_LOCKSPACE)
+			lsl = vg->lvs[i];
+	assert_non_null(lsl);
+	struct dlvm_pv *pv = dlvm_pv_find_id(vg, lsl->segs[0]->area[0].pv_id);
+	struct dlvm_lease_area *area;
+	struct dlvm_lockspace *ls3;
+	struct dlvm_paxos_lease held;
+	assert_ok(dlvm_lease_area_open(pv->dev, pv->d.pe_start + lsl->segs[0]->area[0].pe_start *
+				       vg->info.extent_size, lsl->le_count * vg->info.extent_size,
+				       &area, &e), &e);
+	assert_ok(dlvm_lockspace_new(area, NULL, 1, &ls3, &e), &e);
+	assert_ok(dlvm_lockspace_acquire(ls3, 3, "unit:host3", NULL, &e), &e);
+	assert_ok(dlvm_paxos_acquire(ls3, 0, DLVM_LEASE_EXCLUSIVE, &held, &e), &e);
+	assert_ok(dlvm_lockspace_renew(ls3, &e), &e);
+	assert_err(run(&h1, "lvcreate", "{\"opts\": {\"name\": \"b\", \"size\": \"4m\"}, "
+		       "\"args\": [\"vgs\"]}", NULL, &e), &e, -EBUSY, "held by host id 3");
+	assert_ok(dlvm_lockspace_renew(ls3, &e), &e);
+	assert_ok(dlvm_paxos_release(ls3, &held, &e), &e);
+	assert_ok(dlvm_lockspace_release(ls3, &e), &e);
+	dlvm_lockspace_free(ls3);
+	dlvm_lease_area_close(area);
+	assert_ok(run(&h1, "lvcreate", "{\"opts\": {\"name\": \"b\", \"size\": \"4m\"}, "
+		      "\"args\": [\"vgs\"]}", NULL, &e), &e);
+
 	/* a daemon context without a host id may not change it */
 	host_ctx(&ro, &f, 0);
 	assert_err(run(&ro, "lvremove", "{\"args\": [\"vgs/a\"]}", NULL, &e), &e, -EROFS,
