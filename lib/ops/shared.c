@@ -446,7 +446,7 @@ static int take_vg_lease(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_e
 			      (uint64_t)((now.tv_nsec - t0.tv_nsec) / 1000000);
 		if (r != -EBUSY || ms >= 2 * t->io_timeout_ms)
 			return dlvm_err_set(err, r, "%s: VG lease: %s", name, e.msg);
-		struct timespec d = { 0, (long)(5 + rand_r(&seed) % 40) * 1000000L };
+		struct timespec d = { 0, (long)(1 + rand_r(&seed) % 10) * 1000000L };
 		nanosleep(&d, NULL);
 	}
 }
