@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 
 #include "dlvm/lease.h"
 #include "dlvm/util.h"
@@ -175,6 +176,8 @@ DLVM_CMD_FN(cmd_vgextend)
 		pv->dev = devs[i];
 		pv->hdr = phs[i];
 		ctx_take_orphan(ctx, devs[i]);
+		if ((vg->info.flags & DLVM_VG_SHARED) && devs[i]->fd >= 0)
+			flock(devs[i]->fd, LOCK_UN); /* every host opens a shared VG's PVs */
 		if (dlvm_mda_read_header(devs[i], &pv->mda, &e) == 0) {
 			pv->mda.valid = true;
 			pv->mda.tail_seq = 0;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 
 #include "dlvm/lease.h"
@@ -388,6 +389,11 @@ static int reload_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool resync, stru
 			ctx_add_orphan(ctx, devs[i]);
 	for (size_t p = 0; p < vg->npv; p++)
 		vg->pvs[p]->dev = NULL;
+	/* a PV that joined (vgextend here or elsewhere) was an orphan, flock'ed
+	 * by this process: every host opens the PVs of a shared VG */
+	for (size_t p = 0; p < nv->npv; p++)
+		if (nv->pvs[p]->dev && nv->pvs[p]->dev->fd >= 0 && (nv->info.flags & DLVM_VG_SHARED))
+			flock(nv->pvs[p]->dev->fd, LOCK_UN);
 	for (size_t i = 0; i < ctx->nvg; i++)
 		if (ctx->vgs[i] == vg)
 			ctx->vgs[i] = nv;

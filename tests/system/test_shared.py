@@ -1,6 +1,7 @@
 """Shared VGs, phase 1: several dlvmd processes (different state dirs and
 host ids, io_timeout 1 s) on the same PV files join the VG's lockspace and
 change its metadata under the VG lease."""
+import fcntl
 import json
 import random
 import subprocess
@@ -243,3 +244,20 @@ def test_damaged_lease_area_is_refused(tmp_path, shared_pvs):
     with open(a, "rb") as f:
         f.seek(off)
         assert f.read(1 << 20) == before
+
+
+def test_vgextend_shared_drops_the_flock(tmp_path, shared_pvs, pv):
+    c = pv("pv2.img", size="256M")
+    h1 = host(tmp_path, shared_pvs + [c], 1)
+    h1.start()
+    try:
+        h1.cli_ok("vgextend", "vgs", c)
+        # every host opens the PVs of a shared VG: this one holds no flock
+        # on the new PV any more
+        with open(c, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_UN)
+        out, _ = h1.cli_ok("vgs", "-o", "pv_count", "--noheadings", "vgs")
+        assert out.strip() == "3"
+    finally:
+        stop_clean(h1)
