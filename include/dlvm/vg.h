@@ -141,6 +141,10 @@ void dlvm_txn_release(struct dlvm_txn *t);
  */
 int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err);
 
+/* Commit a transaction of the one edit e (the commit takes ownership of
+ * e's allocations, whatever the result). Same results as dlvm_txn_commit. */
+int dlvm_txn_commit_edit(struct dlvm_vg *vg, struct dlvm_edit *e, struct dlvm_err *err);
+
 /* Apply one edit to the model (used by replay and commit). -EBADMSG if the
  * edit does not fit the model (an LV that does not exist, a used extent). */
 int dlvm_vg_apply(struct dlvm_vg *vg, const struct dlvm_edit *e, struct dlvm_err *err);

@@ -499,3 +499,18 @@ void dlvm_txn_release(struct dlvm_txn *t)
 	free(t->edits);
 	memset(t, 0, sizeof(*t));
 }
+
+int dlvm_txn_commit_edit(struct dlvm_vg *vg, struct dlvm_edit *e, struct dlvm_err *err)
+{
+	struct dlvm_txn t;
+	int r;
+
+	dlvm_txn_init(&t);
+	if (dlvm_txn_add(&t, e)) {
+		dlvm_edit_release(e);
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	}
+	r = dlvm_txn_commit(vg, &t, err);
+	dlvm_txn_release(&t);
+	return r;
+}

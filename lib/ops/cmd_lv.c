@@ -206,7 +206,6 @@ DLVM_CMD_FN(cmd_lvcreate)
 {
 	struct dlvm_vg *vg;
 	struct dlvm_edit e = { .type = DLVM_EDIT_LV_CREATE };
-	struct dlvm_txn t;
 	uint32_t *pvs = NULL;
 	size_t npvs;
 	uint16_t stripes;
@@ -268,10 +267,7 @@ DLVM_CMD_FN(cmd_lvcreate)
 	e.u.lv.flags = perm && !strcmp(perm, "r") ? DLVM_LV_READONLY : 0;
 	e.u.lv.ctime = (uint64_t)time(NULL);
 	snprintf(lvname, sizeof(lvname), "%s", e.u.lv.name);
-	dlvm_txn_init(&t);
-	dlvm_txn_add(&t, &e);
-	r = dlvm_txn_commit(vg, &t, err);
-	dlvm_txn_release(&t);
+	r = dlvm_txn_commit_edit(vg, &e, err);
 	if (r)
 		return r;
 	struct dlvm_lv *lv = dlvm_lv_find(vg, lvname);
@@ -294,16 +290,27 @@ DLVM_CMD_FN(cmd_lvcreate)
 	return 0;
 }
 
-static int deactivate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, bool force,
-		      struct dlvm_err *err)
+/* -EBUSY when NBD clients are connected to lv and force was not given. */
+static int refuse_busy(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
+		       bool force, struct dlvm_err *err)
 {
-	if (!is_active(ctx, vg, lv))
-		return 0;
 	unsigned c = clients(ctx, vg, lv);
 	if (c && !force)
 		return dlvm_err_set(err, -EBUSY, "Logical volume %s/%s in use by %u NBD client%s "
 				    "(use -f to disconnect them)", vg->info.name, lv->name, c,
 				    c == 1 ? "" : "s");
+	return 0;
+}
+
+static int deactivate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, bool force,
+		      struct dlvm_err *err)
+{
+	int r;
+
+	if (!is_active(ctx, vg, lv))
+		return 0;
+	if ((r = refuse_busy(ctx, vg, lv, force, err)))
+		return r;
 	return ctx->hooks->deactivate(ctx->hooks->priv, vg, lv, force, err);
 }
 
@@ -320,18 +327,13 @@ DLVM_CMD_FN(cmd_lvremove)
 		struct dlvm_vg *vg;
 		struct dlvm_lv *lv;
 		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)) ||
-		    (r = refuse_internal(vg, lv, "remove", err)))
+		    (r = refuse_internal(vg, lv, "remove", err)) ||
+		    (r = refuse_busy(ctx, vg, lv, force, err)))
 			return r;
-		unsigned c = clients(ctx, vg, lv);
-		if (c && !force)
-			return dlvm_err_set(err, -EBUSY, "Logical volume %s/%s in use by %u NBD "
-					    "client%s (use -f to disconnect them)", vg->info.name,
-					    lv->name, c, c == 1 ? "" : "s");
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct dlvm_vg *vg;
 		struct dlvm_lv *lv;
-		struct dlvm_txn t;
 		char name[DLVM_NAME_MAX + 1];
 		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)))
 			return r;
@@ -340,10 +342,7 @@ DLVM_CMD_FN(cmd_lvremove)
 		struct dlvm_edit e = { .type = DLVM_EDIT_LV_REMOVE };
 		e.u.lv.id = lv->id;
 		snprintf(name, sizeof(name), "%s", lv->name);
-		dlvm_txn_init(&t);
-		dlvm_txn_add(&t, &e);
-		r = dlvm_txn_commit(vg, &t, err);
-		dlvm_txn_release(&t);
+		r = dlvm_txn_commit_edit(vg, &e, err);
 		if (r)
 			return r;
 		resp_message(resp, "Logical volume \"%s\" successfully removed.", name);
@@ -488,14 +487,10 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 			return dlvm_err_set(err, r, "out of memory");
 	}
 	struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_SEGMENTS };
-	struct dlvm_txn t;
 	e.u.lv.id = lv->id;
 	e.u.lv.segs = segs;
 	e.u.lv.nseg = nseg;
-	dlvm_txn_init(&t);
-	dlvm_txn_add(&t, &e);
-	r = dlvm_txn_commit(vg, &t, err);
-	dlvm_txn_release(&t);
+	r = dlvm_txn_commit_edit(vg, &e, err);
 	if (r)
 		return r;
 	if (is_active(ctx, vg, lv)) {
@@ -570,13 +565,9 @@ DLVM_CMD_FN(cmd_lvrename)
 		return dlvm_err_set(err, -EEXIST, "Logical Volume \"%s\" already exists in volume "
 				    "group \"%s\"", newn, vgn);
 	struct dlvm_edit e = { .type = DLVM_EDIT_LV_RENAME };
-	struct dlvm_txn t;
 	e.u.lv.id = lv->id;
 	snprintf(e.u.lv.name, sizeof(e.u.lv.name), "%s", newn);
-	dlvm_txn_init(&t);
-	dlvm_txn_add(&t, &e);
-	r = dlvm_txn_commit(vg, &t, err);
-	dlvm_txn_release(&t);
+	r = dlvm_txn_commit_edit(vg, &e, err);
 	if (r)
 		return r;
 	if (ctx->hooks) {
@@ -632,13 +623,9 @@ DLVM_CMD_FN(cmd_lvchange)
 					     lv->name, !strcmp(p, "r") ? "read only" : "writable");
 			} else {
 				struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_FLAGS };
-				struct dlvm_txn t;
 				e.u.lv.id = lv->id;
 				e.u.lv.flags = flags;
-				dlvm_txn_init(&t);
-				dlvm_txn_add(&t, &e);
-				r = dlvm_txn_commit(vg, &t, err);
-				dlvm_txn_release(&t);
+				r = dlvm_txn_commit_edit(vg, &e, err);
 				if (r)
 					return r;
 				/* new connections see the new permission; with -f the

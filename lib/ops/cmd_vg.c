@@ -402,7 +402,6 @@ DLVM_CMD_FN(cmd_vgrename)
 {
 	const char *old = arg_str(args, 0), *nw = arg_str(args, 1);
 	struct dlvm_vg *vg, *other;
-	struct dlvm_txn t;
 	char oldname[DLVM_NAME_MAX + 1];
 	int r;
 
@@ -419,10 +418,7 @@ DLVM_CMD_FN(cmd_vgrename)
 	e.u.vg = vg->info;
 	snprintf(e.u.vg.name, sizeof(e.u.vg.name), "%s", nw);
 	snprintf(oldname, sizeof(oldname), "%s", old);
-	dlvm_txn_init(&t);
-	dlvm_txn_add(&t, &e);
-	r = dlvm_txn_commit(vg, &t, err);
-	dlvm_txn_release(&t);
+	r = dlvm_txn_commit_edit(vg, &e, err);
 	if (r)
 		return r;
 	if (ctx->hooks)

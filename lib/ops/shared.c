@@ -280,7 +280,6 @@ int shared_vg_setup(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_dev *f
 {
 	struct dlvm_pv *pv = NULL;
 	struct dlvm_edit e = { .type = DLVM_EDIT_LV_CREATE };
-	struct dlvm_txn t;
 	struct dlvm_dev *dev;
 	uint64_t off, size;
 	int r;
@@ -310,10 +309,7 @@ int shared_vg_setup(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_dev *f
 	snprintf(e.u.lv.name, sizeof(e.u.lv.name), "lvmlock");
 	e.u.lv.flags = DLVM_LV_HIDDEN | DLVM_LV_LOCKSPACE;
 	e.u.lv.ctime = (uint64_t)time(NULL);
-	dlvm_txn_init(&t);
-	dlvm_txn_add(&t, &e);
-	r = dlvm_txn_commit(vg, &t, err);
-	dlvm_txn_release(&t);
+	r = dlvm_txn_commit_edit(vg, &e, err);
 	if (r)
 		return r;
 	/* The area is formatted before the VG is marked shared: a crash in
@@ -328,10 +324,7 @@ int shared_vg_setup(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_dev *f
 	ie.u.vg = vg->info;
 	ie.u.vg.flags |= DLVM_VG_SHARED;
 	ie.u.vg.ro_compat |= DLVM_RO_COMPAT_SHARED;
-	dlvm_txn_init(&t);
-	dlvm_txn_add(&t, &ie);
-	r = dlvm_txn_commit(vg, &t, err);
-	dlvm_txn_release(&t);
+	r = dlvm_txn_commit_edit(vg, &ie, err);
 	if (r)
 		return r;
 	if (ctx->daemon && ctx->host_id)

@@ -240,13 +240,7 @@ static inline unsigned t_check(struct dlvm_vg *vg, bool repair, unsigned *repair
 
 static inline int t_commit(struct dlvm_vg *vg, struct dlvm_edit *e, struct dlvm_err *err)
 {
-	struct dlvm_txn t;
-
-	dlvm_txn_init(&t);
-	assert_int_equal(dlvm_txn_add(&t, e), 0);
-	int r = dlvm_txn_commit(vg, &t, err);
-	dlvm_txn_release(&t);
-	return r;
+	return dlvm_txn_commit_edit(vg, e, err);
 }
 
 /* A segment with n stripes (type striped when n > 1); areas from pairs. */
