@@ -18,6 +18,36 @@
 struct dlvm_vg;
 struct dlvm_lv;
 
+/*
+ * Fencing of a shared VG's data path: a deadline on CLOCK_MONOTONIC after
+ * which no I/O may be dispatched to the VG's devices. One fence per joined
+ * shared VG, shared by the VG model and every map built from it; the lease
+ * renewal thread moves the deadline forward after each successful renewal,
+ * the data path reads it before dispatching each request. Reference counted;
+ * safe from any thread.
+ */
+struct dlvm_fence {
+	atomic_uint refs;
+	_Atomic uint64_t deadline_ms; /* CLOCK_MONOTONIC ms; 0: fenced now */
+	char what[DLVM_NAME_MAX + 1]; /* the VG name, for messages */
+};
+
+/* A new fence (refs = 1) that is already fenced (deadline 0) until
+ * dlvm_fence_set moves its deadline. NULL when out of memory. */
+struct dlvm_fence *dlvm_fence_new(const char *what);
+struct dlvm_fence *dlvm_fence_get(struct dlvm_fence *f);
+void dlvm_fence_put(struct dlvm_fence *f);
+/* Set the deadline (CLOCK_MONOTONIC milliseconds; 0 fences at once). */
+void dlvm_fence_set(struct dlvm_fence *f, uint64_t deadline_ms);
+/* CLOCK_MONOTONIC in milliseconds, the clock of every fence deadline. */
+uint64_t dlvm_monotonic_ms(void);
+/* May I/O be dispatched now? Always true for NULL (a local VG). */
+static inline bool dlvm_fence_ok(const struct dlvm_fence *f)
+{
+	return !f || dlvm_monotonic_ms() < atomic_load_explicit(&f->deadline_ms,
+								memory_order_acquire);
+}
+
 struct dlvm_map_dev {
 	int fd;               /* owned by the VG; valid while the VG is open */
 	uint32_t sector_size; /* alignment O_DIRECT needs */
@@ -38,6 +68,7 @@ struct dlvm_lv_map {
 	atomic_uint refs;
 	uint64_t size;        /* bytes */
 	bool readonly;
+	struct dlvm_fence *fence; /* shared VG: checked before each request; else NULL */
 	char vg[DLVM_NAME_MAX + 1];
 	char lv[DLVM_NAME_MAX + 1];
 	uint32_t ndev;
@@ -53,7 +84,8 @@ struct dlvm_map_piece {
 	uint64_t len;         /* bytes, <= the requested length */
 };
 
-/* Build a map for lv (refs = 1). -ENODEV if a PV of the LV is missing. */
+/* Build a map for lv (refs = 1), holding a reference on vg->fence if set.
+ * -ENODEV if a PV of the LV is missing. */
 int dlvm_lv_map_build(const struct dlvm_vg *vg, const struct dlvm_lv *lv,
 		      struct dlvm_lv_map **out, struct dlvm_err *err);
 struct dlvm_lv_map *dlvm_lv_map_get(struct dlvm_lv_map *m);

@@ -19,6 +19,8 @@
 #include "dlvm/err.h"
 #include "dlvm/format.h"
 
+struct dlvm_fence;
+
 struct dlvm_free_range {
 	uint64_t start, count; /* physical extents */
 };
@@ -68,6 +70,8 @@ struct dlvm_vg {
 	void *by_name;             /* hash of LV names (internal) */
 	void *by_id;               /* hash of LV ids (internal) */
 	bool readonly;             /* opened without write access */
+	struct dlvm_fence *fence;  /* shared VG joined by dlvmd: its fence (a
+				    * reference, put by dlvm_vg_free); else NULL */
 };
 
 /* ---- loading ---- */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dlvm/map.h"
 #include "dlvm/util.h"
 #include "meta.h"
 
@@ -84,6 +85,7 @@ void dlvm_vg_free(struct dlvm_vg *vg)
 	}
 	free(vg->by_name);
 	free(vg->by_id);
+	dlvm_fence_put(vg->fence);
 	free(vg);
 }
 

@@ -2,6 +2,7 @@
 #include "dlvm/map.h"
 
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,7 @@ int dlvm_lv_map_build(const struct dlvm_vg *vg, const struct dlvm_lv *lv,
 	atomic_init(&m->refs, 1);
 	m->size = lv->le_count * es;
 	m->readonly = lv->flags & DLVM_LV_READONLY;
+	m->fence = vg->fence ? dlvm_fence_get(vg->fence) : NULL;
 	snprintf(m->vg, sizeof(m->vg), "%s", vg->info.name);
 	snprintf(m->lv, sizeof(m->lv), "%s", lv->name);
 	m->devs = calloc(vg->npv ? vg->npv : 1, sizeof(*m->devs));
@@ -73,9 +75,47 @@ void dlvm_lv_map_put(struct dlvm_lv_map *m)
 {
 	if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
 		return;
+	dlvm_fence_put(m->fence);
 	free(m->devs);
 	free(m->segs);
 	free(m);
+}
+
+struct dlvm_fence *dlvm_fence_new(const char *what)
+{
+	struct dlvm_fence *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	atomic_init(&f->refs, 1);
+	atomic_init(&f->deadline_ms, 0);
+	snprintf(f->what, sizeof(f->what), "%s", what);
+	return f;
+}
+
+struct dlvm_fence *dlvm_fence_get(struct dlvm_fence *f)
+{
+	atomic_fetch_add(&f->refs, 1);
+	return f;
+}
+
+void dlvm_fence_put(struct dlvm_fence *f)
+{
+	if (f && atomic_fetch_sub(&f->refs, 1) == 1)
+		free(f);
+}
+
+void dlvm_fence_set(struct dlvm_fence *f, uint64_t deadline_ms)
+{
+	atomic_store_explicit(&f->deadline_ms, deadline_ms, memory_order_release);
+}
+
+uint64_t dlvm_monotonic_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 void dlvm_lv_map_resolve(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
