@@ -141,6 +141,7 @@ enum dlvm_edit_type {
 	DLVM_EDIT_LV_RENAME = 12,
 	DLVM_EDIT_LV_SET_FLAGS = 13,
 	DLVM_EDIT_LV_SET_SEGMENTS = 14,
+	DLVM_EDIT_LV_SET_HOLDERS = 15, /* shared VGs: the hosts where the LV is active */
 };
 
 #define DLVM_NAME_MAX 127
@@ -194,6 +195,21 @@ struct dlvm_pv_desc {
 #define DLVM_LV_HIDDEN (1ull << 1)    /* internal LV: lvs shows it only with -a */
 #define DLVM_LV_LOCKSPACE (1ull << 2) /* holds the lease area of a shared VG */
 
+/* Activation lock records of an LV in a shared VG: the hosts where it is
+ * active, each named by host id and the generation of its lockspace lease
+ * (a record of an older generation or of a dead host is stale). */
+enum dlvm_hold_mode {
+	DLVM_HOLD_EXCLUSIVE = 1,
+	DLVM_HOLD_SHARED = 2,
+};
+#define DLVM_MAX_HOLDERS 2000u
+
+struct dlvm_lv_holder {
+	uint32_t host_id;     /* 1..2000 */
+	uint32_t mode;        /* enum dlvm_hold_mode */
+	uint64_t generation;
+};
+
 /* Decoded edit. Strings and segments point into the decoded buffer or into
  * storage owned by the edit; free with dlvm_edit_release(). */
 struct dlvm_edit {
@@ -210,6 +226,8 @@ struct dlvm_edit {
 			uint64_t ctime;      /* LV_CREATE */
 			uint32_t nseg;       /* LV_CREATE, LV_SET_SEGMENTS */
 			struct dlvm_seg_desc **segs; /* owned array of owned segments */
+			uint32_t nholders;   /* LV_SET_HOLDERS */
+			struct dlvm_lv_holder *holders; /* owned */
 		} lv;
 		struct {
 			size_t len;

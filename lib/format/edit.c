@@ -150,6 +150,15 @@ int dlvm_edit_encode(const struct dlvm_edit *e, struct dlvm_buf *out)
 		w64(&w, e->u.lv.id);
 		w_segs(&w, e->u.lv.nseg, e->u.lv.segs);
 		break;
+	case DLVM_EDIT_LV_SET_HOLDERS:
+		w64(&w, e->u.lv.id);
+		w32(&w, e->u.lv.nholders);
+		for (uint32_t i = 0; i < e->u.lv.nholders; i++) {
+			w32(&w, e->u.lv.holders[i].host_id);
+			w32(&w, e->u.lv.holders[i].mode);
+			w64(&w, e->u.lv.holders[i].generation);
+		}
+		break;
 	default:
 		w_bytes(&w, e->u.raw.data, e->u.raw.len);
 		break;
@@ -318,6 +327,8 @@ void dlvm_edit_release(struct dlvm_edit *e)
 {
 	if (e->type == DLVM_EDIT_LV_CREATE || e->type == DLVM_EDIT_LV_SET_SEGMENTS)
 		dlvm_segs_free(e->u.lv.segs, e->u.lv.nseg);
+	if (e->type == DLVM_EDIT_LV_SET_HOLDERS)
+		free(e->u.lv.holders);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -389,6 +400,30 @@ int dlvm_edit_decode(const uint8_t *buf, size_t len, size_t *pos, struct dlvm_ed
 		e->u.lv.id = r64(&r, "lv id");
 		ret = r_segs(&r, &e->u.lv.nseg, &e->u.lv.segs, err);
 		break;
+	case DLVM_EDIT_LV_SET_HOLDERS:
+		e->u.lv.id = r64(&r, "lv id");
+		e->u.lv.nholders = r32(&r, "holder count");
+		if (r.field)
+			break;
+		if (e->u.lv.nholders > DLVM_MAX_HOLDERS) {
+			ret = dlvm_err_set(err, -EBADMSG, "edit LV_SET_HOLDERS at byte %zu: holder "
+					   "count %u is above %u", *pos, e->u.lv.nholders,
+					   DLVM_MAX_HOLDERS);
+			break;
+		}
+		if (!r_need(&r, (size_t)e->u.lv.nholders * 16, "holders"))
+			break;
+		if (e->u.lv.nholders &&
+		    !(e->u.lv.holders = calloc(e->u.lv.nholders, sizeof(*e->u.lv.holders)))) {
+			ret = dlvm_err_set(err, -ENOMEM, "out of memory");
+			break;
+		}
+		for (uint32_t i = 0; i < e->u.lv.nholders; i++) {
+			e->u.lv.holders[i].host_id = r32(&r, "holder host id");
+			e->u.lv.holders[i].mode = r32(&r, "holder mode");
+			e->u.lv.holders[i].generation = r64(&r, "holder generation");
+		}
+		break;
 	default:
 		if (!(e->flags & DLVM_EDIT_IGNORABLE))
 			return dlvm_err_set(err, -ENOTSUP, "edit at byte %zu: unknown type %u "
@@ -423,6 +458,7 @@ const char *dlvm_edit_type_name(uint16_t type)
 	case DLVM_EDIT_LV_RENAME: return "LV_RENAME";
 	case DLVM_EDIT_LV_SET_FLAGS: return "LV_SET_FLAGS";
 	case DLVM_EDIT_LV_SET_SEGMENTS: return "LV_SET_SEGMENTS";
+	case DLVM_EDIT_LV_SET_HOLDERS: return "LV_SET_HOLDERS";
 	default: return "UNKNOWN";
 	}
 }

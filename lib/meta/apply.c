@@ -314,6 +314,38 @@ static struct dlvm_lv *lv_by_id(struct dlvm_vg *vg, const struct dlvm_edit *e,
 	return lv;
 }
 
+/* Holders: host ids 1..DLVM_MAX_HOLDERS in increasing order, a known mode,
+ * an exclusive holder alone. */
+static int apply_holders(struct dlvm_lv *lv, const struct dlvm_edit *e, struct dlvm_err *err)
+{
+	const struct dlvm_lv_holder *h = e->u.lv.holders;
+	uint32_t n = e->u.lv.nholders;
+	struct dlvm_lv_holder *copy = NULL;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (h[i].host_id < 1 || h[i].host_id > DLVM_MAX_HOLDERS)
+			return dlvm_err_set(err, -EBADMSG, "LV_SET_HOLDERS: %s: host id %u out of "
+					    "range", lv->name, h[i].host_id);
+		if (i && h[i].host_id <= h[i - 1].host_id)
+			return dlvm_err_set(err, -EBADMSG, "LV_SET_HOLDERS: %s: host ids not in "
+					    "increasing order", lv->name);
+		if (h[i].mode != DLVM_HOLD_EXCLUSIVE && h[i].mode != DLVM_HOLD_SHARED)
+			return dlvm_err_set(err, -EBADMSG, "LV_SET_HOLDERS: %s: unknown mode %u",
+					    lv->name, h[i].mode);
+		if (h[i].mode == DLVM_HOLD_EXCLUSIVE && n > 1)
+			return dlvm_err_set(err, -EBADMSG, "LV_SET_HOLDERS: %s: an exclusive "
+					    "holder with others", lv->name);
+	}
+	if (n && !(copy = malloc(n * sizeof(*copy))))
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	if (n)
+		memcpy(copy, h, n * sizeof(*copy));
+	free(lv->holders);
+	lv->holders = copy;
+	lv->nholders = n;
+	return 0;
+}
+
 int dlvm_vg_apply(struct dlvm_vg *vg, const struct dlvm_edit *e, struct dlvm_err *err)
 {
 	struct dlvm_lv *lv;
@@ -375,6 +407,10 @@ int dlvm_vg_apply(struct dlvm_vg *vg, const struct dlvm_edit *e, struct dlvm_err
 		lv->le_count = le;
 		return 0;
 	}
+	case DLVM_EDIT_LV_SET_HOLDERS:
+		if (!(lv = lv_by_id(vg, e, err)))
+			return -EBADMSG;
+		return apply_holders(lv, e, err);
 	default:
 		if (e->flags & DLVM_EDIT_IGNORABLE)
 			return 0;

@@ -473,7 +473,7 @@ static int make_inverse(const struct dlvm_vg *vg, const struct dlvm_edit *e, str
 	default:
 		break;
 	}
-	if (e->type < DLVM_EDIT_LV_REMOVE || e->type > DLVM_EDIT_LV_SET_SEGMENTS ||
+	if (e->type < DLVM_EDIT_LV_REMOVE || e->type > DLVM_EDIT_LV_SET_HOLDERS ||
 	    !(lv = dlvm_lv_find_id(vg, e->u.lv.id)))
 		return 0;
 	u->inv.u.lv.id = lv->id;
@@ -501,6 +501,18 @@ static int make_inverse(const struct dlvm_vg *vg, const struct dlvm_edit *e, str
 	case DLVM_EDIT_LV_SET_FLAGS:
 		u->inv.type = DLVM_EDIT_LV_SET_FLAGS;
 		u->inv.u.lv.flags = lv->flags;
+		return 0;
+	case DLVM_EDIT_LV_SET_HOLDERS:
+		u->inv.type = DLVM_EDIT_LV_SET_HOLDERS;
+		if (lv->nholders) {
+			u->inv.u.lv.holders = malloc(lv->nholders * sizeof(*lv->holders));
+			if (!u->inv.u.lv.holders) {
+				u->inv.type = 0;
+				return -ENOMEM;
+			}
+			memcpy(u->inv.u.lv.holders, lv->holders, lv->nholders * sizeof(*lv->holders));
+		}
+		u->inv.u.lv.nholders = lv->nholders;
 		return 0;
 	}
 	return 0;

@@ -34,6 +34,7 @@ void dlvm_lv_free(struct dlvm_lv *lv)
 	if (!lv)
 		return;
 	dlvm_segs_free(lv->segs, lv->nseg);
+	free(lv->holders);
 	free(lv);
 }
 
@@ -147,6 +148,14 @@ int dlvm_vg_encode_state(const struct dlvm_vg *vg, struct dlvm_buf *out)
 		e.u.lv.ctime = lv->ctime;
 		e.u.lv.nseg = lv->nseg;
 		e.u.lv.segs = lv->segs;
+		if ((r = dlvm_edit_encode(&e, out)))
+			return r;
+		if (!lv->nholders)
+			continue;
+		e = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_HOLDERS };
+		e.u.lv.id = lv->id;
+		e.u.lv.nholders = lv->nholders;
+		e.u.lv.holders = lv->holders;
 		if ((r = dlvm_edit_encode(&e, out)))
 			return r;
 	}

@@ -74,6 +74,14 @@ static void dump_edit(FILE *f, const struct dlvm_edit *e)
 	case DLVM_EDIT_LV_SET_FLAGS:
 		fprintf(f, "id=%" PRIu64 " flags=0x%" PRIx64 "\n", e->u.lv.id, e->u.lv.flags);
 		break;
+	case DLVM_EDIT_LV_SET_HOLDERS:
+		fprintf(f, "id=%" PRIu64 " holders=%u", e->u.lv.id, e->u.lv.nholders);
+		for (uint32_t i = 0; i < e->u.lv.nholders; i++)
+			fprintf(f, " [host %u %s gen %" PRIu64 "]", e->u.lv.holders[i].host_id,
+				e->u.lv.holders[i].mode == DLVM_HOLD_EXCLUSIVE ? "ex" : "sh",
+				e->u.lv.holders[i].generation);
+		fprintf(f, "\n");
+		break;
 	default:
 		fprintf(f, "(ignorable, %zu bytes)\n", e->u.raw.len);
 		break;

@@ -538,6 +538,21 @@ static size_t sample_edits(struct dlvm_edit *ed)
 	e->u.lv.id = 95;
 	e->u.lv.segs = NULL;
 	e->u.lv.nseg = 0;
+
+	e = &ed[n++];
+	memset(e, 0, sizeof(*e));
+	e->type = DLVM_EDIT_LV_SET_HOLDERS;
+	e->u.lv.id = 94;
+	e->u.lv.nholders = 3;
+	e->u.lv.holders = calloc(3, sizeof(*e->u.lv.holders));
+	for (uint32_t i = 0; i < 3; i++)
+		e->u.lv.holders[i] = (struct dlvm_lv_holder){ 7 + i * 900, DLVM_HOLD_SHARED,
+							     0x1122334455ull + i };
+
+	e = &ed[n++]; /* nobody holds it */
+	memset(e, 0, sizeof(*e));
+	e->type = DLVM_EDIT_LV_SET_HOLDERS;
+	e->u.lv.id = 93;
 	return n;
 }
 
@@ -593,6 +608,16 @@ static void assert_edit_equal(const struct dlvm_edit *a, const struct dlvm_edit 
 	case DLVM_EDIT_LV_SET_SEGMENTS:
 		assert_int_equal(a->u.lv.id, b->u.lv.id);
 		assert_segs_equal(a->u.lv.segs, a->u.lv.nseg, b->u.lv.segs, b->u.lv.nseg);
+		break;
+	case DLVM_EDIT_LV_SET_HOLDERS:
+		assert_int_equal(a->u.lv.id, b->u.lv.id);
+		assert_int_equal(a->u.lv.nholders, b->u.lv.nholders);
+		for (uint32_t i = 0; i < a->u.lv.nholders; i++) {
+			assert_int_equal(a->u.lv.holders[i].host_id, b->u.lv.holders[i].host_id);
+			assert_int_equal(a->u.lv.holders[i].mode, b->u.lv.holders[i].mode);
+			assert_int_equal(a->u.lv.holders[i].generation,
+					 b->u.lv.holders[i].generation);
+		}
 		break;
 	default:
 		fail_msg("unexpected edit type %u", a->type);
@@ -770,6 +795,39 @@ static void edit_truncated(void **state)
 		dlvm_edit_release(&ed[i]);
 }
 
+/* LV_SET_HOLDERS: a count past the limit or past the payload. */
+static void edit_bad_holders(void **state)
+{
+	struct dlvm_edit ed = { .type = DLVM_EDIT_LV_SET_HOLDERS }, d;
+	struct dlvm_err e = { 0 };
+	struct dlvm_buf b = { 0 };
+	size_t pos = 0;
+	(void)state;
+
+	ed.u.lv.id = 5;
+	ed.u.lv.nholders = 1;
+	ed.u.lv.holders = calloc(1, sizeof(*ed.u.lv.holders));
+	ed.u.lv.holders[0] = (struct dlvm_lv_holder){ 3, DLVM_HOLD_EXCLUSIVE, 9 };
+	assert_int_equal(dlvm_edit_encode(&ed, &b), 0);
+	dlvm_edit_release(&ed);
+	/* header 8 | id 8 | count 4 | host 4 | mode 4 | generation 8 */
+	assert_int_equal(b.len, 8 + 8 + 4 + 16);
+	dlvm_put_le32(b.data + 16, DLVM_MAX_HOLDERS + 1);
+	assert_err(dlvm_edit_decode(b.data, b.len, &pos, &d, &e), &e, -EBADMSG,
+		   "edit LV_SET_HOLDERS at byte 0: holder count 2001 is above 2000");
+	dlvm_put_le32(b.data + 16, 2);
+	assert_err(dlvm_edit_decode(b.data, b.len, &pos, &d, &e), &e, -EBADMSG,
+		   "edit LV_SET_HOLDERS at byte 0: field holders is truncated");
+	dlvm_put_le32(b.data + 16, 0);
+	assert_err(dlvm_edit_decode(b.data, b.len, &pos, &d, &e), &e, -EBADMSG,
+		   "edit LV_SET_HOLDERS at byte 0: 16 trailing bytes");
+	dlvm_put_le32(b.data + 16, 1);
+	assert_ok(dlvm_edit_decode(b.data, b.len, &pos, &d, &e), &e);
+	assert_int_equal(d.u.lv.holders[0].host_id, 3);
+	dlvm_edit_release(&d);
+	dlvm_buf_release(&b);
+}
+
 /* Encode LV_SET_SEGMENTS with one segment, then poke its fields. */
 static void edit_bad_segments(void **state)
 {
@@ -865,6 +923,7 @@ int main(void)
 		cmocka_unit_test(edit_unknown_type),
 		cmocka_unit_test(edit_truncated),
 		cmocka_unit_test(edit_bad_segments),
+		cmocka_unit_test(edit_bad_holders),
 		cmocka_unit_test(edit_bad_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
