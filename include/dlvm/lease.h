@@ -342,6 +342,10 @@ uint64_t dlvm_lockspace_deadline_ms(const struct dlvm_lockspace *ls);
 
 uint32_t dlvm_lockspace_host_id(const struct dlvm_lockspace *ls);
 uint64_t dlvm_lockspace_generation(const struct dlvm_lockspace *ls);
+/* The generation of the record this host replaced when it joined, if that
+ * record carried the same name (this host's previous run: its resources may
+ * be re-adopted); 0 when the sector was never used or held by another name. */
+uint64_t dlvm_lockspace_prev_generation(const struct dlvm_lockspace *ls);
 const struct dlvm_lease_timeouts *dlvm_lockspace_timeouts(const struct dlvm_lockspace *ls);
 
 enum dlvm_host_state {

@@ -65,6 +65,11 @@ uint32_t dlvm_lockspace_host_id(const struct dlvm_lockspace *ls)
 	return ls->joined ? ls->host_id : 0;
 }
 
+uint64_t dlvm_lockspace_prev_generation(const struct dlvm_lockspace *ls)
+{
+	return ls->joined ? ls->prev_generation : 0;
+}
+
 uint64_t dlvm_lockspace_generation(const struct dlvm_lockspace *ls)
 {
 	return ls->joined ? ls->generation : 0;
@@ -368,6 +373,7 @@ int dlvm_lockspace_acquire(struct dlvm_lockspace *ls, uint32_t host_id, const ch
 		ls->joined = true;
 		ls->host_id = host_id;
 		ls->generation = mine.generation;
+		ls->prev_generation = cur.host_id && !strcmp(cur.name, name) ? cur.generation : 0;
 		ls->last_ts = mine.timestamp;
 		ls->rand_state = host_id * 2654435761u ^ (unsigned)mine.generation;
 		snprintf(ls->name, sizeof(ls->name), "%s", name);

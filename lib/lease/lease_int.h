@@ -25,6 +25,7 @@ struct dlvm_lockspace {
 	bool joined;
 	uint32_t host_id;
 	uint64_t generation;
+	uint64_t prev_generation; /* the record replaced at join was ours (same name) */
 	char name[DLVM_LEASE_NAME_MAX + 1];
 	uint64_t last_ts;        /* timestamp of our last write */
 	_Atomic uint64_t deadline_ms;
