@@ -101,6 +101,14 @@ int dlvm_vg_load(struct dlvm_dev **devs, size_t n, const char *name, struct dlvm
 
 void dlvm_vg_free(struct dlvm_vg *vg);
 
+/*
+ * Has another writer (another host of a shared VG) committed since vg was
+ * loaded? Reads the MDA header slots and the sector at the journal tail of
+ * one in-sync copy: two small reads. *changed may be a false alarm (a reload
+ * tells), never a miss of a committed record. 0 or -errno from the device.
+ */
+int dlvm_vg_poll(struct dlvm_vg *vg, bool *changed, struct dlvm_err *err);
+
 /* ---- PV labels ---- */
 
 struct dlvm_pvcreate_opts {

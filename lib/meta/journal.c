@@ -687,3 +687,41 @@ out:
 	dlvm_buf_release(&b);
 	return r;
 }
+
+int dlvm_vg_poll(struct dlvm_vg *vg, bool *changed, struct dlvm_err *err)
+{
+	struct dlvm_pv *pv = NULL;
+	struct dlvm_mda cur = { 0 };
+	int r;
+
+	*changed = false;
+	for (size_t i = 0; i < vg->npv && !pv; i++)
+		if (vg->pvs[i]->dev && vg->pvs[i]->mda.valid && vg->pvs[i]->mda.in_sync)
+			pv = vg->pvs[i];
+	if (!pv) {
+		*changed = true; /* nothing to compare with: let a reload decide */
+		return 0;
+	}
+	if ((r = dlvm_mda_read_header(pv->dev, &cur, err)))
+		return r;
+	if (cur.slot != pv->mda.slot || cur.hdr.generation != pv->mda.hdr.generation ||
+	    cur.hdr.ckpt_seq != pv->mda.hdr.ckpt_seq) {
+		*changed = true; /* a checkpoint, or a vgextend/vgreduce */
+		return 0;
+	}
+	/* The next record would start at the tail (or, after a wrap marker, at
+	 * ring offset 0; the marker carries the same sequence number). Only
+	 * magic, VG uuid and sequence number are looked at here: a reload
+	 * verifies the rest. Blob header: magic @0, vg_uuid @16, seq @32. */
+	uint32_t ss = pv->dev->sector_size;
+	uint8_t *buf = dlvm_io_alloc(ss);
+	if (!buf)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	r = dlvm_dev_read(pv->dev, buf, ss, mda_base(pv) + pv->mda.hdr.ring_offset + pv->mda.tail,
+			  err);
+	if (!r && !memcmp(buf, DLVM_REC_MAGIC, 8) && !memcmp(buf + 16, vg->info.uuid, 16) &&
+	    dlvm_get_le64(buf + 32) > vg->seq)
+		*changed = true;
+	free(buf);
+	return r;
+}
