@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CMD_PREFIX "/v1/cmd/"
@@ -19,7 +20,42 @@ struct dlvmd_api {
 	pthread_mutex_t lock; /* serializes commands */
 	struct MHD_Daemon *mhd;
 	char *path;
+	/* the host agent: refreshes shared VGs between commands */
+	pthread_t agent;
+	bool agent_running, agent_stop;
+	pthread_cond_t agent_cv;
 };
+
+/* Every half renew interval, under the command lock: catch up with what
+ * other hosts committed to shared VGs (dlvm_ctx_refresh). */
+static void *agent_main(void *p)
+{
+	struct dlvmd_api *api = p;
+	uint64_t period_ms = (uint64_t)api->ctx->io_timeout * 1000 / 4;
+	struct timespec next;
+
+	if (period_ms < 100)
+		period_ms = 100;
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	pthread_mutex_lock(&api->lock);
+	while (!api->agent_stop) {
+		uint64_t ns = (uint64_t)next.tv_nsec + period_ms * 1000000ull;
+		next.tv_sec += (time_t)(ns / 1000000000ull);
+		next.tv_nsec = (long)(ns % 1000000000ull);
+		while (!api->agent_stop &&
+		       pthread_cond_timedwait(&api->agent_cv, &api->lock, &next) == 0)
+			;
+		if (api->agent_stop)
+			break;
+		dlvm_ctx_refresh(api->ctx);
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > next.tv_sec + 1)
+			next = now;
+	}
+	pthread_mutex_unlock(&api->lock);
+	return NULL;
+}
 
 /* State of one request while its body arrives. */
 struct api_req {
@@ -302,6 +338,11 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	api->ctx = ctx;
 	pthread_mutex_init(&api->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&api->agent_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	api->path = strdup(path);
 	if (!api->path) {
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");
@@ -324,9 +365,19 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 		r = dlvm_err_set(err, -EIO, "%s: cannot start the HTTP server", path);
 		goto fail;
 	}
+	if (ctx->host_id) {
+		if ((r = pthread_create(&api->agent, NULL, agent_main, api))) {
+			MHD_stop_daemon(api->mhd);
+			unlink(path);
+			r = dlvm_err_set(err, -r, "cannot start the host agent thread");
+			goto fail;
+		}
+		api->agent_running = true;
+	}
 	*out = api;
 	return 0;
 fail:
+	pthread_cond_destroy(&api->agent_cv);
 	pthread_mutex_destroy(&api->lock);
 	free(api->path);
 	free(api);
@@ -339,6 +390,14 @@ void dlvmd_api_stop(struct dlvmd_api *api)
 		return;
 	MHD_stop_daemon(api->mhd); /* closes the listening socket */
 	unlink(api->path);
+	if (api->agent_running) {
+		pthread_mutex_lock(&api->lock);
+		api->agent_stop = true;
+		pthread_cond_signal(&api->agent_cv);
+		pthread_mutex_unlock(&api->lock);
+		pthread_join(api->agent, NULL);
+	}
+	pthread_cond_destroy(&api->agent_cv);
 	pthread_mutex_destroy(&api->lock);
 	free(api->path);
 	free(api);

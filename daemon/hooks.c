@@ -143,11 +143,8 @@ unsigned dlvmd_activate_all(struct dlvm_ctx *ctx)
 	for (size_t v = 0; v < ctx->nvg; v++) {
 		struct dlvm_vg *vg = ctx->vgs[v];
 
-		if (vg->info.flags & DLVM_VG_SHARED) {
-			/* activation in shared VGs is not implemented yet */
-			fprintf(stderr, "dlvmd: %s: shared: LVs are not activated\n", vg->info.name);
-			continue;
-		}
+		if (vg->info.flags & DLVM_VG_SHARED)
+			continue; /* locked per LV: see dlvm_ctx_adopt */
 		for (size_t i = 0; i < vg->nlv; i++) {
 			struct dlvm_err err = {0};
 

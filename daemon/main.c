@@ -523,6 +523,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, "dlvmd: WARNING: %s\n", json_string_value(w));
 	}
 	dlvmd_activate_all(&ctx);
+	if (ctx.host_id) {
+		unsigned n = dlvm_ctx_adopt(&ctx);
+		if (n)
+			fprintf(stderr, "dlvmd: re-adopted %u activation%s of the previous run\n", n,
+				n == 1 ? "" : "s");
+	}
 
 	struct nbd_server_opts nopts = {
 		.unix_path = nbd_path,

@@ -142,6 +142,7 @@ struct dlvm_ctx {
 	const struct dlvm_export_hooks *hooks; /* NULL: no activation (CLI) */
 	json_t *warnings;           /* problems seen while loading (array) */
 	bool loaded;                /* dlvm_ctx_load has run */
+	bool lock_conflict;         /* the last command failed on another host's lock */
 };
 
 /*
@@ -173,6 +174,25 @@ int dlvm_ctx_join(struct dlvm_ctx *ctx, struct dlvm_err *err);
 /* Stop the renewal threads and release every lockspace (call after all
  * I/O under them has stopped). dlvm_ctx_release calls it too. */
 void dlvm_ctx_leave(struct dlvm_ctx *ctx);
+
+/*
+ * The host agent's refresh (dlvmd calls it every renew interval, between
+ * commands): for every joined shared VG, look whether another host committed
+ * (dlvm_vg_poll: two small reads); if so reload it and bring the exports in
+ * line: an LV extended or changed elsewhere gets a new map (new connections
+ * see the new size), an export whose LV was removed, renamed or is no longer
+ * held by this host is removed and its clients disconnected. Returns the
+ * number of VGs reloaded; problems go to stderr.
+ */
+int dlvm_ctx_refresh(struct dlvm_ctx *ctx);
+
+/*
+ * After dlvm_ctx_join, at dlvmd start: activation records this host left in
+ * its previous run (same host id and lease name, the previous generation) are
+ * taken over for the new generation and exported again, unless another host
+ * replaced them meanwhile. Returns the number of LVs re-adopted.
+ */
+unsigned dlvm_ctx_adopt(struct dlvm_ctx *ctx);
 
 /* A loaded VG by name; -ENOENT with "Volume group \"x\" not found". */
 int dlvm_ctx_vg(struct dlvm_ctx *ctx, const char *name, struct dlvm_vg **out,

@@ -158,6 +158,24 @@ static int parse_stripes(json_t *opts, const struct dlvm_vg *vg, uint16_t *strip
 	return 0;
 }
 
+/* -a VALUE: y, ey, ay (exclusive in a shared VG), sy (shared), n. */
+static int parse_activate(const char *cmd, const char *a, bool *on, enum dlvm_hold_mode *mode,
+			  struct dlvm_err *err)
+{
+	*mode = DLVM_HOLD_EXCLUSIVE;
+	*on = true;
+	if (!a || !strcmp(a, "y") || !strcmp(a, "ey") || !strcmp(a, "ay"))
+		return 0;
+	if (!strcmp(a, "sy")) {
+		*mode = DLVM_HOLD_SHARED;
+		return 0;
+	}
+	*on = false;
+	if (!strcmp(a, "n"))
+		return 0;
+	return dlvm_err_set(err, -EINVAL, "%s: -a takes y, ey, sy or n, not \"%s\"", cmd, a);
+}
+
 static int activate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
 		    const char *old_name, struct dlvm_err *err)
 {
@@ -236,8 +254,10 @@ DLVM_CMD_FN(cmd_lvcreate)
 	if (name && dlvm_lv_find(vg, name))
 		return dlvm_err_set(err, -EEXIST, "Logical Volume \"%s\" already exists in volume "
 				    "group \"%s\"", name, vg->info.name);
-	if (a && strcmp(a, "y") && strcmp(a, "n") && strcmp(a, "ey") && strcmp(a, "ay"))
-		return dlvm_err_set(err, -EINVAL, "lvcreate: -a takes y or n, not \"%s\"", a);
+	bool on;
+	enum dlvm_hold_mode mode;
+	if ((r = parse_activate("lvcreate", a, &on, &mode, err)))
+		return r;
 	if (perm && strcmp(perm, "r") && strcmp(perm, "rw"))
 		return dlvm_err_set(err, -EINVAL, "lvcreate: -p takes r or rw, not \"%s\"", perm);
 	if (z && strcmp(z, "y") && strcmp(z, "n"))
@@ -277,12 +297,11 @@ DLVM_CMD_FN(cmd_lvcreate)
 			resp_warning(resp, "%s/%s: could not zero the first 4 KiB: %s", vg->info.name,
 				     lvname, ze.msg);
 	}
-	if ((vg->info.flags & DLVM_VG_SHARED) && (!a || strcmp(a, "n"))) {
-		resp_message(resp, "%s/%s: not activated (activation of LVs in shared VGs is not "
-			     "implemented yet)", vg->info.name, lvname);
-	} else if (!a || strcmp(a, "n")) {
+	if (on) {
+		/* in a shared VG the LV is locked to this host first */
 		struct dlvm_err ae = { 0 };
-		if (activate(ctx, vg, lv, NULL, &ae))
+		if (((vg->info.flags & DLVM_VG_SHARED) && shared_lv_hold(ctx, vg, lv, mode, &ae)) ||
+		    activate(ctx, vg, lv, NULL, &ae))
 			resp_warning(resp, "%s/%s: created but not activated: %s", vg->info.name,
 				     lvname, ae.msg);
 	}
@@ -328,7 +347,8 @@ DLVM_CMD_FN(cmd_lvremove)
 		struct dlvm_lv *lv;
 		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)) ||
 		    (r = refuse_internal(vg, lv, "remove", err)) ||
-		    (r = refuse_busy(ctx, vg, lv, force, err)))
+		    (r = refuse_busy(ctx, vg, lv, force, err)) ||
+		    (r = shared_lv_refuse_elsewhere(ctx, vg, lv, "remove", err)))
 			return r;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -476,6 +496,8 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 		if (clients(ctx, vg, lv))
 			return dlvm_err_set(err, -EBUSY, "%s/%s: cannot reduce while NBD clients are "
 					    "connected", vg->info.name, lv->name);
+		if ((r = shared_lv_refuse_elsewhere(ctx, vg, lv, "reduce", err)))
+			return r;
 		/* striped segments shrink in whole rows */
 		for (uint32_t i = 0; i < lv->nseg; i++) {
 			const struct dlvm_seg_desc *s = lv->segs[i];
@@ -557,7 +579,8 @@ DLVM_CMD_FN(cmd_lvrename)
 	if (!(lv = dlvm_lv_find(vg, oldn)))
 		return dlvm_err_set(err, -ENOENT, "Existing logical volume \"%s\" not found in "
 				    "volume group \"%s\"", oldn, vgn);
-	if ((r = refuse_internal(vg, lv, "rename", err)))
+	if ((r = refuse_internal(vg, lv, "rename", err)) ||
+	    (r = shared_lv_refuse_elsewhere(ctx, vg, lv, "rename", err)))
 		return r;
 	if ((r = dlvm_check_name(newn, "LV", err)))
 		return r;
@@ -590,9 +613,10 @@ DLVM_CMD_FN(cmd_lvchange)
 	if (!a && !p)
 		return dlvm_err_set(err, -EINVAL, "lvchange: nothing to change (give -a y|n or "
 				    "-p r|rw)");
-	bool on = a && (!strcmp(a, "y") || !strcmp(a, "ey") || !strcmp(a, "ay"));
-	if (a && !on && strcmp(a, "n"))
-		return dlvm_err_set(err, -EINVAL, "lvchange: -a takes y or n, not \"%s\"", a);
+	bool on = false;
+	enum dlvm_hold_mode mode = DLVM_HOLD_EXCLUSIVE;
+	if (a && (r = parse_activate("lvchange", a, &on, &mode, err)))
+		return r;
 	if (p && strcmp(p, "r") && strcmp(p, "rw"))
 		return dlvm_err_set(err, -EINVAL, "lvchange: -p takes r or rw, not \"%s\"", p);
 	if (a && !ctx->hooks)
@@ -606,9 +630,8 @@ DLVM_CMD_FN(cmd_lvchange)
 		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)) ||
 		    (r = refuse_internal(vg, lv, "change", err)))
 			return r;
-		if (a && (vg->info.flags & DLVM_VG_SHARED))
-			return dlvm_err_set(err, -ENOTSUP, "%s/%s: activation of LVs in shared VGs is "
-					    "not implemented yet", vg->info.name, lv->name);
+		if (a && !on && (r = refuse_busy(ctx, vg, lv, force, err)))
+			return r;
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct dlvm_vg *vg;
@@ -648,11 +671,17 @@ DLVM_CMD_FN(cmd_lvchange)
 					     lv->name);
 			}
 		}
-		if (a && on && !is_active(ctx, vg, lv)) {
-			if ((r = activate(ctx, vg, lv, NULL, err)))
+		bool shared = vg->info.flags & DLVM_VG_SHARED;
+		if (a && on) {
+			/* shared VG: lock first (or change the mode), then export */
+			if (shared && (r = shared_lv_hold(ctx, vg, lv, mode, err)))
+				return r;
+			if (!is_active(ctx, vg, lv) && (r = activate(ctx, vg, lv, NULL, err)))
 				return r;
 		} else if (a && !on) {
 			if ((r = deactivate(ctx, vg, lv, force, err)))
+				return r;
+			if (shared && (r = shared_lv_unhold(ctx, vg, lv, err)))
 				return r;
 		}
 	}
@@ -728,6 +757,10 @@ DLVM_CMD_FN(cmd_lvs)
 					    json_string(clients(ctx, vg, lv) ? "open" : ""));
 			json_object_set_new(row, "nbd_clients", json_integer(clients(ctx, vg, lv)));
 			json_object_set_new(row, "nbd_export", json_string(full));
+			char hosts[256] = "";
+			if (vg->info.flags & DLVM_VG_SHARED)
+				shared_lv_hosts(ctx, vg, lv, hosts, sizeof(hosts));
+			json_object_set_new(row, "active_hosts", json_string(hosts));
 			char tbuf[64] = "";
 			time_t ct = (time_t)lv->ctime;
 			struct tm tm;

@@ -414,6 +414,9 @@ DLVM_CMD_FN(cmd_vgrename)
 		return r;
 	if (!dlvm_ctx_vg(ctx, nw, &other, NULL))
 		return dlvm_err_set(err, -EEXIST, "A volume group called %s already exists.", nw);
+	for (size_t l = 0; l < vg->nlv; l++)
+		if ((r = shared_lv_refuse_elsewhere(ctx, vg, vg->lvs[l], "rename the VG", err)))
+			return r;
 	struct dlvm_edit e = { .type = DLVM_EDIT_VG_INFO };
 	e.u.vg = vg->info;
 	snprintf(e.u.vg.name, sizeof(e.u.vg.name), "%s", nw);
@@ -435,25 +438,41 @@ DLVM_CMD_FN(cmd_vgchange)
 
 	if (!a)
 		return dlvm_err_set(err, -EINVAL, "vgchange: nothing to change (give -a y|n)");
-	bool on = !strcmp(a, "y") || !strcmp(a, "ey") || !strcmp(a, "ay");
+	bool on = !strcmp(a, "y") || !strcmp(a, "ey") || !strcmp(a, "ay") || !strcmp(a, "sy");
+	enum dlvm_hold_mode mode = strcmp(a, "sy") ? DLVM_HOLD_EXCLUSIVE : DLVM_HOLD_SHARED;
 	if (!on && strcmp(a, "n"))
-		return dlvm_err_set(err, -EINVAL, "vgchange: -a takes y or n, not \"%s\"", a);
+		return dlvm_err_set(err, -EINVAL, "vgchange: -a takes y, ey, sy or n, not \"%s\"",
+				    a);
 	if (!ctx->hooks)
 		return dlvm_err_set(err, -ENOTSUP, "vgchange -a: activation needs a running dlvmd");
 	for (size_t i = 0; i < (n ? n : ctx->nvg); i++) {
 		struct dlvm_vg *vg = ctx->vgs[i];
 		if (n && (r = dlvm_ctx_vg(ctx, arg_str(args, i), &vg, err)))
 			return r;
-		if (vg->info.flags & DLVM_VG_SHARED) {
-			if (n)
-				return dlvm_err_set(err, -ENOTSUP, "%s: activation of LVs in shared VGs "
-						    "is not implemented yet", vg->info.name);
-			resp_message(resp, "Volume group \"%s\" is shared: skipped (activation of "
-				     "LVs in shared VGs is not implemented yet)", vg->info.name);
+		bool shared = vg->info.flags & DLVM_VG_SHARED;
+		if (shared && !shared_vg_lease_held(ctx, vg)) {
+			/* only a VG named on the command line is locked for it */
+			resp_message(resp, "Volume group \"%s\" is shared: skipped (name it to "
+				     "change its activations)", vg->info.name);
 			continue;
 		}
 		unsigned count = 0;
-		if (on) {
+		if (on && shared) {
+			/* lock each LV here; those active elsewhere stay as they are */
+			for (size_t l = 0; l < vg->nlv; l++) {
+				struct dlvm_lv *lv = vg->lvs[l];
+				struct dlvm_err e = { 0 };
+				if (lv_is_internal(lv))
+					continue;
+				if (shared_lv_hold(ctx, vg, lv, mode, &e) ||
+				    (!ctx->hooks->is_active(ctx->hooks->priv, vg, lv) &&
+				     ctx->hooks->activate(ctx->hooks->priv, vg, lv, NULL, &e)))
+					resp_warning(resp, "%s", e.msg);
+				else
+					count++;
+			}
+			ctx->lock_conflict = false;
+		} else if (on) {
 			for (size_t l = 0; l < vg->nlv; l++) {
 				if (ctx->hooks->is_active(ctx->hooks->priv, vg, vg->lvs[l]))
 					continue;
@@ -465,6 +484,9 @@ DLVM_CMD_FN(cmd_vgchange)
 		} else {
 			if ((r = deactivate_all(ctx, vg, opt_flag(opts, "force"), err)))
 				return r;
+			for (size_t l = 0; shared && l < vg->nlv; l++)
+				if ((r = shared_lv_unhold(ctx, vg, vg->lvs[l], err)))
+					return r;
 		}
 		size_t active = 0;
 		for (size_t l = 0; l < vg->nlv; l++)

@@ -5,12 +5,16 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "dlvm/map.h"
 #include "dlvm/util.h"
 #include "ops.h"
 
 #define OPT_FORCE { 'f', "force", DLVM_OPT_FLAG, NULL, "do it even where it is refused by default" }
 #define OPT_YES { 'y', "yes", DLVM_OPT_FLAG, NULL, "answer yes to every question" }
+#define OPT_LOCK_WAIT { 0, "lock-wait", DLVM_OPT_VALUE, "SECONDS", "shared VG: wait up to " \
+	"SECONDS while another host's activation conflicts (default 0: fail at once)" }
 #define END { 0, NULL, 0, NULL, NULL }
 
 static const struct dlvm_opt_def pvcreate_opts[] = {
@@ -44,8 +48,9 @@ static const struct dlvm_opt_def vgreduce_opts[] = {
 };
 static const struct dlvm_opt_def none_opts[] = { END };
 static const struct dlvm_opt_def vgchange_opts[] = {
-	{ 'a', "activate", DLVM_OPT_VALUE, "y|n", "activate or deactivate every LV" },
-	OPT_FORCE, END,
+	{ 'a', "activate", DLVM_OPT_VALUE, "y|ey|sy|n", "activate or deactivate every LV (shared "
+	  "VG: y and ey lock exclusively to this host, sy shared)" },
+	OPT_FORCE, OPT_LOCK_WAIT, END,
 };
 static const struct dlvm_opt_def lvcreate_opts[] = {
 	{ 'n', "name", DLVM_OPT_VALUE, "NAME", "name of the new LV (default lvolN)" },
@@ -53,12 +58,13 @@ static const struct dlvm_opt_def lvcreate_opts[] = {
 	{ 'l', "extents", DLVM_OPT_VALUE, "N[%VG|%FREE]", "size in extents" },
 	{ 'i', "stripes", DLVM_OPT_VALUE, "N", "number of stripes" },
 	{ 'I', "stripesize", DLVM_OPT_VALUE, "SIZE", "stripe size (default 64k)" },
-	{ 'a', "activate", DLVM_OPT_VALUE, "y|n", "activate the new LV (default y)" },
+	{ 'a', "activate", DLVM_OPT_VALUE, "y|ey|sy|n", "activate the new LV (default y: in a "
+	  "shared VG exclusively on this host)" },
 	{ 'p', "permission", DLVM_OPT_VALUE, "r|rw", "access permission (default rw)" },
 	{ 'Z', "zero", DLVM_OPT_VALUE, "y|n", "zero the first 4 KiB (default y)" },
 	OPT_YES, END,
 };
-static const struct dlvm_opt_def lvremove_opts[] = { OPT_FORCE, OPT_YES, END };
+static const struct dlvm_opt_def lvremove_opts[] = { OPT_FORCE, OPT_YES, OPT_LOCK_WAIT, END };
 static const struct dlvm_opt_def lvresize_opts[] = {
 	{ 'L', "size", DLVM_OPT_VALUE, "[+|-]SIZE", "new size or change (default unit m)" },
 	{ 'l', "extents", DLVM_OPT_VALUE, "[+|-]N[%VG|%FREE]", "new size in extents" },
@@ -67,9 +73,10 @@ static const struct dlvm_opt_def lvresize_opts[] = {
 	OPT_FORCE, OPT_YES, END,
 };
 static const struct dlvm_opt_def lvchange_opts[] = {
-	{ 'a', "activate", DLVM_OPT_VALUE, "y|n", "activate or deactivate" },
+	{ 'a', "activate", DLVM_OPT_VALUE, "y|ey|sy|n", "activate or deactivate (shared VG: y "
+	  "and ey exclusively on this host, sy shared with other hosts)" },
 	{ 'p', "permission", DLVM_OPT_VALUE, "r|rw", "make the LV read-only or writable" },
-	OPT_FORCE, OPT_YES, END,
+	OPT_FORCE, OPT_YES, OPT_LOCK_WAIT, END,
 };
 static const struct dlvm_opt_def check_opts[] = {
 	{ 0, "repair", DLVM_OPT_FLAG, NULL, "rewrite stale or damaged metadata copies" }, END,
@@ -204,12 +211,34 @@ int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *re
 	int r = 0;
 	if (!(c->flags & DLVM_CMD_LOCAL) && !ctx->loaded)
 		r = dlvm_ctx_load(ctx, err);
+	double wait_s = 0;
+	const char *lw = opt_str(opts, "lock-wait");
+	if (!r && lw) {
+		char *end;
+		wait_s = strtod(lw, &end);
+		if (end == lw || *end || !(wait_s >= 0 && wait_s <= 86400))
+			r = dlvm_err_set(err, -EINVAL, "%s: --lock-wait takes seconds (0 to 86400), "
+					 "not \"%s\"", name, lw);
+	}
 	if (!r && !(c->flags & DLVM_CMD_LOCAL)) {
 		bool mutating = (c->flags & DLVM_CMD_MUTATES) || opt_flag(opts, "repair");
-		r = shared_cmd_begin(ctx, c, mutating, args, resp, err);
-		if (!r) {
-			r = c->run(ctx, opts, args, resp, err);
-			shared_cmd_end(ctx, resp);
+		uint64_t t0 = dlvm_monotonic_ms();
+		for (;;) {
+			ctx->lock_conflict = false;
+			r = shared_cmd_begin(ctx, c, mutating, args, resp, err);
+			if (!r) {
+				r = c->run(ctx, opts, args, resp, err);
+				shared_cmd_end(ctx, resp);
+			}
+			/* another host's activation conflicts: wait without
+			 * holding the VG lease, so that host can change it */
+			if (r != -EBUSY || !ctx->lock_conflict ||
+			    dlvm_monotonic_ms() - t0 >= (uint64_t)(wait_s * 1000))
+				break;
+			struct timespec d = { 0, 100 * 1000000L };
+			nanosleep(&d, NULL);
+			dlvm_err_clear(err);
+			json_object_del(resp, "messages");
 		}
 	} else if (!r) {
 		r = c->run(ctx, opts, args, resp, err);

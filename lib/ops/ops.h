@@ -87,6 +87,28 @@ void shared_cmd_end(struct dlvm_ctx *ctx, json_t *resp);
  * after the removal, release the VG lease and leave the lockspace. */
 int shared_vg_removing(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *err);
 void shared_vg_removed(struct dlvm_ctx *ctx, struct dlvm_vg *vg, json_t *resp);
+/*
+ * Activation locks of LVs in shared VGs, kept as LV_SET_HOLDERS records in
+ * the journal (so under the VG lease the command holds). Records of dead,
+ * released or restarted hosts are stale and dropped on the next change.
+ * shared_lv_hold: add this host as a holder in `mode`; -EBUSY "vg/lv: active
+ * exclusively on host id 3 'name'" (ctx->lock_conflict set) when a standing
+ * record conflicts. shared_lv_unhold: drop this host's record.
+ * shared_lv_refuse_elsewhere: -EBUSY when the LV is active on another host
+ * (remove, rename, reduce need it inactive there).
+ */
+int shared_lv_hold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
+		   enum dlvm_hold_mode mode, struct dlvm_err *err);
+int shared_lv_unhold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
+		     struct dlvm_err *err);
+int shared_lv_refuse_elsewhere(struct dlvm_ctx *ctx, const struct dlvm_vg *vg,
+			       const struct dlvm_lv *lv, const char *what, struct dlvm_err *err);
+bool shared_lv_held_here(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv);
+/* "3,7(sh)": the hosts where lv is active, as this host sees them. */
+void shared_lv_hosts(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
+		     char *out, size_t len);
+/* Does this command hold vg's VG lease (it named the VG)? */
+bool shared_vg_lease_held(struct dlvm_ctx *ctx, const struct dlvm_vg *vg);
 
 /* lv_attr string (10 characters + NUL) */
 void lv_attr(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv,

@@ -57,6 +57,7 @@ static const struct dlvm_field_def lv_fields[] = {
 	{ "lv_device_open", "DevOpen", DLVM_FIELD_STR },
 	{ "nbd_clients", "#Clients", DLVM_FIELD_NUM },
 	{ "nbd_export", "Export", DLVM_FIELD_STR },
+	{ "active_hosts", "ActiveHosts", DLVM_FIELD_STR },
 	{ "lv_time", "CTime", DLVM_FIELD_STR },
 	{ NULL, NULL, 0 },
 };

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "dlvm/lease.h"
+#include "dlvm/map.h"
 #include "dlvm/util.h"
 #include "ops.h"
 
@@ -25,6 +26,8 @@ struct shared_vg {
 	char refused[DLVM_ERR_MSG_MAX];   /* why this host cannot change the VG */
 	struct dlvm_paxos_lease vg_lease; /* while held */
 	bool holding;
+	struct dlvm_fence *fence;         /* deadline of this VG's data path */
+	uint64_t prev_generation;         /* our record replaced at join (same name), or 0 */
 	pthread_t thread;
 	bool thread_running;
 	pthread_mutex_t mu;               /* guards stop, lost, lost_msg */
@@ -113,6 +116,9 @@ static void *renew_thread(void *p)
 		pthread_mutex_unlock(&s->mu);
 		struct dlvm_err e = { 0 };
 		int r = dlvm_lockspace_renew(s->ls, &e);
+		/* the fence follows the lease: a later deadline after a renewal,
+		 * none at all once it is lost */
+		dlvm_fence_set(s->fence, dlvm_lockspace_deadline_ms(s->ls));
 		pthread_mutex_lock(&s->mu);
 		if (r) {
 			fprintf(stderr, "dlvmd: %s: lockspace: renewal failed: %s\n", s->vg_name, e.msg);
@@ -146,6 +152,9 @@ static void shared_free(struct shared_vg *s)
 	}
 	dlvm_lockspace_free(s->ls);
 	dlvm_lease_area_close(s->area);
+	if (s->fence)
+		dlvm_fence_set(s->fence, 0);
+	dlvm_fence_put(s->fence);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
@@ -162,6 +171,8 @@ static void shared_leave_one(struct shared_vg *s, bool release)
 		pthread_join(s->thread, NULL);
 		s->thread_running = false;
 	}
+	if (s->fence)
+		dlvm_fence_set(s->fence, 0); /* no I/O under a lease we give up */
 	if (release && s->ls && dlvm_lockspace_deadline_ms(s->ls)) {
 		struct dlvm_err e = { 0 };
 		uint32_t id = dlvm_lockspace_host_id(s->ls);
@@ -224,6 +235,15 @@ static int join_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *er
 	}
 	fprintf(stderr, "dlvmd: %s: lockspace: joined as host id %" PRIu32 " '%s' (generation %"
 		PRIu64 ")\n", vg->info.name, ctx->host_id, ctx->lease_name, gen);
+	s->prev_generation = dlvm_lockspace_prev_generation(s->ls);
+	if (!(s->fence = dlvm_fence_new(vg->info.name))) {
+		r = -ENOMEM;
+		snprintf(e.msg, sizeof(e.msg), "out of memory");
+		goto fail;
+	}
+	dlvm_fence_set(s->fence, dlvm_lockspace_deadline_ms(s->ls));
+	dlvm_fence_put(vg->fence);
+	vg->fence = dlvm_fence_get(s->fence);
 	if (shared_add(ctx, s)) {
 		r = -ENOMEM;
 		snprintf(e.msg, sizeof(e.msg), "out of memory");
@@ -390,6 +410,8 @@ static int reload_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool resync, stru
 	for (size_t i = 0; i < ctx->nvg; i++)
 		if (ctx->vgs[i] == vg)
 			ctx->vgs[i] = nv;
+	nv->fence = vg->fence; /* the maps of this VG keep the same fence */
+	vg->fence = NULL;
 	dlvm_vg_free(vg);
 	if (resync)
 		ctx_resync_stale(ctx, nv);
@@ -458,8 +480,13 @@ static void drop_vg_leases(struct dlvm_ctx *ctx, json_t *resp)
 		if (!s->holding)
 			continue;
 		s->holding = false;
-		if (dlvm_paxos_release(s->ls, &s->vg_lease, &e))
-			resp_warning(resp, "%s: VG lease: release: %s", s->vg_name, e.msg);
+		if (dlvm_paxos_release(s->ls, &s->vg_lease, &e)) {
+			if (resp)
+				resp_warning(resp, "%s: VG lease: release: %s", s->vg_name, e.msg);
+			else
+				fprintf(stderr, "dlvmd: %s: VG lease: release: %s\n", s->vg_name,
+					e.msg);
+		}
 	}
 }
 
@@ -578,6 +605,391 @@ void shared_vg_removed(struct dlvm_ctx *ctx, struct dlvm_vg *vg, json_t *resp)
 		if (ctx->shared[i] == s)
 			ctx->shared[i] = ctx->shared[--ctx->nshared];
 	shared_free(s);
+}
+
+/* ---- activation locks: LV_SET_HOLDERS records under the VG lease ---- */
+
+/* The lockspace view of this host for vg (NULL when it has not joined). */
+static struct shared_vg *joined(struct dlvm_ctx *ctx, const struct dlvm_vg *vg)
+{
+	struct shared_vg *s = shared_find(ctx, vg);
+	return s && s->ls && !s->refused[0] && dlvm_lockspace_deadline_ms(s->ls) ? s : NULL;
+}
+
+struct holders_view {
+	struct dlvm_host_info *hosts;
+	size_t n;
+	uint32_t my_id;
+	uint64_t my_gen;
+};
+
+static int view_get(struct shared_vg *s, struct holders_view *v, struct dlvm_err *err)
+{
+	memset(v, 0, sizeof(*v));
+	v->my_id = dlvm_lockspace_host_id(s->ls);
+	v->my_gen = dlvm_lockspace_generation(s->ls);
+	return dlvm_lockspace_hosts(s->ls, &v->hosts, &v->n, err);
+}
+
+static const struct dlvm_host_info *view_host(const struct holders_view *v, uint32_t id)
+{
+	for (size_t i = 0; i < v->n; i++)
+		if (v->hosts[i].host_id == id)
+			return &v->hosts[i];
+	return NULL;
+}
+
+/*
+ * Does a record still stand? Ours only at our current generation. Another
+ * host's while its delta lease carries the record's generation and is live,
+ * failing (it may still be writing until its deadline) or unreadable; a dead,
+ * released or restarted host's record is stale.
+ */
+static bool holder_stands(const struct holders_view *v, const struct dlvm_lv_holder *h)
+{
+	if (h->host_id == v->my_id)
+		return h->generation == v->my_gen;
+	const struct dlvm_host_info *hi = view_host(v, h->host_id);
+	if (!hi)
+		return false;
+	if (hi->state == DLVM_HOST_BAD)
+		return true;
+	return hi->generation == h->generation &&
+	       (hi->state == DLVM_HOST_LIVE || hi->state == DLVM_HOST_FAIL);
+}
+
+static void holder_name(const struct holders_view *v, const struct dlvm_lv_holder *h, char *out,
+			size_t len)
+{
+	const struct dlvm_host_info *hi = view_host(v, h->host_id);
+	snprintf(out, len, "host id %" PRIu32 " '%s'", h->host_id, hi ? hi->name : "?");
+}
+
+/* Commit lv's new holder list (n entries of hs, sorted by host id) if it
+ * differs from the current one. */
+static int commit_holders(struct dlvm_vg *vg, struct dlvm_lv *lv, const struct dlvm_lv_holder *hs,
+			  uint32_t n, struct dlvm_err *err)
+{
+	if (n == lv->nholders && (!n || !memcmp(hs, lv->holders, n * sizeof(*hs))))
+		return 0;
+	struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_HOLDERS };
+	e.u.lv.id = lv->id;
+	e.u.lv.nholders = n;
+	if (n && !(e.u.lv.holders = malloc(n * sizeof(*hs))))
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	if (n)
+		memcpy(e.u.lv.holders, hs, n * sizeof(*hs));
+	return dlvm_txn_commit_edit(vg, &e, err);
+}
+
+static int need_joined(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, struct shared_vg **out,
+		       struct dlvm_err *err)
+{
+	struct shared_vg *s = joined(ctx, vg);
+	if (!s || !s->holding)
+		return dlvm_err_set(err, -EROFS, "%s: shared VG: this host has not joined its "
+				    "lockspace (start dlvmd with --host-id)", vg->info.name);
+	*out = s;
+	return 0;
+}
+
+int shared_lv_hold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
+		   enum dlvm_hold_mode mode, struct dlvm_err *err)
+{
+	struct shared_vg *s = NULL;
+	struct holders_view v;
+	struct dlvm_lv_holder *hs;
+	uint32_t n = 0;
+	int r;
+
+	if ((r = need_joined(ctx, vg, &s, err)) || (r = view_get(s, &v, err)))
+		return r;
+	if (!(hs = calloc(lv->nholders + 1, sizeof(*hs)))) {
+		free(v.hosts);
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	}
+	for (uint32_t i = 0; i < lv->nholders && !r; i++) {
+		const struct dlvm_lv_holder *h = &lv->holders[i];
+		if (h->host_id == v.my_id || !holder_stands(&v, h))
+			continue;
+		if (mode == DLVM_HOLD_EXCLUSIVE || h->mode == DLVM_HOLD_EXCLUSIVE) {
+			char who[DLVM_LEASE_NAME_MAX + 32];
+			holder_name(&v, h, who, sizeof(who));
+			ctx->lock_conflict = true;
+			r = dlvm_err_set(err, -EBUSY, "%s/%s: active %s on %s", vg->info.name, lv->name,
+					 h->mode == DLVM_HOLD_EXCLUSIVE ? "exclusively" : "shared",
+					 who);
+			break;
+		}
+		hs[n++] = *h;
+	}
+	if (!r) {
+		/* insert ours in host id order */
+		uint32_t at = 0;
+		while (at < n && hs[at].host_id < v.my_id)
+			at++;
+		memmove(&hs[at + 1], &hs[at], (n - at) * sizeof(*hs));
+		hs[at] = (struct dlvm_lv_holder){ v.my_id, mode, v.my_gen };
+		r = commit_holders(vg, lv, hs, n + 1, err);
+	}
+	free(hs);
+	free(v.hosts);
+	return r;
+}
+
+int shared_lv_unhold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
+		     struct dlvm_err *err)
+{
+	struct shared_vg *s = NULL;
+	struct holders_view v;
+	struct dlvm_lv_holder *hs;
+	uint32_t n = 0;
+	int r;
+
+	if (!lv->nholders)
+		return 0;
+	if ((r = need_joined(ctx, vg, &s, err)) || (r = view_get(s, &v, err)))
+		return r;
+	if (!(hs = calloc(lv->nholders, sizeof(*hs)))) {
+		free(v.hosts);
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	}
+	for (uint32_t i = 0; i < lv->nholders; i++)
+		if (lv->holders[i].host_id != v.my_id && holder_stands(&v, &lv->holders[i]))
+			hs[n++] = lv->holders[i];
+	r = commit_holders(vg, lv, hs, n, err);
+	free(hs);
+	free(v.hosts);
+	return r;
+}
+
+int shared_lv_refuse_elsewhere(struct dlvm_ctx *ctx, const struct dlvm_vg *vg,
+			       const struct dlvm_lv *lv, const char *what, struct dlvm_err *err)
+{
+	struct shared_vg *s = NULL;
+	struct holders_view v;
+	int r = 0;
+
+	if (!(vg->info.flags & DLVM_VG_SHARED) || !lv->nholders)
+		return 0;
+	if ((r = need_joined(ctx, vg, &s, err)) || (r = view_get(s, &v, err)))
+		return r;
+	for (uint32_t i = 0; i < lv->nholders && !r; i++) {
+		const struct dlvm_lv_holder *h = &lv->holders[i];
+		if (h->host_id == v.my_id || !holder_stands(&v, h))
+			continue;
+		char who[DLVM_LEASE_NAME_MAX + 32];
+		holder_name(&v, h, who, sizeof(who));
+		ctx->lock_conflict = true;
+		r = dlvm_err_set(err, -EBUSY, "%s/%s: cannot %s: active on %s (deactivate it there "
+				 "first)", vg->info.name, lv->name, what, who);
+	}
+	free(v.hosts);
+	return r;
+}
+
+bool shared_lv_held_here(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv)
+{
+	struct shared_vg *s = joined(ctx, vg);
+	if (!s)
+		return false;
+	uint32_t id = dlvm_lockspace_host_id(s->ls);
+	uint64_t gen = dlvm_lockspace_generation(s->ls);
+	for (uint32_t i = 0; i < lv->nholders; i++)
+		if (lv->holders[i].host_id == id && lv->holders[i].generation == gen)
+			return true;
+	return false;
+}
+
+void shared_lv_hosts(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
+		     char *out, size_t len)
+{
+	struct shared_vg *s = joined(ctx, vg);
+	struct holders_view v;
+	size_t used = 0;
+
+	*out = 0;
+	if (!lv->nholders)
+		return;
+	if (!s || view_get(s, &v, NULL)) {
+		/* no liveness view here: show the records as they are */
+		for (uint32_t i = 0; i < lv->nholders && used < len; i++)
+			used += (size_t)snprintf(out + used, len - used, "%s%" PRIu32 "%s",
+						 i ? "," : "", lv->holders[i].host_id,
+						 lv->holders[i].mode == DLVM_HOLD_SHARED ? "(sh)" : "");
+		return;
+	}
+	bool first = true;
+	for (uint32_t i = 0; i < lv->nholders && used < len; i++) {
+		if (!holder_stands(&v, &lv->holders[i]))
+			continue;
+		used += (size_t)snprintf(out + used, len - used, "%s%" PRIu32 "%s", first ? "" : ",",
+					 lv->holders[i].host_id,
+					 lv->holders[i].mode == DLVM_HOLD_SHARED ? "(sh)" : "");
+		first = false;
+	}
+	free(v.hosts);
+}
+
+bool shared_vg_lease_held(struct dlvm_ctx *ctx, const struct dlvm_vg *vg)
+{
+	struct shared_vg *s = shared_find(ctx, vg);
+	return s && s->holding;
+}
+
+/* ---- the host agent: re-adoption at start, refresh between commands ---- */
+
+/* Exports of this VG whose LV is gone or no longer held here are torn down;
+ * held LVs whose size or flags changed get a new map. old_* describe the LVs
+ * that were exported before the reload (by name). */
+struct exported {
+	char name[DLVM_NAME_MAX + 1];
+	uint8_t uuid[16];
+	uint64_t le_count, flags;
+};
+
+static void reconcile(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const struct exported *old,
+		      size_t nold)
+{
+	const struct dlvm_export_hooks *hk = ctx->hooks;
+
+	for (size_t i = 0; i < nold; i++) {
+		struct dlvm_lv *lv = dlvm_lv_find(vg, old[i].name);
+		struct dlvm_err e = { 0 };
+		if (lv && !memcmp(lv->uuid, old[i].uuid, 16) && shared_lv_held_here(ctx, vg, lv)) {
+			if ((lv->le_count != old[i].le_count || lv->flags != old[i].flags) &&
+			    hk->activate(hk->priv, vg, lv, NULL, &e))
+				fprintf(stderr, "dlvmd: %s\n", e.msg);
+			continue;
+		}
+		/* removed, renamed or taken over elsewhere: a stale export must
+		 * not stay (no write can reach the old extents through it) */
+		struct dlvm_lv ghost = { 0 };
+		snprintf(ghost.name, sizeof(ghost.name), "%s", old[i].name);
+		if (hk->deactivate(hk->priv, vg, &ghost, true, &e))
+			fprintf(stderr, "dlvmd: %s\n", e.msg);
+		else
+			fprintf(stderr, "dlvmd: %s/%s: %s on another host: export removed\n",
+				vg->info.name, old[i].name, lv ? "taken over or deactivated" : "removed");
+	}
+}
+
+static int snapshot_exports(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, struct exported **out,
+			    size_t *n)
+{
+	*n = 0;
+	*out = calloc(vg->nlv ? vg->nlv : 1, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	for (size_t i = 0; i < vg->nlv; i++) {
+		const struct dlvm_lv *lv = vg->lvs[i];
+		if (!ctx->hooks->is_active(ctx->hooks->priv, vg, lv))
+			continue;
+		struct exported *x = &(*out)[(*n)++];
+		snprintf(x->name, sizeof(x->name), "%s", lv->name);
+		memcpy(x->uuid, lv->uuid, 16);
+		x->le_count = lv->le_count;
+		x->flags = lv->flags;
+	}
+	return 0;
+}
+
+int dlvm_ctx_refresh(struct dlvm_ctx *ctx)
+{
+	int changed_vgs = 0;
+
+	if (!ctx->hooks)
+		return 0;
+	for (size_t i = 0; i < ctx->nshared; i++) {
+		struct shared_vg *s = ctx->shared[i];
+		struct dlvm_vg *vg = NULL;
+		struct dlvm_err e = { 0 };
+		bool changed;
+		for (size_t v = 0; v < ctx->nvg && !vg; v++)
+			if (!memcmp(ctx->vgs[v]->info.uuid, s->vg_uuid, 16))
+				vg = ctx->vgs[v];
+		if (!vg || !s->ls || s->refused[0])
+			continue;
+		if (dlvm_vg_poll(vg, &changed, &e)) {
+			fprintf(stderr, "dlvmd: %s: refresh: %s\n", s->vg_name, e.msg);
+			continue;
+		}
+		if (!changed)
+			continue;
+		struct exported *old;
+		size_t nold;
+		if (snapshot_exports(ctx, vg, &old, &nold))
+			continue;
+		uint8_t uuid[16];
+		memcpy(uuid, vg->info.uuid, 16);
+		if (reload_vg(ctx, vg, false, &e)) {
+			fprintf(stderr, "dlvmd: %s: refresh: %s\n", s->vg_name, e.msg);
+			free(old);
+			continue;
+		}
+		for (size_t v = 0; v < ctx->nvg; v++)
+			if (!memcmp(ctx->vgs[v]->info.uuid, uuid, 16))
+				vg = ctx->vgs[v];
+		reconcile(ctx, vg, old, nold);
+		free(old);
+		changed_vgs++;
+	}
+	return changed_vgs;
+}
+
+unsigned dlvm_ctx_adopt(struct dlvm_ctx *ctx)
+{
+	unsigned adopted = 0;
+
+	if (!ctx->hooks)
+		return 0;
+	for (size_t i = 0; i < ctx->nshared; i++) {
+		struct shared_vg *s = ctx->shared[i];
+		struct dlvm_vg *vg = NULL;
+		struct dlvm_err e = { 0 };
+		if (!s->ls || s->refused[0] || !s->prev_generation)
+			continue;
+		for (size_t v = 0; v < ctx->nvg && !vg; v++)
+			if (!memcmp(ctx->vgs[v]->info.uuid, s->vg_uuid, 16))
+				vg = ctx->vgs[v];
+		if (!vg)
+			continue;
+		uint32_t id = dlvm_lockspace_host_id(s->ls);
+		uint64_t gen = dlvm_lockspace_generation(s->ls);
+		if (take_vg_lease(ctx, vg, &e) || reload_vg(ctx, vg, true, &e)) {
+			fprintf(stderr, "dlvmd: %s: re-adopting activations: %s\n", s->vg_name, e.msg);
+			drop_vg_leases(ctx, NULL);
+			continue;
+		}
+		for (size_t v = 0; v < ctx->nvg; v++)
+			if (!memcmp(ctx->vgs[v]->info.uuid, s->vg_uuid, 16))
+				vg = ctx->vgs[v];
+		for (size_t l = 0; l < vg->nlv; l++) {
+			struct dlvm_lv *lv = vg->lvs[l];
+			for (uint32_t k = 0; k < lv->nholders; k++) {
+				struct dlvm_lv_holder *h = &lv->holders[k];
+				if (h->host_id != id || h->generation != s->prev_generation)
+					continue;
+				struct dlvm_lv_holder *hs = malloc(lv->nholders * sizeof(*hs));
+				if (!hs)
+					break;
+				memcpy(hs, lv->holders, lv->nholders * sizeof(*hs));
+				hs[k].generation = gen;
+				int r = commit_holders(vg, lv, hs, lv->nholders, &e);
+				free(hs);
+				if (!r)
+					r = ctx->hooks->activate(ctx->hooks->priv, vg, lv, NULL, &e);
+				if (r)
+					fprintf(stderr, "dlvmd: %s/%s: re-adopt: %s\n", vg->info.name,
+						lv->name, e.msg);
+				else
+					adopted++;
+				break;
+			}
+		}
+		drop_vg_leases(ctx, NULL);
+	}
+	return adopted;
 }
 
 /* ---- hosts ---- */
