@@ -421,6 +421,20 @@ out:
 	return r;
 }
 
+/* Reload vg only when another writer committed since it was loaded (or
+ * when it has stale copies to rewrite and `resync` allows it). */
+static int reload_if_changed(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool resync,
+			     struct dlvm_err *err)
+{
+	bool changed = true, stale = false;
+
+	for (size_t p = 0; p < vg->npv; p++)
+		stale |= vg->pvs[p]->dev && !vg->pvs[p]->mda.in_sync;
+	if (dlvm_vg_poll(vg, &changed, NULL) || changed || (resync && stale) || ctx->norphans)
+		return reload_vg(ctx, vg, resync, err);
+	return 0;
+}
+
 /* ---- the VG lease around changes ---- */
 
 static int name_cmp(const void *a, const void *b)
@@ -505,7 +519,7 @@ int shared_cmd_begin(struct dlvm_ctx *ctx, const struct dlvm_cmd_def *c, bool mu
 		for (size_t i = 0; i < ctx->nvg; i++) {
 			struct dlvm_vg *vg = ctx->vgs[i];
 			struct dlvm_err e = { 0 };
-			if ((vg->info.flags & DLVM_VG_SHARED) && reload_vg(ctx, vg, false, &e))
+			if ((vg->info.flags & DLVM_VG_SHARED) && reload_if_changed(ctx, vg, false, &e))
 				resp_warning(resp, "%s", e.msg);
 		}
 		return 0;
@@ -553,7 +567,7 @@ int shared_cmd_begin(struct dlvm_ctx *ctx, const struct dlvm_cmd_def *c, bool mu
 		if (dlvm_ctx_vg(ctx, copies[k], &vg, NULL))
 			continue;
 		if (!(r = take_vg_lease(ctx, vg, err)))
-			r = reload_vg(ctx, vg, true, err);
+			r = reload_if_changed(ctx, vg, true, err);
 	}
 	free(copies);
 	if (r)
