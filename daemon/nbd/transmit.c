@@ -16,6 +16,13 @@
  *   iteration (submit_and_wait).
  * - Pieces not aligned for O_DIRECT, and zeroing that fallocate cannot do,
  *   run synchronously in devio.c.
+ * - Fencing (shared VGs, map->fence): a request that touches the devices is
+ *   refused with EIO once the fence's deadline has passed. The deadline is
+ *   read when the request starts and again right before each io_uring
+ *   submission, which turns device operations prepared but not yet submitted
+ *   into no-ops that fail their request. A write, zeroing, trim or flush
+ *   that completes after the deadline is failed too: the client must not
+ *   take it as durable from a fenced host.
  *
  * With every slot busy the socket is not read: the client waits on TCP
  * backpressure.
@@ -92,6 +99,8 @@ struct xmit {
 	bool closing, broken, disc;
 	bool *dirty;                /* per device: written */
 	bool fixed;                 /* fds registered: socket 0, device i at i + 1 */
+	bool fence_logged;          /* "fenced" was logged for this connection */
+	unsigned sq_dev;            /* device ops prepared since the last submit */
 	const char *why;            /* reason for closing, to log */
 };
 
@@ -142,15 +151,74 @@ static void fixed_fd(struct xmit *x, struct io_uring_sqe *sqe, uint32_t ix)
 	}
 }
 
+/* ---- fencing ---- */
+
+#define FENCED_MSG "host fenced: lease deadline passed"
+
+/* May this connection still do device I/O? Logs the first refusal. */
+static bool fence_ok(struct xmit *x)
+{
+	const struct dlvm_fence *f = x->map->fence;
+
+	if (dlvm_fence_ok(f))
+		return true;
+	if (!x->fence_logged) {
+		x->fence_logged = true;
+		nbd_log(f->what, "fenced: this host's lease deadline has passed; I/O refused");
+	}
+	return false;
+}
+
+/* Once fenced, turn the device operations queued but not yet submitted into
+ * no-ops that fail their requests (their slots' completions still arrive). */
+static void fence_unsubmitted(struct xmit *x)
+{
+	struct io_uring_sq *sq = &x->ring.sq;
+
+	if (!x->sq_dev || fence_ok(x))
+		return;
+	for (unsigned i = sq->sqe_head; i != sq->sqe_tail; i++) {
+		struct io_uring_sqe *sqe = &sq->sqes[i & sq->ring_mask];
+		uint64_t u = sqe->user_data;
+		if ((u & 0xf) != UD_DEV)
+			continue;
+		set_err(&x->slots[(u >> 8) & 0xffff], -EIO, FENCED_MSG);
+		io_uring_prep_nop(sqe);
+		sqe->user_data = u;
+	}
+	x->sq_dev = 0;
+}
+
+/* Call right before every submission. */
+static void before_submit(struct xmit *x)
+{
+	if (x->map->fence)
+		fence_unsubmitted(x);
+	x->sq_dev = 0;
+}
+
 static struct io_uring_sqe *get_sqe(struct xmit *x)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&x->ring);
 
 	while (!sqe) {
+		before_submit(x);
 		io_uring_submit(&x->ring);
 		sqe = io_uring_get_sqe(&x->ring);
 	}
 	return sqe;
+}
+
+/* Account for sqe, just prepared, as a device operation of s on device dev
+ * that must transfer `expect` bytes. */
+static void dev_op(struct xmit *x, struct slot *s, struct io_uring_sqe *sqe, uint32_t dev,
+		   uint32_t expect)
+{
+	fixed_fd(x, sqe, dev + 1);
+	io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, expect));
+	s->pending++;
+	x->ios++;
+	x->sq_dev++;
 }
 
 /* ---- slots and replies ---- */
@@ -327,10 +395,7 @@ static void piece_read(struct xmit *x, struct slot *s, const struct dlvm_map_dev
 	if (!s->sync && nbd_dev_aligned(d, buf, len, dev_off)) {
 		struct io_uring_sqe *sqe = get_sqe(x);
 		io_uring_prep_read(sqe, d->fd, buf, (unsigned)len, dev_off);
-		fixed_fd(x, sqe, dev + 1);
-		io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, (uint32_t)len));
-		s->pending++;
-		x->ios++;
+		dev_op(x, s, sqe, dev, (uint32_t)len);
 		return;
 	}
 	int ret = nbd_dev_read(d, buf, len, dev_off);
@@ -348,12 +413,9 @@ static void piece_write(struct xmit *x, struct slot *s, const struct dlvm_map_de
 	if (!s->sync && nbd_dev_aligned(d, buf, len, dev_off)) {
 		struct io_uring_sqe *sqe = get_sqe(x);
 		io_uring_prep_write(sqe, d->fd, buf, (unsigned)len, dev_off);
-		fixed_fd(x, sqe, dev + 1);
 		if (fua)
 			sqe->rw_flags = RWF_DSYNC;
-		io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, (uint32_t)len));
-		s->pending++;
-		x->ios++;
+		dev_op(x, s, sqe, dev, (uint32_t)len);
 		return;
 	}
 	int ret = nbd_dev_write(d, buf, len, dev_off, fua, x->c->rmw_lock);
@@ -380,10 +442,7 @@ static void piece_zero(struct xmit *x, struct slot *s, const struct dlvm_map_dev
 				(may_trim ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) |
 					FALLOC_FL_KEEP_SIZE,
 				dev_off, len);
-	fixed_fd(x, sqe, dev + 1);
-	io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, 0));
-	s->pending++;
-	x->ios++;
+	dev_op(x, s, sqe, dev, 0);
 }
 
 static void piece_trim(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
@@ -402,10 +461,7 @@ static void piece_trim(struct xmit *x, struct slot *s, const struct dlvm_map_dev
 	struct io_uring_sqe *sqe = get_sqe(x);
 	io_uring_prep_fallocate(sqe, d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 				dev_off, len);
-	fixed_fd(x, sqe, dev + 1);
-	io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, 0));
-	s->pending++;
-	x->ios++;
+	dev_op(x, s, sqe, dev, 0);
 }
 
 static bool many_pieces(const struct xmit *x, const struct slot *s)
@@ -425,9 +481,28 @@ static bool many_pieces(const struct xmit *x, const struct slot *s)
 	return false;
 }
 
+/* Does a command of this type touch the devices? */
+static bool is_dev_cmd(uint16_t type)
+{
+	return type == NBD_CMD_READ || type == NBD_CMD_WRITE || type == NBD_CMD_WRITE_ZEROES ||
+	       type == NBD_CMD_TRIM || type == NBD_CMD_FLUSH;
+}
+
+/* Does a command of this type change what the devices hold? */
+static bool is_change_cmd(uint16_t type)
+{
+	return type == NBD_CMD_WRITE || type == NBD_CMD_WRITE_ZEROES || type == NBD_CMD_TRIM ||
+	       type == NBD_CMD_FLUSH;
+}
+
 static void start(struct xmit *x, struct slot *s)
 {
 	s->pending = 1;
+	if (x->map->fence && is_dev_cmd(s->type) && !fence_ok(x)) {
+		set_err(s, -EIO, FENCED_MSG);
+		op_done(x, s, 0, 0);
+		return;
+	}
 	s->sync = s->len > NBD_PREF_BLOCK && many_pieces(x, s);
 	switch (s->type) {
 	case NBD_CMD_READ:
@@ -447,10 +522,7 @@ static void start(struct xmit *x, struct slot *s)
 		for (uint32_t i = 0; i < x->map->ndev; i++) {
 			struct io_uring_sqe *sqe = get_sqe(x);
 			io_uring_prep_fsync(sqe, x->map->devs[i].fd, IORING_FSYNC_DATASYNC);
-			fixed_fd(x, sqe, i + 1);
-			io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, 0));
-			s->pending++;
-			x->ios++;
+			dev_op(x, s, sqe, i, 0);
 		}
 		break;
 	default: /* BLOCK_STATUS, CACHE: nothing to do on the devices */
@@ -463,9 +535,14 @@ static void finish(struct xmit *x, struct slot *s)
 {
 	if (s->zero_redo) {
 		/* fallocate was refused: zero it all synchronously (idempotent). */
-		for_each_piece(x, s, piece_zero);
+		if (!x->map->fence || fence_ok(x))
+			for_each_piece(x, s, piece_zero);
 		s->zero_redo = false;
 	}
+	/* A change that completed after the deadline may have reached the
+	 * devices after another host took over: not durable for the client. */
+	if (x->map->fence && is_change_cmd(s->type) && !fence_ok(x))
+		set_err(s, -EIO, FENCED_MSG);
 	reply(x, s);
 }
 
@@ -870,6 +947,7 @@ void nbd_transmit(struct nbd_conn *c)
 		if (x->closing && !x->ios && !x->recv_busy && !x->send_busy &&
 		    (!x->rq_head || x->broken))
 			break;
+		before_submit(x);
 		if (x->closing && !x->ios) {
 			/* Only socket I/O left: do not wait forever on a client
 			 * that does not read its replies. */
@@ -907,7 +985,7 @@ void nbd_transmit(struct nbd_conn *c)
 	if (x->why)
 		nbd_log(c->name, "%s", x->why);
 	for (uint32_t i = 0; i < x->map->ndev; i++)
-		if (x->dirty[i] && fdatasync(x->map->devs[i].fd) < 0)
+		if (x->dirty[i] && fence_ok(x) && fdatasync(x->map->devs[i].fd) < 0)
 			nbd_log(c->name, "%s: flush: %s", x->map->devs[i].name, strerror(errno));
 	xmit_release(x, true);
 	free(x);
