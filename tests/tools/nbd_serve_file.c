@@ -3,7 +3,8 @@
  * nbd_serve_file: serve plain files through dlvmd's NBD server, without a VG.
  * For testing the NBD server on its own.
  *
- *   nbd_serve_file -U SOCKET [-T HOST:PORT] [-a ALIGN] [-s STRIPE] [-b] EXPORT...
+ *   nbd_serve_file -U SOCKET [-T HOST:PORT] [-a ALIGN] [-s STRIPE] [-b]
+ *                  [--fence-after-ms N] EXPORT...
  *   EXPORT: NAME=FILE[,FILE...][:ro]
  *
  * One file makes a linear LV over the whole file; several files make an LV
@@ -11,12 +12,20 @@
  * times the number of files, whole stripes only). Files are opened O_DIRECT
  * (-b: buffered) and their sector size is taken to be ALIGN (default 4096).
  *
+ * --fence-after-ms N gives every export's map one fence, as a shared VG's
+ * maps have, whose deadline is N ms after the start (CLOCK_MONOTONIC): from
+ * then on the data path must refuse device I/O. The deadline is never moved;
+ * it is printed on stderr ("fence deadline MS ms", CLOCK_MONOTONIC).
+ * The fence is named after the VG part of the first export.
+ *
  * Signals: SIGTERM/SIGINT stop the server and exit 0; SIGUSR1 rebuilds every
  * export's map from the current file sizes (an "extend"); SIGUSR2 removes the
  * first export with force. Each prints a line on stdout when done.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +51,7 @@ struct export_arg {
 static uint32_t align = 4096;
 static uint64_t stripe = 64 << 10;
 static bool buffered;
+static struct dlvm_fence *fence; /* --fence-after-ms, else NULL */
 
 static struct dlvm_lv_map *build_map(struct export_arg *e)
 {
@@ -52,6 +62,7 @@ static struct dlvm_lv_map *build_map(struct export_arg *e)
 		return NULL;
 	atomic_init(&m->refs, 1);
 	m->readonly = e->readonly;
+	m->fence = fence ? dlvm_fence_get(fence) : NULL;
 	snprintf(m->vg, sizeof(m->vg), "%.*s", (int)DLVM_MIN(strcspn(e->name, "/"), 127), e->name);
 	snprintf(m->lv, sizeof(m->lv), "%.127s", strchr(e->name, '/') ? strchr(e->name, '/') + 1 : e->name);
 	m->ndev = e->nfiles;
@@ -130,7 +141,7 @@ static int parse_export(char *arg, struct export_arg *e)
 static void usage(void)
 {
 	fprintf(stderr, "usage: nbd_serve_file -U SOCKET [-T HOST:PORT] [-a ALIGN] [-s STRIPE] "
-			"[-b] NAME=FILE[,FILE...][:ro]...\n");
+			"[-b] [--fence-after-ms N] NAME=FILE[,FILE...][:ro]...\n");
 	exit(2);
 }
 
@@ -141,11 +152,28 @@ int main(int argc, char **argv)
 	struct dlvm_exports *ex;
 	struct nbd_server *srv;
 	struct dlvm_err err = { 0 };
+	static const struct option longopts[] = {
+		{ "fence-after-ms", required_argument, NULL, 'F' },
+		{ 0 },
+	};
 	int nexp = 0, opt, sig;
 	sigset_t set;
+	char *end;
 
-	while ((opt = getopt(argc, argv, "U:T:a:s:b")) != -1) {
+	while ((opt = getopt_long(argc, argv, "U:T:a:s:b", longopts, NULL)) != -1) {
 		switch (opt) {
+		case 'F': {
+			uint64_t ms = strtoull(optarg, &end, 10);
+			if (*end || end == optarg)
+				usage();
+			fence = dlvm_fence_new("");
+			if (!fence)
+				return 1;
+			dlvm_fence_set(fence, dlvm_monotonic_ms() + ms);
+			fprintf(stderr, "nbd_serve_file: fence deadline %" PRIu64 " ms\n",
+				atomic_load(&fence->deadline_ms));
+			break;
+		}
 		case 'U':
 			o.unix_path = optarg;
 			break;
@@ -174,6 +202,9 @@ int main(int argc, char **argv)
 		struct export_arg *e = &exps[nexp++];
 		if (parse_export(argv[i], e) < 0)
 			usage();
+		if (fence && i == optind)
+			snprintf(fence->what, sizeof(fence->what), "%.*s",
+				 (int)DLVM_MIN(strcspn(e->name, "/"), DLVM_NAME_MAX), e->name);
 		struct dlvm_lv_map *m = build_map(e);
 		if (!m || dlvm_exports_set(ex, e->name, m) < 0) {
 			fprintf(stderr, "nbd_serve_file: %s: cannot export\n", e->name);
@@ -220,6 +251,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nexp; i++)
 		for (uint32_t k = 0; k < exps[i].nfiles; k++)
 			close(exps[i].fds[k]);
+	dlvm_fence_put(fence);
 	printf("stopped\n");
 	return 0;
 }
