@@ -142,6 +142,7 @@ enum dlvm_edit_type {
 	DLVM_EDIT_LV_SET_FLAGS = 13,
 	DLVM_EDIT_LV_SET_SEGMENTS = 14,
 	DLVM_EDIT_LV_SET_HOLDERS = 15, /* shared VGs: the hosts where the LV is active */
+	DLVM_EDIT_LV_SET_THIN = 16,    /* thin pool or thin volume attributes */
 };
 
 #define DLVM_NAME_MAX 127
@@ -195,6 +196,21 @@ struct dlvm_pv_desc {
 #define DLVM_LV_HIDDEN (1ull << 1)    /* internal LV: lvs shows it only with -a */
 #define DLVM_LV_LOCKSPACE (1ull << 2) /* holds the lease area of a shared VG */
 
+#define DLVM_LV_THIN_POOL (1ull << 3) /* a thin pool: its segments are the data area */
+#define DLVM_LV_THIN_META (1ull << 4) /* hidden: the metadata area of a thin pool */
+#define DLVM_LV_THIN (1ull << 5)      /* a thin volume or snapshot: no segments */
+
+/* Thin attributes (LV_SET_THIN). Pool: meta_id, chunk_size. Thin volume:
+ * pool_id, virtual_size, origin_id (the LV it is a snapshot of, or 0); its
+ * device id in the pool's store is its LV id. */
+struct dlvm_lv_thin {
+	uint64_t pool_id;
+	uint64_t origin_id;
+	uint64_t virtual_size; /* bytes, a multiple of 4096 */
+	uint64_t meta_id;
+	uint32_t chunk_size;   /* bytes, power of two 4 KiB .. 1 MiB */
+};
+
 /* Activation lock records of an LV in a shared VG: the hosts where it is
  * active, each named by host id and the generation of its lockspace lease
  * (a record of an older generation or of a dead host is stale). */
@@ -228,6 +244,7 @@ struct dlvm_edit {
 			struct dlvm_seg_desc **segs; /* owned array of owned segments */
 			uint32_t nholders;   /* LV_SET_HOLDERS */
 			struct dlvm_lv_holder *holders; /* owned */
+			struct dlvm_lv_thin thin; /* LV_SET_THIN */
 		} lv;
 		struct {
 			size_t len;

@@ -56,6 +56,7 @@ struct dlvm_lv {
 	uint64_t le_count;         /* size in extents */
 	uint32_t nseg;
 	struct dlvm_seg_desc **segs; /* ordered by le_start, contiguous */
+	struct dlvm_lv_thin thin;  /* DLVM_LV_THIN_POOL / DLVM_LV_THIN attributes */
 	uint32_t nholders;         /* shared VGs: activation records */
 	struct dlvm_lv_holder *holders; /* sorted by host id, owned */
 	void *priv;                /* owner's data (dlvmd: its export) */

@@ -150,6 +150,15 @@ int dlvm_edit_encode(const struct dlvm_edit *e, struct dlvm_buf *out)
 		w64(&w, e->u.lv.id);
 		w_segs(&w, e->u.lv.nseg, e->u.lv.segs);
 		break;
+	case DLVM_EDIT_LV_SET_THIN:
+		w64(&w, e->u.lv.id);
+		w64(&w, e->u.lv.thin.pool_id);
+		w64(&w, e->u.lv.thin.origin_id);
+		w64(&w, e->u.lv.thin.virtual_size);
+		w64(&w, e->u.lv.thin.meta_id);
+		w32(&w, e->u.lv.thin.chunk_size);
+		w32(&w, 0);
+		break;
 	case DLVM_EDIT_LV_SET_HOLDERS:
 		w64(&w, e->u.lv.id);
 		w32(&w, e->u.lv.nholders);
@@ -400,6 +409,17 @@ int dlvm_edit_decode(const uint8_t *buf, size_t len, size_t *pos, struct dlvm_ed
 		e->u.lv.id = r64(&r, "lv id");
 		ret = r_segs(&r, &e->u.lv.nseg, &e->u.lv.segs, err);
 		break;
+	case DLVM_EDIT_LV_SET_THIN:
+		e->u.lv.id = r64(&r, "lv id");
+		e->u.lv.thin.pool_id = r64(&r, "pool id");
+		e->u.lv.thin.origin_id = r64(&r, "origin id");
+		e->u.lv.thin.virtual_size = r64(&r, "virtual size");
+		e->u.lv.thin.meta_id = r64(&r, "meta id");
+		e->u.lv.thin.chunk_size = r32(&r, "chunk size");
+		if (r32(&r, "thin reserved") && !r.field)
+			ret = dlvm_err_set(err, -EBADMSG, "edit LV_SET_THIN at byte %zu: reserved "
+					   "field is not zero", *pos);
+		break;
 	case DLVM_EDIT_LV_SET_HOLDERS:
 		e->u.lv.id = r64(&r, "lv id");
 		e->u.lv.nholders = r32(&r, "holder count");
@@ -459,6 +479,7 @@ const char *dlvm_edit_type_name(uint16_t type)
 	case DLVM_EDIT_LV_SET_FLAGS: return "LV_SET_FLAGS";
 	case DLVM_EDIT_LV_SET_SEGMENTS: return "LV_SET_SEGMENTS";
 	case DLVM_EDIT_LV_SET_HOLDERS: return "LV_SET_HOLDERS";
+	case DLVM_EDIT_LV_SET_THIN: return "LV_SET_THIN";
 	default: return "UNKNOWN";
 	}
 }

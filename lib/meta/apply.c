@@ -314,6 +314,40 @@ static struct dlvm_lv *lv_by_id(struct dlvm_vg *vg, const struct dlvm_edit *e,
 	return lv;
 }
 
+/* Thin attributes must fit the LV's kind; a pool's metadata LV and a thin
+ * LV's pool (and origin) must exist and be of the right kind. Checkpoints
+ * list LVs in any order, so LVs created later in the stream are looked up
+ * by the caller's check (dlvm check), not here: only existence of already
+ * known ids is required when they are given. */
+static int apply_thin(struct dlvm_vg *vg, struct dlvm_lv *lv, const struct dlvm_lv_thin *t,
+		      struct dlvm_err *err)
+{
+	if (lv->flags & DLVM_LV_THIN_POOL) {
+		if (t->chunk_size < 4096 || t->chunk_size > (1u << 20) ||
+		    (t->chunk_size & (t->chunk_size - 1)))
+			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: chunk size %u is not a "
+					    "power of two from 4 KiB to 1 MiB", lv->name, t->chunk_size);
+		if (!t->meta_id || t->pool_id || t->virtual_size || t->origin_id)
+			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: a pool needs a metadata "
+					    "LV and nothing else", lv->name);
+	} else if (lv->flags & DLVM_LV_THIN) {
+		if (!t->pool_id || !t->virtual_size || t->virtual_size % 4096 || t->meta_id ||
+		    t->chunk_size || lv->nseg)
+			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: a thin LV needs a pool, "
+					    "a virtual size (multiple of 4096) and no segments",
+					    lv->name);
+		const struct dlvm_lv *pool = dlvm_lv_find_id(vg, t->pool_id);
+		if (pool && !(pool->flags & DLVM_LV_THIN_POOL))
+			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: LV id %" PRIu64 " is not "
+					    "a thin pool", lv->name, t->pool_id);
+	} else {
+		return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s is neither a thin pool nor a thin "
+				    "LV", lv->name);
+	}
+	lv->thin = *t;
+	return 0;
+}
+
 /* Holders: host ids 1..DLVM_MAX_HOLDERS in increasing order, a known mode,
  * an exclusive holder alone. */
 static int apply_holders(struct dlvm_lv *lv, const struct dlvm_edit *e, struct dlvm_err *err)
@@ -411,6 +445,10 @@ int dlvm_vg_apply(struct dlvm_vg *vg, const struct dlvm_edit *e, struct dlvm_err
 		if (!(lv = lv_by_id(vg, e, err)))
 			return -EBADMSG;
 		return apply_holders(lv, e, err);
+	case DLVM_EDIT_LV_SET_THIN:
+		if (!(lv = lv_by_id(vg, e, err)))
+			return -EBADMSG;
+		return apply_thin(vg, lv, &e->u.lv.thin, err);
 	default:
 		if (e->flags & DLVM_EDIT_IGNORABLE)
 			return 0;

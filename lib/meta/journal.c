@@ -473,7 +473,7 @@ static int make_inverse(const struct dlvm_vg *vg, const struct dlvm_edit *e, str
 	default:
 		break;
 	}
-	if (e->type < DLVM_EDIT_LV_REMOVE || e->type > DLVM_EDIT_LV_SET_HOLDERS ||
+	if (e->type < DLVM_EDIT_LV_REMOVE || e->type > DLVM_EDIT_LV_SET_THIN ||
 	    !(lv = dlvm_lv_find_id(vg, e->u.lv.id)))
 		return 0;
 	u->inv.u.lv.id = lv->id;
@@ -501,6 +501,15 @@ static int make_inverse(const struct dlvm_vg *vg, const struct dlvm_edit *e, str
 	case DLVM_EDIT_LV_SET_FLAGS:
 		u->inv.type = DLVM_EDIT_LV_SET_FLAGS;
 		u->inv.u.lv.flags = lv->flags;
+		return 0;
+	case DLVM_EDIT_LV_SET_THIN:
+		u->inv.type = DLVM_EDIT_LV_SET_THIN;
+		u->inv.u.lv.thin = lv->thin;
+		/* an LV that had no thin attributes yet is being created in this
+		 * transaction: its LV_CREATE's inverse removes it */
+		if (!(lv->flags & (DLVM_LV_THIN_POOL | DLVM_LV_THIN)) ||
+		    (!lv->thin.pool_id && !lv->thin.meta_id))
+			u->inv.type = 0;
 		return 0;
 	case DLVM_EDIT_LV_SET_HOLDERS:
 		u->inv.type = DLVM_EDIT_LV_SET_HOLDERS;

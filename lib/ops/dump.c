@@ -74,6 +74,12 @@ static void dump_edit(FILE *f, const struct dlvm_edit *e)
 	case DLVM_EDIT_LV_SET_FLAGS:
 		fprintf(f, "id=%" PRIu64 " flags=0x%" PRIx64 "\n", e->u.lv.id, e->u.lv.flags);
 		break;
+	case DLVM_EDIT_LV_SET_THIN:
+		fprintf(f, "id=%" PRIu64 " pool=%" PRIu64 " origin=%" PRIu64 " virtual_size=%" PRIu64
+			" meta=%" PRIu64 " chunk_size=%u\n", e->u.lv.id, e->u.lv.thin.pool_id,
+			e->u.lv.thin.origin_id, e->u.lv.thin.virtual_size, e->u.lv.thin.meta_id,
+			e->u.lv.thin.chunk_size);
+		break;
 	case DLVM_EDIT_LV_SET_HOLDERS:
 		fprintf(f, "id=%" PRIu64 " holders=%u", e->u.lv.id, e->u.lv.nholders);
 		for (uint32_t i = 0; i < e->u.lv.nholders; i++)

@@ -549,6 +549,14 @@ static size_t sample_edits(struct dlvm_edit *ed)
 		e->u.lv.holders[i] = (struct dlvm_lv_holder){ 7 + i * 900, DLVM_HOLD_SHARED,
 							     0x1122334455ull + i };
 
+	e = &ed[n++];
+	memset(e, 0, sizeof(*e));
+	e->type = DLVM_EDIT_LV_SET_THIN;
+	e->u.lv.id = 92;
+	e->u.lv.thin = (struct dlvm_lv_thin){ .pool_id = 7, .origin_id = 0x8877665544ull,
+					      .virtual_size = 1ull << 40, .meta_id = 3,
+					      .chunk_size = 65536 };
+
 	e = &ed[n++]; /* nobody holds it */
 	memset(e, 0, sizeof(*e));
 	e->type = DLVM_EDIT_LV_SET_HOLDERS;
@@ -608,6 +616,14 @@ static void assert_edit_equal(const struct dlvm_edit *a, const struct dlvm_edit 
 	case DLVM_EDIT_LV_SET_SEGMENTS:
 		assert_int_equal(a->u.lv.id, b->u.lv.id);
 		assert_segs_equal(a->u.lv.segs, a->u.lv.nseg, b->u.lv.segs, b->u.lv.nseg);
+		break;
+	case DLVM_EDIT_LV_SET_THIN:
+		assert_int_equal(a->u.lv.id, b->u.lv.id);
+		assert_int_equal(a->u.lv.thin.pool_id, b->u.lv.thin.pool_id);
+		assert_int_equal(a->u.lv.thin.origin_id, b->u.lv.thin.origin_id);
+		assert_int_equal(a->u.lv.thin.virtual_size, b->u.lv.thin.virtual_size);
+		assert_int_equal(a->u.lv.thin.meta_id, b->u.lv.thin.meta_id);
+		assert_int_equal(a->u.lv.thin.chunk_size, b->u.lv.thin.chunk_size);
 		break;
 	case DLVM_EDIT_LV_SET_HOLDERS:
 		assert_int_equal(a->u.lv.id, b->u.lv.id);
