@@ -25,6 +25,9 @@ static int hook_activate(void *priv, struct dlvm_vg *vg, struct dlvm_lv *lv,
 	bool was_active;
 	int r;
 
+	/* internal LVs and thin pools are not block devices of their own */
+	if (lv->flags & (DLVM_LV_HIDDEN | DLVM_LV_LOCKSPACE | DLVM_LV_THIN_META | DLVM_LV_THIN_POOL))
+		return 0;
 	dlvmd_export_name(vg->info.name, lv->name, name, sizeof(name));
 	r = dlvm_lv_map_build(vg, lv, &map, err);
 	if (r < 0)

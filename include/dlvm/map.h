@@ -17,6 +17,7 @@
 
 struct dlvm_vg;
 struct dlvm_lv;
+struct dlvm_thin_pool;
 
 /*
  * Fencing of a shared VG's data path: a deadline on CLOCK_MONOTONIC after
@@ -69,6 +70,9 @@ struct dlvm_lv_map {
 	uint64_t size;        /* bytes */
 	bool readonly;
 	struct dlvm_fence *fence; /* shared VG: checked before each request; else NULL */
+	struct dlvm_thin_pool *thin; /* thin LV: its pool (a reference), else NULL;
+				      * devs are the pool's data devices, no segs */
+	uint64_t thin_id;         /* thin LV: its device id in the pool's store */
 	char vg[DLVM_NAME_MAX + 1];
 	char lv[DLVM_NAME_MAX + 1];
 	uint32_t ndev;
@@ -85,14 +89,17 @@ struct dlvm_map_piece {
 };
 
 /* Build a map for lv (refs = 1), holding a reference on vg->fence if set.
- * -ENODEV if a PV of the LV is missing. */
+ * For a thin LV the pool is opened (dlvm_thin_pool_get) and referenced; the
+ * data path asks it for every piece (dlvm/thinpool.h).
+ * -ENODEV if a PV of the LV is missing; the pool's errors for a thin LV. */
 int dlvm_lv_map_build(const struct dlvm_vg *vg, const struct dlvm_lv *lv,
 		      struct dlvm_lv_map **out, struct dlvm_err *err);
 struct dlvm_lv_map *dlvm_lv_map_get(struct dlvm_lv_map *m);
 void dlvm_lv_map_put(struct dlvm_lv_map *m);
 
 /*
- * The first contiguous piece of [off, off + len): the caller guarantees
+ * The first contiguous piece of [off, off + len) of a linear or striped LV
+ * (not a thin one: see dlvm_thin_pool_map_read): the caller guarantees
  * len > 0 and off + len <= m->size. Loop, advancing off by piece.len, to cover
  * a request that crosses a segment or stripe boundary. O(log nseg).
  */

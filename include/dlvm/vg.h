@@ -20,6 +20,7 @@
 #include "dlvm/format.h"
 
 struct dlvm_fence;
+struct dlvm_thin_pool;
 
 struct dlvm_free_range {
 	uint64_t start, count; /* physical extents */
@@ -73,6 +74,7 @@ struct dlvm_vg {
 	void *by_name;             /* hash of LV names (internal) */
 	void *by_id;               /* hash of LV ids (internal) */
 	bool readonly;             /* opened without write access */
+	struct dlvm_thin_pool *thin_pools; /* open pools (dlvm/thinpool.h), owned */
 	struct dlvm_fence *fence;  /* shared VG joined by dlvmd: its fence (a
 				    * reference, put by dlvm_vg_free); else NULL */
 };

@@ -269,7 +269,9 @@ static int apply_lv_create(struct dlvm_vg *vg, const struct dlvm_edit *e, struct
 	struct dlvm_lv *lv;
 	int r;
 
-	if ((r = dlvm_check_name(e->u.lv.name, "LV", err)))
+	/* internal LVs use the names LVM reserves for them (pool_tmeta) */
+	if ((r = dlvm_check_name(e->u.lv.name, (e->u.lv.flags & DLVM_LV_HIDDEN) ? "internal LV"
+									       : "LV", err)))
 		return dlvm_err_prefix(err, -EBADMSG, "LV_CREATE: ");
 	if (dlvm_lv_find(vg, e->u.lv.name))
 		return dlvm_err_set(err, -EBADMSG, "LV_CREATE: LV name %s already exists",

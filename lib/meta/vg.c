@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "dlvm/map.h"
+#include "dlvm/thinpool.h"
 #include "dlvm/util.h"
 #include "meta.h"
 
@@ -71,6 +72,7 @@ void dlvm_vg_free(struct dlvm_vg *vg)
 {
 	if (!vg)
 		return;
+	dlvm_thin_pools_release(vg); /* commits: before the devices close */
 	for (size_t i = 0; i < vg->nlv; i++)
 		dlvm_lv_free(vg->lvs[i]);
 	free(vg->lvs);

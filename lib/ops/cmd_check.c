@@ -21,6 +21,11 @@ DLVM_CMD_FN(cmd_check)
 			goto done;
 		if ((r = dlvm_vg_check(vg, repair, &rep, err)))
 			goto done;
+		/* thin pools: every tree, refcount and free chunk of each store */
+		if ((r = thin_check_vg(vg, &rep, err))) {
+			dlvm_check_report_release(&rep);
+			goto done;
+		}
 		for (size_t l = 0; l < rep.nlines; l++)
 			resp_message(resp, "%s: %s", vg->info.name, rep.lines[l]);
 		/* each repaired copy was one of the problems found */

@@ -6,13 +6,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "dlvm/thinpool.h"
 #include "dlvm/util.h"
 #include "ops.h"
 
 #define DEFAULT_STRIPE_SIZE (64u << 10)
 
-static int find_lv(struct dlvm_ctx *ctx, const char *path, struct dlvm_vg **vg,
-		   struct dlvm_lv **lv, struct dlvm_err *err)
+int find_lv(struct dlvm_ctx *ctx, const char *path, struct dlvm_vg **vg, struct dlvm_lv **lv,
+	    struct dlvm_err *err)
 {
 	char vgn[DLVM_NAME_MAX + 1], lvn[DLVM_NAME_MAX + 1];
 	int r;
@@ -30,8 +31,8 @@ static int find_lv(struct dlvm_ctx *ctx, const char *path, struct dlvm_vg **vg,
 }
 
 /* PV arguments (paths) after `from` restrict allocation to those PVs. */
-static int pv_filter(struct dlvm_ctx *ctx, struct dlvm_vg *vg, json_t *args, size_t from,
-		     uint32_t **ids, size_t *n, struct dlvm_err *err)
+int pv_filter(struct dlvm_ctx *ctx, struct dlvm_vg *vg, json_t *args, size_t from, uint32_t **ids,
+	      size_t *n, struct dlvm_err *err)
 {
 	size_t cnt = json_array_size(args) > from ? json_array_size(args) - from : 0;
 	int r;
@@ -64,8 +65,8 @@ static int pv_filter(struct dlvm_ctx *ctx, struct dlvm_vg *vg, json_t *args, siz
  * Work out the new size in extents from -L/-l. cur is the current size
  * (0 for a new LV); sign_ok allows +/-. Returns the target extent count.
  */
-static int target_extents(const struct dlvm_vg *vg, json_t *opts, uint64_t cur, bool sign_ok,
-			  uint16_t stripes, uint64_t *out, struct dlvm_err *err)
+int target_extents(const struct dlvm_vg *vg, json_t *opts, uint64_t cur, bool sign_ok,
+		   uint16_t stripes, uint64_t *out, struct dlvm_err *err)
 {
 	const char *L = opt_str(opts, "size"), *l = opt_str(opts, "extents");
 	uint64_t es = vg->info.extent_size, n = 0;
@@ -159,8 +160,8 @@ static int parse_stripes(json_t *opts, const struct dlvm_vg *vg, uint16_t *strip
 }
 
 /* -a VALUE: y, ey, ay (exclusive in a shared VG), sy (shared), n. */
-static int parse_activate(const char *cmd, const char *a, bool *on, enum dlvm_hold_mode *mode,
-			  struct dlvm_err *err)
+int parse_activate(const char *cmd, const char *a, bool *on, enum dlvm_hold_mode *mode,
+		   struct dlvm_err *err)
 {
 	*mode = DLVM_HOLD_EXCLUSIVE;
 	*on = true;
@@ -176,15 +177,15 @@ static int parse_activate(const char *cmd, const char *a, bool *on, enum dlvm_ho
 	return dlvm_err_set(err, -EINVAL, "%s: -a takes y, ey, sy or n, not \"%s\"", cmd, a);
 }
 
-static int activate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
-		    const char *old_name, struct dlvm_err *err)
+int activate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, const char *old_name,
+	     struct dlvm_err *err)
 {
 	if (!ctx->hooks)
 		return 0;
 	return ctx->hooks->activate(ctx->hooks->priv, vg, lv, old_name, err);
 }
 
-static bool is_active(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv)
+bool is_active(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv)
 {
 	return ctx->hooks && ctx->hooks->is_active(ctx->hooks->priv, vg, lv);
 }
@@ -237,6 +238,55 @@ DLVM_CMD_FN(cmd_lvcreate)
 	const char *target = arg_str(args, 0);
 	if (!target)
 		return dlvm_err_set(err, -EINVAL, "lvcreate: give the volume group");
+	const char *type = opt_str(opts, "type");
+	bool thin = opt_flag(opts, "thin") || opt_str(opts, "virtualsize") || opt_str(opts, "thinpool");
+	if (type && strcmp(type, "thin-pool") && strcmp(type, "thin") && strcmp(type, "linear") &&
+	    strcmp(type, "striped"))
+		return dlvm_err_set(err, -EINVAL, "lvcreate: --type %s: use linear, striped, thin or "
+				    "thin-pool", type);
+	if ((type && !strcmp(type, "thin-pool")) ||
+	    (opt_flag(opts, "thin") && !opt_str(opts, "virtualsize"))) {
+		/* lvcreate --type thin-pool -L SIZE -n POOL VG, or -T -L SIZE VG/POOL */
+		if (strchr(target, '/')) {
+			if ((r = split_lv_path(target, vgname, lvname, err)))
+				return r;
+			if (name && strcmp(name, lvname))
+				return dlvm_err_set(err, -EINVAL, "lvcreate: two different names given: "
+						    "%s and %s", name, lvname);
+			name = lvname;
+		} else {
+			snprintf(vgname, sizeof(vgname), "%s", target);
+		}
+		if ((r = dlvm_ctx_vg(ctx, vgname, &vg, err)) ||
+		    (name && (r = dlvm_check_name(name, "LV", err))))
+			return r;
+		if (name && dlvm_lv_find(vg, name))
+			return dlvm_err_set(err, -EEXIST, "Logical Volume \"%s\" already exists in "
+					    "volume group \"%s\"", name, vg->info.name);
+		return thin_pool_create(ctx, vg, name, opts, args, resp, err);
+	}
+	if (thin || (type && !strcmp(type, "thin"))) {
+		/* lvcreate -V SIZE -T VG/POOL [-n NAME], or --thinpool POOL VG */
+		const char *pool = opt_str(opts, "thinpool");
+		char pooln[DLVM_NAME_MAX + 1];
+		if (strchr(target, '/')) {
+			if ((r = split_lv_path(target, vgname, pooln, err)))
+				return r;
+			if (pool && strcmp(pool, pooln))
+				return dlvm_err_set(err, -EINVAL, "lvcreate: two different pools given: "
+						    "%s and %s", pool, pooln);
+			json_object_set_new(opts, "thinpool", json_string(pooln));
+		} else {
+			snprintf(vgname, sizeof(vgname), "%s", target);
+		}
+		if ((r = dlvm_ctx_vg(ctx, vgname, &vg, err)) ||
+		    (name && (r = dlvm_check_name(name, "LV", err))))
+			return r;
+		return thin_lv_create(ctx, vg, name, opts, resp, err);
+	}
+	if (opt_str(opts, "chunksize") || opt_str(opts, "poolmetadatasize"))
+		return dlvm_err_set(err, -EINVAL, "lvcreate: --chunksize and --poolmetadatasize are "
+				    "for thin pools (--type thin-pool)");
 	if (strchr(target, '/')) { /* LVM also accepts VG/LV */
 		if ((r = split_lv_path(target, vgname, lvname, err)))
 			return r;
@@ -291,7 +341,7 @@ DLVM_CMD_FN(cmd_lvcreate)
 	if (r)
 		return r;
 	struct dlvm_lv *lv = dlvm_lv_find(vg, lvname);
-	if (!z || !strcmp(z, "y")) {
+	if ((!z || !strcmp(z, "y")) && lv->nseg) {
 		struct dlvm_err ze = { 0 };
 		if (zero_head(vg, lv, &ze))
 			resp_warning(resp, "%s/%s: could not zero the first 4 KiB: %s", vg->info.name,
@@ -310,8 +360,8 @@ DLVM_CMD_FN(cmd_lvcreate)
 }
 
 /* -EBUSY when NBD clients are connected to lv and force was not given. */
-static int refuse_busy(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
-		       bool force, struct dlvm_err *err)
+int refuse_busy(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv, bool force,
+		struct dlvm_err *err)
 {
 	unsigned c = clients(ctx, vg, lv);
 	if (c && !force)
@@ -321,8 +371,8 @@ static int refuse_busy(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const str
 	return 0;
 }
 
-static int deactivate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, bool force,
-		      struct dlvm_err *err)
+int deactivate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, bool force,
+	       struct dlvm_err *err)
 {
 	int r;
 
@@ -359,12 +409,16 @@ DLVM_CMD_FN(cmd_lvremove)
 			return r;
 		if ((r = deactivate(ctx, vg, lv, force, err)))
 			return r;
-		struct dlvm_edit e = { .type = DLVM_EDIT_LV_REMOVE };
-		e.u.lv.id = lv->id;
 		snprintf(name, sizeof(name), "%s", lv->name);
-		r = dlvm_txn_commit_edit(vg, &e, err);
-		if (r)
-			return r;
+		if (lv->flags & (DLVM_LV_THIN | DLVM_LV_THIN_POOL)) {
+			if ((r = thin_remove(ctx, vg, lv, resp, err)))
+				return r;
+		} else {
+			struct dlvm_edit e = { .type = DLVM_EDIT_LV_REMOVE };
+			e.u.lv.id = lv->id;
+			if ((r = dlvm_txn_commit_edit(vg, &e, err)))
+				return r;
+		}
 		resp_message(resp, "Logical volume \"%s\" successfully removed.", name);
 	}
 	return 0;
@@ -443,6 +497,14 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 	if ((r = find_lv(ctx, arg_str(args, 0), &vg, &lv, err)) ||
 	    (r = refuse_internal(vg, lv, "resize", err)))
 		return r;
+	if (lv->flags & DLVM_LV_THIN) {
+		if (mode == GROW && opt_str(opts, "size") && *opt_str(opts, "size") == '-')
+			return dlvm_err_set(err, -EINVAL, "lvextend: the size cannot shrink");
+		return thin_resize(ctx, vg, lv, opts, resp, err);
+	}
+	if ((lv->flags & DLVM_LV_THIN_POOL) && mode != GROW)
+		return dlvm_err_set(err, -ENOTSUP, "%s/%s: thin pools can only grow (lvextend)",
+				    vg->info.name, lv->name);
 	if ((r = parse_stripes(opts, vg, &stripes, &ssize, err)))
 		return r;
 	const struct dlvm_seg_desc *last = lv->segs[lv->nseg - 1];
@@ -515,6 +577,13 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 	r = dlvm_txn_commit_edit(vg, &e, err);
 	if (r)
 		return r;
+	if (lv->flags & DLVM_LV_THIN_POOL) {
+		/* the store hands out the new chunks from now on */
+		struct dlvm_err pe = { 0 };
+		if (dlvm_thin_pool_resized(vg, lv, &pe))
+			resp_warning(resp, "%s/%s: extended, but the pool does not use the new space "
+				     "yet: %s", vg->info.name, lv->name, pe.msg);
+	}
 	if (is_active(ctx, vg, lv)) {
 		struct dlvm_err ae = { 0 };
 		if (activate(ctx, vg, lv, NULL, &ae))
@@ -632,6 +701,9 @@ DLVM_CMD_FN(cmd_lvchange)
 			return r;
 		if (a && !on && (r = refuse_busy(ctx, vg, lv, force, err)))
 			return r;
+		if (a && on && (lv->flags & DLVM_LV_THIN_POOL))
+			return dlvm_err_set(err, -EINVAL, "%s/%s is a thin pool: activate its thin "
+					    "volumes", vg->info.name, lv->name);
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct dlvm_vg *vg;
@@ -692,6 +764,12 @@ void lv_attr(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_l
 	     char out[11])
 {
 	memcpy(out, "-wi-------", 11);
+	if (lv->flags & DLVM_LV_THIN_POOL)
+		out[0] = 't';
+	else if (lv->flags & DLVM_LV_THIN)
+		out[0] = 'V';
+	else if (lv->flags & DLVM_LV_THIN_META)
+		out[0] = 'e';
 	if (lv->flags & DLVM_LV_READONLY)
 		out[1] = 'r';
 	if (is_active(ctx, vg, lv))
@@ -719,7 +797,6 @@ DLVM_CMD_FN(cmd_lvs)
 	}
 	for (size_t v = 0; v < ctx->nvg; v++) {
 		const struct dlvm_vg *vg = ctx->vgs[v];
-		uint64_t es = vg->info.extent_size;
 		for (size_t l = 0; l < vg->nlv; l++) {
 			const struct dlvm_lv *lv = vg->lvs[l];
 			bool want = !n;
@@ -738,16 +815,26 @@ DLVM_CMD_FN(cmd_lvs)
 			json_object_set_new(row, "lv_name", json_string(shown));
 			json_object_set_new(row, "vg_name", json_string(vg->info.name));
 			json_object_set_new(row, "lv_attr", json_string(attr));
-			json_object_set_new(row, "lv_size", json_integer((json_int_t)(lv->le_count * es)));
+			json_object_set_new(row, "lv_size", json_integer((json_int_t)lv_bytes(vg, lv)));
 			json_object_set_new(row, "lv_uuid", json_string(u));
 			json_object_set_new(row, "lv_full_name", json_string(full));
 			json_object_set_new(row, "seg_count", json_integer(lv->nseg));
-			json_object_set_new(row, "stripes", json_integer(lv->segs[0]->stripes));
+			uint16_t st = lv->nseg ? lv->segs[0]->stripes : 0;
+			json_object_set_new(row, "stripes", json_integer(st));
 			json_object_set_new(row, "stripe_size",
-					    json_integer(lv->segs[0]->stripes > 1 ? lv->segs[0]->stripe_size
-										  : 0));
-			json_object_set_new(row, "segtype", json_string(lv->segs[0]->stripes > 1
-									? "striped" : "linear"));
+					    json_integer(st > 1 ? lv->segs[0]->stripe_size : 0));
+			json_object_set_new(row, "segtype",
+					    json_string(lv->flags & DLVM_LV_THIN_POOL ? "thin-pool"
+							: lv->flags & DLVM_LV_THIN ? "thin"
+							: st > 1 ? "striped" : "linear"));
+			if (lv->flags & (DLVM_LV_THIN | DLVM_LV_THIN_POOL)) {
+				thin_report(ctx, (struct dlvm_vg *)vg, lv, row);
+			} else {
+				json_object_set_new(row, "pool_lv", json_string(""));
+				json_object_set_new(row, "origin", json_string(""));
+				json_object_set_new(row, "data_percent", json_string(""));
+				json_object_set_new(row, "metadata_percent", json_string(""));
+			}
 			json_object_set_new(row, "lv_active", json_string(is_active(ctx, vg, lv)
 									  ? "active" : ""));
 			json_object_set_new(row, "lv_permissions",

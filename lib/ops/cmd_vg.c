@@ -462,7 +462,7 @@ DLVM_CMD_FN(cmd_vgchange)
 			for (size_t l = 0; l < vg->nlv; l++) {
 				struct dlvm_lv *lv = vg->lvs[l];
 				struct dlvm_err e = { 0 };
-				if (lv_is_internal(lv))
+				if (!lv_exportable(lv))
 					continue;
 				if (shared_lv_hold(ctx, vg, lv, mode, &e) ||
 				    (!ctx->hooks->is_active(ctx->hooks->priv, vg, lv) &&
@@ -474,7 +474,8 @@ DLVM_CMD_FN(cmd_vgchange)
 			ctx->lock_conflict = false;
 		} else if (on) {
 			for (size_t l = 0; l < vg->nlv; l++) {
-				if (ctx->hooks->is_active(ctx->hooks->priv, vg, vg->lvs[l]))
+				if (!lv_exportable(vg->lvs[l]) ||
+				    ctx->hooks->is_active(ctx->hooks->priv, vg, vg->lvs[l]))
 					continue;
 				if ((r = ctx->hooks->activate(ctx->hooks->priv, vg, vg->lvs[l], NULL,
 							      err)))

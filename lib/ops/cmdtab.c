@@ -62,6 +62,16 @@ static const struct dlvm_opt_def lvcreate_opts[] = {
 	  "shared VG exclusively on this host)" },
 	{ 'p', "permission", DLVM_OPT_VALUE, "r|rw", "access permission (default rw)" },
 	{ 'Z', "zero", DLVM_OPT_VALUE, "y|n", "zero the first 4 KiB (default y)" },
+	{ 0, "type", DLVM_OPT_VALUE, "linear|striped|thin|thin-pool", "kind of LV (default linear; "
+	  "striped with -i)" },
+	{ 'T', "thin", DLVM_OPT_FLAG, NULL, "with -V: a thin volume in the pool VG/POOL; with -L: "
+	  "a thin pool VG/POOL" },
+	{ 'V', "virtualsize", DLVM_OPT_VALUE, "SIZE", "size of a thin volume (may exceed the pool)" },
+	{ 0, "thinpool", DLVM_OPT_VALUE, "POOL", "the pool of a new thin volume" },
+	{ 'c', "chunksize", DLVM_OPT_VALUE, "SIZE", "thin pool chunk size: power of two, 4k to 1m "
+	  "(default 64k)" },
+	{ 0, "poolmetadatasize", DLVM_OPT_VALUE, "SIZE", "thin pool metadata size (default about "
+	  "48 bytes a chunk, at least 4m)" },
 	OPT_YES, END,
 };
 static const struct dlvm_opt_def lvremove_opts[] = { OPT_FORCE, OPT_YES, OPT_LOCK_WAIT, END };

@@ -38,6 +38,48 @@ void ctx_add_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg);
 void ctx_resync_stale(struct dlvm_ctx *ctx, struct dlvm_vg *vg);
 void ctx_drop_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg);
 
+/* ---- LV helpers (cmd_lv.c) ---- */
+/* "VG/LV" to the loaded VG and LV; -ENOENT with LVM's message. */
+int find_lv(struct dlvm_ctx *ctx, const char *path, struct dlvm_vg **vg, struct dlvm_lv **lv,
+	    struct dlvm_err *err);
+/* PV arguments (paths) from position `from` on, as PV ids (malloc'ed). */
+int pv_filter(struct dlvm_ctx *ctx, struct dlvm_vg *vg, json_t *args, size_t from, uint32_t **ids,
+	      size_t *n, struct dlvm_err *err);
+/* The size from -L/-l in extents; cur and sign_ok for resizes. */
+int target_extents(const struct dlvm_vg *vg, json_t *opts, uint64_t cur, bool sign_ok,
+		   uint16_t stripes, uint64_t *out, struct dlvm_err *err);
+/* -a VALUE: y, ey, ay, sy, n. */
+int parse_activate(const char *cmd, const char *a, bool *on, enum dlvm_hold_mode *mode,
+		   struct dlvm_err *err);
+/* Export hooks (no-ops without dlvmd). */
+int activate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, const char *old_name,
+	     struct dlvm_err *err);
+bool is_active(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv);
+int deactivate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, bool force,
+	       struct dlvm_err *err);
+/* -EBUSY when NBD clients are connected and !force. */
+int refuse_busy(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv, bool force,
+		struct dlvm_err *err);
+/* Size of an LV in bytes (the virtual size of a thin LV). */
+uint64_t lv_bytes(const struct dlvm_vg *vg, const struct dlvm_lv *lv);
+
+/* ---- thin pools and volumes (cmd_thin.c) ---- */
+/* lvcreate --type thin-pool / lvcreate -V SIZE -T VG/POOL */
+int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, json_t *opts,
+		     json_t *args, json_t *resp, struct dlvm_err *err);
+int thin_lv_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, json_t *opts,
+		   json_t *resp, struct dlvm_err *err);
+/* lvremove of a thin LV or a pool (after the usual checks). */
+int thin_remove(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, json_t *resp,
+		struct dlvm_err *err);
+/* lvextend/lvresize of a thin LV (virtual size) or pool (data area). */
+int thin_resize(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, json_t *opts,
+		json_t *resp, struct dlvm_err *err);
+/* lvs fields of thin pools and volumes. */
+void thin_report(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const struct dlvm_lv *lv, json_t *row);
+/* dlvm check: every pool's store. */
+int thin_check_vg(struct dlvm_vg *vg, struct dlvm_check_report *rep, struct dlvm_err *err);
+
 /* Command implementations (cmd_*.c) */
 #define DLVM_CMD_FN(name)                                                                          \
 	int name(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *resp,               \
@@ -68,6 +110,8 @@ DLVM_CMD_FN(cmd_dump);
 
 /* The hidden LV holding the lease area of a shared VG, or NULL. */
 struct dlvm_lv *shared_lockspace_lv(const struct dlvm_vg *vg);
+/* Can the LV be exported over NBD (not internal, not a thin pool)? */
+bool lv_exportable(const struct dlvm_lv *lv);
 /* Internal LVs (hidden, lockspace) that users do not change. */
 bool lv_is_internal(const struct dlvm_lv *lv);
 /* -EPERM "vg/lvmlock: cannot WHAT [lvmlock]: ..." for an internal LV, else 0. */

@@ -58,6 +58,11 @@ static const struct dlvm_field_def lv_fields[] = {
 	{ "nbd_clients", "#Clients", DLVM_FIELD_NUM },
 	{ "nbd_export", "Export", DLVM_FIELD_STR },
 	{ "active_hosts", "ActiveHosts", DLVM_FIELD_STR },
+	{ "pool_lv", "Pool", DLVM_FIELD_STR },
+	{ "origin", "Origin", DLVM_FIELD_STR },
+	{ "data_percent", "Data%", DLVM_FIELD_STR },
+	{ "metadata_percent", "Meta%", DLVM_FIELD_STR },
+	{ "chunk_size", "Chunk", DLVM_FIELD_SIZE },
 	{ "lv_time", "CTime", DLVM_FIELD_STR },
 	{ NULL, NULL, 0 },
 };

@@ -47,7 +47,12 @@ struct dlvm_lv *shared_lockspace_lv(const struct dlvm_vg *vg)
 
 bool lv_is_internal(const struct dlvm_lv *lv)
 {
-	return lv->flags & (DLVM_LV_HIDDEN | DLVM_LV_LOCKSPACE);
+	return lv->flags & (DLVM_LV_HIDDEN | DLVM_LV_LOCKSPACE | DLVM_LV_THIN_META);
+}
+
+bool lv_exportable(const struct dlvm_lv *lv)
+{
+	return !lv_is_internal(lv) && !(lv->flags & DLVM_LV_THIN_POOL);
 }
 
 int refuse_internal(const struct dlvm_vg *vg, const struct dlvm_lv *lv, const char *what,
@@ -55,6 +60,10 @@ int refuse_internal(const struct dlvm_vg *vg, const struct dlvm_lv *lv, const ch
 {
 	if (!lv_is_internal(lv))
 		return 0;
+	if (lv->flags & DLVM_LV_THIN_META)
+		return dlvm_err_set(err, -EPERM, "%s/%s: cannot %s [%s]: it holds the metadata of a "
+				    "thin pool (lvremove of the pool removes it)", vg->info.name,
+				    lv->name, what, lv->name);
 	return dlvm_err_set(err, -EPERM, "%s/%s: cannot %s [%s]: it holds the lease area of "
 			    "shared VG %s (vgremove removes it)", vg->info.name, lv->name, what,
 			    lv->name, vg->info.name);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dlvm/thinpool.h"
 #include "dlvm/vg.h"
 
 static int dev_index(struct dlvm_lv_map *m, const struct dlvm_pv *pv)
@@ -36,6 +37,33 @@ int dlvm_lv_map_build(const struct dlvm_vg *vg, const struct dlvm_lv *lv,
 	m->fence = vg->fence ? dlvm_fence_get(vg->fence) : NULL;
 	snprintf(m->vg, sizeof(m->vg), "%s", vg->info.name);
 	snprintf(m->lv, sizeof(m->lv), "%s", lv->name);
+	if (lv->flags & DLVM_LV_THIN) {
+		const struct dlvm_lv *pl = dlvm_lv_find_id(vg, lv->thin.pool_id);
+		struct dlvm_thin_pool *pool;
+		int r;
+		if (!pl) {
+			dlvm_lv_map_put(m);
+			return dlvm_err_set(err, -EBADMSG, "%s/%s: its pool (LV id %llu) is missing",
+					    vg->info.name, lv->name,
+					    (unsigned long long)lv->thin.pool_id);
+		}
+		if ((r = dlvm_thin_pool_get((struct dlvm_vg *)vg, pl, &pool, err))) {
+			dlvm_lv_map_put(m);
+			return r;
+		}
+		m->thin = dlvm_thin_pool_ref(pool);
+		m->thin_id = lv->id;
+		m->size = lv->thin.virtual_size;
+		m->ndev = pool->data->ndev;
+		m->devs = calloc(m->ndev ? m->ndev : 1, sizeof(*m->devs));
+		if (!m->devs) {
+			dlvm_lv_map_put(m);
+			return dlvm_err_set(err, -ENOMEM, "out of memory");
+		}
+		memcpy(m->devs, pool->data->devs, m->ndev * sizeof(*m->devs));
+		*out = m;
+		return 0;
+	}
 	m->devs = calloc(vg->npv ? vg->npv : 1, sizeof(*m->devs));
 	m->segs = calloc(lv->nseg ? lv->nseg : 1, sizeof(*m->segs));
 	if (!m->devs || !m->segs) {
@@ -76,6 +104,7 @@ void dlvm_lv_map_put(struct dlvm_lv_map *m)
 	if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
 		return;
 	dlvm_fence_put(m->fence);
+	dlvm_thin_pool_unref(m->thin);
 	free(m->devs);
 	free(m->segs);
 	free(m);

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Thin pools in a VG: a pool LV (DLVM_LV_THIN_POOL) whose extents are the
+ * data area, cut into chunks of lv->thin.chunk_size, and a hidden metadata LV
+ * (DLVM_LV_THIN_META) holding a thin store (dlvm/thin.h). Each thin LV
+ * (DLVM_LV_THIN) is the store's device whose id is the LV's id.
+ *
+ * An open pool is kept with its VG model (dlvm_thin_pool_get) and shared by
+ * the data path's maps of its thin LVs (map->thin). Every call below takes
+ * the pool's mutex: the data path's connection threads and the command
+ * thread use a pool at the same time.
+ *
+ * Durability: changes to the store (new chunks, unmaps, new devices) become
+ * durable at dlvm_thin_pool_commit, which first flushes the data area's
+ * devices, so a committed mapping never points at data that did not land.
+ * The data path commits on FLUSH and on FUA writes; commands commit before
+ * they return.
+ */
+#ifndef DLVM_THINPOOL_H
+#define DLVM_THINPOOL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dlvm/dev.h"
+#include "dlvm/err.h"
+#include "dlvm/map.h"
+#include "dlvm/thin.h"
+
+struct dlvm_vg;
+struct dlvm_lv;
+
+struct dlvm_thin_pool {
+	atomic_uint refs;
+	pthread_mutex_t mu;
+	uint64_t lv_id;              /* the pool LV */
+	char name[2 * DLVM_NAME_MAX + 2]; /* "vg/pool", for messages */
+	uint64_t chunk_size;
+	struct dlvm_dev *meta;       /* view of the metadata LV (owned) */
+	struct dlvm_thin_store *store;
+	struct dlvm_lv_map *data;    /* map of the pool LV: the data area */
+	uint8_t *zero;               /* chunk_size zero bytes, 4096-aligned */
+	uint8_t *copy;               /* chunk_size bytes for copy-on-write */
+	bool broken;                 /* a chunk could not be prepared: never commit */
+	char broken_msg[DLVM_ERR_MSG_MAX];
+	struct dlvm_thin_pool *next; /* in the VG's list */
+};
+
+/* A device view of an LV's extents (lib/volume/lvdev.c), used for the
+ * metadata store. The VG and its PV devices must outlive it. -ENODEV when a
+ * PV of the LV is missing, -ENOMEM. */
+int dlvm_lvdev_open(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct dlvm_dev **out,
+		    struct dlvm_err *err);
+
+/* Write an empty store into the pool's metadata LV (lvcreate --type
+ * thin-pool). The LVs must be committed already. */
+int dlvm_thin_pool_format(const struct dlvm_vg *vg, const struct dlvm_lv *pool,
+			  struct dlvm_err *err);
+
+/*
+ * The open pool of pool LV `pool` in vg: opened on first use (the store is
+ * read and its reference counts rebuilt) and kept in the VG until
+ * dlvm_vg_free. The returned pointer is borrowed from the VG; take a
+ * reference (dlvm_thin_pool_ref) to keep it longer. -ENOENT if the LV is not
+ * a pool, -ENODEV, -EBADMSG (damaged store), -EIO, -ENOMEM.
+ */
+int dlvm_thin_pool_get(struct dlvm_vg *vg, const struct dlvm_lv *pool,
+		       struct dlvm_thin_pool **out, struct dlvm_err *err);
+struct dlvm_thin_pool *dlvm_thin_pool_ref(struct dlvm_thin_pool *p);
+void dlvm_thin_pool_unref(struct dlvm_thin_pool *p);
+/* Drop the VG's references to its open pools (dlvm_vg_free calls it). */
+void dlvm_thin_pools_release(struct dlvm_vg *vg);
+/* After the pool LV was extended: let the store use the new chunks (and the
+ * data map the new extents). */
+int dlvm_thin_pool_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool, struct dlvm_err *err);
+
+/* ---- for commands (under the pool's mutex) ---- */
+
+int dlvm_thin_pool_create_dev(struct dlvm_thin_pool *p, uint64_t id, struct dlvm_err *err);
+int dlvm_thin_pool_delete_dev(struct dlvm_thin_pool *p, uint64_t id, struct dlvm_err *err);
+int dlvm_thin_pool_usage(struct dlvm_thin_pool *p, struct dlvm_thin_usage *u);
+/* Mapped chunks of device id (0 when unknown). */
+uint64_t dlvm_thin_pool_dev_mapped(struct dlvm_thin_pool *p, uint64_t id);
+/* Flush the data area, then commit the store. */
+int dlvm_thin_pool_commit(struct dlvm_thin_pool *p, struct dlvm_err *err);
+int dlvm_thin_pool_check(struct dlvm_thin_pool *p, struct dlvm_check_report *rep,
+			 struct dlvm_err *err);
+
+/* ---- for the data path ---- */
+
+/*
+ * Where the read at byte off of the thin LV of map m (m->thin) goes, for at
+ * most len bytes (the piece ends at the chunk's end): a piece of the data
+ * area (piece->dev indexes m->devs) or a hole of piece->len bytes that reads
+ * as zeros (*hole true). -EIO when the pool grew onto a PV the map does not
+ * know (the client reconnects), the store's errors.
+ */
+int dlvm_thin_pool_map_read(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
+			    struct dlvm_map_piece *piece, bool *hole, struct dlvm_err *err);
+/*
+ * The same for a write: an unmapped chunk is provisioned and zeroed, a
+ * shared one copied, before this returns, so the caller's write completes
+ * it. -ENOSPC when the pool has no free chunk (nothing changed).
+ */
+int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
+			     struct dlvm_map_piece *piece, struct dlvm_err *err);
+/* Unmap the chunks of device id that lie wholly inside [off, off + len)
+ * (TRIM, WRITE_ZEROES); partial chunks are left to the caller. */
+int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, uint64_t len,
+			 struct dlvm_err *err);
+/* Block status: from off, *ext bytes (≤ len) that are all holes (*hole) or
+ * all mapped. */
+int dlvm_thin_pool_extent(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, uint64_t len,
+			  uint64_t *ext, bool *hole, struct dlvm_err *err);
+
+#endif

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A struct dlvm_dev whose bytes are an LV's: reads and writes are cut at
+ * segment and stripe boundaries and passed to the PVs' devices. The thin
+ * pool's metadata store lives on one (its hidden metadata LV).
+ */
+#include "dlvm/thinpool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dlvm/util.h"
+#include "dlvm/vg.h"
+
+struct lvdev {
+	struct dlvm_lv_map *map;
+	struct dlvm_dev **pvdevs; /* per map->devs entry: the PV's device (borrowed) */
+};
+
+static int lvdev_io(struct dlvm_dev *dev, void *buf, size_t len, uint64_t off, bool write)
+{
+	struct lvdev *d = dev->priv;
+	size_t done = 0;
+
+	if (off > d->map->size || len > d->map->size - off)
+		return -EIO;
+	while (done < len) {
+		struct dlvm_map_piece p;
+		dlvm_lv_map_resolve(d->map, off + done, len - done, &p);
+		struct dlvm_dev *pd = d->pvdevs[p.dev];
+		int r = write ? pd->ops->pwrite(pd, (const char *)buf + done, p.len, p.dev_off)
+			      : pd->ops->pread(pd, (char *)buf + done, p.len, p.dev_off);
+		if (r)
+			return r;
+		done += p.len;
+	}
+	return 0;
+}
+
+static int lvdev_pread(struct dlvm_dev *dev, void *buf, size_t len, uint64_t off)
+{
+	return lvdev_io(dev, buf, len, off, false);
+}
+
+static int lvdev_pwrite(struct dlvm_dev *dev, const void *buf, size_t len, uint64_t off)
+{
+	return lvdev_io(dev, (void *)buf, len, off, true);
+}
+
+static int lvdev_flush(struct dlvm_dev *dev)
+{
+	struct lvdev *d = dev->priv;
+
+	for (uint32_t i = 0; i < d->map->ndev; i++) {
+		int r = d->pvdevs[i]->ops->flush(d->pvdevs[i]);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static void lvdev_close(struct dlvm_dev *dev)
+{
+	struct lvdev *d = dev->priv;
+
+	dlvm_lv_map_put(d->map);
+	free(d->pvdevs);
+	free(d);
+}
+
+static const struct dlvm_dev_ops lvdev_ops = {
+	.pread = lvdev_pread,
+	.pwrite = lvdev_pwrite,
+	.flush = lvdev_flush,
+	.close = lvdev_close,
+};
+
+int dlvm_lvdev_open(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct dlvm_dev **out,
+		    struct dlvm_err *err)
+{
+	struct dlvm_dev *dev = calloc(1, sizeof(*dev));
+	struct lvdev *d = calloc(1, sizeof(*d));
+	char name[2 * DLVM_NAME_MAX + 2];
+	int r;
+
+	if (!dev || !d) {
+		r = dlvm_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((r = dlvm_lv_map_build(vg, lv, &d->map, err)))
+		goto fail;
+	if (!(d->pvdevs = calloc(d->map->ndev ? d->map->ndev : 1, sizeof(*d->pvdevs)))) {
+		r = dlvm_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	dev->sector_size = 512;
+	for (uint32_t i = 0; i < d->map->ndev; i++) {
+		for (size_t p = 0; p < vg->npv; p++)
+			if (vg->pvs[p]->dev && vg->pvs[p]->dev->fd == d->map->devs[i].fd)
+				d->pvdevs[i] = vg->pvs[p]->dev;
+		if (!d->pvdevs[i]) {
+			r = dlvm_err_set(err, -ENODEV, "%s/%s: a PV is missing", vg->info.name,
+					 lv->name);
+			goto fail;
+		}
+		if (d->pvdevs[i]->sector_size > dev->sector_size)
+			dev->sector_size = d->pvdevs[i]->sector_size;
+	}
+	snprintf(name, sizeof(name), "%s/%s", vg->info.name, lv->name);
+	dev->ops = &lvdev_ops;
+	dev->path = strdup(name);
+	dev->name = strdup(name);
+	dev->fd = -1;
+	dev->size = d->map->size;
+	dev->priv = d;
+	if (!dev->path || !dev->name) {
+		r = dlvm_err_set(err, -ENOMEM, "out of memory");
+		dev->priv = NULL;
+		free(dev->path);
+		free(dev->name);
+		goto fail;
+	}
+	*out = dev;
+	return 0;
+fail:
+	if (d) {
+		dlvm_lv_map_put(d->map);
+		free(d->pvdevs);
+	}
+	free(d);
+	free(dev);
+	return r;
+}

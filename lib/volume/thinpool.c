@@ -1,0 +1,406 @@
+/* SPDX-License-Identifier: MIT */
+/* Thin pools of a VG: the store on the metadata LV, chunks in the pool LV. */
+#include "dlvm/thinpool.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dlvm/util.h"
+#include "dlvm/vg.h"
+
+static const struct dlvm_lv *meta_lv(const struct dlvm_vg *vg, const struct dlvm_lv *pool,
+				     struct dlvm_err *err)
+{
+	const struct dlvm_lv *m = dlvm_lv_find_id(vg, pool->thin.meta_id);
+
+	if (!m || !(m->flags & DLVM_LV_THIN_META))
+		dlvm_err_set(err, -EBADMSG, "%s/%s: the pool's metadata LV (id %" PRIu64 ") is "
+			     "missing", vg->info.name, pool->name, pool->thin.meta_id);
+	return m;
+}
+
+int dlvm_thin_pool_format(const struct dlvm_vg *vg, const struct dlvm_lv *pool,
+			  struct dlvm_err *err)
+{
+	const struct dlvm_lv *m;
+	struct dlvm_dev *dev;
+	int r;
+
+	if (!(m = meta_lv(vg, pool, err)))
+		return -EBADMSG;
+	if ((r = dlvm_lvdev_open(vg, m, &dev, err)))
+		return r;
+	struct dlvm_thin_format_opts o = {
+		.chunk_size = pool->thin.chunk_size,
+		.data_chunks = pool->le_count * vg->info.extent_size / pool->thin.chunk_size,
+	};
+	memcpy(o.uuid, pool->uuid, 16);
+	r = dlvm_thin_store_format(dev, &o, err);
+	dlvm_dev_close(dev);
+	if (r)
+		dlvm_err_prefix(err, r, "%s/%s: ", vg->info.name, pool->name);
+	return r;
+}
+
+static int flush_data(struct dlvm_thin_pool *p, struct dlvm_err *err);
+
+static void pool_free(struct dlvm_thin_pool *p)
+{
+	dlvm_thin_store_close(p->store);
+	dlvm_dev_close(p->meta);
+	dlvm_lv_map_put(p->data);
+	free(p->zero);
+	free(p->copy);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+struct dlvm_thin_pool *dlvm_thin_pool_ref(struct dlvm_thin_pool *p)
+{
+	atomic_fetch_add(&p->refs, 1);
+	return p;
+}
+
+void dlvm_thin_pool_unref(struct dlvm_thin_pool *p)
+{
+	if (p && atomic_fetch_sub(&p->refs, 1) == 1)
+		pool_free(p);
+}
+
+void dlvm_thin_pools_release(struct dlvm_vg *vg)
+{
+	struct dlvm_thin_pool *p = vg->thin_pools;
+
+	while (p) {
+		struct dlvm_thin_pool *next = p->next;
+		struct dlvm_err e = { 0 };
+		pthread_mutex_lock(&p->mu);
+		if (!p->broken && (flush_data(p, &e) || dlvm_thin_commit(p->store, &e)))
+			fprintf(stderr, "%s: commit: %s\n", p->name, e.msg);
+		pthread_mutex_unlock(&p->mu);
+		dlvm_thin_pool_unref(p);
+		p = next;
+	}
+	vg->thin_pools = NULL;
+}
+
+int dlvm_thin_pool_get(struct dlvm_vg *vg, const struct dlvm_lv *pool,
+		       struct dlvm_thin_pool **out, struct dlvm_err *err)
+{
+	const struct dlvm_lv *m;
+	struct dlvm_thin_pool *p;
+	int r;
+
+	for (p = vg->thin_pools; p; p = p->next)
+		if (p->lv_id == pool->id) {
+			*out = p;
+			return 0;
+		}
+	if (!(pool->flags & DLVM_LV_THIN_POOL))
+		return dlvm_err_set(err, -ENOENT, "%s/%s is not a thin pool", vg->info.name,
+				    pool->name);
+	if (!(m = meta_lv(vg, pool, err)))
+		return -EBADMSG;
+	if (!(p = calloc(1, sizeof(*p))))
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	atomic_init(&p->refs, 1);
+	pthread_mutex_init(&p->mu, NULL);
+	p->lv_id = pool->id;
+	p->chunk_size = pool->thin.chunk_size;
+	snprintf(p->name, sizeof(p->name), "%s/%s", vg->info.name, pool->name);
+	p->zero = dlvm_io_alloc(p->chunk_size);
+	p->copy = dlvm_io_alloc(p->chunk_size);
+	if (!p->zero || !p->copy) {
+		r = dlvm_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((r = dlvm_lvdev_open(vg, m, &p->meta, err)) ||
+	    (r = dlvm_lv_map_build(vg, pool, &p->data, err)))
+		goto fail;
+	if ((r = dlvm_thin_store_open(p->meta, NULL, &p->store, err))) {
+		dlvm_err_prefix(err, r, "%s: ", p->name);
+		goto fail;
+	}
+	/* the pool LV may have grown while the store did not hear of it (an
+	 * extend interrupted between its two steps) */
+	struct dlvm_thin_usage u;
+	dlvm_thin_usage(p->store, &u);
+	uint64_t chunks = p->data->size / p->chunk_size;
+	if (chunks > u.data_chunks && !u.readonly &&
+	    (r = dlvm_thin_grow_data(p->store, chunks, err)))
+		goto fail;
+	p->next = vg->thin_pools;
+	vg->thin_pools = p;
+	*out = p;
+	return 0;
+fail:
+	pool_free(p);
+	return r;
+}
+
+int dlvm_thin_pool_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool, struct dlvm_err *err)
+{
+	struct dlvm_thin_pool *p;
+	struct dlvm_lv_map *m;
+	int r;
+
+	for (p = vg->thin_pools; p && p->lv_id != pool->id; p = p->next)
+		;
+	if (!p)
+		return 0; /* not open: the next open grows the store */
+	if ((r = dlvm_lv_map_build(vg, pool, &m, err)))
+		return r;
+	pthread_mutex_lock(&p->mu);
+	/* maps already handed out keep the old data map: it covers every
+	 * chunk they could have been given */
+	struct dlvm_lv_map *old = p->data;
+	p->data = m;
+	r = dlvm_thin_grow_data(p->store, m->size / p->chunk_size, err);
+	if (!r)
+		r = dlvm_thin_commit(p->store, err);
+	pthread_mutex_unlock(&p->mu);
+	dlvm_lv_map_put(old);
+	return r;
+}
+
+/* ---- commands ---- */
+
+int dlvm_thin_pool_create_dev(struct dlvm_thin_pool *p, uint64_t id, struct dlvm_err *err)
+{
+	pthread_mutex_lock(&p->mu);
+	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
+					 p->broken_msg)
+			  : dlvm_thin_create(p->store, id, 0, err);
+	if (!r && !(r = flush_data(p, err)))
+		r = dlvm_thin_commit(p->store, err);
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+int dlvm_thin_pool_delete_dev(struct dlvm_thin_pool *p, uint64_t id, struct dlvm_err *err)
+{
+	pthread_mutex_lock(&p->mu);
+	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
+					 p->broken_msg)
+			  : dlvm_thin_delete(p->store, id, err);
+	if (!r && !(r = flush_data(p, err)))
+		r = dlvm_thin_commit(p->store, err);
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+int dlvm_thin_pool_usage(struct dlvm_thin_pool *p, struct dlvm_thin_usage *u)
+{
+	pthread_mutex_lock(&p->mu);
+	dlvm_thin_usage(p->store, u);
+	pthread_mutex_unlock(&p->mu);
+	return 0;
+}
+
+uint64_t dlvm_thin_pool_dev_mapped(struct dlvm_thin_pool *p, uint64_t id)
+{
+	struct dlvm_thin_dev_info info;
+
+	pthread_mutex_lock(&p->mu);
+	int r = dlvm_thin_info(p->store, id, &info, NULL);
+	pthread_mutex_unlock(&p->mu);
+	return r ? 0 : info.mapped;
+}
+
+static int flush_data(struct dlvm_thin_pool *p, struct dlvm_err *err)
+{
+	for (uint32_t i = 0; i < p->data->ndev; i++)
+		if (fdatasync(p->data->devs[i].fd) < 0)
+			return dlvm_err_set(err, -errno, "%s: flush %s: %s", p->name,
+					    p->data->devs[i].name, strerror(errno));
+	return 0;
+}
+
+int dlvm_thin_pool_commit(struct dlvm_thin_pool *p, struct dlvm_err *err)
+{
+	pthread_mutex_lock(&p->mu);
+	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
+					 p->broken_msg)
+			  : flush_data(p, err);
+	if (!r)
+		r = dlvm_thin_commit(p->store, err);
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+int dlvm_thin_pool_check(struct dlvm_thin_pool *p, struct dlvm_check_report *rep,
+			 struct dlvm_err *err)
+{
+	pthread_mutex_lock(&p->mu);
+	int r = dlvm_thin_check(p->store, rep, err);
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+/* ---- data path ---- */
+
+/* The piece's device as an index into the caller's map (a connection's map
+ * was built before the pool may have grown onto another PV). */
+static int piece_for(struct dlvm_thin_pool *p, const struct dlvm_lv_map *m,
+		     struct dlvm_map_piece *piece, struct dlvm_err *err)
+{
+	int fd = p->data->devs[piece->dev].fd;
+
+	for (uint32_t i = 0; i < m->ndev; i++)
+		if (m->devs[i].fd == fd) {
+			piece->dev = i;
+			return 0;
+		}
+	return dlvm_err_set(err, -EIO, "%s: the pool grew onto a PV this connection does not "
+			    "know: reconnect", p->name);
+}
+
+/* The data area piece of chunk `chunk` at offset `in` for `len` bytes. */
+static void chunk_piece(struct dlvm_thin_pool *p, uint64_t chunk, uint64_t in, uint64_t len,
+			struct dlvm_map_piece *piece)
+{
+	dlvm_lv_map_resolve(p->data, chunk * p->chunk_size + in, len, piece);
+}
+
+/* Synchronous I/O of a whole chunk through the data map (a chunk may cross
+ * a segment or stripe boundary). */
+static int chunk_io(struct dlvm_thin_pool *p, uint64_t chunk, uint8_t *buf, bool write,
+		    struct dlvm_err *err)
+{
+	uint64_t done = 0;
+
+	while (done < p->chunk_size) {
+		struct dlvm_map_piece pc;
+		chunk_piece(p, chunk, done, p->chunk_size - done, &pc);
+		const struct dlvm_map_dev *d = &p->data->devs[pc.dev];
+		uint64_t left = pc.len, pos = 0;
+		while (left) {
+			ssize_t n = write ? pwrite(d->fd, buf + done + pos, left, (off_t)(pc.dev_off + pos))
+					  : pread(d->fd, buf + done + pos, left, (off_t)(pc.dev_off + pos));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return dlvm_err_set(err, n < 0 ? -errno : -EIO, "%s: chunk %" PRIu64
+						    ": %s %s: %s", p->name, chunk,
+						    write ? "write" : "read", d->name,
+						    n < 0 ? strerror(errno) : "short");
+			left -= (uint64_t)n;
+			pos += (uint64_t)n;
+		}
+		done += pc.len;
+	}
+	return 0;
+}
+
+int dlvm_thin_pool_map_read(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
+			    struct dlvm_map_piece *piece, bool *hole, struct dlvm_err *err)
+{
+	struct dlvm_thin_pool *p = m->thin;
+	uint64_t vchunk = off / p->chunk_size, in = off % p->chunk_size, chunk;
+	uint64_t n = DLVM_MIN(len, p->chunk_size - in);
+
+	pthread_mutex_lock(&p->mu);
+	int r = dlvm_thin_lookup(p->store, m->thin_id, vchunk, &chunk, NULL, err);
+	if (!r && chunk != DLVM_THIN_NONE) {
+		chunk_piece(p, chunk, in, n, piece);
+		r = piece_for(p, m, piece, err);
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (r)
+		return r;
+	*hole = chunk == DLVM_THIN_NONE;
+	if (*hole)
+		*piece = (struct dlvm_map_piece){ .dev = 0, .dev_off = 0, .len = n };
+	return 0;
+}
+
+int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
+			     struct dlvm_map_piece *piece, struct dlvm_err *err)
+{
+	struct dlvm_thin_pool *p = m->thin;
+	uint64_t id = m->thin_id;
+	uint64_t vchunk = off / p->chunk_size, in = off % p->chunk_size, chunk, from;
+	uint64_t n = DLVM_MIN(len, p->chunk_size - in);
+	bool is_new;
+	int r;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->broken) {
+		pthread_mutex_unlock(&p->mu);
+		return dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
+				    p->broken_msg);
+	}
+	r = dlvm_thin_provision(p->store, id, vchunk, &chunk, &is_new, &from, err);
+	if (!r && is_new) {
+		/* a new chunk never shows what an earlier owner left in it:
+		 * zero it, or fill it from the chunk it replaces */
+		if (from == DLVM_THIN_NONE)
+			r = chunk_io(p, chunk, p->zero, true, err);
+		else if (!(r = chunk_io(p, from, p->copy, false, err)))
+			r = chunk_io(p, chunk, p->copy, true, err);
+		if (r) {
+			/* the store now maps a chunk whose contents are not what
+			 * they must be: never commit this transaction */
+			p->broken = true;
+			snprintf(p->broken_msg, sizeof(p->broken_msg), "%s", err ? err->msg : "I/O error");
+		}
+	}
+	if (!r) {
+		chunk_piece(p, chunk, in, n, piece);
+		r = piece_for(p, m, piece, err);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, uint64_t len,
+			 struct dlvm_err *err)
+{
+	uint64_t first = (off + p->chunk_size - 1) / p->chunk_size;
+	uint64_t end = (off + len) / p->chunk_size;
+
+	if (end <= first)
+		return 0;
+	pthread_mutex_lock(&p->mu);
+	uint64_t un;
+	int r = dlvm_thin_unmap(p->store, id, first, end - first, &un, err);
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+int dlvm_thin_pool_extent(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, uint64_t len,
+			  uint64_t *ext, bool *hole, struct dlvm_err *err)
+{
+	uint64_t cs = p->chunk_size, vchunk = off / cs, chunk, next;
+	int r;
+
+	pthread_mutex_lock(&p->mu);
+	r = dlvm_thin_lookup(p->store, id, vchunk, &chunk, NULL, err);
+	if (r)
+		goto out;
+	*hole = chunk == DLVM_THIN_NONE;
+	if (*hole) {
+		/* up to the next mapped chunk */
+		r = dlvm_thin_next_mapped(p->store, id, vchunk, &next, NULL, err);
+		if (r)
+			goto out;
+		uint64_t end = next == DLVM_THIN_NONE ? UINT64_MAX : next * cs;
+		*ext = DLVM_MIN(len, end - off);
+	} else {
+		/* mapped chunks in a row, looked at for up to 64 chunks */
+		uint64_t v = vchunk + 1;
+		for (; v < vchunk + 64 && v * cs < off + len; v++) {
+			if ((r = dlvm_thin_lookup(p->store, id, v, &chunk, NULL, err)))
+				goto out;
+			if (chunk == DLVM_THIN_NONE)
+				break;
+		}
+		*ext = DLVM_MIN(len, v * cs - off);
+	}
+out:
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
