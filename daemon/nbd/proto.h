@@ -92,6 +92,9 @@
 #define NBD_REPLY_TYPE_OFFSET_DATA   1
 #define NBD_REPLY_TYPE_OFFSET_HOLE   2
 #define NBD_REPLY_TYPE_BLOCK_STATUS  5
+/* base:allocation block status flags */
+#define NBD_STATE_HOLE 0x1u
+#define NBD_STATE_ZERO 0x2u
 #define NBD_REPLY_TYPE_ERROR         (0x8000u + 1)
 #define NBD_REPLY_TYPE_ERROR_OFFSET  (0x8000u + 2)
 

@@ -38,6 +38,7 @@
 #include "daemon/nbd/conn.h"
 #include "daemon/nbd/devio.h"
 #include "daemon/nbd/proto.h"
+#include "dlvm/thinpool.h"
 #include "dlvm/util.h"
 
 #define NSLOTS 128
@@ -67,6 +68,7 @@ struct slot {
 	bool zero_redo;             /* fallocate refused: zero synchronously */
 	bool trim;                  /* device errors are ignored */
 	bool sync;                  /* too many pieces: serve synchronously */
+	uint32_t nextents;          /* thin BLOCK_STATUS: descriptors in data */
 	uint8_t *buf;               /* kept buffer, SLOT_BUF..SLOT_KEEP_MAX bytes */
 	size_t cap;
 	uint8_t *big;               /* this request's own buffer, if larger */
@@ -314,6 +316,15 @@ static void reply(struct xmit *x, struct slot *s)
 			chunk_header(s, h, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_NONE, 0);
 			s->iov[0].iov_len = 20;
 		}
+	} else if (s->type == NBD_CMD_BLOCK_STATUS && !s->err && s->nextents) {
+		/* thin LVs: the descriptors start() put in the slot's buffer */
+		chunk_header(s, h, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS,
+			     4 + 8 * s->nextents);
+		nbd_put32(h + 20, x->c->meta_id);
+		s->iov[0].iov_len = 24;
+		s->iov[1].iov_base = s->buf;
+		s->iov[1].iov_len = 8 * (size_t)s->nextents;
+		s->niov = 2;
 	} else if (s->type == NBD_CMD_BLOCK_STATUS && !s->err) {
 		/* Linear and striped LVs: the whole range is allocated data. */
 		chunk_header(s, h, NBD_REPLY_FLAG_DONE, NBD_REPLY_TYPE_BLOCK_STATUS, 12);
@@ -384,6 +395,108 @@ static void for_each_piece(struct xmit *x, struct slot *s, piece_fn fn)
 		off += p.len;
 		pos += p.len;
 		left -= p.len;
+	}
+}
+
+/* ---- thin LVs: the pool gives each piece (dlvm/thinpool.h) ---- */
+
+static void piece_zero(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
+		       uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos);
+
+static void thin_err(struct xmit *x, struct slot *s, int r, const struct dlvm_err *e)
+{
+	if (r == -ENOSPC) {
+		set_err(s, r, "thin pool is full");
+		return;
+	}
+	nbd_log(x->c->name, "%s/%s: %s", x->map->vg, x->map->lv, e->msg);
+	set_err(s, r, "thin pool error");
+}
+
+enum thin_op { THIN_READ, THIN_WRITE, THIN_ZERO };
+
+/* Pieces of a READ (holes read as zeros), a WRITE (chunks provisioned
+ * first) or a WRITE_ZEROES with NO_HOLE. */
+static void thin_pieces(struct xmit *x, struct slot *s, enum thin_op op, piece_fn fn)
+{
+	uint64_t off = s->off, left = s->len, pos = 0;
+
+	while (left && !s->err) {
+		struct dlvm_map_piece p;
+		struct dlvm_err e = { 0 };
+		bool hole = false;
+		int r = op == THIN_READ ? dlvm_thin_pool_map_read(x->map, off, left, &p, &hole, &e)
+					: dlvm_thin_pool_map_write(x->map, off, left, &p, &e);
+		if (r) {
+			thin_err(x, s, r, &e);
+			return;
+		}
+		if (hole)
+			memset(s->data + pos, 0, p.len);
+		else
+			fn(x, s, &x->map->devs[p.dev], p.dev, p.dev_off, p.len, pos);
+		off += p.len;
+		pos += p.len;
+		left -= p.len;
+	}
+}
+
+/* TRIM and WRITE_ZEROES without NO_HOLE: whole chunks are unmapped (they
+ * read as zeros); the mapped parts of partial chunks are zeroed (for
+ * WRITE_ZEROES; TRIM leaves them). */
+static void thin_unmap(struct xmit *x, struct slot *s, bool zero_partial)
+{
+	struct dlvm_err e = { 0 };
+	int r = dlvm_thin_pool_unmap(x->map->thin, x->map->thin_id, s->off, s->len, &e);
+
+	if (r) {
+		thin_err(x, s, r, &e);
+		return;
+	}
+	uint64_t cs = x->map->thin->chunk_size, off = s->off, left = s->len;
+	while (zero_partial && left && !s->err) {
+		struct dlvm_map_piece p;
+		bool hole;
+		if ((r = dlvm_thin_pool_map_read(x->map, off, left, &p, &hole, &e))) {
+			thin_err(x, s, r, &e);
+			return;
+		}
+		if (!hole && (off % cs || p.len < cs))
+			piece_zero(x, s, &x->map->devs[p.dev], p.dev, p.dev_off, p.len, 0);
+		off += p.len;
+		left -= p.len;
+	}
+}
+
+/* BLOCK_STATUS of a thin LV: up to 64 descriptors (one with REQ_ONE) in the
+ * slot's buffer, holes as HOLE|ZERO. */
+static void thin_status(struct xmit *x, struct slot *s)
+{
+	uint64_t off = s->off, left = s->len;
+	unsigned max = (s->flags & NBD_CMD_FLAG_REQ_ONE) ? 1 : 64;
+
+	s->nextents = 0;
+	while (left && s->nextents < max) {
+		struct dlvm_err e = { 0 };
+		uint64_t ext;
+		bool hole;
+		int r = dlvm_thin_pool_extent(x->map->thin, x->map->thin_id, off, left, &ext, &hole,
+					      &e);
+		if (r) {
+			thin_err(x, s, r, &e);
+			return;
+		}
+		uint8_t *d = s->buf + 8 * s->nextents;
+		if (s->nextents && ((nbd_get32(d - 4) != 0) == hole)) {
+			/* same kind as the previous one: merge */
+			nbd_put32(d - 8, nbd_get32(d - 8) + (uint32_t)ext);
+		} else {
+			nbd_put32(d, (uint32_t)ext);
+			nbd_put32(d + 4, hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
+			s->nextents++;
+		}
+		off += ext;
+		left -= ext;
 	}
 }
 
@@ -468,6 +581,9 @@ static bool many_pieces(const struct xmit *x, const struct slot *s)
 {
 	uint64_t off = s->off, left = s->len;
 
+	if (x->map->thin) /* a piece per chunk, at least */
+		return left / x->map->thin->chunk_size + 2 > MAX_ASYNC_PIECES;
+
 	for (unsigned n = 0; left; n++) {
 		struct dlvm_map_piece p;
 		if (n == MAX_ASYNC_PIECES)
@@ -504,6 +620,41 @@ static void start(struct xmit *x, struct slot *s)
 		return;
 	}
 	s->sync = s->len > NBD_PREF_BLOCK && many_pieces(x, s);
+	if (x->map->thin) {
+		switch (s->type) {
+		case NBD_CMD_READ:
+			thin_pieces(x, s, THIN_READ, piece_read);
+			break;
+		case NBD_CMD_WRITE:
+			thin_pieces(x, s, THIN_WRITE, piece_write);
+			break;
+		case NBD_CMD_WRITE_ZEROES:
+			if (s->flags & NBD_CMD_FLAG_NO_HOLE)
+				thin_pieces(x, s, THIN_ZERO, piece_zero);
+			else
+				thin_unmap(x, s, true);
+			break;
+		case NBD_CMD_TRIM:
+			s->trim = true;
+			thin_unmap(x, s, false);
+			break;
+		case NBD_CMD_FLUSH: {
+			/* data first, then the store's new mappings */
+			struct dlvm_err e = { 0 };
+			int r = dlvm_thin_pool_commit(x->map->thin, &e);
+			if (r)
+				thin_err(x, s, r, &e);
+			break;
+		}
+		case NBD_CMD_BLOCK_STATUS:
+			thin_status(x, s);
+			break;
+		default:
+			break;
+		}
+		op_done(x, s, 0, 0);
+		return;
+	}
 	switch (s->type) {
 	case NBD_CMD_READ:
 		for_each_piece(x, s, piece_read);
@@ -543,6 +694,14 @@ static void finish(struct xmit *x, struct slot *s)
 	 * devices after another host took over: not durable for the client. */
 	if (x->map->fence && is_change_cmd(s->type) && !fence_ok(x))
 		set_err(s, -EIO, FENCED_MSG);
+	/* a FUA change of a thin LV is durable only with its mapping */
+	if (x->map->thin && !s->err && (s->flags & NBD_CMD_FLAG_FUA) &&
+	    is_change_cmd(s->type)) {
+		struct dlvm_err e = { 0 };
+		int r = dlvm_thin_pool_commit(x->map->thin, &e);
+		if (r)
+			thin_err(x, s, r, &e);
+	}
 	reply(x, s);
 }
 
