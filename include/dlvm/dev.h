@@ -45,6 +45,7 @@ struct dlvm_dev {
 enum {
 	DLVM_DEV_RDONLY = 1 << 0, /* open read-only */
 	DLVM_DEV_LOCK = 1 << 1,   /* take an exclusive flock; -EBUSY if held */
+	DLVM_DEV_LOCK_WAIT = 1 << 2, /* with LOCK: retry for up to 3 s before -EBUSY */
 };
 
 /*

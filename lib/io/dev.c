@@ -101,6 +101,12 @@ int dlvm_dev_open(const char *path, unsigned flags, struct dlvm_dev **out, struc
 		close(fd);
 		return dlvm_err_set(err, -EINVAL, "%s: not a regular file or block device", path);
 	}
+	/* A process that just died may hold its locks a little longer: the
+	 * kernel closes files registered with its io_uring asynchronously. */
+	int tries = (flags & DLVM_DEV_LOCK_WAIT) ? 150 : 1;
+	while ((flags & DLVM_DEV_LOCK) && flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK &&
+	       --tries > 0)
+		usleep(20000);
 	if ((flags & DLVM_DEV_LOCK) && flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		r = -errno;
 		close(fd);

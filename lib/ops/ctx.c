@@ -100,7 +100,11 @@ int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err)
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct dlvm_err e = { 0 };
-		int or = dlvm_dev_open(ctx->devices[i], DLVM_DEV_LOCK, &devs[i], &e);
+		/* dlvmd starting after a crash waits for the dead process's
+		 * locks to go */
+		int or = dlvm_dev_open(ctx->devices[i], DLVM_DEV_LOCK |
+				       (ctx->daemon && !ctx->loaded ? DLVM_DEV_LOCK_WAIT : 0),
+				       &devs[i], &e);
 		if (or == -EBUSY) {
 			/* Another process holds it: fine only for a PV of a shared
 			 * VG, which the dlvmd of every host opens. */

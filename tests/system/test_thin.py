@@ -1,0 +1,249 @@
+"""Thin pools and thin volumes through dlvmd and real NBD clients: holes in
+block status (qemu-img map, nbdinfo --map), sparse copies with nbdcopy,
+TRIM and WRITE_ZEROES, pool exhaustion and growth, durability across a
+kill -9, fio verify, and a seeded random model test of several volumes."""
+import json
+import random
+import subprocess
+
+import nbd
+
+from conftest import Dlvmd, stop_clean  # noqa: F401
+from test_datapath import lvs, run  # noqa: F401
+
+MiB = 1 << 20
+CHUNK = 64 << 10
+
+
+def report(d, *args):
+    out, _ = d.cli_ok("lvs", "-a", "--reportformat", "json", "-o",
+                      "lv_name,lv_attr,lv_size,pool_lv,data_percent,metadata_percent,segtype",
+                      "--units", "b", *args)
+    return {r["lv_name"]: r for r in json.loads(out)["report"][0]["lv"]}
+
+
+def nbd_map(uri):
+    out = run("nbdinfo", "--map", "--json", uri)
+    return [(e["offset"], e["length"], e["type"]) for e in json.loads(out)]
+
+
+def connect(d, name):
+    h = nbd.NBD()
+    h.add_meta_context("base:allocation")
+    h.set_export_name(name)
+    h.connect_unix(d.nbd_socket)
+    return h
+
+
+def make_pool(d, size="256m", chunk="64k", name="pool0"):
+    d.cli_ok("lvcreate", "--type", "thin-pool", "-L", size, "--chunksize", chunk, "-n", name,
+             "vg0")
+
+
+def test_pool_and_thin_commands(vg0):
+    d = vg0
+    make_pool(d)
+    out, err = d.cli_ok("lvcreate", "-V", "1g", "-T", "vg0/pool0", "-n", "vm1")
+    assert "Sum of all thin volume sizes (1.00g) exceeds the size of thin pool" in err
+    d.cli_ok("lvcreate", "-V", "8m", "--thinpool", "pool0", "-n", "vm2", "vg0")
+    r = report(d)
+    assert r["pool0"]["lv_attr"].startswith("t") and r["pool0"]["segtype"] == "thin-pool"
+    assert r["[pool0_tmeta]"]["lv_attr"].startswith("e")
+    assert r["vm1"]["lv_attr"].startswith("V") and r["vm1"]["pool_lv"] == "pool0"
+    assert r["vm1"]["lv_size"] == f"{1 << 30}B" and r["vm1"]["data_percent"] == "0.00"
+    assert r["vm2"]["lv_attr"][4] == "a"  # created active
+    assert run("nbdinfo", "--size", d.nbd_uri("vg0/vm1")).strip() == str(1 << 30)
+    # bad input changes nothing
+    seq = d.cli_ok("check", "vg0")[0]
+    for args, msg in (
+        (["lvcreate", "--type", "thin-pool", "-L", "64m", "--chunksize", "48k", "-n", "p",
+          "vg0"], "--chunksize 48k: must be a power of two from 4k to 1m"),
+        (["lvcreate", "--type", "thin-pool", "-L", "64m", "--chunksize", "2m", "-n", "p",
+          "vg0"], "must be a power of two"),
+        (["lvcreate", "-V", "1g", "-n", "x", "vg0"], "name the pool"),
+        (["lvcreate", "-V", "1g", "-T", "vg0/nopool", "-n", "x"], "Thin pool vg0/nopool not found"),
+        (["lvcreate", "-V", "1g", "-T", "vg0/vm1", "-n", "x"], "vg0/vm1 is not a thin pool"),
+        (["lvcreate", "-V", "0", "-T", "vg0/pool0", "-n", "x"], "larger than zero"),
+        (["lvremove", "-f", "vg0/pool0"], "still holds thin volume"),
+        (["lvremove", "-f", "vg0/pool0_tmeta"], "holds the metadata of a thin pool"),
+        (["lvreduce", "-f", "-L", "128m", "vg0/pool0"], "thin pools can only grow"),
+        (["lvchange", "-ay", "vg0/pool0"], "is a thin pool: activate its thin volumes"),
+        (["lvcreate", "--chunksize", "64k", "-L", "4m", "-n", "lin", "vg0"],
+         "are for thin pools"),
+    ):
+        rc, _, e = d.cli(*args)
+        assert rc != 0 and msg in e, (args, e)
+    assert d.cli_ok("check", "vg0")[0] == seq
+    # thin volumes grow and shrink in virtual size
+    d.cli_ok("lvextend", "-L", "+8m", "vg0/vm2")
+    assert report(d)["vm2"]["lv_size"] == f"{16 * MiB}B"
+    assert run("nbdinfo", "--size", d.nbd_uri("vg0/vm2")).strip() == str(16 * MiB)
+    d.cli_ok("lvremove", "-f", "vg0/vm1", "vg0/vm2")
+    d.cli_ok("lvremove", "-f", "vg0/pool0")
+    assert "pool0_tmeta" not in report(d)
+    out, _ = d.cli_ok("check", "vg0")
+    assert "consistent" in out
+
+
+def test_holes_map_and_sparse_copy(vg0, tmp_path):
+    d = vg0
+    make_pool(d)
+    d.cli_ok("lvcreate", "-V", "64m", "-T", "vg0/pool0", "-n", "src")
+    d.cli_ok("lvcreate", "-V", "64m", "-T", "vg0/pool0", "-n", "dst")
+    src = d.nbd_uri("vg0/src")
+    # a fresh thin volume is one hole that reads as zeros
+    assert nbd_map(src) == [(0, 64 * MiB, 3)]
+    run("qemu-io", "-f", "raw", "-c", "write -P 0x5a 4096 8192", "-c", "write -P 0x6b 40m 100000",
+        src)
+    m = nbd_map(src)
+    assert (0, CHUNK, 0) in m and (40 * MiB, 2 * CHUNK, 0) in m, m
+    assert sum(length for _, length, t in m if t == 0) == 3 * CHUNK
+    qm = json.loads(run("qemu-img", "map", "-f", "raw", "--output=json", src))
+    data = [(e["start"], e["length"]) for e in qm if e["data"]]
+    assert data == [(0, CHUNK), (40 * MiB, 2 * CHUNK)], qm
+    run("qemu-io", "-f", "raw", "-c", "read -P 0 0 4096", "-c", "read -P 0x5a 4096 8192",
+        "-c", "read -P 0 12288 52k", "-c", "read -P 0 1m 1m", src)
+    # nbdcopy skips the holes: the copy maps only what the source maps
+    run("nbdcopy", src, d.nbd_uri("vg0/dst"))
+    run("qemu-img", "compare", "-f", "raw", "-F", "raw", src, d.nbd_uri("vg0/dst"))
+    r = report(d)
+    assert r["dst"]["data_percent"] == r["src"]["data_percent"] != "0.00", r
+    # TRIM of whole chunks unmaps them; WRITE_ZEROES of a partial chunk zeroes it
+    h = connect(d, "vg0/src")
+    h.trim(2 * CHUNK, 40 * MiB)
+    h.zero(8192, 4096, nbd.CMD_FLAG_NO_HOLE)
+    h.flush()
+    assert h.pread(8192, 4096) == bytes(8192)
+    assert h.pread(CHUNK, 40 * MiB) == bytes(CHUNK)
+    h.shutdown()
+    assert [t for _, _, t in nbd_map(src)].count(0) == 1
+    out, _ = d.cli_ok("check", "vg0")
+    assert "consistent" in out
+
+
+def test_pool_full_then_grown(vg0):
+    d = vg0
+    make_pool(d, size="4m", chunk="64k")
+    d.cli_ok("lvcreate", "-V", "64m", "-T", "vg0/pool0", "-n", "big")
+    d.cli_ok("lvcreate", "-V", "4m", "-T", "vg0/pool0", "-n", "other")
+    h = connect(d, "vg0/big")
+    pattern = bytes(range(256)) * 256  # one chunk
+    written = 0
+    full = None
+    for i in range(128):
+        try:
+            h.pwrite(pattern, i * CHUNK)
+            written += 1
+        except nbd.Error as e:
+            full = e
+            break
+    assert full is not None and full.errnum == 28, full  # ENOSPC
+    assert written == 64  # 4 MiB of 64 KiB chunks
+    h.flush()
+    # what was written stays intact and readable; reads of the rest are zeros
+    for i in range(written):
+        assert h.pread(CHUNK, i * CHUNK) == pattern
+    assert h.pread(CHUNK, (written + 1) * CHUNK) == bytes(CHUNK)
+    assert report(d)["pool0"]["data_percent"] == "100.00"
+    # overwriting a mapped chunk still works while the pool is full
+    h.pwrite(pattern[::-1], 0)
+    # grow the pool online: writes continue on the same connection
+    d.cli_ok("lvextend", "-L", "+4m", "vg0/pool0")
+    h.pwrite(pattern, written * CHUNK)
+    h.flush()
+    assert h.pread(CHUNK, written * CHUNK) == pattern
+    assert h.pread(CHUNK, 0) == pattern[::-1]
+    h.shutdown()
+    assert report(d)["pool0"]["data_percent"] == "50.78"
+    out, _ = d.cli_ok("check", "vg0")
+    assert "consistent" in out
+
+
+def test_flushed_data_survives_kill(vg0):
+    d = vg0
+    make_pool(d)
+    d.cli_ok("lvcreate", "-V", "32m", "-T", "vg0/pool0", "-n", "vm")
+    h = connect(d, "vg0/vm")
+    rnd = random.Random(7)
+    blocks = {}
+    for i in range(200):
+        off = rnd.randrange(0, 32 * MiB // 4096) * 4096
+        data = rnd.randbytes(4096)
+        h.pwrite(data, off, nbd.CMD_FLAG_FUA if i % 50 == 0 else 0)
+        blocks[off] = data
+    h.flush()
+    d.kill()
+    d.start()
+    h2 = connect(d, "vg0/vm")
+    for off, data in blocks.items():
+        assert h2.pread(4096, off) == data, off
+    h2.shutdown()
+    out, _ = d.cli_ok("check", "vg0")
+    assert "consistent" in out
+
+
+def test_fio_verify_thin(vg0, tmp_path):
+    d = vg0
+    make_pool(d, chunk="4k")
+    d.cli_ok("lvcreate", "-V", "64m", "-T", "vg0/pool0", "-n", "fio")
+    log = tmp_path / "fio.out"
+    out = run("fio", "--name=thin", "--ioengine=nbd", f"--uri={d.nbd_uri('vg0/fio')}",
+              "--rw=randrw", "--bs=4k", "--iodepth=16", "--size=48M", "--verify=crc32c",
+              "--do_verify=1", "--verify_fatal=1", "--randseed=99", f"--output={log}",
+              timeout=600, cwd=tmp_path)
+    text = log.read_text() + out
+    assert " err= 0" in text and "verify failed" not in text, text
+
+
+def test_random_model(vg0):
+    """Seeded fsx-style run: random writes, reads, TRIM, WRITE_ZEROES and
+    FLUSH on three thin volumes of one pool, every read compared with an
+    in-memory model; a restart in the middle; check at the end."""
+    d = vg0
+    make_pool(d, size="128m", chunk="16k")
+    size = 8 * MiB
+    names = ["m0", "m1", "m2"]
+    for n in names:
+        d.cli_ok("lvcreate", "-V", "8m", "-T", "vg0/pool0", "-n", n)
+    model = {n: bytearray(size) for n in names}
+    rnd = random.Random(20261122)
+    hs = {n: connect(d, f"vg0/{n}") for n in names}
+    ops = 0
+    for phase in range(2):
+        for _ in range(3000):
+            n = rnd.choice(names)
+            h, m = hs[n], model[n]
+            op = rnd.random()
+            off = rnd.randrange(0, size - 1)
+            length = min(rnd.choice([1, 512, 4096, 5000, 16384, 40000, 70000]), size - off)
+            if op < 0.4:
+                data = rnd.randbytes(length)
+                h.pwrite(data, off)
+                m[off:off + length] = data
+            elif op < 0.75:
+                assert h.pread(length, off) == bytes(m[off:off + length]), (n, off, length)
+            elif op < 0.85:
+                h.trim(length, off)
+                # TRIM leaves partial chunks as they are; whole chunks read zero
+                first = -(-off // 16384) * 16384
+                end = (off + length) // 16384 * 16384
+                if end > first:
+                    m[first:end] = bytes(end - first)
+            elif op < 0.95:
+                h.zero(length, off)
+                m[off:off + length] = bytes(length)
+            else:
+                h.flush()
+            ops += 1
+        for n in names:
+            hs[n].flush()
+            hs[n].shutdown()
+        if phase == 0:
+            d.restart()
+        hs = {n: connect(d, f"vg0/{n}") for n in names}
+    for n in names:
+        assert hs[n].pread(size, 0) == bytes(model[n]), n
+        hs[n].shutdown()
+    assert ops == 6000
+    out, _ = d.cli_ok("check", "vg0")
+    assert "consistent" in out
