@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Reference counts of metadata blocks and data chunks, kept in memory only
+ * (rebuilt at open by walk.c), and the allocator on top of them.
+ *
+ * A block or chunk with count zero is free unless it was freed in the
+ * current transaction: the last commit may still use it, so it stays
+ * "pending" until the next commit. The exception is a metadata block
+ * allocated in this transaction: no commit knows it, so it is free again at
+ * once.
+ */
+#include <assert.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "thin_int.h"
+
+static void *grow_array(void *p, size_t old_bytes, size_t new_bytes)
+{
+	uint8_t *np = realloc(p, new_bytes ? new_bytes : 1);
+
+	if (np && new_bytes > old_bytes)
+		memset(np + old_bytes, 0, new_bytes - old_bytes);
+	return np;
+}
+
+int th_space_resize(struct dlvm_thin_store *s, uint64_t meta_blocks, uint64_t data_chunks)
+{
+	uint64_t om = s->mref ? s->sb.meta_blocks : 0, od = s->dref ? s->sb.data_chunks : 0;
+	void *p;
+
+	if (meta_blocks > SIZE_MAX / sizeof(uint32_t) || data_chunks > SIZE_MAX / sizeof(uint32_t))
+		return -ENOMEM;
+	if (!(p = grow_array(s->mref, om * sizeof(uint32_t), meta_blocks * sizeof(uint32_t))))
+		return -ENOMEM;
+	s->mref = p;
+	if (!(p = grow_array(s->mnew, th_bitmap_bytes(om), th_bitmap_bytes(meta_blocks))))
+		return -ENOMEM;
+	s->mnew = p;
+	if (!(p = grow_array(s->mheld, th_bitmap_bytes(om), th_bitmap_bytes(meta_blocks))))
+		return -ENOMEM;
+	s->mheld = p;
+	if (!(p = grow_array(s->dref, od * sizeof(uint32_t), data_chunks * sizeof(uint32_t))))
+		return -ENOMEM;
+	s->dref = p;
+	if (!(p = grow_array(s->dheld, th_bitmap_bytes(od), th_bitmap_bytes(data_chunks))))
+		return -ENOMEM;
+	s->dheld = p;
+	return 0;
+}
+
+void th_space_count(struct dlvm_thin_store *s)
+{
+	s->mfree = s->dfree = s->mpending = s->dpending = 0;
+	for (uint64_t b = TH_FIRST_NODE; b < s->sb.meta_blocks; b++)
+		s->mfree += s->mref[b] == 0;
+	for (uint64_t c = 0; c < s->sb.data_chunks; c++)
+		s->dfree += s->dref[c] == 0;
+	s->mcursor = TH_FIRST_NODE;
+	s->dcursor = 0;
+}
+
+int th_meta_alloc(struct dlvm_thin_store *s, uint64_t *blk, struct dlvm_err *err)
+{
+	uint64_t n = s->sb.meta_blocks, b = s->mcursor;
+
+	if (s->mfree == 0)
+		return dlvm_err_set(err, -ENOSPC, "%s: thin metadata is full (%" PRIu64 " blocks, %"
+				    PRIu64 " free after the next commit)", s->name, n, s->mpending);
+	for (uint64_t i = 0; i < n; i++, b++) {
+		if (b >= n)
+			b = TH_FIRST_NODE;
+		if (b >= TH_FIRST_NODE && s->mref[b] == 0 && !th_bit(s->mheld, b)) {
+			s->mref[b] = 1;
+			th_bit_set(s->mnew, b);
+			s->mfree--;
+			s->mcursor = b + 1;
+			*blk = b;
+			return 0;
+		}
+	}
+	assert(!"free metadata block count is wrong");
+	return dlvm_err_set(err, -ENOSPC, "%s: thin metadata is full", s->name);
+}
+
+void th_meta_inc(struct dlvm_thin_store *s, uint64_t blk)
+{
+	assert(s->mref[blk] > 0 && s->mref[blk] < UINT32_MAX);
+	s->mref[blk]++;
+}
+
+bool th_meta_dec(struct dlvm_thin_store *s, uint64_t blk)
+{
+	assert(s->mref[blk] > 0);
+	if (--s->mref[blk])
+		return false;
+	th_cache_drop(s, blk);
+	if (th_bit(s->mnew, blk)) {
+		th_bit_clear(s->mnew, blk);
+		s->mfree++;
+	} else {
+		th_bit_set(s->mheld, blk);
+		s->mpending++;
+	}
+	return true;
+}
+
+int th_data_alloc(struct dlvm_thin_store *s, uint64_t *chunk, struct dlvm_err *err)
+{
+	uint64_t n = s->sb.data_chunks, c = s->dcursor;
+
+	if (s->dfree == 0)
+		return dlvm_err_set(err, -ENOSPC, "%s: no free data chunk (%" PRIu64 " chunks, %"
+				    PRIu64 " free after the next commit)", s->name, n, s->dpending);
+	for (uint64_t i = 0; i < n; i++, c++) {
+		if (c >= n)
+			c = 0;
+		if (s->dref[c] == 0 && !th_bit(s->dheld, c)) {
+			s->dref[c] = 1;
+			s->dfree--;
+			s->dcursor = c + 1;
+			*chunk = c;
+			return 0;
+		}
+	}
+	assert(!"free data chunk count is wrong");
+	return dlvm_err_set(err, -ENOSPC, "%s: no free data chunk", s->name);
+}
+
+void th_data_inc(struct dlvm_thin_store *s, uint64_t chunk)
+{
+	assert(s->dref[chunk] > 0 && s->dref[chunk] < UINT32_MAX);
+	s->dref[chunk]++;
+}
+
+void th_data_dec(struct dlvm_thin_store *s, uint64_t chunk)
+{
+	assert(s->dref[chunk] > 0);
+	if (--s->dref[chunk])
+		return;
+	th_bit_set(s->dheld, chunk);
+	s->dpending++;
+}
+
+void th_space_committed(struct dlvm_thin_store *s)
+{
+	memset(s->mnew, 0, th_bitmap_bytes(s->sb.meta_blocks));
+	memset(s->mheld, 0, th_bitmap_bytes(s->sb.meta_blocks));
+	memset(s->dheld, 0, th_bitmap_bytes(s->sb.data_chunks));
+	s->mfree += s->mpending;
+	s->dfree += s->dpending;
+	s->mpending = s->dpending = 0;
+}

@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals of the thin store (include/dlvm/thin.h): the on-disk codecs, the
+ * node cache with the reference counts and the allocator, the copy-on-write
+ * B-tree, and the walk that visits every node once. docs/thin.md is the spec.
+ */
+#ifndef DLVM_THIN_INT_H
+#define DLVM_THIN_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dlvm/err.h"
+#include "dlvm/thin.h"
+#include "lib/util/hmap.h"
+
+#define TH_BLOCK DLVM_THIN_BLOCK
+#define TH_SB_SIZE 512u          /* the superblock structure; rest of its block is zero */
+#define TH_SB_MAGIC "dlvm.tsb"
+#define TH_NODE_MAGIC "dlvm.btn"
+#define TH_MAJOR 1
+#define TH_MINOR 0
+#define TH_FIRST_NODE 2          /* blocks 0 and 1 are the superblock slots */
+#define TH_NODE_HDR 40
+#define TH_MAX_LEVEL 15          /* level of the highest possible root */
+#define TH_PATH_MAX (TH_MAX_LEVEL + 1)
+#define TH_ENTRIES 253           /* internal nodes and mapping leaves: 8-byte values */
+#define TH_DEV_ENTRIES 84        /* device tree leaves: 40-byte values */
+#define TH_DEV_VALUE 40
+#define TH_MAP_FLAGS_SHIFT 48    /* mapping value: chunk in bits 0-47, flags above */
+#define TH_DEV_FLAGS_KNOWN (DLVM_THIN_DEV_READONLY | DLVM_THIN_DEV_SNAPSHOT)
+
+/* No feature bit exists yet in this version. */
+#define TH_COMPAT_KNOWN ((uint64_t)0)
+#define TH_RO_COMPAT_KNOWN ((uint64_t)0)
+#define TH_INCOMPAT_KNOWN ((uint64_t)0)
+
+enum th_tree {
+	TH_TREE_DEV = 1, /* device id -> struct th_devrec */
+	TH_TREE_MAP = 2, /* virtual chunk -> data chunk */
+};
+
+/* ---- codec ---- */
+
+struct th_sb {
+	uint16_t major, minor;
+	uint64_t compat, ro_compat, incompat;
+	uint64_t txn;          /* transaction id of this commit */
+	uint32_t slot;         /* 0 or 1: where this superblock is written */
+	uint64_t chunk_size;   /* bytes */
+	uint64_t data_chunks;
+	uint64_t meta_blocks;
+	uint64_t dev_root;     /* block of the device tree root */
+	uint64_t ndevs;        /* number of devices in the device tree */
+	uint8_t uuid[16];
+	uint64_t ctime;        /* seconds since the epoch, when formatted */
+};
+
+/* Value of a device tree leaf entry. */
+struct th_devrec {
+	uint64_t root;         /* mapping tree root */
+	uint64_t mapped;
+	uint64_t created_txn;
+	uint64_t snapshot_of;
+	uint32_t flags;
+};
+
+struct th_node {
+	uint64_t blocknr;      /* where it lives; the cache's key */
+	uint64_t txn;          /* transaction that wrote it */
+	uint16_t type;         /* enum th_tree */
+	uint16_t level;        /* 0: leaf */
+	uint16_t nr;           /* entries in use */
+	uint64_t keys[TH_ENTRIES];
+	union {
+		uint64_t v[TH_ENTRIES];          /* child block, or mapping value */
+		struct th_devrec d[TH_DEV_ENTRIES];
+	} u;
+};
+
+/* Limits a decoder checks values against. */
+struct th_limits {
+	uint64_t meta_blocks;
+	uint64_t data_chunks;
+	uint64_t max_txn;      /* no node or device may claim a later transaction */
+};
+
+void th_sb_encode(const struct th_sb *sb, uint8_t buf[TH_BLOCK]);
+/* Decode the superblock read from slot `slot`; messages start "superblock
+ * slot N (block N): ". -ENODATA for a bad magic, -EBADMSG, -ENOTSUP. */
+int th_sb_decode(const uint8_t buf[TH_BLOCK], uint32_t slot, struct th_sb *sb,
+		 struct dlvm_err *err);
+
+static inline unsigned th_max_entries(uint16_t type, uint16_t level)
+{
+	return type == TH_TREE_DEV && level == 0 ? TH_DEV_ENTRIES : TH_ENTRIES;
+}
+static inline size_t th_value_size(uint16_t type, uint16_t level)
+{
+	return type == TH_TREE_DEV && level == 0 ? TH_DEV_VALUE : 8;
+}
+
+void th_node_encode(const struct th_node *n, uint8_t buf[TH_BLOCK]);
+/* Decode the node read from block blocknr and validate it (th_node_validate);
+ * messages start "node at block N: ". -EBADMSG. */
+int th_node_decode(const uint8_t buf[TH_BLOCK], uint64_t blocknr, const struct th_limits *lim,
+		   struct th_node *n, struct dlvm_err *err);
+/* Everything a node must satisfy by itself: type, level, count, key order and
+ * range, every value in range. */
+int th_node_validate(const struct th_node *n, const struct th_limits *lim, struct dlvm_err *err);
+
+static inline uint64_t th_map_chunk(uint64_t v)
+{
+	return v & ((1ull << TH_MAP_FLAGS_SHIFT) - 1);
+}
+
+/* ---- the store ---- */
+
+struct th_cnode {
+	struct th_node n;
+	unsigned pins;         /* holders of a pointer to this entry */
+	bool dirty;            /* changed since written */
+	struct th_cnode *prev, *next; /* LRU of unpinned entries */
+};
+
+struct dlvm_thin_store {
+	struct dlvm_dev *dev;
+	const char *name;      /* dev->name, for messages */
+	struct th_sb sb;       /* the state being built; sb.txn is the last commit's */
+	unsigned slot;         /* slot of the last commit */
+	bool readonly;         /* opened so */
+	bool failed;           /* an error broke a change: refuse the next ones */
+	char why[DLVM_ERR_MSG_MAX];
+	bool changed;          /* something to commit */
+
+	/* metadata blocks: reference counts; allocated in this transaction
+	 * (changed in place); freed in this transaction (not reused yet) */
+	uint32_t *mref;
+	uint64_t *mnew, *mheld;        /* bitmaps */
+	uint64_t mfree, mpending, mcursor;
+	/* data chunks */
+	uint32_t *dref;
+	uint64_t *dheld;
+	uint64_t dfree, dpending, dcursor;
+
+	uint8_t *iobuf;                /* one block, aligned for O_DIRECT */
+	struct dlvm_hmap cache;        /* struct th_cnode by n.blocknr */
+	size_t ncached, cache_cap, nunpinned;
+	struct th_cnode *lru_head, *lru_tail;
+};
+
+static inline bool th_bit(const uint64_t *map, uint64_t i)
+{
+	return map[i / 64] >> (i % 64) & 1;
+}
+static inline void th_bit_set(uint64_t *map, uint64_t i)
+{
+	map[i / 64] |= 1ull << (i % 64);
+}
+static inline void th_bit_clear(uint64_t *map, uint64_t i)
+{
+	map[i / 64] &= ~(1ull << (i % 64));
+}
+static inline size_t th_bitmap_bytes(uint64_t n)
+{
+	return (size_t)((n + 63) / 64 * 8);
+}
+
+static inline struct th_limits th_store_limits(const struct dlvm_thin_store *s)
+{
+	return (struct th_limits){ .meta_blocks = s->sb.meta_blocks,
+				   .data_chunks = s->sb.data_chunks,
+				   .max_txn = s->sb.txn + 1 };
+}
+
+/* Refuse changes on a read-only or broken store: 0 or -EROFS. */
+int th_writable(struct dlvm_thin_store *s, struct dlvm_err *err);
+/* Remember that a change failed half way (r is its error): the store refuses
+ * changes from now on. Returns r. */
+int th_fail(struct dlvm_thin_store *s, int r, struct dlvm_err *err);
+
+/* ---- space.c: reference counts and allocation ---- */
+
+/* Metadata blocks a change may still take. */
+static inline uint64_t th_meta_avail(const struct dlvm_thin_store *s)
+{
+	return s->mfree;
+}
+/* A free metadata block with reference count 1, marked new. -ENOSPC. */
+int th_meta_alloc(struct dlvm_thin_store *s, uint64_t *blk, struct dlvm_err *err);
+/* One more reference to block blk. */
+void th_meta_inc(struct dlvm_thin_store *s, uint64_t blk);
+/* Drop a reference; at zero the block is freed (a new block at once, a
+ * committed one after the commit) and its cache entry dropped. Returns true
+ * when the count reached zero: the caller then drops what the node held. */
+bool th_meta_dec(struct dlvm_thin_store *s, uint64_t blk);
+/* A free data chunk with reference count 1. -ENOSPC. */
+int th_data_alloc(struct dlvm_thin_store *s, uint64_t *chunk, struct dlvm_err *err);
+void th_data_inc(struct dlvm_thin_store *s, uint64_t chunk);
+void th_data_dec(struct dlvm_thin_store *s, uint64_t chunk);
+/* After a commit: what was freed in the transaction becomes free. */
+void th_space_committed(struct dlvm_thin_store *s);
+/* Size the arrays for s->sb.meta_blocks / data_chunks (new entries zero). */
+int th_space_resize(struct dlvm_thin_store *s, uint64_t meta_blocks, uint64_t data_chunks);
+/* Count the free blocks and chunks from the reference counts (after open). */
+void th_space_count(struct dlvm_thin_store *s);
+
+/* ---- cache.c: nodes in memory ---- */
+
+/* The node in block blk, pinned. It must be of tree `type` and, when level >= 0,
+ * of that level. Reads and decodes it when not cached. -EBADMSG, -EIO, -ENOMEM. */
+int th_node_get(struct dlvm_thin_store *s, uint64_t blk, uint16_t type, int level,
+		struct th_cnode **out, struct dlvm_err *err);
+void th_node_put(struct dlvm_thin_store *s, struct th_cnode *c);
+/* A node in a newly allocated block, empty, pinned, dirty. -ENOSPC, -ENOMEM. */
+int th_node_new(struct dlvm_thin_store *s, uint16_t type, uint16_t level, struct th_cnode **out,
+		struct dlvm_err *err);
+/* Mark a pinned node changed (it must be new in this transaction). */
+void th_node_dirty(struct dlvm_thin_store *s, struct th_cnode *c);
+/* Forget the cache entry of block blk, if any (it must not be pinned). */
+void th_cache_drop(struct dlvm_thin_store *s, uint64_t blk);
+/* Write every changed node. -EIO. */
+int th_cache_write_dirty(struct dlvm_thin_store *s, struct dlvm_err *err);
+void th_cache_init(struct dlvm_thin_store *s, size_t cap);
+void th_cache_release(struct dlvm_thin_store *s);
+
+/* ---- btree.c: copy-on-write B-trees ---- */
+
+/* Ready node blk of tree `type` for a change: the node itself if it is new in
+ * this transaction and referenced once, else a copy in a new block (the
+ * children or data chunks of a shared node get one more reference). The
+ * caller's pointer to blk must now point to (*out)->n.blocknr. */
+int th_shadow(struct dlvm_thin_store *s, uint64_t blk, uint16_t type, int level,
+	      struct th_cnode **out, struct dlvm_err *err);
+
+/* Depth (levels) of the tree rooted at root: root level + 1. */
+int th_tree_depth(struct dlvm_thin_store *s, uint64_t root, uint16_t type, unsigned *depth,
+		  struct dlvm_err *err);
+/* Metadata blocks one insert (or one remove step) may take in a tree of that
+ * depth. */
+static inline uint64_t th_insert_cost(unsigned depth)
+{
+	return 2 * (uint64_t)depth + 2;
+}
+
+/* Find key: *found, and its value in *val (8 bytes) or *rec (device tree).
+ * *shared (may be NULL): a node on the path is referenced more than once. */
+int th_btree_lookup(struct dlvm_thin_store *s, uint64_t root, uint16_t type, uint64_t key,
+		    bool *found, uint64_t *val, struct th_devrec *rec, bool *shared,
+		    struct dlvm_err *err);
+/* Insert or overwrite key. *root is updated (shadowing). The old value (if
+ * any) is returned in *old / *old_rec with *had_old; its references are the
+ * caller's to drop. Needs th_insert_cost(depth) free metadata blocks. */
+int th_btree_insert(struct dlvm_thin_store *s, uint64_t *root, uint16_t type, uint64_t key,
+		    uint64_t val, const struct th_devrec *rec, bool *had_old, uint64_t *old,
+		    struct th_devrec *old_rec, struct dlvm_err *err);
+/* Called with the value of each removed entry (its reference is the
+ * callee's to drop). */
+typedef void (*th_removed_fn)(struct dlvm_thin_store *s, uint64_t key, uint64_t val,
+			      const struct th_devrec *rec, void *ctx);
+/* Remove the keys in [lo, hi] held by one leaf: the first leaf holding a key
+ * >= lo. *next is the key after the last removed one's leaf (DLVM_THIN_NONE:
+ * done). *removed counts the entries removed. Needs th_insert_cost(depth)
+ * free metadata blocks. */
+int th_btree_remove_step(struct dlvm_thin_store *s, uint64_t *root, uint16_t type, uint64_t lo,
+			 uint64_t hi, th_removed_fn fn, void *ctx, uint64_t *removed,
+			 uint64_t *next, struct dlvm_err *err);
+/* The smallest key >= from: *key (DLVM_THIN_NONE if none) and its value. */
+int th_btree_next(struct dlvm_thin_store *s, uint64_t root, uint16_t type, uint64_t from,
+		  uint64_t *key, uint64_t *val, struct th_devrec *rec, struct dlvm_err *err);
+/* Call fn(ctx, key, val) for each entry with key >= from, in order; stops at
+ * fn's non-zero return value and returns it. */
+int th_btree_iterate(struct dlvm_thin_store *s, uint64_t root, uint16_t type, uint64_t from,
+		     dlvm_thin_map_fn fn, void *ctx, struct dlvm_err *err);
+/* Drop one reference to the tree rooted at blk: nodes whose count reaches
+ * zero are read and release what they hold (children, data chunks, device
+ * roots). */
+int th_tree_release(struct dlvm_thin_store *s, uint64_t blk, uint16_t type, int level,
+		    struct dlvm_err *err);
+
+/* ---- walk.c: visit every distinct node once ---- */
+
+/*
+ * A walk from a device tree root visits every node reachable from it once,
+ * counts the references to each node (one per parent pointer or device root)
+ * and to each data chunk (one per leaf entry), and checks the structure:
+ * each node decodes (changed nodes come from the cache, the rest from the
+ * device), has the tree type and level its parent implies, and keeps its keys
+ * inside the range its parent gives.
+ */
+struct th_walk {
+	/* in */
+	struct dlvm_thin_store *s;
+	struct th_limits lim;
+	uint64_t dev_root;
+	bool strict;          /* also report nodes below a third full */
+	void (*report)(void *ctx, const char *msg); /* each problem; may be NULL */
+	void *ctx;
+	/* out */
+	uint32_t *mref;       /* lim.meta_blocks counts (blocks 0 and 1: 1) */
+	uint32_t *dref;       /* lim.data_chunks counts */
+	uint64_t ndevs;
+	unsigned problems;
+	/* memo per block */
+	uint8_t *kind;        /* 0: not seen; 0xff: damaged; else 1 + type - 1 + 2 * level */
+	uint64_t *first, *last, *count; /* lowest key, highest key, entries below */
+};
+
+/* Run the walk: 0 when nothing was wrong, -EBADMSG when something was (the
+ * first problem is in err), -ENOMEM or -EIO when it could not run. The
+ * caller frees w->mref and w->dref (also on error) with th_walk_release. */
+int th_walk_run(struct th_walk *w, struct dlvm_err *err);
+void th_walk_release(struct th_walk *w);
+
+/* ---- volume.c ---- */
+
+/* Device record of id: -ENOENT. */
+int th_dev_find(struct dlvm_thin_store *s, uint64_t id, struct th_devrec *rec,
+		struct dlvm_err *err);
+
+#endif

@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The walk that rebuilds the reference counts at open and recounts them in
+ * dlvm_thin_check. Each distinct node is read once, however many parents
+ * share it: its first visit descends, later visits only count the reference
+ * and check it against what the first visit recorded (tree type, level, key
+ * range, entries below). Levels fall by one from parent to child, so no
+ * cycle can keep the walk going.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dlvm/dev.h"
+#include "thin_int.h"
+
+#define DAMAGED 0xff
+
+static uint8_t kind_of(uint16_t type, uint16_t level)
+{
+	return (uint8_t)(type + 2 * level);
+}
+
+static void problem(struct th_walk *w, struct dlvm_err *err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void problem(struct th_walk *w, struct dlvm_err *err, const char *fmt, ...)
+{
+	char msg[DLVM_ERR_MSG_MAX];
+	va_list ap;
+	int n = snprintf(msg, sizeof(msg), "%s: ", w->s->name);
+
+	va_start(ap, fmt);
+	vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
+	va_end(ap);
+	w->problems++;
+	dlvm_err_set(err, -EBADMSG, "%s", msg);
+	if (w->report)
+		w->report(w->ctx, msg);
+}
+
+/* Node blk as the current state has it: a changed node from the cache, the
+ * rest from the device. 0, or the decoder's -EBADMSG in e, or -EIO. */
+static int read_node(struct th_walk *w, uint64_t blk, struct th_node *n, struct dlvm_err *e)
+{
+	struct dlvm_thin_store *s = w->s;
+	struct th_cnode *c = dlvm_hmap_find_u64(&s->cache, blk);
+
+	if (c && c->dirty) {
+		*n = c->n;
+		return th_node_validate(n, &w->lim, e);
+	}
+	int r = dlvm_dev_read(s->dev, s->iobuf, TH_BLOCK, blk * TH_BLOCK, e);
+	if (r)
+		return r == -EBADMSG ? -EIO : r;
+	return th_node_decode(s->iobuf, blk, &w->lim, n, e);
+}
+
+struct visit {
+	uint64_t count;  /* entries below */
+	bool complete;   /* no damage below: count is exact */
+};
+
+static int visit(struct th_walk *w, uint64_t blk, uint16_t type, int level, uint64_t lo,
+		 uint64_t hi, struct visit *out, struct dlvm_err *err);
+
+static int visit_children(struct th_walk *w, struct th_node *n, uint64_t hi, struct visit *out,
+			  struct dlvm_err *err)
+{
+	for (unsigned i = 0; i < n->nr; i++) {
+		struct visit v;
+		int r;
+		if (n->level > 0) {
+			uint64_t chi = i + 1 < n->nr ? n->keys[i + 1] - 1 : hi;
+			r = visit(w, n->u.v[i], n->type, n->level - 1, n->keys[i], chi, &v, err);
+			out->count += v.count;
+			out->complete &= v.complete;
+		} else if (n->type == TH_TREE_MAP) {
+			uint64_t c = th_map_chunk(n->u.v[i]);
+			if (w->dref[c] == UINT32_MAX)
+				problem(w, err, "data chunk %" PRIu64 " has too many references", c);
+			else
+				w->dref[c]++;
+			out->count++;
+			continue;
+		} else {
+			const struct th_devrec *d = &n->u.d[i];
+			w->ndevs++;
+			out->count++;
+			r = visit(w, d->root, TH_TREE_MAP, -1, 0, DLVM_THIN_MAX_ID, &v, err);
+			if (!r && v.complete && v.count != d->mapped)
+				problem(w, err, "device %" PRIu64 ": field mapped is %" PRIu64 " but its "
+					"tree maps %" PRIu64 " chunks", n->keys[i], d->mapped, v.count);
+		}
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int visit(struct th_walk *w, uint64_t blk, uint16_t type, int level, uint64_t lo,
+		 uint64_t hi, struct visit *out, struct dlvm_err *err)
+{
+	const char *what = type == TH_TREE_DEV ? "device tree" : "mapping tree";
+	struct dlvm_err e = { 0 };
+	struct th_node *n;
+	int r;
+
+	out->count = 0;
+	out->complete = false;
+	if (blk < TH_FIRST_NODE || blk >= w->lim.meta_blocks) {
+		problem(w, err, "a %s points to block %" PRIu64 ", outside blocks 2 to %" PRIu64,
+			what, blk, w->lim.meta_blocks - 1);
+		return 0;
+	}
+	if (w->mref[blk] == UINT32_MAX) {
+		problem(w, err, "node at block %" PRIu64 " has too many references", blk);
+		return 0;
+	}
+	if (w->mref[blk]++) {
+		uint8_t k = w->kind[blk];
+		if (k == DAMAGED)
+			return 0;
+		if (k % 2 != type % 2 || (level >= 0 && k != kind_of(type, (uint16_t)level))) {
+			problem(w, err, "node at block %" PRIu64 " is shared by nodes of different "
+				"trees or levels", blk);
+			return 0;
+		}
+		if (w->count[blk] && (w->first[blk] < lo || w->last[blk] > hi))
+			problem(w, err, "node at block %" PRIu64 ": keys %" PRIu64 " to %" PRIu64
+				" are outside the range %" PRIu64 " to %" PRIu64 " its parent gives",
+				blk, w->first[blk], w->last[blk], lo, hi);
+		out->count = w->count[blk];
+		out->complete = true;
+		return 0;
+	}
+	if (!(n = malloc(sizeof(*n))))
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	r = read_node(w, blk, n, &e);
+	if (r == -EBADMSG) {
+		w->kind[blk] = DAMAGED;
+		problem(w, err, "%s", e.msg);
+		r = 0;
+		goto out;
+	}
+	if (r) {
+		dlvm_err_set(err, r, "%s", e.msg);
+		goto out;
+	}
+	if (n->type != type || (level >= 0 && n->level != level)) {
+		w->kind[blk] = DAMAGED;
+		if (n->type != type)
+			problem(w, err, "node at block %" PRIu64 ": field type is %u in the %s",
+				blk, n->type, what);
+		else
+			problem(w, err, "node at block %" PRIu64 ": field level is %u where the %s "
+				"needs level %d", blk, n->level, what, level);
+		goto out;
+	}
+	w->kind[blk] = kind_of(n->type, n->level);
+	out->complete = true;
+	if (n->nr && (n->keys[0] < lo || n->keys[n->nr - 1] > hi))
+		problem(w, err, "node at block %" PRIu64 ": keys %" PRIu64 " to %" PRIu64 " are "
+			"outside the range %" PRIu64 " to %" PRIu64 " its parent gives", blk,
+			n->keys[0], n->keys[n->nr - 1], lo, hi);
+	if (level >= 0 && n->nr == 0)
+		problem(w, err, "node at block %" PRIu64 ": an empty node below the root", blk);
+	else if (w->strict && level >= 0 && n->nr < th_max_entries(n->type, n->level) / 3)
+		problem(w, err, "node at block %" PRIu64 ": %u entries, fewer than a third of %u",
+			blk, n->nr, th_max_entries(n->type, n->level));
+	r = visit_children(w, n, hi, out, err);
+	w->first[blk] = n->nr ? n->keys[0] : 0;
+	w->last[blk] = n->nr ? n->keys[n->nr - 1] : 0;
+	if (n->nr && n->level > 0) {
+		uint64_t lc = n->u.v[n->nr - 1];
+		if (lc < w->lim.meta_blocks && w->kind[lc] && w->kind[lc] != DAMAGED)
+			w->last[blk] = w->last[lc];
+	}
+	w->count[blk] = out->count;
+out:
+	free(n);
+	return r;
+}
+
+int th_walk_run(struct th_walk *w, struct dlvm_err *err)
+{
+	uint64_t mb = w->lim.meta_blocks, dc = w->lim.data_chunks;
+	struct visit v;
+	int r;
+
+	w->ndevs = 0;
+	w->problems = 0;
+	w->mref = calloc(mb, sizeof(*w->mref));
+	w->dref = calloc(dc ? dc : 1, sizeof(*w->dref));
+	w->kind = calloc(mb, 1);
+	w->first = malloc(mb * sizeof(uint64_t));
+	w->last = malloc(mb * sizeof(uint64_t));
+	w->count = calloc(mb, sizeof(uint64_t));
+	if (!w->mref || !w->dref || !w->kind || !w->first || !w->last || !w->count)
+		return dlvm_err_set(err, -ENOMEM, "%s: out of memory for %" PRIu64 " metadata "
+				    "blocks and %" PRIu64 " data chunks", w->s->name, mb, dc);
+	w->mref[0] = w->mref[1] = 1; /* the superblock slots */
+	r = visit(w, w->dev_root, TH_TREE_DEV, -1, 0, DLVM_THIN_MAX_ID, &v, err);
+	free(w->kind);
+	free(w->first);
+	free(w->last);
+	free(w->count);
+	w->kind = NULL;
+	w->first = w->last = w->count = NULL;
+	if (r)
+		return r;
+	return w->problems ? -EBADMSG : 0;
+}
+
+void th_walk_release(struct th_walk *w)
+{
+	free(w->mref);
+	free(w->dref);
+	free(w->kind);
+	free(w->first);
+	free(w->last);
+	free(w->count);
+	w->mref = NULL;
+	w->dref = NULL;
+	w->kind = NULL;
+	w->first = w->last = w->count = NULL;
+}
