@@ -69,6 +69,8 @@ struct slot {
 	bool trim;                  /* device errors are ignored */
 	bool sync;                  /* too many pieces: serve synchronously */
 	uint32_t nextents;          /* thin BLOCK_STATUS: descriptors in data */
+	bool thin_writing;          /* holds a thin write token until finish() */
+	unsigned thin_token;
 	uint8_t *buf;               /* kept buffer, SLOT_BUF..SLOT_KEEP_MAX bytes */
 	size_t cap;
 	uint8_t *big;               /* this request's own buffer, if larger */
@@ -235,6 +237,8 @@ static struct slot *slot_get(struct xmit *x)
 	s->zero_redo = false;
 	s->trim = false;
 	s->sync = false;
+	s->nextents = 0;
+	s->thin_writing = false;
 	s->sent = 0;
 	s->next = NULL;
 	s->data = s->buf;
@@ -243,6 +247,10 @@ static struct slot *slot_get(struct xmit *x)
 
 static void slot_put(struct xmit *x, struct slot *s)
 {
+	if (s->thin_writing) { /* never finished: do not hold up snapshots */
+		dlvm_thin_pool_write_end(x->map->thin, s->thin_token);
+		s->thin_writing = false;
+	}
 	free(s->big);
 	s->big = NULL;
 	x->freelist[x->nfree++] = s->idx;
@@ -420,6 +428,12 @@ enum thin_op { THIN_READ, THIN_WRITE, THIN_ZERO };
 static void thin_pieces(struct xmit *x, struct slot *s, enum thin_op op, piece_fn fn)
 {
 	uint64_t off = s->off, left = s->len, pos = 0;
+
+	if (op != THIN_READ) {
+		/* a snapshot waits for writes given their chunks before it */
+		s->thin_token = dlvm_thin_pool_write_begin(x->map->thin);
+		s->thin_writing = true;
+	}
 
 	while (left && !s->err) {
 		struct dlvm_map_piece p;
@@ -694,6 +708,10 @@ static void finish(struct xmit *x, struct slot *s)
 	 * devices after another host took over: not durable for the client. */
 	if (x->map->fence && is_change_cmd(s->type) && !fence_ok(x))
 		set_err(s, -EIO, FENCED_MSG);
+	if (s->thin_writing) {
+		dlvm_thin_pool_write_end(x->map->thin, s->thin_token);
+		s->thin_writing = false;
+	}
 	/* a FUA change of a thin LV is durable only with its mapping */
 	if (x->map->thin && !s->err && (s->flags & NBD_CMD_FLAG_FUA) &&
 	    is_change_cmd(s->type)) {

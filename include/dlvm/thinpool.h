@@ -43,6 +43,11 @@ struct dlvm_thin_pool {
 	struct dlvm_lv_map *data;    /* map of the pool LV: the data area */
 	uint8_t *zero;               /* chunk_size zero bytes, 4096-aligned */
 	uint8_t *copy;               /* chunk_size bytes for copy-on-write */
+	/* writes provisioned and not yet completed, in two epochs: a snapshot
+	 * starts a new epoch and waits for the old one to drain */
+	unsigned epoch;
+	unsigned inflight[2];
+	pthread_cond_t drained;
 	bool broken;                 /* a chunk could not be prepared: never commit */
 	char broken_msg[DLVM_ERR_MSG_MAX];
 	struct dlvm_thin_pool *next; /* in the VG's list */
@@ -83,6 +88,19 @@ int dlvm_thin_pool_delete_dev(struct dlvm_thin_pool *p, uint64_t id, struct dlvm
 int dlvm_thin_pool_usage(struct dlvm_thin_pool *p, struct dlvm_thin_usage *u);
 /* Mapped chunks of device id (0 when unknown). */
 uint64_t dlvm_thin_pool_dev_mapped(struct dlvm_thin_pool *p, uint64_t id);
+/*
+ * A snapshot of device origin as device id (flags: DLVM_THIN_DEV_READONLY or
+ * 0 for a writable clone), committed. Writes to the origin that were given
+ * their chunks before this call and are still in flight are waited for (up
+ * to 30 s: -ETIMEDOUT), so the snapshot holds exactly the writes completed
+ * before it.
+ */
+int dlvm_thin_pool_snapshot(struct dlvm_thin_pool *p, uint64_t origin, uint64_t id, uint32_t flags,
+			    struct dlvm_err *err);
+/* Revert: device origin becomes a copy of device snap (which stays), in one
+ * commit. */
+int dlvm_thin_pool_revert(struct dlvm_thin_pool *p, uint64_t origin, uint64_t snap,
+			  struct dlvm_err *err);
 /* Flush the data area, then commit the store. */
 int dlvm_thin_pool_commit(struct dlvm_thin_pool *p, struct dlvm_err *err);
 int dlvm_thin_pool_check(struct dlvm_thin_pool *p, struct dlvm_check_report *rep,
@@ -106,6 +124,10 @@ int dlvm_thin_pool_map_read(const struct dlvm_lv_map *m, uint64_t off, uint64_t 
  */
 int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
 			     struct dlvm_map_piece *piece, struct dlvm_err *err);
+/* Bracket the data writes of one request (dlvm_thin_pool_map_write and the
+ * device I/O it leads to): begin returns a token for end. Never blocks. */
+unsigned dlvm_thin_pool_write_begin(struct dlvm_thin_pool *p);
+void dlvm_thin_pool_write_end(struct dlvm_thin_pool *p, unsigned token);
 /* Unmap the chunks of device id that lie wholly inside [off, off + len)
  * (TRIM, WRITE_ZEROES); partial chunks are left to the caller. */
 int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, uint64_t len,

@@ -239,6 +239,15 @@ DLVM_CMD_FN(cmd_lvcreate)
 	if (!target)
 		return dlvm_err_set(err, -EINVAL, "lvcreate: give the volume group");
 	const char *type = opt_str(opts, "type");
+	if (opt_flag(opts, "snapshot") || opt_flag(opts, "clone")) {
+		if (opt_flag(opts, "snapshot") && opt_flag(opts, "clone"))
+			return dlvm_err_set(err, -EINVAL, "lvcreate: -s and --clone exclude each other");
+		if (!strchr(target, '/'))
+			return dlvm_err_set(err, -EINVAL, "lvcreate %s: give the source as VG/LV",
+					    opt_flag(opts, "clone") ? "--clone" : "-s");
+		return thin_snapshot_create(ctx, target, name, opt_flag(opts, "clone"), opts, resp,
+					    err);
+	}
 	bool thin = opt_flag(opts, "thin") || opt_str(opts, "virtualsize") || opt_str(opts, "thinpool");
 	if (type && strcmp(type, "thin-pool") && strcmp(type, "thin") && strcmp(type, "linear") &&
 	    strcmp(type, "striped"))
@@ -398,6 +407,7 @@ DLVM_CMD_FN(cmd_lvremove)
 		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)) ||
 		    (r = refuse_internal(vg, lv, "remove", err)) ||
 		    (r = refuse_busy(ctx, vg, lv, force, err)) ||
+		    (r = thin_refuse_remove(vg, lv, err)) ||
 		    (r = shared_lv_refuse_elsewhere(ctx, vg, lv, "remove", err)))
 			return r;
 	}
@@ -710,6 +720,25 @@ DLVM_CMD_FN(cmd_lvchange)
 		struct dlvm_lv *lv;
 		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)))
 			return r;
+		if (p && !strcmp(p, "rw") && (lv->flags & DLVM_LV_THIN) && lv->thin.origin_id &&
+		    (lv->flags & DLVM_LV_READONLY))
+			return dlvm_err_set(err, -EINVAL, "%s/%s is a snapshot and stays read-only: "
+					    "make a writable clone (lvcreate --clone)", vg->info.name,
+					    lv->name);
+		if (p && (lv->flags & DLVM_LV_THIN)) {
+			/* the store refuses writes to a read-only device too */
+			struct dlvm_lv *plv = dlvm_lv_find_id(vg, lv->thin.pool_id);
+			struct dlvm_thin_pool *pool;
+			if (!plv || (r = dlvm_thin_pool_get(vg, plv, &pool, err)))
+				return plv ? r : dlvm_err_set(err, -EBADMSG, "%s/%s: its pool is "
+							      "missing", vg->info.name, lv->name);
+			pthread_mutex_lock(&pool->mu);
+			r = dlvm_thin_set_flags(pool->store, lv->id,
+						!strcmp(p, "r") ? DLVM_THIN_DEV_READONLY : 0, err);
+			pthread_mutex_unlock(&pool->mu);
+			if (r || (r = dlvm_thin_pool_commit(pool, err)))
+				return r;
+		}
 		if (p) {
 			uint64_t flags = !strcmp(p, "r") ? lv->flags | DLVM_LV_READONLY
 							 : lv->flags & ~DLVM_LV_READONLY;

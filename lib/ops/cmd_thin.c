@@ -488,3 +488,191 @@ int thin_check_vg(struct dlvm_vg *vg, struct dlvm_check_report *rep, struct dlvm
 	}
 	return 0;
 }
+
+/* ---- snapshots and clones ---- */
+
+static int thin_source(struct dlvm_ctx *ctx, const char *path, const char *what,
+		       struct dlvm_vg **vg, struct dlvm_lv **lv, struct dlvm_err *err)
+{
+	int r;
+
+	if ((r = find_lv(ctx, path, vg, lv, err)))
+		return r;
+	if (!((*lv)->flags & DLVM_LV_THIN))
+		return dlvm_err_set(err, -EINVAL, "%s/%s is not a thin volume: %s needs one (create "
+				    "a thin volume with lvcreate -V SIZE -T VG/POOL and copy the data "
+				    "into it)", (*vg)->info.name, (*lv)->name, what);
+	return 0;
+}
+
+int thin_snapshot_create(struct dlvm_ctx *ctx, const char *source, const char *name, bool clone,
+			 json_t *opts, json_t *resp, struct dlvm_err *err)
+{
+	const char *what = clone ? "a clone" : "a snapshot", *a = opt_str(opts, "activate");
+	struct dlvm_vg *vg;
+	struct dlvm_lv *src, *plv;
+	struct dlvm_thin_pool *pool;
+	char lvname[DLVM_NAME_MAX + 1];
+	bool on;
+	enum dlvm_hold_mode mode;
+	int r;
+
+	if ((r = thin_source(ctx, source, what, &vg, &src, err)))
+		return r;
+	if (opt_str(opts, "size") || opt_str(opts, "extents") || opt_str(opts, "virtualsize"))
+		return dlvm_err_set(err, -EINVAL, "lvcreate: %s of a thin volume takes no size",
+				    what);
+	if (clone && (src->flags & DLVM_LV_THIN) && !(src->flags & DLVM_LV_READONLY) &&
+	    is_active(ctx, vg, src))
+		resp_message(resp, "%s/%s is active: the clone holds the writes completed before "
+			     "this command", vg->info.name, src->name);
+	if ((r = parse_activate("lvcreate", a, &on, &mode, err)))
+		return r;
+	if (!a) /* snapshots are not activated unless asked, as in LVM */
+		on = clone;
+	if (name && (r = dlvm_check_name(name, "LV", err)))
+		return r;
+	if (name && dlvm_lv_find(vg, name))
+		return dlvm_err_set(err, -EEXIST, "Logical Volume \"%s\" already exists in volume "
+				    "group \"%s\"", name, vg->info.name);
+	if (!(plv = dlvm_lv_find_id(vg, src->thin.pool_id)))
+		return dlvm_err_set(err, -EBADMSG, "%s/%s: its pool is missing", vg->info.name,
+				    src->name);
+	if ((r = dlvm_thin_pool_get(vg, plv, &pool, err)))
+		return r;
+	if (name)
+		snprintf(lvname, sizeof(lvname), "%s", name);
+	else
+		next_free_name(vg, lvname, sizeof(lvname));
+	uint64_t id = vg->info.next_lv_id;
+	if ((r = dlvm_thin_pool_snapshot(pool, src->id, id, clone ? 0 : DLVM_THIN_DEV_READONLY,
+					 err)))
+		return dlvm_err_prefix(err, r, "%s/%s: ", vg->info.name, lvname);
+	struct dlvm_txn t;
+	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
+	ce.u.lv.id = id;
+	dlvm_uuid_generate(ce.u.lv.uuid);
+	snprintf(ce.u.lv.name, sizeof(ce.u.lv.name), "%s", lvname);
+	ce.u.lv.flags = DLVM_LV_THIN | (clone ? 0 : DLVM_LV_READONLY);
+	ce.u.lv.ctime = (uint64_t)time(NULL);
+	te.u.lv.id = id;
+	te.u.lv.thin = src->thin;
+	te.u.lv.thin.origin_id = src->id;
+	dlvm_txn_init(&t);
+	if ((r = dlvm_txn_add(&t, &ce)) || (r = dlvm_txn_add(&t, &te)))
+		r = dlvm_err_set(err, r, "out of memory");
+	else
+		r = dlvm_txn_commit(vg, &t, err);
+	dlvm_txn_release(&t);
+	if (r) {
+		struct dlvm_err e2 = { 0 };
+		if (dlvm_thin_pool_delete_dev(pool, id, &e2))
+			resp_warning(resp, "%s: device %" PRIu64 " left in the pool: %s", pool->name, id,
+				     e2.msg);
+		return r;
+	}
+	if (on) {
+		struct dlvm_err ae = { 0 };
+		if (activate(ctx, vg, dlvm_lv_find(vg, lvname), NULL, &ae))
+			resp_warning(resp, "%s/%s: created but not activated: %s", vg->info.name,
+				     lvname, ae.msg);
+	}
+	resp_message(resp, "Logical volume \"%s\" created.", lvname);
+	return 0;
+}
+
+/* The writable clones made from lv, as "a, b" (empty: none). */
+static void clones_of(const struct dlvm_vg *vg, const struct dlvm_lv *lv, char *out, size_t len)
+{
+	size_t used = 0;
+
+	*out = 0;
+	for (size_t i = 0; i < vg->nlv && used < len; i++) {
+		const struct dlvm_lv *c = vg->lvs[i];
+		if ((c->flags & DLVM_LV_THIN) && c->thin.origin_id == lv->id &&
+		    !(c->flags & DLVM_LV_READONLY))
+			used += (size_t)snprintf(out + used, len - used, "%s%s", used ? ", " : "",
+						 c->name);
+	}
+}
+
+int thin_refuse_remove(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct dlvm_err *err)
+{
+	char list[512];
+
+	if (!(lv->flags & DLVM_LV_THIN) || !(lv->flags & DLVM_LV_READONLY))
+		return 0;
+	clones_of(vg, lv, list, sizeof(list));
+	if (!*list)
+		return 0;
+	return dlvm_err_set(err, -EBUSY, "%s/%s: snapshot has clones: %s (flatten them first: "
+			    "lvconvert --flatten)", vg->info.name, lv->name, list);
+}
+
+DLVM_CMD_FN(cmd_lvconvert)
+{
+	bool merge = opt_flag(opts, "merge"), flatten = opt_flag(opts, "flatten");
+	struct dlvm_vg *vg;
+	struct dlvm_lv *lv;
+	int r;
+
+	if (merge == flatten)
+		return dlvm_err_set(err, -EINVAL, "lvconvert: give --merge SNAPSHOT or --flatten "
+				    "CLONE");
+	if (json_array_size(args) != 1)
+		return dlvm_err_set(err, -EINVAL, "lvconvert: give one VG/LV");
+	if ((r = thin_source(ctx, arg_str(args, 0), merge ? "--merge" : "--flatten", &vg, &lv,
+			     err)))
+		return r;
+	const struct dlvm_lv *o = lv->thin.origin_id ? dlvm_lv_find_id(vg, lv->thin.origin_id)
+						     : NULL;
+	if (flatten) {
+		if (!lv->thin.origin_id || (lv->flags & DLVM_LV_READONLY))
+			return dlvm_err_set(err, -EINVAL, "%s/%s is not a clone", vg->info.name,
+					    lv->name);
+		/* clones share chunks through reference counts, not through
+		 * their origin: forgetting the origin is all there is to do */
+		struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_THIN };
+		e.u.lv.id = lv->id;
+		e.u.lv.thin = lv->thin;
+		e.u.lv.thin.origin_id = 0;
+		if ((r = dlvm_txn_commit_edit(vg, &e, err)))
+			return r;
+		resp_message(resp, "%s/%s no longer depends on %s.", vg->info.name, lv->name,
+			     o ? o->name : "its origin");
+		return 0;
+	}
+	if (!(lv->flags & DLVM_LV_READONLY) || !lv->thin.origin_id)
+		return dlvm_err_set(err, -EINVAL, "%s/%s is not a snapshot", vg->info.name, lv->name);
+	if (!o)
+		return dlvm_err_set(err, -ENOENT, "%s/%s: its origin no longer exists",
+				    vg->info.name, lv->name);
+	struct dlvm_lv *origin = dlvm_lv_find_id(vg, o->id);
+	if (is_active(ctx, vg, origin))
+		return dlvm_err_set(err, -EBUSY, "%s/%s: the origin is active: deactivate it before "
+				    "merging %s into it (lvchange -an %s/%s)", vg->info.name,
+				    origin->name, lv->name, vg->info.name, origin->name);
+	if (is_active(ctx, vg, lv))
+		return dlvm_err_set(err, -EBUSY, "%s/%s: deactivate the snapshot before merging it",
+				    vg->info.name, lv->name);
+	if ((r = thin_refuse_remove(vg, lv, err)))
+		return r;
+	struct dlvm_lv *plv = dlvm_lv_find_id(vg, lv->thin.pool_id);
+	struct dlvm_thin_pool *pool;
+	if (!plv)
+		return dlvm_err_set(err, -EBADMSG, "%s/%s: its pool is missing", vg->info.name,
+				    lv->name);
+	if ((r = dlvm_thin_pool_get(vg, plv, &pool, err)))
+		return r;
+	/* the origin takes the snapshot's contents in one store commit; then
+	 * the snapshot goes (journal, then store), as lvremove does */
+	if ((r = dlvm_thin_pool_revert(pool, origin->id, lv->id, err)))
+		return r;
+	char sname[DLVM_NAME_MAX + 1];
+	snprintf(sname, sizeof(sname), "%s", lv->name);
+	if ((r = thin_remove(ctx, vg, lv, resp, err)))
+		return r;
+	resp_message(resp, "Merged %s/%s into %s/%s: the origin holds the snapshot's data and the "
+		     "snapshot is removed.", vg->info.name, sname, vg->info.name, origin->name);
+	return 0;
+}

@@ -68,6 +68,8 @@ static const struct dlvm_opt_def lvcreate_opts[] = {
 	  "a thin pool VG/POOL" },
 	{ 'V', "virtualsize", DLVM_OPT_VALUE, "SIZE", "size of a thin volume (may exceed the pool)" },
 	{ 0, "thinpool", DLVM_OPT_VALUE, "POOL", "the pool of a new thin volume" },
+	{ 's', "snapshot", DLVM_OPT_FLAG, NULL, "a read-only snapshot of the thin volume VG/LV" },
+	{ 0, "clone", DLVM_OPT_FLAG, NULL, "a writable clone of the thin volume or snapshot VG/LV" },
 	{ 'c', "chunksize", DLVM_OPT_VALUE, "SIZE", "thin pool chunk size: power of two, 4k to 1m "
 	  "(default 64k)" },
 	{ 0, "poolmetadatasize", DLVM_OPT_VALUE, "SIZE", "thin pool metadata size (default about "
@@ -87,6 +89,12 @@ static const struct dlvm_opt_def lvchange_opts[] = {
 	  "and ey exclusively on this host, sy shared with other hosts)" },
 	{ 'p', "permission", DLVM_OPT_VALUE, "r|rw", "make the LV read-only or writable" },
 	OPT_FORCE, OPT_YES, OPT_LOCK_WAIT, END,
+};
+static const struct dlvm_opt_def lvconvert_opts[] = {
+	{ 0, "merge", DLVM_OPT_FLAG, NULL, "revert the snapshot's (inactive) origin to it and "
+	  "remove the snapshot" },
+	{ 0, "flatten", DLVM_OPT_FLAG, NULL, "make a clone independent of its origin" },
+	OPT_YES, END,
 };
 static const struct dlvm_opt_def check_opts[] = {
 	{ 0, "repair", DLVM_OPT_FLAG, NULL, "rewrite stale or damaged metadata copies" }, END,
@@ -131,7 +139,10 @@ const struct dlvm_cmd_def dlvm_commands[] = {
 	  cmd_lvresize },
 	{ "lvrename", "lvrename VG/OLD NEW | VG OLD NEW", "rename a logical volume",
 	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, none_opts, cmd_lvrename },
-	{ "lvchange", "lvchange [-a y|n] [-p r|rw] [-f] VG/LV...",
+	{ "lvconvert", "lvconvert --merge VG/SNAPSHOT | --flatten VG/CLONE",
+	  "revert an origin to a thin snapshot, or make a clone independent",
+	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, lvconvert_opts, cmd_lvconvert },
+	{ "lvchange", "lvchange [-a y|ey|sy|n] [-p r|rw] [-f] VG/LV...",
 	  "activate, deactivate or change the permission of logical volumes",
 	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARGS,
 	  lvchange_opts, cmd_lvchange },

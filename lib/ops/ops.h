@@ -75,6 +75,11 @@ int thin_remove(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 /* lvextend/lvresize of a thin LV (virtual size) or pool (data area). */
 int thin_resize(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, json_t *opts,
 		json_t *resp, struct dlvm_err *err);
+/* lvcreate -s / --clone SOURCE: a read-only snapshot or a writable clone. */
+int thin_snapshot_create(struct dlvm_ctx *ctx, const char *source, const char *name, bool clone,
+			 json_t *opts, json_t *resp, struct dlvm_err *err);
+/* -EBUSY listing the clones of a snapshot (lvremove refuses it). */
+int thin_refuse_remove(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct dlvm_err *err);
 /* lvs fields of thin pools and volumes. */
 void thin_report(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const struct dlvm_lv *lv, json_t *row);
 /* dlvm check: every pool's store. */
@@ -101,6 +106,7 @@ DLVM_CMD_FN(cmd_lvresize);
 DLVM_CMD_FN(cmd_lvreduce);
 DLVM_CMD_FN(cmd_lvrename);
 DLVM_CMD_FN(cmd_lvchange);
+DLVM_CMD_FN(cmd_lvconvert);
 DLVM_CMD_FN(cmd_lvs);
 DLVM_CMD_FN(cmd_check);
 DLVM_CMD_FN(cmd_hosts);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dlvm/util.h"
@@ -54,6 +55,7 @@ static void pool_free(struct dlvm_thin_pool *p)
 	dlvm_lv_map_put(p->data);
 	free(p->zero);
 	free(p->copy);
+	pthread_cond_destroy(&p->drained);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
@@ -108,6 +110,11 @@ int dlvm_thin_pool_get(struct dlvm_vg *vg, const struct dlvm_lv *pool,
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	atomic_init(&p->refs, 1);
 	pthread_mutex_init(&p->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->drained, &ca);
+	pthread_condattr_destroy(&ca);
 	p->lv_id = pool->id;
 	p->chunk_size = pool->thin.chunk_size;
 	snprintf(p->name, sizeof(p->name), "%s/%s", vg->info.name, pool->name);
@@ -188,6 +195,84 @@ int dlvm_thin_pool_delete_dev(struct dlvm_thin_pool *p, uint64_t id, struct dlvm
 			  : dlvm_thin_delete(p->store, id, err);
 	if (!r && !(r = flush_data(p, err)))
 		r = dlvm_thin_commit(p->store, err);
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+unsigned dlvm_thin_pool_write_begin(struct dlvm_thin_pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	unsigned e = p->epoch;
+	p->inflight[e]++;
+	pthread_mutex_unlock(&p->mu);
+	return e;
+}
+
+void dlvm_thin_pool_write_end(struct dlvm_thin_pool *p, unsigned token)
+{
+	pthread_mutex_lock(&p->mu);
+	if (--p->inflight[token] == 0)
+		pthread_cond_broadcast(&p->drained);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Start a new epoch and wait for the writes of the old one (mu held). */
+static int quiesce(struct dlvm_thin_pool *p, struct dlvm_err *err)
+{
+	unsigned old = p->epoch;
+	struct timespec until;
+
+	if (p->inflight[old ^ 1]) /* a previous quiesce timed out: still draining */
+		return dlvm_err_set(err, -ETIMEDOUT, "%s: writes from before the last snapshot are "
+				    "still in flight", p->name);
+	p->epoch = old ^ 1;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += 30;
+	while (p->inflight[old])
+		if (pthread_cond_timedwait(&p->drained, &p->mu, &until) == ETIMEDOUT)
+			return dlvm_err_set(err, -ETIMEDOUT, "%s: %u writes did not complete in 30 s",
+					    p->name, p->inflight[old]);
+	return 0;
+}
+
+int dlvm_thin_pool_snapshot(struct dlvm_thin_pool *p, uint64_t origin, uint64_t id, uint32_t flags,
+			    struct dlvm_err *err)
+{
+	pthread_mutex_lock(&p->mu);
+	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
+					 p->broken_msg)
+			  : quiesce(p, err);
+	if (!r)
+		r = dlvm_thin_snapshot(p->store, origin, id, flags, err);
+	if (!r && !(r = flush_data(p, err)))
+		r = dlvm_thin_commit(p->store, err);
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+int dlvm_thin_pool_revert(struct dlvm_thin_pool *p, uint64_t origin, uint64_t snap,
+			  struct dlvm_err *err)
+{
+	struct dlvm_thin_dev_info info;
+
+	pthread_mutex_lock(&p->mu);
+	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
+					 p->broken_msg)
+			  : dlvm_thin_info(p->store, origin, &info, err);
+	/* the origin's device is replaced by a snapshot of snap under the same
+	 * id; both steps land in one commit */
+	bool changed = false;
+	if (!r && !(r = dlvm_thin_delete(p->store, origin, err))) {
+		changed = true;
+		r = dlvm_thin_snapshot(p->store, snap, origin, 0, err);
+	}
+	if (!r && !(r = flush_data(p, err)))
+		r = dlvm_thin_commit(p->store, err);
+	if (r && changed && !p->broken) {
+		/* an uncommitted half must not be committed later */
+		p->broken = true;
+		snprintf(p->broken_msg, sizeof(p->broken_msg), "revert failed: %s", err ? err->msg : "");
+	}
 	pthread_mutex_unlock(&p->mu);
 	return r;
 }

@@ -17,7 +17,7 @@ CHUNK = 64 << 10
 
 def report(d, *args):
     out, _ = d.cli_ok("lvs", "-a", "--reportformat", "json", "-o",
-                      "lv_name,lv_attr,lv_size,pool_lv,data_percent,metadata_percent,segtype",
+                      "lv_name,lv_attr,lv_size,pool_lv,origin,data_percent,metadata_percent,segtype",
                       "--units", "b", *args)
     return {r["lv_name"]: r for r in json.loads(out)["report"][0]["lv"]}
 
@@ -245,5 +245,105 @@ def test_random_model(vg0):
         assert hs[n].pread(size, 0) == bytes(model[n]), n
         hs[n].shutdown()
     assert ops == 6000
+    out, _ = d.cli_ok("check", "vg0")
+    assert "consistent" in out
+
+
+def test_snapshots_clones_merge(vg0, tmp_path):
+    d = vg0
+    make_pool(d)
+    d.cli_ok("lvcreate", "-V", "16m", "-T", "vg0/pool0", "-n", "vm1")
+    rnd = random.Random(5)
+    a = rnd.randbytes(4 * MiB)
+    h = connect(d, "vg0/vm1")
+    h.pwrite(a, 0)
+    h.flush()
+    # the snapshot is taken while the connection stays open
+    d.cli_ok("lvcreate", "-s", "-n", "s1", "vg0/vm1")
+    run("nbdcopy", d.nbd_uri("vg0/vm1"), tmp_path / "at-s1.img")
+    b = rnd.randbytes(MiB)
+    h.pwrite(b, MiB)
+    h.flush()
+    r = report(d)
+    assert r["s1"]["lv_attr"][:2] == "Vr" and r["s1"]["lv_attr"][4] == "-"
+    assert r["s1"]["origin"] == "vm1" and r["s1"]["pool_lv"] == "pool0"
+    d.cli_ok("lvchange", "-ay", "vg0/s1")
+    s1 = d.nbd_uri("vg0/s1")
+    run("qemu-img", "compare", "-f", "raw", "-F", "raw", str(tmp_path / "at-s1.img"), s1)
+    assert h.pread(MiB, MiB) == b
+    # a snapshot is read-only, over NBD and as an LV
+    c = connect(d, "vg0/s1")
+    assert c.is_read_only()
+    c.shutdown()
+    rc, _, err = d.cli("lvchange", "-p", "rw", "vg0/s1")
+    assert rc != 0 and "is a snapshot and stays read-only" in err
+    # a writable clone of the snapshot, independent of both
+    d.cli_ok("lvcreate", "--clone", "-n", "c1", "vg0/s1")
+    cl = connect(d, "vg0/c1")
+    cl.pwrite(b"C" * 4096, 0)
+    cl.flush()
+    assert cl.pread(4096, 4096) == a[4096:8192]
+    assert h.pread(4096, 0) == a[:4096]
+    cl.shutdown()
+    run("qemu-img", "compare", "-f", "raw", "-F", "raw", str(tmp_path / "at-s1.img"), s1)
+    rc, _, err = d.cli("lvremove", "-f", "vg0/s1")
+    assert rc != 0 and "vg0/s1: snapshot has clones: c1" in err, err
+    d.cli_ok("lvconvert", "--flatten", "vg0/c1")
+    assert report(d)["c1"]["origin"] == ""
+    d.cli_ok("lvremove", "-f", "vg0/s1")
+    cl = connect(d, "vg0/c1")
+    assert cl.pread(4096, 0) == b"C" * 4096 and cl.pread(4096, 4096) == a[4096:8192]
+    cl.shutdown()
+    # merge: revert the origin to a snapshot
+    d.cli_ok("lvcreate", "-s", "-n", "s2", "vg0/vm1")
+    h.pwrite(bytes(MiB), 0)
+    h.flush()
+    rc, _, err = d.cli("lvconvert", "--merge", "vg0/s2")
+    assert rc != 0 and "the origin is active: deactivate it" in err
+    h.shutdown()
+    d.cli_ok("lvchange", "-an", "vg0/vm1")
+    d.cli_ok("lvconvert", "--merge", "vg0/s2")
+    assert "s2" not in report(d)
+    d.cli_ok("lvchange", "-ay", "vg0/vm1")
+    h = connect(d, "vg0/vm1")
+    assert h.pread(MiB, 0) == a[:MiB] and h.pread(MiB, MiB) == b
+    h.shutdown()
+    # bad input
+    d.cli_ok("lvcreate", "-n", "lin", "-L", "4m", "vg0")
+    for args, msg in ((["lvcreate", "-s", "-n", "x", "vg0/lin"],
+                       "vg0/lin is not a thin volume: a snapshot needs one"),
+                      (["lvcreate", "--clone", "-n", "x", "vg0/nothere"], "Failed to find"),
+                      (["lvconvert", "--merge", "vg0/vm1"], "vg0/vm1 is not a snapshot"),
+                      (["lvconvert", "--flatten", "vg0/vm1"], "vg0/vm1 is not a clone"),
+                      (["lvconvert", "vg0/vm1"], "give --merge SNAPSHOT or --flatten")):
+        rc, _, err = d.cli(*args)
+        assert rc != 0 and msg in err, (args, err)
+    out, _ = d.cli_ok("check", "vg0")
+    assert "consistent" in out
+
+
+def test_snapshot_frees_what_only_it_held(vg0):
+    d = vg0
+    make_pool(d)
+    d.cli_ok("lvcreate", "-V", "16m", "-T", "vg0/pool0", "-n", "vm")
+    h = connect(d, "vg0/vm")
+    h.pwrite(b"x" * (4 * MiB), 0)
+    h.flush()
+    d.cli_ok("lvcreate", "-s", "-n", "snap", "vg0/vm")
+    before = float(report(d)["pool0"]["data_percent"])
+    h.pwrite(b"y" * (4 * MiB), 0)  # every chunk copied on write
+    h.flush()
+    h.shutdown()
+    during = float(report(d)["pool0"]["data_percent"])
+    assert during > before * 1.9, (before, during)
+    d.cli_ok("lvremove", "-f", "vg0/snap")
+    after = float(report(d)["pool0"]["data_percent"])
+    assert abs(after - before) < 0.01, (before, after)
+    # 50 snapshots: instant, and reads of the origin do not change
+    for i in range(50):
+        d.cli_ok("lvcreate", "-s", "-n", f"s{i}", "vg0/vm")
+    h = connect(d, "vg0/vm")
+    assert h.pread(4 * MiB, 0) == b"y" * (4 * MiB)
+    h.shutdown()
     out, _ = d.cli_ok("check", "vg0")
     assert "consistent" in out
