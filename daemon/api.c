@@ -26,16 +26,19 @@ struct dlvmd_api {
 	pthread_cond_t agent_cv;
 };
 
-/* Every half renew interval, under the command lock: catch up with what
- * other hosts committed to shared VGs (dlvm_ctx_refresh). */
+/* Every T/4 (with a host id) or every second, under the command lock:
+ * catch up with what other hosts committed to shared VGs
+ * (dlvm_ctx_refresh) and commit the thin pools' pending changes. */
 static void *agent_main(void *p)
 {
 	struct dlvmd_api *api = p;
-	uint64_t period_ms = (uint64_t)api->ctx->io_timeout * 1000 / 4;
+	uint64_t period_ms = api->ctx->host_id ? (uint64_t)api->ctx->io_timeout * 1000 / 4 : 1000;
 	struct timespec next;
 
 	if (period_ms < 100)
 		period_ms = 100;
+	if (period_ms > 1000)
+		period_ms = 1000;
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	pthread_mutex_lock(&api->lock);
 	while (!api->agent_stop) {
@@ -47,7 +50,11 @@ static void *agent_main(void *p)
 			;
 		if (api->agent_stop)
 			break;
-		dlvm_ctx_refresh(api->ctx);
+		if (api->ctx->host_id)
+			dlvm_ctx_refresh(api->ctx);
+		/* thin pools: what was written without a FLUSH becomes durable
+		 * within about a second anyway */
+		dlvm_ctx_commit_pools(api->ctx);
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec > next.tv_sec + 1)
@@ -365,7 +372,7 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 		r = dlvm_err_set(err, -EIO, "%s: cannot start the HTTP server", path);
 		goto fail;
 	}
-	if (ctx->host_id) {
+	{
 		if ((r = pthread_create(&api->agent, NULL, agent_main, api))) {
 			MHD_stop_daemon(api->mhd);
 			unlink(path);

@@ -186,6 +186,10 @@ void dlvm_ctx_leave(struct dlvm_ctx *ctx);
  */
 int dlvm_ctx_refresh(struct dlvm_ctx *ctx);
 
+/* Commit every open thin pool of every loaded VG (dlvmd, about once a
+ * second): data flushed first, then the store. Problems go to stderr. */
+void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx);
+
 /*
  * After dlvm_ctx_join, at dlvmd start: activation records this host left in
  * its previous run (same host id and lease name, the previous generation) are

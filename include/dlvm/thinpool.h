@@ -48,6 +48,7 @@ struct dlvm_thin_pool {
 	unsigned epoch;
 	unsigned inflight[2];
 	pthread_cond_t drained;
+	bool dirty;                  /* the store has changes since the last commit */
 	bool broken;                 /* a chunk could not be prepared: never commit */
 	char broken_msg[DLVM_ERR_MSG_MAX];
 	struct dlvm_thin_pool *next; /* in the VG's list */
@@ -103,6 +104,9 @@ int dlvm_thin_pool_revert(struct dlvm_thin_pool *p, uint64_t origin, uint64_t sn
 			  struct dlvm_err *err);
 /* Flush the data area, then commit the store. */
 int dlvm_thin_pool_commit(struct dlvm_thin_pool *p, struct dlvm_err *err);
+/* The same, only when the store has uncommitted changes (the periodic
+ * commit: idle pools cost nothing). */
+int dlvm_thin_pool_commit_dirty(struct dlvm_thin_pool *p, struct dlvm_err *err);
 int dlvm_thin_pool_check(struct dlvm_thin_pool *p, struct dlvm_check_report *rep,
 			 struct dlvm_err *err);
 

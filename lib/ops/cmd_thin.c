@@ -10,6 +10,7 @@
  *   remove a thin LV: journal first, then the store device.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -675,4 +676,14 @@ DLVM_CMD_FN(cmd_lvconvert)
 	resp_message(resp, "Merged %s/%s into %s/%s: the origin holds the snapshot's data and the "
 		     "snapshot is removed.", vg->info.name, sname, vg->info.name, origin->name);
 	return 0;
+}
+
+void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
+{
+	for (size_t v = 0; v < ctx->nvg; v++)
+		for (struct dlvm_thin_pool *p = ctx->vgs[v]->thin_pools; p; p = p->next) {
+			struct dlvm_err e = { 0 };
+			if (dlvm_thin_pool_commit_dirty(p, &e))
+				fprintf(stderr, "dlvmd: %s: commit: %s\n", p->name, e.msg);
+		}
 }

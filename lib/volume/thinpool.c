@@ -304,14 +304,28 @@ static int flush_data(struct dlvm_thin_pool *p, struct dlvm_err *err)
 	return 0;
 }
 
-int dlvm_thin_pool_commit(struct dlvm_thin_pool *p, struct dlvm_err *err)
+static int commit_locked(struct dlvm_thin_pool *p, struct dlvm_err *err)
 {
-	pthread_mutex_lock(&p->mu);
 	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
 					 p->broken_msg)
 			  : flush_data(p, err);
-	if (!r)
-		r = dlvm_thin_commit(p->store, err);
+	if (!r && !(r = dlvm_thin_commit(p->store, err)))
+		p->dirty = false;
+	return r;
+}
+
+int dlvm_thin_pool_commit(struct dlvm_thin_pool *p, struct dlvm_err *err)
+{
+	pthread_mutex_lock(&p->mu);
+	int r = commit_locked(p, err);
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+int dlvm_thin_pool_commit_dirty(struct dlvm_thin_pool *p, struct dlvm_err *err)
+{
+	pthread_mutex_lock(&p->mu);
+	int r = p->dirty && !p->broken ? commit_locked(p, err) : 0;
 	pthread_mutex_unlock(&p->mu);
 	return r;
 }
@@ -420,6 +434,7 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 	}
 	r = dlvm_thin_provision(p->store, id, vchunk, &chunk, &is_new, &from, err);
 	if (!r && is_new) {
+		p->dirty = true;
 		/* a new chunk never shows what an earlier owner left in it:
 		 * zero it, or fill it from the chunk it replaces */
 		if (from == DLVM_THIN_NONE)
@@ -450,8 +465,10 @@ int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, ui
 	if (end <= first)
 		return 0;
 	pthread_mutex_lock(&p->mu);
-	uint64_t un;
+	uint64_t un = 0;
 	int r = dlvm_thin_unmap(p->store, id, first, end - first, &un, err);
+	if (un)
+		p->dirty = true;
 	pthread_mutex_unlock(&p->mu);
 	return r;
 }

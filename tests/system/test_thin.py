@@ -5,6 +5,7 @@ kill -9, fio verify, and a seeded random model test of several volumes."""
 import json
 import random
 import subprocess
+import time
 
 import nbd
 
@@ -347,3 +348,20 @@ def test_snapshot_frees_what_only_it_held(vg0):
     h.shutdown()
     out, _ = d.cli_ok("check", "vg0")
     assert "consistent" in out
+
+
+def test_unflushed_writes_committed_within_seconds(vg0):
+    """Without a FLUSH the pool still commits its new mappings about once a
+    second; a kill -9 after that keeps them (the data went out with
+    O_DIRECT)."""
+    d = vg0
+    make_pool(d)
+    d.cli_ok("lvcreate", "-V", "16m", "-T", "vg0/pool0", "-n", "vm")
+    h = connect(d, "vg0/vm")
+    h.pwrite(b"\x77" * 65536, 3 * MiB)
+    time.sleep(3)
+    d.kill()
+    d.start()
+    h2 = connect(d, "vg0/vm")
+    assert h2.pread(65536, 3 * MiB) == b"\x77" * 65536
+    h2.shutdown()
