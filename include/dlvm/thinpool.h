@@ -60,6 +60,14 @@ struct dlvm_thin_pool {
 int dlvm_lvdev_open(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct dlvm_dev **out,
 		    struct dlvm_err *err);
 
+/* Point an LV device view at the LV's current extents (after an extend);
+ * the caller serialises this with its users. */
+int dlvm_lvdev_remap(struct dlvm_dev *dev, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
+		     struct dlvm_err *err);
+/* After the metadata LV of pool was extended: the store uses the new blocks. */
+int dlvm_thin_pool_meta_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool,
+				struct dlvm_err *err);
+
 /* Write an empty store into the pool's metadata LV (lvcreate --type
  * thin-pool). The LVs must be committed already. */
 int dlvm_thin_pool_format(const struct dlvm_vg *vg, const struct dlvm_lv *pool,

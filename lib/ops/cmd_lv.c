@@ -507,6 +507,9 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 	if ((r = find_lv(ctx, arg_str(args, 0), &vg, &lv, err)) ||
 	    (r = refuse_internal(vg, lv, "resize", err)))
 		return r;
+	if (opt_str(opts, "poolmetadatasize") && !(lv->flags & DLVM_LV_THIN_POOL))
+		return dlvm_err_set(err, -EINVAL, "%s/%s: --poolmetadatasize is for thin pools",
+				    vg->info.name, lv->name);
 	if (lv->flags & DLVM_LV_THIN) {
 		if (mode == GROW && opt_str(opts, "size") && *opt_str(opts, "size") == '-')
 			return dlvm_err_set(err, -EINVAL, "lvextend: the size cannot shrink");
@@ -515,6 +518,15 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 	if ((lv->flags & DLVM_LV_THIN_POOL) && mode != GROW)
 		return dlvm_err_set(err, -ENOTSUP, "%s/%s: thin pools can only grow (lvextend)",
 				    vg->info.name, lv->name);
+	if (opt_str(opts, "poolmetadatasize")) {
+		if (!(lv->flags & DLVM_LV_THIN_POOL))
+			return dlvm_err_set(err, -EINVAL, "%s/%s: --poolmetadatasize is for thin "
+					    "pools", vg->info.name, lv->name);
+		if ((r = thin_pool_grow_meta(ctx, vg, lv, opts, resp, err)))
+			return r;
+		if (!opt_str(opts, "size") && !opt_str(opts, "extents"))
+			return 0;
+	}
 	if ((r = parse_stripes(opts, vg, &stripes, &ssize, err)))
 		return r;
 	const struct dlvm_seg_desc *last = lv->segs[lv->nseg - 1];

@@ -687,3 +687,60 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 				fprintf(stderr, "dlvmd: %s: commit: %s\n", p->name, e.msg);
 		}
 }
+
+int thin_pool_grow_meta(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *pool,
+			json_t *opts, json_t *resp, struct dlvm_err *err)
+{
+	const char *ms = opt_str(opts, "poolmetadatasize");
+	struct dlvm_lv *m = dlvm_lv_find_id(vg, pool->thin.meta_id);
+	uint64_t es = vg->info.extent_size, bytes;
+	char sign = 0;
+	int r;
+
+	(void)ctx;
+	if (!m)
+		return dlvm_err_set(err, -EBADMSG, "%s/%s: its metadata LV is missing", vg->info.name,
+				    pool->name);
+	if ((r = dlvm_parse_size(ms, 1 << 20, &bytes, &sign, err)))
+		return dlvm_err_prefix(err, r, "--poolmetadatasize: ");
+	uint64_t cur = m->le_count, want = bytes / es + (bytes % es != 0);
+	if (sign == '+')
+		want += cur;
+	if (sign == '-' || want < cur)
+		return dlvm_err_set(err, -EINVAL, "--poolmetadatasize: pool metadata can only grow");
+	if (want == cur)
+		return dlvm_err_set(err, -EINVAL, "--poolmetadatasize: the metadata LV has that size "
+				    "already");
+	struct dlvm_seg_desc **add, **segs;
+	uint32_t nadd, nseg;
+	if ((r = dlvm_alloc(vg, m, want - cur, 1, 0, NULL, 0, &add, &nadd, err)))
+		return r;
+	/* the new segments follow the old ones */
+	if ((r = dlvm_segs_dup(m->segs, m->nseg, &segs))) {
+		dlvm_segs_free(add, nadd);
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	}
+	struct dlvm_seg_desc **all = realloc(segs, (m->nseg + nadd) * sizeof(*all));
+	if (!all) {
+		dlvm_segs_free(segs, m->nseg);
+		dlvm_segs_free(add, nadd);
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	}
+	memcpy(all + m->nseg, add, nadd * sizeof(*add));
+	free(add);
+	nseg = m->nseg + nadd;
+	struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_SEGMENTS };
+	e.u.lv.id = m->id;
+	e.u.lv.segs = all;
+	e.u.lv.nseg = nseg;
+	if ((r = dlvm_txn_commit_edit(vg, &e, err)))
+		return r;
+	if ((r = dlvm_thin_pool_meta_resized(vg, pool, err)))
+		return dlvm_err_prefix(err, r, "%s/%s: metadata LV extended, but the pool does not "
+				       "use it yet: ", vg->info.name, pool->name);
+	char a[32];
+	dlvm_format_size(want * es, 'h', a, sizeof(a));
+	resp_message(resp, "Metadata of thin pool %s/%s extended to %s.", vg->info.name,
+		     pool->name, a);
+	return 0;
+}

@@ -79,6 +79,7 @@ static const struct dlvm_opt_def lvcreate_opts[] = {
 static const struct dlvm_opt_def lvremove_opts[] = { OPT_FORCE, OPT_YES, OPT_LOCK_WAIT, END };
 static const struct dlvm_opt_def lvresize_opts[] = {
 	{ 'L', "size", DLVM_OPT_VALUE, "[+|-]SIZE", "new size or change (default unit m)" },
+	{ 0, "poolmetadatasize", DLVM_OPT_VALUE, "[+]SIZE", "thin pool: grow its metadata LV" },
 	{ 'l', "extents", DLVM_OPT_VALUE, "[+|-]N[%VG|%FREE]", "new size in extents" },
 	{ 'i', "stripes", DLVM_OPT_VALUE, "N", "stripes of the new part" },
 	{ 'I', "stripesize", DLVM_OPT_VALUE, "SIZE", "stripe size of the new part" },

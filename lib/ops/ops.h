@@ -80,6 +80,9 @@ int thin_snapshot_create(struct dlvm_ctx *ctx, const char *source, const char *n
 			 json_t *opts, json_t *resp, struct dlvm_err *err);
 /* -EBUSY listing the clones of a snapshot (lvremove refuses it). */
 int thin_refuse_remove(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct dlvm_err *err);
+/* lvextend --poolmetadatasize [+]SIZE VG/POOL */
+int thin_pool_grow_meta(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *pool,
+			json_t *opts, json_t *resp, struct dlvm_err *err);
 /* lvs fields of thin pools and volumes. */
 void thin_report(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const struct dlvm_lv *lv, json_t *row);
 /* dlvm check: every pool's store. */

@@ -132,3 +132,36 @@ fail:
 	free(dev);
 	return r;
 }
+
+int dlvm_lvdev_remap(struct dlvm_dev *dev, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
+		     struct dlvm_err *err)
+{
+	struct lvdev *d = dev->priv;
+	struct dlvm_lv_map *m;
+	struct dlvm_dev **pvdevs;
+	int r;
+
+	if ((r = dlvm_lv_map_build(vg, lv, &m, err)))
+		return r;
+	if (!(pvdevs = calloc(m->ndev ? m->ndev : 1, sizeof(*pvdevs)))) {
+		dlvm_lv_map_put(m);
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	}
+	for (uint32_t i = 0; i < m->ndev; i++) {
+		for (size_t p = 0; p < vg->npv; p++)
+			if (vg->pvs[p]->dev && vg->pvs[p]->dev->fd == m->devs[i].fd)
+				pvdevs[i] = vg->pvs[p]->dev;
+		if (!pvdevs[i]) {
+			free(pvdevs);
+			dlvm_lv_map_put(m);
+			return dlvm_err_set(err, -ENODEV, "%s/%s: a PV is missing", vg->info.name,
+					    lv->name);
+		}
+	}
+	dlvm_lv_map_put(d->map);
+	free(d->pvdevs);
+	d->map = m;
+	d->pvdevs = pvdevs;
+	dev->size = m->size;
+	return 0;
+}

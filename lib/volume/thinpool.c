@@ -47,6 +47,7 @@ int dlvm_thin_pool_format(const struct dlvm_vg *vg, const struct dlvm_lv *pool,
 }
 
 static int flush_data(struct dlvm_thin_pool *p, struct dlvm_err *err);
+static int commit_locked(struct dlvm_thin_pool *p, struct dlvm_err *err);
 
 static void pool_free(struct dlvm_thin_pool *p)
 {
@@ -170,6 +171,29 @@ int dlvm_thin_pool_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool, struc
 		r = dlvm_thin_commit(p->store, err);
 	pthread_mutex_unlock(&p->mu);
 	dlvm_lv_map_put(old);
+	return r;
+}
+
+int dlvm_thin_pool_meta_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool,
+				struct dlvm_err *err)
+{
+	struct dlvm_thin_pool *p;
+	const struct dlvm_lv *m;
+	int r;
+
+	if ((r = dlvm_thin_pool_get(vg, pool, &p, err)))
+		return r;
+	if (!(m = meta_lv(vg, pool, err)))
+		return -EBADMSG;
+	pthread_mutex_lock(&p->mu);
+	r = dlvm_lvdev_remap(p->meta, vg, m, err);
+	if (!r)
+		r = dlvm_thin_grow_meta(p->store, p->meta->size / DLVM_THIN_BLOCK, err);
+	if (!r) {
+		p->dirty = true;
+		r = commit_locked(p, err);
+	}
+	pthread_mutex_unlock(&p->mu);
 	return r;
 }
 

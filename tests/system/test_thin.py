@@ -156,6 +156,18 @@ def test_pool_full_then_grown(vg0):
     assert h.pread(CHUNK, 0) == pattern[::-1]
     h.shutdown()
     assert report(d)["pool0"]["data_percent"] == "50.78"
+    # the metadata area grows online too
+    meta = float(report(d)["pool0"]["metadata_percent"])
+    d.cli_ok("lvextend", "--poolmetadatasize", "+4m", "vg0/pool0")
+    r = report(d)
+    assert r["[pool0_tmeta]"]["lv_size"] == f"{8 * MiB}B"
+    assert abs(float(r["pool0"]["metadata_percent"]) - meta / 2) < 0.05, (meta, r["pool0"])
+    rc, _, err = d.cli("lvextend", "--poolmetadatasize", "+4m", "vg0/big")
+    assert rc != 0 and "--poolmetadatasize is for thin pools" in err
+    h = connect(d, "vg0/big")
+    h.pwrite(pattern, (written + 1) * CHUNK)
+    h.flush()
+    h.shutdown()
     out, _ = d.cli_ok("check", "vg0")
     assert "consistent" in out
 
