@@ -49,6 +49,7 @@ struct dlvm_thin_pool {
 	unsigned inflight[2];
 	pthread_cond_t drained;
 	bool dirty;                  /* the store has changes since the last commit */
+	unsigned warned_data, warned_meta; /* last usage level warned about (percent) */
 	bool broken;                 /* a chunk could not be prepared: never commit */
 	char broken_msg[DLVM_ERR_MSG_MAX];
 	struct dlvm_thin_pool *next; /* in the VG's list */

@@ -678,6 +678,34 @@ DLVM_CMD_FN(cmd_lvconvert)
 	return 0;
 }
 
+/* Warn when a pool's data or metadata use crosses 80% and every 5% above
+ * (as LVM's monitoring does); say so again once it drops back. */
+static void warn_level(const char *pool, const char *what, uint64_t used, uint64_t total,
+		       unsigned *warned)
+{
+	unsigned pct = total ? (unsigned)(used * 100 / total) : 0;
+	unsigned level = pct < 80 ? 0 : pct - pct % 5;
+
+	if (level > *warned)
+		fprintf(stderr, "dlvmd: WARNING: thin pool %s %s is now %u%% full.\n", pool, what,
+			pct);
+	else if (!level && *warned)
+		fprintf(stderr, "dlvmd: thin pool %s %s is below 80%% again (%u%%).\n", pool, what,
+			pct);
+	*warned = level;
+}
+
+static void pool_warn_usage(struct dlvm_thin_pool *p)
+{
+	struct dlvm_thin_usage u;
+
+	dlvm_thin_pool_usage(p, &u);
+	warn_level(p->name, "data", u.data_chunks - u.data_free - u.data_pending, u.data_chunks,
+		   &p->warned_data);
+	warn_level(p->name, "metadata", u.meta_blocks - u.meta_free - u.meta_pending,
+		   u.meta_blocks, &p->warned_meta);
+}
+
 void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 {
 	for (size_t v = 0; v < ctx->nvg; v++)
@@ -685,6 +713,7 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 			struct dlvm_err e = { 0 };
 			if (dlvm_thin_pool_commit_dirty(p, &e))
 				fprintf(stderr, "dlvmd: %s: commit: %s\n", p->name, e.msg);
+			pool_warn_usage(p);
 		}
 }
 

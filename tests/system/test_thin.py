@@ -146,6 +146,8 @@ def test_pool_full_then_grown(vg0):
         assert h.pread(CHUNK, i * CHUNK) == pattern
     assert h.pread(CHUNK, (written + 1) * CHUNK) == bytes(CHUNK)
     assert report(d)["pool0"]["data_percent"] == "100.00"
+    time.sleep(1.5)  # the daemon's once-a-second look at the pools
+    assert "WARNING: thin pool vg0/pool0 data is now 100% full." in d.read_log()
     # overwriting a mapped chunk still works while the pool is full
     h.pwrite(pattern[::-1], 0)
     # grow the pool online: writes continue on the same connection
