@@ -468,6 +468,10 @@ static void thin_unmap(struct xmit *x, struct slot *s, bool zero_partial)
 		return;
 	}
 	uint64_t cs = x->map->thin->chunk_size, off = s->off, left = s->len;
+	if (zero_partial) {
+		s->thin_token = dlvm_thin_pool_write_begin(x->map->thin);
+		s->thin_writing = true;
+	}
 	while (zero_partial && left && !s->err) {
 		struct dlvm_map_piece p;
 		bool hole;
@@ -475,8 +479,15 @@ static void thin_unmap(struct xmit *x, struct slot *s, bool zero_partial)
 			thin_err(x, s, r, &e);
 			return;
 		}
-		if (!hole && (off % cs || p.len < cs))
+		/* a mapped partial chunk is zeroed like a write: a chunk shared
+		 * with a snapshot is copied first, never zeroed in place */
+		if (!hole && (off % cs || p.len < cs)) {
+			if ((r = dlvm_thin_pool_map_write(x->map, off, p.len, &p, &e))) {
+				thin_err(x, s, r, &e);
+				return;
+			}
 			piece_zero(x, s, &x->map->devs[p.dev], p.dev, p.dev_off, p.len, 0);
+		}
 		off += p.len;
 		left -= p.len;
 	}
