@@ -6,8 +6,13 @@ with an oracle in the same file (a count record per resource, a marker per
 shared holder) that reports any overlap of conflicting holds.
 
 Every test asserts numbers from the tool's JSON summaries and from the file
-itself, so a broken protocol (or a broken oracle: test_oracle_sees_unleased
-_access) makes it fail."""
+itself, so a broken protocol makes it fail; test_oracle_sees_unleased_access
+shows that the oracle does see hosts that skip the leases.
+
+The files live on a tmpfs (/dev/shm): with 1 s leases, the disk latency of
+other jobs on a busy machine could expire a lease and fail a test for a
+reason that is not a bug. DLVM_LEASE_TORTURE_DIR puts them elsewhere (a
+real disk, a shared LUN's file system)."""
 
 import collections
 import json
