@@ -26,19 +26,34 @@ FENCED_LOG = "nbd: vg0: fenced: this host's lease deadline has passed; I/O refus
 BS = 4096
 
 
-def start(serve_file, d, fence_ms, size=64 * MiB):
-    path = os.path.join(d, "lv.img")
-    make_file(path, size)
-    srv = Server(serve_file, d, ["vg0/lv=lv.img"],
-                 extra=["--fence-after-ms", str(fence_ms)])
-    m = re.search(r"fence deadline (\d+) ms", srv.stderr())
-    assert m, srv.stderr()
-    srv.deadline = int(m.group(1)) / 1000
-    srv.path = path
-    return srv
+@pytest.fixture
+def fenced(serve_file, tmp_path):
+    """Start a server with --fence-after-ms; killed after the test if the
+    test did not stop it."""
+    servers = []
+
+    def start(fence_ms, size=64 * MiB):
+        d = str(tmp_path)
+        path = os.path.join(d, "lv.img")
+        make_file(path, size)
+        srv = Server(serve_file, d, ["vg0/lv=lv.img"],
+                     extra=["--fence-after-ms", str(fence_ms)])
+        servers.append(srv)
+        m = re.search(r"fence deadline (\d+) ms", srv.stderr())
+        assert m, srv.stderr()
+        srv.deadline = int(m.group(1)) / 1000
+        srv.path = path
+        return srv
+
+    yield start
+    for srv in servers:
+        if srv.alive():
+            srv.proc.kill()
+            srv.proc.wait()
 
 
 def stop(srv):
+    """SIGTERM: the server must drain and exit 0, fenced or not."""
     srv.proc.send_signal(signal.SIGTERM)
     assert srv.proc.wait(timeout=30) == 0, srv.stderr()
 
@@ -87,8 +102,8 @@ def refused_everything(h):
     assert block_status_ok(h, 0, BS)
 
 
-def test_far_deadline_changes_nothing(serve_file, tmp_path):
-    srv = start(serve_file, str(tmp_path), 3600 * 1000)
+def test_far_deadline_changes_nothing(fenced):
+    srv = fenced(3600 * 1000)
     h = connect(srv)
     h.pwrite(b"\x11" * 3 * BS, 5 * BS)
     h.pwrite(b"\x22" * 10, 7)
@@ -104,8 +119,8 @@ def test_far_deadline_changes_nothing(serve_file, tmp_path):
     assert "fenced" not in srv.stderr()
 
 
-def test_fenced_from_the_start(serve_file, tmp_path):
-    srv = start(serve_file, str(tmp_path), 0)
+def test_fenced_from_the_start(fenced):
+    srv = fenced(0)
     for _ in range(2):
         h = connect(srv)
         assert h.get_size() == 64 * MiB  # the handshake needs no device I/O
@@ -118,9 +133,8 @@ def test_fenced_from_the_start(serve_file, tmp_path):
     assert srv.stderr().count(FENCED_LOG) == 2, srv.stderr()
 
 
-def test_deadline_passes(serve_file, tmp_path):
-    fence_ms = 3000
-    srv = start(serve_file, str(tmp_path), fence_ms)
+def test_deadline_passes(fenced):
+    srv = fenced(3000)
     h = connect(srv)
     old = bytes(range(256)) * 16
     for i in range(8):
@@ -158,12 +172,12 @@ def test_deadline_passes(serve_file, tmp_path):
     assert srv.stderr().count(FENCED_LOG) == 2, srv.stderr()
 
 
-def test_writes_across_the_deadline(serve_file, tmp_path):
+def test_writes_across_the_deadline(fenced):
     """A stream of pipelined writes, each to a block of its own, running
     across the deadline: every write acknowledged is on disk, and no write
     sent after the deadline reached the disk."""
     size = 512 * MiB
-    srv = start(serve_file, str(tmp_path), 1500, size=size)
+    srv = fenced(1500, size=size)
     h = connect(srv)
     nblocks = size // BS
     sent = {}       # block -> send time
