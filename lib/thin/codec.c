@@ -283,6 +283,8 @@ int th_node_decode(const uint8_t buf[TH_BLOCK], uint64_t blocknr, const struct t
 				th_value_size(n->type, n->level));
 	if (n->nr > max)
 		return NODE_BAD(blocknr, "field nr_entries is %u, more than %u", n->nr, max);
+	if (n->level > 0 && n->nr == 0)
+		return NODE_BAD(blocknr, "field nr_entries is 0 in an internal node");
 	/* unused entries and the tail of the block are zero */
 	const uint8_t *vals = buf + NH_KEYS + 8 * max;
 	int z = first_nonzero(buf, NH_KEYS + 8 * (size_t)n->nr, NH_KEYS + 8 * (size_t)max);
