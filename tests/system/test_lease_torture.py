@@ -455,10 +455,10 @@ def test_killed_holder(lease_dir, hosts, mode):
     assert victim.event("holding")["count"] == (1 if mode == "ex" else 0)
     takers = [hosts("run", path, "--host-id", i, "--resource", 0, "--acquisitions", 1,
                     "--max-wait-ms", 30000, "--events", "--seed", 5000 + i) for i in (2, 3)]
-    how = "shared " if mode == "sh" else ""
     for t in takers:
         busy = t.event("busy")
-        assert f"resource 0 is held {how}by host id 1 'torture-1-" in busy["message"], busy
+        if mode == "ex":  # (a shared holder lets takers hold the leader briefly)
+            assert "resource 0 is held by host id 1 'torture-1-" in busy["message"], busy
     # kill at a random point of the victim's renewal interval
     renewals = [e for e in pending(victim) if e["event"] == "renewed"]
     renewals.append(victim.event("renewed", timeout=5))
@@ -484,7 +484,9 @@ def test_killed_holder(lease_dir, hosts, mode):
         assert held["lver"] < first["lver"] < second["lver"]
         assert sum(s["stale_markers"] for s in sums) >= 2  # the victim's, ignored
     assert counts(path, layout)[0]["count"] == (3 if mode == "ex" else 2)
-    assert all(s["busy_retries"] > 0 for s in sums)
+    # each taker was told, until the takeover, that the victim held it
+    for s in sums:
+        assert s["busy_by_holder"][mode].get("1", 0) > 0, s["busy_by_holder"]
     report(f"killed {mode} holder", takeover_s=round(takeover, 3),
            after_last_renewal_s=round((first["mono_ms"] - last) / 1000, 3),
            second_taker_s=round(second["mono_ms"] / 1000 - t_kill, 3),

@@ -63,7 +63,9 @@
  * is won or held by another host), "release" (the winner releases), "quit".
  *
  * Output: one JSON object per line on stdout; the last one is the summary
- * ("event": "summary"). Messages go to stderr. Exit status: 0, 1 on any
+ * ("event": "summary"): acquisitions, busy replies (and the holders they
+ * named), violations, errors, damaged leases, renewals, and the lease
+ * versions this host held on each resource. Messages go to stderr. Exit status: 0, 1 on any
  * violation, 2 on other errors, 3 when a damaged lease stopped its use.
  */
 #include <errno.h>
@@ -361,6 +363,7 @@ struct host {
 	uint64_t max_acquire_ms, join_ms, first_acquire_ms;
 	struct msglist violations, errors, damaged, renew_failures;
 	json_t *first_busy;
+	unsigned long *busy_by[2]; /* [shared][host id]: busy replies naming a holder */
 };
 
 static void note(struct msglist *l, const char *kind, struct host *h, const char *fmt, ...)
@@ -691,7 +694,9 @@ static int host_open(struct host *h, const char *file, struct dlvm_err *e)
 	h->blk = dlvm_io_alloc(h->lay.data_stride);
 	h->sbuf = dlvm_io_alloc(REC_SIZE);
 	h->res = calloc(h->area->hdr.nres ? h->area->hdr.nres : 1, sizeof(*h->res));
-	if (!h->blk || !h->sbuf || !h->res)
+	for (int i = 0; i < 2; i++)
+		h->busy_by[i] = calloc((size_t)h->area->hdr.max_hosts + 1, sizeof(unsigned long));
+	if (!h->blk || !h->sbuf || !h->res || !h->busy_by[0] || !h->busy_by[1])
 		return dlvm_err_set(e, -ENOMEM, "out of memory");
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -750,6 +755,8 @@ static void host_close(struct host *h)
 		for (uint32_t r = 0; r < h->nres; r++)
 			free(h->res[r].lvers.v);
 	free(h->res);
+	free(h->busy_by[0]);
+	free(h->busy_by[1]);
 	dlvm_lockspace_free(h->ls);
 	dlvm_lease_area_close(h->area);
 	dlvm_dev_close(h->dev);
@@ -771,6 +778,15 @@ static const char *mode_name(enum dlvm_lease_mode m)
 
 static void note_busy(struct host *h, uint32_t res, const struct dlvm_err *e)
 {
+	static const char *const held[2] = { "is held by host id ", "is held shared by host id " };
+	unsigned id;
+
+	for (int sh = 0; sh < 2; sh++) {
+		const char *p = strstr(e->msg, held[sh]);
+		if (p && sscanf(p + strlen(held[sh]), "%u", &id) == 1 &&
+		    id <= h->area->hdr.max_hosts)
+			h->busy_by[sh][id]++;
+	}
 	h->busy++;
 	if (strstr(e->msg, "no ballot succeeded"))
 		h->busy_no_ballot++;
@@ -936,6 +952,19 @@ static void summary(struct host *h, const char *mode, uint64_t t_start, uint64_t
 	json_object_set_new(o, "first_acquire_ms", json_integer((json_int_t)h->first_acquire_ms));
 	json_object_set_new(o, "first_busy", h->first_busy ? json_incref(h->first_busy)
 							   : json_null());
+	json_t *by = json_object();
+	for (int sh = 0; h->busy_by[0] && sh < 2; sh++) {
+		json_t *m = json_object();
+		for (uint32_t id = 1; id <= h->area->hdr.max_hosts; id++) {
+			char key[16];
+			snprintf(key, sizeof(key), "%u", id);
+			if (h->busy_by[sh][id])
+				json_object_set_new(m, key,
+						    json_integer((json_int_t)h->busy_by[sh][id]));
+		}
+		json_object_set_new(by, sh ? "sh" : "ex", m);
+	}
+	json_object_set_new(o, "busy_by_holder", by);
 	for (uint32_t r = 0; h->res && r < h->nres; r++) {
 		const struct res_stats *s = &h->res[r];
 		char key[16];
