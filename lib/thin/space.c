@@ -8,6 +8,10 @@
  * "pending" until the next commit. The exception is a metadata block
  * allocated in this transaction: no commit knows it, so it is free again at
  * once.
+ *
+ * Metadata blocks are handed out lowest first in each transaction; data
+ * chunks round robin from where the last one was taken (a scan from chunk 0
+ * on every commit would cost a pass over every used chunk).
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -151,4 +155,7 @@ void th_space_committed(struct dlvm_thin_store *s)
 	s->mfree += s->mpending;
 	s->dfree += s->dpending;
 	s->mpending = s->dpending = 0;
+	/* each transaction takes the lowest free metadata blocks first: the
+	 * metadata stays at the front of its device */
+	s->mcursor = TH_FIRST_NODE;
 }
