@@ -102,6 +102,50 @@ int lease_decode_delta(struct dlvm_lease_area *a, const uint8_t *buf, uint32_t h
 	return 0;
 }
 
+int lease_read_checked(struct dlvm_lease_area *a, const struct dlvm_lease_clock *clock, void *buf,
+		       uint32_t count, uint64_t off, const char *what, lease_check_fn check,
+		       void *ctx, struct dlvm_err *err)
+{
+	if (!clock)
+		clock = &dlvm_lease_real_clock;
+	for (int attempt = 1;; attempt++) {
+		struct dlvm_err e = { 0 };
+		int r = lease_read(a, buf, count, off, what, err);
+		if (r)
+			return r;
+		r = check(ctx, buf, &e);
+		if (r == -EBADMSG && attempt < LEASE_READ_ATTEMPTS) {
+			clock->sleep_ms(clock->priv, 1);
+			continue;
+		}
+		if (r)
+			dlvm_err_set(err, r, "%s", e.msg);
+		return r;
+	}
+}
+
+struct delta_check {
+	struct dlvm_lease_area *a;
+	uint32_t host_id;
+	struct dlvm_delta_record *rec;
+};
+
+static int check_delta(void *ctx, const uint8_t *buf, struct dlvm_err *err)
+{
+	struct delta_check *c = ctx;
+	return lease_decode_delta(c->a, buf, c->host_id, c->rec, err);
+}
+
+int lease_read_delta(struct dlvm_lease_area *a, const struct dlvm_lease_clock *clock, uint8_t *buf,
+		     uint32_t host_id, const char *what, struct dlvm_delta_record *rec,
+		     struct dlvm_err *err)
+{
+	struct delta_check c = { a, host_id, rec };
+
+	return lease_read_checked(a, clock, buf, 1, lease_delta_off(a, host_id), what, check_delta,
+				  &c, err);
+}
+
 /* ---- format and open ---- */
 
 static void set_where(struct dlvm_lease_area *a)

@@ -182,9 +182,21 @@ int dlvm_lockspace_hosts(struct dlvm_lockspace *ls, struct dlvm_host_info **out,
 	return 0;
 }
 
+static bool lockspace_decodes(struct dlvm_lease_area *a, const uint8_t *buf)
+{
+	for (uint32_t h = 1; h <= a->hdr.max_hosts; h++) {
+		struct dlvm_delta_record rec;
+		struct dlvm_err e = { 0 };
+		if (lease_decode_delta(a, buf + (size_t)(h - 1) * a->hdr.sector_size, h, &rec, &e))
+			return false;
+	}
+	return true;
+}
+
 /* Read the whole lockspace into ls->ls_buf and update the view of every host
  * (a damaged sector of another host is marked bad, not an error). Our own
- * sector, when joined, is decoded into *own (an error if damaged). */
+ * sector, when joined, is decoded into *own (an error if damaged). A sector
+ * that does not decode is read again first, as in lease_read_checked. */
 static int scan_lockspace(struct dlvm_lockspace *ls, struct dlvm_delta_record *own,
 			  struct dlvm_err *err)
 {
@@ -192,9 +204,14 @@ static int scan_lockspace(struct dlvm_lockspace *ls, struct dlvm_delta_record *o
 	uint32_t ss = a->hdr.sector_size;
 	int r;
 
-	if ((r = lease_read(a, ls->ls_buf, a->hdr.max_hosts, lease_delta_off(a, 1), "lockspace",
-			    err)))
-		return r;
+	for (int attempt = 1;; attempt++) {
+		if ((r = lease_read(a, ls->ls_buf, a->hdr.max_hosts, lease_delta_off(a, 1),
+				    "lockspace", err)))
+			return r;
+		if (attempt == LEASE_READ_ATTEMPTS || lockspace_decodes(a, ls->ls_buf))
+			break;
+		ls->clock.sleep_ms(ls->clock.priv, 1);
+	}
 	uint64_t now = ls_now(ls);
 	pthread_mutex_lock(&ls->lock);
 	for (uint32_t h = 1; h <= a->hdr.max_hosts; h++) {
@@ -218,14 +235,10 @@ static int scan_lockspace(struct dlvm_lockspace *ls, struct dlvm_delta_record *o
 static int read_delta(struct dlvm_lockspace *ls, uint8_t *buf, uint32_t host_id,
 		      struct dlvm_delta_record *rec, struct dlvm_err *err)
 {
-	struct dlvm_lease_area *a = ls->area;
 	char what[48];
-	int r;
 
 	snprintf(what, sizeof(what), "delta lease of host id %u", host_id);
-	if ((r = lease_read(a, buf, 1, lease_delta_off(a, host_id), what, err)))
-		return r;
-	return lease_decode_delta(a, buf, host_id, rec, err);
+	return lease_read_delta(ls->area, &ls->clock, buf, host_id, what, rec, err);
 }
 
 static int write_delta(struct dlvm_lockspace *ls, uint8_t *buf, const struct dlvm_delta_record *rec,

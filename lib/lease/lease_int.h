@@ -53,6 +53,28 @@ int lease_read(struct dlvm_lease_area *a, void *buf, uint32_t count, uint64_t of
 int lease_write(struct dlvm_lease_area *a, const void *buf, uint64_t off, const char *what,
 		struct dlvm_err *err);
 
+/* Decode-and-check step of lease_read_checked: 0 or a negative errno with a
+ * message in err. */
+typedef int (*lease_check_fn)(void *ctx, const uint8_t *buf, struct dlvm_err *err);
+
+/*
+ * lease_read, then check(ctx, buf). A check failing with -EBADMSG is retried
+ * on a fresh read, up to LEASE_READ_ATTEMPTS reads 1 ms apart on `clock`
+ * (NULL: the real one): where reads and writes of a sector are not atomic
+ * against each other (files in a page cache, tmpfs), a read racing another
+ * host's write of a record returns a mix of both versions and fails its
+ * CRC, while real damage fails every read.
+ */
+#define LEASE_READ_ATTEMPTS 3
+int lease_read_checked(struct dlvm_lease_area *a, const struct dlvm_lease_clock *clock, void *buf,
+		       uint32_t count, uint64_t off, const char *what, lease_check_fn check,
+		       void *ctx, struct dlvm_err *err);
+
+/* Read and decode the delta lease of host_id (lease_read_checked). */
+int lease_read_delta(struct dlvm_lease_area *a, const struct dlvm_lease_clock *clock, uint8_t *buf,
+		     uint32_t host_id, const char *what, struct dlvm_delta_record *rec,
+		     struct dlvm_err *err);
+
 /* Decode host h's delta sector at buf; prefixes the area and host id. */
 int lease_decode_delta(struct dlvm_lease_area *a, const uint8_t *buf, uint32_t host_id,
 		       struct dlvm_delta_record *rec, struct dlvm_err *err);

@@ -66,16 +66,20 @@ static int check_res(struct dlvm_lease_area *a, uint32_t res, struct dlvm_err *e
 	return 0;
 }
 
-static int read_leader_buf(struct dlvm_lease_area *a, uint32_t res, uint8_t *buf,
-			   struct dlvm_paxos_leader *l, struct dlvm_err *err)
-{
-	char what[48];
-	int r;
+struct leader_check {
+	struct dlvm_lease_area *a;
+	uint32_t res;
+	struct dlvm_paxos_leader *l;
+};
 
-	snprintf(what, sizeof(what), "resource %u leader", res);
-	if ((r = lease_read(a, buf, 1, lease_leader_off(a, res), what, err)))
-		return r;
-	r = dlvm_paxos_leader_decode(buf, l, err);
+static int check_leader(void *ctx, const uint8_t *buf, struct dlvm_err *err)
+{
+	struct leader_check *c = ctx;
+	struct dlvm_lease_area *a = c->a;
+	struct dlvm_paxos_leader *l = c->l;
+	uint32_t res = c->res;
+
+	int r = dlvm_paxos_leader_decode(buf, l, err);
 	if (!r && l->res_index != res)
 		r = dlvm_err_set(err, -EBADMSG, "field res_index is %u", l->res_index);
 	if (!r && l->max_hosts != a->hdr.max_hosts)
@@ -89,6 +93,19 @@ static int read_leader_buf(struct dlvm_lease_area *a, uint32_t res, uint8_t *buf
 	return 0;
 }
 
+/* clock: of the lockspace, NULL for the real one */
+static int read_leader_buf(struct dlvm_lease_area *a, const struct dlvm_lease_clock *clock,
+			   uint32_t res, uint8_t *buf, struct dlvm_paxos_leader *l,
+			   struct dlvm_err *err)
+{
+	struct leader_check c = { a, res, l };
+	char what[48];
+
+	snprintf(what, sizeof(what), "resource %u leader", res);
+	return lease_read_checked(a, clock, buf, 1, lease_leader_off(a, res), what, check_leader,
+				  &c, err);
+}
+
 int dlvm_paxos_read_leader(struct dlvm_lease_area *area, uint32_t res_index,
 			   struct dlvm_paxos_leader *leader, struct dlvm_err *err)
 {
@@ -100,7 +117,7 @@ int dlvm_paxos_read_leader(struct dlvm_lease_area *area, uint32_t res_index,
 	buf = dlvm_io_alloc(area->hdr.sector_size);
 	if (!buf)
 		return dlvm_err_set(err, -ENOMEM, "%s: out of memory", area->where);
-	r = read_leader_buf(area, res_index, buf, leader, err);
+	r = read_leader_buf(area, NULL, res_index, buf, leader, err);
 	free(buf);
 	return r;
 }
@@ -126,20 +143,15 @@ static int write_leader(struct resource_io *io, const struct owner *o, uint64_t 
 	return lease_write(io->a, io->sbuf, lease_leader_off(io->a, io->res), what, err);
 }
 
-static int read_dblocks(struct resource_io *io, struct dlvm_err *err)
+static int check_dblocks(void *ctx, const uint8_t *buf, struct dlvm_err *err)
 {
+	struct resource_io *io = ctx;
 	struct dlvm_lease_area *a = io->a;
-	char what[48];
 	int r;
 
-	snprintf(what, sizeof(what), "resource %u dblocks", io->res);
-	if ((r = lease_read(a, io->dbuf, a->hdr.max_hosts, lease_dblock_off(a, io->res, 1), what,
-			    err)))
-		return r;
 	for (uint32_t h = 1; h <= a->hdr.max_hosts; h++) {
 		struct dlvm_paxos_dblock *b = &io->blocks[h];
-		r = dlvm_paxos_dblock_decode(io->dbuf + (size_t)(h - 1) * a->hdr.sector_size, b,
-					     err);
+		r = dlvm_paxos_dblock_decode(buf + (size_t)(h - 1) * a->hdr.sector_size, b, err);
 		if (!r && b->host_id && b->host_id != h)
 			r = dlvm_err_set(err, -EBADMSG, "field host_id is %u", b->host_id);
 		if (r)
@@ -148,6 +160,16 @@ static int read_dblocks(struct resource_io *io, struct dlvm_err *err)
 					       lease_dblock_off(a, io->res, h));
 	}
 	return 0;
+}
+
+static int read_dblocks(struct resource_io *io, struct dlvm_err *err)
+{
+	struct dlvm_lease_area *a = io->a;
+	char what[48];
+
+	snprintf(what, sizeof(what), "resource %u dblocks", io->res);
+	return lease_read_checked(a, &io->ls->clock, io->dbuf, a->hdr.max_hosts,
+				  lease_dblock_off(a, io->res, 1), what, check_dblocks, io, err);
 }
 
 static int write_own_dblock(struct resource_io *io, const struct dlvm_paxos_dblock *b,
@@ -186,9 +208,11 @@ static int judge_holder(struct dlvm_lockspace *ls, uint8_t *buf, uint32_t id, ui
 		rec->generation = gen;
 		return gen < ls->generation ? HOLDER_GONE : HOLDER_ALIVE;
 	}
-	if ((r = lease_read(a, buf, 1, lease_delta_off(a, id), "delta lease of a holder", err)))
+	r = lease_read_delta(a, &ls->clock, buf, id, "delta lease of a holder", rec, &e);
+	if (r && r != -EBADMSG && r != -ENOTSUP) { /* an I/O error, not a record */
+		dlvm_err_set(err, e.code, "%s", e.msg);
 		return r;
-	r = lease_decode_delta(a, buf, id, rec, &e);
+	}
 	uint64_t now = ls_now(ls);
 	pthread_mutex_lock(&ls->lock);
 	lease_view_update(ls, id, rec, r != 0, now);
@@ -347,7 +371,7 @@ int dlvm_paxos_acquire(struct dlvm_lockspace *ls, uint32_t res_index, enum dlvm_
 		struct dlvm_paxos_dblock own;
 		struct owner mine = { ls->host_id, ls->generation, ls_now(ls) }, chosen;
 
-		if ((r = read_leader_buf(ls->area, res_index, io.sbuf, &l, err)))
+		if ((r = read_leader_buf(ls->area, &ls->clock, res_index, io.sbuf, &l, err)))
 			goto out;
 		bool ours = l.owner_id == ls->host_id && l.owner_generation == ls->generation;
 		if (l.timestamp && ours && mode == DLVM_LEASE_EXCLUSIVE) {
@@ -378,7 +402,7 @@ int dlvm_paxos_acquire(struct dlvm_lockspace *ls, uint32_t res_index, enum dlvm_
 			dlvm_err_set(err, r, "%s", last.msg);
 			goto out;
 		}
-		if ((r = read_leader_buf(ls->area, res_index, io.sbuf, &l2, err)))
+		if ((r = read_leader_buf(ls->area, &ls->clock, res_index, io.sbuf, &l2, err)))
 			goto out;
 		if (l2.lver != l.lver || l2.timestamp != l.timestamp) {
 			dlvm_err_set(&last, -EAGAIN, "resource %u: the leader changed during the "
@@ -463,7 +487,7 @@ int dlvm_paxos_release(struct dlvm_lockspace *ls, const struct dlvm_paxos_lease 
 		goto out;
 	}
 	struct dlvm_paxos_leader l;
-	if ((r = read_leader_buf(a, res, io.sbuf, &l, err)))
+	if ((r = read_leader_buf(a, &ls->clock, res, io.sbuf, &l, err)))
 		goto out;
 	if (!l.timestamp || l.owner_id != ls->host_id ||
 	    l.owner_generation != ls->generation || l.lver != lease->lver) {
