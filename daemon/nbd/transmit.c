@@ -10,7 +10,10 @@
  *   was not all there yet).
  * - Each request takes one of a fixed set of slots, with a preallocated
  *   aligned buffer: reads go straight into it and it becomes the reply's
- *   payload. Only requests larger than SLOT_KEEP_MAX allocate.
+ *   payload. Only requests larger than SLOT_KEEP_MAX allocate. The
+ *   preallocated buffers are one arena registered with the ring, so device
+ *   reads and writes of up to SLOT_BUF bytes use READ_FIXED/WRITE_FIXED:
+ *   the kernel does not pin the pages of each request.
  * - Replies are queued as they complete (in any order) and sent with one
  *   sendmsg per loop iteration; io_uring_submit is also called once per
  *   iteration (submit_and_wait).
@@ -71,10 +74,11 @@ struct slot {
 	uint32_t nextents;          /* thin BLOCK_STATUS: descriptors in data */
 	bool thin_writing;          /* holds a thin write token until finish() */
 	unsigned thin_token;
-	uint8_t *buf;               /* kept buffer, SLOT_BUF..SLOT_KEEP_MAX bytes */
-	size_t cap;
+	uint8_t *buf;               /* SLOT_BUF bytes of the arena */
+	uint8_t *grown;             /* kept buffer for up to SLOT_KEEP_MAX bytes */
+	size_t grown_cap;
 	uint8_t *big;               /* this request's own buffer, if larger */
-	uint8_t *data;              /* buf or big */
+	uint8_t *data;              /* buf, grown or big */
 	/* reply */
 	uint8_t hdr[40];
 	struct iovec iov[3];
@@ -90,6 +94,8 @@ struct xmit {
 	struct slot slots[NSLOTS];
 	uint32_t freelist[NSLOTS];
 	unsigned nfree;
+	uint8_t *arena;             /* the slots' buffers, NSLOTS * SLOT_BUF */
+	bool fixed_bufs;            /* arena registered as buffer 0 */
 	uint8_t *rx;
 	size_t rx_start, rx_end;
 	struct slot *rx_slot;       /* receiving this write's payload */
@@ -261,18 +267,20 @@ static int slot_buffer(struct slot *s, uint32_t len)
 {
 	void *p;
 
-	if (len <= s->cap) {
+	if (len <= SLOT_BUF) {
 		s->data = s->buf;
 		return 0;
 	}
 	if (len <= SLOT_KEEP_MAX) {
-		size_t cap = dlvm_align_up(len, SLOT_BUF);
-		if (posix_memalign(&p, 4096, cap))
-			return -ENOMEM;
-		free(s->buf);
-		s->buf = p;
-		s->cap = cap;
-		s->data = s->buf;
+		if (len > s->grown_cap) {
+			size_t cap = dlvm_align_up(len, SLOT_BUF);
+			if (posix_memalign(&p, 4096, cap))
+				return -ENOMEM;
+			free(s->grown);
+			s->grown = p;
+			s->grown_cap = cap;
+		}
+		s->data = s->grown;
 		return 0;
 	}
 	if (posix_memalign(&p, 4096, len))
@@ -532,7 +540,10 @@ static void piece_read(struct xmit *x, struct slot *s, const struct dlvm_map_dev
 
 	if (!s->sync && nbd_dev_aligned(d, buf, len, dev_off)) {
 		struct io_uring_sqe *sqe = get_sqe(x);
-		io_uring_prep_read(sqe, d->fd, buf, (unsigned)len, dev_off);
+		if (x->fixed_bufs && s->data == s->buf)
+			io_uring_prep_read_fixed(sqe, d->fd, buf, (unsigned)len, dev_off, 0);
+		else
+			io_uring_prep_read(sqe, d->fd, buf, (unsigned)len, dev_off);
 		dev_op(x, s, sqe, dev, (uint32_t)len);
 		return;
 	}
@@ -550,7 +561,10 @@ static void piece_write(struct xmit *x, struct slot *s, const struct dlvm_map_de
 	x->dirty[dev] = true;
 	if (!s->sync && nbd_dev_aligned(d, buf, len, dev_off)) {
 		struct io_uring_sqe *sqe = get_sqe(x);
-		io_uring_prep_write(sqe, d->fd, buf, (unsigned)len, dev_off);
+		if (x->fixed_bufs && s->data == s->buf)
+			io_uring_prep_write_fixed(sqe, d->fd, buf, (unsigned)len, dev_off, 0);
+		else
+			io_uring_prep_write(sqe, d->fd, buf, (unsigned)len, dev_off);
 		if (fua)
 			sqe->rw_flags = RWF_DSYNC;
 		dev_op(x, s, sqe, dev, (uint32_t)len);
@@ -1059,14 +1073,14 @@ static int xmit_init(struct xmit *x, struct nbd_conn *c)
 	x->dirty = calloc(c->map->ndev ? c->map->ndev : 1, sizeof(*x->dirty));
 	if (posix_memalign((void **)&x->rx, 4096, RXBUF_SIZE))
 		x->rx = NULL;
-	if (!x->dirty || !x->rx)
+	if (posix_memalign((void **)&x->arena, 4096, (size_t)NSLOTS * SLOT_BUF))
+		x->arena = NULL;
+	if (!x->dirty || !x->rx || !x->arena)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < NSLOTS; i++) {
 		struct slot *s = &x->slots[i];
 		s->idx = i;
-		if (posix_memalign((void **)&s->buf, 4096, SLOT_BUF))
-			return -ENOMEM;
-		s->cap = SLOT_BUF;
+		s->buf = x->arena + (size_t)i * SLOT_BUF;
 		x->freelist[x->nfree++] = NSLOTS - 1 - i;
 	}
 	/* Only this thread uses the ring, and it runs completions when it
@@ -1089,6 +1103,10 @@ static int xmit_init(struct xmit *x, struct nbd_conn *c)
 		x->fixed = io_uring_register_files(&x->ring, fds, c->map->ndev + 1) == 0;
 		free(fds);
 	}
+	/* Registered buffers spare pinning the pages of every transfer;
+	 * optional too (the pinned memory counts against RLIMIT_MEMLOCK). */
+	struct iovec arena = { .iov_base = x->arena, .iov_len = (size_t)NSLOTS * SLOT_BUF };
+	x->fixed_bufs = io_uring_register_buffers(&x->ring, &arena, 1) == 0;
 	io_uring_register_ring_fd(&x->ring);
 	return 0;
 }
@@ -1098,9 +1116,10 @@ static void xmit_release(struct xmit *x, bool ring)
 	if (ring)
 		io_uring_queue_exit(&x->ring);
 	for (uint32_t i = 0; i < NSLOTS; i++) {
-		free(x->slots[i].buf);
+		free(x->slots[i].grown);
 		free(x->slots[i].big);
 	}
+	free(x->arena);
 	free(x->rx);
 	free(x->dirty);
 }
