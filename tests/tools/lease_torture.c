@@ -431,13 +431,37 @@ static bool marker_stale(struct host *h, const struct marker *m)
 	return stale;
 }
 
-/* Is another host marked as a shared holder in the block just read? Returns
- * the number of such hosts; *who the first. */
-static unsigned shared_marked(struct host *h, uint32_t res, struct marker *who)
+/*
+ * Is another host marked as a shared holder in the block just read? Returns
+ * the number of such hosts; *who the first. A marker that does not decode is
+ * a violation, except for a shared holder (shared): other shared holders may
+ * be writing theirs, and a read racing a write can return a mix of two
+ * versions, so the block is read again first.
+ */
+static unsigned shared_marked(struct host *h, uint32_t res, bool shared, struct marker *who)
 {
+	uint32_t bad = 0;
 	unsigned n = 0;
 	char msg[200];
 
+	for (int attempt = 1; attempt <= 3; attempt++) {
+		struct dlvm_err e = { 0 };
+		bad = 0;
+		for (uint32_t i = 1; i <= h->area->hdr.max_hosts && !bad; i++) {
+			struct marker m;
+			if (i != h->id &&
+			    marker_decode(h->blk + 4096 + (size_t)(i - 1) * REC_SIZE, &m, msg,
+					  sizeof(msg)))
+				bad = i;
+		}
+		if (!bad || !shared || attempt == 3)
+			break;
+		sleep_us(1000);
+		if (dlvm_dev_read(h->dev, h->blk, h->lay.data_stride, data_off(h, res), &e)) {
+			error(h, "resource %u: data block: %s", res, e.msg);
+			return 0;
+		}
+	}
 	for (uint32_t i = 1; i <= h->area->hdr.max_hosts; i++) {
 		struct marker m;
 		if (i == h->id)
@@ -519,7 +543,7 @@ static void check_no_shared(struct host *h, const struct dlvm_paxos_lease *lease
 {
 	struct marker m;
 
-	if (shared_marked(h, lease->res_index, &m))
+	if (shared_marked(h, lease->res_index, false, &m))
 		violation(h, "resource %u: host id %u holds it shared (version %" PRIu64 ") while "
 			  "this host holds it exclusively at version %" PRIu64, lease->res_index,
 			  m.host_id, m.lver, lease->lver);
@@ -613,7 +637,7 @@ static int hold_shared(struct host *h, const struct dlvm_paxos_lease *lease)
 	if (!r) {
 		if (!count_equal(&c0, &c1))
 			changed(h, res, lease, "during a shared hold", &c0, &c1);
-		if (shared_marked(h, res, &m))
+		if (shared_marked(h, res, true, &m))
 			h->shared_overlaps++;
 	}
 	if (set_marker(h, res, lease, false))
