@@ -305,6 +305,11 @@ struct th_walk {
 	/* memo per block */
 	uint8_t *kind;        /* 0: not seen; 0xff: damaged; else 1 + type - 1 + 2 * level */
 	uint64_t *first, *last, *count; /* lowest key, highest key, entries below */
+	/* the leaves below the level-1 node being visited, read ahead */
+	uint64_t pf_blk[TH_ENTRIES];    /* sorted */
+	uint8_t *pf_data[TH_ENTRIES];   /* their blocks, in pf_buf */
+	unsigned pf_n;
+	uint8_t *pf_buf;
 };
 
 /* Run the walk: 0 when nothing was wrong, -EBADMSG when something was (the

@@ -1267,6 +1267,39 @@ static void damaged_node_refused_at_open(void **state)
 	dlvm_dev_close(dev);
 }
 
+/* A leaf deep in a tree (read ahead with its siblings at open) is named
+ * just the same. */
+static void damaged_leaf_below_internal_node(void **state)
+{
+	struct dlvm_dev *dev = t_thin_dev(256, 0, 10000);
+	struct dlvm_thin_store *s = t_open(dev, 0);
+	struct dlvm_err e = { 0 };
+	struct th_devrec rec;
+	struct th_cnode *root;
+	char want[200];
+	(void)state;
+
+	assert_ok(dlvm_thin_create(s, 1, 0, &e), &e);
+	for (uint64_t v = 0; v < 5000; v++)
+		t_prov(s, 1, v * 2, NULL, NULL);
+	t_commit_thin(s);
+	assert_ok(th_dev_find(s, 1, &rec, &e), &e);
+	assert_ok(th_node_get(s, rec.root, TH_TREE_MAP, -1, &root, &e), &e);
+	assert_int_equal(root->n.level, 1);
+	assert_true(root->n.nr > 20);
+	uint64_t leaf = root->n.u.v[17];
+	th_node_put(s, root);
+	s = t_reopen(s, dev, 0);
+	assert_thin_clean(s);
+	dlvm_thin_store_close(s);
+	dlvm_memdev_data(dev)[leaf * 4096 + 3000] ^= 0x80;
+	snprintf(want, sizeof(want), "thin0: node at block %" PRIu64 ": checksum mismatch", leaf);
+	s = NULL;
+	assert_err(dlvm_thin_store_open(dev, NULL, &s, &e), &e, -EBADMSG, want);
+	assert_null(s);
+	dlvm_dev_close(dev);
+}
+
 static void damaged_node_found_later(void **state)
 {
 	struct dlvm_thin_open_opts small = { .cache_blocks = 1 };
@@ -1524,6 +1557,7 @@ int main(void)
 		cmocka_unit_test(snapshot_shares_and_copies),
 		cmocka_unit_test(snapshot_random_family),
 		cmocka_unit_test(damaged_node_refused_at_open),
+		cmocka_unit_test(damaged_leaf_below_internal_node),
 		cmocka_unit_test(damaged_node_found_later),
 		cmocka_unit_test(damaged_superblock_slots),
 		cmocka_unit_test(data_full_then_grow),
