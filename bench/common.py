@@ -56,7 +56,9 @@ class Knobs:
     BENCH_SIZE_GIB=N     I/O target size in GiB (default 2; quick: 1)
     BENCH_ONLY=a,b       parts to run: io, lvcreate (default both)
     BENCH_TARGETS=a,b    I/O targets (default dlvm,nbdkit-file,qemu-nbd,
-                         nbdkit-null,raw)
+                         nbdkit-null,raw; also serve-file,
+                         serve-file-fence; NAME@BUILD_DIR for another
+                         build tree, see bench/iops.py)
     BENCH_LV_COUNTS=...  LV counts for lvcreate (default 100,1000,10000)
     BENCH_SAMPLES=N      creates timed around each count (default 50)
     BENCH_LVM_MAX=N      stop filling LVM2 here even if it still accepts

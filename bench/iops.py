@@ -11,12 +11,26 @@ Every target is measured with the same fio job (4 KiB blocks, iodepth 32,
                fio's NBD client on this machine
   raw          fio with io_uring and O_DIRECT on the raw file: the disk
 
+Targets that are not run by default:
+
+  serve-file        tests/tools/nbd_serve_file on the raw file: dlvmd's NBD
+                    server without a VG
+  serve-file-fence  the same with a fence whose deadline is far in the
+                    future, as a shared VG's maps have: the cost of the
+                    fence checks
+
+A target name may end in @DIR to take the binaries from another build tree
+("dlvm@/tmp/build-old"), to compare two builds in the same run.
+
 The raw file and the LV are written in full first, so that reads hit
 allocated blocks. With the nbd engine each fio job opens its own
-connection. The whole set is run Knobs.repeat times, round robin over the
-targets, and the median of the rounds is reported.
+connection. The whole set is run Knobs.repeat times; within a round each
+job runs on every target in turn before the next job. The median of the
+rounds is reported; comparisons between targets of one kind (builds, fence)
+are the median of the ratios of the rounds.
 """
 
+import itertools
 import json
 import os
 import statistics
@@ -37,6 +51,9 @@ def nbd_unix_uri(sock, export=""):
 def fio_job(name, target_args, rw, numjobs, runtime, size, out):
     """Run one fio job; return (IOPS, mean completion latency in µs)."""
     ramp = 1 if runtime >= 5 else 0
+    # Dirty pages that a page-cache target (nbdkit file, qemu-nbd) left
+    # behind are written back now, not during the next target's run.
+    os.sync()
     cmd = ["fio", f"--name={name}", *target_args, f"--rw={rw}", "--bs=4k",
            "--iodepth=32", f"--numjobs={numjobs}", "--group_reporting",
            "--time_based", f"--runtime={runtime}", f"--ramp_time={ramp}",
@@ -71,12 +88,12 @@ class IoBench:
     # Each start_* starts what the target needs under cleanup and returns
     # the fio arguments that name the target.
 
-    def start_raw(self, cleanup):
+    def start_raw(self, cleanup, build, name):
         self.settings["raw"] = "fio --ioengine=io_uring --direct=1"
         return ["--ioengine=io_uring", "--direct=1",
                 f"--filename={self.raw}"]
 
-    def start_nbdkit_file(self, cleanup):
+    def start_nbdkit_file(self, cleanup, build, name):
         sock = os.path.join(self.dir, "nbdkit-file.sock")
         cmd = ["nbdkit", "-f", "-U", sock, "file", f"file={self.raw}"]
         self.settings["nbdkit-file"] = "nbdkit file (default threads, cache)"
@@ -84,7 +101,7 @@ class IoBench:
                      os.path.join(self.dir, "nbdkit-file.log"))
         return ["--ioengine=nbd", f"--uri={nbd_unix_uri(sock)}"]
 
-    def start_qemu_nbd(self, cleanup):
+    def start_qemu_nbd(self, cleanup, build, name):
         sock = os.path.join(self.dir, "qemu-nbd.sock")
         opts = ["-f", "raw", *self.knobs.qemu_nbd_opts, "--shared=8",
                 "--persistent"]
@@ -94,7 +111,7 @@ class IoBench:
                      os.path.join(self.dir, "qemu-nbd.log"))
         return ["--ioengine=nbd", f"--uri={nbd_unix_uri(sock)}"]
 
-    def start_nbdkit_null(self, cleanup):
+    def start_nbdkit_null(self, cleanup, build, name):
         sock = os.path.join(self.dir, "nbdkit-null.sock")
         self.settings["nbdkit-null"] = "nbdkit null"
         start_server(["nbdkit", "-f", "-U", sock, "null", str(self.size)],
@@ -102,9 +119,27 @@ class IoBench:
                      os.path.join(self.dir, "nbdkit-null.log"))
         return ["--ioengine=nbd", f"--uri={nbd_unix_uri(sock)}"]
 
-    def start_dlvm(self, cleanup):
-        state = os.path.join(self.dir, "dlvm")
-        dlvm = Dlvm(self.knobs.build, state)
+    def start_serve_file(self, cleanup, build, name, fence=False):
+        tool = os.path.join(build, "tests", "tools", "nbd_serve_file")
+        if not os.access(tool, os.X_OK):
+            raise BenchError(f"{tool}: not built (run: make build)")
+        sock = os.path.join(self.dir, safe_name(name) + ".sock")
+        extra = ["--fence-after-ms", str(10 * 365 * 86400 * 1000)] if fence \
+            else []
+        self.settings[name] = ("nbd_serve_file" + (" " + " ".join(extra)
+                                                   if extra else "")
+                               + " on the raw file")
+        start_server([tool, "-U", sock, *extra, f"bench={self.raw}"], [sock],
+                     name, cleanup,
+                     os.path.join(self.dir, safe_name(name) + ".log"))
+        return ["--ioengine=nbd", f"--uri={nbd_unix_uri(sock, 'bench')}"]
+
+    def start_serve_file_fence(self, cleanup, build, name):
+        return self.start_serve_file(cleanup, build, name, fence=True)
+
+    def start_dlvm(self, cleanup, build, name):
+        state = os.path.join(self.dir, safe_name(name))
+        dlvm = Dlvm(build, state)
         pv_gib = max(8, 2 * self.knobs.size_gib + 1)
         dlvm.setup_vg(f"{pv_gib}G")
         dlvm.start(cleanup, os.path.join(self.dir, "dlvmd.log"))
@@ -115,12 +150,13 @@ class IoBench:
                      ["vg0"])
         finally:
             conn.close()
-        self.settings["dlvm"] = ("dlvmd, linear LV vg0/bench on a "
-                                 f"{pv_gib} GiB sparse PV file")
+        self.settings[name] = ("dlvmd, linear LV vg0/bench on a "
+                               f"{pv_gib} GiB sparse PV file")
         args = ["--ioengine=nbd",
                 f"--uri={nbd_unix_uri(dlvm.nbd_sock, 'vg0/bench')}"]
-        log(f"dlvm: writing vg0/bench in full ({self.knobs.size_gib} GiB)")
-        fill(args, self.size, os.path.join(self.dir, "fill-dlvm.json"))
+        log(f"{name}: writing vg0/bench in full ({self.knobs.size_gib} GiB)")
+        fill(args, self.size,
+             os.path.join(self.dir, f"fill-{safe_name(name)}.json"))
         return args
 
     STARTERS = {
@@ -129,6 +165,8 @@ class IoBench:
         "qemu-nbd": start_qemu_nbd,
         "nbdkit-null": start_nbdkit_null,
         "raw": start_raw,
+        "serve-file": start_serve_file,
+        "serve-file-fence": start_serve_file_fence,
     }
 
     def prepare_raw(self):
@@ -138,53 +176,54 @@ class IoBench:
         fill(["--ioengine=io_uring", "--direct=1", f"--filename={self.raw}"],
              self.size, os.path.join(self.dir, "fill-raw.json"))
 
-    def measure(self, name, args, rnd):
-        """One round of every job on one target: {"rw/jobs": (IOPS, µs)}."""
-        res = {}
-        for rw in PATTERNS:
-            for nj in JOBS:
-                out = os.path.join(self.dir,
-                                   f"fio-{name}-{rw}-{nj}-{rnd}.json")
-                iops, lat = fio_job(name, args, rw, nj, self.knobs.runtime,
-                                    self.size, out)
-                log(f"round {rnd + 1}: {name:12} {rw:9} jobs={nj}: "
-                    f"{iops:10.0f} IOPS, mean latency {lat:7.1f} µs")
-                res[f"{rw}/{nj}"] = (iops, lat)
-        return res
+    def measure(self, name, args, rw, nj, rnd):
+        """One fio job on one target: (IOPS, µs)."""
+        out = os.path.join(self.dir,
+                           f"fio-{safe_name(name)}-{rw}-{nj}-{rnd}.json")
+        iops, lat = fio_job(name, args, rw, nj, self.knobs.runtime,
+                            self.size, out)
+        log(f"round {rnd + 1}: {name:12} {rw:9} jobs={nj}: "
+            f"{iops:10.0f} IOPS, mean latency {lat:7.1f} µs")
+        return iops, lat
 
     def run(self):
         os.makedirs(self.dir, exist_ok=True)
         for name in self.knobs.targets:
-            if name not in self.STARTERS:
+            if kind(name) not in self.STARTERS:
                 raise BenchError(f"BENCH_TARGETS: unknown target {name!r}; "
                                  f"known: {', '.join(self.STARTERS)}")
         errors = {}
         rounds = {}     # target -> "rw/jobs" -> [(IOPS, µs) per round]
-        if {"raw", "nbdkit-file", "qemu-nbd"} & set(self.knobs.targets):
+        if {"raw", "nbdkit-file", "qemu-nbd", "serve-file",
+                "serve-file-fence"} & {kind(t) for t in self.knobs.targets}:
             self.prepare_raw()
         # Every server stays up for the whole part (idle servers cost no
-        # CPU); the rounds go through the targets in turn, so that a
-        # change in the load of the machine hits all of them alike.
+        # CPU); each job is run on every target in turn before the next
+        # job, so that a change in the load of the machine hits all of
+        # them alike.
         with Cleanup() as cleanup:
             args = {}
             for name in self.knobs.targets:
+                build = name.partition("@")[2] or self.knobs.build
                 try:
-                    args[name] = self.STARTERS[name](self, cleanup)
+                    args[name] = self.STARTERS[kind(name)](
+                        self, cleanup, os.path.abspath(build), name)
                 except BenchError as e:
                     log(f"{name}: FAILED: {e}")
                     errors[name] = str(e)
-            for rnd in range(self.knobs.repeat):
+            for rnd, rw, nj in itertools.product(range(self.knobs.repeat),
+                                                 PATTERNS, JOBS):
                 for name in args:
                     if name in errors:
                         continue
                     try:
-                        for key, v in self.measure(name, args[name],
-                                                   rnd).items():
-                            rounds.setdefault(name, {}).setdefault(
-                                key, []).append(v)
+                        v = self.measure(name, args[name], rw, nj, rnd)
                     except BenchError as e:
                         log(f"{name}: FAILED: {e}")
                         errors[name] = str(e)
+                        continue
+                    rounds.setdefault(name, {}).setdefault(
+                        f"{rw}/{nj}", []).append(v)
         if not self.knobs.keep and os.path.exists(self.raw):
             os.unlink(self.raw)
         results = {name: {key: summarize(v) for key, v in per.items()}
@@ -197,6 +236,16 @@ class IoBench:
                 "iops": results,
                 "errors": errors,
                 "ratios": io_ratios(results)}
+
+
+def kind(target):
+    """The kind of a target name: "dlvm" for "dlvm@/tmp/build-old"."""
+    return target.partition("@")[0]
+
+
+def safe_name(target):
+    """A target name usable in a file name."""
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in target)
 
 
 def summarize(samples):
@@ -233,17 +282,18 @@ def io_ratios(results):
 def report(res):
     """Lines for the summary: an IOPS table, then dlvm's ratios."""
     keys = [f"{rw}/{nj}" for rw in PATTERNS for nj in JOBS]
+    w = max([16] + [len(n) for n in res["settings"]])
     lines = [f"I/O: 4k random, iodepth 32, {res['runtime_s']} s per run, "
              f"{res['size_gib']} GiB target (IOPS, median of "
              f"{res['rounds']} rounds)",
-             f"  {'target':16}" + "".join(f"{k:>14}" for k in keys)]
+             f"  {'target':{w}}" + "".join(f"{k:>14}" for k in keys)]
     for name, per in res["iops"].items():
-        lines.append(f"  {name:16}" + "".join(
+        lines.append(f"  {name:{w}}" + "".join(
             f"{per[k]['iops']:>14}" for k in keys))
     for name, err in res["errors"].items():
-        lines.append(f"  {name:16}  FAILED: {err}")
+        lines.append(f"  {name:{w}}  FAILED: {err}")
     for name, how in res["settings"].items():
-        lines.append(f"  {name:16}  = {how}")
+        lines.append(f"  {name:{w}}  = {how}")
     lines.append("  ratios (target: limit >= "
                  f"{TARGET_LIMIT}, others >= {TARGET_OTHERS}):")
     for what, goal in (("dlvm/limit", TARGET_LIMIT),
@@ -254,5 +304,21 @@ def report(res):
             r = res["ratios"][k][what]
             cells.append(f"{'-':>14}" if r is None else
                          f"{r:>10.2f} {'ok' if r >= goal else 'NO':>3}")
-        lines.append(f"  {what:16}" + "".join(cells))
+        lines.append(f"  {what:{w}}" + "".join(cells))
+    # Every other target against the first one of its kind (build
+    # comparisons, serve-file-fence against serve-file): the median of the
+    # ratios of the rounds, each round's runs of a job being close in time.
+    base = {}
+    for name in res["iops"]:
+        base.setdefault(kind(name).replace("-fence", ""), name)
+    for name, per in res["iops"].items():
+        ref = base[kind(name).replace("-fence", "")]
+        if ref == name:
+            continue
+        cells = []
+        for k in keys:
+            r = [ratio(a, b) for a, b in zip(per[k]["rounds_iops"],
+                                            res["iops"][ref][k]["rounds_iops"])]
+            cells.append(f"{statistics.median(r):>14.3f}")
+        lines.append(f"  {name + ' / ' + ref:{w}}" + "".join(cells))
     return lines
