@@ -25,7 +25,8 @@
  *   submission, which turns device operations prepared but not yet submitted
  *   into no-ops that fail their request. A write, zeroing, trim or flush
  *   that completes after the deadline is failed too: the client must not
- *   take it as durable from a fenced host.
+ *   take it as durable from a fenced host (for completions from the ring,
+ *   the clock read once when the wait for them ended).
  *
  * With every slot busy the socket is not read: the client waits on TCP
  * backpressure.
@@ -110,6 +111,8 @@ struct xmit {
 	bool *dirty;                /* per device: written */
 	bool fixed;                 /* fds registered: socket 0, device i at i + 1 */
 	bool fence_logged;          /* "fenced" was logged for this connection */
+	uint64_t woke_ms;           /* fence: the clock when the last wait ended */
+	uint64_t cqe_ms;            /* woke_ms while a device completion is handled */
 	unsigned sq_dev;            /* device ops prepared since the last submit */
 	const char *why;            /* reason for closing, to log */
 };
@@ -165,18 +168,28 @@ static void fixed_fd(struct xmit *x, struct io_uring_sqe *sqe, uint32_t ix)
 
 #define FENCED_MSG "host fenced: lease deadline passed"
 
-/* May this connection still do device I/O? Logs the first refusal. */
-static bool fence_ok(struct xmit *x)
+/* May this connection still do device I/O at `now` (CLOCK_MONOTONIC ms; 0:
+ * read the clock)? Logs the first refusal. */
+static bool fence_ok_at(struct xmit *x, uint64_t now)
 {
 	const struct dlvm_fence *f = x->map->fence;
 
-	if (dlvm_fence_ok(f))
+	if (!f)
+		return true;
+	if (!now)
+		now = dlvm_monotonic_ms();
+	if (now < atomic_load_explicit(&f->deadline_ms, memory_order_acquire))
 		return true;
 	if (!x->fence_logged) {
 		x->fence_logged = true;
 		nbd_log(f->what, "fenced: this host's lease deadline has passed; I/O refused");
 	}
 	return false;
+}
+
+static bool fence_ok(struct xmit *x)
+{
+	return fence_ok_at(x, 0);
 }
 
 /* Once fenced, turn the device operations queued but not yet submitted into
@@ -723,15 +736,20 @@ static void start(struct xmit *x, struct slot *s)
 
 static void finish(struct xmit *x, struct slot *s)
 {
+	/* Every device op of s ended before x->cqe_ms, when set (s finishes
+	 * on a completion). */
+	uint64_t done_ms = x->cqe_ms;
+
 	if (s->zero_redo) {
 		/* fallocate was refused: zero it all synchronously (idempotent). */
 		if (!x->map->fence || fence_ok(x))
 			for_each_piece(x, s, piece_zero);
 		s->zero_redo = false;
+		done_ms = 0;
 	}
 	/* A change that completed after the deadline may have reached the
 	 * devices after another host took over: not durable for the client. */
-	if (x->map->fence && is_change_cmd(s->type) && !fence_ok(x))
+	if (x->map->fence && is_change_cmd(s->type) && !fence_ok_at(x, done_ms))
 		set_err(s, -EIO, FENCED_MSG);
 	if (s->thin_writing) {
 		dlvm_thin_pool_write_end(x->map->thin, s->thin_token);
@@ -1055,7 +1073,9 @@ static void complete(struct xmit *x, struct io_uring_cqe *cqe)
 		break;
 	case UD_DEV:
 		x->ios--;
+		x->cqe_ms = x->woke_ms;
 		op_done(x, &x->slots[(u >> 8) & 0xffff], cqe->res, (uint32_t)(u >> 32));
+		x->cqe_ms = 0;
 		break;
 	}
 }
@@ -1172,6 +1192,9 @@ void nbd_transmit(struct nbd_conn *c)
 			nbd_log(c->name, "io_uring: %s", strerror(-ret));
 			break;
 		}
+		/* Later than every completion below: one clock read per batch. */
+		if (x->map->fence)
+			x->woke_ms = dlvm_monotonic_ms();
 		io_uring_for_each_cqe(&x->ring, head, cqe) {
 			complete(x, cqe);
 			n++;
