@@ -505,7 +505,6 @@ def test_oracle_sees_unleased_access(lease_dir, hosts):
     assert any(rc == EXIT_VIOLATION for rc, _ in results), results
     msgs = [m for _, s in results for m in s["violation_messages"]]
     assert any("count record changed" in m for m in msgs), msgs
-    # updates were lost: the count is below the number of increments
-    assert counts(path, layout)[0]["count"] < 900
-    report("oracle", violations=violations,
-           final_count=counts(path, layout)[0]["count"])
+    # (updates may or may not have been lost as well: that depends on timing)
+    report("oracle", violations=violations, final_count=counts(path, layout)[0]["count"],
+           increments=sum(s["exclusive"] for _, s in results))
