@@ -384,8 +384,8 @@ static void note(struct msglist *l, const char *kind, struct host *h, const char
 	pthread_mutex_unlock(&out_lock);
 }
 
-#define violation(h, ...) note(&(h)->violations, "VIOLATION", (h), __VA_ARGS__)
-#define error(h, ...) note(&(h)->errors, "error", (h), __VA_ARGS__)
+#define note_violation(h, ...) note(&(h)->violations, "VIOLATION", (h), __VA_ARGS__)
+#define note_error(h, ...) note(&(h)->errors, "error", (h), __VA_ARGS__)
 
 static uint64_t data_off(const struct host *h, uint32_t res)
 {
@@ -399,11 +399,11 @@ static int read_block(struct host *h, uint32_t res, struct count_rec *c)
 	int r;
 
 	if ((r = dlvm_dev_read(h->dev, h->blk, h->lay.data_stride, data_off(h, res), &e))) {
-		error(h, "resource %u: data block: %s", res, e.msg);
+		note_error(h, "resource %u: data block: %s", res, e.msg);
 		return r;
 	}
 	if ((r = count_decode(h->blk, c, msg, sizeof(msg)))) {
-		violation(h, "resource %u: %s at offset %" PRIu64, res, msg, data_off(h, res));
+		note_violation(h, "resource %u: %s at offset %" PRIu64, res, msg, data_off(h, res));
 		return r;
 	}
 	return 0;
@@ -458,7 +458,7 @@ static unsigned shared_marked(struct host *h, uint32_t res, bool shared, struct 
 			break;
 		sleep_us(1000);
 		if (dlvm_dev_read(h->dev, h->blk, h->lay.data_stride, data_off(h, res), &e)) {
-			error(h, "resource %u: data block: %s", res, e.msg);
+			note_error(h, "resource %u: data block: %s", res, e.msg);
 			return 0;
 		}
 	}
@@ -468,7 +468,7 @@ static unsigned shared_marked(struct host *h, uint32_t res, bool shared, struct 
 			continue;
 		if (marker_decode(h->blk + 4096 + (size_t)(i - 1) * REC_SIZE, &m, msg,
 				  sizeof(msg))) {
-			violation(h, "resource %u: host id %u: %s", res, i, msg);
+			note_violation(h, "resource %u: host id %u: %s", res, i, msg);
 			continue;
 		}
 		if (!m.held)
@@ -492,7 +492,7 @@ static int write_record(struct host *h, const uint8_t *rec, uint64_t off, const 
 	memset(h->sbuf, 0, REC_SIZE);
 	memcpy(h->sbuf, rec, REC_SIZE);
 	if ((r = dlvm_dev_write(h->dev, h->sbuf, REC_SIZE, off, &e)))
-		error(h, "resource %u: %s: %s", res, what, e.msg);
+		note_error(h, "resource %u: %s: %s", res, what, e.msg);
 	return r;
 }
 
@@ -518,10 +518,10 @@ static void changed(struct host *h, uint32_t res, const struct dlvm_paxos_lease 
 		    const char *when, const struct count_rec *want, const struct count_rec *got)
 {
 	if (!lease_valid(h)) {
-		error(h, "resource %u: lease lost (deadline passed) %s", res, when);
+		note_error(h, "resource %u: lease lost (deadline passed) %s", res, when);
 		return;
 	}
-	violation(h, "resource %u: count record changed %s while held %s at version %" PRIu64
+	note_violation(h, "resource %u: count record changed %s while held %s at version %" PRIu64
 		  ": expected count %" PRIu64 " by host id %u (version %" PRIu64 "), found count %"
 		  PRIu64 " by host id %u (version %" PRIu64 ")", res, when,
 		  lease->mode == DLVM_LEASE_SHARED ? "shared" : "exclusively", lease->lver,
@@ -544,7 +544,7 @@ static void check_no_shared(struct host *h, const struct dlvm_paxos_lease *lease
 	struct marker m;
 
 	if (shared_marked(h, lease->res_index, false, &m))
-		violation(h, "resource %u: host id %u holds it shared (version %" PRIu64 ") while "
+		note_violation(h, "resource %u: host id %u holds it shared (version %" PRIu64 ") while "
 			  "this host holds it exclusively at version %" PRIu64, lease->res_index,
 			  m.host_id, m.lver, lease->lver);
 }
@@ -565,11 +565,11 @@ static int exclusive_begin(struct host *h, const struct dlvm_paxos_lease *lease,
 	if (read_block(h, res, &c0))
 		return -EIO;
 	if (c0.lver >= lease->lver)
-		violation(h, "resource %u: count record was written at version %" PRIu64
+		note_violation(h, "resource %u: count record was written at version %" PRIu64
 			  " by host id %u, not older than this host's version %" PRIu64, res,
 			  c0.lver, c0.host_id, lease->lver);
 	if (c0.count < s->last_count)
-		violation(h, "resource %u: count went back from %" PRIu64 " (written by this host "
+		note_violation(h, "resource %u: count went back from %" PRIu64 " (written by this host "
 			  "at version %" PRIu64 ") to %" PRIu64 " (host id %u, version %" PRIu64 ")",
 			  res, s->last_count, s->last_lver, c0.count, c0.host_id, c0.lver);
 	check_no_shared(h, lease);
@@ -580,7 +580,7 @@ static int exclusive_begin(struct host *h, const struct dlvm_paxos_lease *lease,
 		changed(h, res, lease, "before the increment", &c0, &c1);
 
 	if (!lease_valid(h)) {
-		error(h, "resource %u: lease deadline passed before the write; not written", res);
+		note_error(h, "resource %u: lease deadline passed before the write; not written", res);
 		return -ETIMEDOUT;
 	}
 	*mine = (struct count_rec){ c1.count + 1, h->id, h->generation, lease->lver };
@@ -626,7 +626,7 @@ static int hold_shared(struct host *h, const struct dlvm_paxos_lease *lease)
 	if (read_block(h, res, &c0))
 		return -EIO;
 	if (c0.lver >= lease->lver)
-		violation(h, "resource %u: count record was written at version %" PRIu64
+		note_violation(h, "resource %u: count record was written at version %" PRIu64
 			  " by host id %u, not older than this host's shared version %" PRIu64,
 			  res, c0.lver, c0.host_id, lease->lver);
 	if (set_marker(h, res, lease, true))
@@ -688,7 +688,7 @@ static void *renew_main(void *arg)
 			/* still joined (a slow write): the next renewal may succeed */
 			note(&h->renew_failures, "renewal failed", h, "%s", e.msg);
 		} else {
-			error(h, "lease lost: %s", e.msg);
+			note_error(h, "lease lost: %s", e.msg);
 			atomic_store(&h->lost, true);
 			pthread_mutex_lock(&h->rlock);
 			break;
@@ -770,7 +770,7 @@ static void host_leave(struct host *h)
 		h->renewing = false;
 	}
 	if (h->ls && dlvm_lockspace_deadline_ms(h->ls) && dlvm_lockspace_release(h->ls, &e))
-		error(h, "leaving the lockspace: %s", e.msg);
+		note_error(h, "leaving the lockspace: %s", e.msg);
 }
 
 static void host_close(struct host *h)
@@ -830,11 +830,11 @@ static void note_acquired(struct host *h, const struct dlvm_paxos_lease *lease, 
 	uint64_t t = now_ms();
 
 	if (lease->lver <= s->last_lver)
-		violation(h, "resource %u: acquired at version %" PRIu64 ", after holding version %"
+		note_violation(h, "resource %u: acquired at version %" PRIu64 ", after holding version %"
 			  PRIu64, lease->res_index, lease->lver, s->last_lver);
 	s->last_lver = lease->lver;
 	if (!u64vec_push(&s->lvers, lease->lver))
-		error(h, "out of memory");
+		note_error(h, "out of memory");
 	h->acquisitions++;
 	if (lease->mode == DLVM_LEASE_SHARED) {
 		s->sh++;
@@ -894,12 +894,12 @@ static int acquire(struct host *h, uint32_t res, enum dlvm_lease_mode mode,
 			return r;
 		}
 		if (r != -EBUSY) {
-			error(h, "resource %u: acquire %s: %s", res, mode_name(mode), e.msg);
+			note_error(h, "resource %u: acquire %s: %s", res, mode_name(mode), e.msg);
 			return r;
 		}
 		note_busy(h, res, &e);
 		if (now_ms() - t0 > h->max_wait_ms) {
-			error(h, "resource %u: still busy after %" PRIu64 " ms: %s", res,
+			note_error(h, "resource %u: still busy after %" PRIu64 " ms: %s", res,
 			      h->max_wait_ms, e.msg);
 			return -ETIMEDOUT;
 		}
@@ -917,12 +917,12 @@ static int release(struct host *h, const struct dlvm_paxos_lease *lease)
 	if (!r)
 		return 0;
 	if (r == -ESTALE && lease_valid(h))
-		violation(h, "resource %u: release of version %" PRIu64 ": %s", lease->res_index,
+		note_violation(h, "resource %u: release of version %" PRIu64 ": %s", lease->res_index,
 			  lease->lver, e.msg);
 	else if (r == -EBADMSG)
 		note_damaged(h, lease->res_index, &e);
 	else
-		error(h, "resource %u: release: %s", lease->res_index, e.msg);
+		note_error(h, "resource %u: release: %s", lease->res_index, e.msg);
 	return r;
 }
 
@@ -1252,7 +1252,7 @@ static int start_host(struct host *h, const char *file, const struct opts *o)
 		if (r == -EBADMSG)
 			note(&h->damaged, "damaged lease", h, "join: %s", e.msg);
 		else
-			error(h, "join: %s", e.msg);
+			note_error(h, "join: %s", e.msg);
 		return -2;
 	}
 	return -1;
@@ -1334,14 +1334,14 @@ static void contend_round(struct host *h, uint32_t res, unsigned long round, uin
 		if (!r)
 			break;
 		if (r != -EBUSY) {
-			error(h, "round %lu: acquire: %s", round, e.msg);
+			note_error(h, "round %lu: acquire: %s", round, e.msg);
 			json_object_set_new(o, "error", json_string(e.msg));
 			goto out;
 		}
 		note_busy(h, res, &e);
 		struct dlvm_err e2 = { 0 };
 		if ((r = dlvm_paxos_read_leader(h->area, res, &l, &e2))) {
-			error(h, "round %lu: %s", round, e2.msg);
+			note_error(h, "round %lu: %s", round, e2.msg);
 			json_object_set_new(o, "error", json_string(e2.msg));
 			goto out;
 		}
@@ -1353,7 +1353,7 @@ static void contend_round(struct host *h, uint32_t res, unsigned long round, uin
 			goto out;
 		}
 		if (now_ms() - t0 > h->max_wait_ms) {
-			error(h, "round %lu: no host won in %" PRIu64 " ms: %s", round,
+			note_error(h, "round %lu: no host won in %" PRIu64 " ms: %s", round,
 			      h->max_wait_ms, e.msg);
 			json_object_set_new(o, "error", json_string(e.msg));
 			goto out;
@@ -1371,7 +1371,7 @@ static void contend_round(struct host *h, uint32_t res, unsigned long round, uin
 	o = NULL;
 	/* hold until told to release (every other host has reported) */
 	if (!fgets(line, sizeof(line), stdin) || strncmp(line, "release", 7))
-		error(h, "round %lu: expected \"release\" on stdin", round);
+		note_error(h, "round %lu: expected \"release\" on stdin", round);
 	if (!r)
 		exclusive_end(h, &lease, &mine);
 	release(h, &lease);
@@ -1398,7 +1398,7 @@ static int cmd_contend(const char *file, const struct opts *o)
 	}
 	uint64_t t0 = now_ms();
 	if (status == -1 && o->resource >= h.nres) {
-		error(&h, "resource %u does not exist", o->resource);
+		note_error(&h, "resource %u does not exist", o->resource);
 	} else if (status == -1) {
 		while (fgets(line, sizeof(line), stdin) && !atomic_load(&h.lost)) {
 			unsigned long round;
@@ -1406,7 +1406,7 @@ static int cmd_contend(const char *file, const struct opts *o)
 			if (!strncmp(line, "quit", 4))
 				break;
 			if (sscanf(line, "go %lu %llu", &round, &start) != 2) {
-				error(&h, "bad command on stdin: %s", line);
+				note_error(&h, "bad command on stdin: %s", line);
 				break;
 			}
 			sleep_until_ms(start);
