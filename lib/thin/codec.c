@@ -38,6 +38,10 @@ _Static_assert(TH_NODE_HDR + (TH_DEV_ENTRIES + 1) * (8 + TH_DEV_VALUE) > TH_BLOC
 
 static int first_nonzero(const uint8_t *buf, size_t from, size_t to)
 {
+	static const uint8_t zero[TH_BLOCK];
+
+	if (from >= to || !memcmp(buf + from, zero, to - from))
+		return -1;
 	for (size_t i = from; i < to; i++)
 		if (buf[i])
 			return (int)i;
