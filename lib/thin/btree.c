@@ -8,9 +8,10 @@
  * root and "shadows" each node on its way: a node made in this transaction
  * and referenced once is changed in place, any other is copied into a new
  * block (th_shadow), so no node a commit references is ever written. Inserts
- * split full nodes on the way down; removals merge or rebalance a node that
- * fell below a third full with a sibling on the way back up, and drop a root
- * left with one child.
+ * split full nodes on the way down (in halves, or two thirds to one third
+ * when the new key goes after every key of the node); removals merge or
+ * rebalance a node that fell below a third full with a sibling on the way
+ * back up, and drop a root left with one child.
  */
 #include <assert.h>
 #include <inttypes.h>
@@ -195,17 +196,29 @@ int th_btree_lookup(struct dlvm_thin_store *s, uint64_t root, uint16_t type, uin
 	return 0;
 }
 
-/* Move the upper half of full node c into a new node; the new node goes in
+/*
+ * How many of the entries of full node n stay in the left node of a split
+ * made to insert key: half, or, when key goes after every key of n (a volume
+ * written in order appends), two thirds, so that such writes leave nodes two
+ * thirds full instead of half full while the right node keeps a third.
+ */
+static unsigned split_point(const struct th_node *n, uint64_t key)
+{
+	return key > n->keys[n->nr - 1] ? n->nr - min_entries(n) : n->nr / 2;
+}
+
+/* Move the upper part of full node c into a new node; the new node goes in
  * parent p right after c (entry i). */
 static int split_child(struct dlvm_thin_store *s, struct th_cnode *p, unsigned i,
-		       struct th_cnode *c, struct th_cnode **sib, struct dlvm_err *err)
+		       struct th_cnode *c, uint64_t key, struct th_cnode **sib,
+		       struct dlvm_err *err)
 {
 	struct th_cnode *r;
 	int rc = th_node_new(s, c->n.type, c->n.level, &r, err);
 
 	if (rc)
 		return rc;
-	unsigned half = c->n.nr / 2, moved = c->n.nr - half;
+	unsigned half = split_point(&c->n, key), moved = c->n.nr - half;
 	entries_copy(&r->n, 0, &c->n, half, moved);
 	r->n.nr = (uint16_t)moved;
 	entries_remove(&c->n, half, moved);
@@ -217,7 +230,8 @@ static int split_child(struct dlvm_thin_store *s, struct th_cnode *p, unsigned i
 
 /* Root n is full: move its entries into two new children and make it their
  * parent, one level higher (the root keeps its block). */
-static int split_root(struct dlvm_thin_store *s, struct th_cnode *n, struct dlvm_err *err)
+static int split_root(struct dlvm_thin_store *s, struct th_cnode *n, uint64_t key,
+		      struct dlvm_err *err)
 {
 	struct th_cnode *l, *r;
 	int rc;
@@ -231,7 +245,7 @@ static int split_root(struct dlvm_thin_store *s, struct th_cnode *n, struct dlvm
 		th_node_put(s, l);
 		return rc;
 	}
-	unsigned half = n->n.nr / 2, moved = n->n.nr - half;
+	unsigned half = split_point(&n->n, key), moved = n->n.nr - half;
 	entries_copy(&l->n, 0, &n->n, 0, half);
 	l->n.nr = (uint16_t)half;
 	entries_copy(&r->n, 0, &n->n, half, moved);
@@ -260,7 +274,7 @@ int th_btree_insert(struct dlvm_thin_store *s, uint64_t *root, uint16_t type, ui
 	if ((r = th_shadow(s, *root, type, -1, &n, err)))
 		return r;
 	*root = n->n.blocknr;
-	if (n->n.nr == max_entries(&n->n) && (r = split_root(s, n, err)))
+	if (n->n.nr == max_entries(&n->n) && (r = split_root(s, n, key, err)))
 		goto out;
 	while (n->n.level > 0) {
 		int i = child_index(&n->n, key);
@@ -272,7 +286,7 @@ int th_btree_insert(struct dlvm_thin_store *s, uint64_t *root, uint16_t type, ui
 			goto out;
 		n->n.u.v[i] = c->n.blocknr;
 		if (c->n.nr == max_entries(&c->n)) {
-			if ((r = split_child(s, n, (unsigned)i, c, &sib, err))) {
+			if ((r = split_child(s, n, (unsigned)i, c, key, &sib, err))) {
 				th_node_put(s, c);
 				goto out;
 			}
