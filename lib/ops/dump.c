@@ -9,6 +9,8 @@
 #include <time.h>
 
 #include "dlvm/util.h"
+#include "dlvm/thin.h"
+#include "dlvm/thinpool.h"
 #include "ops.h"
 
 struct out {
@@ -247,6 +249,38 @@ static int dump_device(struct dlvm_dev *dev, FILE *f, struct dlvm_err *err)
 	return 0;
 }
 
+/* The thin stores whose metadata LV lies wholly on this device: their
+ * superblock slots and first nodes (dlvm_thin_dump). Quiet when the
+ * device holds none or its VG does not load from it alone. */
+#define THIN_DUMP_BLOCKS 32
+
+static void dump_thin_stores(const char *path, FILE *f)
+{
+	struct dlvm_dev *dev;
+	struct dlvm_vg *vg;
+	struct dlvm_err e = { 0 };
+
+	if (dlvm_dev_open(path, DLVM_DEV_RDONLY, &dev, &e))
+		return;
+	if (dlvm_vg_load(&dev, 1, NULL, &vg, &e)) {
+		dlvm_dev_close(dev);
+		return;
+	}
+	dlvm_dev_close(dev); /* NULL when the VG took it */
+	for (size_t i = 0; i < vg->nlv; i++) {
+		const struct dlvm_lv *m = vg->lvs[i];
+		struct dlvm_dev *md;
+		if (!(m->flags & DLVM_LV_THIN_META) || dlvm_lvdev_open(vg, m, &md, &e))
+			continue;
+		fprintf(f, "\nthin store in %s/[%s] (first %u blocks):\n", vg->info.name, m->name,
+			THIN_DUMP_BLOCKS);
+		if (dlvm_thin_dump(md, 0, THIN_DUMP_BLOCKS, f, &e))
+			fprintf(f, "  %s\n", e.msg);
+		dlvm_dev_close(md);
+	}
+	dlvm_vg_free(vg);
+}
+
 DLVM_CMD_FN(cmd_dump)
 {
 	size_t n = json_array_size(args);
@@ -267,6 +301,8 @@ DLVM_CMD_FN(cmd_dump)
 			break;
 		r = dump_device(dev, f, err);
 		dlvm_dev_close(dev);
+		if (!r)
+			dump_thin_stores(arg_str(args, i), f);
 	}
 	fclose(f);
 	json_object_set_new(resp, "text", json_string(text ? text : ""));

@@ -55,6 +55,10 @@ def test_pool_and_thin_commands(vg0):
     assert r["vm1"]["lv_size"] == f"{1 << 30}B" and r["vm1"]["data_percent"] == "0.00"
     assert r["vm2"]["lv_attr"][4] == "a"  # created active
     assert run("nbdinfo", "--size", d.nbd_uri("vg0/vm1")).strip() == str(1 << 30)
+    # dump decodes the pool's store from the PV that holds its metadata LV
+    dumps = "".join(d.cli_ok("dump", str(p))[0] for p in d.pvs)
+    assert "thin store in vg0/[pool0_tmeta]" in dumps and "LV_SET_THIN" in dumps, dumps[-2000:]
+    assert "device tree leaf" in dumps and "chunk_size   65536" in dumps
     # bad input changes nothing
     seq = d.cli_ok("check", "vg0")[0]
     for args, msg in (
