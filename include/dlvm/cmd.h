@@ -128,6 +128,8 @@ struct dlvm_ctx {
 	uint32_t host_id;           /* dlvmd --host-id: 0 = none (shared VGs read-only) */
 	uint32_t io_timeout;        /* seconds for lockspaces (0: the lease area's) */
 	char lease_name[64];        /* owner name in lockspaces (dlvm_ctx_join) */
+	uint32_t lease_wait_ms;     /* a change waits this long for a busy VG lease
+				     * (0: the larger of 2T and 10 s) */
 	struct shared_vg **shared;  /* lockspaces of shared VGs (lib/ops/shared.c) */
 	size_t nshared;
 	char *state_dir;            /* owned; NULL: none */

@@ -302,6 +302,10 @@ void dlvm_ctx_leave(struct dlvm_ctx *ctx)
 
 /* ---- vgcreate --shared ---- */
 
+/* How long a change waits for a busy VG lease: other hosts may send changes
+ * back to back, and the lease has no queue. */
+#define VG_LEASE_WAIT_MS 10000u
+
 #define SHARED_NRES 4u /* resource 0: the VG lease; 1..3 reserved */
 
 int shared_vg_setup(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_dev *first,
@@ -488,7 +492,9 @@ static int take_vg_lease(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_e
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		uint64_t ms = (uint64_t)(now.tv_sec - t0.tv_sec) * 1000 +
 			      (uint64_t)((now.tv_nsec - t0.tv_nsec) / 1000000);
-		if (r != -EBUSY || ms >= 2 * t->io_timeout_ms)
+		uint64_t limit = ctx->lease_wait_ms ? ctx->lease_wait_ms
+				 : DLVM_MAX(2 * t->io_timeout_ms, (uint64_t)VG_LEASE_WAIT_MS);
+		if (r != -EBUSY || ms >= limit)
 			return dlvm_err_set(err, r, "%s: VG lease: %s", name, e.msg);
 		struct timespec d = { 0, (long)(1 + rand_r(&seed) % 10) * 1000000L };
 		nanosleep(&d, NULL);

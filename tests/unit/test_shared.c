@@ -206,6 +206,7 @@ static void test_two_hosts(void **state)
 	assert_ok(dlvm_lockspace_acquire(ls3, 3, "unit:host3", NULL, &e), &e);
 	assert_ok(dlvm_paxos_acquire(ls3, 0, DLVM_LEASE_EXCLUSIVE, &held, &e), &e);
 	assert_ok(dlvm_lockspace_renew(ls3, &e), &e);
+	h1.lease_wait_ms = 2000; /* 2T: well before host 3 could be judged dead */
 	assert_err(run(&h1, "lvcreate", "{\"opts\": {\"name\": \"b\", \"size\": \"4m\"}, "
 		       "\"args\": [\"vgs\"]}", NULL, &e), &e, -EBUSY, "held by host id 3");
 	assert_ok(dlvm_lockspace_renew(ls3, &e), &e);
