@@ -72,6 +72,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import time
 
@@ -497,28 +498,33 @@ class ThinIo:
                 "thin_new": self.new,
                 "thin_cow": self.cow,
                 "errors": self.errors,
-                "ratios": self.ratios(iops)}
+                "ratios": io_ratios(iops, self.chain)}
 
-    def ratios(self, iops):
-        def get(name, rw):
-            return iops.get(name, {}).get(rw, {}).get("iops")
 
-        return {
-            "thin/linear randwrite": ratio(get("thin", "randwrite"),
-                                           get("linear", "randwrite")),
-            "thin-new/linear randwrite": ratio(get("thin-new", "randwrite"),
-                                               get("linear", "randwrite")),
-            "thin-cow/thin randwrite": ratio(get("thin-cow", "randwrite"),
-                                             get("thin", "randwrite")),
-            "thin/linear randread": ratio(get("thin", "randread"),
-                                          get("linear", "randread")),
-            f"{self.snap}/thin randread": ratio(get(self.snap, "randread"),
-                                                get("thin", "randread")),
-            f"{self.snap}/{self.qchain} randread": ratio(
-                get(self.snap, "randread"), get(self.qchain, "randread")),
-            f"{self.qchain}/qcow2 randread": ratio(
-                get(self.qchain, "randread"), get("qcow2", "randread")),
-        }
+def io_ratios(iops, chain):
+    """Each comparison as the ratio of the medians (the verdict) and as the
+    median of the ratios of the rounds (runs of one round are close in
+    time, so this one is less moved by a change in the machine's load)."""
+    snap, qchain = f"thin-{chain}snap", f"qcow2-{chain}"
+    pairs = (("thin", "linear", "randwrite"),
+             ("thin-new", "linear", "randwrite"),
+             ("thin-cow", "thin", "randwrite"),
+             ("thin", "linear", "randread"),
+             (snap, "thin", "randread"),
+             (snap, qchain, "randread"),
+             (qchain, "qcow2", "randread"))
+    out = {}
+    for a, b, rw in pairs:
+        sa = iops.get(a, {}).get(rw, {})
+        sb = iops.get(b, {}).get(rw, {})
+        rounds = [ratio(x, y) for x, y in zip(sa.get("rounds_iops", []),
+                                              sb.get("rounds_iops", []))]
+        out[f"{a}/{b} {rw}"] = {
+            "of_medians": ratio(sa.get("iops"), sb.get("iops")),
+            "median_of_rounds": (round(statistics.median(rounds), 3)
+                                 if rounds else None),
+            "rounds": rounds}
+    return out
 
 
 # ---- metadata: activation and snapshots -------------------------------------
@@ -730,15 +736,19 @@ def report(out):
                  "thin-new/linear randwrite": TARGET_FIRST_WRITE,
                  f"{snap}/thin randread": TARGET_SNAP_READ,
                  f"{snap}/{qchain} randread": TARGET_VS_QCOW2}
-        lines.append("  ratios (median IOPS / median IOPS):")
+        lines.append(f"  ratios: {'':24}of medians  median of the "
+                     "rounds' ratios (rounds)")
         for name, v in r.items():
-            if v is None:
+            m, mr = v["of_medians"], v["median_of_rounds"]
+            if m is None:
                 lines.append(f"    {name:32} -")
                 continue
             goal = goals.get(name)
-            tail = (f"  target >= {goal:g}: {verdict(v >= goal)}"
+            tail = (f"  target >= {goal:g}: {verdict(m >= goal)}"
                     if goal is not None else "  (no target)")
-            lines.append(f"    {name:32} {v:6.3f}{tail}")
+            rounds = " ".join(f"{x:.2f}" for x in v["rounds"])
+            lines.append(f"    {name:32} {m:6.3f}  {mr:6.3f} ({rounds})"
+                         f"{tail}")
     meta = out.get("meta", {})
     act = meta.get("activation")
     if act:
