@@ -24,7 +24,10 @@ median of the rounds is reported; ratios are ratios of those medians):
                 For both, the report gives the chunks mapped (copied) in a
                 round, from the pool's usage, and the share of writes that
                 mapped (copied) one, from the share of the volume's chunks
-                touched (fresh_share: fio does not count its ramp's writes)
+                touched (fresh_share: fio does not count its ramp's writes),
+                and those chunks per second of the run and its ramp: for
+                thin-cow, whose later writes find more and more chunks
+                already copied, the rate of copying writes is at least that
   thin-Nsnap    a thin volume written in full, then N snapshots, each
                 followed by 64 random 4k writes to the volume (so that its
                 tree and the snapshots' trees part ways as a VM's would);
@@ -85,8 +88,8 @@ MiB = 1 << 20
 CHUNK = 64 << 10
 BURST_WRITES = 64        # random 4k writes after each snapshot of thin-Nsnap
 NEW_HEADROOM = 1.5       # pool room for thin-new: this x writes of a run
+NEW_DISK_SHARE = 0.5     # at most this share of the free disk for it
 NEW_SPREAD = 32          # thin-new virtual chunks: this x pool room
-NEW_MAX_GIB = 64         # the PV's room for pool "poolnew" to grow
 
 TARGET_OVERWRITE = 0.9
 TARGET_FIRST_WRITE = 0.6
@@ -295,6 +298,8 @@ class ThinIo:
         self.cow = {"copied_chunks": [], "writes_counted": [],
                     "volume_chunks": []}
         self.fastest_write = 0.0
+        self.new_rates = []
+        self.new_max_gib = 4
         self.cow_snap = None
         self.last_ios = 0
 
@@ -314,7 +319,12 @@ class ThinIo:
         s = self.knobs.size_gib
         # linear + pool0 (thin, thin-cow, thin-Nsnap and their copies) +
         # poolnew's room + metadata
-        pv_gib = s + (4 * s + 1) + NEW_MAX_GIB + 2
+        # Each new chunk of thin-new is written in full (zeroed), so the
+        # room its pool may grow to is a share of the free disk.
+        st = os.statvfs(self.knobs.workdir)
+        self.new_max_gib = max(4, int(st.f_bavail * st.f_frsize
+                                      * NEW_DISK_SHARE // GiB))
+        pv_gib = s + (4 * s + 1) + self.new_max_gib + 2
         self.d = Daemon(self.knobs.build, os.path.join(self.dir, "dlvm"))
         self.d.create_vg(pv_gib)
         self.d.start(cleanup)
@@ -408,19 +418,27 @@ class ThinIo:
 
     def run_new(self, rnd):
         """Randwrite to a new thin LV; the pool is grown first if a run as
-        fast as the fastest write so far could fill it."""
+        fast as thin-new's fastest round so far (before the first: the
+        fastest write so far) could fill it, up to a share of the free
+        disk."""
         d = self.d
-        room = math.ceil(NEW_HEADROOM * max(self.fastest_write, 1000)
+        rate = max(self.new_rates or [self.fastest_write, 1000])
+        room = math.ceil(NEW_HEADROOM * rate
                          * (self.knobs.runtime + self.ramp))
         used = d.pool_used_chunks("poolnew")
         have = d.pool_chunks("poolnew")
         if have - used < room:
-            want = used + room
-            if want * CHUNK > NEW_MAX_GIB * GiB:
-                raise BenchError(f"thin-new: {want} chunks of room needed, "
-                                 f"more than {NEW_MAX_GIB} GiB")
-            d.api("lvextend", {"size": gib(want * CHUNK)}, ["vg0/poolnew"])
-            log(f"thin: pool vg0/poolnew grown to {gib(want * CHUNK)}")
+            most = self.new_max_gib * GiB // CHUNK
+            want = min(used + room, most)
+            if want < used + room:
+                log(f"thin: pool vg0/poolnew kept to {self.new_max_gib} "
+                    f"GiB (half the free disk); a run faster than "
+                    f"{(want - used) / (self.knobs.runtime + self.ramp):.0f}"
+                    " new chunks/s fills it")
+            if want > have:
+                mib = math.ceil(want * CHUNK / (64 * MiB)) * 64
+                d.api("lvextend", {"size": f"{mib}m"}, ["vg0/poolnew"])
+                log(f"thin: pool vg0/poolnew grown to {mib} MiB")
         vsize = max(256 * GiB, NEW_SPREAD * room * CHUNK)
         lv = f"new{rnd}"
         d.make_thin(lv, gib(vsize), "poolnew")
@@ -428,6 +446,7 @@ class ThinIo:
         iops, lat = self.fio("thin-new", d.fio_args(lv), "randwrite",
                              math.ceil(vsize / GiB) * GiB, rnd)
         new = d.pool_used_chunks("poolnew") - before
+        self.new_rates.append(iops)
         d.remove(lv)
         self.new["new_chunks"].append(new)
         self.new["writes_counted"].append(self.last_ios)
@@ -489,6 +508,7 @@ class ThinIo:
                 for name, per in rounds.items() if name not in self.errors}
         return {"size_gib": self.knobs.size_gib,
                 "runtime_s": self.knobs.runtime,
+                "ramp_s": self.ramp,
                 "rounds": self.knobs.repeat,
                 "chain": self.chain,
                 "job": "fio ioengine=nbd bs=4k iodepth=32 numjobs=1 "
@@ -724,10 +744,13 @@ def report(out):
             r = io[key]
             if not r["writes_counted"]:
                 continue
-            cells = [f"{c:,} of {v:,} ({fresh_share(c, v):.1%})"
+            secs = io["runtime_s"] + io["ramp_s"]
+            cells = [f"{c:,} of {v:,} ({fresh_share(c, v):.1%}; "
+                     f"{c / secs:,.0f}/s)"
                      for c, v in zip(r[field], r["volume_chunks"])]
-            lines.append(f"    {what} per round (share of writes that "
-                         f"did): {', '.join(cells)}; fio counted "
+            lines.append(f"    {what} per round (share of writes that did; "
+                         f"per second of the run and its ramp): "
+                         f"{', '.join(cells)}; fio counted "
                          + ", ".join(f"{n:,}" for n in r["writes_counted"])
                          + " writes after the ramp")
         r = io["ratios"]
