@@ -2,7 +2,9 @@
 /* Thin pools of a VG: the store on the metadata LV, chunks in the pool LV. */
 #include "dlvm/thinpool.h"
 
+#include <fcntl.h>
 #include <inttypes.h>
+#include <linux/falloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,6 +420,24 @@ static int chunk_io(struct dlvm_thin_pool *p, uint64_t chunk, uint8_t *buf, bool
 	return 0;
 }
 
+/* Zero a whole chunk: fallocate(ZERO_RANGE) where the device can (files:
+ * no data written, only extents marked), else writes of zeros. */
+static int chunk_zero(struct dlvm_thin_pool *p, uint64_t chunk, struct dlvm_err *err)
+{
+	uint64_t done = 0;
+
+	while (done < p->chunk_size) {
+		struct dlvm_map_piece pc;
+		chunk_piece(p, chunk, done, p->chunk_size - done, &pc);
+		const struct dlvm_map_dev *d = &p->data->devs[pc.dev];
+		if (d->blockdev || fallocate(d->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+					     (off_t)pc.dev_off, (off_t)pc.len) < 0)
+			return chunk_io(p, chunk, p->zero, true, err);
+		done += pc.len;
+	}
+	return 0;
+}
+
 int dlvm_thin_pool_map_read(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
 			    struct dlvm_map_piece *piece, bool *hole, struct dlvm_err *err)
 {
@@ -462,7 +482,7 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 		/* a new chunk never shows what an earlier owner left in it:
 		 * zero it, or fill it from the chunk it replaces */
 		if (from == DLVM_THIN_NONE)
-			r = chunk_io(p, chunk, p->zero, true, err);
+			r = chunk_zero(p, chunk, err);
 		else if (!(r = chunk_io(p, from, p->copy, false, err)))
 			r = chunk_io(p, chunk, p->copy, true, err);
 		if (r) {

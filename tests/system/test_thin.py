@@ -546,3 +546,26 @@ def test_kill_during_writes_keeps_flushed_data(vg0):
         out, _ = d.cli_ok("check", "vg0")
         assert "consistent" in out, out
     assert len(durable) > 50
+
+
+def test_reused_chunks_show_no_old_data(vg0):
+    """Chunks freed by one thin volume and handed to another read as zeros
+    wherever the new owner has not written."""
+    d = vg0
+    make_pool(d, size="4m", chunk="64k")
+    d.cli_ok("lvcreate", "-V", "4m", "-T", "vg0/pool0", "-n", "old")
+    h = connect(d, "vg0/old")
+    h.pwrite(b"\xaa" * (4 * MiB), 0)
+    h.flush()
+    h.shutdown()
+    assert report(d)["pool0"]["data_percent"] == "100.00"
+    d.cli_ok("lvremove", "-f", "vg0/old")
+    d.cli_ok("lvcreate", "-V", "4m", "-T", "vg0/pool0", "-n", "new")
+    h = connect(d, "vg0/new")
+    for i in range(64):
+        h.pwrite(b"\x01" * 512, i * CHUNK + 4096)
+    h.flush()
+    for i in range(64):
+        got = h.pread(CHUNK, i * CHUNK)
+        assert got == bytes(4096) + b"\x01" * 512 + bytes(CHUNK - 4608), i
+    h.shutdown()
