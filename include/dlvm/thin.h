@@ -256,4 +256,75 @@ typedef int (*dlvm_thin_map_fn)(void *ctx, uint64_t vchunk, uint64_t chunk);
 int dlvm_thin_iterate(struct dlvm_thin_store *s, uint64_t id, uint64_t from, dlvm_thin_map_fn fn,
 		      void *ctx, struct dlvm_err *err);
 
+/* ---- read-only views ---- */
+
+/*
+ * A view reads one device of a store that another process (or host) may be
+ * changing and committing at the same time, without the walk of every tree
+ * that dlvm_thin_store_open does (docs/thin.md: "Read-only views"). It sees
+ * the device as the last commit before the open left it.
+ *
+ * The open reads both superblock slots, uses the valid one with the higher
+ * txn and finds the device's record in the device tree. A device tree node
+ * that fails to decode or whose txn is later than the superblock's (a block
+ * a later commit used again), or a torn superblock slot, makes the open
+ * start again from the superblocks, up to 8 times; then -EAGAIN. A node that
+ * fails while the superblocks stay the same is damage: -EBADMSG.
+ *
+ * After the open only the device's own mapping tree is read: the caller
+ * makes sure the device neither changes nor goes away while the view is
+ * open (a snapshot: copy-on-write never writes a node a commit references,
+ * and a device's nodes and chunks are not freed while it exists). Each node
+ * read is checked like the store's (checksum, block number, tree type,
+ * level, key order and the range its parent gives, txn not later than the
+ * view's): a lookup answers as of the view's commit or fails with -EBADMSG
+ * naming the block, even when the rule is broken; but then the data chunks
+ * it names may already belong to something else.
+ *
+ * Not thread safe: callers serialise every call on one view. Views of one
+ * store share nothing; each has its own cache.
+ */
+struct dlvm_thin_view;
+
+struct dlvm_thin_view_info {
+	uint64_t id;
+	uint64_t txn;         /* the commit the view reads */
+	uint64_t chunk_size;  /* bytes per data chunk */
+	uint64_t data_chunks; /* of the store, at that commit */
+	uint64_t mapped;      /* virtual chunks the device maps */
+	uint32_t flags;       /* DLVM_THIN_DEV_* */
+	uint8_t uuid[16];     /* of the store */
+};
+
+/*
+ * Open device id of the store on dev (borrowed: keep it open until
+ * dlvm_thin_view_close) read-only. cache_blocks: decoded mapping tree nodes
+ * kept in memory (about 5.4 KiB each; 0: 1024); once it is full, lookups
+ * allocate nothing. Returns 0 and *out, or -ENOENT (no such device),
+ * -ENODATA (not a thin store), -EBADMSG (damaged superblocks, device tree or
+ * mapping tree root: the message names the block), -ENOTSUP, -EAGAIN (the
+ * store changed under every attempt; a few milliseconds pass between
+ * attempts), -EIO, -ENOMEM.
+ */
+int dlvm_thin_view_open(struct dlvm_dev *dev, uint64_t id, size_t cache_blocks,
+			struct dlvm_thin_view **out, struct dlvm_err *err);
+
+/* Free the view and its cache (NULL is fine). The device stays open. */
+void dlvm_thin_view_close(struct dlvm_thin_view *v);
+
+/* The device's details as of the view's commit. */
+void dlvm_thin_view_info(const struct dlvm_thin_view *v, struct dlvm_thin_view_info *out);
+
+/* As dlvm_thin_lookup on the view's device (without *shared): *chunk is the
+ * data chunk or DLVM_THIN_NONE. -EINVAL (vchunk > DLVM_THIN_MAX_ID),
+ * -EBADMSG, -EIO, -ENOMEM. */
+int dlvm_thin_view_lookup(struct dlvm_thin_view *v, uint64_t vchunk, uint64_t *chunk,
+			  struct dlvm_err *err);
+
+/* As dlvm_thin_next_mapped on the view's device: the first mapped virtual
+ * chunk >= from in *vchunk (DLVM_THIN_NONE: none) and its data chunk in
+ * *chunk (may be NULL). -EBADMSG, -EIO, -ENOMEM. */
+int dlvm_thin_view_next_mapped(struct dlvm_thin_view *v, uint64_t from, uint64_t *vchunk,
+			       uint64_t *chunk, struct dlvm_err *err);
+
 #endif
