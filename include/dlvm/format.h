@@ -199,16 +199,24 @@ struct dlvm_pv_desc {
 #define DLVM_LV_THIN_POOL (1ull << 3) /* a thin pool: its segments are the data area */
 #define DLVM_LV_THIN_META (1ull << 4) /* hidden: the metadata area of a thin pool */
 #define DLVM_LV_THIN (1ull << 5)      /* a thin volume or snapshot: no segments */
+#define DLVM_LV_THIN_DATA (1ull << 6) /* hidden: the data slabs of a thin family */
 
-/* Thin attributes (LV_SET_THIN). Pool: meta_id, chunk_size. Thin volume:
- * pool_id, virtual_size, origin_id (the LV it is a snapshot of, or 0); its
- * device id in the pool's store is its LV id. */
+/* Thin attributes (LV_SET_THIN).
+ * Pool: chunk_size, and either meta_id (a local VG: one store for the whole
+ * pool) or slab_extents (a shared VG: one store per family, docs/thin.md).
+ * Family metadata LV (DLVM_LV_THIN_META in a shared VG): pool_id,
+ * chunk_size. Family data LV (DLVM_LV_THIN_DATA): pool_id, meta_id (its
+ * family's metadata LV).
+ * Thin volume: pool_id, virtual_size, origin_id (the LV it is a snapshot of,
+ * or 0), meta_id (its family's metadata LV in a shared VG, else 0); its
+ * device id in its store is its LV id. */
 struct dlvm_lv_thin {
 	uint64_t pool_id;
 	uint64_t origin_id;
 	uint64_t virtual_size; /* bytes, a multiple of 4096 */
 	uint64_t meta_id;
 	uint32_t chunk_size;   /* bytes, power of two 4 KiB .. 1 MiB */
+	uint32_t slab_extents; /* a pool in a shared VG: extents per slab */
 };
 
 /* Activation lock records of an LV in a shared VG: the hosts where it is

@@ -157,7 +157,7 @@ int dlvm_edit_encode(const struct dlvm_edit *e, struct dlvm_buf *out)
 		w64(&w, e->u.lv.thin.virtual_size);
 		w64(&w, e->u.lv.thin.meta_id);
 		w32(&w, e->u.lv.thin.chunk_size);
-		w32(&w, 0);
+		w32(&w, e->u.lv.thin.slab_extents);
 		break;
 	case DLVM_EDIT_LV_SET_HOLDERS:
 		w64(&w, e->u.lv.id);
@@ -416,9 +416,7 @@ int dlvm_edit_decode(const uint8_t *buf, size_t len, size_t *pos, struct dlvm_ed
 		e->u.lv.thin.virtual_size = r64(&r, "virtual size");
 		e->u.lv.thin.meta_id = r64(&r, "meta id");
 		e->u.lv.thin.chunk_size = r32(&r, "chunk size");
-		if (r32(&r, "thin reserved") && !r.field)
-			ret = dlvm_err_set(err, -EBADMSG, "edit LV_SET_THIN at byte %zu: reserved "
-					   "field is not zero", *pos);
+		e->u.lv.thin.slab_extents = r32(&r, "slab extents");
 		break;
 	case DLVM_EDIT_LV_SET_HOLDERS:
 		e->u.lv.id = r64(&r, "lv id");

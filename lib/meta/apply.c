@@ -324,17 +324,30 @@ static struct dlvm_lv *lv_by_id(struct dlvm_vg *vg, const struct dlvm_edit *e,
 static int apply_thin(struct dlvm_vg *vg, struct dlvm_lv *lv, const struct dlvm_lv_thin *t,
 		      struct dlvm_err *err)
 {
+	bool chunk_ok = t->chunk_size >= 4096 && t->chunk_size <= (1u << 20) &&
+			!(t->chunk_size & (t->chunk_size - 1));
+
 	if (lv->flags & DLVM_LV_THIN_POOL) {
-		if (t->chunk_size < 4096 || t->chunk_size > (1u << 20) ||
-		    (t->chunk_size & (t->chunk_size - 1)))
+		if (!chunk_ok)
 			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: chunk size %u is not a "
 					    "power of two from 4 KiB to 1 MiB", lv->name, t->chunk_size);
-		if (!t->meta_id || t->pool_id || t->virtual_size || t->origin_id)
-			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: a pool needs a metadata "
-					    "LV and nothing else", lv->name);
+		if (!t->meta_id == !t->slab_extents || t->pool_id || t->virtual_size || t->origin_id)
+			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: a pool needs either a "
+					    "metadata LV or a slab size, and nothing else", lv->name);
+	} else if (lv->flags & (DLVM_LV_THIN_META | DLVM_LV_THIN_DATA)) {
+		bool data = lv->flags & DLVM_LV_THIN_DATA;
+		if (!t->pool_id || t->virtual_size || t->slab_extents || !data != !t->meta_id ||
+		    (!data && !chunk_ok) || (data && (t->chunk_size || t->origin_id)))
+			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: a family's %s LV needs "
+					    "a pool%s", lv->name, data ? "data" : "metadata",
+					    data ? " and its metadata LV" : " and a chunk size");
+		const struct dlvm_lv *pool = dlvm_lv_find_id(vg, t->pool_id);
+		if (pool && (!(pool->flags & DLVM_LV_THIN_POOL) || !pool->thin.slab_extents))
+			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: LV id %" PRIu64 " is not "
+					    "a thin pool of a shared VG", lv->name, t->pool_id);
 	} else if (lv->flags & DLVM_LV_THIN) {
-		if (!t->pool_id || !t->virtual_size || t->virtual_size % 4096 || t->meta_id ||
-		    t->chunk_size || lv->nseg)
+		if (!t->pool_id || !t->virtual_size || t->virtual_size % 4096 || t->chunk_size ||
+		    t->slab_extents || lv->nseg)
 			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: a thin LV needs a pool, "
 					    "a virtual size (multiple of 4096) and no segments",
 					    lv->name);
@@ -342,6 +355,10 @@ static int apply_thin(struct dlvm_vg *vg, struct dlvm_lv *lv, const struct dlvm_
 		if (pool && !(pool->flags & DLVM_LV_THIN_POOL))
 			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: LV id %" PRIu64 " is not "
 					    "a thin pool", lv->name, t->pool_id);
+		const struct dlvm_lv *meta = t->meta_id ? dlvm_lv_find_id(vg, t->meta_id) : NULL;
+		if (meta && !(meta->flags & DLVM_LV_THIN_META))
+			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: LV id %" PRIu64 " is not "
+					    "a family's metadata LV", lv->name, t->meta_id);
 	} else {
 		return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s is neither a thin pool nor a thin "
 				    "LV", lv->name);

@@ -507,8 +507,9 @@ static int make_inverse(const struct dlvm_vg *vg, const struct dlvm_edit *e, str
 		u->inv.u.lv.thin = lv->thin;
 		/* an LV that had no thin attributes yet is being created in this
 		 * transaction: its LV_CREATE's inverse removes it */
-		if (!(lv->flags & (DLVM_LV_THIN_POOL | DLVM_LV_THIN)) ||
-		    (!lv->thin.pool_id && !lv->thin.meta_id))
+		if (!(lv->flags & (DLVM_LV_THIN_POOL | DLVM_LV_THIN | DLVM_LV_THIN_META |
+				   DLVM_LV_THIN_DATA)) ||
+		    (!lv->thin.pool_id && !lv->thin.meta_id && !lv->thin.slab_extents))
 			u->inv.type = 0;
 		return 0;
 	case DLVM_EDIT_LV_SET_HOLDERS:

@@ -152,7 +152,8 @@ int dlvm_vg_encode_state(const struct dlvm_vg *vg, struct dlvm_buf *out)
 		e.u.lv.segs = lv->segs;
 		if ((r = dlvm_edit_encode(&e, out)))
 			return r;
-		if (lv->flags & (DLVM_LV_THIN_POOL | DLVM_LV_THIN)) {
+		if ((lv->flags & (DLVM_LV_THIN_POOL | DLVM_LV_THIN | DLVM_LV_THIN_DATA)) ||
+		    ((lv->flags & DLVM_LV_THIN_META) && lv->thin.pool_id)) {
 			e = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_THIN };
 			e.u.lv.id = lv->id;
 			e.u.lv.thin = lv->thin;

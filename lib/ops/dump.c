@@ -78,9 +78,9 @@ static void dump_edit(FILE *f, const struct dlvm_edit *e)
 		break;
 	case DLVM_EDIT_LV_SET_THIN:
 		fprintf(f, "id=%" PRIu64 " pool=%" PRIu64 " origin=%" PRIu64 " virtual_size=%" PRIu64
-			" meta=%" PRIu64 " chunk_size=%u\n", e->u.lv.id, e->u.lv.thin.pool_id,
-			e->u.lv.thin.origin_id, e->u.lv.thin.virtual_size, e->u.lv.thin.meta_id,
-			e->u.lv.thin.chunk_size);
+			" meta=%" PRIu64 " chunk_size=%u slab_extents=%u\n", e->u.lv.id,
+			e->u.lv.thin.pool_id, e->u.lv.thin.origin_id, e->u.lv.thin.virtual_size,
+			e->u.lv.thin.meta_id, e->u.lv.thin.chunk_size, e->u.lv.thin.slab_extents);
 		break;
 	case DLVM_EDIT_LV_SET_HOLDERS:
 		fprintf(f, "id=%" PRIu64 " holders=%u", e->u.lv.id, e->u.lv.nholders);
