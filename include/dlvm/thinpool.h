@@ -1,14 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Thin pools in a VG: a pool LV (DLVM_LV_THIN_POOL) whose extents are the
- * data area, cut into chunks of lv->thin.chunk_size, and a hidden metadata LV
- * (DLVM_LV_THIN_META) holding a thin store (dlvm/thin.h). Each thin LV
- * (DLVM_LV_THIN) is the store's device whose id is the LV's id.
+ * Thin pools in a VG. In a local VG a pool is a pool LV (DLVM_LV_THIN_POOL)
+ * whose extents are the data area, cut into chunks of lv->thin.chunk_size,
+ * and a hidden metadata LV (DLVM_LV_THIN_META) holding one thin store
+ * (dlvm/thin.h) for every thin LV of the pool. In a shared VG each family
+ * (an origin thin LV with its snapshots and in-family clones) has its own
+ * store on its own metadata LV and its own data LV (DLVM_LV_THIN_DATA) made
+ * of slabs taken from the pool LV, so that different hosts write different
+ * families at once (docs/thin.md, "Families"). Each thin LV is the device of
+ * its store whose id is the LV's id.
  *
- * An open pool is kept with its VG model (dlvm_thin_pool_get) and shared by
- * the data path's maps of its thin LVs (map->thin). Every call below takes
- * the pool's mutex: the data path's connection threads and the command
- * thread use a pool at the same time.
+ * struct dlvm_thin_pool is one open store: the local pool's, or a family's.
+ * A family store is opened either to write (by the host that holds the
+ * family: the store is read whole and its reference counts rebuilt) or to
+ * read snapshots only (views of single devices, dlvm_thin_view_open: any
+ * host, while another one writes the family). Open stores are kept with
+ * their VG model and shared by the data path's maps of the thin LVs
+ * (map->thin). Every call below takes the store's mutex: the data path's
+ * connection threads and the command thread use a store at the same time.
  *
  * Durability: changes to the store (new chunks, unmaps, new devices) become
  * durable at dlvm_thin_pool_commit, which first flushes the data area's
@@ -32,10 +41,24 @@
 struct dlvm_vg;
 struct dlvm_lv;
 
+struct dlvm_thin_view_ent {
+	uint64_t id;
+	struct dlvm_thin_view *view;
+};
+
 struct dlvm_thin_pool {
 	atomic_uint refs;
 	pthread_mutex_t mu;
 	uint64_t lv_id;              /* the pool LV */
+	uint64_t meta_id;            /* the store's metadata LV: the key in the VG */
+	bool family;                 /* a family's store (shared VG) */
+	bool reader;                 /* snapshots only: no store, views per device */
+	struct dlvm_thin_view_ent *views; /* reader: the devices read so far */
+	size_t nviews;
+	struct dlvm_fence *fence;    /* shared VG: no commit once it expires */
+	bool want_slab;              /* family: a write waits for another slab */
+	unsigned slab_fails;         /* family: failed attempts to add one (quiet after 1) */
+	pthread_cond_t grown;        /* family: signalled when the data LV grew */
 	char name[2 * DLVM_NAME_MAX + 2]; /* "vg/pool", for messages */
 	uint64_t chunk_size;
 	struct dlvm_dev *meta;       /* view of the metadata LV (owned) */
@@ -69,20 +92,54 @@ int dlvm_lvdev_remap(struct dlvm_dev *dev, const struct dlvm_vg *vg, const struc
 int dlvm_thin_pool_meta_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool,
 				struct dlvm_err *err);
 
+/* Write a family's store on metadata LV `meta` (its segments: it need not be
+ * committed yet) for data_chunks chunks, with an empty device dev_id in it
+ * (a new thin LV's), committed. */
+int dlvm_thin_family_format(const struct dlvm_vg *vg, const struct dlvm_lv *meta,
+			    uint32_t chunk_size, uint64_t data_chunks, uint64_t dev_id,
+			    struct dlvm_err *err);
+
 /* Write an empty store into the pool's metadata LV (lvcreate --type
  * thin-pool). The LVs must be committed already. */
 int dlvm_thin_pool_format(const struct dlvm_vg *vg, const struct dlvm_lv *pool,
 			  struct dlvm_err *err);
 
 /*
- * The open pool of pool LV `pool` in vg: opened on first use (the store is
- * read and its reference counts rebuilt) and kept in the VG until
+ * The open pool of pool LV `pool` in a local VG: opened on first use (the
+ * store is read and its reference counts rebuilt) and kept in the VG until
  * dlvm_vg_free. The returned pointer is borrowed from the VG; take a
  * reference (dlvm_thin_pool_ref) to keep it longer. -ENOENT if the LV is not
- * a pool, -ENODEV, -EBADMSG (damaged store), -EIO, -ENOMEM.
+ * a pool, -ENOTSUP for a pool of a shared VG (its stores are per family),
+ * -ENODEV, -EBADMSG (damaged store), -EIO, -ENOMEM.
  */
 int dlvm_thin_pool_get(struct dlvm_vg *vg, const struct dlvm_lv *pool,
 		       struct dlvm_thin_pool **out, struct dlvm_err *err);
+/*
+ * The store thin LV `lv` lives in: the pool's (local VG) or its family's
+ * (shared VG). `write`: the store itself (this host writes the family);
+ * else, in a shared VG, the family's writing store when it is open here and
+ * otherwise a reader that serves snapshots only. Borrowed from the VG as
+ * dlvm_thin_pool_get's.
+ */
+int dlvm_thin_lv_store(struct dlvm_vg *vg, const struct dlvm_lv *lv, bool write,
+		       struct dlvm_thin_pool **out, struct dlvm_err *err);
+/* The same by the family's metadata LV (or a local pool's). */
+int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
+			struct dlvm_thin_pool **out, struct dlvm_err *err);
+/* The open store of meta_id in vg, or NULL (nothing is opened). */
+struct dlvm_thin_pool *dlvm_thin_store_find(struct dlvm_vg *vg, uint64_t meta_id, bool write);
+/* Forget an open store (commit it first when it writes): the next get opens
+ * it again. Maps that use it keep their reference. */
+int dlvm_thin_store_drop(struct dlvm_vg *vg, struct dlvm_thin_pool *p, struct dlvm_err *err);
+/* The data LV of family meta_id (shared VG), or NULL. */
+const struct dlvm_lv *dlvm_thin_family_data(const struct dlvm_vg *vg, uint64_t meta_id);
+/* After the data LV of a family grew (a slab was added): the store uses the
+ * new chunks and the writes waiting for them go on. */
+int dlvm_thin_family_grown(struct dlvm_vg *vg, uint64_t meta_id, struct dlvm_err *err);
+/* Give up on writes waiting for a slab (none could be added). */
+void dlvm_thin_family_no_slab(struct dlvm_thin_pool *p);
+/* Chunks the family store can still hand out. */
+uint64_t dlvm_thin_pool_free_chunks(struct dlvm_thin_pool *p);
 struct dlvm_thin_pool *dlvm_thin_pool_ref(struct dlvm_thin_pool *p);
 void dlvm_thin_pool_unref(struct dlvm_thin_pool *p);
 /* Drop the VG's references to its open pools (dlvm_vg_free calls it). */

@@ -22,7 +22,7 @@ DLVM_CMD_FN(cmd_check)
 		if ((r = dlvm_vg_check(vg, repair, &rep, err)))
 			goto done;
 		/* thin pools: every tree, refcount and free chunk of each store */
-		if ((r = thin_check_vg(vg, &rep, err))) {
+		if ((r = thin_check_vg(ctx, vg, &rep, err))) {
 			dlvm_check_report_release(&rep);
 			goto done;
 		}

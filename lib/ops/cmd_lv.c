@@ -434,8 +434,7 @@ DLVM_CMD_FN(cmd_lvremove)
 	return 0;
 }
 
-/* Cut a segment list down to `keep` extents (a copy). */
-static int segs_cut(const struct dlvm_lv *lv, uint64_t keep, struct dlvm_seg_desc ***out,
+int segs_cut(const struct dlvm_lv *lv, uint64_t keep, struct dlvm_seg_desc ***out,
 		    uint32_t *nout)
 {
 	struct dlvm_seg_desc **segs;
@@ -458,9 +457,7 @@ static int segs_cut(const struct dlvm_lv *lv, uint64_t keep, struct dlvm_seg_des
 	return 0;
 }
 
-/* Append new segments after old ones, merging a linear segment into the
- * previous one when the areas are adjacent on the same PV. */
-static int segs_join(struct dlvm_seg_desc *const *a, uint32_t na, struct dlvm_seg_desc **b,
+int segs_join(struct dlvm_seg_desc *const *a, uint32_t na, struct dlvm_seg_desc **b,
 		     uint32_t nb, struct dlvm_seg_desc ***out, uint32_t *nout)
 {
 	struct dlvm_seg_desc **segs;
@@ -739,11 +736,10 @@ DLVM_CMD_FN(cmd_lvchange)
 					    lv->name);
 		if (p && (lv->flags & DLVM_LV_THIN)) {
 			/* the store refuses writes to a read-only device too */
-			struct dlvm_lv *plv = dlvm_lv_find_id(vg, lv->thin.pool_id);
 			struct dlvm_thin_pool *pool;
-			if (!plv || (r = dlvm_thin_pool_get(vg, plv, &pool, err)))
-				return plv ? r : dlvm_err_set(err, -EBADMSG, "%s/%s: its pool is "
-							      "missing", vg->info.name, lv->name);
+			if ((r = shared_family_refuse_elsewhere(ctx, vg, lv, "change", err)) ||
+			    (r = dlvm_thin_lv_store(vg, lv, true, &pool, err)))
+				return r;
 			pthread_mutex_lock(&pool->mu);
 			r = dlvm_thin_set_flags(pool->store, lv->id,
 						!strcmp(p, "r") ? DLVM_THIN_DEV_READONLY : 0, err);

@@ -10,6 +10,7 @@
  *   remove a thin LV: journal first, then the store device.
  */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,305 @@ uint64_t lv_bytes(const struct dlvm_vg *vg, const struct dlvm_lv *lv)
 {
 	if (lv->flags & DLVM_LV_THIN)
 		return lv->thin.virtual_size;
-	return lv->le_count * vg->info.extent_size;
+	uint64_t le = lv->le_count;
+	if ((lv->flags & DLVM_LV_THIN_POOL) && lv->thin.slab_extents) /* slabs handed out */
+		for (size_t i = 0; i < vg->nlv; i++)
+			if ((vg->lvs[i]->flags & DLVM_LV_THIN_DATA) && vg->lvs[i]->thin.pool_id == lv->id)
+				le += vg->lvs[i]->le_count;
+	return le * vg->info.extent_size;
 }
+
+/* ---- families (shared VGs) ---- */
+
+/* Extents per slab of a new pool of `extents` extents in a shared VG:
+ * 256 MiB, less for a small pool so that it has 16 slabs, at least one
+ * chunk, a whole number of chunks. */
+static uint32_t slab_extents_for(uint64_t extents, uint64_t es, uint32_t chunk)
+{
+	uint64_t per_chunk = chunk > es ? chunk / es : 1;
+	uint64_t slab = (256ull << 20) / es;
+	if (slab > extents / 16)
+		slab = extents / 16;
+	slab -= slab % per_chunk;
+	if (slab < per_chunk)
+		slab = per_chunk;
+	return (uint32_t)slab;
+}
+
+/* Metadata of a new family with vchunks virtual chunks in a pool of
+ * pool_chunks: as for a local pool's store, for as many chunks as the
+ * volume can map. */
+static uint64_t family_meta_bytes(uint64_t vchunks, uint64_t pool_chunks)
+{
+	uint64_t c = vchunks < pool_chunks ? vchunks : pool_chunks, b = c * 48;
+	return b < META_MIN ? META_MIN : b;
+}
+
+/* The last n extents of linear LV lv as segments from logical extent `at`
+ * (*tail), and lv's segments without them (*head). Copies. */
+static int segs_split_tail(const struct dlvm_lv *lv, uint64_t n, uint64_t at,
+			   struct dlvm_seg_desc ***head, uint32_t *nhead,
+			   struct dlvm_seg_desc ***tail, uint32_t *ntail, struct dlvm_err *err)
+{
+	uint64_t keep = lv->le_count - n;
+	struct dlvm_seg_desc **t = calloc(lv->nseg ? lv->nseg : 1, sizeof(*t));
+	uint32_t k = 0;
+
+	if (!t)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < lv->nseg; i++) {
+		const struct dlvm_seg_desc *s = lv->segs[i];
+		uint64_t end = s->le_start + s->le_count;
+		if (end <= keep)
+			continue;
+		if (s->stripes != 1) {
+			dlvm_segs_free(t, k);
+			return dlvm_err_set(err, -EINVAL, "%s: a striped pool cannot hand out slabs",
+					    lv->name);
+		}
+		uint64_t from = s->le_start > keep ? s->le_start : keep;
+		struct dlvm_seg_desc *c = calloc(1, sizeof(*c) + sizeof(c->area[0]));
+		if (!c) {
+			dlvm_segs_free(t, k);
+			return dlvm_err_set(err, -ENOMEM, "out of memory");
+		}
+		c->le_start = at + (from - keep);
+		c->le_count = end - from;
+		c->type = DLVM_SEG_LINEAR;
+		c->stripes = 1;
+		c->area[0].pv_id = s->area[0].pv_id;
+		c->area[0].pe_start = s->area[0].pe_start + (from - s->le_start);
+		t[k++] = c;
+	}
+	if (segs_cut(lv, keep, head, nhead)) {
+		dlvm_segs_free(t, k);
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	}
+	*tail = t;
+	*ntail = k;
+	return 0;
+}
+
+static int add_edit(struct dlvm_txn *t, struct dlvm_edit *e, struct dlvm_err *err)
+{
+	int r = dlvm_txn_add(t, e);
+	return r ? dlvm_err_set(err, r, "out of memory") : 0;
+}
+
+/* Edits moving one slab from the end of pool to the end of family data LV
+ * `data` (NULL: a new data LV of id data_id for family meta_id). */
+static int slab_move_edits(struct dlvm_vg *vg, const struct dlvm_lv *pool,
+			   const struct dlvm_lv *data, uint64_t data_id, uint64_t meta_id,
+			   struct dlvm_txn *t, struct dlvm_err *err)
+{
+	uint64_t slab = pool->thin.slab_extents;
+	struct dlvm_seg_desc **head = NULL, **tail = NULL;
+	uint32_t nhead = 0, ntail = 0;
+	int r;
+
+	if (pool->le_count < slab) {
+		char a[32];
+		dlvm_format_size(lv_bytes(vg, pool), 'h', a, sizeof(a));
+		return dlvm_err_set(err, -ENOSPC, "Thin pool %s/%s (%s) has no free slab left: "
+				    "extend it (lvextend -L +SIZE %s/%s)", vg->info.name, pool->name,
+				    a, vg->info.name, pool->name);
+	}
+	if ((r = segs_split_tail(pool, slab, data ? data->le_count : 0, &head, &nhead, &tail,
+				 &ntail, err)))
+		return r;
+	struct dlvm_edit pe = { .type = DLVM_EDIT_LV_SET_SEGMENTS };
+	pe.u.lv.id = pool->id;
+	pe.u.lv.segs = head;
+	pe.u.lv.nseg = nhead;
+	if ((r = add_edit(t, &pe, err))) {
+		dlvm_segs_free(tail, ntail);
+		return r;
+	}
+	if (data) {
+		struct dlvm_edit de = { .type = DLVM_EDIT_LV_SET_SEGMENTS };
+		de.u.lv.id = data->id;
+		r = segs_join(data->segs, data->nseg, tail, ntail, &de.u.lv.segs, &de.u.lv.nseg);
+		dlvm_segs_free(tail, ntail); /* the entries taken are NULL */
+		if (r)
+			return dlvm_err_set(err, -ENOMEM, "out of memory");
+		return add_edit(t, &de, err);
+	}
+	const struct dlvm_lv *meta = dlvm_lv_find_id(vg, meta_id);
+	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
+	ce.u.lv.id = data_id;
+	dlvm_uuid_generate(ce.u.lv.uuid);
+	snprintf(ce.u.lv.name, sizeof(ce.u.lv.name), "%s_f%" PRIu64 "_tdata", pool->name, meta_id);
+	(void)meta;
+	ce.u.lv.flags = DLVM_LV_HIDDEN | DLVM_LV_THIN_DATA;
+	ce.u.lv.ctime = (uint64_t)time(NULL);
+	ce.u.lv.segs = tail;
+	ce.u.lv.nseg = ntail;
+	te.u.lv.id = data_id;
+	te.u.lv.thin.pool_id = pool->id;
+	te.u.lv.thin.meta_id = meta_id;
+	if ((r = add_edit(t, &ce, err)))
+		return r;
+	return add_edit(t, &te, err);
+}
+
+/* Edits removing family meta_id and giving its slabs back to its pool. */
+static int family_remove_edits(struct dlvm_vg *vg, uint64_t meta_id, struct dlvm_txn *t,
+			       struct dlvm_err *err)
+{
+	const struct dlvm_lv *meta = dlvm_lv_find_id(vg, meta_id);
+	const struct dlvm_lv *data = dlvm_thin_family_data(vg, meta_id);
+	const struct dlvm_lv *pool = meta ? dlvm_lv_find_id(vg, meta->thin.pool_id) : NULL;
+	int r;
+
+	if (data) {
+		struct dlvm_edit de = { .type = DLVM_EDIT_LV_REMOVE };
+		de.u.lv.id = data->id;
+		if ((r = add_edit(t, &de, err)))
+			return r;
+	}
+	if (data && pool && data->nseg) {
+		struct dlvm_seg_desc **back;
+		if (dlvm_segs_dup(data->segs, data->nseg, &back))
+			return dlvm_err_set(err, -ENOMEM, "out of memory");
+		for (uint32_t i = 0; i < data->nseg; i++)
+			back[i]->le_start += pool->le_count;
+		struct dlvm_edit pe = { .type = DLVM_EDIT_LV_SET_SEGMENTS };
+		pe.u.lv.id = pool->id;
+		r = segs_join(pool->segs, pool->nseg, back, data->nseg, &pe.u.lv.segs, &pe.u.lv.nseg);
+		dlvm_segs_free(back, data->nseg);
+		if (r)
+			return dlvm_err_set(err, -ENOMEM, "out of memory");
+		if ((r = add_edit(t, &pe, err)))
+			return r;
+	}
+	if (meta) {
+		struct dlvm_edit me = { .type = DLVM_EDIT_LV_REMOVE };
+		me.u.lv.id = meta_id;
+		return add_edit(t, &me, err);
+	}
+	return 0;
+}
+
+/* Forget the open stores of family meta_id (its LVs are going). */
+static void family_forget(struct dlvm_vg *vg, uint64_t meta_id)
+{
+	for (int w = 0; w < 2; w++) {
+		struct dlvm_thin_pool *p = dlvm_thin_store_find(vg, meta_id, w);
+		if (p)
+			dlvm_thin_store_drop(vg, p, NULL);
+	}
+}
+
+/* A family store opened for a command and used by no map: closed again, so
+ * that no host keeps a stale copy of a store another host may write next. */
+static void family_release(struct dlvm_vg *vg, struct dlvm_thin_pool *p)
+{
+	struct dlvm_err e = { 0 };
+	if (p->family && atomic_load(&p->refs) == 1 && dlvm_thin_store_drop(vg, p, &e))
+		fprintf(stderr, "dlvmd: %s: %s\n", p->name, e.msg);
+}
+
+/* A new thin LV of a shared VG's pool: a family of its own (metadata LV with
+ * a store holding the LV's device, a data LV of one slab), one transaction. */
+static int family_create(struct dlvm_vg *vg, struct dlvm_lv *plv, const char *lvname,
+			 uint64_t vsize, struct dlvm_err *err)
+{
+	uint64_t es = vg->info.extent_size, cs = plv->thin.chunk_size;
+	uint64_t meta_id = vg->info.next_lv_id, data_id = meta_id + 1, id = meta_id + 2;
+	uint64_t pool_chunks = lv_bytes(vg, plv) / cs;
+	uint64_t mb = family_meta_bytes(vsize / cs, pool_chunks);
+	uint64_t meta_ext = mb / es + (mb % es != 0);
+	char mname[DLVM_NAME_MAX + 1];
+	struct dlvm_seg_desc **msegs;
+	uint32_t nm;
+	int r;
+
+	if (snprintf(mname, sizeof(mname), "%s_f%" PRIu64 "_tmeta", plv->name, meta_id) >=
+	    (int)sizeof(mname) - 1)
+		return dlvm_err_set(err, -EINVAL, "lvcreate: pool name %s is too long for a shared "
+				    "VG's families", plv->name);
+	if (plv->le_count < plv->thin.slab_extents)
+		return slab_move_edits(vg, plv, NULL, 0, 0, NULL, err); /* the -ENOSPC message */
+	if ((r = dlvm_alloc(vg, NULL, meta_ext, 1, 0, NULL, 0, &msegs, &nm, err)))
+		return dlvm_err_prefix(err, r, "%s/%s: family metadata: ", vg->info.name, lvname);
+	/* the store first, on extents the journal does not give to anyone
+	 * yet: a crash before the commit leaves free space */
+	struct dlvm_lv tmp = { .id = meta_id, .flags = DLVM_LV_HIDDEN | DLVM_LV_THIN_META,
+			       .le_count = meta_ext, .nseg = nm, .segs = msegs };
+	snprintf(tmp.name, sizeof(tmp.name), "%s", mname);
+	dlvm_uuid_generate(tmp.uuid);
+	uint64_t slab_chunks = plv->thin.slab_extents * es / cs;
+	if ((r = dlvm_thin_family_format(vg, &tmp, (uint32_t)cs, slab_chunks, id, err))) {
+		dlvm_segs_free(msegs, nm);
+		return r;
+	}
+	struct dlvm_txn t;
+	dlvm_txn_init(&t);
+	struct dlvm_edit me = { .type = DLVM_EDIT_LV_CREATE }, mt = { .type = DLVM_EDIT_LV_SET_THIN };
+	me.u.lv.id = meta_id;
+	memcpy(me.u.lv.uuid, tmp.uuid, 16);
+	snprintf(me.u.lv.name, sizeof(me.u.lv.name), "%s", mname);
+	me.u.lv.flags = tmp.flags;
+	me.u.lv.ctime = (uint64_t)time(NULL);
+	me.u.lv.segs = msegs;
+	me.u.lv.nseg = nm;
+	mt.u.lv.id = meta_id;
+	mt.u.lv.thin.pool_id = plv->id;
+	mt.u.lv.thin.chunk_size = (uint32_t)cs;
+	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
+	ce.u.lv.id = id;
+	dlvm_uuid_generate(ce.u.lv.uuid);
+	snprintf(ce.u.lv.name, sizeof(ce.u.lv.name), "%s", lvname);
+	ce.u.lv.flags = DLVM_LV_THIN;
+	ce.u.lv.ctime = (uint64_t)time(NULL);
+	te.u.lv.id = id;
+	te.u.lv.thin.pool_id = plv->id;
+	te.u.lv.thin.virtual_size = vsize;
+	te.u.lv.thin.meta_id = meta_id;
+	if (!(r = add_edit(&t, &me, err)) && !(r = add_edit(&t, &mt, err)) &&
+	    !(r = slab_move_edits(vg, plv, NULL, data_id, meta_id, &t, err)) &&
+	    !(r = add_edit(&t, &ce, err)) && !(r = add_edit(&t, &te, err)))
+		r = dlvm_txn_commit(vg, &t, err);
+	dlvm_txn_release(&t);
+	return r;
+}
+
+struct slab_req {
+	uint64_t meta_id;
+};
+
+/* Under the VG lease (host agent): one more slab for a family this host
+ * writes. */
+static int family_add_slab(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
+{
+	uint64_t meta_id = ((struct slab_req *)arg)->meta_id;
+	const struct dlvm_lv *meta = dlvm_lv_find_id(vg, meta_id);
+	const struct dlvm_lv *data = dlvm_thin_family_data(vg, meta_id);
+	const struct dlvm_lv *pool = meta ? dlvm_lv_find_id(vg, meta->thin.pool_id) : NULL;
+	struct dlvm_err e = { 0 };
+	struct dlvm_txn t;
+	int r;
+
+	if (!meta || !data || !pool || !shared_lv_held_here(ctx, vg, meta))
+		return -ENOENT;
+	dlvm_txn_init(&t);
+	if (!(r = slab_move_edits(vg, pool, data, data->id, meta_id, &t, &e)))
+		r = dlvm_txn_commit(vg, &t, &e);
+	dlvm_txn_release(&t);
+	if (!r && (r = dlvm_thin_family_grown(vg, meta_id, &e)))
+		fprintf(stderr, "dlvmd: %s/%s: %s\n", vg->info.name, meta->name, e.msg);
+	if (r) {
+		struct dlvm_thin_pool *p = dlvm_thin_store_find(vg, meta_id, true);
+		if (p && !p->slab_fails)
+			fprintf(stderr, "dlvmd: %s/%s: no slab for the family: %s\n", vg->info.name,
+				pool->name, e.msg);
+		if (p)
+			dlvm_thin_family_no_slab(p);
+	}
+	return r;
+}
+
+
 
 static int parse_chunk(json_t *opts, uint32_t *out, struct dlvm_err *err)
 {
@@ -53,6 +351,54 @@ static uint64_t default_meta_bytes(uint64_t chunks)
 	return b < META_MIN ? META_MIN : b;
 }
 
+/* A pool of a shared VG: the pool LV only; its families take slabs of it. */
+static int shared_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
+			      uint32_t chunk, uint64_t extents, json_t *args, json_t *resp,
+			      struct dlvm_err *err)
+{
+	uint64_t es = vg->info.extent_size;
+	uint32_t *pvs = NULL, slab = slab_extents_for(extents, es, chunk);
+	size_t npvs;
+	int r;
+
+	if (extents < slab)
+		return dlvm_err_set(err, -EINVAL, "lvcreate: a pool must hold at least one slab");
+	if (extents > dlvm_vg_free_extents(vg))
+		return dlvm_err_set(err, -ENOSPC, "Volume group \"%s\" has insufficient free space "
+				    "(%" PRIu64 " extents): %" PRIu64 " required.", vg->info.name,
+				    dlvm_vg_free_extents(vg), extents);
+	if ((r = pv_filter(ctx, vg, args, 1, &pvs, &npvs, err)))
+		return r;
+	struct dlvm_txn t;
+	struct dlvm_edit pe = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
+	dlvm_txn_init(&t);
+	if (!(r = dlvm_alloc(vg, NULL, extents, 1, 0, pvs, npvs, &pe.u.lv.segs, &pe.u.lv.nseg,
+			     err))) {
+		pe.u.lv.id = vg->info.next_lv_id;
+		dlvm_uuid_generate(pe.u.lv.uuid);
+		snprintf(pe.u.lv.name, sizeof(pe.u.lv.name), "%s", name);
+		pe.u.lv.flags = DLVM_LV_THIN_POOL;
+		pe.u.lv.ctime = (uint64_t)time(NULL);
+		te.u.lv.id = pe.u.lv.id;
+		te.u.lv.thin.chunk_size = chunk;
+		te.u.lv.thin.slab_extents = slab;
+		if (!(r = add_edit(&t, &pe, err)) && !(r = add_edit(&t, &te, err)))
+			r = dlvm_txn_commit(vg, &t, err);
+	}
+	dlvm_txn_release(&t);
+	free(pvs);
+	if (r)
+		return r;
+	char sz[32], ss[32];
+	dlvm_format_size(extents * es, 'h', sz, sizeof(sz));
+	dlvm_format_size(slab * es, 'h', ss, sizeof(ss));
+	resp_message(resp, "Thin pool volume with chunk size %u KiB can provide up to %s of data "
+		     "(slabs of %s: each thin volume's family takes them as it grows).",
+		     chunk >> 10, sz, ss);
+	resp_message(resp, "Logical volume \"%s\" created.", name);
+	return 0;
+}
+
 int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, json_t *opts,
 		     json_t *args, json_t *resp, struct dlvm_err *err)
 {
@@ -62,10 +408,8 @@ int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
 	size_t npvs;
 	int r;
 
-	(void)ctx;
-	if (vg->info.flags & DLVM_VG_SHARED)
-		return dlvm_err_set(err, -ENOTSUP, "%s: thin pools in shared VGs are not supported "
-				    "yet", vg->info.name);
+	bool shared = vg->info.flags & DLVM_VG_SHARED;
+
 	if (!name)
 		return dlvm_err_set(err, -EINVAL, "lvcreate --type thin-pool: give the pool a name "
 				    "with -n");
@@ -78,6 +422,11 @@ int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
 	if (extents * es < chunk)
 		return dlvm_err_set(err, -EINVAL, "lvcreate: a pool must hold at least one chunk");
 	const char *ms = opt_str(opts, "poolmetadatasize");
+	if (shared && ms)
+		return dlvm_err_set(err, -EINVAL, "--poolmetadatasize: in a shared VG each thin "
+				    "volume's family has its own metadata, sized from the volume");
+	if (shared)
+		return shared_pool_create(ctx, vg, name, chunk, extents, args, resp, err);
 	if (ms) {
 		if ((r = dlvm_parse_size(ms, 1 << 20, &meta_bytes, NULL, err)))
 			return dlvm_err_prefix(err, r, "--poolmetadatasize: ");
@@ -196,9 +545,8 @@ int thin_lv_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, j
 	enum dlvm_hold_mode mode;
 	int r;
 
-	if (vg->info.flags & DLVM_VG_SHARED)
-		return dlvm_err_set(err, -ENOTSUP, "%s: thin volumes in shared VGs are not supported "
-				    "yet", vg->info.name);
+	bool shared = vg->info.flags & DLVM_VG_SHARED;
+
 	if (!V)
 		return dlvm_err_set(err, -EINVAL, "lvcreate: a thin volume needs -V SIZE");
 	if (!pn)
@@ -225,12 +573,17 @@ int thin_lv_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, j
 	if (vg->info.max_lv && vg->nlv >= vg->info.max_lv)
 		return dlvm_err_set(err, -ENOSPC, "%s: maximum of %u LVs reached", vg->info.name,
 				    vg->info.max_lv);
-	if ((r = dlvm_thin_pool_get(vg, plv, &pool, err)))
-		return r;
 	if (name)
 		snprintf(lvname, sizeof(lvname), "%s", name);
 	else
 		next_free_name(vg, lvname, sizeof(lvname));
+	if (shared) {
+		if ((r = family_create(vg, plv, lvname, vsize, err)))
+			return r;
+		goto created;
+	}
+	if ((r = dlvm_thin_pool_get(vg, plv, &pool, err)))
+		return r;
 	uint64_t id = vg->info.next_lv_id;
 	/* the store's device first: a crash before the journal leaves an
 	 * unused device, never an LV without one */
@@ -259,8 +612,10 @@ int thin_lv_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, j
 				     e2.msg);
 		return r;
 	}
+created:;
 	/* over-provisioning is allowed, and said */
-	uint64_t total = 0, pool_bytes = plv->le_count * es;
+	plv = dlvm_lv_find_id(vg, plv->id);
+	uint64_t total = 0, pool_bytes = lv_bytes(vg, plv);
 	for (size_t i = 0; i < vg->nlv; i++)
 		if ((vg->lvs[i]->flags & DLVM_LV_THIN) && vg->lvs[i]->thin.pool_id == plv->id)
 			total += vg->lvs[i]->thin.virtual_size;
@@ -274,7 +629,8 @@ int thin_lv_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, j
 	struct dlvm_lv *lv = dlvm_lv_find(vg, lvname);
 	if (on) {
 		struct dlvm_err ae = { 0 };
-		if (activate(ctx, vg, lv, NULL, &ae))
+		if ((shared && shared_lv_hold(ctx, vg, lv, mode, &ae)) ||
+		    activate(ctx, vg, lv, NULL, &ae))
 			resp_warning(resp, "%s/%s: created but not activated: %s", vg->info.name,
 				     lvname, ae.msg);
 	}
@@ -285,7 +641,7 @@ int thin_lv_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, j
 int thin_remove(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, json_t *resp,
 		struct dlvm_err *err)
 {
-	int r;
+	int r = 0;
 
 	(void)ctx;
 	if (lv->flags & DLVM_LV_THIN_POOL) {
@@ -294,12 +650,14 @@ int thin_remove(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 				return dlvm_err_set(err, -EBUSY, "%s/%s: thin pool still holds thin "
 						    "volume %s (remove it first)", vg->info.name,
 						    lv->name, vg->lvs[i]->name);
-		/* the open pool goes first: its store lives in the LVs */
+		/* the open stores go first: they live in the LVs */
 		struct dlvm_thin_pool **pp = &vg->thin_pools;
-		while (*pp && (*pp)->lv_id != lv->id)
-			pp = &(*pp)->next;
-		if (*pp) {
+		while (*pp) {
 			struct dlvm_thin_pool *p = *pp;
+			if (p->lv_id != lv->id) {
+				pp = &p->next;
+				continue;
+			}
 			*pp = p->next;
 			dlvm_thin_pool_unref(p);
 		}
@@ -308,27 +666,65 @@ int thin_remove(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 		e1.u.lv.id = lv->id;
 		e2.u.lv.id = lv->thin.meta_id;
 		dlvm_txn_init(&t);
-		if ((r = dlvm_txn_add(&t, &e1)) ||
-		    (dlvm_lv_find_id(vg, lv->thin.meta_id) && (r = dlvm_txn_add(&t, &e2))))
-			r = dlvm_err_set(err, r, "out of memory");
-		else
+		/* families without volumes (a create cut short) go with it:
+		 * their data LVs first, then the pool, then their metadata */
+		for (size_t i = 0; i < vg->nlv && !r; i++) {
+			struct dlvm_edit de = { .type = DLVM_EDIT_LV_REMOVE };
+			de.u.lv.id = vg->lvs[i]->id;
+			if ((vg->lvs[i]->flags & DLVM_LV_THIN_DATA) && vg->lvs[i]->thin.pool_id == lv->id)
+				r = add_edit(&t, &de, err);
+		}
+		if (!r)
+			r = add_edit(&t, &e1, err);
+		for (size_t i = 0; i < vg->nlv && !r; i++) {
+			struct dlvm_edit me = { .type = DLVM_EDIT_LV_REMOVE };
+			me.u.lv.id = vg->lvs[i]->id;
+			if ((vg->lvs[i]->flags & DLVM_LV_THIN_META) && vg->lvs[i]->thin.pool_id == lv->id)
+				r = add_edit(&t, &me, err);
+		}
+		if (!r && lv->thin.meta_id && dlvm_lv_find_id(vg, lv->thin.meta_id))
+			r = add_edit(&t, &e2, err);
+		if (!r)
 			r = dlvm_txn_commit(vg, &t, err);
 		dlvm_txn_release(&t);
 		return r;
 	}
 	/* a thin LV: the journal first, then the store's device */
-	uint64_t id = lv->id, pool_id = lv->thin.pool_id;
+	uint64_t id = lv->id, meta_id = lv->thin.meta_id;
+	if (meta_id && (r = shared_family_refuse_elsewhere(ctx, vg, lv, "remove", err)))
+		return r;
+	bool last = meta_id != 0;
+	for (size_t i = 0; i < vg->nlv && last; i++)
+		last = vg->lvs[i] == lv || !(vg->lvs[i]->flags & DLVM_LV_THIN) ||
+		       vg->lvs[i]->thin.meta_id != meta_id;
+	if (last) {
+		/* the family's last volume: the family goes with it, its slabs
+		 * back to the pool, in one transaction */
+		struct dlvm_txn t;
+		struct dlvm_edit e = { .type = DLVM_EDIT_LV_REMOVE };
+		e.u.lv.id = id;
+		family_forget(vg, meta_id);
+		dlvm_txn_init(&t);
+		if (!(r = add_edit(&t, &e, err)) && !(r = family_remove_edits(vg, meta_id, &t, err)))
+			r = dlvm_txn_commit(vg, &t, err);
+		dlvm_txn_release(&t);
+		return r;
+	}
+	struct dlvm_lv lv_copy = *lv;
 	struct dlvm_edit e = { .type = DLVM_EDIT_LV_REMOVE };
 	e.u.lv.id = id;
 	if ((r = dlvm_txn_commit_edit(vg, &e, err)))
 		return r;
-	struct dlvm_lv *plv = dlvm_lv_find_id(vg, pool_id);
 	struct dlvm_thin_pool *pool;
 	struct dlvm_err e2 = { 0 };
-	if (!plv || dlvm_thin_pool_get(vg, plv, &pool, &e2) ||
+	lv_copy.segs = NULL;
+	lv_copy.holders = NULL;
+	if (dlvm_thin_lv_store(vg, &lv_copy, true, &pool, &e2) ||
 	    dlvm_thin_pool_delete_dev(pool, id, &e2))
 		resp_warning(resp, "%s: thin device %" PRIu64 " was not freed in its pool: %s (dlvm "
 			     "check --repair frees it)", vg->info.name, id, e2.msg);
+	else
+		family_release(vg, pool);
 	return 0;
 }
 
@@ -354,12 +750,9 @@ int thin_resize(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 				    vg->info.name, lv->name);
 	if (want < cur) {
 		/* the chunks past the new end are unmapped first */
-		struct dlvm_lv *plv = dlvm_lv_find_id(vg, lv->thin.pool_id);
 		struct dlvm_thin_pool *pool;
-		if (!plv)
-			return dlvm_err_set(err, -EBADMSG, "%s/%s: its pool is missing",
-					    vg->info.name, lv->name);
-		if ((r = dlvm_thin_pool_get(vg, plv, &pool, err)))
+		if ((r = shared_family_refuse_elsewhere(ctx, vg, lv, "reduce", err)) ||
+		    (r = dlvm_thin_lv_store(vg, lv, true, &pool, err)))
 			return r;
 		pthread_mutex_lock(&pool->mu);
 		uint64_t cs = pool->chunk_size, first = (want + cs - 1) / cs, un;
@@ -367,6 +760,7 @@ int thin_resize(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 		pthread_mutex_unlock(&pool->mu);
 		if (r || (r = dlvm_thin_pool_commit(pool, err)))
 			return r;
+		family_release(vg, pool);
 	}
 	struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_THIN };
 	e.u.lv.id = lv->id;
@@ -407,7 +801,18 @@ void thin_report(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const struct dlvm_lv 
 								? plv->name : ""));
 	const struct dlvm_lv *o = lv->thin.origin_id ? dlvm_lv_find_id(vg, lv->thin.origin_id) : NULL;
 	json_object_set_new(row, "origin", json_string(o ? o->name : ""));
-	if (!plv || dlvm_thin_pool_get(vg, plv, &pool, NULL)) {
+	if (plv && plv->thin.slab_extents && (lv->flags & DLVM_LV_THIN_POOL)) {
+		/* a shared VG's pool: the slabs its families hold */
+		uint64_t all = lv_bytes(vg, lv) / vg->info.extent_size;
+		percent(row, "data_percent", all - lv->le_count, all);
+		json_object_set_new(row, "metadata_percent", json_string(""));
+		json_object_set_new(row, "chunk_size", json_integer((json_int_t)lv->thin.chunk_size));
+		return;
+	}
+	/* a shared VG's thin LV is read through a view unless this host
+	 * writes its family */
+	if (!plv || ((lv->flags & DLVM_LV_THIN_POOL) ? dlvm_thin_pool_get(vg, plv, &pool, NULL)
+						     : dlvm_thin_lv_store(vg, lv, false, &pool, NULL))) {
 		json_object_set_new(row, "data_percent", json_string(""));
 		json_object_set_new(row, "metadata_percent", json_string(""));
 		return;
@@ -428,64 +833,104 @@ void thin_report(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const struct dlvm_lv 
 	}
 }
 
-int thin_check_vg(struct dlvm_vg *vg, struct dlvm_check_report *rep, struct dlvm_err *err)
+static void rep_line(struct dlvm_check_report *rep, bool problem, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void rep_line(struct dlvm_check_report *rep, bool problem, const char *fmt, ...)
 {
+	char **l = realloc(rep->lines, (rep->nlines + 1) * sizeof(*l));
+	va_list ap;
+
+	if (problem)
+		rep->problems++;
+	if (!l)
+		return;
+	rep->lines = l;
+	va_start(ap, fmt);
+	if (vasprintf(&l[rep->nlines], fmt, ap) >= 0)
+		rep->nlines++;
+	va_end(ap);
+}
+
+/* Check one store (a local pool's or a family's) and that its devices and
+ * the thin LVs that name it match. */
+static int check_store(struct dlvm_vg *vg, uint64_t meta_id, const char *what,
+		       struct dlvm_check_report *rep, struct dlvm_err *err)
+{
+	struct dlvm_thin_pool *pool;
+	struct dlvm_err e = { 0 };
+	int r;
+
+	if (dlvm_thin_store_get(vg, meta_id, true, &pool, &e)) {
+		rep_line(rep, true, "%s/%s: %s", vg->info.name, what, e.msg);
+		return 0;
+	}
+	if ((r = dlvm_thin_pool_check(pool, rep, err)))
+		return r;
+	const struct dlvm_lv *meta = dlvm_lv_find_id(vg, meta_id);
+	bool family = meta && meta->thin.pool_id;
+	uint64_t id = 0, next;
+	pthread_mutex_lock(&pool->mu);
+	while (!dlvm_thin_next_dev(pool->store, id, &next, NULL) && next != DLVM_THIN_NONE) {
+		const struct dlvm_lv *t = dlvm_lv_find_id(vg, next);
+		if (!t || !(t->flags & DLVM_LV_THIN) || t->thin.pool_id != pool->lv_id ||
+		    (family && t->thin.meta_id != meta_id))
+			rep_line(rep, true, "%s/%s: thin device %" PRIu64 " has no thin LV",
+				 vg->info.name, what, next);
+		id = next + 1;
+	}
+	for (size_t k = 0; k < vg->nlv; k++) {
+		const struct dlvm_lv *t = vg->lvs[k];
+		struct dlvm_thin_dev_info info;
+		if (!(t->flags & DLVM_LV_THIN) || t->thin.pool_id != pool->lv_id ||
+		    (family ? t->thin.meta_id != meta_id : t->thin.meta_id != 0) ||
+		    !dlvm_thin_info(pool->store, t->id, &info, NULL))
+			continue;
+		rep_line(rep, true, "%s/%s: no device in %s%s", vg->info.name, t->name,
+			 family ? "" : "pool ", what);
+	}
+	pthread_mutex_unlock(&pool->mu);
+	family_release(vg, pool);
+	return 0;
+}
+
+int thin_check_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_check_report *rep,
+		  struct dlvm_err *err)
+{
+	int r;
+
 	for (size_t i = 0; i < vg->nlv; i++) {
-		struct dlvm_lv *plv = vg->lvs[i];
-		struct dlvm_thin_pool *pool;
+		struct dlvm_lv *lv = vg->lvs[i];
+		char what[2 * DLVM_NAME_MAX + 16];
+		if ((lv->flags & DLVM_LV_THIN_POOL) && lv->thin.meta_id) {
+			snprintf(what, sizeof(what), "%s", lv->name);
+			if ((r = check_store(vg, lv->thin.meta_id, what, rep, err)))
+				return r;
+			continue;
+		}
+		if (!(lv->flags & DLVM_LV_THIN_META) || !lv->thin.pool_id)
+			continue;
+		/* a family: checked unless another host writes it now */
 		struct dlvm_err e = { 0 };
-		if (!(plv->flags & DLVM_LV_THIN_POOL))
-			continue;
-		size_t before = rep->nlines;
-		if (dlvm_thin_pool_get(vg, plv, &pool, &e)) {
-			char **l = realloc(rep->lines, (rep->nlines + 1) * sizeof(*l));
-			if (!l)
-				return dlvm_err_set(err, -ENOMEM, "out of memory");
-			rep->lines = l;
-			if (asprintf(&l[rep->nlines], "%s/%s: %s", vg->info.name, plv->name, e.msg) < 0)
-				return dlvm_err_set(err, -ENOMEM, "out of memory");
-			rep->nlines++;
-			rep->problems++;
+		if (shared_lv_refuse_elsewhere(ctx, vg, lv, "check", &e) == -EBUSY) {
+			rep_line(rep, false, "%s (not checked: %s)", lv->name, e.msg);
 			continue;
 		}
-		int r = dlvm_thin_pool_check(pool, rep, err);
-		if (r)
+		ctx->lock_conflict = false;
+		if (!dlvm_thin_family_data(vg, lv->id)) {
+			rep_line(rep, true, "%s/%s: the family has no data LV", vg->info.name,
+				 lv->name);
+			continue;
+		}
+		bool used = false;
+		for (size_t k = 0; k < vg->nlv && !used; k++)
+			used = (vg->lvs[k]->flags & DLVM_LV_THIN) && vg->lvs[k]->thin.meta_id == lv->id;
+		if (!used)
+			rep_line(rep, true, "%s/%s: a family without thin volumes (left by an "
+				 "interrupted lvcreate; lvremove of the pool removes it)",
+				 vg->info.name, lv->name);
+		snprintf(what, sizeof(what), "family %s", lv->name);
+		if ((r = check_store(vg, lv->id, what, rep, err)))
 			return r;
-		(void)before;
-		/* every store device belongs to a thin LV of this pool and back */
-		uint64_t id = 0, next;
-		pthread_mutex_lock(&pool->mu);
-		while (!dlvm_thin_next_dev(pool->store, id, &next, NULL) && next != DLVM_THIN_NONE) {
-			const struct dlvm_lv *t = dlvm_lv_find_id(vg, next);
-			if (!t || !(t->flags & DLVM_LV_THIN) || t->thin.pool_id != plv->id) {
-				char **l = realloc(rep->lines, (rep->nlines + 1) * sizeof(*l));
-				if (l) {
-					rep->lines = l;
-					if (asprintf(&l[rep->nlines], "%s/%s: thin device %" PRIu64
-						     " has no thin LV", vg->info.name, plv->name,
-						     next) >= 0)
-						rep->nlines++;
-				}
-				rep->problems++;
-			}
-			id = next + 1;
-		}
-		for (size_t k = 0; k < vg->nlv; k++) {
-			const struct dlvm_lv *t = vg->lvs[k];
-			struct dlvm_thin_dev_info info;
-			if (!(t->flags & DLVM_LV_THIN) || t->thin.pool_id != plv->id ||
-			    !dlvm_thin_info(pool->store, t->id, &info, NULL))
-				continue;
-			char **l = realloc(rep->lines, (rep->nlines + 1) * sizeof(*l));
-			if (l) {
-				rep->lines = l;
-				if (asprintf(&l[rep->nlines], "%s/%s: no device in pool %s", vg->info.name,
-					     t->name, plv->name) >= 0)
-					rep->nlines++;
-			}
-			rep->problems++;
-		}
-		pthread_mutex_unlock(&pool->mu);
 	}
 	return 0;
 }
@@ -539,7 +984,10 @@ int thin_snapshot_create(struct dlvm_ctx *ctx, const char *source, const char *n
 	if (!(plv = dlvm_lv_find_id(vg, src->thin.pool_id)))
 		return dlvm_err_set(err, -EBADMSG, "%s/%s: its pool is missing", vg->info.name,
 				    src->name);
-	if ((r = dlvm_thin_pool_get(vg, plv, &pool, err)))
+	(void)plv;
+	bool shared = vg->info.flags & DLVM_VG_SHARED;
+	if ((r = shared_family_refuse_elsewhere(ctx, vg, src, clone ? "clone" : "snapshot", err)) ||
+	    (r = dlvm_thin_lv_store(vg, src, true, &pool, err)))
 		return r;
 	if (name)
 		snprintf(lvname, sizeof(lvname), "%s", name);
@@ -547,8 +995,10 @@ int thin_snapshot_create(struct dlvm_ctx *ctx, const char *source, const char *n
 		next_free_name(vg, lvname, sizeof(lvname));
 	uint64_t id = vg->info.next_lv_id;
 	if ((r = dlvm_thin_pool_snapshot(pool, src->id, id, clone ? 0 : DLVM_THIN_DEV_READONLY,
-					 err)))
+					 err))) {
+		family_release(vg, pool);
 		return dlvm_err_prefix(err, r, "%s/%s: ", vg->info.name, lvname);
+	}
 	struct dlvm_txn t;
 	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
 	ce.u.lv.id = id;
@@ -557,7 +1007,7 @@ int thin_snapshot_create(struct dlvm_ctx *ctx, const char *source, const char *n
 	ce.u.lv.flags = DLVM_LV_THIN | (clone ? 0 : DLVM_LV_READONLY);
 	ce.u.lv.ctime = (uint64_t)time(NULL);
 	te.u.lv.id = id;
-	te.u.lv.thin = src->thin;
+	te.u.lv.thin = src->thin; /* the same pool and family */
 	te.u.lv.thin.origin_id = src->id;
 	dlvm_txn_init(&t);
 	if ((r = dlvm_txn_add(&t, &ce)) || (r = dlvm_txn_add(&t, &te)))
@@ -570,11 +1020,15 @@ int thin_snapshot_create(struct dlvm_ctx *ctx, const char *source, const char *n
 		if (dlvm_thin_pool_delete_dev(pool, id, &e2))
 			resp_warning(resp, "%s: device %" PRIu64 " left in the pool: %s", pool->name, id,
 				     e2.msg);
+		family_release(vg, pool);
 		return r;
 	}
+	family_release(vg, pool);
 	if (on) {
 		struct dlvm_err ae = { 0 };
-		if (activate(ctx, vg, dlvm_lv_find(vg, lvname), NULL, &ae))
+		struct dlvm_lv *lv = dlvm_lv_find(vg, lvname);
+		if ((shared && shared_lv_hold(ctx, vg, lv, mode, &ae)) ||
+		    activate(ctx, vg, lv, NULL, &ae))
 			resp_warning(resp, "%s/%s: created but not activated: %s", vg->info.name,
 				     lvname, ae.msg);
 	}
@@ -656,19 +1110,20 @@ DLVM_CMD_FN(cmd_lvconvert)
 	if (is_active(ctx, vg, lv))
 		return dlvm_err_set(err, -EBUSY, "%s/%s: deactivate the snapshot before merging it",
 				    vg->info.name, lv->name);
-	if ((r = thin_refuse_remove(vg, lv, err)))
+	if ((r = thin_refuse_remove(vg, lv, err)) ||
+	    (r = shared_lv_refuse_elsewhere(ctx, vg, origin, "merge into it", err)) ||
+	    (r = shared_lv_refuse_elsewhere(ctx, vg, lv, "merge it", err)) ||
+	    (r = shared_family_refuse_elsewhere(ctx, vg, lv, "merge", err)))
 		return r;
-	struct dlvm_lv *plv = dlvm_lv_find_id(vg, lv->thin.pool_id);
 	struct dlvm_thin_pool *pool;
-	if (!plv)
-		return dlvm_err_set(err, -EBADMSG, "%s/%s: its pool is missing", vg->info.name,
-				    lv->name);
-	if ((r = dlvm_thin_pool_get(vg, plv, &pool, err)))
+	if ((r = dlvm_thin_lv_store(vg, lv, true, &pool, err)))
 		return r;
 	/* the origin takes the snapshot's contents in one store commit; then
 	 * the snapshot goes (journal, then store), as lvremove does */
-	if ((r = dlvm_thin_pool_revert(pool, origin->id, lv->id, err)))
+	if ((r = dlvm_thin_pool_revert(pool, origin->id, lv->id, err))) {
+		family_release(vg, pool);
 		return r;
+	}
 	char sname[DLVM_NAME_MAX + 1];
 	snprintf(sname, sizeof(sname), "%s", lv->name);
 	if ((r = thin_remove(ctx, vg, lv, resp, err)))
@@ -706,15 +1161,70 @@ static void pool_warn_usage(struct dlvm_thin_pool *p)
 		   u.meta_blocks, &p->warned_meta);
 }
 
+/*
+ * The host agent's pass over the open stores: commit what is pending, warn
+ * about usage; for families (shared VGs), close the stores no map uses and
+ * the ones this host no longer holds (another host may write them now: they
+ * are never committed again), and give a slab more to the families that
+ * need one (a VG transaction under the VG lease).
+ */
 void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 {
-	for (size_t v = 0; v < ctx->nvg; v++)
-		for (struct dlvm_thin_pool *p = ctx->vgs[v]->thin_pools; p; p = p->next) {
+	for (size_t v = 0; v < ctx->nvg; v++) {
+		struct dlvm_vg *vg = ctx->vgs[v];
+		uint64_t grow[16];
+		size_t ngrow = 0;
+		struct dlvm_thin_pool *p = vg->thin_pools, *next;
+		for (; p; p = next) {
 			struct dlvm_err e = { 0 };
+			next = p->next;
+			if (p->family) {
+				const struct dlvm_lv *meta = dlvm_lv_find_id(vg, p->meta_id);
+				if (!p->reader && (!meta || !shared_lv_held_here(ctx, vg, meta))) {
+					pthread_mutex_lock(&p->mu);
+					if (!p->broken) {
+						p->broken = true;
+						snprintf(p->broken_msg, sizeof(p->broken_msg),
+							 "the family is no longer held by this host");
+					}
+					pthread_cond_broadcast(&p->grown);
+					pthread_mutex_unlock(&p->mu);
+					dlvm_thin_store_drop(vg, p, NULL);
+					continue;
+				}
+				if (atomic_load(&p->refs) == 1) {
+					if (dlvm_thin_store_drop(vg, p, &e))
+						fprintf(stderr, "dlvmd: %s: commit: %s\n", p->name, e.msg);
+					continue;
+				}
+				const struct dlvm_lv *pool = dlvm_lv_find_id(vg, p->lv_id);
+				uint64_t slab = pool ? pool->thin.slab_extents * vg->info.extent_size /
+						       p->chunk_size : 0;
+				if (!p->reader && !p->slab_fails && ngrow < 16 &&
+				    (p->want_slab || dlvm_thin_pool_free_chunks(p) < slab / 2))
+					grow[ngrow++] = p->meta_id;
+			}
 			if (dlvm_thin_pool_commit_dirty(p, &e))
 				fprintf(stderr, "dlvmd: %s: commit: %s\n", p->name, e.msg);
-			pool_warn_usage(p);
+			if (!p->family)
+				pool_warn_usage(p);
 		}
+		char name[DLVM_NAME_MAX + 1];
+		snprintf(name, sizeof(name), "%s", vg->info.name);
+		for (size_t i = 0; i < ngrow; i++) {
+			struct slab_req req = { grow[i] };
+			struct dlvm_err e = { 0 };
+			int r = shared_vg_locked(ctx, name, family_add_slab, &req, &e);
+			if (r && r != -ENOSPC && r != -ENOENT) {
+				struct dlvm_vg *nv;
+				struct dlvm_thin_pool *fp;
+				fprintf(stderr, "dlvmd: %s: adding a slab: %s\n", name, e.msg);
+				if (!dlvm_ctx_vg(ctx, name, &nv, NULL) &&
+				    (fp = dlvm_thin_store_find(nv, grow[i], true)))
+					dlvm_thin_family_no_slab(fp);
+			}
+		}
+	}
 }
 
 int thin_pool_grow_meta(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *pool,
@@ -727,6 +1237,9 @@ int thin_pool_grow_meta(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv
 	int r;
 
 	(void)ctx;
+	if (pool->thin.slab_extents)
+		return dlvm_err_set(err, -EINVAL, "--poolmetadatasize: in a shared VG each thin "
+				    "volume's family has its own metadata");
 	if (!m)
 		return dlvm_err_set(err, -EBADMSG, "%s/%s: its metadata LV is missing", vg->info.name,
 				    pool->name);

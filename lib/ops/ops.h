@@ -60,6 +60,14 @@ int deactivate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, boo
 /* -EBUSY when NBD clients are connected and !force. */
 int refuse_busy(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv, bool force,
 		struct dlvm_err *err);
+/* Cut lv's segment list down to `keep` extents (a copy). */
+int segs_cut(const struct dlvm_lv *lv, uint64_t keep, struct dlvm_seg_desc ***out,
+	     uint32_t *nout);
+/* Append segments b (taken: the entries become NULL) after a copy of a,
+ * merging a linear segment into the previous one when the areas are
+ * adjacent on the same PV. */
+int segs_join(struct dlvm_seg_desc *const *a, uint32_t na, struct dlvm_seg_desc **b,
+	      uint32_t nb, struct dlvm_seg_desc ***out, uint32_t *nout);
 /* Size of an LV in bytes (the virtual size of a thin LV). */
 uint64_t lv_bytes(const struct dlvm_vg *vg, const struct dlvm_lv *lv);
 
@@ -86,7 +94,8 @@ int thin_pool_grow_meta(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv
 /* lvs fields of thin pools and volumes. */
 void thin_report(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const struct dlvm_lv *lv, json_t *row);
 /* dlvm check: every pool's store. */
-int thin_check_vg(struct dlvm_vg *vg, struct dlvm_check_report *rep, struct dlvm_err *err);
+int thin_check_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_check_report *rep,
+		  struct dlvm_err *err);
 
 /* Command implementations (cmd_*.c) */
 #define DLVM_CMD_FN(name)                                                                          \
@@ -157,6 +166,17 @@ int shared_lv_unhold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *l
 int shared_lv_refuse_elsewhere(struct dlvm_ctx *ctx, const struct dlvm_vg *vg,
 			       const struct dlvm_lv *lv, const char *what, struct dlvm_err *err);
 bool shared_lv_held_here(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv);
+/* A change to the store of thin LV lv's family (snapshot, removal, merge,
+ * shrink): -EBUSY while another host writes the family (shared VGs). */
+int shared_family_refuse_elsewhere(struct dlvm_ctx *ctx, const struct dlvm_vg *vg,
+				   const struct dlvm_lv *lv, const char *what,
+				   struct dlvm_err *err);
+/* Run fn under the VG lease of shared VG vg_name (taken, and the VG
+ * reloaded when another host changed it) for work outside a command (the
+ * host agent). */
+int shared_vg_locked(struct dlvm_ctx *ctx, const char *vg_name,
+		     int (*fn)(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg), void *arg,
+		     struct dlvm_err *err);
 /* "3,7(sh)": the hosts where lv is active, as this host sees them. */
 void shared_lv_hosts(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
 		     char *out, size_t len);

@@ -15,6 +15,7 @@
 
 #include "dlvm/lease.h"
 #include "dlvm/map.h"
+#include "dlvm/thinpool.h"
 #include "dlvm/util.h"
 #include "ops.h"
 
@@ -47,7 +48,8 @@ struct dlvm_lv *shared_lockspace_lv(const struct dlvm_vg *vg)
 
 bool lv_is_internal(const struct dlvm_lv *lv)
 {
-	return lv->flags & (DLVM_LV_HIDDEN | DLVM_LV_LOCKSPACE | DLVM_LV_THIN_META);
+	return lv->flags & (DLVM_LV_HIDDEN | DLVM_LV_LOCKSPACE | DLVM_LV_THIN_META |
+			    DLVM_LV_THIN_DATA);
 }
 
 bool lv_exportable(const struct dlvm_lv *lv)
@@ -60,10 +62,11 @@ int refuse_internal(const struct dlvm_vg *vg, const struct dlvm_lv *lv, const ch
 {
 	if (!lv_is_internal(lv))
 		return 0;
-	if (lv->flags & DLVM_LV_THIN_META)
-		return dlvm_err_set(err, -EPERM, "%s/%s: cannot %s [%s]: it holds the metadata of a "
-				    "thin pool (lvremove of the pool removes it)", vg->info.name,
-				    lv->name, what, lv->name);
+	if (lv->flags & (DLVM_LV_THIN_META | DLVM_LV_THIN_DATA))
+		return dlvm_err_set(err, -EPERM, "%s/%s: cannot %s [%s]: it holds the %s of a "
+				    "thin pool (removing its thin volumes or the pool removes it)",
+				    vg->info.name, lv->name, what, lv->name,
+				    lv->flags & DLVM_LV_THIN_META ? "metadata" : "data");
 	return dlvm_err_set(err, -EPERM, "%s/%s: cannot %s [%s]: it holds the lease area of "
 			    "shared VG %s (vgremove removes it)", vg->info.name, lv->name, what,
 			    lv->name, vg->info.name);
@@ -425,6 +428,10 @@ static int reload_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool resync, stru
 			ctx->vgs[i] = nv;
 	nv->fence = vg->fence; /* the maps of this VG keep the same fence */
 	vg->fence = NULL;
+	/* open thin stores go on: this host may write their families, and
+	 * opening one again would read it whole */
+	nv->thin_pools = vg->thin_pools;
+	vg->thin_pools = NULL;
 	dlvm_vg_free(vg);
 	if (resync)
 		ctx_resync_stale(ctx, nv);
@@ -595,6 +602,23 @@ void shared_cmd_end(struct dlvm_ctx *ctx, json_t *resp)
 	drop_vg_leases(ctx, resp);
 }
 
+int shared_vg_locked(struct dlvm_ctx *ctx, const char *vg_name,
+		     int (*fn)(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg), void *arg,
+		     struct dlvm_err *err)
+{
+	char name[DLVM_NAME_MAX + 1];
+	struct dlvm_vg *vg;
+	int r;
+
+	snprintf(name, sizeof(name), "%s", vg_name); /* the reload frees the old model */
+	if ((r = dlvm_ctx_vg(ctx, name, &vg, err)) || (r = take_vg_lease(ctx, vg, err)))
+		return r;
+	if (!(r = reload_if_changed(ctx, vg, true, err)) && !(r = dlvm_ctx_vg(ctx, name, &vg, err)))
+		r = fn(ctx, vg, arg);
+	drop_vg_leases(ctx, NULL);
+	return r;
+}
+
 int shared_vg_removing(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *err)
 {
 	struct shared_vg *s = shared_find(ctx, vg);
@@ -722,8 +746,8 @@ static int need_joined(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, struct sh
 	return 0;
 }
 
-int shared_lv_hold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
-		   enum dlvm_hold_mode mode, struct dlvm_err *err)
+static int hold_one(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
+		    enum dlvm_hold_mode mode, const char *family_of, struct dlvm_err *err)
 {
 	struct shared_vg *s = NULL;
 	struct holders_view v;
@@ -745,9 +769,14 @@ int shared_lv_hold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
 			char who[DLVM_LEASE_NAME_MAX + 32];
 			holder_name(&v, h, who, sizeof(who));
 			ctx->lock_conflict = true;
-			r = dlvm_err_set(err, -EBUSY, "%s/%s: active %s on %s", vg->info.name, lv->name,
-					 h->mode == DLVM_HOLD_EXCLUSIVE ? "exclusively" : "shared",
-					 who);
+			if (family_of)
+				r = dlvm_err_set(err, -EBUSY, "%s/%s: its thin family is written on %s "
+						 "(deactivate the family's writable volumes there "
+						 "first)", vg->info.name, family_of, who);
+			else
+				r = dlvm_err_set(err, -EBUSY, "%s/%s: active %s on %s", vg->info.name,
+						 lv->name, h->mode == DLVM_HOLD_EXCLUSIVE
+						 ? "exclusively" : "shared", who);
 			break;
 		}
 		hs[n++] = *h;
@@ -766,8 +795,81 @@ int shared_lv_hold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
 	return r;
 }
 
+/* A thin LV of a shared VG that writes its family's store. */
+static bool family_writer(const struct dlvm_lv *lv)
+{
+	return (lv->flags & DLVM_LV_THIN) && lv->thin.meta_id && !(lv->flags & DLVM_LV_READONLY);
+}
+
+/*
+ * The family lease: a writable thin LV of a shared VG is active on one host
+ * at a time, and that host holds its family's metadata LV exclusively too,
+ * so that no other host writes the family's store (its snapshots stay
+ * readable everywhere).
+ */
+int shared_lv_hold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
+		   enum dlvm_hold_mode mode, struct dlvm_err *err)
+{
+	if (family_writer(lv)) {
+		struct dlvm_lv *meta = dlvm_lv_find_id(vg, lv->thin.meta_id);
+		int r;
+		if (mode != DLVM_HOLD_EXCLUSIVE)
+			return dlvm_err_set(err, -EINVAL, "%s/%s: a thin volume is written from one "
+					    "host at a time: activate it with -aey (its snapshots can "
+					    "be active on many hosts with -asy)", vg->info.name,
+					    lv->name);
+		if (!meta)
+			return dlvm_err_set(err, -EBADMSG, "%s/%s: its family's metadata LV is "
+					    "missing", vg->info.name, lv->name);
+		if ((r = hold_one(ctx, vg, meta, DLVM_HOLD_EXCLUSIVE, lv->name, err)))
+			return r;
+	}
+	return hold_one(ctx, vg, lv, mode, NULL, err);
+}
+
+int shared_family_refuse_elsewhere(struct dlvm_ctx *ctx, const struct dlvm_vg *vg,
+				   const struct dlvm_lv *lv, const char *what,
+				   struct dlvm_err *err)
+{
+	const struct dlvm_lv *meta;
+
+	if (!(vg->info.flags & DLVM_VG_SHARED) || !(lv->flags & DLVM_LV_THIN) ||
+	    !lv->thin.meta_id || !(meta = dlvm_lv_find_id(vg, lv->thin.meta_id)))
+		return 0;
+	int r = shared_lv_refuse_elsewhere(ctx, vg, meta, what, err);
+	if (r == -EBUSY)
+		dlvm_err_prefix(err, r, "%s/%s: its thin family is written elsewhere: ",
+				vg->info.name, lv->name);
+	return r;
+}
+
+static int unhold_one(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
+		      struct dlvm_err *err);
+
 int shared_lv_unhold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
 		     struct dlvm_err *err)
+{
+	int r = unhold_one(ctx, vg, lv, err);
+
+	if (r || !family_writer(lv))
+		return r;
+	/* the last writable LV of the family here: its store is committed
+	 * and closed, then the family lease goes */
+	for (size_t i = 0; i < vg->nlv; i++) {
+		const struct dlvm_lv *o = vg->lvs[i];
+		if (o != lv && family_writer(o) && o->thin.meta_id == lv->thin.meta_id &&
+		    shared_lv_held_here(ctx, vg, o))
+			return 0;
+	}
+	struct dlvm_lv *meta = dlvm_lv_find_id(vg, lv->thin.meta_id);
+	struct dlvm_thin_pool *p = dlvm_thin_store_find(vg, lv->thin.meta_id, true);
+	if (p && (r = dlvm_thin_store_drop(vg, p, err)))
+		return r;
+	return meta ? unhold_one(ctx, vg, meta, err) : 0;
+}
+
+static int unhold_one(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
+		      struct dlvm_err *err)
 {
 	struct shared_vg *s = NULL;
 	struct holders_view v;

@@ -38,29 +38,27 @@ int dlvm_lv_map_build(const struct dlvm_vg *vg, const struct dlvm_lv *lv,
 	snprintf(m->vg, sizeof(m->vg), "%s", vg->info.name);
 	snprintf(m->lv, sizeof(m->lv), "%s", lv->name);
 	if (lv->flags & DLVM_LV_THIN) {
-		const struct dlvm_lv *pl = dlvm_lv_find_id(vg, lv->thin.pool_id);
 		struct dlvm_thin_pool *pool;
 		int r;
-		if (!pl) {
-			dlvm_lv_map_put(m);
-			return dlvm_err_set(err, -EBADMSG, "%s/%s: its pool (LV id %llu) is missing",
-					    vg->info.name, lv->name,
-					    (unsigned long long)lv->thin.pool_id);
-		}
-		if ((r = dlvm_thin_pool_get((struct dlvm_vg *)vg, pl, &pool, err))) {
+		/* a read-only thin LV of a shared VG is read through views
+		 * unless this host writes its family */
+		if ((r = dlvm_thin_lv_store((struct dlvm_vg *)vg, lv, !(lv->flags & DLVM_LV_READONLY),
+					    &pool, err))) {
 			dlvm_lv_map_put(m);
 			return r;
 		}
 		m->thin = dlvm_thin_pool_ref(pool);
 		m->thin_id = lv->id;
 		m->size = lv->thin.virtual_size;
-		m->ndev = pool->data->ndev;
-		m->devs = calloc(m->ndev ? m->ndev : 1, sizeof(*m->devs));
+		/* every PV of the VG: the pool's data may move onto any of them */
+		m->devs = calloc(vg->npv ? vg->npv : 1, sizeof(*m->devs));
 		if (!m->devs) {
 			dlvm_lv_map_put(m);
 			return dlvm_err_set(err, -ENOMEM, "out of memory");
 		}
-		memcpy(m->devs, pool->data->devs, m->ndev * sizeof(*m->devs));
+		for (size_t i = 0; i < vg->npv; i++)
+			if (vg->pvs[i]->dev)
+				dev_index(m, vg->pvs[i]);
 		*out = m;
 		return 0;
 	}

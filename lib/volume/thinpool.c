@@ -49,16 +49,23 @@ int dlvm_thin_pool_format(const struct dlvm_vg *vg, const struct dlvm_lv *pool,
 }
 
 static int flush_data(struct dlvm_thin_pool *p, struct dlvm_err *err);
+static int view_of(struct dlvm_thin_pool *p, uint64_t id, struct dlvm_thin_view **out,
+		   struct dlvm_err *err);
 static int commit_locked(struct dlvm_thin_pool *p, struct dlvm_err *err);
 
 static void pool_free(struct dlvm_thin_pool *p)
 {
+	for (size_t i = 0; i < p->nviews; i++)
+		dlvm_thin_view_close(p->views[i].view);
+	free(p->views);
 	dlvm_thin_store_close(p->store);
 	dlvm_dev_close(p->meta);
 	dlvm_lv_map_put(p->data);
+	dlvm_fence_put(p->fence);
 	free(p->zero);
 	free(p->copy);
 	pthread_cond_destroy(&p->drained);
+	pthread_cond_destroy(&p->grown);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
@@ -83,7 +90,7 @@ void dlvm_thin_pools_release(struct dlvm_vg *vg)
 		struct dlvm_thin_pool *next = p->next;
 		struct dlvm_err e = { 0 };
 		pthread_mutex_lock(&p->mu);
-		if (!p->broken && (flush_data(p, &e) || dlvm_thin_commit(p->store, &e)))
+		if (p->store && !p->broken && (commit_locked(p, &e)))
 			fprintf(stderr, "%s: commit: %s\n", p->name, e.msg);
 		pthread_mutex_unlock(&p->mu);
 		dlvm_thin_pool_unref(p);
@@ -92,23 +99,79 @@ void dlvm_thin_pools_release(struct dlvm_vg *vg)
 	vg->thin_pools = NULL;
 }
 
-int dlvm_thin_pool_get(struct dlvm_vg *vg, const struct dlvm_lv *pool,
-		       struct dlvm_thin_pool **out, struct dlvm_err *err)
+const struct dlvm_lv *dlvm_thin_family_data(const struct dlvm_vg *vg, uint64_t meta_id)
 {
-	const struct dlvm_lv *m;
+	for (size_t i = 0; i < vg->nlv; i++)
+		if ((vg->lvs[i]->flags & DLVM_LV_THIN_DATA) && vg->lvs[i]->thin.meta_id == meta_id)
+			return vg->lvs[i];
+	return NULL;
+}
+
+struct dlvm_thin_pool *dlvm_thin_store_find(struct dlvm_vg *vg, uint64_t meta_id, bool write)
+{
+	for (struct dlvm_thin_pool *p = vg->thin_pools; p; p = p->next)
+		if (p->meta_id == meta_id && p->reader == !write)
+			return p;
+	return NULL;
+}
+
+/* The LVs of the store on metadata LV meta_id: its pool and its data area
+ * (the pool LV itself in a local VG, the family's data LV in a shared one). */
+static int store_lvs(const struct dlvm_vg *vg, uint64_t meta_id, const struct dlvm_lv **pool,
+		     const struct dlvm_lv **meta, const struct dlvm_lv **data, struct dlvm_err *err)
+{
+	const struct dlvm_lv *m = dlvm_lv_find_id(vg, meta_id);
+
+	if (!m || !(m->flags & DLVM_LV_THIN_META))
+		return dlvm_err_set(err, -EBADMSG, "%s: thin metadata LV id %" PRIu64 " is missing",
+				    vg->info.name, meta_id);
+	*meta = m;
+	if (m->thin.pool_id) { /* a family */
+		*pool = dlvm_lv_find_id(vg, m->thin.pool_id);
+		*data = dlvm_thin_family_data(vg, meta_id);
+	} else {
+		*pool = NULL;
+		for (size_t i = 0; i < vg->nlv && !*pool; i++)
+			if ((vg->lvs[i]->flags & DLVM_LV_THIN_POOL) &&
+			    vg->lvs[i]->thin.meta_id == meta_id)
+				*pool = vg->lvs[i];
+		*data = *pool;
+	}
+	if (!*pool || !*data)
+		return dlvm_err_set(err, -EBADMSG, "%s/%s: the %s of this thin store is missing",
+				    vg->info.name, m->name, *pool ? "data LV" : "pool");
+	return 0;
+}
+
+int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
+			struct dlvm_thin_pool **out, struct dlvm_err *err)
+{
+	const struct dlvm_lv *pool = NULL, *m = NULL, *data = NULL;
 	struct dlvm_thin_pool *p;
 	int r;
 
-	for (p = vg->thin_pools; p; p = p->next)
-		if (p->lv_id == pool->id) {
-			*out = p;
-			return 0;
+	if ((r = store_lvs(vg, meta_id, &pool, &m, &data, err)))
+		return r;
+	bool family = m->thin.pool_id != 0;
+	if (!family)
+		write = true;
+	if ((p = dlvm_thin_store_find(vg, meta_id, true)) ||
+	    (!write && (p = dlvm_thin_store_find(vg, meta_id, false)))) {
+		/* a reader follows the family's data LV as it grows elsewhere:
+		 * newer snapshots use newer slabs */
+		if (p->reader && data->le_count * vg->info.extent_size > p->data->size) {
+			struct dlvm_lv_map *nm;
+			if ((r = dlvm_lv_map_build(vg, data, &nm, err)))
+				return r;
+			pthread_mutex_lock(&p->mu);
+			struct dlvm_lv_map *old = p->data;
+			p->data = nm;
+			pthread_mutex_unlock(&p->mu);
+			dlvm_lv_map_put(old);
 		}
-	if (!(pool->flags & DLVM_LV_THIN_POOL))
-		return dlvm_err_set(err, -ENOENT, "%s/%s is not a thin pool", vg->info.name,
-				    pool->name);
-	if (!(m = meta_lv(vg, pool, err)))
-		return -EBADMSG;
+		*out = p;
+		return 0;
+	}
 	if (!(p = calloc(1, sizeof(*p))))
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	atomic_init(&p->refs, 1);
@@ -117,9 +180,14 @@ int dlvm_thin_pool_get(struct dlvm_vg *vg, const struct dlvm_lv *pool,
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->drained, &ca);
+	pthread_cond_init(&p->grown, &ca);
 	pthread_condattr_destroy(&ca);
 	p->lv_id = pool->id;
+	p->meta_id = meta_id;
+	p->family = family;
+	p->reader = !write;
 	p->chunk_size = pool->thin.chunk_size;
+	p->fence = vg->fence ? dlvm_fence_get(vg->fence) : NULL;
 	snprintf(p->name, sizeof(p->name), "%s/%s", vg->info.name, pool->name);
 	p->zero = dlvm_io_alloc(p->chunk_size);
 	p->copy = dlvm_io_alloc(p->chunk_size);
@@ -128,13 +196,15 @@ int dlvm_thin_pool_get(struct dlvm_vg *vg, const struct dlvm_lv *pool,
 		goto fail;
 	}
 	if ((r = dlvm_lvdev_open(vg, m, &p->meta, err)) ||
-	    (r = dlvm_lv_map_build(vg, pool, &p->data, err)))
+	    (r = dlvm_lv_map_build(vg, data, &p->data, err)))
 		goto fail;
+	if (p->reader)
+		goto done;
 	if ((r = dlvm_thin_store_open(p->meta, NULL, &p->store, err))) {
 		dlvm_err_prefix(err, r, "%s: ", p->name);
 		goto fail;
 	}
-	/* the pool LV may have grown while the store did not hear of it (an
+	/* the data area may have grown while the store did not hear of it (an
 	 * extend interrupted between its two steps) */
 	struct dlvm_thin_usage u;
 	dlvm_thin_usage(p->store, &u);
@@ -142,6 +212,7 @@ int dlvm_thin_pool_get(struct dlvm_vg *vg, const struct dlvm_lv *pool,
 	if (chunks > u.data_chunks && !u.readonly &&
 	    (r = dlvm_thin_grow_data(p->store, chunks, err)))
 		goto fail;
+done:
 	p->next = vg->thin_pools;
 	vg->thin_pools = p;
 	*out = p;
@@ -151,29 +222,151 @@ fail:
 	return r;
 }
 
-int dlvm_thin_pool_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool, struct dlvm_err *err)
+int dlvm_thin_pool_get(struct dlvm_vg *vg, const struct dlvm_lv *pool,
+		       struct dlvm_thin_pool **out, struct dlvm_err *err)
 {
-	struct dlvm_thin_pool *p;
+	if (!(pool->flags & DLVM_LV_THIN_POOL))
+		return dlvm_err_set(err, -ENOENT, "%s/%s is not a thin pool", vg->info.name,
+				    pool->name);
+	if (!pool->thin.meta_id)
+		return dlvm_err_set(err, -ENOTSUP, "%s/%s: a pool of a shared VG has a store per "
+				    "family", vg->info.name, pool->name);
+	return dlvm_thin_store_get(vg, pool->thin.meta_id, true, out, err);
+}
+
+int dlvm_thin_lv_store(struct dlvm_vg *vg, const struct dlvm_lv *lv, bool write,
+		       struct dlvm_thin_pool **out, struct dlvm_err *err)
+{
+	if (lv->thin.meta_id)
+		return dlvm_thin_store_get(vg, lv->thin.meta_id, write, out, err);
+	const struct dlvm_lv *pool = dlvm_lv_find_id(vg, lv->thin.pool_id);
+	if (!pool)
+		return dlvm_err_set(err, -EBADMSG, "%s/%s: its pool (LV id %" PRIu64 ") is missing",
+				    vg->info.name, lv->name, lv->thin.pool_id);
+	return dlvm_thin_pool_get(vg, pool, out, err);
+}
+
+int dlvm_thin_store_drop(struct dlvm_vg *vg, struct dlvm_thin_pool *p, struct dlvm_err *err)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->store && !p->broken)
+		r = commit_locked(p, err);
+	pthread_mutex_unlock(&p->mu);
+	for (struct dlvm_thin_pool **pp = &vg->thin_pools; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			dlvm_thin_pool_unref(p);
+			break;
+		}
+	return r;
+}
+
+int dlvm_thin_family_format(const struct dlvm_vg *vg, const struct dlvm_lv *meta,
+			    uint32_t chunk_size, uint64_t data_chunks, uint64_t dev_id,
+			    struct dlvm_err *err)
+{
+	struct dlvm_thin_store *st = NULL;
+	struct dlvm_dev *dev;
+	int r;
+
+	if ((r = dlvm_lvdev_open(vg, meta, &dev, err)))
+		return r;
+	struct dlvm_thin_format_opts o = { .chunk_size = chunk_size, .data_chunks = data_chunks };
+	memcpy(o.uuid, meta->uuid, 16);
+	if (!(r = dlvm_thin_store_format(dev, &o, err)) &&
+	    !(r = dlvm_thin_store_open(dev, NULL, &st, err)) &&
+	    !(r = dlvm_thin_create(st, dev_id, 0, err)))
+		r = dlvm_thin_commit(st, err);
+	dlvm_thin_store_close(st);
+	dlvm_dev_close(dev);
+	if (r)
+		dlvm_err_prefix(err, r, "%s/%s: ", vg->info.name, meta->name);
+	return r;
+}
+
+/* Point store p at its data LV's current extents and let it use the new
+ * chunks. */
+static int data_grown(struct dlvm_vg *vg, struct dlvm_thin_pool *p, const struct dlvm_lv *data,
+		      struct dlvm_err *err)
+{
 	struct dlvm_lv_map *m;
 	int r;
 
-	for (p = vg->thin_pools; p && p->lv_id != pool->id; p = p->next)
-		;
-	if (!p)
-		return 0; /* not open: the next open grows the store */
-	if ((r = dlvm_lv_map_build(vg, pool, &m, err)))
+	if ((r = dlvm_lv_map_build(vg, data, &m, err)))
 		return r;
 	pthread_mutex_lock(&p->mu);
 	/* maps already handed out keep the old data map: it covers every
 	 * chunk they could have been given */
 	struct dlvm_lv_map *old = p->data;
 	p->data = m;
-	r = dlvm_thin_grow_data(p->store, m->size / p->chunk_size, err);
-	if (!r)
-		r = dlvm_thin_commit(p->store, err);
+	r = p->store ? dlvm_thin_grow_data(p->store, m->size / p->chunk_size, err) : 0;
+	if (!r && p->store)
+		r = commit_locked(p, err);
+	if (!r) {
+		p->want_slab = false;
+		p->slab_fails = 0;
+		pthread_cond_broadcast(&p->grown);
+	}
 	pthread_mutex_unlock(&p->mu);
 	dlvm_lv_map_put(old);
 	return r;
+}
+
+int dlvm_thin_pool_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool, struct dlvm_err *err)
+{
+	struct dlvm_thin_pool *p = pool->thin.meta_id ? dlvm_thin_store_find(vg, pool->thin.meta_id,
+									   true) : NULL;
+	if (!pool->thin.meta_id) {
+		/* a shared VG's pool: its families may try for slabs again */
+		for (p = vg->thin_pools; p; p = p->next)
+			if (p->lv_id == pool->id) {
+				pthread_mutex_lock(&p->mu);
+				p->slab_fails = 0;
+				pthread_mutex_unlock(&p->mu);
+			}
+		return 0;
+	}
+	if (!p)
+		return 0; /* not open: the next open grows the store */
+	return data_grown(vg, p, pool, err);
+}
+
+int dlvm_thin_family_grown(struct dlvm_vg *vg, uint64_t meta_id, struct dlvm_err *err)
+{
+	const struct dlvm_lv *data = dlvm_thin_family_data(vg, meta_id);
+	int r = 0;
+
+	if (!data)
+		return dlvm_err_set(err, -EBADMSG, "%s: thin family %" PRIu64 " has no data LV",
+				    vg->info.name, meta_id);
+	for (int w = 0; w < 2 && !r; w++) {
+		struct dlvm_thin_pool *p = dlvm_thin_store_find(vg, meta_id, w);
+		if (p)
+			r = data_grown(vg, p, data, err);
+	}
+	return r;
+}
+
+void dlvm_thin_family_no_slab(struct dlvm_thin_pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->want_slab = false;
+	p->slab_fails++;
+	pthread_cond_broadcast(&p->grown);
+	pthread_mutex_unlock(&p->mu);
+}
+
+uint64_t dlvm_thin_pool_free_chunks(struct dlvm_thin_pool *p)
+{
+	struct dlvm_thin_usage u = { 0 };
+
+	pthread_mutex_lock(&p->mu);
+	if (p->store)
+		dlvm_thin_usage(p->store, &u);
+	pthread_mutex_unlock(&p->mu);
+	return u.data_free;
 }
 
 int dlvm_thin_pool_meta_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool,
@@ -207,8 +400,8 @@ int dlvm_thin_pool_create_dev(struct dlvm_thin_pool *p, uint64_t id, struct dlvm
 	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
 					 p->broken_msg)
 			  : dlvm_thin_create(p->store, id, 0, err);
-	if (!r && !(r = flush_data(p, err)))
-		r = dlvm_thin_commit(p->store, err);
+	if (!r)
+		r = commit_locked(p, err);
 	pthread_mutex_unlock(&p->mu);
 	return r;
 }
@@ -219,8 +412,8 @@ int dlvm_thin_pool_delete_dev(struct dlvm_thin_pool *p, uint64_t id, struct dlvm
 	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
 					 p->broken_msg)
 			  : dlvm_thin_delete(p->store, id, err);
-	if (!r && !(r = flush_data(p, err)))
-		r = dlvm_thin_commit(p->store, err);
+	if (!r)
+		r = commit_locked(p, err);
 	pthread_mutex_unlock(&p->mu);
 	return r;
 }
@@ -270,8 +463,8 @@ int dlvm_thin_pool_snapshot(struct dlvm_thin_pool *p, uint64_t origin, uint64_t 
 			  : quiesce(p, err);
 	if (!r)
 		r = dlvm_thin_snapshot(p->store, origin, id, flags, err);
-	if (!r && !(r = flush_data(p, err)))
-		r = dlvm_thin_commit(p->store, err);
+	if (!r)
+		r = commit_locked(p, err);
 	pthread_mutex_unlock(&p->mu);
 	return r;
 }
@@ -292,8 +485,8 @@ int dlvm_thin_pool_revert(struct dlvm_thin_pool *p, uint64_t origin, uint64_t sn
 		changed = true;
 		r = dlvm_thin_snapshot(p->store, snap, origin, 0, err);
 	}
-	if (!r && !(r = flush_data(p, err)))
-		r = dlvm_thin_commit(p->store, err);
+	if (!r)
+		r = commit_locked(p, err);
 	if (r && changed && !p->broken) {
 		/* an uncommitted half must not be committed later */
 		p->broken = true;
@@ -306,7 +499,14 @@ int dlvm_thin_pool_revert(struct dlvm_thin_pool *p, uint64_t origin, uint64_t sn
 int dlvm_thin_pool_usage(struct dlvm_thin_pool *p, struct dlvm_thin_usage *u)
 {
 	pthread_mutex_lock(&p->mu);
-	dlvm_thin_usage(p->store, u);
+	if (p->store) {
+		dlvm_thin_usage(p->store, u);
+	} else {
+		memset(u, 0, sizeof(*u));
+		u->chunk_size = p->chunk_size;
+		u->data_chunks = p->data->size / p->chunk_size;
+		u->readonly = true;
+	}
 	pthread_mutex_unlock(&p->mu);
 	return 0;
 }
@@ -315,8 +515,17 @@ uint64_t dlvm_thin_pool_dev_mapped(struct dlvm_thin_pool *p, uint64_t id)
 {
 	struct dlvm_thin_dev_info info;
 
+	struct dlvm_thin_view *v;
+	int r;
+
 	pthread_mutex_lock(&p->mu);
-	int r = dlvm_thin_info(p->store, id, &info, NULL);
+	if (p->store) {
+		r = dlvm_thin_info(p->store, id, &info, NULL);
+	} else if (!(r = view_of(p, id, &v, NULL))) {
+		struct dlvm_thin_view_info vi;
+		dlvm_thin_view_info(v, &vi);
+		info.mapped = vi.mapped;
+	}
 	pthread_mutex_unlock(&p->mu);
 	return r ? 0 : info.mapped;
 }
@@ -332,6 +541,13 @@ static int flush_data(struct dlvm_thin_pool *p, struct dlvm_err *err)
 
 static int commit_locked(struct dlvm_thin_pool *p, struct dlvm_err *err)
 {
+	if (!p->store)
+		return 0;
+	if (!dlvm_fence_ok(p->fence) && !p->broken) {
+		/* another host may own the family by now: never write its store */
+		p->broken = true;
+		snprintf(p->broken_msg, sizeof(p->broken_msg), "this host lost its lease on the VG");
+	}
 	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
 					 p->broken_msg)
 			  : flush_data(p, err);
@@ -360,7 +576,8 @@ int dlvm_thin_pool_check(struct dlvm_thin_pool *p, struct dlvm_check_report *rep
 			 struct dlvm_err *err)
 {
 	pthread_mutex_lock(&p->mu);
-	int r = dlvm_thin_check(p->store, rep, err);
+	int r = !p->store ? dlvm_err_set(err, -EINVAL, "%s: a reader cannot be checked", p->name)
+			  : dlvm_thin_check(p->store, rep, err);
 	pthread_mutex_unlock(&p->mu);
 	return r;
 }
@@ -438,6 +655,64 @@ static int chunk_zero(struct dlvm_thin_pool *p, uint64_t chunk, struct dlvm_err 
 	return 0;
 }
 
+/* A reader's view of device id, opened on first use. */
+static int view_of(struct dlvm_thin_pool *p, uint64_t id, struct dlvm_thin_view **out,
+		   struct dlvm_err *err)
+{
+	for (size_t i = 0; i < p->nviews; i++)
+		if (p->views[i].id == id) {
+			*out = p->views[i].view;
+			return 0;
+		}
+	struct dlvm_thin_view_ent *v = realloc(p->views, (p->nviews + 1) * sizeof(*v));
+	if (!v)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	p->views = v;
+	int r = dlvm_thin_view_open(p->meta, id, 4096, &v[p->nviews].view, err);
+	if (r)
+		return dlvm_err_prefix(err, r, "%s: ", p->name);
+	v[p->nviews].id = id;
+	*out = v[p->nviews++].view;
+	return 0;
+}
+
+/* Lookups through the store, or through a view for a reader (mu held). */
+static int lookup(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk, uint64_t *chunk,
+		  struct dlvm_err *err)
+{
+	struct dlvm_thin_view *v;
+	int r;
+
+	if (p->store)
+		return dlvm_thin_lookup(p->store, id, vchunk, chunk, NULL, err);
+	if ((r = view_of(p, id, &v, err)))
+		return r;
+	return dlvm_thin_view_lookup(v, vchunk, chunk, err);
+}
+
+static int next_mapped(struct dlvm_thin_pool *p, uint64_t id, uint64_t from, uint64_t *vchunk,
+		       struct dlvm_err *err)
+{
+	struct dlvm_thin_view *v;
+	int r;
+
+	if (p->store)
+		return dlvm_thin_next_mapped(p->store, id, from, vchunk, NULL, err);
+	if ((r = view_of(p, id, &v, err)))
+		return r;
+	return dlvm_thin_view_next_mapped(v, from, vchunk, NULL, err);
+}
+
+/* A chunk past the data map: a reader whose VG model is older than the
+ * snapshot it reads (cannot happen: the model is reloaded first). */
+static int chunk_known(struct dlvm_thin_pool *p, uint64_t chunk, struct dlvm_err *err)
+{
+	if ((chunk + 1) * p->chunk_size > p->data->size)
+		return dlvm_err_set(err, -EIO, "%s: chunk %" PRIu64 " lies past the data area this "
+				    "host knows", p->name, chunk);
+	return 0;
+}
+
 int dlvm_thin_pool_map_read(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
 			    struct dlvm_map_piece *piece, bool *hole, struct dlvm_err *err)
 {
@@ -446,8 +721,8 @@ int dlvm_thin_pool_map_read(const struct dlvm_lv_map *m, uint64_t off, uint64_t 
 	uint64_t n = DLVM_MIN(len, p->chunk_size - in);
 
 	pthread_mutex_lock(&p->mu);
-	int r = dlvm_thin_lookup(p->store, m->thin_id, vchunk, &chunk, NULL, err);
-	if (!r && chunk != DLVM_THIN_NONE) {
+	int r = lookup(p, m->thin_id, vchunk, &chunk, err);
+	if (!r && chunk != DLVM_THIN_NONE && !(r = chunk_known(p, chunk, err))) {
 		chunk_piece(p, chunk, in, n, piece);
 		r = piece_for(p, m, piece, err);
 	}
@@ -471,12 +746,27 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 	int r;
 
 	pthread_mutex_lock(&p->mu);
-	if (p->broken) {
+	if (p->broken || !p->store) {
 		pthread_mutex_unlock(&p->mu);
+		if (!p->store)
+			return dlvm_err_set(err, -EROFS, "%s: this host reads the family only",
+					    p->name);
 		return dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
 				    p->broken_msg);
 	}
 	r = dlvm_thin_provision(p->store, id, vchunk, &chunk, &is_new, &from, err);
+	if (r == -ENOSPC && p->family && !p->slab_fails) {
+		/* the host agent adds a slab from the pool (a VG transaction);
+		 * wait for it a while */
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += 10;
+		p->want_slab = true;
+		while (p->want_slab &&
+		       pthread_cond_timedwait(&p->grown, &p->mu, &until) != ETIMEDOUT)
+			;
+		r = dlvm_thin_provision(p->store, id, vchunk, &chunk, &is_new, &from, err);
+	}
 	if (!r && is_new) {
 		p->dirty = true;
 		/* a new chunk never shows what an earlier owner left in it:
@@ -510,7 +800,8 @@ int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, ui
 		return 0;
 	pthread_mutex_lock(&p->mu);
 	uint64_t un = 0;
-	int r = dlvm_thin_unmap(p->store, id, first, end - first, &un, err);
+	int r = !p->store ? dlvm_err_set(err, -EROFS, "%s: this host reads the family only", p->name)
+			  : dlvm_thin_unmap(p->store, id, first, end - first, &un, err);
 	if (un)
 		p->dirty = true;
 	pthread_mutex_unlock(&p->mu);
@@ -524,13 +815,13 @@ int dlvm_thin_pool_extent(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, u
 	int r;
 
 	pthread_mutex_lock(&p->mu);
-	r = dlvm_thin_lookup(p->store, id, vchunk, &chunk, NULL, err);
+	r = lookup(p, id, vchunk, &chunk, err);
 	if (r)
 		goto out;
 	*hole = chunk == DLVM_THIN_NONE;
 	if (*hole) {
 		/* up to the next mapped chunk */
-		r = dlvm_thin_next_mapped(p->store, id, vchunk, &next, NULL, err);
+		r = next_mapped(p, id, vchunk, &next, err);
 		if (r)
 			goto out;
 		uint64_t end = next == DLVM_THIN_NONE ? UINT64_MAX : next * cs;
@@ -539,7 +830,7 @@ int dlvm_thin_pool_extent(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, u
 		/* mapped chunks in a row, looked at for up to 64 chunks */
 		uint64_t v = vchunk + 1;
 		for (; v < vchunk + 64 && v * cs < off + len; v++) {
-			if ((r = dlvm_thin_lookup(p->store, id, v, &chunk, NULL, err)))
+			if ((r = lookup(p, id, v, &chunk, err)))
 				goto out;
 			if (chunk == DLVM_THIN_NONE)
 				break;
