@@ -56,6 +56,10 @@ struct dlvm_thin_pool {
 	struct dlvm_thin_view_ent *views; /* reader: the devices read so far */
 	size_t nviews;
 	struct dlvm_fence *fence;    /* shared VG: no commit once it expires */
+	struct dlvm_thin_pool *ext;  /* a clone's family: the store of its external
+				      * origin (a reference), read where this
+				      * store maps nothing; else NULL */
+	uint64_t ext_dev;            /* the origin snapshot's device in ext */
 	bool want_slab;              /* family: a write waits for another slab */
 	unsigned slab_fails;         /* family: failed attempts to add one (quiet after 1) */
 	pthread_cond_t grown;        /* family: signalled when the data LV grew */
@@ -138,6 +142,16 @@ const struct dlvm_lv *dlvm_thin_family_data(const struct dlvm_vg *vg, uint64_t m
 int dlvm_thin_family_grown(struct dlvm_vg *vg, uint64_t meta_id, struct dlvm_err *err);
 /* Give up on writes waiting for a slab (none could be added). */
 void dlvm_thin_family_no_slab(struct dlvm_thin_pool *p);
+/*
+ * Flatten: copy into the store of family p (a clone's, opened to write)
+ * every chunk its external origin maps that p's device `id` does not, then
+ * forget the origin (the caller commits the journal). `add_slab` is called
+ * (with arg) when the family needs more chunks; progress (may be NULL) is
+ * called every few thousand chunks with the chunks copied so far.
+ */
+int dlvm_thin_pool_flatten(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunks,
+			   int (*add_slab)(void *arg, struct dlvm_err *err), void *arg,
+			   void (*progress)(void *arg, uint64_t copied), struct dlvm_err *err);
 /* Chunks the family store can still hand out. */
 uint64_t dlvm_thin_pool_free_chunks(struct dlvm_thin_pool *p);
 struct dlvm_thin_pool *dlvm_thin_pool_ref(struct dlvm_thin_pool *p);

@@ -228,7 +228,7 @@ static void family_release(struct dlvm_vg *vg, struct dlvm_thin_pool *p)
 /* A new thin LV of a shared VG's pool: a family of its own (metadata LV with
  * a store holding the LV's device, a data LV of one slab), one transaction. */
 static int family_create(struct dlvm_vg *vg, struct dlvm_lv *plv, const char *lvname,
-			 uint64_t vsize, struct dlvm_err *err)
+			 uint64_t vsize, uint64_t origin_id, struct dlvm_err *err)
 {
 	uint64_t es = vg->info.extent_size, cs = plv->thin.chunk_size;
 	uint64_t meta_id = vg->info.next_lv_id, data_id = meta_id + 1, id = meta_id + 2;
@@ -272,6 +272,7 @@ static int family_create(struct dlvm_vg *vg, struct dlvm_lv *plv, const char *lv
 	mt.u.lv.id = meta_id;
 	mt.u.lv.thin.pool_id = plv->id;
 	mt.u.lv.thin.chunk_size = (uint32_t)cs;
+	mt.u.lv.thin.origin_id = origin_id; /* a clone's family: its external origin */
 	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
 	ce.u.lv.id = id;
 	dlvm_uuid_generate(ce.u.lv.uuid);
@@ -282,6 +283,7 @@ static int family_create(struct dlvm_vg *vg, struct dlvm_lv *plv, const char *lv
 	te.u.lv.thin.pool_id = plv->id;
 	te.u.lv.thin.virtual_size = vsize;
 	te.u.lv.thin.meta_id = meta_id;
+	te.u.lv.thin.origin_id = origin_id;
 	if (!(r = add_edit(&t, &me, err)) && !(r = add_edit(&t, &mt, err)) &&
 	    !(r = slab_move_edits(vg, plv, NULL, data_id, meta_id, &t, err)) &&
 	    !(r = add_edit(&t, &ce, err)) && !(r = add_edit(&t, &te, err)))
@@ -578,7 +580,7 @@ int thin_lv_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, j
 	else
 		next_free_name(vg, lvname, sizeof(lvname));
 	if (shared) {
-		if ((r = family_create(vg, plv, lvname, vsize, err)))
+		if ((r = family_create(vg, plv, lvname, vsize, 0, err)))
 			return r;
 		goto created;
 	}
@@ -745,6 +747,13 @@ int thin_resize(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 	if (want == cur)
 		return dlvm_err_set(err, -EINVAL, "New size (%" PRIu64 " extents) matches existing "
 				    "size (%" PRIu64 " extents).", target, cur / es);
+	if (want < cur && lv->thin.meta_id) {
+		const struct dlvm_lv *m = dlvm_lv_find_id(vg, lv->thin.meta_id);
+		if (m && m->thin.origin_id)
+			return dlvm_err_set(err, -EINVAL, "%s/%s: a clone reads what it never wrote "
+					    "from its origin: flatten it before reducing it "
+					    "(lvconvert --flatten)", vg->info.name, lv->name);
+	}
 	if (want < cur && is_active(ctx, vg, lv))
 		return dlvm_err_set(err, -EBUSY, "%s/%s: deactivate it before reducing it",
 				    vg->info.name, lv->name);
@@ -984,8 +993,23 @@ int thin_snapshot_create(struct dlvm_ctx *ctx, const char *source, const char *n
 	if (!(plv = dlvm_lv_find_id(vg, src->thin.pool_id)))
 		return dlvm_err_set(err, -EBADMSG, "%s/%s: its pool is missing", vg->info.name,
 				    src->name);
-	(void)plv;
 	bool shared = vg->info.flags & DLVM_VG_SHARED;
+	if (shared && clone) {
+		/* a family of its own that reads through to the snapshot, so
+		 * that any host can write it */
+		if (!(src->flags & DLVM_LV_READONLY) || !src->thin.origin_id)
+			return dlvm_err_set(err, -EINVAL, "%s/%s is not a snapshot: in a shared VG a "
+					    "clone is made of a snapshot (lvcreate -s -n SNAP %s/%s "
+					    "first)", vg->info.name, src->name, vg->info.name,
+					    src->name);
+		if (name)
+			snprintf(lvname, sizeof(lvname), "%s", name);
+		else
+			next_free_name(vg, lvname, sizeof(lvname));
+		if ((r = family_create(vg, plv, lvname, src->thin.virtual_size, src->id, err)))
+			return r;
+		goto created;
+	}
 	if ((r = shared_family_refuse_elsewhere(ctx, vg, src, clone ? "clone" : "snapshot", err)) ||
 	    (r = dlvm_thin_lv_store(vg, src, true, &pool, err)))
 		return r;
@@ -1024,6 +1048,7 @@ int thin_snapshot_create(struct dlvm_ctx *ctx, const char *source, const char *n
 		return r;
 	}
 	family_release(vg, pool);
+created:
 	if (on) {
 		struct dlvm_err ae = { 0 };
 		struct dlvm_lv *lv = dlvm_lv_find(vg, lvname);
@@ -1044,8 +1069,12 @@ static void clones_of(const struct dlvm_vg *vg, const struct dlvm_lv *lv, char *
 	*out = 0;
 	for (size_t i = 0; i < vg->nlv && used < len; i++) {
 		const struct dlvm_lv *c = vg->lvs[i];
-		if ((c->flags & DLVM_LV_THIN) && c->thin.origin_id == lv->id &&
-		    !(c->flags & DLVM_LV_READONLY))
+		/* a clone, or any volume of a clone's family that reads through
+		 * to lv (a shared VG: the clone's snapshots too) */
+		const struct dlvm_lv *m = (c->flags & DLVM_LV_THIN) && c->thin.meta_id
+					  ? dlvm_lv_find_id(vg, c->thin.meta_id) : NULL;
+		if (((c->flags & DLVM_LV_THIN) && c->thin.origin_id == lv->id &&
+		     !(c->flags & DLVM_LV_READONLY)) || (m && m->thin.origin_id == lv->id))
 			used += (size_t)snprintf(out + used, len - used, "%s%s", used ? ", " : "",
 						 c->name);
 	}
@@ -1062,6 +1091,106 @@ int thin_refuse_remove(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struc
 		return 0;
 	return dlvm_err_set(err, -EBUSY, "%s/%s: snapshot has clones: %s (flatten them first: "
 			    "lvconvert --flatten)", vg->info.name, lv->name, list);
+}
+
+struct flatten_ctx {
+	struct dlvm_ctx *ctx;
+	char vg[DLVM_NAME_MAX + 1];
+	uint64_t meta_id;
+	json_t *resp;
+	uint64_t total;
+};
+
+/* The command holds the VG lease: a slab is added in place. */
+static int flatten_add_slab(void *arg, struct dlvm_err *err)
+{
+	struct flatten_ctx *f = arg;
+	struct dlvm_vg *vg;
+	int r;
+
+	if ((r = dlvm_ctx_vg(f->ctx, f->vg, &vg, err)))
+		return r;
+	const struct dlvm_lv *meta = dlvm_lv_find_id(vg, f->meta_id);
+	const struct dlvm_lv *data = dlvm_thin_family_data(vg, f->meta_id);
+	const struct dlvm_lv *pool = meta ? dlvm_lv_find_id(vg, meta->thin.pool_id) : NULL;
+	if (!meta || !data || !pool)
+		return dlvm_err_set(err, -EBADMSG, "%s: the clone's family is incomplete", f->vg);
+	struct dlvm_txn t;
+	dlvm_txn_init(&t);
+	if (!(r = slab_move_edits(vg, pool, data, data->id, f->meta_id, &t, err)))
+		r = dlvm_txn_commit(vg, &t, err);
+	dlvm_txn_release(&t);
+	return r ? r : dlvm_thin_family_grown(vg, f->meta_id, err);
+}
+
+static void flatten_progress(void *arg, uint64_t copied)
+{
+	struct flatten_ctx *f = arg;
+	f->total = copied;
+}
+
+/*
+ * Flatten a clone of a shared VG (a family reading through to a snapshot):
+ * copy what it reads from its origin into its own chunks, then forget the
+ * origin in the journal. The clone may be active here meanwhile.
+ */
+static int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
+			  json_t *resp, struct dlvm_err *err)
+{
+	struct flatten_ctx f = { .ctx = ctx, .meta_id = lv->thin.meta_id, .resp = resp };
+	struct dlvm_thin_pool *pool;
+	int r;
+
+	for (size_t i = 0; i < vg->nlv; i++)
+		if (vg->lvs[i] != lv && (vg->lvs[i]->flags & DLVM_LV_THIN) &&
+		    vg->lvs[i]->thin.meta_id == lv->thin.meta_id)
+			return dlvm_err_set(err, -EBUSY, "%s/%s: remove %s first: snapshots of a clone "
+					    "read through to its origin too", vg->info.name, lv->name,
+					    vg->lvs[i]->name);
+	if ((r = shared_family_refuse_elsewhere(ctx, vg, lv, "flatten", err)) ||
+	    (r = dlvm_thin_lv_store(vg, lv, true, &pool, err)))
+		return r;
+	snprintf(f.vg, sizeof(f.vg), "%s", vg->info.name);
+	char name[DLVM_NAME_MAX + 1], oname[DLVM_NAME_MAX + 1] = "its origin";
+	snprintf(name, sizeof(name), "%s", lv->name);
+	const struct dlvm_lv *o = dlvm_lv_find_id(vg, lv->thin.origin_id);
+	if (o)
+		snprintf(oname, sizeof(oname), "%s", o->name);
+	uint64_t id = lv->id, vchunks = lv->thin.virtual_size / pool->chunk_size;
+	dlvm_thin_pool_ref(pool);
+	r = dlvm_thin_pool_flatten(pool, id, vchunks, flatten_add_slab, &f, flatten_progress, err);
+	if (r) {
+		dlvm_thin_pool_unref(pool);
+		return dlvm_err_prefix(err, r, "%s/%s: flatten: ", f.vg, name);
+	}
+	/* a slab added meanwhile reloaded nothing, but find the LVs again */
+	if ((r = dlvm_ctx_vg(ctx, f.vg, &vg, err)))
+		goto out;
+	struct dlvm_lv *c = dlvm_lv_find_id(vg, id), *m = dlvm_lv_find_id(vg, f.meta_id);
+	if (!c || !m) {
+		r = dlvm_err_set(err, -ENOENT, "%s/%s: gone while being flattened", f.vg, name);
+		goto out;
+	}
+	struct dlvm_txn t;
+	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_SET_THIN }, me = { .type = DLVM_EDIT_LV_SET_THIN };
+	ce.u.lv.id = c->id;
+	ce.u.lv.thin = c->thin;
+	ce.u.lv.thin.origin_id = 0;
+	me.u.lv.id = m->id;
+	me.u.lv.thin = m->thin;
+	me.u.lv.thin.origin_id = 0;
+	dlvm_txn_init(&t);
+	if (!(r = add_edit(&t, &ce, err)) && !(r = add_edit(&t, &me, err)))
+		r = dlvm_txn_commit(vg, &t, err);
+	dlvm_txn_release(&t);
+	if (r)
+		goto out;
+	family_release(vg, pool);
+	resp_message(resp, "%s/%s no longer depends on %s (%" PRIu64 " chunks copied).", f.vg,
+		     name, oname, f.total);
+out:
+	dlvm_thin_pool_unref(pool);
+	return r;
 }
 
 DLVM_CMD_FN(cmd_lvconvert)
@@ -1085,6 +1214,11 @@ DLVM_CMD_FN(cmd_lvconvert)
 		if (!lv->thin.origin_id || (lv->flags & DLVM_LV_READONLY))
 			return dlvm_err_set(err, -EINVAL, "%s/%s is not a clone", vg->info.name,
 					    lv->name);
+		if (lv->thin.meta_id) {
+			const struct dlvm_lv *m = dlvm_lv_find_id(vg, lv->thin.meta_id);
+			if (m && m->thin.origin_id)
+				return flatten_family(ctx, vg, lv, resp, err);
+		}
 		/* clones share chunks through reference counts, not through
 		 * their origin: forgetting the origin is all there is to do */
 		struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_THIN };

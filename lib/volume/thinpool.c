@@ -62,6 +62,7 @@ static void pool_free(struct dlvm_thin_pool *p)
 	dlvm_dev_close(p->meta);
 	dlvm_lv_map_put(p->data);
 	dlvm_fence_put(p->fence);
+	dlvm_thin_pool_unref(p->ext);
 	free(p->zero);
 	free(p->copy);
 	pthread_cond_destroy(&p->drained);
@@ -198,6 +199,20 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 	if ((r = dlvm_lvdev_open(vg, m, &p->meta, err)) ||
 	    (r = dlvm_lv_map_build(vg, data, &p->data, err)))
 		goto fail;
+	if (family && m->thin.origin_id) {
+		/* a clone's family reads through to the snapshot it was made of */
+		const struct dlvm_lv *o = dlvm_lv_find_id(vg, m->thin.origin_id);
+		struct dlvm_thin_pool *e;
+		if (!o || !(o->flags & DLVM_LV_THIN) || !o->thin.meta_id) {
+			r = dlvm_err_set(err, -EBADMSG, "%s/%s: the clone's origin (LV id %" PRIu64
+					 ") is missing", vg->info.name, m->name, m->thin.origin_id);
+			goto fail;
+		}
+		if ((r = dlvm_thin_store_get(vg, o->thin.meta_id, false, &e, err)))
+			goto fail;
+		p->ext = dlvm_thin_pool_ref(e);
+		p->ext_dev = o->id;
+	}
 	if (p->reader)
 		goto done;
 	if ((r = dlvm_thin_store_open(p->meta, NULL, &p->store, err))) {
@@ -713,6 +728,42 @@ static int chunk_known(struct dlvm_thin_pool *p, uint64_t chunk, struct dlvm_err
 	return 0;
 }
 
+/* Where an external origin maps vchunk: *owner is the store whose data
+ * area holds *chunk, or *chunk is DLVM_THIN_NONE (a hole all the way
+ * down). Locks each origin's store in turn (p's may be held: the order is
+ * always clone before origin). */
+static int ext_resolve(struct dlvm_thin_pool *p, uint64_t vchunk, struct dlvm_thin_pool **owner,
+		       uint64_t *chunk, struct dlvm_err *err)
+{
+	uint64_t dev = p->ext_dev;
+
+	*chunk = DLVM_THIN_NONE;
+	for (struct dlvm_thin_pool *e = p->ext; e; dev = e->ext_dev, e = e->ext) {
+		pthread_mutex_lock(&e->mu);
+		int r = lookup(e, dev, vchunk, chunk, err);
+		if (!r && *chunk != DLVM_THIN_NONE)
+			r = chunk_known(e, *chunk, err);
+		pthread_mutex_unlock(&e->mu);
+		if (r)
+			return r;
+		if (*chunk != DLVM_THIN_NONE) {
+			*owner = e;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+/* Copy chunk `from` of store o into chunk `to` of p (p->mu held). */
+static int chunk_copy_from(struct dlvm_thin_pool *p, struct dlvm_thin_pool *o, uint64_t from,
+			   uint64_t to, struct dlvm_err *err)
+{
+	pthread_mutex_lock(&o->mu);
+	int r = chunk_io(o, from, p->copy, false, err);
+	pthread_mutex_unlock(&o->mu);
+	return r ? r : chunk_io(p, to, p->copy, true, err);
+}
+
 int dlvm_thin_pool_map_read(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
 			    struct dlvm_map_piece *piece, bool *hole, struct dlvm_err *err)
 {
@@ -725,6 +776,16 @@ int dlvm_thin_pool_map_read(const struct dlvm_lv_map *m, uint64_t off, uint64_t 
 	if (!r && chunk != DLVM_THIN_NONE && !(r = chunk_known(p, chunk, err))) {
 		chunk_piece(p, chunk, in, n, piece);
 		r = piece_for(p, m, piece, err);
+	}
+	if (!r && chunk == DLVM_THIN_NONE && p->ext) {
+		/* a clone: what it never wrote is its origin's */
+		struct dlvm_thin_pool *o;
+		if (!(r = ext_resolve(p, vchunk, &o, &chunk, err)) && chunk != DLVM_THIN_NONE) {
+			pthread_mutex_lock(&o->mu);
+			chunk_piece(o, chunk, in, n, piece);
+			r = piece_for(o, m, piece, err);
+			pthread_mutex_unlock(&o->mu);
+		}
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (r)
@@ -771,7 +832,15 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 		p->dirty = true;
 		/* a new chunk never shows what an earlier owner left in it:
 		 * zero it, or fill it from the chunk it replaces */
-		if (from == DLVM_THIN_NONE)
+		struct dlvm_thin_pool *o = NULL;
+		uint64_t ec = DLVM_THIN_NONE;
+		if (from == DLVM_THIN_NONE && p->ext)
+			r = ext_resolve(p, vchunk, &o, &ec, err);
+		if (r)
+			;
+		else if (ec != DLVM_THIN_NONE)
+			r = chunk_copy_from(p, o, ec, chunk, err);
+		else if (from == DLVM_THIN_NONE)
 			r = chunk_zero(p, chunk, err);
 		else if (!(r = chunk_io(p, from, p->copy, false, err)))
 			r = chunk_io(p, chunk, p->copy, true, err);
@@ -801,7 +870,30 @@ int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, ui
 	pthread_mutex_lock(&p->mu);
 	uint64_t un = 0;
 	int r = !p->store ? dlvm_err_set(err, -EROFS, "%s: this host reads the family only", p->name)
-			  : dlvm_thin_unmap(p->store, id, first, end - first, &un, err);
+			  : 0;
+	if (!r && !p->ext)
+		r = dlvm_thin_unmap(p->store, id, first, end - first, &un, err);
+	/* a clone: a chunk its origin maps would show the origin's data again
+	 * once unmapped, so it is zeroed instead */
+	for (uint64_t v = first; !r && p->ext && v < end; v++) {
+		struct dlvm_thin_pool *o;
+		uint64_t ec, u = 0, chunk, from;
+		bool is_new;
+		if ((r = ext_resolve(p, v, &o, &ec, err)))
+			break;
+		if (ec == DLVM_THIN_NONE) {
+			r = dlvm_thin_unmap(p->store, id, v, 1, &u, err);
+			un += u;
+			continue;
+		}
+		if ((r = dlvm_thin_provision(p->store, id, v, &chunk, &is_new, &from, err)))
+			break;
+		p->dirty |= is_new;
+		if ((r = chunk_zero(p, chunk, err)) && is_new && !p->broken) {
+			p->broken = true;
+			snprintf(p->broken_msg, sizeof(p->broken_msg), "%s", err ? err->msg : "I/O error");
+		}
+	}
 	if (un)
 		p->dirty = true;
 	pthread_mutex_unlock(&p->mu);
@@ -815,6 +907,25 @@ int dlvm_thin_pool_extent(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, u
 	int r;
 
 	pthread_mutex_lock(&p->mu);
+	if (p->ext) {
+		/* a clone: a hole where neither it nor its origin maps a chunk;
+		 * up to 64 chunks in a row of the same kind */
+		uint64_t v = vchunk;
+		for (; v < vchunk + 64 && v * cs < off + len; v++) {
+			struct dlvm_thin_pool *o;
+			if ((r = lookup(p, id, v, &chunk, err)))
+				goto out;
+			if (chunk == DLVM_THIN_NONE && (r = ext_resolve(p, v, &o, &chunk, err)))
+				goto out;
+			bool h = chunk == DLVM_THIN_NONE;
+			if (v == vchunk)
+				*hole = h;
+			else if (h != *hole)
+				break;
+		}
+		*ext = DLVM_MIN(len, v * cs - off);
+		goto out;
+	}
 	r = lookup(p, id, vchunk, &chunk, err);
 	if (r)
 		goto out;
@@ -839,5 +950,78 @@ int dlvm_thin_pool_extent(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, u
 	}
 out:
 	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+int dlvm_thin_pool_flatten(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunks,
+			   int (*add_slab)(void *arg, struct dlvm_err *err), void *arg,
+			   void (*progress)(void *arg, uint64_t copied), struct dlvm_err *err)
+{
+	uint64_t copied = 0, v = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&p->mu);
+	if (!p->store || p->broken)
+		r = dlvm_err_set(err, p->store ? -EIO : -EROFS, "%s: cannot flatten here: %s",
+				 p->name, p->store ? p->broken_msg : "the family is read only");
+	while (!r && p->ext && v < vchunks) {
+		/* the next chunk any origin down the chain maps */
+		uint64_t next = DLVM_THIN_NONE, dev = p->ext_dev;
+		for (struct dlvm_thin_pool *e = p->ext; e && !r; dev = e->ext_dev, e = e->ext) {
+			uint64_t n;
+			pthread_mutex_lock(&e->mu);
+			r = next_mapped(e, dev, v, &n, err);
+			pthread_mutex_unlock(&e->mu);
+			if (!r && n < next)
+				next = n;
+		}
+		if (r || next == DLVM_THIN_NONE || next >= vchunks)
+			break;
+		v = next;
+		uint64_t mine, ec, chunk, from;
+		struct dlvm_thin_pool *o;
+		bool is_new;
+		if ((r = lookup(p, id, v, &mine, err)) ||
+		    (mine == DLVM_THIN_NONE && (r = ext_resolve(p, v, &o, &ec, err))))
+			break;
+		if (mine == DLVM_THIN_NONE && ec != DLVM_THIN_NONE) {
+			r = dlvm_thin_provision(p->store, id, v, &chunk, &is_new, &from, err);
+			if (r == -ENOSPC && add_slab) {
+				/* the family grows (dlvm_thin_family_grown takes mu) */
+				pthread_mutex_unlock(&p->mu);
+				r = add_slab(arg, err);
+				pthread_mutex_lock(&p->mu);
+				if (!r)
+					continue;
+			}
+			if (r)
+				break;
+			p->dirty = true;
+			if ((r = chunk_copy_from(p, o, ec, chunk, err))) {
+				p->broken = true;
+				snprintf(p->broken_msg, sizeof(p->broken_msg), "%s",
+					 err ? err->msg : "I/O error");
+				break;
+			}
+			if (++copied % 4096 == 0) {
+				if ((r = commit_locked(p, err)))
+					break;
+				if (progress)
+					progress(arg, copied);
+			}
+		}
+		v++;
+	}
+	if (!r)
+		r = commit_locked(p, err);
+	if (!r) {
+		/* from now on nothing reads through */
+		dlvm_thin_pool_unref(p->ext);
+		p->ext = NULL;
+		p->ext_dev = 0;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (!r && progress)
+		progress(arg, copied);
 	return r;
 }
