@@ -1,0 +1,87 @@
+"""Clones in a shared VG: a clone of a snapshot is a family of its own that
+reads through to the snapshot, so it is written on another host than the
+snapshot's family; chunks it TRIMs or zeroes read as zeros, not as the
+origin's data; its snapshots read through too; flatten copies what it still
+reads from the snapshot and lets the snapshot go. Reads are compared with an
+in-memory model."""
+import random
+import threading
+
+from test_shared import cluster, shared_pvs  # noqa: F401
+from test_thin_shared import CHUNK, MiB, Model, check_all, connect, lvs, writer
+
+
+def test_clone_written_on_another_host(cluster):
+    h1, h2 = cluster(2)
+    h1.cli_ok("lvcreate", "--type", "thin-pool", "-L", "256m", "--chunksize", "64k", "-n",
+              "pool", "vgs")
+    h1.cli_ok("lvcreate", "-V", "32m", "-T", "vgs/pool", "-n", "a")
+    ma, errors = Model(32 * MiB), []
+    writer(h1, "a", ma, 11, 600, errors)
+    assert not errors, errors
+    h1.cli_ok("lvcreate", "-s", "-n", "s1", "vgs/a")
+    snap = ma.copy()
+
+    rc, _, err = h2.cli("lvcreate", "--clone", "-n", "x", "vgs/a")
+    assert rc != 0 and "is not a snapshot" in err, err
+    h2.cli_ok("lvcreate", "--clone", "-n", "c", "vgs/s1")
+    r = lvs(h2)
+    assert r["c"]["origin"] == "s1" and r["c"]["active_hosts"] == "2", r["c"]
+    check_all(h2, "c", snap)
+
+    # the clone is written on h2 while h1 writes a, the snapshot's family
+    mc = snap.copy()
+    t = threading.Thread(target=writer, args=(h1, "a", ma, 12, 600, errors))
+    t.start()
+    writer(h2, "c", mc, 13, 600, errors)
+    t.join()
+    assert not errors, errors
+    check_all(h2, "c", mc)
+    check_all(h1, "a", ma)
+
+    # TRIM and WRITE_ZEROES of whole chunks read as zeros, not as s1's data
+    rnd = random.Random(14)
+    c = connect(h2, "vgs/c")
+    for _ in range(20):
+        off = rnd.randrange(0, 32 * MiB // CHUNK - 4) * CHUNK
+        n = rnd.choice((CHUNK, 3 * CHUNK, CHUNK + 4096))
+        if rnd.random() < 0.5:
+            c.trim(n, off)  # whole chunks read as zeros; the rest is left
+            mc.write(off, bytes(n - n % CHUNK))
+        else:
+            c.zero(n, off)
+            mc.write(off, bytes(n))
+    c.flush()
+    c.shutdown()
+    check_all(h2, "c", mc)
+
+    # s1 cannot go while c reads through to it
+    rc, _, err = h1.cli("lvremove", "-y", "vgs/s1")
+    assert rc != 0 and "snapshot has clones: c" in err, err
+
+    # a snapshot of the clone, read on h1
+    h2.cli_ok("lvcreate", "-s", "-n", "c-s1", "vgs/c")
+    csnap = mc.copy()
+    h1.cli_ok("lvchange", "-asy", "vgs/c-s1")
+    check_all(h1, "c-s1", csnap)
+    rc, _, err = h2.cli("lvconvert", "--flatten", "vgs/c")
+    assert rc != 0 and "remove c-s1 first" in err, err
+    h1.cli_ok("lvchange", "-an", "vgs/c-s1")
+    h2.cli_ok("lvremove", "-y", "vgs/c-s1")
+
+    # flatten while c is active on h2, then s1 and a can go
+    out, _ = h2.cli_ok("lvconvert", "--flatten", "vgs/c")
+    assert "no longer depends on s1" in out, out
+    assert lvs(h2)["c"]["origin"] == ""
+    check_all(h2, "c", mc)
+    h1.cli_ok("lvremove", "-y", "vgs/s1")
+    h1.cli_ok("lvchange", "-an", "vgs/a")
+    h1.cli_ok("lvremove", "-y", "vgs/a")
+    check_all(h2, "c", mc)
+    # the clone changes hands and keeps its data
+    h2.cli_ok("lvchange", "-an", "vgs/c")
+    h1.cli_ok("lvchange", "-aey", "vgs/c")
+    check_all(h1, "c", mc)
+    h1.cli_ok("lvchange", "-an", "vgs/c")
+    out, _ = h2.cli_ok("check", "vgs")
+    assert "consistent" in out, out
