@@ -39,6 +39,8 @@ struct dlvmd_opts {
 	char *config;
 	char *host_id;    /* 1..max_hosts of the shared VGs; NULL: none */
 	char *io_timeout; /* seconds */
+	char *autoextend_threshold; /* thin pools: percent full that grows them */
+	char *autoextend_percent;   /* by this percent of their size */
 };
 
 static void usage(FILE *f)
@@ -58,8 +60,15 @@ static void usage(FILE *f)
 		"                         VGs; without it shared VGs cannot be changed here\n"
 		"  --io-timeout SECONDS   lease I/O timeout T (default 10): renew every T/2,\n"
 		"                         other hosts are seen dead after 5T\n"
+		"  --thin-pool-autoextend-threshold PERCENT\n"
+		"                         grow a thin pool when its data is this full\n"
+		"                         (50..100, default 100: never)\n"
+		"  --thin-pool-autoextend-percent PERCENT\n"
+		"                         by this percent of its size (1..1000, default 20)\n"
 		"  --config FILE          ini file with keys state_dir, devices, nbd_listen,\n"
-		"                         host_id, io_timeout; command-line options override it\n"
+		"                         host_id, io_timeout, thin_pool_autoextend_threshold,\n"
+		"                         thin_pool_autoextend_percent; command-line options\n"
+		"                         override it\n"
 		"  --foreground           run in the foreground (the default)\n"
 		"  -h, --help             show this help\n"
 		"  -V, --version          show the version\n");
@@ -103,6 +112,10 @@ static int config_key(void *user, const char *section, const char *key, const ch
 		set_str(&cp->cfg->host_id, value);
 	else if (!strcmp(key, "io_timeout"))
 		set_str(&cp->cfg->io_timeout, value);
+	else if (!strcmp(key, "thin_pool_autoextend_threshold"))
+		set_str(&cp->cfg->autoextend_threshold, value);
+	else if (!strcmp(key, "thin_pool_autoextend_percent"))
+		set_str(&cp->cfg->autoextend_percent, value);
 	else {
 		if (!cp->bad[0])
 			snprintf(cp->bad, sizeof(cp->bad), "unknown key '%.64s'", key);
@@ -143,6 +156,8 @@ enum {
 	OPT_FOREGROUND,
 	OPT_HOST_ID,
 	OPT_IO_TIMEOUT,
+	OPT_AX_THRESHOLD,
+	OPT_AX_PERCENT,
 };
 
 static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
@@ -155,6 +170,8 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		{"foreground", no_argument, NULL, OPT_FOREGROUND},
 		{"host-id", required_argument, NULL, OPT_HOST_ID},
 		{"io-timeout", required_argument, NULL, OPT_IO_TIMEOUT},
+		{"thin-pool-autoextend-threshold", required_argument, NULL, OPT_AX_THRESHOLD},
+		{"thin-pool-autoextend-percent", required_argument, NULL, OPT_AX_PERCENT},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -171,6 +188,8 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		case OPT_FOREGROUND: break;
 		case OPT_HOST_ID: set_str(&flags.host_id, optarg); break;
 		case OPT_IO_TIMEOUT: set_str(&flags.io_timeout, optarg); break;
+		case OPT_AX_THRESHOLD: set_str(&flags.autoextend_threshold, optarg); break;
+		case OPT_AX_PERCENT: set_str(&flags.autoextend_percent, optarg); break;
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("dlvmd %s\n", DLVM_VERSION); exit(0);
 		default:
@@ -196,6 +215,12 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		set_str(&o->host_id, flags.host_id);
 	if (flags.io_timeout)
 		set_str(&o->io_timeout, flags.io_timeout);
+	if (flags.autoextend_threshold)
+		set_str(&o->autoextend_threshold, flags.autoextend_threshold);
+	if (flags.autoextend_percent)
+		set_str(&o->autoextend_percent, flags.autoextend_percent);
+	free(flags.autoextend_threshold);
+	free(flags.autoextend_percent);
 	free(flags.state_dir);
 	free(flags.devices);
 	free(flags.nbd_listen);
@@ -494,6 +519,20 @@ int main(int argc, char **argv)
 	} else {
 		ctx.io_timeout = DLVM_LEASE_IO_TIMEOUT_DEFAULT;
 	}
+	ctx.thin_autoextend_threshold = 100;
+	ctx.thin_autoextend_percent = 20;
+	if (o.autoextend_threshold) {
+		long v = parse_num("--thin-pool-autoextend-threshold", o.autoextend_threshold, 50, 100);
+		if (v < 0)
+			goto out;
+		ctx.thin_autoextend_threshold = (uint32_t)v;
+	}
+	if (o.autoextend_percent) {
+		long v = parse_num("--thin-pool-autoextend-percent", o.autoextend_percent, 1, 1000);
+		if (v < 0)
+			goto out;
+		ctx.thin_autoextend_percent = (uint32_t)v;
+	}
 	lease_name(dir, ctx.lease_name, sizeof(ctx.lease_name));
 	r = dlvm_ctx_load(&ctx, &err);
 	if (r < 0) {
@@ -576,5 +615,7 @@ out:
 	free(o.nbd_listen);
 	free(o.host_id);
 	free(o.io_timeout);
+	free(o.autoextend_threshold);
+	free(o.autoextend_percent);
 	return rc;
 }

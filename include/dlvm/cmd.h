@@ -127,6 +127,9 @@ struct dlvm_ctx {
 	bool daemon;                /* running inside dlvmd: VGs stay loaded */
 	uint32_t host_id;           /* dlvmd --host-id: 0 = none (shared VGs read-only) */
 	uint32_t io_timeout;        /* seconds for lockspaces (0: the lease area's) */
+	uint32_t thin_autoextend_threshold; /* dlvmd: grow a thin pool this full (percent;
+					     * 100 or 0: never) */
+	uint32_t thin_autoextend_percent;   /* by this percent of its size */
 	char lease_name[64];        /* owner name in lockspaces (dlvm_ctx_join) */
 	uint32_t lease_wait_ms;     /* a change waits this long for a busy VG lease
 				     * (0: the larger of 2T and 10 s) */

@@ -62,6 +62,9 @@ struct dlvm_thin_pool {
 	uint64_t ext_dev;            /* the origin snapshot's device in ext */
 	bool want_slab;              /* family: a write waits for another slab */
 	unsigned slab_fails;         /* family: failed attempts to add one (quiet after 1) */
+	bool autoextend_failed;      /* local pool: do not try again until it grows */
+	bool can_grow;               /* local pool: autoextend is on: a full pool
+				      * makes writes wait for it (want_slab) */
 	pthread_cond_t grown;        /* family: signalled when the data LV grew */
 	char name[2 * DLVM_NAME_MAX + 2]; /* "vg/pool", for messages */
 	uint64_t chunk_size;

@@ -182,7 +182,18 @@ int activate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, const
 {
 	if (!ctx->hooks)
 		return 0;
-	return ctx->hooks->activate(ctx->hooks->priv, vg, lv, old_name, err);
+	int r = ctx->hooks->activate(ctx->hooks->priv, vg, lv, old_name, err);
+	struct dlvm_thin_pool *p;
+	if (!r && (lv->flags & DLVM_LV_THIN) && !lv->thin.meta_id &&
+	    !dlvm_thin_lv_store(vg, lv, true, &p, NULL)) {
+		/* a full pool makes writes wait for autoextend (the host agent
+		 * keeps this up to date) */
+		pthread_mutex_lock(&p->mu);
+		p->can_grow = ctx->thin_autoextend_threshold && ctx->thin_autoextend_threshold < 100 &&
+			      !p->autoextend_failed;
+		pthread_mutex_unlock(&p->mu);
+	}
+	return r;
 }
 
 bool is_active(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv)

@@ -292,6 +292,55 @@ static int family_create(struct dlvm_vg *vg, struct dlvm_lv *plv, const char *lv
 	return r;
 }
 
+/*
+ * Autoextend (dlvmd --thin-pool-autoextend-threshold): grow pool by
+ * thin_autoextend_percent of its size (a whole number of slabs in a shared
+ * VG) with lvextend, from the VG's free extents. Said once on stderr, as
+ * is a failure.
+ */
+static int pool_autoextend(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *pool)
+{
+	uint64_t es = vg->info.extent_size, all = lv_bytes(vg, pool) / es;
+	uint64_t add = all * ctx->thin_autoextend_percent / 100, slab = pool->thin.slab_extents;
+	char ext[32], path[2 * DLVM_NAME_MAX + 2], name[2 * DLVM_NAME_MAX + 2];
+	struct dlvm_err e = { 0 };
+
+	if (!add)
+		add = 1;
+	if (slab && add % slab)
+		add += slab - add % slab;
+	if (add > dlvm_vg_free_extents(vg))
+		add = slab ? dlvm_vg_free_extents(vg) / slab * slab : dlvm_vg_free_extents(vg);
+	snprintf(name, sizeof(name), "%s/%s", vg->info.name, pool->name);
+	if (!add) {
+		fprintf(stderr, "dlvmd: WARNING: thin pool %s: no free space in the VG to extend it "
+			"(autoextend)\n", name);
+		return -ENOSPC;
+	}
+	snprintf(ext, sizeof(ext), "+%" PRIu64, add);
+	snprintf(path, sizeof(path), "%s", name);
+	json_t *opts = json_pack("{s:s}", "extents", ext), *args = json_pack("[s]", path);
+	json_t *resp = json_object();
+	int r = opts && args && resp ? cmd_lvextend(ctx, opts, args, resp, &e)
+				     : dlvm_err_set(&e, -ENOMEM, "out of memory");
+	json_decref(opts);
+	json_decref(args);
+	json_decref(resp);
+	char sz[32];
+	dlvm_format_size(add * es, 'h', sz, sizeof(sz));
+	if (r)
+		fprintf(stderr, "dlvmd: WARNING: thin pool %s: autoextend by %s failed: %s\n", name,
+			sz, e.msg);
+	else
+		fprintf(stderr, "dlvmd: thin pool %s: extended by %s (autoextend)\n", name, sz);
+	return r;
+}
+
+static bool autoextend_on(struct dlvm_ctx *ctx)
+{
+	return ctx->thin_autoextend_threshold && ctx->thin_autoextend_threshold < 100;
+}
+
 struct slab_req {
 	uint64_t meta_id;
 };
@@ -310,10 +359,26 @@ static int family_add_slab(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 
 	if (!meta || !data || !pool || !shared_lv_held_here(ctx, vg, meta))
 		return -ENOENT;
+	if (pool->le_count < pool->thin.slab_extents && autoextend_on(ctx)) {
+		/* no slab left: the pool grows first */
+		uint64_t pool_id = pool->id;
+		pool_autoextend(ctx, vg, (struct dlvm_lv *)pool);
+		meta = dlvm_lv_find_id(vg, meta_id);
+		data = dlvm_thin_family_data(vg, meta_id);
+		pool = dlvm_lv_find_id(vg, pool_id);
+		if (!meta || !data || !pool)
+			return -ENOENT;
+	}
 	dlvm_txn_init(&t);
 	if (!(r = slab_move_edits(vg, pool, data, data->id, meta_id, &t, &e)))
 		r = dlvm_txn_commit(vg, &t, &e);
 	dlvm_txn_release(&t);
+	if (!r && autoextend_on(ctx)) {
+		uint64_t all = lv_bytes(vg, pool) / vg->info.extent_size;
+		if ((all - pool->le_count) * 100 >= all * ctx->thin_autoextend_threshold)
+			pool_autoextend(ctx, vg, (struct dlvm_lv *)pool);
+		data = dlvm_thin_family_data(vg, meta_id);
+	}
 	if (!r && (r = dlvm_thin_family_grown(vg, meta_id, &e)))
 		fprintf(stderr, "dlvmd: %s/%s: %s\n", vg->info.name, meta->name, e.msg);
 	if (r) {
@@ -1342,6 +1407,26 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 				fprintf(stderr, "dlvmd: %s: commit: %s\n", p->name, e.msg);
 			if (!p->family)
 				pool_warn_usage(p);
+			if (!p->family && !p->reader) {
+				struct dlvm_thin_usage u;
+				struct dlvm_lv *pool = dlvm_lv_find_id(vg, p->lv_id);
+				dlvm_thin_pool_usage(p, &u);
+				uint64_t used = u.data_chunks - u.data_free - u.data_pending;
+				pthread_mutex_lock(&p->mu);
+				p->can_grow = autoextend_on(ctx) && !p->autoextend_failed;
+				bool want = p->want_slab;
+				pthread_mutex_unlock(&p->mu);
+				if (pool && p->can_grow &&
+				    (want || used * 100 >= u.data_chunks * ctx->thin_autoextend_threshold) &&
+				    pool_autoextend(ctx, vg, pool)) {
+					pthread_mutex_lock(&p->mu);
+					p->autoextend_failed = true;
+					p->can_grow = false;
+					p->want_slab = false;
+					pthread_cond_broadcast(&p->grown);
+					pthread_mutex_unlock(&p->mu);
+				}
+			}
 		}
 		char name[DLVM_NAME_MAX + 1];
 		snprintf(name, sizeof(name), "%s", vg->info.name);

@@ -322,6 +322,7 @@ static int data_grown(struct dlvm_vg *vg, struct dlvm_thin_pool *p, const struct
 	if (!r) {
 		p->want_slab = false;
 		p->slab_fails = 0;
+		p->autoextend_failed = false;
 		pthread_cond_broadcast(&p->grown);
 	}
 	pthread_mutex_unlock(&p->mu);
@@ -816,9 +817,9 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 				    p->broken_msg);
 	}
 	r = dlvm_thin_provision(p->store, id, vchunk, &chunk, &is_new, &from, err);
-	if (r == -ENOSPC && p->family && !p->slab_fails) {
-		/* the host agent adds a slab from the pool (a VG transaction);
-		 * wait for it a while */
+	if (r == -ENOSPC && ((p->family && !p->slab_fails) || (!p->family && p->can_grow))) {
+		/* the host agent adds a slab from the pool, or extends a local
+		 * pool (a VG transaction); wait for it a while */
 		struct timespec until;
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += 10;
