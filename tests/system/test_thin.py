@@ -2,6 +2,7 @@
 block status (qemu-img map, nbdinfo --map), sparse copies with nbdcopy,
 TRIM and WRITE_ZEROES, pool exhaustion and growth, durability across a
 kill -9, fio verify, and a seeded random model test of several volumes."""
+import errno
 import json
 import random
 import subprocess
@@ -10,7 +11,7 @@ import time
 
 import nbd
 
-from conftest import Dlvmd, stop_clean  # noqa: F401
+from conftest import Dlvmd, dlvm_ok, stop_clean  # noqa: F401
 from test_datapath import lvs, run  # noqa: F401
 
 MiB = 1 << 20
@@ -569,3 +570,44 @@ def test_reused_chunks_show_no_old_data(vg0):
         got = h.pread(CHUNK, i * CHUNK)
         assert got == bytes(4096) + b"\x01" * 512 + bytes(CHUNK - 4608), i
     h.shutdown()
+
+
+def test_pool_autoextend(tmp_path, state_dir, pv):
+    """dlvmd --thin-pool-autoextend-threshold 70 --thin-pool-autoextend-percent 50: a pool
+    grows as it fills, writes that find it full wait for the growth instead of failing, and
+    without VG space left a full pool fails writes with ENOSPC again."""
+    a = pv("pv0.img", size="320M", state_dir=state_dir)
+    dlvm_ok("vgcreate", "vg0", a, socket=tmp_path / "no-daemon.sock", state_dir=state_dir)
+    d = Dlvmd(state_dir, devices=[a], extra=["--thin-pool-autoextend-threshold", "70",
+                                            "--thin-pool-autoextend-percent", "50"])
+    d.start()
+    try:
+        make_pool(d, size="64m")
+        d.cli_ok("lvcreate", "-V", "1g", "-T", "vg0/pool0", "-n", "vm1")
+        h = connect(d, "vg0/vm1")
+        rnd = random.Random(5)
+        data = {}
+        for i in range(200):  # 200 MiB: the pool must grow from 64m several times
+            buf = rnd.randbytes(MiB)
+            h.pwrite(buf, i * MiB)
+            data[i] = buf
+        h.flush()
+        size = int(report(d)["pool0"]["lv_size"].rstrip("B"))
+        assert size >= 200 * MiB, size
+        for i in (0, 63, 64, 150, 199):
+            assert h.pread(MiB, i * MiB) == data[i]
+        # the VG has no room left: a full pool fails writes, what is there stays
+        got = None
+        try:
+            for i in range(200, 1024):
+                h.pwrite(rnd.randbytes(MiB), i * MiB)
+        except nbd.Error as e:
+            got = e.errnum
+        assert got == errno.ENOSPC, got
+        assert h.pread(MiB, 199 * MiB) == data[199]
+        assert "autoextend" in d.read_log()
+        h.shutdown()
+        out, _ = d.cli_ok("check", "vg0")
+        assert "consistent" in out
+    finally:
+        stop_clean(d)
