@@ -537,30 +537,33 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 	}
 	if ((r = parse_stripes(opts, vg, &stripes, &ssize, err)))
 		return r;
-	const struct dlvm_seg_desc *last = lv->segs[lv->nseg - 1];
-	if (!opt_str(opts, "stripes") && last->stripes > 1) { /* inherit, as LVM does */
+	/* a shared VG's pool may have handed every extent out as slabs: it
+	 * then has no segment of its own left, and its size counts the slabs */
+	const struct dlvm_seg_desc *last = lv->nseg ? lv->segs[lv->nseg - 1] : NULL;
+	if (last && !opt_str(opts, "stripes") && last->stripes > 1) { /* inherit, as LVM does */
 		stripes = last->stripes;
 		if (!opt_str(opts, "stripesize"))
 			ssize = last->stripe_size;
 	}
-	if ((r = target_extents(vg, opts, lv->le_count, true, 1, &target, err)))
+	uint64_t now = lv_bytes(vg, lv) / vg->info.extent_size;
+	if ((r = target_extents(vg, opts, now, true, 1, &target, err)))
 		return r;
 	char cur[32], want[32];
-	dlvm_format_size(lv->le_count * vg->info.extent_size, 'h', cur, sizeof(cur));
+	dlvm_format_size(now * vg->info.extent_size, 'h', cur, sizeof(cur));
 	dlvm_format_size(target * vg->info.extent_size, 'h', want, sizeof(want));
-	if (target == lv->le_count)
+	if (target == now)
 		return dlvm_err_set(err, -EINVAL, "New size (%" PRIu64 " extents) matches existing "
-				    "size (%" PRIu64 " extents).", target, lv->le_count);
+				    "size (%" PRIu64 " extents).", target, now);
 	if (target == 0)
 		return dlvm_err_set(err, -EINVAL, "%s/%s: cannot resize to zero", vg->info.name,
 				    lv->name);
 	struct dlvm_seg_desc **segs = NULL;
 	uint32_t nseg = 0;
-	if (target > lv->le_count) {
+	if (target > now) {
 		if (mode == SHRINK)
 			return dlvm_err_set(err, -EINVAL, "New size given (%s) is larger than the "
 					    "current size (%s): use lvextend", want, cur);
-		uint64_t more = target - lv->le_count;
+		uint64_t more = target - now;
 		if (stripes > 1 && more % stripes)
 			more += stripes - more % stripes;
 		uint32_t *pvs;
@@ -620,7 +623,7 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 			resp_warning(resp, "%s/%s: resized, but the export was not refreshed: %s",
 				     vg->info.name, lv->name, ae.msg);
 	}
-	dlvm_format_size(lv->le_count * vg->info.extent_size, 'h', want, sizeof(want));
+	dlvm_format_size(lv_bytes(vg, lv), 'h', want, sizeof(want));
 	resp_message(resp, "Size of logical volume %s/%s changed from %s to %s.", vg->info.name,
 		     lv->name, cur, want);
 	resp_message(resp, "Logical volume %s/%s successfully resized.", vg->info.name, lv->name);
