@@ -294,6 +294,14 @@ int dlvm_ctx_join(struct dlvm_ctx *ctx, struct dlvm_err *err)
 
 void dlvm_ctx_leave(struct dlvm_ctx *ctx)
 {
+	/* thin families: what was written since the last commit is committed
+	 * while this host still holds its lease (a commit after it is refused) */
+	for (size_t v = 0; v < ctx->nvg; v++)
+		for (struct dlvm_thin_pool *p = ctx->vgs[v]->thin_pools; p; p = p->next) {
+			struct dlvm_err e = { 0 };
+			if (p->store && dlvm_thin_pool_commit_dirty(p, &e))
+				fprintf(stderr, "dlvmd: %s: commit: %s\n", p->name, e.msg);
+		}
 	for (size_t i = 0; i < ctx->nshared; i++) {
 		shared_leave_one(ctx->shared[i], true);
 		shared_free(ctx->shared[i]);

@@ -91,7 +91,7 @@ void dlvm_thin_pools_release(struct dlvm_vg *vg)
 		struct dlvm_thin_pool *next = p->next;
 		struct dlvm_err e = { 0 };
 		pthread_mutex_lock(&p->mu);
-		if (p->store && !p->broken && (commit_locked(p, &e)))
+		if (p->store && !p->broken && p->dirty && commit_locked(p, &e))
 			fprintf(stderr, "%s: commit: %s\n", p->name, e.msg);
 		pthread_mutex_unlock(&p->mu);
 		dlvm_thin_pool_unref(p);
