@@ -62,6 +62,7 @@ struct dlvm_thin_pool {
 	uint64_t ext_dev;            /* the origin snapshot's device in ext */
 	bool want_slab;              /* family: a write waits for another slab */
 	unsigned slab_fails;         /* family: failed attempts to add one (quiet after 1) */
+	uint64_t slab_fail_free;     /* family: the pool's own extents at the last failure */
 	bool autoextend_failed;      /* local pool: do not try again until it grows */
 	bool can_grow;               /* local pool: autoextend is on: a full pool
 				      * makes writes wait for it (want_slab) */
@@ -144,7 +145,7 @@ const struct dlvm_lv *dlvm_thin_family_data(const struct dlvm_vg *vg, uint64_t m
  * new chunks and the writes waiting for them go on. */
 int dlvm_thin_family_grown(struct dlvm_vg *vg, uint64_t meta_id, struct dlvm_err *err);
 /* Give up on writes waiting for a slab (none could be added). */
-void dlvm_thin_family_no_slab(struct dlvm_thin_pool *p);
+void dlvm_thin_family_no_slab(struct dlvm_thin_pool *p, uint64_t pool_free);
 /*
  * Flatten: copy into the store of family p (a clone's, opened to write)
  * every chunk its external origin maps that p's device `id` does not, then

@@ -387,7 +387,7 @@ static int family_add_slab(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 			fprintf(stderr, "dlvmd: %s/%s: no slab for the family: %s\n", vg->info.name,
 				pool->name, e.msg);
 		if (p)
-			dlvm_thin_family_no_slab(p);
+			dlvm_thin_family_no_slab(p, pool->le_count);
 	}
 	return r;
 }
@@ -1399,8 +1399,18 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 				const struct dlvm_lv *pool = dlvm_lv_find_id(vg, p->lv_id);
 				uint64_t slab = pool ? pool->thin.slab_extents * vg->info.extent_size /
 						       p->chunk_size : 0;
-				if (!p->reader && !p->slab_fails && ngrow < 16 &&
-				    (p->want_slab || dlvm_thin_pool_free_chunks(p) < slab / 2))
+				/* the pool grew since the last failure (here or on
+				 * another host): try again */
+				pthread_mutex_lock(&p->mu);
+				if (p->slab_fails && pool && pool->le_count >= pool->thin.slab_extents &&
+				    pool->le_count != p->slab_fail_free)
+					p->slab_fails = 0;
+				bool failed = p->slab_fails, want = p->want_slab;
+				pthread_mutex_unlock(&p->mu);
+				if (failed && want) /* the writes waiting fail with ENOSPC */
+					dlvm_thin_family_no_slab(p, pool ? pool->le_count : 0);
+				if (!p->reader && !failed && ngrow < 16 &&
+				    (want || dlvm_thin_pool_free_chunks(p) < slab / 2))
 					grow[ngrow++] = p->meta_id;
 			}
 			if (dlvm_thin_pool_commit_dirty(p, &e))
@@ -1439,8 +1449,10 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 				struct dlvm_thin_pool *fp;
 				fprintf(stderr, "dlvmd: %s: adding a slab: %s\n", name, e.msg);
 				if (!dlvm_ctx_vg(ctx, name, &nv, NULL) &&
-				    (fp = dlvm_thin_store_find(nv, grow[i], true)))
-					dlvm_thin_family_no_slab(fp);
+				    (fp = dlvm_thin_store_find(nv, grow[i], true))) {
+					const struct dlvm_lv *pl = dlvm_lv_find_id(nv, fp->lv_id);
+					dlvm_thin_family_no_slab(fp, pl ? pl->le_count : 0);
+				}
 			}
 		}
 	}

@@ -365,11 +365,12 @@ int dlvm_thin_family_grown(struct dlvm_vg *vg, uint64_t meta_id, struct dlvm_err
 	return r;
 }
 
-void dlvm_thin_family_no_slab(struct dlvm_thin_pool *p)
+void dlvm_thin_family_no_slab(struct dlvm_thin_pool *p, uint64_t pool_free)
 {
 	pthread_mutex_lock(&p->mu);
 	p->want_slab = false;
 	p->slab_fails++;
+	p->slab_fail_free = pool_free;
 	pthread_cond_broadcast(&p->grown);
 	pthread_mutex_unlock(&p->mu);
 }
@@ -817,9 +818,11 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 				    p->broken_msg);
 	}
 	r = dlvm_thin_provision(p->store, id, vchunk, &chunk, &is_new, &from, err);
-	if (r == -ENOSPC && ((p->family && !p->slab_fails) || (!p->family && p->can_grow))) {
+	if (r == -ENOSPC && (p->family || p->can_grow)) {
 		/* the host agent adds a slab from the pool, or extends a local
-		 * pool (a VG transaction); wait for it a while */
+		 * pool (a VG transaction); wait for it a while. A family whose
+		 * pool had no slab left waits for the agent's next look only:
+		 * the pool may have grown since, here or on another host */
 		struct timespec until;
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += 10;
