@@ -109,6 +109,12 @@ static int pick_superblock(struct dlvm_dev *dev, uint8_t *buf, struct th_sb *sb,
 		return dlvm_err_set(err, code, "%s: both superblock slots are unreadable: %s; %s",
 				    dev->name, e[0].msg, e[1].msg);
 	}
+	/* a slot this version cannot read may be the newer commit: opening
+	 * the other one would let the next commit overwrite it */
+	for (unsigned i = 0; i < 2; i++)
+		if (r[i] == -ENOTSUP)
+			return dlvm_err_set(err, -ENOTSUP, "%s: superblock slot %u (block %u): %s",
+					    dev->name, i, i, e[i].msg);
 	*slot = r[0] ? 1 : r[1] ? 0 : cand[1].txn > cand[0].txn ? 1 : 0;
 	*sb = cand[*slot];
 	if (sb->meta_blocks > dev->size / TH_BLOCK)

@@ -1368,6 +1368,38 @@ static void damaged_superblock_slots(void **state)
 	dlvm_dev_close(dev);
 }
 
+/* A slot written by a newer version (unknown incompatible feature, good
+ * checksum) may hold the newest commit: the store is refused rather than
+ * opened at the other slot, whose next commit would overwrite it. */
+static void newer_superblock_slot_refused(void **state)
+{
+	struct dlvm_thin_store *s = NULL;
+	struct dlvm_err e = { 0 };
+	uint64_t leaf2, leaf1;
+	(void)state;
+
+	struct dlvm_dev *dev = damage_fixture(&leaf2, &leaf1);
+	uint8_t *d = dlvm_memdev_data(dev);
+	for (unsigned slot = 0; slot < 2; slot++) {
+		uint8_t *b = d + slot * 4096, keep[4096];
+		memcpy(keep, b, sizeof(keep));
+		put_le(b + 32, 8, 1ull << 40);
+		dlvm_put_le32(b + 508, dlvm_crc32c(b, 508));
+		char want[128];
+		snprintf(want, sizeof(want), "thin0: superblock slot %u (block %u): superblock "
+			 "slot %u (block %u): unknown incompatible features 0x10000000000", slot,
+			 slot, slot, slot);
+		long w = dlvm_memdev_writes(dev);
+		assert_err(dlvm_thin_store_open(dev, NULL, &s, &e), &e, -ENOTSUP, want);
+		assert_int_equal(dlvm_memdev_writes(dev), w);
+		memcpy(b, keep, sizeof(keep));
+	}
+	s = t_open(dev, 0);
+	assert_int_equal(t_usage(s).transaction, 3);
+	dlvm_thin_store_close(s);
+	dlvm_dev_close(dev);
+}
+
 /* ---- running out of space ---- */
 
 static void data_full_then_grow(void **state)
@@ -1560,6 +1592,7 @@ int main(void)
 		cmocka_unit_test(damaged_leaf_below_internal_node),
 		cmocka_unit_test(damaged_node_found_later),
 		cmocka_unit_test(damaged_superblock_slots),
+		cmocka_unit_test(newer_superblock_slot_refused),
 		cmocka_unit_test(data_full_then_grow),
 		cmocka_unit_test(metadata_full_then_grow),
 		cmocka_unit_test(unmap_without_metadata),
