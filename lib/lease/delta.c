@@ -197,18 +197,23 @@ static bool lockspace_decodes(struct dlvm_lease_area *a, const uint8_t *buf)
  * (a damaged sector of another host is marked bad, not an error). Our own
  * sector, when joined, is decoded into *own (an error if damaged). A sector
  * that does not decode is read again first, as in lease_read_checked. */
-static int scan_lockspace(struct dlvm_lockspace *ls, struct dlvm_delta_record *own,
-			  struct dlvm_err *err)
+int lease_view_scan(struct dlvm_lockspace *ls, uint8_t *buf, struct dlvm_delta_record *own,
+		    struct dlvm_err *err)
 {
 	struct dlvm_lease_area *a = ls->area;
 	uint32_t ss = a->hdr.sector_size;
+	struct dlvm_delta_record dummy;
+	uint64_t start = 0;
 	int r;
 
+	if (!own)
+		own = &dummy;
 	for (int attempt = 1;; attempt++) {
-		if ((r = lease_read(a, ls->ls_buf, a->hdr.max_hosts, lease_delta_off(a, 1),
-				    "lockspace", err)))
+		start = ls_now(ls);
+		if ((r = lease_read(a, buf, a->hdr.max_hosts, lease_delta_off(a, 1), "lockspace",
+				    err)))
 			return r;
-		if (attempt == LEASE_READ_ATTEMPTS || lockspace_decodes(a, ls->ls_buf))
+		if (attempt == LEASE_READ_ATTEMPTS || lockspace_decodes(a, buf))
 			break;
 		ls->clock.sleep_ms(ls->clock.priv, 1);
 	}
@@ -216,7 +221,7 @@ static int scan_lockspace(struct dlvm_lockspace *ls, struct dlvm_delta_record *o
 	pthread_mutex_lock(&ls->lock);
 	for (uint32_t h = 1; h <= a->hdr.max_hosts; h++) {
 		struct dlvm_delta_record rec;
-		const uint8_t *p = ls->ls_buf + (size_t)(h - 1) * ss;
+		const uint8_t *p = buf + (size_t)(h - 1) * ss;
 		bool mine = ls->joined && h == ls->host_id;
 		struct dlvm_err e = { 0 };
 
@@ -228,6 +233,8 @@ static int scan_lockspace(struct dlvm_lockspace *ls, struct dlvm_delta_record *o
 			*own = rec;
 		r = 0;
 	}
+	if (!r && start > ls->scan_ms)
+		ls->scan_ms = DLVM_MAX(start, (uint64_t)1);
 	pthread_mutex_unlock(&ls->lock);
 	return r;
 }
@@ -393,7 +400,7 @@ int dlvm_lockspace_acquire(struct dlvm_lockspace *ls, uint32_t host_id, const ch
 		atomic_store_explicit(&ls->deadline_ms, tw + ls->to.renew_fail_ms,
 				      memory_order_release);
 		struct dlvm_delta_record own;
-		if ((r = scan_lockspace(ls, &own, err))) {
+		if ((r = lease_view_scan(ls, ls->ls_buf, &own, err))) {
 			leave(ls);
 			goto out;
 		}
@@ -445,7 +452,7 @@ int dlvm_lockspace_renew(struct dlvm_lockspace *ls, struct dlvm_err *err)
 
 	if ((r = renew_expired(ls, err)))
 		return r;
-	if ((r = scan_lockspace(ls, &own, err)))
+	if ((r = lease_view_scan(ls, ls->ls_buf, &own, err)))
 		return r;
 	if ((r = check_own(ls, &own, err)))
 		return r;

@@ -32,6 +32,7 @@ struct dlvm_lockspace {
 
 	pthread_mutex_t lock;    /* guards view */
 	struct lease_view *view; /* [1..max_hosts] */
+	uint64_t scan_ms;        /* start of the last whole read of the view (0: none) */
 	uint8_t *ls_buf;         /* the whole lockspace, for renewals */
 	unsigned rand_state;
 };
@@ -84,6 +85,14 @@ void lease_view_update(struct dlvm_lockspace *ls, uint32_t host_id,
 		       const struct dlvm_delta_record *rec, bool bad, uint64_t now);
 enum dlvm_host_state lease_view_state(const struct dlvm_lockspace *ls, uint32_t host_id,
 				      uint64_t now);
+
+/*
+ * Read the whole lockspace into buf (max_hosts sectors from dlvm_io_alloc)
+ * and update the view of every host, as a renewal does; *own (may be NULL)
+ * receives our own record when joined, an error if it does not decode.
+ */
+int lease_view_scan(struct dlvm_lockspace *ls, uint8_t *buf, struct dlvm_delta_record *own,
+		    struct dlvm_err *err);
 
 /* Is our own lease still valid now? -ETIMEDOUT with a message otherwise. */
 int lease_check_deadline(struct dlvm_lockspace *ls, const char *op, struct dlvm_err *err);

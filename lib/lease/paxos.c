@@ -32,7 +32,27 @@ struct resource_io {
 	uint8_t *sbuf;                    /* one sector */
 	uint8_t *dbuf;                    /* all dblocks */
 	struct dlvm_paxos_dblock *blocks; /* [1..max_hosts] */
+	uint32_t lo, hi;                  /* the host ids a check_dblocks decodes */
 };
+
+/*
+ * A ballot reads the dblocks of the host ids whose delta lease sector has
+ * ever been written (or is unreadable, or not seen yet), not all max_hosts
+ * of them: a host writes its delta sector before it may run a ballot, and
+ * a sector, once written, is never zero again. A host that joins has its
+ * sector on disk at least the acquire wait A = 2T_join >= 2 s (T >= 1 s on
+ * any host) before it is joined, so before it writes a dblock. If its dblock
+ * write comes before our read, its sector was on disk A before that read;
+ * a lockspace read that started less than VIEW_VALID_MS (well below A)
+ * before our read ended has seen it. If its dblock write comes after our
+ * read, its own read comes later still and sees our dblock: the Disk Paxos
+ * argument for two hosts of one ballot holds either way. The view is read
+ * again first when older than VIEW_FRESH_MS; when the reads took so long
+ * that it is older than VIEW_VALID_MS at the end, every dblock is read.
+ */
+#define VIEW_FRESH_MS 400u
+#define VIEW_VALID_MS 1000u
+#define DBLOCK_GAP 8u /* excluded sectors read through rather than split a read */
 
 static int rio_init(struct resource_io *io, struct dlvm_lockspace *ls, uint32_t res,
 		    struct dlvm_err *err)
@@ -149,9 +169,9 @@ static int check_dblocks(void *ctx, const uint8_t *buf, struct dlvm_err *err)
 	struct dlvm_lease_area *a = io->a;
 	int r;
 
-	for (uint32_t h = 1; h <= a->hdr.max_hosts; h++) {
+	for (uint32_t h = io->lo; h <= io->hi; h++) {
 		struct dlvm_paxos_dblock *b = &io->blocks[h];
-		r = dlvm_paxos_dblock_decode(buf + (size_t)(h - 1) * a->hdr.sector_size, b, err);
+		r = dlvm_paxos_dblock_decode(buf + (size_t)(h - io->lo) * a->hdr.sector_size, b, err);
 		if (!r && b->host_id && b->host_id != h)
 			r = dlvm_err_set(err, -EBADMSG, "field host_id is %u", b->host_id);
 		if (r)
@@ -162,14 +182,68 @@ static int check_dblocks(void *ctx, const uint8_t *buf, struct dlvm_err *err)
 	return 0;
 }
 
-static int read_dblocks(struct resource_io *io, struct dlvm_err *err)
+/* Read and decode the dblocks of host ids lo..hi. */
+static int read_dblock_run(struct resource_io *io, uint32_t lo, uint32_t hi, struct dlvm_err *err)
 {
 	struct dlvm_lease_area *a = io->a;
-	char what[48];
+	char what[64];
 
-	snprintf(what, sizeof(what), "resource %u dblocks", io->res);
-	return lease_read_checked(a, &io->ls->clock, io->dbuf, a->hdr.max_hosts,
-				  lease_dblock_off(a, io->res, 1), what, check_dblocks, io, err);
+	io->lo = lo;
+	io->hi = hi;
+	if (lo == 1 && hi == a->hdr.max_hosts)
+		snprintf(what, sizeof(what), "resource %u dblocks", io->res);
+	else
+		snprintf(what, sizeof(what), "resource %u dblocks of host ids %u-%u", io->res, lo,
+			 hi);
+	return lease_read_checked(a, &io->ls->clock, io->dbuf + (size_t)(lo - 1) *
+				  a->hdr.sector_size, hi - lo + 1, lease_dblock_off(a, io->res, lo),
+				  what, check_dblocks, io, err);
+}
+
+static int read_dblocks(struct resource_io *io, struct dlvm_err *err)
+{
+	struct dlvm_lockspace *ls = io->ls;
+	uint32_t n = io->a->hdr.max_hosts;
+	int r;
+
+	if (!ls->joined || n <= DBLOCK_GAP)
+		return read_dblock_run(io, 1, n, err);
+	pthread_mutex_lock(&ls->lock);
+	uint64_t scan = ls->scan_ms;
+	pthread_mutex_unlock(&ls->lock);
+	if (!scan || ls_now(ls) - scan > VIEW_FRESH_MS) {
+		if ((r = lease_view_scan(ls, io->dbuf, NULL, err)))
+			return r;
+		pthread_mutex_lock(&ls->lock);
+		scan = ls->scan_ms;
+		pthread_mutex_unlock(&ls->lock);
+	}
+	/* the runs of host ids to read, judged under the lock, read without */
+	uint32_t *run = calloc(2 * (size_t)n, sizeof(*run)), nrun = 0;
+	if (!run)
+		return dlvm_err_set(err, -ENOMEM, "%s: out of memory", io->a->where);
+	pthread_mutex_lock(&ls->lock);
+	for (uint32_t h = 1; h <= n; h++) {
+		const struct lease_view *v = &ls->view[h];
+		if (h != ls->host_id && v->seen && !v->bad && !v->rec.host_id)
+			continue;
+		if (nrun && h - run[2 * nrun - 1] <= DBLOCK_GAP + 1) {
+			run[2 * nrun - 1] = h;
+		} else {
+			run[2 * nrun] = h;
+			run[2 * nrun + 1] = h;
+			nrun++;
+		}
+	}
+	pthread_mutex_unlock(&ls->lock);
+	memset(io->blocks, 0, ((size_t)n + 1) * sizeof(*io->blocks));
+	r = 0;
+	for (uint32_t i = 0; i < nrun && !r; i++)
+		r = read_dblock_run(io, run[2 * i], run[2 * i + 1], err);
+	free(run);
+	if (!r && ls_now(ls) - scan > VIEW_VALID_MS)
+		r = read_dblock_run(io, 1, n, err); /* too slow to trust the view */
+	return r;
 }
 
 static int write_own_dblock(struct resource_io *io, const struct dlvm_paxos_dblock *b,

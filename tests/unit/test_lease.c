@@ -12,7 +12,7 @@
 #include "dlvm/lease.h"
 
 #define AREA_OFF (1ull << 20)
-#define HOSTS 8
+#define HOSTS 40 /* more than a ballot reads in one run when few have joined */
 #define T1 1 /* io_timeout of the tests, seconds */
 
 /* ---- fake clock ---- */
@@ -659,9 +659,9 @@ static void lockspace_acquire_free(void **state)
 	uint64_t gen = 0, t0 = clk.now;
 
 	assert_err(dlvm_lockspace_acquire(a->ls, 0, a->name, &gen, &a->e), &a->e, -EINVAL,
-		   "host id 0 is out of range 1..8");
-	assert_err(dlvm_lockspace_acquire(a->ls, 9, a->name, &gen, &a->e), &a->e, -EINVAL,
-		   "host id 9 is out of range 1..8");
+		   "host id 0 is out of range 1..40");
+	assert_err(dlvm_lockspace_acquire(a->ls, 41, a->name, &gen, &a->e), &a->e, -EINVAL,
+		   "host id 41 is out of range 1..40");
 	assert_err(dlvm_lockspace_acquire(a->ls, 1, "", &gen, &a->e), &a->e, -EINVAL,
 		   "must have 1..63 bytes");
 	assert_err(dlvm_lockspace_acquire(a->ls, 1, "bad\nname", &gen, &a->e), &a->e, -EINVAL,
@@ -1402,6 +1402,38 @@ static void paxos_winner_dies_before_commit(void **state)
 	world_free(w);
 }
 
+/* A ballot reads the dblocks of the hosts it knows from the lockspace only.
+ * Host 30 joins while host 1 reads no lockspace (no renewal), wins a ballot
+ * and dies before writing the leader: host 1 reads the lockspace again
+ * before its ballot, so it finds host 30's winning proposal and does not
+ * take the lease. */
+static void paxos_late_joiner_seen(void **state)
+{
+	struct world *w = world_new(sector_size_of(state), 1);
+	struct host *a = &w->h[1], *c = &w->h[30];
+	struct dlvm_paxos_lease l = lease_of();
+
+	join(w, 1);
+	assert_ok(dlvm_lockspace_renew(a->ls, &a->e), &a->e);
+	clk.renewing[1] = NULL;
+	uint64_t t0 = clk.now;
+	join(w, 30);
+	print_message("host 30 joined in %" PRIu64 " ms\n", clk.now - t0);
+	long reads = hd(a->dev)->reads;
+	hd(c->dev)->hook = fail_writes_hook;
+	hd(c->dev)->arg = c->dev;
+	hd(c->dev)->hook_after_write = hd(c->dev)->writes + 2; /* after mbal and bal */
+	assert_err(dlvm_paxos_acquire(c->ls, 0, DLVM_LEASE_EXCLUSIVE, &l, &c->e), &c->e, -EIO,
+		   "resource 0 leader");
+	assert_true(dlvm_lockspace_deadline_ms(a->ls) > clk.now);
+	assert_err(dlvm_paxos_acquire(a->ls, 0, DLVM_LEASE_EXCLUSIVE, &l, &a->e), &a->e, -EBUSY,
+		   "resource 0 is held by host id 30 'node30-1234abcd'");
+	assert_int_equal(leader(w, 0).lver, 0);
+	/* host 1 read its view again, then dblocks 1 and 30 apart (not all 40) */
+	assert_true(hd(a->dev)->reads - reads >= 3);
+	world_free(w);
+}
+
 static void paxos_corruption(void **state)
 {
 	struct world *w = world_new(sector_size_of(state), 2);
@@ -1419,21 +1451,22 @@ static void paxos_corruption(void **state)
 	assert_err(dlvm_paxos_acquire(b->ls, 0, DLVM_LEASE_EXCLUSIVE, &l, &b->e), &b->e, -EBADMSG,
 		   "pv0@2: lease area at offset 1048576: resource 0 leader at offset");
 	assert_non_null(strstr(b->e.msg, "paxos leader checksum mismatch"));
-	/* a damaged dblock, named by host id */
+	/* a damaged dblock, named by host id (of a host that joined: ballots
+	 * read no others) */
 	leader_sector(w, 0)[20] ^= 1;
-	uint8_t *db = dblock_sector(w, 0, 5);
-	struct dlvm_paxos_dblock junk = { .host_id = 5, .mbal = 9 };
+	uint8_t *db = dblock_sector(w, 0, 1);
+	struct dlvm_paxos_dblock junk = { .host_id = 1, .mbal = 9 };
 	dlvm_paxos_dblock_encode(&junk, db);
 	db[33] ^= 1;
 	assert_err(dlvm_paxos_acquire(b->ls, 0, DLVM_LEASE_EXCLUSIVE, &l, &b->e), &b->e, -EBADMSG,
-		   "resource 0 dblock of host id 5 at offset");
+		   "resource 0 dblock of host id 1 at offset");
 	assert_non_null(strstr(b->e.msg, "paxos dblock checksum mismatch"));
 	/* a dblock in the wrong slot */
 	db[33] ^= 1;
 	dlvm_put_le32(db + 16, 6);
 	fix_crc(db);
 	assert_err(dlvm_paxos_acquire(b->ls, 0, DLVM_LEASE_EXCLUSIVE, &l, &b->e), &b->e, -EBADMSG,
-		   "dblock of host id 5 at offset");
+		   "dblock of host id 1 at offset");
 	memset(db, 0, w->ss);
 	assert_int_equal(dlvm_memdev_writes(w->mem), writes);
 	/* a leader of another resource copied over this one */
@@ -1545,6 +1578,7 @@ int main(void)
 		SS(paxos_shared),
 		SS(paxos_io_errors),
 		SS(paxos_winner_dies_before_commit),
+		SS(paxos_late_joiner_seen),
 		SS(paxos_corruption),
 		SS(paxos_torn_reads),
 	};
