@@ -63,6 +63,8 @@ struct dlvm_thin_pool {
 	bool want_slab;              /* family: a write waits for another slab */
 	unsigned slab_fails;         /* family: failed attempts to add one (quiet after 1) */
 	uint64_t slab_fail_free;     /* family: the pool's own extents at the last failure */
+	bool meta_grow_failed;       /* family: its metadata LV could not grow ... */
+	uint64_t meta_fail_free;     /* ... while the VG had this many free extents */
 	bool autoextend_failed;      /* local pool: do not try again until it grows */
 	bool can_grow;               /* local pool: autoextend is on: a full pool
 				      * makes writes wait for it (want_slab) */
@@ -144,6 +146,12 @@ const struct dlvm_lv *dlvm_thin_family_data(const struct dlvm_vg *vg, uint64_t m
 /* After the data LV of a family grew (a slab was added): the store uses the
  * new chunks and the writes waiting for them go on. */
 int dlvm_thin_family_grown(struct dlvm_vg *vg, uint64_t meta_id, struct dlvm_err *err);
+/* After the metadata LV of family meta_id grew (this host or another): the
+ * stores open on it here read (and the writer allocates in) the new blocks. */
+int dlvm_thin_family_meta_grown(struct dlvm_vg *vg, uint64_t meta_id, struct dlvm_err *err);
+/* After a reload of a shared VG: every family store open here follows its
+ * metadata and data LVs, which other hosts may have grown. */
+void dlvm_thin_families_follow(struct dlvm_vg *vg);
 /* Give up on writes waiting for a slab (none could be added). */
 void dlvm_thin_family_no_slab(struct dlvm_thin_pool *p, uint64_t pool_free);
 /*

@@ -393,6 +393,58 @@ static int family_add_slab(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 }
 
 
+/* Under the VG lease (host agent): grow the metadata LV of a family this
+ * host writes by a quarter (at least 4 MiB), from the VG's free extents. */
+static int family_grow_meta(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
+{
+	uint64_t meta_id = ((struct slab_req *)arg)->meta_id;
+	struct dlvm_lv *m = dlvm_lv_find_id(vg, meta_id);
+	uint64_t es = vg->info.extent_size, add, nseg = 0;
+	struct dlvm_seg_desc **more, **segs;
+	struct dlvm_err e = { 0 };
+	uint32_t nmore, ns;
+	int r;
+
+	if (!m || !shared_lv_held_here(ctx, vg, m))
+		return -ENOENT;
+	add = DLVM_MAX(m->le_count / 4, META_MIN / es + (META_MIN % es != 0));
+	add = DLVM_MIN(add, dlvm_vg_free_extents(vg));
+	struct dlvm_thin_pool *p = dlvm_thin_store_find(vg, meta_id, true);
+	if (!add || (r = dlvm_alloc(vg, m, add, 1, 0, NULL, 0, &more, &nmore, &e))) {
+		r = add ? r : -ENOSPC;
+		if (p && !p->meta_grow_failed)
+			fprintf(stderr, "dlvmd: WARNING: %s/%s: thin family metadata is filling up "
+				"and cannot grow: %s\n", vg->info.name, m->name,
+				add ? e.msg : "no free extents in the VG");
+		if (p) {
+			pthread_mutex_lock(&p->mu);
+			p->meta_grow_failed = true;
+			p->meta_fail_free = dlvm_vg_free_extents(vg);
+			pthread_mutex_unlock(&p->mu);
+		}
+		return r;
+	}
+	r = segs_join(m->segs, m->nseg, more, nmore, &segs, &ns);
+	dlvm_segs_free(more, nmore);
+	if (r)
+		return -ENOMEM;
+	nseg = ns;
+	struct dlvm_edit ed = { .type = DLVM_EDIT_LV_SET_SEGMENTS };
+	ed.u.lv.id = m->id;
+	ed.u.lv.segs = segs;
+	ed.u.lv.nseg = (uint32_t)nseg;
+	if ((r = dlvm_txn_commit_edit(vg, &ed, &e)) ||
+	    (r = dlvm_thin_family_meta_grown(vg, meta_id, &e))) {
+		fprintf(stderr, "dlvmd: %s/%s: growing the thin family metadata: %s\n",
+			vg->info.name, m->name, e.msg);
+		return r;
+	}
+	char sz[32];
+	dlvm_format_size(m->le_count * es, 'h', sz, sizeof(sz));
+	fprintf(stderr, "dlvmd: %s/%s: thin family metadata extended to %s\n", vg->info.name,
+		m->name, sz);
+	return 0;
+}
 
 static int parse_chunk(json_t *opts, uint32_t *out, struct dlvm_err *err)
 {
@@ -1371,8 +1423,8 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 {
 	for (size_t v = 0; v < ctx->nvg; v++) {
 		struct dlvm_vg *vg = ctx->vgs[v];
-		uint64_t grow[16];
-		size_t ngrow = 0;
+		uint64_t grow[16], mgrow[16];
+		size_t ngrow = 0, nmgrow = 0;
 		struct dlvm_thin_pool *p = vg->thin_pools, *next;
 		for (; p; p = next) {
 			struct dlvm_err e = { 0 };
@@ -1412,6 +1464,17 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 				if (!p->reader && !failed && ngrow < 16 &&
 				    (want || dlvm_thin_pool_free_chunks(p) < slab / 2))
 					grow[ngrow++] = p->meta_id;
+				/* metadata 3/4 full: a quarter more, before it fills */
+				struct dlvm_thin_usage u;
+				dlvm_thin_pool_usage(p, &u);
+				pthread_mutex_lock(&p->mu);
+				if (p->meta_grow_failed && p->meta_fail_free != dlvm_vg_free_extents(vg))
+					p->meta_grow_failed = false;
+				bool mfailed = p->meta_grow_failed;
+				pthread_mutex_unlock(&p->mu);
+				if (!p->reader && !mfailed && nmgrow < 16 &&
+				    (u.meta_blocks - u.meta_free - u.meta_pending) * 4 >= u.meta_blocks * 3)
+					mgrow[nmgrow++] = p->meta_id;
 			}
 			if (dlvm_thin_pool_commit_dirty(p, &e))
 				fprintf(stderr, "dlvmd: %s: commit: %s\n", p->name, e.msg);
@@ -1440,6 +1503,13 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 		}
 		char name[DLVM_NAME_MAX + 1];
 		snprintf(name, sizeof(name), "%s", vg->info.name);
+		for (size_t i = 0; i < nmgrow; i++) {
+			struct slab_req req = { mgrow[i] };
+			struct dlvm_err e = { 0 };
+			if (shared_vg_locked(ctx, name, family_grow_meta, &req, &e) && e.msg[0])
+				fprintf(stderr, "dlvmd: %s: growing thin family metadata: %s\n", name,
+					e.msg);
+		}
 		for (size_t i = 0; i < ngrow; i++) {
 			struct slab_req req = { grow[i] };
 			struct dlvm_err e = { 0 };

@@ -441,6 +441,7 @@ static int reload_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool resync, stru
 	nv->thin_pools = vg->thin_pools;
 	vg->thin_pools = NULL;
 	dlvm_vg_free(vg);
+	dlvm_thin_families_follow(nv); /* grown by another host meanwhile */
 	if (resync)
 		ctx_resync_stale(ctx, nv);
 out:

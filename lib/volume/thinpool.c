@@ -365,6 +365,54 @@ int dlvm_thin_family_grown(struct dlvm_vg *vg, uint64_t meta_id, struct dlvm_err
 	return r;
 }
 
+int dlvm_thin_family_meta_grown(struct dlvm_vg *vg, uint64_t meta_id, struct dlvm_err *err)
+{
+	const struct dlvm_lv *m = dlvm_lv_find_id(vg, meta_id);
+	int r = 0;
+
+	if (!m)
+		return dlvm_err_set(err, -EBADMSG, "%s: thin family %" PRIu64 " has no metadata LV",
+				    vg->info.name, meta_id);
+	for (int w = 0; w < 2 && !r; w++) {
+		struct dlvm_thin_pool *p = dlvm_thin_store_find(vg, meta_id, w);
+		if (!p)
+			continue;
+		pthread_mutex_lock(&p->mu);
+		if (p->meta->size != m->le_count * vg->info.extent_size)
+			r = dlvm_lvdev_remap(p->meta, vg, m, err);
+		if (!r && p->store)
+			r = dlvm_thin_grow_meta(p->store, p->meta->size / DLVM_THIN_BLOCK, err);
+		if (!r && p->store) {
+			p->dirty = true;
+			r = commit_locked(p, err);
+		}
+		if (!r) {
+			p->meta_grow_failed = false;
+			pthread_cond_broadcast(&p->grown);
+		}
+		pthread_mutex_unlock(&p->mu);
+	}
+	return r;
+}
+
+void dlvm_thin_families_follow(struct dlvm_vg *vg)
+{
+	for (struct dlvm_thin_pool *p = vg->thin_pools; p; p = p->next) {
+		const struct dlvm_lv *m = p->family ? dlvm_lv_find_id(vg, p->meta_id) : NULL;
+		const struct dlvm_lv *d = p->family ? dlvm_thin_family_data(vg, p->meta_id) : NULL;
+		struct dlvm_err e = { 0 };
+		if (!m || !d)
+			continue;
+		pthread_mutex_lock(&p->mu);
+		bool meta = p->meta->size != m->le_count * vg->info.extent_size;
+		bool data = p->data->size != d->le_count * vg->info.extent_size;
+		pthread_mutex_unlock(&p->mu);
+		if ((meta && dlvm_thin_family_meta_grown(vg, p->meta_id, &e)) ||
+		    (data && dlvm_thin_family_grown(vg, p->meta_id, &e)))
+			fprintf(stderr, "dlvmd: %s: %s\n", p->name, e.msg);
+	}
+}
+
 void dlvm_thin_family_no_slab(struct dlvm_thin_pool *p, uint64_t pool_free)
 {
 	pthread_mutex_lock(&p->mu);

@@ -274,3 +274,73 @@ def test_sigterm_commits_the_family(cluster):
     check_all(h2, "a", ma)
     h2.cli_ok("lvchange", "-an", "vgs/a")
     consistent(h2)
+
+
+def test_reader_follows_the_growth_of_a_family(cluster):
+    """A host that reads a family's snapshots keeps its view of the family
+    while the writer adds slabs: a snapshot taken later, whose chunks are in
+    the new slabs, reads right there too."""
+    h1, h2 = cluster(2)
+    h1.cli_ok("lvcreate", "--type", "thin-pool", "-L", "128m", "--chunksize", "64k", "-n",
+              "pool", "vgs")  # slabs of 8 MiB
+    h1.cli_ok("lvcreate", "-V", "64m", "-T", "vgs/pool", "-n", "a")
+    ma = Model(64 * MiB)
+    fill(h1, "a", ma, 0, 4 * MiB)
+    h1.cli_ok("lvcreate", "-s", "-n", "s1", "vgs/a")
+    s1 = ma.copy()
+    h2.cli_ok("lvchange", "-asy", "vgs/s1")
+    check_all(h2, "s1", s1)
+    # the family grows by several slabs while h2 keeps s1 open
+    fill(h1, "a", ma, 4 * MiB, 48 * MiB)
+    data = [n for n in lvs(h1) if n.endswith("_tdata]")]
+    assert len(data) == 1, data
+    assert int(lvs(h1)[data[0]]["lv_size"].rstrip("B")) >= 48 * MiB
+    h1.cli_ok("lvcreate", "-s", "-n", "s2", "vgs/a")
+    s2 = ma.copy()
+    h2.cli_ok("lvchange", "-asy", "vgs/s2")
+    check_all(h2, "s2", s2)
+    check_all(h2, "s1", s1)
+    h2.cli_ok("lvchange", "-an", "vgs/s1", "vgs/s2")
+    h1.cli_ok("lvchange", "-an", "vgs/a")
+    consistent(h2)
+
+
+def test_family_metadata_grows(cluster):
+    """Snapshots each followed by writes spread over the whole volume copy a
+    leaf of the tree per write: the family's metadata (4 MiB to start) fills
+    up, and the host that writes the family grows its metadata LV before
+    writes fail. A host reading an older snapshot meanwhile follows."""
+    h1, h2 = cluster(2)
+    h1.cli_ok("lvcreate", "--type", "thin-pool", "-L", "160m", "--chunksize", "4k", "-n",
+              "pool", "vgs")
+    h1.cli_ok("lvcreate", "-V", "64m", "-T", "vgs/pool", "-n", "a")
+    meta = [n for n in lvs(h1) if n.endswith("_tmeta]")]
+    assert len(meta) == 1, meta
+    meta = meta[0]
+    assert lvs(h1)[meta]["lv_size"] == f"{4 * MiB}B"
+    ma = Model(64 * MiB)
+    fill(h1, "a", ma, 0, 64 * MiB)
+    snaps = {}
+    c = connect(h1, "vgs/a")
+    for k in range(14):
+        h1.cli_ok("lvcreate", "-s", "-n", f"s{k}", "vgs/a")
+        snaps[f"s{k}"] = ma.copy()
+        if k == 0:
+            h2.cli_ok("lvchange", "-asy", "vgs/s0")
+            check_all(h2, "s0", snaps["s0"])
+        for j in range(0, 16384, 64):
+            data = bytes([k + 1, j % 251]) * 2048
+            c.pwrite(data, (j + k) * 4096)
+            ma.write((j + k) * 4096, data)
+        c.flush()
+        time.sleep(0.3)  # the agent looks every 250 ms
+    c.shutdown()
+    assert int(lvs(h1)[meta]["lv_size"].rstrip("B")) > 4 * MiB, lvs(h1)[meta]
+    assert "thin family metadata extended to" in h1.read_log()
+    check_all(h1, "a", ma)
+    check_all(h2, "s0", snaps["s0"])
+    h2.cli_ok("lvchange", "-asy", "vgs/s13")
+    check_all(h2, "s13", snaps["s13"])
+    h2.cli_ok("lvchange", "-an", "vgs/s0", "vgs/s13")
+    h1.cli_ok("lvchange", "-an", "vgs/a")
+    consistent(h2)
