@@ -35,6 +35,9 @@ struct dlvm_mda {
 	uint64_t used;             /* ring bytes used since the checkpoint */
 	bool valid;                /* header and checkpoint decoded */
 	bool in_sync;              /* tail_seq == vg->seq: receives appends */
+	struct dlvm_mda_header alt; /* the other header slot, when it decodes */
+	bool has_alt;
+	bool fallback;             /* read from alt: the current checkpoint is damaged */
 	char problem[DLVM_ERR_MSG_MAX]; /* why not valid / not in sync */
 };
 

@@ -140,6 +140,15 @@ int dlvm_vg_check(struct dlvm_vg *vg, bool repair, struct dlvm_check_report *rep
 			    i + 1);
 			pv->mda.valid = false;
 			pv->mda.in_sync = false;
+		} else if (m.fallback) {
+			const char *what = m.problem;
+			size_t dl = strlen(pv->dev->name);
+			if (!strncmp(what, pv->dev->name, dl) && !strncmp(what + dl, ": ", 2))
+				what += dl + 2;
+			say(rep, true, "%s: metadata copy %zu at offset %" PRIu64 ": %s",
+			    pv->dev->name, i + 1, pv->hdr.mda_offset, what);
+			pv->mda = m;
+			pv->mda.in_sync = false;
 		} else if (m.tail_seq != vg->seq) {
 			say(rep, true, "%s: metadata copy %zu is stale (sequence %" PRIu64 ", VG at %"
 			    PRIu64 ")", pv->dev->name, i + 1, m.tail_seq, vg->seq);

@@ -44,6 +44,10 @@ int dlvm_mda_read_header(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm
 	int pick = r[0] ? 1 : r[1] ? 0 : (h[1].generation > h[0].generation ? 1 : 0);
 	mda->hdr = h[pick];
 	mda->slot = (unsigned)pick;
+	mda->has_alt = !r[pick ^ 1];
+	if (mda->has_alt)
+		mda->alt = h[pick ^ 1];
+	mda->fallback = false;
 	return 0;
 }
 
@@ -153,8 +157,8 @@ static int apply_payload(struct dlvm_vg *vg, const uint8_t *p, size_t len, const
 	return 0;
 }
 
-int dlvm_mda_replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg,
-		    struct dlvm_err *err)
+static int replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg,
+		  bool *ckpt_bad, struct dlvm_err *err)
 {
 	const struct dlvm_mda_header *h = &mda->hdr;
 	struct ring_reader rr = { 0 };
@@ -180,6 +184,7 @@ int dlvm_mda_replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	if ((r = dlvm_dev_read(dev, ck, cklen, ck_abs, err)))
 		goto out;
+	*ckpt_bad = true;
 	if (dlvm_crc32c(ck, (size_t)h->ckpt_len) != h->ckpt_crc) {
 		r = dlvm_err_set(err, -EBADMSG, "%s: checksum mismatch", where);
 		goto out;
@@ -193,6 +198,7 @@ int dlvm_mda_replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *
 				 ", header says %" PRIu64 ")", where, bh.seq, h->ckpt_seq);
 		goto out;
 	}
+	*ckpt_bad = false;
 	if (vg && (r = apply_payload(vg, ck + DLVM_BLOB_HEADER_SIZE, bh.payload_len, where, err)))
 		goto out;
 	free(ck);
@@ -279,6 +285,44 @@ out:
 	free(ck);
 	free(rr.win);
 	return r;
+}
+
+/*
+ * A copy whose current checkpoint is damaged is read from the older header
+ * slot instead: its checkpoint is the one before (the next checkpoint goes
+ * to the other checkpoint slot, so it is intact) and its journal runs on
+ * into the records after the damaged checkpoint, which a copy keeps for at
+ * least half the ring. The result counts only when it reaches the damaged
+ * checkpoint's sequence; otherwise the copy is unreadable as before.
+ */
+int dlvm_mda_replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg,
+		    struct dlvm_err *err)
+{
+	struct dlvm_err e0 = { 0 }, e1 = { 0 };
+	bool ckpt_bad = false, bad2 = false;
+	int r = replay(dev, mda, vg, &ckpt_bad, &e0);
+
+	if (!r)
+		return 0;
+	if (!ckpt_bad || !mda->has_alt || mda->fallback ||
+	    memcmp(mda->alt.vg_uuid, mda->hdr.vg_uuid, 16) ||
+	    mda->alt.generation >= mda->hdr.generation || mda->alt.ckpt_slot == mda->hdr.ckpt_slot)
+		return dlvm_err_set(err, r, "%s", e0.msg);
+	struct dlvm_mda try = *mda;
+	try.hdr = mda->alt;
+	try.slot = mda->slot ^ 1u;
+	if (replay(dev, &try, vg, &bad2, &e1))
+		return dlvm_err_set(err, r, "%s; the older checkpoint does not help: %s", e0.msg,
+				    e1.msg);
+	if (try.tail_seq < mda->hdr.ckpt_seq)
+		return dlvm_err_set(err, r, "%s; the journal after the older checkpoint ends at "
+				    "sequence %" PRIu64 ", before %" PRIu64, e0.msg, try.tail_seq,
+				    mda->hdr.ckpt_seq);
+	snprintf(try.problem, sizeof(try.problem), "%s; read from the older checkpoint "
+		 "(sequence %" PRIu64 ") and the journal", e0.msg, mda->alt.ckpt_seq);
+	try.fallback = true;
+	*mda = try;
+	return 0;
 }
 
 int dlvm_vg_checkpoint_blob(const struct dlvm_vg *vg, uint8_t **blob, size_t *len,

@@ -272,8 +272,11 @@ static int load_uuid(struct cand *cs, size_t n, const uint8_t uuid[16], struct d
 						 c->dev->name, vg->info.name);
 				}
 			}
-			pv->mda.in_sync = pv->mda.valid && pv->mda.tail_seq == vg->seq;
-			if (pv->mda.valid && !pv->mda.in_sync)
+			pv->mda.in_sync = pv->mda.valid && pv->mda.tail_seq == vg->seq &&
+					  !pv->mda.fallback;
+			if (pv->mda.fallback)
+				; /* the problem says why */
+			else if (pv->mda.valid && !pv->mda.in_sync)
 				snprintf(pv->mda.problem, sizeof(pv->mda.problem),
 					 "%s: metadata copy is stale (sequence %" PRIu64 ", VG is at %"
 					 PRIu64 ")", c->dev->name, pv->mda.tail_seq, vg->seq);
