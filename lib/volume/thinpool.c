@@ -704,6 +704,20 @@ static int chunk_io(struct dlvm_thin_pool *p, uint64_t chunk, uint8_t *buf, bool
 
 /* Zero a whole chunk: fallocate(ZERO_RANGE) where the device can (files:
  * no data written, only extents marked), else writes of zeros. */
+/* Is [off, off + len) of a PV file a hole (reads as zeros)? */
+static bool file_hole(int fd, uint64_t off, uint64_t len)
+{
+	off_t data = lseek(fd, (off_t)off, SEEK_DATA);
+	return (data < 0 && errno == ENXIO) || (data >= 0 && (uint64_t)data >= off + len);
+}
+
+/*
+ * Zero a chunk about to be handed out. Where it lies in a hole of a PV file
+ * (never written since the file was made, or punched) it reads as zeros
+ * already: nothing is done, which also spares a fallocate that would wait
+ * for every direct I/O in flight on the file. Otherwise fallocate
+ * ZERO_RANGE on files, zeros written on block devices.
+ */
 static int chunk_zero(struct dlvm_thin_pool *p, uint64_t chunk, struct dlvm_err *err)
 {
 	uint64_t done = 0;
@@ -712,6 +726,10 @@ static int chunk_zero(struct dlvm_thin_pool *p, uint64_t chunk, struct dlvm_err 
 		struct dlvm_map_piece pc;
 		chunk_piece(p, chunk, done, p->chunk_size - done, &pc);
 		const struct dlvm_map_dev *d = &p->data->devs[pc.dev];
+		if (!d->blockdev && file_hole(d->fd, pc.dev_off, pc.len)) {
+			done += pc.len;
+			continue;
+		}
 		if (d->blockdev || fallocate(d->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
 					     (off_t)pc.dev_off, (off_t)pc.len) < 0)
 			return chunk_io(p, chunk, p->zero, true, err);
