@@ -611,3 +611,42 @@ def test_pool_autoextend(tmp_path, state_dir, pv):
         assert "consistent" in out
     finally:
         stop_clean(d)
+
+
+def test_new_chunks_never_show_old_data(vg0):
+    """Extents written by a removed linear LV, then by a removed thin
+    volume: partial first writes to chunks of a new thin volume there read
+    zeros around the data, whether the chunk lies in a hole of the PV file
+    or on old data."""
+    vg0.cli_ok("lvcreate", "-n", "old", "-L", "64m", "vg0")
+    c = connect(vg0, "vg0/old")
+    for off in range(0, 64 << 20, 1 << 20):
+        c.pwrite(b"\xee" * (1 << 20), off)
+    c.flush()
+    c.shutdown()
+    vg0.cli_ok("lvremove", "-y", "vg0/old")
+    make_pool(vg0, size="128m")
+    for round_ in range(2):
+        vg0.cli_ok("lvcreate", "-V", "256m", "-T", "vg0/pool0", "-n", "t")
+        c = connect(vg0, "vg0/t")
+        rnd = random.Random(round_)
+        written = {}
+        for _ in range(300):
+            chunk = rnd.randrange(0, 4096)
+            off = chunk * 65536 + rnd.randrange(0, 16) * 4096
+            c.pwrite(b"\x11" * 4096, off)
+            written[off] = True
+        for off in written:
+            base = off - off % 65536
+            got = c.pread(65536, base)
+            for b in range(0, 65536, 4096):
+                want = b"\x11" * 4096 if base + b in written else bytes(4096)
+                assert got[b:b + 4096] == want, f"round {round_}: offset {base + b}"
+        # fill every chunk it has with other data before it goes, so that the
+        # next round's chunks hold old data
+        for off in written:
+            base = off - off % 65536
+            c.pwrite(b"\xdd" * 65536, base)
+        c.flush()
+        c.shutdown()
+        vg0.cli_ok("lvremove", "-y", "vg0/t")
