@@ -86,6 +86,9 @@ enum dlvm_fault_mode {
 	DLVM_FAULT_POWERLOSS, /* the write and every later write silently vanish */
 };
 void dlvm_memdev_set_fault(struct dlvm_dev *dev, enum dlvm_fault_mode mode, long writes_left);
+/* Reads that touch any of the len bytes at off fail with -EIO (a bad
+ * sector); len 0 makes every byte readable again. */
+void dlvm_memdev_set_unreadable(struct dlvm_dev *dev, uint64_t off, uint64_t len);
 /* Number of writes that reached the device so far. */
 long dlvm_memdev_writes(struct dlvm_dev *dev);
 

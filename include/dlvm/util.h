@@ -4,9 +4,11 @@
 #ifndef DLVM_UTIL_H
 #define DLVM_UTIL_H
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "dlvm/err.h"
 
@@ -14,39 +16,40 @@
 #define DLVM_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define DLVM_MAX(a, b) ((a) > (b) ? (a) : (b))
 
-/* ---- explicit little-endian field access (unaligned safe) ---- */
+/* ---- explicit little-endian field access (unaligned safe): memcpy and
+ * the byte-order conversions compile to one load or store ---- */
 static inline void dlvm_put_le16(uint8_t *p, uint16_t v)
 {
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
+	v = htole16(v);
+	memcpy(p, &v, sizeof(v));
 }
 static inline void dlvm_put_le32(uint8_t *p, uint32_t v)
 {
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	v = htole32(v);
+	memcpy(p, &v, sizeof(v));
 }
 static inline void dlvm_put_le64(uint8_t *p, uint64_t v)
 {
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	v = htole64(v);
+	memcpy(p, &v, sizeof(v));
 }
 static inline uint16_t dlvm_get_le16(const uint8_t *p)
 {
-	return (uint16_t)(p[0] | (p[1] << 8));
+	uint16_t v;
+	memcpy(&v, p, sizeof(v));
+	return le16toh(v);
 }
 static inline uint32_t dlvm_get_le32(const uint8_t *p)
 {
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
+	uint32_t v;
+	memcpy(&v, p, sizeof(v));
+	return le32toh(v);
 }
 static inline uint64_t dlvm_get_le64(const uint8_t *p)
 {
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return le64toh(v);
 }
 
 /* ---- overflow-checked arithmetic: return true on overflow ---- */

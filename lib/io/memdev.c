@@ -11,6 +11,7 @@ struct memdev {
 	long writes_left; /* < 0: no fault armed */
 	long writes;
 	bool dead;        /* power lost */
+	uint64_t bad_off, bad_len; /* reads touching these bytes fail */
 };
 
 static int mem_pread(struct dlvm_dev *dev, void *buf, size_t len, uint64_t off)
@@ -18,6 +19,8 @@ static int mem_pread(struct dlvm_dev *dev, void *buf, size_t len, uint64_t off)
 	struct memdev *m = dev->priv;
 
 	if (off > dev->size || len > dev->size - off)
+		return -EIO;
+	if (m->bad_len && off < m->bad_off + m->bad_len && m->bad_off < off + len)
 		return -EIO;
 	memcpy(buf, m->data + off, len);
 	return 0;
@@ -104,6 +107,14 @@ fail:
 uint8_t *dlvm_memdev_data(struct dlvm_dev *dev)
 {
 	return ((struct memdev *)dev->priv)->data;
+}
+
+void dlvm_memdev_set_unreadable(struct dlvm_dev *dev, uint64_t off, uint64_t len)
+{
+	struct memdev *m = dev->priv;
+
+	m->bad_off = off;
+	m->bad_len = len;
 }
 
 void dlvm_memdev_set_fault(struct dlvm_dev *dev, enum dlvm_fault_mode mode, long writes_left)

@@ -289,12 +289,16 @@ int th_tree_release(struct dlvm_thin_store *s, uint64_t blk, uint16_t type, int 
  * device), has the tree type and level its parent implies, and keeps its keys
  * inside the range its parent gives.
  */
+#define TH_WALK_WIN 512u       /* blocks in one window: 2 MiB */
+#define TH_WALK_WIN_MAX 64u    /* windows held at once: 128 MiB */
+
 struct th_walk {
 	/* in */
 	struct dlvm_thin_store *s;
 	struct th_limits lim;
 	uint64_t dev_root;
 	bool strict;          /* also report nodes below a third full */
+	size_t win_max;       /* windows held at once; 0: TH_WALK_WIN_MAX */
 	void (*report)(void *ctx, const char *msg); /* each problem; may be NULL */
 	void *ctx;
 	/* out */
@@ -305,7 +309,13 @@ struct th_walk {
 	/* memo per block */
 	uint8_t *kind;        /* 0: not seen; 0xff: damaged; else 1 + type - 1 + 2 * level */
 	uint64_t *first, *last, *count; /* lowest key, highest key, entries below */
-	/* the leaves below the level-1 node being visited, read ahead */
+	/* windows of TH_WALK_WIN blocks read whole, each on its first use:
+	 * metadata is allocated lowest first, so the nodes fill the front of
+	 * the device and a few large reads fetch them all */
+	uint8_t **win;        /* per window: its blocks, NULL, or unreadable */
+	size_t nwin, win_loaded;
+	/* past the windows' budget: the leaves below the level-1 node being
+	 * visited, read ahead in runs */
 	uint64_t pf_blk[TH_ENTRIES];    /* sorted */
 	uint8_t *pf_data[TH_ENTRIES];   /* their blocks, in pf_buf */
 	unsigned pf_n;

@@ -7,11 +7,14 @@
  * range, entries below). Levels fall by one from parent to child, so no
  * cycle can keep the walk going.
  *
- * Nearly every node is a leaf, and the leaves under one parent were mostly
- * written in one go, so they lie close together: before visiting them the
- * walk reads them in runs of nearby blocks (gaps of a few blocks are read
- * through) instead of one read per block. On a disk that turns thousands of
- * reads into dozens.
+ * Metadata blocks are handed out lowest first, so the nodes in use fill the
+ * front of the device, in whatever order the trees reach them. The walk
+ * reads the device in windows of TH_WALK_WIN blocks, each the first time it
+ * needs a block in it: a million mapped chunks (about 6,000 nodes) take a
+ * dozen reads of 2 MiB instead of thousands of 4 KiB ones, whatever the
+ * layout. Past a budget of windows (a very large store) it reads the leaves
+ * under each level-1 node in runs of nearby blocks instead (gaps of a few
+ * blocks are read through), and any other node alone.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -20,6 +23,7 @@
 #include <string.h>
 
 #include "dlvm/dev.h"
+#include "dlvm/util.h"
 #include "thin_int.h"
 
 #define DAMAGED 0xff
@@ -49,6 +53,55 @@ static void problem(struct th_walk *w, struct dlvm_err *err, const char *fmt, ..
 		w->report(w->ctx, msg);
 }
 
+static uint8_t window_unreadable;
+
+/* Block blk from its window, read now if the budget allows; NULL when the
+ * window cannot be had (the caller reads the block alone, which names the
+ * error if there is one). */
+static const uint8_t *window_block(struct th_walk *w, uint64_t blk)
+{
+	struct dlvm_thin_store *s = w->s;
+	size_t i = (size_t)(blk / TH_WALK_WIN);
+
+	if (i >= w->nwin)
+		return NULL;
+	if (!w->win[i] && w->win_loaded < w->win_max) {
+		uint64_t first = (uint64_t)i * TH_WALK_WIN;
+		uint64_t end = DLVM_MIN(first + TH_WALK_WIN, w->lim.meta_blocks);
+		end = DLVM_MIN(end, s->dev->size / TH_BLOCK);
+		size_t len = (size_t)(end - first) * TH_BLOCK;
+		uint8_t *buf = end > first ? dlvm_io_alloc(len) : NULL;
+		if (buf && !dlvm_dev_read(s->dev, buf, len, first * TH_BLOCK, NULL)) {
+			w->win[i] = buf;
+			w->win_loaded++;
+		} else {
+			free(buf);
+			w->win[i] = &window_unreadable;
+		}
+	}
+	if (!w->win[i] || w->win[i] == &window_unreadable)
+		return NULL;
+	return w->win[i] + (blk % TH_WALK_WIN) * TH_BLOCK;
+}
+
+static bool window_available(const struct th_walk *w, uint64_t blk)
+{
+	size_t i = (size_t)(blk / TH_WALK_WIN);
+
+	return i < w->nwin && w->win[i] != &window_unreadable &&
+	       (w->win[i] || w->win_loaded < w->win_max);
+}
+
+static void windows_drop(struct th_walk *w)
+{
+	for (size_t i = 0; w->win && i < w->nwin; i++)
+		if (w->win[i] != &window_unreadable)
+			free(w->win[i]);
+	free(w->win);
+	w->win = NULL;
+	w->nwin = w->win_loaded = 0;
+}
+
 /* Node blk as the current state has it: a changed node from the cache, the
  * rest from the device. 0, or the decoder's -EBADMSG in e, or -EIO. */
 static int read_node(struct th_walk *w, uint64_t blk, struct th_node *n, struct dlvm_err *e)
@@ -60,6 +113,9 @@ static int read_node(struct th_walk *w, uint64_t blk, struct th_node *n, struct 
 		*n = c->n;
 		return th_node_validate(n, &w->lim, e);
 	}
+	const uint8_t *wb = window_block(w, blk);
+	if (wb)
+		return th_node_decode(wb, blk, &w->lim, n, e);
 	unsigned lo = 0, hi = w->pf_n;
 	while (lo < hi) {
 		unsigned mid = (lo + hi) / 2;
@@ -103,7 +159,7 @@ static void prefetch_leaves(struct th_walk *w, const struct th_node *n)
 		uint64_t c = n->u.v[i];
 		struct th_cnode *cn = dlvm_hmap_find_u64(&s->cache, c);
 		if (c >= TH_FIRST_NODE && c < w->lim.meta_blocks && !w->mref[c] &&
-		    !(cn && cn->dirty))
+		    !(cn && cn->dirty) && !window_available(w, c))
 			b[m++] = c;
 	}
 	qsort(b, m, sizeof(*b), cmp_u64);
@@ -143,6 +199,11 @@ static int visit(struct th_walk *w, uint64_t blk, uint16_t type, int level, uint
 static int visit_children(struct th_walk *w, struct th_node *n, uint64_t hi, struct visit *out,
 			  struct dlvm_err *err)
 {
+	/* a leaf's chunks are spread over the whole data area: ask for all
+	 * their counts before the first is needed, so that the cache misses
+	 * overlap instead of coming one after the other */
+	for (unsigned i = 0; n->level == 0 && n->type == TH_TREE_MAP && i < n->nr; i++)
+		__builtin_prefetch(&w->dref[th_map_chunk(n->u.v[i])], 1);
 	for (unsigned i = 0; i < n->nr; i++) {
 		struct visit v;
 		int r;
@@ -280,9 +341,16 @@ int th_walk_run(struct th_walk *w, struct dlvm_err *err)
 	if (!w->mref || !w->dref || !w->kind || !w->first || !w->last || !w->count)
 		return dlvm_err_set(err, -ENOMEM, "%s: out of memory for %" PRIu64 " metadata "
 				    "blocks and %" PRIu64 " data chunks", w->s->name, mb, dc);
+	if (!w->win_max)
+		w->win_max = TH_WALK_WIN_MAX;
+	w->nwin = (size_t)((mb + TH_WALK_WIN - 1) / TH_WALK_WIN);
+	w->win = calloc(w->nwin, sizeof(*w->win)); /* none: each block read alone */
+	if (!w->win)
+		w->nwin = 0;
 	w->mref[0] = w->mref[1] = 1; /* the superblock slots */
 	r = visit(w, w->dev_root, TH_TREE_DEV, -1, 0, DLVM_THIN_MAX_ID, &v, err);
 	prefetch_drop(w);
+	windows_drop(w);
 	free(w->kind);
 	free(w->first);
 	free(w->last);
@@ -297,6 +365,7 @@ int th_walk_run(struct th_walk *w, struct dlvm_err *err)
 void th_walk_release(struct th_walk *w)
 {
 	prefetch_drop(w);
+	windows_drop(w);
 	free(w->mref);
 	free(w->dref);
 	free(w->kind);

@@ -1300,6 +1300,31 @@ static void damaged_leaf_below_internal_node(void **state)
 	dlvm_dev_close(dev);
 }
 
+/* A node that cannot be read (a bad sector): the large read of the walk
+ * that covers it fails, the nodes around it are still read, and the error
+ * names the node's own block. */
+static void unreadable_node_named_at_open(void **state)
+{
+	struct dlvm_thin_store *s = NULL;
+	struct dlvm_err e = { 0 };
+	uint64_t leaf2, leaf1;
+	char want[200];
+	(void)state;
+
+	struct dlvm_dev *dev = damage_fixture(&leaf2, &leaf1);
+	dlvm_memdev_set_unreadable(dev, leaf1 * 4096 + 1024, 512);
+	snprintf(want, sizeof(want), "thin0: read of 4096 bytes at offset %" PRIu64 " failed: %s",
+		 leaf1 * 4096, strerror(EIO));
+	assert_err(dlvm_thin_store_open(dev, NULL, &s, &e), &e, -EIO, want);
+	assert_null(s);
+	dlvm_memdev_set_unreadable(dev, 0, 0);
+	assert_ok(dlvm_thin_store_open(dev, NULL, &s, &e), &e);
+	assert_int_not_equal(t_lookup(s, 1, 3, NULL), NONE);
+	assert_int_not_equal(t_lookup(s, 2, 7, NULL), NONE);
+	dlvm_thin_store_close(s);
+	dlvm_dev_close(dev);
+}
+
 static void damaged_node_found_later(void **state)
 {
 	struct dlvm_thin_open_opts small = { .cache_blocks = 1 };
@@ -1590,6 +1615,7 @@ int main(void)
 		cmocka_unit_test(snapshot_random_family),
 		cmocka_unit_test(damaged_node_refused_at_open),
 		cmocka_unit_test(damaged_leaf_below_internal_node),
+		cmocka_unit_test(unreadable_node_named_at_open),
 		cmocka_unit_test(damaged_node_found_later),
 		cmocka_unit_test(damaged_superblock_slots),
 		cmocka_unit_test(newer_superblock_slot_refused),

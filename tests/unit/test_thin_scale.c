@@ -12,6 +12,7 @@
 
 #include "helpers.h"
 #include "dlvm/thin.h"
+#include "lib/thin/thin_int.h"
 
 #define NONE DLVM_THIN_NONE
 #define CHUNKS 1000000ull
@@ -78,6 +79,24 @@ static struct dlvm_dev *file_open_time(struct dlvm_dev *mem, uint64_t vchunk, ui
 }
 
 /*
+ * The walk with a budget of `win_max` windows of TH_WALK_WIN blocks (the
+ * rest read in runs below each level-1 node, or block by block) counts
+ * exactly what the open counted.
+ */
+static void walk_with_windows(struct dlvm_thin_store *s, size_t win_max)
+{
+	struct th_walk w = { .s = s, .dev_root = s->sb.dev_root, .win_max = win_max,
+			     .lim = th_store_limits(s) };
+	struct dlvm_err e = { 0 };
+
+	assert_ok(th_walk_run(&w, &e), &e);
+	assert_int_equal(w.ndevs, s->sb.ndevs);
+	assert_memory_equal(w.mref, s->mref, s->sb.meta_blocks * sizeof(*w.mref));
+	assert_memory_equal(w.dref, s->dref, s->sb.data_chunks * sizeof(*w.dref));
+	th_walk_release(&w);
+}
+
+/*
  * A million chunks of device 1 written in order (sequential) or in a random
  * order, committed every 4096 chunks; then the open time from memory and
  * from a file, a check, and an O(1) snapshot of it all.
@@ -128,6 +147,9 @@ static void million(bool random_order)
 	s = open_timed(dev, &secs);
 	print_message("open of a store with %llu mapped chunks in %" PRIu64 " nodes: %.3f s\n",
 		      CHUNKS, nodes, secs);
+	assert_true(nodes > 4 * TH_WALK_WIN); /* several windows */
+	walk_with_windows(s, 1);
+	walk_with_windows(s, 3);
 	t0 = now_s();
 	assert_ok(dlvm_thin_check(s, &rep, &e), &e);
 	print_message("check: %.3f s, %u problems\n", now_s() - t0, rep.problems);
