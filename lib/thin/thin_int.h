@@ -309,11 +309,7 @@ struct th_walk {
 	/* memo per block */
 	uint8_t *kind;        /* 0: not seen; 0xff: damaged; else 1 + type - 1 + 2 * level */
 	uint64_t *first, *last, *count; /* lowest key, highest key, entries below */
-	/* windows of TH_WALK_WIN blocks read whole, each on its first use:
-	 * metadata is allocated lowest first, so the nodes fill the front of
-	 * the device and a few large reads fetch them all */
-	uint8_t **win;        /* per window: its blocks, NULL, or unreadable */
-	size_t nwin, win_loaded;
+	struct th_windows *win; /* the device read in windows (window.c) */
 	/* past the windows' budget: the leaves below the level-1 node being
 	 * visited, read ahead in runs */
 	uint64_t pf_blk[TH_ENTRIES];    /* sorted */
@@ -321,6 +317,25 @@ struct th_walk {
 	unsigned pf_n;
 	uint8_t *pf_buf;
 };
+
+/* ---- window.c: the metadata device read in windows during a walk ---- */
+
+struct th_windows;
+/* Windows over blocks 0 .. blocks - 1 of dev (at most its size), at most
+ * max of them held at once. 0 or -ENOMEM. */
+int th_windows_new(struct dlvm_dev *dev, uint64_t blocks, size_t max, struct th_windows **out);
+/* Stops the reader thread and frees every window; NULL is fine. */
+void th_windows_free(struct th_windows *ws);
+/* Block blk will be needed soon: queue its window for the reader thread
+ * (nothing when it is queued or read already, or the budget is spent). */
+void th_windows_want(struct th_windows *ws, uint64_t blk);
+/* Can blk come from a window (one held, or one the budget still allows)? */
+bool th_windows_may_hold(struct th_windows *ws, uint64_t blk);
+/* Block blk's 4096 bytes as its window holds them, read now (or waited
+ * for) if need be; valid until th_windows_free. NULL when blk is past the
+ * windows, past the budget or in a window that could not be read: read it
+ * alone. */
+const uint8_t *th_windows_block(struct th_windows *ws, uint64_t blk);
 
 /* Run the walk: 0 when nothing was wrong, -EBADMSG when something was (the
  * first problem is in err), -ENOMEM or -EIO when it could not run. The

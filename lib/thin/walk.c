@@ -9,10 +9,11 @@
  *
  * Metadata blocks are handed out lowest first, so the nodes in use fill the
  * front of the device, in whatever order the trees reach them. The walk
- * reads the device in windows of TH_WALK_WIN blocks, each the first time it
- * needs a block in it: a million mapped chunks (about 6,000 nodes) take a
- * dozen reads of 2 MiB instead of thousands of 4 KiB ones, whatever the
- * layout. Past a budget of windows (a very large store) it reads the leaves
+ * reads the device in windows of TH_WALK_WIN blocks (window.c), queued for
+ * a reader thread as soon as an internal node names blocks in them: a
+ * million mapped chunks (about 6,000 nodes) take a dozen reads of 2 MiB
+ * instead of thousands of 4 KiB ones, whatever the layout, and the reads
+ * overlap with the decoding. Past a budget of windows (a very large store) it reads the leaves
  * under each level-1 node in runs of nearby blocks instead (gaps of a few
  * blocks are read through), and any other node alone.
  */
@@ -53,55 +54,6 @@ static void problem(struct th_walk *w, struct dlvm_err *err, const char *fmt, ..
 		w->report(w->ctx, msg);
 }
 
-static uint8_t window_unreadable;
-
-/* Block blk from its window, read now if the budget allows; NULL when the
- * window cannot be had (the caller reads the block alone, which names the
- * error if there is one). */
-static const uint8_t *window_block(struct th_walk *w, uint64_t blk)
-{
-	struct dlvm_thin_store *s = w->s;
-	size_t i = (size_t)(blk / TH_WALK_WIN);
-
-	if (i >= w->nwin)
-		return NULL;
-	if (!w->win[i] && w->win_loaded < w->win_max) {
-		uint64_t first = (uint64_t)i * TH_WALK_WIN;
-		uint64_t end = DLVM_MIN(first + TH_WALK_WIN, w->lim.meta_blocks);
-		end = DLVM_MIN(end, s->dev->size / TH_BLOCK);
-		size_t len = (size_t)(end - first) * TH_BLOCK;
-		uint8_t *buf = end > first ? dlvm_io_alloc(len) : NULL;
-		if (buf && !dlvm_dev_read(s->dev, buf, len, first * TH_BLOCK, NULL)) {
-			w->win[i] = buf;
-			w->win_loaded++;
-		} else {
-			free(buf);
-			w->win[i] = &window_unreadable;
-		}
-	}
-	if (!w->win[i] || w->win[i] == &window_unreadable)
-		return NULL;
-	return w->win[i] + (blk % TH_WALK_WIN) * TH_BLOCK;
-}
-
-static bool window_available(const struct th_walk *w, uint64_t blk)
-{
-	size_t i = (size_t)(blk / TH_WALK_WIN);
-
-	return i < w->nwin && w->win[i] != &window_unreadable &&
-	       (w->win[i] || w->win_loaded < w->win_max);
-}
-
-static void windows_drop(struct th_walk *w)
-{
-	for (size_t i = 0; w->win && i < w->nwin; i++)
-		if (w->win[i] != &window_unreadable)
-			free(w->win[i]);
-	free(w->win);
-	w->win = NULL;
-	w->nwin = w->win_loaded = 0;
-}
-
 /* Node blk as the current state has it: a changed node from the cache, the
  * rest from the device. 0, or the decoder's -EBADMSG in e, or -EIO. */
 static int read_node(struct th_walk *w, uint64_t blk, struct th_node *n, struct dlvm_err *e)
@@ -113,7 +65,7 @@ static int read_node(struct th_walk *w, uint64_t blk, struct th_node *n, struct 
 		*n = c->n;
 		return th_node_validate(n, &w->lim, e);
 	}
-	const uint8_t *wb = window_block(w, blk);
+	const uint8_t *wb = th_windows_block(w->win, blk);
 	if (wb)
 		return th_node_decode(wb, blk, &w->lim, n, e);
 	unsigned lo = 0, hi = w->pf_n;
@@ -159,7 +111,7 @@ static void prefetch_leaves(struct th_walk *w, const struct th_node *n)
 		uint64_t c = n->u.v[i];
 		struct th_cnode *cn = dlvm_hmap_find_u64(&s->cache, c);
 		if (c >= TH_FIRST_NODE && c < w->lim.meta_blocks && !w->mref[c] &&
-		    !(cn && cn->dirty) && !window_available(w, c))
+		    !(cn && cn->dirty) && !th_windows_may_hold(w->win, c))
 			b[m++] = c;
 	}
 	qsort(b, m, sizeof(*b), cmp_u64);
@@ -305,6 +257,12 @@ static int visit(struct th_walk *w, uint64_t blk, uint16_t type, int level, uint
 	else if (w->strict && level >= 0 && n->nr < th_max_entries(n->type, n->level) / 3)
 		problem(w, err, "node at block %" PRIu64 ": %u entries, fewer than a third of %u",
 			blk, n->nr, th_max_entries(n->type, n->level));
+	/* what this node points to comes next: its windows go to the reader */
+	for (unsigned i = 0; i < n->nr; i++)
+		if (n->level > 0)
+			th_windows_want(w->win, n->u.v[i]);
+		else if (n->type == TH_TREE_DEV)
+			th_windows_want(w->win, n->u.d[i].root);
 	bool pf = n->level == 1 && n->type == TH_TREE_MAP; /* leaves below: no deeper visits */
 	if (pf)
 		prefetch_leaves(w, n);
@@ -341,16 +299,13 @@ int th_walk_run(struct th_walk *w, struct dlvm_err *err)
 	if (!w->mref || !w->dref || !w->kind || !w->first || !w->last || !w->count)
 		return dlvm_err_set(err, -ENOMEM, "%s: out of memory for %" PRIu64 " metadata "
 				    "blocks and %" PRIu64 " data chunks", w->s->name, mb, dc);
-	if (!w->win_max)
-		w->win_max = TH_WALK_WIN_MAX;
-	w->nwin = (size_t)((mb + TH_WALK_WIN - 1) / TH_WALK_WIN);
-	w->win = calloc(w->nwin, sizeof(*w->win)); /* none: each block read alone */
-	if (!w->win)
-		w->nwin = 0;
+	/* without windows (no memory for them), each block is read alone */
+	th_windows_new(w->s->dev, mb, w->win_max ? w->win_max : TH_WALK_WIN_MAX, &w->win);
 	w->mref[0] = w->mref[1] = 1; /* the superblock slots */
 	r = visit(w, w->dev_root, TH_TREE_DEV, -1, 0, DLVM_THIN_MAX_ID, &v, err);
 	prefetch_drop(w);
-	windows_drop(w);
+	th_windows_free(w->win);
+	w->win = NULL;
 	free(w->kind);
 	free(w->first);
 	free(w->last);
@@ -365,7 +320,8 @@ int th_walk_run(struct th_walk *w, struct dlvm_err *err)
 void th_walk_release(struct th_walk *w)
 {
 	prefetch_drop(w);
-	windows_drop(w);
+	th_windows_free(w->win);
+	w->win = NULL;
 	free(w->mref);
 	free(w->dref);
 	free(w->kind);

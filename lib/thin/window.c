@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The metadata device read in windows of TH_WALK_WIN blocks while a walk
+ * runs (walk.c). Metadata blocks are handed out lowest first, so the nodes
+ * in use fill the front of the device in whatever order the trees reach
+ * them: a dozen large reads fetch what would otherwise be thousands of
+ * small ones.
+ *
+ * The walk says which blocks it will need soon (the children of each
+ * internal node it reads, in the order it visits them); a reader thread
+ * reads their windows in that order while the walk decodes what it has, so
+ * the reads overlap with the walk's work. A window the walk needs before
+ * the reader got to it is read by the walk itself. A window that fails to
+ * read is marked unreadable: the walk then reads its blocks one at a time,
+ * so that an error names the very block.
+ *
+ * Windows count against a budget (queued, being read or read); past it,
+ * blocks are not windowed at all and the walk reads them its own way.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dlvm/dev.h"
+#include "dlvm/util.h"
+#include "thin_int.h"
+
+enum win_state {
+	WIN_NONE,       /* not asked for */
+	WIN_QUEUED,     /* waiting for the reader */
+	WIN_READING,    /* being read (by the reader or the walk) */
+	WIN_READ,
+	WIN_UNREADABLE,
+};
+
+struct th_windows {
+	struct dlvm_dev *dev;
+	uint64_t blocks;        /* windows end here */
+	size_t n, max, held;    /* windows, budget, windows not WIN_NONE/UNREADABLE */
+	uint8_t **buf;          /* per window, once WIN_READ */
+	uint8_t *state;         /* enum win_state per window */
+	size_t *queue;          /* windows for the reader, in order; each once */
+	size_t qhead, qtail;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;      /* a window changed state, or the queue grew */
+	pthread_t reader;
+	bool reader_on, stop;
+};
+
+static uint64_t win_blocks(const struct th_windows *ws, size_t i)
+{
+	uint64_t first = (uint64_t)i * TH_WALK_WIN;
+
+	return DLVM_MIN(first + TH_WALK_WIN, ws->blocks) - first;
+}
+
+/* Read window i without the lock; returns its buffer or NULL. */
+static uint8_t *win_read(struct th_windows *ws, size_t i)
+{
+	size_t len = (size_t)win_blocks(ws, i) * TH_BLOCK;
+	uint8_t *buf = dlvm_io_alloc(len);
+
+	if (buf && dlvm_dev_read(ws->dev, buf, len, (uint64_t)i * TH_WALK_WIN * TH_BLOCK, NULL)) {
+		free(buf);
+		buf = NULL;
+	}
+	return buf;
+}
+
+/* Window i was read (buf) or failed (NULL): record it (mu held). */
+static void win_done(struct th_windows *ws, size_t i, uint8_t *buf)
+{
+	ws->buf[i] = buf;
+	ws->state[i] = buf ? WIN_READ : WIN_UNREADABLE;
+	if (!buf)
+		ws->held--;
+	pthread_cond_broadcast(&ws->cv);
+}
+
+static void *reader_main(void *arg)
+{
+	struct th_windows *ws = arg;
+
+	pthread_mutex_lock(&ws->mu);
+	for (;;) {
+		while (!ws->stop && ws->qhead == ws->qtail)
+			pthread_cond_wait(&ws->cv, &ws->mu);
+		if (ws->stop)
+			break;
+		size_t i = ws->queue[ws->qhead++];
+		if (ws->state[i] != WIN_QUEUED)
+			continue; /* the walk took it */
+		ws->state[i] = WIN_READING;
+		pthread_mutex_unlock(&ws->mu);
+		uint8_t *buf = win_read(ws, i);
+		pthread_mutex_lock(&ws->mu);
+		win_done(ws, i, buf);
+	}
+	pthread_mutex_unlock(&ws->mu);
+	return NULL;
+}
+
+int th_windows_new(struct dlvm_dev *dev, uint64_t blocks, size_t max, struct th_windows **out)
+{
+	struct th_windows *ws = calloc(1, sizeof(*ws));
+
+	*out = NULL;
+	if (!ws)
+		return -ENOMEM;
+	pthread_mutex_init(&ws->mu, NULL);
+	pthread_cond_init(&ws->cv, NULL);
+	ws->dev = dev;
+	ws->blocks = DLVM_MIN(blocks, dev->size / TH_BLOCK);
+	ws->n = (size_t)((ws->blocks + TH_WALK_WIN - 1) / TH_WALK_WIN);
+	ws->max = max;
+	ws->buf = calloc(ws->n ? ws->n : 1, sizeof(*ws->buf));
+	ws->state = calloc(ws->n ? ws->n : 1, 1);
+	ws->queue = calloc(ws->n ? ws->n : 1, sizeof(*ws->queue));
+	if (!ws->buf || !ws->state || !ws->queue) {
+		th_windows_free(ws);
+		return -ENOMEM;
+	}
+	*out = ws;
+	return 0;
+}
+
+void th_windows_free(struct th_windows *ws)
+{
+	if (!ws)
+		return;
+	if (ws->reader_on) {
+		pthread_mutex_lock(&ws->mu);
+		ws->stop = true;
+		pthread_cond_broadcast(&ws->cv);
+		pthread_mutex_unlock(&ws->mu);
+		pthread_join(ws->reader, NULL);
+	}
+	pthread_mutex_destroy(&ws->mu);
+	pthread_cond_destroy(&ws->cv);
+	for (size_t i = 0; ws->buf && i < ws->n; i++)
+		free(ws->buf[i]);
+	free(ws->buf);
+	free(ws->state);
+	free(ws->queue);
+	free(ws);
+}
+
+void th_windows_want(struct th_windows *ws, uint64_t blk)
+{
+	size_t i = (size_t)(blk / TH_WALK_WIN);
+
+	if (!ws || blk >= ws->blocks)
+		return;
+	pthread_mutex_lock(&ws->mu);
+	if (ws->state[i] == WIN_NONE && ws->held < ws->max) {
+		ws->state[i] = WIN_QUEUED;
+		ws->held++;
+		ws->queue[ws->qtail++] = i;
+		/* no reader thread (none could be made): the walk reads the
+		 * window itself when it gets there */
+		if (!ws->reader_on)
+			ws->reader_on = !pthread_create(&ws->reader, NULL, reader_main, ws);
+		pthread_cond_broadcast(&ws->cv);
+	}
+	pthread_mutex_unlock(&ws->mu);
+}
+
+bool th_windows_may_hold(struct th_windows *ws, uint64_t blk)
+{
+	size_t i = (size_t)(blk / TH_WALK_WIN);
+	bool may;
+
+	if (!ws || blk >= ws->blocks)
+		return false;
+	pthread_mutex_lock(&ws->mu);
+	may = ws->state[i] != WIN_UNREADABLE && (ws->state[i] != WIN_NONE || ws->held < ws->max);
+	pthread_mutex_unlock(&ws->mu);
+	return may;
+}
+
+const uint8_t *th_windows_block(struct th_windows *ws, uint64_t blk)
+{
+	size_t i = (size_t)(blk / TH_WALK_WIN);
+	const uint8_t *p = NULL;
+
+	if (!ws || blk >= ws->blocks)
+		return NULL;
+	pthread_mutex_lock(&ws->mu);
+	if (ws->state[i] == WIN_NONE && ws->held < ws->max) {
+		ws->state[i] = WIN_QUEUED;
+		ws->held++;
+	}
+	if (ws->state[i] == WIN_QUEUED) {
+		/* needed now: read it here rather than wait behind the queue */
+		ws->state[i] = WIN_READING;
+		pthread_mutex_unlock(&ws->mu);
+		uint8_t *buf = win_read(ws, i);
+		pthread_mutex_lock(&ws->mu);
+		win_done(ws, i, buf);
+	}
+	while (ws->state[i] == WIN_READING)
+		pthread_cond_wait(&ws->cv, &ws->mu);
+	if (ws->state[i] == WIN_READ)
+		p = ws->buf[i] + (blk % TH_WALK_WIN) * TH_BLOCK;
+	pthread_mutex_unlock(&ws->mu);
+	return p;
+}
