@@ -228,6 +228,13 @@ int dlvm_thin_provision(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
 			struct dlvm_err *err);
 
 /*
+ * How many data chunks from `chunk` on (at most max) are free: neither
+ * mapped nor freed in the current transaction. Such a chunk changes only
+ * when dlvm_thin_provision hands it out. Costs one step per chunk counted.
+ */
+uint64_t dlvm_thin_free_run(const struct dlvm_thin_store *s, uint64_t chunk, uint64_t max);
+
+/*
  * Unmap virtual chunks [first, first + count) of device id (TRIM, WRITE_ZEROES).
  * *unmapped (may be NULL) is the number of chunks that were mapped. Data
  * chunks no other device maps become free after the next commit. Unmapping

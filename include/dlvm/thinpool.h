@@ -74,6 +74,10 @@ struct dlvm_thin_pool {
 	struct dlvm_dev *meta;       /* view of the metadata LV (owned) */
 	struct dlvm_thin_store *store;
 	struct dlvm_lv_map *data;    /* map of the pool LV: the data area */
+	/* data chunks [hole_lo, hole_hi) were free and read as zeros from a
+	 * hole of their PV file when last looked at, and none of them was
+	 * handed out since: a new chunk there needs no zeroing */
+	uint64_t hole_lo, hole_hi;
 	uint8_t *zero;               /* chunk_size zero bytes, 4096-aligned */
 	uint8_t *copy;               /* chunk_size bytes for copy-on-write */
 	/* writes provisioned and not yet completed, in two epochs: a snapshot

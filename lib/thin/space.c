@@ -132,6 +132,16 @@ int th_data_alloc(struct dlvm_thin_store *s, uint64_t *chunk, struct dlvm_err *e
 	return dlvm_err_set(err, -ENOSPC, "%s: no free data chunk", s->name);
 }
 
+uint64_t dlvm_thin_free_run(const struct dlvm_thin_store *s, uint64_t chunk, uint64_t max)
+{
+	uint64_t n = 0;
+
+	while (n < max && chunk + n < s->sb.data_chunks && s->dref[chunk + n] == 0 &&
+	       !th_bit(s->dheld, chunk + n))
+		n++;
+	return n;
+}
+
 void th_data_inc(struct dlvm_thin_store *s, uint64_t chunk)
 {
 	assert(s->dref[chunk] > 0 && s->dref[chunk] < UINT32_MAX);

@@ -702,31 +702,67 @@ static int chunk_io(struct dlvm_thin_pool *p, uint64_t chunk, uint8_t *buf, bool
 	return 0;
 }
 
-/* Zero a whole chunk: fallocate(ZERO_RANGE) where the device can (files:
- * no data written, only extents marked), else writes of zeros. */
-/* Is [off, off + len) of a PV file a hole (reads as zeros)? */
-static bool file_hole(int fd, uint64_t off, uint64_t len)
+/* Bytes from off on that read as zeros from a hole of a PV file: up to the
+ * next data (UINT64_MAX: no data after off). 0 when off holds data or the
+ * file cannot tell. */
+static uint64_t file_hole_len(int fd, uint64_t off)
 {
 	off_t data = lseek(fd, (off_t)off, SEEK_DATA);
-	return (data < 0 && errno == ENXIO) || (data >= 0 && (uint64_t)data >= off + len);
+
+	if (data < 0)
+		return errno == ENXIO ? UINT64_MAX : 0;
+	return (uint64_t)data - off;
+}
+
+#define HOLE_RUN_MAX 65536 /* chunks taken into the known-hole run at once */
+
+/*
+ * Chunk `chunk` lies in a hole of its PV file that goes on for hole_bytes:
+ * the free chunks after it that the same hole covers, on the same device
+ * and in one stretch of the data map, need no zeroing and no look at the
+ * file when they are handed out (mu held). Chunks are handed out in
+ * increasing order, so the run is used up from below; one look at the file
+ * serves up to HOLE_RUN_MAX new chunks.
+ */
+static void note_hole_run(struct dlvm_thin_pool *p, uint64_t chunk, uint64_t hole_bytes)
+{
+	uint64_t cs = p->chunk_size, start = chunk * cs;
+	struct dlvm_map_piece run;
+
+	if (start >= p->data->size)
+		return;
+	chunk_piece(p, chunk, 0, p->data->size - start, &run);
+	uint64_t n = DLVM_MIN(run.len, hole_bytes) / cs; /* chunk itself included */
+	if (n < 2)
+		return;
+	n = dlvm_thin_free_run(p->store, chunk + 1, DLVM_MIN(n - 1, HOLE_RUN_MAX));
+	p->hole_lo = chunk + 1;
+	p->hole_hi = chunk + 1 + n;
 }
 
 /*
- * Zero a chunk about to be handed out. Where it lies in a hole of a PV file
- * (never written since the file was made, or punched) it reads as zeros
- * already: nothing is done, which also spares a fallocate that would wait
- * for every direct I/O in flight on the file. Otherwise fallocate
- * ZERO_RANGE on files, zeros written on block devices.
+ * Zero a chunk about to be handed out (or, for a clone, one that must read
+ * as zeros). Where it lies in a hole of a PV file (never written since the
+ * file was made, or punched) it reads as zeros already: nothing is done,
+ * which also spares a fallocate that would wait for every direct I/O in
+ * flight on the file. Otherwise fallocate ZERO_RANGE on files, zeros
+ * written on block devices. in_hole: the chunk came from the known-hole
+ * run (provision), so not even the file needs a look.
  */
-static int chunk_zero(struct dlvm_thin_pool *p, uint64_t chunk, struct dlvm_err *err)
+static int chunk_zero(struct dlvm_thin_pool *p, uint64_t chunk, bool in_hole, struct dlvm_err *err)
 {
 	uint64_t done = 0;
 
+	if (in_hole)
+		return 0;
 	while (done < p->chunk_size) {
 		struct dlvm_map_piece pc;
 		chunk_piece(p, chunk, done, p->chunk_size - done, &pc);
 		const struct dlvm_map_dev *d = &p->data->devs[pc.dev];
-		if (!d->blockdev && file_hole(d->fd, pc.dev_off, pc.len)) {
+		uint64_t hole = d->blockdev ? 0 : file_hole_len(d->fd, pc.dev_off);
+		if (hole >= pc.len) {
+			if (done == 0 && pc.len == p->chunk_size)
+				note_hole_run(p, chunk, hole);
 			done += pc.len;
 			continue;
 		}
@@ -736,6 +772,24 @@ static int chunk_zero(struct dlvm_thin_pool *p, uint64_t chunk, struct dlvm_err 
 		done += pc.len;
 	}
 	return 0;
+}
+
+/*
+ * dlvm_thin_provision, and the known-hole run kept true: a chunk handed
+ * out leaves it, with every chunk below it (mu held). *in_hole: the new
+ * chunk came from the run.
+ */
+static int provision(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk, uint64_t *chunk,
+		     bool *is_new, uint64_t *from, bool *in_hole, struct dlvm_err *err)
+{
+	int r = dlvm_thin_provision(p->store, id, vchunk, chunk, is_new, from, err);
+
+	*in_hole = false;
+	if (!r && *is_new && *chunk >= p->hole_lo && *chunk < p->hole_hi) {
+		*in_hole = true;
+		p->hole_lo = *chunk + 1;
+	}
+	return r;
 }
 
 /* A reader's view of device id, opened on first use. */
@@ -871,7 +925,7 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 	uint64_t id = m->thin_id;
 	uint64_t vchunk = off / p->chunk_size, in = off % p->chunk_size, chunk, from;
 	uint64_t n = DLVM_MIN(len, p->chunk_size - in);
-	bool is_new;
+	bool is_new, in_hole;
 	int r;
 
 	pthread_mutex_lock(&p->mu);
@@ -883,7 +937,7 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 		return dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
 				    p->broken_msg);
 	}
-	r = dlvm_thin_provision(p->store, id, vchunk, &chunk, &is_new, &from, err);
+	r = provision(p, id, vchunk, &chunk, &is_new, &from, &in_hole, err);
 	if (r == -ENOSPC && (p->family || p->can_grow)) {
 		/* the host agent adds a slab from the pool, or extends a local
 		 * pool (a VG transaction); wait for it a while. A family whose
@@ -896,7 +950,7 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 		while (p->want_slab &&
 		       pthread_cond_timedwait(&p->grown, &p->mu, &until) != ETIMEDOUT)
 			;
-		r = dlvm_thin_provision(p->store, id, vchunk, &chunk, &is_new, &from, err);
+		r = provision(p, id, vchunk, &chunk, &is_new, &from, &in_hole, err);
 	}
 	if (!r && is_new) {
 		p->dirty = true;
@@ -911,7 +965,7 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 		else if (ec != DLVM_THIN_NONE)
 			r = chunk_copy_from(p, o, ec, chunk, err);
 		else if (from == DLVM_THIN_NONE)
-			r = chunk_zero(p, chunk, err);
+			r = chunk_zero(p, chunk, in_hole, err);
 		else if (!(r = chunk_io(p, from, p->copy, false, err)))
 			r = chunk_io(p, chunk, p->copy, true, err);
 		if (r) {
@@ -948,7 +1002,7 @@ int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, ui
 	for (uint64_t v = first; !r && p->ext && v < end; v++) {
 		struct dlvm_thin_pool *o;
 		uint64_t ec, u = 0, chunk, from;
-		bool is_new;
+		bool is_new, in_hole;
 		if ((r = ext_resolve(p, v, &o, &ec, err)))
 			break;
 		if (ec == DLVM_THIN_NONE) {
@@ -956,10 +1010,10 @@ int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, ui
 			un += u;
 			continue;
 		}
-		if ((r = dlvm_thin_provision(p->store, id, v, &chunk, &is_new, &from, err)))
+		if ((r = provision(p, id, v, &chunk, &is_new, &from, &in_hole, err)))
 			break;
 		p->dirty |= is_new;
-		if ((r = chunk_zero(p, chunk, err)) && is_new && !p->broken) {
+		if ((r = chunk_zero(p, chunk, in_hole, err)) && is_new && !p->broken) {
 			p->broken = true;
 			snprintf(p->broken_msg, sizeof(p->broken_msg), "%s", err ? err->msg : "I/O error");
 		}
@@ -1050,12 +1104,12 @@ int dlvm_thin_pool_flatten(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchun
 		v = next;
 		uint64_t mine, ec, chunk, from;
 		struct dlvm_thin_pool *o;
-		bool is_new;
+		bool is_new, in_hole;
 		if ((r = lookup(p, id, v, &mine, err)) ||
 		    (mine == DLVM_THIN_NONE && (r = ext_resolve(p, v, &o, &ec, err))))
 			break;
 		if (mine == DLVM_THIN_NONE && ec != DLVM_THIN_NONE) {
-			r = dlvm_thin_provision(p->store, id, v, &chunk, &is_new, &from, err);
+			r = provision(p, id, v, &chunk, &is_new, &from, &in_hole, err);
 			if (r == -ENOSPC && add_slab) {
 				/* the family grows (dlvm_thin_family_grown takes mu) */
 				pthread_mutex_unlock(&p->mu);

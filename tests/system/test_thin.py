@@ -613,6 +613,31 @@ def test_pool_autoextend(tmp_path, state_dir, pv):
         stop_clean(d)
 
 
+def test_reused_chunks_never_taken_for_holes(vg0):
+    """The pool remembers a run of chunks that lie in a hole of the PV file,
+    so that new chunks there need no zeroing. Chunks handed out from that
+    run, written, trimmed and handed out again once the pool wrapped around
+    must be zeroed all the same: a partial write to them reads zeros around
+    the data, not what their earlier owner wrote."""
+    make_pool(vg0, size="4m")            # 64 chunks of 64 KiB, in a hole
+    vg0.cli_ok("lvcreate", "-V", "64m", "-T", "vg0/pool0", "-n", "t")
+    c = connect(vg0, "vg0/t")
+    c.pwrite(b"\x11" * 4096, 0)          # the first chunk: a hole run behind it
+    for v in range(1, 64):               # the rest of the pool, from that run
+        c.pwrite(b"\xdd" * CHUNK, v * CHUNK)
+    c.trim(63 * CHUNK, CHUNK)            # all but the first chunk go back
+    c.flush()                            # ... and are free after the commit
+    for v in range(64, 127):             # handed out again
+        c.pwrite(b"\x22" * 4096, v * CHUNK + 4096)
+    for v in range(64, 127):
+        got = c.pread(CHUNK, v * CHUNK)
+        want = bytes(4096) + b"\x22" * 4096 + bytes(CHUNK - 8192)
+        assert got == want, f"virtual chunk {v}: old data around a first write"
+    assert c.pread(4096, 0) == b"\x11" * 4096
+    c.shutdown()
+    out, _ = vg0.cli_ok("check", "vg0")
+
+
 def test_new_chunks_never_show_old_data(vg0):
     """Extents written by a removed linear LV, then by a removed thin
     volume: partial first writes to chunks of a new thin volume there read
