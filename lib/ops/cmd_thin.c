@@ -757,12 +757,37 @@ created:;
 	return 0;
 }
 
+static void clones_of(const struct dlvm_vg *vg, const struct dlvm_lv *lv, char *out, size_t len);
+
+/*
+ * The hidden snapshot that a shared VG's clones of a live volume read
+ * through (lvcreate --clone): once no clone reads through it any more it
+ * goes, here if its family can be written here; else it stays, shown by
+ * lvs -a, and a warning says how to remove it.
+ */
+static void drop_clone_source(struct dlvm_ctx *ctx, struct dlvm_vg *vg, uint64_t id, json_t *resp)
+{
+	struct dlvm_lv *o = id ? dlvm_lv_find_id(vg, id) : NULL;
+	struct dlvm_err e = { 0 };
+	char list[512], name[DLVM_NAME_MAX + 1];
+
+	if (!o || !(o->flags & DLVM_LV_HIDDEN) || !(o->flags & DLVM_LV_THIN))
+		return;
+	clones_of(vg, o, list, sizeof(list));
+	if (*list)
+		return;
+	snprintf(name, sizeof(name), "%s", o->name);
+	if (thin_remove(ctx, vg, o, resp, &e))
+		resp_warning(resp, "%s/%s: the snapshot the clone read through stays: %s (lvremove "
+			     "%s/%s where its family is written removes it)", vg->info.name, name,
+			     e.msg, vg->info.name, name);
+}
+
 int thin_remove(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, json_t *resp,
 		struct dlvm_err *err)
 {
 	int r = 0;
 
-	(void)ctx;
 	if (lv->flags & DLVM_LV_THIN_POOL) {
 		for (size_t i = 0; i < vg->nlv; i++)
 			if ((vg->lvs[i]->flags & DLVM_LV_THIN) && vg->lvs[i]->thin.pool_id == lv->id)
@@ -821,12 +846,16 @@ int thin_remove(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 		 * back to the pool, in one transaction */
 		struct dlvm_txn t;
 		struct dlvm_edit e = { .type = DLVM_EDIT_LV_REMOVE };
+		const struct dlvm_lv *m = dlvm_lv_find_id(vg, meta_id);
+		uint64_t src_id = m ? m->thin.origin_id : 0; /* a clone's family */
 		e.u.lv.id = id;
 		family_forget(vg, meta_id);
 		dlvm_txn_init(&t);
 		if (!(r = add_edit(&t, &e, err)) && !(r = family_remove_edits(vg, meta_id, &t, err)))
 			r = dlvm_txn_commit(vg, &t, err);
 		dlvm_txn_release(&t);
+		if (!r)
+			drop_clone_source(ctx, vg, src_id, resp);
 		return r;
 	}
 	struct dlvm_lv lv_copy = *lv;
@@ -1077,13 +1106,60 @@ static int thin_source(struct dlvm_ctx *ctx, const char *path, const char *what,
 	return 0;
 }
 
+/*
+ * A snapshot (or, with clone, a writable clone) named lvname of thin
+ * volume src, in src's store: one store change, then one journal
+ * transaction. hidden_flags go into the new LV's flags (DLVM_LV_HIDDEN for
+ * the snapshot a shared VG's clone of a live volume reads through).
+ */
+static int family_snapshot(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *src,
+			   const char *lvname, bool clone, uint64_t hidden_flags, json_t *resp,
+			   struct dlvm_err *err)
+{
+	struct dlvm_thin_pool *pool;
+	int r;
+
+	if ((r = shared_family_refuse_elsewhere(ctx, vg, src, clone ? "clone" : "snapshot", err)) ||
+	    (r = dlvm_thin_lv_store(vg, src, true, &pool, err)))
+		return r;
+	uint64_t id = vg->info.next_lv_id;
+	if ((r = dlvm_thin_pool_snapshot(pool, src->id, id, clone ? 0 : DLVM_THIN_DEV_READONLY,
+					 err))) {
+		family_release(vg, pool);
+		return dlvm_err_prefix(err, r, "%s/%s: ", vg->info.name, lvname);
+	}
+	struct dlvm_txn t;
+	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
+	ce.u.lv.id = id;
+	dlvm_uuid_generate(ce.u.lv.uuid);
+	snprintf(ce.u.lv.name, sizeof(ce.u.lv.name), "%s", lvname);
+	ce.u.lv.flags = DLVM_LV_THIN | (clone ? 0 : DLVM_LV_READONLY) | hidden_flags;
+	ce.u.lv.ctime = (uint64_t)time(NULL);
+	te.u.lv.id = id;
+	te.u.lv.thin = src->thin; /* the same pool and family */
+	te.u.lv.thin.origin_id = src->id;
+	dlvm_txn_init(&t);
+	if ((r = dlvm_txn_add(&t, &ce)) || (r = dlvm_txn_add(&t, &te)))
+		r = dlvm_err_set(err, r, "out of memory");
+	else
+		r = dlvm_txn_commit(vg, &t, err);
+	dlvm_txn_release(&t);
+	if (r) {
+		struct dlvm_err e2 = { 0 };
+		if (dlvm_thin_pool_delete_dev(pool, id, &e2))
+			resp_warning(resp, "%s: device %" PRIu64 " left in the pool: %s", pool->name, id,
+				     e2.msg);
+	}
+	family_release(vg, pool);
+	return r;
+}
+
 int thin_snapshot_create(struct dlvm_ctx *ctx, const char *source, const char *name, bool clone,
 			 json_t *opts, json_t *resp, struct dlvm_err *err)
 {
 	const char *what = clone ? "a clone" : "a snapshot", *a = opt_str(opts, "activate");
 	struct dlvm_vg *vg;
 	struct dlvm_lv *src, *plv;
-	struct dlvm_thin_pool *pool;
 	char lvname[DLVM_NAME_MAX + 1];
 	bool on;
 	enum dlvm_hold_mode mode;
@@ -1112,59 +1188,46 @@ int thin_snapshot_create(struct dlvm_ctx *ctx, const char *source, const char *n
 				    src->name);
 	bool shared = vg->info.flags & DLVM_VG_SHARED;
 	if (shared && clone) {
-		/* a family of its own that reads through to the snapshot, so
-		 * that any host can write it */
-		if (!(src->flags & DLVM_LV_READONLY) || !src->thin.origin_id)
-			return dlvm_err_set(err, -EINVAL, "%s/%s is not a snapshot: in a shared VG a "
-					    "clone is made of a snapshot (lvcreate -s -n SNAP %s/%s "
-					    "first)", vg->info.name, src->name, vg->info.name,
-					    src->name);
+		/* a family of its own that reads through to a snapshot, so
+		 * that any host can write it; of a live volume, through a
+		 * hidden snapshot taken now (removed with its last clone) */
+		char hname[DLVM_NAME_MAX + 1];
+		bool live = !(src->flags & DLVM_LV_READONLY);
 		if (name)
 			snprintf(lvname, sizeof(lvname), "%s", name);
 		else
 			next_free_name(vg, lvname, sizeof(lvname));
-		if ((r = family_create(vg, plv, lvname, src->thin.virtual_size, src->id, err)))
+		if (live) {
+			if (snprintf(hname, sizeof(hname), "%s_clonesrc", lvname) >=
+			    (int)sizeof(hname) - 1)
+				return dlvm_err_set(err, -EINVAL, "lvcreate: clone name %s is too "
+						    "long for the snapshot it reads through",
+						    lvname);
+			if (dlvm_lv_find(vg, hname))
+				return dlvm_err_set(err, -EEXIST, "%s/%s: the name of the snapshot "
+						    "a clone %s would read through is taken",
+						    vg->info.name, hname, lvname);
+			if ((r = family_snapshot(ctx, vg, src, hname, false, DLVM_LV_HIDDEN, resp,
+						 err)))
+				return r;
+			if (!(src = dlvm_lv_find(vg, hname)) ||
+			    !(plv = dlvm_lv_find_id(vg, src->thin.pool_id)))
+				return dlvm_err_set(err, -EBADMSG, "%s/%s: gone after its creation",
+						    vg->info.name, hname);
+		}
+		if ((r = family_create(vg, plv, lvname, src->thin.virtual_size, src->id, err))) {
+			if (live) /* change nothing */
+				drop_clone_source(ctx, vg, src->id, resp);
 			return r;
+		}
 		goto created;
 	}
-	if ((r = shared_family_refuse_elsewhere(ctx, vg, src, clone ? "clone" : "snapshot", err)) ||
-	    (r = dlvm_thin_lv_store(vg, src, true, &pool, err)))
-		return r;
 	if (name)
 		snprintf(lvname, sizeof(lvname), "%s", name);
 	else
 		next_free_name(vg, lvname, sizeof(lvname));
-	uint64_t id = vg->info.next_lv_id;
-	if ((r = dlvm_thin_pool_snapshot(pool, src->id, id, clone ? 0 : DLVM_THIN_DEV_READONLY,
-					 err))) {
-		family_release(vg, pool);
-		return dlvm_err_prefix(err, r, "%s/%s: ", vg->info.name, lvname);
-	}
-	struct dlvm_txn t;
-	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
-	ce.u.lv.id = id;
-	dlvm_uuid_generate(ce.u.lv.uuid);
-	snprintf(ce.u.lv.name, sizeof(ce.u.lv.name), "%s", lvname);
-	ce.u.lv.flags = DLVM_LV_THIN | (clone ? 0 : DLVM_LV_READONLY);
-	ce.u.lv.ctime = (uint64_t)time(NULL);
-	te.u.lv.id = id;
-	te.u.lv.thin = src->thin; /* the same pool and family */
-	te.u.lv.thin.origin_id = src->id;
-	dlvm_txn_init(&t);
-	if ((r = dlvm_txn_add(&t, &ce)) || (r = dlvm_txn_add(&t, &te)))
-		r = dlvm_err_set(err, r, "out of memory");
-	else
-		r = dlvm_txn_commit(vg, &t, err);
-	dlvm_txn_release(&t);
-	if (r) {
-		struct dlvm_err e2 = { 0 };
-		if (dlvm_thin_pool_delete_dev(pool, id, &e2))
-			resp_warning(resp, "%s: device %" PRIu64 " left in the pool: %s", pool->name, id,
-				     e2.msg);
-		family_release(vg, pool);
+	if ((r = family_snapshot(ctx, vg, src, lvname, clone, 0, resp, err)))
 		return r;
-	}
-	family_release(vg, pool);
 created:
 	if (on) {
 		struct dlvm_err ae = { 0 };
@@ -1274,6 +1337,7 @@ static int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_
 	if (o)
 		snprintf(oname, sizeof(oname), "%s", o->name);
 	uint64_t id = lv->id, vchunks = lv->thin.virtual_size / pool->chunk_size;
+	uint64_t src_id = lv->thin.origin_id;
 	dlvm_thin_pool_ref(pool);
 	r = dlvm_thin_pool_flatten(pool, id, vchunks, flatten_add_slab, &f, flatten_progress, err);
 	if (r) {
@@ -1305,6 +1369,7 @@ static int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_
 	family_release(vg, pool);
 	resp_message(resp, "%s/%s no longer depends on %s (%" PRIu64 " chunks copied).", f.vg,
 		     name, oname, f.total);
+	drop_clone_source(ctx, vg, src_id, resp);
 out:
 	dlvm_thin_pool_unref(pool);
 	return r;

@@ -62,6 +62,12 @@ int refuse_internal(const struct dlvm_vg *vg, const struct dlvm_lv *lv, const ch
 {
 	if (!lv_is_internal(lv))
 		return 0;
+	if ((lv->flags & DLVM_LV_THIN) && !strcmp(what, "remove"))
+		return 0; /* a clone's hidden snapshot: goes once no clone reads it */
+	if (lv->flags & DLVM_LV_THIN)
+		return dlvm_err_set(err, -EPERM, "%s/%s: cannot %s [%s]: it is the snapshot that "
+				    "clones of a live volume read through (it goes with the last of "
+				    "them)", vg->info.name, lv->name, what, lv->name);
 	if (lv->flags & (DLVM_LV_THIN_META | DLVM_LV_THIN_DATA))
 		return dlvm_err_set(err, -EPERM, "%s/%s: cannot %s [%s]: it holds the %s of a "
 				    "thin pool (removing its thin volumes or the pool removes it)",

@@ -22,8 +22,11 @@ def test_clone_written_on_another_host(cluster):
     h1.cli_ok("lvcreate", "-s", "-n", "s1", "vgs/a")
     snap = ma.copy()
 
+    # a clone of a live volume snapshots it first: on the host that writes it
     rc, _, err = h2.cli("lvcreate", "--clone", "-n", "x", "vgs/a")
-    assert rc != 0 and "is not a snapshot" in err, err
+    assert rc != 0 and "its thin family is written elsewhere" in err, err
+    assert "active on host id 1" in err, err
+    assert "x" not in lvs(h2) and "[x_clonesrc]" not in lvs(h2)
     h2.cli_ok("lvcreate", "--clone", "-n", "c", "vgs/s1")
     r = lvs(h2)
     assert r["c"]["origin"] == "s1" and r["c"]["active_hosts"] == "2", r["c"]
@@ -83,5 +86,65 @@ def test_clone_written_on_another_host(cluster):
     h1.cli_ok("lvchange", "-aey", "vgs/c")
     check_all(h1, "c", mc)
     h1.cli_ok("lvchange", "-an", "vgs/c")
+    out, _ = h2.cli_ok("check", "vgs")
+    assert "consistent" in out, out
+
+
+def test_clone_of_a_live_volume(cluster):
+    """A clone of a live volume reads through to a hidden snapshot taken by
+    the same command on the host that writes the volume; the clone is then
+    written on another host while the volume goes on being written. The
+    hidden snapshot goes with the clone's removal, or after a flatten once
+    a host that may write its family removes it."""
+    h1, h2 = cluster(2)
+    h1.cli_ok("lvcreate", "--type", "thin-pool", "-L", "256m", "--chunksize", "64k", "-n",
+              "pool", "vgs")
+    h1.cli_ok("lvcreate", "-V", "16m", "-T", "vgs/pool", "-n", "a")
+    ma, errors = Model(16 * MiB), []
+    writer(h1, "a", ma, 21, 300, errors)
+    assert not errors, errors
+    out, _ = h1.cli_ok("lvcreate", "--clone", "-n", "c", "vgs/a")
+    assert 'Logical volume "c" created.' in out, out
+    at_clone = ma.copy()
+    r = lvs(h1)
+    assert r["c"]["origin"] == "c_clonesrc", r["c"]
+    assert r["[c_clonesrc]"]["origin"] == "a" and r["[c_clonesrc]"]["lv_attr"][1] == "r", r
+    rc, _, err = h1.cli("lvchange", "-asy", "vgs/c_clonesrc")
+    assert rc != 0 and "clones of a live volume read through" in err, err
+    rc, _, err = h1.cli("lvremove", "-y", "vgs/c_clonesrc")
+    assert rc != 0 and "snapshot has clones: c" in err, err
+
+    # the clone moves to h2 and is written there while h1 writes a
+    h1.cli_ok("lvchange", "-an", "vgs/c")
+    h2.cli_ok("lvchange", "-aey", "vgs/c")
+    check_all(h2, "c", at_clone)
+    mc = at_clone.copy()
+    t = threading.Thread(target=writer, args=(h1, "a", ma, 22, 300, errors))
+    t.start()
+    writer(h2, "c", mc, 23, 300, errors)
+    t.join()
+    assert not errors, errors
+    check_all(h2, "c", mc)
+    check_all(h1, "a", ma)
+
+    # flattened on h2: the hidden snapshot's family is written on h1, so it
+    # stays, with a warning, until h1 removes it
+    out, err = h2.cli_ok("lvconvert", "--flatten", "vgs/c")
+    assert "no longer depends on c_clonesrc" in out, out
+    assert "c_clonesrc: the snapshot the clone read through stays" in err, err
+    assert "[c_clonesrc]" in lvs(h2)
+    h1.cli_ok("lvremove", "-y", "vgs/c_clonesrc")
+    assert "[c_clonesrc]" not in lvs(h2)
+    check_all(h2, "c", mc)
+
+    # a second clone, removed on the host that writes a: its snapshot goes too
+    h1.cli_ok("lvcreate", "--clone", "-n", "d", "vgs/a")
+    md = ma.copy()
+    check_all(h1, "d", md)
+    h1.cli_ok("lvchange", "-an", "vgs/d")
+    h1.cli_ok("lvremove", "-y", "vgs/d")
+    r = lvs(h2)
+    assert "d" not in r and "[d_clonesrc]" not in r, r
+    check_all(h1, "a", ma)
     out, _ = h2.cli_ok("check", "vgs")
     assert "consistent" in out, out
