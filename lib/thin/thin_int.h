@@ -281,6 +281,9 @@ int th_tree_release(struct dlvm_thin_store *s, uint64_t blk, uint16_t type, int 
 
 /* ---- walk.c: visit every distinct node once ---- */
 
+#define TH_WALK_WIN 512u       /* blocks in one window: 2 MiB */
+#define TH_WALK_WIN_MAX 64u    /* windows held at once: 128 MiB */
+
 /*
  * A walk from a device tree root visits every node reachable from it once,
  * counts the references to each node (one per parent pointer or device root)
@@ -289,9 +292,6 @@ int th_tree_release(struct dlvm_thin_store *s, uint64_t blk, uint16_t type, int 
  * device), has the tree type and level its parent implies, and keeps its keys
  * inside the range its parent gives.
  */
-#define TH_WALK_WIN 512u       /* blocks in one window: 2 MiB */
-#define TH_WALK_WIN_MAX 64u    /* windows held at once: 128 MiB */
-
 struct th_walk {
 	/* in */
 	struct dlvm_thin_store *s;

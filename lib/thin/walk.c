@@ -13,9 +13,10 @@
  * a reader thread as soon as an internal node names blocks in them: a
  * million mapped chunks (about 6,000 nodes) take a dozen reads of 2 MiB
  * instead of thousands of 4 KiB ones, whatever the layout, and the reads
- * overlap with the decoding. Past a budget of windows (a very large store) it reads the leaves
- * under each level-1 node in runs of nearby blocks instead (gaps of a few
- * blocks are read through), and any other node alone.
+ * overlap with the decoding. Past a budget of windows (a very large store)
+ * it reads the leaves under each level-1 node in runs of nearby blocks
+ * instead (gaps of a few blocks are read through), and any other node
+ * alone.
  */
 #include <inttypes.h>
 #include <stdarg.h>

@@ -67,6 +67,17 @@ static uint8_t *win_read(struct th_windows *ws, size_t i)
 	return buf;
 }
 
+/* Count window i against the budget if it is not asked for yet and the
+ * budget allows: it becomes WIN_QUEUED (mu held). True when it did. */
+static bool win_claim(struct th_windows *ws, size_t i)
+{
+	if (ws->state[i] != WIN_NONE || ws->held >= ws->max)
+		return false;
+	ws->state[i] = WIN_QUEUED;
+	ws->held++;
+	return true;
+}
+
 /* Window i was read (buf) or failed (NULL): record it (mu held). */
 static void win_done(struct th_windows *ws, size_t i, uint8_t *buf)
 {
@@ -152,9 +163,7 @@ void th_windows_want(struct th_windows *ws, uint64_t blk)
 	if (!ws || blk >= ws->blocks)
 		return;
 	pthread_mutex_lock(&ws->mu);
-	if (ws->state[i] == WIN_NONE && ws->held < ws->max) {
-		ws->state[i] = WIN_QUEUED;
-		ws->held++;
+	if (win_claim(ws, i)) {
 		ws->queue[ws->qtail++] = i;
 		/* no reader thread (none could be made): the walk reads the
 		 * window itself when it gets there */
@@ -186,10 +195,7 @@ const uint8_t *th_windows_block(struct th_windows *ws, uint64_t blk)
 	if (!ws || blk >= ws->blocks)
 		return NULL;
 	pthread_mutex_lock(&ws->mu);
-	if (ws->state[i] == WIN_NONE && ws->held < ws->max) {
-		ws->state[i] = WIN_QUEUED;
-		ws->held++;
-	}
+	win_claim(ws, i);
 	if (ws->state[i] == WIN_QUEUED) {
 		/* needed now: read it here rather than wait behind the queue */
 		ws->state[i] = WIN_READING;
