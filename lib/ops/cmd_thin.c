@@ -651,6 +651,41 @@ static void next_free_name(const struct dlvm_vg *vg, char *out, size_t len)
 	}
 }
 
+/*
+ * The journal record of thin LV id, whose device the store already holds:
+ * one transaction of LV_CREATE and LV_SET_THIN. When it fails, the device
+ * goes again (a warning says so if it cannot), so nothing changed.
+ */
+static int thin_lv_record(struct dlvm_vg *vg, struct dlvm_thin_pool *pool, uint64_t id,
+			  const char *lvname, uint64_t flags, const struct dlvm_lv_thin *thin,
+			  json_t *resp, struct dlvm_err *err)
+{
+	struct dlvm_txn t;
+	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
+	int r;
+
+	ce.u.lv.id = id;
+	dlvm_uuid_generate(ce.u.lv.uuid);
+	snprintf(ce.u.lv.name, sizeof(ce.u.lv.name), "%s", lvname);
+	ce.u.lv.flags = flags;
+	ce.u.lv.ctime = (uint64_t)time(NULL);
+	te.u.lv.id = id;
+	te.u.lv.thin = *thin;
+	dlvm_txn_init(&t);
+	if ((r = dlvm_txn_add(&t, &ce)) || (r = dlvm_txn_add(&t, &te)))
+		r = dlvm_err_set(err, r, "out of memory");
+	else
+		r = dlvm_txn_commit(vg, &t, err);
+	dlvm_txn_release(&t);
+	if (r) {
+		struct dlvm_err e2 = { 0 };
+		if (dlvm_thin_pool_delete_dev(pool, id, &e2))
+			resp_warning(resp, "%s: device %" PRIu64 " left in the pool: %s", pool->name, id,
+				     e2.msg);
+	}
+	return r;
+}
+
 int thin_lv_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, json_t *opts,
 		   json_t *resp, struct dlvm_err *err)
 {
@@ -708,29 +743,9 @@ int thin_lv_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, j
 	 * unused device, never an LV without one */
 	if ((r = dlvm_thin_pool_create_dev(pool, id, err)))
 		return dlvm_err_prefix(err, r, "%s/%s: ", vg->info.name, lvname);
-	struct dlvm_txn t;
-	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
-	ce.u.lv.id = id;
-	dlvm_uuid_generate(ce.u.lv.uuid);
-	snprintf(ce.u.lv.name, sizeof(ce.u.lv.name), "%s", lvname);
-	ce.u.lv.flags = DLVM_LV_THIN;
-	ce.u.lv.ctime = (uint64_t)time(NULL);
-	te.u.lv.id = id;
-	te.u.lv.thin.pool_id = plv->id;
-	te.u.lv.thin.virtual_size = vsize;
-	dlvm_txn_init(&t);
-	if ((r = dlvm_txn_add(&t, &ce)) || (r = dlvm_txn_add(&t, &te)))
-		r = dlvm_err_set(err, r, "out of memory");
-	else
-		r = dlvm_txn_commit(vg, &t, err);
-	dlvm_txn_release(&t);
-	if (r) {
-		struct dlvm_err e2 = { 0 };
-		if (dlvm_thin_pool_delete_dev(pool, id, &e2))
-			resp_warning(resp, "%s: device %" PRIu64 " left in the pool: %s", pool->name, id,
-				     e2.msg);
+	struct dlvm_lv_thin thin = { .pool_id = plv->id, .virtual_size = vsize };
+	if ((r = thin_lv_record(vg, pool, id, lvname, DLVM_LV_THIN, &thin, resp, err)))
 		return r;
-	}
 created:;
 	/* over-provisioning is allowed, and said */
 	plv = dlvm_lv_find_id(vg, plv->id);
@@ -1128,28 +1143,11 @@ static int family_snapshot(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm
 		family_release(vg, pool);
 		return dlvm_err_prefix(err, r, "%s/%s: ", vg->info.name, lvname);
 	}
-	struct dlvm_txn t;
-	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
-	ce.u.lv.id = id;
-	dlvm_uuid_generate(ce.u.lv.uuid);
-	snprintf(ce.u.lv.name, sizeof(ce.u.lv.name), "%s", lvname);
-	ce.u.lv.flags = DLVM_LV_THIN | (clone ? 0 : DLVM_LV_READONLY) | hidden_flags;
-	ce.u.lv.ctime = (uint64_t)time(NULL);
-	te.u.lv.id = id;
-	te.u.lv.thin = src->thin; /* the same pool and family */
-	te.u.lv.thin.origin_id = src->id;
-	dlvm_txn_init(&t);
-	if ((r = dlvm_txn_add(&t, &ce)) || (r = dlvm_txn_add(&t, &te)))
-		r = dlvm_err_set(err, r, "out of memory");
-	else
-		r = dlvm_txn_commit(vg, &t, err);
-	dlvm_txn_release(&t);
-	if (r) {
-		struct dlvm_err e2 = { 0 };
-		if (dlvm_thin_pool_delete_dev(pool, id, &e2))
-			resp_warning(resp, "%s: device %" PRIu64 " left in the pool: %s", pool->name, id,
-				     e2.msg);
-	}
+	struct dlvm_lv_thin thin = src->thin; /* the same pool and family */
+	thin.origin_id = src->id;
+	r = thin_lv_record(vg, pool, id, lvname,
+			   DLVM_LV_THIN | (clone ? 0 : DLVM_LV_READONLY) | hidden_flags, &thin, resp,
+			   err);
 	family_release(vg, pool);
 	return r;
 }
