@@ -112,6 +112,15 @@ void dlvm_thin_store_close(struct dlvm_thin_store *s);
  */
 int dlvm_thin_commit(struct dlvm_thin_store *s, struct dlvm_err *err);
 
+/*
+ * Called by dlvm_thin_commit once the commit is on disk, for each run of
+ * data chunks [chunk, chunk + n) that the commit freed: no committed state
+ * maps them any more, and they may be handed out from now on. The hook must
+ * not call back into the store. NULL: none (the default).
+ */
+typedef void (*dlvm_thin_freed_fn)(void *arg, uint64_t chunk, uint64_t n);
+void dlvm_thin_set_freed_hook(struct dlvm_thin_store *s, dlvm_thin_freed_fn fn, void *arg);
+
 struct dlvm_thin_usage {
 	uint64_t transaction;     /* id of the last commit */
 	uint64_t chunk_size;

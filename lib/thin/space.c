@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dlvm/util.h"
 #include "thin_int.h"
 
 static void *grow_array(void *p, size_t old_bytes, size_t new_bytes)
@@ -157,8 +158,44 @@ void th_data_dec(struct dlvm_thin_store *s, uint64_t chunk)
 	s->dpending++;
 }
 
+/* The runs of chunks held by the transaction just committed, to the hook. */
+static void report_freed(struct dlvm_thin_store *s)
+{
+	uint64_t n = s->sb.data_chunks, words = (n + 63) / 64, start = 0;
+	bool in_run = false;
+
+	if (!s->freed || !s->dpending)
+		return;
+	for (uint64_t w = 0; w < words; w++) {
+		uint64_t bits = s->dheld[w];
+		if (!bits && !in_run)
+			continue;
+		if (bits == ~0ull && in_run)
+			continue;
+		for (uint64_t c = w * 64; c < DLVM_MIN(n, w * 64 + 64); c++) {
+			bool held = bits >> (c % 64) & 1;
+			if (held && !in_run) {
+				start = c;
+				in_run = true;
+			} else if (!held && in_run) {
+				s->freed(s->freed_arg, start, c - start);
+				in_run = false;
+			}
+		}
+	}
+	if (in_run)
+		s->freed(s->freed_arg, start, n - start);
+}
+
+void dlvm_thin_set_freed_hook(struct dlvm_thin_store *s, dlvm_thin_freed_fn fn, void *arg)
+{
+	s->freed = fn;
+	s->freed_arg = arg;
+}
+
 void th_space_committed(struct dlvm_thin_store *s)
 {
+	report_freed(s);
 	memset(s->mnew, 0, th_bitmap_bytes(s->sb.meta_blocks));
 	memset(s->mheld, 0, th_bitmap_bytes(s->sb.meta_blocks));
 	memset(s->dheld, 0, th_bitmap_bytes(s->sb.data_chunks));

@@ -143,6 +143,8 @@ struct dlvm_thin_store {
 	uint32_t *dref;
 	uint64_t *dheld;
 	uint64_t dfree, dpending, dcursor;
+	dlvm_thin_freed_fn freed;      /* told of the chunks each commit frees */
+	void *freed_arg;
 
 	uint8_t *iobuf;                /* one block, aligned for O_DIRECT */
 	struct dlvm_hmap cache;        /* struct th_cnode by n.blocknr */

@@ -1596,10 +1596,77 @@ static void unmap_without_metadata(void **state)
 	dlvm_dev_close(dev);
 }
 
+/* The freed hook: each run of chunks a commit frees, once, after the
+ * commit; nothing for a commit that frees nothing. */
+struct freed_log {
+	uint64_t first[16], n[16];
+	size_t runs;
+};
+
+static void log_freed(void *arg, uint64_t chunk, uint64_t n)
+{
+	struct freed_log *l = arg;
+
+	assert_true(l->runs < 16);
+	l->first[l->runs] = chunk;
+	l->n[l->runs++] = n;
+}
+
+static void freed_hook_runs(void **state)
+{
+	struct dlvm_dev *dev = t_thin_dev(64, 0, 1000);
+	struct dlvm_thin_store *s = t_open(dev, 0);
+	struct freed_log l = { .runs = 0 };
+	struct dlvm_err e = { 0 };
+	uint64_t n;
+	(void)state;
+
+	dlvm_thin_set_freed_hook(s, log_freed, &l);
+	assert_ok(dlvm_thin_create(s, 1, 0, &e), &e);
+	for (uint64_t v = 0; v < 200; v++)
+		assert_int_equal(t_prov(s, 1, v, NULL, NULL), v); /* chunk v */
+	t_commit_thin(s);
+	assert_int_equal(l.runs, 0);
+	/* chunks 10-19, 63-64 (across a bitmap word) and 199 (the last one
+	 * handed out) */
+	assert_ok(dlvm_thin_unmap(s, 1, 10, 10, &n, &e), &e);
+	assert_ok(dlvm_thin_unmap(s, 1, 63, 2, &n, &e), &e);
+	assert_ok(dlvm_thin_unmap(s, 1, 199, 1, &n, &e), &e);
+	assert_int_equal(l.runs, 0); /* not before the commit */
+	t_commit_thin(s);
+	assert_int_equal(l.runs, 3);
+	assert_int_equal(l.first[0], 10);
+	assert_int_equal(l.n[0], 10);
+	assert_int_equal(l.first[1], 63);
+	assert_int_equal(l.n[1], 2);
+	assert_int_equal(l.first[2], 199);
+	assert_int_equal(l.n[2], 1);
+	t_commit_thin(s);
+	assert_int_equal(l.runs, 3); /* nothing freed: nothing told */
+	/* a snapshot holds the chunks: deleting the origin frees nothing,
+	 * deleting the snapshot then frees the 187 chunks left, in runs */
+	assert_ok(dlvm_thin_snapshot(s, 1, 2, 0, &e), &e);
+	assert_ok(dlvm_thin_delete(s, 1, &e), &e);
+	t_commit_thin(s);
+	assert_int_equal(l.runs, 3);
+	assert_ok(dlvm_thin_delete(s, 2, &e), &e);
+	t_commit_thin(s);
+	assert_int_equal(l.runs, 6);
+	uint64_t total = 0;
+	for (size_t i = 3; i < l.runs; i++)
+		total += l.n[i];
+	assert_int_equal(total, 187);
+	assert_int_equal(l.first[3], 0);
+	assert_int_equal(l.n[3], 10);
+	dlvm_thin_store_close(s);
+	dlvm_dev_close(dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sb_roundtrip),
+		cmocka_unit_test(freed_hook_runs),
 		cmocka_unit_test(sb_bad_fields),
 		cmocka_unit_test(node_roundtrip),
 		cmocka_unit_test(node_bad_fields_map_leaf),
