@@ -78,6 +78,12 @@ struct dlvm_thin_pool {
 	 * hole of their PV file when last looked at, and none of them was
 	 * handed out since: a new chunk there needs no zeroing */
 	uint64_t hole_lo, hole_hi;
+	/* data chunks that commits freed and that are not punched out of their
+	 * PV files yet (dlvm_thin_pool_punch): two bitmaps of freed_cap chunks
+	 * and the number of bits set in each */
+	uint64_t *freed, *aged;
+	uint64_t freed_cap, nfreed, naged, freed_cursor;
+	bool punch_off;              /* punching failed once: never again */
 	uint8_t *zero;               /* chunk_size zero bytes, 4096-aligned */
 	uint8_t *copy;               /* chunk_size bytes for copy-on-write */
 	/* writes provisioned and not yet completed, in two epochs: a snapshot
@@ -203,6 +209,24 @@ int dlvm_thin_pool_commit(struct dlvm_thin_pool *p, struct dlvm_err *err);
 /* The same, only when the store has uncommitted changes (the periodic
  * commit: idle pools cost nothing). */
 int dlvm_thin_pool_commit_dirty(struct dlvm_thin_pool *p, struct dlvm_err *err);
+
+/*
+ * Give back to the PV files the data chunks that commits have freed: punch
+ * them (FALLOC_FL_PUNCH_HOLE), so that a file PV does not keep the space of
+ * removed volumes and trimmed chunks, and so that a chunk handed out again
+ * reads as zeros without being zeroed. A chunk is punched only while it is
+ * free, and only once every write begun before the call has ended (a write
+ * that looked its chunk up before the chunk was freed must not land after
+ * the punch); never after the pool broke or its fence expired. Chunks on
+ * block devices are left as they are. Works in small pieces until
+ * CLOCK_MONOTONIC until_ns; what is left waits for the next call. The
+ * caller must keep the store this host's meanwhile (the agent holds the
+ * daemon's lock, so no command hands a family to another host). Returns
+ * the number of chunks punched; a failed punch is reported in err (those
+ * chunks keep their data, which is harmless) and punching stops for the
+ * pool.
+ */
+uint64_t dlvm_thin_pool_punch(struct dlvm_thin_pool *p, uint64_t until_ns, struct dlvm_err *err);
 int dlvm_thin_pool_check(struct dlvm_thin_pool *p, struct dlvm_check_report *rep,
 			 struct dlvm_err *err);
 

@@ -1475,6 +1475,10 @@ static void pool_warn_usage(struct dlvm_thin_pool *p)
 		   u.meta_blocks, &p->warned_meta);
 }
 
+/* Time a pass may spend punching freed chunks out of PV files, all pools
+ * together. */
+#define PUNCH_BUDGET_MS 50
+
 /*
  * The host agent's pass over the open stores: commit what is pending, warn
  * about usage; for families (shared VGs), close the stores no map uses and
@@ -1484,6 +1488,8 @@ static void pool_warn_usage(struct dlvm_thin_pool *p)
  */
 void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 {
+	uint64_t punch_until = dlvm_now_ns() + PUNCH_BUDGET_MS * 1000000ull;
+
 	for (size_t v = 0; v < ctx->nvg; v++) {
 		struct dlvm_vg *vg = ctx->vgs[v];
 		uint64_t grow[16], mgrow[16];
@@ -1541,6 +1547,10 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 			}
 			if (dlvm_thin_pool_commit_dirty(p, &e))
 				fprintf(stderr, "dlvmd: %s: commit: %s\n", p->name, e.msg);
+			struct dlvm_err pe = { 0 };
+			dlvm_thin_pool_punch(p, punch_until, &pe);
+			if (pe.code)
+				fprintf(stderr, "dlvmd: %s\n", pe.msg);
 			if (!p->family)
 				pool_warn_usage(p);
 			if (!p->family && !p->reader) {

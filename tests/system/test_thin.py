@@ -4,6 +4,7 @@ TRIM and WRITE_ZEROES, pool exhaustion and growth, durability across a
 kill -9, fio verify, and a seeded random model test of several volumes."""
 import errno
 import json
+import os
 import random
 import subprocess
 import threading
@@ -675,3 +676,63 @@ def test_new_chunks_never_show_old_data(vg0):
         c.flush()
         c.shutdown()
         vg0.cli_ok("lvremove", "-y", "vg0/t")
+
+
+def allocated(d):
+    """Bytes the PV files of d take on their file system."""
+    return sum(os.stat(p).st_blocks * 512 for p in d.pvs)
+
+
+def wait_allocated_below(d, limit, what, timeout=20):
+    t0 = time.monotonic()
+    while allocated(d) > limit:
+        assert time.monotonic() - t0 < timeout, \
+            f"{what}: PV files still take {allocated(d)} bytes, want <= {limit}"
+        time.sleep(0.2)
+
+
+def test_freed_chunks_given_back_to_pv_files(vg0):
+    """Chunks that trims and removals free are punched out of the PV files
+    once the freeing is committed, and only then: chunks a snapshot still
+    holds keep their data, and chunks handed out again read zeros around a
+    partial write."""
+    d = vg0
+    make_pool(d, size="128m")
+    d.cli_ok("lvcreate", "-V", "256m", "-T", "vg0/pool0", "-n", "t")
+    c = connect(d, "vg0/t")
+    data = {v: bytes([v % 251 + 1]) * CHUNK for v in range(0, 1024, 2)}  # 512 chunks
+    for v, b in data.items():
+        c.pwrite(b, v * CHUNK)
+    c.flush()
+    full = allocated(d)
+    # half of them trimmed: 16 MiB back to the files
+    for v in list(data)[:256]:
+        c.trim(CHUNK, v * CHUNK)
+        del data[v]
+    c.flush()
+    wait_allocated_below(d, full - 15 * MiB, "after a trim of 256 chunks")
+    # a snapshot holds the other half while the volume is written anew
+    d.cli_ok("lvcreate", "-s", "-n", "s", "-ay", "vg0/t")
+    for v in data:
+        c.pwrite(b"\xab" * CHUNK, v * CHUNK)
+    c.flush()
+    held = allocated(d)
+    time.sleep(3)  # several passes of the agent
+    s = connect(d, "vg0/s")
+    for v, b in data.items():
+        assert s.pread(CHUNK, v * CHUNK) == b, f"snapshot, virtual chunk {v}"
+    s.shutdown()
+    assert allocated(d) >= held - MiB, "chunks the snapshot holds were punched"
+    d.cli_ok("lvchange", "-an", "vg0/s")
+    d.cli_ok("lvremove", "-f", "vg0/s")
+    wait_allocated_below(d, held - 15 * MiB, "after the snapshot went")
+    for v in data:
+        assert c.pread(CHUNK, v * CHUNK) == b"\xab" * CHUNK, f"volume, virtual chunk {v}"
+    # new chunks, some of them punched ones: zeros around a partial write
+    for v in range(1, 1024, 2):
+        c.pwrite(b"\x5a" * 4096, v * CHUNK + 8192)
+    for v in range(1, 1024, 2):
+        assert c.pread(CHUNK, v * CHUNK) == bytes(8192) + b"\x5a" * 4096 + bytes(CHUNK - 12288)
+    c.shutdown()
+    out, _ = d.cli_ok("check", "vg0")
+    assert "consistent" in out
