@@ -508,18 +508,22 @@ void dlvm_thin_pool_write_end(struct dlvm_thin_pool *p, unsigned token)
 	pthread_mutex_unlock(&p->mu);
 }
 
-/* Start a new epoch and wait for the writes of the old one (mu held). */
+/* Start a new epoch and wait for the writes of the old one (mu held), after
+ * those of an earlier epoch still draining. */
 static int quiesce(struct dlvm_thin_pool *p, struct dlvm_err *err)
 {
 	unsigned old = p->epoch;
 	struct timespec until;
 
-	if (p->inflight[old ^ 1]) /* a previous quiesce timed out: still draining */
-		return dlvm_err_set(err, -ETIMEDOUT, "%s: writes from before the last snapshot are "
-				    "still in flight", p->name);
-	p->epoch = old ^ 1;
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += 30;
+	/* an earlier wait that ran out (the agent's, before a punch, or a
+	 * quiesce's) left the other epoch draining: it must end first */
+	while (p->inflight[old ^ 1])
+		if (pthread_cond_timedwait(&p->drained, &p->mu, &until) == ETIMEDOUT)
+			return dlvm_err_set(err, -ETIMEDOUT, "%s: %u earlier writes did not complete "
+					    "in 30 s", p->name, p->inflight[old ^ 1]);
+	p->epoch = old ^ 1;
 	while (p->inflight[old])
 		if (pthread_cond_timedwait(&p->drained, &p->mu, &until) == ETIMEDOUT)
 			return dlvm_err_set(err, -ETIMEDOUT, "%s: %u writes did not complete in 30 s",
