@@ -157,8 +157,17 @@ static int apply_payload(struct dlvm_vg *vg, const uint8_t *p, size_t len, const
 	return 0;
 }
 
+/*
+ * Replay one copy from mda->hdr. With `resume` (the newer header slot, whose
+ * checkpoint is damaged), the records after mda->hdr's checkpoint are
+ * followed only up to resume's checkpoint sequence; from there the journal
+ * continues where resume says it does (resume->journal_start), which is not
+ * always where the older journal ran on to (a repair starts a new journal at
+ * ring offset 0). *bridged tells whether that point was reached.
+ */
 static int replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg,
-		  bool *ckpt_bad, struct dlvm_err *err)
+		  const struct dlvm_mda_header *resume, bool *bridged, bool *ckpt_bad,
+		  struct dlvm_err *err)
 {
 	const struct dlvm_mda_header *h = &mda->hdr;
 	struct ring_reader rr = { 0 };
@@ -212,6 +221,12 @@ static int replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg
 	bool wrapped_here = false;
 	for (;;) {
 		struct dlvm_err rec_err = { 0 };
+		if (resume && !*bridged && expect == resume->ckpt_seq + 1) {
+			pos = resume->journal_start;
+			used = 0;
+			wrapped_here = false;
+			*bridged = true;
+		}
 		if (pos >= rr.ring_size)
 			pos = 0;
 		const uint8_t *p = ring_at(&rr, pos, ss, &rec_err);
@@ -288,38 +303,69 @@ out:
 }
 
 /*
+ * Replay a copy from its older header slot (mda->hdr) up to the sequence of
+ * the newer slot's damaged checkpoint (mda->alt), then the journal after
+ * that checkpoint. Every record on the way is verified as usual.
+ */
+static int replay_older(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg,
+			const char *why, struct dlvm_err *err)
+{
+	struct dlvm_mda_header newer = mda->alt;
+	struct dlvm_err e = { 0 };
+	bool bridged = false, bad = false;
+	int r = replay(dev, mda, vg, &newer, &bridged, &bad, &e);
+
+	if (r)
+		return dlvm_err_set(err, r, "%s; the older checkpoint does not help: %s", why, e.msg);
+	if (!bridged) {
+		mda->valid = false;
+		return dlvm_err_set(err, -EBADMSG, "%s; the journal after the older checkpoint ends "
+				    "at sequence %" PRIu64 ", before %" PRIu64, why, mda->tail_seq,
+				    newer.ckpt_seq);
+	}
+	return 0;
+}
+
+/*
  * A copy whose current checkpoint is damaged is read from the older header
  * slot instead: its checkpoint is the one before (the next checkpoint goes
- * to the other checkpoint slot, so it is intact) and its journal runs on
- * into the records after the damaged checkpoint, which a copy keeps for at
- * least half the ring. The result counts only when it reaches the damaged
- * checkpoint's sequence; otherwise the copy is unreadable as before.
+ * to the other checkpoint region, so it is intact) and its journal runs on
+ * through the records up to the damaged checkpoint's sequence, which a copy
+ * keeps until its next checkpoint. From there the journal is the newer
+ * header's: usually the same records, but a repair starts a new journal at
+ * ring offset 0. The result counts only when the older journal reaches that
+ * sequence; otherwise the copy is unreadable as before. The copy is then
+ * marked fallback, with hdr the older slot and alt the newer one, and
+ * replays the same way again (the second pass of a load).
  */
 int dlvm_mda_replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg,
 		    struct dlvm_err *err)
 {
-	struct dlvm_err e0 = { 0 }, e1 = { 0 };
-	bool ckpt_bad = false, bad2 = false;
-	int r = replay(dev, mda, vg, &ckpt_bad, &e0);
+	struct dlvm_err e0 = { 0 };
+	bool ckpt_bad = false, unused = false;
+	const struct dlvm_mda_header *h = &mda->hdr, *a = &mda->alt;
 
+	if (mda->fallback)
+		return replay_older(dev, mda, vg, mda->problem, err);
+	int r = replay(dev, mda, vg, NULL, &unused, &ckpt_bad, &e0);
 	if (!r)
 		return 0;
-	if (!ckpt_bad || !mda->has_alt || mda->fallback ||
-	    memcmp(mda->alt.vg_uuid, mda->hdr.vg_uuid, 16) ||
-	    mda->alt.generation >= mda->hdr.generation || mda->alt.ckpt_slot == mda->hdr.ckpt_slot)
+	if (!ckpt_bad || !mda->has_alt || memcmp(a->vg_uuid, h->vg_uuid, 16) ||
+	    a->generation >= h->generation || a->ckpt_slot == h->ckpt_slot ||
+	    a->ckpt_seq > h->ckpt_seq || a->mda_size != h->mda_size ||
+	    a->ckpt_offset != h->ckpt_offset || a->ckpt_size != h->ckpt_size ||
+	    a->ring_offset != h->ring_offset || a->ring_size != h->ring_size)
 		return dlvm_err_set(err, r, "%s", e0.msg);
 	struct dlvm_mda try = *mda;
 	try.hdr = mda->alt;
+	try.alt = mda->hdr;
 	try.slot = mda->slot ^ 1u;
-	if (replay(dev, &try, vg, &bad2, &e1))
-		return dlvm_err_set(err, r, "%s; the older checkpoint does not help: %s", e0.msg,
-				    e1.msg);
-	if (try.tail_seq < mda->hdr.ckpt_seq)
-		return dlvm_err_set(err, r, "%s; the journal after the older checkpoint ends at "
-				    "sequence %" PRIu64 ", before %" PRIu64, e0.msg, try.tail_seq,
-				    mda->hdr.ckpt_seq);
+	if ((r = replay_older(dev, &try, vg, e0.msg, err))) {
+		mda->valid = false;
+		return r;
+	}
 	snprintf(try.problem, sizeof(try.problem), "%s; read from the older checkpoint "
-		 "(sequence %" PRIu64 ") and the journal", e0.msg, mda->alt.ckpt_seq);
+		 "(sequence %" PRIu64 ") and the journal", e0.msg, try.hdr.ckpt_seq);
 	try.fallback = true;
 	*mda = try;
 	return 0;

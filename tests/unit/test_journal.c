@@ -929,6 +929,56 @@ static void corrupt_checkpoint_single_copy(void **state)
 		dlvm_dev_close(devs[i]);
 }
 
+/*
+ * A copy repaired after a read error in its journal starts a new journal at
+ * ring offset 0, while the records after its older checkpoint stay where they
+ * were. When the repaired copy's checkpoint is damaged later, the older
+ * checkpoint and its journal rebuild the state up to the damaged
+ * checkpoint's sequence; the records after that are where the newer header
+ * says, and must not be lost.
+ */
+static void fallback_follows_the_newer_journal(void **state)
+{
+	struct dlvm_vg *vg = t_vg(2, 64 * MiB, 512, 8 * MiB, MiB);
+	struct dlvm_err e = { 0 };
+	struct gen g = { .s = 31 };
+	char *txt;
+	unsigned repaired;
+	(void)state;
+
+	changes(vg, &g, 10);
+	assert_ok(dlvm_vg_checkpoint(vg, false, &e), &e);
+	const struct dlvm_mda_header *h = &vg->pvs[0]->mda.hdr;
+	assert_true(h->journal_start > 0);
+	uint64_t bad = DLVM_MDA_OFFSET + h->ring_offset + h->journal_start + 3 * 512;
+	changes(vg, &g, 10);
+	struct dlvm_dev *d0 = vg->pvs[0]->dev;
+	dlvm_memdev_set_unreadable(d0, bad, 512);
+	vg = reload_same(vg);
+	assert_false(vg->pvs[0]->mda.valid);
+	assert_int_equal(t_check(vg, true, &repaired, &txt), 1);
+	assert_int_equal(repaired, 1);
+	free(txt);
+	dlvm_memdev_set_unreadable(d0, 0, 0);
+	assert_int_equal(vg->pvs[0]->mda.hdr.journal_start, 0);
+	assert_int_equal(vg->pvs[0]->mda.hdr.ckpt_seq, 21);
+	changes(vg, &g, 4);
+	assert_true(vg->pvs[0]->mda.in_sync);
+	h = &vg->pvs[0]->mda.hdr;
+	uint64_t ck_abs = DLVM_MDA_OFFSET + h->ckpt_offset + h->ckpt_slot * h->ckpt_size;
+	dlvm_memdev_data(d0)[ck_abs + DLVM_BLOB_HEADER_SIZE + 7] ^= 0x02;
+
+	char *full = t_model(vg), *one;
+	vg = load_from(vg, 0, &one);
+	assert_int_equal(vg->seq, 25);
+	assert_string_equal(one, full);
+	assert_true(vg->pvs[0]->mda.fallback);
+	assert_int_equal(vg->pvs[0]->mda.tail_seq, 25);
+	free(one);
+	free(full);
+	dlvm_vg_free(vg);
+}
+
 /* Both header slots damaged on one copy: the other copy serves. */
 static void corrupt_header_slots_in_one_copy(void **state)
 {
@@ -1099,6 +1149,7 @@ int main(void)
 		cmocka_unit_test(newest_copy_wins),
 		cmocka_unit_test(corrupt_checkpoint_single_copy),
 		cmocka_unit_test(corrupt_checkpoint_in_one_copy),
+		cmocka_unit_test(fallback_follows_the_newer_journal),
 		cmocka_unit_test(corrupt_header_slots_in_one_copy),
 		cmocka_unit_test(eio_on_one_copy),
 		cmocka_unit_test(eio_on_every_copy),
