@@ -191,9 +191,10 @@ static int replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg
 	ck = dlvm_io_alloc(cklen);
 	if (!ck)
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	/* from here on, a failure is the checkpoint's: the older one may serve */
+	*ckpt_bad = true;
 	if ((r = dlvm_dev_read(dev, ck, cklen, ck_abs, err)))
 		goto out;
-	*ckpt_bad = true;
 	if (dlvm_crc32c(ck, (size_t)h->ckpt_len) != h->ckpt_crc) {
 		r = dlvm_err_set(err, -EBADMSG, "%s: checksum mismatch", where);
 		goto out;
@@ -327,16 +328,16 @@ static int replay_older(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_
 }
 
 /*
- * A copy whose current checkpoint is damaged is read from the older header
- * slot instead: its checkpoint is the one before (the next checkpoint goes
- * to the other checkpoint region, so it is intact) and its journal runs on
- * through the records up to the damaged checkpoint's sequence, which a copy
- * keeps until its next checkpoint. From there the journal is the newer
- * header's: usually the same records, but a repair starts a new journal at
- * ring offset 0. The result counts only when the older journal reaches that
- * sequence; otherwise the copy is unreadable as before. The copy is then
- * marked fallback, with hdr the older slot and alt the newer one, and
- * replays the same way again (the second pass of a load).
+ * A copy whose current checkpoint is damaged or unreadable is read from the
+ * older header slot instead: its checkpoint is the one before (the next
+ * checkpoint goes to the other checkpoint region, so it is intact) and its
+ * journal runs on through the records up to the damaged checkpoint's
+ * sequence, which a copy keeps until its next checkpoint. From there the
+ * journal is the newer header's: usually the same records, but a repair
+ * starts a new journal at ring offset 0. The result counts only when the
+ * older journal reaches that sequence; otherwise the copy is unreadable as
+ * before. The copy is then marked fallback, with hdr the older slot and alt
+ * the newer one, and replays the same way again (the second pass of a load).
  */
 int dlvm_mda_replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg,
 		    struct dlvm_err *err)

@@ -979,6 +979,49 @@ static void fallback_follows_the_newer_journal(void **state)
 	dlvm_vg_free(vg);
 }
 
+/* One copy only, its current checkpoint unreadable (a bad sector): the VG
+ * loads from the older checkpoint and the journal, check reports the copy
+ * and check --repair rewrites it. */
+static void unreadable_checkpoint_single_copy(void **state)
+{
+	struct dlvm_vg *vg = t_vg(1, 64 * MiB, 512, MiB, MiB);
+	struct dlvm_err e = { 0 };
+	struct gen g = { .s = 37 };
+	char *txt, want[256];
+	unsigned repaired;
+	(void)state;
+
+	changes(vg, &g, 10);
+	assert_ok(dlvm_vg_checkpoint(vg, false, &e), &e);
+	changes(vg, &g, 5);
+	const struct dlvm_mda_header *h = &vg->pvs[0]->mda.hdr;
+	uint64_t ck_abs = DLVM_MDA_OFFSET + h->ckpt_offset + h->ckpt_slot * h->ckpt_size;
+	struct dlvm_dev *d0 = vg->pvs[0]->dev;
+	dlvm_memdev_set_unreadable(d0, ck_abs + 100, 1);
+	vg = reload_same(vg);
+	assert_int_equal(vg->seq, 16);
+	assert_true(vg->pvs[0]->mda.fallback);
+	assert_false(vg->pvs[0]->mda.in_sync);
+	snprintf(want, sizeof(want), "pv0: read of 4096 bytes at offset %" PRIu64 " failed: "
+		 "Input/output error; read from the older checkpoint (sequence 1) and the journal",
+		 ck_abs);
+	assert_string_equal(vg->pvs[0]->mda.problem, want);
+
+	assert_int_equal(t_check(vg, false, NULL, &txt), 1);
+	assert_non_null(strstr(txt, "pv0: metadata copy 1 at offset 8192: read of 4096 bytes"));
+	free(txt);
+	assert_int_equal(t_check(vg, true, &repaired, &txt), 1);
+	assert_int_equal(repaired, 1);
+	assert_non_null(strstr(txt, "pv0: metadata copy 1 rewritten"));
+	free(txt);
+	dlvm_memdev_set_unreadable(d0, 0, 0); /* the rewrite remapped the sector */
+	vg = reload_same(vg);
+	assert_false(vg->pvs[0]->mda.fallback);
+	assert_true(vg->pvs[0]->mda.in_sync);
+	assert_check_clean(vg);
+	dlvm_vg_free(vg);
+}
+
 /* Both header slots damaged on one copy: the other copy serves. */
 static void corrupt_header_slots_in_one_copy(void **state)
 {
@@ -1150,6 +1193,7 @@ int main(void)
 		cmocka_unit_test(corrupt_checkpoint_single_copy),
 		cmocka_unit_test(corrupt_checkpoint_in_one_copy),
 		cmocka_unit_test(fallback_follows_the_newer_journal),
+		cmocka_unit_test(unreadable_checkpoint_single_copy),
 		cmocka_unit_test(corrupt_header_slots_in_one_copy),
 		cmocka_unit_test(eio_on_one_copy),
 		cmocka_unit_test(eio_on_every_copy),
