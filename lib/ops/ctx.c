@@ -144,16 +144,20 @@ int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err)
 		/* A copy left behind by an interrupted change (valid but older)
 		 * is brought up to date now; damaged copies wait for repair. A
 		 * shared VG waits for the VG lease: another host may be writing. */
-		if (!(vg->info.flags & DLVM_VG_SHARED))
+		bool resync = !shared && !vg->readonly;
+		if (resync)
 			ctx_resync_stale(ctx, vg);
 		for (size_t p = 0; p < vg->npv; p++) {
+			const struct dlvm_mda *m = &vg->pvs[p]->mda;
 			if (!vg->pvs[p]->dev) {
 				char u[DLVM_UUID_STR];
 				dlvm_uuid_unparse(vg->pvs[p]->d.uuid, u);
 				warn(ctx, "%s: PV %s is missing", vg->info.name, u);
-			} else if (vg->pvs[p]->mda.problem[0] && !vg->pvs[p]->mda.in_sync &&
-				   !vg->pvs[p]->mda.valid) {
-				warn(ctx, "%s", vg->pvs[p]->mda.problem);
+			} else if (m->problem[0] && !m->in_sync &&
+				   (!m->valid || (m->fallback && !resync))) {
+				/* damaged, or read from its older header slot and
+				 * not rewritten now (the resync warned otherwise) */
+				warn(ctx, "%s", m->problem);
 			}
 		}
 		ctx_add_vg(ctx, vg);
