@@ -47,7 +47,9 @@
 
 /*
  * Feature flags. Unknown compat bits are ignored; unknown ro_compat bits allow
- * reading only; unknown incompat bits refuse the device. Named for what comes:
+ * reading only (in the VG, a PV header or a metadata header slot, they make
+ * the VG read-only: dlvm_pv_check_ro_compat, vg->readonly); unknown incompat
+ * bits refuse the device. Named for what comes:
  */
 #define DLVM_INCOMPAT_LEASES (1ull << 0)  /* shared VG: lease area present */
 #define DLVM_INCOMPAT_THIN (1ull << 1)    /* thin pools in the VG */

@@ -76,7 +76,9 @@ struct dlvm_vg {
 	size_t nlv, caplv;
 	void *by_name;             /* hash of LV names (internal) */
 	void *by_id;               /* hash of LV ids (internal) */
-	bool readonly;             /* opened without write access */
+	bool readonly;             /* every metadata change is refused */
+	char readonly_why[DLVM_ERR_MSG_MAX]; /* the message it is refused with ("" for
+					       * the generic one) */
 	struct dlvm_thin_pool *thin_pools; /* open pools (dlvm/thinpool.h), owned */
 	struct dlvm_fence *fence;  /* shared VG joined by dlvmd: its fence (a
 				    * reference, put by dlvm_vg_free); else NULL */
@@ -132,6 +134,22 @@ int dlvm_pv_read_header(struct dlvm_dev *dev, struct dlvm_pv_header *h, struct d
 int dlvm_pv_make_orphan(struct dlvm_dev *dev, struct dlvm_err *err);
 /* Erase the label and the MDA header slots. */
 int dlvm_pv_wipe(struct dlvm_dev *dev, struct dlvm_err *err);
+/*
+ * A PV header, or an MDA header slot that decodes, with read-only-compatible
+ * features this build does not know may be read but is never rewritten
+ * (pvcreate -f, a forced reinitialisation, is the exception). Returns
+ * -EROFS with a message naming the device, the structure and the bits
+ * ("pv0.img: PV header at offset 4096: unknown read-only-compatible
+ * features 0x4 (written by a newer dlvm)") if ph or, when mda is not NULL,
+ * mda->hdr or mda->alt (when mda->has_alt) has such bits; else 0.
+ */
+int dlvm_pv_check_ro_compat(const struct dlvm_dev *dev, const struct dlvm_pv_header *ph,
+			    const struct dlvm_mda *mda, struct dlvm_err *err);
+
+/* 0 if vg's metadata may be changed; else -EROFS with the reason (unknown
+ * read-only-compatible features of the VG or of one of its PVs, or a
+ * commit that failed on every copy). */
+int dlvm_vg_writable(const struct dlvm_vg *vg, struct dlvm_err *err);
 
 /* ---- lookup ---- */
 struct dlvm_lv *dlvm_lv_find(const struct dlvm_vg *vg, const char *name);

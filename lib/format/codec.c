@@ -52,7 +52,7 @@ static int check_features(uint64_t compat, uint64_t ro_compat, uint64_t incompat
 	if (incompat & ~DLVM_INCOMPAT_KNOWN)
 		return dlvm_err_set(err, -ENOTSUP, "unknown incompatible features 0x%" PRIx64
 				    " (written by a newer dlvm)", incompat & ~DLVM_INCOMPAT_KNOWN);
-	(void)ro_compat; /* reported by the caller: it opens read-only */
+	(void)ro_compat; /* the loader makes the VG read-only (dlvm_pv_check_ro_compat) */
 	return 0;
 }
 

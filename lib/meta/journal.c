@@ -430,12 +430,24 @@ static int write_header(struct dlvm_pv *pv, struct dlvm_mda_header *nh, struct d
 	return r;
 }
 
+int dlvm_vg_writable(const struct dlvm_vg *vg, struct dlvm_err *err)
+{
+	if (!vg->readonly)
+		return 0;
+	if (vg->readonly_why[0])
+		return dlvm_err_set(err, -EROFS, "%s", vg->readonly_why);
+	return dlvm_err_set(err, -EROFS, "%s: volume group is read-only", vg->info.name);
+}
+
 int dlvm_mda_write_checkpoint(struct dlvm_vg *vg, struct dlvm_pv *pv, const uint8_t *blob,
 			      size_t blob_len, struct dlvm_err *err)
 {
 	struct dlvm_mda_header nh = pv->mda.hdr;
 	int r;
 
+	if ((r = dlvm_vg_writable(vg, err)) ||
+	    (r = dlvm_pv_check_ro_compat(pv->dev, &pv->hdr, &pv->mda, err)))
+		return r;
 	if (blob_len > nh.ckpt_size)
 		return dlvm_err_set(err, -ENOSPC, "%s: metadata area too small: the VG needs %zu "
 				    "bytes per checkpoint, the area holds %" PRIu64 " (recreate the "
@@ -651,8 +663,8 @@ int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err
 	size_t napplied = 0;
 	int r = 0, ok = 0;
 
-	if (vg->readonly)
-		return dlvm_err_set(err, -EROFS, "%s: volume group is read-only", vg->info.name);
+	if ((r = dlvm_vg_writable(vg, err)))
+		return r;
 	for (size_t i = 0; i < vg->npv; i++) {
 		if (vg->pvs[i]->dev)
 			continue;
@@ -774,7 +786,11 @@ int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err
 		if (!r)
 			r = dlvm_err_set(err, -EIO, "%s: no metadata copy could be written",
 					 vg->info.name);
-		vg->readonly = true; /* the disk may hold the record: reload first */
+		/* the disk may hold the record: reload first */
+		vg->readonly = true;
+		snprintf(vg->readonly_why, sizeof(vg->readonly_why), "%s: volume group is "
+			 "read-only: a commit failed on every metadata copy (reload it before "
+			 "changing it again)", vg->info.name);
 		goto out;
 	}
 	dlvm_err_clear(err); /* a copy failed but others hold the change */

@@ -152,7 +152,11 @@ int dlvm_pv_make_orphan(struct dlvm_dev *dev, struct dlvm_err *err)
 		return r;
 	dlvm_mda_geometry(ph.mda_size, &h);
 	memcpy(h.pv_uuid, ph.pv_uuid, 16);
-	if (!dlvm_mda_read_header(dev, &mda, NULL))
+	bool have = !dlvm_mda_read_header(dev, &mda, NULL);
+	struct dlvm_err fe = { 0 };
+	if ((r = dlvm_pv_check_ro_compat(dev, &ph, have ? &mda : NULL, &fe)))
+		return dlvm_err_set(err, r, "%s: not rewritten", fe.msg);
+	if (have)
 		h.generation = mda.hdr.generation + 1;
 	else
 		mda.slot = 1; /* both slots unreadable: write slot 0 */
@@ -165,4 +169,27 @@ int dlvm_pv_make_orphan(struct dlvm_dev *dev, struct dlvm_err *err)
 		r = dlvm_dev_flush(dev, err);
 	free(buf);
 	return r;
+}
+
+int dlvm_pv_check_ro_compat(const struct dlvm_dev *dev, const struct dlvm_pv_header *ph,
+			    const struct dlvm_mda *mda, struct dlvm_err *err)
+{
+	uint64_t bits = ph->ro_compat & ~DLVM_RO_COMPAT_KNOWN;
+
+	if (bits)
+		return dlvm_err_set(err, -EROFS, "%s: PV header at offset %u: unknown read-only-"
+				    "compatible features 0x%" PRIx64 " (written by a newer dlvm)",
+				    dev->name, DLVM_PV_HEADER_OFFSET, bits);
+	for (unsigned k = 0; mda && k < 2; k++) {
+		const struct dlvm_mda_header *h = k ? &mda->alt : &mda->hdr;
+		unsigned slot = k ? mda->slot ^ 1u : mda->slot;
+		if (k && !mda->has_alt)
+			break;
+		if ((bits = h->ro_compat & ~DLVM_RO_COMPAT_KNOWN))
+			return dlvm_err_set(err, -EROFS, "%s: metadata header slot %u at offset %u: "
+					    "unknown read-only-compatible features 0x%" PRIx64
+					    " (written by a newer dlvm)", dev->name, slot,
+					    DLVM_MDA_OFFSET + slot * DLVM_BLOCK, bits);
+	}
+	return 0;
 }

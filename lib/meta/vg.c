@@ -239,8 +239,13 @@ static int load_uuid(struct cand *cs, size_t n, const uint8_t uuid[16], struct d
 				 PRIx64, vg->info.name, vg->info.incompat & ~DLVM_INCOMPAT_KNOWN);
 		goto fail;
 	}
-	if (vg->info.ro_compat & ~DLVM_RO_COMPAT_KNOWN)
+	if (vg->info.ro_compat & ~DLVM_RO_COMPAT_KNOWN) {
 		vg->readonly = true;
+		snprintf(vg->readonly_why, sizeof(vg->readonly_why), "%s: unknown read-only-"
+			 "compatible features 0x%" PRIx64 " (written by a newer dlvm): the VG is "
+			 "read-only", vg->info.name,
+			 (uint64_t)(vg->info.ro_compat & ~DLVM_RO_COMPAT_KNOWN));
+	}
 
 	/* attach devices to PVs */
 	for (size_t i = 0; i < n; i++) {
@@ -280,6 +285,15 @@ static int load_uuid(struct cand *cs, size_t n, const uint8_t uuid[16], struct d
 				snprintf(pv->mda.problem, sizeof(pv->mda.problem),
 					 "%s: metadata copy is stale (sequence %" PRIu64 ", VG is at %"
 					 PRIu64 ")", c->dev->name, pv->mda.tail_seq, vg->seq);
+			/* a PV header or metadata header slot of a newer dlvm: the
+			 * VG is read, never rewritten */
+			struct dlvm_err fe = { 0 };
+			if (dlvm_pv_check_ro_compat(c->dev, &c->ph, c->mda_r ? NULL : &c->mda, &fe) &&
+			    !vg->readonly) {
+				vg->readonly = true;
+				snprintf(vg->readonly_why, sizeof(vg->readonly_why), "%.*s: the VG "
+					 "is read-only", (int)sizeof(vg->readonly_why) - 32, fe.msg);
+			}
 			devs[c->idx] = NULL;
 			break;
 		}
@@ -449,6 +463,12 @@ int dlvm_vg_create(const char *name, uint64_t extent_size, struct dlvm_dev **dev
 		if (!dlvm_uuid_is_zero(mda.hdr.vg_uuid)) {
 			r = dlvm_err_set(err, -EBUSY, "%s: already belongs to a volume group",
 					 devs[i]->name);
+			goto fail;
+		}
+		struct dlvm_err fe = { 0 };
+		if ((r = dlvm_pv_check_ro_compat(devs[i], &ph, &mda, &fe))) {
+			r = dlvm_err_set(err, r, "%s: it cannot join a VG (pvcreate -f "
+					 "reinitialises it)", fe.msg);
 			goto fail;
 		}
 		uint64_t pe_count = ph.data_size / extent_size;
