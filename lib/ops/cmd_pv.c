@@ -10,6 +10,7 @@
 
 #include "dlvm/util.h"
 #include "ops.h"
+#include "../meta/meta.h"
 
 /* Name of a foreign signature (file system, partition table, another volume
  * manager's label) on dev, or NULL. Probes through the device's own fd. */
@@ -148,9 +149,9 @@ DLVM_CMD_FN(cmd_pvcreate)
 DLVM_CMD_FN(cmd_pvremove)
 {
 	size_t n = json_array_size(args);
+	bool force = opt_flag(opts, "force");
 	int r;
 
-	(void)opts;
 	if (!n)
 		return dlvm_err_set(err, -EINVAL, "pvremove: give at least one PV");
 	for (size_t i = 0; i < n; i++) {
@@ -163,8 +164,17 @@ DLVM_CMD_FN(cmd_pvremove)
 		if (vg)
 			return dlvm_err_set(err, -EBUSY, "%s: is a PV of volume group \"%s\": remove it "
 					    "with vgreduce first", path, vg->info.name);
-		if ((r = dlvm_pv_read_header(dev, &ph, err)) == -ENODATA)
+		struct dlvm_err e = { 0 };
+		if ((r = dlvm_pv_read_header(dev, &ph, &e)) == -ENODATA)
 			return dlvm_err_set(err, -EINVAL, "%s: is not a PV", path);
+		if (force)
+			continue;
+		/* a label or metadata area of a newer dlvm is wiped only on demand */
+		struct dlvm_mda mda = { 0 };
+		int mr = r ? 0 : dlvm_mda_read_header(dev, &mda, &e);
+		if (r == -ENOTSUP || mr == -ENOTSUP ||
+		    (!r && dlvm_pv_check_ro_compat(dev, &ph, mr ? NULL : &mda, &e)))
+			return dlvm_err_set(err, -EROFS, "%s: use -f to wipe it", e.msg);
 	}
 	for (size_t i = 0; i < n; i++) {
 		const char *path = arg_str(args, i);

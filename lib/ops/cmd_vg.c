@@ -39,6 +39,13 @@ static int orphan_pvs(struct dlvm_ctx *ctx, json_t *args, size_t from, struct dl
 						       : e.msg);
 			goto fail;
 		}
+		struct dlvm_mda mda = { 0 };
+		bool have = !dlvm_mda_read_header(devs[i], &mda, NULL);
+		if ((r = dlvm_pv_check_ro_compat(devs[i], &ph, have ? &mda : NULL, &e))) {
+			r = dlvm_err_set(err, r, "%s: it cannot join a VG (pvcreate -f "
+					 "reinitialises it)", e.msg);
+			goto fail;
+		}
 		for (size_t k = 0; k < i; k++)
 			if (devs[k] == devs[i]) {
 				r = dlvm_err_set(err, -EINVAL, "%s: given twice", path);
@@ -361,6 +368,8 @@ DLVM_CMD_FN(cmd_vgremove)
 			return dlvm_err_set(err, -EBUSY, "Volume group \"%s\" still contains %zu logical "
 					    "volume(s): remove them first or use -f", vg->info.name,
 					    user_lvs);
+		if ((r = dlvm_vg_writable(vg, err)))
+			return r;
 		for (size_t p = 0; p < vg->npv; p++)
 			if (!vg->pvs[p]->dev)
 				return dlvm_err_set(err, -EROFS, "%s: a PV is missing", vg->info.name);

@@ -144,6 +144,8 @@ int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err)
 		/* A copy left behind by an interrupted change (valid but older)
 		 * is brought up to date now; damaged copies wait for repair. A
 		 * shared VG waits for the VG lease: another host may be writing. */
+		if (vg->readonly_why[0])
+			warn(ctx, "%s", vg->readonly_why);
 		bool resync = !shared && !vg->readonly;
 		if (resync)
 			ctx_resync_stale(ctx, vg);

@@ -1,0 +1,98 @@
+"""Metadata feature flags through the CLI: a PV header or metadata header
+slot written by a newer dlvm (unknown read-only-compatible features) makes
+its VG read-only and is never rewritten, except by pvcreate -f."""
+
+import struct
+
+from conftest import dlvm, dlvm_ok
+
+PV_HEADER = 4096
+MDA_SLOT0 = 8192
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 & -(crc & 1))
+    return crc ^ 0xFFFFFFFF
+
+
+def set_ro_compat(path, off, bits):
+    """Set ro_compat bits (u64 at +24) of the 512-byte structure at off and
+    store its CRC32C again (bytes 0-507, at +508)."""
+    with open(path, "r+b") as f:
+        f.seek(off)
+        blk = bytearray(f.read(512))
+        (old,) = struct.unpack_from("<Q", blk, 24)
+        struct.pack_into("<Q", blk, 24, old | bits)
+        struct.pack_into("<I", blk, 508, crc32c(bytes(blk[:508])))
+        f.seek(off)
+        f.write(blk)
+
+
+def offline(tmp_path, state_dir):
+    sock = tmp_path / "no-daemon.sock"
+    return (lambda *a: dlvm(*a, socket=sock, state_dir=state_dir),
+            lambda *a: dlvm_ok(*a, socket=sock, state_dir=state_dir))
+
+
+def test_crc32c_check_value():
+    assert crc32c(b"123456789") == 0xE3069283
+
+
+def test_pv_of_a_newer_dlvm_makes_the_vg_read_only(tmp_path, state_dir, pv):
+    run, ok = offline(tmp_path, state_dir)
+    a = pv("pv0.img", size="256M", state_dir=state_dir)
+    b = pv("pv1.img", size="256M", state_dir=state_dir)
+    ok("vgcreate", "vg0", a, b)
+    ok("lvcreate", "-n", "l1", "-L", "8m", "vg0")
+    set_ro_compat(b, PV_HEADER, 0x4)
+    before = [a.read_bytes(), b.read_bytes()]
+    why = ("pv1.img: PV header at offset 4096: unknown read-only-compatible "
+           "features 0x4 (written by a newer dlvm): the VG is read-only")
+
+    # reads and reports work, with a warning; the VG shows as read-only
+    out, err = ok("vgs", "--noheadings", "-o", "vg_attr", "vg0")
+    assert out.strip().startswith("r"), out
+    assert why in err
+    out, _ = ok("lvs", "--noheadings", "-o", "lv_name", "vg0")
+    assert out.split() == ["l1"]
+    ok("check", "vg0", "--repair")
+
+    # every change is refused with the reason, and nothing is written
+    for cmd in (("lvcreate", "-n", "l2", "-L", "8m", "vg0"),
+                ("lvremove", "-y", "vg0/l1"),
+                ("vgrename", "vg0", "vg1"),
+                ("vgreduce", "vg0", b),
+                ("vgremove", "-f", "-y", "vg0")):
+        rc, _, err = run(*cmd)
+        assert rc != 0, cmd
+        assert why in err, (cmd, err)
+    assert [a.read_bytes(), b.read_bytes()] == before
+
+
+def test_orphan_pv_of_a_newer_dlvm_is_not_rewritten(tmp_path, state_dir, pv):
+    run, ok = offline(tmp_path, state_dir)
+    a = pv("pv0.img", size="256M", state_dir=state_dir)
+    c = pv("pv2.img", size="256M", state_dir=state_dir)
+    ok("vgcreate", "vg0", a)
+    set_ro_compat(c, MDA_SLOT0, 0x8)
+    before = c.read_bytes()
+    why = ("pv2.img: metadata header slot 0 at offset 8192: unknown "
+           "read-only-compatible features 0x8 (written by a newer dlvm)")
+
+    for cmd in (("vgcreate", "vg1", c), ("vgextend", "vg0", c)):
+        rc, _, err = run(*cmd)
+        assert rc != 0, cmd
+        assert why + ": it cannot join a VG (pvcreate -f reinitialises it)" in err, err
+    rc, _, err = run("pvremove", "-y", c)
+    assert rc != 0 and why + ": use -f to wipe it" in err, err
+    assert c.read_bytes() == before
+    out, _ = ok("vgs", "--noheadings", "-o", "pv_count", "vg0")
+    assert out.strip() == "1"
+
+    # an explicit reinitialisation is allowed
+    ok("pvcreate", "-f", "-y", c)
+    ok("vgextend", "vg0", c)
