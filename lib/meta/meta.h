@@ -29,6 +29,15 @@ int dlvm_mda_write_checkpoint(struct dlvm_vg *vg, struct dlvm_pv *pv, const uint
 int dlvm_vg_checkpoint_blob(const struct dlvm_vg *vg, uint8_t **blob, size_t *len,
 			    struct dlvm_err *err);
 
+/*
+ * Undo a vgcreate: rewrite the header of each of devs[0..n) as an orphan's.
+ * err holds why vgcreate failed; if a PV could not be given back and still
+ * names the VG (info), the message is extended to say which, why, and that
+ * vgremove removes the VG left behind.
+ */
+void dlvm_vg_create_undo(struct dlvm_dev **devs, size_t n, const struct dlvm_vg_info *info,
+			 struct dlvm_err *err);
+
 struct dlvm_vg *dlvm_vg_new(void);
 int dlvm_vg_add_lv(struct dlvm_vg *vg, struct dlvm_lv *lv);
 void dlvm_vg_del_lv(struct dlvm_vg *vg, struct dlvm_lv *lv);

@@ -434,6 +434,35 @@ int dlvm_vg_load(struct dlvm_dev **devs, size_t n, const char *name, struct dlvm
 
 /* ---- creation ---- */
 
+void dlvm_vg_create_undo(struct dlvm_dev **devs, size_t n, const struct dlvm_vg_info *info,
+			 struct dlvm_err *err)
+{
+	char held[DLVM_ERR_MSG_MAX] = "";
+	struct dlvm_err first = { 0 };
+	size_t nheld = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct dlvm_err e = { 0 };
+		struct dlvm_mda m = { 0 };
+		if (!dlvm_pv_make_orphan(devs[i], &e))
+			continue;
+		/* a PV whose header never named the VG holds nothing */
+		if (!dlvm_mda_read_header(devs[i], &m, NULL) && memcmp(m.hdr.vg_uuid, info->uuid, 16))
+			continue;
+		size_t l = strlen(held);
+		snprintf(held + l, sizeof(held) - l, "%s%s", l ? ", " : "", devs[i]->name);
+		if (!nheld++)
+			first = e;
+	}
+	if (!nheld || !err)
+		return;
+	struct dlvm_err why = *err;
+	dlvm_err_clear(err);
+	dlvm_err_set(err, why.code ? why.code : first.code, "%s; giving the PVs back failed, so "
+		     "VG %s is left on %s (%s): vgremove %s removes it", why.msg, info->name, held,
+		     first.msg, info->name);
+}
+
 int dlvm_vg_create(const char *name, uint64_t extent_size, struct dlvm_dev **devs, size_t n,
 		   struct dlvm_vg **out, struct dlvm_err *err)
 {
@@ -497,10 +526,10 @@ int dlvm_vg_create(const char *name, uint64_t extent_size, struct dlvm_dev **dev
 		goto fail;
 	for (size_t i = 0; i < vg->npv; i++) {
 		if ((r = dlvm_mda_write_checkpoint(vg, vg->pvs[i], blob, blob_len, err))) {
-			/* give the PVs already written back to no VG, so a failed
-			 * vgcreate leaves no VG behind */
-			for (size_t k = 0; k < i; k++)
-				dlvm_pv_make_orphan(vg->pvs[k]->dev, NULL);
+			/* give the PVs written so far back to no VG, so a failed
+			 * vgcreate leaves no VG behind; this one too: a failed
+			 * header write may have landed */
+			dlvm_vg_create_undo(devs, i + 1, &vg->info, err);
 			goto fail;
 		}
 	}

@@ -114,8 +114,8 @@ DLVM_CMD_FN(cmd_vgcreate)
 		goto out;
 	if (shared && (r = shared_vg_setup(ctx, vg, devs[0], max_hosts, err))) {
 		/* give the PVs back: no half-made shared VG stays behind */
+		dlvm_vg_create_undo(devs, n, &vg->info, err);
 		for (size_t i = 0; i < n; i++) {
-			dlvm_pv_make_orphan(devs[i], NULL);
 			for (size_t p = 0; p < vg->npv; p++)
 				if (vg->pvs[p]->dev == devs[i])
 					vg->pvs[p]->dev = NULL;

@@ -1171,6 +1171,137 @@ static void eio_on_every_copy(void **state)
 	dlvm_vg_free(vg);
 }
 
+/* ---- vgcreate that fails on a later PV ---- */
+
+/* A memory device whose flush number `fail_at` (from 0) fails with -EIO: the
+ * writes before it landed, the caller is told they may not have. */
+struct flakydev {
+	struct dlvm_dev *inner;
+	long fail_at, flushes;
+};
+
+static int fl_pread(struct dlvm_dev *d, void *buf, size_t len, uint64_t off)
+{
+	struct flakydev *f = d->priv;
+	return f->inner->ops->pread(f->inner, buf, len, off);
+}
+
+static int fl_pwrite(struct dlvm_dev *d, const void *buf, size_t len, uint64_t off)
+{
+	struct flakydev *f = d->priv;
+	return f->inner->ops->pwrite(f->inner, buf, len, off);
+}
+
+static int fl_flush(struct dlvm_dev *d)
+{
+	struct flakydev *f = d->priv;
+	return f->flushes++ == f->fail_at ? -EIO : f->inner->ops->flush(f->inner);
+}
+
+static void fl_close(struct dlvm_dev *d)
+{
+	struct flakydev *f = d->priv;
+	dlvm_dev_close(f->inner);
+	free(f);
+}
+
+static const struct dlvm_dev_ops fl_ops = {
+	.pread = fl_pread, .pwrite = fl_pwrite, .flush = fl_flush, .close = fl_close,
+};
+
+/* A formatted PV whose flush number fail_at after formatting fails. */
+static struct dlvm_dev *flaky_pv(const char *name, long fail_at)
+{
+	struct dlvm_dev *d = calloc(1, sizeof(*d));
+	struct flakydev *f = calloc(1, sizeof(*f));
+
+	assert_non_null(d);
+	assert_non_null(f);
+	f->inner = t_pv(name, 64 * MiB, 512, MiB);
+	f->fail_at = fail_at;
+	d->ops = &fl_ops;
+	d->priv = f;
+	d->fd = -1;
+	d->size = f->inner->size;
+	d->sector_size = 512;
+	d->path = strdup(name);
+	d->name = strdup(name);
+	return d;
+}
+
+/* No VG loads from any of devs[0..n), and every one is an orphan PV. */
+static void assert_no_vg(struct dlvm_dev **devs, size_t n)
+{
+	char *names[4];
+	struct dlvm_vg *vg = NULL;
+	struct dlvm_err e = { 0 }, probs[4] = { 0 };
+
+	assert_int_equal(dlvm_scan(devs, n, names, probs), 0);
+	for (size_t i = 0; i < n; i++) {
+		struct dlvm_mda m = { 0 };
+		assert_null(names[i]);
+		assert_int_equal(probs[i].code, 0);
+		assert_ok(dlvm_mda_read_header(devs[i], &m, &e), &e);
+		assert_true(dlvm_uuid_is_zero(m.hdr.vg_uuid));
+	}
+	assert_err(dlvm_vg_load(devs, n, NULL, &vg, &e), &e, -ENOENT, "not found");
+}
+
+/* vgcreate on three PVs: the third PV's checkpoint fails after its header
+ * write landed (the flush reports an error). Every PV, that one included, is
+ * given back: no VG is left on any of them. */
+static void vg_create_fails_on_a_later_pv(void **state)
+{
+	struct dlvm_dev *devs[3] = { t_pv("pv0", 64 * MiB, 512, MiB),
+				     t_pv("pv1", 64 * MiB, 512, MiB), flaky_pv("pv2", 1) };
+	struct dlvm_vg *vg = NULL;
+	struct dlvm_err e = { 0 };
+	(void)state;
+
+	assert_err(dlvm_vg_create("vg0", MiB, devs, 3, &vg, &e), &e, -EIO, "pv2: flush");
+	assert_null(strstr(e.msg, "left on"));
+	assert_no_vg(devs, 3);
+	/* the PVs make a VG later */
+	assert_ok(dlvm_vg_create("vg0", MiB, devs, 3, &vg, &e), &e);
+	vg = t_reload(vg);
+	assert_int_equal(vg->npv, 3);
+	dlvm_vg_free(vg);
+}
+
+/* The second PV's checkpoint fails, and so does giving the first one back:
+ * the error says that VG vg0 is left on pv0, and vgremove finishes. */
+static void vg_create_undo_fails(void **state)
+{
+	struct dlvm_dev *devs[2] = { t_pv("pv0", 64 * MiB, 512, MiB),
+				     t_pv("pv1", 64 * MiB, 512, MiB) };
+	struct dlvm_vg *vg = NULL;
+	struct dlvm_err e = { 0 };
+	(void)state;
+
+	dlvm_memdev_set_fault(devs[0], DLVM_FAULT_EIO, 2); /* its checkpoint, not more */
+	dlvm_memdev_set_fault(devs[1], DLVM_FAULT_EIO, 0);
+	assert_err(dlvm_vg_create("vg0", MiB, devs, 2, &vg, &e), &e, -EIO,
+		   "pv1: write of 4096 bytes at offset");
+	assert_non_null(strstr(e.msg, "; giving the PVs back failed, so VG vg0 is left on pv0 "
+			       "(pv0: write of 4096 bytes at offset"));
+	assert_non_null(strstr(e.msg, "): vgremove vg0 removes it"));
+	for (size_t i = 0; i < 2; i++)
+		dlvm_memdev_set_fault(devs[i], DLVM_FAULT_NONE, 0);
+	/* the VG is whole: pv1, still an orphan, is a stale member */
+	vg = t_load(devs, 2);
+	assert_int_equal(vg->npv, 2);
+	assert_true(vg->pvs[0]->mda.in_sync);
+	assert_false(vg->pvs[1]->mda.in_sync);
+	for (size_t i = 0; i < 2; i++) {
+		assert_ok(dlvm_pv_make_orphan(vg->pvs[i]->dev, &e), &e);
+		devs[i] = vg->pvs[i]->dev;
+	}
+	t_detach(vg, devs);
+	assert_no_vg(devs, 2);
+	for (size_t i = 0; i < 2; i++)
+		dlvm_dev_close(devs[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1198,6 +1329,8 @@ int main(void)
 		cmocka_unit_test(eio_on_one_copy),
 		cmocka_unit_test(eio_on_every_copy),
 		cmocka_unit_test(refused_txn_writes_nothing),
+		cmocka_unit_test(vg_create_fails_on_a_later_pv),
+		cmocka_unit_test(vg_create_undo_fails),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
