@@ -11,9 +11,10 @@
 #include "../meta/meta.h"
 
 /* Resolve PV arguments args[from..] to orphan PV devices (labelled, in no
- * VG); all or nothing. */
-static int orphan_pvs(struct dlvm_ctx *ctx, json_t *args, size_t from, struct dlvm_dev ***out,
-		      size_t *n_out, struct dlvm_err *err)
+ * VG; with into, also one whose metadata area still names into: a vgreduce
+ * interrupted before the PV was given back); all or nothing. */
+static int orphan_pvs(struct dlvm_ctx *ctx, json_t *args, size_t from, const struct dlvm_vg *into,
+		      struct dlvm_dev ***out, size_t *n_out, struct dlvm_err *err)
 {
 	size_t n = json_array_size(args) - from;
 	struct dlvm_dev **devs = calloc(n ? n : 1, sizeof(*devs));
@@ -40,7 +41,21 @@ static int orphan_pvs(struct dlvm_ctx *ctx, json_t *args, size_t from, struct dl
 			goto fail;
 		}
 		struct dlvm_mda mda = { 0 };
-		bool have = !dlvm_mda_read_header(devs[i], &mda, NULL);
+		bool have = !dlvm_mda_read_header(devs[i], &mda, &e);
+		if (!have && into) {
+			/* a copy that cannot be read would join as a damaged one */
+			r = dlvm_err_set(err, e.code, "%s: cannot join a VG (pvcreate -f "
+					 "reinitialises it)", e.msg);
+			goto fail;
+		}
+		if (have && into && !dlvm_uuid_is_zero(mda.hdr.vg_uuid) &&
+		    memcmp(mda.hdr.vg_uuid, into->info.uuid, 16)) {
+			/* the PV of a VG that did not load: never take it over */
+			r = dlvm_err_set(err, -EBUSY, "%s: already belongs to a volume group",
+					 path);
+			goto fail;
+		}
+		dlvm_err_clear(&e);
 		if ((r = dlvm_pv_check_ro_compat(devs[i], &ph, have ? &mda : NULL, &e))) {
 			r = dlvm_err_set(err, r, "%s: it cannot join a VG (pvcreate -f "
 					 "reinitialises it)", e.msg);
@@ -108,7 +123,7 @@ DLVM_CMD_FN(cmd_vgcreate)
 					    DLVM_LEASE_MAX_HOSTS);
 		max_hosts = (uint32_t)v;
 	}
-	if ((r = orphan_pvs(ctx, args, 1, &devs, &n, err)))
+	if ((r = orphan_pvs(ctx, args, 1, NULL, &devs, &n, err)))
 		return r;
 	if ((r = dlvm_vg_create(name, es, devs, n, &vg, err)))
 		goto out;
@@ -148,7 +163,7 @@ DLVM_CMD_FN(cmd_vgextend)
 		return r;
 	if (json_array_size(args) < 2)
 		return dlvm_err_set(err, -EINVAL, "vgextend: give at least one PV after the VG name");
-	if ((r = orphan_pvs(ctx, args, 1, &devs, &n, err)))
+	if ((r = orphan_pvs(ctx, args, 1, vg, &devs, &n, err)))
 		return r;
 	dlvm_txn_init(&t);
 	uint32_t id = vg->info.next_pv_id;

@@ -96,3 +96,24 @@ def test_orphan_pv_of_a_newer_dlvm_is_not_rewritten(tmp_path, state_dir, pv):
     # an explicit reinitialisation is allowed
     ok("pvcreate", "-f", "-y", c)
     ok("vgextend", "vg0", c)
+
+
+def test_vgextend_leaves_the_pv_of_an_unloadable_vg_alone(tmp_path, state_dir, pv):
+    run, ok = offline(tmp_path, state_dir)
+    a = pv("pv0.img", size="256M", state_dir=state_dir)
+    c = pv("pv2.img", size="256M", state_dir=state_dir)
+    ok("vgcreate", "vg0", a)
+    ok("vgcreate", "vg1", c)
+    # damage vg1's only checkpoint (region 0 of the metadata area at 8192):
+    # vg1 no longer loads, and its PV is no orphan
+    with open(c, "r+b") as f:
+        f.seek(MDA_SLOT0 + 8192 + 64 + 5)
+        b = f.read(1)
+        f.seek(MDA_SLOT0 + 8192 + 64 + 5)
+        f.write(bytes([b[0] ^ 1]))
+    before = c.read_bytes()
+    rc, _, err = run("vgextend", "vg0", c)
+    assert rc != 0 and "pv2.img: already belongs to a volume group" in err, err
+    assert c.read_bytes() == before
+    out, _ = ok("vgs", "--noheadings", "-o", "pv_count", "vg0")
+    assert out.strip() == "1"
