@@ -37,6 +37,14 @@ int dlvm_mda_read_header(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm
 	for (int i = 0; i < 2; i++)
 		r[i] = dlvm_mda_header_decode(buf + i * DLVM_BLOCK, &h[i], &e[i]);
 	free(buf);
+	/* a slot that checksums but is of a newer format (version, unknown
+	 * incompatible features) may well be the newer one: its generation is
+	 * not known, so the other slot's older state must not be used either */
+	for (int i = 0; i < 2; i++)
+		if (r[i] == -ENOTSUP)
+			return dlvm_err_set(err, -ENOTSUP, "%s: metadata header slot at offset %u: %s",
+					    dev->name, DLVM_MDA_OFFSET + (unsigned)i * DLVM_BLOCK,
+					    e[i].msg);
 	if (r[0] && r[1])
 		return dlvm_err_set(err, r[0], "%s: metadata header slots at offsets %u and %u are "
 				    "both unreadable: %s; %s", dev->name, DLVM_MDA_OFFSET,

@@ -178,6 +178,32 @@ static void vg_create_refuses_unknown_ro_compat(void **state)
 		dlvm_dev_close(devs[i]);
 }
 
+/* Unknown incompatible features in either header slot: the copy is
+ * refused, never read from the other slot (which may be the older one). */
+static void incompat_slot_refuses_the_copy(void **state)
+{
+	(void)state;
+	for (int older = 0; older < 2; older++) {
+		struct dlvm_vg *vg = t_vg(1, 64 * MiB, 512, MiB, MiB);
+		struct dlvm_dev *devs[1];
+		struct dlvm_mda m = { 0 };
+		struct dlvm_err e = { 0 };
+
+		assert_ok(t_lv_create(vg, "a", 1, 1, 0, &e), &e);
+		assert_ok(t_lv_create(vg, "b", 1, 1, 0, &e), &e);
+		t_detach(vg, devs);
+		assert_ok(dlvm_mda_read_header(devs[0], &m, &e), &e);
+		assert_true(m.has_alt); /* both slots hold a header */
+		uint64_t off = DLVM_MDA_OFFSET + (m.slot ^ (unsigned)older) * DLVM_BLOCK;
+		uint8_t *p = dlvm_memdev_data(devs[0]) + off;
+		dlvm_put_le64(p + 32, dlvm_get_le64(p + 32) | 0x100);
+		dlvm_put_le32(p + 508, dlvm_crc32c(p, 508));
+		assert_err(dlvm_mda_read_header(devs[0], &m, &e), &e, -ENOTSUP,
+			   "unknown incompatible features 0x100");
+		dlvm_dev_close(devs[0]);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -186,6 +212,7 @@ int main(void)
 		cmocka_unit_test(older_slot_ro_compat_makes_vg_readonly),
 		cmocka_unit_test(vg_ro_compat_says_why),
 		cmocka_unit_test(vg_create_refuses_unknown_ro_compat),
+		cmocka_unit_test(incompat_slot_refuses_the_copy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
