@@ -285,6 +285,7 @@ int th_tree_release(struct dlvm_thin_store *s, uint64_t blk, uint16_t type, int 
 
 #define TH_WALK_WIN 512u       /* blocks in one window: 2 MiB */
 #define TH_WALK_WIN_MAX 64u    /* windows held at once: 128 MiB */
+#define TH_WALK_READERS 3u     /* windows read at once by reader threads */
 
 /*
  * A walk from a device tree root visits every node reachable from it once,

@@ -9,7 +9,9 @@
  * The walk says which blocks it will need soon (the children of each
  * internal node it reads, in the order it visits them); a reader thread
  * reads their windows in that order while the walk decodes what it has, so
- * the reads overlap with the walk's work. A window the walk needs before
+ * the reads overlap with the walk's work. Several readers keep a few windows
+ * in flight at once, which a device with queues reads faster than one at a
+ * time. A window the walk needs before
  * the reader got to it is read by the walk itself. A window that fails to
  * read is marked unreadable: the walk then reads its blocks one at a time,
  * so that an error names the very block.
@@ -43,8 +45,9 @@ struct th_windows {
 	size_t qhead, qtail;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;      /* a window changed state, or the queue grew */
-	pthread_t reader;
-	bool reader_on, stop;
+	pthread_t reader[TH_WALK_READERS];
+	unsigned nreaders;      /* reader threads started */
+	bool stop;
 };
 
 static uint64_t win_blocks(const struct th_windows *ws, size_t i)
@@ -139,12 +142,13 @@ void th_windows_free(struct th_windows *ws)
 {
 	if (!ws)
 		return;
-	if (ws->reader_on) {
+	if (ws->nreaders) {
 		pthread_mutex_lock(&ws->mu);
 		ws->stop = true;
 		pthread_cond_broadcast(&ws->cv);
 		pthread_mutex_unlock(&ws->mu);
-		pthread_join(ws->reader, NULL);
+		for (unsigned r = 0; r < ws->nreaders; r++)
+			pthread_join(ws->reader[r], NULL);
 	}
 	pthread_mutex_destroy(&ws->mu);
 	pthread_cond_destroy(&ws->cv);
@@ -165,10 +169,12 @@ void th_windows_want(struct th_windows *ws, uint64_t blk)
 	pthread_mutex_lock(&ws->mu);
 	if (win_claim(ws, i)) {
 		ws->queue[ws->qtail++] = i;
-		/* no reader thread (none could be made): the walk reads the
-		 * window itself when it gets there */
-		if (!ws->reader_on)
-			ws->reader_on = !pthread_create(&ws->reader, NULL, reader_main, ws);
+		/* a reader more for each window queued, up to TH_WALK_READERS;
+		 * none at all (none could be made): the walk reads the window
+		 * itself when it gets there */
+		if (ws->nreaders < TH_WALK_READERS &&
+		    !pthread_create(&ws->reader[ws->nreaders], NULL, reader_main, ws))
+			ws->nreaders++;
 		pthread_cond_broadcast(&ws->cv);
 	}
 	pthread_mutex_unlock(&ws->mu);
