@@ -225,6 +225,22 @@ static void family_release(struct dlvm_vg *vg, struct dlvm_thin_pool *p)
 		fprintf(stderr, "dlvmd: %s: %s\n", p->name, e.msg);
 }
 
+/* The two edits that record thin LV id: LV_CREATE (a new uuid, now as its
+ * creation time) and LV_SET_THIN. */
+static void thin_lv_edits(struct dlvm_edit *ce, struct dlvm_edit *te, uint64_t id,
+			  const char *lvname, uint64_t flags, const struct dlvm_lv_thin *thin)
+{
+	*ce = (struct dlvm_edit){ .type = DLVM_EDIT_LV_CREATE };
+	*te = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_THIN };
+	ce->u.lv.id = id;
+	dlvm_uuid_generate(ce->u.lv.uuid);
+	snprintf(ce->u.lv.name, sizeof(ce->u.lv.name), "%s", lvname);
+	ce->u.lv.flags = flags;
+	ce->u.lv.ctime = (uint64_t)time(NULL);
+	te->u.lv.id = id;
+	te->u.lv.thin = *thin;
+}
+
 /* A new thin LV of a shared VG's pool: a family of its own (metadata LV with
  * a store holding the LV's device, a data LV of one slab), one transaction. */
 static int family_create(struct dlvm_vg *vg, struct dlvm_lv *plv, const char *lvname,
@@ -273,17 +289,10 @@ static int family_create(struct dlvm_vg *vg, struct dlvm_lv *plv, const char *lv
 	mt.u.lv.thin.pool_id = plv->id;
 	mt.u.lv.thin.chunk_size = (uint32_t)cs;
 	mt.u.lv.thin.origin_id = origin_id; /* a clone's family: its external origin */
-	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
-	ce.u.lv.id = id;
-	dlvm_uuid_generate(ce.u.lv.uuid);
-	snprintf(ce.u.lv.name, sizeof(ce.u.lv.name), "%s", lvname);
-	ce.u.lv.flags = DLVM_LV_THIN;
-	ce.u.lv.ctime = (uint64_t)time(NULL);
-	te.u.lv.id = id;
-	te.u.lv.thin.pool_id = plv->id;
-	te.u.lv.thin.virtual_size = vsize;
-	te.u.lv.thin.meta_id = meta_id;
-	te.u.lv.thin.origin_id = origin_id;
+	struct dlvm_edit ce, te;
+	struct dlvm_lv_thin th = { .pool_id = plv->id, .virtual_size = vsize, .meta_id = meta_id,
+				   .origin_id = origin_id };
+	thin_lv_edits(&ce, &te, id, lvname, DLVM_LV_THIN, &th);
 	if (!(r = add_edit(&t, &me, err)) && !(r = add_edit(&t, &mt, err)) &&
 	    !(r = slab_move_edits(vg, plv, NULL, data_id, meta_id, &t, err)) &&
 	    !(r = add_edit(&t, &ce, err)) && !(r = add_edit(&t, &te, err)))
@@ -661,16 +670,10 @@ static int thin_lv_record(struct dlvm_vg *vg, struct dlvm_thin_pool *pool, uint6
 			  json_t *resp, struct dlvm_err *err)
 {
 	struct dlvm_txn t;
-	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
+	struct dlvm_edit ce, te;
 	int r;
 
-	ce.u.lv.id = id;
-	dlvm_uuid_generate(ce.u.lv.uuid);
-	snprintf(ce.u.lv.name, sizeof(ce.u.lv.name), "%s", lvname);
-	ce.u.lv.flags = flags;
-	ce.u.lv.ctime = (uint64_t)time(NULL);
-	te.u.lv.id = id;
-	te.u.lv.thin = *thin;
+	thin_lv_edits(&ce, &te, id, lvname, flags, thin);
 	dlvm_txn_init(&t);
 	if ((r = dlvm_txn_add(&t, &ce)) || (r = dlvm_txn_add(&t, &te)))
 		r = dlvm_err_set(err, r, "out of memory");
