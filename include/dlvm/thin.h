@@ -64,7 +64,23 @@ struct dlvm_thin_format_opts {
 	uint64_t data_chunks; /* 1 .. DLVM_THIN_MAX_CHUNKS */
 	uint64_t meta_blocks; /* metadata blocks to use; 0: all of the device */
 	uint8_t uuid[16];     /* identity of the store; all zero: a random one */
+	bool zero_new;        /* no unwritten sub-blocks: the caller zeroes new chunks
+			       * (the format before that feature) */
 };
+
+/*
+ * Unwritten sub-blocks. A store formatted without zero_new keeps, with each
+ * mapping, which of its chunk's sub-blocks hold nothing written since the
+ * chunk was handed out: they read as zeros whatever the data chunk holds, so
+ * a new chunk needs no zeroing. A chunk has dlvm_thin_subblocks(chunk_size)
+ * sub-blocks of chunk_size / that many bytes; bit i of a mask is sub-block i.
+ */
+#define DLVM_THIN_SUBBLOCKS_MAX 16
+static inline unsigned dlvm_thin_subblocks(uint64_t chunk_size)
+{
+	uint64_t n = chunk_size / 4096;
+	return n < DLVM_THIN_SUBBLOCKS_MAX ? (unsigned)(n ? n : 1) : DLVM_THIN_SUBBLOCKS_MAX;
+}
 
 /*
  * Write an empty store (no device) to dev: both superblock slots are
@@ -236,6 +252,46 @@ int dlvm_thin_provision(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
 			uint64_t *chunk, bool *is_new, uint64_t *copy_from,
 			struct dlvm_err *err);
 
+/* Does the store keep unwritten sub-blocks (it was formatted without
+ * zero_new)? Otherwise every mask below is 0. */
+bool dlvm_thin_tracks_unwritten(const struct dlvm_thin_store *s);
+
+/* A mapping as dlvm_thin_lookup_mapping and dlvm_thin_provision_mapping
+ * give it. */
+struct dlvm_thin_mapping {
+	uint64_t chunk;        /* data chunk, or DLVM_THIN_NONE (a hole) */
+	uint16_t unwritten;    /* its sub-blocks that read as zeros */
+	bool shared;           /* another device maps the chunk (lookup only) */
+	bool is_new;           /* provision: chunk was just handed out */
+	uint64_t copy_from;    /* provision: the shared chunk it replaces, or NONE */
+	uint16_t from_unwritten; /* provision: copy_from's unwritten mask */
+};
+
+/* dlvm_thin_lookup with the unwritten mask. */
+int dlvm_thin_lookup_mapping(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
+			     struct dlvm_thin_mapping *m, struct dlvm_err *err);
+
+/*
+ * dlvm_thin_provision with the masks: a chunk handed out gets `unwritten`
+ * (0 where the store keeps no masks); its writer clears the bits of what it
+ * wrote with dlvm_thin_set_unwritten once the data is on the device. A copy
+ * must not carry what the from_unwritten sub-blocks of copy_from hold.
+ */
+int dlvm_thin_provision_mapping(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
+				uint16_t unwritten, struct dlvm_thin_mapping *m,
+				struct dlvm_err *err);
+
+/*
+ * Change the unwritten mask of virtual chunk vchunk of device id to
+ * (mask | set) & ~clear, if it still maps data chunk `chunk` (otherwise,
+ * or in a store without masks, nothing changes and 0 is returned). Clear a
+ * bit only once the sub-block's new contents are on the device: a commit
+ * flushes data before it writes the masks. -ENOENT, -EROFS, -ENOSPC
+ * (metadata), -EBADMSG, -EIO.
+ */
+int dlvm_thin_set_unwritten(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
+			    uint64_t chunk, uint16_t set, uint16_t clear, struct dlvm_err *err);
+
 /*
  * How many data chunks from `chunk` on (at most max) are free: neither
  * mapped nor freed in the current transaction. Such a chunk changes only
@@ -336,6 +392,11 @@ void dlvm_thin_view_info(const struct dlvm_thin_view *v, struct dlvm_thin_view_i
  * -EBADMSG, -EIO, -ENOMEM. */
 int dlvm_thin_view_lookup(struct dlvm_thin_view *v, uint64_t vchunk, uint64_t *chunk,
 			  struct dlvm_err *err);
+
+/* dlvm_thin_view_lookup with the unwritten mask (m->shared, is_new and
+ * copy_from are not set). */
+int dlvm_thin_view_lookup_mapping(struct dlvm_thin_view *v, uint64_t vchunk,
+				  struct dlvm_thin_mapping *m, struct dlvm_err *err);
 
 /* As dlvm_thin_next_mapped on the view's device: the first mapped virtual
  * chunk >= from in *vchunk (DLVM_THIN_NONE: none) and its data chunk in

@@ -222,12 +222,12 @@ int th_node_validate(const struct th_node *n, const struct th_limits *lim, struc
 						lim->meta_blocks - 1);
 		} else if (n->type == TH_TREE_MAP) {
 			uint64_t v = n->u.v[i];
-			if (v >> TH_MAP_FLAGS_SHIFT)
-				return NODE_BAD(b, "entry %u has unknown flags 0x%" PRIx64, i,
-						v >> TH_MAP_FLAGS_SHIFT);
-			if (v >= lim->data_chunks)
+			uint64_t f = (v >> TH_MAP_FLAGS_SHIFT) & ~lim->map_flags;
+			if (f)
+				return NODE_BAD(b, "entry %u has unknown flags 0x%" PRIx64, i, f);
+			if (th_map_chunk(v) >= lim->data_chunks)
 				return NODE_BAD(b, "entry %u maps to data chunk %" PRIu64 ", beyond "
-						"the %" PRIu64 " data chunks", i, v,
+						"the %" PRIu64 " data chunks", i, th_map_chunk(v),
 						lim->data_chunks);
 		} else {
 			const struct th_devrec *d = &n->u.d[i];

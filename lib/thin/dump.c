@@ -36,8 +36,9 @@ static void dump_sb(const uint8_t *buf, uint32_t slot, FILE *out)
 
 static void dump_node(const uint8_t *buf, uint64_t blk, uint64_t dev_blocks, FILE *out)
 {
+	/* no superblock to go by: any unwritten mask is shown */
 	struct th_limits lim = { .meta_blocks = dev_blocks, .data_chunks = DLVM_THIN_MAX_CHUNKS,
-				 .max_txn = UINT64_MAX };
+				 .max_txn = UINT64_MAX, .map_flags = 0xffff };
 	struct dlvm_err e = { 0 };
 	struct th_node *n = malloc(sizeof(*n));
 
@@ -56,6 +57,9 @@ static void dump_node(const uint8_t *buf, uint64_t blk, uint64_t dev_blocks, FIL
 	for (unsigned i = 0; i < n->nr; i++) {
 		if (n->level > 0)
 			fprintf(out, "  %" PRIu64 " -> block %" PRIu64 "\n", n->keys[i], n->u.v[i]);
+		else if (n->type == TH_TREE_MAP && th_map_unwritten(n->u.v[i]))
+			fprintf(out, "  %" PRIu64 " -> chunk %" PRIu64 ", unwritten 0x%04x\n",
+				n->keys[i], th_map_chunk(n->u.v[i]), th_map_unwritten(n->u.v[i]));
 		else if (n->type == TH_TREE_MAP)
 			fprintf(out, "  %" PRIu64 " -> chunk %" PRIu64 "\n", n->keys[i], n->u.v[i]);
 		else

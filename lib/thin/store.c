@@ -63,6 +63,7 @@ int dlvm_thin_store_format(struct dlvm_dev *dev, const struct dlvm_thin_format_o
 	struct th_sb sb = { .major = TH_MAJOR, .minor = TH_MINOR, .txn = 1, .slot = 0,
 			    .chunk_size = o->chunk_size, .data_chunks = o->data_chunks,
 			    .meta_blocks = mb, .dev_root = TH_FIRST_NODE, .ndevs = 0,
+			    .incompat = o->zero_new ? 0 : TH_INCOMPAT_UNWRITTEN,
 			    .ctime = (uint64_t)time(NULL) };
 	memcpy(sb.uuid, o->uuid, 16);
 	if (dlvm_uuid_is_zero(sb.uuid))
@@ -150,7 +151,8 @@ int dlvm_thin_store_open(struct dlvm_dev *dev, const struct dlvm_thin_open_opts 
 
 	struct th_walk w = { .s = s, .dev_root = s->sb.dev_root,
 			     .lim = { .meta_blocks = s->sb.meta_blocks,
-				      .data_chunks = s->sb.data_chunks, .max_txn = s->sb.txn } };
+				      .data_chunks = s->sb.data_chunks, .max_txn = s->sb.txn,
+				      .map_flags = th_map_flags_allowed(&s->sb) } };
 	r = th_walk_run(&w, err);
 	if (!r && w.ndevs != s->sb.ndevs)
 		r = dlvm_err_set(err, -EBADMSG, "%s: superblock slot %u: field ndevs is %" PRIu64

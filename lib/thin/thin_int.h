@@ -29,12 +29,16 @@
 #define TH_DEV_ENTRIES 84        /* device tree leaves: 40-byte values */
 #define TH_DEV_VALUE 40
 #define TH_MAP_FLAGS_SHIFT 48    /* mapping value: chunk in bits 0-47, flags above */
+#define TH_MAP_CHUNK_MASK ((UINT64_C(1) << TH_MAP_FLAGS_SHIFT) - 1)
 #define TH_DEV_FLAGS_KNOWN (DLVM_THIN_DEV_READONLY | DLVM_THIN_DEV_SNAPSHOT)
 
-/* No feature bit exists yet in this version. */
+/* Mapping values carry the chunk's unwritten sub-blocks in their flag bits
+ * (docs/thin.md: "Unwritten sub-blocks"). Incompatible: a reader that does
+ * not know it would show whatever those sub-blocks hold on disk. */
+#define TH_INCOMPAT_UNWRITTEN (UINT64_C(1) << 0)
 #define TH_COMPAT_KNOWN ((uint64_t)0)
 #define TH_RO_COMPAT_KNOWN ((uint64_t)0)
-#define TH_INCOMPAT_KNOWN ((uint64_t)0)
+#define TH_INCOMPAT_KNOWN TH_INCOMPAT_UNWRITTEN
 
 enum th_tree {
 	TH_TREE_DEV = 1, /* device id -> struct th_devrec */
@@ -84,7 +88,17 @@ struct th_limits {
 	uint64_t meta_blocks;
 	uint64_t data_chunks;
 	uint64_t max_txn;      /* no node or device may claim a later transaction */
+	uint64_t map_flags;    /* flag bits a mapping value may have (unshifted) */
 };
+
+/* The flag bits a store's mapping values may carry: the unwritten mask of
+ * dlvm_thin_subblocks(chunk_size) sub-blocks, or none. */
+static inline uint64_t th_map_flags_allowed(const struct th_sb *sb)
+{
+	if (!(sb->incompat & TH_INCOMPAT_UNWRITTEN))
+		return 0;
+	return (UINT64_C(1) << dlvm_thin_subblocks(sb->chunk_size)) - 1;
+}
 
 void th_sb_encode(const struct th_sb *sb, uint8_t buf[TH_BLOCK]);
 /* Decode the superblock read from slot `slot`; messages start "superblock
@@ -112,7 +126,15 @@ int th_node_validate(const struct th_node *n, const struct th_limits *lim, struc
 
 static inline uint64_t th_map_chunk(uint64_t v)
 {
-	return v & ((1ull << TH_MAP_FLAGS_SHIFT) - 1);
+	return v & TH_MAP_CHUNK_MASK;
+}
+static inline uint16_t th_map_unwritten(uint64_t v)
+{
+	return (uint16_t)(v >> TH_MAP_FLAGS_SHIFT);
+}
+static inline uint64_t th_map_value(uint64_t chunk, uint16_t unwritten)
+{
+	return chunk | (uint64_t)unwritten << TH_MAP_FLAGS_SHIFT;
 }
 
 /* ---- the store ---- */
@@ -173,7 +195,8 @@ static inline struct th_limits th_store_limits(const struct dlvm_thin_store *s)
 {
 	return (struct th_limits){ .meta_blocks = s->sb.meta_blocks,
 				   .data_chunks = s->sb.data_chunks,
-				   .max_txn = s->sb.txn + 1 };
+				   .max_txn = s->sb.txn + 1,
+				   .map_flags = th_map_flags_allowed(&s->sb) };
 }
 
 /* Refuse changes on a read-only or broken store: 0 or -EROFS. */

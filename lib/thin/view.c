@@ -361,7 +361,8 @@ static int open_attempt(struct dlvm_thin_view *v, struct th_node *scratch, bool 
 	if (r)
 		return dlvm_err_set(err, r, "%s", e.msg);
 	v->lim = (struct th_limits){ .meta_blocks = v->sb.meta_blocks,
-				     .data_chunks = v->sb.data_chunks, .max_txn = v->sb.txn };
+				     .data_chunks = v->sb.data_chunks, .max_txn = v->sb.txn,
+				     .map_flags = th_map_flags_allowed(&v->sb) };
 	r = find_device(v, scratch, &e);
 	if (r != -EBADMSG)
 		return r ? dlvm_err_set(err, r, "%s", e.msg) : 0;
@@ -450,15 +451,15 @@ void dlvm_thin_view_info(const struct dlvm_thin_view *v, struct dlvm_thin_view_i
 
 /* ---- lookups ---- */
 
-int dlvm_thin_view_lookup(struct dlvm_thin_view *v, uint64_t vchunk, uint64_t *chunk,
-			  struct dlvm_err *err)
+int dlvm_thin_view_lookup_mapping(struct dlvm_thin_view *v, uint64_t vchunk,
+				  struct dlvm_thin_mapping *m, struct dlvm_err *err)
 {
 	struct place p = root_place;
 	uint64_t blk = v->rec.root;
 	const struct th_node *n;
 	int r;
 
-	*chunk = DLVM_THIN_NONE;
+	*m = (struct dlvm_thin_mapping){ .chunk = DLVM_THIN_NONE, .copy_from = DLVM_THIN_NONE };
 	if (vchunk > DLVM_THIN_MAX_ID)
 		return dlvm_err_set(err, -EINVAL, "%s: virtual chunk %" PRIu64 " is above %" PRIu64,
 				    v->name, vchunk, (uint64_t)DLVM_THIN_MAX_ID);
@@ -474,9 +475,21 @@ int dlvm_thin_view_lookup(struct dlvm_thin_view *v, uint64_t vchunk, uint64_t *c
 		p = child_place(n, (unsigned)i, &p);
 	}
 	unsigned j = lower_bound(n, vchunk);
-	if (j < n->nr && n->keys[j] == vchunk)
-		*chunk = th_map_chunk(n->u.v[j]);
+	if (j < n->nr && n->keys[j] == vchunk) {
+		m->chunk = th_map_chunk(n->u.v[j]);
+		m->unwritten = th_map_unwritten(n->u.v[j]);
+	}
 	return 0;
+}
+
+int dlvm_thin_view_lookup(struct dlvm_thin_view *v, uint64_t vchunk, uint64_t *chunk,
+			  struct dlvm_err *err)
+{
+	struct dlvm_thin_mapping m;
+	int r = dlvm_thin_view_lookup_mapping(v, vchunk, &m, err);
+
+	*chunk = m.chunk;
+	return r;
 }
 
 int dlvm_thin_view_next_mapped(struct dlvm_thin_view *v, uint64_t from, uint64_t *vchunk,

@@ -214,41 +214,53 @@ static int check_vchunk(struct dlvm_thin_store *s, uint64_t vchunk, struct dlvm_
 	return 0;
 }
 
-int dlvm_thin_lookup(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk, uint64_t *chunk,
-		     bool *shared, struct dlvm_err *err)
+bool dlvm_thin_tracks_unwritten(const struct dlvm_thin_store *s)
+{
+	return s->sb.incompat & TH_INCOMPAT_UNWRITTEN;
+}
+
+int dlvm_thin_lookup_mapping(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
+			     struct dlvm_thin_mapping *m, struct dlvm_err *err)
 {
 	struct th_devrec rec;
 	bool found, sh;
 	uint64_t v;
 	int r;
 
-	*chunk = DLVM_THIN_NONE;
-	if (shared)
-		*shared = false;
+	*m = (struct dlvm_thin_mapping){ .chunk = DLVM_THIN_NONE, .copy_from = DLVM_THIN_NONE };
 	if ((r = check_vchunk(s, vchunk, err)) || (r = th_dev_find(s, id, &rec, err)))
 		return r;
 	r = th_btree_lookup(s, rec.root, TH_TREE_MAP, vchunk, &found, &v, NULL, &sh, err);
 	if (r || !found)
 		return r;
-	*chunk = th_map_chunk(v);
-	if (shared)
-		*shared = sh || s->dref[*chunk] > 1;
+	m->chunk = th_map_chunk(v);
+	m->unwritten = th_map_unwritten(v);
+	m->shared = sh || s->dref[m->chunk] > 1;
 	return 0;
 }
 
-int dlvm_thin_provision(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
-			uint64_t *chunk, bool *is_new, uint64_t *copy_from,
-			struct dlvm_err *err)
+int dlvm_thin_lookup(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk, uint64_t *chunk,
+		     bool *shared, struct dlvm_err *err)
+{
+	struct dlvm_thin_mapping m;
+	int r = dlvm_thin_lookup_mapping(s, id, vchunk, &m, err);
+
+	*chunk = m.chunk;
+	if (shared)
+		*shared = m.shared;
+	return r;
+}
+
+int dlvm_thin_provision_mapping(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
+				uint16_t unwritten, struct dlvm_thin_mapping *m,
+				struct dlvm_err *err)
 {
 	struct th_devrec rec, old_rec;
 	uint64_t cur, fresh, old;
 	bool shared, had;
 	int r;
 
-	*chunk = DLVM_THIN_NONE;
-	*is_new = false;
-	if (copy_from)
-		*copy_from = DLVM_THIN_NONE;
+	*m = (struct dlvm_thin_mapping){ .chunk = DLVM_THIN_NONE, .copy_from = DLVM_THIN_NONE };
 	if ((r = th_writable(s, err)) || (r = check_vchunk(s, vchunk, err)) ||
 	    (r = th_dev_find(s, id, &rec, err)))
 		return r;
@@ -259,7 +271,8 @@ int dlvm_thin_provision(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
 	if (r)
 		return r;
 	if (had && !shared && s->dref[th_map_chunk(cur)] == 1) {
-		*chunk = th_map_chunk(cur);
+		m->chunk = th_map_chunk(cur);
+		m->unwritten = th_map_unwritten(cur);
 		return 0;
 	}
 	if (s->dfree == 0)
@@ -271,8 +284,9 @@ int dlvm_thin_provision(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
 	if ((r = th_data_alloc(s, &fresh, err)))
 		return r;
 	s->changed = true;
-	r = th_btree_insert(s, &rec.root, TH_TREE_MAP, vchunk, fresh, NULL, &had, &old, &old_rec,
-			    err);
+	unwritten &= (uint16_t)th_map_flags_allowed(&s->sb);
+	r = th_btree_insert(s, &rec.root, TH_TREE_MAP, vchunk, th_map_value(fresh, unwritten), NULL,
+			    &had, &old, &old_rec, err);
 	if (r)
 		return th_fail(s, r, err);
 	if (had)
@@ -281,10 +295,64 @@ int dlvm_thin_provision(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
 		rec.mapped++;
 	if ((r = dev_store(s, id, &rec, err)))
 		return th_fail(s, r, err);
-	*chunk = fresh;
-	*is_new = true;
-	if (copy_from && had)
-		*copy_from = th_map_chunk(old);
+	m->chunk = fresh;
+	m->unwritten = unwritten;
+	m->is_new = true;
+	if (had) {
+		m->copy_from = th_map_chunk(old);
+		m->from_unwritten = th_map_unwritten(old);
+	}
+	return 0;
+}
+
+int dlvm_thin_provision(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
+			uint64_t *chunk, bool *is_new, uint64_t *copy_from,
+			struct dlvm_err *err)
+{
+	struct dlvm_thin_mapping m;
+	int r = dlvm_thin_provision_mapping(s, id, vchunk, 0, &m, err);
+
+	*chunk = m.chunk;
+	*is_new = m.is_new;
+	if (copy_from)
+		*copy_from = m.copy_from;
+	return r;
+}
+
+int dlvm_thin_set_unwritten(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
+			    uint64_t chunk, uint16_t set, uint16_t clear, struct dlvm_err *err)
+{
+	struct th_devrec rec, old_rec;
+	uint64_t cur, old;
+	bool found, shared, had;
+	int r;
+
+	if ((r = th_writable(s, err)) || (r = check_vchunk(s, vchunk, err)) ||
+	    (r = th_dev_find(s, id, &rec, err)))
+		return r;
+	if (rec.flags & DLVM_THIN_DEV_READONLY)
+		return dlvm_err_set(err, -EROFS, "%s: thin device %" PRIu64 " is read-only",
+				    s->name, id);
+	uint16_t allowed = (uint16_t)th_map_flags_allowed(&s->sb);
+	if (!allowed)
+		return 0;
+	r = th_btree_lookup(s, rec.root, TH_TREE_MAP, vchunk, &found, &cur, NULL, &shared, err);
+	if (r || !found || th_map_chunk(cur) != chunk)
+		return r;
+	uint16_t mask = (uint16_t)((th_map_unwritten(cur) | set) & ~clear & allowed);
+	if (mask == th_map_unwritten(cur))
+		return 0;
+	if ((r = reserve(s, rec.root, 0, err)))
+		return r;
+	s->changed = true;
+	uint64_t root = rec.root;
+	r = th_btree_insert(s, &rec.root, TH_TREE_MAP, vchunk, th_map_value(chunk, mask), NULL, &had,
+			    &old, &old_rec, err);
+	if (r)
+		return th_fail(s, r, err);
+	/* a path already copied in this transaction changes in place */
+	if (rec.root != root && (r = dev_store(s, id, &rec, err)))
+		return th_fail(s, r, err);
 	return 0;
 }
 

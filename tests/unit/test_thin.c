@@ -698,7 +698,7 @@ static void dump_blocks(void **state)
 	print_message("%s", text);
 	assert_non_null(strstr(text, "block 0: superblock slot 0\n  version      1.0\n"));
 	assert_non_null(strstr(text, "block 1: superblock slot 1\n  version      1.0\n"
-				     "  features     compat 0x0, ro_compat 0x0, incompat 0x0\n"));
+				     "  features     compat 0x0, ro_compat 0x0, incompat 0x1\n"));
 	assert_non_null(strstr(text, "  txn          2\n  chunk_size   65536\n  data_chunks  100\n"
 				     "  meta_blocks  16\n"));
 	assert_non_null(strstr(text, "  device 7: root 3, mapped 1, created in txn 2, snapshot of "
@@ -1596,6 +1596,139 @@ static void unmap_without_metadata(void **state)
 	dlvm_dev_close(dev);
 }
 
+
+/* A store of chunk_size bytes per chunk, formatted with or without
+ * unwritten sub-blocks. */
+static struct dlvm_dev *t_thin_dev_opts(uint64_t chunk_size, bool zero_new)
+{
+	struct dlvm_thin_format_opts o = { .chunk_size = chunk_size, .data_chunks = 100,
+					   .meta_blocks = 64, .zero_new = zero_new };
+	struct dlvm_dev *dev = dlvm_memdev_new("thin0", 64 * 4096, 4096);
+	struct dlvm_err e = { 0 };
+
+	assert_non_null(dev);
+	assert_ok(dlvm_thin_store_format(dev, &o, &e), &e);
+	return dev;
+}
+
+static uint16_t t_unwritten(struct dlvm_thin_store *s, uint64_t id, uint64_t v, uint64_t chunk)
+{
+	struct dlvm_thin_mapping m;
+	struct dlvm_err e = { 0 };
+
+	assert_ok(dlvm_thin_lookup_mapping(s, id, v, &m, &e), &e);
+	assert_int_equal(m.chunk, chunk);
+	return m.unwritten;
+}
+
+/* Unwritten masks: kept by provision, changed only for the chunk named,
+ * committed, shared by a snapshot and handed to copy-on-write, limited to
+ * the chunk's sub-blocks, and never kept by a store formatted with
+ * zero_new. */
+static void unwritten_masks(void **state)
+{
+	struct dlvm_dev *dev = t_thin_dev_opts(65536, false);
+	struct dlvm_thin_store *s = t_open(dev, 0);
+	struct dlvm_thin_mapping m;
+	struct dlvm_err e = { 0 };
+	(void)state;
+
+	assert_int_equal(dlvm_thin_subblocks(4096), 1);
+	assert_int_equal(dlvm_thin_subblocks(16384), 4);
+	assert_int_equal(dlvm_thin_subblocks(65536), 16);
+	assert_int_equal(dlvm_thin_subblocks(1 << 20), 16);
+	assert_true(dlvm_thin_tracks_unwritten(s));
+	assert_ok(dlvm_thin_create(s, 1, 0, &e), &e);
+	assert_ok(dlvm_thin_provision_mapping(s, 1, 5, 0xffff, &m, &e), &e);
+	assert_true(m.is_new);
+	assert_int_equal(m.chunk, 0);
+	assert_int_equal(m.unwritten, 0xffff);
+	assert_int_equal(m.copy_from, NONE);
+	/* a write to the chunk it owns alone: the mask as it is */
+	assert_ok(dlvm_thin_set_unwritten(s, 1, 5, 0, 0, 0x0003, &e), &e);
+	assert_ok(dlvm_thin_provision_mapping(s, 1, 5, 0xffff, &m, &e), &e);
+	assert_false(m.is_new);
+	assert_int_equal(m.unwritten, 0xfffc);
+	/* another chunk named: nothing changes; nor for a hole */
+	assert_ok(dlvm_thin_set_unwritten(s, 1, 5, 7, 0, 0xffff, &e), &e);
+	assert_ok(dlvm_thin_set_unwritten(s, 1, 6, 0, 0, 0xffff, &e), &e);
+	assert_int_equal(t_unwritten(s, 1, 5, 0), 0xfffc);
+	assert_int_equal(t_unwritten(s, 1, 6, NONE), 0);
+	assert_ok(dlvm_thin_set_unwritten(s, 1, 5, 0, 0x0001, 0x0100, &e), &e);
+	assert_int_equal(t_unwritten(s, 1, 5, 0), 0xfefd);
+	assert_err(dlvm_thin_set_unwritten(s, 9, 5, 0, 0, 1, &e), &e, -ENOENT, "does not exist");
+	t_commit_thin(s);
+	s = t_reopen(s, dev, 0);
+	assert_int_equal(t_unwritten(s, 1, 5, 0), 0xfefd);
+	assert_int_equal(t_thin_check(s, NULL), 0);
+	/* a snapshot shares the mapping, mask and all; a write to the origin
+	 * copies the chunk and learns what of it reads as zeros */
+	assert_ok(dlvm_thin_snapshot(s, 1, 2, 0, &e), &e);
+	assert_ok(dlvm_thin_provision_mapping(s, 1, 5, 0xffff, &m, &e), &e);
+	assert_true(m.is_new);
+	assert_int_equal(m.copy_from, 0);
+	assert_int_equal(m.from_unwritten, 0xfefd);
+	assert_ok(dlvm_thin_set_unwritten(s, 1, 5, m.chunk, 0, 0xffff, &e), &e);
+	assert_int_equal(t_unwritten(s, 1, 5, m.chunk), 0);
+	assert_int_equal(t_unwritten(s, 2, 5, 0), 0xfefd);
+	/* a read-only snapshot's mask does not change */
+	assert_ok(dlvm_thin_set_flags(s, 2, DLVM_THIN_DEV_READONLY, &e), &e);
+	assert_err(dlvm_thin_set_unwritten(s, 2, 5, 0, 0, 1, &e), &e, -EROFS, "read-only");
+	t_commit_thin(s);
+	assert_int_equal(t_thin_check(s, NULL), 0);
+	dlvm_thin_store_close(s);
+	dlvm_dev_close(dev);
+
+	/* 16 KiB chunks: four sub-blocks, the other bits never stored */
+	dev = t_thin_dev_opts(16384, false);
+	s = t_open(dev, 0);
+	assert_ok(dlvm_thin_create(s, 1, 0, &e), &e);
+	assert_ok(dlvm_thin_provision_mapping(s, 1, 0, 0xffff, &m, &e), &e);
+	assert_int_equal(m.unwritten, 0x000f);
+	assert_ok(dlvm_thin_set_unwritten(s, 1, 0, m.chunk, 0xfff0, 0x0001, &e), &e);
+	assert_int_equal(t_unwritten(s, 1, 0, m.chunk), 0x000e);
+	dlvm_thin_store_close(s);
+	dlvm_dev_close(dev);
+
+	/* the format before the feature: no masks at all */
+	dev = t_thin_dev_opts(65536, true);
+	s = t_open(dev, 0);
+	assert_false(dlvm_thin_tracks_unwritten(s));
+	assert_ok(dlvm_thin_create(s, 1, 0, &e), &e);
+	assert_ok(dlvm_thin_provision_mapping(s, 1, 0, 0xffff, &m, &e), &e);
+	assert_int_equal(m.unwritten, 0);
+	assert_ok(dlvm_thin_set_unwritten(s, 1, 0, m.chunk, 0xffff, 0, &e), &e);
+	assert_int_equal(t_unwritten(s, 1, 0, m.chunk), 0);
+	dlvm_thin_store_close(s);
+	dlvm_dev_close(dev);
+}
+
+/* A mask bit beyond the chunk's sub-blocks, or any in a store without the
+ * feature, is damage named by its entry. */
+static void unwritten_bits_checked(void **state)
+{
+	struct th_limits lim = { .meta_blocks = 100, .data_chunks = 1000, .max_txn = 5,
+				 .map_flags = 0x000f };
+	struct th_node n = { .blocknr = 7, .txn = 1, .type = TH_TREE_MAP, .level = 0, .nr = 2,
+			     .keys = { 1, 2 } };
+	struct dlvm_err e = { 0 };
+	(void)state;
+
+	n.u.v[0] = 3 | (UINT64_C(0x000f) << 48);
+	n.u.v[1] = 4;
+	assert_ok(th_node_validate(&n, &lim, &e), &e);
+	n.u.v[1] = 4 | (UINT64_C(0x0030) << 48);
+	assert_err(th_node_validate(&n, &lim, &e), &e, -EBADMSG,
+		   "node at block 7: entry 1 has unknown flags 0x30");
+	lim.map_flags = 0;
+	assert_err(th_node_validate(&n, &lim, &e), &e, -EBADMSG,
+		   "node at block 7: entry 0 has unknown flags 0xf");
+	lim.map_flags = 0xffff;
+	n.u.v[1] = 1000 | (UINT64_C(0x8000) << 48);
+	assert_err(th_node_validate(&n, &lim, &e), &e, -EBADMSG,
+		   "entry 1 maps to data chunk 1000, beyond the 1000 data chunks");
+}
+
 /* The freed hook: each run of chunks a commit frees, once, after the
  * commit; nothing for a commit that frees nothing. */
 struct freed_log {
@@ -1667,6 +1800,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sb_roundtrip),
 		cmocka_unit_test(freed_hook_runs),
+		cmocka_unit_test(unwritten_masks),
+		cmocka_unit_test(unwritten_bits_checked),
 		cmocka_unit_test(sb_bad_fields),
 		cmocka_unit_test(node_roundtrip),
 		cmocka_unit_test(node_bad_fields_map_leaf),

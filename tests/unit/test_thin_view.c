@@ -65,14 +65,15 @@ static uint64_t t_txn(struct dlvm_thin_store *s)
 	return u.transaction;
 }
 
+/* Provision virtual chunk v with an unwritten mask that depends on v, so
+ * that views are seen to read the masks too. */
 static uint64_t t_prov(struct dlvm_thin_store *s, uint64_t id, uint64_t v)
 {
 	struct dlvm_err e = { 0 };
-	uint64_t c;
-	bool is_new;
+	struct dlvm_thin_mapping m;
 
-	assert_ok(dlvm_thin_provision(s, id, v, &c, &is_new, NULL, &e), &e);
-	return c;
+	assert_ok(dlvm_thin_provision_mapping(s, id, v, (uint16_t)(v * 40503u), &m, &e), &e);
+	return m.chunk;
 }
 
 static void t_unmap(struct dlvm_thin_store *s, uint64_t id, uint64_t first, uint64_t count)
@@ -172,6 +173,13 @@ static void assert_view_matches_store(struct dlvm_thin_view *v, struct dlvm_thin
 		if (v_lookup(v, vc) != want)
 			fail_msg("device %" PRIu64 ": view maps %" PRIu64 " to %" PRIu64 ", the store "
 				 "to %" PRIu64, id, vc, v_lookup(v, vc), want);
+		struct dlvm_thin_mapping sm, vm;
+		assert_ok(dlvm_thin_lookup_mapping(s, id, vc, &sm, &e), &e);
+		assert_ok(dlvm_thin_view_lookup_mapping(v, vc, &vm, &e), &e);
+		if (vm.chunk != sm.chunk || vm.unwritten != sm.unwritten)
+			fail_msg("device %" PRIu64 ": at %" PRIu64 " the view has chunk %" PRIu64
+				 " unwritten 0x%x, the store chunk %" PRIu64 " unwritten 0x%x", id,
+				 vc, vm.chunk, vm.unwritten, sm.chunk, sm.unwritten);
 		assert_ok(dlvm_thin_next_mapped(s, id, vc, &wv, &wc, &e), &e);
 		assert_ok(dlvm_thin_view_next_mapped(v, vc, &gv, &gc, &e), &e);
 		if (gv != wv || gc != wc)
@@ -801,7 +809,8 @@ static void view_damaged_mapping_node(void **state)
 	/* leaf L (the fourth) holds [lo, hi]; leaf M (the seventh) is left alone */
 	uint64_t L = rn->u.v[3], lo = rn->keys[3], hi = rn->keys[4] - 1;
 	uint64_t M = rn->u.v[6], mlo = rn->keys[6];
-	struct th_limits lim = { .meta_blocks = 300, .data_chunks = 40000, .max_txn = T };
+	struct th_limits lim = { .meta_blocks = 300, .data_chunks = 40000, .max_txn = T,
+				 .map_flags = 0xffff };
 	memcpy(orig, d + L * 4096, 4096);
 	assert_ok(th_node_decode(orig, L, &lim, ln, &e), &e);
 	assert_int_equal(ln->keys[0], lo);
@@ -990,12 +999,12 @@ static void view_errors(void **state)
 	for (uint32_t slot = 0; slot < 2; slot++) {
 		struct th_sb sb;
 		assert_ok(th_sb_decode(d + slot * 4096, slot, &sb, &e), &e);
-		sb.incompat = 1;
+		sb.incompat = 2;
 		th_sb_encode(&sb, d + slot * 4096);
 	}
 	assert_err(dlvm_thin_view_open(dev, 1, 0, &v, &e), &e, -ENOTSUP,
 		   "thin0: both superblock slots are unreadable: superblock slot 0 (block 0): "
-		   "unknown incompatible features 0x1");
+		   "unknown incompatible features 0x2");
 	dlvm_thin_store_close(s);
 	dlvm_dev_close(dev);
 
