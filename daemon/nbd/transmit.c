@@ -75,6 +75,9 @@ struct slot {
 	uint32_t nextents;          /* thin BLOCK_STATUS: descriptors in data */
 	bool thin_writing;          /* holds a thin write token until finish() */
 	unsigned thin_token;
+	/* thin: what the request's writes fill, recorded once they are done */
+	struct dlvm_thin_written thin_w[MAX_ASYNC_PIECES];
+	unsigned nthin_w;
 	uint8_t *buf;               /* SLOT_BUF bytes of the arena */
 	uint8_t *grown;             /* kept buffer for up to SLOT_KEEP_MAX bytes */
 	size_t grown_cap;
@@ -258,6 +261,7 @@ static struct slot *slot_get(struct xmit *x)
 	s->sync = false;
 	s->nextents = 0;
 	s->thin_writing = false;
+	s->nthin_w = 0;
 	s->sent = 0;
 	s->next = NULL;
 	s->data = s->buf;
@@ -444,6 +448,32 @@ static void thin_err(struct xmit *x, struct slot *s, int r, const struct dlvm_er
 
 enum thin_op { THIN_READ, THIN_WRITE, THIN_ZERO };
 
+/* Sub-blocks a piece of s filled: recorded now when the piece was written
+ * synchronously, else when the whole request is done (finish). */
+static void thin_filled(struct xmit *x, struct slot *s, const struct dlvm_thin_written *w)
+{
+	if (!w->mask || s->err)
+		return;
+	if (s->sync) {
+		struct dlvm_err e = { 0 };
+		int r = dlvm_thin_pool_written(x->map->thin, x->map->thin_id, w, 1, &e);
+		if (r)
+			thin_err(x, s, r, &e);
+		return;
+	}
+	/* a chunk split across segments comes in more than one piece */
+	if (s->nthin_w && s->thin_w[s->nthin_w - 1].vchunk == w->vchunk &&
+	    s->thin_w[s->nthin_w - 1].chunk == w->chunk) {
+		s->thin_w[s->nthin_w - 1].mask |= w->mask;
+		return;
+	}
+	if (s->nthin_w == MAX_ASYNC_PIECES) { /* many_pieces() keeps this from happening */
+		set_err(s, -EIO, "too many thin chunks in one request");
+		return;
+	}
+	s->thin_w[s->nthin_w++] = *w;
+}
+
 /* Pieces of a READ (holes read as zeros), a WRITE (chunks provisioned
  * first) or a WRITE_ZEROES with NO_HOLE. */
 static void thin_pieces(struct xmit *x, struct slot *s, enum thin_op op, piece_fn fn)
@@ -458,10 +488,11 @@ static void thin_pieces(struct xmit *x, struct slot *s, enum thin_op op, piece_f
 
 	while (left && !s->err) {
 		struct dlvm_map_piece p;
+		struct dlvm_thin_written w = { 0 };
 		struct dlvm_err e = { 0 };
 		bool hole = false;
 		int r = op == THIN_READ ? dlvm_thin_pool_map_read(x->map, off, left, &p, &hole, &e)
-					: dlvm_thin_pool_map_write(x->map, off, left, &p, &e);
+					: dlvm_thin_pool_map_write(x->map, off, left, &p, &w, &e);
 		if (r) {
 			thin_err(x, s, r, &e);
 			return;
@@ -470,6 +501,7 @@ static void thin_pieces(struct xmit *x, struct slot *s, enum thin_op op, piece_f
 			memset(s->data + pos, 0, p.len);
 		else
 			fn(x, s, &x->map->devs[p.dev], p.dev, p.dev_off, p.len, pos);
+		thin_filled(x, s, &w);
 		off += p.len;
 		pos += p.len;
 		left -= p.len;
@@ -503,11 +535,13 @@ static void thin_unmap(struct xmit *x, struct slot *s, bool zero_partial)
 		/* a mapped partial chunk is zeroed like a write: a chunk shared
 		 * with a snapshot is copied first, never zeroed in place */
 		if (!hole && (off % cs || p.len < cs)) {
-			if ((r = dlvm_thin_pool_map_write(x->map, off, p.len, &p, &e))) {
+			struct dlvm_thin_written w;
+			if ((r = dlvm_thin_pool_map_write(x->map, off, p.len, &p, &w, &e))) {
 				thin_err(x, s, r, &e);
 				return;
 			}
 			piece_zero(x, s, &x->map->devs[p.dev], p.dev, p.dev_off, p.len, 0);
+			thin_filled(x, s, &w);
 		}
 		off += p.len;
 		left -= p.len;
@@ -751,6 +785,16 @@ static void finish(struct xmit *x, struct slot *s)
 	 * devices after another host took over: not durable for the client. */
 	if (x->map->fence && is_change_cmd(s->type) && !fence_ok_at(x, done_ms))
 		set_err(s, -EIO, FENCED_MSG);
+	/* what the writes filled reads as written from now on: before a
+	 * snapshot may see the chunks, and before a FUA commit */
+	if (s->nthin_w && !s->err) {
+		struct dlvm_err e = { 0 };
+		int r = dlvm_thin_pool_written(x->map->thin, x->map->thin_id, s->thin_w, s->nthin_w,
+					       &e);
+		if (r)
+			thin_err(x, s, r, &e);
+	}
+	s->nthin_w = 0;
 	if (s->thin_writing) {
 		dlvm_thin_pool_write_end(x->map->thin, s->thin_token);
 		s->thin_writing = false;

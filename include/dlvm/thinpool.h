@@ -71,6 +71,12 @@ struct dlvm_thin_pool {
 	pthread_cond_t grown;        /* family: signalled when the data LV grew */
 	char name[2 * DLVM_NAME_MAX + 2]; /* "vg/pool", for messages */
 	uint64_t chunk_size;
+	/* unwritten sub-blocks (dlvm/thin.h): nsub of sub_size bytes per chunk;
+	 * track: the store keeps them, so new chunks are not zeroed */
+	uint64_t sub_size;
+	unsigned nsub;
+	uint16_t sub_all;
+	bool track;
 	struct dlvm_dev *meta;       /* view of the metadata LV (owned) */
 	struct dlvm_thin_store *store;
 	struct dlvm_lv_map *data;    /* map of the pool LV: the data area */
@@ -241,13 +247,32 @@ int dlvm_thin_pool_check(struct dlvm_thin_pool *p, struct dlvm_check_report *rep
  */
 int dlvm_thin_pool_map_read(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
 			    struct dlvm_map_piece *piece, bool *hole, struct dlvm_err *err);
+/* What a write fills of its chunk, to record once its data is on the device
+ * (dlvm_thin_pool_written). mask 0: nothing to record. */
+struct dlvm_thin_written {
+	uint64_t vchunk, chunk;
+	uint16_t mask;       /* sub-blocks that read as zeros until recorded */
+};
+
 /*
- * The same for a write: an unmapped chunk is provisioned and zeroed, a
- * shared one copied, before this returns, so the caller's write completes
- * it. -ENOSPC when the pool has no free chunk (nothing changed).
+ * The same for a write: an unmapped chunk is provisioned, a shared one
+ * copied, before this returns, so the caller's write completes it. A new
+ * chunk is zeroed where the store keeps no unwritten sub-blocks; where it
+ * does, the sub-blocks the write fills only in part are zeroed now and those
+ * it fills whole are in *w: the caller records them with
+ * dlvm_thin_pool_written after its write succeeded, before
+ * dlvm_thin_pool_write_end (until then they read as zeros). -ENOSPC when the
+ * pool has no free chunk (nothing changed).
  */
 int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
-			     struct dlvm_map_piece *piece, struct dlvm_err *err);
+			     struct dlvm_map_piece *piece, struct dlvm_thin_written *w,
+			     struct dlvm_err *err);
+/* Record n writes of device id as done: their sub-blocks read what was
+ * written from now on. A record whose chunk the device no longer maps there
+ * (unmapped meanwhile) is dropped. The store's errors (the write then
+ * failed: its sub-blocks keep reading as zeros). */
+int dlvm_thin_pool_written(struct dlvm_thin_pool *p, uint64_t id,
+			   const struct dlvm_thin_written *w, size_t n, struct dlvm_err *err);
 /* Bracket the data writes of one request (dlvm_thin_pool_map_write and the
  * device I/O it leads to): begin returns a token for end. Never blocks. */
 unsigned dlvm_thin_pool_write_begin(struct dlvm_thin_pool *p);

@@ -195,6 +195,9 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 	p->family = family;
 	p->reader = !write;
 	p->chunk_size = pool->thin.chunk_size;
+	p->nsub = dlvm_thin_subblocks(p->chunk_size);
+	p->sub_size = p->chunk_size / p->nsub;
+	p->sub_all = (uint16_t)((1u << p->nsub) - 1);
 	p->fence = vg->fence ? dlvm_fence_get(vg->fence) : NULL;
 	snprintf(p->name, sizeof(p->name), "%s/%s", vg->info.name, pool->name);
 	p->zero = dlvm_io_alloc(p->chunk_size);
@@ -235,6 +238,7 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 	    (r = dlvm_thin_grow_data(p->store, chunks, err)))
 		goto fail;
 	dlvm_thin_set_freed_hook(p->store, chunks_freed, p);
+	p->track = dlvm_thin_tracks_unwritten(p->store);
 done:
 	p->next = vg->thin_pools;
 	vg->thin_pools = p;
@@ -862,16 +866,16 @@ static void chunk_piece(struct dlvm_thin_pool *p, uint64_t chunk, uint64_t in, u
 	dlvm_lv_map_resolve(p->data, chunk * p->chunk_size + in, len, piece);
 }
 
-/* Synchronous I/O of a whole chunk through the data map (a chunk may cross
- * a segment or stripe boundary). */
-static int chunk_io(struct dlvm_thin_pool *p, uint64_t chunk, uint8_t *buf, bool write,
-		    struct dlvm_err *err)
+/* Synchronous I/O of bytes [in, in + len) of a chunk through the data map
+ * (a chunk may cross a segment or stripe boundary); buf holds those bytes. */
+static int chunk_range_io(struct dlvm_thin_pool *p, uint64_t chunk, uint64_t in, uint64_t len,
+			  uint8_t *buf, bool write, struct dlvm_err *err)
 {
 	uint64_t done = 0;
 
-	while (done < p->chunk_size) {
+	while (done < len) {
 		struct dlvm_map_piece pc;
-		chunk_piece(p, chunk, done, p->chunk_size - done, &pc);
+		chunk_piece(p, chunk, in + done, len - done, &pc);
 		const struct dlvm_map_dev *d = &p->data->devs[pc.dev];
 		uint64_t left = pc.len, pos = 0;
 		while (left) {
@@ -890,6 +894,69 @@ static int chunk_io(struct dlvm_thin_pool *p, uint64_t chunk, uint8_t *buf, bool
 		done += pc.len;
 	}
 	return 0;
+}
+
+static int chunk_io(struct dlvm_thin_pool *p, uint64_t chunk, uint8_t *buf, bool write,
+		    struct dlvm_err *err)
+{
+	return chunk_range_io(p, chunk, 0, p->chunk_size, buf, write, err);
+}
+
+/* ---- unwritten sub-blocks ---- */
+
+/* The sub-blocks that bytes [in, in + n) of a chunk touch, and those of
+ * them it covers whole. */
+static void sub_span(const struct dlvm_thin_pool *p, uint64_t in, uint64_t n, uint16_t *touched,
+		     uint16_t *whole)
+{
+	uint64_t first = in / p->sub_size, last = (in + n - 1) / p->sub_size;
+	uint16_t t = (uint16_t)(((2u << last) - 1) & ~((1u << first) - 1));
+
+	*touched = *whole = t;
+	if (in % p->sub_size)
+		*whole &= (uint16_t)~(1u << first);
+	if ((in + n) % p->sub_size)
+		*whole &= (uint16_t)~(1u << last);
+}
+
+/* From byte in of a chunk with unwritten mask unw: how many of the next n
+ * bytes are all unwritten (*zero) or all written. */
+static uint64_t sub_run(const struct dlvm_thin_pool *p, uint16_t unw, uint64_t in, uint64_t n,
+			bool *zero)
+{
+	unsigned i = (unsigned)(in / p->sub_size), j = i + 1;
+
+	*zero = (unw >> i) & 1;
+	while (j < p->nsub && ((unw >> j) & 1) == *zero)
+		j++;
+	return DLVM_MIN(n, j * p->sub_size - in);
+}
+
+/* Write zeros over the sub-blocks of mask in chunk `chunk`. */
+static int subs_zero(struct dlvm_thin_pool *p, uint64_t chunk, uint16_t mask,
+		     struct dlvm_err *err)
+{
+	for (unsigned i = 0; i < p->nsub; i++) {
+		if (!((mask >> i) & 1))
+			continue;
+		unsigned j = i;
+		while (j + 1 < p->nsub && ((mask >> (j + 1)) & 1))
+			j++;
+		int r = chunk_range_io(p, chunk, i * p->sub_size, (j - i + 1) * p->sub_size, p->zero,
+				       true, err);
+		if (r)
+			return r;
+		i = j;
+	}
+	return 0;
+}
+
+/* Zero the sub-blocks of mask in a chunk's contents in buf. */
+static void subs_blank(const struct dlvm_thin_pool *p, uint8_t *buf, uint16_t mask)
+{
+	for (unsigned i = 0; i < p->nsub; i++)
+		if ((mask >> i) & 1)
+			memset(buf + i * p->sub_size, 0, p->sub_size);
 }
 
 /* Bytes from off on that read as zeros from a hole of a PV file: up to the
@@ -965,21 +1032,23 @@ static int chunk_zero(struct dlvm_thin_pool *p, uint64_t chunk, bool in_hole, st
 }
 
 /*
- * dlvm_thin_provision, and the known-hole run kept true: a chunk handed
- * out leaves it, with every chunk below it (mu held). *in_hole: the new
- * chunk came from the run.
+ * dlvm_thin_provision_mapping, and the known-hole run kept true: a chunk
+ * handed out leaves it, with every chunk below it (mu held). A new chunk
+ * has all its sub-blocks unwritten where the store keeps them. *in_hole:
+ * the new chunk came from the run.
  */
-static int provision(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk, uint64_t *chunk,
-		     bool *is_new, uint64_t *from, bool *in_hole, struct dlvm_err *err)
+static int provision(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk,
+		     struct dlvm_thin_mapping *m, bool *in_hole, struct dlvm_err *err)
 {
-	int r = dlvm_thin_provision(p->store, id, vchunk, chunk, is_new, from, err);
+	int r = dlvm_thin_provision_mapping(p->store, id, vchunk, p->track ? p->sub_all : 0, m,
+					    err);
 
 	*in_hole = false;
-	if (!r && *is_new)
-		chunk_taken(p, *chunk);
-	if (!r && *is_new && *chunk >= p->hole_lo && *chunk < p->hole_hi) {
+	if (!r && m->is_new)
+		chunk_taken(p, m->chunk);
+	if (!r && m->is_new && m->chunk >= p->hole_lo && m->chunk < p->hole_hi) {
 		*in_hole = true;
-		p->hole_lo = *chunk + 1;
+		p->hole_lo = m->chunk + 1;
 	}
 	return r;
 }
@@ -1006,17 +1075,29 @@ static int view_of(struct dlvm_thin_pool *p, uint64_t id, struct dlvm_thin_view 
 }
 
 /* Lookups through the store, or through a view for a reader (mu held). */
-static int lookup(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk, uint64_t *chunk,
-		  struct dlvm_err *err)
+static int lookup_map(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk,
+		      struct dlvm_thin_mapping *m, struct dlvm_err *err)
 {
 	struct dlvm_thin_view *v;
 	int r;
 
 	if (p->store)
-		return dlvm_thin_lookup(p->store, id, vchunk, chunk, NULL, err);
-	if ((r = view_of(p, id, &v, err)))
+		return dlvm_thin_lookup_mapping(p->store, id, vchunk, m, err);
+	if ((r = view_of(p, id, &v, err))) {
+		m->chunk = DLVM_THIN_NONE;
 		return r;
-	return dlvm_thin_view_lookup(v, vchunk, chunk, err);
+	}
+	return dlvm_thin_view_lookup_mapping(v, vchunk, m, err);
+}
+
+static int lookup(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk, uint64_t *chunk,
+		  struct dlvm_err *err)
+{
+	struct dlvm_thin_mapping m;
+	int r = lookup_map(p, id, vchunk, &m, err);
+
+	*chunk = m.chunk;
+	return r;
 }
 
 static int next_mapped(struct dlvm_thin_pool *p, uint64_t id, uint64_t from, uint64_t *vchunk,
@@ -1043,18 +1124,23 @@ static int chunk_known(struct dlvm_thin_pool *p, uint64_t chunk, struct dlvm_err
 }
 
 /* Where an external origin maps vchunk: *owner is the store whose data
- * area holds *chunk, or *chunk is DLVM_THIN_NONE (a hole all the way
- * down). Locks each origin's store in turn (p's may be held: the order is
- * always clone before origin). */
+ * area holds *chunk, with unwritten sub-blocks *unw (may be NULL), or
+ * *chunk is DLVM_THIN_NONE (a hole all the way down). Locks each origin's
+ * store in turn (p's may be held: the order is always clone before
+ * origin). */
 static int ext_resolve(struct dlvm_thin_pool *p, uint64_t vchunk, struct dlvm_thin_pool **owner,
-		       uint64_t *chunk, struct dlvm_err *err)
+		       uint64_t *chunk, uint16_t *unw, struct dlvm_err *err)
 {
 	uint64_t dev = p->ext_dev;
 
 	*chunk = DLVM_THIN_NONE;
+	if (unw)
+		*unw = 0;
 	for (struct dlvm_thin_pool *e = p->ext; e; dev = e->ext_dev, e = e->ext) {
+		struct dlvm_thin_mapping m;
 		pthread_mutex_lock(&e->mu);
-		int r = lookup(e, dev, vchunk, chunk, err);
+		int r = lookup_map(e, dev, vchunk, &m, err);
+		*chunk = m.chunk;
 		if (!r && *chunk != DLVM_THIN_NONE)
 			r = chunk_known(e, *chunk, err);
 		pthread_mutex_unlock(&e->mu);
@@ -1062,64 +1148,118 @@ static int ext_resolve(struct dlvm_thin_pool *p, uint64_t vchunk, struct dlvm_th
 			return r;
 		if (*chunk != DLVM_THIN_NONE) {
 			*owner = e;
+			if (unw)
+				*unw = m.unwritten;
 			return 0;
 		}
 	}
 	return 0;
 }
 
-/* Copy chunk `from` of store o into chunk `to` of p (p->mu held). */
+/* Copy chunk `from` of store o (p itself, or an origin: its mu is taken)
+ * into chunk `to` of p, its unwritten sub-blocks `unw` as zeros (p->mu
+ * held). */
 static int chunk_copy_from(struct dlvm_thin_pool *p, struct dlvm_thin_pool *o, uint64_t from,
-			   uint64_t to, struct dlvm_err *err)
+			   uint16_t unw, uint64_t to, struct dlvm_err *err)
 {
-	pthread_mutex_lock(&o->mu);
+	if (o != p)
+		pthread_mutex_lock(&o->mu);
 	int r = chunk_io(o, from, p->copy, false, err);
-	pthread_mutex_unlock(&o->mu);
-	return r ? r : chunk_io(p, to, p->copy, true, err);
+	if (o != p)
+		pthread_mutex_unlock(&o->mu);
+	if (r)
+		return r;
+	subs_blank(p, p->copy, unw);
+	return chunk_io(p, to, p->copy, true, err);
+}
+
+/*
+ * Give new chunk m->chunk of virtual chunk vchunk what it must hold before
+ * a write goes to it: the chunk it replaces or the external origin's, copied
+ * whole (then nothing of it is unwritten); else zeros, written where the
+ * store keeps no unwritten sub-blocks (where it does they read as zeros
+ * already). A new chunk never shows what an earlier owner left in it.
+ */
+static int chunk_prepare(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk,
+			 struct dlvm_thin_mapping *m, bool in_hole, struct dlvm_err *err)
+{
+	struct dlvm_thin_pool *o = p;
+	uint64_t from = m->copy_from;
+	uint16_t unw = m->from_unwritten;
+	int r;
+
+	if (from == DLVM_THIN_NONE && p->ext && (r = ext_resolve(p, vchunk, &o, &from, &unw, err)))
+		return r;
+	if (from == DLVM_THIN_NONE)
+		return p->track ? 0 : chunk_zero(p, m->chunk, in_hole, err);
+	if ((r = chunk_copy_from(p, o, from, unw, m->chunk, err)))
+		return r;
+	if (p->track &&
+	    (r = dlvm_thin_set_unwritten(p->store, id, vchunk, m->chunk, 0, p->sub_all, err)))
+		return r;
+	m->unwritten = 0;
+	return 0;
+}
+
+/* The pool may not commit what it changed: a chunk it maps does not hold
+ * what it must (mu held). */
+static void pool_break(struct dlvm_thin_pool *p, const struct dlvm_err *err)
+{
+	if (p->broken)
+		return;
+	p->broken = true;
+	snprintf(p->broken_msg, sizeof(p->broken_msg), "%s", err ? err->msg : "I/O error");
 }
 
 int dlvm_thin_pool_map_read(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
 			    struct dlvm_map_piece *piece, bool *hole, struct dlvm_err *err)
 {
-	struct dlvm_thin_pool *p = m->thin;
-	uint64_t vchunk = off / p->chunk_size, in = off % p->chunk_size, chunk;
+	struct dlvm_thin_pool *p = m->thin, *o = p;
+	uint64_t vchunk = off / p->chunk_size, in = off % p->chunk_size;
 	uint64_t n = DLVM_MIN(len, p->chunk_size - in);
+	struct dlvm_thin_mapping mm;
 
 	pthread_mutex_lock(&p->mu);
-	int r = lookup(p, m->thin_id, vchunk, &chunk, err);
-	if (!r && chunk != DLVM_THIN_NONE && !(r = chunk_known(p, chunk, err))) {
-		chunk_piece(p, chunk, in, n, piece);
-		r = piece_for(p, m, piece, err);
-	}
-	if (!r && chunk == DLVM_THIN_NONE && p->ext) {
-		/* a clone: what it never wrote is its origin's */
-		struct dlvm_thin_pool *o;
-		if (!(r = ext_resolve(p, vchunk, &o, &chunk, err)) && chunk != DLVM_THIN_NONE) {
+	int r = lookup_map(p, m->thin_id, vchunk, &mm, err);
+	uint64_t chunk = mm.chunk;
+	uint16_t unw = mm.unwritten;
+	if (!r && chunk != DLVM_THIN_NONE)
+		r = chunk_known(p, chunk, err);
+	/* a clone: what it never wrote is its origin's */
+	if (!r && chunk == DLVM_THIN_NONE && p->ext)
+		r = ext_resolve(p, vchunk, &o, &chunk, &unw, err);
+	*hole = chunk == DLVM_THIN_NONE;
+	if (!r && !*hole && unw)
+		n = sub_run(p, unw, in, n, hole);
+	if (!r && !*hole) {
+		if (o != p)
 			pthread_mutex_lock(&o->mu);
-			chunk_piece(o, chunk, in, n, piece);
-			r = piece_for(o, m, piece, err);
+		chunk_piece(o, chunk, in, n, piece);
+		r = piece_for(o, m, piece, err);
+		if (o != p)
 			pthread_mutex_unlock(&o->mu);
-		}
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (r)
 		return r;
-	*hole = chunk == DLVM_THIN_NONE;
 	if (*hole)
 		*piece = (struct dlvm_map_piece){ .dev = 0, .dev_off = 0, .len = n };
 	return 0;
 }
 
 int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
-			     struct dlvm_map_piece *piece, struct dlvm_err *err)
+			     struct dlvm_map_piece *piece, struct dlvm_thin_written *w,
+			     struct dlvm_err *err)
 {
 	struct dlvm_thin_pool *p = m->thin;
 	uint64_t id = m->thin_id;
-	uint64_t vchunk = off / p->chunk_size, in = off % p->chunk_size, chunk, from;
+	uint64_t vchunk = off / p->chunk_size, in = off % p->chunk_size;
 	uint64_t n = DLVM_MIN(len, p->chunk_size - in);
-	bool is_new, in_hole;
+	struct dlvm_thin_mapping mm;
+	bool in_hole;
 	int r;
 
+	w->mask = 0;
 	pthread_mutex_lock(&p->mu);
 	if (p->broken || !p->store) {
 		pthread_mutex_unlock(&p->mu);
@@ -1129,7 +1269,7 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 		return dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
 				    p->broken_msg);
 	}
-	r = provision(p, id, vchunk, &chunk, &is_new, &from, &in_hole, err);
+	r = provision(p, id, vchunk, &mm, &in_hole, err);
 	if (r == -ENOSPC && (p->family || p->can_grow)) {
 		/* the host agent adds a slab from the pool, or extends a local
 		 * pool (a VG transaction); wait for it a while. A family whose
@@ -1142,34 +1282,52 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 		while (p->want_slab &&
 		       pthread_cond_timedwait(&p->grown, &p->mu, &until) != ETIMEDOUT)
 			;
-		r = provision(p, id, vchunk, &chunk, &is_new, &from, &in_hole, err);
+		r = provision(p, id, vchunk, &mm, &in_hole, err);
 	}
-	if (!r && is_new) {
+	if (!r && mm.is_new) {
 		p->dirty = true;
-		/* a new chunk never shows what an earlier owner left in it:
-		 * zero it, or fill it from the chunk it replaces */
-		struct dlvm_thin_pool *o = NULL;
-		uint64_t ec = DLVM_THIN_NONE;
-		if (from == DLVM_THIN_NONE && p->ext)
-			r = ext_resolve(p, vchunk, &o, &ec, err);
-		if (r)
-			;
-		else if (ec != DLVM_THIN_NONE)
-			r = chunk_copy_from(p, o, ec, chunk, err);
-		else if (from == DLVM_THIN_NONE)
-			r = chunk_zero(p, chunk, in_hole, err);
-		else if (!(r = chunk_io(p, from, p->copy, false, err)))
-			r = chunk_io(p, chunk, p->copy, true, err);
-		if (r) {
-			/* the store now maps a chunk whose contents are not what
-			 * they must be: never commit this transaction */
-			p->broken = true;
-			snprintf(p->broken_msg, sizeof(p->broken_msg), "%s", err ? err->msg : "I/O error");
-		}
+		/* the store now maps a chunk whose contents are not what they
+		 * must be, if this fails: never commit this transaction */
+		if ((r = chunk_prepare(p, id, vchunk, &mm, in_hole, err)))
+			pool_break(p, err);
+	}
+	uint16_t touched, whole;
+	sub_span(p, in, n, &touched, &whole);
+	uint16_t part = mm.unwritten & touched & (uint16_t)~whole;
+	if (!r && part) {
+		/* what the write leaves of a sub-block it fills in part must read
+		 * as zeros once the sub-block counts as written */
+		if (!(r = subs_zero(p, mm.chunk, part, err)))
+			r = dlvm_thin_set_unwritten(p->store, id, vchunk, mm.chunk, 0, part, err);
+		p->dirty = true;
 	}
 	if (!r) {
-		chunk_piece(p, chunk, in, n, piece);
+		*w = (struct dlvm_thin_written){ .vchunk = vchunk, .chunk = mm.chunk,
+						 .mask = mm.unwritten & whole };
+		chunk_piece(p, mm.chunk, in, n, piece);
 		r = piece_for(p, m, piece, err);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+int dlvm_thin_pool_written(struct dlvm_thin_pool *p, uint64_t id,
+			   const struct dlvm_thin_written *w, size_t n, struct dlvm_err *err)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (size_t i = 0; i < n && !r; i++) {
+		if (!w[i].mask)
+			continue;
+		if (!p->store) {
+			r = dlvm_err_set(err, -EROFS, "%s: this host no longer writes the family",
+					 p->name);
+			break;
+		}
+		r = dlvm_thin_set_unwritten(p->store, id, w[i].vchunk, w[i].chunk, 0, w[i].mask,
+					    err);
+		p->dirty = true;
 	}
 	pthread_mutex_unlock(&p->mu);
 	return r;
@@ -1193,22 +1351,25 @@ int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, ui
 	 * once unmapped, so it is zeroed instead */
 	for (uint64_t v = first; !r && p->ext && v < end; v++) {
 		struct dlvm_thin_pool *o;
-		uint64_t ec, u = 0, chunk, from;
-		bool is_new, in_hole;
-		if ((r = ext_resolve(p, v, &o, &ec, err)))
+		struct dlvm_thin_mapping mm;
+		uint64_t ec, u = 0;
+		bool in_hole;
+		if ((r = ext_resolve(p, v, &o, &ec, NULL, err)))
 			break;
 		if (ec == DLVM_THIN_NONE) {
 			r = dlvm_thin_unmap(p->store, id, v, 1, &u, err);
 			un += u;
 			continue;
 		}
-		if ((r = provision(p, id, v, &chunk, &is_new, &from, &in_hole, err)))
+		if ((r = provision(p, id, v, &mm, &in_hole, err)))
 			break;
-		p->dirty |= is_new;
-		if ((r = chunk_zero(p, chunk, in_hole, err)) && is_new && !p->broken) {
-			p->broken = true;
-			snprintf(p->broken_msg, sizeof(p->broken_msg), "%s", err ? err->msg : "I/O error");
-		}
+		p->dirty = true;
+		if (p->track)
+			r = mm.is_new ? 0 /* all unwritten */
+				      : dlvm_thin_set_unwritten(p->store, id, v, mm.chunk, p->sub_all, 0,
+								err);
+		else if ((r = chunk_zero(p, mm.chunk, in_hole, err)) && mm.is_new)
+			pool_break(p, err);
 	}
 	if (un)
 		p->dirty = true;
@@ -1231,7 +1392,7 @@ int dlvm_thin_pool_extent(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, u
 			struct dlvm_thin_pool *o;
 			if ((r = lookup(p, id, v, &chunk, err)))
 				goto out;
-			if (chunk == DLVM_THIN_NONE && (r = ext_resolve(p, v, &o, &chunk, err)))
+			if (chunk == DLVM_THIN_NONE && (r = ext_resolve(p, v, &o, &chunk, NULL, err)))
 				goto out;
 			bool h = chunk == DLVM_THIN_NONE;
 			if (v == vchunk)
@@ -1294,14 +1455,15 @@ int dlvm_thin_pool_flatten(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchun
 		if (r || next == DLVM_THIN_NONE || next >= vchunks)
 			break;
 		v = next;
-		uint64_t mine, ec, chunk, from;
+		uint64_t mine, ec;
 		struct dlvm_thin_pool *o;
-		bool is_new, in_hole;
+		struct dlvm_thin_mapping mm;
+		bool in_hole;
 		if ((r = lookup(p, id, v, &mine, err)) ||
-		    (mine == DLVM_THIN_NONE && (r = ext_resolve(p, v, &o, &ec, err))))
+		    (mine == DLVM_THIN_NONE && (r = ext_resolve(p, v, &o, &ec, NULL, err))))
 			break;
 		if (mine == DLVM_THIN_NONE && ec != DLVM_THIN_NONE) {
-			r = provision(p, id, v, &chunk, &is_new, &from, &in_hole, err);
+			r = provision(p, id, v, &mm, &in_hole, err);
 			if (r == -ENOSPC && add_slab) {
 				/* the family grows (dlvm_thin_family_grown takes mu) */
 				pthread_mutex_unlock(&p->mu);
@@ -1313,10 +1475,9 @@ int dlvm_thin_pool_flatten(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchun
 			if (r)
 				break;
 			p->dirty = true;
-			if ((r = chunk_copy_from(p, o, ec, chunk, err))) {
-				p->broken = true;
-				snprintf(p->broken_msg, sizeof(p->broken_msg), "%s",
-					 err ? err->msg : "I/O error");
+			/* the origin's chunk, as a write to it would copy it */
+			if ((r = chunk_prepare(p, id, v, &mm, in_hole, err))) {
+				pool_break(p, err);
 				break;
 			}
 			if (++copied % 4096 == 0) {

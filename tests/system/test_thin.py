@@ -736,3 +736,65 @@ def test_freed_chunks_given_back_to_pv_files(vg0):
     c.shutdown()
     out, _ = d.cli_ok("check", "vg0")
     assert "consistent" in out
+
+
+def test_unwritten_subblocks_read_as_zeros(vg0):
+    """A new chunk over old data is not zeroed: the store keeps which of its
+    sixteen 4 KiB sub-blocks hold something written, and the others read as
+    zeros, through a snapshot, copy-on-write, a clone that copies from its
+    origin, and a kill -9 and restart of dlvmd. Writes that fill a sub-block
+    only in part leave zeros around them."""
+    d = vg0
+    SUB = 4096
+    d.cli_ok("lvcreate", "-n", "old", "-L", "64m", "vg0")
+    c = connect(d, "vg0/old")
+    for off in range(0, 64 * MiB, MiB):
+        c.pwrite(b"\xee" * MiB, off)
+    c.flush()
+    c.shutdown()
+    d.cli_ok("lvremove", "-y", "vg0/old")
+    make_pool(d, size="64m")                # its data area lies on the old LV's data
+    d.cli_ok("lvcreate", "-V", "64m", "-T", "vg0/pool0", "-n", "t")
+
+    def put(h, model, data, off):
+        h.pwrite(data, off)
+        model[off:off + len(data)] = data
+
+    h = connect(d, "vg0/t")
+    t = bytearray(4 * CHUNK)
+    put(h, t, b"\x11" * SUB, SUB)                            # chunk 0: sub-block 1
+    put(h, t, b"\x12" * 512, CHUNK + 3 * SUB + 1024)         # chunk 1: part of one
+    put(h, t, b"\x13" * (3 * SUB), 2 * CHUNK + 5 * SUB - 2048)  # chunk 2: parts of two
+    h.flush()
+    assert h.pread(4 * CHUNK, 0) == t
+    dumps = "".join(d.cli_ok("dump", str(p))[0] for p in d.pvs)
+    assert "unwritten 0xfffd" in dumps, dumps[-3000:]     # chunk 0: all but sub-block 1
+
+    d.cli_ok("lvcreate", "-s", "-n", "s", "vg0/t")
+    snap = bytes(t)
+    put(h, t, b"\x21" * SUB, 8 * SUB)                        # chunk 0: copy-on-write
+    put(h, t, b"\x22" * SUB, 3 * CHUNK)                      # chunk 3: a new one
+    h.flush()
+    assert h.pread(4 * CHUNK, 0) == t
+    d.cli_ok("lvchange", "-ay", "vg0/s")
+    sh = connect(d, "vg0/s")
+    assert sh.pread(4 * CHUNK, 0) == snap
+    sh.shutdown()
+    d.cli_ok("lvcreate", "--clone", "-n", "c", "vg0/s")
+    cl = connect(d, "vg0/c")
+    cb = bytearray(snap)
+    put(cl, cb, b"\x31" * SUB, 2 * CHUNK + 9 * SUB)          # chunk 2, copied from s
+    cl.flush()
+    assert cl.pread(4 * CHUNK, 0) == cb
+    cl.shutdown()
+    h.shutdown()
+
+    d.kill()
+    d.start()
+    for name, want in (("t", t), ("s", snap), ("c", cb)):
+        d.cli("lvchange", "-ay", f"vg0/{name}")
+        g = connect(d, f"vg0/{name}")
+        assert g.pread(4 * CHUNK, 0) == want, name
+        g.shutdown()
+    out, _ = d.cli_ok("check", "vg0")
+    assert "consistent" in out
