@@ -4,7 +4,7 @@ its VG read-only and is never rewritten, except by pvcreate -f."""
 
 import struct
 
-from conftest import dlvm, dlvm_ok
+from conftest import Dlvmd, dlvm, dlvm_ok, stop_clean
 
 PV_HEADER = 4096
 MDA_SLOT0 = 8192
@@ -56,12 +56,13 @@ def test_pv_of_a_newer_dlvm_makes_the_vg_read_only(tmp_path, state_dir, pv):
     # reads and reports work, with a warning; the VG shows as read-only
     out, err = ok("vgs", "--noheadings", "-o", "vg_attr", "vg0")
     assert out.strip().startswith("r"), out
-    assert why in err
+    assert err.count(why) == 1, err
     out, _ = ok("lvs", "--noheadings", "-o", "lv_name", "vg0")
     assert out.split() == ["l1"]
     ok("check", "vg0", "--repair")
 
-    # every change is refused with the reason, and nothing is written
+    # every change is refused with the reason, said once (the error, not
+    # also a warning), and nothing is written
     for cmd in (("lvcreate", "-n", "l2", "-L", "8m", "vg0"),
                 ("lvremove", "-y", "vg0/l1"),
                 ("vgrename", "vg0", "vg1"),
@@ -69,7 +70,20 @@ def test_pv_of_a_newer_dlvm_makes_the_vg_read_only(tmp_path, state_dir, pv):
                 ("vgremove", "-f", "-y", "vg0")):
         rc, _, err = run(*cmd)
         assert rc != 0, cmd
-        assert why in err, (cmd, err)
+        assert err.count(why) == 1 and "WARNING" not in err, (cmd, err)
+    assert [a.read_bytes(), b.read_bytes()] == before
+
+    # dlvmd gives the warnings of its start with its first answer: a
+    # refusal says the reason once there too
+    d = Dlvmd(state_dir, devices=[a, b])
+    d.start()
+    try:
+        rc, _, err = d.cli("lvcreate", "-n", "l2", "-L", "8m", "vg0")
+        assert rc != 0 and err.count(why) == 1 and "WARNING" not in err, err
+        _, err = d.cli_ok("vgs", "vg0")
+        assert why not in err, err  # said once already
+    finally:
+        stop_clean(d)
     assert [a.read_bytes(), b.read_bytes()] == before
 
 
