@@ -105,8 +105,9 @@ struct dlvm_thin_pool {
 };
 
 /* A device view of an LV's extents (lib/volume/lvdev.c), used for the
- * metadata store. The VG and its PV devices must outlive it. -ENODEV when a
- * PV of the LV is missing, -ENOMEM. */
+ * metadata store; read-only (dev->readonly) in a read-only VG. The VG and
+ * its PV devices must outlive it. -ENODEV when a PV of the LV is missing,
+ * -ENOMEM. */
 int dlvm_lvdev_open(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct dlvm_dev **out,
 		    struct dlvm_err *err);
 

@@ -89,9 +89,10 @@ struct dlvm_vg {
 /*
  * Find the VGs on a set of open devices. For each device, *vg_names receives
  * the name of the VG it belongs to (or NULL for an orphan PV or a device
- * without a label), in the order of devs. Used by pvs and to pick the devices
- * of one VG. Devices with damaged labels get a message in problems[i]
- * (caller-allocated array of n dlvm_err, may be NULL).
+ * without a label), in the order of devs. Each VG found is loaded to learn
+ * its name (to load them all, dlvm_vg_load_all does it in one pass). Devices
+ * with damaged labels get a message in problems[i] (caller-allocated array of
+ * n dlvm_err, may be NULL).
  */
 int dlvm_scan(struct dlvm_dev **devs, size_t n, char **vg_names, struct dlvm_err *problems);
 
@@ -106,6 +107,20 @@ int dlvm_scan(struct dlvm_dev **devs, size_t n, char **vg_names, struct dlvm_err
  */
 int dlvm_vg_load(struct dlvm_dev **devs, size_t n, const char *name, struct dlvm_vg **out,
 		 struct dlvm_err *err);
+
+/*
+ * Load every VG on devs, each once: what dlvm_scan followed by dlvm_vg_load
+ * of each name it found gives, at the cost of one load per VG. *vgs (n_vgs
+ * entries, free the array and each VG) lists the VGs in the order of their
+ * first device in devs; their devices are moved into them (slots become
+ * NULL). The devices left are orphan PVs, devices without a label, and
+ * devices whose label or metadata header is damaged or whose VG does not
+ * load: each of these has its message in problems[i] (n entries the caller
+ * zeroed, may be NULL), which stays zero for every other device. Two VGs of
+ * the same name both load. 0, or -ENOMEM (nothing loaded, devs untouched).
+ */
+int dlvm_vg_load_all(struct dlvm_dev **devs, size_t n, struct dlvm_vg ***vgs, size_t *n_vgs,
+		     struct dlvm_err *problems);
 
 void dlvm_vg_free(struct dlvm_vg *vg);
 

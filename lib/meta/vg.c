@@ -206,7 +206,7 @@ static int load_uuid(struct cand *cs, size_t n, const uint8_t uuid[16], struct d
 
 	for (size_t i = 0; i < n; i++) {
 		struct cand *c = &cs[i];
-		if (c->hdr_r || c->mda_r || memcmp(c->mda.hdr.vg_uuid, uuid, 16))
+		if (c->hdr_r || c->mda_r || memcmp(c->mda.hdr.vg_uuid, uuid, 16) || !devs[c->idx])
 			continue;
 		struct dlvm_err e = { 0 };
 		if (dlvm_mda_replay(c->dev, &c->mda, NULL, &e)) {
@@ -247,10 +247,10 @@ static int load_uuid(struct cand *cs, size_t n, const uint8_t uuid[16], struct d
 			 (uint64_t)(vg->info.ro_compat & ~DLVM_RO_COMPAT_KNOWN));
 	}
 
-	/* attach devices to PVs */
+	/* attach devices to PVs (not those another VG took already) */
 	for (size_t i = 0; i < n; i++) {
 		struct cand *c = &cs[i];
-		if (c->hdr_r)
+		if (c->hdr_r || !devs[c->idx])
 			continue;
 		for (size_t k = 0; k < vg->npv; k++) {
 			struct dlvm_pv *pv = vg->pvs[k];
@@ -362,6 +362,86 @@ int dlvm_scan(struct dlvm_dev **devs, size_t n, char **vg_names, struct dlvm_err
 		free(tmp);
 	}
 	free(cs);
+	return 0;
+}
+
+/* Where the first of vg's devices is in the caller's devs. */
+static size_t first_dev(const struct dlvm_vg *vg, const struct cand *cs, size_t k)
+{
+	size_t first = SIZE_MAX;
+
+	for (size_t p = 0; p < vg->npv; p++)
+		for (size_t j = 0; vg->pvs[p]->dev && j < k; j++)
+			if (cs[j].dev == vg->pvs[p]->dev && cs[j].idx < first)
+				first = cs[j].idx;
+	return first;
+}
+
+int dlvm_vg_load_all(struct dlvm_dev **devs, size_t n, struct dlvm_vg ***vgs_out, size_t *nvg_out,
+		     struct dlvm_err *problems)
+{
+	struct cand *cs;
+	int k = read_cands(devs, n, &cs);
+
+	*vgs_out = NULL;
+	*nvg_out = 0;
+	if (k < 0)
+		return -ENOMEM;
+	size_t nc = (size_t)k, nvg = 0;
+	/* at most one VG per candidate; first[v]: where VG v's first device
+	 * is in devs, the order the VGs are given in */
+	struct dlvm_vg **vgs = calloc(nc ? nc : 1, sizeof(*vgs));
+	size_t *first = calloc(nc ? nc : 1, sizeof(*first));
+	bool *done = calloc(nc ? nc : 1, sizeof(*done));
+	if (!vgs || !first || !done) {
+		free(vgs);
+		free(first);
+		free(done);
+		free(cs);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < nc; i++) {
+		struct cand *c = &cs[i];
+		if (c->hdr_r || c->mda_r) {
+			if (problems && c->hdr_r != -ENODATA)
+				problems[c->idx] = c->e;
+			continue;
+		}
+		if (done[i] || dlvm_uuid_is_zero(c->mda.hdr.vg_uuid))
+			continue;
+		struct dlvm_vg *vg = NULL;
+		struct dlvm_err e = { 0 };
+		int lr = load_uuid(cs, nc, c->mda.hdr.vg_uuid, devs, &vg, &e);
+		/* every copy of this VG is dealt with now: those of a VG that
+		 * does not load carry its error, so none passes for an orphan */
+		for (size_t j = i; j < nc; j++) {
+			struct cand *d = &cs[j];
+			if (d->hdr_r || d->mda_r ||
+			    memcmp(d->mda.hdr.vg_uuid, c->mda.hdr.vg_uuid, 16))
+				continue;
+			done[j] = true;
+			if (lr && problems)
+				problems[d->idx] = e;
+		}
+		if (lr)
+			continue;
+		size_t at = nvg++, f = first_dev(vg, cs, nc);
+		for (; at && first[at - 1] > f; at--) {
+			vgs[at] = vgs[at - 1];
+			first[at] = first[at - 1];
+		}
+		vgs[at] = vg;
+		first[at] = f;
+	}
+	if (problems) /* a device in a VG reports through its PV (pv->mda.problem) */
+		for (size_t i = 0; i < n; i++)
+			if (!devs[i])
+				problems[i] = (struct dlvm_err){ 0 };
+	free(first);
+	free(done);
+	free(cs);
+	*vgs_out = vgs;
+	*nvg_out = nvg;
 	return 0;
 }
 

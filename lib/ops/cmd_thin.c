@@ -734,6 +734,9 @@ int thin_lv_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, j
 		snprintf(lvname, sizeof(lvname), "%s", name);
 	else
 		next_free_name(vg, lvname, sizeof(lvname));
+	/* the store is written before the journal: a read-only VG refuses first */
+	if ((r = dlvm_vg_writable(vg, err)))
+		return r;
 	if (shared) {
 		if ((r = family_create(vg, plv, lvname, vsize, 0, err)))
 			return r;
@@ -911,6 +914,9 @@ int thin_resize(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 	if (want == cur)
 		return dlvm_err_set(err, -EINVAL, "New size (%" PRIu64 " extents) matches existing "
 				    "size (%" PRIu64 " extents).", target, cur / es);
+	/* a reduce unmaps in the store before the journal: refuse first */
+	if ((r = dlvm_vg_writable(vg, err)))
+		return r;
 	if (want < cur && lv->thin.meta_id) {
 		const struct dlvm_lv *m = dlvm_lv_find_id(vg, lv->thin.meta_id);
 		if (m && m->thin.origin_id)
@@ -1187,6 +1193,9 @@ int thin_snapshot_create(struct dlvm_ctx *ctx, const char *source, const char *n
 	if (!(plv = dlvm_lv_find_id(vg, src->thin.pool_id)))
 		return dlvm_err_set(err, -EBADMSG, "%s/%s: its pool is missing", vg->info.name,
 				    src->name);
+	/* the store is written before the journal: a read-only VG refuses first */
+	if ((r = dlvm_vg_writable(vg, err)))
+		return r;
 	bool shared = vg->info.flags & DLVM_VG_SHARED;
 	if (shared && clone) {
 		/* a family of its own that reads through to a snapshot, so
@@ -1328,7 +1337,8 @@ static int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_
 			return dlvm_err_set(err, -EBUSY, "%s/%s: remove %s first: snapshots of a clone "
 					    "read through to its origin too", vg->info.name, lv->name,
 					    vg->lvs[i]->name);
-	if ((r = shared_family_refuse_elsewhere(ctx, vg, lv, "flatten", err)) ||
+	if ((r = dlvm_vg_writable(vg, err)) ||
+	    (r = shared_family_refuse_elsewhere(ctx, vg, lv, "flatten", err)) ||
 	    (r = dlvm_thin_lv_store(vg, lv, true, &pool, err)))
 		return r;
 	snprintf(f.vg, sizeof(f.vg), "%s", vg->info.name);
@@ -1433,7 +1443,7 @@ DLVM_CMD_FN(cmd_lvconvert)
 	    (r = shared_family_refuse_elsewhere(ctx, vg, lv, "merge", err)))
 		return r;
 	struct dlvm_thin_pool *pool;
-	if ((r = dlvm_thin_lv_store(vg, lv, true, &pool, err)))
+	if ((r = dlvm_vg_writable(vg, err)) || (r = dlvm_thin_lv_store(vg, lv, true, &pool, err)))
 		return r;
 	/* the origin takes the snapshot's contents in one store commit; then
 	 * the snapshot goes (journal, then store), as lvremove does */

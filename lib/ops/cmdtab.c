@@ -265,17 +265,21 @@ int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *re
 	} else if (!r) {
 		r = c->run(ctx, opts, args, resp, err);
 	}
-	/* warnings the context gathered while loading come along once */
-	if (json_array_size(ctx->warnings)) {
+	/* warnings the context gathered while loading come along once; one
+	 * that the error repeats (a read-only VG refusing the change) is said
+	 * by the error alone */
+	json_t *x;
+	json_array_foreach(ctx->warnings, i, x) {
+		if (r < 0 && err && strstr(err->msg, json_string_value(x)))
+			continue;
 		json_t *w = json_object_get(resp, "warnings");
 		if (!w) {
 			w = json_array();
 			json_object_set_new(resp, "warnings", w);
 		}
-		json_t *x;
-		json_array_foreach(ctx->warnings, i, x) json_array_append(w, x);
-		json_array_clear(ctx->warnings);
+		json_array_append(w, x);
 	}
+	json_array_clear(ctx->warnings);
 	json_decref(empty_o);
 	json_decref(empty_a);
 	return r;

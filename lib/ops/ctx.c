@@ -88,13 +88,14 @@ int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err)
 {
 	size_t n = ctx->ndevices;
 	struct dlvm_dev **devs = calloc(n ? n : 1, sizeof(*devs));
-	char **names = calloc(n ? n : 1, sizeof(*names));
 	struct dlvm_err *probs = calloc(n ? n : 1, sizeof(*probs));
 	struct dlvm_dev **unlocked = calloc(n ? n : 1, sizeof(*unlocked));
+	struct dlvm_vg **vgs = NULL;
+	size_t nvg = 0;
 	char busy[DLVM_ERR_MSG_MAX] = "";
 	int r = 0;
 
-	if (!devs || !names || !probs || !unlocked) {
+	if (!devs || !probs || !unlocked) {
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -116,17 +117,13 @@ int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err)
 		if (or)
 			warn(ctx, "%s", e.msg);
 	}
+	if (dlvm_vg_load_all(devs, n, &vgs, &nvg, probs)) {
+		r = dlvm_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
 	ctx->loaded = true;
-	dlvm_scan(devs, n, names, probs);
-	for (size_t i = 0; i < n; i++) {
-		if (!devs[i] || !names[i])
-			continue;
-		struct dlvm_vg *vg = NULL;
-		struct dlvm_err e = { 0 };
-		if (dlvm_vg_load(devs, n, names[i], &vg, &e)) {
-			warn(ctx, "%s", e.msg);
-			continue;
-		}
+	for (size_t v = 0; v < nvg; v++) {
+		struct dlvm_vg *vg = vgs[v];
 		bool shared = vg->info.flags & DLVM_VG_SHARED, refused = false;
 		for (size_t p = 0; p < vg->npv; p++) {
 			struct dlvm_dev *d = vg->pvs[p]->dev;
@@ -187,9 +184,7 @@ out:
 	if (r && !ctx->loaded) /* afterwards the devices are in VGs or orphans */
 		for (size_t i = 0; i < n; i++)
 			dlvm_dev_close(devs ? devs[i] : NULL);
-	for (size_t i = 0; names && i < n; i++)
-		free(names[i]);
-	free(names);
+	free(vgs);
 	free(probs);
 	free(unlocked);
 	free(devs);

@@ -113,6 +113,9 @@ int dlvm_lvdev_open(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct d
 	dev->name = strdup(name);
 	dev->fd = -1;
 	dev->size = d->map->size;
+	/* a read-only VG's LVs are read, never written: a thin store on the
+	 * view opens read-only */
+	dev->readonly = vg->readonly;
 	dev->priv = d;
 	if (!dev->path || !dev->name) {
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");

@@ -33,7 +33,10 @@ int dlvm_lv_map_build(const struct dlvm_vg *vg, const struct dlvm_lv *lv,
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	atomic_init(&m->refs, 1);
 	m->size = lv->le_count * es;
-	m->readonly = lv->flags & DLVM_LV_READONLY;
+	/* a write to a thin LV changes its pool's store, which a read-only
+	 * VG never writes */
+	m->readonly =
+	    (lv->flags & DLVM_LV_READONLY) || ((lv->flags & DLVM_LV_THIN) && vg->readonly);
 	m->fence = vg->fence ? dlvm_fence_get(vg->fence) : NULL;
 	snprintf(m->vg, sizeof(m->vg), "%s", vg->info.name);
 	snprintf(m->lv, sizeof(m->lv), "%s", lv->name);

@@ -622,7 +622,7 @@ static int flush_data(struct dlvm_thin_pool *p, struct dlvm_err *err)
 
 static int commit_locked(struct dlvm_thin_pool *p, struct dlvm_err *err)
 {
-	if (!p->store)
+	if (!p->store || p->meta->readonly) /* a read-only VG's store never changes */
 		return 0;
 	if (!dlvm_fence_ok(p->fence) && !p->broken) {
 		/* another host may own the family by now: never write its store */

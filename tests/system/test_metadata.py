@@ -1,10 +1,14 @@
 """Metadata feature flags through the CLI: a PV header or metadata header
 slot written by a newer dlvm (unknown read-only-compatible features) makes
-its VG read-only and is never rewritten, except by pvcreate -f."""
+its VG read-only and is never rewritten, except by pvcreate -f; nor are the
+thin pool stores of such a VG."""
 
+import errno
 import struct
 
-from conftest import dlvm, dlvm_ok
+import nbd
+
+from conftest import Dlvmd, dlvm, dlvm_ok, stop_clean
 
 PV_HEADER = 4096
 MDA_SLOT0 = 8192
@@ -56,12 +60,13 @@ def test_pv_of_a_newer_dlvm_makes_the_vg_read_only(tmp_path, state_dir, pv):
     # reads and reports work, with a warning; the VG shows as read-only
     out, err = ok("vgs", "--noheadings", "-o", "vg_attr", "vg0")
     assert out.strip().startswith("r"), out
-    assert why in err
+    assert err.count(why) == 1, err
     out, _ = ok("lvs", "--noheadings", "-o", "lv_name", "vg0")
     assert out.split() == ["l1"]
     ok("check", "vg0", "--repair")
 
-    # every change is refused with the reason, and nothing is written
+    # every change is refused with the reason, said once (the error, not
+    # also a warning), and nothing is written
     for cmd in (("lvcreate", "-n", "l2", "-L", "8m", "vg0"),
                 ("lvremove", "-y", "vg0/l1"),
                 ("vgrename", "vg0", "vg1"),
@@ -69,7 +74,20 @@ def test_pv_of_a_newer_dlvm_makes_the_vg_read_only(tmp_path, state_dir, pv):
                 ("vgremove", "-f", "-y", "vg0")):
         rc, _, err = run(*cmd)
         assert rc != 0, cmd
-        assert why in err, (cmd, err)
+        assert err.count(why) == 1 and "WARNING" not in err, (cmd, err)
+    assert [a.read_bytes(), b.read_bytes()] == before
+
+    # dlvmd gives the warnings of its start with its first answer: a
+    # refusal says the reason once there too
+    d = Dlvmd(state_dir, devices=[a, b])
+    d.start()
+    try:
+        rc, _, err = d.cli("lvcreate", "-n", "l2", "-L", "8m", "vg0")
+        assert rc != 0 and err.count(why) == 1 and "WARNING" not in err, err
+        _, err = d.cli_ok("vgs", "vg0")
+        assert why not in err, err  # said once already
+    finally:
+        stop_clean(d)
     assert [a.read_bytes(), b.read_bytes()] == before
 
 
@@ -117,3 +135,66 @@ def test_vgextend_leaves_the_pv_of_an_unloadable_vg_alone(tmp_path, state_dir, p
     assert c.read_bytes() == before
     out, _ = ok("vgs", "--noheadings", "-o", "pv_count", "vg0")
     assert out.strip() == "1"
+
+
+def test_thin_stores_of_a_read_only_vg_are_never_written(tmp_path, state_dir, pv):
+    run, ok = offline(tmp_path, state_dir)
+    a = pv("pv0.img", size="256M", state_dir=state_dir)
+    ok("vgcreate", "vg0", a)
+    d = Dlvmd(state_dir, devices=[a])
+    d.start()
+    try:
+        d.cli_ok("lvcreate", "--type", "thin-pool", "-L", "64m", "-n", "pool0", "vg0")
+        d.cli_ok("lvcreate", "-V", "32m", "-T", "vg0/pool0", "-n", "t1")
+        h = nbd.NBD()
+        h.set_export_name("vg0/t1")
+        h.connect_unix(str(d.nbd_socket))
+        h.pwrite(b"\x5a" * 65536, 0)
+        h.flush()
+        d.cli_ok("lvcreate", "-s", "-n", "s1", "vg0/t1")
+        h.pwrite(b"\x6b" * 65536, 0)
+        h.pwrite(b"\x6b" * 65536, 1 << 20)
+        h.flush()
+        h.shutdown()
+    finally:
+        stop_clean(d)
+    set_ro_compat(a, PV_HEADER, 0x4)
+    before = a.read_bytes()
+    why = ("pv0.img: PV header at offset 4096: unknown read-only-compatible "
+           "features 0x4 (written by a newer dlvm): the VG is read-only")
+
+    # every change that would write the pool's store first is refused with
+    # the VG's reason, before the store is touched
+    for cmd in (("lvcreate", "-V", "32m", "-T", "vg0/pool0", "-n", "t2"),
+                ("lvcreate", "-s", "-n", "s2", "vg0/t1"),
+                ("lvcreate", "--clone", "-n", "c2", "vg0/t1"),
+                ("lvresize", "-f", "-L", "16m", "vg0/t1"),
+                ("lvconvert", "--merge", "vg0/s1")):
+        rc, _, err = run(*cmd)
+        assert rc != 0, cmd
+        assert err.count(why) == 1 and "WARNING" not in err, (cmd, err)
+        assert a.read_bytes() == before, cmd
+
+    # dlvmd exports its thin LVs read-only: reads and flushes work, writes
+    # are refused, and the store is never committed
+    d = Dlvmd(state_dir, devices=[a])
+    d.start()
+    try:
+        h = nbd.NBD()
+        h.set_export_name("vg0/t1")
+        h.connect_unix(str(d.nbd_socket))
+        assert h.is_read_only()
+        assert h.pread(65536, 0) == b"\x6b" * 65536
+        assert h.pread(65536, 1 << 20) == b"\x6b" * 65536
+        try:
+            h.pwrite(b"\x7c" * 65536, 2 << 20)
+            raise AssertionError("a write to a thin LV of a read-only VG went through")
+        except nbd.Error as e:
+            assert e.errnum == errno.EPERM, e
+        h.flush()
+        h.shutdown()
+        out, _ = d.cli_ok("lvs", "--noheadings", "-o", "lv_name,data_percent", "vg0/t1")
+        assert out.split() == ["t1", "0.39"], out  # its 2 chunks of 64 KiB, as before
+    finally:
+        stop_clean(d)
+    assert a.read_bytes() == before

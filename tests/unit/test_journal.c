@@ -1174,15 +1174,17 @@ static void eio_on_every_copy(void **state)
 /* ---- vgcreate that fails on a later PV ---- */
 
 /* A memory device whose flush number `fail_at` (from 0) fails with -EIO: the
- * writes before it landed, the caller is told they may not have. */
+ * writes before it landed, the caller is told they may not have. It counts
+ * its reads. */
 struct flakydev {
 	struct dlvm_dev *inner;
-	long fail_at, flushes;
+	long fail_at, flushes, reads;
 };
 
 static int fl_pread(struct dlvm_dev *d, void *buf, size_t len, uint64_t off)
 {
 	struct flakydev *f = d->priv;
+	f->reads++;
 	return f->inner->ops->pread(f->inner, buf, len, off);
 }
 
@@ -1227,6 +1229,94 @@ static struct dlvm_dev *flaky_pv(const char *name, long fail_at)
 	d->path = strdup(name);
 	d->name = strdup(name);
 	return d;
+}
+
+static long fl_reads(struct dlvm_dev *d)
+{
+	return ((struct flakydev *)d->priv)->reads;
+}
+
+static uint8_t *fl_data(struct dlvm_dev *d)
+{
+	return dlvm_memdev_data(((struct flakydev *)d->priv)->inner);
+}
+
+/* A VG named `name` on devs[0..n) with one LV, its devices given back. */
+static void make_vg(const char *name, struct dlvm_dev **devs, size_t n)
+{
+	struct dlvm_vg *vg = NULL;
+	struct dlvm_err e = { 0 };
+	struct dlvm_dev *back[4];
+
+	assert_ok(dlvm_vg_create(name, MiB, devs, n, &vg, &e), &e);
+	assert_ok(t_lv_create(vg, "l1", 4, 1, 0, &e), &e);
+	assert_int_equal(t_detach(vg, back), n);
+}
+
+/* Every VG loads once, in the order of its first device; two VGs of one
+ * name both load; an orphan PV stays with the caller without a problem; a
+ * damaged label and an unloadable VG each leave their device with one. */
+static void load_all_loads_each_vg_once(void **state)
+{
+	struct dlvm_dev *pv[7];
+	struct dlvm_vg *vg = NULL, **vgs = NULL;
+	struct dlvm_err e = { 0 }, probs[7] = { 0 };
+	size_t nvg = 0;
+	(void)state;
+
+	for (size_t i = 0; i < 7; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "pv%zu", i);
+		pv[i] = flaky_pv(name, -1);
+	}
+	make_vg("vg0", (struct dlvm_dev *[]){ pv[0], pv[1] }, 2);
+	make_vg("vg1", &pv[2], 1);
+	make_vg("vg1", &pv[3], 1); /* another VG of the same name */
+	make_vg("vg2", &pv[5], 1);
+	/* pv4 is an orphan; pv5's VG loses its only checkpoint; pv6's label
+	 * is damaged */
+	struct dlvm_mda m = { 0 };
+	assert_ok(dlvm_mda_read_header(pv[5], &m, &e), &e);
+	uint64_t ck_abs = DLVM_MDA_OFFSET + m.hdr.ckpt_offset + m.hdr.ckpt_slot * m.hdr.ckpt_size;
+	fl_data(pv[5])[ck_abs + DLVM_BLOB_HEADER_SIZE + 5] ^= 1;
+	fl_data(pv[6])[4096 + 40] ^= 1;
+
+	/* what loading vg1 alone reads */
+	struct dlvm_dev *one[1] = { pv[2] };
+	long before = fl_reads(pv[2]);
+	assert_ok(dlvm_vg_load(one, 1, "vg1", &vg, &e), &e);
+	long alone = fl_reads(pv[2]) - before;
+	assert_int_equal(t_detach(vg, one), 1);
+
+	struct dlvm_dev *devs[7] = { pv[4], pv[2], pv[6], pv[1], pv[5], pv[3], pv[0] };
+	before = fl_reads(pv[2]);
+	assert_int_equal(dlvm_vg_load_all(devs, 7, &vgs, &nvg, probs), 0);
+	assert_int_equal(fl_reads(pv[2]) - before, alone);
+	assert_int_equal(nvg, 3);
+	assert_string_equal(vgs[0]->info.name, "vg1");
+	assert_ptr_equal(vgs[0]->pvs[0]->dev, pv[2]);
+	assert_string_equal(vgs[1]->info.name, "vg0");
+	assert_int_equal(vgs[1]->npv, 2);
+	assert_string_equal(vgs[2]->info.name, "vg1");
+	assert_ptr_equal(vgs[2]->pvs[0]->dev, pv[3]);
+	for (size_t v = 0; v < nvg; v++)
+		assert_non_null(dlvm_lv_find(vgs[v], "l1"));
+	/* left: the orphan, the damaged label, the unloadable VG's PV */
+	for (size_t i = 0; i < 7; i++)
+		assert_true((devs[i] != NULL) == (i == 0 || i == 2 || i == 4));
+	assert_int_equal(probs[0].code, 0);
+	assert_int_equal(probs[2].code, -EBADMSG);
+	assert_non_null(strstr(probs[2].msg, "pv6: PV header at offset 4096"));
+	assert_int_equal(probs[4].code, -EBADMSG);
+	assert_non_null(strstr(probs[4].msg, "no readable metadata copy: pv5:"));
+	for (size_t i = 0; i < 7; i++)
+		if (i != 2 && i != 4)
+			assert_int_equal(probs[i].code, 0);
+	for (size_t v = 0; v < nvg; v++)
+		dlvm_vg_free(vgs[v]);
+	free(vgs);
+	for (size_t i = 0; i < 7; i++)
+		dlvm_dev_close(devs[i]);
 }
 
 /* No VG loads from any of devs[0..n), and every one is an orphan PV. */
@@ -1331,6 +1421,7 @@ int main(void)
 		cmocka_unit_test(refused_txn_writes_nothing),
 		cmocka_unit_test(vg_create_fails_on_a_later_pv),
 		cmocka_unit_test(vg_create_undo_fails),
+		cmocka_unit_test(load_all_loads_each_vg_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
