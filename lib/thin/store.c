@@ -205,10 +205,11 @@ int dlvm_thin_commit(struct dlvm_thin_store *s, struct dlvm_err *err)
 {
 	int r;
 
+	/* nothing to commit is no change, even for a read-only store */
+	if (!s->changed && !s->failed)
+		return 0;
 	if ((r = th_writable(s, err)))
 		return r;
-	if (!s->changed)
-		return 0;
 	if ((r = th_cache_write_dirty(s, err)) || (r = dlvm_dev_flush(s->dev, err)))
 		return th_fail(s, r, err);
 	struct th_sb sb = s->sb;
