@@ -127,8 +127,9 @@ int dlvm_thin_family_format(const struct dlvm_vg *vg, const struct dlvm_lv *meta
 			    struct dlvm_err *err);
 
 /* Write an empty store into the pool's metadata LV (lvcreate --type
- * thin-pool). The LVs must be committed already. */
-int dlvm_thin_pool_format(const struct dlvm_vg *vg, const struct dlvm_lv *pool,
+ * thin-pool). The LVs must be committed already. zero_new: a store without
+ * unwritten sub-blocks, whose new chunks are zeroed (lvcreate -Z y). */
+int dlvm_thin_pool_format(const struct dlvm_vg *vg, const struct dlvm_lv *pool, bool zero_new,
 			  struct dlvm_err *err);
 
 /*

@@ -549,6 +549,16 @@ int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
 		return r;
 	if (extents * es < chunk)
 		return dlvm_err_set(err, -EINVAL, "lvcreate: a pool must hold at least one chunk");
+	/* -Z y: zero each new chunk before its first write (the store format
+	 * without unwritten sub-blocks); n, the default: keep which of a
+	 * chunk's sub-blocks were written instead. Neither shows old data. */
+	const char *z = opt_str(opts, "zero");
+	if (z && strcmp(z, "y") && strcmp(z, "n"))
+		return dlvm_err_set(err, -EINVAL, "--zero %s: use y or n", z);
+	bool zero_new = z && !strcmp(z, "y");
+	if (shared && zero_new)
+		return dlvm_err_set(err, -EINVAL, "--zero y: a shared VG's pool keeps which "
+				    "sub-blocks of its chunks were written; it does not zero them");
 	const char *ms = opt_str(opts, "poolmetadatasize");
 	if (shared && ms)
 		return dlvm_err_set(err, -EINVAL, "--poolmetadatasize: in a shared VG each thin "
@@ -615,7 +625,7 @@ int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
 	/* 3: the empty store; a crash before it leaves a pool whose store
 	 * does not open, which lvremove can remove */
 	struct dlvm_lv *pool = dlvm_lv_find(vg, name);
-	if ((r = dlvm_thin_pool_format(vg, pool, err)))
+	if ((r = dlvm_thin_pool_format(vg, pool, zero_new, err)))
 		goto out;
 	char sz[32], msz[32];
 	dlvm_format_size(extents * es, 'h', sz, sizeof(sz));

@@ -61,7 +61,8 @@ static const struct dlvm_opt_def lvcreate_opts[] = {
 	{ 'a', "activate", DLVM_OPT_VALUE, "y|ey|sy|n", "activate the new LV (default y: in a "
 	  "shared VG exclusively on this host)" },
 	{ 'p', "permission", DLVM_OPT_VALUE, "r|rw", "access permission (default rw)" },
-	{ 'Z', "zero", DLVM_OPT_VALUE, "y|n", "zero the first 4 KiB (default y)" },
+	{ 'Z', "zero", DLVM_OPT_VALUE, "y|n", "zero the first 4 KiB (default y); for a thin pool: zero each new "
+	  "chunk before its first write (default n: its unwritten parts read as zeros)" },
 	{ 0, "type", DLVM_OPT_VALUE, "linear|striped|thin|thin-pool", "kind of LV (default linear; "
 	  "striped with -i)" },
 	{ 'T', "thin", DLVM_OPT_FLAG, NULL, "with -V: a thin volume in the pool VG/POOL; with -L: "

@@ -25,7 +25,7 @@ static const struct dlvm_lv *meta_lv(const struct dlvm_vg *vg, const struct dlvm
 	return m;
 }
 
-int dlvm_thin_pool_format(const struct dlvm_vg *vg, const struct dlvm_lv *pool,
+int dlvm_thin_pool_format(const struct dlvm_vg *vg, const struct dlvm_lv *pool, bool zero_new,
 			  struct dlvm_err *err)
 {
 	const struct dlvm_lv *m;
@@ -39,6 +39,7 @@ int dlvm_thin_pool_format(const struct dlvm_vg *vg, const struct dlvm_lv *pool,
 	struct dlvm_thin_format_opts o = {
 		.chunk_size = pool->thin.chunk_size,
 		.data_chunks = pool->le_count * vg->info.extent_size / pool->thin.chunk_size,
+		.zero_new = zero_new,
 	};
 	memcpy(o.uuid, pool->uuid, 16);
 	r = dlvm_thin_store_format(dev, &o, err);

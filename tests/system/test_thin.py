@@ -11,6 +11,7 @@ import threading
 import time
 
 import nbd
+import pytest
 
 from conftest import Dlvmd, dlvm_ok, stop_clean  # noqa: F401
 from test_datapath import lvs, run  # noqa: F401
@@ -39,9 +40,14 @@ def connect(d, name):
     return h
 
 
-def make_pool(d, size="256m", chunk="64k", name="pool0"):
+def make_pool(d, size="256m", chunk="64k", name="pool0", zero=None):
     d.cli_ok("lvcreate", "--type", "thin-pool", "-L", size, "--chunksize", chunk, "-n", name,
-             "vg0")
+             *(["-Z", zero] if zero else []), "vg0")
+
+
+# the pool that keeps unwritten sub-blocks (default) and the one that zeroes
+# each new chunk (lvcreate -Z y)
+ZERO_MODES = pytest.mark.parametrize("zero", ["n", "y"])
 
 
 def test_pool_and_thin_commands(vg0):
@@ -68,6 +74,8 @@ def test_pool_and_thin_commands(vg0):
           "vg0"], "--chunksize 48k: must be a power of two from 4k to 1m"),
         (["lvcreate", "--type", "thin-pool", "-L", "64m", "--chunksize", "2m", "-n", "p",
           "vg0"], "must be a power of two"),
+        (["lvcreate", "--type", "thin-pool", "-L", "64m", "-Z", "x", "-n", "p", "vg0"],
+         "--zero x: use y or n"),
         (["lvcreate", "-V", "1g", "-n", "x", "vg0"], "name the pool"),
         (["lvcreate", "-V", "1g", "-T", "vg0/nopool", "-n", "x"], "Thin pool vg0/nopool not found"),
         (["lvcreate", "-V", "1g", "-T", "vg0/vm1", "-n", "x"], "vg0/vm1 is not a thin pool"),
@@ -550,11 +558,14 @@ def test_kill_during_writes_keeps_flushed_data(vg0):
     assert len(durable) > 50
 
 
-def test_reused_chunks_show_no_old_data(vg0):
+@ZERO_MODES
+def test_reused_chunks_show_no_old_data(vg0, zero):
     """Chunks freed by one thin volume and handed to another read as zeros
     wherever the new owner has not written."""
     d = vg0
-    make_pool(d, size="4m", chunk="64k")
+    make_pool(d, size="4m", chunk="64k", zero=zero)
+    dumps = "".join(d.cli_ok("dump", str(p))[0] for p in d.pvs)
+    assert f"incompat 0x{'0' if zero == 'y' else '1'}\n" in dumps
     d.cli_ok("lvcreate", "-V", "4m", "-T", "vg0/pool0", "-n", "old")
     h = connect(d, "vg0/old")
     h.pwrite(b"\xaa" * (4 * MiB), 0)
@@ -614,13 +625,14 @@ def test_pool_autoextend(tmp_path, state_dir, pv):
         stop_clean(d)
 
 
-def test_reused_chunks_never_taken_for_holes(vg0):
+@ZERO_MODES
+def test_reused_chunks_never_taken_for_holes(vg0, zero):
     """The pool remembers a run of chunks that lie in a hole of the PV file,
     so that new chunks there need no zeroing. Chunks handed out from that
     run, written, trimmed and handed out again once the pool wrapped around
     must be zeroed all the same: a partial write to them reads zeros around
     the data, not what their earlier owner wrote."""
-    make_pool(vg0, size="4m")            # 64 chunks of 64 KiB, in a hole
+    make_pool(vg0, size="4m", zero=zero)  # 64 chunks of 64 KiB, in a hole
     vg0.cli_ok("lvcreate", "-V", "64m", "-T", "vg0/pool0", "-n", "t")
     c = connect(vg0, "vg0/t")
     c.pwrite(b"\x11" * 4096, 0)          # the first chunk: a hole run behind it
@@ -639,7 +651,8 @@ def test_reused_chunks_never_taken_for_holes(vg0):
     out, _ = vg0.cli_ok("check", "vg0")
 
 
-def test_new_chunks_never_show_old_data(vg0):
+@ZERO_MODES
+def test_new_chunks_never_show_old_data(vg0, zero):
     """Extents written by a removed linear LV, then by a removed thin
     volume: partial first writes to chunks of a new thin volume there read
     zeros around the data, whether the chunk lies in a hole of the PV file
@@ -651,7 +664,7 @@ def test_new_chunks_never_show_old_data(vg0):
     c.flush()
     c.shutdown()
     vg0.cli_ok("lvremove", "-y", "vg0/old")
-    make_pool(vg0, size="128m")
+    make_pool(vg0, size="128m", zero=zero)
     for round_ in range(2):
         vg0.cli_ok("lvcreate", "-V", "256m", "-T", "vg0/pool0", "-n", "t")
         c = connect(vg0, "vg0/t")
