@@ -514,7 +514,8 @@ static void thin_pieces(struct xmit *x, struct slot *s, enum thin_op op, piece_f
 static void thin_unmap(struct xmit *x, struct slot *s, bool zero_partial)
 {
 	struct dlvm_err e = { 0 };
-	int r = dlvm_thin_pool_unmap(x->map->thin, x->map->thin_id, s->off, s->len, &e);
+	int r = dlvm_thin_pool_unmap(x->map->thin, x->map->thin_id, s->off, s->len, zero_partial,
+				     &e);
 
 	if (r) {
 		thin_err(x, s, r, &e);
@@ -549,7 +550,8 @@ static void thin_unmap(struct xmit *x, struct slot *s, bool zero_partial)
 }
 
 /* BLOCK_STATUS of a thin LV: up to 64 descriptors (one with REQ_ONE) in the
- * slot's buffer, holes as HOLE|ZERO. */
+ * slot's buffer, holes as HOLE|ZERO, unwritten sub-blocks of mapped chunks
+ * as ZERO. */
 static void thin_status(struct xmit *x, struct slot *s)
 {
 	uint64_t off = s->off, left = s->len;
@@ -559,20 +561,23 @@ static void thin_status(struct xmit *x, struct slot *s)
 	while (left && s->nextents < max) {
 		struct dlvm_err e = { 0 };
 		uint64_t ext;
-		bool hole;
-		int r = dlvm_thin_pool_extent(x->map->thin, x->map->thin_id, off, left, &ext, &hole,
+		enum dlvm_thin_extent kind;
+		int r = dlvm_thin_pool_extent(x->map->thin, x->map->thin_id, off, left, &ext, &kind,
 					      &e);
 		if (r) {
 			thin_err(x, s, r, &e);
 			return;
 		}
+		uint32_t flags = kind == DLVM_THIN_EXT_HOLE   ? NBD_STATE_HOLE | NBD_STATE_ZERO
+				 : kind == DLVM_THIN_EXT_ZERO ? NBD_STATE_ZERO
+							      : 0;
 		uint8_t *d = s->buf + 8 * s->nextents;
-		if (s->nextents && ((nbd_get32(d - 4) != 0) == hole)) {
+		if (s->nextents && nbd_get32(d - 4) == flags) {
 			/* same kind as the previous one: merge */
 			nbd_put32(d - 8, nbd_get32(d - 8) + (uint32_t)ext);
 		} else {
 			nbd_put32(d, (uint32_t)ext);
-			nbd_put32(d + 4, hole ? NBD_STATE_HOLE | NBD_STATE_ZERO : 0);
+			nbd_put32(d + 4, flags);
 			s->nextents++;
 		}
 		off += ext;

@@ -280,12 +280,20 @@ int dlvm_thin_pool_written(struct dlvm_thin_pool *p, uint64_t id,
 unsigned dlvm_thin_pool_write_begin(struct dlvm_thin_pool *p);
 void dlvm_thin_pool_write_end(struct dlvm_thin_pool *p, unsigned token);
 /* Unmap the chunks of device id that lie wholly inside [off, off + len)
- * (TRIM, WRITE_ZEROES); partial chunks are left to the caller. */
+ * (TRIM, WRITE_ZEROES). zero_subs (WRITE_ZEROES): of partial chunks, the
+ * sub-blocks the range covers whole become unwritten (read as zeros) where
+ * the store keeps them. The rest of partial chunks is left to the caller. */
 int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, uint64_t len,
-			 struct dlvm_err *err);
-/* Block status: from off, *ext bytes (≤ len) that are all holes (*hole) or
- * all mapped. */
+			 bool zero_subs, struct dlvm_err *err);
+/* What a stretch of a thin LV is, for block status. */
+enum dlvm_thin_extent {
+	DLVM_THIN_EXT_DATA,  /* mapped and written */
+	DLVM_THIN_EXT_ZERO,  /* mapped, unwritten sub-blocks: reads as zeros */
+	DLVM_THIN_EXT_HOLE,  /* not mapped (nor by a clone's origin): zeros */
+};
+/* Block status: from off, *ext bytes (≤ len, > 0 when len is) that are all
+ * of one kind (*kind); looks at up to 64 chunks. */
 int dlvm_thin_pool_extent(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, uint64_t len,
-			  uint64_t *ext, bool *hole, struct dlvm_err *err);
+			  uint64_t *ext, enum dlvm_thin_extent *kind, struct dlvm_err *err);
 
 #endif

@@ -1334,18 +1334,52 @@ int dlvm_thin_pool_written(struct dlvm_thin_pool *p, uint64_t id,
 	return r;
 }
 
-int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, uint64_t len,
-			 struct dlvm_err *err)
+/*
+ * The sub-blocks that [off, off + len), inside one chunk, covers whole read
+ * as zeros from now on, if the chunk is mapped (mu held). Only the device's
+ * own mapping changes: a snapshot sharing the chunk keeps its data, and a
+ * later write here copies the chunk without those sub-blocks.
+ */
+static int unmap_subs(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, uint64_t len,
+		      struct dlvm_err *err)
 {
-	uint64_t first = (off + p->chunk_size - 1) / p->chunk_size;
-	uint64_t end = (off + len) / p->chunk_size;
+	uint64_t v = off / p->chunk_size;
+	struct dlvm_thin_mapping mm;
+	uint16_t touched, whole;
+	int r;
 
-	if (end <= first)
+	sub_span(p, off % p->chunk_size, len, &touched, &whole);
+	if (!whole || (r = lookup_map(p, id, v, &mm, err)) || mm.chunk == DLVM_THIN_NONE ||
+	    (mm.unwritten & whole) == whole)
+		return 0;
+	p->dirty = true;
+	return dlvm_thin_set_unwritten(p->store, id, v, mm.chunk, whole, 0, err);
+}
+
+int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, uint64_t len,
+			 bool zero_subs, struct dlvm_err *err)
+{
+	uint64_t cs = p->chunk_size, first = (off + cs - 1) / cs, end = (off + len) / cs;
+
+	if (!len)
 		return 0;
 	pthread_mutex_lock(&p->mu);
 	uint64_t un = 0;
 	int r = !p->store ? dlvm_err_set(err, -EROFS, "%s: this host reads the family only", p->name)
 			  : 0;
+	/* partial chunks: their whole sub-blocks, where the store keeps them */
+	if (!r && zero_subs && p->track) {
+		if (off / cs == (off + len - 1) / cs)
+			r = len < cs ? unmap_subs(p, id, off, len, err) : 0;
+		else if (off % cs)
+			r = unmap_subs(p, id, off, first * cs - off, err);
+		if (!r && off / cs != (off + len - 1) / cs && (off + len) % cs)
+			r = unmap_subs(p, id, end * cs, off + len - end * cs, err);
+	}
+	if (end <= first) {
+		pthread_mutex_unlock(&p->mu);
+		return r;
+	}
 	if (!r && !p->ext)
 		r = dlvm_thin_unmap(p->store, id, first, end - first, &un, err);
 	/* a clone: a chunk its origin maps would show the origin's data again
@@ -1379,55 +1413,47 @@ int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, ui
 }
 
 int dlvm_thin_pool_extent(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, uint64_t len,
-			  uint64_t *ext, bool *hole, struct dlvm_err *err)
+			  uint64_t *ext, enum dlvm_thin_extent *kind, struct dlvm_err *err)
 {
-	uint64_t cs = p->chunk_size, vchunk = off / cs, chunk, next;
-	int r;
+	uint64_t cs = p->chunk_size, pos = off, end = off + len;
+	int r = 0;
 
+	*ext = 0;
+	*kind = DLVM_THIN_EXT_DATA;
 	pthread_mutex_lock(&p->mu);
-	if (p->ext) {
-		/* a clone: a hole where neither it nor its origin maps a chunk;
-		 * up to 64 chunks in a row of the same kind */
-		uint64_t v = vchunk;
-		for (; v < vchunk + 64 && v * cs < off + len; v++) {
-			struct dlvm_thin_pool *o;
-			if ((r = lookup(p, id, v, &chunk, err)))
-				goto out;
-			if (chunk == DLVM_THIN_NONE && (r = ext_resolve(p, v, &o, &chunk, NULL, err)))
-				goto out;
-			bool h = chunk == DLVM_THIN_NONE;
-			if (v == vchunk)
-				*hole = h;
-			else if (h != *hole)
+	for (unsigned i = 0; i < 64 && pos < end; i++) {
+		uint64_t v = pos / cs, in = pos % cs, run = cs - in;
+		struct dlvm_thin_mapping mm;
+		struct dlvm_thin_pool *o;
+		if ((r = lookup_map(p, id, v, &mm, err)))
+			break;
+		uint16_t unw = mm.unwritten;
+		if (mm.chunk == DLVM_THIN_NONE && p->ext &&
+		    (r = ext_resolve(p, v, &o, &mm.chunk, &unw, err)))
+			break;
+		enum dlvm_thin_extent k = DLVM_THIN_EXT_HOLE;
+		if (mm.chunk != DLVM_THIN_NONE) {
+			bool zero = false;
+			run = unw ? sub_run(p, unw, in, run, &zero) : run;
+			k = zero ? DLVM_THIN_EXT_ZERO : DLVM_THIN_EXT_DATA;
+		} else if (!p->ext) {
+			/* up to the next mapped chunk, in one step */
+			uint64_t next;
+			if ((r = next_mapped(p, id, v, &next, err)))
 				break;
+			run = next == DLVM_THIN_NONE ? UINT64_MAX - pos : next * cs - pos;
 		}
-		*ext = DLVM_MIN(len, v * cs - off);
-		goto out;
+		if (i == 0)
+			*kind = k;
+		else if (k != *kind)
+			break;
+		run = DLVM_MIN(run, end - pos);
+		pos += run;
+		if (pos % cs && pos < end)
+			break; /* the kind changes inside the chunk */
 	}
-	r = lookup(p, id, vchunk, &chunk, err);
-	if (r)
-		goto out;
-	*hole = chunk == DLVM_THIN_NONE;
-	if (*hole) {
-		/* up to the next mapped chunk */
-		r = next_mapped(p, id, vchunk, &next, err);
-		if (r)
-			goto out;
-		uint64_t end = next == DLVM_THIN_NONE ? UINT64_MAX : next * cs;
-		*ext = DLVM_MIN(len, end - off);
-	} else {
-		/* mapped chunks in a row, looked at for up to 64 chunks */
-		uint64_t v = vchunk + 1;
-		for (; v < vchunk + 64 && v * cs < off + len; v++) {
-			if ((r = lookup(p, id, v, &chunk, err)))
-				goto out;
-			if (chunk == DLVM_THIN_NONE)
-				break;
-		}
-		*ext = DLVM_MIN(len, v * cs - off);
-	}
-out:
 	pthread_mutex_unlock(&p->mu);
+	*ext = pos - off;
 	return r;
 }
 

@@ -111,11 +111,20 @@ def test_holes_map_and_sparse_copy(vg0, tmp_path):
     assert nbd_map(src) == [(0, 64 * MiB, 3)]
     run("qemu-io", "-f", "raw", "-c", "write -P 0x5a 4096 8192", "-c", "write -P 0x6b 40m 100000",
         src)
+    # the mapped chunks: what was written as data, their unwritten 4 KiB
+    # sub-blocks as zero (a write that ends inside one zeroes the rest of it)
     m = nbd_map(src)
-    assert (0, CHUNK, 0) in m and (40 * MiB, 2 * CHUNK, 0) in m, m
-    assert sum(length for _, length, t in m if t == 0) == 3 * CHUNK
+    assert m[:3] == [(0, 4096, 2), (4096, 8192, 0), (12288, CHUNK - 12288, 2)], m
+    assert (40 * MiB, 25 * 4096, 0) in m and (40 * MiB + 25 * 4096, 2 * CHUNK - 25 * 4096, 2) in m, m
+    assert sum(length for _, length, t in m if t == 0) == 8192 + 25 * 4096
+    assert sum(length for _, length, t in m if t != 3) == 3 * CHUNK
     qm = json.loads(run("qemu-img", "map", "-f", "raw", "--output=json", src))
-    data = [(e["start"], e["length"]) for e in qm if e["data"]]
+    data = []
+    for e in qm:
+        if e["data"] and data and data[-1][0] + data[-1][1] == e["start"]:
+            data[-1] = (data[-1][0], data[-1][1] + e["length"])
+        elif e["data"]:
+            data.append((e["start"], e["length"]))
     assert data == [(0, CHUNK), (40 * MiB, 2 * CHUNK)], qm
     run("qemu-io", "-f", "raw", "-c", "read -P 0 0 4096", "-c", "read -P 0x5a 4096 8192",
         "-c", "read -P 0 12288 52k", "-c", "read -P 0 1m 1m", src)
@@ -782,12 +791,31 @@ def test_unwritten_subblocks_read_as_zeros(vg0):
     assert h.pread(4 * CHUNK, 0) == t
     dumps = "".join(d.cli_ok("dump", str(p))[0] for p in d.pvs)
     assert "unwritten 0xfffd" in dumps, dumps[-3000:]     # chunk 0: all but sub-block 1
+    # block status: unwritten sub-blocks as zero (2), unmapped chunks as holes (3)
+    merged = []
+    for off, length, kind in nbd_map(d.nbd_uri("vg0/t")):
+        if merged and merged[-1][2] == kind:
+            merged[-1] = (merged[-1][0], merged[-1][1] + length, kind)
+        else:
+            merged.append((off, length, kind))
+    edges = [0, SUB, 2 * SUB, CHUNK + 3 * SUB, CHUNK + 4 * SUB, 2 * CHUNK + 4 * SUB,
+             2 * CHUNK + 8 * SUB, 3 * CHUNK, 64 * MiB]
+    want = [(a, b - a, k) for a, b, k in zip(edges, edges[1:], [2, 0, 2, 0, 2, 0, 2, 3])]
+    assert merged == want, merged
 
     d.cli_ok("lvcreate", "-s", "-n", "s", "vg0/t")
     snap = bytes(t)
     put(h, t, b"\x21" * SUB, 8 * SUB)                        # chunk 0: copy-on-write
     put(h, t, b"\x22" * SUB, 3 * CHUNK)                      # chunk 3: a new one
     h.flush()
+    assert h.pread(4 * CHUNK, 0) == t
+    # WRITE_ZEROES of whole sub-blocks in a chunk: they become unwritten again
+    # (block status: zero), and the snapshot sharing the old chunk keeps its data
+    assert (0, CHUNK, 0) in nbd_map(d.nbd_uri("vg0/t"))     # chunk 0 was copied whole
+    h.zero(2 * SUB, SUB)
+    t[SUB:3 * SUB] = bytes(2 * SUB)
+    assert nbd_map(d.nbd_uri("vg0/t"))[:3] == [(0, SUB, 0), (SUB, 2 * SUB, 2),
+                                               (3 * SUB, CHUNK - 3 * SUB, 0)]
     assert h.pread(4 * CHUNK, 0) == t
     d.cli_ok("lvchange", "-ay", "vg0/s")
     sh = connect(d, "vg0/s")
