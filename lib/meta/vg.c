@@ -152,8 +152,13 @@ int dlvm_vg_encode_state(const struct dlvm_vg *vg, struct dlvm_buf *out)
 		e.u.lv.segs = lv->segs;
 		if ((r = dlvm_edit_encode(&e, out)))
 			return r;
-		if ((lv->flags & (DLVM_LV_THIN_POOL | DLVM_LV_THIN | DLVM_LV_THIN_DATA)) ||
-		    ((lv->flags & DLVM_LV_THIN_META) && lv->thin.pool_id)) {
+		/* an LV of a thin kind whose LV_SET_THIN never came has none:
+		 * writing an empty one would not replay */
+		const struct dlvm_lv_thin *t = &lv->thin;
+		bool has_thin = t->pool_id || t->origin_id || t->virtual_size || t->meta_id ||
+				t->chunk_size || t->slab_extents;
+		if (has_thin && ((lv->flags & (DLVM_LV_THIN_POOL | DLVM_LV_THIN | DLVM_LV_THIN_DATA)) ||
+				 ((lv->flags & DLVM_LV_THIN_META) && t->pool_id))) {
 			e = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_THIN };
 			e.u.lv.id = lv->id;
 			e.u.lv.thin = lv->thin;
