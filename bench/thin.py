@@ -7,6 +7,12 @@ set is run Knobs.repeat times, each target in turn within a round, and the
 median of the rounds is reported; ratios are ratios of those medians):
 
   linear        a linear LV of Knobs.size_gib GiB, written in full first
+  linear-new    a new linear LV of LINEAR_NEW_GIB GiB for each round, on
+                extents never written (the LVs of earlier rounds are kept
+                until the end): a first write lands in a hole of the sparse
+                PV file, which the file system allocates, as thin-new's do.
+                No target of its own: linear-new / linear is what a write
+                into a hole costs this file system
   thin          a thin volume of the same size in pool "pool0" (64 KiB
                 chunks), written in full first: randwrite is an overwrite of
                 mapped chunks. Target: thin / linear randwrite >= 0.9
@@ -15,7 +21,9 @@ median of the rounds is reported; ratios are ratios of those medians):
                 write lands in a chunk not mapped yet; the pool is grown
                 before a round so that the run cannot fill it. The volume is
                 removed after its round. Target: thin-new / linear
-                randwrite >= 0.6
+                randwrite >= 0.6. The report also gives thin-new /
+                linear-new, a first write against a first write: on a PV
+                file, the file system's allocation bounds both
   thin-cow      a thin volume written in full, then snapshotted right before
                 each round (the previous round's snapshot removed first): a
                 write to a chunk still shared copies the chunk. Against thin
@@ -90,6 +98,7 @@ BURST_WRITES = 64        # random 4k writes after each snapshot of thin-Nsnap
 NEW_HEADROOM = 1.5       # pool room for thin-new: this x writes of a run
 NEW_DISK_SHARE = 0.5     # at most this share of the free disk for it
 NEW_SPREAD = 32          # thin-new virtual chunks: this x pool room
+LINEAR_NEW_GIB = 32      # each round's new linear LV (sparse: mostly holes)
 
 TARGET_OVERWRITE = 0.9
 TARGET_FIRST_WRITE = 0.6
@@ -307,10 +316,10 @@ class ThinIo:
         """The (target, pattern) runs of round rnd, in order: the writes,
         then the reads, each group rotated by one target per round so that
         no target always runs first after the other group (the disk may
-        still be busy with what the writes left) or right after thin-new
-        and thin-cow (which write 64 KiB per 4 KiB written). Round 0 starts
+        still be busy with what the writes left) or right after
+        thin-cow (which writes 64 KiB per 4 KiB written). Round 0 starts
         with linear randwrite, whose rate sizes thin-new's pool."""
-        writes = ["linear", "thin", "thin-new", "thin-cow"]
+        writes = ["linear", "linear-new", "thin", "thin-new", "thin-cow"]
         reads = ["linear", "thin", self.snap, self.qchain, "qcow2"]
         return ([(n, "randwrite") for n in rotate(writes, rnd)]
                 + [(n, "randread") for n in rotate(reads, rnd)])
@@ -319,12 +328,14 @@ class ThinIo:
         s = self.knobs.size_gib
         # linear + pool0 (thin, thin-cow, thin-Nsnap and their copies) +
         # poolnew's room + metadata
-        # Each new chunk of thin-new is written in full (zeroed), so the
-        # room its pool may grow to is a share of the free disk.
+        # thin-new maps a 64 KiB chunk per 4 KiB write (the rest of it
+        # stays unwritten, a hole in the PV file); its pool's room is
+        # capped at a share of the free disk all the same.
         st = os.statvfs(self.knobs.workdir)
         self.new_max_gib = max(4, int(st.f_bavail * st.f_frsize
                                       * NEW_DISK_SHARE // GiB))
-        pv_gib = s + (4 * s + 1) + self.new_max_gib + 2
+        pv_gib = (s + (4 * s + 1) + self.new_max_gib + 2
+                  + LINEAR_NEW_GIB * self.knobs.repeat)
         self.d = Daemon(self.knobs.build, os.path.join(self.dir, "dlvm"))
         self.d.create_vg(pv_gib)
         self.d.start(cleanup)
@@ -336,6 +347,9 @@ class ThinIo:
         for lv in ("thin", "cow", "snaps"):
             d.make_thin(lv, f"{s}g", "pool0")
         self.settings["linear"] = f"linear LV, {s} GiB"
+        self.settings["linear-new"] = (f"a new linear LV per round, "
+                                       f"{LINEAR_NEW_GIB} GiB, never "
+                                       "written")
         self.settings["thin"] = (f"thin LV, {s} GiB, 64 KiB chunks, mapped "
                                  "in full")
         self.settings["thin-new"] = ("a new thin LV per round, 64 KiB "
@@ -453,6 +467,16 @@ class ThinIo:
         self.new["volume_chunks"].append(math.ceil(vsize / GiB) * GiB // CHUNK)
         return iops, lat
 
+    def run_linear_new(self, rnd):
+        """Randwrite to a new linear LV on extents no round wrote: the
+        LVs of earlier rounds stay, so the allocator cannot hand the same
+        extents out again."""
+        lv = f"linnew{rnd}"
+        self.d.api("lvcreate", {"name": lv, "size": f"{LINEAR_NEW_GIB}g"},
+                   ["vg0"])
+        return self.fio("linear-new", self.d.fio_args(lv), "randwrite",
+                        LINEAR_NEW_GIB * GiB, rnd)
+
     def run_cow(self, rnd):
         d = self.d
         if self.cow_snap:
@@ -479,8 +503,8 @@ class ThinIo:
                 self.setup_dlvm(cleanup)
             except BenchError as e:
                 log(f"thin dlvm: FAILED: {e}")
-                for name in ("linear", "thin", "thin-new", "thin-cow",
-                             self.snap):
+                for name in ("linear", "linear-new", "thin", "thin-new",
+                             "thin-cow", self.snap):
                     self.errors[name] = str(e)
             try:
                 self.setup_qcow2(cleanup)
@@ -494,6 +518,8 @@ class ThinIo:
                     try:
                         if name == "thin-new":
                             v = self.run_new(rnd)
+                        elif name == "linear-new":
+                            v = self.run_linear_new(rnd)
                         elif name == "thin-cow":
                             v = self.run_cow(rnd)
                         else:
@@ -528,6 +554,8 @@ def io_ratios(iops, chain):
     snap, qchain = f"thin-{chain}snap", f"qcow2-{chain}"
     pairs = (("thin", "linear", "randwrite"),
              ("thin-new", "linear", "randwrite"),
+             ("thin-new", "linear-new", "randwrite"),
+             ("linear-new", "linear", "randwrite"),
              ("thin-cow", "thin", "randwrite"),
              ("thin", "linear", "randread"),
              (snap, "thin", "randread"),
@@ -757,6 +785,7 @@ def report(out):
         snap, qchain = f"thin-{io['chain']}snap", f"qcow2-{io['chain']}"
         goals = {"thin/linear randwrite": TARGET_OVERWRITE,
                  "thin-new/linear randwrite": TARGET_FIRST_WRITE,
+                 "thin-new/linear-new randwrite": TARGET_FIRST_WRITE,
                  f"{snap}/thin randread": TARGET_SNAP_READ,
                  f"{snap}/{qchain} randread": TARGET_VS_QCOW2}
         lines.append(f"  ratios: {'':24}of medians  median of the "
