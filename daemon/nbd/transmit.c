@@ -399,7 +399,7 @@ static void finish(struct xmit *x, struct slot *s);
 static void op_done(struct xmit *x, struct slot *s, int res, uint32_t expect)
 {
 	if (res < 0) {
-		if (s->type == NBD_CMD_WRITE_ZEROES && !s->err)
+		if (s->type == NBD_CMD_WRITE_ZEROES && !s->err && !x->map->thin)
 			s->zero_redo = true; /* fallocate refused: redo by hand */
 		else if (!s->trim)
 			set_err(s, res, "device I/O error");
@@ -635,7 +635,10 @@ static void piece_zero(struct xmit *x, struct slot *s, const struct dlvm_map_dev
 	(void)pos;
 
 	x->dirty[dev] = true;
-	if (s->zero_redo || s->sync || fua || !nbd_dev_aligned(d, NULL, len, dev_off)) {
+	/* A thin LV's pieces come from its pool and cannot be resolved again
+	 * in finish(), where a refused fallocate is redone: zero them here. */
+	if (x->map->thin || s->zero_redo || s->sync || fua ||
+	    !nbd_dev_aligned(d, NULL, len, dev_off)) {
 		int ret = nbd_dev_zero(d, dev_off, len, may_trim, fua, x->c->rmw_lock);
 		if (ret < 0)
 			set_err(s, ret, "device zeroing error");

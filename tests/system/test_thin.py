@@ -839,3 +839,60 @@ def test_unwritten_subblocks_read_as_zeros(vg0):
         g.shutdown()
     out, _ = d.cli_ok("check", "vg0")
     assert "consistent" in out
+
+
+def test_write_zeroes_where_fallocate_cannot_zero(tmp_path):
+    """On a tmpfs PV, fallocate(FALLOC_FL_ZERO_RANGE) is refused: WRITE_ZEROES
+    with NO_HOLE falls back to writing zeros, on a linear LV (redone after
+    the refusal) and on a thin LV (whose pieces come from the pool and are
+    zeroed at once). The data around each range stays, and dlvmd keeps
+    running and exits cleanly."""
+    shm = "/dev/shm"
+    assert os.path.isdir(shm), "this test needs a tmpfs at /dev/shm"
+    pvdir = os.path.join(shm, f"dlvm-test-{os.getpid()}-{tmp_path.name}")
+    os.makedirs(pvdir)
+    state = tmp_path / "state"
+    state.mkdir()
+    pvp = os.path.join(pvdir, "pv0.img")
+    nodaemon = tmp_path / "no-daemon.sock"
+    d = None
+    try:
+        dlvm_ok("pvcreate", "--size", "256M", pvp, socket=nodaemon, state_dir=state)
+        dlvm_ok("vgcreate", "vg0", pvp, socket=nodaemon, state_dir=state)
+        d = Dlvmd(state, devices=[pvp])
+        d.start()
+        d.cli_ok("lvcreate", "-n", "lin", "-L", "16m", "vg0")
+        make_pool(d, size="64m")
+        d.cli_ok("lvcreate", "-V", "16m", "-T", "vg0/pool0", "-n", "t")
+        rnd = random.Random(11)
+        models = {}
+        for lv in ("lin", "t"):
+            h = connect(d, f"vg0/{lv}")
+            size = 4 * CHUNK
+            model = bytearray(rnd.randbytes(size))
+            h.pwrite(bytes(model), 0)
+            # NO_HOLE: ZERO_RANGE, refused here; then the plain kind, which
+            # may punch (a hole, or an unmapped chunk) where it covers enough
+            for count, off, flags in ((8192, 4096, nbd.CMD_FLAG_NO_HOLE),
+                                      (CHUNK, CHUNK + 512, nbd.CMD_FLAG_NO_HOLE),
+                                      (CHUNK + 4096, 2 * CHUNK - 4096, 0),
+                                      (512, 3 * CHUNK + 100, nbd.CMD_FLAG_NO_HOLE)):
+                h.zero(count, off, flags)
+                model[off:off + count] = bytes(count)
+                assert h.pread(size, 0) == model, (lv, count, off, flags)
+            h.flush()
+            h.shutdown()
+            models[lv] = model
+        d.restart()
+        for lv, model in models.items():
+            h = connect(d, f"vg0/{lv}")
+            assert h.pread(len(model), 0) == model, lv
+            h.shutdown()
+        out, _ = d.cli_ok("check", "vg0")
+        assert "consistent" in out
+    finally:
+        if d:
+            stop_clean(d)
+        for f in os.listdir(pvdir):
+            os.unlink(os.path.join(pvdir, f))
+        os.rmdir(pvdir)
