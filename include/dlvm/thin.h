@@ -137,13 +137,31 @@ int dlvm_thin_commit(struct dlvm_thin_store *s, struct dlvm_err *err);
 typedef void (*dlvm_thin_freed_fn)(void *arg, uint64_t chunk, uint64_t n);
 void dlvm_thin_set_freed_hook(struct dlvm_thin_store *s, dlvm_thin_freed_fn fn, void *arg);
 
+/*
+ * Freed chunks that cool before they are handed out again. A write that
+ * looked its chunk up before a trim freed the chunk may still land after
+ * the commit; had the chunk gone to another device meanwhile, that device
+ * would get the write. With cooling on, the chunks each commit frees wait
+ * (they count as pending) until the caller, who sees its writes, lets them
+ * go in two steps: dlvm_thin_cool_seal closes the set of chunks cooling so
+ * far, and dlvm_thin_cool_release frees what was sealed, to be called once
+ * every write begun before the seal has ended. Chunks freed after a seal
+ * wait for the next one. In memory only: after an open nothing cools.
+ * Turning cooling off frees everything cooling.
+ */
+void dlvm_thin_set_cooling(struct dlvm_thin_store *s, bool on);
+uint64_t dlvm_thin_cooling(const struct dlvm_thin_store *s); /* chunks cooling, sealed or not */
+void dlvm_thin_cool_seal(struct dlvm_thin_store *s);
+uint64_t dlvm_thin_cool_release(struct dlvm_thin_store *s); /* the chunks freed */
+
 struct dlvm_thin_usage {
 	uint64_t transaction;     /* id of the last commit */
 	uint64_t chunk_size;
 	uint64_t devices;
 	uint64_t data_chunks;     /* total */
 	uint64_t data_free;       /* can be handed out now */
-	uint64_t data_pending;    /* freed in this transaction: free after the next commit */
+	uint64_t data_pending;    /* freed, not free yet: in this transaction (free after
+				   * the next commit), or cooling (dlvm_thin_set_cooling) */
 	uint64_t meta_blocks;     /* total, the two superblock slots included */
 	uint64_t meta_free;
 	uint64_t meta_pending;

@@ -219,6 +219,17 @@ int dlvm_thin_pool_commit(struct dlvm_thin_pool *p, struct dlvm_err *err);
 int dlvm_thin_pool_commit_dirty(struct dlvm_thin_pool *p, struct dlvm_err *err);
 
 /*
+ * Let the data chunks that commits freed be handed out again once every
+ * write begun before the call has ended (waited for until CLOCK_MONOTONIC
+ * until_ns; else the next call tries again). Until then they cool
+ * (dlvm_thin_set_cooling): a write that looked its chunk up before a trim
+ * freed the chunk must not land in another device's data. When no write
+ * is in flight, a commit or the last write's end frees them at once; this
+ * is for a pool that is never idle.
+ */
+void dlvm_thin_pool_cool(struct dlvm_thin_pool *p, uint64_t until_ns);
+
+/*
  * Give back to the PV files the data chunks that commits have freed: punch
  * them (FALLOC_FL_PUNCH_HOLE), so that a file PV does not keep the space of
  * removed volumes and trimmed chunks, and so that a chunk handed out again

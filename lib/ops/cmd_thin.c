@@ -1571,6 +1571,7 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 			if (dlvm_thin_pool_commit_dirty(p, &e))
 				fprintf(stderr, "dlvmd: %s: commit: %s\n", p->name, e.msg);
 			struct dlvm_err pe = { 0 };
+			dlvm_thin_pool_cool(p, punch_until);
 			dlvm_thin_pool_punch(p, punch_until, &pe);
 			if (pe.code)
 				fprintf(stderr, "dlvmd: %s\n", pe.msg);

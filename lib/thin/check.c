@@ -51,7 +51,7 @@ static void say(struct dlvm_check_report *rep, const char *fmt, ...)
 static void compare_counts(struct dlvm_thin_store *s, const struct th_walk *w,
 			   struct dlvm_check_report *rep)
 {
-	uint64_t bad = 0, mfree = 0, mpending = 0, dfree = 0, dpending = 0;
+	uint64_t bad = 0, mfree = 0, mpending = 0, dfree = 0, dpending = 0, dcool = 0;
 
 	for (uint64_t b = 0; b < s->sb.meta_blocks; b++) {
 		uint32_t have = b < TH_FIRST_NODE ? 1 : s->mref[b];
@@ -71,13 +71,18 @@ static void compare_counts(struct dlvm_thin_store *s, const struct th_walk *w,
 	}
 	for (uint64_t c = 0; c < s->sb.data_chunks; c++) {
 		bool held = th_bit(s->dheld, c);
+		bool cool = th_bit(s->dcool, c) || th_bit(s->dsealed, c);
 		if (s->dref[c] != w->dref[c] && bad++ < MAX_COUNT_LINES)
 			say(rep, "%s: data chunk %" PRIu64 ": %u references kept, %u found", s->name,
 			    c, s->dref[c], w->dref[c]);
 		if (held && s->dref[c])
 			say(rep, "%s: data chunk %" PRIu64 " is in use and pending free", s->name, c);
-		dfree += !s->dref[c] && !held;
+		if (cool && (s->dref[c] || held))
+			say(rep, "%s: data chunk %" PRIu64 " is in use or pending and cooling",
+			    s->name, c);
+		dfree += !s->dref[c] && !held && !cool;
 		dpending += held && !s->dref[c];
+		dcool += cool && !s->dref[c] && !held;
 	}
 	if (bad > MAX_COUNT_LINES)
 		say(rep, "%s: %" PRIu64 " more reference counts differ", s->name,
@@ -89,6 +94,9 @@ static void compare_counts(struct dlvm_thin_store *s, const struct th_walk *w,
 	if (dfree != s->dfree || dpending != s->dpending)
 		say(rep, "%s: data chunks: %" PRIu64 " free and %" PRIu64 " pending kept, %" PRIu64
 		    " and %" PRIu64 " found", s->name, s->dfree, s->dpending, dfree, dpending);
+	if (dcool != s->ncool + s->nsealed)
+		say(rep, "%s: data chunks: %" PRIu64 " cooling kept, %" PRIu64 " found", s->name,
+		    s->ncool + s->nsealed, dcool);
 }
 
 int dlvm_thin_check(struct dlvm_thin_store *s, struct dlvm_check_report *rep,

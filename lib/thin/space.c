@@ -52,7 +52,19 @@ int th_space_resize(struct dlvm_thin_store *s, uint64_t meta_blocks, uint64_t da
 	if (!(p = grow_array(s->dheld, th_bitmap_bytes(od), th_bitmap_bytes(data_chunks))))
 		return -ENOMEM;
 	s->dheld = p;
+	if (!(p = grow_array(s->dcool, th_bitmap_bytes(od), th_bitmap_bytes(data_chunks))))
+		return -ENOMEM;
+	s->dcool = p;
+	if (!(p = grow_array(s->dsealed, th_bitmap_bytes(od), th_bitmap_bytes(data_chunks))))
+		return -ENOMEM;
+	s->dsealed = p;
 	return 0;
+}
+
+/* Is free chunk c still cooling? */
+static bool cooling(const struct dlvm_thin_store *s, uint64_t c)
+{
+	return (s->ncool || s->nsealed) && (th_bit(s->dcool, c) || th_bit(s->dsealed, c));
 }
 
 void th_space_count(struct dlvm_thin_store *s)
@@ -117,11 +129,12 @@ int th_data_alloc(struct dlvm_thin_store *s, uint64_t *chunk, struct dlvm_err *e
 
 	if (s->dfree == 0)
 		return dlvm_err_set(err, -ENOSPC, "%s: no free data chunk (%" PRIu64 " chunks, %"
-				    PRIu64 " free after the next commit)", s->name, n, s->dpending);
+				    PRIu64 " free after the next commit, %" PRIu64 " cooling)",
+				    s->name, n, s->dpending, s->ncool + s->nsealed);
 	for (uint64_t i = 0; i < n; i++, c++) {
 		if (c >= n)
 			c = 0;
-		if (s->dref[c] == 0 && !th_bit(s->dheld, c)) {
+		if (s->dref[c] == 0 && !th_bit(s->dheld, c) && !cooling(s, c)) {
 			s->dref[c] = 1;
 			s->dfree--;
 			s->dcursor = c + 1;
@@ -138,7 +151,7 @@ uint64_t dlvm_thin_free_run(const struct dlvm_thin_store *s, uint64_t chunk, uin
 	uint64_t n = 0;
 
 	while (n < max && chunk + n < s->sb.data_chunks && s->dref[chunk + n] == 0 &&
-	       !th_bit(s->dheld, chunk + n))
+	       !th_bit(s->dheld, chunk + n) && !cooling(s, chunk + n))
 		n++;
 	return n;
 }
@@ -198,11 +211,55 @@ void th_space_committed(struct dlvm_thin_store *s)
 	report_freed(s);
 	memset(s->mnew, 0, th_bitmap_bytes(s->sb.meta_blocks));
 	memset(s->mheld, 0, th_bitmap_bytes(s->sb.meta_blocks));
+	if (s->cooling && s->dpending) {
+		for (uint64_t w = 0; w < (s->sb.data_chunks + 63) / 64; w++)
+			s->dcool[w] |= s->dheld[w];
+		s->ncool += s->dpending;
+	} else {
+		s->dfree += s->dpending;
+	}
 	memset(s->dheld, 0, th_bitmap_bytes(s->sb.data_chunks));
 	s->mfree += s->mpending;
-	s->dfree += s->dpending;
 	s->mpending = s->dpending = 0;
 	/* each transaction takes the lowest free metadata blocks first: the
 	 * metadata stays at the front of its device */
 	s->mcursor = TH_FIRST_NODE;
+}
+
+void dlvm_thin_set_cooling(struct dlvm_thin_store *s, bool on)
+{
+	s->cooling = on;
+	if (!on) {
+		dlvm_thin_cool_seal(s);
+		dlvm_thin_cool_release(s);
+	}
+}
+
+uint64_t dlvm_thin_cooling(const struct dlvm_thin_store *s)
+{
+	return s->ncool + s->nsealed;
+}
+
+void dlvm_thin_cool_seal(struct dlvm_thin_store *s)
+{
+	if (!s->ncool)
+		return;
+	for (uint64_t w = 0; w < (s->sb.data_chunks + 63) / 64; w++) {
+		s->dsealed[w] |= s->dcool[w];
+		s->dcool[w] = 0;
+	}
+	s->nsealed += s->ncool;
+	s->ncool = 0;
+}
+
+uint64_t dlvm_thin_cool_release(struct dlvm_thin_store *s)
+{
+	uint64_t n = s->nsealed;
+
+	if (!n)
+		return 0;
+	memset(s->dsealed, 0, th_bitmap_bytes(s->sb.data_chunks));
+	s->dfree += n;
+	s->nsealed = 0;
+	return n;
 }

@@ -175,7 +175,9 @@ int dlvm_thin_store_open(struct dlvm_dev *dev, const struct dlvm_thin_open_opts 
 	uint64_t mb = s->sb.meta_blocks, dc = s->sb.data_chunks;
 	if (!(s->mnew = calloc(1, th_bitmap_bytes(mb))) ||
 	    !(s->mheld = calloc(1, th_bitmap_bytes(mb))) ||
-	    !(s->dheld = calloc(1, th_bitmap_bytes(dc)))) {
+	    !(s->dheld = calloc(1, th_bitmap_bytes(dc))) ||
+	    !(s->dcool = calloc(1, th_bitmap_bytes(dc))) ||
+	    !(s->dsealed = calloc(1, th_bitmap_bytes(dc)))) {
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -198,6 +200,8 @@ void dlvm_thin_store_close(struct dlvm_thin_store *s)
 	free(s->mheld);
 	free(s->dref);
 	free(s->dheld);
+	free(s->dcool);
+	free(s->dsealed);
 	free(s);
 }
 
@@ -233,7 +237,7 @@ void dlvm_thin_usage(const struct dlvm_thin_store *s, struct dlvm_thin_usage *u)
 	u->devices = s->sb.ndevs;
 	u->data_chunks = s->sb.data_chunks;
 	u->data_free = s->dfree;
-	u->data_pending = s->dpending;
+	u->data_pending = s->dpending + s->ncool + s->nsealed;
 	u->meta_blocks = s->sb.meta_blocks;
 	u->meta_free = s->mfree;
 	u->meta_pending = s->mpending;

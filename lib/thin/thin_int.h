@@ -165,6 +165,11 @@ struct dlvm_thin_store {
 	uint32_t *dref;
 	uint64_t *dheld;
 	uint64_t dfree, dpending, dcursor;
+	/* cooling (dlvm_thin_set_cooling): freed by a commit, not free yet;
+	 * dsealed: sealed, freed by the next release */
+	bool cooling;
+	uint64_t *dcool, *dsealed;     /* bitmaps */
+	uint64_t ncool, nsealed;
 	dlvm_thin_freed_fn freed;      /* told of the chunks each commit frees */
 	void *freed_arg;
 

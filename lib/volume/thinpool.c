@@ -239,6 +239,9 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 	    (r = dlvm_thin_grow_data(p->store, chunks, err)))
 		goto fail;
 	dlvm_thin_set_freed_hook(p->store, chunks_freed, p);
+	/* a freed chunk goes to no device while a write may still land on it
+	 * (write_end, commit_locked, dlvm_thin_pool_cool) */
+	dlvm_thin_set_cooling(p->store, true);
 	p->track = dlvm_thin_tracks_unwritten(p->store);
 done:
 	p->next = vg->thin_pools;
@@ -505,11 +508,22 @@ unsigned dlvm_thin_pool_write_begin(struct dlvm_thin_pool *p)
 	return e;
 }
 
+/* No write is in flight: what cools may go (mu held). */
+static void cool_release_idle(struct dlvm_thin_pool *p)
+{
+	if (p->store && !p->inflight[0] && !p->inflight[1] && dlvm_thin_cooling(p->store)) {
+		dlvm_thin_cool_seal(p->store);
+		dlvm_thin_cool_release(p->store);
+	}
+}
+
 void dlvm_thin_pool_write_end(struct dlvm_thin_pool *p, unsigned token)
 {
 	pthread_mutex_lock(&p->mu);
-	if (--p->inflight[token] == 0)
+	if (--p->inflight[token] == 0) {
 		pthread_cond_broadcast(&p->drained);
+		cool_release_idle(p);
+	}
 	pthread_mutex_unlock(&p->mu);
 }
 
@@ -635,6 +649,7 @@ static int commit_locked(struct dlvm_thin_pool *p, struct dlvm_err *err)
 			  : flush_data(p, err);
 	if (!r && !(r = dlvm_thin_commit(p->store, err)))
 		p->dirty = false;
+	cool_release_idle(p);
 	return r;
 }
 
@@ -757,6 +772,19 @@ static bool writes_drained(struct dlvm_thin_pool *p, uint64_t until_ns)
 		if (pthread_cond_timedwait(&p->drained, &p->mu, &until) == ETIMEDOUT)
 			return !p->inflight[old];
 	return true;
+}
+
+void dlvm_thin_pool_cool(struct dlvm_thin_pool *p, uint64_t until_ns)
+{
+	pthread_mutex_lock(&p->mu);
+	if (p->store && dlvm_thin_cooling(p->store)) {
+		/* sealed before the drain starts: every write that may hold one
+		 * of these chunks began before it */
+		dlvm_thin_cool_seal(p->store);
+		if (writes_drained(p, until_ns))
+			dlvm_thin_cool_release(p->store);
+	}
+	pthread_mutex_unlock(&p->mu);
 }
 
 /* Punch data chunks [first, first + n) out of the PV files they lie on

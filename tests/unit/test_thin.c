@@ -1449,7 +1449,7 @@ static void data_full_then_grow(void **state)
 		t_prov(s, 1, v * 3, NULL, NULL);
 	assert_err(dlvm_thin_provision(s, 1, 1000, &c, &is_new, NULL, &e), &e, -ENOSPC,
 		   "thin0: no free data chunk for thin device 1 (100 chunks, 0 free after the next "
-		   "commit)");
+		   "commit, 0 cooling)");
 	assert_int_equal(c, NONE);
 	/* everything written before stays; nothing changed */
 	assert_int_equal(t_lookup(s, 1, 1000, NULL), NONE);
@@ -1471,7 +1471,7 @@ static void data_full_then_grow(void **state)
 	assert_int_equal(n, 10);
 	assert_int_equal(t_usage(s).data_pending, 10);
 	assert_err(dlvm_thin_provision(s, 1, 1000, &c, &is_new, NULL, &e), &e, -ENOSPC,
-		   "(100 chunks, 10 free after the next commit)");
+		   "(100 chunks, 10 free after the next commit, 0 cooling)");
 	t_commit_thin(s);
 	assert_int_equal(t_usage(s).data_free, 10);
 	for (uint64_t v = 1000; v < 1010; v++)
@@ -1803,11 +1803,72 @@ static void freed_hook_runs(void **state)
 	dlvm_dev_close(dev);
 }
 
+/* With cooling on, what a commit frees is handed out only after a seal and
+ * a release; chunks freed after the seal wait for the next one; the
+ * checker counts them; turning cooling off frees them. */
+static void freed_chunks_cool(void **state)
+{
+	struct dlvm_dev *dev = t_thin_dev(64, 0, 100);
+	struct dlvm_thin_store *s = t_open(dev, 0);
+	struct dlvm_err e = { 0 };
+	uint64_t c, n;
+	bool is_new;
+	(void)state;
+
+	dlvm_thin_set_cooling(s, true);
+	assert_ok(dlvm_thin_create(s, 1, 0, &e), &e);
+	for (uint64_t v = 0; v < 100; v++)
+		assert_int_equal(t_prov(s, 1, v, NULL, NULL), v);
+	t_commit_thin(s);
+	assert_ok(dlvm_thin_unmap(s, 1, 10, 5, &n, &e), &e);
+	assert_int_equal(n, 5);
+	t_commit_thin(s);
+	/* committed, but cooling: not free, counted as pending */
+	assert_int_equal(dlvm_thin_cooling(s), 5);
+	assert_int_equal(t_usage(s).data_free, 0);
+	assert_int_equal(t_usage(s).data_pending, 5);
+	assert_err(dlvm_thin_provision(s, 1, 200, &c, &is_new, NULL, &e), &e, -ENOSPC,
+		   "(100 chunks, 0 free after the next commit, 5 cooling)");
+	assert_thin_clean(s);
+	/* releasing without a seal frees nothing */
+	assert_int_equal(dlvm_thin_cool_release(s), 0);
+	dlvm_thin_cool_seal(s);
+	/* freed after the seal: waits for the next one */
+	assert_ok(dlvm_thin_unmap(s, 1, 50, 2, &n, &e), &e);
+	t_commit_thin(s);
+	assert_int_equal(dlvm_thin_cooling(s), 7);
+	assert_thin_clean(s);
+	assert_int_equal(dlvm_thin_cool_release(s), 5);
+	assert_int_equal(t_usage(s).data_free, 5);
+	assert_int_equal(t_usage(s).data_pending, 2);
+	for (uint64_t v = 200; v < 205; v++) {
+		c = t_prov(s, 1, v, NULL, NULL);
+		assert_true(c >= 10 && c < 15);
+	}
+	assert_err(dlvm_thin_provision(s, 1, 300, &c, &is_new, NULL, &e), &e, -ENOSPC,
+		   "2 cooling)");
+	assert_thin_clean(s);
+	/* off: everything cooling is free at once */
+	dlvm_thin_set_cooling(s, false);
+	assert_int_equal(dlvm_thin_cooling(s), 0);
+	assert_int_equal(t_usage(s).data_free, 2);
+	c = t_prov(s, 1, 300, NULL, NULL);
+	assert_true(c == 50 || c == 51);
+	/* and a commit frees at once again */
+	assert_ok(dlvm_thin_unmap(s, 1, 300, 1, &n, &e), &e);
+	t_commit_thin(s);
+	assert_int_equal(t_usage(s).data_free, 2);
+	assert_thin_clean(s);
+	dlvm_thin_store_close(s);
+	dlvm_dev_close(dev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(sb_roundtrip),
 		cmocka_unit_test(freed_hook_runs),
+		cmocka_unit_test(freed_chunks_cool),
 		cmocka_unit_test(unwritten_masks),
 		cmocka_unit_test(unwritten_bits_checked),
 		cmocka_unit_test(sb_bad_fields),
