@@ -46,6 +46,9 @@ struct dlvm_thin_view_ent {
 	struct dlvm_thin_view *view;
 };
 
+/* Copies for new chunks made at once per pool, without its mutex. */
+#define DLVM_THIN_PREP_MAX 16
+
 struct dlvm_thin_pool {
 	atomic_uint refs;
 	pthread_mutex_t mu;
@@ -92,6 +95,18 @@ struct dlvm_thin_pool {
 	bool punch_off;              /* punching failed once: never again */
 	uint8_t *zero;               /* chunk_size zero bytes, 4096-aligned */
 	uint8_t *copy;               /* chunk_size bytes for copy-on-write */
+	/* copies of new chunks that a write made, done without mu (map_write):
+	 * their virtual chunks, which every lookup waits for, and a buffer
+	 * each (made on first use) */
+	struct dlvm_thin_prep {
+		uint64_t id, vchunk;
+		bool busy;
+		uint8_t *buf;
+	} prep[DLVM_THIN_PREP_MAX];
+	unsigned nprep;              /* entries busy */
+	unsigned prep_closed;        /* > 0: a commit or snapshot waits for the
+				      * copies to end; new ones are made under mu */
+	pthread_cond_t prepared;     /* an entry was let go */
 	/* writes provisioned and not yet completed, in two epochs: a snapshot
 	 * starts a new epoch and waits for the old one to drain */
 	unsigned epoch;

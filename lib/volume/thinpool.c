@@ -53,6 +53,9 @@ static int flush_data(struct dlvm_thin_pool *p, struct dlvm_err *err);
 static int view_of(struct dlvm_thin_pool *p, uint64_t id, struct dlvm_thin_view **out,
 		   struct dlvm_err *err);
 static int commit_locked(struct dlvm_thin_pool *p, struct dlvm_err *err);
+static int commit_closed(struct dlvm_thin_pool *p, struct dlvm_err *err);
+static void preps_close(struct dlvm_thin_pool *p);
+static void preps_open(struct dlvm_thin_pool *p);
 
 static void chunks_freed(void *arg, uint64_t chunk, uint64_t n);
 static void chunk_taken(struct dlvm_thin_pool *p, uint64_t c);
@@ -71,10 +74,13 @@ static void pool_free(struct dlvm_thin_pool *p)
 	dlvm_thin_pool_unref(p->ext);
 	free(p->zero);
 	free(p->copy);
+	for (unsigned i = 0; i < DLVM_THIN_PREP_MAX; i++)
+		free(p->prep[i].buf);
 	free(p->freed);
 	free(p->aged);
 	pthread_cond_destroy(&p->drained);
 	pthread_cond_destroy(&p->grown);
+	pthread_cond_destroy(&p->prepared);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
@@ -190,6 +196,7 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->drained, &ca);
 	pthread_cond_init(&p->grown, &ca);
+	pthread_cond_init(&p->prepared, &ca);
 	pthread_condattr_destroy(&ca);
 	p->lv_id = pool->id;
 	p->meta_id = meta_id;
@@ -557,10 +564,12 @@ int dlvm_thin_pool_snapshot(struct dlvm_thin_pool *p, uint64_t origin, uint64_t 
 	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
 					 p->broken_msg)
 			  : quiesce(p, err);
+	preps_close(p);
 	if (!r)
 		r = dlvm_thin_snapshot(p->store, origin, id, flags, err);
 	if (!r)
 		r = commit_locked(p, err);
+	preps_open(p);
 	pthread_mutex_unlock(&p->mu);
 	return r;
 }
@@ -635,10 +644,33 @@ static int flush_data(struct dlvm_thin_pool *p, struct dlvm_err *err)
 	return 0;
 }
 
+/* Let the copies made without mu end, and start no more of them until
+ * preps_open (mu held): a commit must not make durable, and a snapshot must
+ * not share, a chunk that is mapped but not yet copied. */
+static void preps_close(struct dlvm_thin_pool *p)
+{
+	p->prep_closed++;
+	while (p->nprep)
+		pthread_cond_wait(&p->prepared, &p->mu);
+}
+
+static void preps_open(struct dlvm_thin_pool *p)
+{
+	p->prep_closed--;
+}
+
 static int commit_locked(struct dlvm_thin_pool *p, struct dlvm_err *err)
 {
 	if (!p->store || p->meta->readonly) /* a read-only VG's store never changes */
 		return 0;
+	preps_close(p);
+	int r = commit_closed(p, err);
+	preps_open(p);
+	return r;
+}
+
+static int commit_closed(struct dlvm_thin_pool *p, struct dlvm_err *err)
+{
 	if (!dlvm_fence_ok(p->fence) && !p->broken) {
 		/* another host may own the family by now: never write its store */
 		p->broken = true;
@@ -895,17 +927,19 @@ static void chunk_piece(struct dlvm_thin_pool *p, uint64_t chunk, uint64_t in, u
 	dlvm_lv_map_resolve(p->data, chunk * p->chunk_size + in, len, piece);
 }
 
-/* Synchronous I/O of bytes [in, in + len) of a chunk through the data map
- * (a chunk may cross a segment or stripe boundary); buf holds those bytes. */
-static int chunk_range_io(struct dlvm_thin_pool *p, uint64_t chunk, uint64_t in, uint64_t len,
-			  uint8_t *buf, bool write, struct dlvm_err *err)
+/* Synchronous I/O of bytes [in, in + len) of a chunk through data map dm
+ * (a chunk may cross a segment or stripe boundary); buf holds those bytes.
+ * Needs no mutex when the caller holds a reference on dm. */
+static int chunk_range_io_on(struct dlvm_thin_pool *p, const struct dlvm_lv_map *dm,
+			     uint64_t chunk, uint64_t in, uint64_t len, uint8_t *buf, bool write,
+			     struct dlvm_err *err)
 {
 	uint64_t done = 0;
 
 	while (done < len) {
 		struct dlvm_map_piece pc;
-		chunk_piece(p, chunk, in + done, len - done, &pc);
-		const struct dlvm_map_dev *d = &p->data->devs[pc.dev];
+		dlvm_lv_map_resolve(dm, chunk * p->chunk_size + in + done, len - done, &pc);
+		const struct dlvm_map_dev *d = &dm->devs[pc.dev];
 		uint64_t left = pc.len, pos = 0;
 		while (left) {
 			ssize_t n = write ? pwrite(d->fd, buf + done + pos, left, (off_t)(pc.dev_off + pos))
@@ -923,6 +957,13 @@ static int chunk_range_io(struct dlvm_thin_pool *p, uint64_t chunk, uint64_t in,
 		done += pc.len;
 	}
 	return 0;
+}
+
+/* The same through the pool's current data map (mu held). */
+static int chunk_range_io(struct dlvm_thin_pool *p, uint64_t chunk, uint64_t in, uint64_t len,
+			  uint8_t *buf, bool write, struct dlvm_err *err)
+{
+	return chunk_range_io_on(p, p->data, chunk, in, len, buf, write, err);
 }
 
 static int chunk_io(struct dlvm_thin_pool *p, uint64_t chunk, uint8_t *buf, bool write,
@@ -1060,6 +1101,52 @@ static int chunk_zero(struct dlvm_thin_pool *p, uint64_t chunk, bool in_hole, st
 	return 0;
 }
 
+/* ---- copies made without the mutex ---- */
+
+static int prep_find(const struct dlvm_thin_pool *p, uint64_t id, uint64_t first, uint64_t end)
+{
+	for (unsigned i = 0; p->nprep && i < DLVM_THIN_PREP_MAX; i++)
+		if (p->prep[i].busy && p->prep[i].id == id && p->prep[i].vchunk >= first &&
+		    p->prep[i].vchunk < end)
+			return (int)i;
+	return -1;
+}
+
+/* Wait until no virtual chunk in [first, end) of device id is being
+ * prepared (mu held, let go while waiting). */
+static void prep_wait(struct dlvm_thin_pool *p, uint64_t id, uint64_t first, uint64_t end)
+{
+	while (prep_find(p, id, first, end) >= 0)
+		pthread_cond_wait(&p->prepared, &p->mu);
+}
+
+/* A free entry with its buffer, taken for (id, vchunk); -1 if none
+ * (mu held). */
+static int prep_take(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk)
+{
+	if (p->prep_closed)
+		return -1;
+	for (unsigned i = 0; i < DLVM_THIN_PREP_MAX; i++) {
+		struct dlvm_thin_prep *e = &p->prep[i];
+		if (e->busy)
+			continue;
+		if (!e->buf && !(e->buf = dlvm_io_alloc(p->chunk_size)))
+			return -1;
+		*e = (struct dlvm_thin_prep){ .id = id, .vchunk = vchunk, .busy = true,
+					       .buf = e->buf };
+		p->nprep++;
+		return (int)i;
+	}
+	return -1;
+}
+
+static void prep_put(struct dlvm_thin_pool *p, int i)
+{
+	p->prep[i].busy = false;
+	p->nprep--;
+	pthread_cond_broadcast(&p->prepared);
+}
+
 /*
  * dlvm_thin_provision_mapping, and the known-hole run kept true: a chunk
  * handed out leaves it, with every chunk below it (mu held). A new chunk
@@ -1069,6 +1156,7 @@ static int chunk_zero(struct dlvm_thin_pool *p, uint64_t chunk, bool in_hole, st
 static int provision(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk,
 		     struct dlvm_thin_mapping *m, bool *in_hole, struct dlvm_err *err)
 {
+	prep_wait(p, id, vchunk, vchunk + 1);
 	int r = dlvm_thin_provision_mapping(p->store, id, vchunk, p->track ? p->sub_all : 0, m,
 					    err);
 
@@ -1110,6 +1198,7 @@ static int lookup_map(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk,
 	struct dlvm_thin_view *v;
 	int r;
 
+	prep_wait(p, id, vchunk, vchunk + 1);
 	if (p->store)
 		return dlvm_thin_lookup_mapping(p->store, id, vchunk, m, err);
 	if ((r = view_of(p, id, &v, err))) {
@@ -1230,6 +1319,54 @@ static int chunk_prepare(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk,
 	return 0;
 }
 
+/*
+ * chunk_prepare for a write, with the copy done without mu: other requests
+ * of the pool go on meanwhile, and those for this virtual chunk wait for
+ * it (prep_wait in every lookup). Falls back to chunk_prepare when there is
+ * nothing to copy, no free entry, or a commit or snapshot waits (mu held;
+ * let go and taken again around the copy).
+ */
+static int chunk_prepare_write(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk,
+			       struct dlvm_thin_mapping *m, bool in_hole, struct dlvm_err *err)
+{
+	struct dlvm_thin_pool *o = p;
+	uint64_t from = m->copy_from, to = m->chunk;
+	uint16_t unw = m->from_unwritten;
+	int r, e;
+
+	if (from == DLVM_THIN_NONE && p->ext && (r = ext_resolve(p, vchunk, &o, &from, &unw, err)))
+		return r;
+	if (from == DLVM_THIN_NONE || o->chunk_size != p->chunk_size ||
+	    (e = prep_take(p, id, vchunk)) < 0)
+		return chunk_prepare(p, id, vchunk, m, in_hole, err);
+	uint8_t *buf = p->prep[e].buf;
+	if (o != p)
+		pthread_mutex_lock(&o->mu);
+	struct dlvm_lv_map *src = dlvm_lv_map_get(o->data);
+	if (o != p)
+		pthread_mutex_unlock(&o->mu);
+	struct dlvm_lv_map *dst = dlvm_lv_map_get(p->data);
+	pthread_mutex_unlock(&p->mu);
+	r = chunk_range_io_on(o, src, from, 0, p->chunk_size, buf, false, err);
+	if (!r) {
+		subs_blank(p, buf, unw);
+		r = chunk_range_io_on(p, dst, to, 0, p->chunk_size, buf, true, err);
+	}
+	dlvm_lv_map_put(src);
+	dlvm_lv_map_put(dst);
+	pthread_mutex_lock(&p->mu);
+	/* the waiters run only once mu is let go, after the bits below */
+	prep_put(p, e);
+	if (!r && p->broken)
+		r = dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
+				 p->broken_msg);
+	if (!r && p->track)
+		r = dlvm_thin_set_unwritten(p->store, id, vchunk, to, 0, p->sub_all, err);
+	if (!r)
+		m->unwritten = 0;
+	return r;
+}
+
 /* The pool may not commit what it changed: a chunk it maps does not hold
  * what it must (mu held). */
 static void pool_break(struct dlvm_thin_pool *p, const struct dlvm_err *err)
@@ -1317,7 +1454,7 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 		p->dirty = true;
 		/* the store now maps a chunk whose contents are not what they
 		 * must be, if this fails: never commit this transaction */
-		if ((r = chunk_prepare(p, id, vchunk, &mm, in_hole, err)))
+		if ((r = chunk_prepare_write(p, id, vchunk, &mm, in_hole, err)))
 			pool_break(p, err);
 	}
 	uint16_t touched, whole;
@@ -1349,6 +1486,7 @@ int dlvm_thin_pool_written(struct dlvm_thin_pool *p, uint64_t id,
 	for (size_t i = 0; i < n && !r; i++) {
 		if (!w[i].mask)
 			continue;
+		prep_wait(p, id, w[i].vchunk, w[i].vchunk + 1);
 		if (!p->store) {
 			r = dlvm_err_set(err, -EROFS, "%s: this host no longer writes the family",
 					 p->name);
@@ -1392,6 +1530,7 @@ int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, ui
 	if (!len)
 		return 0;
 	pthread_mutex_lock(&p->mu);
+	prep_wait(p, id, off / cs, (off + len - 1) / cs + 1);
 	uint64_t un = 0;
 	int r = !p->store ? dlvm_err_set(err, -EROFS, "%s: this host reads the family only", p->name)
 			  : 0;

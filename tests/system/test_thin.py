@@ -4,6 +4,7 @@ TRIM and WRITE_ZEROES, pool exhaustion and growth, durability across a
 kill -9, fio verify, and a seeded random model test of several volumes."""
 import errno
 import json
+import multiprocessing
 import os
 import random
 import subprocess
@@ -896,3 +897,93 @@ def test_write_zeroes_where_fallocate_cannot_zero(tmp_path):
         for f in os.listdir(pvdir):
             os.unlink(os.path.join(pvdir, f))
         os.rmdir(pvdir)
+
+
+def test_concurrent_copy_on_write(vg0):
+    """Four connections write a just-snapshotted volume at once, each its
+    own 4 KiB blocks but the same chunks, so that copies of one chunk are
+    asked for from several connections together; readers of the volume
+    and of the snapshot run alongside. Every write lands, the snapshot keeps
+    what was there before it, and the pool checks clean; twice, with a
+    second snapshot taken while the writers run."""
+    d = vg0
+    make_pool(d, size="64m")
+    d.cli_ok("lvcreate", "-V", "16m", "-T", "vg0/pool0", "-n", "v")
+    size = 16 * MiB
+    rnd = random.Random(21)
+    base = rnd.randbytes(size)
+    h = connect(d, "vg0/v")
+    h.pwrite(base, 0)
+    h.flush()
+    model = bytearray(base)
+    blocks = size // 4096
+    for rnd_no in range(2):
+        snap = f"s{rnd_no}"
+        d.cli_ok("lvcreate", "-s", "-n", snap, "-ay", "vg0/v")
+        before = bytes(model)
+        errors = []
+        # the writers take the chunks in the same shuffled order, writer k
+        # the blocks k, k + 4, ... of each: they ask for a chunk's copy at
+        # nearly the same time
+        chunks = list(range(size // CHUNK))
+        rnd.shuffle(chunks)
+        per = CHUNK // 4096
+        plans = [[(c * per + i, rnd.randbytes(4096)) for c in chunks[:160]
+                  for i in range(k, per, 4)] for k in range(4)]
+        # processes, not threads: a python thread holds the interpreter lock
+        # through a libnbd call
+        mp = multiprocessing.get_context("fork")
+        together = mp.Barrier(4, timeout=60)
+
+        def writer(plan):
+            c = connect(d, "vg0/v")
+            for j, (b, data) in enumerate(plan):
+                if j % (per // 4) == 0:
+                    together.wait()     # the next chunk: all at once
+                c.pwrite(data, b * 4096)
+            c.flush()
+            c.shutdown()
+
+        def snap_reader():
+            try:
+                c = connect(d, f"vg0/{snap}")
+                for _ in range(200):
+                    off = rnd.randrange(0, blocks) * 4096
+                    if c.pread(4096, off) != before[off:off + 4096]:
+                        errors.append(f"{snap} changed at {off}")
+                        break
+                c.shutdown()
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+
+        procs = [mp.Process(target=writer, args=(p,)) for p in plans]
+        reader = threading.Thread(target=snap_reader)
+        for t in procs + [reader]:
+            t.start()
+        if rnd_no == 1:
+            # a snapshot while the copies are under way
+            d.cli_ok("lvcreate", "-s", "-n", "mid", "-ay", "vg0/v")
+        for t in procs + [reader]:
+            t.join()
+        assert [t.exitcode for t in procs] == [0] * 4
+        assert not errors, errors
+        for plan in plans:
+            for b, data in plan:
+                model[b * 4096:(b + 1) * 4096] = data
+        assert h.pread(size, 0) == model
+        s = connect(d, f"vg0/{snap}")
+        assert s.pread(size, 0) == before
+        s.shutdown()
+        if rnd_no == 1:
+            # each block of the snapshot taken meanwhile: before or after
+            # its one write, nothing else
+            m = connect(d, "vg0/mid")
+            mid = m.pread(size, 0)
+            m.shutdown()
+            for b in range(blocks):
+                got = mid[b * 4096:(b + 1) * 4096]
+                assert got in (before[b * 4096:(b + 1) * 4096],
+                               bytes(model[b * 4096:(b + 1) * 4096])), b
+    h.shutdown()
+    out, _ = d.cli_ok("check", "vg0")
+    assert "consistent" in out
