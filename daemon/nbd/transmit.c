@@ -480,11 +480,12 @@ static void thin_pieces(struct xmit *x, struct slot *s, enum thin_op op, piece_f
 {
 	uint64_t off = s->off, left = s->len, pos = 0;
 
-	if (op != THIN_READ) {
-		/* a snapshot waits for writes given their chunks before it */
-		s->thin_token = dlvm_thin_pool_write_begin(x->map->thin);
-		s->thin_writing = true;
-	}
+	/* A snapshot waits for writes given their chunks before it; and a
+	 * chunk that a read or a write looked up cools, once freed, until the
+	 * request's device I/O is done (it would read or write another
+	 * volume's data if handed out meanwhile) */
+	s->thin_token = dlvm_thin_pool_write_begin(x->map->thin);
+	s->thin_writing = true;
 
 	while (left && !s->err) {
 		struct dlvm_map_piece p;

@@ -301,8 +301,10 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
  * failed: its sub-blocks keep reading as zeros). */
 int dlvm_thin_pool_written(struct dlvm_thin_pool *p, uint64_t id,
 			   const struct dlvm_thin_written *w, size_t n, struct dlvm_err *err);
-/* Bracket the data writes of one request (dlvm_thin_pool_map_write and the
- * device I/O it leads to): begin returns a token for end. Never blocks. */
+/* Bracket the device I/O of one request, a write (dlvm_thin_pool_map_write
+ * and the I/O it leads to) or a read (dlvm_thin_pool_map_read and its
+ * reads): begin returns a token for end. Never blocks. Freed chunks cool
+ * until every bracket begun before they were freed has ended. */
 unsigned dlvm_thin_pool_write_begin(struct dlvm_thin_pool *p);
 void dlvm_thin_pool_write_end(struct dlvm_thin_pool *p, unsigned token);
 /* Unmap the chunks of device id that lie wholly inside [off, off + len)

@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import random
+import struct
 import subprocess
 import threading
 import time
@@ -16,6 +17,7 @@ import pytest
 
 from conftest import Dlvmd, dlvm_ok, stop_clean  # noqa: F401
 from test_datapath import lvs, run  # noqa: F401
+from test_nbd_protocol import REQUEST_MAGIC, Raw, recvn
 
 MiB = 1 << 20
 CHUNK = 64 << 10
@@ -985,5 +987,63 @@ def test_concurrent_copy_on_write(vg0):
                 assert got in (before[b * 4096:(b + 1) * 4096],
                                bytes(model[b * 4096:(b + 1) * 4096])), b
     h.shutdown()
+    out, _ = d.cli_ok("check", "vg0")
+    assert "consistent" in out
+
+
+def test_read_of_a_freed_chunk_never_shows_another_volume(vg0):
+    """A read looks its chunks up when its request is parsed; its device
+    read goes out later, here behind three large reads pipelined after it
+    on the same connection (4 KiB chunks: served synchronously). A TRIM of
+    those chunks from another connection and a commit free them meanwhile,
+    and a write to another volume of the full pool wants them at once. The
+    freed chunks must wait for the read (cooling): it returns t1's data,
+    never t2's."""
+    d = vg0
+    make_pool(d, size="40m", chunk="4k")
+    d.cli_ok("lvcreate", "-V", "64m", "-T", "vg0/pool0", "-n", "t1")
+    d.cli_ok("lvcreate", "-V", "64m", "-T", "vg0/pool0", "-n", "t2")
+    a, b, c = connect(d, "vg0/t1"), connect(d, "vg0/t1"), connect(d, "vg0/t2")
+    X = 64 << 10
+    a.pwrite(b"\x11" * (32 * MiB), 16 * MiB)    # slow to read in 4 KiB pieces
+    a.flush()
+    off = 0                                     # the rest of the pool to t2
+    while True:
+        try:
+            c.pwrite(b"\x22" * X, off)
+            off += X
+        except nbd.Error as e:
+            assert e.errnum == errno.ENOSPC, e
+            break
+    c.flush()
+    reads = [(0, X)] + [(16 * MiB, 32 * MiB)] * 3
+    for _ in range(3):
+        c.trim(X, off - X)                      # t1's next X gets these chunks
+        c.flush()
+        time.sleep(1.2)                         # cooled, let go by the agent
+        a.pwrite(b"\xaa" * X, 0)
+        a.flush()
+        r = Raw(str(d.nbd_socket))
+        r.go("vg0/t1")
+        r.s.sendall(b"".join(struct.pack(">IHHQQI", REQUEST_MAGIC, 0, 0, k + 1, o, n)
+                             for k, (o, n) in enumerate(reads)))
+        time.sleep(0.1)
+        b.trim(X, 0)                            # X's chunks freed at the commit
+        b.flush()
+        for _ in range(50):
+            try:
+                c.pwrite(b"\xcc" * X, off - X)  # t2 takes what is free
+                break
+            except nbd.Error:
+                time.sleep(0.02)
+        got = {}
+        for _ in reads:
+            err, cookie = r.simple_reply()
+            assert err == 0, (err, cookie)
+            got[cookie] = recvn(r.s, reads[cookie - 1][1])
+        r.close()
+        assert got[1] == b"\xaa" * X, (got[1].count(0xcc), got[1].count(0xaa))
+    for h in (a, b, c):
+        h.shutdown()
     out, _ = d.cli_ok("check", "vg0")
     assert "consistent" in out
