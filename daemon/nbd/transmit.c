@@ -105,6 +105,7 @@ struct xmit {
 	struct slot *rx_slot;       /* receiving this write's payload */
 	uint32_t rx_got;
 	uint64_t discard;           /* payload bytes to drop */
+	struct slot *discard_slot;  /* its refused write, replied to once dropped */
 	bool recv_busy, send_busy;
 	struct slot *rq_head, *rq_tail;
 	struct iovec siov[SEND_IOV_MAX];
@@ -921,6 +922,10 @@ static void parse(struct xmit *x)
 			x->discard -= n;
 			if (x->discard)
 				break;
+			if (x->discard_slot) {
+				reply(x, x->discard_slot);
+				x->discard_slot = NULL;
+			}
 			continue;
 		}
 		if (avail < NBD_REQUEST_SIZE || !x->nfree)
@@ -953,8 +958,13 @@ static void parse(struct xmit *x)
 				close_conn(x, "refused write with an oversized payload, disconnecting");
 				break;
 			}
+			/* the error goes out once the payload is read: a client
+			 * still sending it may not expect a reply yet */
 			x->discard = s->len;
-			reply(x, s);
+			if (s->len)
+				x->discard_slot = s;
+			else
+				reply(x, s);
 			continue;
 		}
 		if (s->err) {

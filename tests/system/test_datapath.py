@@ -309,9 +309,26 @@ def test_read_only_lv_refuses_writes(lvs3):
             h.pwrite(b"\x99" * 4096, 0)
         assert e.value.errnum == errno.EPERM, e.value
         assert h.pread(65536, 0) == b"\x42" * 65536
+        # A large refused write: its error comes once its payload is in,
+        # which libnbd, still sending it, needs; the connection goes on.
+        for n in (300000, 4 * MiB):
+            with pytest.raises(nbd.Error) as e:
+                h.pwrite(b"\x99" * n, 0)
+            assert e.value.errnum == errno.EPERM, e.value
+            assert h.pread(65536, 0) == b"\x42" * 65536
     finally:
         nbd_close(h)
     qemu_io(uri, "read -P 0x42 0 64k", read_only=True)
+    # and past the end of a writable LV
+    h = nbd_connect(d, "vg0/lin")
+    try:
+        h.set_strict_mode(0)
+        with pytest.raises(nbd.Error) as e:
+            h.pwrite(b"\x99" * (4 * MiB), 40 * MiB - 4096)
+        assert e.value.errnum == errno.ENOSPC, e.value
+        assert len(h.pread(4096, 0)) == 4096
+    finally:
+        nbd_close(h)
 
     # Writable again.
     d.cli_ok("lvchange", "-p", "rw", "vg0/odd")
