@@ -342,18 +342,49 @@ out:
 	return r;
 }
 
+/* -EBUSY if an LV of vg has NBD clients (unless force). */
+static int check_no_clients(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool force,
+			    struct dlvm_err *err)
+{
+	for (size_t i = 0; ctx->hooks && !force && i < vg->nlv; i++) {
+		struct dlvm_lv *lv = vg->lvs[i];
+		unsigned c = ctx->hooks->clients(ctx->hooks->priv, vg, lv);
+		if (c)
+			return dlvm_err_set(err, -EBUSY, "%s/%s: in use by %u NBD clients (use -f)",
+					    vg->info.name, lv->name, c);
+	}
+	return 0;
+}
+
+/* The VGs named in args, each once: every name is checked before a command
+ * changes anything. */
+static int named_vgs_exist(struct dlvm_ctx *ctx, json_t *args, const char *cmd,
+			   struct dlvm_err *err)
+{
+	size_t n = json_array_size(args);
+
+	for (size_t a = 0; a < n; a++) {
+		struct dlvm_vg *vg;
+		int r = dlvm_ctx_vg(ctx, arg_str(args, a), &vg, err);
+		if (r)
+			return r;
+		for (size_t b = 0; b < a; b++)
+			if (!strcmp(arg_str(args, a), arg_str(args, b)))
+				return dlvm_err_set(err, -EINVAL, "%s: volume group \"%s\" is named "
+						    "twice", cmd, arg_str(args, a));
+	}
+	return 0;
+}
+
 static int deactivate_all(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool force,
 			  struct dlvm_err *err)
 {
+	int r0;
+
 	if (!ctx->hooks)
 		return 0;
-	for (size_t i = 0; i < vg->nlv; i++) {
-		struct dlvm_lv *lv = vg->lvs[i];
-		if (!force && ctx->hooks->clients(ctx->hooks->priv, vg, lv))
-			return dlvm_err_set(err, -EBUSY, "%s/%s: in use by %u NBD clients (use -f)",
-					    vg->info.name, lv->name,
-					    ctx->hooks->clients(ctx->hooks->priv, vg, lv));
-	}
+	if ((r0 = check_no_clients(ctx, vg, force, err)))
+		return r0;
 	for (size_t i = 0; i < vg->nlv; i++) {
 		struct dlvm_lv *lv = vg->lvs[i];
 		int r;
@@ -372,6 +403,26 @@ DLVM_CMD_FN(cmd_vgremove)
 
 	if (!n)
 		return dlvm_err_set(err, -EINVAL, "vgremove: give a VG name");
+	if ((r = named_vgs_exist(ctx, args, "vgremove", err)))
+		return r;
+	/* everything that can refuse, for every VG, before any is removed */
+	for (size_t a = 0; a < n; a++) {
+		struct dlvm_vg *vg;
+		if ((r = dlvm_ctx_vg(ctx, arg_str(args, a), &vg, err)))
+			return r;
+		size_t user_lvs = 0;
+		for (size_t i = 0; i < vg->nlv; i++)
+			user_lvs += !lv_is_internal(vg->lvs[i]);
+		if (user_lvs && !force)
+			return dlvm_err_set(err, -EBUSY, "Volume group \"%s\" still contains %zu logical "
+					    "volume(s): remove them first or use -f", vg->info.name,
+					    user_lvs);
+		if ((r = dlvm_vg_writable(vg, err)) || (r = check_no_clients(ctx, vg, force, err)))
+			return r;
+		for (size_t p = 0; p < vg->npv; p++)
+			if (!vg->pvs[p]->dev)
+				return dlvm_err_set(err, -EROFS, "%s: a PV is missing", vg->info.name);
+	}
 	for (size_t a = 0; a < n; a++) {
 		struct dlvm_vg *vg;
 		if ((r = dlvm_ctx_vg(ctx, arg_str(args, a), &vg, err)))
@@ -469,8 +520,17 @@ DLVM_CMD_FN(cmd_vgchange)
 				    a);
 	if (!ctx->hooks)
 		return dlvm_err_set(err, -ENOTSUP, "vgchange -a: activation needs a running dlvmd");
+	if ((r = named_vgs_exist(ctx, args, "vgchange", err)))
+		return r;
+	/* -an: no VG is left half deactivated for clients of another */
+	for (size_t i = 0; !on && i < (n ? n : ctx->nvg); i++) {
+		struct dlvm_vg *vg = n ? NULL : ctx->vgs[i];
+		if ((n && (r = dlvm_ctx_vg(ctx, arg_str(args, i), &vg, err))) ||
+		    (r = check_no_clients(ctx, vg, opt_flag(opts, "force"), err)))
+			return r;
+	}
 	for (size_t i = 0; i < (n ? n : ctx->nvg); i++) {
-		struct dlvm_vg *vg = ctx->vgs[i];
+		struct dlvm_vg *vg = n ? NULL : ctx->vgs[i];
 		if (n && (r = dlvm_ctx_vg(ctx, arg_str(args, i), &vg, err)))
 			return r;
 		bool shared = vg->info.flags & DLVM_VG_SHARED;

@@ -4,6 +4,8 @@ its VG read-only and is never rewritten, except by pvcreate -f; nor are the
 thin pool stores of such a VG."""
 
 import errno
+import json
+import os
 import struct
 
 import nbd
@@ -198,3 +200,79 @@ def test_thin_stores_of_a_read_only_vg_are_never_written(tmp_path, state_dir, pv
     finally:
         stop_clean(d)
     assert a.read_bytes() == before
+
+
+def test_refused_vg_commands_change_nothing(tmp_path, state_dir, pv):
+    """vgchange and vgremove check every VG they are given before changing
+    any: a name given twice, a VG that does not exist, or LVs with NBD
+    clients refuse the whole command. dlvmd stays up (it read past its VG
+    list for a name given twice, and died with no VG loaded)."""
+    d = Dlvmd(state_dir)
+    d.start()
+    try:
+        rc, _, err = d.cli("vgchange", "-an", "nosuch")     # no VG loaded at all
+        assert rc != 0 and "not found" in err, err
+        paths = [pv(f"pv{i}.img", state_dir=state_dir) for i in range(2)]
+        d.cli_ok("vgcreate", "vga", paths[0])
+        d.cli_ok("vgcreate", "vgb", paths[1])
+        d.cli_ok("lvcreate", "-n", "l", "-L", "8m", "vga")
+        d.cli_ok("lvcreate", "-n", "l", "-L", "8m", "vgb")
+        rc, _, err = d.cli("vgchange", "-an", "vga", "vga")
+        assert rc != 0 and "named twice" in err, err
+        h = nbd.NBD()
+        h.set_export_name("vgb/l")
+        h.connect_unix(str(d.nbd_socket))
+        try:
+            rc, _, err = d.cli("vgchange", "-an", "vga", "vgb")
+            assert rc != 0 and "NBD clients" in err, err
+            rc, _, err = d.cli("vgchange", "-an", "vga", "nosuch")
+            assert rc != 0 and "not found" in err, err
+        finally:
+            h.shutdown()
+        out, _ = d.cli_ok("lvs", "-o", "lv_name,vg_name,lv_active", "--reportformat", "json")
+        assert all(r["lv_active"] == "active"
+                   for r in json.loads(out)["report"][0]["lv"]), out
+        rc, _, err = d.cli("vgremove", "-f", "vga", "nosuch")
+        assert rc != 0 and "not found" in err, err
+        rc, _, err = d.cli("vgremove", "-f", "vga", "vga")
+        assert rc != 0 and "named twice" in err, err
+        out, _ = d.cli_ok("vgs", "--reportformat", "json")
+        assert sorted(r["vg_name"] for r in json.loads(out)["report"][0]["vg"]) == ["vga", "vgb"]
+        d.cli_ok("vgchange", "-an", "vga", "vgb")
+    finally:
+        stop_clean(d)
+
+
+def test_dump_of_a_fifo_is_refused_not_waited_on(tmp_path, state_dir):
+    """Opening a FIFO waits for a writer: dump (through dlvmd, which holds
+    its command lock meanwhile) must refuse it at once, and the next
+    command must run."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    d = Dlvmd(state_dir)
+    d.start()
+    try:
+        rc, _, err = d.cli("dump", fifo, timeout=20)
+        assert rc != 0 and "not a regular file or block device" in err, err
+        d.cli_ok("vgs", timeout=20)
+    finally:
+        stop_clean(d)
+
+
+def test_check_with_a_thin_pool_keeps_the_vg_problems(tmp_path, state_dir, pv):
+    """dlvm check of a VG with a thin pool reports what it found in the VG's
+    metadata too: the pool's check appended to the report instead of
+    starting it afresh, which hid every problem before it."""
+    a = pv("pv0.img", state_dir=state_dir)
+    b = pv("pv1.img", state_dir=state_dir)
+    _, run = offline(tmp_path, state_dir)
+    run("vgcreate", "vg0", a, b)
+    run("lvcreate", "--type", "thin-pool", "-L", "64m", "-n", "pool", "vg0")
+    with open(b, "r+b") as f:              # both metadata header slots of pv1
+        for off in (8192, 12288):
+            f.seek(off)
+            f.write(b"garbage!")
+    rc, out, err = dlvm("check", "vg0", socket=tmp_path / "no-daemon.sock",
+                        state_dir=state_dir)
+    assert rc != 0, out + err
+    assert "metadata header slots" in out + err and "consistent" not in out, out + err
