@@ -80,7 +80,10 @@ static char *base_name(const char *path)
 
 int dlvm_dev_open(const char *path, unsigned flags, struct dlvm_dev **out, struct dlvm_err *err)
 {
-	int oflags = ((flags & DLVM_DEV_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	/* O_NONBLOCK and O_NOCTTY until the type is known: opening a FIFO
+	 * would otherwise wait for a writer, a terminal would become ours */
+	int oflags = ((flags & DLVM_DEV_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK |
+		     O_NOCTTY;
 	struct dlvm_dev *dev;
 	struct stat st;
 	int fd, r;
@@ -100,6 +103,11 @@ int dlvm_dev_open(const char *path, unsigned flags, struct dlvm_dev **out, struc
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
 		close(fd);
 		return dlvm_err_set(err, -EINVAL, "%s: not a regular file or block device", path);
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+		r = -errno;
+		close(fd);
+		return dlvm_err_set(err, r, "%s: fcntl: %s", path, strerror(-r));
 	}
 	/* A process that just died may hold its locks a little longer: the
 	 * kernel closes files registered with its io_uring asynchronously. */
