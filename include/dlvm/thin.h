@@ -185,7 +185,8 @@ int dlvm_thin_grow_meta(struct dlvm_thin_store *s, uint64_t new_count, struct dl
  * self block numbers, levels, tree types and key order and ranges; recount
  * every reference count from scratch and compare it with the counts kept in
  * memory; each device's mapped count; that free and used space add up. Each
- * problem is a line in rep (struct from dlvm/vg.h; release it with
+ * problem is a line added to rep (struct from dlvm/vg.h, zeroed by the
+ * caller or holding what a check of the VG found before; release it with
  * dlvm_check_report_release) and counts in rep->problems. Returns 0 when the
  * check ran (whatever it found), -ENOMEM or -EIO otherwise.
  */

@@ -105,7 +105,6 @@ int dlvm_thin_check(struct dlvm_thin_store *s, struct dlvm_check_report *rep,
 	struct dlvm_err e = { 0 };
 	int r;
 
-	memset(rep, 0, sizeof(*rep));
 	if (s->sb.meta_blocks > s->dev->size / TH_BLOCK)
 		say(rep, "%s: %" PRIu64 " metadata blocks but the device holds %" PRIu64, s->name,
 		    s->sb.meta_blocks, s->dev->size / TH_BLOCK);

@@ -93,7 +93,7 @@ static int count_map(void *ctx, uint64_t v, uint64_t c)
 /* Every read the store offers, on every device. */
 static void read_all(struct dlvm_thin_store *s)
 {
-	struct dlvm_check_report rep;
+	struct dlvm_check_report rep = { 0 };
 	struct dlvm_thin_usage u;
 	uint64_t id = 0, c, v;
 	unsigned n = 0;

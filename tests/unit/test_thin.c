@@ -67,7 +67,7 @@ static struct dlvm_thin_store *t_reopen(struct dlvm_thin_store *s, struct dlvm_d
  * frees; text may be NULL). */
 static unsigned t_thin_check(struct dlvm_thin_store *s, char **text)
 {
-	struct dlvm_check_report rep;
+	struct dlvm_check_report rep = { 0 };
 	struct dlvm_err e = { 0 };
 	struct t_str b = { 0 };
 

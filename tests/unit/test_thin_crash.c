@@ -128,7 +128,7 @@ static char *t_state(struct dlvm_thin_store *s)
 
 static unsigned t_thin_check(struct dlvm_thin_store *s, char **text)
 {
-	struct dlvm_check_report rep;
+	struct dlvm_check_report rep = { 0 };
 	struct dlvm_err e = { 0 };
 	struct t_str b = { 0 };
 

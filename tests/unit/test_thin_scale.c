@@ -107,7 +107,7 @@ static void million(bool random_order)
 					   .meta_blocks = 32768 };
 	struct dlvm_dev *dev = dlvm_memdev_new("thin0", 32768 * 4096ull, 4096);
 	struct dlvm_thin_store *s;
-	struct dlvm_check_report rep;
+	struct dlvm_check_report rep = { 0 };
 	struct dlvm_thin_usage u, u2;
 	struct dlvm_err e = { 0 };
 	uint64_t c, v, old, from;
