@@ -107,11 +107,42 @@ static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, 
 }
 
 /* An error body; warnings and messages are taken from `from` when given. */
+/* msg with every byte that does not start a valid UTF-8 sequence as '?':
+ * an error may quote a name the command refused for its bytes, and JSON
+ * (jansson) takes only UTF-8. */
+static void utf8_clean(const char *msg, char *out, size_t cap)
+{
+	const unsigned char *p = (const unsigned char *)msg;
+	size_t o = 0;
+
+	while (*p && o + 5 < cap) {
+		unsigned n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2
+			     : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4 : 0;
+		unsigned k = 1;
+		while (n && k < n && (p[k] & 0xc0) == 0x80)
+			k++;
+		if (!n || k < n) {
+			out[o++] = '?';
+			p++;
+			continue;
+		}
+		memcpy(out + o, p, n);
+		o += n;
+		p += n;
+	}
+	out[o] = 0;
+}
+
 static json_t *error_body(int code, const char *msg, json_t *from)
 {
 	json_t *body, *w, *m;
 	const char *name;
+	char clean[DLVM_ERR_MSG_MAX + 8];
 
+	if (msg && *msg) {
+		utf8_clean(msg, clean, sizeof(clean));
+		msg = clean;
+	}
 	name = dlvm_errno_name(code);
 	if (!strcmp(name, "EUNKNOWN") && strerrorname_np(-code))
 		name = strerrorname_np(-code);

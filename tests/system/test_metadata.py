@@ -276,3 +276,15 @@ def test_check_with_a_thin_pool_keeps_the_vg_problems(tmp_path, state_dir, pv):
                         state_dir=state_dir)
     assert rc != 0, out + err
     assert "metadata header slots" in out + err and "consistent" not in out, out + err
+
+
+def test_error_quoting_a_non_ascii_name_reaches_the_cli(vg0):
+    """A refused name is quoted in the error, cut to a byte: dlvmd sent no
+    HTTP reply at all when that left the message invalid UTF-8 (JSON
+    takes only UTF-8). Bytes that are not UTF-8 go out as '?'."""
+    for args in (("vgcreate", "vgä", vg0.pvs[0]), ("lvcreate", "-n", "lvä", "-L", "4m", "vg0"),
+                 ("lvcreate", "-n", "x" + "ä" * 80, "-L", "4m", "vg0")):
+        rc, out, err = vg0.cli(*args)
+        assert rc != 0, out
+        assert "malformed" not in err and "name" in err, err
+    vg0.cli_ok("vgs")
