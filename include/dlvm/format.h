@@ -212,6 +212,10 @@ struct dlvm_pv_desc {
  * Thin volume: pool_id, virtual_size, origin_id (the LV it is a snapshot of,
  * or 0), meta_id (its family's metadata LV in a shared VG, else 0); its
  * device id in its store is its LV id. */
+/* The largest virtual size of a thin LV: 1 EiB (2^48 chunks of 4 KiB, the
+ * store's key limit, is 1 EiB too). */
+#define DLVM_THIN_MAX_VSIZE (1ull << 60)
+
 struct dlvm_lv_thin {
 	uint64_t pool_id;
 	uint64_t origin_id;

@@ -347,10 +347,10 @@ static int apply_thin(struct dlvm_vg *vg, struct dlvm_lv *lv, const struct dlvm_
 					    "a thin pool of a shared VG", lv->name, t->pool_id);
 	} else if (lv->flags & DLVM_LV_THIN) {
 		if (!t->pool_id || !t->virtual_size || t->virtual_size % 4096 || t->chunk_size ||
-		    t->slab_extents || lv->nseg)
+		    t->slab_extents || lv->nseg || t->virtual_size > DLVM_THIN_MAX_VSIZE)
 			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: a thin LV needs a pool, "
-					    "a virtual size (multiple of 4096) and no segments",
-					    lv->name);
+					    "a virtual size (multiple of 4096, at most 1 EiB) and no "
+					    "segments", lv->name);
 		const struct dlvm_lv *pool = dlvm_lv_find_id(vg, t->pool_id);
 		if (pool && !(pool->flags & DLVM_LV_THIN_POOL))
 			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: LV id %" PRIu64 " is not "

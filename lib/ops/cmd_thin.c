@@ -730,8 +730,8 @@ int thin_lv_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, j
 		return dlvm_err_set(err, -EINVAL, "lvcreate: -V must be larger than zero");
 	if (vsize % es) /* whole extents, as LVM rounds */
 		vsize += es - vsize % es;
-	if (vsize > (1ull << 60))
-		return dlvm_err_set(err, -ERANGE, "-V %s: too large", V);
+	if (vsize > DLVM_THIN_MAX_VSIZE)
+		return dlvm_err_set(err, -ERANGE, "-V %s: too large (a thin LV is at most 1 EiB)", V);
 	if ((r = find_pool(vg, pn, &plv, err)))
 		return r;
 	if (name && dlvm_lv_find(vg, name))
@@ -918,6 +918,9 @@ int thin_resize(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 	if ((r = target_extents(vg, opts, lv->thin.virtual_size / es, true, 1, &target, err)))
 		return r;
 	uint64_t cur = lv->thin.virtual_size, want = target * es;
+	if (want > DLVM_THIN_MAX_VSIZE)
+		return dlvm_err_set(err, -ERANGE, "%s/%s: too large (a thin LV is at most 1 EiB)",
+				    vg->info.name, lv->name);
 	if (want < cur && !opt_flag(opts, "force"))
 		return dlvm_err_set(err, -EINVAL, "Reducing %s/%s would cut the data past the new "
 				    "end: use -f to do it", vg->info.name, lv->name);

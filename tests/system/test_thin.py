@@ -1047,3 +1047,21 @@ def test_read_of_a_freed_chunk_never_shows_another_volume(vg0):
         h.shutdown()
     out, _ = d.cli_ok("check", "vg0")
     assert "consistent" in out
+
+
+def test_thin_lv_size_limit(vg0):
+    """A thin LV is at most 1 EiB, whether made so or extended: lvextend
+    took up to 4 EiB, past the store's virtual chunks, and writes beyond
+    1 EiB failed."""
+    d = vg0
+    make_pool(d, size="64m", chunk="4k")
+    rc, _, err = d.cli("lvcreate", "-V", "2e", "-T", "vg0/pool0", "-n", "t")
+    assert rc != 0 and "at most 1 EiB" in err, err
+    d.cli_ok("lvcreate", "-V", "1e", "-T", "vg0/pool0", "-n", "t")
+    rc, _, err = d.cli("lvextend", "-L", "4e", "vg0/t")
+    assert rc != 0 and "at most 1 EiB" in err, err
+    assert report(d)["t"]["lv_size"] == f"{1 << 60}B"
+    h = connect(d, "vg0/t")
+    h.pwrite(b"\x5a" * 4096, (1 << 60) - 4096)  # the last block works
+    assert h.pread(4096, (1 << 60) - 4096) == b"\x5a" * 4096
+    h.shutdown()

@@ -1437,10 +1437,54 @@ static void state_of_thin_lv_without_attributes_replays(void **state)
 	dlvm_vg_free(vg);
 }
 
+/* A thin LV's virtual size from disk is bounded: a record of 2^63 bytes
+ * (valid CRC, say) is refused, not taken for a negative size later. */
+static void thin_virtual_size_bounded(void **state)
+{
+	struct dlvm_vg *vg = dlvm_vg_new();
+	struct dlvm_edit e = { .type = DLVM_EDIT_VG_INFO };
+	struct dlvm_err err = { 0 };
+	(void)state;
+
+	assert_non_null(vg);
+	strcpy(e.u.vg.name, "vg0");
+	e.u.vg.uuid[0] = 1;
+	e.u.vg.extent_size = 1 << 20;
+	e.u.vg.next_lv_id = 1;
+	e.u.vg.next_pv_id = 1;
+	assert_ok(dlvm_vg_apply(vg, &e, &err), &err);
+	const uint32_t kinds[] = { DLVM_LV_THIN_POOL, DLVM_LV_THIN };
+	for (unsigned i = 0; i < 2; i++) {
+		struct dlvm_edit lv = { .type = DLVM_EDIT_LV_CREATE };
+		lv.u.lv.id = 10 + i;
+		lv.u.lv.uuid[0] = (uint8_t)(10 + i);
+		snprintf(lv.u.lv.name, sizeof(lv.u.lv.name), "lv%u", i);
+		lv.u.lv.flags = kinds[i];
+		assert_ok(dlvm_vg_apply(vg, &lv, &err), &err);
+	}
+	const uint64_t sizes[] = { 1ull << 63, UINT64_MAX - 4095, DLVM_THIN_MAX_VSIZE + 4096 };
+	for (unsigned i = 0; i < 3; i++) {
+		struct dlvm_edit t = { .type = DLVM_EDIT_LV_SET_THIN };
+		t.u.lv.id = 11;
+		t.u.lv.thin.pool_id = 10;
+		t.u.lv.thin.virtual_size = sizes[i];
+		assert_int_equal(dlvm_vg_apply(vg, &t, &err), -EBADMSG);
+		assert_non_null(strstr(err.msg, "at most 1 EiB"));
+		dlvm_err_clear(&err);
+	}
+	struct dlvm_edit t = { .type = DLVM_EDIT_LV_SET_THIN };
+	t.u.lv.id = 11;
+	t.u.lv.thin.pool_id = 10;
+	t.u.lv.thin.virtual_size = DLVM_THIN_MAX_VSIZE;
+	assert_ok(dlvm_vg_apply(vg, &t, &err), &err);
+	dlvm_vg_free(vg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(state_of_thin_lv_without_attributes_replays),
+		cmocka_unit_test(thin_virtual_size_bounded),
 		cmocka_unit_test(reload_512),
 		cmocka_unit_test(reload_4096),
 		cmocka_unit_test(reload_exact_lvs),
