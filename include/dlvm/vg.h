@@ -142,6 +142,10 @@ struct dlvm_pvcreate_opts {
  * the caller checks foreign signatures). */
 int dlvm_pv_format(struct dlvm_dev *dev, const struct dlvm_pvcreate_opts *opts,
 		   struct dlvm_err *err);
+/* What dlvm_pv_format would refuse for dev and opts (size, sector size,
+ * metadata size), without writing anything. */
+int dlvm_pv_format_check(const struct dlvm_dev *dev, const struct dlvm_pvcreate_opts *opts,
+			 struct dlvm_err *err);
 /* Read and decode the label; -ENODATA when there is none. */
 int dlvm_pv_read_header(struct dlvm_dev *dev, struct dlvm_pv_header *h, struct dlvm_err *err);
 /* Detach a PV's metadata area from its VG (vgreduce, vgremove): write a new

@@ -48,15 +48,13 @@ int dlvm_pv_read_header(struct dlvm_dev *dev, struct dlvm_pv_header *h, struct d
 	return r;
 }
 
-int dlvm_pv_format(struct dlvm_dev *dev, const struct dlvm_pvcreate_opts *opts,
-		   struct dlvm_err *err)
+/* The layout a PV on dev gets with opts, or why it cannot have one. */
+static int pv_layout(const struct dlvm_dev *dev, const struct dlvm_pvcreate_opts *opts,
+		     uint64_t *mda_size_out, uint32_t *ss_out, uint64_t *data_off_out,
+		     struct dlvm_err *err)
 {
-	struct dlvm_pv_header h = { .major = DLVM_FORMAT_MAJOR, .minor = DLVM_FORMAT_MINOR };
-	struct dlvm_mda_header m = { .major = DLVM_FORMAT_MAJOR, .minor = DLVM_FORMAT_MINOR };
 	uint64_t mda_size = opts && opts->mda_size ? opts->mda_size : 0;
 	uint32_t ss = opts && opts->sector_size ? opts->sector_size : dev->sector_size;
-	uint8_t *buf = NULL;
-	int r;
 
 	if (ss != 512 && ss != 4096)
 		return dlvm_err_set(err, -EINVAL, "%s: sector size %u is not 512 or 4096",
@@ -79,6 +77,33 @@ int dlvm_pv_format(struct dlvm_dev *dev, const struct dlvm_pvcreate_opts *opts,
 		return dlvm_err_set(err, -EINVAL, "%s: device of %" PRIu64 " bytes is too small: a "
 				    "PV with %" PRIu64 " bytes of metadata needs at least %" PRIu64,
 				    dev->name, dev->size, mda_size, data_off + DLVM_DATA_ALIGN);
+	*mda_size_out = mda_size;
+	*ss_out = ss;
+	*data_off_out = data_off;
+	return 0;
+}
+
+int dlvm_pv_format_check(const struct dlvm_dev *dev, const struct dlvm_pvcreate_opts *opts,
+			 struct dlvm_err *err)
+{
+	uint64_t mda_size, data_off;
+	uint32_t ss;
+
+	return pv_layout(dev, opts, &mda_size, &ss, &data_off, err);
+}
+
+int dlvm_pv_format(struct dlvm_dev *dev, const struct dlvm_pvcreate_opts *opts,
+		   struct dlvm_err *err)
+{
+	struct dlvm_pv_header h = { .major = DLVM_FORMAT_MAJOR, .minor = DLVM_FORMAT_MINOR };
+	struct dlvm_mda_header m = { .major = DLVM_FORMAT_MAJOR, .minor = DLVM_FORMAT_MINOR };
+	uint64_t mda_size, data_off;
+	uint32_t ss;
+	uint8_t *buf = NULL;
+	int r;
+
+	if ((r = pv_layout(dev, opts, &mda_size, &ss, &data_off, err)))
+		return r;
 
 	dlvm_uuid_generate(h.pv_uuid);
 	h.sector_size = ss;

@@ -73,6 +73,37 @@ static int create_file(const char *path, uint64_t size, struct dlvm_err *err)
 	return 0;
 }
 
+/* May dev (at path, in vg if it is a PV of one) become a new PV? */
+static int pv_check_new(struct dlvm_dev *dev, const struct dlvm_vg *vg, const char *path,
+			const struct dlvm_pvcreate_opts *po, bool force, struct dlvm_err *err)
+{
+	int r;
+
+	if (vg)
+		return dlvm_err_set(err, -EBUSY, "%s: is a PV of volume group \"%s\": remove it "
+				    "with vgreduce first", path, vg->info.name);
+	if ((r = dlvm_pv_format_check(dev, po, err)))
+		return r;
+	struct dlvm_pv_header ph;
+	struct dlvm_err e = { 0 };
+	int hr = dlvm_pv_read_header(dev, &ph, &e);
+	if (hr == 0 && !force)
+		return dlvm_err_set(err, -EEXIST, "%s: is already a PV (use -f to initialize "
+				    "it again)", path);
+	if (hr && hr != -ENODATA && !force)
+		return dlvm_err_set(err, -EEXIST, "%s: has a damaged dlvm label (%s): use -f "
+				    "to overwrite it", path, e.msg);
+	char *sig = hr == -ENODATA ? foreign_signature(dev) : NULL;
+	if (sig && !force) {
+		r = dlvm_err_set(err, -EEXIST, "%s: contains a %s signature: use -f to "
+				 "overwrite it", path, sig);
+		free(sig);
+		return r;
+	}
+	free(sig);
+	return 0;
+}
+
 DLVM_CMD_FN(cmd_pvcreate)
 {
 	struct dlvm_pvcreate_opts po = { 0 };
@@ -100,37 +131,46 @@ DLVM_CMD_FN(cmd_pvcreate)
 		else
 			return dlvm_err_set(err, -EINVAL, "pvcreate: --sectorsize must be 512 or 4096");
 	}
-	/* Check every device before changing any (all or nothing for bad input). */
+	/* Check every device before changing any (all or nothing for bad input):
+	 * a refusal closes what this command opened and removes the files it
+	 * created, so nothing stays behind (dlvmd keeps its devices open). */
 	size_t n = json_array_size(args);
-	for (size_t i = 0; i < n; i++) {
+	struct dlvm_dev **opened = calloc(n, sizeof(*opened));
+	bool *created = calloc(n, sizeof(*created));
+	if (!opened || !created) {
+		free(opened);
+		free(created);
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	}
+	r = 0;
+	for (size_t i = 0; i < n && !r; i++) {
 		const char *path = arg_str(args, i);
 		struct dlvm_dev *dev;
 		struct dlvm_vg *vg;
+		struct stat st;
+		bool existed = !stat(path, &st);
 		if (fsize && (r = create_file(path, fsize, err)))
-			return r;
+			break;
+		created[i] = fsize && !existed;
+		size_t before = ctx->norphans;
 		if ((r = ctx_device(ctx, path, true, &dev, &vg, NULL, err)))
-			return r;
-		if (vg)
-			return dlvm_err_set(err, -EBUSY, "%s: is a PV of volume group \"%s\": remove it "
-					    "with vgreduce first", path, vg->info.name);
-		struct dlvm_pv_header ph;
-		struct dlvm_err e = { 0 };
-		int hr = dlvm_pv_read_header(dev, &ph, &e);
-		if (hr == 0 && !force)
-			return dlvm_err_set(err, -EEXIST, "%s: is already a PV (use -f to initialize "
-					    "it again)", path);
-		if (hr && hr != -ENODATA && !force)
-			return dlvm_err_set(err, -EEXIST, "%s: has a damaged dlvm label (%s): use -f "
-					    "to overwrite it", path, e.msg);
-		char *sig = hr == -ENODATA ? foreign_signature(dev) : NULL;
-		if (sig && !force) {
-			r = dlvm_err_set(err, -EEXIST, "%s: contains a %s signature: use -f to "
-					 "overwrite it", path, sig);
-			free(sig);
-			return r;
-		}
-		free(sig);
+			break;
+		if (ctx->norphans > before)
+			opened[i] = dev;
+		r = pv_check_new(dev, vg, path, &po, force, err);
 	}
+	for (size_t i = 0; r && i < n; i++) {
+		if (opened[i]) {
+			ctx_take_orphan(ctx, opened[i]);
+			dlvm_dev_close(opened[i]);
+		}
+		if (created[i])
+			unlink(arg_str(args, i));
+	}
+	free(opened);
+	free(created);
+	if (r)
+		return r;
 	for (size_t i = 0; i < n; i++) {
 		const char *path = arg_str(args, i);
 		struct dlvm_dev *dev;

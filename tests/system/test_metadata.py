@@ -288,3 +288,30 @@ def test_error_quoting_a_non_ascii_name_reaches_the_cli(vg0):
         assert rc != 0, out
         assert "malformed" not in err and "name" in err, err
     vg0.cli_ok("vgs")
+
+
+def test_refused_pvcreate_leaves_nothing(tmp_path, state_dir):
+    """pvcreate checks every device (its size included) before it formats
+    any; a refusal closes what it opened, so dlvmd does not keep the file
+    open and locked, and removes the files that --size created."""
+    ok, small = tmp_path / "ok.img", tmp_path / "small.img"
+    with open(ok, "wb") as f:
+        f.truncate(64 << 20)
+    with open(small, "wb") as f:
+        f.truncate(2 << 20)
+    d = Dlvmd(state_dir)
+    d.start()
+    try:
+        rc, _, err = d.cli("pvcreate", ok, small)
+        assert rc != 0 and "too small" in err, err
+        out, _ = d.cli_ok("pvs", "-a", "--reportformat", "json")
+        assert json.loads(out)["report"][0]["pv"] == [], out
+        rc, _, err = d.cli("pvcreate", "--size", "8m", "--metadatasize", "64m",
+                           tmp_path / "new.img")
+        assert rc != 0 and "too small" in err, err
+        assert not (tmp_path / "new.img").exists()
+        # nobody holds ok.img: another dlvm process may use it
+        dlvm_ok("pvcreate", ok, socket=tmp_path / "no-daemon.sock",
+                state_dir=tmp_path / "other-state")
+    finally:
+        stop_clean(d)
