@@ -541,8 +541,9 @@ int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
 	if (!name)
 		return dlvm_err_set(err, -EINVAL, "lvcreate --type thin-pool: give the pool a name "
 				    "with -n");
-	if (opt_str(opts, "stripes") || opt_str(opts, "virtualsize") || opt_flag(opts, "thin"))
-		return dlvm_err_set(err, -EINVAL, "lvcreate --type thin-pool: -i, -V and -T do not "
+	/* -T without -V is LVM's short form of --type thin-pool */
+	if (opt_str(opts, "stripes") || opt_str(opts, "virtualsize"))
+		return dlvm_err_set(err, -EINVAL, "lvcreate --type thin-pool: -i and -V do not "
 				    "apply to a pool");
 	if ((r = parse_chunk(opts, &chunk, err)) ||
 	    (r = target_extents(vg, opts, 0, false, 1, &extents, err)))

@@ -1065,3 +1065,13 @@ def test_thin_lv_size_limit(vg0):
     h.pwrite(b"\x5a" * 4096, (1 << 60) - 4096)  # the last block works
     assert h.pread(4096, (1 << 60) - 4096) == b"\x5a" * 4096
     h.shutdown()
+
+
+def test_lvcreate_T_L_short_form_makes_a_pool(vg0):
+    """LVM's short form, as docs/cli.md gives it: -T -L SIZE VG/POOL."""
+    d = vg0
+    d.cli_ok("lvcreate", "-T", "-L", "64m", "vg0/pool1")
+    r = report(d)
+    assert r["pool1"]["segtype"] == "thin-pool", r["pool1"]
+    d.cli_ok("lvcreate", "-V", "1g", "-T", "vg0/pool1", "-n", "t")
+    assert report(d)["t"]["pool_lv"] == "pool1"
