@@ -132,8 +132,12 @@ static int set_cmd_opt(json_t *opts, const struct dlvm_opt_def *def, const char 
 		copy = strdup(value);
 		if (!copy)
 			return -1;
-		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
-			json_array_append_new(list, json_string(t));
+		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			if (json_array_append_new(list, json_string(t))) {
+				free(copy);
+				return -1;
+			}
+		}
 		free(copy);
 		return 0;
 	}
@@ -186,11 +190,27 @@ static int set_cli_opt(struct cli_cmdline *cl, const struct cli_opt *o, const ch
 	return 0;
 }
 
+/*
+ * The request is JSON, whose strings must be UTF-8: jansson refuses anything
+ * else, so ask it rather than keep a second definition of valid UTF-8.
+ */
+static bool is_utf8(const char *s)
+{
+	json_t *j = json_string(s);
+
+	json_decref(j);
+	return j != NULL;
+}
+
 static int apply_opt(struct cli_cmdline *cl, const struct found_opt *f, const char *value)
 {
 	json_t *opts = json_object_get(cl->req, "opts");
 	int r;
 
+	/* a CLI-only value (a path) stays local and may be any bytes */
+	if (value && (!f->cli || f->also) && !is_utf8(value))
+		return usage_hint(cl->cmd, "the value of option '--%s' is not valid UTF-8",
+				  f->def->long_name);
 	if (f->cli) {
 		r = set_cli_opt(cl, f->cli, value);
 		if (r)
@@ -317,7 +337,14 @@ int cli_parse(int argc, char **argv, struct cli_cmdline *cl)
 				return r;
 			continue;
 		}
-		json_array_append_new(args, json_string(argv[i]));
+		if (!is_utf8(argv[i])) {
+			char what[24];
+
+			snprintf(what, sizeof(what), "%zu", json_array_size(args) + 1);
+			return usage_hint(cl->cmd, "argument %s is not valid UTF-8", what);
+		}
+		if (json_array_append_new(args, json_string(argv[i])))
+			return CLI_EXIT_FAILED;
 	}
 	if (cl->help) {
 		cli_usage_cmd(stdout, cl->cmd);

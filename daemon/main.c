@@ -86,6 +86,19 @@ static void set_str(char **dst, const char *v)
 	*dst = s;
 }
 
+static void dlvmd_opts_release(struct dlvmd_opts *o)
+{
+	free(o->state_dir);
+	free(o->devices);
+	free(o->nbd_listen);
+	free(o->config);
+	free(o->host_id);
+	free(o->io_timeout);
+	free(o->autoextend_threshold);
+	free(o->autoextend_percent);
+	*o = (struct dlvmd_opts){0};
+}
+
 /* ---- configuration file ---- */
 
 struct config_parse {
@@ -194,17 +207,21 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		case 'V': printf("dlvmd %s\n", DLVM_VERSION); exit(0);
 		default:
 			fprintf(stderr, "Try 'dlvmd --help'.\n");
+			dlvmd_opts_release(&flags);
 			return 2;
 		}
 	}
 	if (optind < argc) {
 		fprintf(stderr, "dlvmd: unexpected argument '%s'. Try 'dlvmd --help'.\n",
 			argv[optind]);
+		dlvmd_opts_release(&flags);
 		return 2;
 	}
 
-	if (flags.config && config_load(flags.config, o) < 0)
+	if (flags.config && config_load(flags.config, o) < 0) {
+		dlvmd_opts_release(&flags);
 		return 1;
+	}
 	if (flags.state_dir)
 		set_str(&o->state_dir, flags.state_dir);
 	if (flags.devices)
@@ -219,14 +236,7 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		set_str(&o->autoextend_threshold, flags.autoextend_threshold);
 	if (flags.autoextend_percent)
 		set_str(&o->autoextend_percent, flags.autoextend_percent);
-	free(flags.autoextend_threshold);
-	free(flags.autoextend_percent);
-	free(flags.state_dir);
-	free(flags.devices);
-	free(flags.nbd_listen);
-	free(flags.config);
-	free(flags.host_id);
-	free(flags.io_timeout);
+	dlvmd_opts_release(&flags);
 
 	if (!o->state_dir || !*o->state_dir) {
 		fprintf(stderr, "dlvmd: --state-dir is required. Try 'dlvmd --help'.\n");
@@ -468,8 +478,11 @@ int main(int argc, char **argv)
 	int lock_fd = -1, sig = 0, rc = 1, r;
 
 	r = parse_args(argc, argv, &o);
-	if (r)
+	if (r) {
+		/* the config file may have set some before it was refused */
+		dlvmd_opts_release(&o);
 		return r;
+	}
 
 	if (mkdir_p(o.state_dir) < 0 || !realpath(o.state_dir, dir)) {
 		fprintf(stderr, "dlvmd: %s: %s\n", o.state_dir, strerror(errno));
@@ -610,12 +623,6 @@ out:
 		close(lock_fd);
 	if (rc == 0)
 		fprintf(stderr, "dlvmd: stopped\n");
-	free(o.state_dir);
-	free(o.devices);
-	free(o.nbd_listen);
-	free(o.host_id);
-	free(o.io_timeout);
-	free(o.autoextend_threshold);
-	free(o.autoextend_percent);
+	dlvmd_opts_release(&o);
 	return rc;
 }

@@ -232,6 +232,22 @@ static void next_free_name(const struct dlvm_vg *vg, char *out, size_t len)
 	}
 }
 
+/*
+ * Copy a VG or LV name given on the command line into a name buffer
+ * (DLVM_NAME_MAX + 1 bytes). A longer name is refused rather than cut, as a
+ * cut name could pick out another object.
+ */
+static int copy_name(char *dst, const char *src, const char *what, struct dlvm_err *err)
+{
+	if (!src)
+		return dlvm_err_set(err, -EINVAL, "%s name is missing", what);
+	if (strlen(src) > DLVM_NAME_MAX)
+		return dlvm_err_set(err, -EINVAL, "%s name '%.20s...' is longer than %d characters",
+				    what, src, DLVM_NAME_MAX);
+	strcpy(dst, src);
+	return 0;
+}
+
 DLVM_CMD_FN(cmd_lvcreate)
 {
 	struct dlvm_vg *vg;
@@ -274,8 +290,8 @@ DLVM_CMD_FN(cmd_lvcreate)
 				return dlvm_err_set(err, -EINVAL, "lvcreate: two different names given: "
 						    "%s and %s", name, lvname);
 			name = lvname;
-		} else {
-			snprintf(vgname, sizeof(vgname), "%s", target);
+		} else if ((r = copy_name(vgname, target, "VG", err))) {
+			return r;
 		}
 		if ((r = dlvm_ctx_vg(ctx, vgname, &vg, err)) ||
 		    (name && (r = dlvm_check_name(name, "LV", err))))
@@ -296,8 +312,8 @@ DLVM_CMD_FN(cmd_lvcreate)
 				return dlvm_err_set(err, -EINVAL, "lvcreate: two different pools given: "
 						    "%s and %s", pool, pooln);
 			json_object_set_new(opts, "thinpool", json_string(pooln));
-		} else {
-			snprintf(vgname, sizeof(vgname), "%s", target);
+		} else if ((r = copy_name(vgname, target, "VG", err))) {
+			return r;
 		}
 		if ((r = dlvm_ctx_vg(ctx, vgname, &vg, err)) ||
 		    (name && (r = dlvm_check_name(name, "LV", err))))
@@ -314,8 +330,8 @@ DLVM_CMD_FN(cmd_lvcreate)
 			return dlvm_err_set(err, -EINVAL, "lvcreate: two different names given: %s "
 					    "and %s", name, lvname);
 		name = lvname;
-	} else {
-		snprintf(vgname, sizeof(vgname), "%s", target);
+	} else if ((r = copy_name(vgname, target, "VG", err))) {
+		return r;
 	}
 	if ((r = dlvm_ctx_vg(ctx, vgname, &vg, err)))
 		return r;
@@ -421,6 +437,15 @@ DLVM_CMD_FN(cmd_lvremove)
 		    (r = thin_refuse_remove(vg, lv, err)) ||
 		    (r = shared_lv_refuse_elsewhere(ctx, vg, lv, "remove", err)))
 			return r;
+		/* the second copy would fail after the first was removed;
+		 * compare the LVs found, as /dev/vg0/a and vg0/a are one LV */
+		for (size_t j = 0; j < i; j++) {
+			struct dlvm_vg *vg2;
+			struct dlvm_lv *lv2;
+			if (!find_lv(ctx, arg_str(args, j), &vg2, &lv2, err) && lv2 == lv)
+				return dlvm_err_set(err, -EINVAL, "lvremove: %s/%s is given more "
+						    "than once", vg->info.name, lv->name);
+		}
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct dlvm_vg *vg;
@@ -666,13 +691,14 @@ DLVM_CMD_FN(cmd_lvrename)
 			if (strcmp(v2, vgn))
 				return dlvm_err_set(err, -EINVAL, "lvrename: cannot move an LV to "
 						    "another VG");
-		} else {
-			snprintf(newn, sizeof(newn), "%s", nn);
+		} else if ((r = copy_name(newn, nn, "LV", err))) {
+			return r;
 		}
 	} else if (n == 3) {
-		snprintf(vgn, sizeof(vgn), "%s", arg_str(args, 0));
-		snprintf(oldn, sizeof(oldn), "%s", arg_str(args, 1));
-		snprintf(newn, sizeof(newn), "%s", arg_str(args, 2));
+		if ((r = copy_name(vgn, arg_str(args, 0), "VG", err)) ||
+		    (r = copy_name(oldn, arg_str(args, 1), "LV", err)) ||
+		    (r = copy_name(newn, arg_str(args, 2), "LV", err)))
+			return r;
 	} else {
 		return dlvm_err_set(err, -EINVAL, "lvrename: give VG/OLD NEW or VG OLD NEW");
 	}
@@ -737,17 +763,17 @@ DLVM_CMD_FN(cmd_lvchange)
 		if (a && on && (lv->flags & DLVM_LV_THIN_POOL))
 			return dlvm_err_set(err, -EINVAL, "%s/%s is a thin pool: activate its thin "
 					    "volumes", vg->info.name, lv->name);
+		if (p && !strcmp(p, "rw") && (lv->flags & DLVM_LV_THIN) && lv->thin.origin_id &&
+		    (lv->flags & DLVM_LV_READONLY))
+			return dlvm_err_set(err, -EINVAL, "%s/%s is a snapshot and stays read-only: "
+					    "make a writable clone (lvcreate --clone)", vg->info.name,
+					    lv->name);
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct dlvm_vg *vg;
 		struct dlvm_lv *lv;
 		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)))
 			return r;
-		if (p && !strcmp(p, "rw") && (lv->flags & DLVM_LV_THIN) && lv->thin.origin_id &&
-		    (lv->flags & DLVM_LV_READONLY))
-			return dlvm_err_set(err, -EINVAL, "%s/%s is a snapshot and stays read-only: "
-					    "make a writable clone (lvcreate --clone)", vg->info.name,
-					    lv->name);
 		if (p && (lv->flags & DLVM_LV_THIN)) {
 			/* the store refuses writes to a read-only device too */
 			struct dlvm_thin_pool *pool;

@@ -240,6 +240,69 @@ def test_lv_errors(vg0):
     assert rc == 0, err
 
 
+def test_lvremove_duplicate_argument(vg0):
+    """The same LV twice (in any spelling) is refused before anything is
+    removed, not removed and then reported missing."""
+    vg0.cli_ok("lvcreate", "-n", "a", "-L", "8m", "vg0")
+    vg0.cli_ok("lvcreate", "-n", "b", "-L", "8m", "vg0")
+    for args in (["vg0/a", "vg0/a"], ["vg0/b", "vg0/a", "/dev/vg0/a"]):
+        rc, out, err = vg0.cli("lvremove", *args)
+        assert rc == 5, (args, rc, out, err)
+        assert "vg0/a" in err and "more than once" in err, err
+        assert set(lvs_json(vg0)) == {"a", "b"}
+
+
+def test_lvchange_snapshot_refused_before_any_change(vg0):
+    """-p rw on an LV and a snapshot changes neither: the snapshot is
+    refused while the arguments are checked."""
+    vg0.cli_ok("lvcreate", "-n", "b", "-L", "8m", "-p", "r", "vg0")
+    vg0.cli_ok("lvcreate", "--type", "thin-pool", "-L", "64m", "-n", "pool", "vg0")
+    vg0.cli_ok("lvcreate", "-V", "64m", "-T", "vg0/pool", "-n", "t")
+    vg0.cli_ok("lvcreate", "-s", "-n", "s", "vg0/t")
+    rc, _, err = vg0.cli("lvchange", "-p", "rw", "vg0/b", "vg0/s")
+    assert rc == 5 and "vg0/s is a snapshot and stays read-only" in err, err
+    assert lvs_json(vg0)["b"]["lv_attr"][1] == "r"
+    assert lvs_json(vg0)["s"]["lv_attr"][1] == "r"
+
+
+def test_long_names_refused_not_truncated(vg0):
+    """A name longer than 127 characters is refused wherever it is given,
+    never cut to 127 (which could pick out another VG or LV)."""
+    vg0.cli_ok("lvcreate", "-n", "b", "-L", "8m", "vg0")
+    long_lv = "x" * 200
+    for args in (["lvrename", "vg0", "b", long_lv], ["lvrename", "vg0/b", long_lv],
+                 ["lvrename", "vg0", "b" + "y" * 200, "c"]):
+        rc, _, err = vg0.cli(*args)
+        assert rc == 5 and "longer than 127 characters" in err, (args, err)
+    assert set(lvs_json(vg0)) == {"b"}
+
+    vg127 = "v" * 127
+    vg0.cli_ok("vgrename", "vg0", vg127)
+    for args in (["lvcreate", "-L", "8m", "-n", "c", vg127 + "GARBAGE"],
+                 ["lvcreate", "--type", "thin-pool", "-L", "64m", "-n", "p",
+                  vg127 + "GARBAGE"],
+                 ["lvcreate", "-V", "64m", "--thinpool", "p", "-n", "t",
+                  vg127 + "GARBAGE"],
+                 ["lvrename", vg127 + "GARBAGE", "b", "c"]):
+        rc, _, err = vg0.cli(*args)
+        assert rc == 5 and "VG name" in err and "longer than 127" in err, (args, err)
+    assert set(lvs_json(vg0)) == {"b"}
+
+
+def test_cli_refuses_non_utf8(vg0):
+    """An argument or option value that is not UTF-8 cannot go into the JSON
+    request: the CLI says so and sends nothing, rather than dropping it."""
+    vg0.cli_ok("lvcreate", "-n", "a", "-L", "8m", "vg0")
+    bad = "vg0/\udcff"   # the byte 0xff once encoded for the command line
+    rc, _, err = vg0.cli("lvremove", "vg0/a", bad)
+    assert rc == 3 and "argument 2 is not valid UTF-8" in err, (rc, err)
+    rc, _, err = vg0.cli("lvcreate", "-L", "8m", "-n", "c", "vg0", str(vg0.pvs[1]) + "\udcff")
+    assert rc == 3 and "argument 2 is not valid UTF-8" in err, (rc, err)
+    rc, _, err = vg0.cli("lvcreate", "-L", "8m", "-n", "c\udcff", "vg0")
+    assert rc == 3 and "option '--name' is not valid UTF-8" in err, (rc, err)
+    assert set(lvs_json(vg0)) == {"a"}
+
+
 def test_lvchange_refuses_with_clients(vg0):
     import nbd
     vg0.cli_ok("lvcreate", "-n", "busy", "-L", "16m", "vg0")
@@ -510,6 +573,21 @@ def test_config_file(vg0, tmp_path):
     assert p.returncode == 2 and "--state-dir" in p.stderr
     p = subprocess.run([str(DLVMD), "--frobnicate"], capture_output=True, text=True)
     assert p.returncode == 2
+
+
+def test_dlvmd_refused_startup_exit_status(tmp_path):
+    """A refused command line or config file exits 2 or 1, as documented; in
+    the sanitizer build a leaked option string would change that."""
+    bad = tmp_path / "bad.ini"
+    bad.write_text("state_dir = st\nbogus = 1\n")
+    for args, want in ((["--state-dir", "st", "--nbd-listen", "none", "--bogus"], 2),
+                       (["--state-dir", "st", "--nbd-listen", "none", "extra"], 2),
+                       (["--state-dir", ""], 2),
+                       (["--config", str(bad)], 1)):
+        p = subprocess.run([str(DLVMD), *args], capture_output=True, text=True,
+                           cwd=tmp_path)
+        assert p.returncode == want, (args, p.returncode, p.stderr)
+        assert "Sanitizer" not in p.stderr, (args, p.stderr)
 
 
 def test_data_survives_restart(vg0, tmp_path):
