@@ -194,28 +194,50 @@ DLVM_CMD_FN(cmd_pvremove)
 
 	if (!n)
 		return dlvm_err_set(err, -EINVAL, "pvremove: give at least one PV");
-	for (size_t i = 0; i < n; i++) {
+	/* a refusal closes the devices this command opened (dlvmd would keep
+	 * them open and locked) */
+	struct dlvm_dev **opened = calloc(n, sizeof(*opened));
+	if (!opened)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	r = 0;
+	for (size_t i = 0; i < n && !r; i++) {
 		const char *path = arg_str(args, i);
 		struct dlvm_dev *dev;
 		struct dlvm_vg *vg;
 		struct dlvm_pv_header ph;
+		size_t before = ctx->norphans;
 		if ((r = ctx_device(ctx, path, true, &dev, &vg, NULL, err)))
-			return r;
-		if (vg)
-			return dlvm_err_set(err, -EBUSY, "%s: is a PV of volume group \"%s\": remove it "
-					    "with vgreduce first", path, vg->info.name);
+			break;
+		if (ctx->norphans > before)
+			opened[i] = dev;
+		if (vg) {
+			r = dlvm_err_set(err, -EBUSY, "%s: is a PV of volume group \"%s\": remove it "
+					 "with vgreduce first", path, vg->info.name);
+			break;
+		}
 		struct dlvm_err e = { 0 };
-		if ((r = dlvm_pv_read_header(dev, &ph, &e)) == -ENODATA)
-			return dlvm_err_set(err, -EINVAL, "%s: is not a PV", path);
+		int hr = dlvm_pv_read_header(dev, &ph, &e);
+		if (hr == -ENODATA) {
+			r = dlvm_err_set(err, -EINVAL, "%s: is not a PV", path);
+			break;
+		}
 		if (force)
 			continue;
 		/* a label or metadata area of a newer dlvm is wiped only on demand */
 		struct dlvm_mda mda = { 0 };
-		int mr = r ? 0 : dlvm_mda_read_header(dev, &mda, &e);
-		if (r == -ENOTSUP || mr == -ENOTSUP ||
-		    (!r && dlvm_pv_check_ro_compat(dev, &ph, mr ? NULL : &mda, &e)))
-			return dlvm_err_set(err, -EROFS, "%s: use -f to wipe it", e.msg);
+		int mr = hr ? 0 : dlvm_mda_read_header(dev, &mda, &e);
+		if (hr == -ENOTSUP || mr == -ENOTSUP ||
+		    (!hr && dlvm_pv_check_ro_compat(dev, &ph, mr ? NULL : &mda, &e)))
+			r = dlvm_err_set(err, -EROFS, "%s: use -f to wipe it", e.msg);
 	}
+	for (size_t i = 0; r && i < n; i++)
+		if (opened[i]) {
+			ctx_take_orphan(ctx, opened[i]);
+			dlvm_dev_close(opened[i]);
+		}
+	free(opened);
+	if (r)
+		return r;
 	for (size_t i = 0; i < n; i++) {
 		const char *path = arg_str(args, i);
 		struct dlvm_dev *dev;

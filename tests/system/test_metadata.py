@@ -292,7 +292,7 @@ def test_error_quoting_a_non_ascii_name_reaches_the_cli(vg0):
 
 def test_refused_pvcreate_leaves_nothing(tmp_path, state_dir):
     """pvcreate checks every device (its size included) before it formats
-    any; a refusal closes what it opened, so dlvmd does not keep the file
+    any; a refusal (of pvremove too) closes what it opened, so dlvmd does not keep the file
     open and locked, and removes the files that --size created."""
     ok, small = tmp_path / "ok.img", tmp_path / "small.img"
     with open(ok, "wb") as f:
@@ -310,6 +310,11 @@ def test_refused_pvcreate_leaves_nothing(tmp_path, state_dir):
                            tmp_path / "new.img")
         assert rc != 0 and "too small" in err, err
         assert not (tmp_path / "new.img").exists()
+        # pvremove of a file that is no PV: refused, and not kept either
+        rc, _, err = d.cli("pvremove", ok)
+        assert rc != 0 and "is not a PV" in err, err
+        out, _ = d.cli_ok("pvs", "-a", "--reportformat", "json")
+        assert json.loads(out)["report"][0]["pv"] == [], out
         # nobody holds ok.img: another dlvm process may use it
         dlvm_ok("pvcreate", ok, socket=tmp_path / "no-daemon.sock",
                 state_dir=tmp_path / "other-state")
