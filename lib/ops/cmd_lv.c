@@ -551,17 +551,25 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 	if ((lv->flags & DLVM_LV_THIN_POOL) && mode != GROW)
 		return dlvm_err_set(err, -ENOTSUP, "%s/%s: thin pools can only grow (lvextend)",
 				    vg->info.name, lv->name);
+	if ((r = parse_stripes(opts, vg, &stripes, &ssize, err)))
+		return r;
 	if (opt_str(opts, "poolmetadatasize")) {
 		if (!(lv->flags & DLVM_LV_THIN_POOL))
 			return dlvm_err_set(err, -EINVAL, "%s/%s: --poolmetadatasize is for thin "
 					    "pools", vg->info.name, lv->name);
+		bool data = opt_str(opts, "size") || opt_str(opts, "extents");
+		/* the data's new size is checked before the metadata grows */
+		uint64_t cur = lv_bytes(vg, lv) / vg->info.extent_size;
+		if (data && (r = target_extents(vg, opts, cur, true, 1, &target, err)))
+			return r;
+		if (data && target <= cur)
+			return dlvm_err_set(err, -EINVAL, "%s/%s: -L/-l must grow the pool (now %"
+					    PRIu64 " extents)", vg->info.name, lv->name, cur);
 		if ((r = thin_pool_grow_meta(ctx, vg, lv, opts, resp, err)))
 			return r;
-		if (!opt_str(opts, "size") && !opt_str(opts, "extents"))
+		if (!data)
 			return 0;
 	}
-	if ((r = parse_stripes(opts, vg, &stripes, &ssize, err)))
-		return r;
 	/* a shared VG's pool may have handed every extent out as slabs: it
 	 * then has no segment of its own left, and its size counts the slabs */
 	const struct dlvm_seg_desc *last = lv->nseg ? lv->segs[lv->nseg - 1] : NULL;

@@ -1075,3 +1075,24 @@ def test_lvcreate_T_L_short_form_makes_a_pool(vg0):
     assert r["pool1"]["segtype"] == "thin-pool", r["pool1"]
     d.cli_ok("lvcreate", "-V", "1g", "-T", "vg0/pool1", "-n", "t")
     assert report(d)["t"]["pool_lv"] == "pool1"
+
+
+def test_lvextend_poolmetadatasize_refused_changes_nothing(vg0):
+    """lvextend --poolmetadatasize with a bad -L (or -i) grew the metadata
+    LV, then refused: everything is checked first now."""
+    d = vg0
+    make_pool(d, size="64m")
+
+    def meta_size():
+        out, _ = d.cli_ok("lvs", "-a", "--reportformat", "json", "--units", "b", "-o",
+                          "lv_name,lv_size")
+        return {r["lv_name"]: r["lv_size"] for r in json.loads(out)["report"][0]["lv"]}[
+            "[pool0_tmeta]"]
+
+    before = meta_size()
+    for bad in (["-L", "garbage"], ["-L", "32m"], ["-i", "999"]):
+        rc, _, err = d.cli("lvextend", "--poolmetadatasize", "+4m", *bad, "vg0/pool0")
+        assert rc != 0, (bad, err)
+        assert meta_size() == before, bad
+    d.cli_ok("lvextend", "--poolmetadatasize", "+4m", "-L", "+64m", "vg0/pool0")
+    assert meta_size() != before
