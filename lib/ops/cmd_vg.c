@@ -427,18 +427,6 @@ DLVM_CMD_FN(cmd_vgremove)
 		struct dlvm_vg *vg;
 		if ((r = dlvm_ctx_vg(ctx, arg_str(args, a), &vg, err)))
 			return r;
-		size_t user_lvs = 0;
-		for (size_t i = 0; i < vg->nlv; i++)
-			user_lvs += !lv_is_internal(vg->lvs[i]);
-		if (user_lvs && !force)
-			return dlvm_err_set(err, -EBUSY, "Volume group \"%s\" still contains %zu logical "
-					    "volume(s): remove them first or use -f", vg->info.name,
-					    user_lvs);
-		if ((r = dlvm_vg_writable(vg, err)))
-			return r;
-		for (size_t p = 0; p < vg->npv; p++)
-			if (!vg->pvs[p]->dev)
-				return dlvm_err_set(err, -EROFS, "%s: a PV is missing", vg->info.name);
 		if ((r = shared_vg_removing(ctx, vg, err)))
 			return r;
 		if ((r = deactivate_all(ctx, vg, force, err)))
