@@ -1274,21 +1274,57 @@ static int ext_resolve(struct dlvm_thin_pool *p, uint64_t vchunk, struct dlvm_th
 	return 0;
 }
 
-/* Copy chunk `from` of store o (p itself, or an origin: its mu is taken)
- * into chunk `to` of p, its unwritten sub-blocks `unw` as zeros (p->mu
- * held). */
-static int chunk_copy_from(struct dlvm_thin_pool *p, struct dlvm_thin_pool *o, uint64_t from,
-			   uint16_t unw, uint64_t to, struct dlvm_err *err)
+/* Store o's data map, referenced (o is p, whose mu is held, or an origin,
+ * whose mu is taken for it). */
+static struct dlvm_lv_map *data_map_of(struct dlvm_thin_pool *p, struct dlvm_thin_pool *o)
 {
 	if (o != p)
 		pthread_mutex_lock(&o->mu);
-	int r = chunk_io(o, from, p->copy, false, err);
+	struct dlvm_lv_map *m = dlvm_lv_map_get(o->data);
 	if (o != p)
 		pthread_mutex_unlock(&o->mu);
+	return m;
+}
+
+/* Copy chunk `from` of store o (through its data map src) into chunk `to`
+ * of p (through dst), its unwritten sub-blocks `unw` as zeros, by way of
+ * buf; no mutex needed. */
+static int chunk_copy_on(struct dlvm_thin_pool *p, struct dlvm_thin_pool *o,
+			 const struct dlvm_lv_map *src, const struct dlvm_lv_map *dst,
+			 uint64_t from, uint16_t unw, uint64_t to, uint8_t *buf,
+			 struct dlvm_err *err)
+{
+	int r = chunk_range_io_on(o, src, from, 0, o->chunk_size, buf, false, err);
+
 	if (r)
 		return r;
-	subs_blank(p, p->copy, unw);
-	return chunk_io(p, to, p->copy, true, err);
+	subs_blank(p, buf, unw);
+	return chunk_range_io_on(p, dst, to, 0, p->chunk_size, buf, true, err);
+}
+
+/* The same with p->copy and p's current data map (p->mu held). */
+static int chunk_copy_from(struct dlvm_thin_pool *p, struct dlvm_thin_pool *o, uint64_t from,
+			   uint16_t unw, uint64_t to, struct dlvm_err *err)
+{
+	struct dlvm_lv_map *src = data_map_of(p, o);
+	int r = chunk_copy_on(p, o, src, p->data, from, unw, to, p->copy, err);
+
+	dlvm_lv_map_put(src);
+	return r;
+}
+
+/* A copied chunk holds all it must: none of its sub-blocks reads as zeros
+ * any more (p->mu held). */
+static int chunk_copied(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk,
+			struct dlvm_thin_mapping *m, struct dlvm_err *err)
+{
+	int r = p->track ? dlvm_thin_set_unwritten(p->store, id, vchunk, m->chunk, 0, p->sub_all,
+						   err)
+			 : 0;
+
+	if (!r)
+		m->unwritten = 0;
+	return r;
 }
 
 /*
@@ -1312,11 +1348,7 @@ static int chunk_prepare(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk,
 		return p->track ? 0 : chunk_zero(p, m->chunk, in_hole, err);
 	if ((r = chunk_copy_from(p, o, from, unw, m->chunk, err)))
 		return r;
-	if (p->track &&
-	    (r = dlvm_thin_set_unwritten(p->store, id, vchunk, m->chunk, 0, p->sub_all, err)))
-		return r;
-	m->unwritten = 0;
-	return 0;
+	return chunk_copied(p, id, vchunk, m, err);
 }
 
 /*
@@ -1339,19 +1371,9 @@ static int chunk_prepare_write(struct dlvm_thin_pool *p, uint64_t id, uint64_t v
 	if (from == DLVM_THIN_NONE || o->chunk_size != p->chunk_size ||
 	    (e = prep_take(p, id, vchunk)) < 0)
 		return chunk_prepare(p, id, vchunk, m, in_hole, err);
-	uint8_t *buf = p->prep[e].buf;
-	if (o != p)
-		pthread_mutex_lock(&o->mu);
-	struct dlvm_lv_map *src = dlvm_lv_map_get(o->data);
-	if (o != p)
-		pthread_mutex_unlock(&o->mu);
-	struct dlvm_lv_map *dst = dlvm_lv_map_get(p->data);
+	struct dlvm_lv_map *src = data_map_of(p, o), *dst = dlvm_lv_map_get(p->data);
 	pthread_mutex_unlock(&p->mu);
-	r = chunk_range_io_on(o, src, from, 0, p->chunk_size, buf, false, err);
-	if (!r) {
-		subs_blank(p, buf, unw);
-		r = chunk_range_io_on(p, dst, to, 0, p->chunk_size, buf, true, err);
-	}
+	r = chunk_copy_on(p, o, src, dst, from, unw, to, p->prep[e].buf, err);
 	dlvm_lv_map_put(src);
 	dlvm_lv_map_put(dst);
 	pthread_mutex_lock(&p->mu);
@@ -1360,11 +1382,7 @@ static int chunk_prepare_write(struct dlvm_thin_pool *p, uint64_t id, uint64_t v
 	if (!r && p->broken)
 		r = dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
 				 p->broken_msg);
-	if (!r && p->track)
-		r = dlvm_thin_set_unwritten(p->store, id, vchunk, to, 0, p->sub_all, err);
-	if (!r)
-		m->unwritten = 0;
-	return r;
+	return r ? r : chunk_copied(p, id, vchunk, m, err);
 }
 
 /* The pool may not commit what it changed: a chunk it maps does not hold
