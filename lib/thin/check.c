@@ -94,9 +94,9 @@ static void compare_counts(struct dlvm_thin_store *s, const struct th_walk *w,
 	if (dfree != s->dfree || dpending != s->dpending)
 		say(rep, "%s: data chunks: %" PRIu64 " free and %" PRIu64 " pending kept, %" PRIu64
 		    " and %" PRIu64 " found", s->name, s->dfree, s->dpending, dfree, dpending);
-	if (dcool != s->ncool + s->nsealed)
+	if (dcool != dlvm_thin_cooling(s))
 		say(rep, "%s: data chunks: %" PRIu64 " cooling kept, %" PRIu64 " found", s->name,
-		    s->ncool + s->nsealed, dcool);
+		    dlvm_thin_cooling(s), dcool);
 }
 
 int dlvm_thin_check(struct dlvm_thin_store *s, struct dlvm_check_report *rep,

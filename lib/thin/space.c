@@ -130,7 +130,7 @@ int th_data_alloc(struct dlvm_thin_store *s, uint64_t *chunk, struct dlvm_err *e
 	if (s->dfree == 0)
 		return dlvm_err_set(err, -ENOSPC, "%s: no free data chunk (%" PRIu64 " chunks, %"
 				    PRIu64 " free after the next commit, %" PRIu64 " cooling)",
-				    s->name, n, s->dpending, s->ncool + s->nsealed);
+				    s->name, n, s->dpending, dlvm_thin_cooling(s));
 	for (uint64_t i = 0; i < n; i++, c++) {
 		if (c >= n)
 			c = 0;

@@ -237,7 +237,7 @@ void dlvm_thin_usage(const struct dlvm_thin_store *s, struct dlvm_thin_usage *u)
 	u->devices = s->sb.ndevs;
 	u->data_chunks = s->sb.data_chunks;
 	u->data_free = s->dfree;
-	u->data_pending = s->dpending + s->ncool + s->nsealed;
+	u->data_pending = s->dpending + dlvm_thin_cooling(s);
 	u->meta_blocks = s->sb.meta_blocks;
 	u->meta_free = s->mfree;
 	u->meta_pending = s->mpending;
