@@ -1392,27 +1392,22 @@ static void vg_create_undo_fails(void **state)
 		dlvm_dev_close(devs[i]);
 }
 
-/* The state a checkpoint writes replays to the same model, even for an LV
- * of a thin kind whose LV_SET_THIN never came (found by fuzz_decode). */
-static void state_of_thin_lv_without_attributes_replays(void **state)
+/* A model VG "vg0" with n LVs of the given kinds (flags), ids 10, 11, ...,
+ * made by applying edits, none of them LV_SET_THIN. */
+static struct dlvm_vg *vg_with_lvs(const uint32_t *kinds, unsigned n)
 {
-	struct dlvm_vg *vg = dlvm_vg_new(), *copy = dlvm_vg_new();
+	struct dlvm_vg *vg = dlvm_vg_new();
 	struct dlvm_edit e = { .type = DLVM_EDIT_VG_INFO };
 	struct dlvm_err err = { 0 };
-	struct dlvm_buf st = { 0 };
-	(void)state;
 
 	assert_non_null(vg);
-	assert_non_null(copy);
 	strcpy(e.u.vg.name, "vg0");
 	e.u.vg.uuid[0] = 1;
 	e.u.vg.extent_size = 1 << 20;
 	e.u.vg.next_lv_id = 1;
 	e.u.vg.next_pv_id = 1;
 	assert_ok(dlvm_vg_apply(vg, &e, &err), &err);
-	const uint32_t kinds[] = { DLVM_LV_THIN_DATA | DLVM_LV_HIDDEN, DLVM_LV_THIN_POOL,
-				   DLVM_LV_THIN };
-	for (unsigned i = 0; i < 3; i++) {
+	for (unsigned i = 0; i < n; i++) {
 		struct dlvm_edit lv = { .type = DLVM_EDIT_LV_CREATE };
 		lv.u.lv.id = 10 + i;
 		lv.u.lv.uuid[0] = (uint8_t)(10 + i);
@@ -1420,6 +1415,21 @@ static void state_of_thin_lv_without_attributes_replays(void **state)
 		lv.u.lv.flags = kinds[i];
 		assert_ok(dlvm_vg_apply(vg, &lv, &err), &err);
 	}
+	return vg;
+}
+
+/* The state a checkpoint writes replays to the same model, even for an LV
+ * of a thin kind whose LV_SET_THIN never came (found by fuzz_decode). */
+static void state_of_thin_lv_without_attributes_replays(void **state)
+{
+	const uint32_t kinds[] = { DLVM_LV_THIN_DATA | DLVM_LV_HIDDEN, DLVM_LV_THIN_POOL,
+				   DLVM_LV_THIN };
+	struct dlvm_vg *vg = vg_with_lvs(kinds, 3), *copy = dlvm_vg_new();
+	struct dlvm_err err = { 0 };
+	struct dlvm_buf st = { 0 };
+	(void)state;
+
+	assert_non_null(copy);
 	assert_int_equal(dlvm_vg_encode_state(vg, &st), 0);
 	size_t pos = 0;
 	unsigned n = 0;
@@ -1441,27 +1451,11 @@ static void state_of_thin_lv_without_attributes_replays(void **state)
  * (valid CRC, say) is refused, not taken for a negative size later. */
 static void thin_virtual_size_bounded(void **state)
 {
-	struct dlvm_vg *vg = dlvm_vg_new();
-	struct dlvm_edit e = { .type = DLVM_EDIT_VG_INFO };
+	const uint32_t kinds[] = { DLVM_LV_THIN_POOL, DLVM_LV_THIN };
+	struct dlvm_vg *vg = vg_with_lvs(kinds, 2);
 	struct dlvm_err err = { 0 };
 	(void)state;
 
-	assert_non_null(vg);
-	strcpy(e.u.vg.name, "vg0");
-	e.u.vg.uuid[0] = 1;
-	e.u.vg.extent_size = 1 << 20;
-	e.u.vg.next_lv_id = 1;
-	e.u.vg.next_pv_id = 1;
-	assert_ok(dlvm_vg_apply(vg, &e, &err), &err);
-	const uint32_t kinds[] = { DLVM_LV_THIN_POOL, DLVM_LV_THIN };
-	for (unsigned i = 0; i < 2; i++) {
-		struct dlvm_edit lv = { .type = DLVM_EDIT_LV_CREATE };
-		lv.u.lv.id = 10 + i;
-		lv.u.lv.uuid[0] = (uint8_t)(10 + i);
-		snprintf(lv.u.lv.name, sizeof(lv.u.lv.name), "lv%u", i);
-		lv.u.lv.flags = kinds[i];
-		assert_ok(dlvm_vg_apply(vg, &lv, &err), &err);
-	}
 	const uint64_t sizes[] = { 1ull << 63, UINT64_MAX - 4095, DLVM_THIN_MAX_VSIZE + 4096 };
 	for (unsigned i = 0; i < 3; i++) {
 		struct dlvm_edit t = { .type = DLVM_EDIT_LV_SET_THIN };
