@@ -28,6 +28,11 @@
  *   take it as durable from a fenced host (for completions from the ring,
  *   the clock read once when the wait for them ended).
  *
+ * - A thin write that fills part of a sub-block which another write under
+ *   way fills whole does not reply before that one ends (it relies on it,
+ *   dlvm/thinpool.h): it waits parked, and parked requests are looked at
+ *   again every PARK_POLL_US while there are any.
+ *
  * With every slot busy the socket is not read: the client waits on TCP
  * backpressure.
  */
@@ -53,6 +58,7 @@
 #define SEND_IOV_MAX 512
 #define RING_ENTRIES 256
 #define CLOSE_TIMEOUT_S 10           /* to send the last replies once closing */
+#define PARK_POLL_US 500             /* parked requests are looked at again */
 /* A request split in more pieces than this (large requests on LVs with
  * small stripes) runs synchronously, which bounds the device operations in
  * flight and so the completion queue size. */
@@ -75,7 +81,8 @@ struct slot {
 	uint32_t nextents;          /* thin BLOCK_STATUS: descriptors in data */
 	bool thin_writing;          /* holds a thin write token until finish() */
 	unsigned thin_token;
-	/* thin: what the request's writes fill, recorded once they are done */
+	/* thin: what the request's writes fill, recorded once they are done,
+	 * and the whole fills of others they rely on */
 	struct dlvm_thin_written thin_w[MAX_ASYNC_PIECES];
 	unsigned nthin_w;
 	uint8_t *buf;               /* SLOT_BUF bytes of the arena */
@@ -88,7 +95,7 @@ struct slot {
 	struct iovec iov[3];
 	int niov;
 	size_t reply_len, sent;
-	struct slot *next;          /* in the reply queue */
+	struct slot *next;          /* in the reply queue, or parked */
 };
 
 struct xmit {
@@ -108,6 +115,7 @@ struct xmit {
 	struct slot *discard_slot;  /* its refused write, replied to once dropped */
 	bool recv_busy, send_busy;
 	struct slot *rq_head, *rq_tail;
+	struct slot *parked;        /* waiting for other writes (finish_tail) */
 	struct iovec siov[SEND_IOV_MAX];
 	struct msghdr smsg;
 	unsigned ios;               /* device ops in flight */
@@ -271,6 +279,10 @@ static struct slot *slot_get(struct xmit *x)
 
 static void slot_put(struct xmit *x, struct slot *s)
 {
+	if (s->nthin_w) { /* never finished: let others' waits end */
+		dlvm_thin_pool_unfilled(x->map->thin, s->thin_w, s->nthin_w);
+		s->nthin_w = 0;
+	}
 	if (s->thin_writing) { /* never finished: do not hold up snapshots */
 		dlvm_thin_pool_write_end(x->map->thin, s->thin_token);
 		s->thin_writing = false;
@@ -394,6 +406,7 @@ static void reply(struct xmit *x, struct slot *s)
 /* ---- device I/O ---- */
 
 static void finish(struct xmit *x, struct slot *s);
+static void finish_tail(struct xmit *x, struct slot *s);
 
 /* One device op of s has ended with res (expect: the byte count it must
  * transfer); or res = 0 for the reference held while starting. */
@@ -450,29 +463,40 @@ static void thin_err(struct xmit *x, struct slot *s, int r, const struct dlvm_er
 enum thin_op { THIN_READ, THIN_WRITE, THIN_ZERO };
 
 /* Sub-blocks a piece of s filled: recorded now when the piece was written
- * synchronously, else when the whole request is done (finish). */
+ * synchronously, else when the whole request is done (finish); and those
+ * it relies on others for, looked at before the reply (finish_tail). */
 static void thin_filled(struct xmit *x, struct slot *s, const struct dlvm_thin_written *w)
 {
-	if (!w->mask || s->err)
-		return;
-	if (s->sync) {
+	struct dlvm_thin_written rec = *w;
+
+	if (s->sync && rec.mask) {
 		struct dlvm_err e = { 0 };
-		int r = dlvm_thin_pool_written(x->map->thin, x->map->thin_id, w, 1, &e);
+		int r = 0;
+		if (s->err)
+			dlvm_thin_pool_unfilled(x->map->thin, &rec, 1);
+		else
+			r = dlvm_thin_pool_written(x->map->thin, x->map->thin_id, &rec, 1, &e);
 		if (r)
 			thin_err(x, s, r, &e);
-		return;
+		rec.mask = 0;
 	}
+	if (!rec.mask && !rec.relied)
+		return;
 	/* a chunk split across segments comes in more than one piece */
-	if (s->nthin_w && s->thin_w[s->nthin_w - 1].vchunk == w->vchunk &&
-	    s->thin_w[s->nthin_w - 1].chunk == w->chunk) {
-		s->thin_w[s->nthin_w - 1].mask |= w->mask;
+	if (s->nthin_w && s->thin_w[s->nthin_w - 1].vchunk == rec.vchunk &&
+	    s->thin_w[s->nthin_w - 1].chunk == rec.chunk) {
+		s->thin_w[s->nthin_w - 1].mask |= rec.mask;
+		s->thin_w[s->nthin_w - 1].relied |= rec.relied;
 		return;
 	}
-	if (s->nthin_w == MAX_ASYNC_PIECES) { /* many_pieces() keeps this from happening */
+	if (s->nthin_w == MAX_ASYNC_PIECES) {
+		/* many_pieces() keeps this from happening: a synchronous
+		 * request relies on others at its two ends at most */
+		dlvm_thin_pool_unfilled(x->map->thin, &rec, 1);
 		set_err(s, -EIO, "too many thin chunks in one request");
 		return;
 	}
-	s->thin_w[s->nthin_w++] = *w;
+	s->thin_w[s->nthin_w++] = rec;
 }
 
 /* Pieces of a READ (holes read as zeros), a WRITE (chunks provisioned
@@ -797,10 +821,53 @@ static void finish(struct xmit *x, struct slot *s)
 		set_err(s, -EIO, FENCED_MSG);
 	/* what the writes filled reads as written from now on: before a
 	 * snapshot may see the chunks, and before a FUA commit */
+	if (s->nthin_w) {
+		struct dlvm_err e = { 0 };
+		int r = 0;
+		if (s->err)
+			dlvm_thin_pool_unfilled(x->map->thin, s->thin_w, s->nthin_w);
+		else
+			r = dlvm_thin_pool_written(x->map->thin, x->map->thin_id, s->thin_w,
+						   s->nthin_w, &e);
+		if (r)
+			thin_err(x, s, r, &e);
+		for (unsigned i = 0; i < s->nthin_w; i++)
+			s->thin_w[i].mask = 0;
+	}
+	finish_tail(x, s);
+}
+
+static void park(struct xmit *x, struct slot *s)
+{
+	s->next = x->parked;
+	x->parked = s;
+}
+
+/* Each parked request once more. */
+static void unpark(struct xmit *x)
+{
+	struct slot *s = x->parked;
+
+	x->parked = NULL;
+	while (s) {
+		struct slot *next = s->next;
+		s->next = NULL;
+		finish_tail(x, s);
+		s = next;
+	}
+}
+
+/* The end of a request whose device I/O is done and recorded: once the
+ * writes it relies on have ended (else it is parked), the reply. */
+static void finish_tail(struct xmit *x, struct slot *s)
+{
 	if (s->nthin_w && !s->err) {
 		struct dlvm_err e = { 0 };
-		int r = dlvm_thin_pool_written(x->map->thin, x->map->thin_id, s->thin_w, s->nthin_w,
-					       &e);
+		int r = dlvm_thin_pool_fills_ended(x->map->thin, s->thin_w, s->nthin_w, &e);
+		if (r == -EAGAIN) {
+			park(x, s);
+			return;
+		}
 		if (r)
 			thin_err(x, s, r, &e);
 	}
@@ -1235,10 +1302,13 @@ void nbd_transmit(struct nbd_conn *c)
 		arm_recv(x);
 		arm_send(x);
 		if (x->closing && !x->ios && !x->recv_busy && !x->send_busy &&
-		    (!x->rq_head || x->broken))
+		    (x->broken || (!x->rq_head && !x->parked)))
 			break;
 		before_submit(x);
-		if (x->closing && !x->ios) {
+		if (x->parked) {
+			struct __kernel_timespec poll = { .tv_nsec = PARK_POLL_US * 1000 };
+			ret = io_uring_submit_and_wait_timeout(&x->ring, &cqe, 1, &poll, NULL);
+		} else if (x->closing && !x->ios) {
 			/* Only socket I/O left: do not wait forever on a client
 			 * that does not read its replies. */
 			ret = io_uring_submit_and_wait_timeout(&x->ring, &cqe, 1, &ts, NULL);
@@ -1263,6 +1333,12 @@ void nbd_transmit(struct nbd_conn *c)
 			n++;
 		}
 		io_uring_cq_advance(&x->ring, n);
+		unpark(x);
+	}
+	while (x->parked) { /* the connection broke: no replies */
+		struct slot *s = x->parked;
+		x->parked = s->next;
+		slot_put(x, s);
 	}
 	if (x->ios) {
 		/* Only on an io_uring failure: wait for the devices anyway. */

@@ -40,6 +40,7 @@
 
 struct dlvm_vg;
 struct dlvm_lv;
+struct dlvm_thin_fills;
 
 struct dlvm_thin_view_ent {
 	uint64_t id;
@@ -107,6 +108,8 @@ struct dlvm_thin_pool {
 	unsigned prep_closed;        /* > 0: a commit or snapshot waits for the
 				      * copies to end; new ones are made under mu */
 	pthread_cond_t prepared;     /* an entry was let go */
+	/* unwritten sub-blocks that writes in flight fill whole (track) */
+	struct dlvm_thin_fills *fills;
 	/* writes provisioned and not yet completed, in two epochs: a snapshot
 	 * starts a new epoch and waits for the old one to drain */
 	unsigned epoch;
@@ -280,6 +283,8 @@ int dlvm_thin_pool_map_read(const struct dlvm_lv_map *m, uint64_t off, uint64_t 
 struct dlvm_thin_written {
 	uint64_t vchunk, chunk;
 	uint16_t mask;       /* sub-blocks that read as zeros until recorded */
+	uint16_t relied;     /* sub-blocks filled in part, whose whole fill by
+			      * another write is under way */
 };
 
 /*
@@ -288,9 +293,12 @@ struct dlvm_thin_written {
  * chunk is zeroed where the store keeps no unwritten sub-blocks; where it
  * does, the sub-blocks the write fills only in part are zeroed now and those
  * it fills whole are in *w: the caller records them with
- * dlvm_thin_pool_written after its write succeeded, before
- * dlvm_thin_pool_write_end (until then they read as zeros). -ENOSPC when the
- * pool has no free chunk (nothing changed).
+ * dlvm_thin_pool_written after its write succeeded, or lets them go with
+ * dlvm_thin_pool_unfilled after it failed, before dlvm_thin_pool_write_end
+ * (until then they read as zeros). A sub-block filled in part while another
+ * write fills it whole is not zeroed (w->relied): the caller replies only
+ * once dlvm_thin_pool_fills_ended. -ENOSPC when the pool has no free chunk
+ * (nothing changed).
  */
 int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
 			     struct dlvm_map_piece *piece, struct dlvm_thin_written *w,
@@ -301,6 +309,15 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
  * failed: its sub-blocks keep reading as zeros). */
 int dlvm_thin_pool_written(struct dlvm_thin_pool *p, uint64_t id,
 			   const struct dlvm_thin_written *w, size_t n, struct dlvm_err *err);
+/* The writes of n records failed: what they filled stays unwritten. One
+ * that another write relied on stops the pool (that write's data would not
+ * read back). */
+void dlvm_thin_pool_unfilled(struct dlvm_thin_pool *p, const struct dlvm_thin_written *w,
+			     size_t n);
+/* Have the whole fills that n records rely on ended? Then 0, or the pool's
+ * error when it stopped meanwhile; -EAGAIN while one is under way. */
+int dlvm_thin_pool_fills_ended(struct dlvm_thin_pool *p, const struct dlvm_thin_written *w,
+			       size_t n, struct dlvm_err *err);
 /* Bracket the device I/O of one request, a write (dlvm_thin_pool_map_write
  * and the I/O it leads to) or a read (dlvm_thin_pool_map_read and its
  * reads): begin returns a token for end. Never blocks. Freed chunks cool

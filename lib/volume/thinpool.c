@@ -13,6 +13,7 @@
 
 #include "dlvm/util.h"
 #include "dlvm/vg.h"
+#include "thinfill.h"
 
 static const struct dlvm_lv *meta_lv(const struct dlvm_vg *vg, const struct dlvm_lv *pool,
 				     struct dlvm_err *err)
@@ -78,6 +79,7 @@ static void pool_free(struct dlvm_thin_pool *p)
 		free(p->prep[i].buf);
 	free(p->freed);
 	free(p->aged);
+	dlvm_thin_fills_free(p->fills);
 	pthread_cond_destroy(&p->drained);
 	pthread_cond_destroy(&p->grown);
 	pthread_cond_destroy(&p->prepared);
@@ -250,6 +252,10 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 	 * (write_end, commit_locked, dlvm_thin_pool_cool) */
 	dlvm_thin_set_cooling(p->store, true);
 	p->track = dlvm_thin_tracks_unwritten(p->store);
+	if (p->track && !(p->fills = dlvm_thin_fills_new())) {
+		r = dlvm_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
 done:
 	p->next = vg->thin_pools;
 	vg->thin_pools = p;
@@ -1478,6 +1484,18 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 	uint16_t touched, whole;
 	sub_span(p, in, n, &touched, &whole);
 	uint16_t part = mm.unwritten & touched & (uint16_t)~whole;
+	/* a sub-block that another write fills whole meanwhile is not zeroed
+	 * (its data may be down already): this write relies on that one */
+	uint16_t relied = !r && part && p->fills ? part & dlvm_thin_fill_pending(p->fills, mm.chunk)
+						 : 0;
+	uint16_t fill = r ? 0 : mm.unwritten & whole;
+	if (fill && (!p->fills || !dlvm_thin_fill_add(p->fills, mm.chunk, fill))) {
+		/* no room to follow it (then no fill of the chunk is under
+		 * way): zeroed first and written from now on, as in part */
+		part |= fill;
+		fill = 0;
+	}
+	part &= (uint16_t)~relied;
 	if (!r && part) {
 		/* what the write leaves of a sub-block it fills in part must read
 		 * as zeros once the sub-block counts as written */
@@ -1486,13 +1504,30 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 		p->dirty = true;
 	}
 	if (!r) {
-		*w = (struct dlvm_thin_written){ .vchunk = vchunk, .chunk = mm.chunk,
-						 .mask = mm.unwritten & whole };
 		chunk_piece(p, mm.chunk, in, n, piece);
 		r = piece_for(p, m, piece, err);
 	}
+	if (!r) {
+		if (relied)
+			dlvm_thin_fill_rely(p->fills, mm.chunk, relied);
+		*w = (struct dlvm_thin_written){ .vchunk = vchunk, .chunk = mm.chunk,
+						 .mask = fill, .relied = relied };
+	} else if (fill) {
+		dlvm_thin_fill_drop(p->fills, mm.chunk, fill);
+	}
 	pthread_mutex_unlock(&p->mu);
 	return r;
+}
+
+/* A write's whole fill of w ended, recorded (ok) or not (mu held). */
+static void fill_end(struct dlvm_thin_pool *p, const struct dlvm_thin_written *w, bool ok)
+{
+	if (p->fills && dlvm_thin_fill_drop(p->fills, w->chunk, w->mask) && !ok) {
+		struct dlvm_err e = { 0 };
+		dlvm_err_set(&e, -EIO, "a write that another one relied on failed at chunk %" PRIu64,
+			     w->chunk);
+		pool_break(p, &e);
+	}
 }
 
 int dlvm_thin_pool_written(struct dlvm_thin_pool *p, uint64_t id,
@@ -1501,19 +1536,47 @@ int dlvm_thin_pool_written(struct dlvm_thin_pool *p, uint64_t id,
 	int r = 0;
 
 	pthread_mutex_lock(&p->mu);
-	for (size_t i = 0; i < n && !r; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (!w[i].mask)
 			continue;
-		prep_wait(p, id, w[i].vchunk, w[i].vchunk + 1);
-		if (!p->store) {
-			r = dlvm_err_set(err, -EROFS, "%s: this host no longer writes the family",
-					 p->name);
-			break;
+		if (!r) {
+			prep_wait(p, id, w[i].vchunk, w[i].vchunk + 1);
+			if (!p->store)
+				r = dlvm_err_set(err, -EROFS, "%s: this host no longer writes the "
+						 "family", p->name);
+			else
+				r = dlvm_thin_set_unwritten(p->store, id, w[i].vchunk, w[i].chunk, 0,
+							    w[i].mask, err);
+			p->dirty = true;
 		}
-		r = dlvm_thin_set_unwritten(p->store, id, w[i].vchunk, w[i].chunk, 0, w[i].mask,
-					    err);
-		p->dirty = true;
+		fill_end(p, &w[i], r == 0);
 	}
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+void dlvm_thin_pool_unfilled(struct dlvm_thin_pool *p, const struct dlvm_thin_written *w,
+			     size_t n)
+{
+	pthread_mutex_lock(&p->mu);
+	for (size_t i = 0; i < n; i++)
+		if (w[i].mask)
+			fill_end(p, &w[i], false);
+	pthread_mutex_unlock(&p->mu);
+}
+
+int dlvm_thin_pool_fills_ended(struct dlvm_thin_pool *p, const struct dlvm_thin_written *w,
+			       size_t n, struct dlvm_err *err)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (size_t i = 0; i < n && !r; i++)
+		if (w[i].relied && (dlvm_thin_fill_pending(p->fills, w[i].chunk) & w[i].relied))
+			r = -EAGAIN;
+	if (!r && p->broken)
+		r = dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
+				 p->broken_msg);
 	pthread_mutex_unlock(&p->mu);
 	return r;
 }

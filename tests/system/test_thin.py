@@ -1096,3 +1096,41 @@ def test_lvextend_poolmetadatasize_refused_changes_nothing(vg0):
         assert meta_size() == before, bad
     d.cli_ok("lvextend", "--poolmetadatasize", "+4m", "-L", "+64m", "vg0/pool0")
     assert meta_size() != before
+
+
+def test_partial_write_beside_a_whole_one_keeps_both(vg0):
+    """1 MiB chunks have 64 KiB sub-blocks. A 32 MiB write fills the
+    sub-blocks of new chunks whole; they count as written once all of it is
+    done. A 4 KiB write from another connection into one of those
+    sub-blocks, sent while the large one is under way, must not zero it:
+    what the large write put beside the small one stays, whatever the order
+    the two land in."""
+    d = vg0
+    make_pool(d, size="600m", chunk="1m")
+    d.cli_ok("lvcreate", "-V", "1g", "-T", "vg0/pool0", "-n", "v")
+    b = connect(d, "vg0/v")
+    big = 32 * MiB
+    rnd = random.Random(5)
+    small = b"\x5a" * 4096
+    for k in range(16):
+        base = k * big
+        data = rnd.randbytes(big)
+        sub = (k % 4) * MiB + 64 * 1024 * k            # a sub-block inside the write
+        a = Raw(str(d.nbd_socket))
+        a.go("vg0/v")
+        sender = threading.Thread(target=a.s.sendall, args=(
+            struct.pack(">IHHQQI", REQUEST_MAGIC, 0, 1, 1, base, big) + data,))
+        sender.start()                                 # socket calls let go of the GIL
+        time.sleep(0.008 * (k + 1))
+        b.pwrite(small, base + sub + 4096)
+        sender.join()
+        assert a.simple_reply() == (0, 1)
+        a.close()
+        got = b.pread(64 * 1024, base + sub)
+        want = data[sub:sub + 64 * 1024]
+        assert got[:4096] == want[:4096], f"round {k}: bytes before the small write lost"
+        assert got[8192:] == want[8192:], f"round {k}: bytes after the small write lost"
+        assert got[4096:8192] in (small, want[4096:8192]), f"round {k}: overlap is neither"
+    b.shutdown()
+    out, _ = d.cli_ok("check", "vg0")
+    assert "consistent" in out

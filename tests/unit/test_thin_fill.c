@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of the table of fills in flight (lib/volume/thinfill.c):
+ * counts per sub-block, reliance, a full table, and removal that keeps the
+ * entries probed past the removed one findable. */
+#include "helpers.h"
+
+#include "lib/volume/thinfill.h"
+
+#define LIVE_MAX 384 /* three quarters of the table */
+
+static void counts_and_reliance(void **state)
+{
+	(void)state;
+	struct dlvm_thin_fills *f = dlvm_thin_fills_new();
+	assert_non_null(f);
+
+	assert_int_equal(dlvm_thin_fill_pending(f, 7), 0);
+	assert_true(dlvm_thin_fill_add(f, 7, 0x0003));
+	assert_true(dlvm_thin_fill_add(f, 7, 0x0006));
+	assert_int_equal(dlvm_thin_fill_pending(f, 7), 0x0007);
+	assert_int_equal(dlvm_thin_fill_pending(f, 8), 0);
+	/* relied on: reported when the last fill of that sub-block ends */
+	dlvm_thin_fill_rely(f, 7, 0x0002);
+	dlvm_thin_fill_rely(f, 8, 0x0001);  /* no fill there: nothing */
+	assert_int_equal(dlvm_thin_fill_drop(f, 7, 0x0003), 0);
+	assert_int_equal(dlvm_thin_fill_pending(f, 7), 0x0006);
+	assert_int_equal(dlvm_thin_fill_drop(f, 7, 0x0006), 0x0002);
+	assert_int_equal(dlvm_thin_fill_pending(f, 7), 0);
+	/* a drop of what is not there changes nothing */
+	assert_int_equal(dlvm_thin_fill_drop(f, 7, 0x0001), 0);
+	assert_true(dlvm_thin_fill_add(f, 7, 0x8000));
+	assert_int_equal(dlvm_thin_fill_pending(f, 7), 0x8000);
+	/* reliance ended with its fill: not reported again */
+	assert_int_equal(dlvm_thin_fill_drop(f, 7, 0x8000), 0);
+	dlvm_thin_fills_free(f);
+}
+
+static void full_table_and_removal(void **state)
+{
+	(void)state;
+	struct dlvm_thin_fills *f = dlvm_thin_fills_new();
+	uint64_t chunks[LIVE_MAX];
+	uint64_t seed = 99;
+	assert_non_null(f);
+
+	/* chunks a multiple of the table size apart collide often */
+	for (unsigned i = 0; i < LIVE_MAX; i++) {
+		chunks[i] = (uint64_t)i * 512 + (i % 3);
+		assert_true(dlvm_thin_fill_add(f, chunks[i], (uint16_t)(1u << (i % 16))));
+	}
+	assert_false(dlvm_thin_fill_add(f, 1ull << 40, 1));
+	assert_int_equal(dlvm_thin_fill_pending(f, 1ull << 40), 0);
+	/* a chunk already there takes more fills */
+	assert_true(dlvm_thin_fill_add(f, chunks[5], 0x0100));
+	assert_int_equal(dlvm_thin_fill_drop(f, chunks[5], 0x0100), 0);
+	/* remove in a shuffled order; every other entry stays findable */
+	for (unsigned i = LIVE_MAX - 1; i > 0; i--) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned j = (unsigned)((seed >> 33) % (i + 1));
+		uint64_t t = chunks[i];
+		chunks[i] = chunks[j];
+		chunks[j] = t;
+	}
+	for (unsigned i = 0; i < LIVE_MAX; i++) {
+		uint64_t c = chunks[i];
+		uint16_t m = (uint16_t)(1u << ((c / 512) % 16));
+		assert_int_equal(dlvm_thin_fill_pending(f, c), m);
+		assert_int_equal(dlvm_thin_fill_drop(f, c, m), 0);
+		assert_int_equal(dlvm_thin_fill_pending(f, c), 0);
+		for (unsigned k = i + 1; k < LIVE_MAX; k++)
+			if (dlvm_thin_fill_pending(f, chunks[k]) !=
+			    (uint16_t)(1u << ((chunks[k] / 512) % 16)))
+				fail_msg("chunk %" PRIu64 " lost after removing %" PRIu64, chunks[k],
+					 c);
+	}
+	/* all gone: room for as many again */
+	for (unsigned i = 0; i < LIVE_MAX; i++)
+		assert_true(dlvm_thin_fill_add(f, 1000000 + i, 1));
+	assert_false(dlvm_thin_fill_add(f, 5, 1));
+	dlvm_thin_fills_free(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(counts_and_reliance),
+		cmocka_unit_test(full_table_and_removal),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
