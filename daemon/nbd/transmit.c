@@ -28,10 +28,11 @@
  *   take it as durable from a fenced host (for completions from the ring,
  *   the clock read once when the wait for them ended).
  *
- * - A thin write that fills part of a sub-block which another write under
- *   way fills whole does not reply before that one ends (it relies on it,
- *   dlvm/thinpool.h): it waits parked, and parked requests are looked at
- *   again every PARK_POLL_US while there are any.
+ * - Thin LVs: a write does not start while a snapshot of its pool is being
+ *   taken, and a write that fills part of a sub-block which another write
+ *   under way fills whole does not reply before that one ends (it relies on
+ *   it, dlvm/thinpool.h). Such a request waits parked; parked requests are
+ *   looked at again every PARK_POLL_US while there are any.
  *
  * With every slot busy the socket is not read: the client waits on TCP
  * backpressure.
@@ -79,7 +80,8 @@ struct slot {
 	bool trim;                  /* device errors are ignored */
 	bool sync;                  /* too many pieces: serve synchronously */
 	uint32_t nextents;          /* thin BLOCK_STATUS: descriptors in data */
-	bool thin_writing;          /* holds a thin write token until finish() */
+	bool thin_io;               /* holds a thin I/O token until finish() */
+	bool park_start;            /* parked before it started: a snapshot */
 	unsigned thin_token;
 	/* thin: what the request's writes fill, recorded once they are done,
 	 * and the whole fills of others they rely on */
@@ -115,7 +117,8 @@ struct xmit {
 	struct slot *discard_slot;  /* its refused write, replied to once dropped */
 	bool recv_busy, send_busy;
 	struct slot *rq_head, *rq_tail;
-	struct slot *parked;        /* waiting for other writes (finish_tail) */
+	struct slot *parked;        /* waiting: for a snapshot (start), for other
+				     * writes (finish_tail) */
 	struct iovec siov[SEND_IOV_MAX];
 	struct msghdr smsg;
 	unsigned ios;               /* device ops in flight */
@@ -269,7 +272,8 @@ static struct slot *slot_get(struct xmit *x)
 	s->trim = false;
 	s->sync = false;
 	s->nextents = 0;
-	s->thin_writing = false;
+	s->thin_io = false;
+	s->park_start = false;
 	s->nthin_w = 0;
 	s->sent = 0;
 	s->next = NULL;
@@ -283,9 +287,9 @@ static void slot_put(struct xmit *x, struct slot *s)
 		dlvm_thin_pool_unfilled(x->map->thin, s->thin_w, s->nthin_w);
 		s->nthin_w = 0;
 	}
-	if (s->thin_writing) { /* never finished: do not hold up snapshots */
-		dlvm_thin_pool_write_end(x->map->thin, s->thin_token);
-		s->thin_writing = false;
+	if (s->thin_io) { /* never finished: do not hold up snapshots */
+		dlvm_thin_pool_io_end(x->map->thin, s->thin_token);
+		s->thin_io = false;
 	}
 	free(s->big);
 	s->big = NULL;
@@ -407,6 +411,7 @@ static void reply(struct xmit *x, struct slot *s)
 
 static void finish(struct xmit *x, struct slot *s);
 static void finish_tail(struct xmit *x, struct slot *s);
+static void park(struct xmit *x, struct slot *s);
 
 /* One device op of s has ended with res (expect: the byte count it must
  * transfer); or res = 0 for the reference held while starting. */
@@ -505,13 +510,6 @@ static void thin_pieces(struct xmit *x, struct slot *s, enum thin_op op, piece_f
 {
 	uint64_t off = s->off, left = s->len, pos = 0;
 
-	/* A snapshot waits for writes given their chunks before it; and a
-	 * chunk that a read or a write looked up cools, once freed, until the
-	 * request's device I/O is done (it would read or write another
-	 * volume's data if handed out meanwhile) */
-	s->thin_token = dlvm_thin_pool_write_begin(x->map->thin);
-	s->thin_writing = true;
-
 	while (left && !s->err) {
 		struct dlvm_map_piece p;
 		struct dlvm_thin_written w = { 0 };
@@ -548,10 +546,6 @@ static void thin_unmap(struct xmit *x, struct slot *s, bool zero_partial)
 		return;
 	}
 	uint64_t cs = x->map->thin->chunk_size, off = s->off, left = s->len;
-	if (zero_partial) {
-		s->thin_token = dlvm_thin_pool_write_begin(x->map->thin);
-		s->thin_writing = true;
-	}
 	while (zero_partial && left && !s->err) {
 		struct dlvm_map_piece p;
 		bool hole;
@@ -741,6 +735,21 @@ static void start(struct xmit *x, struct slot *s)
 	}
 	s->sync = s->len > NBD_PREF_BLOCK && many_pieces(x, s);
 	if (x->map->thin) {
+		/* A snapshot waits for the writes given their chunks before it,
+		 * and the writes begun while it is taken wait for it; a chunk
+		 * that a read or a write looked up cools, once freed, until the
+		 * request's device I/O is done (it would read or write another
+		 * volume's data if handed out meanwhile) */
+		bool write = s->type == NBD_CMD_WRITE || s->type == NBD_CMD_WRITE_ZEROES;
+		if (write || s->type == NBD_CMD_READ) {
+			if (dlvm_thin_pool_io_begin(x->map->thin, write, &s->thin_token) < 0) {
+				s->pending = 0;
+				s->park_start = true;
+				park(x, s);
+				return;
+			}
+			s->thin_io = true;
+		}
 		switch (s->type) {
 		case NBD_CMD_READ:
 			thin_pieces(x, s, THIN_READ, piece_read);
@@ -852,7 +861,12 @@ static void unpark(struct xmit *x)
 	while (s) {
 		struct slot *next = s->next;
 		s->next = NULL;
-		finish_tail(x, s);
+		if (s->park_start) {
+			s->park_start = false;
+			start(x, s);
+		} else {
+			finish_tail(x, s);
+		}
 		s = next;
 	}
 }
@@ -872,9 +886,9 @@ static void finish_tail(struct xmit *x, struct slot *s)
 			thin_err(x, s, r, &e);
 	}
 	s->nthin_w = 0;
-	if (s->thin_writing) {
-		dlvm_thin_pool_write_end(x->map->thin, s->thin_token);
-		s->thin_writing = false;
+	if (s->thin_io) {
+		dlvm_thin_pool_io_end(x->map->thin, s->thin_token);
+		s->thin_io = false;
 	}
 	/* a FUA change of a thin LV is durable only with its mapping */
 	if (x->map->thin && !s->err && (s->flags & NBD_CMD_FLAG_FUA) &&

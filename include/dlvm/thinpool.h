@@ -114,6 +114,7 @@ struct dlvm_thin_pool {
 	 * starts a new epoch and waits for the old one to drain */
 	unsigned epoch;
 	unsigned inflight[2];
+	unsigned snapping;           /* snapshots being taken: writes wait */
 	pthread_cond_t drained;
 	bool dirty;                  /* the store has changes since the last commit */
 	unsigned warned_data, warned_meta; /* last usage level warned about (percent) */
@@ -294,7 +295,7 @@ struct dlvm_thin_written {
  * does, the sub-blocks the write fills only in part are zeroed now and those
  * it fills whole are in *w: the caller records them with
  * dlvm_thin_pool_written after its write succeeded, or lets them go with
- * dlvm_thin_pool_unfilled after it failed, before dlvm_thin_pool_write_end
+ * dlvm_thin_pool_unfilled after it failed, before dlvm_thin_pool_io_end
  * (until then they read as zeros). A sub-block filled in part while another
  * write fills it whole is not zeroed (w->relied): the caller replies only
  * once dlvm_thin_pool_fills_ended. -ENOSPC when the pool has no free chunk
@@ -320,10 +321,13 @@ int dlvm_thin_pool_fills_ended(struct dlvm_thin_pool *p, const struct dlvm_thin_
 			       size_t n, struct dlvm_err *err);
 /* Bracket the device I/O of one request, a write (dlvm_thin_pool_map_write
  * and the I/O it leads to) or a read (dlvm_thin_pool_map_read and its
- * reads): begin returns a token for end. Never blocks. Freed chunks cool
- * until every bracket begun before they were freed has ended. */
-unsigned dlvm_thin_pool_write_begin(struct dlvm_thin_pool *p);
-void dlvm_thin_pool_write_end(struct dlvm_thin_pool *p, unsigned token);
+ * reads): begin gives a token for end. Never blocks: a write is refused
+ * with -EAGAIN while a snapshot is being taken (it would change chunks the
+ * snapshot is about to share); the caller starts it again later. A
+ * snapshot waits for the brackets begun before it. Freed chunks cool until
+ * every bracket begun before they were freed has ended. */
+int dlvm_thin_pool_io_begin(struct dlvm_thin_pool *p, bool write, unsigned *token);
+void dlvm_thin_pool_io_end(struct dlvm_thin_pool *p, unsigned token);
 /* Unmap the chunks of device id that lie wholly inside [off, off + len)
  * (TRIM, WRITE_ZEROES). zero_subs (WRITE_ZEROES): of partial chunks, the
  * sub-blocks the range covers whole become unwritten (read as zeros) where

@@ -512,13 +512,17 @@ int dlvm_thin_pool_delete_dev(struct dlvm_thin_pool *p, uint64_t id, struct dlvm
 	return r;
 }
 
-unsigned dlvm_thin_pool_write_begin(struct dlvm_thin_pool *p)
+int dlvm_thin_pool_io_begin(struct dlvm_thin_pool *p, bool write, unsigned *token)
 {
 	pthread_mutex_lock(&p->mu);
-	unsigned e = p->epoch;
-	p->inflight[e]++;
+	if (write && p->snapping) {
+		pthread_mutex_unlock(&p->mu);
+		return -EAGAIN;
+	}
+	*token = p->epoch;
+	p->inflight[*token]++;
 	pthread_mutex_unlock(&p->mu);
-	return e;
+	return 0;
 }
 
 /* No write is in flight: what cools may go (mu held). */
@@ -530,7 +534,7 @@ static void cool_release_idle(struct dlvm_thin_pool *p)
 	}
 }
 
-void dlvm_thin_pool_write_end(struct dlvm_thin_pool *p, unsigned token)
+void dlvm_thin_pool_io_end(struct dlvm_thin_pool *p, unsigned token)
 {
 	pthread_mutex_lock(&p->mu);
 	if (--p->inflight[token] == 0) {
@@ -567,6 +571,10 @@ int dlvm_thin_pool_snapshot(struct dlvm_thin_pool *p, uint64_t origin, uint64_t 
 			    struct dlvm_err *err)
 {
 	pthread_mutex_lock(&p->mu);
+	/* writes begun from now on wait (dlvm_thin_pool_io_begin): those
+	 * begun before end first, and no write lands in a chunk the snapshot
+	 * shares once it exists */
+	p->snapping++;
 	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
 					 p->broken_msg)
 			  : quiesce(p, err);
@@ -576,6 +584,7 @@ int dlvm_thin_pool_snapshot(struct dlvm_thin_pool *p, uint64_t origin, uint64_t 
 	if (!r)
 		r = commit_locked(p, err);
 	preps_open(p);
+	p->snapping--;
 	pthread_mutex_unlock(&p->mu);
 	return r;
 }

@@ -1134,3 +1134,69 @@ def test_partial_write_beside_a_whole_one_keeps_both(vg0):
     b.shutdown()
     out, _ = d.cli_ok("check", "vg0")
     assert "consistent" in out
+
+
+def test_snapshot_holds_a_concurrent_write_whole_or_not_at_all(vg0):
+    """A snapshot waits for the writes begun before it; one that arrives
+    while it is being taken waits for it. Here a slow 32 MiB first write
+    keeps the snapshot waiting while a second 32 MiB write overwrites a
+    mapped region: the snapshot must hold that second write whole or not
+    at all, and must not change once it exists."""
+    d = vg0
+    make_pool(d, size="1200m")
+    d.cli_ok("lvcreate", "-V", "1g", "-T", "vg0/pool0", "-n", "v")
+    big = 32 * MiB
+    r2 = 512 * MiB                                    # the mapped region
+    h = connect(d, "vg0/v")
+    h.pwrite(bytes([0xf0]) * big, r2)
+    h.flush()
+    prev = 0xf0
+
+    def send(off, data, out):
+        c = Raw(str(d.nbd_socket))
+        c.go("vg0/v")
+        c.s.sendall(struct.pack(">IHHQQI", REQUEST_MAGIC, 0, 1, 1, off, len(data)) + data)
+        out.append(c.simple_reply())
+        c.close()
+
+    def mapped(c, off):
+        flags = []
+        c.block_status(4096, off, lambda _m, _o, e, _err: flags.extend(e[1::2]) or 0)
+        return not flags[0] & nbd.STATE_HOLE
+
+    def fill_of(name):
+        s = connect(d, f"vg0/{name}")
+        got = set()
+        for off in range(0, big, 4 * MiB):
+            got |= set(s.pread(4 * MiB, r2 + off))
+        s.shutdown()
+        return got
+
+    for k in range(6):
+        pat = 0x10 + k
+        res1, res2 = [], []
+        t1 = threading.Thread(target=send, args=(k * big, bytes([0xaa]) * big, res1))
+        t1.start()                                    # slow: new chunks of a sparse PV
+        until = time.monotonic() + 10
+        while not mapped(h, k * big):                 # under way (its first chunk mapped)
+            assert time.monotonic() < until, "the first write never started"
+            time.sleep(0.001)
+        snap = threading.Thread(target=d.cli_ok, args=("lvcreate", "-s", "-n", f"s{k}",
+                                                       "-ay", "vg0/v"))
+        snap.start()
+        time.sleep(0.01 + 0.005 * k)
+        t2 = threading.Thread(target=send, args=(r2, bytes([pat]) * big, res2))
+        t2.start()
+        snap.join()
+        first = fill_of(f"s{k}")
+        t1.join()
+        t2.join()
+        assert res1 == [(0, 1)] and res2 == [(0, 1)], (res1, res2)
+        again = fill_of(f"s{k}")
+        assert first == again, f"round {k}: the snapshot changed: {first} then {again}"
+        assert again in ({prev}, {pat}), f"round {k}: the snapshot holds part of a write: {again}"
+        assert fill_of("v") == {pat}
+        prev = pat
+    h.shutdown()
+    out, _ = d.cli_ok("check", "vg0")
+    assert "consistent" in out
