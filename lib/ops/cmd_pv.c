@@ -73,30 +73,6 @@ static int create_file(const char *path, uint64_t size, struct dlvm_err *err)
 	return 0;
 }
 
-/* ctx_device for a command's checking pass: *opened is the device when this
- * call opened it (it was not known before), for drop_opened. */
-static int device_checked(struct dlvm_ctx *ctx, const char *path, struct dlvm_dev **dev,
-			  struct dlvm_vg **vg, struct dlvm_dev **opened, struct dlvm_err *err)
-{
-	size_t before = ctx->norphans;
-	int r = ctx_device(ctx, path, true, dev, vg, NULL, err);
-
-	if (!r && ctx->norphans > before)
-		*opened = *dev;
-	return r;
-}
-
-/* After a refusal: close the n devices the checking pass opened, so that
- * nothing stays open and locked (dlvmd keeps its devices open). */
-static void drop_opened(struct dlvm_ctx *ctx, struct dlvm_dev **opened, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (opened[i]) {
-			ctx_take_orphan(ctx, opened[i]);
-			dlvm_dev_close(opened[i]);
-		}
-}
-
 /* May dev (at path, in vg if it is a PV of one) become a new PV? */
 static int pv_check_new(struct dlvm_dev *dev, const struct dlvm_vg *vg, const char *path,
 			const struct dlvm_pvcreate_opts *po, bool force, struct dlvm_err *err)
@@ -176,11 +152,11 @@ DLVM_CMD_FN(cmd_pvcreate)
 		if (fsize && (r = create_file(path, fsize, err)))
 			break;
 		created[i] = fsize && !existed;
-		if (!(r = device_checked(ctx, path, &dev, &vg, &opened[i], err)))
+		if (!(r = ctx_device_checked(ctx, path, &dev, &vg, &opened[i], err)))
 			r = pv_check_new(dev, vg, path, &po, force, err);
 	}
 	if (r)
-		drop_opened(ctx, opened, n);
+		ctx_drop_opened(ctx, opened, n);
 	for (size_t i = 0; r && i < n; i++)
 		if (created[i])
 			unlink(arg_str(args, i));
@@ -222,7 +198,7 @@ DLVM_CMD_FN(cmd_pvremove)
 		struct dlvm_dev *dev;
 		struct dlvm_vg *vg;
 		struct dlvm_pv_header ph;
-		if ((r = device_checked(ctx, path, &dev, &vg, &opened[i], err)))
+		if ((r = ctx_device_checked(ctx, path, &dev, &vg, &opened[i], err)))
 			break;
 		if (vg) {
 			r = dlvm_err_set(err, -EBUSY, "%s: is a PV of volume group \"%s\": remove it "
@@ -245,7 +221,7 @@ DLVM_CMD_FN(cmd_pvremove)
 			r = dlvm_err_set(err, -EROFS, "%s: use -f to wipe it", e.msg);
 	}
 	if (r)
-		drop_opened(ctx, opened, n);
+		ctx_drop_opened(ctx, opened, n);
 	free(opened);
 	if (r)
 		return r;

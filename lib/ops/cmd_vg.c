@@ -12,22 +12,29 @@
 
 /* Resolve PV arguments args[from..] to orphan PV devices (labelled, in no
  * VG; with into, also one whose metadata area still names into: a vgreduce
- * interrupted before the PV was given back); all or nothing. */
+ * interrupted before the PV was given back); all or nothing. *opened: the
+ * devices this opened (NULL where known before), for ctx_drop_opened if the
+ * command fails later. */
 static int orphan_pvs(struct dlvm_ctx *ctx, json_t *args, size_t from, const struct dlvm_vg *into,
-		      struct dlvm_dev ***out, size_t *n_out, struct dlvm_err *err)
+		      struct dlvm_dev ***out, struct dlvm_dev ***opened_out, size_t *n_out,
+		      struct dlvm_err *err)
 {
 	size_t n = json_array_size(args) - from;
 	struct dlvm_dev **devs = calloc(n ? n : 1, sizeof(*devs));
+	struct dlvm_dev **opened = calloc(n ? n : 1, sizeof(*opened));
 	int r;
 
-	if (!devs)
+	if (!devs || !opened) {
+		free(devs);
+		free(opened);
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	}
 	for (size_t i = 0; i < n; i++) {
 		const char *path = arg_str(args, from + i);
 		struct dlvm_vg *vg;
 		struct dlvm_pv_header ph;
 		struct dlvm_err e = { 0 };
-		if ((r = ctx_device(ctx, path, true, &devs[i], &vg, NULL, err)))
+		if ((r = ctx_device_checked(ctx, path, &devs[i], &vg, &opened[i], err)))
 			goto fail;
 		if (vg) {
 			r = dlvm_err_set(err, -EBUSY, "%s: already in volume group \"%s\"", path,
@@ -68,9 +75,12 @@ static int orphan_pvs(struct dlvm_ctx *ctx, json_t *args, size_t from, const str
 			}
 	}
 	*out = devs;
+	*opened_out = opened;
 	*n_out = n;
 	return 0;
 fail:
+	ctx_drop_opened(ctx, opened, n);
+	free(opened);
 	free(devs);
 	return r;
 }
@@ -94,7 +104,7 @@ static int parse_extent_size(json_t *opts, uint64_t *es, struct dlvm_err *err)
 DLVM_CMD_FN(cmd_vgcreate)
 {
 	const char *name = arg_str(args, 0);
-	struct dlvm_dev **devs = NULL;
+	struct dlvm_dev **devs = NULL, **opened = NULL;
 	struct dlvm_vg *vg = NULL, *other;
 	uint64_t es;
 	size_t n;
@@ -123,7 +133,7 @@ DLVM_CMD_FN(cmd_vgcreate)
 					    DLVM_LEASE_MAX_HOSTS);
 		max_hosts = (uint32_t)v;
 	}
-	if ((r = orphan_pvs(ctx, args, 1, NULL, &devs, &n, err)))
+	if ((r = orphan_pvs(ctx, args, 1, NULL, &devs, &opened, &n, err)))
 		return r;
 	if ((r = dlvm_vg_create(name, es, devs, n, &vg, err)))
 		goto out;
@@ -146,6 +156,9 @@ DLVM_CMD_FN(cmd_vgcreate)
 	resp_message(resp, "Volume group \"%s\" successfully created%s", name,
 		     shared ? " (shared: lease area in [lvmlock])" : "");
 out:
+	if (r)
+		ctx_drop_opened(ctx, opened, n);
+	free(opened);
 	free(devs);
 	return r;
 }
@@ -153,7 +166,7 @@ out:
 DLVM_CMD_FN(cmd_vgextend)
 {
 	struct dlvm_vg *vg;
-	struct dlvm_dev **devs = NULL;
+	struct dlvm_dev **devs = NULL, **opened = NULL;
 	struct dlvm_txn t;
 	size_t n;
 	int r;
@@ -163,7 +176,7 @@ DLVM_CMD_FN(cmd_vgextend)
 		return r;
 	if (json_array_size(args) < 2)
 		return dlvm_err_set(err, -EINVAL, "vgextend: give at least one PV after the VG name");
-	if ((r = orphan_pvs(ctx, args, 1, vg, &devs, &n, err)))
+	if ((r = orphan_pvs(ctx, args, 1, vg, &devs, &opened, &n, err)))
 		return r;
 	dlvm_txn_init(&t);
 	uint32_t id = vg->info.next_pv_id;
@@ -211,6 +224,9 @@ DLVM_CMD_FN(cmd_vgextend)
 	dlvm_err_clear(err);
 	resp_message(resp, "Volume group \"%s\" successfully extended", vg->info.name);
 out:
+	if (r)
+		ctx_drop_opened(ctx, opened, n);
+	free(opened);
 	free(phs);
 	dlvm_txn_release(&t);
 	free(devs);

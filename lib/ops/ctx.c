@@ -327,6 +327,26 @@ int ctx_device(struct dlvm_ctx *ctx, const char *path, bool open_new, struct dlv
 	return 0;
 }
 
+int ctx_device_checked(struct dlvm_ctx *ctx, const char *path, struct dlvm_dev **dev,
+		       struct dlvm_vg **vg, struct dlvm_dev **opened, struct dlvm_err *err)
+{
+	size_t before = ctx->norphans;
+	int r = ctx_device(ctx, path, true, dev, vg, NULL, err);
+
+	if (!r && ctx->norphans > before)
+		*opened = *dev;
+	return r;
+}
+
+void ctx_drop_opened(struct dlvm_ctx *ctx, struct dlvm_dev **opened, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (opened[i]) {
+			ctx_take_orphan(ctx, opened[i]);
+			dlvm_dev_close(opened[i]);
+		}
+}
+
 static int write_devices_file(struct dlvm_ctx *ctx, struct dlvm_err *err)
 {
 	char *tmp;

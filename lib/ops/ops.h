@@ -28,6 +28,14 @@ int ctx_device(struct dlvm_ctx *ctx, const char *path, bool open_new, struct dlv
 	       struct dlvm_vg **vg_out, struct dlvm_pv **pv_out, struct dlvm_err *err);
 /* Take an orphan device out of ctx->orphans (the caller owns it then). */
 void ctx_take_orphan(struct dlvm_ctx *ctx, struct dlvm_dev *dev);
+/* ctx_device for a command's checking pass: *opened is the device when this
+ * call opened it (it was not known before). */
+int ctx_device_checked(struct dlvm_ctx *ctx, const char *path, struct dlvm_dev **dev,
+		       struct dlvm_vg **vg, struct dlvm_dev **opened, struct dlvm_err *err);
+/* After a refusal: close the n devices (NULL entries skipped) that checking
+ * opened, so that nothing stays open and locked (dlvmd keeps its devices
+ * open). */
+void ctx_drop_opened(struct dlvm_ctx *ctx, struct dlvm_dev **opened, size_t n);
 int ctx_add_orphan(struct dlvm_ctx *ctx, struct dlvm_dev *dev);
 /* Add/remove an absolute path to/from the devices file (when in use). */
 int ctx_devices_file_add(struct dlvm_ctx *ctx, const char *path, struct dlvm_err *err);

@@ -292,8 +292,9 @@ def test_error_quoting_a_non_ascii_name_reaches_the_cli(vg0):
 
 def test_refused_pvcreate_leaves_nothing(tmp_path, state_dir):
     """pvcreate checks every device (its size included) before it formats
-    any; a refusal (of pvremove too) closes what it opened, so dlvmd does not keep the file
-    open and locked, and removes the files that --size created."""
+    any; a refusal (of pvremove, vgcreate and vgextend too) closes what it
+    opened, so dlvmd does not keep the file open and locked, and removes the
+    files that --size created."""
     ok, small = tmp_path / "ok.img", tmp_path / "small.img"
     with open(ok, "wb") as f:
         f.truncate(64 << 20)
@@ -315,6 +316,18 @@ def test_refused_pvcreate_leaves_nothing(tmp_path, state_dir):
         assert rc != 0 and "is not a PV" in err, err
         out, _ = d.cli_ok("pvs", "-a", "--reportformat", "json")
         assert json.loads(out)["report"][0]["pv"] == [], out
+        # vgcreate and vgextend with a file that is no PV: the same
+        rc, _, err = d.cli("vgcreate", "vgx", ok)
+        assert rc != 0 and "is not a PV" in err, err
+        out, _ = d.cli_ok("pvs", "-a", "--reportformat", "json")
+        assert json.loads(out)["report"][0]["pv"] == [], out
+        pv1 = tmp_path / "pv1.img"
+        d.cli_ok("pvcreate", "--size", "64m", pv1)
+        d.cli_ok("vgcreate", "vg1", pv1)
+        rc, _, err = d.cli("vgextend", "vg1", ok)
+        assert rc != 0 and "is not a PV" in err, err
+        out, _ = d.cli_ok("pvs", "-a", "--reportformat", "json")
+        assert [p["pv_name"] for p in json.loads(out)["report"][0]["pv"]] == [str(pv1)], out
         # nobody holds ok.img: another dlvm process may use it
         dlvm_ok("pvcreate", ok, socket=tmp_path / "no-daemon.sock",
                 state_dir=tmp_path / "other-state")
