@@ -75,6 +75,7 @@ struct slot {
 	uint32_t idx;
 	int err;                    /* NBD error to reply, 0 if none */
 	const char *errmsg;
+	bool dev_err;               /* a device operation failed */
 	unsigned pending;           /* device ops in flight, +1 while starting */
 	bool zero_redo;             /* fallocate refused: zero synchronously */
 	bool trim;                  /* device errors are ignored */
@@ -160,6 +161,15 @@ static int nbd_errno(int e)
 	default:
 		return NBD_EIO;
 	}
+}
+
+static void set_err(struct slot *s, int neg_errno, const char *msg);
+
+/* A device operation of s failed: what it wrote may not be down. */
+static void dev_err(struct slot *s, int neg_errno, const char *msg)
+{
+	s->dev_err = true;
+	set_err(s, neg_errno, msg);
 }
 
 static void set_err(struct slot *s, int neg_errno, const char *msg)
@@ -267,6 +277,7 @@ static struct slot *slot_get(struct xmit *x)
 
 	s->err = 0;
 	s->errmsg = NULL;
+	s->dev_err = false;
 	s->pending = 0;
 	s->zero_redo = false;
 	s->trim = false;
@@ -421,9 +432,9 @@ static void op_done(struct xmit *x, struct slot *s, int res, uint32_t expect)
 		if (s->type == NBD_CMD_WRITE_ZEROES && !s->err && !x->map->thin)
 			s->zero_redo = true; /* fallocate refused: redo by hand */
 		else if (!s->trim)
-			set_err(s, res, "device I/O error");
+			dev_err(s, res, "device I/O error");
 	} else if ((uint32_t)res != expect) {
-		set_err(s, -EIO, "short device I/O");
+		dev_err(s, -EIO, "short device I/O");
 	}
 	if (--s->pending == 0)
 		finish(x, s);
@@ -477,7 +488,7 @@ static void thin_filled(struct xmit *x, struct slot *s, const struct dlvm_thin_w
 	if (s->sync && rec.mask) {
 		struct dlvm_err e = { 0 };
 		int r = 0;
-		if (s->err)
+		if (s->dev_err)
 			dlvm_thin_pool_unfilled(x->map->thin, &rec, 1);
 		else
 			r = dlvm_thin_pool_written(x->map->thin, x->map->thin_id, &rec, 1, &e);
@@ -644,7 +655,7 @@ static void piece_write(struct xmit *x, struct slot *s, const struct dlvm_map_de
 	}
 	int ret = nbd_dev_write(d, buf, len, dev_off, fua, x->c->rmw_lock);
 	if (ret < 0)
-		set_err(s, ret, "device write error");
+		dev_err(s, ret, "device write error");
 }
 
 static void piece_zero(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
@@ -661,7 +672,7 @@ static void piece_zero(struct xmit *x, struct slot *s, const struct dlvm_map_dev
 	    !nbd_dev_aligned(d, NULL, len, dev_off)) {
 		int ret = nbd_dev_zero(d, dev_off, len, may_trim, fua, x->c->rmw_lock);
 		if (ret < 0)
-			set_err(s, ret, "device zeroing error");
+			dev_err(s, ret, "device zeroing error");
 		return;
 	}
 	struct io_uring_sqe *sqe = get_sqe(x);
@@ -829,11 +840,13 @@ static void finish(struct xmit *x, struct slot *s)
 	if (x->map->fence && is_change_cmd(s->type) && !fence_ok_at(x, done_ms))
 		set_err(s, -EIO, FENCED_MSG);
 	/* what the writes filled reads as written from now on: before a
-	 * snapshot may see the chunks, and before a FUA commit */
+	 * snapshot may see the chunks, and before a FUA commit. Also when the
+	 * request failed otherwise (a later piece found the pool full): the
+	 * device writes it made are down, and others may rely on them */
 	if (s->nthin_w) {
 		struct dlvm_err e = { 0 };
 		int r = 0;
-		if (s->err)
+		if (s->dev_err)
 			dlvm_thin_pool_unfilled(x->map->thin, s->thin_w, s->nthin_w);
 		else
 			r = dlvm_thin_pool_written(x->map->thin, x->map->thin_id, s->thin_w,

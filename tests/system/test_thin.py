@@ -1136,6 +1136,51 @@ def test_partial_write_beside_a_whole_one_keeps_both(vg0):
     assert "consistent" in out
 
 
+def test_partial_write_beside_a_write_that_finds_the_pool_full(vg0):
+    """As above, but the large write fails: the pool runs out of chunks
+    half way. What it wrote before is down, so the small write that relied
+    on it reads back (or the large one's data, landed after it), never
+    zeros; and the pool goes on working (it does not stop as
+    it would after a device error)."""
+    d = vg0
+    make_pool(d, size="24m", chunk="1m")
+    d.cli_ok("lvcreate", "-V", "1g", "-T", "vg0/pool0", "-n", "v")
+    b = connect(d, "vg0/v")
+    big = 32 * MiB
+    small = b"\x5a" * 4096
+    for k in range(8):
+        base = 64 * MiB * (k + 1)
+        a = Raw(str(d.nbd_socket))
+        a.go("vg0/v")
+        sender = threading.Thread(target=a.s.sendall, args=(
+            struct.pack(">IHHQQI", REQUEST_MAGIC, 0, 1, 1, base, big) + b"\xa5" * big,))
+        sender.start()
+        time.sleep(0.004 * (k + 1))
+        sub = base + (k % 4) * MiB + 64 * 1024 * k + 4096
+        try:
+            b.pwrite(small, sub)
+            wrote = True
+        except nbd.Error as e:                       # sent after the pool filled up
+            assert e.errnum == errno.ENOSPC, e
+            wrote = False
+        sender.join()
+        err, cookie = a.simple_reply()
+        assert (err, cookie) == (errno.ENOSPC, 1), (err, cookie)
+        a.close()
+        if wrote:
+            # the two overlap: either may land last, but not zeros
+            assert b.pread(4096, sub) in (small, b"\xa5" * 4096), f"round {k}: lost"
+        b.trim(big, base)                            # room for the next round
+        b.flush()
+        time.sleep(1.2)                              # cooled chunks let go
+    b.pwrite(b"\x77" * 4096, 0)                      # the pool still takes writes
+    b.flush()
+    assert b.pread(4096, 0) == b"\x77" * 4096
+    b.shutdown()
+    out, _ = d.cli_ok("check", "vg0")
+    assert "consistent" in out
+
+
 def test_snapshot_holds_a_concurrent_write_whole_or_not_at_all(vg0):
     """A snapshot waits for the writes begun before it; one that arrives
     while it is being taken waits for it. Here a slow 32 MiB first write
