@@ -232,6 +232,36 @@ static enum MHD_Result handle_cmd(struct dlvmd_api *api, struct MHD_Connection *
 	return reply_json(conn, MHD_HTTP_OK, resp);
 }
 
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0'
+	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
+	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
+				      : -1;
+}
+
+/* Percent-decoding of the URL, in place, that leaves "%00" as it is: a NUL
+ * would cut the command name short ("/v1/cmd/lvs%00x" is not lvs). */
+static size_t url_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+	char *w = s;
+
+	(void)cls;
+	(void)conn;
+	for (const char *r = s; *r;) {
+		int hi = r[0] == '%' ? hex_digit(r[1]) : -1;
+		int lo = hi >= 0 ? hex_digit(r[2]) : -1;
+		if (lo >= 0 && (hi | lo)) {
+			*w++ = (char)(hi << 4 | lo);
+			r += 3;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = 0;
+	return (size_t)(w - s);
+}
+
 static enum MHD_Result handle_health(struct MHD_Connection *conn)
 {
 	json_t *body = json_pack("{s:s,s:i}", "status", "ok", "pid", (int)getpid());
@@ -395,7 +425,9 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 				    0, NULL, NULL, api_access, api,
 				    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 				    MHD_OPTION_NOTIFY_COMPLETED, api_completed, api,
-				    MHD_OPTION_CONNECTION_TIMEOUT, 600u,
+				    MHD_OPTION_UNESCAPE_CALLBACK, url_unescape, NULL,
+				    /* an idle connection holds a thread */
+				    MHD_OPTION_CONNECTION_TIMEOUT, 60u,
 				    MHD_OPTION_END);
 	if (!api->mhd) {
 		close(fd);

@@ -446,6 +446,8 @@ def test_control_api(vg0):
         ("POST", "/v1/cmd/lvcreate", {"opts": {"frobnicate": True}, "args": ["vg0"]},
          400, "EINVAL"),
         ("POST", "/v1/cmd/frobnicate", {}, 404, "ENOENT"),
+        ("POST", "/v1/cmd/lvs%00x", {}, 404, "ENOENT"),   # no NUL cuts the name short
+        ("POST", "/v1/cmd/%6Cvs%00", {}, 404, "ENOENT"),
         ("GET", "/v1/cmd/lvs", None, 405, None),
         ("POST", "/v1/health", {}, 405, None),
         ("GET", "/v2/whatever", None, 404, None),
