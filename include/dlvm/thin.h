@@ -127,6 +127,8 @@ void dlvm_thin_store_close(struct dlvm_thin_store *s);
  * flush failed) the new state.
  */
 int dlvm_thin_commit(struct dlvm_thin_store *s, struct dlvm_err *err);
+/* Has the store changes for dlvm_thin_commit to write (and flush)? */
+bool dlvm_thin_changed(const struct dlvm_thin_store *s);
 
 /*
  * Called by dlvm_thin_commit once the commit is on disk, for each run of

@@ -130,6 +130,9 @@ struct dlvm_thin_pool {
 int dlvm_lvdev_open(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct dlvm_dev **out,
 		    struct dlvm_err *err);
 
+/* Does a flush of an LV device view flush the PV behind fd too? */
+bool dlvm_lvdev_flushes(const struct dlvm_dev *dev, int fd);
+
 /* Point an LV device view at the LV's current extents (after an extend);
  * the caller serialises this with its users. */
 int dlvm_lvdev_remap(struct dlvm_dev *dev, const struct dlvm_vg *vg, const struct dlvm_lv *lv,

@@ -229,6 +229,11 @@ int dlvm_thin_commit(struct dlvm_thin_store *s, struct dlvm_err *err)
 	return 0;
 }
 
+bool dlvm_thin_changed(const struct dlvm_thin_store *s)
+{
+	return s->changed || s->failed;
+}
+
 void dlvm_thin_usage(const struct dlvm_thin_store *s, struct dlvm_thin_usage *u)
 {
 	memset(u, 0, sizeof(*u));

@@ -60,6 +60,16 @@ static int lvdev_flush(struct dlvm_dev *dev)
 	return 0;
 }
 
+bool dlvm_lvdev_flushes(const struct dlvm_dev *dev, int fd)
+{
+	const struct lvdev *d = dev->priv;
+
+	for (uint32_t i = 0; fd >= 0 && i < d->map->ndev; i++)
+		if (d->pvdevs[i]->fd == fd)
+			return true;
+	return false;
+}
+
 static void lvdev_close(struct dlvm_dev *dev)
 {
 	struct lvdev *d = dev->priv;

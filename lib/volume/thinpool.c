@@ -50,7 +50,7 @@ int dlvm_thin_pool_format(const struct dlvm_vg *vg, const struct dlvm_lv *pool, 
 	return r;
 }
 
-static int flush_data(struct dlvm_thin_pool *p, struct dlvm_err *err);
+static int flush_data(struct dlvm_thin_pool *p, bool meta_follows, struct dlvm_err *err);
 static int view_of(struct dlvm_thin_pool *p, uint64_t id, struct dlvm_thin_view **out,
 		   struct dlvm_err *err);
 static int commit_locked(struct dlvm_thin_pool *p, struct dlvm_err *err);
@@ -650,10 +650,14 @@ uint64_t dlvm_thin_pool_dev_mapped(struct dlvm_thin_pool *p, uint64_t id)
 	return r ? 0 : info.mapped;
 }
 
-static int flush_data(struct dlvm_thin_pool *p, struct dlvm_err *err)
+/* Flush the data area's devices; with meta_follows, not those that the
+ * store's commit flushes anyway (the PVs of its metadata LV), before it
+ * writes the superblock. */
+static int flush_data(struct dlvm_thin_pool *p, bool meta_follows, struct dlvm_err *err)
 {
 	for (uint32_t i = 0; i < p->data->ndev; i++)
-		if (fdatasync(p->data->devs[i].fd) < 0)
+		if (!(meta_follows && dlvm_lvdev_flushes(p->meta, p->data->devs[i].fd)) &&
+		    fdatasync(p->data->devs[i].fd) < 0)
 			return dlvm_err_set(err, -errno, "%s: flush %s: %s", p->name,
 					    p->data->devs[i].name, strerror(errno));
 	return 0;
@@ -693,7 +697,7 @@ static int commit_closed(struct dlvm_thin_pool *p, struct dlvm_err *err)
 	}
 	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
 					 p->broken_msg)
-			  : flush_data(p, err);
+			  : flush_data(p, dlvm_thin_changed(p->store), err);
 	if (!r && !(r = dlvm_thin_commit(p->store, err)))
 		p->dirty = false;
 	cool_release_idle(p);
