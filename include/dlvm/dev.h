@@ -63,6 +63,10 @@ int dlvm_dev_read(struct dlvm_dev *dev, void *buf, size_t len, uint64_t off, str
 int dlvm_dev_write(struct dlvm_dev *dev, const void *buf, size_t len, uint64_t off,
 		   struct dlvm_err *err);
 int dlvm_dev_flush(struct dlvm_dev *dev, struct dlvm_err *err);
+/* Flush n devices at once (a thread each, for those with a file
+ * descriptor), so that their flushes overlap; res[i] is dev i's result
+ * (0 or -errno). */
+void dlvm_devs_flush(struct dlvm_dev **devs, size_t n, int *res);
 
 /* 4096-aligned zeroed buffer for device I/O; free with free(). NULL on ENOMEM. */
 void *dlvm_io_alloc(size_t len);

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <linux/fs.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -196,6 +197,50 @@ int dlvm_dev_flush(struct dlvm_dev *dev, struct dlvm_err *err)
 	if (r < 0)
 		return dlvm_err_set(err, r, "%s: flush failed: %s", dev->name, strerror(-r));
 	return 0;
+}
+
+struct flush_job {
+	struct dlvm_dev *dev;
+	int *res;
+	pthread_t thread;
+	bool started;
+};
+
+static void *flush_main(void *arg)
+{
+	struct flush_job *j = arg;
+
+	*j->res = j->dev->ops->flush(j->dev);
+	return NULL;
+}
+
+/* At most this many flushes run in threads of their own at once. */
+#define FLUSH_THREADS_MAX 16
+
+void dlvm_devs_flush(struct dlvm_dev **devs, size_t n, int *res)
+{
+	struct flush_job jobs[FLUSH_THREADS_MAX];
+	size_t first = 0;
+
+	while (first < n) {
+		size_t m = DLVM_MIN(n - first, (size_t)FLUSH_THREADS_MAX);
+		/* the first of each batch is flushed here, the others alongside;
+		 * devices without a descriptor (memory devices) one at a time */
+		for (size_t i = 1; i < m; i++) {
+			struct flush_job *j = &jobs[i];
+			*j = (struct flush_job){ .dev = devs[first + i], .res = &res[first + i] };
+			j->started = j->dev->fd >= 0 &&
+				     pthread_create(&j->thread, NULL, flush_main, j) == 0;
+		}
+		res[first] = devs[first]->ops->flush(devs[first]);
+		for (size_t i = 1; i < m; i++) {
+			if (jobs[i].started)
+				pthread_join(jobs[i].thread, NULL);
+			else
+				res[first + i] = devs[first + i]->ops->flush(devs[first + i]);
+		}
+		first += m;
+	}
 }
 
 void *dlvm_io_alloc(size_t len)

@@ -520,6 +520,7 @@ int dlvm_vg_checkpoint(struct dlvm_vg *vg, bool only_stale, struct dlvm_err *err
 	return 0;
 }
 
+/* Write a record at the ring's tail (the caller flushes). */
 static int append_one(struct dlvm_pv *pv, const uint8_t *rec, size_t rec_len,
 		      const uint8_t *wrap, uint32_t ss, struct dlvm_err *err)
 {
@@ -535,14 +536,23 @@ static int append_one(struct dlvm_pv *pv, const uint8_t *rec, size_t rec_len,
 		used += m->hdr.ring_size - pos;
 		pos = 0;
 	}
-	if ((r = dlvm_dev_write(pv->dev, rec, rec_len, ring_abs + pos, err)) ||
-	    (r = dlvm_dev_flush(pv->dev, err)))
+	if ((r = dlvm_dev_write(pv->dev, rec, rec_len, ring_abs + pos, err)))
 		return r;
 	m->tail = pos + rec_len;
 	if (m->tail >= m->hdr.ring_size)
 		m->tail = 0;
 	m->used = used + rec_len;
 	return 0;
+}
+
+/* A copy could not take a record: it is stale from now on (*r, err: the
+ * first such error). */
+static void copy_failed(struct dlvm_pv *pv, const struct dlvm_err *e, int *r, struct dlvm_err *err)
+{
+	pv->mda.in_sync = false;
+	snprintf(pv->mda.problem, sizeof(pv->mda.problem), "%s", e->msg);
+	if (!*r)
+		*r = dlvm_err_set(err, e->code, "%s", e->msg);
 }
 
 /* The inverse of an edit, taken from the model before the edit is applied. */
@@ -668,6 +678,9 @@ int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err
 				       .type = DLVM_REC_TXN };
 	uint8_t *rec = NULL, *wrap = NULL;
 	struct undo *undo = NULL;
+	struct dlvm_pv **wpvs = NULL;   /* the copies written, to flush */
+	struct dlvm_dev **wdevs = NULL;
+	int *fres = NULL;
 	size_t napplied = 0;
 	int r = 0, ok = 0;
 
@@ -739,7 +752,10 @@ int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err
 	rec = dlvm_io_alloc(rec_len);
 	wrap = dlvm_io_alloc(DLVM_BLOCK);
 	undo = calloc(t->n ? t->n : 1, sizeof(*undo));
-	if (!rec || !wrap || !undo) {
+	wpvs = calloc(vg->npv ? vg->npv : 1, sizeof(*wpvs));
+	wdevs = calloc(vg->npv ? vg->npv : 1, sizeof(*wdevs));
+	fres = calloc(vg->npv ? vg->npv : 1, sizeof(*fres));
+	if (!rec || !wrap || !undo || !wpvs || !wdevs || !fres) {
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -770,6 +786,10 @@ int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err
 	wh.payload_len = 0;
 	dlvm_blob_encode(&wh, wrap);
 
+	/* the record goes to every copy, then all copies are flushed at once:
+	 * a crash in between leaves each with the record or without it, and
+	 * replay takes the newest (a stale copy is brought up to date) */
+	size_t nw = 0;
 	for (size_t i = 0; i < vg->npv; i++) {
 		struct dlvm_pv *pv = vg->pvs[i];
 		if (!pv->mda.in_sync)
@@ -778,10 +798,20 @@ int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err
 		size_t len = (size_t)dlvm_align_up(b.len, ss);
 		struct dlvm_err e = { 0 };
 		if (append_one(pv, rec, len, wrap, ss, &e)) {
-			pv->mda.in_sync = false;
-			snprintf(pv->mda.problem, sizeof(pv->mda.problem), "%s", e.msg);
-			if (!r)
-				r = dlvm_err_set(err, e.code, "%s", e.msg);
+			copy_failed(pv, &e, &r, err);
+			continue;
+		}
+		wpvs[nw] = pv;
+		wdevs[nw++] = pv->dev;
+	}
+	dlvm_devs_flush(wdevs, nw, fres);
+	for (size_t i = 0; i < nw; i++) {
+		struct dlvm_pv *pv = wpvs[i];
+		if (fres[i]) {
+			struct dlvm_err e = { 0 };
+			dlvm_err_set(&e, fres[i], "%s: flush failed: %s", pv->dev->name,
+				     strerror(-fres[i]));
+			copy_failed(pv, &e, &r, err);
 			continue;
 		}
 		pv->mda.tail_seq = vg->seq;
@@ -807,6 +837,9 @@ out:
 	for (size_t i = 0; undo && i < t->n; i++)
 		dlvm_edit_release(&undo[i].inv);
 	free(undo);
+	free(wpvs);
+	free(wdevs);
+	free(fres);
 	free(rec);
 	free(wrap);
 	dlvm_buf_release(&b);
