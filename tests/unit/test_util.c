@@ -2,6 +2,8 @@
 /* Unit tests of lib/util: size parsing, name rules, CRC32C, size formatting. */
 #include "helpers.h"
 
+#include <pthread.h>
+
 static void expect_size(const char *text, uint64_t unit, uint64_t want, char want_sign)
 {
 	struct dlvm_err e = { 0 };
@@ -240,6 +242,55 @@ static void le_codec(void **state)
 	assert_int_equal(dlvm_get_le16(b), 0xBEEF);
 }
 
+/* ---- dlvm_devs_flush ---- */
+
+#define NFLUSH 37  /* more than one batch of threads */
+
+struct fake_dev {
+	struct dlvm_dev dev;
+	int result;
+	pthread_t by;
+	int flushes;
+};
+
+static int fake_flush(struct dlvm_dev *d)
+{
+	struct fake_dev *f = (struct fake_dev *)d;
+	f->by = pthread_self();
+	f->flushes++;
+	return f->result;
+}
+
+static const struct dlvm_dev_ops fake_ops = { .flush = fake_flush };
+
+static void devs_flush_results(void **state)
+{
+	(void)state;
+	struct fake_dev fd[NFLUSH];
+	struct dlvm_dev *devs[NFLUSH];
+	int res[NFLUSH];
+	unsigned others = 0;
+
+	for (int i = 0; i < NFLUSH; i++) {
+		fd[i] = (struct fake_dev){ .dev = { .ops = &fake_ops, .fd = i % 5 ? 3 : -1 },
+					   .result = i % 3 ? 0 : -(i + 1) };
+		devs[i] = &fd[i].dev;
+		res[i] = 12345;
+	}
+	dlvm_devs_flush(devs, NFLUSH, res);
+	for (int i = 0; i < NFLUSH; i++) {
+		assert_int_equal(fd[i].flushes, 1);
+		assert_int_equal(res[i], fd[i].result);
+		bool here = pthread_equal(fd[i].by, pthread_self());
+		/* a device without a descriptor is flushed by the caller */
+		if (fd[i].dev.fd < 0)
+			assert_true(here);
+		others += !here;
+	}
+	assert_true(others > 0);  /* the others alongside, in threads */
+	dlvm_devs_flush(devs, 0, res);  /* nothing to do */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -252,6 +303,7 @@ int main(void)
 		cmocka_unit_test(crc32c_vectors),
 		cmocka_unit_test(format_size_units),
 		cmocka_unit_test(le_codec),
+		cmocka_unit_test(devs_flush_results),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
