@@ -1763,8 +1763,9 @@ int dlvm_thin_pool_flatten(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchun
 			if (r)
 				break;
 			p->dirty = true;
-			/* the origin's chunk, as a write to it would copy it */
-			if ((r = chunk_prepare(p, id, v, &mm, in_hole, err))) {
+			/* the origin's chunk, as a write to it would copy it, and
+			 * like a write's without mu: the clone's requests go on */
+			if ((r = chunk_prepare_write(p, id, v, &mm, in_hole, err))) {
 				pool_break(p, err);
 				break;
 			}

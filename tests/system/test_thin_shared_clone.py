@@ -148,3 +148,50 @@ def test_clone_of_a_live_volume(cluster):
     check_all(h1, "a", ma)
     out, _ = h2.cli_ok("check", "vgs")
     assert "consistent" in out, out
+
+
+def test_clone_serves_while_it_is_flattened(cluster):
+    """Flatten copies a chunk at a time without holding up the clone's
+    requests meanwhile: reads and writes of the active clone complete while
+    the flatten runs, and the clone ends up with the snapshot's data and
+    its own writes."""
+    (h1,) = cluster(1)
+    h1.cli_ok("lvcreate", "--type", "thin-pool", "-L", "640m", "--chunksize", "64k", "-n",
+              "pool", "vgs")
+    h1.cli_ok("lvcreate", "-V", "256m", "-T", "vgs/pool", "-n", "a")
+    size = 256 * MiB
+    m = Model(size)
+    rnd = random.Random(31)
+    a = connect(h1, "vgs/a")
+    for off in range(0, size, 4 * MiB):
+        data = rnd.randbytes(4 * MiB)
+        a.pwrite(data, off)
+        m.write(off, data)
+    a.flush()
+    a.shutdown()
+    h1.cli_ok("lvcreate", "-s", "-n", "s1", "vgs/a")
+    h1.cli_ok("lvcreate", "--clone", "-n", "c", "vgs/s1")
+    c = connect(h1, "vgs/c")
+    out = []
+    flatten = threading.Thread(target=lambda: out.append(
+        h1.cli_ok("lvconvert", "--flatten", "vgs/c")))
+    flatten.start()
+    served = 0
+    while flatten.is_alive():
+        off = rnd.randrange(0, size // 4096) * 4096
+        if served % 4 == 3:
+            data = rnd.randbytes(4096)
+            c.pwrite(data, off)
+            m.write(off, data)
+        else:
+            assert c.pread(4096, off) == m.read(off, 4096), off
+        served += 1
+    flatten.join()
+    assert out and "no longer depends on s1" in out[0][0], out
+    # the flatten took long enough for many requests, which did not wait for it
+    assert served >= 50, f"only {served} requests completed during the flatten"
+    c.flush()
+    c.shutdown()
+    check_all(h1, "c", m)
+    out, _ = h1.cli_ok("check", "vgs")
+    assert "consistent" in out, out
