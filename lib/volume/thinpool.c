@@ -1494,13 +1494,20 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 		if ((r = chunk_prepare_write(p, id, vchunk, &mm, in_hole, err)))
 			pool_break(p, err);
 	}
-	uint16_t touched, whole;
-	sub_span(p, in, n, &touched, &whole);
-	uint16_t part = mm.unwritten & touched & (uint16_t)~whole;
+	/* the piece first: a chunk across a segment boundary comes in more
+	 * than one, and each accounts for the sub-blocks of its own bytes
+	 * (one that straddles the boundary is partial in both) */
+	if (!r) {
+		chunk_piece(p, mm.chunk, in, n, piece);
+		r = piece_for(p, m, piece, err);
+	}
+	uint16_t touched = 0, whole = 0;
+	if (!r)
+		sub_span(p, in, piece->len, &touched, &whole);
+	uint16_t part = r ? 0 : mm.unwritten & touched & (uint16_t)~whole;
 	/* a sub-block that another write fills whole meanwhile is not zeroed
 	 * (its data may be down already): this write relies on that one */
-	uint16_t relied = !r && part && p->fills ? part & dlvm_thin_fill_pending(p->fills, mm.chunk)
-						 : 0;
+	uint16_t relied = part && p->fills ? part & dlvm_thin_fill_pending(p->fills, mm.chunk) : 0;
 	uint16_t fill = r ? 0 : mm.unwritten & whole;
 	if (fill && (!p->fills || !dlvm_thin_fill_add(p->fills, mm.chunk, fill))) {
 		/* no room to follow it (then no fill of the chunk is under
@@ -1509,16 +1516,12 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 		fill = 0;
 	}
 	part &= (uint16_t)~relied;
-	if (!r && part) {
+	if (part) {
 		/* what the write leaves of a sub-block it fills in part must read
 		 * as zeros once the sub-block counts as written */
 		if (!(r = subs_zero(p, mm.chunk, part, err)))
 			r = dlvm_thin_set_unwritten(p->store, id, vchunk, mm.chunk, 0, part, err);
 		p->dirty = true;
-	}
-	if (!r) {
-		chunk_piece(p, mm.chunk, in, n, piece);
-		r = piece_for(p, m, piece, err);
 	}
 	if (!r) {
 		if (relied)

@@ -1245,3 +1245,43 @@ def test_snapshot_holds_a_concurrent_write_whole_or_not_at_all(vg0):
     h.shutdown()
     out, _ = d.cli_ok("check", "vg0")
     assert "consistent" in out
+
+
+def test_write_to_a_chunk_across_a_segment_boundary(tmp_path, state_dir, pv):
+    """With 64 KiB extents, a pool grown around another LV has a 1 MiB chunk
+    in two segments, so one write to it goes out in two pieces. Each piece
+    accounts for the sub-blocks of its own bytes only: once the write is
+    done no fill of the chunk is left over, and a 4 KiB write into a
+    sub-block that WRITE_ZEROES made unwritten again completes at once (it
+    waited forever for the left-over fill before)."""
+    a = pv("pv0.img", state_dir=state_dir)
+    dlvm_ok("vgcreate", "-s", "64k", "vg0", a, socket=tmp_path / "no-daemon.sock",
+            state_dir=state_dir)
+    d = Dlvmd(state_dir, devices=[a])
+    d.start()
+    try:
+        make_pool(d, size="1088k", chunk="1m")
+        d.cli_ok("lvcreate", "-n", "blocker", "-L", "64k", "vg0")
+        d.cli_ok("lvextend", "-L", "+2m", "vg0/pool0")
+        assert report(d)["pool0"]["lv_size"] == f"{1088 * 1024 + 2 * MiB}B"
+        d.cli_ok("lvcreate", "-V", "8m", "-T", "vg0/pool0", "-n", "v")
+        h = connect(d, "vg0/v")
+        h.pwrite(b"\x33" * (2 * MiB), 0)        # the second chunk lies in both segments
+        h.flush()
+        sub = MiB + 5 * 65536
+        h.zero(65536, sub)                      # a whole sub-block: unwritten again
+        h.flush()
+        cookie = h.aio_pwrite(nbd.Buffer.from_bytearray(bytearray(b"\x44" * 4096)), sub + 4096)
+        until = time.monotonic() + 10
+        while not h.aio_command_completed(cookie):
+            assert time.monotonic() < until, "the partial write never completed"
+            h.poll(100)
+        got = h.pread(65536, sub)
+        assert got == bytes(4096) + b"\x44" * 4096 + bytes(65536 - 8192)
+        assert h.pread(MiB - 65536, MiB) == b"\x33" * (5 * 65536) + got + \
+            b"\x33" * (MiB - 7 * 65536)
+        h.shutdown()
+        out, _ = d.cli_ok("check", "vg0")
+        assert "consistent" in out
+    finally:
+        stop_clean(d)
