@@ -60,6 +60,7 @@
 #define RING_ENTRIES 256
 #define CLOSE_TIMEOUT_S 10           /* to send the last replies once closing */
 #define PARK_POLL_US 500             /* parked requests are looked at again */
+#define RELY_WAIT_MS 30000           /* then a write relying on others fails */
 /* A request split in more pieces than this (large requests on LVs with
  * small stripes) runs synchronously, which bounds the device operations in
  * flight and so the completion queue size. */
@@ -83,6 +84,7 @@ struct slot {
 	uint32_t nextents;          /* thin BLOCK_STATUS: descriptors in data */
 	bool thin_io;               /* holds a thin I/O token until finish() */
 	bool park_start;            /* parked before it started: a snapshot */
+	uint64_t rely_since_ms;     /* parked in finish_tail since, 0 if not */
 	unsigned thin_token;
 	/* thin: what the request's writes fill, recorded once they are done,
 	 * and the whole fills of others they rely on */
@@ -285,6 +287,7 @@ static struct slot *slot_get(struct xmit *x)
 	s->nextents = 0;
 	s->thin_io = false;
 	s->park_start = false;
+	s->rely_since_ms = 0;
 	s->nthin_w = 0;
 	s->sent = 0;
 	s->next = NULL;
@@ -891,12 +894,21 @@ static void finish_tail(struct xmit *x, struct slot *s)
 	if (s->nthin_w && !s->err) {
 		struct dlvm_err e = { 0 };
 		int r = dlvm_thin_pool_fills_ended(x->map->thin, s->thin_w, s->nthin_w, &e);
-		if (r == -EAGAIN) {
+		uint64_t now = r == -EAGAIN ? dlvm_monotonic_ms() : 0;
+		if (r == -EAGAIN && !s->rely_since_ms)
+			s->rely_since_ms = now;
+		if (r == -EAGAIN && now - s->rely_since_ms < RELY_WAIT_MS) {
 			park(x, s);
 			return;
 		}
-		if (r)
+		if (r == -EAGAIN) {
+			/* the write it relies on is stuck: its data may not read back */
+			nbd_log(x->c->name, "%s/%s: a write waited %u s for another one to end",
+				x->map->vg, x->map->lv, RELY_WAIT_MS / 1000);
+			set_err(s, -EIO, "waited too long for another write");
+		} else if (r) {
 			thin_err(x, s, r, &e);
+		}
 	}
 	s->nthin_w = 0;
 	if (s->thin_io) {
