@@ -248,8 +248,8 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 	    (r = dlvm_thin_grow_data(p->store, chunks, err)))
 		goto fail;
 	dlvm_thin_set_freed_hook(p->store, chunks_freed, p);
-	/* a freed chunk goes to no device while a write may still land on it
-	 * (write_end, commit_locked, dlvm_thin_pool_cool) */
+	/* a freed chunk goes to no device while a read or write may still use it
+	 * (io_end, commit_locked, dlvm_thin_pool_cool) */
 	dlvm_thin_set_cooling(p->store, true);
 	p->track = dlvm_thin_tracks_unwritten(p->store);
 	if (p->track && !(p->fills = dlvm_thin_fills_new())) {
@@ -525,7 +525,7 @@ int dlvm_thin_pool_io_begin(struct dlvm_thin_pool *p, bool write, unsigned *toke
 	return 0;
 }
 
-/* No write is in flight: what cools may go (mu held). */
+/* No read or write is in flight: what cools may go (mu held). */
 static void cool_release_idle(struct dlvm_thin_pool *p)
 {
 	if (p->store && !p->inflight[0] && !p->inflight[1] && dlvm_thin_cooling(p->store)) {
