@@ -189,7 +189,7 @@ def test_clone_serves_while_it_is_flattened(cluster):
     flatten.join()
     assert out and "no longer depends on s1" in out[0][0], out
     # the flatten took long enough for many requests, which did not wait for it
-    assert served >= 50, f"only {served} requests completed during the flatten"
+    assert served >= 20, f"only {served} requests completed during the flatten"
     c.flush()
     c.shutdown()
     check_all(h1, "c", m)
