@@ -2,6 +2,7 @@
 /* lvcreate, lvremove, lvextend, lvreduce, lvresize, lvrename, lvchange, lvs */
 #include <ctype.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -863,6 +864,30 @@ void lv_attr(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_l
 		out[5] = 'o';
 }
 
+/* The devices field, as LVM prints it: PV(first extent) of every area of
+ * every segment, comma-separated ("" for a thin volume); NULL on ENOMEM. */
+static char *lv_devices(const struct dlvm_vg *vg, const struct dlvm_lv *lv)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	if (!f)
+		return NULL;
+	for (uint32_t s = 0; s < lv->nseg; s++)
+		for (uint16_t k = 0; k < lv->segs[s]->stripes; k++) {
+			const struct dlvm_area *a = &lv->segs[s]->area[k];
+			const struct dlvm_pv *pv = dlvm_pv_find_id(vg, a->pv_id);
+			fprintf(f, "%s%s(%" PRIu64 ")", s || k ? "," : "",
+				pv && pv->dev ? pv->dev->path : "[unknown]", a->pe_start);
+		}
+	if (fclose(f)) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
 DLVM_CMD_FN(cmd_lvs)
 {
 	json_t *rep = json_object(), *rows = json_array();
@@ -912,6 +937,13 @@ DLVM_CMD_FN(cmd_lvs)
 					    json_string(lv->flags & DLVM_LV_THIN_POOL ? "thin-pool"
 							: lv->flags & DLVM_LV_THIN ? "thin"
 							: st > 1 ? "striped" : "linear"));
+			char *devs = lv_devices(vg, lv);
+			if (!devs) {
+				json_decref(row);
+				return dlvm_err_set(err, -ENOMEM, "out of memory");
+			}
+			json_object_set_new(row, "devices", json_string(devs));
+			free(devs);
 			if (lv->flags & (DLVM_LV_THIN | DLVM_LV_THIN_POOL)) {
 				thin_report(ctx, (struct dlvm_vg *)vg, lv, row);
 			} else {

@@ -52,6 +52,7 @@ static const struct dlvm_field_def lv_fields[] = {
 	{ "stripes", "#Str", DLVM_FIELD_NUM },
 	{ "stripe_size", "Stripe", DLVM_FIELD_SIZE },
 	{ "segtype", "Type", DLVM_FIELD_STR },
+	{ "devices", "Devices", DLVM_FIELD_STR },
 	{ "lv_active", "Active", DLVM_FIELD_STR },
 	{ "lv_permissions", "LPerms", DLVM_FIELD_STR },
 	{ "lv_device_open", "DevOpen", DLVM_FIELD_STR },

@@ -191,6 +191,15 @@ def test_striped_lv(vg0):
                         "vg0/st")
     assert out.split()[0] == "st"
     assert out.split()[-1] == "2"
+    # devices as LVM shows them: each stripe's PV and first extent
+    vg0.cli_ok("lvcreate", "-n", "lin", "-L", "8m", "vg0")
+    out, _ = vg0.cli_ok("lvs", "--reportformat", "json", "-o", "lv_name,devices", "vg0")
+    devs = {r["lv_name"]: r["devices"] for r in json.loads(out)["report"][0]["lv"]}
+    pvs = {str(p) for p in vg0.pvs}
+    st = devs["st"].split(",")
+    assert len(st) == 2 and {d.rsplit("(", 1)[0] for d in st} == pvs, devs
+    assert all(d.endswith(")") and d.rsplit("(", 1)[1][:-1].isdigit() for d in st), devs
+    assert devs["lin"].rsplit("(", 1)[0] in pvs and "," not in devs["lin"], devs
 
 
 def test_options_anywhere(vg0):
