@@ -756,7 +756,8 @@ static void start(struct xmit *x, struct slot *s)
 		 * volume's data if handed out meanwhile) */
 		bool write = s->type == NBD_CMD_WRITE || s->type == NBD_CMD_WRITE_ZEROES;
 		if (write || s->type == NBD_CMD_READ) {
-			if (dlvm_thin_pool_io_begin(x->map->thin, write, &s->thin_token) < 0) {
+			if (dlvm_thin_pool_io_begin(x->map->thin, x->map->thin_id, write,
+						    &s->thin_token) < 0) {
 				s->pending = 0;
 				s->park_start = true;
 				park(x, s);

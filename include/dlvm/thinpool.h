@@ -115,6 +115,9 @@ struct dlvm_thin_pool {
 	unsigned epoch;
 	unsigned inflight[2];
 	unsigned snapping;           /* snapshots being taken: writes wait */
+	uint64_t snap_origin;        /* the origin, the only device whose
+				      * writes wait; DLVM_THIN_NONE: all wait
+				      * (more than one snapshot at once) */
 	pthread_cond_t drained;
 	bool dirty;                  /* the store has changes since the last commit */
 	unsigned warned_data, warned_meta; /* last usage level warned about (percent) */
@@ -322,14 +325,15 @@ void dlvm_thin_pool_unfilled(struct dlvm_thin_pool *p, const struct dlvm_thin_wr
  * error when it stopped meanwhile; -EAGAIN while one is under way. */
 int dlvm_thin_pool_fills_ended(struct dlvm_thin_pool *p, const struct dlvm_thin_written *w,
 			       size_t n, struct dlvm_err *err);
-/* Bracket the device I/O of one request, a write (dlvm_thin_pool_map_write
- * and the I/O it leads to) or a read (dlvm_thin_pool_map_read and its
- * reads): begin gives a token for end. Never blocks: a write is refused
- * with -EAGAIN while a snapshot is being taken (it would change chunks the
- * snapshot is about to share); the caller starts it again later. A
- * snapshot waits for the brackets begun before it. Freed chunks cool until
- * every bracket begun before they were freed has ended. */
-int dlvm_thin_pool_io_begin(struct dlvm_thin_pool *p, bool write, unsigned *token);
+/* Bracket the device I/O of one request to device id, a write
+ * (dlvm_thin_pool_map_write and the I/O it leads to) or a read
+ * (dlvm_thin_pool_map_read and its reads): begin gives a token for end.
+ * Never blocks: a write is refused with -EAGAIN while a snapshot of device
+ * id is being taken (it would change chunks the snapshot is about to
+ * share); the caller starts it again later. A snapshot waits for the
+ * brackets begun before it. Freed chunks cool until every bracket begun
+ * before they were freed has ended. */
+int dlvm_thin_pool_io_begin(struct dlvm_thin_pool *p, uint64_t id, bool write, unsigned *token);
 void dlvm_thin_pool_io_end(struct dlvm_thin_pool *p, unsigned token);
 /* Unmap the chunks of device id that lie wholly inside [off, off + len)
  * (TRIM, WRITE_ZEROES). zero_subs (WRITE_ZEROES): of partial chunks, the

@@ -512,10 +512,10 @@ int dlvm_thin_pool_delete_dev(struct dlvm_thin_pool *p, uint64_t id, struct dlvm
 	return r;
 }
 
-int dlvm_thin_pool_io_begin(struct dlvm_thin_pool *p, bool write, unsigned *token)
+int dlvm_thin_pool_io_begin(struct dlvm_thin_pool *p, uint64_t id, bool write, unsigned *token)
 {
 	pthread_mutex_lock(&p->mu);
-	if (write && p->snapping) {
+	if (write && p->snapping && (id == p->snap_origin || p->snap_origin == DLVM_THIN_NONE)) {
 		pthread_mutex_unlock(&p->mu);
 		return -EAGAIN;
 	}
@@ -574,7 +574,8 @@ int dlvm_thin_pool_snapshot(struct dlvm_thin_pool *p, uint64_t origin, uint64_t 
 	/* writes begun from now on wait (dlvm_thin_pool_io_begin): those
 	 * begun before end first, and no write lands in a chunk the snapshot
 	 * shares once it exists */
-	p->snapping++;
+	/* one at a time (commands are): only its origin's writes wait */
+	p->snap_origin = p->snapping++ ? DLVM_THIN_NONE : origin;
 	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
 					 p->broken_msg)
 			  : quiesce(p, err);

@@ -1186,15 +1186,20 @@ def test_snapshot_holds_a_concurrent_write_whole_or_not_at_all(vg0):
     while it is being taken waits for it. Here a slow 32 MiB first write
     keeps the snapshot waiting while a second 32 MiB write overwrites a
     mapped region: the snapshot must hold that second write whole or not
-    at all, and must not change once it exists."""
+    at all, and must not change once it exists. A write to another volume
+    of the pool meanwhile lands where it should."""
     d = vg0
     make_pool(d, size="1200m")
     d.cli_ok("lvcreate", "-V", "1g", "-T", "vg0/pool0", "-n", "v")
+    d.cli_ok("lvcreate", "-V", "16m", "-T", "vg0/pool0", "-n", "other")
     big = 32 * MiB
     r2 = 512 * MiB                                    # the mapped region
     h = connect(d, "vg0/v")
     h.pwrite(bytes([0xf0]) * big, r2)
     h.flush()
+    o = connect(d, "vg0/other")
+    o.pwrite(b"\x01" * (16 * MiB), 0)
+    o.flush()
     prev = 0xf0
 
     def send(off, data, out):
@@ -1232,6 +1237,7 @@ def test_snapshot_holds_a_concurrent_write_whole_or_not_at_all(vg0):
         time.sleep(0.01 + 0.005 * k)
         t2 = threading.Thread(target=send, args=(r2, bytes([pat]) * big, res2))
         t2.start()
+        o.pwrite(bytes([pat]) * 4096, 4096 * k)
         snap.join()
         first = fill_of(f"s{k}")
         t1.join()
@@ -1241,8 +1247,10 @@ def test_snapshot_holds_a_concurrent_write_whole_or_not_at_all(vg0):
         assert first == again, f"round {k}: the snapshot changed: {first} then {again}"
         assert again in ({prev}, {pat}), f"round {k}: the snapshot holds part of a write: {again}"
         assert fill_of("v") == {pat}
+        assert o.pread(4096, 4096 * k) == bytes([pat]) * 4096
         prev = pat
     h.shutdown()
+    o.shutdown()
     out, _ = d.cli_ok("check", "vg0")
     assert "consistent" in out
 
