@@ -63,6 +63,12 @@ static void chunk_taken(struct dlvm_thin_pool *p, uint64_t c);
 static void chunk_piece(struct dlvm_thin_pool *p, uint64_t chunk, uint64_t in, uint64_t len,
 			struct dlvm_map_piece *piece);
 
+/* The error of a pool that stopped after an error (p->broken). */
+static int pool_stopped(const struct dlvm_thin_pool *p, struct dlvm_err *err)
+{
+	return dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name, p->broken_msg);
+}
+
 static void pool_free(struct dlvm_thin_pool *p)
 {
 	for (size_t i = 0; i < p->nviews; i++)
@@ -491,9 +497,7 @@ int dlvm_thin_pool_meta_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool,
 int dlvm_thin_pool_create_dev(struct dlvm_thin_pool *p, uint64_t id, struct dlvm_err *err)
 {
 	pthread_mutex_lock(&p->mu);
-	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
-					 p->broken_msg)
-			  : dlvm_thin_create(p->store, id, 0, err);
+	int r = p->broken ? pool_stopped(p, err) : dlvm_thin_create(p->store, id, 0, err);
 	if (!r)
 		r = commit_locked(p, err);
 	pthread_mutex_unlock(&p->mu);
@@ -503,9 +507,7 @@ int dlvm_thin_pool_create_dev(struct dlvm_thin_pool *p, uint64_t id, struct dlvm
 int dlvm_thin_pool_delete_dev(struct dlvm_thin_pool *p, uint64_t id, struct dlvm_err *err)
 {
 	pthread_mutex_lock(&p->mu);
-	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
-					 p->broken_msg)
-			  : dlvm_thin_delete(p->store, id, err);
+	int r = p->broken ? pool_stopped(p, err) : dlvm_thin_delete(p->store, id, err);
 	if (!r)
 		r = commit_locked(p, err);
 	pthread_mutex_unlock(&p->mu);
@@ -571,14 +573,12 @@ int dlvm_thin_pool_snapshot(struct dlvm_thin_pool *p, uint64_t origin, uint64_t 
 			    struct dlvm_err *err)
 {
 	pthread_mutex_lock(&p->mu);
-	/* writes begun from now on wait (dlvm_thin_pool_io_begin): those
-	 * begun before end first, and no write lands in a chunk the snapshot
-	 * shares once it exists */
-	/* one at a time (commands are): only its origin's writes wait */
+	/* writes to the origin begun from now on wait (io_begin; should two
+	 * snapshots overlap, which commands do not, all writes): those begun
+	 * before end first, and no write lands in a chunk the snapshot shares
+	 * once it exists */
 	p->snap_origin = p->snapping++ ? DLVM_THIN_NONE : origin;
-	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
-					 p->broken_msg)
-			  : quiesce(p, err);
+	int r = p->broken ? pool_stopped(p, err) : quiesce(p, err);
 	preps_close(p);
 	if (!r)
 		r = dlvm_thin_snapshot(p->store, origin, id, flags, err);
@@ -596,9 +596,7 @@ int dlvm_thin_pool_revert(struct dlvm_thin_pool *p, uint64_t origin, uint64_t sn
 	struct dlvm_thin_dev_info info;
 
 	pthread_mutex_lock(&p->mu);
-	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
-					 p->broken_msg)
-			  : dlvm_thin_info(p->store, origin, &info, err);
+	int r = p->broken ? pool_stopped(p, err) : dlvm_thin_info(p->store, origin, &info, err);
 	/* the origin's device is replaced by a snapshot of snap under the same
 	 * id; both steps land in one commit */
 	bool changed = false;
@@ -696,9 +694,7 @@ static int commit_closed(struct dlvm_thin_pool *p, struct dlvm_err *err)
 		p->broken = true;
 		snprintf(p->broken_msg, sizeof(p->broken_msg), "this host lost its lease on the VG");
 	}
-	int r = p->broken ? dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
-					 p->broken_msg)
-			  : flush_data(p, dlvm_thin_changed(p->store), err);
+	int r = p->broken ? pool_stopped(p, err) : flush_data(p, dlvm_thin_changed(p->store), err);
 	if (!r && !(r = dlvm_thin_commit(p->store, err)))
 		p->dirty = false;
 	cool_release_idle(p);
@@ -1400,8 +1396,7 @@ static int chunk_prepare_write(struct dlvm_thin_pool *p, uint64_t id, uint64_t v
 	/* the waiters run only once mu is let go, after the bits below */
 	prep_put(p, e);
 	if (!r && p->broken)
-		r = dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
-				 p->broken_msg);
+		r = pool_stopped(p, err);
 	return r ? r : chunk_copied(p, id, vchunk, m, err);
 }
 
@@ -1470,8 +1465,7 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 		if (!p->store)
 			return dlvm_err_set(err, -EROFS, "%s: this host reads the family only",
 					    p->name);
-		return dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
-				    p->broken_msg);
+		return pool_stopped(p, err);
 	}
 	r = provision(p, id, vchunk, &mm, &in_hole, err);
 	if (r == -ENOSPC && (p->family || p->can_grow)) {
@@ -1592,8 +1586,7 @@ int dlvm_thin_pool_fills_ended(struct dlvm_thin_pool *p, const struct dlvm_thin_
 		if (w[i].relied && (dlvm_thin_fill_pending(p->fills, w[i].chunk) & w[i].relied))
 			r = -EAGAIN;
 	if (!r && p->broken)
-		r = dlvm_err_set(err, -EIO, "%s: stopped after an error: %s", p->name,
-				 p->broken_msg);
+		r = pool_stopped(p, err);
 	pthread_mutex_unlock(&p->mu);
 	return r;
 }
