@@ -481,6 +481,22 @@ static void thin_err(struct xmit *x, struct slot *s, int r, const struct dlvm_er
 
 enum thin_op { THIN_READ, THIN_WRITE, THIN_ZERO };
 
+/* What n records of s filled reads as written from now on; or, when a
+ * device operation of s failed, it stays unwritten. */
+static void thin_record(struct xmit *x, struct slot *s, const struct dlvm_thin_written *w,
+			size_t n)
+{
+	struct dlvm_err e = { 0 };
+
+	if (s->dev_err) {
+		dlvm_thin_pool_unfilled(x->map->thin, w, n);
+		return;
+	}
+	int r = dlvm_thin_pool_written(x->map->thin, x->map->thin_id, w, n, &e);
+	if (r)
+		thin_err(x, s, r, &e);
+}
+
 /* Sub-blocks a piece of s filled: recorded now when the piece was written
  * synchronously, else when the whole request is done (finish); and those
  * it relies on others for, looked at before the reply (finish_tail). */
@@ -489,14 +505,7 @@ static void thin_filled(struct xmit *x, struct slot *s, const struct dlvm_thin_w
 	struct dlvm_thin_written rec = *w;
 
 	if (s->sync && rec.mask) {
-		struct dlvm_err e = { 0 };
-		int r = 0;
-		if (s->dev_err)
-			dlvm_thin_pool_unfilled(x->map->thin, &rec, 1);
-		else
-			r = dlvm_thin_pool_written(x->map->thin, x->map->thin_id, &rec, 1, &e);
-		if (r)
-			thin_err(x, s, r, &e);
+		thin_record(x, s, &rec, 1);
 		rec.mask = 0;
 	}
 	if (!rec.mask && !rec.relied)
@@ -848,15 +857,7 @@ static void finish(struct xmit *x, struct slot *s)
 	 * request failed otherwise (a later piece found the pool full): the
 	 * device writes it made are down, and others may rely on them */
 	if (s->nthin_w) {
-		struct dlvm_err e = { 0 };
-		int r = 0;
-		if (s->dev_err)
-			dlvm_thin_pool_unfilled(x->map->thin, s->thin_w, s->nthin_w);
-		else
-			r = dlvm_thin_pool_written(x->map->thin, x->map->thin_id, s->thin_w,
-						   s->nthin_w, &e);
-		if (r)
-			thin_err(x, s, r, &e);
+		thin_record(x, s, s->thin_w, s->nthin_w);
 		for (unsigned i = 0; i < s->nthin_w; i++)
 			s->thin_w[i].mask = 0;
 	}
@@ -895,14 +896,14 @@ static void finish_tail(struct xmit *x, struct slot *s)
 	if (s->nthin_w && !s->err) {
 		struct dlvm_err e = { 0 };
 		int r = dlvm_thin_pool_fills_ended(x->map->thin, s->thin_w, s->nthin_w, &e);
-		uint64_t now = r == -EAGAIN ? dlvm_monotonic_ms() : 0;
-		if (r == -EAGAIN && !s->rely_since_ms)
-			s->rely_since_ms = now;
-		if (r == -EAGAIN && now - s->rely_since_ms < RELY_WAIT_MS) {
-			park(x, s);
-			return;
-		}
 		if (r == -EAGAIN) {
+			uint64_t now = dlvm_monotonic_ms();
+			if (!s->rely_since_ms)
+				s->rely_since_ms = now;
+			if (now - s->rely_since_ms < RELY_WAIT_MS) {
+				park(x, s);
+				return;
+			}
 			/* the write it relies on is stuck: its data may not read back */
 			nbd_log(x->c->name, "%s/%s: a write waited %u s for another one to end",
 				x->map->vg, x->map->lv, RELY_WAIT_MS / 1000);
