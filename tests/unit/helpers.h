@@ -335,4 +335,15 @@ static inline int t_lv_remove(struct dlvm_vg *vg, const char *name, struct dlvm_
 	return t_commit(vg, &e, err);
 }
 
+/* Shuffle a[0..n) in place (Fisher-Yates), the same way for the same seed. */
+static inline void t_shuffle_u64(uint64_t *a, uint64_t n, uint64_t seed)
+{
+	for (uint64_t i = n ? n - 1 : 0; i > 0; i--) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint64_t j = (seed >> 33) % (i + 1), t = a[i];
+		a[i] = a[j];
+		a[j] = t;
+	}
+}
+
 #endif

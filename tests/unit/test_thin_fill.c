@@ -8,6 +8,12 @@
 
 #define LIVE_MAX 384 /* three quarters of the table */
 
+/* The sub-block the table test gives chunk c (chunks are i * 512 + i % 3). */
+static uint16_t mask_of(uint64_t c)
+{
+	return (uint16_t)(1u << ((c / 512) % 16));
+}
+
 static void counts_and_reliance(void **state)
 {
 	(void)state;
@@ -40,13 +46,12 @@ static void full_table_and_removal(void **state)
 	(void)state;
 	struct dlvm_thin_fills *f = dlvm_thin_fills_new();
 	uint64_t chunks[LIVE_MAX];
-	uint64_t seed = 99;
 	assert_non_null(f);
 
 	/* chunks a multiple of the table size apart collide often */
 	for (unsigned i = 0; i < LIVE_MAX; i++) {
 		chunks[i] = (uint64_t)i * 512 + (i % 3);
-		assert_true(dlvm_thin_fill_add(f, chunks[i], (uint16_t)(1u << (i % 16))));
+		assert_true(dlvm_thin_fill_add(f, chunks[i], mask_of(chunks[i])));
 	}
 	assert_false(dlvm_thin_fill_add(f, 1ull << 40, 1));
 	assert_int_equal(dlvm_thin_fill_pending(f, 1ull << 40), 0);
@@ -54,22 +59,15 @@ static void full_table_and_removal(void **state)
 	assert_true(dlvm_thin_fill_add(f, chunks[5], 0x0100));
 	assert_int_equal(dlvm_thin_fill_drop(f, chunks[5], 0x0100), 0);
 	/* remove in a shuffled order; every other entry stays findable */
-	for (unsigned i = LIVE_MAX - 1; i > 0; i--) {
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		unsigned j = (unsigned)((seed >> 33) % (i + 1));
-		uint64_t t = chunks[i];
-		chunks[i] = chunks[j];
-		chunks[j] = t;
-	}
+	t_shuffle_u64(chunks, LIVE_MAX, 99);
 	for (unsigned i = 0; i < LIVE_MAX; i++) {
 		uint64_t c = chunks[i];
-		uint16_t m = (uint16_t)(1u << ((c / 512) % 16));
+		uint16_t m = mask_of(c);
 		assert_int_equal(dlvm_thin_fill_pending(f, c), m);
 		assert_int_equal(dlvm_thin_fill_drop(f, c, m), 0);
 		assert_int_equal(dlvm_thin_fill_pending(f, c), 0);
 		for (unsigned k = i + 1; k < LIVE_MAX; k++)
-			if (dlvm_thin_fill_pending(f, chunks[k]) !=
-			    (uint16_t)(1u << ((chunks[k] / 512) % 16)))
+			if (dlvm_thin_fill_pending(f, chunks[k]) != mask_of(chunks[k]))
 				fail_msg("chunk %" PRIu64 " lost after removing %" PRIu64, chunks[k],
 					 c);
 	}

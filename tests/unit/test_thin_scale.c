@@ -117,16 +117,12 @@ static void million(bool random_order)
 	assert_ok(dlvm_thin_store_format(dev, &o, &e), &e);
 	s = open_timed(dev, &secs);
 	assert_ok(dlvm_thin_create(s, 1, 0, &e), &e);
-	uint64_t *order = malloc(CHUNKS * sizeof(uint64_t)), x = 1;
+	uint64_t *order = malloc(CHUNKS * sizeof(uint64_t));
 	assert_non_null(order);
 	for (uint64_t i = 0; i < CHUNKS; i++)
 		order[i] = i;
-	for (uint64_t i = CHUNKS - 1; random_order && i > 0; i--) {
-		x = x * 6364136223846793005ull + 1442695040888963407ull;
-		uint64_t j = (x >> 33) % (i + 1), t = order[i];
-		order[i] = order[j];
-		order[j] = t;
-	}
+	if (random_order)
+		t_shuffle_u64(order, CHUNKS, 1);
 	double t0 = now_s();
 	for (uint64_t i = 0; i < CHUNKS; i++) {
 		v = order[i];
