@@ -200,6 +200,30 @@ static int cmp_blocknr(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* The most blocks one write of a commit carries. */
+#define RUN_BLOCKS 64
+
+/* Write v[0..n), in block order, each run of consecutive blocks (at most
+ * RUN_BLOCKS) as one write from buf. */
+static int write_runs(struct dlvm_thin_store *s, struct th_cnode **v, size_t n, uint8_t *buf,
+		      struct dlvm_err *err)
+{
+	for (size_t i = 0; i < n;) {
+		size_t k = 0;
+		do
+			th_node_encode(&v[i + k]->n, buf + k * TH_BLOCK);
+		while (++k < RUN_BLOCKS && i + k < n &&
+		       v[i + k]->n.blocknr == v[i]->n.blocknr + k);
+		int r = dlvm_dev_write(s->dev, buf, k * TH_BLOCK, v[i]->n.blocknr * TH_BLOCK, err);
+		if (r)
+			return r;
+		for (size_t j = 0; j < k; j++)
+			v[i + j]->dirty = false;
+		i += k;
+	}
+	return 0;
+}
+
 int th_cache_write_dirty(struct dlvm_thin_store *s, struct dlvm_err *err)
 {
 	struct th_cnode **v;
@@ -213,10 +237,17 @@ int th_cache_write_dirty(struct dlvm_thin_store *s, struct dlvm_err *err)
 	for (struct th_cnode *c = s->lru_head; c; c = c->next)
 		if (c->dirty)
 			v[n++] = c;
-	/* in block order: the writes of a commit go out as one sweep */
+	/* in block order: the writes of a commit go out as one sweep, and
+	 * neighbours as one write (without the room for that, one by one) */
 	qsort(v, n, sizeof(*v), cmp_blocknr);
-	for (size_t i = 0; i < n && !r; i++)
-		r = node_write(s, v[i], err);
+	uint8_t *buf = n > 1 ? dlvm_io_alloc(RUN_BLOCKS * TH_BLOCK) : NULL;
+	if (buf) {
+		r = write_runs(s, v, n, buf, err);
+		free(buf);
+	} else {
+		for (size_t i = 0; i < n && !r; i++)
+			r = node_write(s, v[i], err);
+	}
 	free(v);
 	return r;
 }

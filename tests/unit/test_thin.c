@@ -919,6 +919,41 @@ static void btree_patterns(void **state)
 	dlvm_dev_close(dev);
 }
 
+/* A commit writes the nodes that changed in block order, neighbours
+ * together: far fewer writes than nodes. */
+static void commit_writes_neighbours_together(void **state)
+{
+	const uint64_t V = 20000;
+	struct dlvm_dev *dev = t_thin_dev(4096, 0, V);
+	struct dlvm_thin_store *s = t_open(dev, 8192);
+	struct tmodel m = { .V = V, .map = malloc(V * sizeof(uint64_t)) };
+	struct dlvm_err e = { 0 };
+	struct gen g = { .s = 11 };
+	(void)state;
+
+	for (uint64_t i = 0; i < V; i++)
+		m.map[i] = NONE;
+	assert_ok(dlvm_thin_create(s, 2, 0, &e), &e);
+	t_commit_thin(s);
+	struct dlvm_thin_usage u0 = t_usage(s);
+	for (uint64_t k = 0; k < V; k++)
+		model_provision(s, &m, 2, k);
+	long before = dlvm_memdev_writes(dev);
+	t_commit_thin(s);
+	long writes = dlvm_memdev_writes(dev) - before;
+	struct dlvm_thin_usage u1 = t_usage(s);
+	uint64_t nodes = u0.meta_free - u1.meta_free;
+	print_message("%" PRIu64 " new nodes written in %ld writes\n", nodes, writes);
+	assert_true(nodes > 100);
+	assert_true(writes > 1 && (uint64_t)writes * 16 < nodes);
+	s = t_reopen(s, dev, 16);
+	compare_model(s, 2, &m, &g);
+	assert_thin_clean(s);
+	free(m.map);
+	dlvm_thin_store_close(s);
+	dlvm_dev_close(dev);
+}
+
 /* ---- snapshots ---- */
 
 enum { MAXD = 12 };
@@ -1882,6 +1917,7 @@ int main(void)
 		cmocka_unit_test(dump_blocks),
 		cmocka_unit_test(btree_random_against_model),
 		cmocka_unit_test(btree_patterns),
+		cmocka_unit_test(commit_writes_neighbours_together),
 		cmocka_unit_test(snapshot_shares_and_copies),
 		cmocka_unit_test(snapshot_random_family),
 		cmocka_unit_test(damaged_node_refused_at_open),
