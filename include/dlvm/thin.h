@@ -127,6 +127,25 @@ void dlvm_thin_store_close(struct dlvm_thin_store *s);
  * flush failed) the new state.
  */
 int dlvm_thin_commit(struct dlvm_thin_store *s, struct dlvm_err *err);
+
+/*
+ * dlvm_thin_commit in three steps, for a caller that lets its other threads
+ * use and change the store while the commit is written (docs/thin.md:
+ * "Commit"). Under the caller's lock, dlvm_thin_commit_start seals the
+ * transaction: it copies the new nodes and the superblock into *job (NULL
+ * when there is nothing to commit) and the next transaction starts; -EBUSY
+ * while another job is out, -ENOMEM (nothing changed), -EROFS.
+ * dlvm_thin_commit_write, without the lock, writes and flushes the job.
+ * dlvm_thin_commit_end, under the lock again, takes its result r: on 0
+ * what the sealed transaction freed becomes free, otherwise the store
+ * refuses changes from then on. It frees the job and returns r.
+ */
+struct dlvm_thin_job;
+int dlvm_thin_commit_start(struct dlvm_thin_store *s, struct dlvm_thin_job **job,
+			   struct dlvm_err *err);
+int dlvm_thin_commit_write(struct dlvm_thin_job *job, struct dlvm_err *err);
+int dlvm_thin_commit_end(struct dlvm_thin_store *s, struct dlvm_thin_job *job, int r,
+			 struct dlvm_err *err);
 /* Has the store changes for dlvm_thin_commit to write (and flush)? */
 bool dlvm_thin_changed(const struct dlvm_thin_store *s);
 

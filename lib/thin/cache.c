@@ -67,8 +67,14 @@ static int node_write(struct dlvm_thin_store *s, struct th_cnode *c, struct dlvm
 
 static void trim(struct dlvm_thin_store *s)
 {
-	while (s->nunpinned > s->cache_cap) {
-		struct th_cnode *c = s->lru_head;
+	struct th_cnode *c = s->lru_head;
+
+	while (c && s->nunpinned > s->cache_cap) {
+		struct th_cnode *next = c->next;
+		if (c->writing) { /* its block may not hold it yet */
+			c = next;
+			continue;
+		}
 		if (c->dirty) {
 			struct dlvm_err e = { 0 };
 			int r = node_write(s, c, &e);
@@ -82,6 +88,7 @@ static void trim(struct dlvm_thin_store *s)
 		}
 		lru_unlink(s, c);
 		entry_free(s, c);
+		c = next;
 	}
 }
 
@@ -195,61 +202,47 @@ void th_cache_drop(struct dlvm_thin_store *s, uint64_t blk)
 
 static int cmp_blocknr(const void *a, const void *b)
 {
-	uint64_t x = (*(struct th_cnode *const *)a)->n.blocknr;
-	uint64_t y = (*(struct th_cnode *const *)b)->n.blocknr;
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
 }
 
-/* The most blocks one write of a commit carries. */
-#define RUN_BLOCKS 64
-
-/* Write v[0..n), in block order, each run of consecutive blocks (at most
- * RUN_BLOCKS) as one write from buf. */
-static int write_runs(struct dlvm_thin_store *s, struct th_cnode **v, size_t n, uint8_t *buf,
-		      struct dlvm_err *err)
+size_t th_cache_dirty_count(const struct dlvm_thin_store *s)
 {
-	for (size_t i = 0; i < n;) {
-		size_t k = 0;
-		do
-			th_node_encode(&v[i + k]->n, buf + k * TH_BLOCK);
-		while (++k < RUN_BLOCKS && i + k < n &&
-		       v[i + k]->n.blocknr == v[i]->n.blocknr + k);
-		int r = dlvm_dev_write(s->dev, buf, k * TH_BLOCK, v[i]->n.blocknr * TH_BLOCK, err);
-		if (r)
-			return r;
-		for (size_t j = 0; j < k; j++)
-			v[i + j]->dirty = false;
-		i += k;
-	}
-	return 0;
+	size_t n = 0;
+
+	for (const struct th_cnode *c = s->lru_head; c; c = c->next)
+		n += c->dirty;
+	return n;
 }
 
-int th_cache_write_dirty(struct dlvm_thin_store *s, struct dlvm_err *err)
+size_t th_cache_seal(struct dlvm_thin_store *s, uint64_t *blk, uint8_t *buf)
 {
-	struct th_cnode **v;
 	size_t n = 0;
-	int r = 0;
 
 	assert(s->nunpinned == s->ncached);
-	v = malloc((s->ncached ? s->ncached : 1) * sizeof(*v));
-	if (!v)
-		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	for (struct th_cnode *c = s->lru_head; c; c = c->next)
 		if (c->dirty)
-			v[n++] = c;
-	/* in block order: the writes of a commit go out as one sweep, and
-	 * neighbours as one write (without the room for that, one by one) */
-	qsort(v, n, sizeof(*v), cmp_blocknr);
-	uint8_t *buf = n > 1 ? dlvm_io_alloc(RUN_BLOCKS * TH_BLOCK) : NULL;
-	if (buf) {
-		r = write_runs(s, v, n, buf, err);
-		free(buf);
-	} else {
-		for (size_t i = 0; i < n && !r; i++)
-			r = node_write(s, v[i], err);
+			blk[n++] = c->n.blocknr;
+	/* in block order: the writes of a commit go out as one sweep */
+	qsort(blk, n, sizeof(*blk), cmp_blocknr);
+	for (size_t i = 0; i < n; i++) {
+		struct th_cnode *c = dlvm_hmap_find_u64(&s->cache, blk[i]);
+		th_node_encode(&c->n, buf + i * TH_BLOCK);
+		c->dirty = false;
+		c->writing = true;
 	}
-	free(v);
-	return r;
+	return n;
+}
+
+void th_cache_written(struct dlvm_thin_store *s, const uint64_t *blk, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		/* gone if the next transaction freed it */
+		struct th_cnode *c = dlvm_hmap_find_u64(&s->cache, blk[i]);
+		if (c)
+			c->writing = false;
+	}
+	trim(s);
 }
 
 void th_cache_release(struct dlvm_thin_store *s)

@@ -55,7 +55,7 @@ static void compare_counts(struct dlvm_thin_store *s, const struct th_walk *w,
 
 	for (uint64_t b = 0; b < s->sb.meta_blocks; b++) {
 		uint32_t have = b < TH_FIRST_NODE ? 1 : s->mref[b];
-		bool held = th_bit(s->mheld, b), fresh = th_bit(s->mnew, b);
+		bool held = th_bit(s->mheld, b) || th_bit(s->mcommit, b), fresh = th_bit(s->mnew, b);
 		if (have != w->mref[b] && bad++ < MAX_COUNT_LINES)
 			say(rep, "%s: metadata block %" PRIu64 ": %u references kept, %u found",
 			    s->name, b, have, w->mref[b]);
@@ -70,7 +70,7 @@ static void compare_counts(struct dlvm_thin_store *s, const struct th_walk *w,
 		mfree += !have && !held;
 	}
 	for (uint64_t c = 0; c < s->sb.data_chunks; c++) {
-		bool held = th_bit(s->dheld, c);
+		bool held = th_bit(s->dheld, c) || th_bit(s->dcommit, c);
 		bool cool = th_bit(s->dcool, c) || th_bit(s->dsealed, c);
 		if (s->dref[c] != w->dref[c] && bad++ < MAX_COUNT_LINES)
 			say(rep, "%s: data chunk %" PRIu64 ": %u references kept, %u found", s->name,
@@ -87,13 +87,13 @@ static void compare_counts(struct dlvm_thin_store *s, const struct th_walk *w,
 	if (bad > MAX_COUNT_LINES)
 		say(rep, "%s: %" PRIu64 " more reference counts differ", s->name,
 		    bad - MAX_COUNT_LINES);
-	if (mfree != s->mfree || mpending != s->mpending)
+	uint64_t mkept = s->mpending + s->mpending_c, dkept = s->dpending + s->dpending_c;
+	if (mfree != s->mfree || mpending != mkept)
 		say(rep, "%s: metadata blocks: %" PRIu64 " free and %" PRIu64 " pending kept, %"
-		    PRIu64 " and %" PRIu64 " found", s->name, s->mfree, s->mpending, mfree,
-		    mpending);
-	if (dfree != s->dfree || dpending != s->dpending)
+		    PRIu64 " and %" PRIu64 " found", s->name, s->mfree, mkept, mfree, mpending);
+	if (dfree != s->dfree || dpending != dkept)
 		say(rep, "%s: data chunks: %" PRIu64 " free and %" PRIu64 " pending kept, %" PRIu64
-		    " and %" PRIu64 " found", s->name, s->dfree, s->dpending, dfree, dpending);
+		    " and %" PRIu64 " found", s->name, s->dfree, dkept, dfree, dpending);
 	if (dcool != dlvm_thin_cooling(s))
 		say(rep, "%s: data chunks: %" PRIu64 " cooling kept, %" PRIu64 " found", s->name,
 		    dlvm_thin_cooling(s), dcool);

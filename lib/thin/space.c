@@ -5,7 +5,9 @@
  *
  * A block or chunk with count zero is free unless it was freed in the
  * current transaction: the last commit may still use it, so it stays
- * "pending" until the next commit. The exception is a metadata block
+ * "pending" until the next commit. A commit seals its transaction before it
+ * writes it (th_space_seal), and the next transaction starts at once: what
+ * the sealed one freed stays pending, apart, until the commit ends. The exception is a metadata block
  * allocated in this transaction: no commit knows it, so it is free again at
  * once.
  *
@@ -46,12 +48,18 @@ int th_space_resize(struct dlvm_thin_store *s, uint64_t meta_blocks, uint64_t da
 	if (!(p = grow_array(s->mheld, th_bitmap_bytes(om), th_bitmap_bytes(meta_blocks))))
 		return -ENOMEM;
 	s->mheld = p;
+	if (!(p = grow_array(s->mcommit, th_bitmap_bytes(om), th_bitmap_bytes(meta_blocks))))
+		return -ENOMEM;
+	s->mcommit = p;
 	if (!(p = grow_array(s->dref, od * sizeof(uint32_t), data_chunks * sizeof(uint32_t))))
 		return -ENOMEM;
 	s->dref = p;
 	if (!(p = grow_array(s->dheld, th_bitmap_bytes(od), th_bitmap_bytes(data_chunks))))
 		return -ENOMEM;
 	s->dheld = p;
+	if (!(p = grow_array(s->dcommit, th_bitmap_bytes(od), th_bitmap_bytes(data_chunks))))
+		return -ENOMEM;
+	s->dcommit = p;
 	if (!(p = grow_array(s->dcool, th_bitmap_bytes(od), th_bitmap_bytes(data_chunks))))
 		return -ENOMEM;
 	s->dcool = p;
@@ -88,7 +96,8 @@ int th_meta_alloc(struct dlvm_thin_store *s, uint64_t *blk, struct dlvm_err *err
 	for (uint64_t i = 0; i < n; i++, b++) {
 		if (b >= n)
 			b = TH_FIRST_NODE;
-		if (b >= TH_FIRST_NODE && s->mref[b] == 0 && !th_bit(s->mheld, b)) {
+		if (b >= TH_FIRST_NODE && s->mref[b] == 0 && !th_bit(s->mheld, b) &&
+		    !th_bit(s->mcommit, b)) {
 			s->mref[b] = 1;
 			th_bit_set(s->mnew, b);
 			s->mfree--;
@@ -134,7 +143,8 @@ int th_data_alloc(struct dlvm_thin_store *s, uint64_t *chunk, struct dlvm_err *e
 	for (uint64_t i = 0; i < n; i++, c++) {
 		if (c >= n)
 			c = 0;
-		if (s->dref[c] == 0 && !th_bit(s->dheld, c) && !cooling(s, c)) {
+		if (s->dref[c] == 0 && !th_bit(s->dheld, c) && !th_bit(s->dcommit, c) &&
+		    !cooling(s, c)) {
 			s->dref[c] = 1;
 			s->dfree--;
 			s->dcursor = c + 1;
@@ -151,7 +161,8 @@ uint64_t dlvm_thin_free_run(const struct dlvm_thin_store *s, uint64_t chunk, uin
 	uint64_t n = 0;
 
 	while (n < max && chunk + n < s->sb.data_chunks && s->dref[chunk + n] == 0 &&
-	       !th_bit(s->dheld, chunk + n) && !cooling(s, chunk + n))
+	       !th_bit(s->dheld, chunk + n) && !th_bit(s->dcommit, chunk + n) &&
+	       !cooling(s, chunk + n))
 		n++;
 	return n;
 }
@@ -177,10 +188,10 @@ static void report_freed(struct dlvm_thin_store *s)
 	uint64_t n = s->sb.data_chunks, words = (n + 63) / 64, start = 0;
 	bool in_run = false;
 
-	if (!s->freed || !s->dpending)
+	if (!s->freed || !s->dpending_c)
 		return;
 	for (uint64_t w = 0; w < words; w++) {
-		uint64_t bits = s->dheld[w];
+		uint64_t bits = s->dcommit[w];
 		if (!bits && !in_run)
 			continue;
 		if (bits == ~0ull && in_run)
@@ -206,24 +217,40 @@ void dlvm_thin_set_freed_hook(struct dlvm_thin_store *s, dlvm_thin_freed_fn fn, 
 	s->freed_arg = arg;
 }
 
-void th_space_committed(struct dlvm_thin_store *s)
+void th_space_seal(struct dlvm_thin_store *s)
 {
-	report_freed(s);
-	memset(s->mnew, 0, th_bitmap_bytes(s->sb.meta_blocks));
-	memset(s->mheld, 0, th_bitmap_bytes(s->sb.meta_blocks));
-	if (s->cooling && s->dpending) {
-		for (uint64_t w = 0; w < (s->sb.data_chunks + 63) / 64; w++)
-			s->dcool[w] |= s->dheld[w];
-		s->ncool += s->dpending;
-	} else {
-		s->dfree += s->dpending;
-	}
-	memset(s->dheld, 0, th_bitmap_bytes(s->sb.data_chunks));
-	s->mfree += s->mpending;
+	uint64_t *m = s->mcommit, *d = s->dcommit;
+
+	assert(!s->mpending_c && !s->dpending_c);
+	s->mcommit = s->mheld;
+	s->mheld = m;
+	s->dcommit = s->dheld;
+	s->dheld = d;
+	s->mpending_c = s->mpending;
+	s->dpending_c = s->dpending;
 	s->mpending = s->dpending = 0;
+	/* what the sealed transaction made is referenced by it: from now on a
+	 * change copies it */
+	memset(s->mnew, 0, th_bitmap_bytes(s->sb.meta_blocks));
 	/* each transaction takes the lowest free metadata blocks first: the
 	 * metadata stays at the front of its device */
 	s->mcursor = TH_FIRST_NODE;
+}
+
+void th_space_committed(struct dlvm_thin_store *s)
+{
+	report_freed(s);
+	if (s->cooling && s->dpending_c) {
+		for (uint64_t w = 0; w < (s->sb.data_chunks + 63) / 64; w++)
+			s->dcool[w] |= s->dcommit[w];
+		s->ncool += s->dpending_c;
+	} else {
+		s->dfree += s->dpending_c;
+	}
+	memset(s->dcommit, 0, th_bitmap_bytes(s->sb.data_chunks));
+	memset(s->mcommit, 0, th_bitmap_bytes(s->sb.meta_blocks));
+	s->mfree += s->mpending_c;
+	s->mpending_c = s->dpending_c = 0;
 }
 
 void dlvm_thin_set_cooling(struct dlvm_thin_store *s, bool on)

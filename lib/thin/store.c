@@ -175,7 +175,9 @@ int dlvm_thin_store_open(struct dlvm_dev *dev, const struct dlvm_thin_open_opts 
 	uint64_t mb = s->sb.meta_blocks, dc = s->sb.data_chunks;
 	if (!(s->mnew = calloc(1, th_bitmap_bytes(mb))) ||
 	    !(s->mheld = calloc(1, th_bitmap_bytes(mb))) ||
+	    !(s->mcommit = calloc(1, th_bitmap_bytes(mb))) ||
 	    !(s->dheld = calloc(1, th_bitmap_bytes(dc))) ||
+	    !(s->dcommit = calloc(1, th_bitmap_bytes(dc))) ||
 	    !(s->dcool = calloc(1, th_bitmap_bytes(dc))) ||
 	    !(s->dsealed = calloc(1, th_bitmap_bytes(dc)))) {
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");
@@ -198,6 +200,8 @@ void dlvm_thin_store_close(struct dlvm_thin_store *s)
 	free(s->mref);
 	free(s->mnew);
 	free(s->mheld);
+	free(s->mcommit);
+	free(s->dcommit);
 	free(s->dref);
 	free(s->dheld);
 	free(s->dcool);
@@ -205,28 +209,109 @@ void dlvm_thin_store_close(struct dlvm_thin_store *s)
 	free(s);
 }
 
-int dlvm_thin_commit(struct dlvm_thin_store *s, struct dlvm_err *err)
+/* The most blocks of a commit that go out in one write. */
+#define RUN_BLOCKS 256
+
+struct dlvm_thin_job {
+	struct dlvm_dev *dev;
+	size_t n;
+	uint64_t *blk;  /* the sealed transaction's nodes, in block order */
+	uint8_t *buf;   /* their encodings, n blocks */
+	uint8_t *sb;    /* its superblock, encoded */
+	unsigned slot;  /* where that goes */
+};
+
+static void job_free(struct dlvm_thin_job *j)
 {
+	if (j) {
+		free(j->blk);
+		free(j->buf);
+		free(j->sb);
+		free(j);
+	}
+}
+
+int dlvm_thin_commit_start(struct dlvm_thin_store *s, struct dlvm_thin_job **out,
+			   struct dlvm_err *err)
+{
+	struct dlvm_thin_job *j;
 	int r;
 
+	*out = NULL;
 	/* nothing to commit is no change, even for a read-only store */
 	if (!s->changed && !s->failed)
 		return 0;
 	if ((r = th_writable(s, err)))
 		return r;
-	if ((r = th_cache_write_dirty(s, err)) || (r = dlvm_dev_flush(s->dev, err)))
-		return th_fail(s, r, err);
+	if (s->committing)
+		return dlvm_err_set(err, -EBUSY, "%s: a commit is still being written", s->name);
+	size_t n = th_cache_dirty_count(s);
+	if (!(j = calloc(1, sizeof(*j))) || !(j->blk = malloc((n ? n : 1) * sizeof(*j->blk))) ||
+	    !(j->buf = dlvm_io_alloc((n ? n : 1) * TH_BLOCK)) || !(j->sb = dlvm_io_alloc(TH_BLOCK))) {
+		job_free(j);
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	}
+	j->dev = s->dev;
+	j->n = th_cache_seal(s, j->blk, j->buf);
 	struct th_sb sb = s->sb;
 	sb.txn++;
 	sb.slot = !s->slot;
-	th_sb_encode(&sb, s->iobuf);
-	if ((r = write_block(s->dev, s->iobuf, sb.slot, err)) || (r = dlvm_dev_flush(s->dev, err)))
-		return th_fail(s, r, err);
+	th_sb_encode(&sb, j->sb);
+	j->slot = sb.slot;
+	/* the next transaction builds on this one */
 	s->sb = sb;
 	s->slot = sb.slot;
 	s->changed = false;
-	th_space_committed(s);
+	s->committing = true;
+	th_space_seal(s);
+	*out = j;
 	return 0;
+}
+
+int dlvm_thin_commit_write(struct dlvm_thin_job *j, struct dlvm_err *err)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < j->n && !r;) {
+		size_t k = 1;
+		while (k < RUN_BLOCKS && i + k < j->n && j->blk[i + k] == j->blk[i] + k)
+			k++;
+		r = dlvm_dev_write(j->dev, j->buf + i * TH_BLOCK, k * TH_BLOCK, j->blk[i] * TH_BLOCK,
+				   err);
+		i += k;
+	}
+	if (!r && !(r = dlvm_dev_flush(j->dev, err)) &&
+	    !(r = write_block(j->dev, j->sb, j->slot, err)))
+		r = dlvm_dev_flush(j->dev, err);
+	return r;
+}
+
+int dlvm_thin_commit_end(struct dlvm_thin_store *s, struct dlvm_thin_job *j, int r,
+			 struct dlvm_err *err)
+{
+	if (!j)
+		return r;
+	s->committing = false;
+	if (r) {
+		/* the device holds the last commit or this one: which, only a
+		 * reopen finds out. Nodes of this one stay cached. */
+		th_fail(s, r, err);
+	} else {
+		th_cache_written(s, j->blk, j->n);
+		th_space_committed(s);
+	}
+	job_free(j);
+	return r;
+}
+
+int dlvm_thin_commit(struct dlvm_thin_store *s, struct dlvm_err *err)
+{
+	struct dlvm_thin_job *j;
+	int r = dlvm_thin_commit_start(s, &j, err);
+
+	if (r || !j)
+		return r;
+	return dlvm_thin_commit_end(s, j, dlvm_thin_commit_write(j, err), err);
 }
 
 bool dlvm_thin_changed(const struct dlvm_thin_store *s)
@@ -242,10 +327,10 @@ void dlvm_thin_usage(const struct dlvm_thin_store *s, struct dlvm_thin_usage *u)
 	u->devices = s->sb.ndevs;
 	u->data_chunks = s->sb.data_chunks;
 	u->data_free = s->dfree;
-	u->data_pending = s->dpending + dlvm_thin_cooling(s);
+	u->data_pending = s->dpending + s->dpending_c + dlvm_thin_cooling(s);
 	u->meta_blocks = s->sb.meta_blocks;
 	u->meta_free = s->mfree;
-	u->meta_pending = s->mpending;
+	u->meta_pending = s->mpending + s->mpending_c;
 	u->readonly = s->readonly || s->failed;
 	memcpy(u->uuid, s->sb.uuid, 16);
 }

@@ -143,18 +143,20 @@ struct th_cnode {
 	struct th_node n;
 	unsigned pins;         /* holders of a pointer to this entry */
 	bool dirty;            /* changed since written */
+	bool writing;          /* in the commit being written: stays cached until it is */
 	struct th_cnode *prev, *next; /* LRU of unpinned entries */
 };
 
 struct dlvm_thin_store {
 	struct dlvm_dev *dev;
 	const char *name;      /* dev->name, for messages */
-	struct th_sb sb;       /* the state being built; sb.txn is the last commit's */
+	struct th_sb sb;       /* the state being built; sb.txn is the last sealed commit's */
 	unsigned slot;         /* slot of the last commit */
 	bool readonly;         /* opened so */
 	bool failed;           /* an error broke a change: refuse the next ones */
 	char why[DLVM_ERR_MSG_MAX];
 	bool changed;          /* something to commit */
+	bool committing;       /* a sealed transaction is being written (a job is out) */
 
 	/* metadata blocks: reference counts; allocated in this transaction
 	 * (changed in place); freed in this transaction (not reused yet) */
@@ -165,6 +167,10 @@ struct dlvm_thin_store {
 	uint32_t *dref;
 	uint64_t *dheld;
 	uint64_t dfree, dpending, dcursor;
+	/* freed in the sealed transaction a commit is writing: not free until
+	 * that commit is on the device (all zero when no commit is out) */
+	uint64_t *mcommit, *dcommit;   /* bitmaps */
+	uint64_t mpending_c, dpending_c;
 	/* cooling (dlvm_thin_set_cooling): freed by a commit, not free yet;
 	 * dsealed: sealed, freed by the next release */
 	bool cooling;
@@ -229,7 +235,10 @@ bool th_meta_dec(struct dlvm_thin_store *s, uint64_t blk);
 int th_data_alloc(struct dlvm_thin_store *s, uint64_t *chunk, struct dlvm_err *err);
 void th_data_inc(struct dlvm_thin_store *s, uint64_t chunk);
 void th_data_dec(struct dlvm_thin_store *s, uint64_t chunk);
-/* After a commit: what was freed in the transaction becomes free. */
+/* A commit seals the transaction: what it freed waits for the commit
+ * (mcommit, dcommit) and the next transaction starts with nothing new. */
+void th_space_seal(struct dlvm_thin_store *s);
+/* The sealed transaction is on the device: what it freed becomes free. */
 void th_space_committed(struct dlvm_thin_store *s);
 /* Size the arrays for s->sb.meta_blocks / data_chunks (new entries zero). */
 int th_space_resize(struct dlvm_thin_store *s, uint64_t meta_blocks, uint64_t data_chunks);
@@ -250,8 +259,14 @@ int th_node_new(struct dlvm_thin_store *s, uint16_t type, uint16_t level, struct
 void th_node_dirty(struct dlvm_thin_store *s, struct th_cnode *c);
 /* Forget the cache entry of block blk, if any (it must not be pinned). */
 void th_cache_drop(struct dlvm_thin_store *s, uint64_t blk);
-/* Write every changed node. -EIO. */
-int th_cache_write_dirty(struct dlvm_thin_store *s, struct dlvm_err *err);
+/* Every changed node, in block order: its block into blk[i] and its
+ * encoding into buf + i * TH_BLOCK (room for all of them: see
+ * th_cache_dirty_count). They count as written from then on and stay
+ * cached until th_cache_written. Returns how many. */
+size_t th_cache_dirty_count(const struct dlvm_thin_store *s);
+size_t th_cache_seal(struct dlvm_thin_store *s, uint64_t *blk, uint8_t *buf);
+/* The commit that sealed blk[0..n) wrote them: they may leave the cache. */
+void th_cache_written(struct dlvm_thin_store *s, const uint64_t *blk, size_t n);
 void th_cache_init(struct dlvm_thin_store *s, size_t cap);
 void th_cache_release(struct dlvm_thin_store *s);
 

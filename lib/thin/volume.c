@@ -49,7 +49,7 @@ static int reserve(struct dlvm_thin_store *s, uint64_t map_root, uint64_t extra,
 		return dlvm_err_set(err, -ENOSPC, "%s: thin metadata is full: %" PRIu64 " free "
 				    "blocks, the change may need %" PRIu64 " (%" PRIu64 " more are "
 				    "free after the next commit)", s->name, th_meta_avail(s), need,
-				    s->mpending);
+				    s->mpending + s->mpending_c);
 	return 0;
 }
 
@@ -278,7 +278,7 @@ int dlvm_thin_provision_mapping(struct dlvm_thin_store *s, uint64_t id, uint64_t
 	if (s->dfree == 0)
 		return dlvm_err_set(err, -ENOSPC, "%s: no free data chunk for thin device %" PRIu64
 				    " (%" PRIu64 " chunks, %" PRIu64 " free after the next commit, %"
-				    PRIu64 " cooling)", s->name, id, s->sb.data_chunks, s->dpending,
+				    PRIu64 " cooling)", s->name, id, s->sb.data_chunks, s->dpending + s->dpending_c,
 				    dlvm_thin_cooling(s));
 	if ((r = reserve(s, rec.root, 0, err)))
 		return r;

@@ -55,14 +55,14 @@ static void problem(struct th_walk *w, struct dlvm_err *err, const char *fmt, ..
 		w->report(w->ctx, msg);
 }
 
-/* Node blk as the current state has it: a changed node from the cache, the
- * rest from the device. 0, or the decoder's -EBADMSG in e, or -EIO. */
+/* Node blk as the current state has it: a changed node (or one a commit is
+ * still writing) from the cache, the rest from the device. 0, or the decoder's -EBADMSG in e, or -EIO. */
 static int read_node(struct th_walk *w, uint64_t blk, struct th_node *n, struct dlvm_err *e)
 {
 	struct dlvm_thin_store *s = w->s;
 	struct th_cnode *c = dlvm_hmap_find_u64(&s->cache, blk);
 
-	if (c && c->dirty) {
+	if (c && (c->dirty || c->writing)) {
 		*n = c->n;
 		return th_node_validate(n, &w->lim, e);
 	}
@@ -112,7 +112,7 @@ static void prefetch_leaves(struct th_walk *w, const struct th_node *n)
 		uint64_t c = n->u.v[i];
 		struct th_cnode *cn = dlvm_hmap_find_u64(&s->cache, c);
 		if (c >= TH_FIRST_NODE && c < w->lim.meta_blocks && !w->mref[c] &&
-		    !(cn && cn->dirty) && !th_windows_may_hold(w->win, c))
+		    !(cn && (cn->dirty || cn->writing)) && !th_windows_may_hold(w->win, c))
 			b[m++] = c;
 	}
 	qsort(b, m, sizeof(*b), cmp_u64);

@@ -11,6 +11,11 @@
  * completed (or, for a write torn in the superblock, whose 512-byte
  * structure lands whole, the state that commit was writing), pass check(),
  * and take and commit more changes.
+ *
+ * The overlapped windows commit in three steps (dlvm_thin_commit_start,
+ * _write, _end) with half of the next transaction's changes made while the
+ * job is out, as a pool's I/O threads make them: those changes must touch
+ * nothing the commit being written or the last one references.
  */
 #include "helpers.h"
 #include "dlvm/thin.h"
@@ -214,6 +219,7 @@ static int random_change(struct dlvm_thin_store *s, struct gen *g)
 struct window {
 	uint32_t ss;
 	enum dlvm_fault_mode mode;
+	bool overlap;               /* changes while each commit is written */
 	long fault_at;              /* -1: none */
 	char *states[STEPS + 1];    /* after each commit (0: before the window) */
 	long writes[STEPS + 1];     /* writes of the window up to each commit */
@@ -246,6 +252,40 @@ static struct dlvm_thin_store *prefix(struct dlvm_dev *mem, struct dlvm_dev **wd
 	return s;
 }
 
+/* What a store opened on a copy of mem's bytes now holds: the state a
+ * crash at this point leaves. */
+static char *durable_state(struct dlvm_dev *mem)
+{
+	struct dlvm_dev *copy = dlvm_memdev_new("thin0", mem->size, mem->sector_size);
+	struct dlvm_thin_open_opts oo = { .cache_blocks = 8 };
+	struct dlvm_thin_store *s = NULL;
+	struct dlvm_err e = { 0 };
+
+	assert_non_null(copy);
+	memcpy(dlvm_memdev_data(copy), dlvm_memdev_data(mem), mem->size);
+	assert_ok(dlvm_thin_store_open(copy, &oo, &s, &e), &e);
+	char *st = t_state(s);
+	dlvm_thin_store_close(s);
+	dlvm_dev_close(copy);
+	return st;
+}
+
+/* Write and end the job of commit k; in the reference run note the state
+ * and the writes so far. */
+static void end_job(struct window *w, struct dlvm_thin_store *s, struct dlvm_thin_job *job,
+		    struct dlvm_dev *mem, long base, int k)
+{
+	struct dlvm_err e = { 0 };
+	int r = dlvm_thin_commit_write(job, &e);
+
+	r = dlvm_thin_commit_end(s, job, r, &e);
+	if (w->fault_at < 0) {
+		assert_ok(r, &e);
+		w->states[k] = durable_state(mem);
+		w->writes[k] = dlvm_memdev_writes(mem) - base;
+	}
+}
+
 /* Run the window; with a fault, changes may fail. Returns the store on
  * the watched device *wdev. */
 static struct dlvm_thin_store *run_window(struct window *w, struct dlvm_dev *mem,
@@ -257,22 +297,40 @@ static struct dlvm_thin_store *run_window(struct window *w, struct dlvm_dev *mem
 	long base = dlvm_memdev_writes(mem);
 	bool ref = w->fault_at < 0;
 	struct watch *wt = (*wdev)->priv;
+	struct dlvm_thin_job *job = NULL;
 
 	if (ref)
-		w->states[0] = t_state(s);
+		w->states[0] = w->overlap ? durable_state(mem) : t_state(s);
 	else
 		dlvm_memdev_set_fault(mem, w->mode, w->fault_at);
 	w->writes[0] = 0;
 	for (int step = 1; step <= STEPS && !wt->dead; step++) {
 		for (int i = 0; i < OPS_PER_STEP && !wt->dead; i++) {
+			if (job && i == OPS_PER_STEP / 2) {
+				if (ref)
+					assert_thin_clean(s); /* with the sealed one's frees apart */
+				end_job(w, s, job, mem, base, step - 1);
+				job = NULL;
+			}
+			long before = dlvm_memdev_writes(mem);
 			int r = random_change(s, &g);
 			if (ref && r && r != -ENOSPC)
 				fail_msg("step %d change %d: %d (%s)", step, i, r, dlvm_errno_name(r));
 			w->nospc += ref && r;
+			if (ref)
+				w->early += dlvm_memdev_writes(mem) - before;
 		}
-		if (ref)
-			w->early += dlvm_memdev_writes(mem) - base - w->writes[step - 1];
 		dlvm_err_clear(&e);
+		if (w->overlap && !wt->dead) {
+			int r = dlvm_thin_commit_start(s, &job, &e);
+			if (ref) {
+				assert_ok(r, &e);
+				assert_non_null(job);
+			}
+			continue;
+		}
+		if (w->overlap)
+			continue;
 		int r = dlvm_thin_commit(s, &e);
 		if (ref) {
 			assert_ok(r, &e);
@@ -280,6 +338,8 @@ static struct dlvm_thin_store *run_window(struct window *w, struct dlvm_dev *mem
 			w->writes[step] = dlvm_memdev_writes(mem) - base;
 		}
 	}
+	if (job)
+		end_job(w, s, job, mem, base, STEPS);
 	return s;
 }
 
@@ -288,9 +348,9 @@ static const char *mode_name(enum dlvm_fault_mode m)
 	return m == DLVM_FAULT_EIO ? "EIO" : m == DLVM_FAULT_TEAR ? "torn write" : "power loss";
 }
 
-static void crash_window(uint32_t ss, enum dlvm_fault_mode mode)
+static void crash_window(uint32_t ss, enum dlvm_fault_mode mode, bool overlap)
 {
-	struct window ref = { .ss = ss, .mode = mode, .fault_at = -1 };
+	struct window ref = { .ss = ss, .mode = mode, .overlap = overlap, .fault_at = -1 };
 	struct dlvm_dev *mem = dlvm_memdev_new("thin0", 600 * 4096, ss), *wdev;
 	struct dlvm_thin_store *s = run_window(&ref, mem, &wdev);
 	unsigned old = 0, new = 0;
@@ -301,9 +361,9 @@ static void crash_window(uint32_t ss, enum dlvm_fault_mode mode)
 	long total = ref.writes[STEPS];
 	for (int k = 1; k <= STEPS; k++)
 		assert_true(ref.writes[k] > ref.writes[k - 1] + 1);
-	print_message("%s, sector size %u: %d commits, %ld writes, %ld of them before their "
-		      "commit; %u changes refused with ENOSPC\n", mode_name(mode), ss, STEPS, total,
-		      ref.early, ref.nospc);
+	print_message("%s, sector size %u%s: %d commits, %ld writes, %ld of them before their "
+		      "commit; %u changes refused with ENOSPC\n", mode_name(mode), ss,
+		      overlap ? ", overlapped" : "", STEPS, total, ref.early, ref.nospc);
 	assert_true(ref.nospc < STEPS * OPS_PER_STEP / 4);
 	assert_true(ref.early > 10);
 	for (long n = 0; n <= total; n++) {
@@ -363,21 +423,24 @@ static void crash_window(uint32_t ss, enum dlvm_fault_mode mode)
 static void power_loss(void **state)
 {
 	(void)state;
-	crash_window(4096, DLVM_FAULT_POWERLOSS);
-	crash_window(512, DLVM_FAULT_POWERLOSS);
+	crash_window(4096, DLVM_FAULT_POWERLOSS, false);
+	crash_window(512, DLVM_FAULT_POWERLOSS, false);
+	crash_window(4096, DLVM_FAULT_POWERLOSS, true);
 }
 
 static void torn_write(void **state)
 {
 	(void)state;
-	crash_window(512, DLVM_FAULT_TEAR);
-	crash_window(4096, DLVM_FAULT_TEAR);
+	crash_window(512, DLVM_FAULT_TEAR, false);
+	crash_window(4096, DLVM_FAULT_TEAR, false);
+	crash_window(512, DLVM_FAULT_TEAR, true);
 }
 
 static void eio(void **state)
 {
 	(void)state;
-	crash_window(4096, DLVM_FAULT_EIO);
+	crash_window(4096, DLVM_FAULT_EIO, false);
+	crash_window(4096, DLVM_FAULT_EIO, true);
 }
 
 /* An I/O error refuses the commit, names the device, and leaves the store
