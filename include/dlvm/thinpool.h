@@ -120,6 +120,8 @@ struct dlvm_thin_pool {
 				      * (more than one snapshot at once) */
 	pthread_cond_t drained;
 	bool dirty;                  /* the store has changes since the last commit */
+	bool committing;             /* a commit is being written without mu */
+	pthread_cond_t committed;    /* ... and it ended */
 	unsigned warned_data, warned_meta; /* last usage level warned about (percent) */
 	bool broken;                 /* a chunk could not be prepared: never commit */
 	char broken_msg[DLVM_ERR_MSG_MAX];

@@ -50,12 +50,12 @@ int dlvm_thin_pool_format(const struct dlvm_vg *vg, const struct dlvm_lv *pool, 
 	return r;
 }
 
-static int flush_data(struct dlvm_thin_pool *p, bool meta_follows, struct dlvm_err *err);
 static int view_of(struct dlvm_thin_pool *p, uint64_t id, struct dlvm_thin_view **out,
 		   struct dlvm_err *err);
 static int commit_locked(struct dlvm_thin_pool *p, struct dlvm_err *err);
 static int commit_closed(struct dlvm_thin_pool *p, struct dlvm_err *err);
 static void preps_close(struct dlvm_thin_pool *p);
+static void commit_idle(struct dlvm_thin_pool *p);
 static void preps_open(struct dlvm_thin_pool *p);
 
 static void chunks_freed(void *arg, uint64_t chunk, uint64_t n);
@@ -89,6 +89,7 @@ static void pool_free(struct dlvm_thin_pool *p)
 	pthread_cond_destroy(&p->drained);
 	pthread_cond_destroy(&p->grown);
 	pthread_cond_destroy(&p->prepared);
+	pthread_cond_destroy(&p->committed);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
@@ -113,6 +114,7 @@ void dlvm_thin_pools_release(struct dlvm_vg *vg)
 		struct dlvm_thin_pool *next = p->next;
 		struct dlvm_err e = { 0 };
 		pthread_mutex_lock(&p->mu);
+		commit_idle(p);
 		if (p->store && !p->broken && p->dirty && commit_locked(p, &e))
 			fprintf(stderr, "%s: commit: %s\n", p->name, e.msg);
 		pthread_mutex_unlock(&p->mu);
@@ -205,6 +207,7 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 	pthread_cond_init(&p->drained, &ca);
 	pthread_cond_init(&p->grown, &ca);
 	pthread_cond_init(&p->prepared, &ca);
+	pthread_cond_init(&p->committed, &ca);
 	pthread_condattr_destroy(&ca);
 	p->lv_id = pool->id;
 	p->meta_id = meta_id;
@@ -413,6 +416,7 @@ int dlvm_thin_family_meta_grown(struct dlvm_vg *vg, uint64_t meta_id, struct dlv
 		if (!p)
 			continue;
 		pthread_mutex_lock(&p->mu);
+		commit_idle(p);
 		if (p->meta->size != m->le_count * vg->info.extent_size)
 			r = dlvm_lvdev_remap(p->meta, vg, m, err);
 		if (!r && p->store)
@@ -481,6 +485,7 @@ int dlvm_thin_pool_meta_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool,
 	if (!(m = meta_lv(vg, pool, err)))
 		return -EBADMSG;
 	pthread_mutex_lock(&p->mu);
+	commit_idle(p);
 	r = dlvm_lvdev_remap(p->meta, vg, m, err);
 	if (!r)
 		r = dlvm_thin_grow_meta(p->store, p->meta->size / DLVM_THIN_BLOCK, err);
@@ -649,16 +654,17 @@ uint64_t dlvm_thin_pool_dev_mapped(struct dlvm_thin_pool *p, uint64_t id)
 	return r ? 0 : info.mapped;
 }
 
-/* Flush the data area's devices; with meta_follows, not those that the
+/* Flush the devices of data map m; with meta_follows, not those that the
  * store's commit flushes anyway (the PVs of its metadata LV), before it
  * writes the superblock. */
-static int flush_data(struct dlvm_thin_pool *p, bool meta_follows, struct dlvm_err *err)
+static int flush_data(struct dlvm_thin_pool *p, const struct dlvm_lv_map *m, bool meta_follows,
+		      struct dlvm_err *err)
 {
-	for (uint32_t i = 0; i < p->data->ndev; i++)
-		if (!(meta_follows && dlvm_lvdev_flushes(p->meta, p->data->devs[i].fd)) &&
-		    fdatasync(p->data->devs[i].fd) < 0)
+	for (uint32_t i = 0; i < m->ndev; i++)
+		if (!(meta_follows && dlvm_lvdev_flushes(p->meta, m->devs[i].fd)) &&
+		    fdatasync(m->devs[i].fd) < 0)
 			return dlvm_err_set(err, -errno, "%s: flush %s: %s", p->name,
-					    p->data->devs[i].name, strerror(errno));
+					    m->devs[i].name, strerror(errno));
 	return 0;
 }
 
@@ -677,10 +683,31 @@ static void preps_open(struct dlvm_thin_pool *p)
 	p->prep_closed--;
 }
 
+/* Wait (mu held) until no commit is being written without mu: the store
+ * takes one at a time, and the metadata LV's view must not change under
+ * it. */
+static void commit_idle(struct dlvm_thin_pool *p)
+{
+	while (p->committing)
+		pthread_cond_wait(&p->committed, &p->mu);
+}
+
+/* Another host may own the family by now: never write its store. */
+static void fence_check(struct dlvm_thin_pool *p)
+{
+	if (!dlvm_fence_ok(p->fence) && !p->broken) {
+		p->broken = true;
+		snprintf(p->broken_msg, sizeof(p->broken_msg), "this host lost its lease on the VG");
+	}
+}
+
+/* A commit with mu held throughout: for changes that nothing may see
+ * before they are durable. */
 static int commit_locked(struct dlvm_thin_pool *p, struct dlvm_err *err)
 {
 	if (!p->store || p->meta->readonly) /* a read-only VG's store never changes */
 		return 0;
+	commit_idle(p);
 	preps_close(p);
 	int r = commit_closed(p, err);
 	preps_open(p);
@@ -689,14 +716,51 @@ static int commit_locked(struct dlvm_thin_pool *p, struct dlvm_err *err)
 
 static int commit_closed(struct dlvm_thin_pool *p, struct dlvm_err *err)
 {
-	if (!dlvm_fence_ok(p->fence) && !p->broken) {
-		/* another host may own the family by now: never write its store */
-		p->broken = true;
-		snprintf(p->broken_msg, sizeof(p->broken_msg), "this host lost its lease on the VG");
-	}
-	int r = p->broken ? pool_stopped(p, err) : flush_data(p, dlvm_thin_changed(p->store), err);
+	fence_check(p);
+	int r = p->broken ? pool_stopped(p, err)
+			  : flush_data(p, p->data, dlvm_thin_changed(p->store), err);
 	if (!r && !(r = dlvm_thin_commit(p->store, err)))
 		p->dirty = false;
+	cool_release_idle(p);
+	return r;
+}
+
+/*
+ * A commit whose I/O runs without mu (mu held on entry and on return): the
+ * transaction is sealed under mu, then the data area is flushed and the
+ * sealed store written while the pool's requests go on; what they change
+ * meanwhile is the next commit's. A flush of the data area that fails with
+ * a sealed transaction out fails the store too: the commit cannot be
+ * taken back.
+ */
+static int commit_unlocked(struct dlvm_thin_pool *p, struct dlvm_err *err)
+{
+	struct dlvm_thin_job *job = NULL;
+
+	if (!p->store || p->meta->readonly)
+		return 0;
+	commit_idle(p);
+	preps_close(p);
+	fence_check(p);
+	bool changed = dlvm_thin_changed(p->store);
+	int r = p->broken ? pool_stopped(p, err) : dlvm_thin_commit_start(p->store, &job, err);
+	preps_open(p);
+	if (r)
+		return r;
+	p->dirty = false;
+	p->committing = true;
+	struct dlvm_lv_map *data = dlvm_lv_map_get(p->data);
+	pthread_mutex_unlock(&p->mu);
+	r = flush_data(p, data, changed, err);
+	if (job && !r)
+		r = dlvm_thin_commit_write(job, err);
+	dlvm_lv_map_put(data);
+	pthread_mutex_lock(&p->mu);
+	r = dlvm_thin_commit_end(p->store, job, r, err);
+	if (r)
+		p->dirty = true;
+	p->committing = false;
+	pthread_cond_broadcast(&p->committed);
 	cool_release_idle(p);
 	return r;
 }
@@ -704,7 +768,7 @@ static int commit_closed(struct dlvm_thin_pool *p, struct dlvm_err *err)
 int dlvm_thin_pool_commit(struct dlvm_thin_pool *p, struct dlvm_err *err)
 {
 	pthread_mutex_lock(&p->mu);
-	int r = commit_locked(p, err);
+	int r = commit_unlocked(p, err);
 	pthread_mutex_unlock(&p->mu);
 	return r;
 }
@@ -712,7 +776,7 @@ int dlvm_thin_pool_commit(struct dlvm_thin_pool *p, struct dlvm_err *err)
 int dlvm_thin_pool_commit_dirty(struct dlvm_thin_pool *p, struct dlvm_err *err)
 {
 	pthread_mutex_lock(&p->mu);
-	int r = p->dirty && !p->broken ? commit_locked(p, err) : 0;
+	int r = p->dirty && !p->broken ? commit_unlocked(p, err) : 0;
 	pthread_mutex_unlock(&p->mu);
 	return r;
 }
