@@ -47,6 +47,19 @@ median of the rounds is reported; ratios are ratios of those medians):
                 overlays (qemu-img create -b ... -F qcow2), so every read
                 goes down the whole chain
   qcow2         qemu-nbd on the base image alone: what the chain costs qemu
+  thin-beside-flush
+                randread of the "thin" volume while another volume of its
+                pool, new for each round (1 GiB, removed after it), takes
+                4k random first writes each followed by a FLUSH (fio
+                fsync=1, iodepth FLUSHER_DEPTH): every FLUSH commits the
+                pool. Against thin randread alone, no target: what the
+                pool's commits cost its other volumes' requests
+  linear-beside-flush
+                the same for the linear volume beside a new linear LV of
+                1 GiB (whose writes land in holes of the PV file, as the
+                thin writer's do): what the flushes cost on this disk
+                whatever the volume. thin-beside-flush / linear-beside-flush
+                is what is left for the pool
 
 Metadata (another dlvmd, fresh VGs):
 
@@ -99,6 +112,7 @@ NEW_HEADROOM = 1.5       # pool room for thin-new: this x writes of a run
 NEW_DISK_SHARE = 0.5     # at most this share of the free disk for it
 NEW_SPREAD = 32          # thin-new virtual chunks: this x pool room
 LINEAR_NEW_GIB = 32      # each round's new linear LV (sparse: mostly holes)
+FLUSHER_DEPTH = 4        # thin-beside-flush: the flushing writer's iodepth
 
 TARGET_OVERWRITE = 0.9
 TARGET_FIRST_WRITE = 0.6
@@ -311,6 +325,7 @@ class ThinIo:
         self.new_max_gib = 4
         self.cow_snap = None
         self.last_ios = 0
+        self.flusher_rates = {}
 
     def runs(self, rnd):
         """The (target, pattern) runs of round rnd, in order: the writes,
@@ -320,13 +335,15 @@ class ThinIo:
         thin-cow (which writes 64 KiB per 4 KiB written). Round 0 starts
         with linear randwrite, whose rate sizes thin-new's pool."""
         writes = ["linear", "linear-new", "thin", "thin-new", "thin-cow"]
-        reads = ["linear", "thin", self.snap, self.qchain, "qcow2"]
+        reads = ["linear", "thin", self.snap, self.qchain, "qcow2",
+                 "thin-beside-flush", "linear-beside-flush"]
         return ([(n, "randwrite") for n in rotate(writes, rnd)]
                 + [(n, "randread") for n in rotate(reads, rnd)])
 
     def setup_dlvm(self, cleanup):
         s = self.knobs.size_gib
         # linear + pool0 (thin, thin-cow, thin-Nsnap and their copies) +
+        # linear-beside-flush's writer (1 GiB) +
         # poolnew's room + metadata
         # thin-new maps a 64 KiB chunk per 4 KiB write (the rest of it
         # stays unwritten, a hole in the PV file); its pool's room is
@@ -334,7 +351,7 @@ class ThinIo:
         st = os.statvfs(self.knobs.workdir)
         self.new_max_gib = max(4, int(st.f_bavail * st.f_frsize
                                       * NEW_DISK_SHARE // GiB))
-        pv_gib = (s + (4 * s + 1) + self.new_max_gib + 2
+        pv_gib = (s + (4 * s + 2) + self.new_max_gib + 3
                   + LINEAR_NEW_GIB * self.knobs.repeat)
         self.d = Daemon(self.knobs.build, os.path.join(self.dir, "dlvm"))
         self.d.create_vg(pv_gib)
@@ -342,7 +359,8 @@ class ThinIo:
         cleanup.push("close API connection", self.d.close)
         d = self.d
         d.api("lvcreate", {"name": "linear", "size": f"{s}g"}, ["vg0"])
-        d.make_pool("pool0", f"{4 * s + 1}g", "64k", meta="256m")
+        # + 2 GiB: thin-beside-flush's writer maps up to 1 GiB a round
+        d.make_pool("pool0", f"{4 * s + 2}g", "64k", meta="256m")
         d.make_pool("poolnew", "4g", "64k", meta="64m")
         for lv in ("thin", "cow", "snaps"):
             d.make_thin(lv, f"{s}g", "pool0")
@@ -356,6 +374,12 @@ class ThinIo:
                                      "chunks, nothing mapped")
         self.settings["thin-cow"] = (f"thin LV, {s} GiB, mapped in full, "
                                      "snapshotted before each round")
+        self.settings["thin-beside-flush"] = (
+            "the thin LV while a new LV of its pool takes 4k first "
+            f"writes, a FLUSH after each (fio fsync=1, iodepth "
+            f"{FLUSHER_DEPTH})")
+        self.settings["linear-beside-flush"] = (
+            "the linear LV while a new linear LV takes the same writes")
         self.settings[self.snap] = (
             f"thin LV, {s} GiB, mapped in full, {self.chain} snapshots "
             f"each followed by {BURST_WRITES} random 4k writes")
@@ -492,6 +516,50 @@ class ThinIo:
         self.cow["volume_chunks"].append(self.size // CHUNK)
         return iops, lat
 
+    def run_beside_flush(self, rnd, name):
+        """Randread of vg0/thin (vg0/linear) while a new LV of pool0 (a new
+        linear LV) takes flushed first writes; the writer starts first and
+        runs longer."""
+        d = self.d
+        thin = name == "thin-beside-flush"
+        lv = f"flusher{rnd}" if thin else f"lflusher{rnd}"
+        if thin:
+            d.make_thin(lv, "1g", "pool0")
+        else:
+            d.api("lvcreate", {"name": lv, "size": "1g"}, ["vg0"])
+        out = os.path.join(self.dir, f"fio-{lv}.json")
+        runtime = self.knobs.runtime + self.ramp + 5
+        cmd = ["fio", "--name=flusher", *d.fio_args(lv), "--rw=randwrite",
+               "--bs=4k", f"--iodepth={FLUSHER_DEPTH}", "--fsync=1",
+               "--size=1g", "--time_based", f"--runtime={runtime}",
+               "--randrepeat=0", "--output-format=json", f"--output={out}"]
+        with open(os.path.join(self.dir, "flusher.log"), "a") as errs:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=errs)
+        try:
+            time.sleep(1)
+            if proc.poll() is not None:
+                raise BenchError(f"fio flusher exited with {proc.returncode}"
+                                 f": {tail_of(errs.name)}")
+            v = self.fio(name, self.args["thin" if thin else "linear"],
+                         "randread", self.size, rnd)
+        finally:
+            try:
+                proc.wait(timeout=runtime + 60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.returncode != 0:
+            raise BenchError(f"fio flusher exited with {proc.returncode}: "
+                             f"{tail_of(errs.name)}")
+        with open(out) as f:
+            rate = json.load(f)["jobs"][0]["write"]["iops"]
+        self.flusher_rates.setdefault(name, []).append(round(rate))
+        log(f"round {rnd + 1}: the flusher beside it: {rate:.0f} flushed "
+            "writes/s")
+        d.remove(lv)
+        return v
+
     def run(self):
         os.makedirs(self.dir, exist_ok=True)
         rounds = {}
@@ -504,7 +572,8 @@ class ThinIo:
             except BenchError as e:
                 log(f"thin dlvm: FAILED: {e}")
                 for name in ("linear", "linear-new", "thin", "thin-new",
-                             "thin-cow", self.snap):
+                             "thin-cow", self.snap, "thin-beside-flush",
+                             "linear-beside-flush"):
                     self.errors[name] = str(e)
             try:
                 self.setup_qcow2(cleanup)
@@ -522,6 +591,8 @@ class ThinIo:
                             v = self.run_linear_new(rnd)
                         elif name == "thin-cow":
                             v = self.run_cow(rnd)
+                        elif name.endswith("-beside-flush"):
+                            v = self.run_beside_flush(rnd, name)
                         else:
                             v = self.fio(name, self.args[name], rw,
                                          self.size, rnd)
@@ -543,6 +614,7 @@ class ThinIo:
                 "iops": iops,
                 "thin_new": self.new,
                 "thin_cow": self.cow,
+                "flusher_writes_per_s": self.flusher_rates,
                 "errors": self.errors,
                 "ratios": io_ratios(iops, self.chain)}
 
@@ -560,7 +632,10 @@ def io_ratios(iops, chain):
              ("thin", "linear", "randread"),
              (snap, "thin", "randread"),
              (snap, qchain, "randread"),
-             (qchain, "qcow2", "randread"))
+             (qchain, "qcow2", "randread"),
+             ("thin-beside-flush", "thin", "randread"),
+             ("linear-beside-flush", "linear", "randread"),
+             ("thin-beside-flush", "linear-beside-flush", "randread"))
     out = {}
     for a, b, rw in pairs:
         sa = iops.get(a, {}).get(rw, {})
@@ -781,6 +856,10 @@ def report(out):
                          f"{', '.join(cells)}; fio counted "
                          + ", ".join(f"{n:,}" for n in r["writes_counted"])
                          + " writes after the ramp")
+        for name, rates in io.get("flusher_writes_per_s", {}).items():
+            lines.append(f"    {name}: the writer's flushed writes per "
+                         "second per round: "
+                         + ", ".join(f"{n:,}" for n in rates))
         r = io["ratios"]
         snap, qchain = f"thin-{io['chain']}snap", f"qcow2-{io['chain']}"
         goals = {"thin/linear randwrite": TARGET_OVERWRITE,
@@ -788,18 +867,19 @@ def report(out):
                  "thin-new/linear-new randwrite": TARGET_FIRST_WRITE,
                  f"{snap}/thin randread": TARGET_SNAP_READ,
                  f"{snap}/{qchain} randread": TARGET_VS_QCOW2}
-        lines.append(f"  ratios: {'':24}of medians  median of the "
+        nw = max([32] + [len(n) for n in r])
+        lines.append(f"  ratios: {'':{nw - 8}}of medians  median of the "
                      "rounds' ratios (rounds)")
         for name, v in r.items():
             m, mr = v["of_medians"], v["median_of_rounds"]
             if m is None:
-                lines.append(f"    {name:32} -")
+                lines.append(f"    {name:{nw}} -")
                 continue
             goal = goals.get(name)
             tail = (f"  target >= {goal:g}: {verdict(m >= goal)}"
                     if goal is not None else "  (no target)")
             rounds = " ".join(f"{x:.2f}" for x in v["rounds"])
-            lines.append(f"    {name:32} {m:6.3f}  {mr:6.3f} ({rounds})"
+            lines.append(f"    {name:{nw}} {m:6.3f}  {mr:6.3f} ({rounds})"
                          f"{tail}")
     meta = out.get("meta", {})
     act = meta.get("activation")
