@@ -701,14 +701,27 @@ static void fence_check(struct dlvm_thin_pool *p)
 	}
 }
 
+/* Wait (mu held) until no commit is being written and no copy is under
+ * way, and start no copy until preps_open. Both waits let mu go, so
+ * another commit may have begun during the second. */
+static void commit_close(struct dlvm_thin_pool *p)
+{
+	for (;;) {
+		commit_idle(p);
+		preps_close(p);
+		if (!p->committing)
+			return;
+		preps_open(p);
+	}
+}
+
 /* A commit with mu held throughout: for changes that nothing may see
  * before they are durable. */
 static int commit_locked(struct dlvm_thin_pool *p, struct dlvm_err *err)
 {
 	if (!p->store || p->meta->readonly) /* a read-only VG's store never changes */
 		return 0;
-	commit_idle(p);
-	preps_close(p);
+	commit_close(p);
 	int r = commit_closed(p, err);
 	preps_open(p);
 	return r;
@@ -739,8 +752,7 @@ static int commit_unlocked(struct dlvm_thin_pool *p, struct dlvm_err *err)
 
 	if (!p->store || p->meta->readonly)
 		return 0;
-	commit_idle(p);
-	preps_close(p);
+	commit_close(p);
 	fence_check(p);
 	bool changed = dlvm_thin_changed(p->store);
 	int r = p->broken ? pool_stopped(p, err) : dlvm_thin_commit_start(p->store, &job, err);
