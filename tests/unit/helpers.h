@@ -335,12 +335,26 @@ static inline int t_lv_remove(struct dlvm_vg *vg, const char *name, struct dlvm_
 	return t_commit(vg, &e, err);
 }
 
+/* A seeded stream of numbers (a 64-bit LCG, its upper bits): the same seed,
+ * the same run. names numbers what a test names as it goes. */
+struct t_gen {
+	uint64_t s;
+	unsigned names;
+};
+
+static inline uint32_t t_rnd(struct t_gen *g)
+{
+	g->s = g->s * 6364136223846793005ull + 1442695040888963407ull;
+	return (uint32_t)(g->s >> 33);
+}
+
 /* Shuffle a[0..n) in place (Fisher-Yates), the same way for the same seed. */
 static inline void t_shuffle_u64(uint64_t *a, uint64_t n, uint64_t seed)
 {
+	struct t_gen g = { .s = seed };
+
 	for (uint64_t i = n ? n - 1 : 0; i > 0; i--) {
-		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-		uint64_t j = (seed >> 33) % (i + 1), t = a[i];
+		uint64_t j = t_rnd(&g) % (i + 1), t = a[i];
 		a[i] = a[j];
 		a[j] = t;
 	}

@@ -10,17 +10,6 @@
 
 /* ---- a deterministic stream of changes ---- */
 
-struct gen {
-	uint64_t s;
-	unsigned names;
-};
-
-static uint32_t rnd(struct gen *g)
-{
-	g->s = g->s * 6364136223846793005ull + 1442695040888963407ull;
-	return (uint32_t)(g->s >> 33);
-}
-
 /* The k-th LV in id order (vg->lvs order depends on history). */
 static struct dlvm_lv *nth_lv(const struct dlvm_vg *vg, size_t k)
 {
@@ -39,35 +28,35 @@ static struct dlvm_lv *nth_lv(const struct dlvm_vg *vg, size_t k)
 
 /* One random change committed as one transaction: create, extend, remove,
  * rename, set flags, or several edits at once. Returns the commit's result. */
-static int random_change(struct dlvm_vg *vg, struct gen *g, struct dlvm_err *err)
+static int random_change(struct dlvm_vg *vg, struct t_gen *g, struct dlvm_err *err)
 {
-	unsigned op = rnd(g) % 10;
+	unsigned op = t_rnd(g) % 10;
 	char name[32];
 	int r;
 
 	if (vg->nlv < 3)
 		op = 0;
 	if (op <= 3) {
-		uint16_t st = vg->npv > 1 && rnd(g) % 3 == 0 ? 2 : 1;
+		uint16_t st = vg->npv > 1 && t_rnd(g) % 3 == 0 ? 2 : 1;
 		snprintf(name, sizeof(name), "lv%u", g->names++);
 		dlvm_err_clear(err);
-		r = t_lv_create(vg, name, (1 + rnd(g) % 3) * st, st, 65536, err);
+		r = t_lv_create(vg, name, (1 + t_rnd(g) % 3) * st, st, 65536, err);
 		if (r != -ENOSPC)
 			return r;
 		op = 6;
 	}
 	if (op <= 5) {
-		struct dlvm_lv *lv = nth_lv(vg, rnd(g) % vg->nlv);
+		struct dlvm_lv *lv = nth_lv(vg, t_rnd(g) % vg->nlv);
 		const struct dlvm_seg_desc *last = lv->segs[lv->nseg - 1];
 		dlvm_err_clear(err);
-		r = t_lv_extend(vg, lv, (1 + rnd(g) % 2) * last->stripes, last->stripes,
+		r = t_lv_extend(vg, lv, (1 + t_rnd(g) % 2) * last->stripes, last->stripes,
 				last->stripe_size, err);
 		if (r != -ENOSPC)
 			return r;
 		op = 6;
 	}
 	dlvm_err_clear(err);
-	struct dlvm_lv *lv = nth_lv(vg, rnd(g) % vg->nlv);
+	struct dlvm_lv *lv = nth_lv(vg, t_rnd(g) % vg->nlv);
 	struct dlvm_edit e = { 0 };
 	switch (op) {
 	case 6:
@@ -84,7 +73,7 @@ static int random_change(struct dlvm_vg *vg, struct gen *g, struct dlvm_err *err
 		return t_commit(vg, &e, err);
 	default: {
 		/* three edits in one transaction */
-		struct dlvm_lv *other = nth_lv(vg, rnd(g) % vg->nlv);
+		struct dlvm_lv *other = nth_lv(vg, t_rnd(g) % vg->nlv);
 		struct dlvm_txn t;
 		dlvm_txn_init(&t);
 		e.type = DLVM_EDIT_LV_RENAME;
@@ -106,7 +95,7 @@ static int random_change(struct dlvm_vg *vg, struct gen *g, struct dlvm_err *err
 	}
 }
 
-static void changes(struct dlvm_vg *vg, struct gen *g, int n)
+static void changes(struct dlvm_vg *vg, struct t_gen *g, int n)
 {
 	struct dlvm_err e = { 0 };
 
@@ -133,7 +122,7 @@ static struct dlvm_vg *load_from(struct dlvm_vg *vg, size_t keep, char **model);
 static void reload_after_commits(uint32_t ss, size_t npv)
 {
 	struct dlvm_vg *vg = t_vg(npv, 256 * MiB, ss, 0, 4 * MiB);
-	struct gen g = { .s = 1 };
+	struct t_gen g = { .s = 1 };
 
 	assert_int_equal(vg->seq, 1);
 	assert_int_equal(vg->pvs[0]->hdr.sector_size, ss);
@@ -244,7 +233,7 @@ static void torn_record(uint32_t ss)
 {
 	struct dlvm_vg *vg = t_vg(1, 64 * MiB, ss, MiB, MiB);
 	struct dlvm_err e = { 0 };
-	struct gen g = { .s = 7 };
+	struct t_gen g = { .s = 7 };
 
 	changes(vg, &g, 20);
 	char *old = t_model(vg);
@@ -303,7 +292,7 @@ static void torn_record_4096(void **state)
 static struct dlvm_vg *corrupt_mid_journal(size_t npv, char **want, uint64_t *rec_abs)
 {
 	struct dlvm_vg *vg = t_vg(npv, 64 * MiB, 512, MiB, MiB);
-	struct gen g = { .s = 3 };
+	struct t_gen g = { .s = 3 };
 
 	changes(vg, &g, 10);
 	struct dlvm_pv *pv = vg->pvs[0];
@@ -338,7 +327,7 @@ static void corrupt_record_single_copy(void **state)
 static void corrupt_record_other_copy_serves(void **state)
 {
 	struct dlvm_err e = { 0 };
-	struct gen g = { .s = 4, .names = 1000 };
+	struct t_gen g = { .s = 4, .names = 1000 };
 	uint64_t rec_abs;
 	char *want, *txt, msg[200];
 	unsigned repaired;
@@ -471,7 +460,7 @@ struct window {
 	char *states[WIN_MAX + 1];   /* model after each step (0: before the first) */
 	long writes[WIN_MAX + 1];    /* writes of the window up to the end of a step */
 	bool auto_ckpt, wrapped;     /* the window held an automatic checkpoint, a wrap */
-	struct gen g;                /* the change stream, continued by find_events */
+	struct t_gen g;                /* the change stream, continued by find_events */
 };
 
 static struct dlvm_vg *run_window(struct window *w, struct power *pw)
@@ -480,7 +469,7 @@ static struct dlvm_vg *run_window(struct window *w, struct power *pw)
 	struct dlvm_vg *vg = NULL;
 	struct dlvm_err e = { 0 };
 	struct dlvm_pvcreate_opts o = { .mda_size = MiB };
-	struct gen *g = &w->g;
+	struct t_gen *g = &w->g;
 
 	assert_true(w->steps <= WIN_MAX);
 	*pw = (struct power){ .left = -1 };
@@ -491,7 +480,7 @@ static struct dlvm_vg *run_window(struct window *w, struct power *pw)
 		assert_ok(dlvm_pv_format(devs[i], &o, &e), &e);
 	}
 	assert_ok(dlvm_vg_create("vg0", MiB, devs, w->npv, &vg, &e), &e);
-	*g = (struct gen){ .s = 12345 };
+	*g = (struct t_gen){ .s = 12345 };
 	changes(vg, g, w->prefix);
 
 	w->states[0] = t_model(vg);
@@ -599,7 +588,7 @@ static void power_loss_window(uint32_t ss, size_t npv, int prefix, int steps, bo
 			fail_msg("power lost at write %ld: check: %s", n, txt);
 		free(txt);
 		/* the next change brings every copy up to date */
-		struct gen g = { .s = 5, .names = 1000000 };
+		struct t_gen g = { .s = 5, .names = 1000000 };
 		struct dlvm_err e = { 0 };
 		assert_ok(random_change(vg, &g, &e), &e);
 		assert_check_clean(vg);
@@ -653,7 +642,7 @@ static void power_loss_two_copies(void **state)
 static void ring_wrap(uint32_t ss, int commits)
 {
 	struct dlvm_vg *vg = t_vg(2, 64 * MiB, ss, MiB, MiB);
-	struct gen g = { .s = 77 };
+	struct t_gen g = { .s = 77 };
 	struct dlvm_err e = { 0 };
 	unsigned wraps = 0, ckpts = 0;
 
@@ -739,7 +728,7 @@ static void stale_copy(bool by_repair)
 {
 	struct dlvm_vg *vg = t_vg(2, 64 * MiB, 512, MiB, MiB);
 	struct dlvm_err e = { 0 };
-	struct gen g = { .s = 11 };
+	struct t_gen g = { .s = 11 };
 	char *txt;
 	unsigned repaired;
 
@@ -798,7 +787,7 @@ static void stale_copy_repaired_by_check(void **state)
 static void newest_copy_wins(void **state)
 {
 	struct dlvm_vg *vg = t_vg(2, 64 * MiB, 512, MiB, MiB);
-	struct gen g = { .s = 13 };
+	struct t_gen g = { .s = 13 };
 	struct dlvm_dev *devs[2];
 	(void)state;
 
@@ -830,7 +819,7 @@ static void corrupt_checkpoint_in_one_copy(void **state)
 {
 	struct dlvm_vg *vg = t_vg(2, 64 * MiB, 512, MiB, MiB);
 	struct dlvm_err e = { 0 };
-	struct gen g = { .s = 17 };
+	struct t_gen g = { .s = 17 };
 	char *txt, want[256];
 	(void)state;
 
@@ -880,7 +869,7 @@ static void corrupt_checkpoint_single_copy(void **state)
 {
 	struct dlvm_vg *vg = t_vg(1, 64 * MiB, 512, MiB, MiB);
 	struct dlvm_err e = { 0 };
-	struct gen g = { .s = 23 };
+	struct t_gen g = { .s = 23 };
 	(void)state;
 
 	changes(vg, &g, 10);
@@ -941,7 +930,7 @@ static void fallback_follows_the_newer_journal(void **state)
 {
 	struct dlvm_vg *vg = t_vg(2, 64 * MiB, 512, 8 * MiB, MiB);
 	struct dlvm_err e = { 0 };
-	struct gen g = { .s = 31 };
+	struct t_gen g = { .s = 31 };
 	char *txt;
 	unsigned repaired;
 	(void)state;
@@ -986,7 +975,7 @@ static void unreadable_checkpoint_single_copy(void **state)
 {
 	struct dlvm_vg *vg = t_vg(1, 64 * MiB, 512, MiB, MiB);
 	struct dlvm_err e = { 0 };
-	struct gen g = { .s = 37 };
+	struct t_gen g = { .s = 37 };
 	char *txt, want[256];
 	unsigned repaired;
 	(void)state;
@@ -1026,7 +1015,7 @@ static void unreadable_checkpoint_single_copy(void **state)
 static void corrupt_header_slots_in_one_copy(void **state)
 {
 	struct dlvm_vg *vg = t_vg(2, 64 * MiB, 4096, MiB, MiB);
-	struct gen g = { .s = 19 };
+	struct t_gen g = { .s = 19 };
 	char *txt;
 	unsigned repaired;
 	(void)state;
@@ -1056,7 +1045,7 @@ static void eio_on_one_copy(void **state)
 {
 	struct dlvm_vg *vg = t_vg(2, 64 * MiB, 512, MiB, MiB);
 	struct dlvm_err e = { 0 };
-	struct gen g = { .s = 23 };
+	struct t_gen g = { .s = 23 };
 	(void)state;
 
 	changes(vg, &g, 5);
@@ -1143,7 +1132,7 @@ static void eio_on_every_copy(void **state)
 {
 	struct dlvm_vg *vg = t_vg(2, 64 * MiB, 512, MiB, MiB);
 	struct dlvm_err e = { 0 };
-	struct gen g = { .s = 29 };
+	struct t_gen g = { .s = 29 };
 	(void)state;
 
 	changes(vg, &g, 5);

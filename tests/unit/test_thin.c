@@ -16,16 +16,6 @@
 
 /* ---- small helpers ---- */
 
-struct gen {
-	uint64_t s;
-};
-
-static uint32_t rnd(struct gen *g)
-{
-	g->s = g->s * 6364136223846793005ull + 1442695040888963407ull;
-	return (uint32_t)(g->s >> 33);
-}
-
 static void put_le(uint8_t *p, unsigned width, uint64_t v)
 {
 	for (unsigned i = 0; i < width; i++)
@@ -731,7 +721,7 @@ struct tmodel {
 /* Compare every mapping of device id with the model: iteration, and
  * next_mapped from a few points. */
 static void compare_model(struct dlvm_thin_store *s, uint64_t id, const struct tmodel *m,
-			  struct gen *g)
+			  struct t_gen *g)
 {
 	struct dlvm_thin_dev_info in;
 	struct dlvm_err e = { 0 };
@@ -752,7 +742,7 @@ static void compare_model(struct dlvm_thin_store *s, uint64_t id, const struct t
 		v = ++want;
 	}
 	for (int i = 0; i < 200; i++) {
-		uint64_t k = rnd(g) % m->V;
+		uint64_t k = t_rnd(g) % m->V;
 		assert_int_equal(t_lookup(s, id, k, NULL), m->map[k]);
 	}
 }
@@ -812,7 +802,7 @@ static void btree_random_against_model(void **state)
 	struct dlvm_thin_store *s = t_open(dev, 64);
 	struct tmodel m = { .V = V, .map = malloc(V * sizeof(uint64_t)) };
 	struct dlvm_err e = { 0 };
-	struct gen g = { .s = 99 };
+	struct t_gen g = { .s = 99 };
 	unsigned max_level = 0;
 	long ops = 0;
 	(void)state;
@@ -826,14 +816,14 @@ static void btree_random_against_model(void **state)
 	for (int phase = 0; phase < 3; phase++) {
 		long n = phase == 0 ? 200000 : phase == 1 ? 150000 : 0;
 		for (long i = 0; phase < 2 ? i < n : m.mapped > 0; i++, ops++) {
-			uint32_t op = rnd(&g) % 100;
-			uint64_t k = rnd(&g) % V;
+			uint32_t op = t_rnd(&g) % 100;
+			uint64_t k = t_rnd(&g) % V;
 			if (phase == 0 || (phase == 1 && op < 60)) {
 				model_provision(s, &m, 1, k);
 			} else if (phase == 1 && op < 90) {
 				model_unmap(s, &m, 1, k, 1);
 			} else {
-				uint64_t len = 1 + rnd(&g) % (phase == 2 ? 3000 : 200);
+				uint64_t len = 1 + t_rnd(&g) % (phase == 2 ? 3000 : 200);
 				model_unmap(s, &m, 1, k, len);
 			}
 			if (ops % 997 == 0)
@@ -881,7 +871,7 @@ static void btree_patterns(void **state)
 	struct dlvm_thin_store *s = t_open(dev, 16);
 	struct tmodel m = { .V = V, .map = malloc(V * sizeof(uint64_t)) };
 	struct dlvm_err e = { 0 };
-	struct gen g = { .s = 5 };
+	struct t_gen g = { .s = 5 };
 	(void)state;
 
 	for (uint64_t i = 0; i < V; i++)
@@ -928,7 +918,7 @@ static void commit_writes_neighbours_together(void **state)
 	struct dlvm_thin_store *s = t_open(dev, 8192);
 	struct tmodel m = { .V = V, .map = malloc(V * sizeof(uint64_t)) };
 	struct dlvm_err e = { 0 };
-	struct gen g = { .s = 11 };
+	struct t_gen g = { .s = 11 };
 	(void)state;
 
 	for (uint64_t i = 0; i < V; i++)
@@ -1176,7 +1166,7 @@ static void snapshot_random_family(void **state)
 	struct dlvm_dev *dev = t_thin_dev(4096, 0, 30000);
 	struct dlvm_thin_store *s = t_open(dev, 32);
 	struct fam f = { .V = 2000, .data_chunks = 30000 };
-	struct gen g = { .s = 2024 };
+	struct t_gen g = { .s = 2024 };
 	unsigned counts[6] = { 0 };
 	(void)state;
 
@@ -1189,8 +1179,8 @@ static void snapshot_random_family(void **state)
 			else if (freeid < 0)
 				freeid = d;
 		}
-		int id = nlive ? live[rnd(&g) % (uint32_t)nlive] : -1;
-		uint32_t op = rnd(&g) % 100;
+		int id = nlive ? live[t_rnd(&g) % (uint32_t)nlive] : -1;
+		uint32_t op = t_rnd(&g) % 100;
 		if (!nlive) {
 			fam_create(s, &f, freeid);
 			counts[0]++;
@@ -1205,13 +1195,13 @@ static void snapshot_random_family(void **state)
 			counts[2]++;
 		} else if (op < 80) {
 			/* runs of writes so leaves fill and split */
-			uint64_t v = rnd(&g) % f.V, n = 1 + rnd(&g) % 8;
+			uint64_t v = t_rnd(&g) % f.V, n = 1 + t_rnd(&g) % 8;
 			for (uint64_t i = 0; i < n && v + i < f.V; i++)
 				fam_write(s, &f, id, v + i);
 			counts[3]++;
 		} else if (op < 95) {
 			struct dlvm_err e = { 0 };
-			uint64_t v = rnd(&g) % f.V, n = 1 + rnd(&g) % 300, got, want = 0;
+			uint64_t v = t_rnd(&g) % f.V, n = 1 + t_rnd(&g) % 300, got, want = 0;
 			assert_ok(dlvm_thin_unmap(s, (uint64_t)id, v, n, &got, &e), &e);
 			for (uint64_t i = v; i < v + n && i < f.V; i++) {
 				want += f.map[id][i] != NONE;

@@ -24,16 +24,6 @@
 
 enum { MAXID = 8, VSPAN = 1500, STEPS = 8, OPS_PER_STEP = 40 };
 
-struct gen {
-	uint64_t s;
-};
-
-static uint32_t rnd(struct gen *g)
-{
-	g->s = g->s * 6364136223846793005ull + 1442695040888963407ull;
-	return (uint32_t)(g->s >> 33);
-}
-
 /* ---- a device that stops after the power is lost ---- */
 
 /*
@@ -157,7 +147,7 @@ static unsigned t_thin_check(struct dlvm_thin_store *s, char **text)
 	} while (0)
 
 /* A random existing device id, or NONE. */
-static uint64_t some_dev(struct dlvm_thin_store *s, struct gen *g, unsigned *count)
+static uint64_t some_dev(struct dlvm_thin_store *s, struct t_gen *g, unsigned *count)
 {
 	uint64_t ids[MAXID], id = 0;
 	struct dlvm_err e = { 0 };
@@ -169,7 +159,7 @@ static uint64_t some_dev(struct dlvm_thin_store *s, struct gen *g, unsigned *cou
 		ids[n++] = id++;
 	}
 	*count = n;
-	return n ? ids[rnd(g) % n] : NONE;
+	return n ? ids[t_rnd(g) % n] : NONE;
 }
 
 static uint64_t free_id(struct dlvm_thin_store *s)
@@ -185,13 +175,13 @@ static uint64_t free_id(struct dlvm_thin_store *s)
 
 /* One random change. Returns its result (a run of writes: the first
  * failure). */
-static int random_change(struct dlvm_thin_store *s, struct gen *g)
+static int random_change(struct dlvm_thin_store *s, struct t_gen *g)
 {
 	struct dlvm_thin_usage u;
 	struct dlvm_err e = { 0 };
 	unsigned n;
-	uint64_t id = some_dev(s, g, &n), nid = free_id(s), v = rnd(g) % VSPAN, c, from;
-	uint32_t op = rnd(g) % 100;
+	uint64_t id = some_dev(s, g, &n), nid = free_id(s), v = t_rnd(g) % VSPAN, c, from;
+	uint32_t op = t_rnd(g) % 100;
 	bool is_new;
 	int r = 0;
 
@@ -207,11 +197,11 @@ static int random_change(struct dlvm_thin_store *s, struct gen *g)
 	if (op < 15 && u.meta_blocks < 600)
 		return dlvm_thin_grow_meta(s, u.meta_blocks + 4, &e);
 	if (op < 80) {
-		for (uint64_t i = 0, len = 1 + rnd(g) % 30; i < len && !r; i++)
+		for (uint64_t i = 0, len = 1 + t_rnd(g) % 30; i < len && !r; i++)
 			r = dlvm_thin_provision(s, id, (v + i) % VSPAN, &c, &is_new, &from, &e);
 		return r;
 	}
-	return dlvm_thin_unmap(s, id, v, 1 + rnd(g) % 200, NULL, &e);
+	return dlvm_thin_unmap(s, id, v, 1 + t_rnd(g) % 200, NULL, &e);
 }
 
 /* ---- the window ---- */
@@ -230,7 +220,7 @@ struct window {
 /* A store with a few devices and mappings, committed; returns it on a
  * watched device. */
 static struct dlvm_thin_store *prefix(struct dlvm_dev *mem, struct dlvm_dev **wdev,
-				      struct gen *g)
+				      struct t_gen *g)
 {
 	struct dlvm_thin_format_opts o = { .chunk_size = 65536, .data_chunks = 12000,
 					   .meta_blocks = 48 };
@@ -291,7 +281,7 @@ static void end_job(struct window *w, struct dlvm_thin_store *s, struct dlvm_thi
 static struct dlvm_thin_store *run_window(struct window *w, struct dlvm_dev *mem,
 					  struct dlvm_dev **wdev)
 {
-	struct gen g = { .s = 4242 };
+	struct t_gen g = { .s = 4242 };
 	struct dlvm_err e = { 0 };
 	struct dlvm_thin_store *s = prefix(mem, wdev, &g);
 	long base = dlvm_memdev_writes(mem);
@@ -396,7 +386,7 @@ static void crash_window(uint32_t ss, enum dlvm_fault_mode mode, bool overlap)
 		new += want_new;
 		assert_thin_clean(s);
 		/* the store goes on: more changes, a commit, the same after opening */
-		struct gen g = { .s = 77 + (uint64_t)n };
+		struct t_gen g = { .s = 77 + (uint64_t)n };
 		for (int i = 0; i < 30; i++) {
 			int r = random_change(s, &g);
 			if (r && r != -ENOSPC)

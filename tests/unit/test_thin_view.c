@@ -17,16 +17,6 @@
 
 /* ---- small helpers ---- */
 
-struct gen {
-	uint64_t s;
-};
-
-static uint32_t rnd(struct gen *g)
-{
-	g->s = g->s * 6364136223846793005ull + 1442695040888963407ull;
-	return (uint32_t)(g->s >> 33);
-}
-
 /* A memory device "thin0" of meta_blocks blocks holding a fresh store. */
 static struct dlvm_dev *t_thin_dev(uint64_t meta_blocks, uint64_t data_chunks)
 {
@@ -291,29 +281,29 @@ static void view_matches_store(void **state)
 	struct dlvm_dev *dev = t_thin_dev(4096, 400000);
 	struct dlvm_thin_store *s = t_open(dev, 0);
 	struct dlvm_err e = { 0 };
-	struct gen g = { 7 };
+	struct t_gen g = { 7 };
 	uint64_t *model[5];
 	(void)state;
 
 	/* an origin with a root two levels above its leaves, written at random */
 	assert_ok(dlvm_thin_create(s, 1, 0, &e), &e);
 	for (unsigned i = 0; i < 60000; i++)
-		t_prov(s, 1, rnd(&g) % BIG_SPAN);
+		t_prov(s, 1, t_rnd(&g) % BIG_SPAN);
 	t_commit_thin(s);
 	assert_ok(dlvm_thin_snapshot(s, 1, 2, DLVM_THIN_DEV_READONLY, &e), &e);
 	for (unsigned i = 0; i < 5000; i++)
-		t_prov(s, 1, rnd(&g) % BIG_SPAN);
+		t_prov(s, 1, t_rnd(&g) % BIG_SPAN);
 	t_unmap(s, 1, 20000, 3000);
 	t_commit_thin(s);
 	assert_ok(dlvm_thin_snapshot(s, 1, 3, 0, &e), &e);
 	for (unsigned i = 0; i < 4000; i++)
-		t_prov(s, 3, rnd(&g) % BIG_SPAN);
+		t_prov(s, 3, t_rnd(&g) % BIG_SPAN);
 	assert_ok(dlvm_thin_snapshot(s, 3, 4, DLVM_THIN_DEV_READONLY, &e), &e);
 	t_unmap(s, 3, 50000, 20000);
 	for (unsigned i = 0; i < 3000; i++)
-		t_prov(s, 1, rnd(&g) % BIG_SPAN);
+		t_prov(s, 1, t_rnd(&g) % BIG_SPAN);
 	for (unsigned i = 0; i < 200; i++)
-		t_unmap(s, 1, rnd(&g) % BIG_SPAN, 1 + rnd(&g) % 50);
+		t_unmap(s, 1, t_rnd(&g) % BIG_SPAN, 1 + t_rnd(&g) % 50);
 	t_commit_thin(s);
 	print_message("root levels: origin %u, snapshots %u %u %u\n", t_root_level(s, 1),
 		      t_root_level(s, 2), t_root_level(s, 3), t_root_level(s, 4));
@@ -347,8 +337,8 @@ static void view_matches_store(void **state)
 
 	/* changes not committed yet are not seen */
 	for (unsigned i = 0; i < 2000; i++) {
-		t_prov(s, 1, rnd(&g) % BIG_SPAN);
-		t_prov(s, 3, rnd(&g) % BIG_SPAN);
+		t_prov(s, 1, t_rnd(&g) % BIG_SPAN);
+		t_prov(s, 3, t_rnd(&g) % BIG_SPAN);
 	}
 	assert_ok(dlvm_thin_delete(s, 2, &e), &e);
 	for (uint64_t id = 1; id <= 4; id++) {
@@ -380,20 +370,20 @@ static void view_holds_while_writer_commits(void **state)
 	struct dlvm_dev *dev = t_thin_dev(400, 40000);
 	struct dlvm_thin_store *w = t_open(dev, 16);
 	struct dlvm_err e = { 0 };
-	struct gen g = { 11 };
+	struct t_gen g = { 11 };
 	uint64_t snaps[8], nsnaps = 0, next_id = 20;
 	(void)state;
 
 	assert_ok(dlvm_thin_create(w, 1, 0, &e), &e);
 	for (unsigned i = 0; i < 2500; i++)
-		t_prov(w, 1, rnd(&g) % SPAN);
+		t_prov(w, 1, t_rnd(&g) % SPAN);
 	t_commit_thin(w);
 	for (uint64_t id = 10; id <= 12; id++)
 		assert_ok(dlvm_thin_snapshot(w, 1, id, DLVM_THIN_DEV_READONLY, &e), &e);
 	snaps[nsnaps++] = 10;
 	snaps[nsnaps++] = 11;
 	for (unsigned i = 0; i < 300; i++)
-		t_prov(w, 1, rnd(&g) % SPAN);
+		t_prov(w, 1, t_rnd(&g) % SPAN);
 	t_commit_thin(w);
 
 	uint64_t *model = t_map_of(w, 12, SPAN), *origin = t_map_of(w, 1, SPAN);
@@ -407,15 +397,15 @@ static void view_holds_while_writer_commits(void **state)
 
 	for (unsigned round = 0; round < 60; round++) {
 		for (unsigned i = 0; i < 60; i++)
-			t_prov(w, 1, rnd(&g) % SPAN);
-		t_unmap(w, 1, rnd(&g) % SPAN, 1 + rnd(&g) % 200);
+			t_prov(w, 1, t_rnd(&g) % SPAN);
+		t_unmap(w, 1, t_rnd(&g) % SPAN, 1 + t_rnd(&g) % 200);
 		if (round % 3 == 2) {
 			/* the oldest other snapshot goes, a new one comes */
 			assert_ok(dlvm_thin_delete(w, snaps[0], &e), &e);
 			memmove(snaps, snaps + 1, --nsnaps * sizeof(*snaps));
 			assert_ok(dlvm_thin_snapshot(w, 1, next_id, 0, &e), &e);
 			for (unsigned i = 0; i < 30; i++)
-				t_prov(w, next_id, rnd(&g) % SPAN);
+				t_prov(w, next_id, t_rnd(&g) % SPAN);
 			snaps[nsnaps++] = next_id++;
 		}
 		t_commit_thin(w);
@@ -426,14 +416,14 @@ static void view_holds_while_writer_commits(void **state)
 		}
 		/* the open view keeps its answers */
 		for (unsigned i = 0; i < 300; i++) {
-			uint64_t vc = rnd(&g) % SPAN;
+			uint64_t vc = t_rnd(&g) % SPAN;
 			assert_int_equal(v_lookup(v, vc), model[vc]);
 		}
 		assert_view_is(v, model, SPAN, 13);
 		assert_int_equal(v_txn(v), t0);
 		/* so do the store and a new view of the snapshot */
 		for (unsigned i = 0; i < 100; i++) {
-			uint64_t vc = rnd(&g) % SPAN, c;
+			uint64_t vc = t_rnd(&g) % SPAN, c;
 			assert_ok(dlvm_thin_lookup(w, 12, vc, &c, NULL, &e), &e);
 			assert_int_equal(c, model[vc]);
 		}
@@ -446,7 +436,7 @@ static void view_holds_while_writer_commits(void **state)
 		assert_view_matches_store(nv, w, 1, SPAN);
 		dlvm_thin_view_close(nv);
 		for (unsigned i = 0; i < 100; i++) {
-			uint64_t vc = rnd(&g) % SPAN, c;
+			uint64_t vc = t_rnd(&g) % SPAN, c;
 			dlvm_err_clear(&e);
 			int r = dlvm_thin_view_lookup(vo, vc, &c, &e);
 			if (r == 0) {
@@ -491,7 +481,7 @@ struct seq {
 	uint64_t txn;                  /* of the last commit */
 	bool has6_committed, has6_current;
 	unsigned points, older;        /* opens; opens at txn while txn + 1 was written */
-	struct gen g;
+	struct t_gen g;
 };
 
 static void seq_point(struct hook *h, uint64_t off, bool half)
@@ -510,12 +500,12 @@ static void seq_point(struct hook *h, uint64_t off, bool half)
 	if (half)
 		q->older += t == q->txn;
 	for (unsigned i = 0; i < 50; i++) {
-		uint64_t vc = rnd(&q->g) % CSPAN;
+		uint64_t vc = t_rnd(&q->g) % CSPAN;
 		assert_int_equal(v_lookup(v, vc), q->snap5[vc]);
 	}
 	dlvm_thin_view_close(v);
 	for (unsigned i = 0; i < 50; i++) {
-		uint64_t vc = rnd(&q->g) % CSPAN;
+		uint64_t vc = t_rnd(&q->g) % CSPAN;
 		assert_int_equal(v_lookup(q->held, vc), q->snap5[vc]);
 	}
 	/* the origin as of the commit the view found */
@@ -545,18 +535,18 @@ static void view_open_at_every_write(void **state)
 	struct dlvm_thin_store *w = t_open(dev, 8);
 	struct seq q = { .mem = mem, .g = { 3 } };
 	struct dlvm_err e = { 0 };
-	struct gen g = { 5 };
+	struct t_gen g = { 5 };
 	unsigned halves = 0;
 	(void)state;
 
 	assert_ok(dlvm_thin_create(w, 1, 0, &e), &e);
 	for (unsigned i = 0; i < 1500; i++)
-		t_prov(w, 1, rnd(&g) % CSPAN);
+		t_prov(w, 1, t_rnd(&g) % CSPAN);
 	t_commit_thin(w);
 	assert_ok(dlvm_thin_snapshot(w, 1, 5, DLVM_THIN_DEV_READONLY, &e), &e);
 	assert_ok(dlvm_thin_snapshot(w, 1, 6, 0, &e), &e);
 	for (unsigned i = 0; i < 200; i++)
-		t_prov(w, 1, rnd(&g) % CSPAN);
+		t_prov(w, 1, t_rnd(&g) % CSPAN);
 	t_commit_thin(w);
 	q.snap5 = t_map_of(w, 5, CSPAN);
 	q.current = t_map_of(w, 1, CSPAN);
@@ -571,12 +561,12 @@ static void view_open_at_every_write(void **state)
 	seq_point(h, 0, false);
 	for (unsigned c = 0; c < 10; c++) {
 		for (unsigned i = 0; i < 40; i++) {
-			uint64_t vc = rnd(&g) % CSPAN;
-			if (rnd(&g) % 4) {
+			uint64_t vc = t_rnd(&g) % CSPAN;
+			if (t_rnd(&g) % 4) {
 				q.current[vc] = t_prov(w, 1, vc);
 				continue;
 			}
-			uint64_t n = 1 + rnd(&g) % 30;
+			uint64_t n = 1 + t_rnd(&g) % 30;
 			t_unmap(w, 1, vc, n);
 			for (uint64_t k = vc; k < vc + n && k < CSPAN; k++)
 				q.current[k] = NONE;
@@ -616,7 +606,7 @@ static void view_open_at_every_write(void **state)
 /* After the view reads superblock slot 1, another host commits three times. */
 struct burst {
 	struct dlvm_thin_store *w;
-	struct gen g;
+	struct t_gen g;
 	unsigned left;      /* bursts still to run */
 	unsigned commits;
 };
@@ -632,7 +622,7 @@ static void burst_after_slot1(struct hook *h, uint64_t off, uint8_t *buf, size_t
 	b->left--;
 	for (unsigned c = 0; c < 3; c++) {
 		for (unsigned i = 0; i < 20; i++)
-			t_prov(b->w, 1, rnd(&b->g) % SPAN);
+			t_prov(b->w, 1, t_rnd(&b->g) % SPAN);
 		t_commit_thin(b->w);
 		b->commits++;
 	}
@@ -644,14 +634,14 @@ static void view_open_starts_over(void **state)
 	struct dlvm_thin_store *w = t_open(mem, 0);
 	struct burst b = { .w = w, .g = { 13 } };
 	struct dlvm_err e = { 0 };
-	struct gen g = { 17 };
+	struct t_gen g = { 17 };
 	struct hook *h;
 	struct dlvm_dev *dev = hook_dev(mem, &h);
 	(void)state;
 
 	assert_ok(dlvm_thin_create(w, 1, 0, &e), &e);
 	for (unsigned i = 0; i < 800; i++)
-		t_prov(w, 1, rnd(&g) % SPAN);
+		t_prov(w, 1, t_rnd(&g) % SPAN);
 	assert_ok(dlvm_thin_snapshot(w, 1, 2, DLVM_THIN_DEV_READONLY, &e), &e);
 	t_commit_thin(w);
 	uint64_t *model = t_map_of(w, 2, SPAN);
