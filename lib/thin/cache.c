@@ -206,32 +206,27 @@ static int cmp_blocknr(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-size_t th_cache_dirty_count(const struct dlvm_thin_store *s)
-{
-	size_t n = 0;
-
-	for (const struct th_cnode *c = s->lru_head; c; c = c->next)
-		n += c->dirty;
-	return n;
-}
-
-size_t th_cache_seal(struct dlvm_thin_store *s, uint64_t *blk, uint8_t *buf)
+size_t th_cache_dirty(const struct dlvm_thin_store *s, uint64_t *blk)
 {
 	size_t n = 0;
 
 	assert(s->nunpinned == s->ncached);
-	for (struct th_cnode *c = s->lru_head; c; c = c->next)
+	for (const struct th_cnode *c = s->lru_head; c; c = c->next)
 		if (c->dirty)
 			blk[n++] = c->n.blocknr;
 	/* in block order: the writes of a commit go out as one sweep */
 	qsort(blk, n, sizeof(*blk), cmp_blocknr);
+	return n;
+}
+
+void th_cache_seal(struct dlvm_thin_store *s, const uint64_t *blk, size_t n, uint8_t *buf)
+{
 	for (size_t i = 0; i < n; i++) {
 		struct th_cnode *c = dlvm_hmap_find_u64(&s->cache, blk[i]);
 		th_node_encode(&c->n, buf + i * TH_BLOCK);
 		c->dirty = false;
 		c->writing = true;
 	}
-	return n;
 }
 
 void th_cache_written(struct dlvm_thin_store *s, const uint64_t *blk, size_t n)

@@ -245,14 +245,16 @@ int dlvm_thin_commit_start(struct dlvm_thin_store *s, struct dlvm_thin_job **out
 		return r;
 	if (s->committing)
 		return dlvm_err_set(err, -EBUSY, "%s: a commit is still being written", s->name);
-	size_t n = th_cache_dirty_count(s);
-	if (!(j = calloc(1, sizeof(*j))) || !(j->blk = malloc((n ? n : 1) * sizeof(*j->blk))) ||
-	    !(j->buf = dlvm_io_alloc((n ? n : 1) * TH_BLOCK)) || !(j->sb = dlvm_io_alloc(TH_BLOCK))) {
+	if ((j = calloc(1, sizeof(*j))) &&
+	    (j->blk = malloc((s->ncached ? s->ncached : 1) * sizeof(*j->blk))))
+		j->n = th_cache_dirty(s, j->blk);
+	if (!j || !j->blk || !(j->buf = dlvm_io_alloc((j->n ? j->n : 1) * TH_BLOCK)) ||
+	    !(j->sb = dlvm_io_alloc(TH_BLOCK))) {
 		job_free(j);
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	}
 	j->dev = s->dev;
-	j->n = th_cache_seal(s, j->blk, j->buf);
+	th_cache_seal(s, j->blk, j->n, j->buf);
 	struct th_sb sb = s->sb;
 	sb.txn++;
 	sb.slot = !s->slot;

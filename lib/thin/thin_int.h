@@ -259,12 +259,12 @@ int th_node_new(struct dlvm_thin_store *s, uint16_t type, uint16_t level, struct
 void th_node_dirty(struct dlvm_thin_store *s, struct th_cnode *c);
 /* Forget the cache entry of block blk, if any (it must not be pinned). */
 void th_cache_drop(struct dlvm_thin_store *s, uint64_t blk);
-/* Every changed node, in block order: its block into blk[i] and its
- * encoding into buf + i * TH_BLOCK (room for all of them: see
- * th_cache_dirty_count). They count as written from then on and stay
- * cached until th_cache_written. Returns how many. */
-size_t th_cache_dirty_count(const struct dlvm_thin_store *s);
-size_t th_cache_seal(struct dlvm_thin_store *s, uint64_t *blk, uint8_t *buf);
+/* The blocks of every changed node, in block order, into blk (room for
+ * s->ncached); returns how many. */
+size_t th_cache_dirty(const struct dlvm_thin_store *s, uint64_t *blk);
+/* Encode the nodes of blk[0..n) into buf + i * TH_BLOCK; they count as
+ * written from then on and stay cached until th_cache_written. */
+void th_cache_seal(struct dlvm_thin_store *s, const uint64_t *blk, size_t n, uint8_t *buf);
 /* The commit that sealed blk[0..n) wrote them: they may leave the cache. */
 void th_cache_written(struct dlvm_thin_store *s, const uint64_t *blk, size_t n);
 void th_cache_init(struct dlvm_thin_store *s, size_t cap);
