@@ -7,9 +7,9 @@
  * current transaction: the last commit may still use it, so it stays
  * "pending" until the next commit. A commit seals its transaction before it
  * writes it (th_space_seal), and the next transaction starts at once: what
- * the sealed one freed stays pending, apart, until the commit ends. The exception is a metadata block
- * allocated in this transaction: no commit knows it, so it is free again at
- * once.
+ * the sealed one freed stays pending, apart, until the commit ends. The
+ * exception is a metadata block allocated in this transaction: no commit
+ * knows it, so it is free again at once.
  *
  * Metadata blocks are handed out lowest first in each transaction; data
  * chunks round robin from where the last one was taken (a scan from chunk 0

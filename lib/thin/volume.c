@@ -278,8 +278,8 @@ int dlvm_thin_provision_mapping(struct dlvm_thin_store *s, uint64_t id, uint64_t
 	if (s->dfree == 0)
 		return dlvm_err_set(err, -ENOSPC, "%s: no free data chunk for thin device %" PRIu64
 				    " (%" PRIu64 " chunks, %" PRIu64 " free after the next commit, %"
-				    PRIu64 " cooling)", s->name, id, s->sb.data_chunks, s->dpending + s->dpending_c,
-				    dlvm_thin_cooling(s));
+				    PRIu64 " cooling)", s->name, id, s->sb.data_chunks,
+				    s->dpending + s->dpending_c, dlvm_thin_cooling(s));
 	if ((r = reserve(s, rec.root, 0, err)))
 		return r;
 	if ((r = th_data_alloc(s, &fresh, err)))

@@ -56,7 +56,8 @@ static void problem(struct th_walk *w, struct dlvm_err *err, const char *fmt, ..
 }
 
 /* Node blk as the current state has it: a changed node (or one a commit is
- * still writing) from the cache, the rest from the device. 0, or the decoder's -EBADMSG in e, or -EIO. */
+ * still writing) from the cache, the rest from the device. 0, or the
+ * decoder's -EBADMSG in e, or -EIO. */
 static int read_node(struct th_walk *w, uint64_t blk, struct th_node *n, struct dlvm_err *e)
 {
 	struct dlvm_thin_store *s = w->s;

@@ -311,16 +311,14 @@ static struct dlvm_thin_store *run_window(struct window *w, struct dlvm_dev *mem
 				w->early += dlvm_memdev_writes(mem) - before;
 		}
 		dlvm_err_clear(&e);
-		if (w->overlap && !wt->dead) {
-			int r = dlvm_thin_commit_start(s, &job, &e);
+		if (w->overlap) {
+			int r = wt->dead ? 0 : dlvm_thin_commit_start(s, &job, &e);
 			if (ref) {
 				assert_ok(r, &e);
 				assert_non_null(job);
 			}
 			continue;
 		}
-		if (w->overlap)
-			continue;
 		int r = dlvm_thin_commit(s, &e);
 		if (ref) {
 			assert_ok(r, &e);
