@@ -2,7 +2,7 @@
 /*
  * Devices: every metadata read and write of libdlvm goes through the small
  * ops table below, so tests can substitute a device that fails, tears a write
- * or "loses power" after N writes (see dlvm_faultdev_*).
+ * or "loses power" after N writes (see dlvm_memdev_*).
  *
  * The data path (NBD) does not use these ops: it submits I/O on dev->fd with
  * io_uring. dev->fd is opened with O_DIRECT when the file system allows it.
@@ -88,6 +88,9 @@ enum dlvm_fault_mode {
 	DLVM_FAULT_EIO,       /* the write fails with -EIO, the device keeps working after */
 	DLVM_FAULT_TEAR,      /* only the first sector of the write lands, then power is lost */
 	DLVM_FAULT_POWERLOSS, /* the write and every later write silently vanish */
+	DLVM_FAULT_CACHE_LOSS, /* power is lost at the next write or flush, whichever
+				* comes first; with a write cache (dlvm_memdev_set_cache),
+				* the writes since the last flush land in part */
 };
 void dlvm_memdev_set_fault(struct dlvm_dev *dev, enum dlvm_fault_mode mode, long writes_left);
 /* Reads that touch any of the len bytes at off fail with -EIO (a bad
@@ -95,5 +98,17 @@ void dlvm_memdev_set_fault(struct dlvm_dev *dev, enum dlvm_fault_mode mode, long
 void dlvm_memdev_set_unreadable(struct dlvm_dev *dev, uint64_t off, uint64_t len);
 /* Number of writes that reached the device so far. */
 long dlvm_memdev_writes(struct dlvm_dev *dev);
+/*
+ * Give a memdev a volatile write cache, as disks have: reads see every
+ * write, but only a flush makes the writes before it durable. When the power
+ * is lost (any fault mode but EIO), each write since the last flush lands
+ * whole, not at all, or in its first sectors only, chosen by a generator
+ * seeded with seed, in the order written; the memory then holds what the
+ * medium would. Bytes changed through dlvm_memdev_data are not seen by the
+ * cache: corrupt a memdev without one.
+ */
+void dlvm_memdev_set_cache(struct dlvm_dev *dev, uint64_t seed);
+/* Has the power been lost (since the last dlvm_memdev_set_fault)? */
+bool dlvm_memdev_lost_power(struct dlvm_dev *dev);
 
 #endif

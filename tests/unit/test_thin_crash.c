@@ -12,6 +12,12 @@
  * structure lands whole, the state that commit was writing), pass check(),
  * and take and commit more changes.
  *
+ * With a write cache (power_loss_with_write_cache) the device holds the
+ * writes since the last flush in memory and, when the power goes, keeps
+ * some of them, whole or in part, in any mix: the store must open at the
+ * last commit whose flush completed, or at the one whose last flush the
+ * power cut, whatever landed.
+ *
  * The overlapped windows commit in three steps (dlvm_thin_commit_start,
  * _write, _end) with half of the next transaction's changes made while the
  * job is out, as a pool's I/O threads make them: those changes must touch
@@ -57,7 +63,11 @@ static int w_pwrite(struct dlvm_dev *d, const void *buf, size_t len, uint64_t of
 static int w_flush(struct dlvm_dev *d)
 {
 	struct watch *w = d->priv;
-	return w->mem->ops->flush(w->mem);
+	int r = w->mem->ops->flush(w->mem);
+
+	if (dlvm_memdev_lost_power(w->mem))
+		w->dead = true;
+	return r;
 }
 
 static void w_close(struct dlvm_dev *d)
@@ -211,6 +221,7 @@ struct window {
 	enum dlvm_fault_mode mode;
 	bool overlap;               /* changes while each commit is written */
 	long fault_at;              /* -1: none */
+	uint64_t seed;              /* of the write cache (DLVM_FAULT_CACHE_LOSS) */
 	char *states[STEPS + 1];    /* after each commit (0: before the window) */
 	long writes[STEPS + 1];     /* writes of the window up to each commit */
 	long early;                 /* writes of nodes before their commit */
@@ -293,6 +304,8 @@ static struct dlvm_thin_store *run_window(struct window *w, struct dlvm_dev *mem
 		w->states[0] = w->overlap ? durable_state(mem) : t_state(s);
 	else
 		dlvm_memdev_set_fault(mem, w->mode, w->fault_at);
+	if (!ref && w->mode == DLVM_FAULT_CACHE_LOSS)
+		dlvm_memdev_set_cache(mem, w->seed);
 	w->writes[0] = 0;
 	for (int step = 1; step <= STEPS && !wt->dead; step++) {
 		for (int i = 0; i < OPS_PER_STEP && !wt->dead; i++) {
@@ -333,10 +346,22 @@ static struct dlvm_thin_store *run_window(struct window *w, struct dlvm_dev *mem
 
 static const char *mode_name(enum dlvm_fault_mode m)
 {
-	return m == DLVM_FAULT_EIO ? "EIO" : m == DLVM_FAULT_TEAR ? "torn write" : "power loss";
+	return m == DLVM_FAULT_EIO	   ? "EIO"
+	       : m == DLVM_FAULT_TEAR	   ? "torn write"
+	       : m == DLVM_FAULT_CACHE_LOSS ? "power loss with a write cache"
+					    : "power loss";
 }
 
-static void crash_window(uint32_t ss, enum dlvm_fault_mode mode, bool overlap)
+/*
+ * Crash at every write of a window, and check what opens. With
+ * DLVM_FAULT_CACHE_LOSS the device caches writes until a flush, the power
+ * goes at the write or flush that follows write n, and `seeds` runs per n
+ * let different parts of the cache land: right after the last write of
+ * commit j (its superblock) comes its last flush, so the store may open at
+ * commit j or the one before; anywhere else at the last commit.
+ */
+static void crash_window_seeds(uint32_t ss, enum dlvm_fault_mode mode, bool overlap,
+			       unsigned seeds)
 {
 	struct window ref = { .ss = ss, .mode = mode, .overlap = overlap, .fault_at = -1 };
 	struct dlvm_dev *mem = dlvm_memdev_new("thin0", 600 * 4096, ss), *wdev;
@@ -354,9 +379,11 @@ static void crash_window(uint32_t ss, enum dlvm_fault_mode mode, bool overlap)
 		      overlap ? ", overlapped" : "", STEPS, total, ref.early, ref.nospc);
 	assert_true(ref.nospc < STEPS * OPS_PER_STEP / 4);
 	assert_true(ref.early > 10);
-	for (long n = 0; n <= total; n++) {
+	for (long run = 0; run < (total + 1) * seeds; run++) {
+		long n = run / seeds;
 		struct window w = ref;
 		w.fault_at = n;
+		w.seed = 1 + (uint64_t)run;
 		mem = dlvm_memdev_new("thin0", 600 * 4096, ss);
 		s = run_window(&w, mem, &wdev);
 		dlvm_thin_store_close(s);
@@ -371,14 +398,25 @@ static void crash_window(uint32_t ss, enum dlvm_fault_mode mode, bool overlap)
 		 * sector (which holds the whole structure) lands. */
 		bool want_new = k <= STEPS && mode == DLVM_FAULT_TEAR && n == ref.writes[k] - 1;
 		const char *want = ref.states[want_new ? k : k - 1];
+		/* the last flush of commit k - 1 lost: that commit or the one before */
+		const char *or_this = mode == DLVM_FAULT_CACHE_LOSS && k >= 2 &&
+					      n == ref.writes[k - 1]
+				      ? ref.states[k - 2]
+				      : want;
 		s = NULL;
 		struct dlvm_err e = { 0 };
 		struct dlvm_thin_open_opts oo = { .cache_blocks = 8 };
-		assert_ok(dlvm_thin_store_open(mem, &oo, &s, &e), &e);
+		if (dlvm_thin_store_open(mem, &oo, &s, &e))
+			fail_msg("%s at write %ld (commit %d, seed %" PRIu64 "): open: %s",
+				 mode_name(mode), n, k, w.seed, e.msg);
 		char *got = t_state(s);
+		if (strcmp(got, or_this) == 0 && or_this != want)
+			want_new = false, want = or_this;
+		else if (or_this != want && strcmp(got, want) == 0)
+			want_new = true;
 		if (strcmp(got, want))
-			fail_msg("%s at write %ld (commit %d): opened\n%s\nexpected\n%s", mode_name(mode),
-				 n, k, got, want);
+			fail_msg("%s at write %ld (commit %d, seed %" PRIu64 "): opened\n%s\nexpected\n%s",
+				 mode_name(mode), n, k, w.seed, got, want);
 		free(got);
 		old += !want_new;
 		new += want_new;
@@ -404,8 +442,16 @@ static void crash_window(uint32_t ss, enum dlvm_fault_mode mode, bool overlap)
 	}
 	print_message("  %u opened at the commit before the fault, %u at the one it tore\n", old,
 		      new);
+	/* a lost last flush must leave either commit now and then */
+	if (mode == DLVM_FAULT_CACHE_LOSS)
+		assert_true(new > 0 && old > new);
 	for (int k = 0; k <= STEPS; k++)
 		free(ref.states[k]);
+}
+
+static void crash_window(uint32_t ss, enum dlvm_fault_mode mode, bool overlap)
+{
+	crash_window_seeds(ss, mode, overlap, 1);
 }
 
 static void power_loss(void **state)
@@ -414,6 +460,14 @@ static void power_loss(void **state)
 	crash_window(4096, DLVM_FAULT_POWERLOSS, false);
 	crash_window(512, DLVM_FAULT_POWERLOSS, false);
 	crash_window(4096, DLVM_FAULT_POWERLOSS, true);
+}
+
+static void power_loss_with_write_cache(void **state)
+{
+	(void)state;
+	crash_window_seeds(4096, DLVM_FAULT_CACHE_LOSS, false, 3);
+	crash_window_seeds(512, DLVM_FAULT_CACHE_LOSS, false, 2);
+	crash_window_seeds(4096, DLVM_FAULT_CACHE_LOSS, true, 3);
 }
 
 static void torn_write(void **state)
@@ -475,6 +529,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(power_loss),
+		cmocka_unit_test(power_loss_with_write_cache),
 		cmocka_unit_test(torn_write),
 		cmocka_unit_test(eio),
 		cmocka_unit_test(eio_makes_read_only),
