@@ -108,6 +108,8 @@ long dlvm_memdev_writes(struct dlvm_dev *dev);
  * cache: corrupt a memdev without one.
  */
 void dlvm_memdev_set_cache(struct dlvm_dev *dev, uint64_t seed);
+/* Lose the power now, as a fault would (the cache then lands in part). */
+void dlvm_memdev_power_off(struct dlvm_dev *dev);
 /* Has the power been lost (since the last dlvm_memdev_set_fault)? */
 bool dlvm_memdev_lost_power(struct dlvm_dev *dev);
 

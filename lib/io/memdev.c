@@ -224,6 +224,11 @@ void dlvm_memdev_set_cache(struct dlvm_dev *dev, uint64_t seed)
 	m->seed = seed;
 }
 
+void dlvm_memdev_power_off(struct dlvm_dev *dev)
+{
+	lose_power(dev);
+}
+
 bool dlvm_memdev_lost_power(struct dlvm_dev *dev)
 {
 	return ((struct memdev *)dev->priv)->dead;

@@ -371,13 +371,27 @@ static void corrupt_record_other_copy_serves(void **state)
 /*
  * Devices sharing one power supply: after `left` more writes, the next write
  * is lost (or, with tear, only its first sector lands) and so is every write
- * after it, on every device.
+ * after it, on every device. With cache, each device caches its writes until
+ * a flush (dlvm_memdev_set_cache), and the power may also go at the flush
+ * that follows write `left`: the cached writes then land in part.
  */
 struct power {
 	long left; /* < 0: no fault armed */
 	bool tear, dead;
 	long writes;
+	uint64_t cache;   /* 0: no cache; else the seed of the caches */
+	struct dlvm_dev *inner[4];
+	size_t ninner;
 };
+
+static void power_off(struct power *pw)
+{
+	pw->dead = true;
+	for (size_t i = 0; pw->cache && i < pw->ninner; i++) {
+		dlvm_memdev_power_off(pw->inner[i]);
+		dlvm_memdev_set_fault(pw->inner[i], DLVM_FAULT_NONE, 0); /* back on */
+	}
+}
 
 struct pwdev {
 	struct dlvm_dev *inner;
@@ -398,11 +412,11 @@ static int pw_pwrite(struct dlvm_dev *d, const void *buf, size_t len, uint64_t o
 	if (pw->dead)
 		return 0;
 	if (pw->left == 0) {
-		pw->dead = true;
+		int r = 0;
 		if (pw->tear)
-			return p->inner->ops->pwrite(p->inner, buf, DLVM_MIN(len, d->sector_size),
-						     off);
-		return 0;
+			r = p->inner->ops->pwrite(p->inner, buf, DLVM_MIN(len, d->sector_size), off);
+		power_off(pw);
+		return r;
 	}
 	if (pw->left > 0)
 		pw->left--;
@@ -413,6 +427,13 @@ static int pw_pwrite(struct dlvm_dev *d, const void *buf, size_t len, uint64_t o
 static int pw_flush(struct dlvm_dev *d)
 {
 	struct pwdev *p = d->priv;
+
+	if (p->pw->dead)
+		return 0;
+	if (p->pw->left == 0 && p->pw->cache) {
+		power_off(p->pw);
+		return 0;
+	}
 	return p->inner->ops->flush(p->inner);
 }
 
@@ -436,6 +457,8 @@ static struct dlvm_dev *pw_dev(const char *name, uint32_t ss, struct power *pw)
 	assert_non_null(p);
 	p->inner = dlvm_memdev_new(name, 24 * MiB, ss);
 	assert_non_null(p->inner);
+	assert_true(pw->ninner < 4);
+	pw->inner[pw->ninner++] = p->inner;
 	p->pw = pw;
 	d->ops = &pw_ops;
 	d->priv = p;
@@ -456,6 +479,7 @@ struct window {
 	int steps;           /* steps in the window; step steps-3 is a checkpoint */
 	long fault_at;       /* lose power at this write of the window; -1: never */
 	bool tear;
+	uint64_t cache;      /* write caches with this seed; 0: none */
 	/* results */
 	char *states[WIN_MAX + 1];   /* model after each step (0: before the first) */
 	long writes[WIN_MAX + 1];    /* writes of the window up to the end of a step */
@@ -489,6 +513,9 @@ static struct dlvm_vg *run_window(struct window *w, struct power *pw)
 	long base = pw->writes;
 	pw->left = w->fault_at;
 	pw->tear = w->tear;
+	pw->cache = w->cache;
+	for (size_t i = 0; w->cache && i < pw->ninner; i++)
+		dlvm_memdev_set_cache(pw->inner[i], w->cache + i);
 	for (int s = 1; s <= w->steps; s++) {
 		uint64_t gen = vg->pvs[0]->mda.hdr.generation, tail = vg->pvs[0]->mda.tail;
 		if (s == w->steps - 3) {
@@ -542,8 +569,8 @@ static void find_events(uint32_t ss, size_t npv, int *ckpt_at, int *wrap_at)
  * finds nothing wrong (with two copies, at most the copy that missed the
  * last record is stale, and the next commit brings it up to date).
  */
-static void power_loss_window(uint32_t ss, size_t npv, int prefix, int steps, bool tear,
-			      bool want_ckpt, bool want_wrap)
+static void power_loss_window_cached(uint32_t ss, size_t npv, int prefix, int steps, bool tear,
+				     bool want_ckpt, bool want_wrap, unsigned seeds)
 {
 	struct window ref = { .ss = ss, .npv = npv, .prefix = prefix, .steps = steps,
 			      .fault_at = -1, .tear = tear };
@@ -560,9 +587,13 @@ static void power_loss_window(uint32_t ss, size_t npv, int prefix, int steps, bo
 	print_message("ss %u, %zu PV, prefix %d: %d steps, %ld writes%s%s%s\n", ss, npv, prefix,
 		      steps, total, ref.auto_ckpt ? ", checkpoint" : "",
 		      ref.wrapped ? ", wrap" : "", tear ? ", torn" : "");
-	for (long n = 0; n <= total; n++) {
+	if (seeds)
+		print_message("  with write caches, %u runs at each write\n", seeds);
+	for (long run = 0; run < (total + 1) * (seeds ? seeds : 1); run++) {
+		long n = seeds ? run / seeds : run;
 		struct window w = ref;
 		w.fault_at = n;
+		w.cache = seeds ? 1 + 7 * (uint64_t)run : 0;
 		vg = run_window(&w, &pw);
 		assert_string_equal(w.states[steps], ref.states[steps]);
 		int k = 1;
@@ -574,6 +605,9 @@ static void power_loss_window(uint32_t ss, size_t npv, int prefix, int steps, bo
 		char *got = t_model(vg);
 		bool is_before = !strcmp(got, ref.states[k - 1]);
 		bool is_after = k <= steps && !strcmp(got, ref.states[k]);
+		/* with caches, the power may go at the flush that ends step k - 1 */
+		if (seeds && k >= 2 && n == ref.writes[k - 1] && !strcmp(got, ref.states[k - 2]))
+			is_before = true;
 		if (!is_before && !is_after)
 			fail_msg("power lost at write %ld (step %d): loaded\n%s\nbefore\n%s\nafter\n%s",
 				 n, k, got, ref.states[k - 1], k <= steps ? ref.states[k] : "-");
@@ -599,6 +633,26 @@ static void power_loss_window(uint32_t ss, size_t npv, int prefix, int steps, bo
 	print_message("  %u loads at the state before the step, %u after\n", before, after);
 	assert_true(before > 0);
 	window_free(&ref);
+}
+
+static void power_loss_window(uint32_t ss, size_t npv, int prefix, int steps, bool tear,
+			      bool want_ckpt, bool want_wrap)
+{
+	power_loss_window_cached(ss, npv, prefix, steps, tear, want_ckpt, want_wrap, 0);
+}
+
+/* The same with write caches that lose what was not flushed. */
+static void power_loss_write_cache(void **state)
+{
+	int ckpt, wrap;
+	(void)state;
+
+	find_events(512, 1, &ckpt, &wrap);
+	power_loss_window_cached(512, 1, ckpt - 8, 14, false, true, false, 3);
+	power_loss_window_cached(512, 1, wrap - 8, 14, false, false, true, 3);
+	find_events(4096, 2, &ckpt, &wrap);
+	power_loss_window_cached(4096, 2, ckpt - 6, 12, false, true, false, 3);
+	power_loss_window_cached(4096, 2, wrap - 6, 12, false, false, true, 3);
 }
 
 static void power_loss_512(void **state)
@@ -1478,6 +1532,7 @@ int main(void)
 		cmocka_unit_test(power_loss_512),
 		cmocka_unit_test(power_loss_4096),
 		cmocka_unit_test(power_loss_two_copies),
+		cmocka_unit_test(power_loss_write_cache),
 		cmocka_unit_test(ring_wrap_512),
 		cmocka_unit_test(ring_wrap_4096),
 		cmocka_unit_test(checkpoint_too_large),
