@@ -39,8 +39,18 @@ median of the rounds is reported; ratios are ratios of those medians):
   thin-Nsnap    a thin volume written in full, then N snapshots, each
                 followed by 64 random 4k writes to the volume (so that its
                 tree and the snapshots' trees part ways as a VM's would);
-                randread of the volume. Targets: thin-Nsnap / thin randread
-                >= 0.95, and / qcow2-N >= 2
+                randread of the volume. Targets: thin-Nsnap / thin-Nsnap-gone
+                randread >= 0.95, and / qcow2-N >= 2; thin-Nsnap / thin
+                is reported too
+  thin-Nsnap-gone
+                a thin volume that took the same history: written in full,
+                then N times a snapshot, the same 64 random writes (so the
+                same chunks are copied and move), and the snapshot removed
+                again. It has no snapshot, and its data lies where
+                thin-Nsnap's does: against it, thin-Nsnap measures what
+                holding the snapshots costs a read, not where the copies
+                put the chunks in the PV file (against thin, whose chunks
+                lie in the order they were written, both count)
   qcow2-N       qemu-nbd (read-only, Knobs.qemu_nbd_opts) on the top of a
                 qcow2 chain: a base image of the same size and 64 KiB
                 clusters written in full through qemu-nbd, then N empty
@@ -269,11 +279,11 @@ def fill_random(args, size, bs, out):
          f"--output={out}"], timeout=7200)
 
 
-def burst(args, size, n, out):
-    """n random 4k writes."""
+def burst(args, size, n, out, seed):
+    """n random 4k writes, at the offsets that seed gives."""
     run(["fio", "--name=burst", *args, "--rw=randwrite", "--bs=4k",
          "--iodepth=8", f"--number_ios={n}", f"--size={size}",
-         "--norandommap", "--randrepeat=0", "--output-format=json",
+         "--norandommap", f"--randseed={seed + 1}", "--output-format=json",
          f"--output={out}"], timeout=300)
 
 
@@ -308,6 +318,7 @@ class ThinIo:
         if self.chain < 1:
             raise BenchError("BENCH_THIN_CHAIN: at least 1")
         self.snap = f"thin-{self.chain}snap"
+        self.gone = f"thin-{self.chain}snap-gone"
         self.qchain = f"qcow2-{self.chain}"
         self.ramp = 1 if knobs.runtime >= 5 else 0
         self.d = None
@@ -335,7 +346,7 @@ class ThinIo:
         thin-cow (which writes 64 KiB per 4 KiB written). Round 0 starts
         with linear randwrite, whose rate sizes thin-new's pool."""
         writes = ["linear", "linear-new", "thin", "thin-new", "thin-cow"]
-        reads = ["linear", "thin", self.snap, self.qchain, "qcow2",
+        reads = ["linear", "thin", self.snap, self.gone, self.qchain, "qcow2",
                  "thin-beside-flush", "linear-beside-flush"]
         return ([(n, "randwrite") for n in rotate(writes, rnd)]
                 + [(n, "randread") for n in rotate(reads, rnd)])
@@ -351,7 +362,7 @@ class ThinIo:
         st = os.statvfs(self.knobs.workdir)
         self.new_max_gib = max(4, int(st.f_bavail * st.f_frsize
                                       * NEW_DISK_SHARE // GiB))
-        pv_gib = (s + (4 * s + 2) + self.new_max_gib + 3
+        pv_gib = (s + (5 * s + 2) + self.new_max_gib + 3
                   + LINEAR_NEW_GIB * self.knobs.repeat)
         self.d = Daemon(self.knobs.build, os.path.join(self.dir, "dlvm"))
         self.d.create_vg(pv_gib)
@@ -360,9 +371,9 @@ class ThinIo:
         d = self.d
         d.api("lvcreate", {"name": "linear", "size": f"{s}g"}, ["vg0"])
         # + 2 GiB: thin-beside-flush's writer maps up to 1 GiB a round
-        d.make_pool("pool0", f"{4 * s + 2}g", "64k", meta="256m")
+        d.make_pool("pool0", f"{5 * s + 2}g", "64k", meta="256m")
         d.make_pool("poolnew", "4g", "64k", meta="64m")
-        for lv in ("thin", "cow", "snaps"):
+        for lv in ("thin", "cow", "snaps", "gone"):
             d.make_thin(lv, f"{s}g", "pool0")
         self.settings["linear"] = f"linear LV, {s} GiB"
         self.settings["linear-new"] = (f"a new linear LV per round, "
@@ -383,8 +394,12 @@ class ThinIo:
         self.settings[self.snap] = (
             f"thin LV, {s} GiB, mapped in full, {self.chain} snapshots "
             f"each followed by {BURST_WRITES} random 4k writes")
+        self.settings[self.gone] = (
+            f"thin LV, {s} GiB, mapped in full, the same history with each "
+            "snapshot removed after its writes")
         for name, lv in (("linear", "linear"), ("thin", "thin"),
-                         ("thin-cow", "cow"), (self.snap, "snaps")):
+                         ("thin-cow", "cow"), (self.snap, "snaps"),
+                         (self.gone, "gone")):
             log(f"thin: writing vg0/{lv} in full ({s} GiB)")
             self.args[name] = d.fio_args(lv)
             t0 = time.monotonic()
@@ -397,8 +412,15 @@ class ThinIo:
         for i in range(self.chain):
             d.snapshot("snaps", f"snaps-s{i}")
             burst(self.args[self.snap], self.size, BURST_WRITES,
-                  os.path.join(self.dir, "burst.json"))
+                  os.path.join(self.dir, "burst.json"), seed=i)
         log(f"thin: snapshots made in {time.monotonic() - t0:.1f} s")
+        log(f"thin: the same for vg0/gone, each snapshot removed after its "
+            "writes")
+        for i in range(self.chain):
+            d.snapshot("gone", "gone-s")
+            burst(self.args[self.gone], self.size, BURST_WRITES,
+                  os.path.join(self.dir, "burst.json"), seed=i)
+            d.remove("gone-s")
 
     def setup_qcow2(self, cleanup):
         qdir = os.path.join(self.dir, "qcow2")
@@ -572,7 +594,8 @@ class ThinIo:
             except BenchError as e:
                 log(f"thin dlvm: FAILED: {e}")
                 for name in ("linear", "linear-new", "thin", "thin-new",
-                             "thin-cow", self.snap, "thin-beside-flush",
+                             "thin-cow", self.snap, self.gone,
+                             "thin-beside-flush",
                              "linear-beside-flush"):
                     self.errors[name] = str(e)
             try:
@@ -624,13 +647,16 @@ def io_ratios(iops, chain):
     median of the ratios of the rounds (runs of one round are close in
     time, so this one is less moved by a change in the machine's load)."""
     snap, qchain = f"thin-{chain}snap", f"qcow2-{chain}"
+    gone = f"{snap}-gone"
     pairs = (("thin", "linear", "randwrite"),
              ("thin-new", "linear", "randwrite"),
              ("thin-new", "linear-new", "randwrite"),
              ("linear-new", "linear", "randwrite"),
              ("thin-cow", "thin", "randwrite"),
              ("thin", "linear", "randread"),
+             (snap, gone, "randread"),
              (snap, "thin", "randread"),
+             (gone, "thin", "randread"),
              (snap, qchain, "randread"),
              (qchain, "qcow2", "randread"),
              ("thin-beside-flush", "thin", "randread"),
@@ -865,7 +891,7 @@ def report(out):
         goals = {"thin/linear randwrite": TARGET_OVERWRITE,
                  "thin-new/linear randwrite": TARGET_FIRST_WRITE,
                  "thin-new/linear-new randwrite": TARGET_FIRST_WRITE,
-                 f"{snap}/thin randread": TARGET_SNAP_READ,
+                 f"{snap}/{snap}-gone randread": TARGET_SNAP_READ,
                  f"{snap}/{qchain} randread": TARGET_VS_QCOW2}
         nw = max([32] + [len(n) for n in r])
         lines.append(f"  ratios: {'':{nw - 8}}of medians  median of the "
