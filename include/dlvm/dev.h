@@ -19,6 +19,13 @@
 
 struct dlvm_dev;
 
+/* One write of a batch (dlvm_dev_write_many). */
+struct dlvm_dev_wr {
+	const void *buf;
+	size_t len;
+	uint64_t off;
+};
+
 struct dlvm_dev_ops {
 	/* Read/write exactly len bytes at off; buf, len and off are multiples
 	 * of dev->sector_size and buf is 4096-aligned. 0 or -errno. */
@@ -27,6 +34,10 @@ struct dlvm_dev_ops {
 	/* Make completed writes durable. */
 	int (*flush)(struct dlvm_dev *dev);
 	void (*close)(struct dlvm_dev *dev);
+	/* Optional: all n writes, in any order, at once where the device
+	 * can; 0, or -errno with *failed the index of a write that failed. */
+	int (*pwrite_many)(struct dlvm_dev *dev, const struct dlvm_dev_wr *w, size_t n,
+			   size_t *failed);
 };
 
 struct dlvm_dev {
@@ -63,6 +74,14 @@ int dlvm_dev_read(struct dlvm_dev *dev, void *buf, size_t len, uint64_t off, str
 int dlvm_dev_write(struct dlvm_dev *dev, const void *buf, size_t len, uint64_t off,
 		   struct dlvm_err *err);
 int dlvm_dev_flush(struct dlvm_dev *dev, struct dlvm_err *err);
+/* Write n pieces, which may go out together and complete in any order
+ * (ops->pwrite_many, else one after the other); a failure names a piece
+ * that failed, as dlvm_dev_write does. */
+int dlvm_dev_write_many(struct dlvm_dev *dev, const struct dlvm_dev_wr *w, size_t n,
+			struct dlvm_err *err);
+/* Is dev a file or block device from dlvm_dev_open, whose fd takes any
+ * I/O the ops would do? */
+bool dlvm_dev_is_plain(const struct dlvm_dev *dev);
 /* Flush n devices at once (a thread each, for those with a file
  * descriptor), so that their flushes overlap; res[i] is dev i's result
  * (0 or -errno). */

@@ -191,6 +191,31 @@ int dlvm_dev_write(struct dlvm_dev *dev, const void *buf, size_t len, uint64_t o
 	return 0;
 }
 
+int dlvm_dev_write_many(struct dlvm_dev *dev, const struct dlvm_dev_wr *w, size_t n,
+			struct dlvm_err *err)
+{
+	size_t failed = 0;
+	int r = 0;
+
+	if (dev->readonly && n)
+		return dlvm_err_set(err, -EROFS, "%s: opened read-only", dev->name);
+	if (dev->ops->pwrite_many)
+		r = dev->ops->pwrite_many(dev, w, n, &failed);
+	else
+		for (; failed < n && !(r = dev->ops->pwrite(dev, w[failed].buf, w[failed].len,
+							    w[failed].off)); failed++)
+			;
+	if (r < 0)
+		return dlvm_err_set(err, r, "%s: write of %zu bytes at offset %" PRIu64 " failed: %s",
+				    dev->name, w[failed].len, w[failed].off, strerror(-r));
+	return 0;
+}
+
+bool dlvm_dev_is_plain(const struct dlvm_dev *dev)
+{
+	return dev->ops == &fd_ops && dev->fd >= 0;
+}
+
 int dlvm_dev_flush(struct dlvm_dev *dev, struct dlvm_err *err)
 {
 	int r = dev->ops->flush(dev);

@@ -272,16 +272,23 @@ int dlvm_thin_commit_start(struct dlvm_thin_store *s, struct dlvm_thin_job **out
 
 int dlvm_thin_commit_write(struct dlvm_thin_job *j, struct dlvm_err *err)
 {
-	int r = 0;
+	struct dlvm_dev_wr *w = malloc((j->n ? j->n : 1) * sizeof(*w));
+	size_t nw = 0;
+	int r;
 
-	for (size_t i = 0; i < j->n && !r;) {
+	if (!w)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	/* every run at once: they may lie apart, and none waits for another */
+	for (size_t i = 0; i < j->n;) {
 		size_t k = 1;
 		while (k < RUN_BLOCKS && i + k < j->n && j->blk[i + k] == j->blk[i] + k)
 			k++;
-		r = dlvm_dev_write(j->dev, j->buf + i * TH_BLOCK, k * TH_BLOCK, j->blk[i] * TH_BLOCK,
-				   err);
+		w[nw++] = (struct dlvm_dev_wr){ .buf = j->buf + i * TH_BLOCK, .len = k * TH_BLOCK,
+						.off = j->blk[i] * TH_BLOCK };
 		i += k;
 	}
+	r = dlvm_dev_write_many(j->dev, w, nw, err);
+	free(w);
 	if (!r && !(r = dlvm_dev_flush(j->dev, err)) &&
 	    !(r = write_block(j->dev, j->sb, j->slot, err)))
 		r = dlvm_dev_flush(j->dev, err);

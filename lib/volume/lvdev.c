@@ -6,6 +6,8 @@
  */
 #include "dlvm/thinpool.h"
 
+#include <liburing.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +15,15 @@
 #include "dlvm/util.h"
 #include "dlvm/vg.h"
 
+#define RING_ENTRIES 64
+
 struct lvdev {
 	struct dlvm_lv_map *map;
 	struct dlvm_dev **pvdevs; /* per map->devs entry: the PV's device (borrowed) */
+	/* batches (lvdev_pwrite_many): a ring made at the first one */
+	pthread_mutex_t mu;
+	bool ring_tried, ring_ok;
+	struct io_uring ring;
 };
 
 static int lvdev_io(struct dlvm_dev *dev, void *buf, size_t len, uint64_t off, bool write)
@@ -48,6 +56,88 @@ static int lvdev_pwrite(struct dlvm_dev *dev, const void *buf, size_t len, uint6
 	return lvdev_io(dev, (void *)buf, len, off, true);
 }
 
+/* Wait for the n writes in flight on the ring; the first failure wins. A
+ * short write is an I/O error: nothing here writes past a device's end. */
+static int ring_reap(struct lvdev *d, unsigned *n, const uint32_t *want, size_t *failed, int r)
+{
+	while (*n) {
+		struct io_uring_cqe *cqe;
+		int w = io_uring_submit_and_wait(&d->ring, 1);
+		if (w < 0 && w != -EINTR && w != -EAGAIN && w != -EBUSY)
+			return r ? r : w; /* in flight still: the ring goes with them */
+		while (*n && io_uring_peek_cqe(&d->ring, &cqe) == 0) {
+			uint64_t i = io_uring_cqe_get_data64(cqe);
+			int res = cqe->res;
+			io_uring_cqe_seen(&d->ring, cqe);
+			(*n)--;
+			if (!r && (res < 0 || (uint32_t)res != want[i % RING_ENTRIES])) {
+				r = res < 0 ? res : -EIO;
+				*failed = (size_t)(i / RING_ENTRIES);
+			}
+		}
+	}
+	return r;
+}
+
+/*
+ * The writes of a batch, cut into pieces: those on PV files or block
+ * devices go out together through the ring (a thin commit's runs of
+ * nodes, which lie apart on the metadata LV), any other piece as its
+ * device's pwrite.
+ */
+static int lvdev_pwrite_many(struct dlvm_dev *dev, const struct dlvm_dev_wr *w, size_t n,
+			     size_t *failed)
+{
+	struct lvdev *d = dev->priv;
+	uint32_t want[RING_ENTRIES];
+	unsigned inflight = 0;
+	uint64_t seq = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&d->mu);
+	if (!d->ring_tried) {
+		d->ring_tried = true;
+		d->ring_ok = io_uring_queue_init(RING_ENTRIES, &d->ring, 0) == 0;
+	}
+	for (size_t i = 0; i < n && !r; i++) {
+		if (w[i].off > d->map->size || w[i].len > d->map->size - w[i].off) {
+			r = -EIO;
+			*failed = i;
+			break;
+		}
+		for (size_t done = 0; done < w[i].len && !r;) {
+			struct dlvm_map_piece p;
+			dlvm_lv_map_resolve(d->map, w[i].off + done, w[i].len - done, &p);
+			struct dlvm_dev *pd = d->pvdevs[p.dev];
+			const char *buf = (const char *)w[i].buf + done;
+			struct io_uring_sqe *sqe = NULL;
+			if (d->ring_ok && dlvm_dev_is_plain(pd) && p.len <= UINT32_MAX) {
+				if (inflight == RING_ENTRIES)
+					r = ring_reap(d, &inflight, want, failed, r);
+				sqe = r ? NULL : io_uring_get_sqe(&d->ring);
+			}
+			if (sqe) {
+				io_uring_prep_write(sqe, pd->fd, buf, (unsigned)p.len, p.dev_off);
+				io_uring_sqe_set_data64(sqe, (uint64_t)i * RING_ENTRIES +
+							     seq % RING_ENTRIES);
+				want[seq++ % RING_ENTRIES] = (uint32_t)p.len;
+				inflight++;
+			} else if (!r && (r = pd->ops->pwrite(pd, buf, p.len, p.dev_off))) {
+				*failed = i;
+			}
+			done += p.len;
+		}
+	}
+	r = ring_reap(d, &inflight, want, failed, r);
+	if (inflight) {
+		/* the ring failed with writes in flight: never use it again */
+		io_uring_queue_exit(&d->ring);
+		d->ring_ok = false;
+	}
+	pthread_mutex_unlock(&d->mu);
+	return r;
+}
+
 static int lvdev_flush(struct dlvm_dev *dev)
 {
 	struct lvdev *d = dev->priv;
@@ -76,6 +166,9 @@ static void lvdev_close(struct dlvm_dev *dev)
 
 	dlvm_lv_map_put(d->map);
 	free(d->pvdevs);
+	if (d->ring_ok)
+		io_uring_queue_exit(&d->ring);
+	pthread_mutex_destroy(&d->mu);
 	free(d);
 }
 
@@ -83,6 +176,7 @@ static const struct dlvm_dev_ops lvdev_ops = {
 	.pread = lvdev_pread,
 	.pwrite = lvdev_pwrite,
 	.flush = lvdev_flush,
+	.pwrite_many = lvdev_pwrite_many,
 	.close = lvdev_close,
 };
 
@@ -98,6 +192,7 @@ int dlvm_lvdev_open(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct d
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
+	pthread_mutex_init(&d->mu, NULL);
 	if ((r = dlvm_lv_map_build(vg, lv, &d->map, err)))
 		goto fail;
 	if (!(d->pvdevs = calloc(d->map->ndev ? d->map->ndev : 1, sizeof(*d->pvdevs)))) {

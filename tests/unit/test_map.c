@@ -6,6 +6,10 @@
  */
 #include "helpers.h"
 #include "dlvm/map.h"
+#include "dlvm/thinpool.h"
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #define KiB 1024ull
 #define DATA (2 * MiB) /* pe_start of every PV */
@@ -221,12 +225,73 @@ static void many_segments(void **state)
 	dlvm_vg_free(vg);
 }
 
+/* A batch of writes through an LV device on two PV files: more pieces than
+ * the ring holds, across stripe and PV boundaries; every byte reads back,
+ * and a write past the end fails, naming it. */
+static void lvdev_batch_on_files(void **state)
+{
+	struct dlvm_pvcreate_opts o = { .mda_size = MiB };
+	struct dlvm_dev *devs[2], *lvd = NULL;
+	struct dlvm_vg *vg = NULL;
+	struct dlvm_err e = { 0 };
+	char paths[2][64];
+	(void)state;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(paths[i], sizeof(paths[i]), "/var/tmp/dlvm-lvdev-XXXXXX");
+		int fd = mkstemp(paths[i]);
+		assert_true(fd >= 0);
+		assert_int_equal(ftruncate(fd, 64 * MiB), 0);
+		close(fd);
+		assert_ok(dlvm_dev_open(paths[i], 0, &devs[i], &e), &e);
+		assert_ok(dlvm_pv_format(devs[i], &o, &e), &e);
+	}
+	assert_ok(dlvm_vg_create("vg0", MiB, devs, 2, &vg, &e), &e);
+	assert_ok(t_lv_create(vg, "st", 16, 2, 64 * KiB, &e), &e);
+	assert_ok(dlvm_lvdev_open(vg, dlvm_lv_find(vg, "st"), &lvd, &e), &e);
+	assert_int_equal(lvd->size, 16 * MiB);
+
+	enum { N = 150 };
+	struct dlvm_dev_wr w[N];
+	uint8_t *buf = dlvm_io_alloc(N * 128 * KiB), *back = dlvm_io_alloc(128 * KiB);
+	struct t_gen g = { .s = 99 };
+	assert_non_null(buf);
+	assert_non_null(back);
+	/* disjoint: write i (4 to 96 KiB) lies in [i * 100 KiB, (i + 1) * 100 KiB) */
+	for (int i = 0; i < N; i++) {
+		uint64_t len = 4 * KiB * (1 + t_rnd(&g) % 24);
+		uint8_t *b = buf + (size_t)i * 128 * KiB;
+		for (uint64_t k = 0; k < len; k++)
+			b[k] = (uint8_t)(t_rnd(&g) >> 7);
+		w[i] = (struct dlvm_dev_wr){ .buf = b, .len = len,
+					     .off = (uint64_t)i * 100 * KiB + 4 * KiB * (t_rnd(&g) % 2) };
+	}
+	assert_ok(dlvm_dev_write_many(lvd, w, N, &e), &e);
+	for (int i = 0; i < N; i++) {
+		assert_ok(dlvm_dev_read(lvd, back, w[i].len, w[i].off, &e), &e);
+		if (memcmp(back, w[i].buf, w[i].len))
+			fail_msg("write %d (%zu bytes at %" PRIu64 ") does not read back", i,
+				 w[i].len, w[i].off);
+	}
+	w[3].off = 16 * MiB - 4 * KiB;
+	w[3].len = 8 * KiB;
+	assert_err(dlvm_dev_write_many(lvd, w, 5, &e), &e, -EIO,
+		   "vg0/st: write of 8192 bytes at offset 16773120 failed");
+	free(buf);
+	free(back);
+	dlvm_dev_close(lvd);
+	dlvm_vg_free(vg);
+	for (int i = 0; i < 2; i++)
+		unlink(paths[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(linear_segments),
 		cmocka_unit_test(striped_and_linear),
 		cmocka_unit_test(many_segments),
+		cmocka_unit_test(lvdev_batch_on_files),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
