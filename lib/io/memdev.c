@@ -40,8 +40,9 @@ static void drop_pending(struct memdev *m)
 	m->npend = 0;
 }
 
-/* The power goes: of the cached writes, in order, about half land whole,
- * a third not at all and the rest in their first sectors only. */
+/* The power goes: of the cached writes, in order, half land whole, three
+ * in eight not at all and one in eight in its first sectors only (a
+ * one-sector write: not at all). */
 static void lose_power(struct dlvm_dev *dev)
 {
 	struct memdev *m = dev->priv;

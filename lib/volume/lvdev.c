@@ -26,12 +26,17 @@ struct lvdev {
 	struct io_uring ring;
 };
 
+static bool in_lv(const struct lvdev *d, uint64_t off, size_t len)
+{
+	return off <= d->map->size && len <= d->map->size - off;
+}
+
 static int lvdev_io(struct dlvm_dev *dev, void *buf, size_t len, uint64_t off, bool write)
 {
 	struct lvdev *d = dev->priv;
 	size_t done = 0;
 
-	if (off > d->map->size || len > d->map->size - off)
+	if (!in_lv(d, off, len))
 		return -EIO;
 	while (done < len) {
 		struct dlvm_map_piece p;
@@ -100,7 +105,7 @@ static int lvdev_pwrite_many(struct dlvm_dev *dev, const struct dlvm_dev_wr *w, 
 		d->ring_ok = io_uring_queue_init(RING_ENTRIES, &d->ring, 0) == 0;
 	}
 	for (size_t i = 0; i < n && !r; i++) {
-		if (w[i].off > d->map->size || w[i].len > d->map->size - w[i].off) {
+		if (!in_lv(d, w[i].off, w[i].len)) {
 			r = -EIO;
 			*failed = i;
 			break;
