@@ -34,6 +34,13 @@
  *   it, dlvm/thinpool.h). Such a request waits parked; parked requests are
  *   looked at again every PARK_POLL_US while there are any.
  *
+ * - A thin LV's FLUSH commits its pool, which takes a few writes and
+ *   flushes of the metadata: a thread of the connection (the committer)
+ *   does it, so that the loop goes on with the other requests meanwhile.
+ *   The FLUSHes queued while a commit runs share the next one; each counts
+ *   as a device operation until the committer says, through an eventfd the
+ *   loop reads on its ring, how its commit ended.
+ *
  * With every slot busy the socket is not read: the client waits on TCP
  * backpressure.
  */
@@ -42,6 +49,7 @@
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -67,7 +75,23 @@
 #define MAX_ASYNC_PIECES 64
 
 /* user_data: bits 0-3 kind, bits 8-23 slot, bits 32-63 expected result. */
-enum { UD_RECV = 1, UD_SEND = 2, UD_DEV = 3 };
+enum { UD_RECV = 1, UD_SEND = 2, UD_DEV = 3, UD_WAKE = 4 };
+
+/* The connection's committer: thin FLUSHes, committed off the loop. */
+struct committer {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int efd;                     /* written once per batch of results */
+	struct dlvm_thin_pool *pool;
+	const char *name, *vg, *lv;  /* for the log */
+	uint32_t q[NSLOTS];          /* slots waiting for a commit */
+	unsigned nq;
+	struct { uint32_t idx; int res; } done[NSLOTS]; /* results for the loop */
+	unsigned ndone;
+	unsigned out;                /* queued or done, not yet taken (loop only) */
+	bool stop;
+};
 
 struct slot {
 	uint16_t type, flags;
@@ -127,6 +151,9 @@ struct xmit {
 	unsigned ios;               /* device ops in flight */
 	bool closing, broken, disc;
 	bool *dirty;                /* per device: written */
+	struct committer *cm;       /* made at the first thin FLUSH; NULL: none */
+	bool wake_armed;
+	uint64_t wake_val;
 	bool fixed;                 /* fds registered: socket 0, device i at i + 1 */
 	bool fence_logged;          /* "fenced" was logged for this connection */
 	uint64_t woke_ms;           /* fence: the clock when the last wait ended */
@@ -748,6 +775,130 @@ static bool is_change_cmd(uint16_t type)
 	       type == NBD_CMD_FLUSH;
 }
 
+static void *committer_main(void *arg)
+{
+	struct committer *cm = arg;
+	uint32_t take[NSLOTS];
+
+	pthread_mutex_lock(&cm->mu);
+	for (;;) {
+		while (!cm->nq && !cm->stop)
+			pthread_cond_wait(&cm->cv, &cm->mu);
+		if (!cm->nq)
+			break;
+		unsigned n = cm->nq;
+		memcpy(take, cm->q, n * sizeof(*take));
+		cm->nq = 0;
+		pthread_mutex_unlock(&cm->mu);
+		/* every FLUSH taken came before this commit began: it covers
+		 * what each of them must make durable */
+		struct dlvm_err e = { 0 };
+		int r = dlvm_thin_pool_commit(cm->pool, &e);
+		if (r && r != -ENOSPC)
+			nbd_log(cm->name, "%s/%s: %s", cm->vg, cm->lv, e.msg);
+		pthread_mutex_lock(&cm->mu);
+		for (unsigned i = 0; i < n; i++) {
+			cm->done[cm->ndone].idx = take[i];
+			cm->done[cm->ndone++].res = r;
+		}
+		uint64_t one = 1;
+		while (write(cm->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
+	}
+	pthread_mutex_unlock(&cm->mu);
+	return NULL;
+}
+
+static void committer_stop(struct xmit *x)
+{
+	struct committer *cm = x->cm;
+
+	if (!cm)
+		return;
+	pthread_mutex_lock(&cm->mu);
+	cm->stop = true;
+	pthread_cond_signal(&cm->cv);
+	pthread_mutex_unlock(&cm->mu);
+	pthread_join(cm->thread, NULL);
+	close(cm->efd);
+	pthread_cond_destroy(&cm->cv);
+	pthread_mutex_destroy(&cm->mu);
+	free(cm);
+	x->cm = NULL;
+}
+
+/* Hand thin FLUSH s to the committer, made on first use; false if it
+ * cannot be made (the caller commits itself). */
+static bool committer_queue(struct xmit *x, struct slot *s)
+{
+	struct committer *cm = x->cm;
+
+	if (!cm) {
+		if (!(cm = calloc(1, sizeof(*cm))))
+			return false;
+		cm->pool = x->map->thin;
+		cm->name = x->c->name;
+		cm->vg = x->map->vg;
+		cm->lv = x->map->lv;
+		pthread_mutex_init(&cm->mu, NULL);
+		pthread_cond_init(&cm->cv, NULL);
+		if ((cm->efd = eventfd(0, EFD_CLOEXEC)) < 0) {
+			free(cm);
+			return false;
+		}
+		if (pthread_create(&cm->thread, NULL, committer_main, cm)) {
+			close(cm->efd);
+			free(cm);
+			return false;
+		}
+		x->cm = cm;
+	}
+	pthread_mutex_lock(&cm->mu);
+	cm->q[cm->nq++] = s->idx;
+	pthread_cond_signal(&cm->cv);
+	pthread_mutex_unlock(&cm->mu);
+	cm->out++;
+	s->pending++;
+	x->ios++;
+	return true;
+}
+
+/* Keep a read of the committer's eventfd on the ring while it owes
+ * results. */
+static void arm_wake(struct xmit *x)
+{
+	if (!x->cm || !x->cm->out || x->wake_armed)
+		return;
+	struct io_uring_sqe *sqe = get_sqe(x);
+	io_uring_prep_read(sqe, x->cm->efd, &x->wake_val, sizeof(x->wake_val), 0);
+	io_uring_sqe_set_data64(sqe, ud(UD_WAKE, 0, 0));
+	x->wake_armed = true;
+}
+
+/* The committer has results: end those FLUSHes. */
+static void wake_done(struct xmit *x)
+{
+	struct committer *cm = x->cm;
+	struct { uint32_t idx; int res; } got[NSLOTS];
+	unsigned n;
+
+	x->wake_armed = false;
+	pthread_mutex_lock(&cm->mu);
+	n = cm->ndone;
+	memcpy(got, cm->done, n * sizeof(got[0]));
+	cm->ndone = 0;
+	pthread_mutex_unlock(&cm->mu);
+	for (unsigned i = 0; i < n; i++) {
+		struct slot *s = &x->slots[got[i].idx];
+		cm->out--;
+		x->ios--;
+		if (got[i].res)
+			set_err(s, got[i].res,
+				got[i].res == -ENOSPC ? "thin pool is full" : "thin pool error");
+		op_done(x, s, 0, 0);
+	}
+}
+
 static void start(struct xmit *x, struct slot *s)
 {
 	s->pending = 1;
@@ -794,6 +945,8 @@ static void start(struct xmit *x, struct slot *s)
 		case NBD_CMD_FLUSH: {
 			/* data first, then the store's new mappings */
 			struct dlvm_err e = { 0 };
+			if (committer_queue(x, s))
+				break;
 			int r = dlvm_thin_pool_commit(x->map->thin, &e);
 			if (r)
 				thin_err(x, s, r, &e);
@@ -1248,6 +1401,11 @@ static void complete(struct xmit *x, struct io_uring_cqe *cqe)
 		op_done(x, &x->slots[(u >> 8) & 0xffff], cqe->res, (uint32_t)(u >> 32));
 		x->cqe_ms = 0;
 		break;
+	case UD_WAKE:
+		x->cqe_ms = x->woke_ms;
+		wake_done(x);
+		x->cqe_ms = 0;
+		break;
 	}
 }
 
@@ -1304,6 +1462,7 @@ static int xmit_init(struct xmit *x, struct nbd_conn *c)
 
 static void xmit_release(struct xmit *x, bool ring)
 {
+	committer_stop(x);
 	if (ring)
 		io_uring_queue_exit(&x->ring);
 	for (uint32_t i = 0; i < NSLOTS; i++) {
@@ -1342,6 +1501,7 @@ void nbd_transmit(struct nbd_conn *c)
 
 		arm_recv(x);
 		arm_send(x);
+		arm_wake(x);
 		if (x->closing && !x->ios && !x->recv_busy && !x->send_busy &&
 		    (x->broken || (!x->rq_head && !x->parked)))
 			break;
@@ -1380,6 +1540,12 @@ void nbd_transmit(struct nbd_conn *c)
 		struct slot *s = x->parked;
 		x->parked = s->next;
 		slot_put(x, s);
+	}
+	if (x->ios && x->cm) {
+		/* the committer's FLUSHes end with it; nobody takes their results */
+		unsigned owed = x->cm->out;
+		committer_stop(x);
+		x->ios -= owed;
 	}
 	if (x->ios) {
 		/* Only on an io_uring failure: wait for the devices anyway. */

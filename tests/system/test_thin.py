@@ -642,6 +642,70 @@ def test_flushes_of_many_connections_keep_their_writes(vg0):
     assert flushes[0] > 40
 
 
+def test_pipelined_flushes_of_one_connection_keep_their_writes(vg0):
+    """One connection keeps up to 24 writes of new chunks in flight and
+    sends a FLUSH now and then without waiting for anything: writes go on
+    while the FLUSH commits the pool. dlvmd is killed at a random moment;
+    every write that had completed before a FLUSH was sent, when that
+    FLUSH completed, reads back after the restart, and the pool checks
+    clean."""
+    d = vg0
+    make_pool(d, chunk="16k")
+    d.cli_ok("lvcreate", "-V", "64m", "-T", "vg0/pool0", "-n", "p")
+    durable = {}
+    flushed = [0]
+    for round_ in range(3):
+        g = random.Random(100 + round_)
+        h = connect(d, "vg0/p")
+        writes = {}    # cookie -> (off, data) in flight
+        flushes = {}   # cookie -> {off: data} it covers
+        done = {}      # completed writes no FLUSH sent covers yet
+        pending = {}   # off -> data written since its last covering FLUSH
+        busy = set()   # offsets with a write in flight
+        deadline = time.monotonic() + g.uniform(0.5, 1.5)
+        try:
+            while time.monotonic() < deadline:
+                while h.aio_in_flight() < 24:
+                    if g.random() < 0.15:
+                        flushes[h.aio_flush()] = dict(done)
+                        done.clear()
+                    else:
+                        off = g.randrange(0, 64 * MiB // 4096) * 4096
+                        if off in busy:
+                            # two writes of one block in flight at once
+                            # may land in either order (NBD leaves it open)
+                            continue
+                        busy.add(off)
+                        data = g.randbytes(4096)
+                        pending[off] = data
+                        writes[h.aio_pwrite(data, off)] = (off, data)
+                h.poll(-1)
+                for c in [c for c in writes if h.aio_command_completed(c)]:
+                    off, data = writes.pop(c)
+                    busy.discard(off)
+                    done[off] = data
+                for c in [c for c in flushes if h.aio_command_completed(c)]:
+                    for off, data in flushes.pop(c).items():
+                        if pending.get(off) == data:
+                            durable[off] = data
+                    flushed[0] += 1
+        finally:
+            d.kill()
+        del h
+        d.start()
+        # a block written again since its covering FLUSH may hold either
+        for off in pending:
+            if durable.get(off) != pending[off]:
+                durable.pop(off, None)
+        h = connect(d, "vg0/p")
+        for off, data in durable.items():
+            assert h.pread(4096, off) == data, (round_, off)
+        h.shutdown()
+        out, _ = d.cli_ok("check", "vg0")
+        assert "consistent" in out, out
+    assert flushed[0] > 20 and len(durable) > 200, (flushed[0], len(durable))
+
+
 @ZERO_MODES
 def test_reused_chunks_show_no_old_data(vg0, zero):
     """Chunks freed by one thin volume and handed to another read as zeros
