@@ -34,12 +34,13 @@
  *   it, dlvm/thinpool.h). Such a request waits parked; parked requests are
  *   looked at again every PARK_POLL_US while there are any.
  *
- * - A thin LV's FLUSH commits its pool, which takes a few writes and
- *   flushes of the metadata: a thread of the connection (the committer)
- *   does it, so that the loop goes on with the other requests meanwhile.
- *   The FLUSHes queued while a commit runs share the next one; each counts
- *   as a device operation until the committer says, through an eventfd the
- *   loop reads on its ring, how its commit ended.
+ * - A thin LV's FLUSH, and a thin change with FUA once its data is down,
+ *   commit the pool, which takes a few writes and flushes of the
+ *   metadata: a thread of the connection (the committer) does it, so that
+ *   the loop goes on with the other requests meanwhile. Those queued
+ *   while a commit runs share the next one; each counts as a device
+ *   operation until the committer says, through an eventfd the loop reads
+ *   on its ring, how its commit ended.
  *
  * With every slot busy the socket is not read: the client waits on TCP
  * backpressure.
@@ -895,7 +896,13 @@ static void wake_done(struct xmit *x)
 		if (got[i].res)
 			set_err(s, got[i].res,
 				got[i].res == -ENOSPC ? "thin pool is full" : "thin pool error");
-		op_done(x, s, 0, 0);
+		if (s->type == NBD_CMD_FLUSH) {
+			op_done(x, s, 0, 0);
+		} else {
+			/* a FUA change, done but for its commit */
+			s->pending--;
+			reply(x, s);
+		}
 	}
 }
 
@@ -1070,9 +1077,12 @@ static void finish_tail(struct xmit *x, struct slot *s)
 		dlvm_thin_pool_io_end(x->map->thin, s->thin_token);
 		s->thin_io = false;
 	}
-	/* a FUA change of a thin LV is durable only with its mapping */
+	/* a FUA change of a thin LV is durable only with its mapping; the
+	 * committer replies once it is (a FLUSH has committed already) */
 	if (x->map->thin && !s->err && (s->flags & NBD_CMD_FLAG_FUA) &&
-	    is_change_cmd(s->type)) {
+	    is_change_cmd(s->type) && s->type != NBD_CMD_FLUSH) {
+		if (committer_queue(x, s))
+			return;
 		struct dlvm_err e = { 0 };
 		int r = dlvm_thin_pool_commit(x->map->thin, &e);
 		if (r)

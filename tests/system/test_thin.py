@@ -645,15 +645,17 @@ def test_flushes_of_many_connections_keep_their_writes(vg0):
 def test_pipelined_flushes_of_one_connection_keep_their_writes(vg0):
     """One connection keeps up to 24 writes of new chunks in flight and
     sends a FLUSH now and then without waiting for anything: writes go on
-    while the FLUSH commits the pool. dlvmd is killed at a random moment;
-    every write that had completed before a FLUSH was sent, when that
-    FLUSH completed, reads back after the restart, and the pool checks
+    while the FLUSH commits the pool; one write in ten carries FUA.
+    dlvmd is killed at a random moment; every write that had completed
+    before a FLUSH was sent, when that FLUSH completed, and every FUA write
+    that completed, reads back after the restart, and the pool checks
     clean."""
     d = vg0
     make_pool(d, chunk="16k")
     d.cli_ok("lvcreate", "-V", "64m", "-T", "vg0/pool0", "-n", "p")
     durable = {}
     flushed = [0]
+    fua_done = [0]
     for round_ in range(3):
         g = random.Random(100 + round_)
         h = connect(d, "vg0/p")
@@ -662,6 +664,7 @@ def test_pipelined_flushes_of_one_connection_keep_their_writes(vg0):
         done = {}      # completed writes no FLUSH sent covers yet
         pending = {}   # off -> data written since its last covering FLUSH
         busy = set()   # offsets with a write in flight
+        fuas = set()   # cookies of FUA writes in flight
         deadline = time.monotonic() + g.uniform(0.5, 1.5)
         try:
             while time.monotonic() < deadline:
@@ -678,12 +681,21 @@ def test_pipelined_flushes_of_one_connection_keep_their_writes(vg0):
                         busy.add(off)
                         data = g.randbytes(4096)
                         pending[off] = data
-                        writes[h.aio_pwrite(data, off)] = (off, data)
+                        fua = g.random() < 0.1
+                        c = h.aio_pwrite(data, off,
+                                         flags=nbd.CMD_FLAG_FUA if fua else 0)
+                        writes[c] = (off, data)
+                        if fua:
+                            fuas.add(c)
                 h.poll(-1)
                 for c in [c for c in writes if h.aio_command_completed(c)]:
                     off, data = writes.pop(c)
                     busy.discard(off)
                     done[off] = data
+                    if c in fuas:
+                        fuas.discard(c)
+                        durable[off] = data
+                        fua_done[0] += 1
                 for c in [c for c in flushes if h.aio_command_completed(c)]:
                     for off, data in flushes.pop(c).items():
                         if pending.get(off) == data:
@@ -704,6 +716,7 @@ def test_pipelined_flushes_of_one_connection_keep_their_writes(vg0):
         out, _ = d.cli_ok("check", "vg0")
         assert "consistent" in out, out
     assert flushed[0] > 20 and len(durable) > 200, (flushed[0], len(durable))
+    assert fua_done[0] > 20, fua_done[0]
 
 
 @ZERO_MODES
