@@ -74,7 +74,20 @@ struct api_req {
 unsigned dlvmd_api_status(int code)
 {
 	switch (-code) {
-	case EINVAL: return MHD_HTTP_BAD_REQUEST;
+	/* what the request asked for is wrong: a name, a size, a path that
+	 * is a directory or holds no PV */
+	case EINVAL:
+	case ERANGE:
+	case EOVERFLOW:
+	case ENAMETOOLONG:
+	case EISDIR:
+	case ENOTDIR:
+	case ENODATA:
+	case EILSEQ: return MHD_HTTP_BAD_REQUEST;
+	/* refused by a permission: a read-only LV, VG or device */
+	case EPERM:
+	case EACCES:
+	case EROFS: return MHD_HTTP_FORBIDDEN;
 	case ENOENT: return MHD_HTTP_NOT_FOUND;
 	case EEXIST:
 	case EBUSY: return MHD_HTTP_CONFLICT;

@@ -434,7 +434,9 @@ def test_dump_runs_in_process(vg0):
 
 # --------------------------------------------------------------- the API
 
-def test_control_api(vg0):
+def test_control_api(vg0, tmp_path):
+    not_pv = tmp_path / "not-a-pv"
+    not_pv.write_bytes(b"\x01" * 65536)
     status, body = vg0.api("GET", "/v1/health")
     assert status == 200 and body == {"status": "ok", "pid": vg0.proc.pid}
 
@@ -455,6 +457,9 @@ def test_control_api(vg0):
         ("POST", "/v1/cmd/lvcreate", {"opts": {"frobnicate": True}, "args": ["vg0"]},
          400, "EINVAL"),
         ("POST", "/v1/cmd/frobnicate", {}, 404, "ENOENT"),
+        # bad paths in the request are the client's error, not the server's
+        ("POST", "/v1/cmd/dump", {"args": [str(not_pv)]}, 400, "ENODATA"),
+        ("POST", "/v1/cmd/pvcreate", {"args": [str(tmp_path)]}, 400, "EISDIR"),
         ("POST", "/v1/cmd/lvs%00x", {}, 404, "ENOENT"),   # no NUL cuts the name short
         ("POST", "/v1/cmd/%6Cvs%00", {}, 404, "ENOENT"),
         ("GET", "/v1/cmd/lvs", None, 405, None),
