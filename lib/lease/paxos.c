@@ -340,7 +340,8 @@ static bool overtaken(struct resource_io *io, uint64_t lver, uint64_t mbal, stru
  * *own the dblock we wrote. -EAGAIN (message in err) when overtaken.
  */
 static int run_ballot(struct resource_io *io, uint64_t lver, const struct owner *mine,
-		      struct owner *chosen, struct dlvm_paxos_dblock *own, struct dlvm_err *err)
+		      struct owner *chosen, struct dlvm_paxos_dblock *own, bool *offered,
+		      struct dlvm_err *err)
 {
 	uint32_t me = io->ls->host_id, hosts = io->a->hdr.max_hosts;
 	uint64_t max_mbal = 0;
@@ -376,6 +377,7 @@ static int run_ballot(struct resource_io *io, uint64_t lver, const struct owner 
 
 	uint64_t best = 0;
 	*chosen = *mine;
+	*offered = false;
 	for (uint32_t h = 1; h <= hosts; h++) {
 		const struct dlvm_paxos_dblock *b = &io->blocks[h];
 		if (h != me && b->lver == lver && b->bal > best && b->inp_id) {
@@ -394,6 +396,8 @@ static int run_ballot(struct resource_io *io, uint64_t lver, const struct owner 
 	own->inp_id = chosen->id;
 	own->inp_generation = chosen->generation;
 	own->inp_timestamp = chosen->timestamp;
+	/* from this write on, our value may be the one chosen for lver */
+	*offered = chosen->id == mine->id && chosen->generation == mine->generation;
 	if ((r = write_own_dblock(io, own, err)) || (r = read_dblocks(io, err)))
 		return r;
 	if (overtaken(io, lver, own->mbal, err))
@@ -424,11 +428,75 @@ static int check_shared(struct resource_io *io, struct dlvm_err *err)
 	return 0;
 }
 
+static bool same_owner(const struct owner *a, const struct owner *b)
+{
+	return a->id == b->id && a->generation == b->generation;
+}
+
+static void backoff(struct dlvm_lockspace *ls)
+{
+	uint64_t span = DLVM_MAX(ls->to.io_timeout_ms / 10, (uint64_t)2);
+	ls->clock.sleep_ms(ls->clock.priv, 1 + (uint64_t)rand_r(&ls->rand_state) % span);
+}
+
+/*
+ * An acquire that fails after offering our own value for version lver
+ * (written in a ballot's second phase) may leave that value chosen with no
+ * leader written: every other host would find it, see this host alive and
+ * refuse, until this host acquired the resource again. Settle it: finish a
+ * ballot for lver and, if it chooses our value, write the leader free at
+ * lver, so that the next acquire anywhere takes lver + 1. A ballot for lver
+ * that chooses another value, a leader at lver or later, an error or the
+ * deadline end it; nothing is written after the deadline. Errors here are
+ * secondary to the acquire's own.
+ */
+static void settle(struct resource_io *io, uint64_t lver, const struct owner *mine)
+{
+	struct dlvm_lockspace *ls = io->ls;
+
+	for (int round = 0; round < PAXOS_ROUNDS; round++) {
+		struct dlvm_err e = { 0 };
+		struct dlvm_paxos_leader l, l2;
+		struct dlvm_paxos_dblock own;
+		struct owner chosen;
+		bool offered;
+
+		if (lease_check_deadline(ls, "paxos settle", &e) ||
+		    read_leader_buf(ls->area, &ls->clock, io->res, io->sbuf, &l, &e))
+			return;
+		if (l.lver >= lver) {
+			/* committed: if for us and held, it is not ours to keep */
+			struct owner o = { l.owner_id, l.owner_generation, 0 };
+			if (l.lver == lver && l.timestamp && same_owner(&o, mine))
+				write_leader(io, mine, lver, false, &e);
+			return;
+		}
+		if (l.lver + 1 != lver)
+			return;
+		int r = run_ballot(io, lver, mine, &chosen, &own, &offered, &e);
+		if (r == -EAGAIN) {
+			backoff(ls);
+			continue;
+		}
+		if (r || !same_owner(&chosen, mine))
+			return; /* another value: its owner, or whoever finds it gone, commits it */
+		if (read_leader_buf(ls->area, &ls->clock, io->res, io->sbuf, &l2, &e))
+			return;
+		if (l2.lver != l.lver || l2.timestamp != l.timestamp)
+			continue;
+		if (!lease_check_deadline(ls, "paxos settle", &e))
+			write_leader(io, mine, lver, false, &e);
+		return;
+	}
+}
+
 int dlvm_paxos_acquire(struct dlvm_lockspace *ls, uint32_t res_index, enum dlvm_lease_mode mode,
 		       struct dlvm_paxos_lease *lease, struct dlvm_err *err)
 {
 	struct dlvm_err last = { 0 };
 	struct resource_io io;
+	uint64_t offered_lver = 0; /* our value offered, no leader written yet */
+	struct owner me = { ls->host_id, ls->generation, 0 };
 	int r;
 
 	if (mode != DLVM_LEASE_EXCLUSIVE && mode != DLVM_LEASE_SHARED)
@@ -465,11 +533,12 @@ int dlvm_paxos_acquire(struct dlvm_lockspace *ls, uint32_t res_index, enum dlvm_
 		if ((r = lease_check_deadline(ls, "paxos acquire", err)))
 			goto out;
 		dlvm_err_clear(&last);
-		r = run_ballot(&io, l.lver + 1, &mine, &chosen, &own, &last);
+		bool offered;
+		r = run_ballot(&io, l.lver + 1, &mine, &chosen, &own, &offered, &last);
+		if (offered)
+			offered_lver = l.lver + 1;
 		if (r == -EAGAIN) {
-			uint64_t span = DLVM_MAX(ls->to.io_timeout_ms / 10, (uint64_t)2);
-			ls->clock.sleep_ms(ls->clock.priv, 1 + (uint64_t)rand_r(&ls->rand_state) %
-							       span);
+			backoff(ls);
 			continue;
 		}
 		if (r) {
@@ -483,8 +552,10 @@ int dlvm_paxos_acquire(struct dlvm_lockspace *ls, uint32_t res_index, enum dlvm_
 				     "ballot", res_index);
 			continue; /* someone committed meanwhile: judge again */
 		}
-		if (chosen.id != mine.id || chosen.generation != mine.generation) {
-			/* another host won this version */
+		if (!same_owner(&chosen, &mine)) {
+			/* another host won this version (not ours, even if offered
+			 * in an earlier round) */
+			offered_lver = 0;
 			r = judge_holder(ls, io.sbuf, chosen.id, chosen.generation, &rec, err);
 			if (r < 0)
 				goto out;
@@ -501,6 +572,7 @@ int dlvm_paxos_acquire(struct dlvm_lockspace *ls, uint32_t res_index, enum dlvm_
 		if ((r = lease_check_deadline(ls, "paxos acquire", err)) ||
 		    (r = write_leader(&io, &mine, l.lver + 1, true, err)))
 			goto out;
+		offered_lver = 0; /* the leader names us: freed below on an error */
 		*lease = (struct dlvm_paxos_lease){ res_index, mode, l.lver + 1, ls->host_id,
 						    ls->generation };
 		if (mode == DLVM_LEASE_EXCLUSIVE) {
@@ -522,6 +594,8 @@ int dlvm_paxos_acquire(struct dlvm_lockspace *ls, uint32_t res_index, enum dlvm_
 	r = dlvm_err_set(err, -EBUSY, "%s: resource %u: no ballot succeeded in %d rounds: %s",
 			 ls->area->where, res_index, PAXOS_ROUNDS, last.msg);
 out:
+	if (r && offered_lver)
+		settle(&io, offered_lver, &me);
 	rio_release(&io);
 	return r;
 }

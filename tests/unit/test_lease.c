@@ -52,6 +52,7 @@ struct hookdev {
 	struct dlvm_dev *inner;
 	long reads, writes;
 	long hook_after_read, hook_after_write; /* 0: none */
+	int fail_next_writes; /* fail this many writes, then work again */
 	void (*hook)(void *arg);
 	void *arg;
 	bool fail_reads, fail_writes;
@@ -85,6 +86,10 @@ static int hd_pwrite(struct dlvm_dev *dev, const void *buf, size_t len, uint64_t
 
 	if (h->fail_writes)
 		return -EIO;
+	if (h->fail_next_writes > 0) {
+		h->fail_next_writes--;
+		return -EIO;
+	}
 	int r = h->inner->ops->pwrite(h->inner, buf, len, off);
 	if (++h->writes == h->hook_after_write && h->hook) {
 		h->hook_after_write = 0;
@@ -1402,6 +1407,41 @@ static void paxos_winner_dies_before_commit(void **state)
 	world_free(w);
 }
 
+static void fail_one_write_hook(void *arg)
+{
+	hd(arg)->fail_next_writes = 1;
+}
+
+/* A host's value is accepted by its ballot, its leader write fails once and
+ * it stays alive: it settles the version it may have won (the leader free
+ * at that version) before returning the error, so the others need not wait
+ * for it to die or to acquire again. */
+static void paxos_winner_fails_then_settles(void **state)
+{
+	struct world *w = world_new(sector_size_of(state), 1);
+	struct host *a = &w->h[1], *b = &w->h[2];
+	struct dlvm_paxos_lease l = lease_of();
+
+	join(w, 1);
+	join(w, 2);
+	hd(a->dev)->hook = fail_one_write_hook;
+	hd(a->dev)->arg = a->dev;
+	hd(a->dev)->hook_after_write = hd(a->dev)->writes + 2; /* after mbal and bal */
+	assert_err(dlvm_paxos_acquire(a->ls, 0, DLVM_LEASE_EXCLUSIVE, &l, &a->e), &a->e, -EIO,
+		   "resource 0 leader");
+	assert_int_equal(hd(a->dev)->fail_next_writes, 0); /* the failure happened */
+	assert_int_equal(leader(w, 0).lver, 1);
+	assert_int_equal(leader(w, 0).owner_id, 1);
+	assert_int_equal(leader(w, 0).timestamp, 0);
+	/* host 1 is alive, yet host 2 takes the resource at once */
+	assert_ok(dlvm_paxos_acquire(b->ls, 0, DLVM_LEASE_EXCLUSIVE, &l, &b->e), &b->e);
+	assert_int_equal(l.lver, 2);
+	assert_int_equal(leader(w, 0).owner_id, 2);
+	assert_int_equal(leader(w, 0).lver, 2);
+	assert_int_not_equal(leader(w, 0).timestamp, 0);
+	world_free(w);
+}
+
 /* A ballot reads the dblocks of the hosts it knows from the lockspace only.
  * Host 30 joins while host 1 reads no lockspace (no renewal), wins a ballot
  * and dies before writing the leader: host 1 reads the lockspace again
@@ -1578,6 +1618,7 @@ int main(void)
 		SS(paxos_shared),
 		SS(paxos_io_errors),
 		SS(paxos_winner_dies_before_commit),
+		SS(paxos_winner_fails_then_settles),
 		SS(paxos_late_joiner_seen),
 		SS(paxos_corruption),
 		SS(paxos_torn_reads),
