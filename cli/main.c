@@ -8,6 +8,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -85,6 +86,76 @@ static int run_local(const struct cli_cmdline *cl)
 	return rc;
 }
 
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/*
+ * A command that started a background job in dlvmd (lvconvert --flatten
+ * that copies): unless --background, wait for it, print its progress every
+ * --interval seconds (default 5) as LVM's lvconvert does, then what it
+ * ended with; the exit code is the job's.
+ */
+static int wait_job(const char *socket, const struct cli_cmdline *cl, json_t *job)
+{
+	json_t *opts = json_object_get(cl->req, "opts");
+	const char *iv = json_string_value(json_object_get(opts, "interval"));
+	const char *type = json_string_value(json_object_get(job, "type"));
+	const char *lv = json_string_value(json_object_get(job, "lv"));
+	double interval = iv ? strtod(iv, NULL) : 5.0, poll_s = interval < 0.5 ? interval : 0.5;
+	double last = now_s(), wait = 0.05;
+	char id[32];
+
+	snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(json_object_get(job, "id")));
+	for (;;) {
+		struct timespec d = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
+		nanosleep(&d, NULL);
+		wait = wait * 2 < poll_s ? wait * 2 : poll_s;
+		json_t *req = json_pack("{s:[s]}", "args", id), *resp = NULL;
+		struct dlvm_err err = {0};
+		long status = 0;
+		int r = req ? cli_daemon_run(socket, "jobs", req, &status, &resp, &err) : -ENOMEM;
+		json_decref(req);
+		if (r) {
+			cli_print_error("%s: job %s: %s", lv, id, r == 1 ? "dlvmd stopped (the job "
+					"stops with it)" : err.msg);
+			json_decref(resp);
+			return CLI_EXIT_FAILED;
+		}
+		json_t *j = json_object_get(resp, "job_status");
+		const char *state = json_string_value(json_object_get(j, "job_state"));
+		if (status != 200 || !state) {
+			const char *msg = json_string_value(
+				json_object_get(json_object_get(resp, "error"), "message"));
+			int rc = failed(resp, &cl->rep, msg ? msg : "dlvmd answered without the job");
+			json_decref(resp);
+			return rc;
+		}
+		if (!strcmp(state, "running")) {
+			if (now_s() - last >= interval) {
+				last = now_s();
+				printf("  %s: %s: %s%%\n", lv, type && !strcmp(type, "flatten")
+				       ? "Flattened" : "Copied",
+				       json_string_value(json_object_get(j, "copy_percent")));
+				fflush(stdout);
+			}
+			json_decref(resp);
+			continue;
+		}
+		int rc;
+		json_t *e = json_object_get(j, "error");
+		if (e)
+			rc = failed(j, &cl->rep, json_string_value(json_object_get(e, "message")));
+		else
+			rc = cli_print_response(j, &cl->rep);
+		json_decref(resp);
+		return rc;
+	}
+}
+
 static int run(struct cli_cmdline *cl)
 {
 	const char *name = cl->cmd->name;
@@ -126,6 +197,10 @@ static int run(struct cli_cmdline *cl)
 			socket);
 	if (status == 200) {
 		rc = cli_print_response(resp, &cl->rep);
+		json_t *job = json_object_get(resp, "job");
+		if (!rc && job && !json_is_true(json_object_get(json_object_get(cl->req, "opts"),
+								 "background")))
+			rc = wait_job(socket, cl, job);
 	} else {
 		const char *msg = json_string_value(
 			json_object_get(json_object_get(resp, "error"), "message"));

@@ -419,6 +419,7 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	api->ctx = ctx;
 	pthread_mutex_init(&api->lock, NULL);
+	ctx->cmd_lock = &api->lock; /* commands run under it; jobs take it */
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -460,6 +461,7 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 	*out = api;
 	return 0;
 fail:
+	ctx->cmd_lock = NULL;
 	pthread_cond_destroy(&api->agent_cv);
 	pthread_mutex_destroy(&api->lock);
 	free(api->path);
@@ -480,6 +482,9 @@ void dlvmd_api_stop(struct dlvmd_api *api)
 		pthread_mutex_unlock(&api->lock);
 		pthread_join(api->agent, NULL);
 	}
+	/* background jobs take the command lock between their steps */
+	dlvm_ctx_stop_jobs(api->ctx);
+	api->ctx->cmd_lock = NULL;
 	pthread_cond_destroy(&api->agent_cv);
 	pthread_mutex_destroy(&api->lock);
 	free(api->path);

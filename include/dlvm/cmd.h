@@ -21,6 +21,7 @@
 #define DLVM_CMD_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -122,6 +123,7 @@ struct dlvm_export_hooks {
 };
 
 struct shared_vg;
+struct dlvm_job;
 
 struct dlvm_ctx {
 	bool daemon;                /* running inside dlvmd: VGs stay loaded */
@@ -148,6 +150,11 @@ struct dlvm_ctx {
 	json_t *warnings;           /* problems seen while loading (array) */
 	bool loaded;                /* dlvm_ctx_load has run */
 	bool lock_conflict;         /* the last command failed on another host's lock */
+	pthread_mutex_t *cmd_lock;  /* dlvmd: what its commands run under; background
+				     * jobs take it between their steps (NULL: a job
+				     * runs inside its command) */
+	struct dlvm_job *jobs;      /* background jobs, newest first (lib/ops/jobs.c) */
+	uint64_t job_seq;           /* the last job id given */
 };
 
 /*
@@ -202,6 +209,11 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx);
  * replaced them meanwhile. Returns the number of LVs re-adopted.
  */
 unsigned dlvm_ctx_adopt(struct dlvm_ctx *ctx);
+
+/* dlvmd stopping (no command runs any more, cmd_lock not held): ask every
+ * background job to stop, wait for them and forget them. dlvm_ctx_release
+ * calls it too. */
+void dlvm_ctx_stop_jobs(struct dlvm_ctx *ctx);
 
 /* A loaded VG by name; -ENOENT with "Volume group \"x\" not found". */
 int dlvm_ctx_vg(struct dlvm_ctx *ctx, const char *name, struct dlvm_vg **out,

@@ -204,11 +204,18 @@ void dlvm_thin_family_no_slab(struct dlvm_thin_pool *p, uint64_t pool_free);
  * every chunk its external origin maps that p's device `id` does not, then
  * forget the origin (the caller commits the journal). `add_slab` is called
  * (with arg) when the family needs more chunks; progress (may be NULL) is
- * called every few thousand chunks with the chunks copied so far.
+ * called after each chunk copied, with the virtual chunks gone through and
+ * the chunks copied so far, and once at the end with vchunks: a nonzero
+ * return (a negative errno) stops the copy there, with that error and its
+ * message set in err; what was copied stays the clone's, so running it
+ * again goes on where it stopped. The store is committed every few
+ * thousand chunks.
  */
 int dlvm_thin_pool_flatten(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunks,
 			   int (*add_slab)(void *arg, struct dlvm_err *err), void *arg,
-			   void (*progress)(void *arg, uint64_t copied), struct dlvm_err *err);
+			   int (*progress)(void *arg, uint64_t done, uint64_t copied,
+					   struct dlvm_err *err),
+			   struct dlvm_err *err);
 /* Chunks the family store can still hand out. */
 uint64_t dlvm_thin_pool_free_chunks(struct dlvm_thin_pool *p);
 struct dlvm_thin_pool *dlvm_thin_pool_ref(struct dlvm_thin_pool *p);

@@ -1297,51 +1297,184 @@ int thin_refuse_remove(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struc
 			    "lvconvert --flatten)", vg->info.name, lv->name, list);
 }
 
-struct flatten_ctx {
+/*
+ * Flatten of a clone of a shared VG (a family reading through to a
+ * snapshot): copy what it still reads from its origin into its own chunks,
+ * then forget the origin in the journal. In dlvmd the copy is a background
+ * job (jobs.c): the command checks, holds the family and starts it; the
+ * copy runs without the command lock or the VG lease (the clone may be
+ * active and written here meanwhile, other hosts change the VG); adding a
+ * slab and the final commit take both. Without a command lock the copy
+ * runs inside the command.
+ */
+struct flatten {
 	struct dlvm_ctx *ctx;
+	struct dlvm_job *job;           /* NULL: inside the command (set by the job) */
 	char vg[DLVM_NAME_MAX + 1];
-	uint64_t meta_id;
-	json_t *resp;
-	uint64_t total;
+	char name[DLVM_NAME_MAX + 1];   /* the clone's, at the start */
+	char oname[DLVM_NAME_MAX + 1];  /* its origin's */
+	uint64_t id, meta_id, src_id, vchunks;
+	uint32_t chunk_size;
+	uint64_t rate;                  /* bytes per second, 0: no limit */
+	uint64_t t0_ms;
+	uint64_t copied;                /* chunks */
+	struct dlvm_thin_pool *pool;    /* a reference, NULL once let go */
 };
 
-/* The command holds the VG lease: a slab is added in place. */
-static int flatten_add_slab(void *arg, struct dlvm_err *err)
+static void flatten_free(void *arg)
 {
-	struct flatten_ctx *f = arg;
-	struct dlvm_vg *vg;
+	struct flatten *f = arg;
+	if (f->pool)
+		dlvm_thin_pool_unref(f->pool);
+	free(f);
+}
+
+/* What a step under the VG lease (shared_vg_locked) works with. */
+struct flatten_step {
+	struct flatten *f;
+	json_t *resp;
+	struct dlvm_err *err;
+	int copy_r;
+};
+
+/* Under the VG lease: give the clone's family a slab from its pool. */
+static int flatten_slab_step(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
+{
+	struct flatten_step *s = arg;
+	struct flatten *f = s->f;
 	int r;
 
-	if ((r = dlvm_ctx_vg(f->ctx, f->vg, &vg, err)))
-		return r;
+	(void)ctx;
 	const struct dlvm_lv *meta = dlvm_lv_find_id(vg, f->meta_id);
 	const struct dlvm_lv *data = dlvm_thin_family_data(vg, f->meta_id);
 	const struct dlvm_lv *pool = meta ? dlvm_lv_find_id(vg, meta->thin.pool_id) : NULL;
 	if (!meta || !data || !pool)
-		return dlvm_err_set(err, -EBADMSG, "%s: the clone's family is incomplete", f->vg);
+		return dlvm_err_set(s->err, -EBADMSG, "%s: the clone's family is incomplete", f->vg);
 	struct dlvm_txn t;
 	dlvm_txn_init(&t);
-	if (!(r = slab_move_edits(vg, pool, data, data->id, f->meta_id, &t, err)))
-		r = dlvm_txn_commit(vg, &t, err);
+	if (!(r = slab_move_edits(vg, pool, data, data->id, f->meta_id, &t, s->err)))
+		r = dlvm_txn_commit(vg, &t, s->err);
 	dlvm_txn_release(&t);
-	return r ? r : dlvm_thin_family_grown(vg, f->meta_id, err);
+	return r ? r : dlvm_thin_family_grown(vg, f->meta_id, s->err);
 }
 
-static void flatten_progress(void *arg, uint64_t copied)
+static int flatten_add_slab(void *arg, struct dlvm_err *err)
 {
-	struct flatten_ctx *f = arg;
-	f->total = copied;
+	struct flatten *f = arg;
+	struct flatten_step s = { f, NULL, err, 0 };
+	struct dlvm_vg *vg;
+	int r;
+
+	if (!f->job) /* the command holds the VG lease */
+		return (r = dlvm_ctx_vg(f->ctx, f->vg, &vg, err)) ? r
+								  : flatten_slab_step(f->ctx, vg, &s);
+	job_lock(f->job);
+	r = shared_vg_locked(f->ctx, f->vg, flatten_slab_step, &s, err);
+	job_unlock(f->job);
+	return r;
 }
 
-/*
- * Flatten a clone of a shared VG (a family reading through to a snapshot):
- * copy what it reads from its origin into its own chunks, then forget the
- * origin in the journal. The clone may be active here meanwhile.
- */
+/* After each chunk copied: show the progress, stop when dlvmd stops, keep
+ * to the rate. */
+static int flatten_progress(void *arg, uint64_t done, uint64_t copied, struct dlvm_err *err)
+{
+	struct flatten *f = arg;
+
+	f->copied = copied;
+	if (f->job) {
+		atomic_store(&f->job->done, done);
+		atomic_store(&f->job->copied, copied * f->chunk_size);
+	}
+	for (;;) {
+		if (f->job && atomic_load(&f->job->stop))
+			return dlvm_err_set(err, -ECANCELED, "stopped with dlvmd after %" PRIu64
+					    " chunks (lvconvert --flatten again goes on from "
+					    "there)", copied);
+		if (!f->rate)
+			return 0;
+		uint64_t due = (uint64_t)((double)copied * f->chunk_size * 1000.0 / (double)f->rate);
+		uint64_t spent = dlvm_monotonic_ms() - f->t0_ms;
+		if (spent >= due)
+			return 0;
+		uint64_t ms = DLVM_MIN(due - spent, (uint64_t)100);
+		struct timespec d = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+		nanosleep(&d, NULL);
+	}
+}
+
+/* Under the VG lease, after the copy: forget the origin (when the copy
+ * succeeded), then let the family go if nothing here writes it. */
+static int flatten_end_step(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
+{
+	struct flatten_step *s = arg;
+	struct flatten *f = s->f;
+	struct dlvm_lv *c = dlvm_lv_find_id(vg, f->id), *m = dlvm_lv_find_id(vg, f->meta_id);
+	struct dlvm_err e = { 0 };
+	int r = 0;
+
+	if (!s->copy_r && (!c || !m))
+		r = dlvm_err_set(s->err, -ENOENT, "%s/%s: gone while being flattened", f->vg,
+				 f->name);
+	if (!s->copy_r && !r) {
+		struct dlvm_txn t;
+		struct dlvm_edit ce = { .type = DLVM_EDIT_LV_SET_THIN };
+		struct dlvm_edit me = { .type = DLVM_EDIT_LV_SET_THIN };
+		ce.u.lv.id = c->id;
+		ce.u.lv.thin = c->thin;
+		ce.u.lv.thin.origin_id = 0;
+		me.u.lv.id = m->id;
+		me.u.lv.thin = m->thin;
+		me.u.lv.thin.origin_id = 0;
+		dlvm_txn_init(&t);
+		if (!(r = add_edit(&t, &ce, s->err)) && !(r = add_edit(&t, &me, s->err)))
+			r = dlvm_txn_commit(vg, &t, s->err);
+		dlvm_txn_release(&t);
+	}
+	if (f->pool) {
+		dlvm_thin_pool_unref(f->pool);
+		f->pool = NULL;
+	}
+	if (f->job && shared_family_release_idle(ctx, vg, f->meta_id, c, &e))
+		resp_warning(s->resp, "%s/%s: its family store stays open here: %s", f->vg,
+			     f->name, e.msg);
+	if (s->copy_r || r)
+		return r;
+	resp_message(s->resp, "%s/%s no longer depends on %s (%" PRIu64 " chunks copied).", f->vg,
+		     c->name, f->oname, f->copied);
+	drop_clone_source(ctx, vg, f->src_id, s->resp);
+	return 0;
+}
+
+static int flatten_copy(struct flatten *f, struct dlvm_err *err)
+{
+	f->t0_ms = dlvm_monotonic_ms();
+	int r = dlvm_thin_pool_flatten(f->pool, f->id, f->vchunks, flatten_add_slab, f,
+				       flatten_progress, err);
+	return r ? dlvm_err_prefix(err, r, "%s/%s: flatten: ", f->vg, f->name) : 0;
+}
+
+/* The job: the copy, then the end step under the command lock and the VG
+ * lease (taken even after a failed copy, to let the family go). */
+static int flatten_run(struct dlvm_job *j, json_t *resp, struct dlvm_err *err)
+{
+	struct flatten *f = j->arg;
+	struct dlvm_err e2 = { 0 };
+
+	f->job = j;
+	int r = flatten_copy(f, err);
+	struct flatten_step s = { f, resp, r ? &e2 : err, r };
+
+	job_lock(j);
+	int r2 = shared_vg_locked(f->ctx, f->vg, flatten_end_step, &s, r ? &e2 : err);
+	job_unlock(j);
+	if (r && r2)
+		resp_warning(resp, "%s", e2.msg);
+	return r ? r : r2;
+}
+
 static int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
-			  json_t *resp, struct dlvm_err *err)
+			  uint64_t rate, bool background, json_t *resp, struct dlvm_err *err)
 {
-	struct flatten_ctx f = { .ctx = ctx, .meta_id = lv->thin.meta_id, .resp = resp };
 	struct dlvm_thin_pool *pool;
 	int r;
 
@@ -1352,52 +1485,53 @@ static int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_
 					    "read through to its origin too", vg->info.name, lv->name,
 					    vg->lvs[i]->name);
 	if ((r = dlvm_vg_writable(vg, err)) ||
-	    (r = shared_family_refuse_elsewhere(ctx, vg, lv, "flatten", err)) ||
-	    (r = dlvm_thin_lv_store(vg, lv, true, &pool, err)))
+	    (r = shared_family_refuse_elsewhere(ctx, vg, lv, "flatten", err)))
 		return r;
-	snprintf(f.vg, sizeof(f.vg), "%s", vg->info.name);
-	char name[DLVM_NAME_MAX + 1], oname[DLVM_NAME_MAX + 1] = "its origin";
-	snprintf(name, sizeof(name), "%s", lv->name);
+	struct flatten *f = calloc(1, sizeof(*f));
+	if (!f)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	f->ctx = ctx;
+	snprintf(f->vg, sizeof(f->vg), "%s", vg->info.name);
+	snprintf(f->name, sizeof(f->name), "%s", lv->name);
 	const struct dlvm_lv *o = dlvm_lv_find_id(vg, lv->thin.origin_id);
-	if (o)
-		snprintf(oname, sizeof(oname), "%s", o->name);
-	uint64_t id = lv->id, vchunks = lv->thin.virtual_size / pool->chunk_size;
-	uint64_t src_id = lv->thin.origin_id;
-	dlvm_thin_pool_ref(pool);
-	r = dlvm_thin_pool_flatten(pool, id, vchunks, flatten_add_slab, &f, flatten_progress, err);
-	if (r) {
-		dlvm_thin_pool_unref(pool);
-		return dlvm_err_prefix(err, r, "%s/%s: flatten: ", f.vg, name);
+	snprintf(f->oname, sizeof(f->oname), "%s", o ? o->name : "its origin");
+	f->id = lv->id;
+	f->meta_id = lv->thin.meta_id;
+	f->src_id = lv->thin.origin_id;
+	f->rate = rate;
+	if (ctx->cmd_lock && (r = shared_family_hold(ctx, vg, lv, err))) {
+		free(f);
+		return r;
 	}
-	/* a slab added meanwhile reloaded nothing, but find the LVs again */
-	if ((r = dlvm_ctx_vg(ctx, f.vg, &vg, err)))
-		goto out;
-	struct dlvm_lv *c = dlvm_lv_find_id(vg, id), *m = dlvm_lv_find_id(vg, f.meta_id);
-	if (!c || !m) {
-		r = dlvm_err_set(err, -ENOENT, "%s/%s: gone while being flattened", f.vg, name);
-		goto out;
+	if ((r = dlvm_thin_lv_store(vg, lv, true, &pool, err))) {
+		struct dlvm_err e = { 0 };
+		if (ctx->cmd_lock)
+			shared_family_release_idle(ctx, vg, f->meta_id, lv, &e);
+		free(f);
+		return r;
 	}
-	struct dlvm_txn t;
-	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_SET_THIN }, me = { .type = DLVM_EDIT_LV_SET_THIN };
-	ce.u.lv.id = c->id;
-	ce.u.lv.thin = c->thin;
-	ce.u.lv.thin.origin_id = 0;
-	me.u.lv.id = m->id;
-	me.u.lv.thin = m->thin;
-	me.u.lv.thin.origin_id = 0;
-	dlvm_txn_init(&t);
-	if (!(r = add_edit(&t, &ce, err)) && !(r = add_edit(&t, &me, err)))
-		r = dlvm_txn_commit(vg, &t, err);
-	dlvm_txn_release(&t);
-	if (r)
-		goto out;
-	family_release(vg, pool);
-	resp_message(resp, "%s/%s no longer depends on %s (%" PRIu64 " chunks copied).", f.vg,
-		     name, oname, f.total);
-	drop_clone_source(ctx, vg, src_id, resp);
-out:
-	dlvm_thin_pool_unref(pool);
-	return r;
+	f->pool = dlvm_thin_pool_ref(pool);
+	f->chunk_size = pool->chunk_size;
+	f->vchunks = lv->thin.virtual_size / pool->chunk_size;
+	if (!ctx->cmd_lock) {
+		struct flatten_step s = { f, resp, err, 0 };
+		if (!(s.copy_r = r = flatten_copy(f, err)) &&
+		    !(r = dlvm_ctx_vg(ctx, f->vg, &vg, err)))
+			r = flatten_end_step(ctx, vg, &s);
+		flatten_free(f);
+		return r;
+	}
+	if ((r = job_start(ctx, "flatten", vg, lv, f->vchunks, flatten_run, f, flatten_free, resp,
+			   err))) {
+		struct dlvm_err e = { 0 };
+		shared_family_release_idle(ctx, vg, lv->thin.meta_id, lv, &e);
+		return r;
+	}
+	const struct dlvm_job *j = ctx->jobs; /* f is the job's now */
+	resp_message(resp, "%s/%s: flattening from %s (job %" PRIu64 ")%s", vg->info.name,
+		     lv->name, f->oname, j->id,
+		     background ? ": dlvm jobs shows its progress." : ".");
+	return 0;
 }
 
 DLVM_CMD_FN(cmd_lvconvert)
@@ -1412,6 +1546,20 @@ DLVM_CMD_FN(cmd_lvconvert)
 				    "CLONE");
 	if (json_array_size(args) != 1)
 		return dlvm_err_set(err, -EINVAL, "lvconvert: give one VG/LV");
+	const char *rate_s = opt_str(opts, "maxrecoveryrate"), *iv = opt_str(opts, "interval");
+	uint64_t rate = 0;
+	if (merge && (rate_s || iv || opt_flag(opts, "background")))
+		return dlvm_err_set(err, -EINVAL, "lvconvert: --background, --interval and "
+				    "--maxrecoveryrate go with --flatten");
+	if (rate_s && (r = dlvm_parse_size(rate_s, 1 << 20, &rate, NULL, err)))
+		return dlvm_err_prefix(err, r, "lvconvert: --maxrecoveryrate: ");
+	if (iv) {
+		char *end;
+		double v = strtod(iv, &end);
+		if (end == iv || *end || !(v > 0 && v <= 3600))
+			return dlvm_err_set(err, -EINVAL, "lvconvert: --interval takes seconds (over 0, "
+					    "up to 3600), not \"%s\"", iv);
+	}
 	if ((r = thin_source(ctx, arg_str(args, 0), merge ? "--merge" : "--flatten", &vg, &lv,
 			     err)))
 		return r;
@@ -1424,7 +1572,8 @@ DLVM_CMD_FN(cmd_lvconvert)
 		if (lv->thin.meta_id) {
 			const struct dlvm_lv *m = dlvm_lv_find_id(vg, lv->thin.meta_id);
 			if (m && m->thin.origin_id)
-				return flatten_family(ctx, vg, lv, resp, err);
+				return flatten_family(ctx, vg, lv, rate,
+						      opt_flag(opts, "background"), resp, err);
 		}
 		/* clones share chunks through reference counts, not through
 		 * their origin: forgetting the origin is all there is to do */

@@ -96,6 +96,12 @@ static const struct dlvm_opt_def lvconvert_opts[] = {
 	{ 0, "merge", DLVM_OPT_FLAG, NULL, "revert the snapshot's (inactive) origin to it and "
 	  "remove the snapshot" },
 	{ 0, "flatten", DLVM_OPT_FLAG, NULL, "make a clone independent of its origin" },
+	{ 'b', "background", DLVM_OPT_FLAG, NULL, "a flatten that copies: return at once, the "
+	  "copy goes on in dlvmd (dlvm jobs shows it)" },
+	{ 'i', "interval", DLVM_OPT_VALUE, "SECONDS", "while waiting for a flatten's copy, report "
+	  "its progress this often (default 5)" },
+	{ 0, "maxrecoveryrate", DLVM_OPT_VALUE, "RATE", "copy at most RATE per second (size "
+	  "suffixes as -L; 0: no limit, the default)" },
 	OPT_YES, END,
 };
 static const struct dlvm_opt_def check_opts[] = {
@@ -154,6 +160,8 @@ const struct dlvm_cmd_def dlvm_commands[] = {
 	  DLVM_CMD_VG_ARGS, check_opts, cmd_check },
 	{ "hosts", "hosts VG", "report the hosts in the lockspace of a shared VG",
 	  DLVM_CMD_REPORT, none_opts, cmd_hosts },
+	{ "jobs", "jobs [ID...]", "report dlvmd's background jobs (a flatten's copy)",
+	  DLVM_CMD_REPORT, none_opts, cmd_jobs },
 	{ "dump", "dump DEVICE", "decode every on-disk structure of a device", DLVM_CMD_LOCAL,
 	  none_opts, cmd_dump },
 	{ NULL, NULL, NULL, 0, NULL, NULL },
@@ -171,6 +179,8 @@ const char *dlvm_cmd_report_kind(const struct dlvm_cmd_def *c)
 {
 	if (!strcmp(c->name, "hosts"))
 		return "host";
+	if (!strcmp(c->name, "jobs"))
+		return "job";
 	if (!strncmp(c->name, "pv", 2))
 		return "pv";
 	if (!strncmp(c->name, "vg", 2))
@@ -243,8 +253,10 @@ int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *re
 			r = dlvm_err_set(err, -EINVAL, "%s: --lock-wait takes seconds (0 to 86400), "
 					 "not \"%s\"", name, lw);
 	}
+	bool mutating = (c->flags & DLVM_CMD_MUTATES) || opt_flag(opts, "repair");
+	if (!r && !(c->flags & DLVM_CMD_LOCAL) && mutating)
+		r = jobs_refuse(ctx, c, args, err);
 	if (!r && !(c->flags & DLVM_CMD_LOCAL)) {
-		bool mutating = (c->flags & DLVM_CMD_MUTATES) || opt_flag(opts, "repair");
 		uint64_t t0 = dlvm_monotonic_ms();
 		for (;;) {
 			ctx->lock_conflict = false;

@@ -209,6 +209,7 @@ void ctx_resync_stale(struct dlvm_ctx *ctx, struct dlvm_vg *vg)
 
 void dlvm_ctx_release(struct dlvm_ctx *ctx)
 {
+	dlvm_ctx_stop_jobs(ctx);
 	dlvm_ctx_leave(ctx);
 	for (size_t i = 0; i < ctx->nvg; i++)
 		dlvm_vg_free(ctx->vgs[i]);

@@ -80,6 +80,19 @@ static const struct dlvm_field_def host_fields[] = {
 	{ NULL, NULL, 0 },
 };
 
+/* dlvm jobs: dlvmd's background jobs */
+static const struct dlvm_field_def job_fields[] = {
+	{ "job_id", "ID", DLVM_FIELD_NUM },
+	{ "job_type", "Type", DLVM_FIELD_STR },
+	{ "job_lv", "LV", DLVM_FIELD_STR },
+	{ "job_state", "State", DLVM_FIELD_STR },
+	{ "copy_percent", "Cpy%Sync", DLVM_FIELD_STR },
+	{ "job_copied", "Copied", DLVM_FIELD_SIZE },
+	{ "job_seconds", "Time(s)", DLVM_FIELD_NUM },
+	{ "job_message", "Message", DLVM_FIELD_STR },
+	{ NULL, NULL, 0 },
+};
+
 const struct dlvm_field_def *dlvm_report_fields(const char *kind, const char **defaults)
 {
 	if (!strcmp(kind, "pv")) {
@@ -102,6 +115,11 @@ const struct dlvm_field_def *dlvm_report_fields(const char *kind, const char **d
 			*defaults = "host_id,host_name,host_state,host_generation,host_last_renewal,"
 				    "host_this";
 		return host_fields;
+	}
+	if (!strcmp(kind, "job")) {
+		if (defaults)
+			*defaults = "job_id,job_type,job_lv,job_state,copy_percent,job_message";
+		return job_fields;
 	}
 	return NULL;
 }

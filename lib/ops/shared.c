@@ -842,6 +842,58 @@ int shared_lv_hold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
 	return hold_one(ctx, vg, lv, mode, NULL, err);
 }
 
+static int unhold_one(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
+		      struct dlvm_err *err);
+
+int shared_family_hold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const struct dlvm_lv *lv,
+		       struct dlvm_err *err)
+{
+	struct dlvm_lv *meta;
+
+	if (!(vg->info.flags & DLVM_VG_SHARED) || !family_writer(lv))
+		return 0;
+	if (!(meta = dlvm_lv_find_id(vg, lv->thin.meta_id)))
+		return dlvm_err_set(err, -EBADMSG, "%s/%s: its family's metadata LV is missing",
+				    vg->info.name, lv->name);
+	if (shared_lv_held_here(ctx, vg, meta))
+		return 0;
+	return hold_one(ctx, vg, meta, DLVM_HOLD_EXCLUSIVE, lv->name, err);
+}
+
+/* Is a writable LV of family meta_id active here, or a job on one running? */
+static bool family_busy_here(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, uint64_t meta_id,
+			     const struct dlvm_lv *but)
+{
+	for (size_t i = 0; i < vg->nlv; i++) {
+		const struct dlvm_lv *o = vg->lvs[i];
+		if (o != but && family_writer(o) && o->thin.meta_id == meta_id &&
+		    (shared_lv_held_here(ctx, vg, o) || job_running_on(ctx, vg, o->id)))
+			return true;
+	}
+	return false;
+}
+
+/* Commit and close the family's store, then let the family lease go. */
+static int family_let_go(struct dlvm_ctx *ctx, struct dlvm_vg *vg, uint64_t meta_id,
+			 struct dlvm_err *err)
+{
+	struct dlvm_lv *meta = dlvm_lv_find_id(vg, meta_id);
+	struct dlvm_thin_pool *p = dlvm_thin_store_find(vg, meta_id, true);
+	int r;
+
+	if (p && (r = dlvm_thin_store_drop(vg, p, err)))
+		return r;
+	return meta ? unhold_one(ctx, vg, meta, err) : 0;
+}
+
+int shared_family_release_idle(struct dlvm_ctx *ctx, struct dlvm_vg *vg, uint64_t meta_id,
+			       const struct dlvm_lv *but, struct dlvm_err *err)
+{
+	if (!(vg->info.flags & DLVM_VG_SHARED) || family_busy_here(ctx, vg, meta_id, but))
+		return 0;
+	return family_let_go(ctx, vg, meta_id, err);
+}
+
 int shared_family_refuse_elsewhere(struct dlvm_ctx *ctx, const struct dlvm_vg *vg,
 				   const struct dlvm_lv *lv, const char *what,
 				   struct dlvm_err *err)
@@ -858,9 +910,6 @@ int shared_family_refuse_elsewhere(struct dlvm_ctx *ctx, const struct dlvm_vg *v
 	return r;
 }
 
-static int unhold_one(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
-		      struct dlvm_err *err);
-
 int shared_lv_unhold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
 		     struct dlvm_err *err)
 {
@@ -868,19 +917,11 @@ int shared_lv_unhold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *l
 
 	if (r || !family_writer(lv))
 		return r;
-	/* the last writable LV of the family here: its store is committed
-	 * and closed, then the family lease goes */
-	for (size_t i = 0; i < vg->nlv; i++) {
-		const struct dlvm_lv *o = vg->lvs[i];
-		if (o != lv && family_writer(o) && o->thin.meta_id == lv->thin.meta_id &&
-		    shared_lv_held_here(ctx, vg, o))
-			return 0;
-	}
-	struct dlvm_lv *meta = dlvm_lv_find_id(vg, lv->thin.meta_id);
-	struct dlvm_thin_pool *p = dlvm_thin_store_find(vg, lv->thin.meta_id, true);
-	if (p && (r = dlvm_thin_store_drop(vg, p, err)))
-		return r;
-	return meta ? unhold_one(ctx, vg, meta, err) : 0;
+	/* the last writable LV of the family here, and no job on the family:
+	 * its store is committed and closed, then the family lease goes */
+	if (family_busy_here(ctx, vg, lv->thin.meta_id, lv) || job_running_on(ctx, vg, lv->id))
+		return 0;
+	return family_let_go(ctx, vg, lv->thin.meta_id, err);
 }
 
 static int unhold_one(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,

@@ -1793,7 +1793,9 @@ int dlvm_thin_pool_extent(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, u
 
 int dlvm_thin_pool_flatten(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunks,
 			   int (*add_slab)(void *arg, struct dlvm_err *err), void *arg,
-			   void (*progress)(void *arg, uint64_t copied), struct dlvm_err *err)
+			   int (*progress)(void *arg, uint64_t done, uint64_t copied,
+					   struct dlvm_err *err),
+			   struct dlvm_err *err)
 {
 	uint64_t copied = 0, v = 0;
 	int r = 0;
@@ -1842,11 +1844,14 @@ int dlvm_thin_pool_flatten(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchun
 				pool_break(p, err);
 				break;
 			}
-			if (++copied % 4096 == 0) {
-				if ((r = commit_locked(p, err)))
+			if (++copied % 4096 == 0 && (r = commit_locked(p, err)))
+				break;
+			if (progress) {
+				pthread_mutex_unlock(&p->mu);
+				r = progress(arg, v + 1, copied, err);
+				pthread_mutex_lock(&p->mu);
+				if (r)
 					break;
-				if (progress)
-					progress(arg, copied);
 			}
 		}
 		v++;
@@ -1861,6 +1866,6 @@ int dlvm_thin_pool_flatten(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchun
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (!r && progress)
-		progress(arg, copied);
+		(void)progress(arg, vchunks, copied, err); /* done: nothing left to stop */
 	return r;
 }

@@ -4,7 +4,10 @@ snapshot's family; chunks it TRIMs or zeroes read as zeros, not as the
 origin's data; its snapshots read through too; flatten copies what it still
 reads from the snapshot and lets the snapshot go. Reads are compared with an
 in-memory model."""
+import json
 import random
+import re
+import time
 import threading
 
 from test_shared import cluster, shared_pvs  # noqa: F401
@@ -193,5 +196,112 @@ def test_clone_serves_while_it_is_flattened(cluster):
     c.flush()
     c.shutdown()
     check_all(h1, "c", m)
+    out, _ = h1.cli_ok("check", "vgs")
+    assert "consistent" in out, out
+
+
+def filled_clone(h, size, seed, clones):
+    """Thin volume a of `size` written in full, snapshot s1, and clones of
+    it, inactive; returns the model of s1."""
+    h.cli_ok("lvcreate", "--type", "thin-pool", "-L", "256m", "--chunksize", "64k", "-n",
+             "pool", "vgs")
+    h.cli_ok("lvcreate", "-V", f"{size // MiB}m", "-T", "vgs/pool", "-n", "a")
+    m, rnd = Model(size), random.Random(seed)
+    a = connect(h, "vgs/a")
+    for off in range(0, size, 4 * MiB):
+        data = rnd.randbytes(4 * MiB)
+        a.pwrite(data, off)
+        m.write(off, data)
+    a.flush()
+    a.shutdown()
+    h.cli_ok("lvcreate", "-s", "-n", "s1", "vgs/a")
+    for c in clones:
+        h.cli_ok("lvcreate", "--clone", "-n", c, "vgs/s1")
+        h.cli_ok("lvchange", "-an", f"vgs/{c}")
+    return m
+
+
+def job(h, job_id):
+    out, _ = h.cli_ok("jobs", "--reportformat", "json", str(job_id))
+    rows = json.loads(out)["report"][0]["job"]
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def test_flatten_is_a_background_job(cluster):
+    """The copy of a flatten runs in dlvmd without the VG lease: another
+    host changes the VG meanwhile; the clone's family stays this host's
+    until the job ends; commands that would change the clone are refused
+    while it runs; then the clone moves to the other host with its data."""
+    h1, h2 = cluster(2)
+    m = filled_clone(h1, 32 * MiB, 41, ["c"])
+    out, _ = h1.cli_ok("lvconvert", "--flatten", "-b", "--maxrecoveryrate", "4m", "vgs/c")
+    assert "vgs/c: flattening from s1 (job 1): dlvm jobs shows its progress." in out, out
+    r = job(h1, 1)
+    assert r["job_state"] == "running" and r["job_lv"] == "vgs/c", r
+    assert 0 <= float(r["copy_percent"]) < 100, r
+    t0 = time.monotonic()
+    h2.cli_ok("lvcreate", "-V", "8m", "-T", "vgs/pool", "-n", "other")
+    assert time.monotonic() - t0 < 5, "the other host waited for the VG lease"
+    rc, _, err = h2.cli("lvchange", "-aey", "vgs/c")
+    assert rc != 0 and "its thin family is written on host id 1" in err, err
+    for args in (["lvremove", "-y", "vgs/c"], ["lvcreate", "-s", "-n", "cs", "vgs/c"],
+                 ["lvrename", "vgs", "c", "d"], ["lvconvert", "--flatten", "vgs/c"],
+                 ["vgchange", "-an", "vgs"]):
+        rc, _, err = h1.cli(*args)
+        assert rc != 0 and "vgs/c: a flatten job runs on it (job 1" in err, (args, err)
+    assert job(h1, 1)["job_state"] == "running", "the job ended before the refusals"
+    seen = set()
+    deadline = time.monotonic() + 60
+    while (r := job(h1, 1))["job_state"] == "running":
+        seen.add(float(r["copy_percent"]))
+        assert time.monotonic() < deadline, r
+        time.sleep(0.2)
+    assert r["job_state"] == "done", r
+    assert r["job_message"] == "vgs/c no longer depends on s1 (512 chunks copied).", r
+    assert len(seen) >= 3, seen  # progress moved while it ran
+    assert lvs(h2)["c"]["origin"] == ""
+    # the family is let go at the end: the clone activates on the other host
+    h2.cli_ok("lvchange", "-aey", "vgs/c")
+    check_all(h2, "c", m)
+    h1.cli_ok("lvremove", "-y", "vgs/s1")
+    out, _ = h2.cli_ok("check", "vgs")
+    assert "consistent" in out, out
+
+
+def test_flatten_waits_and_stops_with_dlvmd(cluster):
+    """Without -b the command waits and prints progress; a job stopped by
+    dlvmd's SIGTERM keeps what it copied and goes on when run again."""
+    (h1,) = cluster(1)
+    m = filled_clone(h1, 32 * MiB, 42, ["c", "d"])
+    for bad, msg in ((["--flatten", "--interval", "0"], "--interval takes seconds"),
+                     (["--flatten", "--maxrecoveryrate", "x"], "--maxrecoveryrate"),
+                     (["--merge", "-b"], "go with --flatten")):
+        rc, _, err = h1.cli("lvconvert", *bad, "vgs/c")
+        assert rc != 0 and msg in err, (bad, err)
+    assert lvs(h1)["c"]["origin"] == "s1"
+
+    out, _ = h1.cli_ok("lvconvert", "--flatten", "-i", "0.2", "--maxrecoveryrate", "16m",
+                       "vgs/c")
+    assert "vgs/c: Flattened: " in out, out
+    assert out.rstrip().endswith("vgs/c no longer depends on s1 (512 chunks copied)."), out
+
+    h1.cli_ok("lvconvert", "--flatten", "-b", "--maxrecoveryrate", "4m", "vgs/d")
+    time.sleep(1.5)
+    assert job(h1, 2)["job_state"] == "running"
+    t0 = time.monotonic()
+    assert h1.stop() == 0
+    assert time.monotonic() - t0 < 10
+    assert "job 2: flatten of vgs/d failed: vgs/d: flatten: stopped with dlvmd" in \
+        h1.read_log()
+    h1.start()
+    assert lvs(h1)["d"]["origin"] == "s1"
+    out, _ = h1.cli_ok("lvconvert", "--flatten", "vgs/d")
+    n = int(re.search(r"no longer depends on s1 \((\d+) chunks copied\)", out).group(1))
+    assert 0 < n < 512, (n, out)
+    for c in ("c", "d"):
+        h1.cli_ok("lvchange", "-aey", f"vgs/{c}")
+        check_all(h1, c, m)
+    h1.cli_ok("lvremove", "-y", "vgs/s1")
     out, _ = h1.cli_ok("check", "vgs")
     assert "consistent" in out, out
