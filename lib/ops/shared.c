@@ -1124,6 +1124,22 @@ int dlvm_ctx_refresh(struct dlvm_ctx *ctx)
 	return changed_vgs;
 }
 
+/* Does host id hold a writable LV of family meta_id at generation g1 or g2? */
+static bool family_held_at(const struct dlvm_vg *vg, uint64_t meta_id, uint32_t id, uint64_t g1,
+			   uint64_t g2)
+{
+	for (size_t i = 0; i < vg->nlv; i++) {
+		const struct dlvm_lv *o = vg->lvs[i];
+		if (!family_writer(o) || o->thin.meta_id != meta_id)
+			continue;
+		for (uint32_t k = 0; k < o->nholders; k++)
+			if (o->holders[k].host_id == id && (o->holders[k].generation == g1 ||
+							    o->holders[k].generation == g2))
+				return true;
+	}
+	return false;
+}
+
 unsigned dlvm_ctx_adopt(struct dlvm_ctx *ctx)
 {
 	unsigned adopted = 0;
@@ -1153,6 +1169,11 @@ unsigned dlvm_ctx_adopt(struct dlvm_ctx *ctx)
 				vg = ctx->vgs[v];
 		for (size_t l = 0; l < vg->nlv; l++) {
 			struct dlvm_lv *lv = vg->lvs[l];
+			/* a family lease goes with the family's writers: one left by
+			 * a flatten job that died with dlvmd is not taken over */
+			if ((lv->flags & DLVM_LV_THIN_META) && lv->thin.pool_id &&
+			    !family_held_at(vg, lv->id, id, s->prev_generation, gen))
+				continue;
 			for (uint32_t k = 0; k < lv->nholders; k++) {
 				struct dlvm_lv_holder *h = &lv->holders[k];
 				if (h->host_id != id || h->generation != s->prev_generation)

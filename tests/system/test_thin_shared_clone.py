@@ -305,3 +305,28 @@ def test_flatten_waits_and_stops_with_dlvmd(cluster):
     h1.cli_ok("lvremove", "-y", "vgs/s1")
     out, _ = h1.cli_ok("check", "vgs")
     assert "consistent" in out, out
+
+
+def test_flatten_killed_lets_the_family_go(cluster):
+    """dlvmd killed during the flatten of an inactive clone: when it comes
+    back it does not take over the family the job held, so another host
+    activates the clone and finishes the flatten; the data is the
+    snapshot's."""
+    h1, h2 = cluster(2)
+    m = filled_clone(h1, 32 * MiB, 43, ["c"])
+    h1.cli_ok("lvconvert", "--flatten", "-b", "--maxrecoveryrate", "4m", "vgs/c")
+    time.sleep(1)
+    assert job(h1, 1)["job_state"] == "running"
+    rc, _, err = h2.cli("lvchange", "-aey", "vgs/c")
+    assert rc != 0 and "its thin family is written on host id 1" in err, err
+    h1.kill()
+    h1.start()
+    h2.cli_ok("lvchange", "-aey", "vgs/c")
+    out, _ = h2.cli_ok("lvconvert", "--flatten", "vgs/c")
+    assert "vgs/c no longer depends on s1" in out, out
+    check_all(h2, "c", m)
+    h2.cli_ok("lvchange", "-an", "vgs/c")
+    h1.cli_ok("lvchange", "-aey", "vgs/c")
+    check_all(h1, "c", m)
+    out, _ = h2.cli_ok("check", "vgs")
+    assert "consistent" in out, out
