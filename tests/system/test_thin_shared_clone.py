@@ -153,27 +153,37 @@ def test_clone_of_a_live_volume(cluster):
     assert "consistent" in out, out
 
 
-def test_clone_serves_while_it_is_flattened(cluster):
-    """Flatten copies a chunk at a time without holding up the clone's
-    requests meanwhile: reads and writes of the active clone complete while
-    the flatten runs, and the clone ends up with the snapshot's data and
-    its own writes."""
-    (h1,) = cluster(1)
-    h1.cli_ok("lvcreate", "--type", "thin-pool", "-L", "640m", "--chunksize", "64k", "-n",
-              "pool", "vgs")
-    h1.cli_ok("lvcreate", "-V", "256m", "-T", "vgs/pool", "-n", "a")
-    size = 256 * MiB
-    m = Model(size)
-    rnd = random.Random(31)
-    a = connect(h1, "vgs/a")
+def filled_clone(h, size, seed, clones, pool="256m", active=False):
+    """Thin volume a of `size` written in full, snapshot s1, and clones of
+    it, inactive unless `active`; returns the model of s1."""
+    h.cli_ok("lvcreate", "--type", "thin-pool", "-L", pool, "--chunksize", "64k", "-n",
+             "pool", "vgs")
+    h.cli_ok("lvcreate", "-V", f"{size // MiB}m", "-T", "vgs/pool", "-n", "a")
+    m, rnd = Model(size), random.Random(seed)
+    a = connect(h, "vgs/a")
     for off in range(0, size, 4 * MiB):
         data = rnd.randbytes(4 * MiB)
         a.pwrite(data, off)
         m.write(off, data)
     a.flush()
     a.shutdown()
-    h1.cli_ok("lvcreate", "-s", "-n", "s1", "vgs/a")
-    h1.cli_ok("lvcreate", "--clone", "-n", "c", "vgs/s1")
+    h.cli_ok("lvcreate", "-s", "-n", "s1", "vgs/a")
+    for c in clones:
+        h.cli_ok("lvcreate", "--clone", "-n", c, "vgs/s1")
+        if not active:
+            h.cli_ok("lvchange", "-an", f"vgs/{c}")
+    return m
+
+
+def test_clone_serves_while_it_is_flattened(cluster):
+    """Flatten copies a chunk at a time without holding up the clone's
+    requests meanwhile: reads and writes of the active clone complete while
+    the flatten runs, and the clone ends up with the snapshot's data and
+    its own writes."""
+    (h1,) = cluster(1)
+    size = 256 * MiB
+    m = filled_clone(h1, size, 31, ["c"], pool="640m", active=True)
+    rnd = random.Random(32)
     c = connect(h1, "vgs/c")
     out = []
     flatten = threading.Thread(target=lambda: out.append(
@@ -198,27 +208,6 @@ def test_clone_serves_while_it_is_flattened(cluster):
     check_all(h1, "c", m)
     out, _ = h1.cli_ok("check", "vgs")
     assert "consistent" in out, out
-
-
-def filled_clone(h, size, seed, clones):
-    """Thin volume a of `size` written in full, snapshot s1, and clones of
-    it, inactive; returns the model of s1."""
-    h.cli_ok("lvcreate", "--type", "thin-pool", "-L", "256m", "--chunksize", "64k", "-n",
-             "pool", "vgs")
-    h.cli_ok("lvcreate", "-V", f"{size // MiB}m", "-T", "vgs/pool", "-n", "a")
-    m, rnd = Model(size), random.Random(seed)
-    a = connect(h, "vgs/a")
-    for off in range(0, size, 4 * MiB):
-        data = rnd.randbytes(4 * MiB)
-        a.pwrite(data, off)
-        m.write(off, data)
-    a.flush()
-    a.shutdown()
-    h.cli_ok("lvcreate", "-s", "-n", "s1", "vgs/a")
-    for c in clones:
-        h.cli_ok("lvcreate", "--clone", "-n", c, "vgs/s1")
-        h.cli_ok("lvchange", "-an", f"vgs/{c}")
-    return m
 
 
 def job(h, job_id):
