@@ -971,6 +971,14 @@ DLVM_CMD_FN(cmd_lvs)
 			if (localtime_r(&ct, &tm))
 				strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S %z", &tm);
 			json_object_set_new(row, "lv_time", json_string(tbuf));
+			/* a job copying into it (lvconvert --flatten), as LVM
+			 * shows a mirror's or pvmove's copy */
+			const struct dlvm_job *j = job_running_on(ctx, vg, lv->id);
+			if (j)
+				json_object_set_new(row, "copy_percent",
+						    json_sprintf("%.2f", job_percent(j)));
+			else
+				json_object_set_new(row, "copy_percent", json_string(""));
 			json_array_append_new(rows, row);
 		}
 	}

@@ -31,6 +31,15 @@ static const char *state_name(enum job_state s)
 	}
 }
 
+double job_percent(const struct dlvm_job *j)
+{
+	uint64_t total = atomic_load(&j->total);
+
+	if (j->state == JOB_DONE)
+		return 100.0;
+	return total ? 100.0 * (double)atomic_load(&j->done) / (double)total : 0.0;
+}
+
 static void job_free(struct dlvm_job *j)
 {
 	if (j->free_arg)
@@ -168,9 +177,7 @@ int jobs_refuse(struct dlvm_ctx *ctx, const struct dlvm_cmd_def *c, json_t *args
 				return dlvm_err_set(err, -EBUSY, "%s/%s: a %s job runs on it (job %"
 						    PRIu64 ", %.1f%% done; dlvm jobs shows it): "
 						    "wait for it to end", vg->info.name, name,
-						    j->type, j->id,
-						    j->total ? 100.0 * (double)atomic_load(&j->done) /
-						    (double)j->total : 0.0);
+						    j->type, j->id, job_percent(j));
 		}
 	}
 	return 0;
@@ -192,8 +199,6 @@ static void job_row(json_t *rows, const struct dlvm_job *j, json_t *resp, bool d
 {
 	json_t *row = json_object();
 	uint64_t end = j->state == JOB_RUNNING ? dlvm_monotonic_ms() : j->ended_ms;
-	double pct = j->state == JOB_DONE ? 100.0
-		     : j->total ? 100.0 * (double)atomic_load(&j->done) / (double)j->total : 0.0;
 	const char *msg = "";
 
 	if (j->state == JOB_FAILED)
@@ -207,7 +212,7 @@ static void job_row(json_t *rows, const struct dlvm_job *j, json_t *resp, bool d
 	json_object_set_new(row, "job_type", json_string(j->type));
 	json_object_set_new(row, "job_lv", json_sprintf("%s/%s", j->vg, j->lv));
 	json_object_set_new(row, "job_state", json_string(state_name(j->state)));
-	json_object_set_new(row, "copy_percent", json_sprintf("%.2f", pct));
+	json_object_set_new(row, "copy_percent", json_sprintf("%.2f", job_percent(j)));
 	json_object_set_new(row, "job_copied", json_integer((json_int_t)atomic_load(&j->copied)));
 	json_object_set_new(row, "job_seconds",
 			    json_integer((json_int_t)((end - j->started_ms) / 1000)));

@@ -173,6 +173,8 @@ int job_start(struct dlvm_ctx *ctx, const char *type, const struct dlvm_vg *vg,
 	      void *arg, void (*free_arg)(void *arg), json_t *resp, struct dlvm_err *err);
 void job_lock(struct dlvm_job *j);
 void job_unlock(struct dlvm_job *j);
+/* How far job j is, 0 to 100. */
+double job_percent(const struct dlvm_job *j);
 /* The running job on LV lv_id of vg, or NULL. */
 const struct dlvm_job *job_running_on(struct dlvm_ctx *ctx, const struct dlvm_vg *vg,
 				      uint64_t lv_id);

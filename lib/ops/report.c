@@ -65,6 +65,7 @@ static const struct dlvm_field_def lv_fields[] = {
 	{ "metadata_percent", "Meta%", DLVM_FIELD_STR },
 	{ "chunk_size", "Chunk", DLVM_FIELD_SIZE },
 	{ "lv_time", "CTime", DLVM_FIELD_STR },
+	{ "copy_percent", "Cpy%Sync", DLVM_FIELD_STR },
 	{ NULL, NULL, 0 },
 };
 

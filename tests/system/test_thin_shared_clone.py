@@ -229,6 +229,9 @@ def test_flatten_is_a_background_job(cluster):
     r = job(h1, 1)
     assert r["job_state"] == "running" and r["job_lv"] == "vgs/c", r
     assert 0 <= float(r["copy_percent"]) < 100, r
+    out, _ = h1.cli_ok("lvs", "--reportformat", "json", "-o", "lv_name,copy_percent", "vgs")
+    cp = {x["lv_name"]: x["copy_percent"] for x in json.loads(out)["report"][0]["lv"]}
+    assert cp["a"] == "" and 0 <= float(cp["c"]) < 100, cp
     t0 = time.monotonic()
     h2.cli_ok("lvcreate", "-V", "8m", "-T", "vgs/pool", "-n", "other")
     assert time.monotonic() - t0 < 5, "the other host waited for the VG lease"
