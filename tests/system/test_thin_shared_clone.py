@@ -272,6 +272,12 @@ def test_flatten_waits_and_stops_with_dlvmd(cluster):
         rc, _, err = h1.cli("lvconvert", *bad, "vgs/c")
         assert rc != 0 and msg in err, (bad, err)
     assert lvs(h1)["c"]["origin"] == "s1"
+    for bad, msg in ((["abc"], 'jobs: "abc" is not a job id'), (["0"], "is not a job id"),
+                     (["99"], "jobs: no job 99")):
+        rc, _, err = h1.cli("jobs", *bad)
+        assert rc == 5 and msg in err, (bad, rc, err)
+    out, _ = h1.cli_ok("jobs")
+    assert out.split() == ["ID", "Type", "LV", "State", "Cpy%Sync", "Message"], out
 
     out, _ = h1.cli_ok("lvconvert", "--flatten", "-i", "0.2", "--maxrecoveryrate", "16m",
                        "vgs/c")
