@@ -347,6 +347,7 @@ static int run_ballot(struct resource_io *io, uint64_t lver, const struct owner 
 	uint64_t max_mbal = 0;
 	int r;
 
+	*offered = false; /* until our value goes out in phase 2 */
 	if ((r = read_dblocks(io, err)))
 		return r;
 	for (uint32_t h = 1; h <= hosts; h++) {
@@ -377,7 +378,6 @@ static int run_ballot(struct resource_io *io, uint64_t lver, const struct owner 
 
 	uint64_t best = 0;
 	*chosen = *mine;
-	*offered = false;
 	for (uint32_t h = 1; h <= hosts; h++) {
 		const struct dlvm_paxos_dblock *b = &io->blocks[h];
 		if (h != me && b->lver == lver && b->bal > best && b->inp_id) {
@@ -459,7 +459,7 @@ static void settle(struct resource_io *io, uint64_t lver, const struct owner *mi
 		struct dlvm_paxos_leader l, l2;
 		struct dlvm_paxos_dblock own;
 		struct owner chosen;
-		bool offered;
+		bool offered = false;
 
 		if (lease_check_deadline(ls, "paxos settle", &e) ||
 		    read_leader_buf(ls->area, &ls->clock, io->res, io->sbuf, &l, &e))
@@ -533,7 +533,7 @@ int dlvm_paxos_acquire(struct dlvm_lockspace *ls, uint32_t res_index, enum dlvm_
 		if ((r = lease_check_deadline(ls, "paxos acquire", err)))
 			goto out;
 		dlvm_err_clear(&last);
-		bool offered;
+		bool offered = false;
 		r = run_ballot(&io, l.lver + 1, &mine, &chosen, &own, &offered, &last);
 		if (offered)
 			offered_lver = l.lver + 1;
