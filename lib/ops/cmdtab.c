@@ -147,7 +147,9 @@ const struct dlvm_cmd_def dlvm_commands[] = {
 	  cmd_lvresize },
 	{ "lvrename", "lvrename VG/OLD NEW | VG OLD NEW", "rename a logical volume",
 	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, none_opts, cmd_lvrename },
-	{ "lvconvert", "lvconvert --merge VG/SNAPSHOT | --flatten VG/CLONE",
+	{ "lvconvert",
+	  "lvconvert --merge VG/SNAPSHOT | --flatten [-b] [-i SECONDS] [--maxrecoveryrate RATE] "
+	  "VG/CLONE",
 	  "revert an origin to a thin snapshot, or make a clone independent",
 	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, lvconvert_opts, cmd_lvconvert },
 	{ "lvchange", "lvchange [-a y|ey|sy|n] [-p r|rw] [-f] VG/LV...",
