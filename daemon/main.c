@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -463,6 +464,40 @@ static void log_loaded(const struct dlvm_ctx *ctx)
 			ctx->norphans == 1 ? "" : "s");
 }
 
+/* SIGTERM and SIGINT: one thread waits for them (every other thread blocks
+ * them), so that a start still joining lockspaces stops too. */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	atomic_int sig;
+	sigset_t set;
+} stop = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, { { 0 } } };
+
+static void *signal_main(void *arg)
+{
+	int sig;
+
+	(void)arg;
+	while (sigwait(&stop.set, &sig) != 0)
+		;
+	pthread_mutex_lock(&stop.mu);
+	atomic_store(&stop.sig, sig);
+	pthread_cond_broadcast(&stop.cv);
+	pthread_mutex_unlock(&stop.mu);
+	return NULL;
+}
+
+static bool stop_requested(void *priv)
+{
+	(void)priv;
+	return atomic_load(&stop.sig) != 0;
+}
+
+static const char *signame(int sig)
+{
+	return sig == SIGTERM ? "SIGTERM" : "SIGINT";
+}
+
 int main(int argc, char **argv)
 {
 	struct dlvmd_opts o = {0};
@@ -503,6 +538,16 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	stop.set = sigs;
+	pthread_t signal_thread;
+	if ((r = pthread_create(&signal_thread, NULL, signal_main, NULL))) {
+		fprintf(stderr, "dlvmd: cannot start the signal thread: %s\n", strerror(r));
+		goto out;
+	}
+	pthread_detach(signal_thread);
+	static struct dlvm_lease_clock lease_clock;
+	lease_clock = dlvm_lease_real_clock;
+	lease_clock.stopping = stop_requested;
 
 	fprintf(stderr, "dlvmd: starting on %s (pid %ld)\n", dir, (long)getpid());
 	r = dlvm_ctx_init(&ctx, dir, NULL, true, &err);
@@ -511,6 +556,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	ctx_ready = true;
+	ctx.lease_clock = &lease_clock;
 	ex = dlvm_exports_new();
 	if (!ex) {
 		fprintf(stderr, "dlvmd: out of memory\n");
@@ -556,7 +602,7 @@ int main(int argc, char **argv)
 	if (ctx.host_id) {
 		dlvm_err_clear(&err);
 		r = dlvm_ctx_join(&ctx, &err);
-		if (r < 0) {
+		if (r < 0 && !stop_requested(NULL)) {
 			fprintf(stderr, "dlvmd: %s\n", err.msg);
 			goto out;
 		}
@@ -573,6 +619,13 @@ int main(int argc, char **argv)
 		json_t *w;
 		json_array_foreach(ctx.warnings, i, w)
 			fprintf(stderr, "dlvmd: WARNING: %s\n", json_string_value(w));
+	}
+	if (stop_requested(NULL)) {
+		/* stopped while it joined: the joins done are left again below */
+		fprintf(stderr, "dlvmd: %s: shutting down while starting\n",
+			signame(atomic_load(&stop.sig)));
+		rc = 0;
+		goto out;
 	}
 	dlvmd_activate_all(&ctx);
 	if (ctx.host_id) {
@@ -604,9 +657,11 @@ int main(int argc, char **argv)
 	fprintf(stderr, "dlvmd: api: listening on %s\n", api_path);
 	fprintf(stderr, "dlvmd: ready\n");
 
-	while (sigwait(&sigs, &sig) != 0)
-		;
-	fprintf(stderr, "dlvmd: %s: shutting down\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	pthread_mutex_lock(&stop.mu);
+	while (!(sig = atomic_load(&stop.sig)))
+		pthread_cond_wait(&stop.cv, &stop.mu);
+	pthread_mutex_unlock(&stop.mu);
+	fprintf(stderr, "dlvmd: %s: shutting down\n", signame(sig));
 	rc = 0;
 out:
 	dlvmd_api_stop(api); /* no command runs after this */

@@ -124,6 +124,7 @@ struct dlvm_export_hooks {
 
 struct shared_vg;
 struct dlvm_job;
+struct dlvm_lease_clock;
 
 struct dlvm_ctx {
 	bool daemon;                /* running inside dlvmd: VGs stay loaded */
@@ -133,6 +134,8 @@ struct dlvm_ctx {
 					     * 100 or 0: never) */
 	uint32_t thin_autoextend_percent;   /* by this percent of its size */
 	char lease_name[64];        /* owner name in lockspaces (dlvm_ctx_join) */
+	const struct dlvm_lease_clock *lease_clock; /* of the lockspaces (NULL: the real
+						     * one); dlvmd's stops a join on SIGTERM */
 	uint32_t lease_wait_ms;     /* a change waits this long for a busy VG lease
 				     * (0: the larger of 2T and 10 s) */
 	struct shared_vg **shared;  /* lockspaces of shared VGs (lib/ops/shared.c) */

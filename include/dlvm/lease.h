@@ -158,6 +158,10 @@ struct dlvm_lease_clock {
 	uint64_t (*now_ms)(void *priv);             /* monotonic milliseconds */
 	void (*sleep_ms)(void *priv, uint64_t ms);
 	void *priv;
+	/* May be NULL. When it returns true, a join in progress
+	 * (dlvm_lockspace_acquire) gives up within about 100 ms: -EINTR, and
+	 * the record it wrote is released again. */
+	bool (*stopping)(void *priv);
 };
 
 /* CLOCK_MONOTONIC and nanosleep. */

@@ -293,6 +293,28 @@ static int check_name(const char *name, struct dlvm_err *err)
 	return 0;
 }
 
+/* A wait of a join, in slices when the host may be asked to stop: true
+ * when it is. */
+static bool join_wait(struct dlvm_lockspace *ls, uint64_t ms)
+{
+	if (!ls->clock.stopping) {
+		ls->clock.sleep_ms(ls->clock.priv, ms);
+		return false;
+	}
+	while (ms && !ls->clock.stopping(ls->clock.priv)) {
+		uint64_t slice = DLVM_MIN(ms, (uint64_t)100);
+		ls->clock.sleep_ms(ls->clock.priv, slice);
+		ms -= slice;
+	}
+	return ls->clock.stopping(ls->clock.priv);
+}
+
+static int join_stopped(struct dlvm_lockspace *ls, uint32_t host_id, struct dlvm_err *err)
+{
+	return dlvm_err_set(err, -EINTR, "%s: host id %u: stopped while joining",
+			    ls->area->where, host_id);
+}
+
 static bool held_by_other(const struct dlvm_delta_record *rec, const char *name)
 {
 	return rec->host_id && rec->timestamp && strcmp(rec->name, name);
@@ -317,7 +339,8 @@ static int watch_owner(struct dlvm_lockspace *ls, uint8_t *buf, uint32_t host_id
 	for (;;) {
 		struct dlvm_delta_record next;
 
-		ls->clock.sleep_ms(ls->clock.priv, ot.renew_interval_ms);
+		if (join_wait(ls, ot.renew_interval_ms))
+			return join_stopped(ls, host_id, err);
 		*r0 = ls_now(ls);
 		if ((r = read_delta(ls, buf, host_id, &next, err)))
 			return r;
@@ -381,9 +404,19 @@ int dlvm_lockspace_acquire(struct dlvm_lockspace *ls, uint32_t host_id, const ch
 			goto out;
 		if (ls_now(ls) - r0 > ls->to.io_timeout_ms)
 			continue; /* our write may have landed late: verify from scratch */
-		ls->clock.sleep_ms(ls->clock.priv, ls->to.acquire_wait_ms);
+		bool stop = join_wait(ls, ls->to.acquire_wait_ms);
 		if ((r = read_delta(ls, buf, host_id, &check, err)))
 			goto out;
+		if (stop) {
+			/* give the id back, unless another host took it meanwhile */
+			struct dlvm_err e2 = { 0 };
+			if (same_record(&check, &mine)) {
+				mine.timestamp = 0;
+				write_delta(ls, buf, &mine, &e2);
+			}
+			r = join_stopped(ls, host_id, err);
+			goto out;
+		}
 		if (!same_record(&check, &mine)) {
 			r = dlvm_err_set(err, -EBUSY, "%s: host id %u was taken by host '%s' "
 					 "(generation %" PRIu64 ") while this host acquired it",

@@ -240,7 +240,7 @@ static int join_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *er
 			 "is left as it is)", vg->info.name, e.msg);
 		goto refused;
 	}
-	if ((r = dlvm_lockspace_new(s->area, NULL, ctx->io_timeout, &s->ls, &e)))
+	if ((r = dlvm_lockspace_new(s->area, ctx->lease_clock, ctx->io_timeout, &s->ls, &e)))
 		goto fail;
 	if ((r = dlvm_lockspace_acquire(s->ls, ctx->host_id, ctx->lease_name, &gen, &e))) {
 		if (r != -EBADMSG)

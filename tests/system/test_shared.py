@@ -260,3 +260,29 @@ def test_vgextend_shared_drops_the_flock(tmp_path, shared_pvs, pv):
         assert out.strip() == "3"
     finally:
         stop_clean(h1)
+
+
+def test_sigterm_while_joining(tmp_path, shared_pvs):
+    """A dlvmd told to stop while it joins a lockspace (a join waits 2T,
+    20 s at io_timeout 10) stops at once, exits 0 and gives back the host
+    id it wrote: another dlvmd takes that id without waiting for it to be
+    dead (5T)."""
+    d = Dlvmd(tmp_path / "h1", devices=shared_pvs,
+              extra=["--io-timeout", "10", "--host-id", "1"])
+    d.state_dir.mkdir(parents=True, exist_ok=True)
+    d.log = open(d.log_path, "a")
+    d.proc = subprocess.Popen(d.command(), stdout=d.log, stderr=subprocess.STDOUT)
+    time.sleep(1.5)
+    assert d.proc.poll() is None, d.read_log()
+    t0 = time.monotonic()
+    assert d.stop(timeout=15) == 0
+    assert time.monotonic() - t0 < 3, "the join was not interrupted"
+    log = d.read_log()
+    assert "SIGTERM: shutting down while starting" in log and "dlvmd: stopped" in log, log
+    assert "joined as host id 1" not in log, log
+    h2 = Dlvmd(tmp_path / "other", devices=shared_pvs,
+               extra=["--io-timeout", str(IO_TIMEOUT), "--host-id", "1"])
+    t1 = time.monotonic()
+    h2.start(timeout=30)
+    assert time.monotonic() - t1 < 10, "the host id was not given back"
+    stop_clean(h2)

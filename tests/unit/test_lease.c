@@ -44,7 +44,17 @@ static void fake_sleep(void *priv, uint64_t ms)
 	}
 }
 
-static const struct dlvm_lease_clock fake_clock = { fake_now, fake_sleep, NULL };
+static const struct dlvm_lease_clock fake_clock = { fake_now, fake_sleep, NULL, NULL };
+
+/* The fake clock of a host that is asked to stop at stop_at (0: never). */
+static uint64_t stop_at;
+static bool fake_stopping(void *priv)
+{
+	(void)priv;
+	return stop_at && clk.now >= stop_at;
+}
+static const struct dlvm_lease_clock stoppable_clock = { fake_now, fake_sleep, NULL,
+							 fake_stopping };
 
 /* ---- a device per host over the shared memdev ---- */
 
@@ -656,6 +666,47 @@ static void records_corrupt_fields(void **state)
 }
 
 /* ==== lockspace ==== */
+
+/* A host asked to stop while it joins gives up within a wait slice, not
+ * after the acquire wait (2T) or the dead-host time, and gives back the id
+ * it wrote: another host takes it without waiting for it to die. */
+static void lockspace_join_stopped(void **state)
+{
+	struct world *w = world_new(sector_size_of(state), 1);
+	struct host *a = &w->h[1], *b = &w->h[2];
+	struct dlvm_delta_record rec;
+	uint64_t gen = 0, t0 = clk.now;
+
+	dlvm_lockspace_free(a->ls);
+	assert_ok(dlvm_lockspace_new(a->area, &stoppable_clock, 0, &a->ls, &a->e), &a->e);
+	stop_at = t0 + 500;
+	assert_err(dlvm_lockspace_acquire(a->ls, 1, a->name, &gen, &a->e), &a->e, -EINTR,
+		   "host id 1: stopped while joining");
+	assert_true(clk.now - t0 <= 600);
+	assert_int_equal(dlvm_lockspace_deadline_ms(a->ls), 0);
+	assert_ok(dlvm_delta_decode(delta_sector(w, 1), &rec, &a->e), &a->e);
+	assert_int_equal(rec.generation, 1);
+	assert_string_equal(rec.name, a->name);
+	assert_int_equal(rec.timestamp, 0); /* released */
+
+	uint64_t t1 = clk.now;
+	assert_ok(dlvm_lockspace_acquire(b->ls, 1, b->name, &gen, &b->e), &b->e);
+	assert_int_equal(gen, 2);
+	assert_int_equal(clk.now - t1, 2000); /* the acquire wait only */
+	clk.renewing[2] = b;
+
+	/* stopped while it watches another owner for the dead-host time */
+	t1 = clk.now;
+	stop_at = t1 + 300;
+	assert_err(dlvm_lockspace_acquire(a->ls, 1, a->name, &gen, &a->e), &a->e, -EINTR,
+		   "stopped while joining");
+	assert_true(clk.now - t1 <= 400);
+	assert_ok(dlvm_delta_decode(delta_sector(w, 1), &rec, &a->e), &a->e);
+	assert_string_equal(rec.name, b->name); /* b's record is left alone */
+	assert_int_not_equal(rec.timestamp, 0);
+	stop_at = 0;
+	world_free(w);
+}
 
 static void lockspace_acquire_free(void **state)
 {
@@ -1601,6 +1652,7 @@ int main(void)
 		cmocka_unit_test(records_roundtrip),
 		cmocka_unit_test(records_corrupt_fields),
 		SS(lockspace_acquire_free),
+		SS(lockspace_join_stopped),
 		SS(lockspace_same_id_busy),
 		SS(lockspace_takeover_after_dead_time),
 		SS(lockspace_restart_and_stolen),
