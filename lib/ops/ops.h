@@ -233,13 +233,13 @@ int shared_family_refuse_elsewhere(struct dlvm_ctx *ctx, const struct dlvm_vg *v
 /* For work on thin LV lv's family without lv active here (a flatten job):
  * hold the family lease (its metadata LV exclusively) unless this host
  * already does. shared_family_release_idle: once no writable LV of the
- * family other than `but` is active here and no job runs on one, commit
- * and close its store and let the family lease go. Both do nothing outside
- * shared VGs. */
+ * family is active here and no job runs on one (but the job of `self`, the
+ * LV whose job or command asks), commit and close its store and let the
+ * family lease go. Both do nothing outside shared VGs. */
 int shared_family_hold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const struct dlvm_lv *lv,
 		       struct dlvm_err *err);
 int shared_family_release_idle(struct dlvm_ctx *ctx, struct dlvm_vg *vg, uint64_t meta_id,
-			       const struct dlvm_lv *but, struct dlvm_err *err);
+			       const struct dlvm_lv *self, struct dlvm_err *err);
 /* Run fn under the VG lease of shared VG vg_name (taken, and the VG
  * reloaded when another host changed it) for work outside a command (the
  * host agent). */

@@ -860,14 +860,18 @@ int shared_family_hold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const struct dl
 	return hold_one(ctx, vg, meta, DLVM_HOLD_EXCLUSIVE, lv->name, err);
 }
 
-/* Is a writable LV of family meta_id active here, or a job on one running? */
+/* Does this host still write family meta_id: is a writable LV of it
+ * active here (other than `leaving`, whose hold goes now), or a job running
+ * on one (other than the job of `self`, which asks)? */
 static bool family_busy_here(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, uint64_t meta_id,
-			     const struct dlvm_lv *but)
+			     const struct dlvm_lv *leaving, const struct dlvm_lv *self)
 {
 	for (size_t i = 0; i < vg->nlv; i++) {
 		const struct dlvm_lv *o = vg->lvs[i];
-		if (o != but && family_writer(o) && o->thin.meta_id == meta_id &&
-		    (shared_lv_held_here(ctx, vg, o) || job_running_on(ctx, vg, o->id)))
+		if (!family_writer(o) || o->thin.meta_id != meta_id)
+			continue;
+		if ((o != leaving && shared_lv_held_here(ctx, vg, o)) ||
+		    (o != self && job_running_on(ctx, vg, o->id)))
 			return true;
 	}
 	return false;
@@ -887,9 +891,9 @@ static int family_let_go(struct dlvm_ctx *ctx, struct dlvm_vg *vg, uint64_t meta
 }
 
 int shared_family_release_idle(struct dlvm_ctx *ctx, struct dlvm_vg *vg, uint64_t meta_id,
-			       const struct dlvm_lv *but, struct dlvm_err *err)
+			       const struct dlvm_lv *self, struct dlvm_err *err)
 {
-	if (!(vg->info.flags & DLVM_VG_SHARED) || family_busy_here(ctx, vg, meta_id, but))
+	if (!(vg->info.flags & DLVM_VG_SHARED) || family_busy_here(ctx, vg, meta_id, NULL, self))
 		return 0;
 	return family_let_go(ctx, vg, meta_id, err);
 }
@@ -919,7 +923,7 @@ int shared_lv_unhold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *l
 		return r;
 	/* the last writable LV of the family here, and no job on the family:
 	 * its store is committed and closed, then the family lease goes */
-	if (family_busy_here(ctx, vg, lv->thin.meta_id, lv) || job_running_on(ctx, vg, lv->id))
+	if (family_busy_here(ctx, vg, lv->thin.meta_id, lv, NULL))
 		return 0;
 	return family_let_go(ctx, vg, lv->thin.meta_id, err);
 }
