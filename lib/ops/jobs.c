@@ -148,10 +148,10 @@ const struct dlvm_job *job_running_on(struct dlvm_ctx *ctx, const struct dlvm_vg
 /* Does argument a ("VG/LV", "/dev/VG/LV") name lv of vg? */
 static bool names_lv(const char *a, const struct dlvm_vg *vg, const struct dlvm_lv *lv)
 {
-	if (!strncmp(a, "/dev/", 5))
-		a += 5;
-	size_t n = strlen(vg->info.name);
-	return !strncmp(a, vg->info.name, n) && a[n] == '/' && !strcmp(a + n + 1, lv->name);
+	char vn[DLVM_NAME_MAX + 1], ln[DLVM_NAME_MAX + 1];
+
+	return !split_lv_path(a, vn, ln, NULL) && !strcmp(vn, vg->info.name) &&
+	       !strcmp(ln, lv->name);
 }
 
 int jobs_refuse(struct dlvm_ctx *ctx, const struct dlvm_cmd_def *c, json_t *args,
