@@ -48,8 +48,9 @@ def nbd_unix_uri(sock, export=""):
     return f"nbd+unix:///{export}?socket={sock}"
 
 
-def fio_job(name, target_args, rw, numjobs, runtime, size, out):
-    """Run one fio job; return (IOPS, mean completion latency in µs)."""
+def fio_job(name, target_args, rw, numjobs, runtime, size, out, last=()):
+    """Run one fio job; return (IOPS, mean completion latency in µs).
+    The options in last come after the job's own (and so override them)."""
     ramp = 1 if runtime >= 5 else 0
     # Dirty pages that a page-cache target (nbdkit file, qemu-nbd) left
     # behind are written back now, not during the next target's run.
@@ -58,7 +59,7 @@ def fio_job(name, target_args, rw, numjobs, runtime, size, out):
            "--iodepth=32", f"--numjobs={numjobs}", "--group_reporting",
            "--time_based", f"--runtime={runtime}", f"--ramp_time={ramp}",
            f"--size={size}", "--norandommap", "--randrepeat=0",
-           "--output-format=json", f"--output={out}"]
+           "--output-format=json", f"--output={out}", *last]
     run(cmd, timeout=runtime + ramp + 120)
     with open(out) as f:
         job = json.load(f)["jobs"][0]

@@ -18,22 +18,39 @@ median of the rounds is reported; ratios are ratios of those medians):
                 mapped chunks. Target: thin / linear randwrite >= 0.9
   thin-new      a new thin volume in pool "poolnew" (64 KiB chunks) for
                 each round, of a virtual size large enough that nearly every
-                write lands in a chunk not mapped yet; the pool is grown
-                before a round so that the run cannot fill it. The volume is
-                removed after its round. Target: thin-new / linear
-                randwrite >= 0.6. The report also gives thin-new /
-                linear-new, a first write against a first write: on a PV
-                file, the file system's allocation bounds both
+                write lands in a chunk not mapped yet. The volume is removed
+                after its round. The pool's data area is written in full
+                once, before the first round (through a thin volume that is
+                removed again): its chunks lie on blocks the PV file holds,
+                as every block of a disk or a LUN exists, so a first write
+                costs what the pool does to map a chunk, not what the file
+                system does to fill a hole. Its size is what the disk has
+                room for (NEW_WRITTEN_MAX_GIB at most), and it is never
+                grown: the allocator hands chunks out round robin over the
+                whole pool, and every chunk is free again when a round
+                starts. So that a run cannot fill it, fio stops after
+                NEW_WRITTEN_USE of its chunks (less what the ramp may map)
+                if the time has not ended the run first; IOPS are over the
+                run's own time, which the report gives.
+                Target: thin-new / linear randwrite >= 0.6
+  thin-new-sparse
+                the same in pool "poolsparse", whose data area is never
+                written first: a first write lands in a hole of the PV
+                file, as linear-new's do; the pool is grown before a round
+                so that the run cannot fill it. Target: thin-new-sparse /
+                linear-new randwrite >= 0.6, a first write against a first
+                write; against linear it shows what holes cost, no target
   thin-cow      a thin volume written in full, then snapshotted right before
                 each round (the previous round's snapshot removed first): a
                 write to a chunk still shared copies the chunk. Against thin
                 randwrite, no target.
 
-                For both, the report gives the chunks mapped (copied) in a
-                round, from the pool's usage, and the share of writes that
-                mapped (copied) one, from the share of the volume's chunks
-                touched (fresh_share: fio does not count its ramp's writes),
-                and those chunks per second of the run and its ramp: for
+                For these three, the report gives the chunks mapped
+                (copied) in a round, from the pool's usage, and the share of
+                writes that mapped (copied) one, from the share of the
+                volume's chunks touched (fresh_share: fio does not count its
+                ramp's writes), and those chunks per second of the run and
+                its ramp: for
                 thin-cow, whose later writes find more and more chunks
                 already copied, the rate of copying writes is at least that
   thin-Nsnap    a thin volume written in full, then N snapshots, each
@@ -119,10 +136,14 @@ MiB = 1 << 20
 CHUNK = 64 << 10
 BURST_WRITES = 64        # random 4k writes after each snapshot of thin-Nsnap
 NEW_HEADROOM = 1.5       # pool room for thin-new: this x writes of a run
-NEW_DISK_SHARE = 0.5     # at most this share of the free disk for it
+NEW_DISK_SHARE = 0.5     # poolsparse: at most this share of the free disk
 NEW_SPREAD = 32          # thin-new virtual chunks: this x pool room
+NEW_WRITTEN_MAX_GIB = 48 # poolnew's data area, written in full first
+NEW_WRITTEN_MIN_GIB = 4
+NEW_WRITTEN_USE = 0.8    # a thin-new run maps at most this share of poolnew
 LINEAR_NEW_GIB = 32      # each round's new linear LV (sparse: mostly holes)
 FLUSHER_DEPTH = 4        # thin-beside-flush: the flushing writer's iodepth
+NEW_POOLS = {"thin-new": "poolnew", "thin-new-sparse": "poolsparse"}
 
 TARGET_OVERWRITE = 0.9
 TARGET_FIRST_WRITE = 0.6
@@ -327,15 +348,18 @@ class ThinIo:
         self.errors = {}
         # per round: chunks mapped during the run (its ramp included),
         # writes fio counted (after the ramp), chunks of the volume
-        self.new = {"new_chunks": [], "writes_counted": [],
-                    "volume_chunks": []}
+        self.new = {name: {"new_chunks": [], "writes_counted": [],
+                           "volume_chunks": [], "runtime_ms": []}
+                    for name in NEW_POOLS}
         self.cow = {"copied_chunks": [], "writes_counted": [],
                     "volume_chunks": []}
         self.fastest_write = 0.0
-        self.new_rates = []
-        self.new_max_gib = 4
+        self.new_rates = {name: [] for name in NEW_POOLS}
+        self.new_max_gib = {name: 4 for name in NEW_POOLS}
+        self.new_written_chunks = 0
         self.cow_snap = None
         self.last_ios = 0
+        self.last_runtime_ms = 0
         self.flusher_rates = {}
 
     def runs(self, rnd):
@@ -345,7 +369,8 @@ class ThinIo:
         still be busy with what the writes left) or right after
         thin-cow (which writes 64 KiB per 4 KiB written). Round 0 starts
         with linear randwrite, whose rate sizes thin-new's pool."""
-        writes = ["linear", "linear-new", "thin", "thin-new", "thin-cow"]
+        writes = ["linear", "linear-new", "thin", "thin-new",
+                  "thin-new-sparse", "thin-cow"]
         reads = ["linear", "thin", self.snap, self.gone, self.qchain, "qcow2",
                  "thin-beside-flush", "linear-beside-flush"]
         return ([(n, "randwrite") for n in rotate(writes, rnd)]
@@ -353,16 +378,24 @@ class ThinIo:
 
     def setup_dlvm(self, cleanup):
         s = self.knobs.size_gib
-        # linear + pool0 (thin, thin-cow, thin-Nsnap and their copies) +
-        # linear-beside-flush's writer (1 GiB) +
-        # poolnew's room + metadata
-        # thin-new maps a 64 KiB chunk per 4 KiB write (the rest of it
-        # stays unwritten, a hole in the PV file); its pool's room is
-        # capped at a share of the free disk all the same.
+        # The PV file is sparse; what the disk must hold: linear, pool0
+        # (thin, thin-cow, thin-Nsnap and their copies, up to 5 s + 2 GiB),
+        # the qcow2 base (s GiB), per round a 4 KiB block per write of
+        # linear-new and of thin-new-sparse and 1 GiB of each flusher
+        # (about 4 GiB), and poolnew's written data area, which gets what
+        # is left. poolsparse maps a 64 KiB chunk per 4 KiB write, the rest
+        # of it a hole: its room is capped at a share of the free disk all
+        # the same.
         st = os.statvfs(self.knobs.workdir)
-        self.new_max_gib = max(4, int(st.f_bavail * st.f_frsize
-                                      * NEW_DISK_SHARE // GiB))
-        pv_gib = (s + (5 * s + 2) + self.new_max_gib + 3
+        free_gib = st.f_bavail * st.f_frsize // GiB
+        reserve = s + (5 * s + 2) + s + 4 * self.knobs.repeat + 4
+        written = min(NEW_WRITTEN_MAX_GIB,
+                      max(NEW_WRITTEN_MIN_GIB, free_gib - reserve))
+        self.new_written_chunks = written * GiB // CHUNK
+        self.new_max_gib["thin-new"] = written
+        self.new_max_gib["thin-new-sparse"] = max(
+            4, int(free_gib * NEW_DISK_SHARE))
+        pv_gib = (s + (5 * s + 2) + sum(self.new_max_gib.values()) + 5
                   + LINEAR_NEW_GIB * self.knobs.repeat)
         self.d = Daemon(self.knobs.build, os.path.join(self.dir, "dlvm"))
         self.d.create_vg(pv_gib)
@@ -372,17 +405,34 @@ class ThinIo:
         d.api("lvcreate", {"name": "linear", "size": f"{s}g"}, ["vg0"])
         # + 2 GiB: thin-beside-flush's writer maps up to 1 GiB a round
         d.make_pool("pool0", f"{5 * s + 2}g", "64k", meta="256m")
-        d.make_pool("poolnew", "4g", "64k", meta="64m")
+        d.make_pool("poolnew", f"{written}g", "64k", meta="128m")
+        d.make_pool("poolsparse", "4g", "64k", meta="64m")
         for lv in ("thin", "cow", "snaps", "gone"):
             d.make_thin(lv, f"{s}g", "pool0")
+        log(f"thin: writing the data area of vg0/poolnew in full "
+            f"({written} GiB, through vg0/prewrite)")
+        t0 = time.monotonic()
+        d.make_thin("prewrite", f"{written}g", "poolnew")
+        fill(d.fio_args("prewrite"), written * GiB,
+             os.path.join(self.dir, "fill-prewrite.json"))
+        d.remove("prewrite")
+        if d.pool_used_chunks("poolnew"):
+            raise BenchError("vg0/poolnew: chunks still in use after "
+                             "vg0/prewrite was removed")
+        log(f"thin: vg0/poolnew written in {time.monotonic() - t0:.1f} s")
         self.settings["linear"] = f"linear LV, {s} GiB"
         self.settings["linear-new"] = (f"a new linear LV per round, "
                                        f"{LINEAR_NEW_GIB} GiB, never "
                                        "written")
         self.settings["thin"] = (f"thin LV, {s} GiB, 64 KiB chunks, mapped "
                                  "in full")
-        self.settings["thin-new"] = ("a new thin LV per round, 64 KiB "
-                                     "chunks, nothing mapped")
+        self.settings["thin-new"] = (
+            "a new thin LV per round, 64 KiB chunks, nothing mapped, in a "
+            f"pool whose {written} GiB were written once (chunks on blocks "
+            "the PV file holds)")
+        self.settings["thin-new-sparse"] = (
+            "the same in a pool never written (chunks on holes of the PV "
+            "file)")
         self.settings["thin-cow"] = (f"thin LV, {s} GiB, mapped in full, "
                                      "snapshotted before each round")
         self.settings["thin-beside-flush"] = (
@@ -463,54 +513,81 @@ class ThinIo:
             f"{self.knobs.size_gib} GiB written in full, 64 KiB clusters")
         self.settings["qcow2"] = f"{how}, the base image alone"
 
-    def fio(self, name, args, rw, size, rnd):
+    def fio(self, name, args, rw, size, rnd, last=()):
         out = os.path.join(self.dir, f"fio-{name}-{rw}-{rnd}.json")
-        iops, lat = fio_job(name, args, rw, 1, self.knobs.runtime, size, out)
+        iops, lat = fio_job(name, args, rw, 1, self.knobs.runtime, size, out,
+                            last)
         with open(out) as f:
             job = json.load(f)["jobs"][0]
         side = job["write"] if rw.endswith("write") else job["read"]
         self.last_ios = side["total_ios"]
+        self.last_runtime_ms = side["runtime"]
         log(f"round {rnd + 1}: {name:12} {rw:9}: {iops:10.0f} IOPS, mean "
             f"latency {lat:7.1f} µs")
         if rw == "randwrite":
             self.fastest_write = max(self.fastest_write, iops)
         return iops, lat
 
-    def run_new(self, rnd):
-        """Randwrite to a new thin LV; the pool is grown first if a run as
-        fast as thin-new's fastest round so far (before the first: the
-        fastest write so far) could fill it, up to a share of the free
-        disk."""
+    def run_new(self, rnd, name):
+        """Randwrite to a new thin LV of the pool of target name.
+
+        thin-new: poolnew is never grown, so that every chunk it hands out
+        lies on its written data area (the allocator goes round robin over
+        the pool, and each round starts with every chunk free); fio stops
+        after NEW_WRITTEN_USE of the pool's chunks minus what its ramp may
+        take, if the time does not end the run first.
+
+        thin-new-sparse: poolsparse is grown first if a run as fast as its
+        fastest round so far (before the first: the fastest write so far)
+        could fill it, up to new_max_gib."""
         d = self.d
-        rate = max(self.new_rates or [self.fastest_write, 1000])
-        room = math.ceil(NEW_HEADROOM * rate
-                         * (self.knobs.runtime + self.ramp))
-        used = d.pool_used_chunks("poolnew")
-        have = d.pool_chunks("poolnew")
-        if have - used < room:
-            most = self.new_max_gib * GiB // CHUNK
-            want = min(used + room, most)
-            if want < used + room:
-                log(f"thin: pool vg0/poolnew kept to {self.new_max_gib} "
-                    f"GiB (half the free disk); a run faster than "
-                    f"{(want - used) / (self.knobs.runtime + self.ramp):.0f}"
-                    " new chunks/s fills it")
-            if want > have:
-                mib = math.ceil(want * CHUNK / (64 * MiB)) * 64
-                d.api("lvextend", {"size": f"{mib}m"}, ["vg0/poolnew"])
-                log(f"thin: pool vg0/poolnew grown to {mib} MiB")
+        pool = NEW_POOLS[name]
+        last = []
+        used = d.pool_used_chunks(pool)
+        have = d.pool_chunks(pool)
+        if used:
+            raise BenchError(f"vg0/{pool}: {used} chunks in use before the "
+                             "round")
+        if name == "thin-new":
+            rate = max(self.new_rates[name] or [self.fastest_write, 1000])
+            ramp_writes = math.ceil(NEW_HEADROOM * rate * self.ramp)
+            cap = int(have * NEW_WRITTEN_USE) - ramp_writes
+            if cap < 1000:
+                raise BenchError(f"vg0/{pool}: {have} chunks are too few "
+                                 "for a run")
+            # fio ignores number_ios in a time based job
+            last = ["--time_based=0", f"--number_ios={cap}"]
+            room = have
+        else:
+            rate = max(self.new_rates[name] or [self.fastest_write, 1000])
+            room = math.ceil(NEW_HEADROOM * rate
+                             * (self.knobs.runtime + self.ramp))
+            if have < room:
+                most = self.new_max_gib[name] * GiB // CHUNK
+                want = min(room, most)
+                if want < room:
+                    log(f"thin: pool vg0/{pool} kept to "
+                        f"{self.new_max_gib[name]} GiB (for the free disk); "
+                        "a run faster than "
+                        f"{want / (self.knobs.runtime + self.ramp):.0f}"
+                        " new chunks/s fills it")
+                if want > have:
+                    mib = math.ceil(want * CHUNK / (64 * MiB)) * 64
+                    d.api("lvextend", {"size": f"{mib}m"}, [f"vg0/{pool}"])
+                    log(f"thin: pool vg0/{pool} grown to {mib} MiB")
         vsize = max(256 * GiB, NEW_SPREAD * room * CHUNK)
-        lv = f"new{rnd}"
-        d.make_thin(lv, gib(vsize), "poolnew")
-        before = d.pool_used_chunks("poolnew")
-        iops, lat = self.fio("thin-new", d.fio_args(lv), "randwrite",
-                             math.ceil(vsize / GiB) * GiB, rnd)
-        new = d.pool_used_chunks("poolnew") - before
-        self.new_rates.append(iops)
+        lv = f"new{rnd}" if name == "thin-new" else f"sparse{rnd}"
+        d.make_thin(lv, gib(vsize), pool)
+        iops, lat = self.fio(name, d.fio_args(lv), "randwrite",
+                             math.ceil(vsize / GiB) * GiB, rnd, last)
+        new = d.pool_used_chunks(pool)
+        self.new_rates[name].append(iops)
         d.remove(lv)
-        self.new["new_chunks"].append(new)
-        self.new["writes_counted"].append(self.last_ios)
-        self.new["volume_chunks"].append(math.ceil(vsize / GiB) * GiB // CHUNK)
+        r = self.new[name]
+        r["new_chunks"].append(new)
+        r["writes_counted"].append(self.last_ios)
+        r["volume_chunks"].append(math.ceil(vsize / GiB) * GiB // CHUNK)
+        r["runtime_ms"].append(self.last_runtime_ms)
         return iops, lat
 
     def run_linear_new(self, rnd):
@@ -593,7 +670,7 @@ class ThinIo:
                 self.setup_dlvm(cleanup)
             except BenchError as e:
                 log(f"thin dlvm: FAILED: {e}")
-                for name in ("linear", "linear-new", "thin", "thin-new",
+                for name in ("linear", "linear-new", "thin", *NEW_POOLS,
                              "thin-cow", self.snap, self.gone,
                              "thin-beside-flush",
                              "linear-beside-flush"):
@@ -608,8 +685,8 @@ class ThinIo:
                     if name in self.errors:
                         continue
                     try:
-                        if name == "thin-new":
-                            v = self.run_new(rnd)
+                        if name in NEW_POOLS:
+                            v = self.run_new(rnd, name)
                         elif name == "linear-new":
                             v = self.run_linear_new(rnd)
                         elif name == "thin-cow":
@@ -636,6 +713,7 @@ class ThinIo:
                 "settings": self.settings,
                 "iops": iops,
                 "thin_new": self.new,
+                "thin_new_written_chunks": self.new_written_chunks,
                 "thin_cow": self.cow,
                 "flusher_writes_per_s": self.flusher_rates,
                 "errors": self.errors,
@@ -650,7 +728,9 @@ def io_ratios(iops, chain):
     gone = f"{snap}-gone"
     pairs = (("thin", "linear", "randwrite"),
              ("thin-new", "linear", "randwrite"),
-             ("thin-new", "linear-new", "randwrite"),
+             ("thin-new-sparse", "linear-new", "randwrite"),
+             ("thin-new-sparse", "linear", "randwrite"),
+             ("thin-new", "thin-new-sparse", "randwrite"),
              ("linear-new", "linear", "randwrite"),
              ("thin-cow", "thin", "randwrite"),
              ("thin", "linear", "randread"),
@@ -867,10 +947,10 @@ def report(out):
             lines.append(f"    {name:{w}}= {how}")
         for name, err in io["errors"].items():
             lines.append(f"    {name:{w}}FAILED: {err}")
-        for key, field, what in (
-                ("thin_new", "new_chunks", "thin-new: chunks mapped"),
-                ("thin_cow", "copied_chunks", "thin-cow: chunks copied")):
-            r = io[key]
+        for r, field, what in (
+                *((io["thin_new"][n], "new_chunks", f"{n}: chunks mapped")
+                  for n in NEW_POOLS),
+                (io["thin_cow"], "copied_chunks", "thin-cow: chunks copied")):
             if not r["writes_counted"]:
                 continue
             secs = io["runtime_s"] + io["ramp_s"]
@@ -882,6 +962,11 @@ def report(out):
                          f"{', '.join(cells)}; fio counted "
                          + ", ".join(f"{n:,}" for n in r["writes_counted"])
                          + " writes after the ramp")
+            if "runtime_ms" in r:
+                lines.append(f"    {what.split(':')[0]}: fio's run time "
+                             "after the ramp per round (ms; a thin-new run "
+                             "ends early at its chunk cap): "
+                             + ", ".join(f"{n:,}" for n in r["runtime_ms"]))
         for name, rates in io.get("flusher_writes_per_s", {}).items():
             lines.append(f"    {name}: the writer's flushed writes per "
                          "second per round: "
@@ -890,7 +975,7 @@ def report(out):
         snap, qchain = f"thin-{io['chain']}snap", f"qcow2-{io['chain']}"
         goals = {"thin/linear randwrite": TARGET_OVERWRITE,
                  "thin-new/linear randwrite": TARGET_FIRST_WRITE,
-                 "thin-new/linear-new randwrite": TARGET_FIRST_WRITE,
+                 "thin-new-sparse/linear-new randwrite": TARGET_FIRST_WRITE,
                  f"{snap}/{snap}-gone randread": TARGET_SNAP_READ,
                  f"{snap}/{qchain} randread": TARGET_VS_QCOW2}
         nw = max([32] + [len(n) for n in r])
