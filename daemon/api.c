@@ -13,6 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dlvm/vg.h"
+
 #define CMD_PREFIX "/v1/cmd/"
 
 struct dlvmd_api {
@@ -192,6 +194,46 @@ static void log_result(const char *name, int r, const struct dlvm_err *err, json
 	json_array_foreach(json_object_get(resp, "messages"), i, v)
 		if (json_is_string(v))
 			fprintf(stderr, "dlvmd: %s: %s\n", name, json_string_value(v));
+}
+
+void dlvmd_api_resume_jobs(struct dlvmd_api *api)
+{
+	struct dlvm_ctx *ctx = api->ctx;
+	json_t *names = json_array();
+
+	if (!names)
+		return;
+	pthread_mutex_lock(&api->lock);
+	/* the names first: each command may change the VGs */
+	for (size_t i = 0; i < ctx->nvg; i++) {
+		const struct dlvm_vg *vg = ctx->vgs[i];
+		for (size_t k = 0; k < vg->nlv; k++)
+			if (vg->lvs[k]->flags & DLVM_LV_FLATTEN)
+				json_array_append_new(names, json_sprintf("%s/%s", vg->info.name,
+									  vg->lvs[k]->name));
+	}
+	size_t i;
+	json_t *name;
+	json_array_foreach(names, i, name) {
+		struct dlvm_err err = { 0 };
+		json_t *resp = json_object();
+		json_t *req = json_pack("{s:{s:b,s:b},s:[O]}", "opts", "flatten", 1, "background", 1,
+					"args", name);
+		const char *lv = json_string_value(name);
+		int r = resp && req ? dlvm_cmd_run(ctx, "lvconvert", req, resp, &err)
+				    : dlvm_err_set(&err, -ENOMEM, "out of memory");
+		if (r < 0) {
+			fprintf(stderr, "dlvmd: %s: the flatten left unfinished cannot go on: %s\n",
+				lv, *err.msg ? err.msg : strerror(-r));
+		} else {
+			fprintf(stderr, "dlvmd: %s: going on with the flatten left unfinished\n", lv);
+			log_result("lvconvert", r, &err, resp);
+		}
+		json_decref(req);
+		json_decref(resp);
+	}
+	pthread_mutex_unlock(&api->lock);
+	json_decref(names);
 }
 
 static enum MHD_Result handle_cmd(struct dlvmd_api *api, struct MHD_Connection *conn,

@@ -33,6 +33,11 @@ struct dlvmd_api;
 int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **out,
 		    struct dlvm_err *err);
 
+/* Go on with the flattens that the previous run (or a CLI without dlvmd)
+ * left unfinished: clones marked DLVM_LV_FLATTEN. Each runs as
+ * `lvconvert --flatten -b` would; the outcome goes to the log. */
+void dlvmd_api_resume_jobs(struct dlvmd_api *api);
+
 /* Stop accepting, wait for running requests, close and remove the socket. */
 void dlvmd_api_stop(struct dlvmd_api *api);
 

@@ -655,6 +655,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	fprintf(stderr, "dlvmd: api: listening on %s\n", api_path);
+	dlvmd_api_resume_jobs(api);
 	fprintf(stderr, "dlvmd: ready\n");
 
 	pthread_mutex_lock(&stop.mu);

@@ -202,6 +202,9 @@ struct dlvm_pv_desc {
 #define DLVM_LV_THIN_META (1ull << 4) /* hidden: the metadata area of a thin pool */
 #define DLVM_LV_THIN (1ull << 5)      /* a thin volume or snapshot: no segments */
 #define DLVM_LV_THIN_DATA (1ull << 6) /* hidden: the data slabs of a thin family */
+/* A clone whose flatten was asked for and has not ended: dlvmd goes on
+ * with it when it starts (the copy already done stays done). */
+#define DLVM_LV_FLATTEN (1ull << 7)
 
 /* Thin attributes (LV_SET_THIN).
  * Pool: chunk_size, and either meta_id (a local VG: one store for the whole

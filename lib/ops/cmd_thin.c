@@ -1388,7 +1388,7 @@ static int flatten_progress(void *arg, uint64_t done, uint64_t copied, struct dl
 	for (;;) {
 		if (f->job && atomic_load(&f->job->stop))
 			return dlvm_err_set(err, -ECANCELED, "stopped with dlvmd after %" PRIu64
-					    " chunks (lvconvert --flatten again goes on from "
+					    " chunks (the next start of dlvmd goes on from "
 					    "there)", copied);
 		if (!f->rate)
 			return 0;
@@ -1400,6 +1400,19 @@ static int flatten_progress(void *arg, uint64_t done, uint64_t copied, struct dl
 		struct timespec d = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
 		nanosleep(&d, NULL);
 	}
+}
+
+/* Mark (or unmark) clone c as being flattened, in its own transaction. */
+static int set_flatten_flag(struct dlvm_vg *vg, struct dlvm_lv *c, bool on, struct dlvm_err *err)
+{
+	uint64_t flags = on ? c->flags | DLVM_LV_FLATTEN : c->flags & ~DLVM_LV_FLATTEN;
+	struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_FLAGS };
+
+	if (flags == c->flags)
+		return 0;
+	e.u.lv.id = c->id;
+	e.u.lv.flags = flags;
+	return dlvm_txn_commit_edit(vg, &e, err);
 }
 
 /* Under the VG lease, after the copy: forget the origin (when the copy
@@ -1419,16 +1432,26 @@ static int flatten_end_step(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 		struct dlvm_txn t;
 		struct dlvm_edit ce = { .type = DLVM_EDIT_LV_SET_THIN };
 		struct dlvm_edit me = { .type = DLVM_EDIT_LV_SET_THIN };
+		struct dlvm_edit fe = { .type = DLVM_EDIT_LV_SET_FLAGS };
 		ce.u.lv.id = c->id;
 		ce.u.lv.thin = c->thin;
 		ce.u.lv.thin.origin_id = 0;
 		me.u.lv.id = m->id;
 		me.u.lv.thin = m->thin;
 		me.u.lv.thin.origin_id = 0;
+		fe.u.lv.id = c->id;
+		fe.u.lv.flags = c->flags & ~DLVM_LV_FLATTEN;
 		dlvm_txn_init(&t);
-		if (!(r = add_edit(&t, &ce, s->err)) && !(r = add_edit(&t, &me, s->err)))
+		if (!(r = add_edit(&t, &ce, s->err)) && !(r = add_edit(&t, &me, s->err)) &&
+		    (!(c->flags & DLVM_LV_FLATTEN) || !(r = add_edit(&t, &fe, s->err))))
 			r = dlvm_txn_commit(vg, &t, s->err);
 		dlvm_txn_release(&t);
+	} else if (s->copy_r && s->copy_r != -ECANCELED && c && (c->flags & DLVM_LV_FLATTEN)) {
+		/* a failed copy is not tried again at the next start; one that
+		 * stopped with dlvmd is */
+		struct dlvm_err fe_err = { 0 };
+		if (set_flatten_flag(vg, c, false, &fe_err))
+			resp_warning(s->resp, "%s/%s: %s", f->vg, c->name, fe_err.msg);
 	}
 	if (f->pool) {
 		dlvm_thin_pool_unref(f->pool);
@@ -1513,13 +1536,27 @@ static int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_
 	f->pool = dlvm_thin_pool_ref(pool);
 	f->chunk_size = pool->chunk_size;
 	f->vchunks = lv->thin.virtual_size / pool->chunk_size;
-	if (!ctx->cmd_lock) {
-		struct flatten_step s = { f, resp, err, 0 };
-		if (!(s.copy_r = r = flatten_copy(f, err)) &&
-		    !(r = dlvm_ctx_vg(ctx, f->vg, &vg, err)))
-			r = flatten_end_step(ctx, vg, &s);
+	/* from here a crash or a stop leaves the flatten to the next start */
+	if ((r = set_flatten_flag(vg, lv, true, err))) {
+		struct dlvm_err e = { 0 };
+		if (ctx->cmd_lock)
+			shared_family_release_idle(ctx, vg, f->meta_id, lv, &e);
 		flatten_free(f);
 		return r;
+	}
+	if (!ctx->cmd_lock) {
+		struct dlvm_err e2 = { 0 };
+		struct flatten_step s = { f, resp, err, 0 };
+		s.copy_r = r = flatten_copy(f, err);
+		if (r)
+			s.err = &e2;
+		int r2 = dlvm_ctx_vg(ctx, f->vg, &vg, s.err);
+		if (!r2)
+			r2 = flatten_end_step(ctx, vg, &s);
+		if (r && r2)
+			resp_warning(resp, "%s", e2.msg);
+		flatten_free(f);
+		return r ? r : r2;
 	}
 	if ((r = job_start(ctx, "flatten", vg, lv, f->vchunks, flatten_run, f, flatten_free, resp,
 			   err))) {

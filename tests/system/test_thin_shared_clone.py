@@ -10,6 +10,9 @@ import re
 import time
 import threading
 
+import nbd
+import pytest
+
 from test_shared import cluster, shared_pvs  # noqa: F401
 from test_thin_shared import CHUNK, MiB, Model, check_all, connect, lvs, writer
 
@@ -272,9 +275,18 @@ def test_flatten_is_a_background_job(cluster):
     assert "consistent" in out, out
 
 
+def wait_job(h, job_id, timeout=60):
+    deadline = time.monotonic() + timeout
+    while (r := job(h, job_id))["job_state"] == "running":
+        assert time.monotonic() < deadline, r
+        time.sleep(0.1)
+    return r
+
+
 def test_flatten_waits_and_stops_with_dlvmd(cluster):
     """Without -b the command waits and prints progress; a job stopped by
-    dlvmd's SIGTERM keeps what it copied and goes on when run again."""
+    dlvmd's SIGTERM keeps what it copied, and the next start of dlvmd goes
+    on with it from there."""
     (h1,) = cluster(1)
     m = filled_clone(h1, 32 * MiB, 42, ["c", "d"])
     for bad, msg in ((["--flatten", "--interval", "0"], "--interval takes seconds"),
@@ -304,10 +316,19 @@ def test_flatten_waits_and_stops_with_dlvmd(cluster):
     assert "job 2: flatten of vgs/d failed: vgs/d: flatten: stopped with dlvmd" in \
         h1.read_log()
     h1.start()
-    assert lvs(h1)["d"]["origin"] == "s1"
-    out, _ = h1.cli_ok("lvconvert", "--flatten", "vgs/d")
-    n = int(re.search(r"no longer depends on s1 \((\d+) chunks copied\)", out).group(1))
-    assert 0 < n < 512, (n, out)
+    assert "dlvmd: vgs/d: going on with the flatten left unfinished" in h1.read_log()
+    r = wait_job(h1, 1)
+    assert r["job_state"] == "done" and r["job_lv"] == "vgs/d", r
+    n = int(re.search(r"no longer depends on s1 \((\d+) chunks copied\)",
+                      r["job_message"]).group(1))
+    assert 0 < n < 512, r
+    assert lvs(h1)["d"]["origin"] == ""
+    # done: the next start has nothing to go on with
+    assert h1.stop() == 0
+    h1.start()
+    assert h1.read_log().count("going on with the flatten") == 1
+    out, _ = h1.cli_ok("jobs")
+    assert len(out.splitlines()) == 1, out
     for c in ("c", "d"):
         h1.cli_ok("lvchange", "-aey", f"vgs/{c}")
         check_all(h1, c, m)
@@ -316,13 +337,14 @@ def test_flatten_waits_and_stops_with_dlvmd(cluster):
     assert "consistent" in out, out
 
 
-def test_flatten_killed_lets_the_family_go(cluster):
+def test_flatten_killed_goes_on_and_lets_the_family_go(cluster):
     """dlvmd killed during the flatten of an inactive clone: when it comes
-    back it does not take over the family the job held, so another host
-    activates the clone and finishes the flatten; the data is the
-    snapshot's."""
+    back it goes on with the flatten, and once that ends it does not keep
+    the family the job held (the record the killed run left), so another
+    host activates the clone; the data is the snapshot's. A host whose
+    flatten cannot go on (the clone is active elsewhere) says so."""
     h1, h2 = cluster(2)
-    m = filled_clone(h1, 32 * MiB, 43, ["c"])
+    m = filled_clone(h1, 32 * MiB, 43, ["c", "d"])
     h1.cli_ok("lvconvert", "--flatten", "-b", "--maxrecoveryrate", "4m", "vgs/c")
     time.sleep(1)
     assert job(h1, 1)["job_state"] == "running"
@@ -330,12 +352,67 @@ def test_flatten_killed_lets_the_family_go(cluster):
     assert rc != 0 and "its thin family is written on host id 1" in err, err
     h1.kill()
     h1.start()
+    assert "dlvmd: vgs/c: going on with the flatten left unfinished" in h1.read_log()
+    r = wait_job(h1, 1)
+    assert r["job_state"] == "done", r
+    assert "vgs/c no longer depends on s1" in r["job_message"], r
     h2.cli_ok("lvchange", "-aey", "vgs/c")
-    out, _ = h2.cli_ok("lvconvert", "--flatten", "vgs/c")
-    assert "vgs/c no longer depends on s1" in out, out
     check_all(h2, "c", m)
+
+    # d: marked, then h1 killed before it copied much; h2 activates d
+    # once h1 is gone, so h1's next start cannot take the family
+    h1.cli_ok("lvconvert", "--flatten", "-b", "--maxrecoveryrate", "1m", "vgs/d")
+    time.sleep(0.5)
+    h1.kill()
+    deadline = time.monotonic() + 20  # h1's family lease goes stale
+    while (res := h2.cli("lvchange", "-aey", "vgs/d"))[0] != 0:
+        assert time.monotonic() < deadline, res
+        time.sleep(0.25)
+    h1.start()
+    log = h1.read_log()
+    assert "dlvmd: vgs/d: the flatten left unfinished cannot go on: " in log, log
+    assert lvs(h1)["d"]["origin"] == "s1"
+    out, _ = h2.cli_ok("lvconvert", "--flatten", "vgs/d")
+    assert "vgs/d no longer depends on s1" in out, out
+    check_all(h2, "d", m)
+    h2.cli_ok("lvchange", "-an", "vgs/d")
+    h1.cli_ok("lvremove", "-y", "vgs/s1")
     h2.cli_ok("lvchange", "-an", "vgs/c")
     h1.cli_ok("lvchange", "-aey", "vgs/c")
     check_all(h1, "c", m)
     out, _ = h2.cli_ok("check", "vgs")
+    assert "consistent" in out, out
+
+
+def test_flatten_without_space_fails_and_is_not_tried_again(cluster):
+    """A flatten whose copy finds no slab left fails with ENOSPC, keeps
+    the clone reading through to its origin, and takes the clone's mark
+    away: the next start of dlvmd does not try it again. Once there is
+    room, the flatten runs."""
+    (h1,) = cluster(1)
+    m = filled_clone(h1, 32 * MiB, 44, ["c"], pool="96m")
+    # b takes every slab left
+    h1.cli_ok("lvcreate", "-V", "96m", "-T", "vgs/pool", "-n", "b")
+    b, rnd = connect(h1, "vgs/b"), random.Random(45)
+    with pytest.raises(nbd.Error, match="ENOSPC"):
+        for off in range(0, 96 * MiB, MiB):
+            b.pwrite(rnd.randbytes(MiB), off)
+    assert off >= 8 * MiB, off
+    b.flush()
+    b.shutdown()
+    rc, out, err = h1.cli("lvconvert", "--flatten", "vgs/c")
+    assert rc != 0 and "vgs/c: flatten: " in err and "no free data chunk" in err, err
+    assert lvs(h1)["c"]["origin"] == "s1"
+    assert h1.stop() == 0
+    h1.start()
+    assert "going on with the flatten" not in h1.read_log()
+    out, _ = h1.cli_ok("jobs")
+    assert len(out.splitlines()) == 1, out
+    h1.cli_ok("lvchange", "-aey", "vgs/c")
+    check_all(h1, "c", m)
+    h1.cli_ok("lvremove", "-y", "vgs/b")
+    out, _ = h1.cli_ok("lvconvert", "--flatten", "vgs/c")
+    assert "vgs/c no longer depends on s1" in out, out
+    check_all(h1, "c", m)
+    out, _ = h1.cli_ok("check", "vgs")
     assert "consistent" in out, out
