@@ -275,6 +275,17 @@ def test_flatten_is_a_background_job(cluster):
     assert "consistent" in out, out
 
 
+def ready_log(h, timeout=30):
+    """h's log once its last start has ended: dlvmd answers /v1/health
+    before it goes on with the flattens left unfinished, and logs "ready"
+    after them."""
+    deadline = time.monotonic() + timeout
+    while (log := h.read_log()).count("dlvmd: ready") < log.count("dlvmd: api: listening"):
+        assert time.monotonic() < deadline, log
+        time.sleep(0.05)
+    return log
+
+
 def wait_job(h, job_id, timeout=60):
     deadline = time.monotonic() + timeout
     while (r := job(h, job_id))["job_state"] == "running":
@@ -316,7 +327,7 @@ def test_flatten_waits_and_stops_with_dlvmd(cluster):
     assert "job 2: flatten of vgs/d failed: vgs/d: flatten: stopped with dlvmd" in \
         h1.read_log()
     h1.start()
-    assert "dlvmd: vgs/d: going on with the flatten left unfinished" in h1.read_log()
+    assert "dlvmd: vgs/d: going on with the flatten left unfinished" in ready_log(h1)
     r = wait_job(h1, 1)
     assert r["job_state"] == "done" and r["job_lv"] == "vgs/d", r
     n = int(re.search(r"no longer depends on s1 \((\d+) chunks copied\)",
@@ -326,7 +337,7 @@ def test_flatten_waits_and_stops_with_dlvmd(cluster):
     # done: the next start has nothing to go on with
     assert h1.stop() == 0
     h1.start()
-    assert h1.read_log().count("going on with the flatten") == 1
+    assert ready_log(h1).count("going on with the flatten") == 1
     out, _ = h1.cli_ok("jobs")
     assert len(out.splitlines()) == 1, out
     for c in ("c", "d"):
@@ -352,7 +363,7 @@ def test_flatten_killed_goes_on_and_lets_the_family_go(cluster):
     assert rc != 0 and "its thin family is written on host id 1" in err, err
     h1.kill()
     h1.start()
-    assert "dlvmd: vgs/c: going on with the flatten left unfinished" in h1.read_log()
+    assert "dlvmd: vgs/c: going on with the flatten left unfinished" in ready_log(h1)
     r = wait_job(h1, 1)
     assert r["job_state"] == "done", r
     assert "vgs/c no longer depends on s1" in r["job_message"], r
@@ -369,7 +380,7 @@ def test_flatten_killed_goes_on_and_lets_the_family_go(cluster):
         assert time.monotonic() < deadline, res
         time.sleep(0.25)
     h1.start()
-    log = h1.read_log()
+    log = ready_log(h1)
     assert "dlvmd: vgs/d: the flatten left unfinished cannot go on: " in log, log
     assert lvs(h1)["d"]["origin"] == "s1"
     out, _ = h2.cli_ok("lvconvert", "--flatten", "vgs/d")
@@ -405,7 +416,7 @@ def test_flatten_without_space_fails_and_is_not_tried_again(cluster):
     assert lvs(h1)["c"]["origin"] == "s1"
     assert h1.stop() == 0
     h1.start()
-    assert "going on with the flatten" not in h1.read_log()
+    assert "going on with the flatten" not in ready_log(h1)
     out, _ = h1.cli_ok("jobs")
     assert len(out.splitlines()) == 1, out
     h1.cli_ok("lvchange", "-aey", "vgs/c")
