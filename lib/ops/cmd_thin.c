@@ -1358,20 +1358,28 @@ static int flatten_slab_step(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg
 	return r ? r : dlvm_thin_family_grown(vg, f->meta_id, s->err);
 }
 
+/* Run step fn of the flatten under the VG lease: a job takes the command
+ * lock and the lease; inside the command both are held already. */
+static int flatten_locked(struct flatten *f, int (*fn)(struct dlvm_ctx *, struct dlvm_vg *, void *),
+			  void *arg, struct dlvm_err *err)
+{
+	struct dlvm_vg *vg;
+	int r;
+
+	if (!f->job)
+		return (r = dlvm_ctx_vg(f->ctx, f->vg, &vg, err)) ? r : fn(f->ctx, vg, arg);
+	job_lock(f->job);
+	r = shared_vg_locked(f->ctx, f->vg, fn, arg, err);
+	job_unlock(f->job);
+	return r;
+}
+
 static int flatten_add_slab(void *arg, struct dlvm_err *err)
 {
 	struct flatten *f = arg;
 	struct flatten_step s = { f, NULL, err, 0 };
-	struct dlvm_vg *vg;
-	int r;
 
-	if (!f->job) /* the command holds the VG lease */
-		return (r = dlvm_ctx_vg(f->ctx, f->vg, &vg, err)) ? r
-								  : flatten_slab_step(f->ctx, vg, &s);
-	job_lock(f->job);
-	r = shared_vg_locked(f->ctx, f->vg, flatten_slab_step, &s, err);
-	job_unlock(f->job);
-	return r;
+	return flatten_locked(f, flatten_slab_step, &s, err);
 }
 
 /* After each chunk copied: show the progress, stop when dlvmd stops, keep
@@ -1402,17 +1410,24 @@ static int flatten_progress(void *arg, uint64_t done, uint64_t copied, struct dl
 	}
 }
 
-/* Mark (or unmark) clone c as being flattened, in its own transaction. */
-static int set_flatten_flag(struct dlvm_vg *vg, struct dlvm_lv *c, bool on, struct dlvm_err *err)
+/* The edit that marks (or unmarks) clone c as being flattened; false when
+ * c is so already. */
+static bool flatten_flag_edit(const struct dlvm_lv *c, bool on, struct dlvm_edit *e)
 {
 	uint64_t flags = on ? c->flags | DLVM_LV_FLATTEN : c->flags & ~DLVM_LV_FLATTEN;
-	struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_FLAGS };
 
-	if (flags == c->flags)
-		return 0;
-	e.u.lv.id = c->id;
-	e.u.lv.flags = flags;
-	return dlvm_txn_commit_edit(vg, &e, err);
+	*e = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_FLAGS };
+	e->u.lv.id = c->id;
+	e->u.lv.flags = flags;
+	return flags != c->flags;
+}
+
+/* Mark (or unmark) clone c, in its own transaction. */
+static int set_flatten_flag(struct dlvm_vg *vg, struct dlvm_lv *c, bool on, struct dlvm_err *err)
+{
+	struct dlvm_edit e;
+
+	return flatten_flag_edit(c, on, &e) ? dlvm_txn_commit_edit(vg, &e, err) : 0;
 }
 
 /* Under the VG lease, after the copy: forget the origin (when the copy
@@ -1432,21 +1447,19 @@ static int flatten_end_step(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 		struct dlvm_txn t;
 		struct dlvm_edit ce = { .type = DLVM_EDIT_LV_SET_THIN };
 		struct dlvm_edit me = { .type = DLVM_EDIT_LV_SET_THIN };
-		struct dlvm_edit fe = { .type = DLVM_EDIT_LV_SET_FLAGS };
+		struct dlvm_edit fe;
 		ce.u.lv.id = c->id;
 		ce.u.lv.thin = c->thin;
 		ce.u.lv.thin.origin_id = 0;
 		me.u.lv.id = m->id;
 		me.u.lv.thin = m->thin;
 		me.u.lv.thin.origin_id = 0;
-		fe.u.lv.id = c->id;
-		fe.u.lv.flags = c->flags & ~DLVM_LV_FLATTEN;
 		dlvm_txn_init(&t);
 		if (!(r = add_edit(&t, &ce, s->err)) && !(r = add_edit(&t, &me, s->err)) &&
-		    (!(c->flags & DLVM_LV_FLATTEN) || !(r = add_edit(&t, &fe, s->err))))
+		    (!flatten_flag_edit(c, false, &fe) || !(r = add_edit(&t, &fe, s->err))))
 			r = dlvm_txn_commit(vg, &t, s->err);
 		dlvm_txn_release(&t);
-	} else if (s->copy_r && s->copy_r != -ECANCELED && c && (c->flags & DLVM_LV_FLATTEN)) {
+	} else if (s->copy_r && s->copy_r != -ECANCELED && c) {
 		/* a failed copy is not tried again at the next start; one that
 		 * stopped with dlvmd is */
 		struct dlvm_err fe_err = { 0 };
@@ -1476,23 +1489,27 @@ static int flatten_copy(struct flatten *f, struct dlvm_err *err)
 	return r ? dlvm_err_prefix(err, r, "%s/%s: flatten: ", f->vg, f->name) : 0;
 }
 
-/* The job: the copy, then the end step under the command lock and the VG
- * lease (taken even after a failed copy, to let the family go). */
-static int flatten_run(struct dlvm_job *j, json_t *resp, struct dlvm_err *err)
+/* The copy, then the end step under the VG lease (taken even after a
+ * failed copy, to let the family go and take the mark away). */
+static int flatten_copy_end(struct flatten *f, json_t *resp, struct dlvm_err *err)
 {
-	struct flatten *f = j->arg;
 	struct dlvm_err e2 = { 0 };
-
-	f->job = j;
 	int r = flatten_copy(f, err);
 	struct flatten_step s = { f, resp, r ? &e2 : err, r };
+	int r2 = flatten_locked(f, flatten_end_step, &s, s.err);
 
-	job_lock(j);
-	int r2 = shared_vg_locked(f->ctx, f->vg, flatten_end_step, &s, r ? &e2 : err);
-	job_unlock(j);
 	if (r && r2)
 		resp_warning(resp, "%s", e2.msg);
 	return r ? r : r2;
+}
+
+/* The job: the copy and the end step, each step under the command lock. */
+static int flatten_run(struct dlvm_job *j, json_t *resp, struct dlvm_err *err)
+{
+	struct flatten *f = j->arg;
+
+	f->job = j;
+	return flatten_copy_end(f, resp, err);
 }
 
 static int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
@@ -1545,18 +1562,9 @@ static int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_
 		return r;
 	}
 	if (!ctx->cmd_lock) {
-		struct dlvm_err e2 = { 0 };
-		struct flatten_step s = { f, resp, err, 0 };
-		s.copy_r = r = flatten_copy(f, err);
-		if (r)
-			s.err = &e2;
-		int r2 = dlvm_ctx_vg(ctx, f->vg, &vg, s.err);
-		if (!r2)
-			r2 = flatten_end_step(ctx, vg, &s);
-		if (r && r2)
-			resp_warning(resp, "%s", e2.msg);
+		r = flatten_copy_end(f, resp, err);
 		flatten_free(f);
-		return r ? r : r2;
+		return r;
 	}
 	if ((r = job_start(ctx, "flatten", vg, lv, f->vchunks, flatten_run, f, flatten_free, resp,
 			   err))) {
