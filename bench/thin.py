@@ -548,8 +548,8 @@ class ThinIo:
         if used:
             raise BenchError(f"vg0/{pool}: {used} chunks in use before the "
                              "round")
+        rate = max(self.new_rates[name] or [self.fastest_write, 1000])
         if name == "thin-new":
-            rate = max(self.new_rates[name] or [self.fastest_write, 1000])
             ramp_writes = math.ceil(NEW_HEADROOM * rate * self.ramp)
             cap = int(have * NEW_WRITTEN_USE) - ramp_writes
             if cap < 1000:
@@ -559,7 +559,6 @@ class ThinIo:
             last = ["--time_based=0", f"--number_ios={cap}"]
             room = have
         else:
-            rate = max(self.new_rates[name] or [self.fastest_write, 1000])
             room = math.ceil(NEW_HEADROOM * rate
                              * (self.knobs.runtime + self.ramp))
             if have < room:
