@@ -42,6 +42,7 @@ struct dlvmd_opts {
 	char *io_timeout; /* seconds */
 	char *autoextend_threshold; /* thin pools: percent full that grows them */
 	char *autoextend_percent;   /* by this percent of their size */
+	char *nbd_cpus;   /* "irq" or "any" */
 };
 
 static void usage(FILE *f)
@@ -66,8 +67,12 @@ static void usage(FILE *f)
 		"                         (50..100, default 100: never)\n"
 		"  --thin-pool-autoextend-percent PERCENT\n"
 		"                         by this percent of its size (1..1000, default 20)\n"
+		"  --nbd-cpus irq|any     where NBD connections run: on the CPUs that take\n"
+		"                         their devices' completion interrupts (irq, the\n"
+		"                         default) or wherever the kernel puts them (any)\n"
 		"  --config FILE          ini file with keys state_dir, devices, nbd_listen,\n"
-		"                         host_id, io_timeout, thin_pool_autoextend_threshold,\n"
+		"                         nbd_cpus, host_id, io_timeout,\n"
+		"                         thin_pool_autoextend_threshold,\n"
 		"                         thin_pool_autoextend_percent; command-line options\n"
 		"                         override it\n"
 		"  --foreground           run in the foreground (the default)\n"
@@ -97,6 +102,7 @@ static void dlvmd_opts_release(struct dlvmd_opts *o)
 	free(o->io_timeout);
 	free(o->autoextend_threshold);
 	free(o->autoextend_percent);
+	free(o->nbd_cpus);
 	*o = (struct dlvmd_opts){0};
 }
 
@@ -122,6 +128,8 @@ static int config_key(void *user, const char *section, const char *key, const ch
 		set_str(&cp->cfg->devices, value);
 	else if (!strcmp(key, "nbd_listen"))
 		set_str(&cp->cfg->nbd_listen, value);
+	else if (!strcmp(key, "nbd_cpus"))
+		set_str(&cp->cfg->nbd_cpus, value);
 	else if (!strcmp(key, "host_id"))
 		set_str(&cp->cfg->host_id, value);
 	else if (!strcmp(key, "io_timeout"))
@@ -172,6 +180,7 @@ enum {
 	OPT_IO_TIMEOUT,
 	OPT_AX_THRESHOLD,
 	OPT_AX_PERCENT,
+	OPT_NBD_CPUS,
 };
 
 static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
@@ -180,6 +189,7 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 		{"devices", required_argument, NULL, OPT_DEVICES},
 		{"nbd-listen", required_argument, NULL, OPT_NBD_LISTEN},
+		{"nbd-cpus", required_argument, NULL, OPT_NBD_CPUS},
 		{"config", required_argument, NULL, OPT_CONFIG},
 		{"foreground", no_argument, NULL, OPT_FOREGROUND},
 		{"host-id", required_argument, NULL, OPT_HOST_ID},
@@ -198,6 +208,7 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		case OPT_STATE_DIR: set_str(&flags.state_dir, optarg); break;
 		case OPT_DEVICES: set_str(&flags.devices, optarg); break;
 		case OPT_NBD_LISTEN: set_str(&flags.nbd_listen, optarg); break;
+		case OPT_NBD_CPUS: set_str(&flags.nbd_cpus, optarg); break;
 		case OPT_CONFIG: set_str(&flags.config, optarg); break;
 		case OPT_FOREGROUND: break;
 		case OPT_HOST_ID: set_str(&flags.host_id, optarg); break;
@@ -229,6 +240,8 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		set_str(&o->devices, flags.devices);
 	if (flags.nbd_listen)
 		set_str(&o->nbd_listen, flags.nbd_listen);
+	if (flags.nbd_cpus)
+		set_str(&o->nbd_cpus, flags.nbd_cpus);
 	if (flags.host_id)
 		set_str(&o->host_id, flags.host_id);
 	if (flags.io_timeout)
@@ -592,6 +605,11 @@ int main(int argc, char **argv)
 			goto out;
 		ctx.thin_autoextend_percent = (uint32_t)v;
 	}
+	bool irq_cpus = !o.nbd_cpus || !strcmp(o.nbd_cpus, "irq");
+	if (!irq_cpus && strcmp(o.nbd_cpus, "any")) {
+		fprintf(stderr, "dlvmd: --nbd-cpus: '%s' is neither 'irq' nor 'any'\n", o.nbd_cpus);
+		goto out;
+	}
 	lease_name(dir, ctx.lease_name, sizeof(ctx.lease_name));
 	r = dlvm_ctx_load(&ctx, &err);
 	if (r < 0) {
@@ -638,6 +656,7 @@ int main(int argc, char **argv)
 	struct nbd_server_opts nopts = {
 		.unix_path = nbd_path,
 		.tcp_addr = strcmp(o.nbd_listen, "none") ? o.nbd_listen : NULL,
+		.irq_cpus = irq_cpus,
 	};
 	dlvm_err_clear(&err);
 	r = nbd_server_start(ex, &nopts, &nbd, &err);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "daemon/nbd/conn.h"
+#include "daemon/nbd/cpus.h"
 
 struct nbd_server {
 	struct dlvm_exports *ex;
@@ -37,6 +38,7 @@ struct nbd_server {
 	struct nbd_conn *conns;    /* connections alive */
 	unsigned nconns;
 	bool stopping;
+	bool irq_cpus;             /* nbd_server_opts.irq_cpus */
 };
 
 void nbd_log(const char *what, const char *fmt, ...)
@@ -66,6 +68,8 @@ static void *conn_main(void *arg)
 	struct nbd_server *s = c->srv;
 
 	if (nbd_handshake(c) == 0) {
+		if (c->irq_cpus)
+			nbd_place_thread(c);
 		nbd_transmit(c);
 		dlvm_exports_detach(c->ex, &c->client);
 		dlvm_lv_map_put(c->map);
@@ -127,6 +131,7 @@ static void accept_one(struct nbd_server *s, int lfd)
 	}
 	c->srv = s;
 	c->ex = s->ex;
+	c->irq_cpus = s->irq_cpus;
 	c->fd = fd;
 	c->client.kick = conn_kick;
 	atomic_init(&c->stop, false);
@@ -264,6 +269,7 @@ int nbd_server_start(struct dlvm_exports *ex, const struct nbd_server_opts *o,
 	if (!s)
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	s->ex = ex;
+	s->irq_cpus = o->irq_cpus;
 	s->unix_fd = s->tcp_fd = s->wake[0] = s->wake[1] = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->idle, NULL);
