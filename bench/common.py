@@ -55,8 +55,8 @@ class Knobs:
                          (default 3; quick: 1)
     BENCH_SIZE_GIB=N     I/O target size in GiB (default 2; quick: 1)
     BENCH_ONLY=a,b       parts to run: io, lvcreate, shared, thin (default all)
-    BENCH_TARGETS=a,b    I/O targets (default dlvm,nbdkit-file,qemu-nbd,
-                         nbdkit-null,raw; also serve-file,
+    BENCH_TARGETS=a,b    I/O targets (default dlvm,dlvm-any,nbdkit-file,
+                         qemu-nbd,nbdkit-null,raw,raw-irq; also serve-file,
                          serve-file-fence; NAME@BUILD_DIR for another
                          build tree, see bench/iops.py)
     BENCH_LV_COUNTS=...  LV counts for lvcreate (default 100,1000,10000)
@@ -80,7 +80,8 @@ class Knobs:
         self.parts = env_list("BENCH_ONLY", ["io", "lvcreate", "shared", "thin"])
         self.targets = env_list(
             "BENCH_TARGETS",
-            ["dlvm", "nbdkit-file", "qemu-nbd", "nbdkit-null", "raw"])
+            ["dlvm", "dlvm-any", "nbdkit-file", "qemu-nbd", "nbdkit-null",
+             "raw", "raw-irq"])
         self.samples = env_int("BENCH_SAMPLES", 20 if self.quick else 50)
         counts = env_list("BENCH_LV_COUNTS",
                           ["100", "1000"] if self.quick
@@ -279,10 +280,10 @@ class Dlvm:
         self.offline("vgcreate", vg, pv)
         return pv
 
-    def start(self, cleanup, log_path):
+    def start(self, cleanup, log_path, extra=()):
         port = free_tcp_port()
         cmd = [self.daemon, "--state-dir", self.state,
-               "--nbd-listen", f"127.0.0.1:{port}"]
+               "--nbd-listen", f"127.0.0.1:{port}", *extra]
         return start_server(cmd, [self.ctl_sock, self.nbd_sock], "dlvmd",
                             cleanup, log_path)
 

@@ -10,6 +10,13 @@ Every target is measured with the same fio job (4 KiB blocks, iodepth 32,
   nbdkit-null  nbdkit's null plugin: the ceiling of the protocol and of
                fio's NBD client on this machine
   raw          fio with io_uring and O_DIRECT on the raw file: the disk
+  dlvm-any     dlvm with --nbd-cpus any: its connections are not kept to
+               the CPUs of the disk's interrupts (dlvm-any / dlvm is what
+               that placement gains)
+  raw-irq      raw, with fio kept to the CPUs of the disk's interrupts as
+               dlvmd keeps its connections. The disk's limit is the better
+               of raw and raw-irq: a submitter placed so may get more out
+               of the disk
 
 Targets that are not run by default:
 
@@ -40,7 +47,7 @@ from common import BenchError, Cleanup, Dlvm, GiB, UnixHTTPConnection, \
 
 PATTERNS = ("randwrite", "randread")
 JOBS = (1, 2)
-TARGET_LIMIT = 0.9     # dlvm / min(raw, null)
+TARGET_LIMIT = 0.9     # dlvm / min(max(raw, raw-irq), null)
 TARGET_OTHERS = 1.5    # dlvm / nbdkit-file, dlvm / qemu-nbd
 
 
@@ -94,6 +101,16 @@ class IoBench:
         return ["--ioengine=io_uring", "--direct=1",
                 f"--filename={self.raw}"]
 
+    def start_raw_irq(self, cleanup, build, name):
+        cpus = disk_irq_cpus(self.raw)
+        if not cpus:
+            raise BenchError(f"{self.raw}: no disk with MSI interrupts under it")
+        cpulist = ",".join(map(str, sorted(cpus)))
+        self.settings[name] = ("fio --ioengine=io_uring --direct=1 "
+                               f"--cpus_allowed={cpulist}")
+        return ["--ioengine=io_uring", "--direct=1", f"--cpus_allowed={cpulist}",
+                f"--filename={self.raw}"]
+
     def start_nbdkit_file(self, cleanup, build, name):
         sock = os.path.join(self.dir, "nbdkit-file.sock")
         cmd = ["nbdkit", "-f", "-U", sock, "file", f"file={self.raw}"]
@@ -138,12 +155,13 @@ class IoBench:
     def start_serve_file_fence(self, cleanup, build, name):
         return self.start_serve_file(cleanup, build, name, fence=True)
 
-    def start_dlvm(self, cleanup, build, name):
+    def start_dlvm(self, cleanup, build, name, extra=()):
         state = os.path.join(self.dir, safe_name(name))
         dlvm = Dlvm(build, state)
         pv_gib = max(8, 2 * self.knobs.size_gib + 1)
         dlvm.setup_vg(f"{pv_gib}G")
-        dlvm.start(cleanup, os.path.join(self.dir, "dlvmd.log"))
+        dlvm.start(cleanup, os.path.join(self.dir, f"{safe_name(name)}.log"),
+                   extra)
         conn = UnixHTTPConnection(dlvm.ctl_sock)
         try:
             dlvm.api(conn, "lvcreate",
@@ -151,7 +169,8 @@ class IoBench:
                      ["vg0"])
         finally:
             conn.close()
-        self.settings[name] = ("dlvmd, linear LV vg0/bench on a "
+        self.settings[name] = (" ".join(["dlvmd", *extra]) +
+                               ", linear LV vg0/bench on a "
                                f"{pv_gib} GiB sparse PV file")
         args = ["--ioengine=nbd",
                 f"--uri={nbd_unix_uri(dlvm.nbd_sock, 'vg0/bench')}"]
@@ -160,8 +179,13 @@ class IoBench:
              os.path.join(self.dir, f"fill-{safe_name(name)}.json"))
         return args
 
+    def start_dlvm_any(self, cleanup, build, name):
+        return self.start_dlvm(cleanup, build, name, ["--nbd-cpus", "any"])
+
     STARTERS = {
         "dlvm": start_dlvm,
+        "dlvm-any": start_dlvm_any,
+        "raw-irq": start_raw_irq,
         "nbdkit-file": start_nbdkit_file,
         "qemu-nbd": start_qemu_nbd,
         "nbdkit-null": start_nbdkit_null,
@@ -195,7 +219,7 @@ class IoBench:
                                  f"known: {', '.join(self.STARTERS)}")
         errors = {}
         rounds = {}     # target -> "rw/jobs" -> [(IOPS, µs) per round]
-        if {"raw", "nbdkit-file", "qemu-nbd", "serve-file",
+        if {"raw", "raw-irq", "nbdkit-file", "qemu-nbd", "serve-file",
                 "serve-file-fence"} & {kind(t) for t in self.knobs.targets}:
             self.prepare_raw()
         # Every server stays up for the whole part (idle servers cost no
@@ -239,6 +263,39 @@ class IoBench:
                 "ratios": io_ratios(results)}
 
 
+def disk_irq_cpus(path):
+    """The CPUs that take the I/O interrupts of the disk holding path (as
+    dlvmd finds them, docs/daemon.md, CPU placement), or None."""
+    st = os.stat(path)
+    blk = f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    if not os.path.exists(blk):
+        return None
+    blk = os.path.realpath(blk)
+    if os.path.exists(os.path.join(blk, "partition")):
+        blk = os.path.dirname(blk)
+    dev = os.path.realpath(os.path.join(blk, "device"))
+    while not os.path.isdir(os.path.join(dev, "msi_irqs")):
+        if dev in ("/", "/sys/devices"):
+            return None
+        dev = os.path.dirname(dev)
+    counts = {}
+    for irq in os.listdir(os.path.join(dev, "msi_irqs")):
+        try:
+            with open(f"/sys/kernel/irq/{irq}/per_cpu_count") as f:
+                counts[irq] = sum(int(n) for n in f.read().split(","))
+        except OSError:
+            counts[irq] = 0
+    top = max(counts.values(), default=0)
+    cpus = set()
+    for irq, n in counts.items():
+        if top and n * 8 >= top:
+            with open(f"/proc/irq/{irq}/effective_affinity_list") as f:
+                for part in filter(None, f.read().strip().split(",")):
+                    a, _, b = part.partition("-")
+                    cpus.update(range(int(a), int(b or a) + 1))
+    return cpus & os.sched_getaffinity(0) or None
+
+
 def kind(target):
     """The kind of a target name: "dlvm" for "dlvm@/tmp/build-old"."""
     return target.partition("@")[0]
@@ -266,8 +323,10 @@ def io_ratios(results):
     for rw in PATTERNS:
         for nj in JOBS:
             key = f"{rw}/{nj}"
-            limits = [v for v in (iops("raw", key), iops("nbdkit-null", key))
-                      if v is not None]
+            disk = [v for v in (iops("raw", key), iops("raw-irq", key))
+                    if v is not None]
+            limits = [v for v in (max(disk, default=None),
+                                  iops("nbdkit-null", key)) if v is not None]
             limit = min(limits) if limits else None
             out[key] = {
                 "limit_iops": limit,
@@ -309,11 +368,15 @@ def report(res):
     # Every other target against the first one of its kind (build
     # comparisons, serve-file-fence against serve-file): the median of the
     # ratios of the rounds, each round's runs of a job being close in time.
+    def family(name):
+        return kind(name).replace("-fence", "").replace("-any", "") \
+            .replace("-irq", "")
+
     base = {}
     for name in res["iops"]:
-        base.setdefault(kind(name).replace("-fence", ""), name)
+        base.setdefault(family(name), name)
     for name, per in res["iops"].items():
-        ref = base[kind(name).replace("-fence", "")]
+        ref = base[family(name)]
         if ref == name:
             continue
         cells = []
