@@ -1556,6 +1556,7 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 		while (p->want_slab &&
 		       pthread_cond_timedwait(&p->grown, &p->mu, &until) != ETIMEDOUT)
 			;
+		dlvm_err_clear(err); /* the first ENOSPC's message is stale now */
 		r = provision(p, id, vchunk, &mm, &in_hole, err);
 	}
 	if (!r && mm.is_new) {
@@ -1828,7 +1829,10 @@ int dlvm_thin_pool_flatten(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchun
 		if (mine == DLVM_THIN_NONE && ec != DLVM_THIN_NONE) {
 			r = provision(p, id, v, &mm, &in_hole, err);
 			if (r == -ENOSPC && add_slab) {
-				/* the family grows (dlvm_thin_family_grown takes mu) */
+				/* the family grows (dlvm_thin_family_grown takes mu);
+				 * the store's ENOSPC is not the error any more: the
+				 * one that counts is why no slab came, if none did */
+				dlvm_err_clear(err);
 				pthread_mutex_unlock(&p->mu);
 				r = add_slab(arg, err);
 				pthread_mutex_lock(&p->mu);
