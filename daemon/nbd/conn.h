@@ -29,7 +29,6 @@ struct nbd_conn {
 	int fd;
 	char peer[64];             /* for messages before an export is chosen */
 	atomic_bool stop;          /* the server is stopping */
-	bool irq_cpus;             /* placed by nbd_place_thread once an export is chosen */
 
 	/* Set by a successful handshake. */
 	char *name;                /* export name "VG/LV" */

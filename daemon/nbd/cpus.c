@@ -22,6 +22,7 @@
 #include "daemon/nbd/cpus.h"
 
 #include <dirent.h>
+#include <sched.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdatomic.h>
@@ -37,7 +38,8 @@
 #define MAX_DEPTH 4   /* loop over a file over a device-mapper device ... */
 #define MAX_IRQS 1024 /* interrupts looked at per disk */
 
-int nbd_parse_cpulist(const char *s, cpu_set_t *set)
+/* Parse a kernel CPU list ("0-3,8,10-11", a newline may end it) into set. */
+static int parse_cpulist(const char *s, cpu_set_t *set)
 {
 	CPU_ZERO(set);
 	while (*s && *s != '\n') {
@@ -84,12 +86,12 @@ static bool is_dir(const char *path)
 }
 
 /* Interrupts fired by irq so far, summed over the CPUs; 0 if unknown. */
-static unsigned long long irq_count(const char *irq)
+static unsigned long long irq_count(unsigned irq)
 {
-	char path[PATH_MAX], line[4096];
+	char path[64], line[4096];
 	unsigned long long sum = 0;
 
-	snprintf(path, sizeof(path), "/sys/kernel/irq/%s/per_cpu_count", irq);
+	snprintf(path, sizeof(path), "/sys/kernel/irq/%u/per_cpu_count", irq);
 	if (!read_line(path, line, sizeof(line)))
 		return 0;
 	for (char *p = line; *p;) {
@@ -107,7 +109,7 @@ static unsigned long long irq_count(const char *irq)
 static bool device_irq_cpus(const char *dev, cpu_set_t *set)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 32], line[4096];
-	char *irqs[MAX_IRQS];
+	unsigned irqs[MAX_IRQS];
 	unsigned long long counts[MAX_IRQS], max = 0;
 	unsigned n = 0;
 	bool found = false;
@@ -127,8 +129,11 @@ static bool device_irq_cpus(const char *dev, cpu_set_t *set)
 	if (!d)
 		return false;
 	for (struct dirent *e; n < MAX_IRQS && (e = readdir(d));) {
-		if (e->d_name[0] == '.' || !(irqs[n] = strdup(e->d_name)))
-			continue;
+		char *end;
+		unsigned long irq = strtoul(e->d_name, &end, 10);
+		if (end == e->d_name || *end || irq > UINT_MAX)
+			continue; /* ".", ".." */
+		irqs[n] = (unsigned)irq;
 		counts[n] = irq_count(irqs[n]);
 		max = counts[n] > max ? counts[n] : max;
 		n++;
@@ -137,18 +142,17 @@ static bool device_irq_cpus(const char *dev, cpu_set_t *set)
 	for (unsigned i = 0; i < n; i++) {
 		cpu_set_t one;
 		if (max && counts[i] * 8 >= max) {
-			snprintf(path, sizeof(path), "/proc/irq/%s/effective_affinity_list", irqs[i]);
+			snprintf(path, sizeof(path), "/proc/irq/%u/effective_affinity_list", irqs[i]);
 			bool ok = read_line(path, line, sizeof(line)) && line[0];
 			if (!ok) {
-				snprintf(path, sizeof(path), "/proc/irq/%s/smp_affinity_list", irqs[i]);
+				snprintf(path, sizeof(path), "/proc/irq/%u/smp_affinity_list", irqs[i]);
 				ok = read_line(path, line, sizeof(line));
 			}
-			if (ok && nbd_parse_cpulist(line, &one) == 0 && CPU_COUNT(&one)) {
+			if (ok && parse_cpulist(line, &one) == 0 && CPU_COUNT(&one)) {
 				CPU_OR(set, set, &one);
 				found = true;
 			}
 		}
-		free(irqs[i]);
 	}
 	return found;
 }
@@ -162,7 +166,7 @@ static bool block_irq_cpus(const char *blk, cpu_set_t *set, int depth)
 	struct stat st;
 	bool found = false;
 
-	if (!realpath(blk, dir))
+	if (depth > MAX_DEPTH || !realpath(blk, dir))
 		return false;
 	snprintf(path, sizeof(path), "%s/partition", dir);
 	if (access(path, F_OK) == 0)
@@ -185,20 +189,20 @@ static bool block_irq_cpus(const char *blk, cpu_set_t *set, int depth)
 			return true;
 	}
 	snprintf(path, sizeof(path), "%s/device", dir);
-	return depth <= MAX_DEPTH && device_irq_cpus(path, set);
+	return device_irq_cpus(path, set);
 }
 
 static bool devnum_irq_cpus(dev_t devnum, cpu_set_t *set, int depth)
 {
 	char path[64];
 
-	if (depth > MAX_DEPTH)
-		return false;
 	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u", major(devnum), minor(devnum));
 	return block_irq_cpus(path, set, depth);
 }
 
-bool nbd_map_irq_cpus(const struct dlvm_lv_map *m, cpu_set_t *set)
+/* The CPUs that take the I/O completion interrupts of every device of m, in
+ * set; false when that is not known for each of them. */
+static bool map_irq_cpus(const struct dlvm_lv_map *m, cpu_set_t *set)
 {
 	CPU_ZERO(set);
 	for (uint32_t i = 0; i < m->ndev; i++) {
@@ -218,7 +222,7 @@ void nbd_place_thread(struct nbd_conn *c)
 	char list[256];
 	size_t len = 0;
 
-	if (!nbd_map_irq_cpus(c->map, &irq) ||
+	if (!map_irq_cpus(c->map, &irq) ||
 	    pthread_getaffinity_np(pthread_self(), sizeof(now), &now))
 		return;
 	CPU_AND(&irq, &irq, &now);

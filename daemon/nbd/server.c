@@ -68,7 +68,7 @@ static void *conn_main(void *arg)
 	struct nbd_server *s = c->srv;
 
 	if (nbd_handshake(c) == 0) {
-		if (c->irq_cpus)
+		if (s->irq_cpus)
 			nbd_place_thread(c);
 		nbd_transmit(c);
 		dlvm_exports_detach(c->ex, &c->client);
@@ -131,7 +131,6 @@ static void accept_one(struct nbd_server *s, int lfd)
 	}
 	c->srv = s;
 	c->ex = s->ex;
-	c->irq_cpus = s->irq_cpus;
 	c->fd = fd;
 	c->client.kick = conn_kick;
 	atomic_init(&c->stop, false);
