@@ -145,6 +145,9 @@ enum dlvm_edit_type {
 	DLVM_EDIT_LV_SET_SEGMENTS = 14,
 	DLVM_EDIT_LV_SET_HOLDERS = 15, /* shared VGs: the hosts where the LV is active */
 	DLVM_EDIT_LV_SET_THIN = 16,    /* thin pool or thin volume attributes */
+	/* The rate a flatten of the LV copies at (written ignorable: a reader
+	 * that does not know it copies without a limit). */
+	DLVM_EDIT_LV_SET_COPY_RATE = 17,
 };
 
 #define DLVM_NAME_MAX 127
@@ -262,6 +265,7 @@ struct dlvm_edit {
 			uint32_t nholders;   /* LV_SET_HOLDERS */
 			struct dlvm_lv_holder *holders; /* owned */
 			struct dlvm_lv_thin thin; /* LV_SET_THIN */
+			uint64_t copy_rate;  /* LV_SET_COPY_RATE: bytes per second, 0 none */
 		} lv;
 		struct {
 			size_t len;

@@ -63,6 +63,7 @@ struct dlvm_lv {
 	struct dlvm_lv_thin thin;  /* DLVM_LV_THIN_POOL / DLVM_LV_THIN attributes */
 	uint32_t nholders;         /* shared VGs: activation records */
 	struct dlvm_lv_holder *holders; /* sorted by host id, owned */
+	uint64_t copy_rate;        /* a flatten's limit, bytes per second; 0 none */
 	void *priv;                /* owner's data (dlvmd: its export) */
 	size_t index;              /* position in vg->lvs */
 };

@@ -159,6 +159,10 @@ int dlvm_edit_encode(const struct dlvm_edit *e, struct dlvm_buf *out)
 		w32(&w, e->u.lv.thin.chunk_size);
 		w32(&w, e->u.lv.thin.slab_extents);
 		break;
+	case DLVM_EDIT_LV_SET_COPY_RATE:
+		w64(&w, e->u.lv.id);
+		w64(&w, e->u.lv.copy_rate);
+		break;
 	case DLVM_EDIT_LV_SET_HOLDERS:
 		w64(&w, e->u.lv.id);
 		w32(&w, e->u.lv.nholders);
@@ -418,6 +422,10 @@ int dlvm_edit_decode(const uint8_t *buf, size_t len, size_t *pos, struct dlvm_ed
 		e->u.lv.thin.chunk_size = r32(&r, "chunk size");
 		e->u.lv.thin.slab_extents = r32(&r, "slab extents");
 		break;
+	case DLVM_EDIT_LV_SET_COPY_RATE:
+		e->u.lv.id = r64(&r, "lv id");
+		e->u.lv.copy_rate = r64(&r, "copy rate");
+		break;
 	case DLVM_EDIT_LV_SET_HOLDERS:
 		e->u.lv.id = r64(&r, "lv id");
 		e->u.lv.nholders = r32(&r, "holder count");
@@ -478,6 +486,7 @@ const char *dlvm_edit_type_name(uint16_t type)
 	case DLVM_EDIT_LV_SET_SEGMENTS: return "LV_SET_SEGMENTS";
 	case DLVM_EDIT_LV_SET_HOLDERS: return "LV_SET_HOLDERS";
 	case DLVM_EDIT_LV_SET_THIN: return "LV_SET_THIN";
+	case DLVM_EDIT_LV_SET_COPY_RATE: return "LV_SET_COPY_RATE";
 	default: return "UNKNOWN";
 	}
 }

@@ -468,6 +468,11 @@ int dlvm_vg_apply(struct dlvm_vg *vg, const struct dlvm_edit *e, struct dlvm_err
 		if (!(lv = lv_by_id(vg, e, err)))
 			return -EBADMSG;
 		return apply_thin(vg, lv, &e->u.lv.thin, err);
+	case DLVM_EDIT_LV_SET_COPY_RATE:
+		if (!(lv = lv_by_id(vg, e, err)))
+			return -EBADMSG;
+		lv->copy_rate = e->u.lv.copy_rate;
+		return 0;
 	default:
 		if (e->flags & DLVM_EDIT_IGNORABLE)
 			return 0;

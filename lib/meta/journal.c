@@ -594,7 +594,7 @@ static int make_inverse(const struct dlvm_vg *vg, const struct dlvm_edit *e, str
 	default:
 		break;
 	}
-	if (e->type < DLVM_EDIT_LV_REMOVE || e->type > DLVM_EDIT_LV_SET_THIN ||
+	if (e->type < DLVM_EDIT_LV_REMOVE || e->type > DLVM_EDIT_LV_SET_COPY_RATE ||
 	    !(lv = dlvm_lv_find_id(vg, e->u.lv.id)))
 		return 0;
 	u->inv.u.lv.id = lv->id;
@@ -632,6 +632,11 @@ static int make_inverse(const struct dlvm_vg *vg, const struct dlvm_edit *e, str
 				   DLVM_LV_THIN_DATA)) ||
 		    (!lv->thin.pool_id && !lv->thin.meta_id && !lv->thin.slab_extents))
 			u->inv.type = 0;
+		return 0;
+	case DLVM_EDIT_LV_SET_COPY_RATE:
+		u->inv.type = DLVM_EDIT_LV_SET_COPY_RATE;
+		u->inv.flags = DLVM_EDIT_IGNORABLE;
+		u->inv.u.lv.copy_rate = lv->copy_rate;
 		return 0;
 	case DLVM_EDIT_LV_SET_HOLDERS:
 		u->inv.type = DLVM_EDIT_LV_SET_HOLDERS;

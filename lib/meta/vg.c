@@ -165,6 +165,14 @@ int dlvm_vg_encode_state(const struct dlvm_vg *vg, struct dlvm_buf *out)
 			if ((r = dlvm_edit_encode(&e, out)))
 				return r;
 		}
+		if (lv->copy_rate) {
+			e = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_COPY_RATE,
+						.flags = DLVM_EDIT_IGNORABLE };
+			e.u.lv.id = lv->id;
+			e.u.lv.copy_rate = lv->copy_rate;
+			if ((r = dlvm_edit_encode(&e, out)))
+				return r;
+		}
 		if (!lv->nholders)
 			continue;
 		e = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_HOLDERS };

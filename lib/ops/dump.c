@@ -82,6 +82,9 @@ static void dump_edit(FILE *f, const struct dlvm_edit *e)
 			e->u.lv.thin.pool_id, e->u.lv.thin.origin_id, e->u.lv.thin.virtual_size,
 			e->u.lv.thin.meta_id, e->u.lv.thin.chunk_size, e->u.lv.thin.slab_extents);
 		break;
+	case DLVM_EDIT_LV_SET_COPY_RATE:
+		fprintf(f, "id=%" PRIu64 " copy_rate=%" PRIu64 "\n", e->u.lv.id, e->u.lv.copy_rate);
+		break;
 	case DLVM_EDIT_LV_SET_HOLDERS:
 		fprintf(f, "id=%" PRIu64 " holders=%u", e->u.lv.id, e->u.lv.nholders);
 		for (uint32_t i = 0; i < e->u.lv.nholders; i++)

@@ -561,6 +561,13 @@ static size_t sample_edits(struct dlvm_edit *ed)
 	memset(e, 0, sizeof(*e));
 	e->type = DLVM_EDIT_LV_SET_HOLDERS;
 	e->u.lv.id = 93;
+
+	e = &ed[n++];
+	memset(e, 0, sizeof(*e));
+	e->type = DLVM_EDIT_LV_SET_COPY_RATE;
+	e->flags = DLVM_EDIT_IGNORABLE;
+	e->u.lv.id = 91;
+	e->u.lv.copy_rate = 0x0123456789abcdefull;
 	return n;
 }
 
@@ -624,6 +631,10 @@ static void assert_edit_equal(const struct dlvm_edit *a, const struct dlvm_edit 
 		assert_int_equal(a->u.lv.thin.virtual_size, b->u.lv.thin.virtual_size);
 		assert_int_equal(a->u.lv.thin.meta_id, b->u.lv.thin.meta_id);
 		assert_int_equal(a->u.lv.thin.chunk_size, b->u.lv.thin.chunk_size);
+		break;
+	case DLVM_EDIT_LV_SET_COPY_RATE:
+		assert_int_equal(a->u.lv.id, b->u.lv.id);
+		assert_int_equal(a->u.lv.copy_rate, b->u.lv.copy_rate);
 		break;
 	case DLVM_EDIT_LV_SET_HOLDERS:
 		assert_int_equal(a->u.lv.id, b->u.lv.id);

@@ -1490,6 +1490,52 @@ static void state_of_thin_lv_without_attributes_replays(void **state)
 	dlvm_vg_free(vg);
 }
 
+/* A flatten's copy rate: applied to its LV, written by a checkpoint as an
+ * ignorable edit after the LV's LV_CREATE and replayed from it; refused
+ * for an LV that does not exist. */
+static void copy_rate_applies_and_replays(void **state)
+{
+	const uint32_t kinds[] = { DLVM_LV_THIN, DLVM_LV_THIN };
+	struct dlvm_vg *vg = vg_with_lvs(kinds, 2), *copy = dlvm_vg_new();
+	struct dlvm_edit r = { .type = DLVM_EDIT_LV_SET_COPY_RATE, .flags = DLVM_EDIT_IGNORABLE };
+	struct dlvm_err err = { 0 };
+	struct dlvm_buf st = { 0 };
+	(void)state;
+
+	assert_non_null(copy);
+	r.u.lv.id = 11;
+	r.u.lv.copy_rate = 4 << 20;
+	assert_ok(dlvm_vg_apply(vg, &r, &err), &err);
+	assert_int_equal(dlvm_lv_find_id(vg, 11)->copy_rate, 4 << 20);
+	assert_int_equal(dlvm_lv_find_id(vg, 10)->copy_rate, 0);
+	r.u.lv.id = 12;
+	assert_err(dlvm_vg_apply(vg, &r, &err), &err, -EBADMSG,
+		   "LV_SET_COPY_RATE: LV id 12 does not exist");
+
+	assert_int_equal(dlvm_vg_encode_state(vg, &st), 0);
+	size_t pos = 0;
+	unsigned n = 0, rates = 0;
+	while (pos < st.len) {
+		struct dlvm_edit ed;
+		assert_int_equal(dlvm_edit_decode(st.data, st.len, &pos, &ed, NULL), 0);
+		if (ed.type == DLVM_EDIT_LV_SET_COPY_RATE) {
+			assert_int_equal(ed.flags, DLVM_EDIT_IGNORABLE);
+			assert_int_equal(ed.u.lv.id, 11);
+			rates++;
+		}
+		assert_ok(dlvm_vg_apply(copy, &ed, &err), &err);
+		dlvm_edit_release(&ed);
+		n++;
+	}
+	assert_int_equal(n, 4); /* VG_INFO, two LV_CREATEs, one rate */
+	assert_int_equal(rates, 1);
+	assert_int_equal(dlvm_lv_find_id(copy, 11)->copy_rate, 4 << 20);
+	assert_int_equal(dlvm_lv_find_id(copy, 10)->copy_rate, 0);
+	dlvm_buf_release(&st);
+	dlvm_vg_free(copy);
+	dlvm_vg_free(vg);
+}
+
 /* A thin LV's virtual size from disk is bounded: a record of 2^63 bytes
  * (valid CRC, say) is refused, not taken for a negative size later. */
 static void thin_virtual_size_bounded(void **state)
@@ -1550,6 +1596,7 @@ int main(void)
 		cmocka_unit_test(vg_create_fails_on_a_later_pv),
 		cmocka_unit_test(vg_create_undo_fails),
 		cmocka_unit_test(load_all_loads_each_vg_once),
+		cmocka_unit_test(copy_rate_applies_and_replays),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
