@@ -1410,24 +1410,47 @@ static int flatten_progress(void *arg, uint64_t done, uint64_t copied, struct dl
 	}
 }
 
-/* The edit that marks (or unmarks) clone c as being flattened; false when
- * c is so already. */
-static bool flatten_flag_edit(const struct dlvm_lv *c, bool on, struct dlvm_edit *e)
+/* Add to t the edits that mark clone c as being flattened at `rate`
+ * (bytes per second, 0: no limit), or that take the mark and the rate
+ * away (on false); none where c is so already. The rate is kept so that
+ * a flatten dlvmd goes on with at its next start copies at the rate asked
+ * for. */
+static int flatten_mark_edits(const struct dlvm_lv *c, bool on, uint64_t rate,
+			      struct dlvm_txn *t, struct dlvm_err *err)
 {
 	uint64_t flags = on ? c->flags | DLVM_LV_FLATTEN : c->flags & ~DLVM_LV_FLATTEN;
+	int r = 0;
 
-	*e = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_FLAGS };
-	e->u.lv.id = c->id;
-	e->u.lv.flags = flags;
-	return flags != c->flags;
+	if (!on)
+		rate = 0;
+	if (flags != c->flags) {
+		struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_FLAGS };
+		e.u.lv.id = c->id;
+		e.u.lv.flags = flags;
+		r = add_edit(t, &e, err);
+	}
+	if (!r && rate != c->copy_rate) {
+		struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_COPY_RATE,
+				       .flags = DLVM_EDIT_IGNORABLE };
+		e.u.lv.id = c->id;
+		e.u.lv.copy_rate = rate;
+		r = add_edit(t, &e, err);
+	}
+	return r;
 }
 
 /* Mark (or unmark) clone c, in its own transaction. */
-static int set_flatten_flag(struct dlvm_vg *vg, struct dlvm_lv *c, bool on, struct dlvm_err *err)
+static int set_flatten_flag(struct dlvm_vg *vg, struct dlvm_lv *c, bool on, uint64_t rate,
+			    struct dlvm_err *err)
 {
-	struct dlvm_edit e;
+	struct dlvm_txn t;
+	int r;
 
-	return flatten_flag_edit(c, on, &e) ? dlvm_txn_commit_edit(vg, &e, err) : 0;
+	dlvm_txn_init(&t);
+	if (!(r = flatten_mark_edits(c, on, rate, &t, err)) && t.n)
+		r = dlvm_txn_commit(vg, &t, err);
+	dlvm_txn_release(&t);
+	return r;
 }
 
 /* Under the VG lease, after the copy: forget the origin (when the copy
@@ -1447,7 +1470,6 @@ static int flatten_end_step(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 		struct dlvm_txn t;
 		struct dlvm_edit ce = { .type = DLVM_EDIT_LV_SET_THIN };
 		struct dlvm_edit me = { .type = DLVM_EDIT_LV_SET_THIN };
-		struct dlvm_edit fe;
 		ce.u.lv.id = c->id;
 		ce.u.lv.thin = c->thin;
 		ce.u.lv.thin.origin_id = 0;
@@ -1456,14 +1478,14 @@ static int flatten_end_step(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 		me.u.lv.thin.origin_id = 0;
 		dlvm_txn_init(&t);
 		if (!(r = add_edit(&t, &ce, s->err)) && !(r = add_edit(&t, &me, s->err)) &&
-		    (!flatten_flag_edit(c, false, &fe) || !(r = add_edit(&t, &fe, s->err))))
+		    !(r = flatten_mark_edits(c, false, 0, &t, s->err)))
 			r = dlvm_txn_commit(vg, &t, s->err);
 		dlvm_txn_release(&t);
 	} else if (s->copy_r && s->copy_r != -ECANCELED && c) {
 		/* a failed copy is not tried again at the next start; one that
 		 * stopped with dlvmd is */
 		struct dlvm_err fe_err = { 0 };
-		if (set_flatten_flag(vg, c, false, &fe_err))
+		if (set_flatten_flag(vg, c, false, 0, &fe_err))
 			resp_warning(s->resp, "%s/%s: %s", f->vg, c->name, fe_err.msg);
 	}
 	if (f->pool) {
@@ -1554,7 +1576,7 @@ static int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_
 	f->chunk_size = pool->chunk_size;
 	f->vchunks = lv->thin.virtual_size / pool->chunk_size;
 	/* from here a crash or a stop leaves the flatten to the next start */
-	if ((r = set_flatten_flag(vg, lv, true, err))) {
+	if ((r = set_flatten_flag(vg, lv, true, rate, err))) {
 		struct dlvm_err e = { 0 };
 		if (ctx->cmd_lock)
 			shared_family_release_idle(ctx, vg, f->meta_id, lv, &e);
@@ -1572,7 +1594,8 @@ static int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_
 		shared_family_release_idle(ctx, vg, lv->thin.meta_id, lv, &e);
 		return r;
 	}
-	const struct dlvm_job *j = ctx->jobs; /* f is the job's now */
+	struct dlvm_job *j = ctx->jobs; /* f is the job's now */
+	j->rate = f->rate;
 	resp_message(resp, "%s/%s: flattening from %s (job %" PRIu64 ")%s", vg->info.name,
 		     lv->name, f->oname, j->id,
 		     background ? ": dlvm jobs shows its progress." : ".");
@@ -1616,6 +1639,9 @@ DLVM_CMD_FN(cmd_lvconvert)
 					    lv->name);
 		if (lv->thin.meta_id) {
 			const struct dlvm_lv *m = dlvm_lv_find_id(vg, lv->thin.meta_id);
+			/* one left unfinished goes on at the rate it had */
+			if (!rate_s && (lv->flags & DLVM_LV_FLATTEN))
+				rate = lv->copy_rate;
 			if (m && m->thin.origin_id)
 				return flatten_family(ctx, vg, lv, rate,
 						      opt_flag(opts, "background"), resp, err);

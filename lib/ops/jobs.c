@@ -216,6 +216,7 @@ static void job_row(json_t *rows, const struct dlvm_job *j, json_t *resp, bool d
 	json_object_set_new(row, "job_copied", json_integer((json_int_t)atomic_load(&j->copied)));
 	json_object_set_new(row, "job_seconds",
 			    json_integer((json_int_t)((end - j->started_ms) / 1000)));
+	json_object_set_new(row, "job_rate", json_integer((json_int_t)j->rate));
 	json_object_set_new(row, "job_message", json_string(msg ? msg : ""));
 	json_array_append_new(rows, row);
 	if (!detail)

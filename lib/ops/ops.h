@@ -147,6 +147,7 @@ struct dlvm_job {
 	uint64_t lv_id;
 	_Atomic uint64_t done, total;     /* progress, in the job's own units */
 	_Atomic uint64_t copied;          /* bytes copied so far */
+	uint64_t rate;                    /* the limit it copies at, bytes per second; 0 none */
 	atomic_bool stop;                 /* dlvmd stops: end soon, keep what is done */
 	/* under the command lock: */
 	enum job_state state;

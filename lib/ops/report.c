@@ -90,6 +90,7 @@ static const struct dlvm_field_def job_fields[] = {
 	{ "copy_percent", "Cpy%Sync", DLVM_FIELD_STR },
 	{ "job_copied", "Copied", DLVM_FIELD_SIZE },
 	{ "job_seconds", "Time(s)", DLVM_FIELD_NUM },
+	{ "job_rate", "MaxRate", DLVM_FIELD_SIZE },
 	{ "job_message", "Message", DLVM_FIELD_STR },
 	{ NULL, NULL, 0 },
 };

@@ -348,6 +348,45 @@ def test_flatten_waits_and_stops_with_dlvmd(cluster):
     assert "consistent" in out, out
 
 
+def test_flatten_goes_on_at_its_rate(cluster, shared_pvs):  # noqa: F811
+    """A flatten left unfinished goes on, at dlvmd's next start, at the
+    --maxrecoveryrate it was started with: the journal keeps the rate with
+    the clone's mark. `dlvm jobs -o job_rate` shows it; the copy left takes
+    as long as that rate says; once done the clone has no rate left."""
+    (h1,) = cluster(1)
+    m = filled_clone(h1, 32 * MiB, 46, ["c"])
+    h1.cli_ok("lvconvert", "--flatten", "-b", "--maxrecoveryrate", "4m", "vgs/c")
+    out, _ = h1.cli_ok("jobs", "-o", "job_id,job_rate", "--units", "b", "--nosuffix")
+    assert out.split() == ["ID", "MaxRate", "1", str(4 * MiB)], out
+    time.sleep(1)
+    h1.kill()
+    h1.start()
+    t0 = time.monotonic()
+    assert "dlvmd: vgs/c: going on with the flatten left unfinished" in ready_log(h1)
+
+    def row():
+        out, _ = h1.cli_ok("jobs", "--reportformat", "json", "-o",
+                           "job_state,job_rate,job_copied", "--units", "b", "--nosuffix", "1")
+        return json.loads(out)["report"][0]["job"][0]
+
+    r = row()
+    assert r["job_state"] == "running", r
+    assert int(r["job_rate"]) == 4 * MiB, r
+    assert wait_job(h1, 1)["job_state"] == "done"
+    took = time.monotonic() - t0
+    r = row()
+    # what was left (at least 16 MiB after a second at 4 MiB/s) at 4 MiB/s
+    left = int(r["job_copied"])
+    assert left >= 16 * MiB, r
+    assert took >= left / (4 * MiB) - 1, (took, r)
+    h1.cli_ok("lvchange", "-aey", "vgs/c")
+    check_all(h1, "c", m)
+    # the journal recorded the rate with the mark, and took it away with it
+    out, _ = h1.cli_ok("dump", str(shared_pvs[0]))
+    rates = re.findall(r"LV_SET_COPY_RATE.*copy_rate=(\d+)", out)
+    assert rates and rates[0] == str(4 * MiB) and rates[-1] == "0", rates
+
+
 def test_flatten_killed_goes_on_and_lets_the_family_go(cluster):
     """dlvmd killed during the flatten of an inactive clone: when it comes
     back it goes on with the flatten, and once that ends it does not keep
