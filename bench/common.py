@@ -56,7 +56,8 @@ class Knobs:
     BENCH_SIZE_GIB=N     I/O target size in GiB (default 2; quick: 1)
     BENCH_ONLY=a,b       parts to run: io, lvcreate, shared, thin (default all)
     BENCH_TARGETS=a,b    I/O targets (default dlvm,dlvm-any,nbdkit-file,
-                         qemu-nbd,nbdkit-null,raw,raw-irq; also serve-file,
+                         qemu-nbd,qemu-nbd-direct,nbdkit-null,raw,raw-irq;
+                         also serve-file,
                          serve-file-fence; NAME@BUILD_DIR for another
                          build tree, see bench/iops.py)
     BENCH_LV_COUNTS=...  LV counts for lvcreate (default 100,1000,10000)
@@ -80,8 +81,8 @@ class Knobs:
         self.parts = env_list("BENCH_ONLY", ["io", "lvcreate", "shared", "thin"])
         self.targets = env_list(
             "BENCH_TARGETS",
-            ["dlvm", "dlvm-any", "nbdkit-file", "qemu-nbd", "nbdkit-null",
-             "raw", "raw-irq"])
+            ["dlvm", "dlvm-any", "nbdkit-file", "qemu-nbd", "qemu-nbd-direct",
+             "nbdkit-null", "raw", "raw-irq"])
         self.samples = env_int("BENCH_SAMPLES", 20 if self.quick else 50)
         counts = env_list("BENCH_LV_COUNTS",
                           ["100", "1000"] if self.quick

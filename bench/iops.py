@@ -129,6 +129,19 @@ class IoBench:
                      os.path.join(self.dir, "qemu-nbd.log"))
         return ["--ioengine=nbd", f"--uri={nbd_unix_uri(sock)}"]
 
+    def start_qemu_nbd_direct(self, cleanup, build, name):
+        """qemu-nbd with O_DIRECT and native AIO: a server that, like
+        dlvmd, sends every write to the disk before it replies (no page
+        cache), so the NBD round trip is the only difference from raw."""
+        sock = os.path.join(self.dir, "qemu-nbd-direct.sock")
+        opts = ["-f", "raw", "--cache=none", "--aio=native", "--shared=8",
+                "--persistent"]
+        self.settings[name] = "qemu-nbd " + " ".join(opts)
+        start_server(["qemu-nbd", *opts, "-k", sock, self.raw], [sock],
+                     name, cleanup,
+                     os.path.join(self.dir, "qemu-nbd-direct.log"))
+        return ["--ioengine=nbd", f"--uri={nbd_unix_uri(sock)}"]
+
     def start_nbdkit_null(self, cleanup, build, name):
         sock = os.path.join(self.dir, "nbdkit-null.sock")
         self.settings["nbdkit-null"] = "nbdkit null"
@@ -188,6 +201,7 @@ class IoBench:
         "raw-irq": start_raw_irq,
         "nbdkit-file": start_nbdkit_file,
         "qemu-nbd": start_qemu_nbd,
+        "qemu-nbd-direct": start_qemu_nbd_direct,
         "nbdkit-null": start_nbdkit_null,
         "raw": start_raw,
         "serve-file": start_serve_file,
@@ -335,6 +349,9 @@ def io_ratios(results):
                                           iops("nbdkit-file", key)),
                 "dlvm/qemu-nbd": ratio(iops("dlvm", key),
                                        iops("qemu-nbd", key)),
+                # no target: the same data path without the page cache
+                "dlvm/qemu-nbd-direct": ratio(iops("dlvm", key),
+                                              iops("qemu-nbd-direct", key)),
             }
     return out
 
@@ -365,6 +382,11 @@ def report(res):
             cells.append(f"{'-':>14}" if r is None else
                          f"{r:>10.2f} {'ok' if r >= goal else 'NO':>3}")
         lines.append(f"  {what:{w}}" + "".join(cells))
+    what = "dlvm/qemu-nbd-direct"
+    if any(res["ratios"][k].get(what) is not None for k in keys):
+        lines.append(f"  {what:{w}}" + "".join(
+            f"{'-':>14}" if res["ratios"][k].get(what) is None else
+            f"{res['ratios'][k][what]:>14.2f}" for k in keys))
     # Every other target against the first one of its kind (build
     # comparisons, serve-file-fence against serve-file): the median of the
     # ratios of the rounds, each round's runs of a job being close in time.
