@@ -12,6 +12,7 @@ import nbd
 import pytest
 
 from conftest import Dlvmd, dlvm_ok, stop_clean
+from test_blockdev import loopdev  # noqa: F401
 
 
 def cpulist(text):
@@ -161,3 +162,24 @@ def test_bad_nbd_cpus_is_refused(tmp_path, how):
     assert "--nbd-cpus: 'some' is neither 'irq' nor 'any'" in p.stderr
     assert not (state / "nbd.sock").exists()
     assert not (state / "dlvmd.sock").exists()
+
+
+def test_pv_on_a_loop_device_follows_its_backing_file(tmp_path, loopdev):  # noqa: F811
+    """A PV on a loop device: its I/O completes where that of the disk
+    under the loop device's backing file does."""
+    dev = loopdev("pvloop", 256 << 20, 512)
+    backing = tmp_path / "pvloop.img"
+    state = tmp_path / "state"
+    state.mkdir()
+    dlvm_ok("pvcreate", dev, socket=tmp_path / "none.sock", state_dir=state)
+    dlvm_ok("vgcreate", "vg0", dev, socket=tmp_path / "none.sock", state_dir=state)
+    d = Dlvmd(state, devices=[dev]).start()
+    try:
+        d.cli_ok("lvcreate", "-n", "a", "-L", "16m", "vg0")
+        allowed = os.sched_getaffinity(0)
+        irq = disk_irq_cpus(backing)
+        assert irq, f"{backing}: no disk with MSI interrupts under it"
+        want = (irq & allowed) or allowed
+        assert connection_cpus(d, "vg0/a") == want, f"irq CPUs {irq}, allowed {allowed}"
+    finally:
+        stop_clean(d)
