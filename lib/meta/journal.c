@@ -558,10 +558,57 @@ static void copy_failed(struct dlvm_pv *pv, const struct dlvm_err *e, int *r, st
 /* The inverse of an edit, taken from the model before the edit is applied. */
 struct undo {
 	struct dlvm_edit inv;      /* type 0: nothing to undo */
+	/* LV_REMOVE: after inv (its LV_CREATE), the LV's other attributes, as
+	 * a checkpoint would write them */
+	struct dlvm_edit more[3];
+	unsigned nmore;
 	struct dlvm_dev *dev;      /* PV_REMOVE: what the removed PV had */
 	struct dlvm_pv_header hdr;
 	struct dlvm_mda mda;
 };
+
+/* The edits that give a removed LV back what LV_CREATE does not carry:
+ * thin attributes, activation records, a flatten's rate. */
+static int undo_attributes(const struct dlvm_lv *lv, struct undo *u)
+{
+	const struct dlvm_lv_thin *t = &lv->thin;
+	struct dlvm_edit *m;
+
+	if (t->pool_id || t->origin_id || t->virtual_size || t->meta_id || t->chunk_size ||
+	    t->slab_extents) {
+		m = &u->more[u->nmore++];
+		*m = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_THIN };
+		m->u.lv.id = lv->id;
+		m->u.lv.thin = *t;
+	}
+	if (lv->nholders) {
+		m = &u->more[u->nmore];
+		*m = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_HOLDERS };
+		m->u.lv.id = lv->id;
+		m->u.lv.holders = malloc(lv->nholders * sizeof(*lv->holders));
+		if (!m->u.lv.holders)
+			return -ENOMEM;
+		memcpy(m->u.lv.holders, lv->holders, lv->nholders * sizeof(*lv->holders));
+		m->u.lv.nholders = lv->nholders;
+		u->nmore++;
+	}
+	if (lv->copy_rate) {
+		m = &u->more[u->nmore++];
+		*m = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_COPY_RATE,
+					 .flags = DLVM_EDIT_IGNORABLE };
+		m->u.lv.id = lv->id;
+		m->u.lv.copy_rate = lv->copy_rate;
+	}
+	return 0;
+}
+
+static void undo_release(struct undo *u)
+{
+	dlvm_edit_release(&u->inv);
+	for (unsigned i = 0; i < u->nmore; i++)
+		dlvm_edit_release(&u->more[i]);
+	u->nmore = 0;
+}
 
 static int make_inverse(const struct dlvm_vg *vg, const struct dlvm_edit *e, struct undo *u)
 {
@@ -605,6 +652,10 @@ static int make_inverse(const struct dlvm_vg *vg, const struct dlvm_edit *e, str
 		memcpy(u->inv.u.lv.name, lv->name, sizeof(lv->name));
 		u->inv.u.lv.flags = lv->flags;
 		u->inv.u.lv.ctime = lv->ctime;
+		if (undo_attributes(lv, u)) {
+			u->inv.type = 0;
+			return -ENOMEM;
+		}
 		/* fallthrough */
 	case DLVM_EDIT_LV_SET_SEGMENTS:
 		if (e->type == DLVM_EDIT_LV_SET_SEGMENTS)
@@ -664,6 +715,8 @@ static void undo_all(struct dlvm_vg *vg, const struct dlvm_vg_info *info, struct
 		if (!u->inv.type)
 			continue;
 		dlvm_vg_apply(vg, &u->inv, NULL);
+		for (unsigned i = 0; i < u->nmore; i++)
+			dlvm_vg_apply(vg, &u->more[i], NULL);
 		if (u->inv.type == DLVM_EDIT_PV_ADD) {
 			struct dlvm_pv *pv = dlvm_pv_find_id(vg, u->inv.u.pv.id);
 			if (pv) {
@@ -840,7 +893,7 @@ int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err
 	r = 0;
 out:
 	for (size_t i = 0; undo && i < t->n; i++)
-		dlvm_edit_release(&undo[i].inv);
+		undo_release(&undo[i]);
 	free(undo);
 	free(wpvs);
 	free(wdevs);

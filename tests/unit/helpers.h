@@ -195,6 +195,19 @@ static inline char *t_model(const struct dlvm_vg *vg)
 		const struct dlvm_lv *lv = lvs[i];
 		t_add(&b, "lv %" PRIu64 " %s flags %" PRIx64 " extents %" PRIu64 "\n", lv->id,
 		      lv->name, lv->flags, lv->le_count);
+		const struct dlvm_lv_thin *th = &lv->thin;
+		/* only where there is something, so the plain LVs' lines stay */
+		if (th->pool_id || th->origin_id || th->virtual_size || th->meta_id ||
+		    th->chunk_size || th->slab_extents || lv->copy_rate || lv->nholders) {
+			t_add(&b, "  thin %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %u %u "
+			      "copy_rate %" PRIu64 " holders", th->pool_id, th->origin_id,
+			      th->virtual_size, th->meta_id, th->chunk_size, th->slab_extents,
+			      lv->copy_rate);
+			for (uint32_t k = 0; k < lv->nholders; k++)
+				t_add(&b, " %u/%u/%" PRIu64, lv->holders[k].host_id,
+				      lv->holders[k].mode, lv->holders[k].generation);
+			t_add(&b, "\n");
+		}
 		t_add_segs(&b, lv->segs, lv->nseg);
 	}
 	free(lvs);

@@ -1182,6 +1182,49 @@ static void refused_txn_writes_nothing(void **state)
 	dlvm_vg_free(vg);
 }
 
+/* A refused transaction that removed an LV gives it back whole: its
+ * activation records and a flatten's rate too, not only what LV_CREATE
+ * carries. */
+static void refused_remove_keeps_every_attribute(void **state)
+{
+	struct dlvm_vg *vg = t_vg(2, 64 * MiB, 512, MiB, MiB);
+	struct dlvm_err e = { 0 };
+	struct dlvm_txn t;
+	(void)state;
+
+	assert_ok(t_lv_create(vg, "a", 2, 1, 0, &e), &e);
+	uint64_t id = dlvm_lv_find(vg, "a")->id;
+	struct dlvm_edit rate = { .type = DLVM_EDIT_LV_SET_COPY_RATE, .flags = DLVM_EDIT_IGNORABLE };
+	rate.u.lv.id = id;
+	rate.u.lv.copy_rate = 3 << 20;
+	assert_ok(dlvm_txn_commit_edit(vg, &rate, &e), &e);
+	struct dlvm_edit h = { .type = DLVM_EDIT_LV_SET_HOLDERS };
+	h.u.lv.id = id;
+	h.u.lv.nholders = 2;
+	h.u.lv.holders = calloc(2, sizeof(*h.u.lv.holders));
+	assert_non_null(h.u.lv.holders);
+	h.u.lv.holders[0] = (struct dlvm_lv_holder){ 3, DLVM_HOLD_SHARED, 7 };
+	h.u.lv.holders[1] = (struct dlvm_lv_holder){ 9, DLVM_HOLD_SHARED, 1 };
+	assert_ok(dlvm_txn_commit_edit(vg, &h, &e), &e);
+	char *old = t_model(vg);
+	assert_non_null(strstr(old, "copy_rate 3145728 holders 3/2/7 9/2/1"));
+
+	struct dlvm_edit rm = { .type = DLVM_EDIT_LV_REMOVE }, rn = { .type = DLVM_EDIT_LV_RENAME };
+	rm.u.lv.id = id;
+	rn.u.lv.id = id; /* gone by then: refused */
+	snprintf(rn.u.lv.name, sizeof(rn.u.lv.name), "b");
+	dlvm_txn_init(&t);
+	dlvm_txn_add(&t, &rm);
+	dlvm_txn_add(&t, &rn);
+	assert_int_equal(dlvm_txn_commit(vg, &t, &e), -EBADMSG);
+	dlvm_txn_release(&t);
+	char *now = t_model(vg);
+	assert_string_equal(now, old);
+	free(now);
+	free(old);
+	dlvm_vg_free(vg);
+}
+
 static void eio_on_every_copy(void **state)
 {
 	struct dlvm_vg *vg = t_vg(2, 64 * MiB, 512, MiB, MiB);
@@ -1591,6 +1634,7 @@ int main(void)
 		cmocka_unit_test(unreadable_checkpoint_single_copy),
 		cmocka_unit_test(corrupt_header_slots_in_one_copy),
 		cmocka_unit_test(eio_on_one_copy),
+		cmocka_unit_test(refused_remove_keeps_every_attribute),
 		cmocka_unit_test(eio_on_every_copy),
 		cmocka_unit_test(refused_txn_writes_nothing),
 		cmocka_unit_test(vg_create_fails_on_a_later_pv),
