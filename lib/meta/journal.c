@@ -567,37 +567,21 @@ struct undo {
 	struct dlvm_mda mda;
 };
 
-/* The edits that give a removed LV back what LV_CREATE does not carry:
- * thin attributes, activation records, a flatten's rate. */
+/* The edits that give a removed LV back what LV_CREATE does not carry,
+ * as a checkpoint writes them, with a copy of its activation records. */
 static int undo_attributes(const struct dlvm_lv *lv, struct undo *u)
 {
-	const struct dlvm_lv_thin *t = &lv->thin;
-	struct dlvm_edit *m;
-
-	if (t->pool_id || t->origin_id || t->virtual_size || t->meta_id || t->chunk_size ||
-	    t->slab_extents) {
-		m = &u->more[u->nmore++];
-		*m = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_THIN };
-		m->u.lv.id = lv->id;
-		m->u.lv.thin = *t;
-	}
-	if (lv->nholders) {
-		m = &u->more[u->nmore];
-		*m = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_HOLDERS };
-		m->u.lv.id = lv->id;
-		m->u.lv.holders = malloc(lv->nholders * sizeof(*lv->holders));
-		if (!m->u.lv.holders)
+	u->nmore = dlvm_lv_attr_edits(lv, u->more);
+	for (unsigned i = 0; i < u->nmore; i++) {
+		struct dlvm_edit *m = &u->more[i];
+		if (m->type != DLVM_EDIT_LV_SET_HOLDERS)
+			continue;
+		size_t sz = m->u.lv.nholders * sizeof(*m->u.lv.holders);
+		if (!(m->u.lv.holders = malloc(sz))) {
+			m->u.lv.nholders = 0;
 			return -ENOMEM;
-		memcpy(m->u.lv.holders, lv->holders, lv->nholders * sizeof(*lv->holders));
-		m->u.lv.nholders = lv->nholders;
-		u->nmore++;
-	}
-	if (lv->copy_rate) {
-		m = &u->more[u->nmore++];
-		*m = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_COPY_RATE,
-					 .flags = DLVM_EDIT_IGNORABLE };
-		m->u.lv.id = lv->id;
-		m->u.lv.copy_rate = lv->copy_rate;
+		}
+		memcpy(m->u.lv.holders, lv->holders, sz);
 	}
 	return 0;
 }

@@ -25,6 +25,11 @@ int dlvm_mda_replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *
 int dlvm_mda_write_checkpoint(struct dlvm_vg *vg, struct dlvm_pv *pv, const uint8_t *blob,
 			      size_t blob_len, struct dlvm_err *err);
 
+/* The edits that follow lv's LV_CREATE in a checkpoint, in out[0..n): its
+ * thin attributes, a flatten's rate, its activation records (borrowing
+ * lv->holders), each only where it has one. Returns n, at most 3. */
+unsigned dlvm_lv_attr_edits(const struct dlvm_lv *lv, struct dlvm_edit out[3]);
+
 /* Encode a checkpoint blob of vg: 4096-aligned buffer, header + payload. */
 int dlvm_vg_checkpoint_blob(const struct dlvm_vg *vg, uint8_t **blob, size_t *len,
 			    struct dlvm_err *err);

@@ -126,6 +126,36 @@ uint64_t dlvm_vg_total_extents(const struct dlvm_vg *vg)
 	return n;
 }
 
+unsigned dlvm_lv_attr_edits(const struct dlvm_lv *lv, struct dlvm_edit out[3])
+{
+	const struct dlvm_lv_thin *t = &lv->thin;
+	unsigned n = 0;
+
+	/* an LV of a thin kind whose LV_SET_THIN never came has none:
+	 * writing an empty one would not replay */
+	bool has_thin = t->pool_id || t->origin_id || t->virtual_size || t->meta_id ||
+			t->chunk_size || t->slab_extents;
+	if (has_thin && ((lv->flags & (DLVM_LV_THIN_POOL | DLVM_LV_THIN | DLVM_LV_THIN_DATA)) ||
+			 ((lv->flags & DLVM_LV_THIN_META) && t->pool_id))) {
+		out[n] = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_THIN };
+		out[n].u.lv.id = lv->id;
+		out[n++].u.lv.thin = *t;
+	}
+	if (lv->copy_rate) {
+		out[n] = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_COPY_RATE,
+					     .flags = DLVM_EDIT_IGNORABLE };
+		out[n].u.lv.id = lv->id;
+		out[n++].u.lv.copy_rate = lv->copy_rate;
+	}
+	if (lv->nholders) {
+		out[n] = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_HOLDERS };
+		out[n].u.lv.id = lv->id;
+		out[n].u.lv.nholders = lv->nholders;
+		out[n++].u.lv.holders = lv->holders;
+	}
+	return n;
+}
+
 int dlvm_vg_encode_state(const struct dlvm_vg *vg, struct dlvm_buf *out)
 {
 	struct dlvm_edit e = { .type = DLVM_EDIT_VG_INFO };
@@ -152,35 +182,11 @@ int dlvm_vg_encode_state(const struct dlvm_vg *vg, struct dlvm_buf *out)
 		e.u.lv.segs = lv->segs;
 		if ((r = dlvm_edit_encode(&e, out)))
 			return r;
-		/* an LV of a thin kind whose LV_SET_THIN never came has none:
-		 * writing an empty one would not replay */
-		const struct dlvm_lv_thin *t = &lv->thin;
-		bool has_thin = t->pool_id || t->origin_id || t->virtual_size || t->meta_id ||
-				t->chunk_size || t->slab_extents;
-		if (has_thin && ((lv->flags & (DLVM_LV_THIN_POOL | DLVM_LV_THIN | DLVM_LV_THIN_DATA)) ||
-				 ((lv->flags & DLVM_LV_THIN_META) && t->pool_id))) {
-			e = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_THIN };
-			e.u.lv.id = lv->id;
-			e.u.lv.thin = lv->thin;
-			if ((r = dlvm_edit_encode(&e, out)))
+		struct dlvm_edit more[3];
+		unsigned n = dlvm_lv_attr_edits(lv, more);
+		for (unsigned k = 0; k < n; k++)
+			if ((r = dlvm_edit_encode(&more[k], out)))
 				return r;
-		}
-		if (lv->copy_rate) {
-			e = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_COPY_RATE,
-						.flags = DLVM_EDIT_IGNORABLE };
-			e.u.lv.id = lv->id;
-			e.u.lv.copy_rate = lv->copy_rate;
-			if ((r = dlvm_edit_encode(&e, out)))
-				return r;
-		}
-		if (!lv->nholders)
-			continue;
-		e = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_HOLDERS };
-		e.u.lv.id = lv->id;
-		e.u.lv.nholders = lv->nholders;
-		e.u.lv.holders = lv->holders;
-		if ((r = dlvm_edit_encode(&e, out)))
-			return r;
 	}
 	return 0;
 }
