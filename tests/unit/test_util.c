@@ -4,6 +4,8 @@
 
 #include <pthread.h>
 
+#include "dlvm/log.h"
+
 static void expect_size(const char *text, uint64_t unit, uint64_t want, char want_sign)
 {
 	struct dlvm_err e = { 0 };
@@ -291,6 +293,66 @@ static void devs_flush_results(void **state)
 	dlvm_devs_flush(devs, 0, res);  /* nothing to do */
 }
 
+/* Log lines: a name with a newline cannot start a line of its own; debug
+ * flags go by subsystem and an unknown one changes nothing. */
+struct captured {
+	int n;
+	enum dlvm_log_level level;
+	char line[DLVM_LOG_LINE_MAX];
+};
+
+static void capture(void *arg, enum dlvm_log_level level, enum dlvm_log_sub sub, const char *line)
+{
+	struct captured *c = arg;
+
+	(void)sub;
+	c->n++;
+	c->level = level;
+	snprintf(c->line, sizeof(c->line), "%s", line);
+}
+
+static void log_escapes_and_filters(void **state)
+{
+	struct captured c = { 0 };
+	struct dlvm_err err = { 0 };
+	char buf[8];
+
+	(void)state;
+	dlvm_log_set_sink(capture, &c);
+	log_info(DLVM_LOG_API, "%s: created", "vg0/a\ndlvmd: forged\x1b");
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.line, "vg0/a\\x0adlvmd: forged\\x1b: created");
+	assert_null(strchr(c.line, '\n'));
+
+	log_debug(DLVM_LOG_LEASE, "hidden");
+	assert_int_equal(c.n, 1);
+	assert_int_equal(dlvm_log_set_debug("thin,lease", &err), 0);
+	log_debug(DLVM_LOG_LEASE, "shown");
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.level, DLVM_LOG_DEBUG);
+	log_debug(DLVM_LOG_NBD, "still hidden");
+	assert_int_equal(c.n, 2);
+	assert_err(dlvm_log_set_debug("lease,bogus", &err), &err, -EINVAL,
+		   "--debug: unknown subsystem 'bogus' (known: main, lease, thin, nbd, journal, api, "
+		   "jobs, agent, all)");
+	assert_true(dlvm_log_debug_on(DLVM_LOG_LEASE));  /* unchanged by the refusal */
+	assert_int_equal(dlvm_log_set_debug("", NULL), 0);
+	assert_false(dlvm_log_debug_on(DLVM_LOG_LEASE));
+
+	dlvm_log_set_level(DLVM_LOG_WARNING);
+	log_info(DLVM_LOG_MAIN, "dropped");
+	assert_int_equal(c.n, 2);
+	log_warning(DLVM_LOG_MAIN, "kept");
+	assert_int_equal(c.n, 3);
+	dlvm_log_set_level(DLVM_LOG_INFO);
+	dlvm_log_set_sink(NULL, NULL);
+
+	/* a short buffer cuts before an escape, never inside it */
+	assert_string_equal(dlvm_log_escape(buf, 5, "ab\ncd"), "ab");
+	assert_string_equal(dlvm_log_escape(buf, sizeof(buf), "ab\ncd"), "ab\\x0ac");
+	assert_string_equal(dlvm_log_escape(buf, sizeof(buf), "abcdefghij"), "abcdefg");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +366,7 @@ int main(void)
 		cmocka_unit_test(format_size_units),
 		cmocka_unit_test(le_codec),
 		cmocka_unit_test(devs_flush_results),
+		cmocka_unit_test(log_escapes_and_filters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
