@@ -138,7 +138,7 @@ struct dlvm_ctx {
 						     * one); dlvmd's stops a join on SIGTERM */
 	uint32_t lease_wait_ms;     /* a change waits this long for a busy VG lease
 				     * (0: the larger of 2T and 10 s) */
-	struct shared_vg **shared;  /* lockspaces of shared VGs (lib/ops/shared.c) */
+	struct shared_vg **shared;  /* lockspaces of shared VGs (lib/cluster/) */
 	size_t nshared;
 	char *state_dir;            /* owned; NULL: none */
 	char *devices_file;         /* owned; STATE_DIR/devices, NULL: none */
@@ -156,8 +156,16 @@ struct dlvm_ctx {
 	pthread_mutex_t *cmd_lock;  /* dlvmd: what its commands run under; background
 				     * jobs take it between their steps (NULL: a job
 				     * runs inside its command) */
-	struct dlvm_job *jobs;      /* background jobs, newest first (lib/ops/jobs.c) */
+	struct dlvm_job *jobs;      /* background jobs, newest first (lib/jobs/job.c) */
 	uint64_t job_seq;           /* the last job id given */
+	/* Set by the layers above the context, so that it can end what they
+	 * started without knowing them: dlvm_ctx_release calls stop_jobs
+	 * (lib/jobs, set by the first job) and then leave (lib/cluster, set
+	 * by the first join); lv_job_running tells the activation records
+	 * whether a job here still works on an LV. NULL: nothing to do. */
+	void (*stop_jobs)(struct dlvm_ctx *ctx);
+	void (*leave)(struct dlvm_ctx *ctx);
+	bool (*lv_job_running)(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, uint64_t lv_id);
 };
 
 /*

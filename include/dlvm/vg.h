@@ -246,6 +246,36 @@ int dlvm_pv_give(struct dlvm_pv *pv, uint64_t start, uint64_t count);
 int dlvm_segs_dup(struct dlvm_seg_desc *const *segs, uint32_t n, struct dlvm_seg_desc ***out);
 void dlvm_segs_free(struct dlvm_seg_desc **segs, uint32_t n);
 
+/* ---- model helpers (lvutil.c) ---- */
+
+/* dlvm_txn_add with a message: -ENOMEM "out of memory" in err. */
+int dlvm_txn_push(struct dlvm_txn *t, struct dlvm_edit *e, struct dlvm_err *err);
+/* Size of an LV in bytes (the virtual size of a thin LV; a shared VG's
+ * pool counts the slabs it handed out). */
+uint64_t dlvm_lv_bytes(const struct dlvm_vg *vg, const struct dlvm_lv *lv);
+/* Cut lv's segment list down to `keep` extents (a copy). -ENOMEM. */
+int dlvm_segs_cut(const struct dlvm_lv *lv, uint64_t keep, struct dlvm_seg_desc ***out,
+		  uint32_t *nout);
+/* Append segments b (taken: the entries become NULL) after a copy of a,
+ * merging a linear segment into the previous one when the areas are
+ * adjacent on the same PV. -ENOMEM. */
+int dlvm_segs_join(struct dlvm_seg_desc *const *a, uint32_t na, struct dlvm_seg_desc **b,
+		   uint32_t nb, struct dlvm_seg_desc ***out, uint32_t *nout);
+/* Grow lv by `more` extents (rounded up to whole rows of `stripes`) from
+ * the VG's free extents (only PVs pvs[0..npvs) when npvs > 0), one journal
+ * transaction. Errors of dlvm_alloc and dlvm_txn_commit. */
+int dlvm_lv_extend(struct dlvm_vg *vg, struct dlvm_lv *lv, uint64_t more, uint16_t stripes,
+		   uint32_t stripe_size, const uint32_t *pvs, size_t npvs, struct dlvm_err *err);
+/* The hidden LV holding the lease area of a shared VG, or NULL. */
+struct dlvm_lv *dlvm_vg_lockspace_lv(const struct dlvm_vg *vg);
+/* Internal LVs (hidden, lockspace) that users do not change. */
+bool dlvm_lv_is_internal(const struct dlvm_lv *lv);
+/* Can the LV be exported over NBD (not internal, not a thin pool)? */
+bool dlvm_lv_exportable(const struct dlvm_lv *lv);
+/* -EPERM "vg/lvmlock: cannot WHAT [lvmlock]: ..." for an internal LV, else 0. */
+int dlvm_lv_refuse_internal(const struct dlvm_vg *vg, const struct dlvm_lv *lv, const char *what,
+			    struct dlvm_err *err);
+
 /* ---- consistency check (check.c) ---- */
 struct dlvm_check_report {
 	unsigned problems;     /* number of problems found */

@@ -11,7 +11,9 @@
 #include "dlvm/util.h"
 #include "dlvm/thin.h"
 #include "dlvm/thinpool.h"
-#include "ops.h"
+#include "lib/ctx/ctx.h"
+#include "lib/cluster/cluster.h"
+#include "lib/cmd/cmd_int.h"
 
 struct out {
 	char *buf;

@@ -7,205 +7,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "dlvm/lease.h"
+#include "dlvm/log.h"
+#include "dlvm/map.h"
 #include "dlvm/thinpool.h"
 #include "dlvm/util.h"
-#include "ops.h"
-
-#define DEFAULT_STRIPE_SIZE (64u << 10)
-
-int find_lv(struct dlvm_ctx *ctx, const char *path, struct dlvm_vg **vg, struct dlvm_lv **lv,
-	    struct dlvm_err *err)
-{
-	char vgn[DLVM_NAME_MAX + 1], lvn[DLVM_NAME_MAX + 1];
-	int r;
-
-	if (!path)
-		return dlvm_err_set(err, -EINVAL, "give a logical volume as VG/LV");
-	if ((r = split_lv_path(path, vgn, lvn, err)))
-		return r;
-	if ((r = dlvm_ctx_vg(ctx, vgn, vg, err)))
-		return r;
-	*lv = dlvm_lv_find(*vg, lvn);
-	if (!*lv)
-		return dlvm_err_set(err, -ENOENT, "Failed to find logical volume \"%s/%s\"", vgn, lvn);
-	return 0;
-}
-
-/* PV arguments (paths) after `from` restrict allocation to those PVs. */
-int pv_filter(struct dlvm_ctx *ctx, struct dlvm_vg *vg, json_t *args, size_t from, uint32_t **ids,
-	      size_t *n, struct dlvm_err *err)
-{
-	size_t cnt = json_array_size(args) > from ? json_array_size(args) - from : 0;
-	int r;
-
-	*ids = NULL;
-	*n = 0;
-	if (!cnt)
-		return 0;
-	*ids = calloc(cnt, sizeof(**ids));
-	if (!*ids)
-		return dlvm_err_set(err, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < cnt; i++) {
-		struct dlvm_dev *dev;
-		struct dlvm_vg *owner;
-		struct dlvm_pv *pv;
-		if ((r = ctx_device(ctx, arg_str(args, from + i), false, &dev, &owner, &pv, err)) ||
-		    owner != vg) {
-			free(*ids);
-			*ids = NULL;
-			return r ? r : dlvm_err_set(err, -EINVAL, "%s: not a PV of volume group \"%s\"",
-						    arg_str(args, from + i), vg->info.name);
-		}
-		(*ids)[i] = pv->d.id;
-	}
-	*n = cnt;
-	return 0;
-}
-
-/*
- * Work out the new size in extents from -L/-l. cur is the current size
- * (0 for a new LV); sign_ok allows +/-. Returns the target extent count.
- */
-int target_extents(const struct dlvm_vg *vg, json_t *opts, uint64_t cur, bool sign_ok,
-		   uint16_t stripes, uint64_t *out, struct dlvm_err *err)
-{
-	const char *L = opt_str(opts, "size"), *l = opt_str(opts, "extents");
-	uint64_t es = vg->info.extent_size, n = 0;
-	char sign = 0;
-	int r;
-
-	if (L && l)
-		return dlvm_err_set(err, -EINVAL, "give either -L/--size or -l/--extents, not both");
-	if (!L && !l)
-		return dlvm_err_set(err, -EINVAL, "give a size with -L SIZE or -l EXTENTS");
-	if (L) {
-		uint64_t bytes;
-		if ((r = dlvm_parse_size(L, 1 << 20, &bytes, sign_ok ? &sign : NULL, err)))
-			return dlvm_err_prefix(err, r, "-L: ");
-		n = bytes / es + (bytes % es != 0);
-	} else {
-		const char *p = l;
-		if (sign_ok && (*p == '+' || *p == '-'))
-			sign = *p++;
-		char *end;
-		if (!isdigit((unsigned char)*p))
-			return dlvm_err_set(err, -EINVAL, "-l %s: not a number of extents", l);
-		errno = 0;
-		unsigned long long v = strtoull(p, &end, 10);
-		if (errno)
-			return dlvm_err_set(err, -ERANGE, "-l %s: too large", l);
-		if (*end == '%') {
-			uint64_t base;
-			if (!strcmp(end, "%VG"))
-				base = dlvm_vg_total_extents(vg);
-			else if (!strcmp(end, "%FREE"))
-				base = dlvm_vg_free_extents(vg);
-			else
-				return dlvm_err_set(err, -EINVAL, "-l %s: use N%%VG or N%%FREE", l);
-			if (v > 100)
-				return dlvm_err_set(err, -EINVAL, "-l %s: more than 100%%", l);
-			n = base * v / 100;
-		} else if (*end) {
-			return dlvm_err_set(err, -EINVAL, "-l %s: not a number of extents", l);
-		} else {
-			n = v;
-		}
-	}
-	uint64_t t = n;
-	if (sign == '+' && dlvm_add_overflow(cur, n, &t))
-		return dlvm_err_set(err, -ERANGE, "size overflows");
-	if (sign == '-') {
-		if (n >= cur)
-			return dlvm_err_set(err, -EINVAL, "cannot reduce by %" PRIu64 " extents: the LV "
-					    "has %" PRIu64, n, cur);
-		t = cur - n;
-	}
-	if (stripes > 1 && t % stripes) {
-		t += stripes - t % stripes;
-	}
-	uint64_t bytes;
-	if (dlvm_mul_overflow(t, es, &bytes) || bytes > (1ull << 62))
-		return dlvm_err_set(err, -ERANGE, "size of %" PRIu64 " extents is too large", t);
-	*out = t;
-	return 0;
-}
-
-static int parse_stripes(json_t *opts, const struct dlvm_vg *vg, uint16_t *stripes,
-			 uint32_t *ssize, struct dlvm_err *err)
-{
-	const char *i = opt_str(opts, "stripes"), *I = opt_str(opts, "stripesize");
-	int r;
-
-	*stripes = 1;
-	*ssize = 0;
-	if (i) {
-		char *end;
-		unsigned long v = strtoul(i, &end, 10);
-		if (!*i || *end || v < 1 || v > DLVM_MAX_STRIPES)
-			return dlvm_err_set(err, -EINVAL, "-i %s: stripes must be 1 to %d", i,
-					    DLVM_MAX_STRIPES);
-		*stripes = (uint16_t)v;
-	}
-	if (I) {
-		uint64_t v;
-		if ((r = dlvm_parse_size(I, 1 << 10, &v, NULL, err)))
-			return dlvm_err_prefix(err, r, "-I: ");
-		if (!dlvm_is_pow2(v) || v < 4096 || v > vg->info.extent_size)
-			return dlvm_err_set(err, -EINVAL, "-I %s: stripe size must be a power of two "
-					    "from 4k to the extent size", I);
-		*ssize = (uint32_t)v;
-	}
-	if (*stripes > 1 && !*ssize)
-		*ssize = (uint32_t)DLVM_MIN((uint64_t)DEFAULT_STRIPE_SIZE, vg->info.extent_size);
-	return 0;
-}
-
-/* -a VALUE: y, ey, ay (exclusive in a shared VG), sy (shared), n. */
-int parse_activate(const char *cmd, const char *a, bool *on, enum dlvm_hold_mode *mode,
-		   struct dlvm_err *err)
-{
-	*mode = DLVM_HOLD_EXCLUSIVE;
-	*on = true;
-	if (!a || !strcmp(a, "y") || !strcmp(a, "ey") || !strcmp(a, "ay"))
-		return 0;
-	if (!strcmp(a, "sy")) {
-		*mode = DLVM_HOLD_SHARED;
-		return 0;
-	}
-	*on = false;
-	if (!strcmp(a, "n"))
-		return 0;
-	return dlvm_err_set(err, -EINVAL, "%s: -a takes y, ey, sy or n, not \"%s\"", cmd, a);
-}
-
-int activate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, const char *old_name,
-	     struct dlvm_err *err)
-{
-	if (!ctx->hooks)
-		return 0;
-	int r = ctx->hooks->activate(ctx->hooks->priv, vg, lv, old_name, err);
-	struct dlvm_thin_pool *p;
-	if (!r && (lv->flags & DLVM_LV_THIN) && !lv->thin.meta_id &&
-	    !dlvm_thin_lv_store(vg, lv, true, &p, NULL)) {
-		/* a full pool makes writes wait for autoextend (the host agent
-		 * keeps this up to date) */
-		pthread_mutex_lock(&p->mu);
-		p->can_grow = ctx->thin_autoextend_threshold && ctx->thin_autoextend_threshold < 100 &&
-			      !p->autoextend_failed;
-		pthread_mutex_unlock(&p->mu);
-	}
-	return r;
-}
-
-bool is_active(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv)
-{
-	return ctx->hooks && ctx->hooks->is_active(ctx->hooks->priv, vg, lv);
-}
-
-static unsigned clients(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv)
-{
-	return ctx->hooks ? ctx->hooks->clients(ctx->hooks->priv, vg, lv) : 0;
-}
+#include "lib/ctx/ctx.h"
+#include "lib/cluster/cluster.h"
+#include "lib/jobs/jobs.h"
+#include "lib/cmd/cmd_int.h"
 
 /* Zero the first 4 KiB of a new LV (as LVM does) so an old signature left by
  * a removed LV is not found again. */
@@ -395,31 +205,6 @@ DLVM_CMD_FN(cmd_lvcreate)
 	resp_message(resp, "Logical volume \"%s\" created.", lvname);
 	return 0;
 }
-
-/* -EBUSY when NBD clients are connected to lv and force was not given. */
-int refuse_busy(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv, bool force,
-		struct dlvm_err *err)
-{
-	unsigned c = clients(ctx, vg, lv);
-	if (c && !force)
-		return dlvm_err_set(err, -EBUSY, "Logical volume %s/%s in use by %u NBD client%s "
-				    "(use -f to disconnect them)", vg->info.name, lv->name, c,
-				    c == 1 ? "" : "s");
-	return 0;
-}
-
-int deactivate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, bool force,
-	       struct dlvm_err *err)
-{
-	int r;
-
-	if (!is_active(ctx, vg, lv))
-		return 0;
-	if ((r = refuse_busy(ctx, vg, lv, force, err)))
-		return r;
-	return ctx->hooks->deactivate(ctx->hooks->priv, vg, lv, force, err);
-}
-
 DLVM_CMD_FN(cmd_lvremove)
 {
 	size_t n = json_array_size(args);
@@ -433,7 +218,7 @@ DLVM_CMD_FN(cmd_lvremove)
 		struct dlvm_vg *vg;
 		struct dlvm_lv *lv;
 		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)) ||
-		    (r = refuse_internal(vg, lv, "remove", err)) ||
+		    (r = dlvm_lv_refuse_internal(vg, lv, "remove", err)) ||
 		    (r = refuse_busy(ctx, vg, lv, force, err)) ||
 		    (r = thin_refuse_remove(vg, lv, err)) ||
 		    (r = shared_lv_refuse_elsewhere(ctx, vg, lv, "remove", err)))
@@ -470,63 +255,45 @@ DLVM_CMD_FN(cmd_lvremove)
 	}
 	return 0;
 }
-
-int segs_cut(const struct dlvm_lv *lv, uint64_t keep, struct dlvm_seg_desc ***out,
-		    uint32_t *nout)
-{
-	struct dlvm_seg_desc **segs;
-	uint32_t n = 0;
-
-	if (dlvm_segs_dup(lv->segs, lv->nseg, &segs))
-		return -ENOMEM;
-	for (uint32_t i = 0; i < lv->nseg; i++) {
-		struct dlvm_seg_desc *s = segs[i];
-		if (s->le_start >= keep) {
-			free(s);
-			continue;
-		}
-		if (s->le_start + s->le_count > keep)
-			s->le_count = keep - s->le_start;
-		n++;
-	}
-	*out = segs;
-	*nout = n;
-	return 0;
-}
-
-int segs_join(struct dlvm_seg_desc *const *a, uint32_t na, struct dlvm_seg_desc **b,
-		     uint32_t nb, struct dlvm_seg_desc ***out, uint32_t *nout)
-{
-	struct dlvm_seg_desc **segs;
-	uint32_t n;
-
-	if (dlvm_segs_dup(a, na, &segs))
-		return -ENOMEM;
-	struct dlvm_seg_desc **p = realloc(segs, (na + nb) * sizeof(*p));
-	if (!p) {
-		dlvm_segs_free(segs, na);
-		return -ENOMEM;
-	}
-	segs = p;
-	n = na;
-	for (uint32_t i = 0; i < nb; i++) {
-		struct dlvm_seg_desc *last = n ? segs[n - 1] : NULL, *s = b[i];
-		if (last && last->stripes == 1 && s->stripes == 1 &&
-		    last->area[0].pv_id == s->area[0].pv_id &&
-		    last->area[0].pe_start + last->le_count == s->area[0].pe_start) {
-			last->le_count += s->le_count;
-			free(s);
-		} else {
-			segs[n++] = s;
-		}
-		b[i] = NULL;
-	}
-	*out = segs;
-	*nout = n;
-	return 0;
-}
-
 enum resize_mode { GROW, SHRINK, ANY };
+
+/* The shrinking half of lv_resize: to `target` extents, with -f, when no
+ * client is connected and no other host has lv active. */
+static int lv_shrink(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, json_t *opts,
+		     bool grow_only, uint64_t target, const char *cur, const char *want,
+		     struct dlvm_err *err)
+{
+	struct dlvm_seg_desc **segs = NULL;
+	uint32_t nseg = 0;
+	int r;
+
+	if (grow_only)
+		return dlvm_err_set(err, -EINVAL, "New size given (%s) is not larger than the "
+				    "current size (%s): use lvreduce -f", want, cur);
+	if (!opt_flag(opts, "force"))
+		return dlvm_err_set(err, -EINVAL, "Reducing %s/%s from %s to %s would cut the "
+				    "data past the new end: use -f to do it", vg->info.name,
+				    lv->name, cur, want);
+	if (lv_clients(ctx, vg, lv))
+		return dlvm_err_set(err, -EBUSY, "%s/%s: cannot reduce while NBD clients are "
+				    "connected", vg->info.name, lv->name);
+	if ((r = shared_lv_refuse_elsewhere(ctx, vg, lv, "reduce", err)))
+		return r;
+	/* striped segments shrink in whole rows */
+	for (uint32_t i = 0; i < lv->nseg; i++) {
+		const struct dlvm_seg_desc *s = lv->segs[i];
+		if (target > s->le_start && target < s->le_start + s->le_count &&
+		    (target - s->le_start) % s->stripes)
+			target += s->stripes - (target - s->le_start) % s->stripes;
+	}
+	if ((r = dlvm_segs_cut(lv, target, &segs, &nseg)))
+		return dlvm_err_set(err, r, "out of memory");
+	struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_SEGMENTS };
+	e.u.lv.id = lv->id;
+	e.u.lv.segs = segs;
+	e.u.lv.nseg = nseg;
+	return dlvm_txn_commit_edit(vg, &e, err);
+}
 
 static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *resp,
 		     enum resize_mode mode, struct dlvm_err *err)
@@ -539,7 +306,7 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 	int r;
 
 	if ((r = find_lv(ctx, arg_str(args, 0), &vg, &lv, err)) ||
-	    (r = refuse_internal(vg, lv, "resize", err)))
+	    (r = dlvm_lv_refuse_internal(vg, lv, "resize", err)))
 		return r;
 	if (opt_str(opts, "poolmetadatasize") && !(lv->flags & DLVM_LV_THIN_POOL))
 		return dlvm_err_set(err, -EINVAL, "%s/%s: --poolmetadatasize is for thin pools",
@@ -560,7 +327,7 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 					    "pools", vg->info.name, lv->name);
 		bool data = opt_str(opts, "size") || opt_str(opts, "extents");
 		/* the data's new size is checked before the metadata grows */
-		uint64_t cur = lv_bytes(vg, lv) / vg->info.extent_size;
+		uint64_t cur = dlvm_lv_bytes(vg, lv) / vg->info.extent_size;
 		if (data && (r = target_extents(vg, opts, cur, true, 1, &target, err)))
 			return r;
 		if (data && target <= cur)
@@ -579,7 +346,7 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 		if (!opt_str(opts, "stripesize"))
 			ssize = last->stripe_size;
 	}
-	uint64_t now = lv_bytes(vg, lv) / vg->info.extent_size;
+	uint64_t now = dlvm_lv_bytes(vg, lv) / vg->info.extent_size;
 	if ((r = target_extents(vg, opts, now, true, 1, &target, err)))
 		return r;
 	char cur[32], want[32];
@@ -591,57 +358,19 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 	if (target == 0)
 		return dlvm_err_set(err, -EINVAL, "%s/%s: cannot resize to zero", vg->info.name,
 				    lv->name);
-	struct dlvm_seg_desc **segs = NULL;
-	uint32_t nseg = 0;
 	if (target > now) {
 		if (mode == SHRINK)
 			return dlvm_err_set(err, -EINVAL, "New size given (%s) is larger than the "
 					    "current size (%s): use lvextend", want, cur);
-		uint64_t more = target - now;
-		if (stripes > 1 && more % stripes)
-			more += stripes - more % stripes;
 		uint32_t *pvs;
 		size_t npvs;
-		struct dlvm_seg_desc **add;
-		uint32_t nadd;
 		if ((r = pv_filter(ctx, vg, args, 1, &pvs, &npvs, err)))
 			return r;
-		r = dlvm_alloc(vg, lv, more, stripes, ssize, pvs, npvs, &add, &nadd, err);
+		r = dlvm_lv_extend(vg, lv, target - now, stripes, ssize, pvs, npvs, err);
 		free(pvs);
-		if (r)
-			return r;
-		r = segs_join(lv->segs, lv->nseg, add, nadd, &segs, &nseg);
-		dlvm_segs_free(add, nadd);
-		if (r)
-			return dlvm_err_set(err, r, "out of memory");
 	} else {
-		if (mode == GROW)
-			return dlvm_err_set(err, -EINVAL, "New size given (%s) is not larger than the "
-					    "current size (%s): use lvreduce -f", want, cur);
-		if (!opt_flag(opts, "force"))
-			return dlvm_err_set(err, -EINVAL, "Reducing %s/%s from %s to %s would cut the "
-					    "data past the new end: use -f to do it", vg->info.name,
-					    lv->name, cur, want);
-		if (clients(ctx, vg, lv))
-			return dlvm_err_set(err, -EBUSY, "%s/%s: cannot reduce while NBD clients are "
-					    "connected", vg->info.name, lv->name);
-		if ((r = shared_lv_refuse_elsewhere(ctx, vg, lv, "reduce", err)))
-			return r;
-		/* striped segments shrink in whole rows */
-		for (uint32_t i = 0; i < lv->nseg; i++) {
-			const struct dlvm_seg_desc *s = lv->segs[i];
-			if (target > s->le_start && target < s->le_start + s->le_count &&
-			    (target - s->le_start) % s->stripes)
-				target += s->stripes - (target - s->le_start) % s->stripes;
-		}
-		if ((r = segs_cut(lv, target, &segs, &nseg)))
-			return dlvm_err_set(err, r, "out of memory");
+		r = lv_shrink(ctx, vg, lv, opts, mode == GROW, target, cur, want, err);
 	}
-	struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_SEGMENTS };
-	e.u.lv.id = lv->id;
-	e.u.lv.segs = segs;
-	e.u.lv.nseg = nseg;
-	r = dlvm_txn_commit_edit(vg, &e, err);
 	if (r)
 		return r;
 	if (lv->flags & DLVM_LV_THIN_POOL) {
@@ -657,7 +386,7 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 			resp_warning(resp, "%s/%s: resized, but the export was not refreshed: %s",
 				     vg->info.name, lv->name, ae.msg);
 	}
-	dlvm_format_size(lv_bytes(vg, lv), 'h', want, sizeof(want));
+	dlvm_format_size(dlvm_lv_bytes(vg, lv), 'h', want, sizeof(want));
 	resp_message(resp, "Size of logical volume %s/%s changed from %s to %s.", vg->info.name,
 		     lv->name, cur, want);
 	resp_message(resp, "Logical volume %s/%s successfully resized.", vg->info.name, lv->name);
@@ -716,7 +445,7 @@ DLVM_CMD_FN(cmd_lvrename)
 	if (!(lv = dlvm_lv_find(vg, oldn)))
 		return dlvm_err_set(err, -ENOENT, "Existing logical volume \"%s\" not found in "
 				    "volume group \"%s\"", oldn, vgn);
-	if ((r = refuse_internal(vg, lv, "rename", err)) ||
+	if ((r = dlvm_lv_refuse_internal(vg, lv, "rename", err)) ||
 	    (r = shared_lv_refuse_elsewhere(ctx, vg, lv, "rename", err)))
 		return r;
 	if ((r = dlvm_check_name(newn, "LV", err)))
@@ -765,7 +494,7 @@ DLVM_CMD_FN(cmd_lvchange)
 		struct dlvm_vg *vg;
 		struct dlvm_lv *lv;
 		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)) ||
-		    (r = refuse_internal(vg, lv, "change", err)))
+		    (r = dlvm_lv_refuse_internal(vg, lv, "change", err)))
 			return r;
 		if (a && !on && (r = refuse_busy(ctx, vg, lv, force, err)))
 			return r;
@@ -812,18 +541,18 @@ DLVM_CMD_FN(cmd_lvchange)
 				/* new connections see the new permission; with -f the
 				 * open ones are dropped so none keeps writing */
 				if (is_active(ctx, vg, lv)) {
-					if (force && clients(ctx, vg, lv) &&
+					if (force && lv_clients(ctx, vg, lv) &&
 					    (r = ctx->hooks->deactivate(ctx->hooks->priv, vg, lv, true,
 									err)))
 						return r;
 					if ((r = activate(ctx, vg, lv, NULL, err)))
 						return r;
-					if (!force && clients(ctx, vg, lv) && (flags & DLVM_LV_READONLY))
+					if (!force && lv_clients(ctx, vg, lv) && (flags & DLVM_LV_READONLY))
 						resp_warning(resp, "%s/%s: %u connected client(s) keep "
 							     "write access until they reconnect "
 							     "(use -f to disconnect them)",
 							     vg->info.name, lv->name,
-							     clients(ctx, vg, lv));
+							     lv_clients(ctx, vg, lv));
 				}
 				resp_message(resp, "Logical volume %s/%s changed.", vg->info.name,
 					     lv->name);
@@ -860,7 +589,7 @@ void lv_attr(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_l
 		out[1] = 'r';
 	if (is_active(ctx, vg, lv))
 		out[4] = 'a';
-	if (clients(ctx, vg, lv))
+	if (lv_clients(ctx, vg, lv))
 		out[5] = 'o';
 }
 
@@ -915,17 +644,17 @@ DLVM_CMD_FN(cmd_lvs)
 			for (size_t i = 0; i < n; i++)
 				want |= !strcmp(arg_str(args, i), vg->info.name) ||
 					!strcmp(arg_str(args, i), full);
-			if (!want || (lv_is_internal(lv) && !all))
+			if (!want || (dlvm_lv_is_internal(lv) && !all))
 				continue;
 			char u[DLVM_UUID_STR], attr[11], shown[DLVM_NAME_MAX + 3];
-			snprintf(shown, sizeof(shown), lv_is_internal(lv) ? "[%s]" : "%s", lv->name);
+			snprintf(shown, sizeof(shown), dlvm_lv_is_internal(lv) ? "[%s]" : "%s", lv->name);
 			dlvm_uuid_unparse(lv->uuid, u);
 			lv_attr(ctx, vg, lv, attr);
 			json_t *row = json_object();
 			json_object_set_new(row, "lv_name", json_string(shown));
 			json_object_set_new(row, "vg_name", json_string(vg->info.name));
 			json_object_set_new(row, "lv_attr", json_string(attr));
-			json_object_set_new(row, "lv_size", json_integer((json_int_t)lv_bytes(vg, lv)));
+			json_object_set_new(row, "lv_size", json_integer((json_int_t)dlvm_lv_bytes(vg, lv)));
 			json_object_set_new(row, "lv_uuid", json_string(u));
 			json_object_set_new(row, "lv_full_name", json_string(full));
 			json_object_set_new(row, "seg_count", json_integer(lv->nseg));
@@ -958,8 +687,8 @@ DLVM_CMD_FN(cmd_lvs)
 					    json_string(lv->flags & DLVM_LV_READONLY ? "read-only"
 										     : "writeable"));
 			json_object_set_new(row, "lv_device_open",
-					    json_string(clients(ctx, vg, lv) ? "open" : ""));
-			json_object_set_new(row, "nbd_clients", json_integer(clients(ctx, vg, lv)));
+					    json_string(lv_clients(ctx, vg, lv) ? "open" : ""));
+			json_object_set_new(row, "nbd_clients", json_integer(lv_clients(ctx, vg, lv)));
 			json_object_set_new(row, "nbd_export", json_string(full));
 			char hosts[256] = "";
 			if (vg->info.flags & DLVM_VG_SHARED)

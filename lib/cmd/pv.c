@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include "dlvm/util.h"
-#include "ops.h"
-#include "../meta/meta.h"
+#include "lib/ctx/ctx.h"
+#include "lib/cluster/cluster.h"
+#include "lib/cmd/cmd_int.h"
+#include "lib/meta/meta.h"
 
 /* Name of a foreign signature (file system, partition table, another volume
  * manager's label) on dev, or NULL. Probes through the device's own fd. */

@@ -7,8 +7,10 @@
 
 #include "dlvm/lease.h"
 #include "dlvm/util.h"
-#include "ops.h"
-#include "../meta/meta.h"
+#include "lib/ctx/ctx.h"
+#include "lib/cluster/cluster.h"
+#include "lib/cmd/cmd_int.h"
+#include "lib/meta/meta.h"
 
 /* Resolve PV arguments args[from..] to orphan PV devices (labelled, in no
  * VG; with into, also one whose metadata area still names into: a vgreduce
@@ -428,7 +430,7 @@ DLVM_CMD_FN(cmd_vgremove)
 			return r;
 		size_t user_lvs = 0;
 		for (size_t i = 0; i < vg->nlv; i++)
-			user_lvs += !lv_is_internal(vg->lvs[i]);
+			user_lvs += !dlvm_lv_is_internal(vg->lvs[i]);
 		if (user_lvs && !force)
 			return dlvm_err_set(err, -EBUSY, "Volume group \"%s\" still contains %zu logical "
 					    "volume(s): remove them first or use -f", vg->info.name,
@@ -550,7 +552,7 @@ DLVM_CMD_FN(cmd_vgchange)
 			for (size_t l = 0; l < vg->nlv; l++) {
 				struct dlvm_lv *lv = vg->lvs[l];
 				struct dlvm_err e = { 0 };
-				if (!lv_exportable(lv))
+				if (!dlvm_lv_exportable(lv))
 					continue;
 				if (shared_lv_hold(ctx, vg, lv, mode, &e) ||
 				    (!ctx->hooks->is_active(ctx->hooks->priv, vg, lv) &&
@@ -562,7 +564,7 @@ DLVM_CMD_FN(cmd_vgchange)
 			ctx->lock_conflict = false;
 		} else if (on) {
 			for (size_t l = 0; l < vg->nlv; l++) {
-				if (!lv_exportable(vg->lvs[l]) ||
+				if (!dlvm_lv_exportable(vg->lvs[l]) ||
 				    ctx->hooks->is_active(ctx->hooks->priv, vg, vg->lvs[l]))
 					continue;
 				if ((r = ctx->hooks->activate(ctx->hooks->priv, vg, vg->lvs[l], NULL,
@@ -624,7 +626,7 @@ DLVM_CMD_FN(cmd_vgs)
 		json_object_set_new(row, "pv_count", json_integer((json_int_t)vg->npv));
 		size_t user_lvs = 0;
 		for (size_t l = 0; l < vg->nlv; l++)
-			user_lvs += !lv_is_internal(vg->lvs[l]);
+			user_lvs += !dlvm_lv_is_internal(vg->lvs[l]);
 		json_object_set_new(row, "lv_count", json_integer((json_int_t)user_lvs));
 		json_object_set_new(row, "snap_count", json_integer(0));
 		json_object_set_new(row, "vg_attr", json_string(attr));

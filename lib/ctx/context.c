@@ -9,8 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dlvm/lease.h"
+#include "dlvm/log.h"
+#include "dlvm/map.h"
+#include "dlvm/thinpool.h"
 #include "dlvm/util.h"
-#include "ops.h"
+#include "lib/ctx/ctx.h"
+#include "lib/meta/meta.h"
 
 static int add_path(struct dlvm_ctx *ctx, const char *p)
 {
@@ -209,8 +214,10 @@ void ctx_resync_stale(struct dlvm_ctx *ctx, struct dlvm_vg *vg)
 
 void dlvm_ctx_release(struct dlvm_ctx *ctx)
 {
-	dlvm_ctx_stop_jobs(ctx);
-	dlvm_ctx_leave(ctx);
+	if (ctx->stop_jobs)
+		ctx->stop_jobs(ctx);
+	if (ctx->leave)
+		ctx->leave(ctx);
 	for (size_t i = 0; i < ctx->nvg; i++)
 		dlvm_vg_free(ctx->vgs[i]);
 	free(ctx->vgs);
