@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/log.h"
 #include "dlvm/vg.h"
 
 #define CMD_PREFIX "/v1/cmd/"
@@ -187,13 +188,12 @@ static void log_result(const char *name, int r, const struct dlvm_err *err, json
 	size_t i;
 
 	if (r < 0) {
-		fprintf(stderr, "dlvmd: %s: failed: %s\n", name,
-			*err->msg ? err->msg : strerror(-r));
+		log_error(DLVM_LOG_API, "%s: failed: %s", name,
+			  *err->msg ? err->msg : strerror(-r));
 		return;
 	}
-	json_array_foreach(json_object_get(resp, "messages"), i, v)
-		if (json_is_string(v))
-			fprintf(stderr, "dlvmd: %s: %s\n", name, json_string_value(v));
+	json_array_foreach(json_object_get(resp, "messages"), i, v) if (json_is_string(v))
+	    log_info(DLVM_LOG_API, "%s: %s", name, json_string_value(v));
 }
 
 void dlvmd_api_resume_jobs(struct dlvmd_api *api)
@@ -223,10 +223,11 @@ void dlvmd_api_resume_jobs(struct dlvmd_api *api)
 		int r = resp && req ? dlvm_cmd_run(ctx, "lvconvert", req, resp, &err)
 				    : dlvm_err_set(&err, -ENOMEM, "out of memory");
 		if (r < 0) {
-			fprintf(stderr, "dlvmd: %s: the flatten left unfinished cannot go on: %s\n",
-				lv, *err.msg ? err.msg : strerror(-r));
+			log_error(DLVM_LOG_JOBS, "%s: the flatten left unfinished cannot go on: %s",
+				  lv, *err.msg ? err.msg : strerror(-r));
 		} else {
-			fprintf(stderr, "dlvmd: %s: going on with the flatten left unfinished\n", lv);
+			log_info(DLVM_LOG_JOBS, "%s: going on with the flatten left unfinished",
+				 lv);
 			log_result("lvconvert", r, &err, resp);
 		}
 		json_decref(req);

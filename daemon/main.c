@@ -22,6 +22,7 @@
 #include "daemon/api.h"
 #include "daemon/exports.h"
 #include "daemon/hooks.h"
+#include "daemon/log.h"
 #include "daemon/nbd/server.h"
 #include "dlvm/cmd.h"
 #include "dlvm/lease.h"
@@ -85,7 +86,7 @@ static void set_str(char **dst, const char *v)
 	char *s = strdup(v);
 
 	if (!s) {
-		fprintf(stderr, "dlvmd: out of memory\n");
+		log_error(DLVM_LOG_MAIN, "out of memory");
 		exit(1);
 	}
 	free(*dst);
@@ -153,16 +154,16 @@ static int config_load(const char *file, struct dlvmd_opts *cfg)
 
 	r = ini_parse(file, config_key, &cp);
 	if (r == -1) {
-		fprintf(stderr, "dlvmd: %s: %s\n", file, strerror(errno));
+		log_error(DLVM_LOG_MAIN, "%s: %s", file, strerror(errno));
 		return -1;
 	}
 	if (r == -2) {
-		fprintf(stderr, "dlvmd: %s: out of memory\n", file);
+		log_error(DLVM_LOG_MAIN, "%s: out of memory", file);
 		return -1;
 	}
 	if (r > 0) {
-		fprintf(stderr, "dlvmd: %s:%d: %s\n", file, r,
-			cp.bad[0] ? cp.bad : "syntax error (expected key = value)");
+		log_error(DLVM_LOG_MAIN, "%s:%d: %s", file, r,
+			  cp.bad[0] ? cp.bad : "syntax error (expected key = value)");
 		return -1;
 	}
 	return 0;
@@ -224,8 +225,8 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "dlvmd: unexpected argument '%s'. Try 'dlvmd --help'.\n",
-			argv[optind]);
+		log_error(DLVM_LOG_MAIN, "unexpected argument '%s'. Try 'dlvmd --help'.",
+			  argv[optind]);
 		dlvmd_opts_release(&flags);
 		return 2;
 	}
@@ -253,7 +254,7 @@ static int parse_args(int argc, char **argv, struct dlvmd_opts *o)
 	dlvmd_opts_release(&flags);
 
 	if (!o->state_dir || !*o->state_dir) {
-		fprintf(stderr, "dlvmd: --state-dir is required. Try 'dlvmd --help'.\n");
+		log_error(DLVM_LOG_MAIN, "--state-dir is required. Try 'dlvmd --help'.");
 		return 2;
 	}
 	if (!o->nbd_listen)
@@ -270,7 +271,8 @@ static long parse_num(const char *what, const char *v, long lo, long hi)
 	errno = 0;
 	n = strtol(v, &end, 10);
 	if (!*v || *end || errno || n < lo || n > hi) {
-		fprintf(stderr, "dlvmd: %s %s: must be a number from %ld to %ld\n", what, v, lo, hi);
+		log_error(DLVM_LOG_MAIN, "%s %s: must be a number from %ld to %ld", what, v, lo,
+			  hi);
 		return -1;
 	}
 	return n;
@@ -334,21 +336,21 @@ static int lock_state_dir(const char *dir)
 	snprintf(path, sizeof(path), "%s/dlvmd.pid", dir);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		fprintf(stderr, "dlvmd: %s: %s\n", path, strerror(errno));
+		log_error(DLVM_LOG_MAIN, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		n = pread(fd, pid, sizeof(pid) - 1, 0);
 		pid[n > 0 ? n : 0] = '\0';
 		pid[strcspn(pid, "\n")] = '\0';
-		fprintf(stderr, "dlvmd: %s: another dlvmd (pid %s) runs on this state directory\n",
-			dir, *pid ? pid : "?");
+		log_error(DLVM_LOG_MAIN, "%s: another dlvmd (pid %s) runs on this state directory",
+			  dir, *pid ? pid : "?");
 		close(fd);
 		return -1;
 	}
 	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
-		fprintf(stderr, "dlvmd: %s: %s\n", path, strerror(errno));
+		log_error(DLVM_LOG_MAIN, "%s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -411,14 +413,14 @@ static int devices_file_add(const char *dir, const char *devices)
 		}
 		fclose(f);
 	} else if (errno != ENOENT) {
-		fprintf(stderr, "dlvmd: %s: %s\n", path, strerror(errno));
+		log_error(DLVM_LOG_MAIN, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 
 	snprintf(tmp, sizeof(tmp), "%s/devices.tmp", dir);
 	f = fopen(tmp, "w");
 	if (!f) {
-		fprintf(stderr, "dlvmd: %s: %s\n", tmp, strerror(errno));
+		log_error(DLVM_LOG_MAIN, "%s: %s", tmp, strerror(errno));
 		goto out;
 	}
 	for (size_t i = 0; i < nold; i++)
@@ -437,19 +439,19 @@ static int devices_file_add(const char *dir, const char *devices)
 			if (nold && old[nold - 1] && !strchr(old[nold - 1], '\n') && !changed)
 				fputc('\n', f);
 			fprintf(f, "%s\n", abs);
-			fprintf(stderr, "dlvmd: %s: added to %s\n", abs, path);
+			log_info(DLVM_LOG_MAIN, "%s: added to %s", abs, path);
 			changed = true;
 		}
 		free(abs);
 	}
 	free(list);
 	if (fflush(f) || fsync(fileno(f)) || fclose(f)) {
-		fprintf(stderr, "dlvmd: %s: %s\n", tmp, strerror(errno));
+		log_error(DLVM_LOG_MAIN, "%s: %s", tmp, strerror(errno));
 		unlink(tmp);
 		goto out;
 	}
 	if (changed && rename(tmp, path) < 0) {
-		fprintf(stderr, "dlvmd: %s: %s\n", path, strerror(errno));
+		log_error(DLVM_LOG_MAIN, "%s: %s", path, strerror(errno));
 		unlink(tmp);
 		goto out;
 	}
@@ -469,12 +471,12 @@ out:
 static void log_loaded(const struct dlvm_ctx *ctx)
 {
 	for (size_t i = 0; i < ctx->nvg; i++)
-		fprintf(stderr, "dlvmd: %s: loaded (%zu PV%s, %zu LV%s)\n", ctx->vgs[i]->info.name,
-			ctx->vgs[i]->npv, ctx->vgs[i]->npv == 1 ? "" : "s", ctx->vgs[i]->nlv,
-			ctx->vgs[i]->nlv == 1 ? "" : "s");
+		log_info(DLVM_LOG_MAIN, "%s: loaded (%zu PV%s, %zu LV%s)", ctx->vgs[i]->info.name,
+			 ctx->vgs[i]->npv, ctx->vgs[i]->npv == 1 ? "" : "s", ctx->vgs[i]->nlv,
+			 ctx->vgs[i]->nlv == 1 ? "" : "s");
 	if (ctx->norphans)
-		fprintf(stderr, "dlvmd: %zu device%s without a VG\n", ctx->norphans,
-			ctx->norphans == 1 ? "" : "s");
+		log_info(DLVM_LOG_MAIN, "%zu device%s without a VG", ctx->norphans,
+			 ctx->norphans == 1 ? "" : "s");
 }
 
 /* SIGTERM and SIGINT: one thread waits for them (every other thread blocks
@@ -525,6 +527,7 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	int lock_fd = -1, sig = 0, rc = 1, r;
 
+	dlvmd_log_init();
 	r = parse_args(argc, argv, &o);
 	if (r) {
 		/* the config file may have set some before it was refused */
@@ -533,7 +536,7 @@ int main(int argc, char **argv)
 	}
 
 	if (mkdir_p(o.state_dir) < 0 || !realpath(o.state_dir, dir)) {
-		fprintf(stderr, "dlvmd: %s: %s\n", o.state_dir, strerror(errno));
+		log_error(DLVM_LOG_MAIN, "%s: %s", o.state_dir, strerror(errno));
 		goto out;
 	}
 	snprintf(nbd_path, sizeof(nbd_path), "%s/nbd.sock", dir);
@@ -554,7 +557,7 @@ int main(int argc, char **argv)
 	stop.set = sigs;
 	pthread_t signal_thread;
 	if ((r = pthread_create(&signal_thread, NULL, signal_main, NULL))) {
-		fprintf(stderr, "dlvmd: cannot start the signal thread: %s\n", strerror(r));
+		log_error(DLVM_LOG_MAIN, "cannot start the signal thread: %s", strerror(r));
 		goto out;
 	}
 	pthread_detach(signal_thread);
@@ -562,17 +565,17 @@ int main(int argc, char **argv)
 	lease_clock = dlvm_lease_real_clock;
 	lease_clock.stopping = stop_requested;
 
-	fprintf(stderr, "dlvmd: starting on %s (pid %ld)\n", dir, (long)getpid());
+	log_info(DLVM_LOG_MAIN, "starting on %s (pid %ld)", dir, (long)getpid());
 	r = dlvm_ctx_init(&ctx, dir, NULL, true, &err);
 	if (r < 0) {
-		fprintf(stderr, "dlvmd: %s\n", err.msg);
+		log_error(DLVM_LOG_MAIN, "%s", err.msg);
 		goto out;
 	}
 	ctx_ready = true;
 	ctx.lease_clock = &lease_clock;
 	ex = dlvm_exports_new();
 	if (!ex) {
-		fprintf(stderr, "dlvmd: out of memory\n");
+		log_error(DLVM_LOG_MAIN, "out of memory");
 		goto out;
 	}
 	dlvmd_hooks_init(&hooks, ex);
@@ -607,13 +610,13 @@ int main(int argc, char **argv)
 	}
 	bool irq_cpus = !o.nbd_cpus || !strcmp(o.nbd_cpus, "irq");
 	if (!irq_cpus && strcmp(o.nbd_cpus, "any")) {
-		fprintf(stderr, "dlvmd: --nbd-cpus: '%s' is neither 'irq' nor 'any'\n", o.nbd_cpus);
+		log_error(DLVM_LOG_MAIN, "--nbd-cpus: '%s' is neither 'irq' nor 'any'", o.nbd_cpus);
 		goto out;
 	}
 	lease_name(dir, ctx.lease_name, sizeof(ctx.lease_name));
 	r = dlvm_ctx_load(&ctx, &err);
 	if (r < 0) {
-		fprintf(stderr, "dlvmd: %s\n", err.msg);
+		log_error(DLVM_LOG_MAIN, "%s", err.msg);
 		goto out;
 	}
 	log_loaded(&ctx);
@@ -621,14 +624,15 @@ int main(int argc, char **argv)
 		dlvm_err_clear(&err);
 		r = dlvm_ctx_join(&ctx, &err);
 		if (r < 0 && !stop_requested(NULL)) {
-			fprintf(stderr, "dlvmd: %s\n", err.msg);
+			log_error(DLVM_LOG_MAIN, "%s", err.msg);
 			goto out;
 		}
 	} else {
 		for (size_t i = 0; i < ctx.nvg; i++)
 			if (ctx.vgs[i]->info.flags & DLVM_VG_SHARED)
-				fprintf(stderr, "dlvmd: %s: shared VG: read-only here (no --host-id)\n",
-					ctx.vgs[i]->info.name);
+				log_info(DLVM_LOG_MAIN,
+					 "%s: shared VG: read-only here (no --host-id)",
+					 ctx.vgs[i]->info.name);
 	}
 	{
 		/* problems found while loading go to the log; the first API
@@ -636,12 +640,12 @@ int main(int argc, char **argv)
 		size_t i;
 		json_t *w;
 		json_array_foreach(ctx.warnings, i, w)
-			fprintf(stderr, "dlvmd: WARNING: %s\n", json_string_value(w));
+		    log_warning(DLVM_LOG_MAIN, "%s", json_string_value(w));
 	}
 	if (stop_requested(NULL)) {
 		/* stopped while it joined: the joins done are left again below */
-		fprintf(stderr, "dlvmd: %s: shutting down while starting\n",
-			signame(atomic_load(&stop.sig)));
+		log_info(DLVM_LOG_MAIN, "%s: shutting down while starting",
+			 signame(atomic_load(&stop.sig)));
 		rc = 0;
 		goto out;
 	}
@@ -649,8 +653,8 @@ int main(int argc, char **argv)
 	if (ctx.host_id) {
 		unsigned n = dlvm_ctx_adopt(&ctx);
 		if (n)
-			fprintf(stderr, "dlvmd: re-adopted %u activation%s of the previous run\n", n,
-				n == 1 ? "" : "s");
+			log_info(DLVM_LOG_MAIN, "re-adopted %u activation%s of the previous run", n,
+				 n == 1 ? "" : "s");
 	}
 
 	struct nbd_server_opts nopts = {
@@ -661,27 +665,27 @@ int main(int argc, char **argv)
 	dlvm_err_clear(&err);
 	r = nbd_server_start(ex, &nopts, &nbd, &err);
 	if (r < 0) {
-		fprintf(stderr, "dlvmd: nbd: %s\n", *err.msg ? err.msg : strerror(-r));
+		log_error(DLVM_LOG_MAIN, "nbd: %s", *err.msg ? err.msg : strerror(-r));
 		goto out;
 	}
-	fprintf(stderr, "dlvmd: nbd: listening on %s%s%s\n", nbd_path,
-		nopts.tcp_addr ? " and " : "", nopts.tcp_addr ? nopts.tcp_addr : "");
+	log_info(DLVM_LOG_MAIN, "nbd: listening on %s%s%s", nbd_path, nopts.tcp_addr ? " and " : "",
+		 nopts.tcp_addr ? nopts.tcp_addr : "");
 
 	dlvm_err_clear(&err);
 	r = dlvmd_api_start(&ctx, api_path, &api, &err);
 	if (r < 0) {
-		fprintf(stderr, "dlvmd: api: %s\n", err.msg);
+		log_error(DLVM_LOG_MAIN, "api: %s", err.msg);
 		goto out;
 	}
-	fprintf(stderr, "dlvmd: api: listening on %s\n", api_path);
+	log_info(DLVM_LOG_MAIN, "api: listening on %s", api_path);
 	dlvmd_api_resume_jobs(api);
-	fprintf(stderr, "dlvmd: ready\n");
+	log_info(DLVM_LOG_MAIN, "ready");
 
 	pthread_mutex_lock(&stop.mu);
 	while (!(sig = atomic_load(&stop.sig)))
 		pthread_cond_wait(&stop.cv, &stop.mu);
 	pthread_mutex_unlock(&stop.mu);
-	fprintf(stderr, "dlvmd: %s: shutting down\n", signame(sig));
+	log_info(DLVM_LOG_MAIN, "%s: shutting down", signame(sig));
 	rc = 0;
 out:
 	dlvmd_api_stop(api); /* no command runs after this */
@@ -697,7 +701,8 @@ out:
 	if (lock_fd >= 0)
 		close(lock_fd);
 	if (rc == 0)
-		fprintf(stderr, "dlvmd: stopped\n");
+		log_info(DLVM_LOG_MAIN, "stopped");
 	dlvmd_opts_release(&o);
+	dlvmd_log_release();
 	return rc;
 }
