@@ -56,12 +56,18 @@ static void *conn_main(void *arg)
 	struct nbd_conn *c = arg;
 	struct nbd_server *s = c->srv;
 
+	log_debug(DLVM_LOG_NBD, "%s: connected", c->peer);
 	if (nbd_handshake(c) == 0) {
+		log_debug(DLVM_LOG_NBD, "%s: %s: opened (%s replies)", c->name, c->peer,
+			  c->structured ? "structured" : "simple");
 		if (s->irq_cpus)
 			nbd_place_thread(c);
 		nbd_transmit(c);
 		dlvm_exports_detach(c->ex, &c->client);
 		dlvm_lv_map_put(c->map);
+		log_debug(DLVM_LOG_NBD, "%s: %s: closed", c->name, c->peer);
+	} else {
+		log_debug(DLVM_LOG_NBD, "%s: closed during the handshake", c->peer);
 	}
 	pthread_mutex_lock(&s->lock);
 	if (c->prev)
