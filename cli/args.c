@@ -32,7 +32,7 @@ static const struct cli_opt global_opts[] = {
 	  "else " CLI_DEFAULT_STATE_DIR ")"}, G_STATE_DIR},
 	{{0, "devices", DLVM_OPT_VALUE, "PATH,...", "devices to use when no daemon runs"},
 	 G_DEVICES},
-	{{'v', "verbose", DLVM_OPT_FLAG, NULL, "say where the command runs"}, G_VERBOSE},
+	{{'v', "verbose", DLVM_OPT_FLAG, NULL, "say where the command runs, show info lines"}, G_VERBOSE},
 	{{'h', "help", DLVM_OPT_FLAG, NULL, "show help"}, G_HELP},
 	{{0, "version", DLVM_OPT_FLAG, NULL, "show the version"}, G_VERSION},
 	{{0}, 0},

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "dlvm/log.h"
 #include "dlvm/util.h"
 
 /* Arguments that name devices, from this position on: the daemon runs
@@ -222,9 +223,15 @@ int main(int argc, char **argv)
 	struct cli_cmdline cl;
 	int rc, n;
 
+	/* the library's lines go to stderr as "dlvm: ..."; info lines only
+	 * with -v, warnings and errors always */
+	dlvm_log_set_ident("dlvm");
+	dlvm_log_set_level(DLVM_LOG_WARNING);
 	rc = cli_parse(argc, argv, &cl);
 	if (rc || !cl.cmd)
 		goto out;
+	if (cl.g.verbose)
+		dlvm_log_set_level(DLVM_LOG_INFO);
 	cl.g.state_dir = env_or(cl.g.state_dir, "DLVM_STATE_DIR", CLI_DEFAULT_STATE_DIR);
 	cl.g.socket = env_or(cl.g.socket, "DLVM_SOCKET", NULL);
 

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/log.h"
 #include "dlvm/vg.h"
 
 #define CMD_PREFIX "/v1/cmd/"
@@ -99,12 +100,18 @@ unsigned dlvmd_api_status(int code)
 	}
 }
 
+/* The status of the last reply of this thread (one thread per connection),
+ * for the debug line of the request. */
+static _Thread_local unsigned reply_status;
+
 /* Send `body` (consumed) as JSON with `status`. */
 static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, json_t *body)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 	char *text;
+
+	reply_status = status;
 
 	text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(body);
@@ -187,13 +194,12 @@ static void log_result(const char *name, int r, const struct dlvm_err *err, json
 	size_t i;
 
 	if (r < 0) {
-		fprintf(stderr, "dlvmd: %s: failed: %s\n", name,
-			*err->msg ? err->msg : strerror(-r));
+		log_error(DLVM_LOG_API, "%s: failed: %s", name,
+			  *err->msg ? err->msg : strerror(-r));
 		return;
 	}
-	json_array_foreach(json_object_get(resp, "messages"), i, v)
-		if (json_is_string(v))
-			fprintf(stderr, "dlvmd: %s: %s\n", name, json_string_value(v));
+	json_array_foreach(json_object_get(resp, "messages"), i, v) if (json_is_string(v))
+	    log_info(DLVM_LOG_API, "%s: %s", name, json_string_value(v));
 }
 
 void dlvmd_api_resume_jobs(struct dlvmd_api *api)
@@ -223,10 +229,11 @@ void dlvmd_api_resume_jobs(struct dlvmd_api *api)
 		int r = resp && req ? dlvm_cmd_run(ctx, "lvconvert", req, resp, &err)
 				    : dlvm_err_set(&err, -ENOMEM, "out of memory");
 		if (r < 0) {
-			fprintf(stderr, "dlvmd: %s: the flatten left unfinished cannot go on: %s\n",
-				lv, *err.msg ? err.msg : strerror(-r));
+			log_error(DLVM_LOG_JOBS, "%s: the flatten left unfinished cannot go on: %s",
+				  lv, *err.msg ? err.msg : strerror(-r));
 		} else {
-			fprintf(stderr, "dlvmd: %s: going on with the flatten left unfinished\n", lv);
+			log_info(DLVM_LOG_JOBS, "%s: going on with the flatten left unfinished",
+				 lv);
 			log_result("lvconvert", r, &err, resp);
 		}
 		json_decref(req);
@@ -324,14 +331,97 @@ static enum MHD_Result handle_health(struct MHD_Connection *conn)
 	return body ? reply_json(conn, MHD_HTTP_OK, body) : MHD_NO;
 }
 
+/* One line of the ring as JSON. */
+static void log_entry_json(void *arg, const struct dlvm_log_entry *e)
+{
+	char clean[DLVM_LOG_LINE_MAX + 8], when[48];
+	struct tm tm;
+	size_t n;
+
+	utf8_clean(e->line, clean, sizeof(clean));
+	gmtime_r(&e->time.tv_sec, &tm);
+	n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + n, sizeof(when) - n, ".%03ldZ", e->time.tv_nsec / 1000000);
+	json_array_append_new(arg, json_pack("{s:I,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq,
+					     "time", when, "level", dlvm_log_level_name(e->level),
+					     "subsystem", dlvm_log_sub_name(e->sub), "message",
+					     clean));
+}
+
+/* GET /v1/log[?since=SEQ][&level=LEVEL] */
+static enum MHD_Result handle_log(struct MHD_Connection *conn)
+{
+	const char *since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
+	const char *level = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "level");
+	struct dlvm_log_ring *ring = dlvmd_log_ring();
+	enum dlvm_log_level max = DLVM_LOG_DEBUG;
+	unsigned long long after = 0;
+	char msg[160], *end;
+	json_t *lines;
+	uint64_t last;
+
+	if (since) {
+		errno = 0;
+		after = strtoull(since, &end, 10);
+		if (!*since || *end || errno || *since == '-') {
+			snprintf(msg, sizeof(msg), "since=%.32s: not a sequence number", since);
+			return reply_error(conn, MHD_HTTP_BAD_REQUEST, -EINVAL, msg);
+		}
+	}
+	if (level && dlvm_log_level_parse(level, &max) < 0) {
+		snprintf(msg, sizeof(msg),
+			 "level=%.32s: not one of error, warning, info, debug", level);
+		return reply_error(conn, MHD_HTTP_BAD_REQUEST, -EINVAL, msg);
+	}
+	if (!ring)
+		return reply_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, -ENOMEM,
+				   "the log ring could not be allocated");
+	lines = json_array();
+	if (!lines)
+		return MHD_NO;
+	last = dlvm_log_ring_read(ring, after, max, log_entry_json, lines);
+	return reply_json(conn, MHD_HTTP_OK,
+			  json_pack("{s:o,s:I}", "lines", lines, "last", (json_int_t)last));
+}
+
+/* A request whose body has arrived: to its handler. */
+static enum MHD_Result api_route(struct dlvmd_api *api, struct MHD_Connection *conn,
+				 const char *url, const char *method, struct api_req *rq)
+{
+	bool post = !strcmp(method, MHD_HTTP_METHOD_POST);
+	bool get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
+
+	if (rq->too_large)
+		return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, -EFBIG,
+				   "Request body larger than 1 MiB");
+
+	if (!strcmp(url, "/v1/health")) {
+		if (!get)
+			return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, -EINVAL,
+					   "/v1/health accepts only GET");
+		return handle_health(conn);
+	}
+	if (!strcmp(url, "/v1/log")) {
+		if (!get)
+			return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, -EINVAL,
+					   "/v1/log accepts only GET");
+		return handle_log(conn);
+	}
+	if (!strncmp(url, CMD_PREFIX, strlen(CMD_PREFIX)) && url[strlen(CMD_PREFIX)]) {
+		if (!post)
+			return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, -EINVAL,
+					   "/v1/cmd/ accepts only POST");
+		return handle_cmd(api, conn, url + strlen(CMD_PREFIX), rq);
+	}
+	return reply_error(conn, MHD_HTTP_NOT_FOUND, -ENOENT, "No such API endpoint");
+}
+
 static enum MHD_Result api_access(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
 				  const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
 	struct dlvmd_api *api = cls;
 	struct api_req *rq = *con_cls;
-	bool post = !strcmp(method, MHD_HTTP_METHOD_POST);
-	bool get = !strcmp(method, MHD_HTTP_METHOD_GET) || !strcmp(method, MHD_HTTP_METHOD_HEAD);
 
 	(void)version;
 	if (!rq) {
@@ -376,23 +466,10 @@ static enum MHD_Result api_access(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 
-	if (rq->too_large)
-		return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, -EFBIG,
-				   "Request body larger than 1 MiB");
-
-	if (!strcmp(url, "/v1/health")) {
-		if (!get)
-			return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, -EINVAL,
-					   "/v1/health accepts only GET");
-		return handle_health(conn);
-	}
-	if (!strncmp(url, CMD_PREFIX, strlen(CMD_PREFIX)) && url[strlen(CMD_PREFIX)]) {
-		if (!post)
-			return reply_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, -EINVAL,
-					   "/v1/cmd/ accepts only POST");
-		return handle_cmd(api, conn, url + strlen(CMD_PREFIX), rq);
-	}
-	return reply_error(conn, MHD_HTTP_NOT_FOUND, -ENOENT, "No such API endpoint");
+	reply_status = 0;
+	enum MHD_Result ret = api_route(api, conn, url, method, rq);
+	log_debug(DLVM_LOG_API, "%s %s: %u", method, url, reply_status);
+	return ret;
 }
 
 static void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls,

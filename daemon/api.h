@@ -8,6 +8,12 @@
  *        {"error": {"code": "ENOSPC", "errno": 28, "message": "..."},
  *         "warnings": [...], "messages": [...]}
  *   GET  /v1/health       {"status": "ok", "pid": N}
+ *   GET  /v1/log[?since=SEQ][&level=LEVEL]
+ *        the last lines of the log (daemon/log.h), oldest first, those after
+ *        SEQ and at LEVEL or more severe (error, warning, info, debug):
+ *        {"lines": [{"seq": N, "time": "2026-01-02T03:04:05.678Z",
+ *                    "level": "info", "subsystem": "main", "message": "..."}],
+ *         "last": N}   (last: the newest line's seq, for the next since=)
  *
  * Commands run one at a time under one mutex, against the daemon's context.
  * Errors map to statuses: EINVAL 400, ENOENT 404, EEXIST/EBUSY 409,

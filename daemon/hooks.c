@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dlvm/log.h"
 #include "dlvm/map.h"
 #include "dlvm/vg.h"
 
@@ -54,11 +55,11 @@ static int hook_activate(void *priv, struct dlvm_vg *vg, struct dlvm_lv *lv,
 	if (r < 0)
 		return dlvm_err_set(err, r, "%s: activate: %s", name, strerror(-r));
 	if (old_name)
-		fprintf(stderr, "dlvmd: %s: renamed from %s, active\n", name, old);
+		log_info(DLVM_LOG_MAIN, "%s: renamed from %s, active", name, old);
 	else
-		fprintf(stderr, "dlvmd: %s: %s (%" PRIu64 " bytes, %s)\n", name,
-			was_active ? "reloaded" : "activated", map_size,
-			lv->flags & DLVM_LV_READONLY ? "read-only" : "read-write");
+		log_info(DLVM_LOG_MAIN, "%s: %s (%" PRIu64 " bytes, %s)", name,
+			 was_active ? "reloaded" : "activated", map_size,
+			 lv->flags & DLVM_LV_READONLY ? "read-only" : "read-write");
 	return 0;
 }
 
@@ -83,10 +84,10 @@ static int hook_deactivate(void *priv, struct dlvm_vg *vg, struct dlvm_lv *lv, b
 	if (r < 0)
 		return dlvm_err_set(err, r, "%s: deactivate: %s", name, strerror(-r));
 	if (force && clients)
-		fprintf(stderr, "dlvmd: %s: deactivated, %u client%s disconnected\n", name,
-			clients, clients == 1 ? "" : "s");
+		log_info(DLVM_LOG_MAIN, "%s: deactivated, %u client%s disconnected", name, clients,
+			 clients == 1 ? "" : "s");
 	else
-		fprintf(stderr, "dlvmd: %s: deactivated\n", name);
+		log_info(DLVM_LOG_MAIN, "%s: deactivated", name);
 	return 0;
 }
 
@@ -118,10 +119,10 @@ static void hook_vg_renamed(void *priv, struct dlvm_vg *vg, const char *old_name
 		if (r == -ENOENT)
 			continue;
 		if (r < 0)
-			fprintf(stderr, "dlvmd: %s: rename export to %s: %s\n", old, name,
-				strerror(-r));
+			log_error(DLVM_LOG_MAIN, "%s: rename export to %s: %s", old, name,
+				  strerror(-r));
 		else
-			fprintf(stderr, "dlvmd: %s: renamed from %s\n", name, old);
+			log_info(DLVM_LOG_MAIN, "%s: renamed from %s", name, old);
 	}
 }
 
@@ -152,7 +153,7 @@ unsigned dlvmd_activate_all(struct dlvm_ctx *ctx)
 			struct dlvm_err err = {0};
 
 			if (ctx->hooks->activate(ctx->hooks->priv, vg, vg->lvs[i], NULL, &err) < 0) {
-				fprintf(stderr, "dlvmd: %s\n", err.msg);
+				log_error(DLVM_LOG_MAIN, "%s", err.msg);
 				failed++;
 			}
 		}

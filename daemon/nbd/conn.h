@@ -59,7 +59,4 @@ int nbd_handshake(struct nbd_conn *c);
  * devices written have been flushed. */
 void nbd_transmit(struct nbd_conn *c);
 
-/* Messages to stderr, "nbd: <what>: <message>". */
-void nbd_log(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 #endif

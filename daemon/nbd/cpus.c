@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "daemon/nbd/conn.h"
+#include "dlvm/log.h"
 
 #define MAX_DEPTH 4   /* loop over a file over a device-mapper device ... */
 #define MAX_IRQS 1024 /* interrupts looked at per disk */
@@ -235,6 +236,8 @@ void nbd_place_thread(struct nbd_conn *c)
 		if (CPU_ISSET(cpu, &irq))
 			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", len ? "," : "",
 						cpu);
-	nbd_log(c->name, "runs on CPU %s, where its devices' I/O completes (--nbd-cpus irq); "
-		"further connections are placed the same way without a message", list);
+	log_info(DLVM_LOG_NBD,
+		 "%s: runs on CPU %s, where its devices' I/O completes (--nbd-cpus irq); "
+		 "further connections are placed the same way without a message",
+		 c->name, list);
 }

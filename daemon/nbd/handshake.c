@@ -16,6 +16,7 @@
 
 #include "daemon/nbd/conn.h"
 #include "daemon/nbd/proto.h"
+#include "dlvm/log.h"
 
 #define OPT_DATA_MAX (64u << 10)   /* longer option data is refused */
 #define OPT_DISCARD_MAX (16u << 20) /* longer option data is a hard disconnect */
@@ -193,13 +194,15 @@ static int opt_export_name(struct haggle *h)
 	int ret;
 
 	if (!name || !*name) {
-		nbd_log(c->peer, "NBD_OPT_EXPORT_NAME: %s", name ? "no default export" : "bad name");
+		log_error(DLVM_LOG_NBD, "%s: NBD_OPT_EXPORT_NAME: %s", c->peer,
+			  name ? "no default export" : "bad name");
 		ret = -ENOENT;
 		goto out;
 	}
 	ret = attach(h, name);
 	if (ret < 0) {
-		nbd_log(c->peer, "NBD_OPT_EXPORT_NAME: %s: no such export", name);
+		log_error(DLVM_LOG_NBD, "%s: NBD_OPT_EXPORT_NAME: %s: no such export", c->peer,
+			  name);
 		goto out;
 	}
 	nbd_put64(buf, c->map->size);
@@ -450,7 +453,7 @@ int nbd_handshake(struct nbd_conn *c)
 		goto out;
 	flags = nbd_get32(cflags);
 	if (flags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
-		nbd_log(c->peer, "unknown client flags 0x%x, closing", flags);
+		log_error(DLVM_LOG_NBD, "%s: unknown client flags 0x%x, closing", c->peer, flags);
 		ret = -EPROTO;
 		goto out;
 	}
@@ -461,7 +464,7 @@ int nbd_handshake(struct nbd_conn *c)
 		if (ret < 0)
 			goto out;
 		if (nbd_get64(hdr) != NBD_OPTS_MAGIC) {
-			nbd_log(c->peer, "bad option magic, closing");
+			log_error(DLVM_LOG_NBD, "%s: bad option magic, closing", c->peer);
 			ret = -EPROTO;
 			goto out;
 		}
@@ -471,8 +474,9 @@ int nbd_handshake(struct nbd_conn *c)
 		h.data = NULL;
 		if (h.len > OPT_DATA_MAX) {
 			if (h.opt == NBD_OPT_EXPORT_NAME || h.len > OPT_DISCARD_MAX) {
-				nbd_log(c->peer, "option %u with %u bytes of data, closing", h.opt,
-					h.len);
+				log_error(DLVM_LOG_NBD,
+					  "%s: option %u with %u bytes of data, closing", c->peer,
+					  h.opt, h.len);
 				ret = -EPROTO;
 				goto out;
 			}

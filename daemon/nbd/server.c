@@ -14,7 +14,6 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 
 #include "daemon/nbd/conn.h"
 #include "daemon/nbd/cpus.h"
+#include "dlvm/log.h"
 
 struct nbd_server {
 	struct dlvm_exports *ex;
@@ -41,17 +41,6 @@ struct nbd_server {
 	bool irq_cpus;             /* nbd_server_opts.irq_cpus */
 };
 
-void nbd_log(const char *what, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "nbd: %s: %s\n", what ? what : "server", msg);
-}
-
 /* ---- connections ---- */
 
 /* dlvm_exports_remove(force): end this connection. */
@@ -67,12 +56,18 @@ static void *conn_main(void *arg)
 	struct nbd_conn *c = arg;
 	struct nbd_server *s = c->srv;
 
+	log_debug(DLVM_LOG_NBD, "%s: connected", c->peer);
 	if (nbd_handshake(c) == 0) {
+		log_debug(DLVM_LOG_NBD, "%s: %s: opened (%s replies)", c->name, c->peer,
+			  c->structured ? "structured" : "simple");
 		if (s->irq_cpus)
 			nbd_place_thread(c);
 		nbd_transmit(c);
 		dlvm_exports_detach(c->ex, &c->client);
 		dlvm_lv_map_put(c->map);
+		log_debug(DLVM_LOG_NBD, "%s: %s: closed", c->name, c->peer);
+	} else {
+		log_debug(DLVM_LOG_NBD, "%s: closed during the handshake", c->peer);
 	}
 	pthread_mutex_lock(&s->lock);
 	if (c->prev)
@@ -117,7 +112,7 @@ static void accept_one(struct nbd_server *s, int lfd)
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0) {
 		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-			nbd_log(NULL, "accept: %s", strerror(errno));
+			log_error(DLVM_LOG_NBD, "server: accept: %s", strerror(errno));
 		if (errno == EMFILE || errno == ENFILE)
 			usleep(100 * 1000);
 		return;
@@ -149,7 +144,7 @@ static void accept_one(struct nbd_server *s, int lfd)
 	ret = pthread_create(&t, &attr, conn_main, c);
 	pthread_attr_destroy(&attr);
 	if (ret) {
-		nbd_log(c->peer, "cannot start a thread: %s", strerror(ret));
+		log_error(DLVM_LOG_NBD, "%s: cannot start a thread: %s", c->peer, strerror(ret));
 		pthread_mutex_lock(&s->lock);
 		s->conns = c->next;
 		if (c->next)
@@ -174,7 +169,7 @@ static void *accept_main(void *arg)
 		if (poll(p, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
-			nbd_log(NULL, "poll: %s", strerror(errno));
+			log_error(DLVM_LOG_NBD, "server: poll: %s", strerror(errno));
 			return NULL;
 		}
 		if (p[0].revents)

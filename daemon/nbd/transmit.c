@@ -57,6 +57,7 @@
 #include "daemon/nbd/conn.h"
 #include "daemon/nbd/devio.h"
 #include "daemon/nbd/proto.h"
+#include "dlvm/log.h"
 #include "dlvm/thinpool.h"
 #include "dlvm/util.h"
 
@@ -237,7 +238,9 @@ static bool fence_ok_at(struct xmit *x, uint64_t now)
 		return true;
 	if (!x->fence_logged) {
 		x->fence_logged = true;
-		nbd_log(f->what, "fenced: this host's lease deadline has passed; I/O refused");
+		log_error(DLVM_LOG_NBD,
+			  "%s: fenced: this host's lease deadline has passed; I/O refused",
+			  f->what);
 	}
 	return false;
 }
@@ -503,7 +506,7 @@ static void thin_err(struct xmit *x, struct slot *s, int r, const struct dlvm_er
 		set_err(s, r, "thin pool is full");
 		return;
 	}
-	nbd_log(x->c->name, "%s/%s: %s", x->map->vg, x->map->lv, e->msg);
+	log_error(DLVM_LOG_NBD, "%s: %s/%s: %s", x->c->name, x->map->vg, x->map->lv, e->msg);
 	set_err(s, r, "thin pool error");
 }
 
@@ -796,7 +799,7 @@ static void *committer_main(void *arg)
 		struct dlvm_err e = { 0 };
 		int r = dlvm_thin_pool_commit(cm->pool, &e);
 		if (r && r != -ENOSPC)
-			nbd_log(cm->name, "%s/%s: %s", cm->vg, cm->lv, e.msg);
+			log_error(DLVM_LOG_NBD, "%s: %s/%s: %s", cm->name, cm->vg, cm->lv, e.msg);
 		pthread_mutex_lock(&cm->mu);
 		for (unsigned i = 0; i < n; i++) {
 			cm->done[cm->ndone].idx = take[i];
@@ -1065,8 +1068,9 @@ static void finish_tail(struct xmit *x, struct slot *s)
 				return;
 			}
 			/* the write it relies on is stuck: its data may not read back */
-			nbd_log(x->c->name, "%s/%s: a write waited %u s for another one to end",
-				x->map->vg, x->map->lv, RELY_WAIT_MS / 1000);
+			log_info(DLVM_LOG_NBD,
+				 "%s: %s/%s: a write waited %u s for another one to end",
+				 x->c->name, x->map->vg, x->map->lv, RELY_WAIT_MS / 1000);
 			set_err(s, -EIO, "waited too long for another write");
 		} else if (r) {
 			thin_err(x, s, r, &e);
@@ -1492,12 +1496,12 @@ void nbd_transmit(struct nbd_conn *c)
 	int ret;
 
 	if (!x) {
-		nbd_log(c->name, "out of memory");
+		log_error(DLVM_LOG_NBD, "%s: out of memory", c->name);
 		return;
 	}
 	ret = xmit_init(x, c);
 	if (ret < 0) {
-		nbd_log(c->name, "cannot start: %s", strerror(-ret));
+		log_error(DLVM_LOG_NBD, "%s: cannot start: %s", c->name, strerror(-ret));
 		xmit_release(x, false);
 		free(x);
 		return;
@@ -1533,7 +1537,7 @@ void nbd_transmit(struct nbd_conn *c)
 			ret = io_uring_submit_and_wait(&x->ring, 1);
 		}
 		if (ret < 0 && ret != -EINTR && ret != -ETIME && ret != -EBUSY) {
-			nbd_log(c->name, "io_uring: %s", strerror(-ret));
+			log_error(DLVM_LOG_NBD, "%s: io_uring: %s", c->name, strerror(-ret));
 			break;
 		}
 		/* Later than every completion below: one clock read per batch. */
@@ -1569,10 +1573,11 @@ void nbd_transmit(struct nbd_conn *c)
 		}
 	}
 	if (x->why)
-		nbd_log(c->name, "%s", x->why);
+		log_error(DLVM_LOG_NBD, "%s: %s", c->name, x->why);
 	for (uint32_t i = 0; i < x->map->ndev; i++)
 		if (x->dirty[i] && fence_ok(x) && fdatasync(x->map->devs[i].fd) < 0)
-			nbd_log(c->name, "%s: flush: %s", x->map->devs[i].name, strerror(errno));
+			log_error(DLVM_LOG_NBD, "%s: %s: flush: %s", c->name, x->map->devs[i].name,
+				  strerror(errno));
 	xmit_release(x, true);
 	free(x);
 }

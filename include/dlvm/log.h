@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "dlvm/err.h"
 
@@ -98,6 +99,48 @@ void dlvm_vlog(enum dlvm_log_level level, enum dlvm_log_sub sub, const char *fmt
  * 0x7f and backslash become \xNN. Returns dst.
  */
 char *dlvm_log_escape(char *dst, size_t len, const char *src);
+
+/* The level named name ("error", "warning", "info", "debug") in *out;
+ * -EINVAL for any other name. */
+int dlvm_log_level_parse(const char *name, enum dlvm_log_level *out);
+
+/*
+ * A ring of the last lines logged, for a front end to show them again
+ * (dlvmd: GET /v1/log). Each line gets the next sequence number (the first
+ * is 1) and the wall-clock time it was added; once full, the oldest line
+ * goes. All calls may come from any thread at once.
+ */
+struct dlvm_log_ring;
+
+struct dlvm_log_entry {
+	uint64_t seq;
+	struct timespec time; /* CLOCK_REALTIME */
+	enum dlvm_log_level level;
+	enum dlvm_log_sub sub;
+	const char *line;     /* escaped as the sink saw it */
+};
+
+/* A ring of cap lines (cap > 0) in *out; -EINVAL (cap 0), -ENOMEM. Free it
+ * with dlvm_log_ring_free (NULL is a no-op). */
+int dlvm_log_ring_new(size_t cap, struct dlvm_log_ring **out);
+void dlvm_log_ring_free(struct dlvm_log_ring *ring);
+
+/* Add a line (cut to DLVM_LOG_LINE_MAX - 1 bytes); returns its sequence
+ * number. */
+uint64_t dlvm_log_ring_add(struct dlvm_log_ring *ring, enum dlvm_log_level level,
+			   enum dlvm_log_sub sub, const char *line);
+
+/*
+ * Call fn, oldest first, for every line kept whose sequence number is above
+ * since and whose level is `level` or more severe (DLVM_LOG_DEBUG: all).
+ * fn runs with the ring locked: it must not log nor touch the ring, and
+ * the entry is valid only during the call. Returns the sequence number of
+ * the last line added so far (0: none), so that a reader can ask again
+ * with since set to it.
+ */
+uint64_t dlvm_log_ring_read(struct dlvm_log_ring *ring, uint64_t since,
+			    enum dlvm_log_level level,
+			    void (*fn)(void *arg, const struct dlvm_log_entry *e), void *arg);
 
 #define log_error(sub, ...) dlvm_log(DLVM_LOG_ERROR, (sub), __VA_ARGS__)
 #define log_warning(sub, ...) dlvm_log(DLVM_LOG_WARNING, (sub), __VA_ARGS__)

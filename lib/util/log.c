@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Logging: levels, per-subsystem debug flags, escaping, one sink. */
+#include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dlvm/log.h"
@@ -55,6 +58,17 @@ const char *dlvm_log_sub_name(enum dlvm_log_sub sub)
 const char *dlvm_log_level_name(enum dlvm_log_level level)
 {
 	return (unsigned)level < DLVM_ARRAY_SIZE(level_names) ? level_names[level] : "?";
+}
+
+int dlvm_log_level_parse(const char *name, enum dlvm_log_level *out)
+{
+	for (unsigned i = 0; name && i < DLVM_ARRAY_SIZE(level_names); i++) {
+		if (!strcmp(name, level_names[i])) {
+			*out = (enum dlvm_log_level)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 bool dlvm_log_debug_on(enum dlvm_log_sub sub)
@@ -150,4 +164,95 @@ void dlvm_log(enum dlvm_log_level level, enum dlvm_log_sub sub, const char *fmt,
 	va_start(ap, fmt);
 	dlvm_vlog(level, sub, fmt, ap);
 	va_end(ap);
+}
+
+/* ---- ring of the last lines ---- */
+
+struct ring_slot {
+	uint64_t seq;
+	struct timespec time;
+	enum dlvm_log_level level;
+	enum dlvm_log_sub sub;
+	char line[DLVM_LOG_LINE_MAX];
+};
+
+struct dlvm_log_ring {
+	pthread_mutex_t lock;
+	size_t cap;
+	uint64_t last;           /* sequence number of the newest line, 0: none */
+	struct ring_slot *slots; /* line seq is in slots[(seq - 1) % cap] */
+};
+
+int dlvm_log_ring_new(size_t cap, struct dlvm_log_ring **out)
+{
+	struct dlvm_log_ring *r;
+
+	if (!cap)
+		return -EINVAL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->slots = calloc(cap, sizeof(*r->slots));
+	if (!r->slots) {
+		free(r);
+		return -ENOMEM;
+	}
+	r->cap = cap;
+	pthread_mutex_init(&r->lock, NULL);
+	*out = r;
+	return 0;
+}
+
+void dlvm_log_ring_free(struct dlvm_log_ring *ring)
+{
+	if (!ring)
+		return;
+	pthread_mutex_destroy(&ring->lock);
+	free(ring->slots);
+	free(ring);
+}
+
+uint64_t dlvm_log_ring_add(struct dlvm_log_ring *ring, enum dlvm_log_level level,
+			   enum dlvm_log_sub sub, const char *line)
+{
+	struct ring_slot *s;
+	struct timespec now;
+	uint64_t seq;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	pthread_mutex_lock(&ring->lock);
+	seq = ++ring->last;
+	s = &ring->slots[(seq - 1) % ring->cap];
+	s->seq = seq;
+	s->time = now;
+	s->level = level;
+	s->sub = sub;
+	snprintf(s->line, sizeof(s->line), "%s", line);
+	pthread_mutex_unlock(&ring->lock);
+	return seq;
+}
+
+uint64_t dlvm_log_ring_read(struct dlvm_log_ring *ring, uint64_t since,
+			    enum dlvm_log_level level,
+			    void (*fn)(void *arg, const struct dlvm_log_entry *e), void *arg)
+{
+	uint64_t first, last;
+
+	pthread_mutex_lock(&ring->lock);
+	last = ring->last;
+	first = last > ring->cap ? last - ring->cap + 1 : 1;
+	if (since >= first)
+		first = since + 1;
+	for (uint64_t seq = first; seq <= last; seq++) {
+		const struct ring_slot *s = &ring->slots[(seq - 1) % ring->cap];
+		struct dlvm_log_entry e = {
+			.seq = s->seq, .time = s->time, .level = s->level, .sub = s->sub,
+			.line = s->line,
+		};
+
+		if (s->level <= level)
+			fn(arg, &e);
+	}
+	pthread_mutex_unlock(&ring->lock);
+	return last;
 }

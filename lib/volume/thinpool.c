@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dlvm/log.h"
 #include "dlvm/util.h"
 #include "dlvm/vg.h"
 #include "thinfill.h"
@@ -116,7 +117,7 @@ void dlvm_thin_pools_release(struct dlvm_vg *vg)
 		pthread_mutex_lock(&p->mu);
 		commit_idle(p);
 		if (p->store && !p->broken && p->dirty && commit_locked(p, &e))
-			fprintf(stderr, "%s: commit: %s\n", p->name, e.msg);
+			log_error(DLVM_LOG_THIN, "%s: commit: %s", p->name, e.msg);
 		pthread_mutex_unlock(&p->mu);
 		dlvm_thin_pool_unref(p);
 		p = next;
@@ -448,7 +449,7 @@ void dlvm_thin_families_follow(struct dlvm_vg *vg)
 		pthread_mutex_unlock(&p->mu);
 		if ((meta && dlvm_thin_family_meta_grown(vg, p->meta_id, &e)) ||
 		    (data && dlvm_thin_family_grown(vg, p->meta_id, &e)))
-			fprintf(stderr, "dlvmd: %s: %s\n", p->name, e.msg);
+			log_error(DLVM_LOG_THIN, "%s: %s", p->name, e.msg);
 	}
 }
 

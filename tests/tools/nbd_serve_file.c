@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "daemon/exports.h"
+#include "daemon/log.h"
 #include "daemon/nbd/server.h"
 #include "dlvm/map.h"
 #include "dlvm/util.h"
@@ -160,6 +161,7 @@ int main(int argc, char **argv)
 	sigset_t set;
 	char *end;
 
+	dlvmd_log_init(); /* NBD lines as dlvmd prints them: "nbd: WHAT: message" */
 	while ((opt = getopt_long(argc, argv, "U:T:a:s:b", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'F': {

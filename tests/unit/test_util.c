@@ -353,6 +353,73 @@ static void log_escapes_and_filters(void **state)
 	assert_string_equal(dlvm_log_escape(buf, sizeof(buf), "abcdefghij"), "abcdefg");
 }
 
+struct ring_seen {
+	unsigned n;
+	uint64_t seqs[8];
+	char lines[8][32];
+};
+
+static void ring_collect(void *arg, const struct dlvm_log_entry *e)
+{
+	struct ring_seen *r = arg;
+
+	if (r->n < 8) {
+		r->seqs[r->n] = e->seq;
+		snprintf(r->lines[r->n], sizeof(r->lines[0]), "%s", e->line);
+	}
+	r->n++;
+}
+
+static void log_ring_keeps_the_last_lines(void **state)
+{
+	struct dlvm_log_ring *ring = NULL;
+	struct ring_seen seen = { 0 };
+	enum dlvm_log_level lvl;
+	char line[16];
+
+	(void)state;
+	assert_int_equal(dlvm_log_ring_new(0, &ring), -EINVAL);
+	assert_int_equal(dlvm_log_ring_new(3, &ring), 0);
+	assert_int_equal(dlvm_log_ring_read(ring, 0, DLVM_LOG_DEBUG, ring_collect, &seen), 0);
+	assert_int_equal(seen.n, 0);
+
+	for (unsigned i = 1; i <= 5; i++) {
+		snprintf(line, sizeof(line), "line %u", i);
+		assert_int_equal(dlvm_log_ring_add(ring, i == 4 ? DLVM_LOG_WARNING : DLVM_LOG_INFO,
+						   DLVM_LOG_MAIN, line),
+				 i);
+	}
+	/* full: lines 1 and 2 are gone, 3..5 come oldest first */
+	assert_int_equal(dlvm_log_ring_read(ring, 0, DLVM_LOG_DEBUG, ring_collect, &seen), 5);
+	assert_int_equal(seen.n, 3);
+	assert_int_equal(seen.seqs[0], 3);
+	assert_string_equal(seen.lines[0], "line 3");
+	assert_string_equal(seen.lines[2], "line 5");
+
+	/* since: only what came after */
+	seen = (struct ring_seen){ 0 };
+	assert_int_equal(dlvm_log_ring_read(ring, 4, DLVM_LOG_DEBUG, ring_collect, &seen), 5);
+	assert_int_equal(seen.n, 1);
+	assert_int_equal(seen.seqs[0], 5);
+	seen = (struct ring_seen){ 0 };
+	dlvm_log_ring_read(ring, 5, DLVM_LOG_DEBUG, ring_collect, &seen);
+	assert_int_equal(seen.n, 0);
+
+	/* level: that level or more severe */
+	seen = (struct ring_seen){ 0 };
+	dlvm_log_ring_read(ring, 0, DLVM_LOG_WARNING, ring_collect, &seen);
+	assert_int_equal(seen.n, 1);
+	assert_string_equal(seen.lines[0], "line 4");
+	dlvm_log_ring_free(ring);
+
+	assert_int_equal(dlvm_log_level_parse("warning", &lvl), 0);
+	assert_int_equal(lvl, DLVM_LOG_WARNING);
+	assert_int_equal(dlvm_log_level_parse("debug", &lvl), 0);
+	assert_int_equal(lvl, DLVM_LOG_DEBUG);
+	assert_int_equal(dlvm_log_level_parse("WARNING", &lvl), -EINVAL);
+	assert_int_equal(dlvm_log_level_parse("", &lvl), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -367,6 +434,7 @@ int main(void)
 		cmocka_unit_test(le_codec),
 		cmocka_unit_test(devs_flush_results),
 		cmocka_unit_test(log_escapes_and_filters),
+		cmocka_unit_test(log_ring_keeps_the_last_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+/* The state directory of dlvmd: created, locked, its devices file. */
+#include "daemon/statedir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dlvm/log.h"
+
+void dlvmd_lease_name(const char *dir, char *out, size_t len)
+{
+	char host[64] = "localhost";
+	uint32_t h = 2166136261u;
+
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	if ((size_t)snprintf(out, len, "%s:%s", host, dir) < len)
+		return;
+	for (const char *p = dir; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	host[20] = '\0';
+	int used = snprintf(out, len, "%s:%08x:", host, h);
+	size_t room = len - 1 - (size_t)used, dl = strlen(dir);
+	snprintf(out + used, len - (size_t)used, "%s", dir + (dl > room ? dl - room : 0));
+}
+
+int dlvmd_mkdir_p(const char *dir)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(dir);
+
+	if (len >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, dir, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+int dlvmd_state_dir_lock(const char *dir)
+{
+	char path[PATH_MAX + 32], pid[32] = "";
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/dlvmd.pid", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_error(DLVM_LOG_MAIN, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		log_error(DLVM_LOG_MAIN, "%s: another dlvmd (pid %s) runs on this state directory",
+			  dir, *pid ? pid : "?");
+		close(fd);
+		return -1;
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		log_error(DLVM_LOG_MAIN, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd; /* kept open for the daemon's lifetime */
+}
+
+/* An absolute form of a device path (the daemon's cwd must not matter). */
+static char *absolute_path(const char *p)
+{
+	char cwd[PATH_MAX], *out;
+
+	if (p[0] == '/')
+		return strdup(p);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	if (asprintf(&out, "%s/%s", cwd, p) < 0)
+		return NULL;
+	return out;
+}
+
+/* Whether a line of the devices file names the same device as path. */
+static bool same_device(const char *line, const char *path)
+{
+	char a[PATH_MAX], b[PATH_MAX], *l = strndup(line, strcspn(line, "\n"));
+	bool same;
+
+	if (!l)
+		return false;
+	if (realpath(l, a) && realpath(path, b))
+		same = !strcmp(a, b);
+	else
+		same = !strcmp(l, path);
+	free(l);
+	return same;
+}
+
+int dlvmd_devices_file_add(const char *dir, const char *devices)
+{
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 32], *line = NULL, *list, *save = NULL;
+	size_t cap = 0, nold = 0;
+	char **old = NULL;
+	bool changed = false;
+	FILE *f;
+	int ret = -1;
+
+	snprintf(path, sizeof(path), "%s/devices", dir);
+	f = fopen(path, "r");
+	if (f) {
+		while (getline(&line, &cap, f) > 0) {
+			char **p = realloc(old, (nold + 1) * sizeof(*old));
+
+			if (!p)
+				goto out;
+			old = p;
+			old[nold++] = strdup(line);
+		}
+		fclose(f);
+	} else if (errno != ENOENT) {
+		log_error(DLVM_LOG_MAIN, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+
+	snprintf(tmp, sizeof(tmp), "%s/devices.tmp", dir);
+	f = fopen(tmp, "w");
+	if (!f) {
+		log_error(DLVM_LOG_MAIN, "%s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	for (size_t i = 0; i < nold; i++)
+		if (old[i])
+			fputs(old[i], f);
+	list = strdup(devices);
+	for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *abs = *tok ? absolute_path(tok) : NULL;
+		bool known = false;
+
+		if (!abs)
+			continue;
+		for (size_t i = 0; i < nold && !known; i++)
+			known = old[i] && same_device(old[i], abs);
+		if (!known) {
+			if (nold && old[nold - 1] && !strchr(old[nold - 1], '\n') && !changed)
+				fputc('\n', f);
+			fprintf(f, "%s\n", abs);
+			log_info(DLVM_LOG_MAIN, "%s: added to %s", abs, path);
+			changed = true;
+		}
+		free(abs);
+	}
+	free(list);
+	if (fflush(f) || fsync(fileno(f)) || fclose(f)) {
+		log_error(DLVM_LOG_MAIN, "%s: %s", tmp, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	if (changed && rename(tmp, path) < 0) {
+		log_error(DLVM_LOG_MAIN, "%s: %s", path, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	if (!changed)
+		unlink(tmp);
+	ret = 0;
+out:
+	for (size_t i = 0; i < nold; i++)
+		free(old[i]);
+	free(old);
+	free(line);
+	return ret;
+}
