@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Codecs of the fixed-size on-disk headers: PV header, MDA header slot, and
- * the header of checkpoints and journal records. docs/format.md is the spec. */
+ * the header of checkpoints and journal records. docs/format/pv.md is the
+ * spec. */
 #include <inttypes.h>
 #include <string.h>
 

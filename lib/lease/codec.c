@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Codecs of the lease area records: area header, delta lease, paxos leader
- * and dblock. include/dlvm/lease.h documents every offset. */
+ * and dblock. docs/format/lease.md documents every offset. */
 #include <inttypes.h>
 #include <string.h>
 

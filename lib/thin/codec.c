@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Codecs of the thin store's superblock and B-tree nodes, field by field.
- * docs/thin.md is the spec. */
+ * docs/format/thin.md is the spec. */
 #include <inttypes.h>
 #include <string.h>
 
