@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Field offsets of the fixed headers of lib/format/codec.c, in bytes from
- * the start of each structure, in a header of their own so that a test can
- * check the written spec against them. */
+ * the start of each structure. docs/format/pv.md documents them, and
+ * tests/unit/test_format_spec.c checks that it does so truly. */
 #ifndef DLVM_FORMAT_LAYOUT_H
 #define DLVM_FORMAT_LAYOUT_H
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Field offsets of the lease area records of lib/lease/codec.c, in bytes
- * from the start of each 512-byte structure, in a header of their own so
- * that a test can check the written spec against them. */
+ * from the start of each 512-byte structure. docs/format/lease.md documents
+ * them, and tests/unit/test_format_spec.c checks that it does so truly. */
 #ifndef DLVM_LEASE_LAYOUT_H
 #define DLVM_LEASE_LAYOUT_H
 

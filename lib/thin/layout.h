@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Field offsets of the thin store's superblock, node header and device
- * record (lib/thin/codec.c), in bytes, in a header of their own so that a
- * test can check the written spec against them. */
+ * record (lib/thin/codec.c), in bytes. docs/format/thin.md documents them,
+ * and tests/unit/test_format_spec.c checks that it does so truly. */
 #ifndef DLVM_THIN_LAYOUT_H
 #define DLVM_THIN_LAYOUT_H
 
