@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * On-disk format v1: codecs between the in-memory structs below and their
- * little-endian encoding. docs/format.md is the spec; `dlvm dump` decodes it.
+ * little-endian encoding. docs/format/ is the spec; `dlvm dump` decodes it.
  *
  * PV layout (byte offsets):
  *   0          4 KiB   untouched (boot sector, partition table)
@@ -46,14 +46,18 @@
 #define DLVM_REC_MAGIC "dlvm.rec"
 
 /*
- * Feature flags. Unknown compat bits are ignored; unknown ro_compat bits allow
+ * Feature flags (docs/format/README.md: the rules and the registry of every
+ * bit). Unknown compat bits are ignored; unknown ro_compat bits allow
  * reading only (in the VG, a PV header or a metadata header slot, they make
  * the VG read-only: dlvm_pv_check_ro_compat, vg->readonly); unknown incompat
- * bits refuse the device. Named for what comes:
+ * bits refuse the device. The three incompat bits are reserved, never
+ * written, and refused like any unknown bit:
  */
-#define DLVM_INCOMPAT_LEASES (1ull << 0)  /* shared VG: lease area present */
-#define DLVM_INCOMPAT_THIN (1ull << 1)    /* thin pools in the VG */
-#define DLVM_INCOMPAT_RAID1 (1ull << 2)   /* mirrored segments */
+#define DLVM_INCOMPAT_LEASES (1ull << 0)  /* a lease area in the PV header (shared
+					   * VGs keep theirs in an LV instead) */
+#define DLVM_INCOMPAT_THIN (1ull << 1)    /* thin pools (they came without it: an
+					   * older reader refuses LV_SET_THIN) */
+#define DLVM_INCOMPAT_RAID1 (1ull << 2)   /* mirrored segments, planned */
 /* VG ro_compat: a shared VG; a reader without lease support must not change
  * it, so an older build opens it read-only */
 #define DLVM_RO_COMPAT_SHARED (1ull << 0)

@@ -6,63 +6,7 @@
  * delta leases, Gafni-Lamport Disk Paxos on one disk); the format, the
  * timeouts and the code are dlvm's own.
  *
- * ==== Lease area layout ====
- *
- * All offsets are bytes relative to the start of the area, which the caller
- * places 4096-aligned on the device. S is the area's sector size (512 or
- * 4096, at least the device's logical sector size), H is max_hosts (1..2000,
- * default 2000), N the number of resources (0..4096).
- *
- *   0                 4096 bytes   area header (512-byte structure, then zero)
- *   4096              H * S        lockspace: sector i-1 is the delta lease of
- *                                  host id i (1..H)
- *   resource_offset   N * stride   resources; resource_offset =
- *                                  align4k(4096 + H * S)
- *   resource r at resource_offset + r * stride, stride = align4k((1 + H) * S):
- *     +0              S            leader record
- *     +h * S          S            ballot block ("dblock") of host id h (1..H)
- *
- * At S = 512 and H = 2000: lockspace 1,024,000 bytes, resource_offset and
- * stride 1,028,096, so an area with N resources takes (N + 1) * 1,028,096
- * bytes. At S = 4096: lockspace 8,192,000 bytes, resource_offset and stride
- * 8,196,096: (N + 1) * 8,196,096 bytes.
- *
- * Every record is a 512-byte structure at the start of its sector (the rest of
- * a 4096-byte sector is zero), little endian, with the CRC32C of bytes 0..507
- * at byte 508. Common prefix: magic[8] @0, major u16 @8, minor u16 @10,
- * structure size u32 @12 (= 512). Reserved bytes are zero and checked.
- *
- * Area header, magic "dlvm.lsa":
- *   compat u64 @16, ro_compat u64 @24, incompat u64 @32, vg_uuid[16] @40,
- *   sector_size u32 @56, max_hosts u32 @60, nres u32 @64, io_timeout u32 @68
- *   (seconds, the VG's default), area_size u64 @72, lockspace_offset u64 @80,
- *   lockspace_size u64 @88, resource_offset u64 @96, resource_stride u64 @104,
- *   reserved @112..507, crc u32 @508.
- *   The offsets must equal the ones computed from sector_size, max_hosts and
- *   nres (dlvm_lease_area_geometry); area_size must fit the space given.
- *
- * Delta lease, magic "dlvm.dlt" (an all-zero sector: host id never used):
- *   host_id u32 @16, io_timeout u32 @20 (seconds, of the writer), generation
- *   u64 @24, timestamp u64 @32 (writer's monotonic milliseconds, strictly
- *   increasing per writer; 0 = released; only "changed or not" matters to
- *   readers), vg_uuid[16] @40, owner name[64] @56 (NUL padded, at most 63
- *   bytes: host name plus a string unique to the host), reserved @120..507,
- *   crc u32 @508.
- *
- * Paxos leader, magic "dlvm.pxl" (written at format time with lver 0):
- *   res_index u32 @16, owner_id u32 @20, owner_generation u64 @24, lver u64
- *   @32 (lease version, +1 per acquisition), timestamp u64 @40 (non-zero
- *   while held, 0 = free), vg_uuid[16] @48, writer_id u32 @64 (host that wrote
- *   this record), max_hosts u32 @68, reserved @72..507, crc u32 @508.
- *
- * Paxos dblock, magic "dlvm.pxb" (an all-zero sector: never used):
- *   host_id u32 @16, flags u32 @20 (bit 0 SHARED: this host holds the
- *   resource shared), lver u64 @24, mbal u64 @32, bal u64 @40, inp_id u32 @48,
- *   reserved u32 @52, inp_generation u64 @56, inp_timestamp u64 @64,
- *   shared_generation u64 @72 (the holder's host generation when SHARED was
- *   set; a flag of an older generation is stale), reserved @80..507, crc @508.
- *   A host writes only its own dblock, so the shared flag and the ballot
- *   fields of one host never race with another host's writes.
+ * The lease area's layout and records, byte by byte: docs/format/lease.md.
  *
  * ==== Timeouts (T = io_timeout in seconds) ====
  *

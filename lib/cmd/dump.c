@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dlvm/lease.h"
 #include "dlvm/util.h"
 #include "dlvm/thin.h"
 #include "dlvm/thinpool.h"
@@ -286,6 +287,154 @@ static void dump_thin_stores(const char *path, FILE *f)
 	dlvm_vg_free(vg);
 }
 
+/* ---- the lease area of a shared VG ---- */
+
+static void dump_delta(FILE *f, uint32_t id, const struct dlvm_delta_record *d)
+{
+	fprintf(f, "  host %-4u          ", id);
+	if (d->host_id != id)
+		fprintf(f, "(record of host id %u) ", d->host_id);
+	fprintf(f, "%sname=%s generation=%" PRIu64 " timestamp=%" PRIu64 " io_timeout=%u\n",
+		d->timestamp ? "" : "released: ", d->name, d->generation, d->timestamp,
+		d->io_timeout);
+}
+
+/* Resource r: its leader, then the ballot block of every host that wrote one. */
+static void dump_resource(FILE *f, struct dlvm_dev *dev, uint64_t area_off,
+			  const struct dlvm_lease_area_header *h, uint32_t r, uint8_t *buf)
+{
+	uint64_t off = area_off + h->resource_offset + r * h->resource_stride;
+	struct dlvm_paxos_leader l;
+	struct dlvm_err e = { 0 };
+
+	fprintf(f, "Resource %u%s at offset %" PRIu64 ":\n", r, r == 0 ? " (VG lease)" : "", off);
+	if (dlvm_dev_read(dev, buf, h->resource_stride, off, &e)) {
+		fprintf(f, "  DAMAGED: %s\n", e.msg);
+		return;
+	}
+	if (dlvm_paxos_leader_decode(buf, &l, &e))
+		fprintf(f, "  leader             DAMAGED: %s\n", e.msg);
+	else
+		fprintf(f, "  leader             owner=%u generation=%" PRIu64 " lver=%" PRIu64
+			" timestamp=%" PRIu64 " (%s) writer=%u\n", l.owner_id, l.owner_generation,
+			l.lver, l.timestamp, l.timestamp ? "held" : "free", l.writer_id);
+	for (uint32_t id = 1; id <= h->max_hosts; id++) {
+		struct dlvm_paxos_dblock b;
+		dlvm_err_clear(&e);
+		if (dlvm_paxos_dblock_decode(buf + (size_t)id * h->sector_size, &b, &e)) {
+			fprintf(f, "  ballot host %-4u   DAMAGED: %s\n", id, e.msg);
+			continue;
+		}
+		if (!b.host_id)
+			continue;
+		fprintf(f, "  ballot host %-4u   lver=%" PRIu64 " mbal=%" PRIu64 " bal=%" PRIu64
+			" inp=%u/%" PRIu64 "/%" PRIu64 " flags=0x%x shared_generation=%" PRIu64 "\n",
+			id, b.lver, b.mbal, b.bal, b.inp_id, b.inp_generation, b.inp_timestamp,
+			b.flags, b.shared_generation);
+	}
+}
+
+/* The lease area in the lockspace LV of the VG, when that LV lies on this
+ * device: header, delta leases, every resource's leader and ballots, and the
+ * lock table (the activation records of the VG's LVs). Quiet when the device
+ * holds none or its VG does not load from it alone. */
+static void dump_lease_area(const char *path, FILE *f)
+{
+	struct dlvm_dev *dev;
+	struct dlvm_vg *vg;
+	struct dlvm_lease_area *area;
+	const struct dlvm_lv *lv = NULL;
+	struct dlvm_err e = { 0 };
+	char u[DLVM_UUID_STR];
+
+	if (dlvm_dev_open(path, DLVM_DEV_RDONLY, &dev, &e))
+		return;
+	if (dlvm_vg_load(&dev, 1, NULL, &vg, &e)) {
+		dlvm_dev_close(dev);
+		return;
+	}
+	dlvm_dev_close(dev); /* NULL when the VG took it */
+	for (size_t i = 0; i < vg->nlv && !lv; i++)
+		if (vg->lvs[i]->flags & DLVM_LV_LOCKSPACE)
+			lv = vg->lvs[i];
+	const struct dlvm_pv *pv = lv && lv->nseg == 1 ?
+		dlvm_pv_find_id(vg, lv->segs[0]->area[0].pv_id) : NULL;
+	if (!pv || !pv->dev) {
+		dlvm_vg_free(vg);
+		return;
+	}
+	uint64_t es = vg->info.extent_size;
+	uint64_t off = pv->d.pe_start + lv->segs[0]->area[0].pe_start * es;
+	fprintf(f, "\nlease area in %s/[%s] at offset %" PRIu64 " (%" PRIu64 " bytes):\n",
+		vg->info.name, lv->name, off, lv->le_count * es);
+	if (dlvm_lease_area_open(pv->dev, off, lv->le_count * es, &area, &e)) {
+		fprintf(f, "  DAMAGED: %s\n", e.msg);
+		dlvm_vg_free(vg);
+		return;
+	}
+	const struct dlvm_lease_area_header *h = &area->hdr;
+	dlvm_uuid_unparse(h->vg_uuid, u);
+	fprintf(f, "  version            %u.%u\n", h->major, h->minor);
+	hexflags(f, "features", h->compat, h->ro_compat, h->incompat);
+	fprintf(f, "  vg_uuid            %s\n", u);
+	fprintf(f, "  sector_size        %u\n", h->sector_size);
+	fprintf(f, "  max_hosts          %u\n", h->max_hosts);
+	fprintf(f, "  io_timeout         %u\n", h->io_timeout);
+	fprintf(f, "  area_size          %" PRIu64 "\n", h->area_size);
+	fprintf(f, "  lockspace          %" PRIu64 " bytes at +%" PRIu64 "\n", h->lockspace_size,
+		h->lockspace_offset);
+	fprintf(f, "  resources          %u x %" PRIu64 " bytes at +%" PRIu64 "\n", h->nres,
+		h->resource_stride, h->resource_offset);
+
+	uint8_t *buf = dlvm_io_alloc(DLVM_MAX(h->lockspace_size, h->resource_stride));
+	if (!buf) {
+		fprintf(f, "  out of memory\n");
+		goto out;
+	}
+	fprintf(f, "Delta leases at offset %" PRIu64 ":\n", off + h->lockspace_offset);
+	dlvm_err_clear(&e);
+	if (dlvm_dev_read(pv->dev, buf, h->lockspace_size, off + h->lockspace_offset, &e)) {
+		fprintf(f, "  DAMAGED: %s\n", e.msg);
+	} else {
+		bool used = false;
+		for (uint32_t id = 1; id <= h->max_hosts; id++) {
+			struct dlvm_delta_record d;
+			dlvm_err_clear(&e);
+			if (dlvm_delta_decode(buf + (size_t)(id - 1) * h->sector_size, &d, &e)) {
+				fprintf(f, "  host %-4u          DAMAGED: %s\n", id, e.msg);
+				used = true;
+			} else if (d.host_id) {
+				dump_delta(f, id, &d);
+				used = true;
+			}
+		}
+		if (!used)
+			fprintf(f, "  (no host id ever used)\n");
+	}
+	for (uint32_t r = 0; r < h->nres; r++)
+		dump_resource(f, pv->dev, off, h, r, buf);
+	fprintf(f, "Lock table (activation records in the journal):\n");
+	bool any = false;
+	for (size_t i = 0; i < vg->nlv; i++) {
+		const struct dlvm_lv *m = vg->lvs[i];
+		if (!m->nholders)
+			continue;
+		any = true;
+		fprintf(f, "  %s/%s", vg->info.name, m->name);
+		for (uint32_t k = 0; k < m->nholders; k++)
+			fprintf(f, " [host %u %s gen %" PRIu64 "]", m->holders[k].host_id,
+				m->holders[k].mode == DLVM_HOLD_EXCLUSIVE ? "ex" : "sh",
+				m->holders[k].generation);
+		fprintf(f, "\n");
+	}
+	if (!any)
+		fprintf(f, "  (none)\n");
+	free(buf);
+out:
+	dlvm_lease_area_close(area);
+	dlvm_vg_free(vg);
+}
+
 DLVM_CMD_FN(cmd_dump)
 {
 	size_t n = json_array_size(args);
@@ -308,6 +457,8 @@ DLVM_CMD_FN(cmd_dump)
 		dlvm_dev_close(dev);
 		if (!r)
 			dump_thin_stores(arg_str(args, i), f);
+		if (!r)
+			dump_lease_area(arg_str(args, i), f);
 	}
 	fclose(f);
 	json_object_set_new(resp, "text", json_string(text ? text : ""));

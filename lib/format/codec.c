@@ -1,90 +1,49 @@
 /* SPDX-License-Identifier: MIT */
 /* Codecs of the fixed-size on-disk headers: PV header, MDA header slot, and
- * the header of checkpoints and journal records. docs/format.md is the spec. */
+ * the header of checkpoints and journal records. docs/format/pv.md is the
+ * spec. */
 #include <inttypes.h>
 #include <string.h>
 
 #include "dlvm/format.h"
 #include "dlvm/util.h"
+#include "lib/format/block.h"
+#include "lib/format/layout.h"
 
 _Static_assert(DLVM_STRUCT_SIZE == 512, "headers are one 512-byte sector");
 _Static_assert(DLVM_BLOB_HEADER_SIZE == 64, "blob header is 64 bytes");
 
-/* PV header field offsets */
-enum {
-	PVH_MAGIC = 0, PVH_MAJOR = 8, PVH_MINOR = 10, PVH_SIZE = 12, PVH_COMPAT = 16,
-	PVH_RO_COMPAT = 24, PVH_INCOMPAT = 32, PVH_UUID = 40, PVH_SECTOR = 56,
-	PVH_DEVSIZE = 64, PVH_MDA_OFF = 72, PVH_MDA_SIZE = 80, PVH_LEASE_OFF = 88,
-	PVH_LEASE_SIZE = 96, PVH_DATA_OFF = 104, PVH_DATA_SIZE = 112, PVH_CTIME = 120,
-	PVH_HOST = 128, PVH_HOST_LEN = 64, PVH_END = 192, PVH_CRC = 508,
+_Static_assert(PVH_MAJOR == DLVM_BLK_MAJOR && PVH_SIZE == DLVM_BLK_SIZE &&
+	       PVH_INCOMPAT == DLVM_BLK_INCOMPAT && PVH_CRC + 4 == DLVM_STRUCT_SIZE,
+	       "the PV header starts and ends as every block does");
+_Static_assert(MDH_MAJOR == DLVM_BLK_MAJOR && MDH_SIZE == DLVM_BLK_SIZE &&
+	       MDH_INCOMPAT == DLVM_BLK_INCOMPAT && MDH_CRC + 4 == DLVM_STRUCT_SIZE,
+	       "the MDA header starts and ends as every block does");
+_Static_assert(BH_MAJOR == DLVM_BLK_MAJOR && BH_SIZE == DLVM_BLK_SIZE &&
+	       BH_END + 4 == DLVM_BLOB_HEADER_SIZE, "the blob header shares the version fields");
+
+static const struct dlvm_block_kind pv_header_kind = {
+	.magic = DLVM_PV_MAGIC, .major = DLVM_FORMAT_MAJOR, .size = DLVM_STRUCT_SIZE,
+	.fields_end = PVH_END, .features = true, .incompat_known = DLVM_INCOMPAT_KNOWN,
+	.magic_code = -ENODATA, .magic_msg = "no dlvm PV label (bad magic)",
 };
 
-/* MDA header field offsets */
-enum {
-	MDH_MAGIC = 0, MDH_MAJOR = 8, MDH_MINOR = 10, MDH_SIZE = 12, MDH_COMPAT = 16,
-	MDH_RO_COMPAT = 24, MDH_INCOMPAT = 32, MDH_VG_UUID = 40, MDH_PV_UUID = 56,
-	MDH_GEN = 72, MDH_MDA_SIZE = 80, MDH_CKPT_OFF = 88, MDH_CKPT_SIZE = 96,
-	MDH_RING_OFF = 104, MDH_RING_SIZE = 112, MDH_CKPT_SLOT = 120, MDH_CKPT_SEQ = 128,
-	MDH_CKPT_LEN = 136, MDH_CKPT_CRC = 144, MDH_JSTART = 152, MDH_END = 160,
-	MDH_CRC = 508,
+static const struct dlvm_block_kind mda_header_kind = {
+	.magic = DLVM_MDH_MAGIC, .major = DLVM_FORMAT_MAJOR, .size = DLVM_STRUCT_SIZE,
+	.fields_end = MDH_END, .features = true, .incompat_known = DLVM_INCOMPAT_KNOWN,
+	.magic_code = -EBADMSG, .magic_msg = "bad magic (not a metadata area header)",
 };
 
-/* Blob (checkpoint / record) header field offsets */
-enum {
-	BH_MAGIC = 0, BH_MAJOR = 8, BH_MINOR = 10, BH_SIZE = 12, BH_VG_UUID = 16,
-	BH_SEQ = 32, BH_TYPE = 40, BH_PLEN = 44, BH_TIME = 48, BH_CRC = 56, BH_END = 60,
+/* checkpoints and records: their magic is checked by the caller's expect_magic */
+static const struct dlvm_block_kind blob_header_kind = {
+	.major = DLVM_FORMAT_MAJOR, .size = DLVM_BLOB_HEADER_SIZE,
 };
-
-static int check_version(uint16_t major, uint32_t size, uint32_t want_size, struct dlvm_err *err)
-{
-	if (major != DLVM_FORMAT_MAJOR)
-		return dlvm_err_set(err, -ENOTSUP, "format version %u is not supported (this "
-				    "dlvm reads version %u)", major, DLVM_FORMAT_MAJOR);
-	if (size != want_size)
-		return dlvm_err_set(err, -EBADMSG, "header size %u, expected %u", size, want_size);
-	return 0;
-}
-
-static int check_features(uint64_t compat, uint64_t ro_compat, uint64_t incompat,
-			  struct dlvm_err *err)
-{
-	(void)compat; /* unknown compatible features are ignored by definition */
-	if (incompat & ~DLVM_INCOMPAT_KNOWN)
-		return dlvm_err_set(err, -ENOTSUP, "unknown incompatible features 0x%" PRIx64
-				    " (written by a newer dlvm)", incompat & ~DLVM_INCOMPAT_KNOWN);
-	(void)ro_compat; /* the loader makes the VG read-only (dlvm_pv_check_ro_compat) */
-	return 0;
-}
-
-static int check_zero(const uint8_t *buf, size_t from, size_t to, struct dlvm_err *err)
-{
-	for (size_t i = from; i < to; i++)
-		if (buf[i])
-			return dlvm_err_set(err, -EBADMSG, "reserved byte %zu is not zero", i);
-	return 0;
-}
-
-static int check_crc(const uint8_t *buf, size_t crc_off, struct dlvm_err *err)
-{
-	uint32_t want = dlvm_get_le32(buf + crc_off);
-	uint32_t got = dlvm_crc32c(buf, crc_off);
-
-	if (want != got)
-		return dlvm_err_set(err, -EBADMSG, "checksum mismatch (stored 0x%08x, computed "
-				    "0x%08x)", want, got);
-	return 0;
-}
 
 void dlvm_pv_header_encode(const struct dlvm_pv_header *h, uint8_t buf[DLVM_STRUCT_SIZE])
 {
-	memset(buf, 0, DLVM_STRUCT_SIZE);
-	memcpy(buf + PVH_MAGIC, DLVM_PV_MAGIC, 8);
-	dlvm_put_le16(buf + PVH_MAJOR, h->major);
-	dlvm_put_le16(buf + PVH_MINOR, h->minor);
-	dlvm_put_le32(buf + PVH_SIZE, DLVM_STRUCT_SIZE);
-	dlvm_put_le64(buf + PVH_COMPAT, h->compat);
-	dlvm_put_le64(buf + PVH_RO_COMPAT, h->ro_compat);
-	dlvm_put_le64(buf + PVH_INCOMPAT, h->incompat);
+	dlvm_block_start(&pv_header_kind, buf, DLVM_STRUCT_SIZE, h->major, h->minor);
+	dlvm_block_put_features(buf, &(struct dlvm_block_features){
+		h->compat, h->ro_compat, h->incompat });
 	memcpy(buf + PVH_UUID, h->pv_uuid, 16);
 	dlvm_put_le32(buf + PVH_SECTOR, h->sector_size);
 	dlvm_put_le64(buf + PVH_DEVSIZE, h->device_size);
@@ -96,29 +55,23 @@ void dlvm_pv_header_encode(const struct dlvm_pv_header *h, uint8_t buf[DLVM_STRU
 	dlvm_put_le64(buf + PVH_DATA_SIZE, h->data_size);
 	dlvm_put_le64(buf + PVH_CTIME, h->ctime);
 	memcpy(buf + PVH_HOST, h->hostname, strnlen(h->hostname, PVH_HOST_LEN));
-	dlvm_put_le32(buf + PVH_CRC, dlvm_crc32c(buf, PVH_CRC));
+	dlvm_block_seal(&pv_header_kind, buf);
 }
 
 int dlvm_pv_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_pv_header *h,
 			  struct dlvm_err *err)
 {
+	struct dlvm_block_features f;
 	int r;
 
-	if (memcmp(buf + PVH_MAGIC, DLVM_PV_MAGIC, 8))
-		return dlvm_err_set(err, -ENODATA, "no dlvm PV label (bad magic)");
-	if ((r = check_crc(buf, PVH_CRC, err)))
+	if ((r = dlvm_block_check(&pv_header_kind, buf, DLVM_STRUCT_SIZE, &f, err)))
 		return r;
 	memset(h, 0, sizeof(*h));
 	h->major = dlvm_get_le16(buf + PVH_MAJOR);
 	h->minor = dlvm_get_le16(buf + PVH_MINOR);
-	if ((r = check_version(h->major, dlvm_get_le32(buf + PVH_SIZE),
-			       DLVM_STRUCT_SIZE, err)))
-		return r;
-	h->compat = dlvm_get_le64(buf + PVH_COMPAT);
-	h->ro_compat = dlvm_get_le64(buf + PVH_RO_COMPAT);
-	h->incompat = dlvm_get_le64(buf + PVH_INCOMPAT);
-	if ((r = check_features(h->compat, h->ro_compat, h->incompat, err)))
-		return r;
+	h->compat = f.compat;
+	h->ro_compat = f.ro_compat;
+	h->incompat = f.incompat;
 	memcpy(h->pv_uuid, buf + PVH_UUID, 16);
 	h->sector_size = dlvm_get_le32(buf + PVH_SECTOR);
 	h->device_size = dlvm_get_le64(buf + PVH_DEVSIZE);
@@ -131,8 +84,6 @@ int dlvm_pv_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_pv_he
 	h->ctime = dlvm_get_le64(buf + PVH_CTIME);
 	memcpy(h->hostname, buf + PVH_HOST, PVH_HOST_LEN);
 	h->hostname[PVH_HOST_LEN] = '\0';
-	if ((r = check_zero(buf, PVH_END, PVH_CRC, err)))
-		return r;
 
 	if (dlvm_uuid_is_zero(h->pv_uuid))
 		return dlvm_err_set(err, -EBADMSG, "field pv_uuid is all zero");
@@ -163,14 +114,9 @@ int dlvm_pv_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_pv_he
 
 void dlvm_mda_header_encode(const struct dlvm_mda_header *h, uint8_t buf[DLVM_STRUCT_SIZE])
 {
-	memset(buf, 0, DLVM_STRUCT_SIZE);
-	memcpy(buf + MDH_MAGIC, DLVM_MDH_MAGIC, 8);
-	dlvm_put_le16(buf + MDH_MAJOR, h->major);
-	dlvm_put_le16(buf + MDH_MINOR, h->minor);
-	dlvm_put_le32(buf + MDH_SIZE, DLVM_STRUCT_SIZE);
-	dlvm_put_le64(buf + MDH_COMPAT, h->compat);
-	dlvm_put_le64(buf + MDH_RO_COMPAT, h->ro_compat);
-	dlvm_put_le64(buf + MDH_INCOMPAT, h->incompat);
+	dlvm_block_start(&mda_header_kind, buf, DLVM_STRUCT_SIZE, h->major, h->minor);
+	dlvm_block_put_features(buf, &(struct dlvm_block_features){
+		h->compat, h->ro_compat, h->incompat });
 	memcpy(buf + MDH_VG_UUID, h->vg_uuid, 16);
 	memcpy(buf + MDH_PV_UUID, h->pv_uuid, 16);
 	dlvm_put_le64(buf + MDH_GEN, h->generation);
@@ -184,29 +130,23 @@ void dlvm_mda_header_encode(const struct dlvm_mda_header *h, uint8_t buf[DLVM_ST
 	dlvm_put_le64(buf + MDH_CKPT_LEN, h->ckpt_len);
 	dlvm_put_le32(buf + MDH_CKPT_CRC, h->ckpt_crc);
 	dlvm_put_le64(buf + MDH_JSTART, h->journal_start);
-	dlvm_put_le32(buf + MDH_CRC, dlvm_crc32c(buf, MDH_CRC));
+	dlvm_block_seal(&mda_header_kind, buf);
 }
 
 int dlvm_mda_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_mda_header *h,
 			   struct dlvm_err *err)
 {
+	struct dlvm_block_features f;
 	int r;
 
-	if (memcmp(buf + MDH_MAGIC, DLVM_MDH_MAGIC, 8))
-		return dlvm_err_set(err, -EBADMSG, "bad magic (not a metadata area header)");
-	if ((r = check_crc(buf, MDH_CRC, err)))
+	if ((r = dlvm_block_check(&mda_header_kind, buf, DLVM_STRUCT_SIZE, &f, err)))
 		return r;
 	memset(h, 0, sizeof(*h));
 	h->major = dlvm_get_le16(buf + MDH_MAJOR);
 	h->minor = dlvm_get_le16(buf + MDH_MINOR);
-	if ((r = check_version(h->major, dlvm_get_le32(buf + MDH_SIZE),
-			       DLVM_STRUCT_SIZE, err)))
-		return r;
-	h->compat = dlvm_get_le64(buf + MDH_COMPAT);
-	h->ro_compat = dlvm_get_le64(buf + MDH_RO_COMPAT);
-	h->incompat = dlvm_get_le64(buf + MDH_INCOMPAT);
-	if ((r = check_features(h->compat, h->ro_compat, h->incompat, err)))
-		return r;
+	h->compat = f.compat;
+	h->ro_compat = f.ro_compat;
+	h->incompat = f.incompat;
 	memcpy(h->vg_uuid, buf + MDH_VG_UUID, 16);
 	memcpy(h->pv_uuid, buf + MDH_PV_UUID, 16);
 	h->generation = dlvm_get_le64(buf + MDH_GEN);
@@ -220,8 +160,6 @@ int dlvm_mda_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_mda_
 	h->ckpt_len = dlvm_get_le64(buf + MDH_CKPT_LEN);
 	h->ckpt_crc = dlvm_get_le32(buf + MDH_CKPT_CRC);
 	h->journal_start = dlvm_get_le64(buf + MDH_JSTART);
-	if ((r = check_zero(buf, MDH_END, MDH_CRC, err)))
-		return r;
 
 	uint64_t ck_end, ring_end;
 	if (h->ckpt_offset < 2 * DLVM_BLOCK || h->ckpt_offset % DLVM_BLOCK ||
@@ -279,8 +217,8 @@ int dlvm_blob_decode(const uint8_t *buf, size_t avail, const char *expect_magic,
 	memcpy(h->magic, buf + BH_MAGIC, 8);
 	h->major = dlvm_get_le16(buf + BH_MAJOR);
 	h->minor = dlvm_get_le16(buf + BH_MINOR);
-	if ((r = check_version(h->major, dlvm_get_le32(buf + BH_SIZE),
-			       DLVM_BLOB_HEADER_SIZE, err)))
+	if ((r = dlvm_block_check_version(&blob_header_kind, h->major,
+					  dlvm_get_le32(buf + BH_SIZE), err)))
 		return r;
 	memcpy(h->vg_uuid, buf + BH_VG_UUID, 16);
 	h->seq = dlvm_get_le64(buf + BH_SEQ);

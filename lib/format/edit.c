@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Codec of metadata edits: the TLV stream inside journal records and
- * checkpoints. Each edit: u16 type, u16 flags, u32 length, payload. */
+ * checkpoints. Each edit: u16 type, u16 flags, u32 length, payload
+ * (docs/format/journal.md). */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,55 +1,38 @@
 /* SPDX-License-Identifier: MIT */
 /* Codecs of the lease area records: area header, delta lease, paxos leader
- * and dblock. include/dlvm/lease.h documents every offset. */
+ * and dblock. docs/format/lease.md documents every offset. */
 #include <inttypes.h>
 #include <string.h>
 
 #include "dlvm/lease.h"
 #include "dlvm/util.h"
+#include "lib/format/block.h"
+#include "lib/lease/layout.h"
 
 _Static_assert(DLVM_LEASE_RECORD_SIZE == 512, "lease records are one 512-byte structure");
 _Static_assert(DLVM_LEASE_HEADER_SIZE % 4096 == 0, "area header block is 4 KiB aligned");
 
-/* common prefix */
-enum { R_MAGIC = 0, R_MAJOR = 8, R_MINOR = 10, R_SIZE = 12, R_CRC = 508 };
+_Static_assert(R_MAJOR == DLVM_BLK_MAJOR && R_SIZE == DLVM_BLK_SIZE &&
+	       AH_INCOMPAT == DLVM_BLK_INCOMPAT && R_CRC + 4 == DLVM_LEASE_RECORD_SIZE,
+	       "lease records start and end as every block does");
 
-/* area header */
-enum {
-	AH_COMPAT = 16, AH_RO_COMPAT = 24, AH_INCOMPAT = 32, AH_VG_UUID = 40, AH_SECTOR = 56,
-	AH_MAX_HOSTS = 60, AH_NRES = 64, AH_IO_TIMEOUT = 68, AH_AREA_SIZE = 72, AH_LS_OFF = 80,
-	AH_LS_SIZE = 88, AH_RES_OFF = 96, AH_RES_STRIDE = 104, AH_END = 112,
-};
+#define LEASE_KIND(magic_, name_, end_)                                                        \
+	{ .magic = magic_, .major = DLVM_LEASE_MAJOR, .size = DLVM_LEASE_RECORD_SIZE,          \
+	  .fields_end = end_, .name = name_, .magic_code = -EBADMSG, .size_field = "size" }
 
-/* delta lease */
-enum {
-	DL_HOST_ID = 16, DL_IO_TIMEOUT = 20, DL_GEN = 24, DL_TS = 32, DL_VG_UUID = 40,
-	DL_NAME = 56, DL_NAME_LEN = 64, DL_END = 120,
-};
+/* The area header's features are checked after its reserved bytes, by the
+ * decoder. */
+static const struct dlvm_block_kind area_header_kind =
+	LEASE_KIND(DLVM_LEASE_AREA_MAGIC, "lease area header", AH_END);
+static const struct dlvm_block_kind delta_kind = LEASE_KIND(DLVM_DELTA_MAGIC, "delta lease", DL_END);
+static const struct dlvm_block_kind leader_kind =
+	LEASE_KIND(DLVM_LEADER_MAGIC, "paxos leader", PL_END);
+static const struct dlvm_block_kind dblock_kind =
+	LEASE_KIND(DLVM_DBLOCK_MAGIC, "paxos dblock", DB_END);
 
-/* paxos leader */
-enum {
-	PL_RES = 16, PL_OWNER = 20, PL_OWNER_GEN = 24, PL_LVER = 32, PL_TS = 40, PL_VG_UUID = 48,
-	PL_WRITER = 64, PL_MAX_HOSTS = 68, PL_END = 72,
-};
-
-/* paxos dblock */
-enum {
-	DB_HOST_ID = 16, DB_FLAGS = 20, DB_LVER = 24, DB_MBAL = 32, DB_BAL = 40, DB_INP_ID = 48,
-	DB_RSVD = 52, DB_INP_GEN = 56, DB_INP_TS = 64, DB_SHARED_GEN = 72, DB_END = 80,
-};
-
-static void put_prefix(uint8_t *buf, const char *magic)
+static void put_prefix(uint8_t *buf, const struct dlvm_block_kind *k)
 {
-	memset(buf, 0, DLVM_LEASE_RECORD_SIZE);
-	memcpy(buf + R_MAGIC, magic, 8);
-	dlvm_put_le16(buf + R_MAJOR, DLVM_LEASE_MAJOR);
-	dlvm_put_le16(buf + R_MINOR, DLVM_LEASE_MINOR);
-	dlvm_put_le32(buf + R_SIZE, DLVM_LEASE_RECORD_SIZE);
-}
-
-static void put_crc(uint8_t *buf)
-{
-	dlvm_put_le32(buf + R_CRC, dlvm_crc32c(buf, R_CRC));
+	dlvm_block_start(k, buf, DLVM_LEASE_RECORD_SIZE, DLVM_LEASE_MAJOR, DLVM_LEASE_MINOR);
 }
 
 static bool all_zero(const uint8_t *buf, size_t len)
@@ -58,31 +41,6 @@ static bool all_zero(const uint8_t *buf, size_t len)
 		if (buf[i])
 			return false;
 	return true;
-}
-
-/* Magic, CRC, version, size and reserved bytes [end, R_CRC). */
-static int check_prefix(const uint8_t *buf, const char *magic, const char *what, size_t end,
-			struct dlvm_err *err)
-{
-	if (memcmp(buf + R_MAGIC, magic, 8))
-		return dlvm_err_set(err, -EBADMSG, "bad magic (not a %s)", what);
-	uint32_t want = dlvm_get_le32(buf + R_CRC), got = dlvm_crc32c(buf, R_CRC);
-	if (want != got)
-		return dlvm_err_set(err, -EBADMSG, "%s checksum mismatch (stored 0x%08x, "
-				    "computed 0x%08x)", what, want, got);
-	uint16_t major = dlvm_get_le16(buf + R_MAJOR);
-	if (major != DLVM_LEASE_MAJOR)
-		return dlvm_err_set(err, -ENOTSUP, "%s format version %u is not supported (this "
-				    "dlvm reads version %u)", what, major, DLVM_LEASE_MAJOR);
-	uint32_t size = dlvm_get_le32(buf + R_SIZE);
-	if (size != DLVM_LEASE_RECORD_SIZE)
-		return dlvm_err_set(err, -EBADMSG, "%s field size is %u, expected %u", what, size,
-				    DLVM_LEASE_RECORD_SIZE);
-	for (size_t i = end; i < R_CRC; i++)
-		if (buf[i])
-			return dlvm_err_set(err, -EBADMSG, "%s reserved byte %zu is not zero", what,
-					    i);
-	return 0;
 }
 
 /* ---- geometry ---- */
@@ -125,12 +83,9 @@ uint64_t dlvm_lease_area_size(uint32_t sector_size, uint32_t max_hosts, uint32_t
 void dlvm_lease_area_header_encode(const struct dlvm_lease_area_header *h,
 				   uint8_t buf[DLVM_LEASE_RECORD_SIZE])
 {
-	put_prefix(buf, DLVM_LEASE_AREA_MAGIC);
-	dlvm_put_le16(buf + R_MAJOR, h->major);
-	dlvm_put_le16(buf + R_MINOR, h->minor);
-	dlvm_put_le64(buf + AH_COMPAT, h->compat);
-	dlvm_put_le64(buf + AH_RO_COMPAT, h->ro_compat);
-	dlvm_put_le64(buf + AH_INCOMPAT, h->incompat);
+	dlvm_block_start(&area_header_kind, buf, DLVM_LEASE_RECORD_SIZE, h->major, h->minor);
+	dlvm_block_put_features(buf, &(struct dlvm_block_features){
+		h->compat, h->ro_compat, h->incompat });
 	memcpy(buf + AH_VG_UUID, h->vg_uuid, 16);
 	dlvm_put_le32(buf + AH_SECTOR, h->sector_size);
 	dlvm_put_le32(buf + AH_MAX_HOSTS, h->max_hosts);
@@ -141,7 +96,7 @@ void dlvm_lease_area_header_encode(const struct dlvm_lease_area_header *h,
 	dlvm_put_le64(buf + AH_LS_SIZE, h->lockspace_size);
 	dlvm_put_le64(buf + AH_RES_OFF, h->resource_offset);
 	dlvm_put_le64(buf + AH_RES_STRIDE, h->resource_stride);
-	put_crc(buf);
+	dlvm_block_seal(&area_header_kind, buf);
 }
 
 static int check_layout_field(const char *field, uint64_t got, uint64_t want,
@@ -159,7 +114,7 @@ int dlvm_lease_area_header_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
 	struct dlvm_lease_area_header g;
 	int r;
 
-	if ((r = check_prefix(buf, DLVM_LEASE_AREA_MAGIC, "lease area header", AH_END, err)))
+	if ((r = dlvm_block_check(&area_header_kind, buf, DLVM_LEASE_RECORD_SIZE, NULL, err)))
 		return r;
 	memset(h, 0, sizeof(*h));
 	h->major = dlvm_get_le16(buf + R_MAJOR);
@@ -178,10 +133,8 @@ int dlvm_lease_area_header_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
 	h->resource_offset = dlvm_get_le64(buf + AH_RES_OFF);
 	h->resource_stride = dlvm_get_le64(buf + AH_RES_STRIDE);
 
-	if (h->incompat & ~DLVM_LEASE_INCOMPAT_KNOWN)
-		return dlvm_err_set(err, -ENOTSUP, "unknown incompatible features 0x%" PRIx64
-				    " (written by a newer dlvm)",
-				    h->incompat & ~DLVM_LEASE_INCOMPAT_KNOWN);
+	if ((r = dlvm_block_check_incompat(h->incompat, DLVM_LEASE_INCOMPAT_KNOWN, err)))
+		return r;
 	if (dlvm_uuid_is_zero(h->vg_uuid))
 		return dlvm_err_set(err, -EBADMSG, "field vg_uuid is all zero");
 	if (h->sector_size != 512 && h->sector_size != 4096)
@@ -215,14 +168,14 @@ int dlvm_lease_area_header_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
 
 void dlvm_delta_encode(const struct dlvm_delta_record *d, uint8_t buf[DLVM_LEASE_RECORD_SIZE])
 {
-	put_prefix(buf, DLVM_DELTA_MAGIC);
+	put_prefix(buf, &delta_kind);
 	dlvm_put_le32(buf + DL_HOST_ID, d->host_id);
 	dlvm_put_le32(buf + DL_IO_TIMEOUT, d->io_timeout);
 	dlvm_put_le64(buf + DL_GEN, d->generation);
 	dlvm_put_le64(buf + DL_TS, d->timestamp);
 	memcpy(buf + DL_VG_UUID, d->vg_uuid, 16);
 	memcpy(buf + DL_NAME, d->name, strnlen(d->name, DLVM_LEASE_NAME_MAX));
-	put_crc(buf);
+	dlvm_block_seal(&delta_kind, buf);
 }
 
 /* A NUL padded string field of len bytes holding at most len - 1 bytes of
@@ -255,7 +208,7 @@ int dlvm_delta_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE], struct dlvm_del
 	memset(d, 0, sizeof(*d));
 	if (all_zero(buf, DLVM_LEASE_RECORD_SIZE))
 		return 0;
-	if ((r = check_prefix(buf, DLVM_DELTA_MAGIC, "delta lease", DL_END, err)))
+	if ((r = dlvm_block_check(&delta_kind, buf, DLVM_LEASE_RECORD_SIZE, NULL, err)))
 		return r;
 	d->host_id = dlvm_get_le32(buf + DL_HOST_ID);
 	d->io_timeout = dlvm_get_le32(buf + DL_IO_TIMEOUT);
@@ -282,7 +235,7 @@ int dlvm_delta_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE], struct dlvm_del
 void dlvm_paxos_leader_encode(const struct dlvm_paxos_leader *l,
 			      uint8_t buf[DLVM_LEASE_RECORD_SIZE])
 {
-	put_prefix(buf, DLVM_LEADER_MAGIC);
+	put_prefix(buf, &leader_kind);
 	dlvm_put_le32(buf + PL_RES, l->res_index);
 	dlvm_put_le32(buf + PL_OWNER, l->owner_id);
 	dlvm_put_le64(buf + PL_OWNER_GEN, l->owner_generation);
@@ -291,7 +244,7 @@ void dlvm_paxos_leader_encode(const struct dlvm_paxos_leader *l,
 	memcpy(buf + PL_VG_UUID, l->vg_uuid, 16);
 	dlvm_put_le32(buf + PL_WRITER, l->writer_id);
 	dlvm_put_le32(buf + PL_MAX_HOSTS, l->max_hosts);
-	put_crc(buf);
+	dlvm_block_seal(&leader_kind, buf);
 }
 
 int dlvm_paxos_leader_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
@@ -300,7 +253,7 @@ int dlvm_paxos_leader_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
 	int r;
 
 	memset(l, 0, sizeof(*l));
-	if ((r = check_prefix(buf, DLVM_LEADER_MAGIC, "paxos leader", PL_END, err)))
+	if ((r = dlvm_block_check(&leader_kind, buf, DLVM_LEASE_RECORD_SIZE, NULL, err)))
 		return r;
 	l->res_index = dlvm_get_le32(buf + PL_RES);
 	l->owner_id = dlvm_get_le32(buf + PL_OWNER);
@@ -330,7 +283,7 @@ int dlvm_paxos_leader_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
 void dlvm_paxos_dblock_encode(const struct dlvm_paxos_dblock *b,
 			      uint8_t buf[DLVM_LEASE_RECORD_SIZE])
 {
-	put_prefix(buf, DLVM_DBLOCK_MAGIC);
+	put_prefix(buf, &dblock_kind);
 	dlvm_put_le32(buf + DB_HOST_ID, b->host_id);
 	dlvm_put_le32(buf + DB_FLAGS, b->flags);
 	dlvm_put_le64(buf + DB_LVER, b->lver);
@@ -340,7 +293,7 @@ void dlvm_paxos_dblock_encode(const struct dlvm_paxos_dblock *b,
 	dlvm_put_le64(buf + DB_INP_GEN, b->inp_generation);
 	dlvm_put_le64(buf + DB_INP_TS, b->inp_timestamp);
 	dlvm_put_le64(buf + DB_SHARED_GEN, b->shared_generation);
-	put_crc(buf);
+	dlvm_block_seal(&dblock_kind, buf);
 }
 
 int dlvm_paxos_dblock_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
@@ -351,7 +304,7 @@ int dlvm_paxos_dblock_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
 	memset(b, 0, sizeof(*b));
 	if (all_zero(buf, DLVM_LEASE_RECORD_SIZE))
 		return 0;
-	if ((r = check_prefix(buf, DLVM_DBLOCK_MAGIC, "paxos dblock", DB_END, err)))
+	if ((r = dlvm_block_check(&dblock_kind, buf, DLVM_LEASE_RECORD_SIZE, NULL, err)))
 		return r;
 	if (dlvm_get_le32(buf + DB_RSVD))
 		return dlvm_err_set(err, -EBADMSG, "paxos dblock reserved byte %u is not zero",

@@ -1,32 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* Codecs of the thin store's superblock and B-tree nodes, field by field.
- * docs/thin.md is the spec. */
+ * docs/format/thin.md is the spec. */
 #include <inttypes.h>
 #include <string.h>
 
 #include "dlvm/util.h"
+#include "lib/format/block.h"
+#include "lib/thin/layout.h"
 #include "thin_int.h"
 
-/* superblock field offsets */
-enum {
-	SB_MAGIC = 0, SB_MAJOR = 8, SB_MINOR = 10, SB_SIZE = 12, SB_COMPAT = 16,
-	SB_RO_COMPAT = 24, SB_INCOMPAT = 32, SB_UUID = 40, SB_TXN = 56, SB_SLOT = 64,
-	SB_BLOCK_SIZE = 68, SB_CHUNK_SIZE = 72, SB_DATA_CHUNKS = 80, SB_META_BLOCKS = 88,
-	SB_DEV_ROOT = 96, SB_NDEVS = 104, SB_CTIME = 112, SB_END = 120, SB_CRC = 508,
-};
-
-/* node header field offsets */
-enum {
-	NH_MAGIC = 0, NH_CRC = 8, NH_TYPE = 12, NH_LEVEL = 14, NH_BLOCKNR = 16, NH_TXN = 24,
-	NH_NR = 32, NH_MAX = 34, NH_VSIZE = 36, NH_KEYS = 40,
-};
-
-/* device record field offsets (a device tree leaf value) */
-enum {
-	DR_ROOT = 0, DR_MAPPED = 8, DR_CTXN = 16, DR_SNAP_OF = 24, DR_FLAGS = 32, DR_RSVD = 36,
-};
-
 _Static_assert(SB_CRC + 4 == TH_SB_SIZE, "superblock structure is 512 bytes");
+_Static_assert(SB_MAJOR == DLVM_BLK_MAJOR && SB_SIZE == DLVM_BLK_SIZE &&
+	       SB_INCOMPAT == DLVM_BLK_INCOMPAT, "the superblock starts as every block does");
 _Static_assert(NH_KEYS == TH_NODE_HDR, "node header is 40 bytes");
 _Static_assert(TH_NODE_HDR + TH_ENTRIES * 16 <= TH_BLOCK, "8-byte value nodes fit a block");
 _Static_assert(TH_NODE_HDR + (TH_ENTRIES + 1) * 16 > TH_BLOCK, "as many entries as fit");
@@ -35,6 +20,12 @@ _Static_assert(TH_NODE_HDR + TH_DEV_ENTRIES * (8 + TH_DEV_VALUE) <= TH_BLOCK,
 	       "device leaves fit a block");
 _Static_assert(TH_NODE_HDR + (TH_DEV_ENTRIES + 1) * (8 + TH_DEV_VALUE) > TH_BLOCK,
 	       "as many device entries as fit");
+
+static const struct dlvm_block_kind sb_kind = {
+	.magic = TH_SB_MAGIC, .major = TH_MAJOR, .size = TH_SB_SIZE, .fields_end = SB_END,
+	.features = true, .incompat_known = TH_INCOMPAT_KNOWN, .magic_code = -ENODATA,
+	.size_field = "header_size",
+};
 
 static int first_nonzero(const uint8_t *buf, size_t from, size_t to)
 {
@@ -50,14 +41,9 @@ static int first_nonzero(const uint8_t *buf, size_t from, size_t to)
 
 void th_sb_encode(const struct th_sb *sb, uint8_t buf[TH_BLOCK])
 {
-	memset(buf, 0, TH_BLOCK);
-	memcpy(buf + SB_MAGIC, TH_SB_MAGIC, 8);
-	dlvm_put_le16(buf + SB_MAJOR, sb->major);
-	dlvm_put_le16(buf + SB_MINOR, sb->minor);
-	dlvm_put_le32(buf + SB_SIZE, TH_SB_SIZE);
-	dlvm_put_le64(buf + SB_COMPAT, sb->compat);
-	dlvm_put_le64(buf + SB_RO_COMPAT, sb->ro_compat);
-	dlvm_put_le64(buf + SB_INCOMPAT, sb->incompat);
+	dlvm_block_start(&sb_kind, buf, TH_BLOCK, sb->major, sb->minor);
+	dlvm_block_put_features(buf, &(struct dlvm_block_features){
+		sb->compat, sb->ro_compat, sb->incompat });
 	memcpy(buf + SB_UUID, sb->uuid, 16);
 	dlvm_put_le64(buf + SB_TXN, sb->txn);
 	dlvm_put_le32(buf + SB_SLOT, sb->slot);
@@ -68,7 +54,7 @@ void th_sb_encode(const struct th_sb *sb, uint8_t buf[TH_BLOCK])
 	dlvm_put_le64(buf + SB_DEV_ROOT, sb->dev_root);
 	dlvm_put_le64(buf + SB_NDEVS, sb->ndevs);
 	dlvm_put_le64(buf + SB_CTIME, sb->ctime);
-	dlvm_put_le32(buf + SB_CRC, dlvm_crc32c(buf, SB_CRC));
+	dlvm_block_seal(&sb_kind, buf);
 }
 
 int th_sb_decode(const uint8_t buf[TH_BLOCK], uint32_t slot, struct th_sb *sb,
@@ -76,28 +62,18 @@ int th_sb_decode(const uint8_t buf[TH_BLOCK], uint32_t slot, struct th_sb *sb,
 {
 #define SB_BAD(code, fmt, ...)                                                                 \
 	dlvm_err_set(err, code, "superblock slot %u (block %u): " fmt, slot, slot, ##__VA_ARGS__)
-	if (memcmp(buf + SB_MAGIC, TH_SB_MAGIC, 8))
-		return SB_BAD(-ENODATA, "bad magic");
-	uint32_t want = dlvm_get_le32(buf + SB_CRC), got = dlvm_crc32c(buf, SB_CRC);
-	if (want != got)
-		return SB_BAD(-EBADMSG, "checksum mismatch (stored 0x%08x, computed "
-			      "0x%08x)", want, got);
+	struct dlvm_block_features f;
+	struct dlvm_err be = { 0 };
+	int r;
+
+	if ((r = dlvm_block_check(&sb_kind, buf, TH_BLOCK, &f, &be)))
+		return SB_BAD(r, "%s", be.msg);
 	memset(sb, 0, sizeof(*sb));
 	sb->major = dlvm_get_le16(buf + SB_MAJOR);
 	sb->minor = dlvm_get_le16(buf + SB_MINOR);
-	if (sb->major != TH_MAJOR)
-		return SB_BAD(-ENOTSUP, "format version %u is not supported (this "
-			      "dlvm reads version %u)", sb->major, TH_MAJOR);
-	uint32_t size = dlvm_get_le32(buf + SB_SIZE);
-	if (size != TH_SB_SIZE)
-		return SB_BAD(-EBADMSG, "field header_size is %u, expected %u", size,
-			      TH_SB_SIZE);
-	sb->compat = dlvm_get_le64(buf + SB_COMPAT);
-	sb->ro_compat = dlvm_get_le64(buf + SB_RO_COMPAT);
-	sb->incompat = dlvm_get_le64(buf + SB_INCOMPAT);
-	if (sb->incompat & ~TH_INCOMPAT_KNOWN)
-		return SB_BAD(-ENOTSUP, "unknown incompatible features 0x%" PRIx64
-			      " (written by a newer dlvm)", sb->incompat & ~TH_INCOMPAT_KNOWN);
+	sb->compat = f.compat;
+	sb->ro_compat = f.ro_compat;
+	sb->incompat = f.incompat;
 	memcpy(sb->uuid, buf + SB_UUID, 16);
 	sb->txn = dlvm_get_le64(buf + SB_TXN);
 	sb->slot = dlvm_get_le32(buf + SB_SLOT);
@@ -108,11 +84,6 @@ int th_sb_decode(const uint8_t buf[TH_BLOCK], uint32_t slot, struct th_sb *sb,
 	sb->dev_root = dlvm_get_le64(buf + SB_DEV_ROOT);
 	sb->ndevs = dlvm_get_le64(buf + SB_NDEVS);
 	sb->ctime = dlvm_get_le64(buf + SB_CTIME);
-	int z = first_nonzero(buf, SB_END, SB_CRC);
-	if (z < 0)
-		z = first_nonzero(buf, TH_SB_SIZE, TH_BLOCK);
-	if (z >= 0)
-		return SB_BAD(-EBADMSG, "reserved byte %d is not zero", z);
 
 	if (dlvm_uuid_is_zero(sb->uuid))
 		return SB_BAD(-EBADMSG, "field uuid is all zero");

@@ -2,7 +2,8 @@
 /*
  * Internals of the thin store (include/dlvm/thin.h): the on-disk codecs, the
  * node cache with the reference counts and the allocator, the copy-on-write
- * B-tree, and the walk that visits every node once. docs/thin.md is the spec.
+ * B-tree, and the walk that visits every node once. docs/format/thin.md is
+ * the on-disk spec, docs/thin.md the design.
  */
 #ifndef DLVM_THIN_INT_H
 #define DLVM_THIN_INT_H
