@@ -118,54 +118,50 @@ static void dump_edits(FILE *f, const uint8_t *p, size_t len)
 	}
 }
 
-static int dump_device(struct dlvm_dev *dev, FILE *f, struct dlvm_err *err)
+static void dump_pv_header(FILE *f, const struct dlvm_pv_header *ph)
 {
-	struct dlvm_pv_header ph;
-	struct dlvm_mda_header mh[2];
-	struct dlvm_err e = { 0 };
 	char u[DLVM_UUID_STR];
-	uint8_t *buf = dlvm_io_alloc(2 * DLVM_BLOCK);
-	int cur = -1, r;
 
+	dlvm_uuid_unparse(ph->pv_uuid, u);
+	fprintf(f, "PV header at offset %u:\n", DLVM_PV_HEADER_OFFSET);
+	fprintf(f, "  version            %u.%u\n", ph->major, ph->minor);
+	hexflags(f, "features", ph->compat, ph->ro_compat, ph->incompat);
+	fprintf(f, "  pv_uuid            %s\n", u);
+	fprintf(f, "  sector_size        %u\n", ph->sector_size);
+	fprintf(f, "  device_size        %" PRIu64 "\n", ph->device_size);
+	fprintf(f, "  metadata area      offset %" PRIu64 ", size %" PRIu64 "\n", ph->mda_offset,
+		ph->mda_size);
+	fprintf(f, "  lease area         offset %" PRIu64 ", size %" PRIu64 "\n", ph->lease_offset,
+		ph->lease_size);
+	fprintf(f, "  data area          offset %" PRIu64 ", size %" PRIu64 "\n", ph->data_offset,
+		ph->data_size);
+	fprintf(f, "  created            %" PRIu64 " on host %s\n", ph->ctime, ph->hostname);
+}
+
+/* Both metadata header slots; *cur: the newer valid one, or -1. */
+static int dump_mda_slots(struct dlvm_dev *dev, FILE *f, const struct dlvm_pv_header *ph,
+			  struct dlvm_mda_header mh[2], int *cur, struct dlvm_err *err)
+{
+	uint8_t *buf = dlvm_io_alloc(2 * DLVM_BLOCK);
+	char u[DLVM_UUID_STR];
+	int r;
+
+	*cur = -1;
 	if (!buf)
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
-	fprintf(f, "%s: %" PRIu64 " bytes, %s, sector size %u\n", dev->path, dev->size,
-		dev->blockdev ? "block device" : "regular file", dev->sector_size);
-	r = dlvm_pv_read_header(dev, &ph, &e);
-	if (r) {
-		fprintf(f, "PV header at offset %u: %s\n", DLVM_PV_HEADER_OFFSET, e.msg);
-		free(buf);
-		return r == -ENODATA ? dlvm_err_set(err, r, "%s: no dlvm PV label", dev->path)
-				     : dlvm_err_set(err, r, "%s", e.msg);
-	}
-	dlvm_uuid_unparse(ph.pv_uuid, u);
-	fprintf(f, "PV header at offset %u:\n", DLVM_PV_HEADER_OFFSET);
-	fprintf(f, "  version            %u.%u\n", ph.major, ph.minor);
-	hexflags(f, "features", ph.compat, ph.ro_compat, ph.incompat);
-	fprintf(f, "  pv_uuid            %s\n", u);
-	fprintf(f, "  sector_size        %u\n", ph.sector_size);
-	fprintf(f, "  device_size        %" PRIu64 "\n", ph.device_size);
-	fprintf(f, "  metadata area      offset %" PRIu64 ", size %" PRIu64 "\n", ph.mda_offset,
-		ph.mda_size);
-	fprintf(f, "  lease area         offset %" PRIu64 ", size %" PRIu64 "\n", ph.lease_offset,
-		ph.lease_size);
-	fprintf(f, "  data area          offset %" PRIu64 ", size %" PRIu64 "\n", ph.data_offset,
-		ph.data_size);
-	fprintf(f, "  created            %" PRIu64 " on host %s\n", ph.ctime, ph.hostname);
-
-	if ((r = dlvm_dev_read(dev, buf, 2 * DLVM_BLOCK, ph.mda_offset, err))) {
+	if ((r = dlvm_dev_read(dev, buf, 2 * DLVM_BLOCK, ph->mda_offset, err))) {
 		free(buf);
 		return r;
 	}
 	for (int s = 0; s < 2; s++) {
 		struct dlvm_err se = { 0 };
-		uint64_t off = ph.mda_offset + (uint64_t)s * DLVM_BLOCK;
+		uint64_t off = ph->mda_offset + (uint64_t)s * DLVM_BLOCK;
 		if (dlvm_mda_header_decode(buf + s * DLVM_BLOCK, &mh[s], &se)) {
 			fprintf(f, "Metadata header slot %d at offset %" PRIu64 ": %s\n", s, off, se.msg);
 			continue;
 		}
-		if (cur < 0 || mh[s].generation > mh[cur].generation)
-			cur = s;
+		if (*cur < 0 || mh[s].generation > mh[*cur].generation)
+			*cur = s;
 		dlvm_uuid_unparse(mh[s].vg_uuid, u);
 		fprintf(f, "Metadata header slot %d at offset %" PRIu64 ":\n", s, off);
 		fprintf(f, "  generation         %" PRIu64 "\n", mh[s].generation);
@@ -181,22 +177,22 @@ static int dump_device(struct dlvm_dev *dev, FILE *f, struct dlvm_err *err)
 		fprintf(f, "  journal_start      +%" PRIu64 "\n", mh[s].journal_start);
 	}
 	free(buf);
-	if (cur < 0)
-		return dlvm_err_set(err, -EBADMSG, "%s: both metadata header slots are damaged",
-				    dev->path);
-	const struct dlvm_mda_header *h = &mh[cur];
-	fprintf(f, "Current metadata header: slot %d\n", cur);
-	if (dlvm_uuid_is_zero(h->vg_uuid))
-		return 0;
+	return 0;
+}
 
-	uint64_t ck_abs = ph.mda_offset + h->ckpt_offset + h->ckpt_slot * h->ckpt_size;
+/* The current checkpoint with its edits; a damaged one is said, not fatal. */
+static int dump_checkpoint(struct dlvm_dev *dev, FILE *f, const struct dlvm_pv_header *ph,
+			   const struct dlvm_mda_header *h, struct dlvm_err *err)
+{
+	uint64_t ck_abs = ph->mda_offset + h->ckpt_offset + h->ckpt_slot * h->ckpt_size;
 	size_t cklen = (size_t)dlvm_align_up(h->ckpt_len, DLVM_BLOCK);
 	uint8_t *ck = dlvm_io_alloc(cklen);
 	struct dlvm_blob_header bh;
+	struct dlvm_err e = { 0 };
+
 	if (!ck)
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	fprintf(f, "Checkpoint at offset %" PRIu64 ":\n", ck_abs);
-	dlvm_err_clear(&e);
 	if (dlvm_dev_read(dev, ck, cklen, ck_abs, &e) ||
 	    dlvm_blob_decode(ck, (size_t)h->ckpt_len, DLVM_CKPT_MAGIC, &bh, &e)) {
 		fprintf(f, "  DAMAGED: %s\n", e.msg);
@@ -206,10 +202,19 @@ static int dump_device(struct dlvm_dev *dev, FILE *f, struct dlvm_err *err)
 		dump_edits(f, ck + DLVM_BLOB_HEADER_SIZE, bh.payload_len);
 	}
 	free(ck);
+	return 0;
+}
 
-	/* journal: follow the records after the checkpoint */
-	uint64_t ring_abs = ph.mda_offset + h->ring_offset;
+/* The journal: the records after the checkpoint, until a torn or stale one. */
+static int dump_journal(struct dlvm_dev *dev, FILE *f, const struct dlvm_pv_header *ph,
+			const struct dlvm_mda_header *h, struct dlvm_err *err)
+{
+	uint64_t ring_abs = ph->mda_offset + h->ring_offset;
 	uint8_t *ring = dlvm_io_alloc((size_t)h->ring_size);
+	struct dlvm_blob_header bh;
+	struct dlvm_err e = { 0 };
+	int r;
+
 	if (!ring)
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	fprintf(f, "Journal at offset %" PRIu64 " (ring of %" PRIu64 " bytes):\n", ring_abs,
@@ -219,7 +224,7 @@ static int dump_device(struct dlvm_dev *dev, FILE *f, struct dlvm_err *err)
 		return r;
 	}
 	uint64_t pos = h->journal_start, expect = h->ckpt_seq + 1, used = 0;
-	uint32_t ss = ph.sector_size;
+	uint32_t ss = ph->sector_size;
 	for (;;) {
 		if (pos >= h->ring_size)
 			pos = 0;
@@ -253,6 +258,35 @@ static int dump_device(struct dlvm_dev *dev, FILE *f, struct dlvm_err *err)
 	fprintf(f, "  last sequence number %" PRIu64 "\n", expect - 1);
 	free(ring);
 	return 0;
+}
+
+static int dump_device(struct dlvm_dev *dev, FILE *f, struct dlvm_err *err)
+{
+	struct dlvm_pv_header ph;
+	struct dlvm_mda_header mh[2];
+	struct dlvm_err e = { 0 };
+	int cur, r;
+
+	fprintf(f, "%s: %" PRIu64 " bytes, %s, sector size %u\n", dev->path, dev->size,
+		dev->blockdev ? "block device" : "regular file", dev->sector_size);
+	r = dlvm_pv_read_header(dev, &ph, &e);
+	if (r) {
+		fprintf(f, "PV header at offset %u: %s\n", DLVM_PV_HEADER_OFFSET, e.msg);
+		return r == -ENODATA ? dlvm_err_set(err, r, "%s: no dlvm PV label", dev->path)
+				     : dlvm_err_set(err, r, "%s", e.msg);
+	}
+	dump_pv_header(f, &ph);
+	if ((r = dump_mda_slots(dev, f, &ph, mh, &cur, err)))
+		return r;
+	if (cur < 0)
+		return dlvm_err_set(err, -EBADMSG, "%s: both metadata header slots are damaged",
+				    dev->path);
+	fprintf(f, "Current metadata header: slot %d\n", cur);
+	if (dlvm_uuid_is_zero(mh[cur].vg_uuid))
+		return 0;
+	if ((r = dump_checkpoint(dev, f, &ph, &mh[cur], err)))
+		return r;
+	return dump_journal(dev, f, &ph, &mh[cur], err);
 }
 
 /* The thin stores whose metadata LV lies wholly on this device: their

@@ -59,109 +59,100 @@ static int copy_name(char *dst, const char *src, const char *what, struct dlvm_e
 	return 0;
 }
 
-DLVM_CMD_FN(cmd_lvcreate)
+/* The target of lvcreate: "VG", or "VG/LV" whose LV name must agree with
+ * -n (when given). *name becomes the LV name (lvname's buffer) or stays. */
+static int lvcreate_target(const char *target, const char **name, char *vgname, char *lvname,
+			   struct dlvm_err *err)
 {
-	struct dlvm_vg *vg;
-	struct dlvm_edit e = { .type = DLVM_EDIT_LV_CREATE };
-	uint32_t *pvs = NULL;
-	size_t npvs;
-	uint16_t stripes;
-	uint32_t ssize;
-	uint64_t extents;
-	const char *name = opt_str(opts, "name"), *a = opt_str(opts, "activate");
-	const char *perm = opt_str(opts, "permission"), *z = opt_str(opts, "zero");
-	char vgname[DLVM_NAME_MAX + 1], lvname[DLVM_NAME_MAX + 1];
 	int r;
 
-	const char *target = arg_str(args, 0);
-	if (!target)
-		return dlvm_err_set(err, -EINVAL, "lvcreate: give the volume group");
-	const char *type = opt_str(opts, "type");
-	if (opt_flag(opts, "snapshot") || opt_flag(opts, "clone")) {
-		if (opt_flag(opts, "snapshot") && opt_flag(opts, "clone"))
-			return dlvm_err_set(err, -EINVAL, "lvcreate: -s and --clone exclude each other");
-		if (!strchr(target, '/'))
-			return dlvm_err_set(err, -EINVAL, "lvcreate %s: give the source as VG/LV",
-					    opt_flag(opts, "clone") ? "--clone" : "-s");
-		return thin_snapshot_create(ctx, target, name, opt_flag(opts, "clone"), opts, resp,
-					    err);
-	}
-	bool thin = opt_flag(opts, "thin") || opt_str(opts, "virtualsize") || opt_str(opts, "thinpool");
-	if (type && strcmp(type, "thin-pool") && strcmp(type, "thin") && strcmp(type, "linear") &&
-	    strcmp(type, "striped"))
-		return dlvm_err_set(err, -EINVAL, "lvcreate: --type %s: use linear, striped, thin or "
-				    "thin-pool", type);
-	if ((type && !strcmp(type, "thin-pool")) ||
-	    (opt_flag(opts, "thin") && !opt_str(opts, "virtualsize"))) {
-		/* lvcreate --type thin-pool -L SIZE -n POOL VG, or -T -L SIZE VG/POOL */
-		if (strchr(target, '/')) {
-			if ((r = split_lv_path(target, vgname, lvname, err)))
-				return r;
-			if (name && strcmp(name, lvname))
-				return dlvm_err_set(err, -EINVAL, "lvcreate: two different names given: "
-						    "%s and %s", name, lvname);
-			name = lvname;
-		} else if ((r = copy_name(vgname, target, "VG", err))) {
+	if (!strchr(target, '/'))
+		return copy_name(vgname, target, "VG", err);
+	if ((r = split_lv_path(target, vgname, lvname, err)))
+		return r;
+	if (*name && strcmp(*name, lvname))
+		return dlvm_err_set(err, -EINVAL, "lvcreate: two different names given: %s and %s",
+				    *name, lvname);
+	*name = lvname;
+	return 0;
+}
+
+/* The VG of an lvcreate and its new LV's name, checked: free and valid. */
+static int lvcreate_vg(struct dlvm_ctx *ctx, const char *vgname, const char *name,
+		       struct dlvm_vg **vg, struct dlvm_err *err)
+{
+	int r;
+
+	if ((r = dlvm_ctx_vg(ctx, vgname, vg, err)) ||
+	    (name && (r = dlvm_check_name(name, "LV", err))))
+		return r;
+	if (name && dlvm_lv_find(*vg, name))
+		return dlvm_err_set(err, -EEXIST, "Logical Volume \"%s\" already exists in volume "
+				    "group \"%s\"", name, (*vg)->info.name);
+	return 0;
+}
+
+/* lvcreate -V SIZE -T VG/POOL [-n NAME], or --thinpool POOL VG */
+static int lvcreate_thin(struct dlvm_ctx *ctx, const char *target, const char *name,
+			 json_t *opts, json_t *resp, struct dlvm_err *err)
+{
+	const char *pool = opt_str(opts, "thinpool");
+	char vgname[DLVM_NAME_MAX + 1], pooln[DLVM_NAME_MAX + 1];
+	struct dlvm_vg *vg;
+	int r;
+
+	if (strchr(target, '/')) {
+		if ((r = split_lv_path(target, vgname, pooln, err)))
 			return r;
-		}
-		if ((r = dlvm_ctx_vg(ctx, vgname, &vg, err)) ||
-		    (name && (r = dlvm_check_name(name, "LV", err))))
-			return r;
-		if (name && dlvm_lv_find(vg, name))
-			return dlvm_err_set(err, -EEXIST, "Logical Volume \"%s\" already exists in "
-					    "volume group \"%s\"", name, vg->info.name);
-		return thin_pool_create(ctx, vg, name, opts, args, resp, err);
-	}
-	if (thin || (type && !strcmp(type, "thin"))) {
-		/* lvcreate -V SIZE -T VG/POOL [-n NAME], or --thinpool POOL VG */
-		const char *pool = opt_str(opts, "thinpool");
-		char pooln[DLVM_NAME_MAX + 1];
-		if (strchr(target, '/')) {
-			if ((r = split_lv_path(target, vgname, pooln, err)))
-				return r;
-			if (pool && strcmp(pool, pooln))
-				return dlvm_err_set(err, -EINVAL, "lvcreate: two different pools given: "
-						    "%s and %s", pool, pooln);
-			json_object_set_new(opts, "thinpool", json_string(pooln));
-		} else if ((r = copy_name(vgname, target, "VG", err))) {
-			return r;
-		}
-		if ((r = dlvm_ctx_vg(ctx, vgname, &vg, err)) ||
-		    (name && (r = dlvm_check_name(name, "LV", err))))
-			return r;
-		return thin_lv_create(ctx, vg, name, opts, resp, err);
-	}
-	if (opt_str(opts, "chunksize") || opt_str(opts, "poolmetadatasize"))
-		return dlvm_err_set(err, -EINVAL, "lvcreate: --chunksize and --poolmetadatasize are "
-				    "for thin pools (--type thin-pool)");
-	if (strchr(target, '/')) { /* LVM also accepts VG/LV */
-		if ((r = split_lv_path(target, vgname, lvname, err)))
-			return r;
-		if (name && strcmp(name, lvname))
-			return dlvm_err_set(err, -EINVAL, "lvcreate: two different names given: %s "
-					    "and %s", name, lvname);
-		name = lvname;
+		if (pool && strcmp(pool, pooln))
+			return dlvm_err_set(err, -EINVAL, "lvcreate: two different pools given: "
+					    "%s and %s", pool, pooln);
+		json_object_set_new(opts, "thinpool", json_string(pooln));
 	} else if ((r = copy_name(vgname, target, "VG", err))) {
 		return r;
 	}
-	if ((r = dlvm_ctx_vg(ctx, vgname, &vg, err)))
+	if ((r = dlvm_ctx_vg(ctx, vgname, &vg, err)) ||
+	    (name && (r = dlvm_check_name(name, "LV", err))))
 		return r;
-	if (name && (r = dlvm_check_name(name, "LV", err)))
-		return r;
-	if (name && dlvm_lv_find(vg, name))
-		return dlvm_err_set(err, -EEXIST, "Logical Volume \"%s\" already exists in volume "
-				    "group \"%s\"", name, vg->info.name);
-	bool on;
-	enum dlvm_hold_mode mode;
-	if ((r = parse_activate("lvcreate", a, &on, &mode, err)))
+	return thin_lv_create(ctx, vg, name, opts, resp, err);
+}
+
+/* The options of a linear or striped LV: -a, -p, -Z. */
+static int lvcreate_flags(json_t *opts, bool *on, enum dlvm_hold_mode *mode, uint64_t *flags,
+			  bool *zero, struct dlvm_err *err)
+{
+	const char *perm = opt_str(opts, "permission"), *z = opt_str(opts, "zero");
+	int r;
+
+	if ((r = parse_activate("lvcreate", opt_str(opts, "activate"), on, mode, err)))
 		return r;
 	if (perm && strcmp(perm, "r") && strcmp(perm, "rw"))
 		return dlvm_err_set(err, -EINVAL, "lvcreate: -p takes r or rw, not \"%s\"", perm);
 	if (z && strcmp(z, "y") && strcmp(z, "n"))
 		return dlvm_err_set(err, -EINVAL, "lvcreate: -Z takes y or n, not \"%s\"", z);
-	if ((r = parse_stripes(opts, vg, &stripes, &ssize, err)))
-		return r;
-	if ((r = target_extents(vg, opts, 0, false, stripes, &extents, err)))
+	*flags = perm && !strcmp(perm, "r") ? DLVM_LV_READONLY : 0;
+	*zero = !z || !strcmp(z, "y");
+	return 0;
+}
+
+/* A new linear or striped LV: allocated and recorded in one edit, its head
+ * zeroed, then activated (held first in a shared VG). */
+static int lvcreate_linear(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
+			   json_t *opts, json_t *args, json_t *resp, struct dlvm_err *err)
+{
+	struct dlvm_edit e = { .type = DLVM_EDIT_LV_CREATE };
+	char lvname[DLVM_NAME_MAX + 1];
+	enum dlvm_hold_mode mode;
+	uint64_t extents, flags = 0;
+	uint32_t *pvs = NULL, ssize;
+	uint16_t stripes;
+	bool on = false, zero = false;
+	size_t npvs;
+	int r;
+
+	if ((r = lvcreate_flags(opts, &on, &mode, &flags, &zero, err)) ||
+	    (r = parse_stripes(opts, vg, &stripes, &ssize, err)) ||
+	    (r = target_extents(vg, opts, 0, false, stripes, &extents, err)))
 		return r;
 	if (!extents)
 		return dlvm_err_set(err, -EINVAL, "lvcreate: size must be larger than zero");
@@ -181,14 +172,13 @@ DLVM_CMD_FN(cmd_lvcreate)
 		snprintf(e.u.lv.name, sizeof(e.u.lv.name), "%s", name);
 	else
 		next_free_name(vg, e.u.lv.name, sizeof(e.u.lv.name));
-	e.u.lv.flags = perm && !strcmp(perm, "r") ? DLVM_LV_READONLY : 0;
+	e.u.lv.flags = flags;
 	e.u.lv.ctime = (uint64_t)time(NULL);
 	snprintf(lvname, sizeof(lvname), "%s", e.u.lv.name);
-	r = dlvm_txn_commit_edit(vg, &e, err);
-	if (r)
+	if ((r = dlvm_txn_commit_edit(vg, &e, err)))
 		return r;
 	struct dlvm_lv *lv = dlvm_lv_find(vg, lvname);
-	if ((!z || !strcmp(z, "y")) && lv->nseg) {
+	if (zero && lv->nseg) {
 		struct dlvm_err ze = { 0 };
 		if (zero_head(vg, lv, &ze))
 			resp_warning(resp, "%s/%s: could not zero the first 4 KiB: %s", vg->info.name,
@@ -204,6 +194,50 @@ DLVM_CMD_FN(cmd_lvcreate)
 	}
 	resp_message(resp, "Logical volume \"%s\" created.", lvname);
 	return 0;
+}
+
+DLVM_CMD_FN(cmd_lvcreate)
+{
+	const char *name = opt_str(opts, "name"), *type = opt_str(opts, "type");
+	const char *target = arg_str(args, 0);
+	char vgname[DLVM_NAME_MAX + 1], lvname[DLVM_NAME_MAX + 1];
+	struct dlvm_vg *vg;
+	int r;
+
+	if (!target)
+		return dlvm_err_set(err, -EINVAL, "lvcreate: give the volume group");
+	if (opt_flag(opts, "snapshot") || opt_flag(opts, "clone")) {
+		if (opt_flag(opts, "snapshot") && opt_flag(opts, "clone"))
+			return dlvm_err_set(err, -EINVAL, "lvcreate: -s and --clone exclude each other");
+		if (!strchr(target, '/'))
+			return dlvm_err_set(err, -EINVAL, "lvcreate %s: give the source as VG/LV",
+					    opt_flag(opts, "clone") ? "--clone" : "-s");
+		return thin_snapshot_create(ctx, target, name, opt_flag(opts, "clone"), opts, resp,
+					    err);
+	}
+	bool thin = opt_flag(opts, "thin") || opt_str(opts, "virtualsize") || opt_str(opts, "thinpool");
+	if (type && strcmp(type, "thin-pool") && strcmp(type, "thin") && strcmp(type, "linear") &&
+	    strcmp(type, "striped"))
+		return dlvm_err_set(err, -EINVAL, "lvcreate: --type %s: use linear, striped, thin or "
+				    "thin-pool", type);
+	if ((type && !strcmp(type, "thin-pool")) ||
+	    (opt_flag(opts, "thin") && !opt_str(opts, "virtualsize"))) {
+		/* lvcreate --type thin-pool -L SIZE -n POOL VG, or -T -L SIZE VG/POOL */
+		if ((r = lvcreate_target(target, &name, vgname, lvname, err)) ||
+		    (r = lvcreate_vg(ctx, vgname, name, &vg, err)))
+			return r;
+		return thin_pool_create(ctx, vg, name, opts, args, resp, err);
+	}
+	if (thin || (type && !strcmp(type, "thin")))
+		return lvcreate_thin(ctx, target, name, opts, resp, err);
+	if (opt_str(opts, "chunksize") || opt_str(opts, "poolmetadatasize"))
+		return dlvm_err_set(err, -EINVAL, "lvcreate: --chunksize and --poolmetadatasize are "
+				    "for thin pools (--type thin-pool)");
+	/* LVM also accepts VG/LV */
+	if ((r = lvcreate_target(target, &name, vgname, lvname, err)) ||
+	    (r = lvcreate_vg(ctx, vgname, name, &vg, err)))
+		return r;
+	return lvcreate_linear(ctx, vg, name, opts, args, resp, err);
 }
 DLVM_CMD_FN(cmd_lvremove)
 {

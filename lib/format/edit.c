@@ -346,6 +346,82 @@ void dlvm_edit_release(struct dlvm_edit *e)
 	memset(e, 0, sizeof(*e));
 }
 
+static int decode_vg_info(struct rd *r, struct dlvm_edit *e, struct dlvm_err *err)
+{
+	int ret = rstr(r, e->u.vg.name, "vg name", err);
+
+	r_bytes(r, e->u.vg.uuid, 16, "vg uuid");
+	e->u.vg.extent_size = r64(r, "extent_size");
+	e->u.vg.flags = r64(r, "vg flags");
+	e->u.vg.compat = r64(r, "compat");
+	e->u.vg.ro_compat = r64(r, "ro_compat");
+	e->u.vg.incompat = r64(r, "incompat");
+	e->u.vg.ctime = r64(r, "ctime");
+	e->u.vg.next_lv_id = r64(r, "next_lv_id");
+	e->u.vg.next_pv_id = r32(r, "next_pv_id");
+	e->u.vg.max_lv = r32(r, "max_lv");
+	return ret;
+}
+
+static void decode_pv_add(struct rd *r, struct dlvm_edit *e)
+{
+	e->u.pv.id = r32(r, "pv id");
+	r_bytes(r, e->u.pv.uuid, 16, "pv uuid");
+	e->u.pv.pe_start = r64(r, "pe_start");
+	e->u.pv.pe_count = r64(r, "pe_count");
+	e->u.pv.dev_size = r64(r, "dev_size");
+	e->u.pv.sector_size = r32(r, "sector_size");
+	e->u.pv.flags = r64(r, "pv flags");
+}
+
+static int decode_lv_create(struct rd *r, struct dlvm_edit *e, struct dlvm_err *err)
+{
+	int ret;
+
+	e->u.lv.id = r64(r, "lv id");
+	r_bytes(r, e->u.lv.uuid, 16, "lv uuid");
+	ret = rstr(r, e->u.lv.name, "lv name", err);
+	e->u.lv.flags = r64(r, "lv flags");
+	e->u.lv.ctime = r64(r, "ctime");
+	if (!ret)
+		ret = r_segs(r, &e->u.lv.nseg, &e->u.lv.segs, err);
+	return ret;
+}
+
+static void decode_lv_thin(struct rd *r, struct dlvm_edit *e)
+{
+	e->u.lv.id = r64(r, "lv id");
+	e->u.lv.thin.pool_id = r64(r, "pool id");
+	e->u.lv.thin.origin_id = r64(r, "origin id");
+	e->u.lv.thin.virtual_size = r64(r, "virtual size");
+	e->u.lv.thin.meta_id = r64(r, "meta id");
+	e->u.lv.thin.chunk_size = r32(r, "chunk size");
+	e->u.lv.thin.slab_extents = r32(r, "slab extents");
+}
+
+/* LV_SET_HOLDERS of the edit at byte pos: at most DLVM_MAX_HOLDERS. */
+static int decode_holders(struct rd *r, struct dlvm_edit *e, size_t pos, struct dlvm_err *err)
+{
+	e->u.lv.id = r64(r, "lv id");
+	e->u.lv.nholders = r32(r, "holder count");
+	if (r->field)
+		return 0;
+	if (e->u.lv.nholders > DLVM_MAX_HOLDERS)
+		return dlvm_err_set(err, -EBADMSG, "edit LV_SET_HOLDERS at byte %zu: holder count "
+				    "%u is above %u", pos, e->u.lv.nholders, DLVM_MAX_HOLDERS);
+	if (!r_need(r, (size_t)e->u.lv.nholders * 16, "holders"))
+		return 0;
+	if (e->u.lv.nholders &&
+	    !(e->u.lv.holders = calloc(e->u.lv.nholders, sizeof(*e->u.lv.holders))))
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	for (uint32_t i = 0; i < e->u.lv.nholders; i++) {
+		e->u.lv.holders[i].host_id = r32(r, "holder host id");
+		e->u.lv.holders[i].mode = r32(r, "holder mode");
+		e->u.lv.holders[i].generation = r64(r, "holder generation");
+	}
+	return 0;
+}
+
 int dlvm_edit_decode(const uint8_t *buf, size_t len, size_t *pos, struct dlvm_edit *e,
 		     struct dlvm_err *err)
 {
@@ -365,39 +441,16 @@ int dlvm_edit_decode(const uint8_t *buf, size_t len, size_t *pos, struct dlvm_ed
 
 	switch (e->type) {
 	case DLVM_EDIT_VG_INFO:
-		ret = rstr(&r, e->u.vg.name, "vg name", err);
-		r_bytes(&r, e->u.vg.uuid, 16, "vg uuid");
-		e->u.vg.extent_size = r64(&r, "extent_size");
-		e->u.vg.flags = r64(&r, "vg flags");
-		e->u.vg.compat = r64(&r, "compat");
-		e->u.vg.ro_compat = r64(&r, "ro_compat");
-		e->u.vg.incompat = r64(&r, "incompat");
-		e->u.vg.ctime = r64(&r, "ctime");
-		e->u.vg.next_lv_id = r64(&r, "next_lv_id");
-		e->u.vg.next_pv_id = r32(&r, "next_pv_id");
-		e->u.vg.max_lv = r32(&r, "max_lv");
+		ret = decode_vg_info(&r, e, err);
 		break;
 	case DLVM_EDIT_PV_ADD:
-		e->u.pv.id = r32(&r, "pv id");
-		r_bytes(&r, e->u.pv.uuid, 16, "pv uuid");
-		e->u.pv.pe_start = r64(&r, "pe_start");
-		e->u.pv.pe_count = r64(&r, "pe_count");
-		e->u.pv.dev_size = r64(&r, "dev_size");
-		e->u.pv.sector_size = r32(&r, "sector_size");
-		e->u.pv.flags = r64(&r, "pv flags");
+		decode_pv_add(&r, e);
 		break;
 	case DLVM_EDIT_PV_REMOVE:
 		e->u.pv_id = r32(&r, "pv id");
 		break;
 	case DLVM_EDIT_LV_CREATE:
-		e->u.lv.id = r64(&r, "lv id");
-		r_bytes(&r, e->u.lv.uuid, 16, "lv uuid");
-		if (!ret)
-			ret = rstr(&r, e->u.lv.name, "lv name", err);
-		e->u.lv.flags = r64(&r, "lv flags");
-		e->u.lv.ctime = r64(&r, "ctime");
-		if (!ret)
-			ret = r_segs(&r, &e->u.lv.nseg, &e->u.lv.segs, err);
+		ret = decode_lv_create(&r, e, err);
 		break;
 	case DLVM_EDIT_LV_REMOVE:
 		e->u.lv.id = r64(&r, "lv id");
@@ -415,41 +468,14 @@ int dlvm_edit_decode(const uint8_t *buf, size_t len, size_t *pos, struct dlvm_ed
 		ret = r_segs(&r, &e->u.lv.nseg, &e->u.lv.segs, err);
 		break;
 	case DLVM_EDIT_LV_SET_THIN:
-		e->u.lv.id = r64(&r, "lv id");
-		e->u.lv.thin.pool_id = r64(&r, "pool id");
-		e->u.lv.thin.origin_id = r64(&r, "origin id");
-		e->u.lv.thin.virtual_size = r64(&r, "virtual size");
-		e->u.lv.thin.meta_id = r64(&r, "meta id");
-		e->u.lv.thin.chunk_size = r32(&r, "chunk size");
-		e->u.lv.thin.slab_extents = r32(&r, "slab extents");
+		decode_lv_thin(&r, e);
 		break;
 	case DLVM_EDIT_LV_SET_COPY_RATE:
 		e->u.lv.id = r64(&r, "lv id");
 		e->u.lv.copy_rate = r64(&r, "copy rate");
 		break;
 	case DLVM_EDIT_LV_SET_HOLDERS:
-		e->u.lv.id = r64(&r, "lv id");
-		e->u.lv.nholders = r32(&r, "holder count");
-		if (r.field)
-			break;
-		if (e->u.lv.nholders > DLVM_MAX_HOLDERS) {
-			ret = dlvm_err_set(err, -EBADMSG, "edit LV_SET_HOLDERS at byte %zu: holder "
-					   "count %u is above %u", *pos, e->u.lv.nholders,
-					   DLVM_MAX_HOLDERS);
-			break;
-		}
-		if (!r_need(&r, (size_t)e->u.lv.nholders * 16, "holders"))
-			break;
-		if (e->u.lv.nholders &&
-		    !(e->u.lv.holders = calloc(e->u.lv.nholders, sizeof(*e->u.lv.holders)))) {
-			ret = dlvm_err_set(err, -ENOMEM, "out of memory");
-			break;
-		}
-		for (uint32_t i = 0; i < e->u.lv.nholders; i++) {
-			e->u.lv.holders[i].host_id = r32(&r, "holder host id");
-			e->u.lv.holders[i].mode = r32(&r, "holder mode");
-			e->u.lv.holders[i].generation = r64(&r, "holder generation");
-		}
+		ret = decode_holders(&r, e, *pos, err);
 		break;
 	default:
 		if (!(e->flags & DLVM_EDIT_IGNORABLE))
