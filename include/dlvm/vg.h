@@ -18,6 +18,7 @@
 #include "dlvm/dev.h"
 #include "dlvm/err.h"
 #include "dlvm/format.h"
+#include "dlvm/util.h"
 
 struct dlvm_fence;
 struct dlvm_thin_pool;
@@ -277,16 +278,9 @@ int dlvm_lv_refuse_internal(const struct dlvm_vg *vg, const struct dlvm_lv *lv, 
 			    struct dlvm_err *err);
 
 /* ---- consistency check (check.c) ---- */
-struct dlvm_check_report {
-	unsigned problems;     /* number of problems found */
-	unsigned repaired;
-	char **lines;          /* one message per problem or repair, owned */
-	size_t nlines;
-};
 /* Verify every copy and checksum, that no extent is used twice and that free
  * space adds up; with repair, rewrite stale/damaged copies from the model. */
 int dlvm_vg_check(struct dlvm_vg *vg, bool repair, struct dlvm_check_report *rep,
 		  struct dlvm_err *err);
-void dlvm_check_report_release(struct dlvm_check_report *rep);
 
 #endif

@@ -57,24 +57,6 @@ done:
 	return r;
 }
 
-static void rep_line(struct dlvm_check_report *rep, bool problem, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void rep_line(struct dlvm_check_report *rep, bool problem, const char *fmt, ...)
-{
-	char **l = realloc(rep->lines, (rep->nlines + 1) * sizeof(*l));
-	va_list ap;
-
-	if (problem)
-		rep->problems++;
-	if (!l)
-		return;
-	rep->lines = l;
-	va_start(ap, fmt);
-	if (vasprintf(&l[rep->nlines], fmt, ap) >= 0)
-		rep->nlines++;
-	va_end(ap);
-}
-
 /* Check one store (a local pool's or a family's) and that its devices and
  * the thin LVs that name it match. */
 static int check_store(struct dlvm_vg *vg, uint64_t meta_id, const char *what,
@@ -85,7 +67,7 @@ static int check_store(struct dlvm_vg *vg, uint64_t meta_id, const char *what,
 	int r;
 
 	if (dlvm_thin_store_get(vg, meta_id, true, &pool, &e)) {
-		rep_line(rep, true, "%s/%s: %s", vg->info.name, what, e.msg);
+		dlvm_check_report_add(rep, true, "%s/%s: %s", vg->info.name, what, e.msg);
 		return 0;
 	}
 	if ((r = dlvm_thin_pool_check(pool, rep, err)))
@@ -98,7 +80,7 @@ static int check_store(struct dlvm_vg *vg, uint64_t meta_id, const char *what,
 		const struct dlvm_lv *t = dlvm_lv_find_id(vg, next);
 		if (!t || !(t->flags & DLVM_LV_THIN) || t->thin.pool_id != pool->lv_id ||
 		    (family && t->thin.meta_id != meta_id))
-			rep_line(rep, true, "%s/%s: thin device %" PRIu64 " has no thin LV",
+			dlvm_check_report_add(rep, true, "%s/%s: thin device %" PRIu64 " has no thin LV",
 				 vg->info.name, what, next);
 		id = next + 1;
 	}
@@ -109,7 +91,7 @@ static int check_store(struct dlvm_vg *vg, uint64_t meta_id, const char *what,
 		    (family ? t->thin.meta_id != meta_id : t->thin.meta_id != 0) ||
 		    !dlvm_thin_info(pool->store, t->id, &info, NULL))
 			continue;
-		rep_line(rep, true, "%s/%s: no device in %s%s", vg->info.name, t->name,
+		dlvm_check_report_add(rep, true, "%s/%s: no device in %s%s", vg->info.name, t->name,
 			 family ? "" : "pool ", what);
 	}
 	pthread_mutex_unlock(&pool->mu);
@@ -136,12 +118,12 @@ int thin_check_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_check_re
 		/* a family: checked unless another host writes it now */
 		struct dlvm_err e = { 0 };
 		if (shared_lv_refuse_elsewhere(ctx, vg, lv, "check", &e) == -EBUSY) {
-			rep_line(rep, false, "%s (not checked: %s)", lv->name, e.msg);
+			dlvm_check_report_add(rep, false, "%s (not checked: %s)", lv->name, e.msg);
 			continue;
 		}
 		ctx->lock_conflict = false;
 		if (!dlvm_thin_family_data(vg, lv->id)) {
-			rep_line(rep, true, "%s/%s: the family has no data LV", vg->info.name,
+			dlvm_check_report_add(rep, true, "%s/%s: the family has no data LV", vg->info.name,
 				 lv->name);
 			continue;
 		}
@@ -149,7 +131,7 @@ int thin_check_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_check_re
 		for (size_t k = 0; k < vg->nlv && !used; k++)
 			used = (vg->lvs[k]->flags & DLVM_LV_THIN) && vg->lvs[k]->thin.meta_id == lv->id;
 		if (!used)
-			rep_line(rep, true, "%s/%s: a family without thin volumes (left by an "
+			dlvm_check_report_add(rep, true, "%s/%s: a family without thin volumes (left by an "
 				 "interrupted lvcreate; lvremove of the pool removes it)",
 				 vg->info.name, lv->name);
 		snprintf(what, sizeof(what), "family %s", lv->name);

@@ -10,28 +10,6 @@
 #include "dlvm/util.h"
 #include "meta.h"
 
-static void say(struct dlvm_check_report *rep, bool problem, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void say(struct dlvm_check_report *rep, bool problem, const char *fmt, ...)
-{
-	char buf[DLVM_ERR_MSG_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	char **p = realloc(rep->lines, (rep->nlines + 1) * sizeof(*p));
-	if (!p)
-		return;
-	rep->lines = p;
-	rep->lines[rep->nlines] = strdup(buf);
-	if (rep->lines[rep->nlines])
-		rep->nlines++;
-	if (problem)
-		rep->problems++;
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -82,22 +60,22 @@ static void check_extents(struct dlvm_vg *vg, struct dlvm_check_report *rep)
 		uint64_t at = 0;
 		for (size_t i = 0; i < n; i++) {
 			if (iv[i][0] < at)
-				say(rep, true, "PV %u: extent %" PRIu64 " is used twice", pv->d.id,
+				dlvm_check_report_add(rep, true, "PV %u: extent %" PRIu64 " is used twice", pv->d.id,
 				    iv[i][0]);
 			else if (iv[i][0] > at)
-				say(rep, true, "PV %u: extents %" PRIu64 "..%" PRIu64 " are neither "
+				dlvm_check_report_add(rep, true, "PV %u: extents %" PRIu64 "..%" PRIu64 " are neither "
 				    "free nor used", pv->d.id, at, iv[i][0] - 1);
 			at = DLVM_MAX(at, iv[i][0] + iv[i][1]);
 		}
 		if (at != pv->d.pe_count)
-			say(rep, true, "PV %u: extents end at %" PRIu64 ", the PV has %" PRIu64,
+			dlvm_check_report_add(rep, true, "PV %u: extents end at %" PRIu64 ", the PV has %" PRIu64,
 			    pv->d.id, at, pv->d.pe_count);
 		if (used != pv->pe_alloc)
-			say(rep, true, "PV %u: %" PRIu64 " extents used by LVs, %" PRIu64
+			dlvm_check_report_add(rep, true, "PV %u: %" PRIu64 " extents used by LVs, %" PRIu64
 			    " accounted", pv->d.id, used, pv->pe_alloc);
 		if (pv->dev && pv->d.pe_start + pv->d.pe_count * vg->info.extent_size >
 				       pv->dev->size)
-			say(rep, true, "%s: device is smaller than its PV data area",
+			dlvm_check_report_add(rep, true, "%s: device is smaller than its PV data area",
 			    pv->dev->name);
 next:
 		free(iv);
@@ -113,13 +91,13 @@ int dlvm_vg_check(struct dlvm_vg *vg, bool repair, struct dlvm_check_report *rep
 		if (!pv->dev) {
 			char u[DLVM_UUID_STR];
 			dlvm_uuid_unparse(pv->d.uuid, u);
-			say(rep, true, "PV %u (uuid %s) is missing", pv->d.id, u);
+			dlvm_check_report_add(rep, true, "PV %u (uuid %s) is missing", pv->d.id, u);
 			continue;
 		}
 		struct dlvm_pv_header ph;
 		struct dlvm_err e = { 0 };
 		if (dlvm_pv_read_header(pv->dev, &ph, &e)) {
-			say(rep, true, "%s", e.msg);
+			dlvm_check_report_add(rep, true, "%s", e.msg);
 			continue;
 		}
 		/* re-read this copy from disk */
@@ -131,12 +109,12 @@ int dlvm_vg_check(struct dlvm_vg *vg, bool repair, struct dlvm_check_report *rep
 			size_t dl = strlen(pv->dev->name);
 			if (!strncmp(what, pv->dev->name, dl) && !strncmp(what + dl, ": ", 2))
 				what += dl + 2;
-			say(rep, true, "%s: metadata copy %zu at offset %" PRIu64 ": %s",
+			dlvm_check_report_add(rep, true, "%s: metadata copy %zu at offset %" PRIu64 ": %s",
 			    pv->dev->name, i + 1, pv->hdr.mda_offset, what);
 			pv->mda.valid = false;
 			pv->mda.in_sync = false;
 		} else if (memcmp(m.hdr.vg_uuid, vg->info.uuid, 16)) {
-			say(rep, true, "%s: metadata copy %zu belongs to another VG", pv->dev->name,
+			dlvm_check_report_add(rep, true, "%s: metadata copy %zu belongs to another VG", pv->dev->name,
 			    i + 1);
 			pv->mda.valid = false;
 			pv->mda.in_sync = false;
@@ -145,12 +123,12 @@ int dlvm_vg_check(struct dlvm_vg *vg, bool repair, struct dlvm_check_report *rep
 			size_t dl = strlen(pv->dev->name);
 			if (!strncmp(what, pv->dev->name, dl) && !strncmp(what + dl, ": ", 2))
 				what += dl + 2;
-			say(rep, true, "%s: metadata copy %zu at offset %" PRIu64 ": %s",
+			dlvm_check_report_add(rep, true, "%s: metadata copy %zu at offset %" PRIu64 ": %s",
 			    pv->dev->name, i + 1, pv->hdr.mda_offset, what);
 			pv->mda = m;
 			pv->mda.in_sync = false;
 		} else if (m.tail_seq != vg->seq) {
-			say(rep, true, "%s: metadata copy %zu is stale (sequence %" PRIu64 ", VG at %"
+			dlvm_check_report_add(rep, true, "%s: metadata copy %zu is stale (sequence %" PRIu64 ", VG at %"
 			    PRIu64 ")", pv->dev->name, i + 1, m.tail_seq, vg->seq);
 			pv->mda = m;
 			pv->mda.in_sync = false;
@@ -183,21 +161,13 @@ int dlvm_vg_check(struct dlvm_vg *vg, bool repair, struct dlvm_check_report *rep
 			}
 			struct dlvm_err e = { 0 };
 			if (dlvm_mda_write_checkpoint(vg, pv, blob, len, &e))
-				say(rep, true, "%s: repair failed: %s", pv->dev->name, e.msg);
+				dlvm_check_report_add(rep, true, "%s: repair failed: %s", pv->dev->name, e.msg);
 			else {
-				say(rep, false, "%s: metadata copy %zu rewritten", pv->dev->name, i + 1);
+				dlvm_check_report_add(rep, false, "%s: metadata copy %zu rewritten", pv->dev->name, i + 1);
 				rep->repaired++;
 			}
 		}
 		free(blob);
 	}
 	return 0;
-}
-
-void dlvm_check_report_release(struct dlvm_check_report *rep)
-{
-	for (size_t i = 0; i < rep->nlines; i++)
-		free(rep->lines[i]);
-	free(rep->lines);
-	memset(rep, 0, sizeof(*rep));
 }

@@ -16,21 +16,9 @@
 
 #define MAX_COUNT_LINES 20 /* mismatched counts listed one by one, then summed up */
 
-static void add_line(struct dlvm_check_report *rep, const char *msg)
-{
-	char **p = realloc(rep->lines, (rep->nlines + 1) * sizeof(*p));
-
-	rep->problems++;
-	if (!p)
-		return;
-	rep->lines = p;
-	if ((rep->lines[rep->nlines] = strdup(msg)))
-		rep->nlines++;
-}
-
 static void walk_report(void *ctx, const char *msg)
 {
-	add_line(ctx, msg);
+	dlvm_check_report_add(ctx, true, "%s", msg);
 }
 
 static void say(struct dlvm_check_report *rep, const char *fmt, ...)
@@ -44,7 +32,7 @@ static void say(struct dlvm_check_report *rep, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	add_line(rep, buf);
+	dlvm_check_report_add(rep, true, "%s", buf);
 }
 
 /* Compare counted references with the store's; free/pending bookkeeping. */
