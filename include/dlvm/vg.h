@@ -249,6 +249,10 @@ void dlvm_segs_free(struct dlvm_seg_desc **segs, uint32_t n);
 
 /* ---- model helpers (lvutil.c) ---- */
 
+/* Make e the LV_CREATE of a new LV: id, a new UUID, name, flags, now as its
+ * creation time. Its segments (e->u.lv.segs, nseg) are left as they are,
+ * so an allocation may fill them before or after. */
+void dlvm_lv_create_edit(struct dlvm_edit *e, uint64_t id, const char *name, uint64_t flags);
 /* dlvm_txn_add with a message: -ENOMEM "out of memory" in err. */
 int dlvm_txn_push(struct dlvm_txn *t, struct dlvm_edit *e, struct dlvm_err *err);
 /* Size of an LV in bytes (the virtual size of a thin LV; a shared VG's

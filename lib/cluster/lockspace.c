@@ -292,11 +292,7 @@ int shared_vg_setup(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_dev *f
 		return dlvm_err_set(err, -ENOSPC, "%s: no contiguous space for the lease area",
 				    first->path);
 	}
-	e.u.lv.id = vg->info.next_lv_id;
-	dlvm_uuid_generate(e.u.lv.uuid);
-	snprintf(e.u.lv.name, sizeof(e.u.lv.name), "lvmlock");
-	e.u.lv.flags = DLVM_LV_HIDDEN | DLVM_LV_LOCKSPACE;
-	e.u.lv.ctime = (uint64_t)time(NULL);
+	dlvm_lv_create_edit(&e, vg->info.next_lv_id, "lvmlock", DLVM_LV_HIDDEN | DLVM_LV_LOCKSPACE);
 	r = dlvm_txn_commit_edit(vg, &e, err);
 	if (r)
 		return r;

@@ -166,15 +166,11 @@ static int lvcreate_linear(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char 
 	free(pvs);
 	if (r)
 		return r;
-	e.u.lv.id = vg->info.next_lv_id;
-	dlvm_uuid_generate(e.u.lv.uuid);
 	if (name)
-		snprintf(e.u.lv.name, sizeof(e.u.lv.name), "%s", name);
+		snprintf(lvname, sizeof(lvname), "%s", name);
 	else
-		next_free_name(vg, e.u.lv.name, sizeof(e.u.lv.name));
-	e.u.lv.flags = flags;
-	e.u.lv.ctime = (uint64_t)time(NULL);
-	snprintf(lvname, sizeof(lvname), "%s", e.u.lv.name);
+		next_free_name(vg, lvname, sizeof(lvname));
+	dlvm_lv_create_edit(&e, vg->info.next_lv_id, lvname, flags);
 	if ((r = dlvm_txn_commit_edit(vg, &e, err)))
 		return r;
 	struct dlvm_lv *lv = dlvm_lv_find(vg, lvname);

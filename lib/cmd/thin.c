@@ -74,11 +74,7 @@ static int shared_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const ch
 	dlvm_txn_init(&t);
 	if (!(r = dlvm_alloc(vg, NULL, extents, 1, 0, pvs, npvs, &pe.u.lv.segs, &pe.u.lv.nseg,
 			     err))) {
-		pe.u.lv.id = vg->info.next_lv_id;
-		dlvm_uuid_generate(pe.u.lv.uuid);
-		snprintf(pe.u.lv.name, sizeof(pe.u.lv.name), "%s", name);
-		pe.u.lv.flags = DLVM_LV_THIN_POOL;
-		pe.u.lv.ctime = (uint64_t)time(NULL);
+		dlvm_lv_create_edit(&pe, vg->info.next_lv_id, name, DLVM_LV_THIN_POOL);
 		te.u.lv.id = pe.u.lv.id;
 		te.u.lv.thin.chunk_size = chunk;
 		te.u.lv.thin.slab_extents = slab;
@@ -164,11 +160,8 @@ int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
 	struct dlvm_edit me = { .type = DLVM_EDIT_LV_CREATE };
 	if ((r = dlvm_alloc(vg, NULL, meta_ext, 1, 0, pvs, npvs, &me.u.lv.segs, &me.u.lv.nseg, err)))
 		goto out;
-	uint64_t meta_id = me.u.lv.id = vg->info.next_lv_id;
-	dlvm_uuid_generate(me.u.lv.uuid);
-	snprintf(me.u.lv.name, sizeof(me.u.lv.name), "%s", meta_name);
-	me.u.lv.flags = DLVM_LV_HIDDEN | DLVM_LV_THIN_META;
-	me.u.lv.ctime = (uint64_t)time(NULL);
+	uint64_t meta_id = vg->info.next_lv_id;
+	dlvm_lv_create_edit(&me, meta_id, meta_name, DLVM_LV_HIDDEN | DLVM_LV_THIN_META);
 	if ((r = dlvm_txn_commit_edit(vg, &me, err)))
 		goto out;
 
@@ -178,11 +171,7 @@ int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
 	dlvm_txn_init(&t);
 	if ((r = dlvm_alloc(vg, NULL, extents, 1, 0, pvs, npvs, &pe.u.lv.segs, &pe.u.lv.nseg, err)))
 		goto undo_meta;
-	pe.u.lv.id = vg->info.next_lv_id;
-	dlvm_uuid_generate(pe.u.lv.uuid);
-	snprintf(pe.u.lv.name, sizeof(pe.u.lv.name), "%s", name);
-	pe.u.lv.flags = DLVM_LV_THIN_POOL;
-	pe.u.lv.ctime = (uint64_t)time(NULL);
+	dlvm_lv_create_edit(&pe, vg->info.next_lv_id, name, DLVM_LV_THIN_POOL);
 	te.u.lv.id = pe.u.lv.id;
 	te.u.lv.thin.meta_id = meta_id;
 	te.u.lv.thin.chunk_size = chunk;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "dlvm/util.h"
 #include "dlvm/vg.h"
@@ -140,4 +141,14 @@ int dlvm_lv_extend(struct dlvm_vg *vg, struct dlvm_lv *lv, uint64_t more, uint16
 	if (r)
 		return dlvm_err_set(err, r, "out of memory");
 	return dlvm_txn_commit_edit(vg, &e, err);
+}
+
+void dlvm_lv_create_edit(struct dlvm_edit *e, uint64_t id, const char *name, uint64_t flags)
+{
+	e->type = DLVM_EDIT_LV_CREATE;
+	e->u.lv.id = id;
+	dlvm_uuid_generate(e->u.lv.uuid);
+	snprintf(e->u.lv.name, sizeof(e->u.lv.name), "%s", name);
+	e->u.lv.flags = flags;
+	e->u.lv.ctime = (uint64_t)time(NULL);
 }

@@ -126,12 +126,10 @@ int slab_move_edits(struct dlvm_vg *vg, const struct dlvm_lv *pool,
 	}
 	const struct dlvm_lv *meta = dlvm_lv_find_id(vg, meta_id);
 	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
-	ce.u.lv.id = data_id;
-	dlvm_uuid_generate(ce.u.lv.uuid);
-	snprintf(ce.u.lv.name, sizeof(ce.u.lv.name), "%s_f%" PRIu64 "_tdata", pool->name, meta_id);
+	char dname[DLVM_NAME_MAX + 1];
+	snprintf(dname, sizeof(dname), "%s_f%" PRIu64 "_tdata", pool->name, meta_id);
 	(void)meta;
-	ce.u.lv.flags = DLVM_LV_HIDDEN | DLVM_LV_THIN_DATA;
-	ce.u.lv.ctime = (uint64_t)time(NULL);
+	dlvm_lv_create_edit(&ce, data_id, dname, DLVM_LV_HIDDEN | DLVM_LV_THIN_DATA);
 	ce.u.lv.segs = tail;
 	ce.u.lv.nseg = ntail;
 	te.u.lv.id = data_id;
@@ -204,13 +202,9 @@ void family_release(struct dlvm_vg *vg, struct dlvm_thin_pool *p)
 void thin_lv_edits(struct dlvm_edit *ce, struct dlvm_edit *te, uint64_t id,
 			  const char *lvname, uint64_t flags, const struct dlvm_lv_thin *thin)
 {
-	*ce = (struct dlvm_edit){ .type = DLVM_EDIT_LV_CREATE };
+	*ce = (struct dlvm_edit){ 0 };
 	*te = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_THIN };
-	ce->u.lv.id = id;
-	dlvm_uuid_generate(ce->u.lv.uuid);
-	snprintf(ce->u.lv.name, sizeof(ce->u.lv.name), "%s", lvname);
-	ce->u.lv.flags = flags;
-	ce->u.lv.ctime = (uint64_t)time(NULL);
+	dlvm_lv_create_edit(ce, id, lvname, flags);
 	te->u.lv.id = id;
 	te->u.lv.thin = *thin;
 }
