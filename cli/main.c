@@ -89,9 +89,7 @@ static int run_local(const struct cli_cmdline *cl)
 
 static double now_s(void)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+	return (double)dlvm_now_ns() / 1e9;
 }
 
 /*

@@ -23,49 +23,8 @@ struct dlvmd_api {
 	pthread_mutex_t lock; /* serializes commands */
 	struct MHD_Daemon *mhd;
 	char *path;
-	/* the host agent: refreshes shared VGs between commands */
-	pthread_t agent;
-	bool agent_running, agent_stop;
-	pthread_cond_t agent_cv;
+	struct dlvm_agent *agent; /* refreshes shared VGs between commands */
 };
-
-/* Every T/4 (with a host id) or every second, under the command lock:
- * catch up with what other hosts committed to shared VGs
- * (dlvm_ctx_refresh) and commit the thin pools' pending changes. */
-static void *agent_main(void *p)
-{
-	struct dlvmd_api *api = p;
-	uint64_t period_ms = api->ctx->host_id ? (uint64_t)api->ctx->io_timeout * 1000 / 4 : 1000;
-	struct timespec next;
-
-	if (period_ms < 100)
-		period_ms = 100;
-	if (period_ms > 1000)
-		period_ms = 1000;
-	clock_gettime(CLOCK_MONOTONIC, &next);
-	pthread_mutex_lock(&api->lock);
-	while (!api->agent_stop) {
-		uint64_t ns = (uint64_t)next.tv_nsec + period_ms * 1000000ull;
-		next.tv_sec += (time_t)(ns / 1000000000ull);
-		next.tv_nsec = (long)(ns % 1000000000ull);
-		while (!api->agent_stop &&
-		       pthread_cond_timedwait(&api->agent_cv, &api->lock, &next) == 0)
-			;
-		if (api->agent_stop)
-			break;
-		if (api->ctx->host_id)
-			dlvm_ctx_refresh(api->ctx);
-		/* thin pools: what was written without a FLUSH becomes durable
-		 * within about a second anyway */
-		dlvm_ctx_commit_pools(api->ctx);
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (now.tv_sec > next.tv_sec + 1)
-			next = now;
-	}
-	pthread_mutex_unlock(&api->lock);
-	return NULL;
-}
 
 /* State of one request while its body arrives. */
 struct api_req {
@@ -539,11 +498,6 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 	api->ctx = ctx;
 	pthread_mutex_init(&api->lock, NULL);
 	ctx->cmd_lock = &api->lock; /* commands run under it; jobs take it */
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&api->agent_cv, &ca);
-	pthread_condattr_destroy(&ca);
 	api->path = strdup(path);
 	if (!api->path) {
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");
@@ -568,20 +522,15 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 		r = dlvm_err_set(err, -EIO, "%s: cannot start the HTTP server", path);
 		goto fail;
 	}
-	{
-		if ((r = pthread_create(&api->agent, NULL, agent_main, api))) {
-			MHD_stop_daemon(api->mhd);
-			unlink(path);
-			r = dlvm_err_set(err, -r, "cannot start the host agent thread");
-			goto fail;
-		}
-		api->agent_running = true;
+	if ((r = dlvm_agent_start(ctx, &api->agent, err))) {
+		MHD_stop_daemon(api->mhd);
+		unlink(path);
+		goto fail;
 	}
 	*out = api;
 	return 0;
 fail:
 	ctx->cmd_lock = NULL;
-	pthread_cond_destroy(&api->agent_cv);
 	pthread_mutex_destroy(&api->lock);
 	free(api->path);
 	free(api);
@@ -594,17 +543,10 @@ void dlvmd_api_stop(struct dlvmd_api *api)
 		return;
 	MHD_stop_daemon(api->mhd); /* closes the listening socket */
 	unlink(api->path);
-	if (api->agent_running) {
-		pthread_mutex_lock(&api->lock);
-		api->agent_stop = true;
-		pthread_cond_signal(&api->agent_cv);
-		pthread_mutex_unlock(&api->lock);
-		pthread_join(api->agent, NULL);
-	}
+	dlvm_agent_stop(api->agent);
 	/* background jobs take the command lock between their steps */
 	dlvm_ctx_stop_jobs(api->ctx);
 	api->ctx->cmd_lock = NULL;
-	pthread_cond_destroy(&api->agent_cv);
 	pthread_mutex_destroy(&api->lock);
 	free(api->path);
 	free(api);

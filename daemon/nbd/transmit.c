@@ -233,7 +233,7 @@ static bool fence_ok_at(struct xmit *x, uint64_t now)
 	if (!f)
 		return true;
 	if (!now)
-		now = dlvm_monotonic_ms();
+		now = dlvm_now_ms();
 	if (now < atomic_load_explicit(&f->deadline_ms, memory_order_acquire))
 		return true;
 	if (!x->fence_logged) {
@@ -1060,7 +1060,7 @@ static void finish_tail(struct xmit *x, struct slot *s)
 		struct dlvm_err e = { 0 };
 		int r = dlvm_thin_pool_fills_ended(x->map->thin, s->thin_w, s->nthin_w, &e);
 		if (r == -EAGAIN) {
-			uint64_t now = dlvm_monotonic_ms();
+			uint64_t now = dlvm_now_ms();
 			if (!s->rely_since_ms)
 				s->rely_since_ms = now;
 			if (now - s->rely_since_ms < RELY_WAIT_MS) {
@@ -1542,7 +1542,7 @@ void nbd_transmit(struct nbd_conn *c)
 		}
 		/* Later than every completion below: one clock read per batch. */
 		if (x->map->fence)
-			x->woke_ms = dlvm_monotonic_ms();
+			x->woke_ms = dlvm_now_ms();
 		io_uring_for_each_cqe(&x->ring, head, cqe) {
 			complete(x, cqe);
 			n++;

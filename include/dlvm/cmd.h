@@ -209,6 +209,17 @@ void dlvm_ctx_leave(struct dlvm_ctx *ctx);
  */
 int dlvm_ctx_refresh(struct dlvm_ctx *ctx);
 
+/*
+ * The host agent (dlvmd): a thread that runs dlvm_ctx_refresh (with a host
+ * id) and dlvm_ctx_commit_pools every T/4 (without a host id every second;
+ * at least 100 ms, at most 1 s), under ctx->cmd_lock, which must be set.
+ * dlvm_agent_stop ends it and frees it (NULL: nothing); call it without
+ * holding the command lock.
+ */
+struct dlvm_agent;
+int dlvm_agent_start(struct dlvm_ctx *ctx, struct dlvm_agent **out, struct dlvm_err *err);
+void dlvm_agent_stop(struct dlvm_agent *agent);
+
 /* Commit every open thin pool of every loaded VG (dlvmd, about once a
  * second): data flushed first, then the store. Problems go to stderr. */
 void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx);

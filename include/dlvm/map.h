@@ -14,6 +14,7 @@
 
 #include "dlvm/err.h"
 #include "dlvm/format.h"
+#include "dlvm/util.h"
 
 struct dlvm_vg;
 struct dlvm_lv;
@@ -40,12 +41,11 @@ struct dlvm_fence *dlvm_fence_get(struct dlvm_fence *f);
 void dlvm_fence_put(struct dlvm_fence *f);
 /* Set the deadline (CLOCK_MONOTONIC milliseconds; 0 fences at once). */
 void dlvm_fence_set(struct dlvm_fence *f, uint64_t deadline_ms);
-/* CLOCK_MONOTONIC in milliseconds, the clock of every fence deadline. */
-uint64_t dlvm_monotonic_ms(void);
-/* May I/O be dispatched now? Always true for NULL (a local VG). */
+/* May I/O be dispatched now? Always true for NULL (a local VG). Deadlines
+ * are on dlvm_now_ms() (CLOCK_MONOTONIC). */
 static inline bool dlvm_fence_ok(const struct dlvm_fence *f)
 {
-	return !f || dlvm_monotonic_ms() < atomic_load_explicit(&f->deadline_ms,
+	return !f || dlvm_now_ms() < atomic_load_explicit(&f->deadline_ms,
 								memory_order_acquire);
 }
 

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "dlvm/err.h"
 
@@ -98,8 +99,15 @@ void dlvm_format_size(uint64_t bytes, char unit, char *out, size_t outlen);
  */
 int dlvm_check_name(const char *name, const char *what, struct dlvm_err *err);
 
-/* Monotonic time in nanoseconds. */
+/* ---- time: every clock read of the library goes through these ----
+ * CLOCK_MONOTONIC: never jumps with the wall clock. */
+/* Monotonic time in nanoseconds and in milliseconds. */
 uint64_t dlvm_now_ns(void);
+uint64_t dlvm_now_ms(void);
+/* The monotonic time now, and `ms` milliseconds after t: the deadlines of
+ * timed waits on condition variables set to CLOCK_MONOTONIC. */
+struct timespec dlvm_mono_now(void);
+struct timespec dlvm_timespec_add_ms(struct timespec t, uint64_t ms);
 
 /* ---- the report of a consistency check (report.c) ---- */
 struct dlvm_check_report {

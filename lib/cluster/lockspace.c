@@ -61,14 +61,11 @@ static void *renew_thread(void *p)
 	struct timespec next;
 
 	/* The first renewal comes at once: the join's write was A = 2T ago. */
-	clock_gettime(CLOCK_MONOTONIC, &next);
+	next = dlvm_mono_now();
 	pthread_mutex_lock(&s->mu);
 	for (bool first = true; !s->stop; first = false) {
 		if (!first) {
-			uint64_t ns = (uint64_t)next.tv_nsec +
-				      (t->renew_interval_ms % 1000) * 1000000ull;
-			next.tv_sec += (time_t)(t->renew_interval_ms / 1000 + ns / 1000000000ull);
-			next.tv_nsec = (long)(ns % 1000000000ull);
+			next = dlvm_timespec_add_ms(next, t->renew_interval_ms);
 			while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &next) == 0)
 				;
 			if (s->stop)
@@ -91,8 +88,7 @@ static void *renew_thread(void *p)
 			}
 		}
 		/* a late renewal does not make the next ones pile up */
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
+		struct timespec now = dlvm_mono_now();
 		if (now.tv_sec > next.tv_sec + 1)
 			next = now;
 	}

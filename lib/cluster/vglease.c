@@ -137,9 +137,8 @@ int take_vg_lease(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *err
 	if (s->holding)
 		return 0;
 	const struct dlvm_lease_timeouts *t = dlvm_lockspace_timeouts(s->ls);
-	struct timespec t0, now;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	unsigned seed = (unsigned)(t0.tv_nsec ^ (long)ctx->host_id * 7919);
+	uint64_t t0 = dlvm_now_ms();
+	unsigned seed = (unsigned)(dlvm_now_ns() ^ (uint64_t)ctx->host_id * 7919);
 	for (;;) {
 		struct dlvm_err e = { 0 };
 		int r = dlvm_paxos_acquire(s->ls, 0, DLVM_LEASE_EXCLUSIVE, &s->vg_lease, &e);
@@ -147,9 +146,7 @@ int take_vg_lease(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *err
 			s->holding = true;
 			return 0;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		uint64_t ms = (uint64_t)(now.tv_sec - t0.tv_sec) * 1000 +
-			      (uint64_t)((now.tv_nsec - t0.tv_nsec) / 1000000);
+		uint64_t ms = dlvm_now_ms() - t0;
 		uint64_t limit = ctx->lease_wait_ms ? ctx->lease_wait_ms
 				 : DLVM_MAX(2 * t->io_timeout_ms, (uint64_t)VG_LEASE_WAIT_MS);
 		if (r != -EBUSY || ms >= limit)

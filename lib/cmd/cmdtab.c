@@ -265,7 +265,7 @@ int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *re
 	if (!r && !(c->flags & DLVM_CMD_LOCAL) && mutating)
 		r = jobs_refuse(ctx, c, args, err);
 	if (!r && !(c->flags & DLVM_CMD_LOCAL)) {
-		uint64_t t0 = dlvm_monotonic_ms();
+		uint64_t t0 = dlvm_now_ms();
 		for (;;) {
 			ctx->lock_conflict = false;
 			r = shared_cmd_begin(ctx, c, mutating, args, resp, err);
@@ -276,7 +276,7 @@ int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *re
 			/* another host's activation conflicts: wait without
 			 * holding the VG lease, so that host can change it */
 			if (r != -EBUSY || !ctx->lock_conflict ||
-			    dlvm_monotonic_ms() - t0 >= (uint64_t)(wait_s * 1000))
+			    dlvm_now_ms() - t0 >= (uint64_t)(wait_s * 1000))
 				break;
 			struct timespec d = { 0, 100 * 1000000L };
 			nanosleep(&d, NULL);

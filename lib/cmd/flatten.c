@@ -125,7 +125,7 @@ static int flatten_progress(void *arg, uint64_t done, uint64_t copied, struct dl
 		if (!f->rate)
 			return 0;
 		uint64_t due = (uint64_t)((double)copied * f->chunk_size * 1000.0 / (double)f->rate);
-		uint64_t spent = dlvm_monotonic_ms() - f->t0_ms;
+		uint64_t spent = dlvm_now_ms() - f->t0_ms;
 		if (spent >= due)
 			return 0;
 		uint64_t ms = DLVM_MIN(due - spent, (uint64_t)100);
@@ -229,7 +229,7 @@ static int flatten_end_step(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 
 static int flatten_copy(struct flatten *f, struct dlvm_err *err)
 {
-	f->t0_ms = dlvm_monotonic_ms();
+	f->t0_ms = dlvm_now_ms();
 	int r = dlvm_thin_pool_flatten(f->pool, f->id, f->vchunks, flatten_add_slab, f,
 				       flatten_progress, err);
 	return r ? dlvm_err_prefix(err, r, "%s/%s: flatten: ", f->vg, f->name) : 0;

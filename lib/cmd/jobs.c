@@ -18,7 +18,7 @@
 static void job_row(json_t *rows, const struct dlvm_job *j, json_t *resp, bool detail)
 {
 	json_t *row = json_object();
-	uint64_t end = j->state == JOB_RUNNING ? dlvm_monotonic_ms() : j->ended_ms;
+	uint64_t end = j->state == JOB_RUNNING ? dlvm_now_ms() : j->ended_ms;
 	const char *msg = "";
 
 	if (j->state == JOB_FAILED)

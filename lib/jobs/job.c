@@ -73,7 +73,7 @@ static void *job_main(void *p)
 	j->resp = resp;
 	j->r = r;
 	j->err = e;
-	j->ended_ms = dlvm_monotonic_ms();
+	j->ended_ms = dlvm_now_ms();
 	j->state = r ? JOB_FAILED : JOB_DONE;
 	log_info(DLVM_LOG_JOBS, "job %" PRIu64 ": %s of %s/%s %s%s", j->id, j->type, j->vg,
 		j->lv, r ? "failed: " : "done", r ? e.msg : "");
@@ -129,7 +129,7 @@ int job_start(struct dlvm_ctx *ctx, const char *type, const struct dlvm_vg *vg,
 	j->arg = arg;
 	j->free_arg = free_arg;
 	j->state = JOB_RUNNING;
-	j->started_ms = dlvm_monotonic_ms();
+	j->started_ms = dlvm_now_ms();
 	if ((r = pthread_create(&j->thread, NULL, job_main, j))) {
 		job_free(j);
 		return dlvm_err_set(err, -r, "%s/%s: cannot start a %s job: %s", vg->info.name,

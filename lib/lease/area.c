@@ -27,11 +27,8 @@ int dlvm_lease_timeouts(uint32_t io_timeout, struct dlvm_lease_timeouts *t)
 
 static uint64_t real_now_ms(void *priv)
 {
-	struct timespec ts;
 	(void)priv;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return dlvm_now_ms();
 }
 
 static void real_sleep_ms(void *priv, uint64_t ms)

@@ -188,10 +188,31 @@ int dlvm_check_name(const char *name, const char *what, struct dlvm_err *err)
 	return 0;
 }
 
-uint64_t dlvm_now_ns(void)
+struct timespec dlvm_mono_now(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts;
+}
+
+uint64_t dlvm_now_ns(void)
+{
+	struct timespec ts = dlvm_mono_now();
+
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t dlvm_now_ms(void)
+{
+	return dlvm_now_ns() / 1000000u;
+}
+
+struct timespec dlvm_timespec_add_ms(struct timespec t, uint64_t ms)
+{
+	uint64_t ns = (uint64_t)t.tv_nsec + (ms % 1000u) * 1000000u;
+
+	t.tv_sec += (time_t)(ms / 1000u + ns / 1000000000u);
+	t.tv_nsec = (long)(ns % 1000000000u);
+	return t;
 }

@@ -140,14 +140,6 @@ void dlvm_fence_set(struct dlvm_fence *f, uint64_t deadline_ms)
 	atomic_store_explicit(&f->deadline_ms, deadline_ms, memory_order_release);
 }
 
-uint64_t dlvm_monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void dlvm_lv_map_resolve(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
 			 struct dlvm_map_piece *p)
 {
