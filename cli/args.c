@@ -115,7 +115,7 @@ static int usage_hint(const struct dlvm_cmd_def *cmd, const char *msg, const cha
 static int set_cmd_opt(json_t *opts, const struct dlvm_opt_def *def, const char *value)
 {
 	json_t *list;
-	char *copy, *save = NULL;
+	char *copy;
 
 	switch (def->kind) {
 	case DLVM_OPT_FLAG:
@@ -132,8 +132,11 @@ static int set_cmd_opt(json_t *opts, const struct dlvm_opt_def *def, const char 
 		copy = strdup(value);
 		if (!copy)
 			return -1;
-		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-			if (json_array_append_new(list, json_string(t))) {
+		/* the values between commas; empty ones are skipped */
+		for (char *t = copy, *next; t; t = next) {
+			if ((next = strchr(t, ',')))
+				*next++ = '\0';
+			if (*t && json_array_append_new(list, json_string(t))) {
 				free(copy);
 				return -1;
 			}

@@ -154,7 +154,7 @@ int cli_daemon_run(const char *socket_path, const char *name, json_t *req, long 
 
 	if (strlen(socket_path) >= sizeof(sa.sun_path))
 		return dlvm_err_set(err, -ENAMETOOLONG, "socket path %s is too long", socket_path);
-	strcpy(sa.sun_path, socket_path);
+	memcpy(sa.sun_path, socket_path, strlen(socket_path) + 1);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return dlvm_err_set(err, -errno, "socket: %s", strerror(errno));

@@ -456,7 +456,7 @@ static int listen_unix(const char *path, int *out, struct dlvm_err *err)
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return dlvm_err_set(err, -ENAMETOOLONG, "%s: socket path too long", path);
-	strcpy(sa.sun_path, path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,7 +115,7 @@ int dlvm_exports_set(struct dlvm_exports *ex, const char *name, struct dlvm_lv_m
 		ret = -ENOMEM;
 		goto out;
 	}
-	strcpy(e->name, name);
+	snprintf(e->name, sizeof(e->name), "%s", name);
 	if (dlvm_hmap_insert(&ex->by_name, e)) {
 		free(e);
 		ret = -ENOMEM;
@@ -179,7 +180,7 @@ int dlvm_exports_rename(struct dlvm_exports *ex, const char *old_name, const cha
 	}
 	e = *pp;
 	dlvm_hmap_remove(&ex->by_name, e);
-	strcpy(e->name, new_name);
+	snprintf(e->name, sizeof(e->name), "%s", new_name);
 	if (dlvm_hmap_insert(&ex->by_name, e)) {
 		/* cannot index it: drop it from the list too, never half-known */
 		unlink_export(ex, e);

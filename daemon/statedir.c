@@ -118,7 +118,7 @@ static bool same_device(const char *line, const char *path)
 
 int dlvmd_devices_file_add(const char *dir, const char *devices)
 {
-	char path[PATH_MAX + 32], tmp[PATH_MAX + 32], *line = NULL, *list, *save = NULL;
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 32], *line = NULL, *list;
 	size_t cap = 0, nold = 0;
 	char **old = NULL;
 	bool changed = false;
@@ -152,7 +152,9 @@ int dlvmd_devices_file_add(const char *dir, const char *devices)
 		if (old[i])
 			fputs(old[i], f);
 	list = strdup(devices);
-	for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	for (char *tok = list, *next = NULL; tok; tok = next) {
+		if ((next = strchr(tok, ',')))
+			*next++ = '\0';
 		char *abs = *tok ? absolute_path(tok) : NULL;
 		bool known = false;
 

@@ -55,7 +55,7 @@ static int copy_name(char *dst, const char *src, const char *what, struct dlvm_e
 	if (strlen(src) > DLVM_NAME_MAX)
 		return dlvm_err_set(err, -EINVAL, "%s name '%.20s...' is longer than %d characters",
 				    what, src, DLVM_NAME_MAX);
-	strcpy(dst, src);
+	memcpy(dst, src, strlen(src) + 1);
 	return 0;
 }
 

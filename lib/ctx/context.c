@@ -44,13 +44,18 @@ int dlvm_ctx_init(struct dlvm_ctx *ctx, const char *state_dir, const char *devic
 			ctx->devices_file = NULL;
 	}
 	if (devices && *devices) {
-		char *copy = strdup(devices), *save = NULL;
+		char *copy = strdup(devices), *next;
 		ctx->devices_given = true;
-		for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		if (!copy)
+			return dlvm_err_set(err, -ENOMEM, "out of memory");
+		for (char *t = copy; t; t = next) {
+			if ((next = strchr(t, ',')))
+				*next++ = '\0';
 			if (*t && add_path(ctx, t)) {
 				free(copy);
 				return dlvm_err_set(err, -ENOMEM, "out of memory");
 			}
+		}
 		free(copy);
 		return 0;
 	}

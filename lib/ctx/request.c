@@ -76,6 +76,6 @@ int split_lv_path(const char *path, char *vg, char *lv, struct dlvm_err *err)
 		return dlvm_err_set(err, -EINVAL, "\"%s\": name too long", path);
 	memcpy(vg, p, vl);
 	vg[vl] = '\0';
-	strcpy(lv, slash + 1);
+	memcpy(lv, slash + 1, strlen(slash + 1) + 1);
 	return 0;
 }

@@ -165,39 +165,21 @@ static int apply_payload(struct dlvm_vg *vg, const uint8_t *p, size_t len, const
 	return 0;
 }
 
-/*
- * Replay one copy from mda->hdr. With `resume` (the newer header slot, whose
- * checkpoint is damaged), the records after mda->hdr's checkpoint are
- * followed only up to resume's checkpoint sequence; from there the journal
- * continues where resume says it does (resume->journal_start), which is not
- * always where the older journal ran on to (a repair starts a new journal at
- * ring offset 0). *bridged tells whether that point was reached.
- */
-static int replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg,
-		  const struct dlvm_mda_header *resume, bool *bridged, bool *ckpt_bad,
-		  struct dlvm_err *err)
+/* Read and check the checkpoint header h names, and apply it to vg (when
+ * not NULL). *ckpt_bad: the failure is the checkpoint's, so the older one
+ * may serve. */
+static int replay_checkpoint(struct dlvm_dev *dev, const struct dlvm_mda_header *h,
+			     struct dlvm_vg *vg, bool *ckpt_bad, struct dlvm_err *err)
 {
-	const struct dlvm_mda_header *h = &mda->hdr;
-	struct ring_reader rr = { 0 };
+	uint64_t ck_abs = DLVM_MDA_OFFSET + h->ckpt_offset + h->ckpt_slot * h->ckpt_size;
+	size_t cklen = (size_t)dlvm_align_up(h->ckpt_len, DLVM_BLOCK);
 	struct dlvm_blob_header bh;
-	uint8_t *ck = NULL;
-	uint32_t ss = 512;
 	char where[160];
+	uint8_t *ck;
 	int r;
 
-	mda->valid = false;
-	mda->in_sync = false;
-	{
-		struct dlvm_pv_header ph;
-		if (!dlvm_pv_read_header(dev, &ph, NULL))
-			ss = ph.sector_size;
-	}
-	/* checkpoint */
-	uint64_t ck_abs = DLVM_MDA_OFFSET + h->ckpt_offset + h->ckpt_slot * h->ckpt_size;
 	snprintf(where, sizeof(where), "%s: checkpoint at offset %" PRIu64, dev->name, ck_abs);
-	size_t cklen = (size_t)dlvm_align_up(h->ckpt_len, DLVM_BLOCK);
-	ck = dlvm_io_alloc(cklen);
-	if (!ck)
+	if (!(ck = dlvm_io_alloc(cklen)))
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	/* from here on, a failure is the checkpoint's: the older one may serve */
 	*ckpt_bad = true;
@@ -217,10 +199,40 @@ static int replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg
 		goto out;
 	}
 	*ckpt_bad = false;
-	if (vg && (r = apply_payload(vg, ck + DLVM_BLOB_HEADER_SIZE, bh.payload_len, where, err)))
-		goto out;
+	r = vg ? apply_payload(vg, ck + DLVM_BLOB_HEADER_SIZE, bh.payload_len, where, err) : 0;
+out:
 	free(ck);
-	ck = NULL;
+	return r;
+}
+
+/*
+ * Replay one copy from mda->hdr. With `resume` (the newer header slot, whose
+ * checkpoint is damaged), the records after mda->hdr's checkpoint are
+ * followed only up to resume's checkpoint sequence; from there the journal
+ * continues where resume says it does (resume->journal_start), which is not
+ * always where the older journal ran on to (a repair starts a new journal at
+ * ring offset 0). *bridged tells whether that point was reached.
+ */
+static int replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg,
+		  const struct dlvm_mda_header *resume, bool *bridged, bool *ckpt_bad,
+		  struct dlvm_err *err)
+{
+	const struct dlvm_mda_header *h = &mda->hdr;
+	struct ring_reader rr = { 0 };
+	struct dlvm_blob_header bh;
+	uint32_t ss = 512;
+	char where[160];
+	int r;
+
+	mda->valid = false;
+	mda->in_sync = false;
+	{
+		struct dlvm_pv_header ph;
+		if (!dlvm_pv_read_header(dev, &ph, NULL))
+			ss = ph.sector_size;
+	}
+	if ((r = replay_checkpoint(dev, h, vg, ckpt_bad, err)))
+		return r;
 
 	/* records */
 	rr.dev = dev;
@@ -306,7 +318,6 @@ static int replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg
 		vg->seq = mda->tail_seq;
 	r = 0;
 out:
-	free(ck);
 	free(rr.win);
 	return r;
 }
@@ -713,25 +724,30 @@ static void undo_all(struct dlvm_vg *vg, const struct dlvm_vg_info *info, struct
 	vg->info = *info; /* id counters too */
 }
 
-int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err)
-{
-	struct dlvm_buf b = { 0 };
-	struct dlvm_blob_header bh = { .major = DLVM_FORMAT_MAJOR, .minor = DLVM_FORMAT_MINOR,
-				       .type = DLVM_REC_TXN };
-	uint8_t *rec = NULL, *wrap = NULL;
-	struct undo *undo = NULL;
-	struct dlvm_pv **wpvs = NULL;   /* the copies written, to flush */
-	struct dlvm_dev **wdevs = NULL;
-	int *fres = NULL;
-	size_t napplied = 0;
-	int r = 0, ok = 0;
+/* A commit on its way: the record, the undo of each applied edit, and the
+ * copies written. */
+struct commit {
+	struct dlvm_vg *vg;
+	struct dlvm_txn *t;
+	struct dlvm_buf b;              /* room for the blob header, then the edits */
+	size_t rec_len;                 /* b.len rounded up to DLVM_BLOCK */
+	uint8_t *rec, *wrap;            /* the record and its wrap marker */
+	struct undo *undo;              /* one per edit */
+	size_t napplied;
+	struct dlvm_vg_info saved_info; /* vg->info before the first edit */
+	struct dlvm_pv **wpvs;          /* the copies written, to flush */
+	struct dlvm_dev **wdevs;
+	int *fres;                      /* their flush results */
+	size_t nw;
+};
 
-	if ((r = dlvm_vg_writable(vg, err)))
-		return r;
+/* A missing PV stops every change but its own removal. */
+static int refuse_missing_pvs(const struct dlvm_vg *vg, const struct dlvm_txn *t,
+			      struct dlvm_err *err)
+{
 	for (size_t i = 0; i < vg->npv; i++) {
 		if (vg->pvs[i]->dev)
 			continue;
-		/* the one change allowed without a PV is removing it */
 		bool removed = false;
 		for (size_t k = 0; k < t->n; k++)
 			removed |= t->edits[k].type == DLVM_EDIT_PV_REMOVE &&
@@ -741,150 +757,206 @@ int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err
 					    "changed until it is back or removed (vgreduce "
 					    "--removemissing)", vg->info.name, vg->pvs[i]->d.id);
 	}
-	if ((r = dlvm_buf_reserve(&b, DLVM_BLOB_HEADER_SIZE)))
-		return dlvm_err_set(err, r, "out of memory");
-	b.len = DLVM_BLOB_HEADER_SIZE;
-	for (size_t i = 0; i < t->n; i++)
-		if ((r = dlvm_edit_encode(&t->edits[i], &b))) {
-			r = dlvm_err_set(err, r, "out of memory");
-			goto out;
-		}
-	size_t rec_len = (size_t)dlvm_align_up(b.len, DLVM_BLOCK);
+	return 0;
+}
 
-	/* Resync stale copies and checkpoint copies whose ring is half full. */
-	bool need_ckpt = false;
+/* The record's payload: the edits after room for the blob header. */
+static int encode_edits(struct commit *c, struct dlvm_err *err)
+{
+	int r;
+
+	if ((r = dlvm_buf_reserve(&c->b, DLVM_BLOB_HEADER_SIZE)))
+		return dlvm_err_set(err, r, "out of memory");
+	c->b.len = DLVM_BLOB_HEADER_SIZE;
+	for (size_t i = 0; i < c->t->n; i++)
+		if ((r = dlvm_edit_encode(&c->t->edits[i], &c->b)))
+			return dlvm_err_set(err, r, "out of memory");
+	c->rec_len = (size_t)dlvm_align_up(c->b.len, DLVM_BLOCK);
+	return 0;
+}
+
+/* Refuse a record too large for a ring; resync stale copies and checkpoint
+ * copies whose ring is half full. A copy that cannot be brought up to date
+ * stays stale; the change goes on while another copy is in sync. */
+static int make_room(struct commit *c, struct dlvm_err *err)
+{
+	struct dlvm_vg *vg = c->vg;
+	bool need_ckpt = false, all = false;
+	int r;
+
 	for (size_t i = 0; i < vg->npv; i++) {
 		struct dlvm_mda *m = &vg->pvs[i]->mda;
 		if (!vg->pvs[i]->dev)
 			continue; /* a missing PV being removed */
-		if (rec_len > m->hdr.ring_size / 4) {
-			r = dlvm_err_set(err, -ENOSPC, "%s: transaction of %zu bytes is too large "
-					 "for the metadata journal", vg->info.name, b.len);
-			goto out;
-		}
+		if (c->rec_len > m->hdr.ring_size / 4)
+			return dlvm_err_set(err, -ENOSPC, "%s: transaction of %zu bytes is too "
+					    "large for the metadata journal", vg->info.name,
+					    c->b.len);
 		/* stale copies are brought up to date; damaged ones (!valid)
 		 * wait for an explicit repair */
-		if (!vg->pvs[i]->dev || !m->valid)
-			continue;
-		if (!m->in_sync || m->used + 2 * rec_len > m->hdr.ring_size / 2)
+		if (m->valid && (!m->in_sync || m->used + 2 * c->rec_len > m->hdr.ring_size / 2))
 			need_ckpt = true;
 	}
-	if (need_ckpt) {
-		bool all = false;
-		for (size_t i = 0; i < vg->npv; i++) {
-			struct dlvm_mda *m = &vg->pvs[i]->mda;
-			if (m->in_sync && m->used + 2 * rec_len > m->hdr.ring_size / 2)
-				all = true;
-		}
-		if ((r = dlvm_vg_checkpoint(vg, !all, err))) {
-			/* a copy that cannot be brought up to date stays stale;
-			 * the change goes on while another copy is in sync */
-			bool any = false;
-			for (size_t i = 0; i < vg->npv; i++)
-				any |= vg->pvs[i]->dev && vg->pvs[i]->mda.in_sync;
-			if (!any)
-				goto out;
+	if (!need_ckpt)
+		return 0;
+	for (size_t i = 0; i < vg->npv; i++) {
+		struct dlvm_mda *m = &vg->pvs[i]->mda;
+		all |= m->in_sync && m->used + 2 * c->rec_len > m->hdr.ring_size / 2;
+	}
+	if (!(r = dlvm_vg_checkpoint(vg, !all, err)))
+		return 0;
+	for (size_t i = 0; i < vg->npv; i++)
+		if (vg->pvs[i]->dev && vg->pvs[i]->mda.in_sync) {
 			dlvm_err_clear(err);
-			r = 0;
+			return 0;
 		}
-	}
+	return r;
+}
 
-	/* Apply to the model first: an edit that does not fit is refused
-	 * before anything reaches the disk, and undone if the write fails. */
-	rec = dlvm_io_alloc(rec_len);
-	wrap = dlvm_io_alloc(DLVM_BLOCK);
-	undo = calloc(t->n ? t->n : 1, sizeof(*undo));
-	wpvs = calloc(vg->npv ? vg->npv : 1, sizeof(*wpvs));
-	wdevs = calloc(vg->npv ? vg->npv : 1, sizeof(*wdevs));
-	fres = calloc(vg->npv ? vg->npv : 1, sizeof(*fres));
-	if (!rec || !wrap || !undo || !wpvs || !wdevs || !fres) {
-		r = dlvm_err_set(err, -ENOMEM, "out of memory");
-		goto out;
-	}
-	struct dlvm_vg_info saved_info = vg->info;
-	for (size_t i = 0; i < t->n; i++) {
-		if ((r = make_inverse(vg, &t->edits[i], &undo[i]))) {
+/* The record's buffers, the undo of each edit, room for the copies. */
+static int commit_alloc(struct commit *c, struct dlvm_err *err)
+{
+	size_t npv = c->vg->npv ? c->vg->npv : 1;
+
+	c->rec = dlvm_io_alloc(c->rec_len);
+	c->wrap = dlvm_io_alloc(DLVM_BLOCK);
+	c->undo = calloc(c->t->n ? c->t->n : 1, sizeof(*c->undo));
+	c->wpvs = calloc(npv, sizeof(*c->wpvs));
+	c->wdevs = calloc(npv, sizeof(*c->wdevs));
+	c->fres = calloc(npv, sizeof(*c->fres));
+	if (!c->rec || !c->wrap || !c->undo || !c->wpvs || !c->wdevs || !c->fres)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/* Apply the edits to the model, keeping the inverse of each: an edit that
+ * does not fit is refused (and those before it undone) before anything
+ * reaches the disk. */
+static int apply_edits(struct commit *c, struct dlvm_err *err)
+{
+	struct dlvm_vg *vg = c->vg;
+	int r;
+
+	c->saved_info = vg->info;
+	for (size_t i = 0; i < c->t->n; i++) {
+		if ((r = make_inverse(vg, &c->t->edits[i], &c->undo[i]))) {
 			r = dlvm_err_set(err, r, "out of memory");
-			undo_all(vg, &saved_info, undo, i);
-			goto out;
+			undo_all(vg, &c->saved_info, c->undo, i);
+			return r;
 		}
-		if ((r = dlvm_vg_apply(vg, &t->edits[i], err))) {
-			undo_all(vg, &saved_info, undo, i);
-			dlvm_err_prefix(err, r, "%s: change refused: ", vg->info.name);
-			goto out;
+		if ((r = dlvm_vg_apply(vg, &c->t->edits[i], err))) {
+			undo_all(vg, &c->saved_info, c->undo, i);
+			return dlvm_err_prefix(err, r, "%s: change refused: ", vg->info.name);
 		}
-		napplied = i + 1;
+		c->napplied = i + 1;
 	}
-	vg->seq++;
-	memcpy(rec, b.data, b.len);
+	return 0;
+}
+
+/* The record and its wrap marker, with the VG's next sequence number. */
+static void seal_record(struct commit *c)
+{
+	struct dlvm_blob_header bh = { .major = DLVM_FORMAT_MAJOR, .minor = DLVM_FORMAT_MINOR,
+				       .type = DLVM_REC_TXN };
+
+	c->vg->seq++;
+	memcpy(c->rec, c->b.data, c->b.len);
 	memcpy(bh.magic, DLVM_REC_MAGIC, 8);
-	memcpy(bh.vg_uuid, vg->info.uuid, 16);
-	bh.seq = vg->seq;
-	bh.payload_len = (uint32_t)(b.len - DLVM_BLOB_HEADER_SIZE);
+	memcpy(bh.vg_uuid, c->vg->info.uuid, 16);
+	bh.seq = c->vg->seq;
+	bh.payload_len = (uint32_t)(c->b.len - DLVM_BLOB_HEADER_SIZE);
 	bh.timestamp = (uint64_t)time(NULL);
-	dlvm_blob_encode(&bh, rec);
+	dlvm_blob_encode(&bh, c->rec);
 	struct dlvm_blob_header wh = bh;
 	wh.type = DLVM_REC_WRAP;
 	wh.payload_len = 0;
-	dlvm_blob_encode(&wh, wrap);
+	dlvm_blob_encode(&wh, c->wrap);
+}
 
-	/* the record goes to every copy, then all copies are flushed at once:
-	 * a crash in between leaves each with the record or without it, and
-	 * replay takes the newest (a stale copy is brought up to date) */
-	size_t nw = 0;
+/* The record goes to every copy in sync, then all copies are flushed at
+ * once: a crash in between leaves each with the record or without it, and
+ * replay takes the newest (a stale copy is brought up to date). Returns how
+ * many copies hold it; *r and err: the first copy that failed. */
+static size_t write_copies(struct commit *c, int *r, struct dlvm_err *err)
+{
+	struct dlvm_vg *vg = c->vg;
+	size_t ok = 0;
+
 	for (size_t i = 0; i < vg->npv; i++) {
 		struct dlvm_pv *pv = vg->pvs[i];
 		if (!pv->mda.in_sync)
 			continue;
 		uint32_t ss = pv->hdr.sector_size;
-		size_t len = (size_t)dlvm_align_up(b.len, ss);
+		size_t len = (size_t)dlvm_align_up(c->b.len, ss);
 		struct dlvm_err e = { 0 };
-		if (append_one(pv, rec, len, wrap, ss, &e)) {
-			copy_failed(pv, &e, &r, err);
+		if (append_one(pv, c->rec, len, c->wrap, ss, &e)) {
+			copy_failed(pv, &e, r, err);
 			continue;
 		}
-		wpvs[nw] = pv;
-		wdevs[nw++] = pv->dev;
+		c->wpvs[c->nw] = pv;
+		c->wdevs[c->nw++] = pv->dev;
 	}
-	dlvm_devs_flush(wdevs, nw, fres);
-	for (size_t i = 0; i < nw; i++) {
-		struct dlvm_pv *pv = wpvs[i];
-		if (fres[i]) {
+	dlvm_devs_flush(c->wdevs, c->nw, c->fres);
+	for (size_t i = 0; i < c->nw; i++) {
+		struct dlvm_pv *pv = c->wpvs[i];
+		if (c->fres[i]) {
 			struct dlvm_err e = { 0 };
-			dlvm_err_set(&e, fres[i], "%s: flush failed: %s", pv->dev->name,
-				     strerror(-fres[i]));
-			copy_failed(pv, &e, &r, err);
+			dlvm_err_set(&e, c->fres[i], "%s: flush failed: %s", pv->dev->name,
+				     strerror(-c->fres[i]));
+			copy_failed(pv, &e, r, err);
 			continue;
 		}
 		pv->mda.tail_seq = vg->seq;
 		ok++;
 	}
-	if (!ok) {
-		vg->seq--;
-		undo_all(vg, &saved_info, undo, napplied);
-		napplied = 0;
-		if (!r)
-			r = dlvm_err_set(err, -EIO, "%s: no metadata copy could be written",
-					 vg->info.name);
-		/* the disk may hold the record: reload first */
-		vg->readonly = true;
-		snprintf(vg->readonly_why, sizeof(vg->readonly_why), "%s: volume group is "
-			 "read-only: a commit failed on every metadata copy (reload it before "
-			 "changing it again)", vg->info.name);
+	return ok;
+}
+
+/* No copy took the record: undo the edits and refuse changes until a
+ * reload, since the disk may hold the record all the same. */
+static int fail_everywhere(struct commit *c, int r, struct dlvm_err *err)
+{
+	struct dlvm_vg *vg = c->vg;
+
+	vg->seq--;
+	undo_all(vg, &c->saved_info, c->undo, c->napplied);
+	c->napplied = 0;
+	if (!r)
+		r = dlvm_err_set(err, -EIO, "%s: no metadata copy could be written", vg->info.name);
+	vg->readonly = true;
+	snprintf(vg->readonly_why, sizeof(vg->readonly_why), "%s: volume group is read-only: a "
+		 "commit failed on every metadata copy (reload it before changing it again)",
+		 vg->info.name);
+	return r;
+}
+
+int dlvm_txn_commit(struct dlvm_vg *vg, struct dlvm_txn *t, struct dlvm_err *err)
+{
+	struct commit c = { .vg = vg, .t = t };
+	int r;
+
+	if ((r = dlvm_vg_writable(vg, err)) || (r = refuse_missing_pvs(vg, t, err)))
+		return r;
+	if ((r = encode_edits(&c, err)) || (r = make_room(&c, err)) ||
+	    (r = commit_alloc(&c, err)) || (r = apply_edits(&c, err)))
+		goto out;
+	seal_record(&c);
+	if (!write_copies(&c, &r, err)) {
+		r = fail_everywhere(&c, r, err);
 		goto out;
 	}
 	dlvm_err_clear(err); /* a copy failed but others hold the change */
 	r = 0;
 out:
-	for (size_t i = 0; undo && i < t->n; i++)
-		undo_release(&undo[i]);
-	free(undo);
-	free(wpvs);
-	free(wdevs);
-	free(fres);
-	free(rec);
-	free(wrap);
-	dlvm_buf_release(&b);
+	for (size_t i = 0; c.undo && i < t->n; i++)
+		undo_release(&c.undo[i]);
+	free(c.undo);
+	free(c.wpvs);
+	free(c.wdevs);
+	free(c.fres);
+	free(c.rec);
+	free(c.wrap);
+	dlvm_buf_release(&c.b);
 	return r;
 }
 

@@ -40,32 +40,6 @@ static uint8_t *valp(struct th_node *n, unsigned i)
 	return (uint8_t *)&n->u + vsize(n) * i;
 }
 
-/* First index whose key is >= key (n->nr if none). */
-static unsigned lower_bound(const struct th_node *n, uint64_t key)
-{
-	unsigned lo = 0, hi = n->nr;
-
-	while (lo < hi) {
-		unsigned mid = (lo + hi) / 2;
-		if (n->keys[mid] < key)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* Index of the child whose range holds key: the last key <= key; -1 when key
- * is below every key. */
-static int child_index(const struct th_node *n, uint64_t key)
-{
-	unsigned i = lower_bound(n, key);
-
-	if (i < n->nr && n->keys[i] == key)
-		return (int)i;
-	return (int)i - 1;
-}
-
 /* Copy cnt entries from src[si..] to dst[di..] (the same node is fine). */
 static void entries_copy(struct th_node *dst, unsigned di, struct th_node *src, unsigned si,
 			 unsigned cnt)
@@ -150,50 +124,40 @@ int th_tree_depth(struct dlvm_thin_store *s, uint64_t root, uint16_t type, unsig
 	return 0;
 }
 
-static void value_out(struct th_node *n, unsigned i, uint64_t *val, struct th_devrec *rec)
+/* The store's reader: its cache, type and level checked. */
+struct store_reader {
+	struct dlvm_thin_store *s;
+	bool *shared;          /* set when a node read is referenced more than once */
+};
+
+static int store_get(void *ctx, uint64_t blk, const struct th_place *p, struct th_cnode **out,
+		     struct dlvm_err *err)
 {
-	if (n->type == TH_TREE_DEV) {
-		if (rec)
-			*rec = n->u.d[i];
-	} else if (val) {
-		*val = n->u.v[i];
-	}
+	struct store_reader *sr = ctx;
+	int r = th_node_get(sr->s, blk, p->type, p->level, out, err);
+
+	if (!r && sr->shared && sr->s->mref[blk] > 1)
+		*sr->shared = true;
+	return r;
+}
+
+static void store_put(void *ctx, struct th_cnode *c)
+{
+	struct store_reader *sr = ctx;
+
+	th_node_put(sr->s, c);
 }
 
 int th_btree_lookup(struct dlvm_thin_store *s, uint64_t root, uint16_t type, uint64_t key,
 		    bool *found, uint64_t *val, struct th_devrec *rec, bool *shared,
 		    struct dlvm_err *err)
 {
-	struct th_cnode *c;
-	uint64_t blk = root;
-	int level = -1, r;
+	struct store_reader sr = { .s = s, .shared = shared };
+	struct th_reader rd = { .get = store_get, .put = store_put, .ctx = &sr };
 
-	*found = false;
 	if (shared)
 		*shared = false;
-	for (;;) {
-		if ((r = th_node_get(s, blk, type, level, &c, err)))
-			return r;
-		if (shared && s->mref[blk] > 1)
-			*shared = true;
-		if (c->n.level == 0)
-			break;
-		int i = child_index(&c->n, key);
-		if (i < 0) {
-			th_node_put(s, c);
-			return 0;
-		}
-		blk = c->n.u.v[i];
-		level = c->n.level - 1;
-		th_node_put(s, c);
-	}
-	unsigned j = lower_bound(&c->n, key);
-	if (j < c->n.nr && c->n.keys[j] == key) {
-		*found = true;
-		value_out(&c->n, j, val, rec);
-	}
-	th_node_put(s, c);
-	return 0;
+	return th_btree_find(&rd, root, type, key, found, val, rec, err);
 }
 
 /*
@@ -277,7 +241,7 @@ int th_btree_insert(struct dlvm_thin_store *s, uint64_t *root, uint16_t type, ui
 	if (n->n.nr == max_entries(&n->n) && (r = split_root(s, n, key, err)))
 		goto out;
 	while (n->n.level > 0) {
-		int i = child_index(&n->n, key);
+		int i = th_child_index(&n->n, key);
 		if (i < 0) {
 			i = 0;
 			n->n.keys[0] = key;
@@ -300,11 +264,11 @@ int th_btree_insert(struct dlvm_thin_store *s, uint64_t *root, uint16_t type, ui
 		th_node_put(s, n);
 		n = c;
 	}
-	unsigned j = lower_bound(&n->n, key);
+	unsigned j = th_lower_bound(&n->n, key);
 	const void *v = type == TH_TREE_DEV ? (const void *)rec : (const void *)&val;
 	if (j < n->n.nr && n->n.keys[j] == key) {
 		*had_old = true;
-		value_out(&n->n, j, old, old_rec);
+		th_value_out(&n->n, j, old, old_rec);
 		memcpy(valp(&n->n, j), v, vsize(&n->n));
 	} else {
 		entry_insert(&n->n, j, key, v);
@@ -383,7 +347,7 @@ int th_btree_remove_step(struct dlvm_thin_store *s, uint64_t *root, uint16_t typ
 	*root = path[0]->n.blocknr;
 	while (path[d]->n.level > 0) {
 		struct th_node *n = &path[d]->n;
-		int i = child_index(n, lo);
+		int i = th_child_index(n, lo);
 		if (i < 0)
 			i = 0;
 		if (d + 1 >= TH_PATH_MAX) {
@@ -398,7 +362,7 @@ int th_btree_remove_step(struct dlvm_thin_store *s, uint64_t *root, uint16_t typ
 		d++;
 	}
 	struct th_node *leaf = &path[d]->n;
-	unsigned j0 = lower_bound(leaf, lo), j1 = j0;
+	unsigned j0 = th_lower_bound(leaf, lo), j1 = j0;
 	while (j1 < leaf->nr && leaf->keys[j1] <= hi) {
 		if (fn && type == TH_TREE_DEV)
 			fn(s, leaf->keys[j1], 0, &leaf->u.d[j1], ctx);
@@ -449,38 +413,13 @@ out:
 	return r;
 }
 
-static int next_rec(struct dlvm_thin_store *s, uint64_t blk, uint16_t type, int level,
-		    uint64_t from, uint64_t *key, uint64_t *val, struct th_devrec *rec,
-		    struct dlvm_err *err)
-{
-	struct th_cnode *c;
-	int r = th_node_get(s, blk, type, level, &c, err);
-
-	if (r)
-		return r;
-	if (c->n.level == 0) {
-		unsigned j = lower_bound(&c->n, from);
-		if (j < c->n.nr) {
-			*key = c->n.keys[j];
-			value_out(&c->n, j, val, rec);
-		}
-	} else {
-		int i = child_index(&c->n, from);
-		for (unsigned k = i < 0 ? 0 : (unsigned)i; k < c->n.nr && !r; k++) {
-			r = next_rec(s, c->n.u.v[k], type, c->n.level - 1, from, key, val, rec, err);
-			if (*key != DLVM_THIN_NONE)
-				break;
-		}
-	}
-	th_node_put(s, c);
-	return r;
-}
-
 int th_btree_next(struct dlvm_thin_store *s, uint64_t root, uint16_t type, uint64_t from,
 		  uint64_t *key, uint64_t *val, struct th_devrec *rec, struct dlvm_err *err)
 {
-	*key = DLVM_THIN_NONE;
-	return next_rec(s, root, type, -1, from, key, val, rec, err);
+	struct store_reader sr = { .s = s };
+	struct th_reader rd = { .get = store_get, .put = store_put, .ctx = &sr };
+
+	return th_btree_find_next(&rd, root, type, from, key, val, rec, err);
 }
 
 static int iterate_rec(struct dlvm_thin_store *s, uint64_t blk, uint16_t type, int level,
@@ -492,10 +431,10 @@ static int iterate_rec(struct dlvm_thin_store *s, uint64_t blk, uint16_t type, i
 	if (r)
 		return r;
 	if (c->n.level == 0) {
-		for (unsigned j = lower_bound(&c->n, from); j < c->n.nr && !r; j++)
+		for (unsigned j = th_lower_bound(&c->n, from); j < c->n.nr && !r; j++)
 			r = fn(ctx, c->n.keys[j], th_map_chunk(c->n.u.v[j]));
 	} else {
-		int i = child_index(&c->n, from);
+		int i = th_child_index(&c->n, from);
 		for (unsigned k = i < 0 ? 0 : (unsigned)i; k < c->n.nr && !r; k++)
 			r = iterate_rec(s, c->n.u.v[k], type, c->n.level - 1, from, fn, ctx, err);
 	}

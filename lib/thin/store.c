@@ -139,8 +139,8 @@ int dlvm_thin_store_open(struct dlvm_dev *dev, const struct dlvm_thin_open_opts 
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	s->dev = dev;
 	s->name = dev->name;
-	th_cache_init(s, o->cache_blocks ? o->cache_blocks : DEFAULT_CACHE_BLOCKS);
-	if (!(s->iobuf = dlvm_io_alloc(TH_BLOCK))) {
+	if (th_cache_init(&s->cache, o->cache_blocks ? o->cache_blocks : DEFAULT_CACHE_BLOCKS) ||
+	    !(s->iobuf = dlvm_io_alloc(TH_BLOCK))) {
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -195,7 +195,7 @@ void dlvm_thin_store_close(struct dlvm_thin_store *s)
 {
 	if (!s)
 		return;
-	th_cache_release(s);
+	th_cache_release(&s->cache);
 	free(s->iobuf);
 	free(s->mref);
 	free(s->mnew);
@@ -246,7 +246,7 @@ int dlvm_thin_commit_start(struct dlvm_thin_store *s, struct dlvm_thin_job **out
 	if (s->committing)
 		return dlvm_err_set(err, -EBUSY, "%s: a commit is still being written", s->name);
 	if ((j = calloc(1, sizeof(*j))) &&
-	    (j->blk = malloc((s->ncached ? s->ncached : 1) * sizeof(*j->blk))))
+	    (j->blk = malloc((s->cache.count ? s->cache.count : 1) * sizeof(*j->blk))))
 		j->n = th_cache_dirty(s, j->blk);
 	if (!j || !j->blk || !(j->buf = dlvm_io_alloc((j->n ? j->n : 1) * TH_BLOCK)) ||
 	    !(j->sb = dlvm_io_alloc(TH_BLOCK))) {

@@ -14,7 +14,6 @@
 
 #include "dlvm/err.h"
 #include "dlvm/thin.h"
-#include "lib/util/hmap.h"
 
 #define TH_BLOCK DLVM_THIN_BLOCK
 #define TH_SB_SIZE 512u          /* the superblock structure; rest of its block is zero */
@@ -145,7 +144,24 @@ struct th_cnode {
 	unsigned pins;         /* holders of a pointer to this entry */
 	bool dirty;            /* changed since written */
 	bool writing;          /* in the commit being written: stays cached until it is */
+	struct th_cnode *hnext;       /* next in its hash chain */
 	struct th_cnode *prev, *next; /* LRU of unpinned entries */
+};
+
+/*
+ * Decoded nodes by block number: a hash table of chains, and the unpinned
+ * entries on an LRU list, oldest first. A store has one (nodes it reads and
+ * nodes it changes), each view another (nodes it reads). Not thread safe:
+ * the owner serialises every use, and caches share nothing.
+ */
+struct th_cache {
+	struct th_cnode **buckets;
+	unsigned bucket_bits;
+	size_t cap;            /* unpinned entries kept */
+	size_t count;          /* entries in the table */
+	size_t nunpinned;      /* of them, on the LRU list */
+	struct th_cnode *lru_head, *lru_tail;
+	struct th_cnode *spare; /* out of the table: the entry of the next miss */
 };
 
 struct dlvm_thin_store {
@@ -181,9 +197,7 @@ struct dlvm_thin_store {
 	void *freed_arg;
 
 	uint8_t *iobuf;                /* one block, aligned for O_DIRECT */
-	struct dlvm_hmap cache;        /* struct th_cnode by n.blocknr */
-	size_t ncached, cache_cap, nunpinned;
-	struct th_cnode *lru_head, *lru_tail;
+	struct th_cache cache;
 };
 
 static inline bool th_bit(const uint64_t *map, uint64_t i)
@@ -248,10 +262,122 @@ void th_space_count(struct dlvm_thin_store *s);
 
 /* ---- cache.c: nodes in memory ---- */
 
-/* The node in block blk, pinned. It must be of tree `type` and, when level >= 0,
- * of that level. Reads and decodes it when not cached. -EBADMSG, -EIO, -ENOMEM. */
+/* An empty cache keeping cap unpinned entries. 0 or -ENOMEM. */
+int th_cache_init(struct th_cache *c, size_t cap);
+/* Free every entry (none may be pinned); the cache stays usable. */
+void th_cache_clear(struct th_cache *c);
+/* Free every entry and the table. */
+void th_cache_release(struct th_cache *c);
+
+/* Read block blk of dev through iobuf (one aligned block) and decode it
+ * into n under lim. -EIO (the device's message) or -EBADMSG (the decoder's,
+ * after "who: "). */
+int th_node_read(struct dlvm_dev *dev, uint8_t *iobuf, uint64_t blk, const struct th_limits *lim,
+		 const char *who, struct th_node *n, struct dlvm_err *err);
+
+/* The way to an entry, inline: a view's lookups go through here for every
+ * node of their path. */
+
+static inline size_t th_cache_bucket(unsigned bits, uint64_t blk)
+{
+	return (size_t)((blk * 0x9e3779b97f4a7c15ull) >> (64 - bits));
+}
+
+/* The entry of block blk, or NULL; not pinned. */
+static inline struct th_cnode *th_cache_find(const struct th_cache *c, uint64_t blk)
+{
+	for (struct th_cnode *e = c->buckets[th_cache_bucket(c->bucket_bits, blk)]; e;
+	     e = e->hnext)
+		if (e->n.blocknr == blk)
+			return e;
+	return NULL;
+}
+
+static inline void th_cache_lru_unlink(struct th_cache *c, struct th_cnode *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		c->lru_head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		c->lru_tail = e->prev;
+	e->prev = e->next = NULL;
+	c->nunpinned--;
+}
+
+static inline void th_cache_lru_append(struct th_cache *c, struct th_cnode *e)
+{
+	e->prev = c->lru_tail;
+	e->next = NULL;
+	if (c->lru_tail)
+		c->lru_tail->next = e;
+	else
+		c->lru_head = e;
+	c->lru_tail = e;
+	c->nunpinned++;
+}
+
+/* One more pin on an entry in the table. */
+static inline void th_cache_pin(struct th_cache *c, struct th_cnode *e)
+{
+	if (!e->pins++)
+		th_cache_lru_unlink(c, e);
+}
+
+/* Drop a pin: true when it was the last (the entry is on the LRU list). */
+static inline bool th_cache_unpin(struct th_cache *c, struct th_cnode *e)
+{
+	if (--e->pins)
+		return false;
+	th_cache_lru_append(c, e);
+	return true;
+}
+
+/* Read-only use (views). */
+
+/* th_cache_read's miss: block blk read with th_node_read into a new entry
+ * while the cache holds fewer than cap, else into the oldest unpinned one. */
+int th_cache_read_miss(struct th_cache *c, struct dlvm_dev *dev, uint8_t *iobuf,
+		       const struct th_limits *lim, const char *who, uint64_t blk,
+		       struct th_cnode **out, struct dlvm_err *err);
+/* Free the oldest unpinned entries past the cap. */
+void th_cache_trim(struct th_cache *c);
+
+/* The node of block blk, pinned: cached, or read from dev; a full cache
+ * allocates nothing. -EBADMSG, -EIO, -ENOMEM. */
+static inline int th_cache_read(struct th_cache *c, struct dlvm_dev *dev, uint8_t *iobuf,
+				const struct th_limits *lim, const char *who, uint64_t blk,
+				struct th_cnode **out, struct dlvm_err *err)
+{
+	struct th_cnode *e = th_cache_find(c, blk);
+
+	if (!e)
+		return th_cache_read_miss(c, dev, iobuf, lim, who, blk, out, err);
+	th_cache_pin(c, e);
+	*out = e;
+	return 0;
+}
+
+/* Give back a pin of th_cache_read. */
+static inline void th_cache_put(struct th_cache *c, struct th_cnode *e)
+{
+	if (th_cache_unpin(c, e) && c->nunpinned > c->cap)
+		th_cache_trim(c);
+}
+
+/* Give back a pin of th_cache_read and drop the entry: its node is not
+ * what its place in the tree needs. */
+void th_cache_forget(struct th_cache *c, struct th_cnode *e);
+
+/* The store's use: the node in block blk, pinned. It must be of tree `type`
+ * and, when level >= 0, of that level. Reads and decodes it when not cached.
+ * -EBADMSG, -EIO, -ENOMEM. */
 int th_node_get(struct dlvm_thin_store *s, uint64_t blk, uint16_t type, int level,
 		struct th_cnode **out, struct dlvm_err *err);
+/* Unpin; past the cache's cap the oldest unpinned nodes go, changed ones
+ * written first. */
 void th_node_put(struct dlvm_thin_store *s, struct th_cnode *c);
 /* A node in a newly allocated block, empty, pinned, dirty. -ENOSPC, -ENOMEM. */
 int th_node_new(struct dlvm_thin_store *s, uint16_t type, uint16_t level, struct th_cnode **out,
@@ -261,15 +387,13 @@ void th_node_dirty(struct dlvm_thin_store *s, struct th_cnode *c);
 /* Forget the cache entry of block blk, if any (it must not be pinned). */
 void th_cache_drop(struct dlvm_thin_store *s, uint64_t blk);
 /* The blocks of every changed node, in block order, into blk (room for
- * s->ncached); returns how many. */
+ * s->cache.count); returns how many. */
 size_t th_cache_dirty(const struct dlvm_thin_store *s, uint64_t *blk);
 /* Encode the nodes of blk[0..n) into buf + i * TH_BLOCK; they count as
  * written from then on and stay cached until th_cache_written. */
 void th_cache_seal(struct dlvm_thin_store *s, const uint64_t *blk, size_t n, uint8_t *buf);
 /* The commit that sealed blk[0..n) wrote them: they may leave the cache. */
 void th_cache_written(struct dlvm_thin_store *s, const uint64_t *blk, size_t n);
-void th_cache_init(struct dlvm_thin_store *s, size_t cap);
-void th_cache_release(struct dlvm_thin_store *s);
 
 /* ---- btree.c: copy-on-write B-trees ---- */
 
@@ -290,8 +414,173 @@ static inline uint64_t th_insert_cost(unsigned depth)
 	return 2 * (uint64_t)depth + 2;
 }
 
-/* Find key: *found, and its value in *val (8 bytes) or *rec (device tree).
- * *shared (may be NULL): a node on the path is referenced more than once. */
+/* ---- the search of every tree (inline: each caller's reader is called
+ * directly, and a view's lookups stay as fast as a search of its own) ---- */
+
+/* First index whose key is >= key (n->nr if none). */
+static inline unsigned th_lower_bound(const struct th_node *n, uint64_t key)
+{
+	unsigned lo = 0, hi = n->nr;
+
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+		if (n->keys[mid] < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Index of the child whose range holds key: the last key <= key; -1 when key
+ * is below every key. */
+static inline int th_child_index(const struct th_node *n, uint64_t key)
+{
+	unsigned i = th_lower_bound(n, key);
+
+	if (i < n->nr && n->keys[i] == key)
+		return (int)i;
+	return (int)i - 1;
+}
+
+/* Entry i's value into *val (8 bytes) or *rec (device tree leaf); either may
+ * be NULL. */
+static inline void th_value_out(const struct th_node *n, unsigned i, uint64_t *val,
+				struct th_devrec *rec)
+{
+	if (n->type == TH_TREE_DEV) {
+		if (rec)
+			*rec = n->u.d[i];
+	} else if (val) {
+		*val = n->u.v[i];
+	}
+}
+
+/* Where a node is reached from: what its parent lets it be. */
+struct th_place {
+	uint16_t type;         /* enum th_tree */
+	int level;             /* -1: the root, any level */
+	uint64_t lo, hi;       /* every key of the node lies in [lo, hi] */
+};
+
+static inline struct th_place th_root_place(uint16_t type)
+{
+	return (struct th_place){ .type = type, .level = -1, .lo = 0, .hi = DLVM_THIN_MAX_ID };
+}
+
+/* The place of child i of internal node n, itself at place p. */
+static inline struct th_place th_child_place(const struct th_node *n, unsigned i,
+					     const struct th_place *p)
+{
+	return (struct th_place){ .type = p->type, .level = n->level - 1, .lo = n->keys[i],
+				  .hi = i + 1 < n->nr ? n->keys[i + 1] - 1 : p->hi };
+}
+
+/*
+ * How a search reads nodes. get pins the node in block blk, reached at
+ * place p; it checks as much of p as its owner needs (the store: type and
+ * level; a view: all of it) and fails with -EBADMSG naming the block. put
+ * gives the pin back. A search holds one pin at a time.
+ */
+struct th_reader {
+	int (*get)(void *ctx, uint64_t blk, const struct th_place *p, struct th_cnode **out,
+		   struct dlvm_err *err);
+	void (*put)(void *ctx, struct th_cnode *c);
+	void *ctx;
+};
+
+/*
+ * Down from root to the leaf whose range holds key: returned pinned in
+ * *leaf, with its place. An internal node whose keys are all above key has
+ * no child for it: then *leaf is NULL, or, with `first`, the search goes on
+ * into its first child (where the keys after key begin).
+ */
+static inline int th_btree_descend(const struct th_reader *rd, uint64_t root, uint16_t type,
+				   uint64_t key, bool first, struct th_cnode **leaf,
+				   struct th_place *place, struct dlvm_err *err)
+{
+	struct th_place p = th_root_place(type);
+	uint64_t blk = root;
+	struct th_cnode *c;
+	int r;
+
+	*leaf = NULL;
+	for (;;) {
+		if ((r = rd->get(rd->ctx, blk, &p, &c, err)))
+			return r;
+		if (c->n.level == 0)
+			break;
+		int i = th_child_index(&c->n, key);
+		if (i < 0 && !first) {
+			rd->put(rd->ctx, c);
+			return 0;
+		}
+		unsigned k = i < 0 ? 0 : (unsigned)i;
+		blk = c->n.u.v[k];
+		p = th_child_place(&c->n, k, &p);
+		rd->put(rd->ctx, c);
+	}
+	*leaf = c;
+	*place = p;
+	return 0;
+}
+
+/* Find key in the tree rooted at root, over rd: *found, and its value in
+ * *val or *rec (th_value_out). Returns get's errors. */
+static inline int th_btree_find(const struct th_reader *rd, uint64_t root, uint16_t type,
+				uint64_t key, bool *found, uint64_t *val, struct th_devrec *rec,
+				struct dlvm_err *err)
+{
+	struct th_cnode *c;
+	struct th_place p;
+	int r;
+
+	*found = false;
+	if ((r = th_btree_descend(rd, root, type, key, false, &c, &p, err)) || !c)
+		return r;
+	unsigned j = th_lower_bound(&c->n, key);
+	if (j < c->n.nr && c->n.keys[j] == key) {
+		*found = true;
+		th_value_out(&c->n, j, val, rec);
+	}
+	rd->put(rd->ctx, c);
+	return 0;
+}
+
+/* The smallest key >= from, over rd: *key (DLVM_THIN_NONE if none) and its
+ * value as th_btree_find gives it. Returns get's errors. */
+static inline int th_btree_find_next(const struct th_reader *rd, uint64_t root, uint16_t type,
+				     uint64_t from, uint64_t *key, uint64_t *val,
+				     struct th_devrec *rec, struct dlvm_err *err)
+{
+	struct th_cnode *c;
+	struct th_place p;
+	int r;
+
+	*key = DLVM_THIN_NONE;
+	/* Down to the leaf whose range holds from. When no key of it is >= from,
+	 * the next leaf starts after its range: again from there. Non-root
+	 * leaves are not empty, so that is at most once more. */
+	while (from <= DLVM_THIN_MAX_ID) {
+		if ((r = th_btree_descend(rd, root, type, from, true, &c, &p, err)))
+			return r;
+		unsigned j = th_lower_bound(&c->n, from);
+		if (j < c->n.nr) {
+			*key = c->n.keys[j];
+			th_value_out(&c->n, j, val, rec);
+			rd->put(rd->ctx, c);
+			return 0;
+		}
+		rd->put(rd->ctx, c);
+		if (p.hi >= DLVM_THIN_MAX_ID)
+			break;
+		from = p.hi + 1;
+	}
+	return 0;
+}
+
+/* th_btree_find on the store's cache. *shared (may be NULL): a node on the
+ * path is referenced more than once. */
 int th_btree_lookup(struct dlvm_thin_store *s, uint64_t root, uint16_t type, uint64_t key,
 		    bool *found, uint64_t *val, struct th_devrec *rec, bool *shared,
 		    struct dlvm_err *err);
@@ -312,7 +601,7 @@ typedef void (*th_removed_fn)(struct dlvm_thin_store *s, uint64_t key, uint64_t 
 int th_btree_remove_step(struct dlvm_thin_store *s, uint64_t *root, uint16_t type, uint64_t lo,
 			 uint64_t hi, th_removed_fn fn, void *ctx, uint64_t *removed,
 			 uint64_t *next, struct dlvm_err *err);
-/* The smallest key >= from: *key (DLVM_THIN_NONE if none) and its value. */
+/* th_btree_find_next on the store's cache. */
 int th_btree_next(struct dlvm_thin_store *s, uint64_t root, uint16_t type, uint64_t from,
 		  uint64_t *key, uint64_t *val, struct th_devrec *rec, struct dlvm_err *err);
 /* Call fn(ctx, key, val) for each entry with key >= from, in order; stops at

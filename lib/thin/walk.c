@@ -61,7 +61,7 @@ static void problem(struct th_walk *w, struct dlvm_err *err, const char *fmt, ..
 static int read_node(struct th_walk *w, uint64_t blk, struct th_node *n, struct dlvm_err *e)
 {
 	struct dlvm_thin_store *s = w->s;
-	struct th_cnode *c = dlvm_hmap_find_u64(&s->cache, blk);
+	struct th_cnode *c = th_cache_find(&s->cache, blk);
 
 	if (c && (c->dirty || c->writing)) {
 		*n = c->n;
@@ -111,7 +111,7 @@ static void prefetch_leaves(struct th_walk *w, const struct th_node *n)
 	prefetch_drop(w);
 	for (unsigned i = 0; i < n->nr; i++) {
 		uint64_t c = n->u.v[i];
-		struct th_cnode *cn = dlvm_hmap_find_u64(&s->cache, c);
+		struct th_cnode *cn = th_cache_find(&s->cache, c);
 		if (c >= TH_FIRST_NODE && c < w->lim.meta_blocks && !w->mref[c] &&
 		    !(cn && (cn->dirty || cn->writing)) && !th_windows_may_hold(w->win, c))
 			b[m++] = c;

@@ -171,7 +171,7 @@ int main(int argc, char **argv)
 			fence = dlvm_fence_new("");
 			if (!fence)
 				return 1;
-			dlvm_fence_set(fence, dlvm_monotonic_ms() + ms);
+			dlvm_fence_set(fence, dlvm_now_ms() + ms);
 			fprintf(stderr, "nbd_serve_file: fence deadline %" PRIu64 " ms\n",
 				atomic_load(&fence->deadline_ms));
 			break;
