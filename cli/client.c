@@ -205,14 +205,15 @@ out:
 int cli_local_run(const struct cli_global *g, const char *name, json_t *req, json_t *resp,
 		  struct dlvm_err *err)
 {
-	struct dlvm_ctx ctx = {0};
+	struct dlvm_ctx_opts o = { .state_dir = g->state_dir, .devices = g->devices };
+	struct dlvm_ctx *ctx;
 	int r;
 
-	r = dlvm_ctx_init(&ctx, g->state_dir, g->devices, false, err);
+	r = dlvm_ctx_new(&o, &ctx, err);
 	if (r < 0)
 		return r;
 	/* dlvm_cmd_run opens and locks the devices (for this command only). */
-	r = dlvm_cmd_run(&ctx, name, req, resp, err);
-	dlvm_ctx_release(&ctx);
+	r = dlvm_cmd_run(ctx, name, req, resp, err);
+	dlvm_ctx_free(ctx);
 	return r;
 }

@@ -170,8 +170,8 @@ void dlvmd_api_resume_jobs(struct dlvmd_api *api)
 		return;
 	pthread_mutex_lock(&api->lock);
 	/* the names first: each command may change the VGs */
-	for (size_t i = 0; i < ctx->nvg; i++) {
-		const struct dlvm_vg *vg = ctx->vgs[i];
+	for (size_t i = 0; i < dlvm_ctx_vg_count(ctx); i++) {
+		const struct dlvm_vg *vg = dlvm_ctx_vg_at(ctx, i);
 		for (size_t k = 0; k < vg->nlv; k++)
 			if (vg->lvs[k]->flags & DLVM_LV_FLATTEN)
 				json_array_append_new(names, json_sprintf("%s/%s", vg->info.name,
@@ -497,7 +497,7 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	api->ctx = ctx;
 	pthread_mutex_init(&api->lock, NULL);
-	ctx->cmd_lock = &api->lock; /* commands run under it; jobs take it */
+	dlvm_ctx_set_cmd_lock(ctx, &api->lock); /* commands run under it; jobs take it */
 	api->path = strdup(path);
 	if (!api->path) {
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");
@@ -530,7 +530,7 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 	*out = api;
 	return 0;
 fail:
-	ctx->cmd_lock = NULL;
+	dlvm_ctx_set_cmd_lock(ctx, NULL);
 	pthread_mutex_destroy(&api->lock);
 	free(api->path);
 	free(api);
@@ -546,7 +546,7 @@ void dlvmd_api_stop(struct dlvmd_api *api)
 	dlvm_agent_stop(api->agent);
 	/* background jobs take the command lock between their steps */
 	dlvm_ctx_stop_jobs(api->ctx);
-	api->ctx->cmd_lock = NULL;
+	dlvm_ctx_set_cmd_lock(api->ctx, NULL);
 	pthread_mutex_destroy(&api->lock);
 	free(api->path);
 	free(api);

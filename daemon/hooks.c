@@ -138,21 +138,19 @@ void dlvmd_hooks_init(struct dlvm_export_hooks *hooks, struct dlvm_exports *ex)
 	};
 }
 
-unsigned dlvmd_activate_all(struct dlvm_ctx *ctx)
+unsigned dlvmd_activate_all(struct dlvm_ctx *ctx, const struct dlvm_export_hooks *hooks)
 {
 	unsigned failed = 0;
 
-	if (!ctx->hooks)
-		return 0;
-	for (size_t v = 0; v < ctx->nvg; v++) {
-		struct dlvm_vg *vg = ctx->vgs[v];
+	for (size_t v = 0; v < dlvm_ctx_vg_count(ctx); v++) {
+		struct dlvm_vg *vg = dlvm_ctx_vg_at(ctx, v);
 
 		if (vg->info.flags & DLVM_VG_SHARED)
 			continue; /* locked per LV: see dlvm_ctx_adopt */
 		for (size_t i = 0; i < vg->nlv; i++) {
 			struct dlvm_err err = {0};
 
-			if (ctx->hooks->activate(ctx->hooks->priv, vg, vg->lvs[i], NULL, &err) < 0) {
+			if (hooks->activate(hooks->priv, vg, vg->lvs[i], NULL, &err) < 0) {
 				log_error(DLVM_LOG_MAIN, "%s", err.msg);
 				failed++;
 			}

@@ -15,10 +15,10 @@ void dlvmd_hooks_init(struct dlvm_export_hooks *hooks, struct dlvm_exports *ex);
 
 /*
  * Autoactivation at start: activate every LV of every VG loaded in ctx
- * through ctx->hooks. A failure is logged and the next LV is tried. Returns
+ * through hooks. A failure is logged and the next LV is tried. Returns
  * the number of LVs that could not be activated.
  */
-unsigned dlvmd_activate_all(struct dlvm_ctx *ctx);
+unsigned dlvmd_activate_all(struct dlvm_ctx *ctx, const struct dlvm_export_hooks *hooks);
 
 /* Export name of an LV: "VG/LV". */
 void dlvmd_export_name(const char *vg, const char *lv, char *out, size_t outlen);

@@ -34,8 +34,7 @@ struct dlvmd {
 	struct dlvmd_opts o;
 	char dir[PATH_MAX], nbd_path[PATH_MAX + 16], api_path[PATH_MAX + 16];
 	int lock_fd;
-	struct dlvm_ctx ctx;
-	bool ctx_ready;
+	struct dlvm_ctx *ctx;
 	struct dlvm_export_hooks hooks;
 	struct dlvm_exports *ex;
 	struct nbd_server *nbd;
@@ -129,48 +128,51 @@ static int state_dir_open(struct dlvmd *d)
 
 static void log_loaded(const struct dlvm_ctx *ctx)
 {
-	for (size_t i = 0; i < ctx->nvg; i++)
-		log_info(DLVM_LOG_MAIN, "%s: loaded (%zu PV%s, %zu LV%s)", ctx->vgs[i]->info.name,
-			 ctx->vgs[i]->npv, ctx->vgs[i]->npv == 1 ? "" : "s", ctx->vgs[i]->nlv,
-			 ctx->vgs[i]->nlv == 1 ? "" : "s");
-	if (ctx->norphans)
-		log_info(DLVM_LOG_MAIN, "%zu device%s without a VG", ctx->norphans,
-			 ctx->norphans == 1 ? "" : "s");
+	size_t orphans = dlvm_ctx_orphan_count(ctx);
+
+	for (size_t i = 0; i < dlvm_ctx_vg_count(ctx); i++) {
+		const struct dlvm_vg *vg = dlvm_ctx_vg_at(ctx, i);
+		log_info(DLVM_LOG_MAIN, "%s: loaded (%zu PV%s, %zu LV%s)", vg->info.name, vg->npv,
+			 vg->npv == 1 ? "" : "s", vg->nlv, vg->nlv == 1 ? "" : "s");
+	}
+	if (orphans)
+		log_info(DLVM_LOG_MAIN, "%zu device%s without a VG", orphans,
+			 orphans == 1 ? "" : "s");
 }
 
 /* The context with the options' settings, every VG loaded. */
 static int ctx_open(struct dlvmd *d)
 {
 	static struct dlvm_lease_clock lease_clock;
-	struct dlvm_ctx *ctx = &d->ctx;
 	struct dlvm_err err = {0};
+	char lease_name[64];
 
 	lease_clock = dlvm_lease_real_clock;
 	lease_clock.stopping = stop_requested;
 	log_info(DLVM_LOG_MAIN, "starting on %s (pid %ld)", d->dir, (long)getpid());
-	if (dlvm_ctx_init(ctx, d->dir, NULL, true, &err) < 0) {
-		log_error(DLVM_LOG_MAIN, "%s", err.msg);
-		return -1;
-	}
-	d->ctx_ready = true;
-	ctx->lease_clock = &lease_clock;
 	d->ex = dlvm_exports_new();
 	if (!d->ex) {
 		log_error(DLVM_LOG_MAIN, "out of memory");
 		return -1;
 	}
 	dlvmd_hooks_init(&d->hooks, d->ex);
-	ctx->hooks = &d->hooks;
-	ctx->host_id = (uint32_t)d->o.host_id;
-	ctx->io_timeout = (uint32_t)d->o.io_timeout;
-	ctx->thin_autoextend_threshold = (uint32_t)d->o.autoextend_threshold;
-	ctx->thin_autoextend_percent = (uint32_t)d->o.autoextend_percent;
-	dlvmd_lease_name(d->dir, ctx->lease_name, sizeof(ctx->lease_name));
-	if (dlvm_ctx_load(ctx, &err) < 0) {
+	dlvmd_lease_name(d->dir, lease_name, sizeof(lease_name));
+	struct dlvm_ctx_opts co = {
+		.state_dir = d->dir,
+		.daemon = true,
+		.host_id = (uint32_t)d->o.host_id,
+		.io_timeout = (uint32_t)d->o.io_timeout,
+		.thin_autoextend_threshold = (uint32_t)d->o.autoextend_threshold,
+		.thin_autoextend_percent = (uint32_t)d->o.autoextend_percent,
+		.lease_name = lease_name,
+		.lease_clock = &lease_clock,
+		.hooks = &d->hooks,
+	};
+	if (dlvm_ctx_new(&co, &d->ctx, &err) < 0 || dlvm_ctx_load(d->ctx, &err) < 0) {
 		log_error(DLVM_LOG_MAIN, "%s", err.msg);
 		return -1;
 	}
-	log_loaded(ctx);
+	log_loaded(d->ctx);
 	return 0;
 }
 
@@ -178,23 +180,23 @@ static int ctx_open(struct dlvmd *d)
  * loading found wrong: the first API response carries it too. */
 static int lockspaces_join(struct dlvmd *d)
 {
-	struct dlvm_ctx *ctx = &d->ctx;
+	struct dlvm_ctx *ctx = d->ctx;
 	struct dlvm_err err = {0};
 	size_t i;
 	json_t *w;
 
-	if (ctx->host_id) {
+	if (dlvm_ctx_host_id(ctx)) {
 		if (dlvm_ctx_join(ctx, &err) < 0 && !stop_requested(NULL)) {
 			log_error(DLVM_LOG_MAIN, "%s", err.msg);
 			return -1;
 		}
 	} else {
-		for (i = 0; i < ctx->nvg; i++)
-			if (ctx->vgs[i]->info.flags & DLVM_VG_SHARED)
+		for (i = 0; i < dlvm_ctx_vg_count(ctx); i++)
+			if (dlvm_ctx_vg_at(ctx, i)->info.flags & DLVM_VG_SHARED)
 				log_info(DLVM_LOG_MAIN, "%s: shared VG: read-only here (no --host-id)",
-					 ctx->vgs[i]->info.name);
+					 dlvm_ctx_vg_at(ctx, i)->info.name);
 	}
-	json_array_foreach(ctx->warnings, i, w)
+	json_array_foreach(dlvm_ctx_warnings(ctx), i, w)
 		log_warning(DLVM_LOG_MAIN, "%s", json_string_value(w));
 	return 0;
 }
@@ -203,9 +205,9 @@ static int lockspaces_join(struct dlvmd *d)
  * shared ones that the previous run held. */
 static void exports_activate(struct dlvmd *d)
 {
-	dlvmd_activate_all(&d->ctx);
-	if (d->ctx.host_id) {
-		unsigned n = dlvm_ctx_adopt(&d->ctx);
+	dlvmd_activate_all(d->ctx, &d->hooks);
+	if (dlvm_ctx_host_id(d->ctx)) {
+		unsigned n = dlvm_ctx_adopt(d->ctx);
 		if (n)
 			log_info(DLVM_LOG_MAIN, "re-adopted %u activation%s of the previous run", n,
 				 n == 1 ? "" : "s");
@@ -231,7 +233,7 @@ static int servers_start(struct dlvmd *d)
 	log_info(DLVM_LOG_MAIN, "nbd: listening on %s%s%s", d->nbd_path,
 		 nopts.tcp_addr ? " and " : "", nopts.tcp_addr ? nopts.tcp_addr : "");
 	dlvm_err_clear(&err);
-	r = dlvmd_api_start(&d->ctx, d->api_path, &d->api, &err);
+	r = dlvmd_api_start(d->ctx, d->api_path, &d->api, &err);
 	if (r < 0) {
 		log_error(DLVM_LOG_MAIN, "api: %s", err.msg);
 		return r;
@@ -247,10 +249,10 @@ static void dlvmd_shutdown(struct dlvmd *d)
 	dlvmd_api_stop(d->api); /* no command runs after this */
 	if (d->nbd)
 		nbd_server_stop(d->nbd); /* in-flight requests finish and are flushed */
-	if (d->ctx_ready) {
-		d->ctx.hooks = NULL;
-		dlvm_ctx_leave(&d->ctx); /* no I/O under the leases is left */
-		dlvm_ctx_release(&d->ctx);
+	if (d->ctx) {
+		dlvm_ctx_set_hooks(d->ctx, NULL);
+		dlvm_ctx_leave(d->ctx); /* no I/O under the leases is left */
+		dlvm_ctx_free(d->ctx);
 	}
 	if (d->ex)
 		dlvm_exports_free(d->ex);

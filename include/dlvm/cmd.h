@@ -122,65 +122,60 @@ struct dlvm_export_hooks {
 	void (*vg_renamed)(void *priv, struct dlvm_vg *vg, const char *old_name);
 };
 
-struct shared_vg;
-struct dlvm_job;
 struct dlvm_lease_clock;
 
-struct dlvm_ctx {
-	bool daemon;                /* running inside dlvmd: VGs stay loaded */
-	uint32_t host_id;           /* dlvmd --host-id: 0 = none (shared VGs read-only) */
-	uint32_t io_timeout;        /* seconds for lockspaces (0: the lease area's) */
-	uint32_t thin_autoextend_threshold; /* dlvmd: grow a thin pool this full (percent;
+/* What a context is made with: the front end's settings (dlvmd fills them
+ * from its option table, the CLI from its arguments). Zero is the default
+ * of every field. The strings are copied. */
+struct dlvm_ctx_opts {
+	const char *state_dir;       /* NULL: none (no devices file) */
+	const char *devices;         /* comma separated paths; replace the devices
+				      * file's list when given */
+	bool daemon;                 /* running inside dlvmd: VGs stay loaded */
+	uint32_t host_id;            /* dlvmd --host-id: 0 = none (shared VGs read-only) */
+	uint32_t io_timeout;         /* seconds for lockspaces (0: the lease area's) */
+	uint32_t thin_autoextend_threshold; /* grow a thin pool this full (percent;
 					     * 100 or 0: never) */
 	uint32_t thin_autoextend_percent;   /* by this percent of its size */
-	char lease_name[64];        /* owner name in lockspaces (dlvm_ctx_join) */
+	const char *lease_name;      /* owner name in lockspaces (dlvm_ctx_join): host
+				      * name plus state dir, so a restarted daemon
+				      * re-acquires its host id at once */
 	const struct dlvm_lease_clock *lease_clock; /* of the lockspaces (NULL: the real
 						     * one); dlvmd's stops a join on SIGTERM */
-	uint32_t lease_wait_ms;     /* a change waits this long for a busy VG lease
-				     * (0: the larger of 2T and 10 s) */
-	struct shared_vg **shared;  /* lockspaces of shared VGs (lib/cluster/) */
-	size_t nshared;
-	char *state_dir;            /* owned; NULL: none */
-	char *devices_file;         /* owned; STATE_DIR/devices, NULL: none */
-	char **devices;             /* owned paths the context may scan */
-	size_t ndevices;
-	bool devices_given;         /* --devices was given: don't edit the file */
-	struct dlvm_vg **vgs;       /* loaded VGs */
-	size_t nvg;
-	struct dlvm_dev **orphans;  /* open devices that belong to no loaded VG */
-	size_t norphans;
+	uint32_t lease_wait_ms;      /* a change waits this long for a busy VG lease
+				      * (0: the larger of 2T and 10 s) */
 	const struct dlvm_export_hooks *hooks; /* NULL: no activation (CLI) */
-	json_t *warnings;           /* problems seen while loading (array) */
-	bool loaded;                /* dlvm_ctx_load has run */
-	bool lock_conflict;         /* the last command failed on another host's lock */
-	pthread_mutex_t *cmd_lock;  /* dlvmd: what its commands run under; background
-				     * jobs take it between their steps (NULL: a job
-				     * runs inside its command) */
-	struct dlvm_job *jobs;      /* background jobs, newest first (lib/jobs/job.c) */
-	uint64_t job_seq;           /* the last job id given */
-	/* Set by the layers above the context, so that it can end what they
-	 * started without knowing them: dlvm_ctx_release calls stop_jobs
-	 * (lib/jobs, set by the first job) and then leave (lib/cluster, set
-	 * by the first join); lv_job_running tells the activation records
-	 * whether a job here still works on an LV. NULL: nothing to do. */
-	void (*stop_jobs)(struct dlvm_ctx *ctx);
-	void (*leave)(struct dlvm_ctx *ctx);
-	bool (*lv_job_running)(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, uint64_t lv_id);
 };
 
+/* A context is opaque; its state (devices, loaded VGs, lockspaces, jobs)
+ * belongs to the library. */
+struct dlvm_ctx;
+
 /*
- * Make a context. state_dir may be NULL. devices (comma separated, may be
- * NULL) replaces the devices file's list when given. -EINVAL for an
- * unreadable devices file.
+ * Make a context from opts (NULL: all defaults). -EINVAL for an unreadable
+ * devices file, -ENOMEM. Free it with dlvm_ctx_free, which closes every
+ * device, stops every job and leaves every lockspace (NULL: nothing).
  */
-int dlvm_ctx_init(struct dlvm_ctx *ctx, const char *state_dir, const char *devices,
-		  bool daemon, struct dlvm_err *err);
+int dlvm_ctx_new(const struct dlvm_ctx_opts *opts, struct dlvm_ctx **out, struct dlvm_err *err);
+void dlvm_ctx_free(struct dlvm_ctx *ctx);
+/* The loaded VGs (after dlvm_ctx_load): count and the i-th, borrowed. */
+size_t dlvm_ctx_vg_count(const struct dlvm_ctx *ctx);
+struct dlvm_vg *dlvm_ctx_vg_at(const struct dlvm_ctx *ctx, size_t i);
+/* Open devices that belong to no loaded VG. */
+size_t dlvm_ctx_orphan_count(const struct dlvm_ctx *ctx);
+/* Problems seen while loading and joining: a JSON array of strings, borrowed. */
+json_t *dlvm_ctx_warnings(const struct dlvm_ctx *ctx);
+uint32_t dlvm_ctx_host_id(const struct dlvm_ctx *ctx);
+/* dlvmd: the mutex its commands run under; background jobs and the host
+ * agent take it between their steps (NULL: a job runs inside its command). */
+void dlvm_ctx_set_cmd_lock(struct dlvm_ctx *ctx, pthread_mutex_t *lock);
+/* Replace the export hooks (NULL: none; dlvmd drops them when it stops). */
+void dlvm_ctx_set_hooks(struct dlvm_ctx *ctx, const struct dlvm_export_hooks *hooks);
+
 /* Open every device of the context (locked) and load every VG found.
  * dlvmd calls this once at start; dlvm_cmd_run calls it when it has not run
  * yet (the CLI's in-process path). */
 int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err);
-/* Close every device and free every VG. */
-void dlvm_ctx_release(struct dlvm_ctx *ctx);
 /*
  * Join the lockspace of every loaded shared VG as ctx->host_id (dlvmd, with a
  * host id): open the lease area in the VG's hidden lockspace LV, acquire the
@@ -195,7 +190,7 @@ void dlvm_ctx_release(struct dlvm_ctx *ctx);
  */
 int dlvm_ctx_join(struct dlvm_ctx *ctx, struct dlvm_err *err);
 /* Stop the renewal threads and release every lockspace (call after all
- * I/O under them has stopped). dlvm_ctx_release calls it too. */
+ * I/O under them has stopped). dlvm_ctx_free calls it too. */
 void dlvm_ctx_leave(struct dlvm_ctx *ctx);
 
 /*
@@ -233,7 +228,7 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx);
 unsigned dlvm_ctx_adopt(struct dlvm_ctx *ctx);
 
 /* dlvmd stopping (no command runs any more, cmd_lock not held): ask every
- * background job to stop, wait for them and forget them. dlvm_ctx_release
+ * background job to stop, wait for them and forget them. dlvm_ctx_free
  * calls it too. */
 void dlvm_ctx_stop_jobs(struct dlvm_ctx *ctx);
 

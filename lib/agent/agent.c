@@ -7,6 +7,7 @@
 
 #include "dlvm/cmd.h"
 #include "dlvm/util.h"
+#include "lib/ctx/ctx.h"
 
 struct dlvm_agent {
 	struct dlvm_ctx *ctx;

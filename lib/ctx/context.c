@@ -32,11 +32,9 @@ static int add_path(struct dlvm_ctx *ctx, const char *p)
 	return 0;
 }
 
-int dlvm_ctx_init(struct dlvm_ctx *ctx, const char *state_dir, const char *devices,
-		  bool daemon, struct dlvm_err *err)
+static int ctx_init(struct dlvm_ctx *ctx, const char *state_dir, const char *devices,
+		    struct dlvm_err *err)
 {
-	memset(ctx, 0, sizeof(*ctx));
-	ctx->daemon = daemon;
 	ctx->warnings = json_array();
 	if (state_dir) {
 		ctx->state_dir = strdup(state_dir);
@@ -217,7 +215,7 @@ void ctx_resync_stale(struct dlvm_ctx *ctx, struct dlvm_vg *vg)
 		warn(ctx, "%s", ce.msg);
 }
 
-void dlvm_ctx_release(struct dlvm_ctx *ctx)
+static void ctx_release(struct dlvm_ctx *ctx)
 {
 	if (ctx->stop_jobs)
 		ctx->stop_jobs(ctx);
@@ -236,6 +234,77 @@ void dlvm_ctx_release(struct dlvm_ctx *ctx)
 	free(ctx->devices_file);
 	json_decref(ctx->warnings);
 	memset(ctx, 0, sizeof(*ctx));
+}
+
+int dlvm_ctx_new(const struct dlvm_ctx_opts *opts, struct dlvm_ctx **out, struct dlvm_err *err)
+{
+	static const struct dlvm_ctx_opts none;
+	const struct dlvm_ctx_opts *o = opts ? opts : &none;
+	struct dlvm_ctx *ctx = calloc(1, sizeof(*ctx));
+	int r;
+
+	if (!ctx)
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	ctx->daemon = o->daemon;
+	ctx->host_id = o->host_id;
+	ctx->io_timeout = o->io_timeout;
+	ctx->thin_autoextend_threshold = o->thin_autoextend_threshold;
+	ctx->thin_autoextend_percent = o->thin_autoextend_percent;
+	if (o->lease_name)
+		snprintf(ctx->lease_name, sizeof(ctx->lease_name), "%s", o->lease_name);
+	ctx->lease_clock = o->lease_clock;
+	ctx->lease_wait_ms = o->lease_wait_ms;
+	ctx->hooks = o->hooks;
+	if ((r = ctx_init(ctx, o->state_dir, o->devices, err))) {
+		ctx_release(ctx);
+		free(ctx);
+		return r;
+	}
+	*out = ctx;
+	return 0;
+}
+
+void dlvm_ctx_free(struct dlvm_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	ctx_release(ctx);
+	free(ctx);
+}
+
+size_t dlvm_ctx_vg_count(const struct dlvm_ctx *ctx)
+{
+	return ctx->nvg;
+}
+
+struct dlvm_vg *dlvm_ctx_vg_at(const struct dlvm_ctx *ctx, size_t i)
+{
+	return i < ctx->nvg ? ctx->vgs[i] : NULL;
+}
+
+size_t dlvm_ctx_orphan_count(const struct dlvm_ctx *ctx)
+{
+	return ctx->norphans;
+}
+
+json_t *dlvm_ctx_warnings(const struct dlvm_ctx *ctx)
+{
+	return ctx->warnings;
+}
+
+uint32_t dlvm_ctx_host_id(const struct dlvm_ctx *ctx)
+{
+	return ctx->host_id;
+}
+
+void dlvm_ctx_set_cmd_lock(struct dlvm_ctx *ctx, pthread_mutex_t *lock)
+{
+	ctx->cmd_lock = lock;
+}
+
+void dlvm_ctx_set_hooks(struct dlvm_ctx *ctx, const struct dlvm_export_hooks *hooks)
+{
+	ctx->hooks = hooks;
 }
 
 int dlvm_ctx_vg(struct dlvm_ctx *ctx, const char *name, struct dlvm_vg **out,

@@ -54,10 +54,11 @@ static int run(struct dlvm_ctx *ctx, const char *cmd, const char *req_json, json
 static int offline(struct files *f, const char *cmd, const char *req, json_t **out,
 		   struct dlvm_err *e)
 {
-	struct dlvm_ctx ctx;
-	assert_ok(dlvm_ctx_init(&ctx, NULL, f->list, false, e), e);
-	int r = run(&ctx, cmd, req, out, e);
-	dlvm_ctx_release(&ctx);
+	struct dlvm_ctx_opts o = { .devices = f->list };
+	struct dlvm_ctx *ctx;
+	assert_ok(dlvm_ctx_new(&o, &ctx, e), e);
+	int r = run(ctx, cmd, req, out, e);
+	dlvm_ctx_free(ctx);
 	return r;
 }
 
@@ -139,48 +140,59 @@ static void test_bad_options(void **state)
 	files_remove(&f);
 }
 
-static void host_ctx(struct dlvm_ctx *ctx, struct files *f, uint32_t id)
+/* A daemon's context as host id (0: none) under lease name `name` (NULL:
+ * "unit:hostID"), a change waiting up to wait_ms for a busy VG lease. */
+static struct dlvm_ctx *host_ctx(struct files *f, uint32_t id, const char *name, uint32_t wait_ms)
 {
+	char lease_name[64];
+	struct dlvm_ctx_opts o = { .devices = f->list, .daemon = true, .host_id = id,
+				   .io_timeout = 1, .lease_name = lease_name,
+				   .lease_wait_ms = wait_ms };
 	struct dlvm_err e = { 0 };
+	struct dlvm_ctx *ctx;
 
-	assert_ok(dlvm_ctx_init(ctx, NULL, f->list, true, &e), &e);
-	ctx->host_id = id;
-	ctx->io_timeout = 1;
-	snprintf(ctx->lease_name, sizeof(ctx->lease_name), "unit:host%u", id);
+	if (name)
+		snprintf(lease_name, sizeof(lease_name), "%s", name);
+	else
+		snprintf(lease_name, sizeof(lease_name), "unit:host%u", id);
+	assert_ok(dlvm_ctx_new(&o, &ctx, &e), &e);
 	assert_ok(dlvm_ctx_load(ctx, &e), &e);
+	return ctx;
 }
 
 static void test_two_hosts(void **state)
 {
 	struct files f;
-	struct dlvm_ctx h1, h2, ro;
+	struct dlvm_ctx *h1, *h2, *ro;
 	struct dlvm_err e = { 0 };
 	json_t *resp;
 	(void)state;
 
 	make_shared_vg(&f);
-	host_ctx(&h1, &f, 1);
-	host_ctx(&h2, &f, 2);
-	assert_ok(dlvm_ctx_join(&h1, &e), &e);
-	assert_ok(dlvm_ctx_join(&h2, &e), &e);
+	/* host 1 waits 2T for a busy VG lease: well before host 3 below
+	 * could be judged dead */
+	h1 = host_ctx(&f, 1, NULL, 2000);
+	h2 = host_ctx(&f, 2, NULL, 0);
+	assert_ok(dlvm_ctx_join(h1, &e), &e);
+	assert_ok(dlvm_ctx_join(h2, &e), &e);
 
-	assert_ok(run(&h1, "lvcreate", "{\"opts\": {\"name\": \"a\", \"size\": \"4m\"}, "
+	assert_ok(run(h1, "lvcreate", "{\"opts\": {\"name\": \"a\", \"size\": \"4m\"}, "
 		      "\"args\": [\"vgs\"]}", &resp, &e), &e);
 	json_decref(resp);
 	/* host 2 appends after host 1's record: it must have caught up */
-	assert_ok(run(&h2, "lvextend", "{\"opts\": {\"size\": \"+4m\"}, \"args\": [\"vgs/a\"]}",
+	assert_ok(run(h2, "lvextend", "{\"opts\": {\"size\": \"+4m\"}, \"args\": [\"vgs/a\"]}",
 		      NULL, &e), &e);
-	assert_ok(run(&h1, "lvs", "{\"args\": [\"vgs/a\"]}", &resp, &e), &e);
+	assert_ok(run(h1, "lvs", "{\"args\": [\"vgs/a\"]}", &resp, &e), &e);
 	assert_int_equal(json_integer_value(json_object_get(json_array_get(json_object_get(
 		json_object_get(resp, "report"), "rows"), 0), "lv_size")), 8 << 20);
 	json_decref(resp);
 	/* (no export hooks here: the system tests see the shared VG message) */
-	assert_err(run(&h2, "lvchange", "{\"opts\": {\"activate\": \"y\"}, \"args\": [\"vgs/a\"]}",
+	assert_err(run(h2, "lvchange", "{\"opts\": {\"activate\": \"y\"}, \"args\": [\"vgs/a\"]}",
 		       NULL, &e), &e, -ENOTSUP, "activation");
-	assert_err(run(&h2, "lvrename", "{\"args\": [\"vgs/lvmlock\", \"x\"]}", NULL, &e), &e,
+	assert_err(run(h2, "lvrename", "{\"args\": [\"vgs/lvmlock\", \"x\"]}", NULL, &e), &e,
 		   -EPERM, "holds the lease area of shared VG vgs");
 
-	assert_ok(run(&h2, "hosts", "{\"args\": [\"vgs\"]}", &resp, &e), &e);
+	assert_ok(run(h2, "hosts", "{\"args\": [\"vgs\"]}", &resp, &e), &e);
 	assert_int_equal(report_rows(resp), 2);
 	assert_string_equal(row_str(resp, 0, "host_state"), "live");
 	assert_string_equal(row_str(resp, 0, "host_this"), "");
@@ -189,7 +201,7 @@ static void test_two_hosts(void **state)
 
 	/* while another host holds the VG lease, a change waits 2T, then fails
 	 * naming the holder; once released it goes through */
-	const struct dlvm_vg *vg = h1.vgs[0];
+	const struct dlvm_vg *vg = dlvm_ctx_vg_at(h1, 0);
 	struct dlvm_lv *lsl = NULL;
 	for (size_t i = 0; i < vg->nlv; i++)
 		if (vg->lvs[i]->flags & DLVM_LV_LOCKSPACE)
@@ -206,38 +218,35 @@ static void test_two_hosts(void **state)
 	assert_ok(dlvm_lockspace_acquire(ls3, 3, "unit:host3", NULL, &e), &e);
 	assert_ok(dlvm_paxos_acquire(ls3, 0, DLVM_LEASE_EXCLUSIVE, &held, &e), &e);
 	assert_ok(dlvm_lockspace_renew(ls3, &e), &e);
-	h1.lease_wait_ms = 2000; /* 2T: well before host 3 could be judged dead */
-	assert_err(run(&h1, "lvcreate", "{\"opts\": {\"name\": \"b\", \"size\": \"4m\"}, "
+	assert_err(run(h1, "lvcreate", "{\"opts\": {\"name\": \"b\", \"size\": \"4m\"}, "
 		       "\"args\": [\"vgs\"]}", NULL, &e), &e, -EBUSY, "held by host id 3");
 	assert_ok(dlvm_lockspace_renew(ls3, &e), &e);
 	assert_ok(dlvm_paxos_release(ls3, &held, &e), &e);
 	assert_ok(dlvm_lockspace_release(ls3, &e), &e);
 	dlvm_lockspace_free(ls3);
 	dlvm_lease_area_close(area);
-	assert_ok(run(&h1, "lvcreate", "{\"opts\": {\"name\": \"b\", \"size\": \"4m\"}, "
+	assert_ok(run(h1, "lvcreate", "{\"opts\": {\"name\": \"b\", \"size\": \"4m\"}, "
 		      "\"args\": [\"vgs\"]}", NULL, &e), &e);
 
 	/* a daemon context without a host id may not change it */
-	host_ctx(&ro, &f, 0);
-	assert_err(run(&ro, "lvremove", "{\"args\": [\"vgs/a\"]}", NULL, &e), &e, -EROFS,
+	ro = host_ctx(&f, 0, NULL, 0);
+	assert_err(run(ro, "lvremove", "{\"args\": [\"vgs/a\"]}", NULL, &e), &e, -EROFS,
 		   "vgs: shared VG: start dlvmd with --host-id to change it");
-	dlvm_ctx_release(&ro);
+	dlvm_ctx_free(ro);
 
 	/* the same host id under another name is refused, naming the holder */
-	struct dlvm_ctx dup;
-	host_ctx(&dup, &f, 1);
-	snprintf(dup.lease_name, sizeof(dup.lease_name), "unit:other");
-	assert_err(dlvm_ctx_join(&dup, &e), &e, -EBUSY, "held by host 'unit:host1'");
-	dlvm_ctx_release(&dup);
+	struct dlvm_ctx *dup = host_ctx(&f, 1, "unit:other", 0);
+	assert_err(dlvm_ctx_join(dup, &e), &e, -EBUSY, "held by host 'unit:host1'");
+	dlvm_ctx_free(dup);
 
 	/* vgremove waits for the other hosts to leave */
-	assert_err(run(&h1, "vgremove", "{\"opts\": {\"force\": true}, \"args\": [\"vgs\"]}", NULL,
+	assert_err(run(h1, "vgremove", "{\"opts\": {\"force\": true}, \"args\": [\"vgs\"]}", NULL,
 		       &e), &e, -EBUSY, "still in the lockspace");
-	dlvm_ctx_release(&h2);
+	dlvm_ctx_free(h2);
 	usleep(1200 * 1000); /* host 1 sees the release at its next renewal (T/2) */
-	assert_ok(run(&h1, "vgremove", "{\"opts\": {\"force\": true}, \"args\": [\"vgs\"]}", NULL,
+	assert_ok(run(h1, "vgremove", "{\"opts\": {\"force\": true}, \"args\": [\"vgs\"]}", NULL,
 		      &e), &e);
-	dlvm_ctx_release(&h1);
+	dlvm_ctx_free(h1);
 	files_remove(&f);
 }
 
