@@ -123,6 +123,8 @@ DLVM_CMD_FN(cmd_pvcreate)
 	if ((s = opt_str(opts, "metadatasize"))) {
 		if ((r = dlvm_parse_size(s, 1 << 20, &po.mda_size, NULL, err)))
 			return dlvm_err_prefix(err, r, "pvcreate: --metadatasize: ");
+		if (po.mda_size > UINT64_MAX - DLVM_BLOCK)
+			return dlvm_err_set(err, -EINVAL, "pvcreate: --metadatasize %s is too large", s);
 		po.mda_size = dlvm_align_up(po.mda_size, DLVM_BLOCK);
 	}
 	if ((s = opt_str(opts, "sectorsize"))) {
