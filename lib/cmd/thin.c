@@ -290,10 +290,12 @@ int thin_lv_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, j
 		return dlvm_err_prefix(err, r, "-V: ");
 	if (!vsize)
 		return dlvm_err_set(err, -EINVAL, "lvcreate: -V must be larger than zero");
+	/* checked before the rounding, which could wrap past 2^64 */
+	if (vsize > DLVM_THIN_MAX_VSIZE ||
+	    (vsize % es && vsize + (es - vsize % es) > DLVM_THIN_MAX_VSIZE))
+		return dlvm_err_set(err, -ERANGE, "-V %s: too large (a thin LV is at most 1 EiB)", V);
 	if (vsize % es) /* whole extents, as LVM rounds */
 		vsize += es - vsize % es;
-	if (vsize > DLVM_THIN_MAX_VSIZE)
-		return dlvm_err_set(err, -ERANGE, "-V %s: too large (a thin LV is at most 1 EiB)", V);
 	if ((r = find_pool(vg, pn, &plv, err)))
 		return r;
 	if (name && dlvm_lv_find(vg, name))

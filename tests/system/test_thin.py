@@ -1206,6 +1206,12 @@ def test_thin_lv_size_limit(vg0):
     make_pool(d, size="64m", chunk="4k")
     rc, _, err = d.cli("lvcreate", "-V", "2e", "-T", "vg0/pool0", "-n", "t")
     assert rc != 0 and "at most 1 EiB" in err, err
+    # a size near 2^64 wrapped to a small one when rounded to extents
+    # (the API answered 500): refused as too large, 400
+    status, body = d.api("POST", "/v1/cmd/lvcreate",
+                         {"opts": {"virtualsize": "18446744073709551615b",
+                                   "thinpool": "pool0", "name": "w"}, "args": ["vg0"]})
+    assert status == 400 and "at most 1 EiB" in body["error"]["message"], (status, body)
     d.cli_ok("lvcreate", "-V", "1e", "-T", "vg0/pool0", "-n", "t")
     rc, _, err = d.cli("lvextend", "-L", "4e", "vg0/t")
     assert rc != 0 and "at most 1 EiB" in err, err
