@@ -14,7 +14,7 @@
 #include "dlvm/log.h"
 #include "dlvm/util.h"
 #include "dlvm/vg.h"
-#include "thinfill.h"
+#include "fill.h"
 
 static const struct dlvm_lv *meta_lv(const struct dlvm_vg *vg, const struct dlvm_lv *pool,
 				     struct dlvm_err *err)
