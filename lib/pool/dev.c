@@ -148,6 +148,71 @@ int dlvm_thin_pool_usage(struct dlvm_thin_pool *p, struct dlvm_thin_usage *u)
 	return 0;
 }
 
+void dlvm_thin_pool_fill(struct dlvm_thin_pool *p, struct dlvm_thin_pool_fill *f)
+{
+	struct dlvm_thin_usage u;
+
+	dlvm_thin_pool_usage(p, &u);
+	*f = (struct dlvm_thin_pool_fill){
+		.data_used = u.data_chunks - u.data_free - u.data_pending,
+		.data_total = u.data_chunks,
+		.meta_used = u.meta_blocks - u.meta_free - u.meta_pending,
+		.meta_total = u.meta_blocks,
+	};
+}
+
+/* -EROFS when p is a reader (mu held). */
+static int need_store(struct dlvm_thin_pool *p, struct dlvm_err *err)
+{
+	return p->store ? 0 : dlvm_err_set(err, -EROFS, "%s: this host reads the family only",
+					   p->name);
+}
+
+int dlvm_thin_pool_set_flags(struct dlvm_thin_pool *p, uint64_t id, uint32_t flags,
+			     struct dlvm_err *err)
+{
+	pthread_mutex_lock(&p->mu);
+	int r = need_store(p, err);
+	if (!r)
+		r = dlvm_thin_set_flags(p->store, id, flags, err);
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+int dlvm_thin_pool_unmap_from(struct dlvm_thin_pool *p, uint64_t id, uint64_t size,
+			      struct dlvm_err *err)
+{
+	uint64_t cs = p->chunk_size, first = (size + cs - 1) / cs, un;
+
+	pthread_mutex_lock(&p->mu);
+	int r = need_store(p, err);
+	if (!r)
+		r = dlvm_thin_unmap(p->store, id, first, DLVM_THIN_MAX_ID - first, &un, err);
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+int dlvm_thin_pool_next_dev(struct dlvm_thin_pool *p, uint64_t from, uint64_t *next,
+			    struct dlvm_err *err)
+{
+	pthread_mutex_lock(&p->mu);
+	int r = need_store(p, err);
+	if (!r)
+		r = dlvm_thin_next_dev(p->store, from, next, err);
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+bool dlvm_thin_pool_has_dev(struct dlvm_thin_pool *p, uint64_t id)
+{
+	struct dlvm_thin_dev_info info;
+
+	pthread_mutex_lock(&p->mu);
+	bool has = p->store && !dlvm_thin_info(p->store, id, &info, NULL);
+	pthread_mutex_unlock(&p->mu);
+	return has;
+}
+
 uint64_t dlvm_thin_pool_dev_mapped(struct dlvm_thin_pool *p, uint64_t id)
 {
 	struct dlvm_thin_dev_info info;

@@ -124,16 +124,6 @@ void dlvm_thin_families_follow(struct dlvm_vg *vg)
 	}
 }
 
-void dlvm_thin_family_no_slab(struct dlvm_thin_pool *p, uint64_t pool_free)
-{
-	pthread_mutex_lock(&p->mu);
-	p->want_slab = false;
-	p->slab_fails++;
-	p->slab_fail_free = pool_free;
-	pthread_cond_broadcast(&p->grown);
-	pthread_mutex_unlock(&p->mu);
-}
-
 uint64_t dlvm_thin_pool_free_chunks(struct dlvm_thin_pool *p)
 {
 	struct dlvm_thin_usage u = { 0 };

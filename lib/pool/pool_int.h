@@ -16,6 +16,7 @@
  *   map.c       the data path: reads and writes mapped, lookups, block status
  *   unmap.c     TRIM and WRITE_ZEROES
  *   flatten.c   a clone's copy of what its origin still provides
+ *   policy.c    what a pool wants of the host agent, and what came of it
  *
  * Locking: every field of struct dlvm_thin_pool below `mu` is guarded by
  * it, except those set once at open (lv_id, meta_id, family, reader, name,
@@ -28,6 +29,7 @@
 #define DLVM_POOL_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -35,6 +37,92 @@
 #include "dlvm/thinpool.h"
 #include "dlvm/util.h"
 #include "fill.h"
+
+struct dlvm_thin_view_ent {
+	uint64_t id;
+	struct dlvm_thin_view *view;
+};
+
+/* Copies for new chunks made at once per pool, without its mutex. */
+#define DLVM_THIN_PREP_MAX 16
+
+struct dlvm_thin_pool {
+	atomic_uint refs;
+	pthread_mutex_t mu;
+	uint64_t lv_id;              /* the pool LV */
+	uint64_t meta_id;            /* the store's metadata LV: the key in the VG */
+	bool family;                 /* a family's store (shared VG) */
+	bool reader;                 /* snapshots only: no store, views per device */
+	struct dlvm_thin_view_ent *views; /* reader: the devices read so far */
+	size_t nviews;
+	struct dlvm_fence *fence;    /* shared VG: no commit once it expires */
+	struct dlvm_thin_pool *ext;  /* a clone's family: the store of its external
+				      * origin (a reference), read where this
+				      * store maps nothing; else NULL */
+	uint64_t ext_dev;            /* the origin snapshot's device in ext */
+	bool want_slab;              /* family: a write waits for another slab */
+	unsigned slab_fails;         /* family: failed attempts to add one (quiet after 1) */
+	uint64_t slab_fail_free;     /* family: the pool's own extents at the last failure */
+	bool meta_grow_failed;       /* family: its metadata LV could not grow ... */
+	uint64_t meta_fail_free;     /* ... while the VG had this many free extents */
+	bool autoextend_failed;      /* local pool: do not try again until it grows */
+	bool can_grow;               /* local pool: autoextend is on: a full pool
+				      * makes writes wait for it (want_slab) */
+	pthread_cond_t grown;        /* family: signalled when the data LV grew */
+	char name[2 * DLVM_NAME_MAX + 2]; /* "vg/pool", for messages */
+	uint64_t chunk_size;
+	/* unwritten sub-blocks (dlvm/thin.h): nsub of sub_size bytes per chunk;
+	 * track: the store keeps them, so new chunks are not zeroed */
+	uint64_t sub_size;
+	unsigned nsub;
+	uint16_t sub_all;
+	bool track;
+	struct dlvm_dev *meta;       /* view of the metadata LV (owned) */
+	struct dlvm_thin_store *store;
+	struct dlvm_lv_map *data;    /* map of the pool LV: the data area */
+	/* data chunks [hole_lo, hole_hi) were free and read as zeros from a
+	 * hole of their PV file when last looked at, and none of them was
+	 * handed out since: a new chunk there needs no zeroing */
+	uint64_t hole_lo, hole_hi;
+	/* data chunks that commits freed and that are not punched out of their
+	 * PV files yet (dlvm_thin_pool_punch): two bitmaps of freed_cap chunks
+	 * and the number of bits set in each */
+	uint64_t *freed, *aged;
+	uint64_t freed_cap, nfreed, naged, freed_cursor;
+	bool punch_off;              /* punching failed once: never again */
+	uint8_t *zero;               /* chunk_size zero bytes, 4096-aligned */
+	uint8_t *copy;               /* chunk_size bytes for copy-on-write */
+	/* copies of new chunks that a write made, done without mu (map_write):
+	 * their virtual chunks, which every lookup waits for, and a buffer
+	 * each (made on first use) */
+	struct dlvm_thin_prep {
+		uint64_t id, vchunk;
+		bool busy;
+		uint8_t *buf;
+	} prep[DLVM_THIN_PREP_MAX];
+	unsigned nprep;              /* entries busy */
+	unsigned prep_closed;        /* > 0: a commit or snapshot waits for the
+				      * copies to end; new ones are made under mu */
+	pthread_cond_t prepared;     /* an entry was let go */
+	/* unwritten sub-blocks that writes in flight fill whole (track) */
+	struct dlvm_thin_fills *fills;
+	/* writes provisioned and not yet completed, in two epochs: a snapshot
+	 * starts a new epoch and waits for the old one to drain */
+	unsigned epoch;
+	unsigned inflight[2];
+	unsigned snapping;           /* snapshots being taken: writes wait */
+	uint64_t snap_origin;        /* the origin, the only device whose
+				      * writes wait; DLVM_THIN_NONE: all wait
+				      * (more than one snapshot at once) */
+	pthread_cond_t drained;
+	bool dirty;                  /* the store has changes since the last commit */
+	bool committing;             /* a commit is being written without mu */
+	pthread_cond_t committed;    /* ... and it ended */
+	unsigned warned_data, warned_meta; /* last usage level warned about (percent) */
+	bool broken;                 /* a chunk could not be prepared: never commit */
+	char broken_msg[DLVM_ERR_MSG_MAX];
+	struct dlvm_thin_pool *next; /* in the VG's list */
+};
 
 /* ---- registry.c ---- */
 

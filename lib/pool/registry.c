@@ -108,6 +108,62 @@ void dlvm_thin_pools_release(struct dlvm_vg *vg)
 	vg->thin_pools = NULL;
 }
 
+struct dlvm_thin_pool *dlvm_thin_pool_next(const struct dlvm_vg *vg,
+					   const struct dlvm_thin_pool *p)
+{
+	return p ? p->next : vg->thin_pools;
+}
+
+void dlvm_thin_pools_forget(struct dlvm_vg *vg, uint64_t lv_id)
+{
+	struct dlvm_thin_pool **pp = &vg->thin_pools;
+
+	while (*pp) {
+		struct dlvm_thin_pool *p = *pp;
+		if (p->lv_id != lv_id) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		dlvm_thin_pool_unref(p);
+	}
+}
+
+const char *dlvm_thin_pool_name(const struct dlvm_thin_pool *p)
+{
+	return p->name;
+}
+
+uint64_t dlvm_thin_pool_chunk_size(const struct dlvm_thin_pool *p)
+{
+	return p->chunk_size;
+}
+
+bool dlvm_thin_pool_is_family(const struct dlvm_thin_pool *p)
+{
+	return p->family;
+}
+
+bool dlvm_thin_pool_is_reader(const struct dlvm_thin_pool *p)
+{
+	return p->reader;
+}
+
+uint64_t dlvm_thin_pool_lv_id(const struct dlvm_thin_pool *p)
+{
+	return p->lv_id;
+}
+
+uint64_t dlvm_thin_pool_meta_id(const struct dlvm_thin_pool *p)
+{
+	return p->meta_id;
+}
+
+bool dlvm_thin_pool_in_use(const struct dlvm_thin_pool *p)
+{
+	return atomic_load(&p->refs) > 1;
+}
+
 const struct dlvm_lv *dlvm_thin_family_data(const struct dlvm_vg *vg, uint64_t meta_id)
 {
 	for (size_t i = 0; i < vg->nlv; i++)
