@@ -253,8 +253,11 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 					continue;
 				}
 				if (!dlvm_thin_pool_in_use(p)) {
+					/* the drop closes the store, and its name with it */
+					char name[2 * DLVM_NAME_MAX + 2];
+					snprintf(name, sizeof(name), "%s", pname);
 					if (dlvm_thin_store_drop(vg, p, &e))
-						log_error(DLVM_LOG_THIN, "%s: commit: %s", pname, e.msg);
+						log_error(DLVM_LOG_THIN, "%s: commit: %s", name, e.msg);
 					continue;
 				}
 				struct dlvm_thin_pool_facts f = pool_facts(ctx, vg, pool);
