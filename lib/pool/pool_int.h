@@ -17,6 +17,7 @@
  *   unmap.c     TRIM and WRITE_ZEROES
  *   flatten.c   a clone's copy of what its origin still provides
  *   policy.c    what a pool wants of the host agent, and what came of it
+ *   family.c    the VG edits of families: creation, slabs (family.h)
  *
  * Locking: every field of struct dlvm_thin_pool below `mu` is guarded by
  * it, except those set once at open (lv_id, meta_id, family, reader, name,
