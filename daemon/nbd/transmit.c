@@ -599,7 +599,7 @@ static void thin_unmap(struct xmit *x, struct slot *s, bool zero_partial)
 		thin_err(x, s, r, &e);
 		return;
 	}
-	uint64_t cs = x->map->thin->chunk_size, off = s->off, left = s->len;
+	uint64_t cs = dlvm_thin_pool_chunk_size(x->map->thin), off = s->off, left = s->len;
 	while (zero_partial && left && !s->err) {
 		struct dlvm_map_piece p;
 		bool hole;
@@ -750,7 +750,7 @@ static bool many_pieces(const struct xmit *x, const struct slot *s)
 	uint64_t off = s->off, left = s->len;
 
 	if (x->map->thin) /* a piece per chunk, at least */
-		return left / x->map->thin->chunk_size + 2 > MAX_ASYNC_PIECES;
+		return left / dlvm_thin_pool_chunk_size(x->map->thin) + 2 > MAX_ASYNC_PIECES;
 
 	for (unsigned n = 0; left; n++) {
 		struct dlvm_map_piece p;

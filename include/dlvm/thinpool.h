@@ -16,8 +16,10 @@
  * read snapshots only (views of single devices, dlvm_thin_view_open: any
  * host, while another one writes the family). Open stores are kept with
  * their VG model and shared by the data path's maps of the thin LVs
- * (map->thin). Every call below takes the store's mutex: the data path's
- * connection threads and the command thread use a store at the same time.
+ * (map->thin). The store is opaque (its runtime lives in lib/pool): every
+ * call below that touches its state takes the store's mutex itself, as the
+ * data path's connection threads and the command thread use a store at the
+ * same time; no caller ever holds that mutex.
  *
  * Durability: changes to the store (new chunks, unmaps, new devices) become
  * durable at dlvm_thin_pool_commit, which first flushes the data area's
@@ -28,8 +30,6 @@
 #ifndef DLVM_THINPOOL_H
 #define DLVM_THINPOOL_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -40,93 +40,9 @@
 
 struct dlvm_vg;
 struct dlvm_lv;
-struct dlvm_thin_fills;
 
-struct dlvm_thin_view_ent {
-	uint64_t id;
-	struct dlvm_thin_view *view;
-};
-
-/* Copies for new chunks made at once per pool, without its mutex. */
-#define DLVM_THIN_PREP_MAX 16
-
-struct dlvm_thin_pool {
-	atomic_uint refs;
-	pthread_mutex_t mu;
-	uint64_t lv_id;              /* the pool LV */
-	uint64_t meta_id;            /* the store's metadata LV: the key in the VG */
-	bool family;                 /* a family's store (shared VG) */
-	bool reader;                 /* snapshots only: no store, views per device */
-	struct dlvm_thin_view_ent *views; /* reader: the devices read so far */
-	size_t nviews;
-	struct dlvm_fence *fence;    /* shared VG: no commit once it expires */
-	struct dlvm_thin_pool *ext;  /* a clone's family: the store of its external
-				      * origin (a reference), read where this
-				      * store maps nothing; else NULL */
-	uint64_t ext_dev;            /* the origin snapshot's device in ext */
-	bool want_slab;              /* family: a write waits for another slab */
-	unsigned slab_fails;         /* family: failed attempts to add one (quiet after 1) */
-	uint64_t slab_fail_free;     /* family: the pool's own extents at the last failure */
-	bool meta_grow_failed;       /* family: its metadata LV could not grow ... */
-	uint64_t meta_fail_free;     /* ... while the VG had this many free extents */
-	bool autoextend_failed;      /* local pool: do not try again until it grows */
-	bool can_grow;               /* local pool: autoextend is on: a full pool
-				      * makes writes wait for it (want_slab) */
-	pthread_cond_t grown;        /* family: signalled when the data LV grew */
-	char name[2 * DLVM_NAME_MAX + 2]; /* "vg/pool", for messages */
-	uint64_t chunk_size;
-	/* unwritten sub-blocks (dlvm/thin.h): nsub of sub_size bytes per chunk;
-	 * track: the store keeps them, so new chunks are not zeroed */
-	uint64_t sub_size;
-	unsigned nsub;
-	uint16_t sub_all;
-	bool track;
-	struct dlvm_dev *meta;       /* view of the metadata LV (owned) */
-	struct dlvm_thin_store *store;
-	struct dlvm_lv_map *data;    /* map of the pool LV: the data area */
-	/* data chunks [hole_lo, hole_hi) were free and read as zeros from a
-	 * hole of their PV file when last looked at, and none of them was
-	 * handed out since: a new chunk there needs no zeroing */
-	uint64_t hole_lo, hole_hi;
-	/* data chunks that commits freed and that are not punched out of their
-	 * PV files yet (dlvm_thin_pool_punch): two bitmaps of freed_cap chunks
-	 * and the number of bits set in each */
-	uint64_t *freed, *aged;
-	uint64_t freed_cap, nfreed, naged, freed_cursor;
-	bool punch_off;              /* punching failed once: never again */
-	uint8_t *zero;               /* chunk_size zero bytes, 4096-aligned */
-	uint8_t *copy;               /* chunk_size bytes for copy-on-write */
-	/* copies of new chunks that a write made, done without mu (map_write):
-	 * their virtual chunks, which every lookup waits for, and a buffer
-	 * each (made on first use) */
-	struct dlvm_thin_prep {
-		uint64_t id, vchunk;
-		bool busy;
-		uint8_t *buf;
-	} prep[DLVM_THIN_PREP_MAX];
-	unsigned nprep;              /* entries busy */
-	unsigned prep_closed;        /* > 0: a commit or snapshot waits for the
-				      * copies to end; new ones are made under mu */
-	pthread_cond_t prepared;     /* an entry was let go */
-	/* unwritten sub-blocks that writes in flight fill whole (track) */
-	struct dlvm_thin_fills *fills;
-	/* writes provisioned and not yet completed, in two epochs: a snapshot
-	 * starts a new epoch and waits for the old one to drain */
-	unsigned epoch;
-	unsigned inflight[2];
-	unsigned snapping;           /* snapshots being taken: writes wait */
-	uint64_t snap_origin;        /* the origin, the only device whose
-				      * writes wait; DLVM_THIN_NONE: all wait
-				      * (more than one snapshot at once) */
-	pthread_cond_t drained;
-	bool dirty;                  /* the store has changes since the last commit */
-	bool committing;             /* a commit is being written without mu */
-	pthread_cond_t committed;    /* ... and it ended */
-	unsigned warned_data, warned_meta; /* last usage level warned about (percent) */
-	bool broken;                 /* a chunk could not be prepared: never commit */
-	char broken_msg[DLVM_ERR_MSG_MAX];
-	struct dlvm_thin_pool *next; /* in the VG's list */
-};
+/* One open store (see above): opaque, reached through the calls below. */
+struct dlvm_thin_pool;
 
 /* A device view of an LV's extents (lib/volume/lvdev.c), used for the
  * metadata store; read-only (dev->readonly) in a read-only VG. The VG and
@@ -197,8 +113,6 @@ int dlvm_thin_family_meta_grown(struct dlvm_vg *vg, uint64_t meta_id, struct dlv
 /* After a reload of a shared VG: every family store open here follows its
  * metadata and data LVs, which other hosts may have grown. */
 void dlvm_thin_families_follow(struct dlvm_vg *vg);
-/* Give up on writes waiting for a slab (none could be added). */
-void dlvm_thin_family_no_slab(struct dlvm_thin_pool *p, uint64_t pool_free);
 /*
  * Flatten: copy into the store of family p (a clone's, opened to write)
  * every chunk its external origin maps that p's device `id` does not, then
@@ -218,19 +132,152 @@ int dlvm_thin_pool_flatten(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchun
 			   struct dlvm_err *err);
 /* Chunks the family store can still hand out. */
 uint64_t dlvm_thin_pool_free_chunks(struct dlvm_thin_pool *p);
+/* Take a reference on p (returned); any thread that holds one already. */
 struct dlvm_thin_pool *dlvm_thin_pool_ref(struct dlvm_thin_pool *p);
+/* Let a reference go; the last one closes the store (without a commit:
+ * the VG's own reference commits when it is let go). NULL is ignored. */
 void dlvm_thin_pool_unref(struct dlvm_thin_pool *p);
-/* Drop the VG's references to its open pools (dlvm_vg_free calls it). */
+/* Drop the VG's references to its open pools, committing those with
+ * changes (dlvm_vg_free calls it). */
 void dlvm_thin_pools_release(struct dlvm_vg *vg);
+/*
+ * The open stores of vg in turn: the first when p is NULL, else the one
+ * after p; NULL at the end. Borrowed as dlvm_thin_pool_get's. The list
+ * changes only on the thread that runs commands and the host agent (one at
+ * a time, under the daemon's lock): a caller that drops p (store_drop)
+ * takes the next one first.
+ */
+struct dlvm_thin_pool *dlvm_thin_pool_next(const struct dlvm_vg *vg,
+					   const struct dlvm_thin_pool *p);
+/* Forget every open store of pool LV lv_id, without a commit: the pool is
+ * being removed. Maps that use one keep their reference. */
+void dlvm_thin_pools_forget(struct dlvm_vg *vg, uint64_t lv_id);
+
+/* ---- what an open store is: set when it opens, read without a lock by
+ * anyone who holds a reference ---- */
+
+/* "vg/pool", for messages; valid as long as p. */
+const char *dlvm_thin_pool_name(const struct dlvm_thin_pool *p);
+/* Bytes per data chunk (the pool LV's chunk size). */
+uint64_t dlvm_thin_pool_chunk_size(const struct dlvm_thin_pool *p);
+/* A family's store (shared VG), rather than a local pool's. */
+bool dlvm_thin_pool_is_family(const struct dlvm_thin_pool *p);
+/* A family store opened to read snapshots only (no store of its own: a
+ * view per device). */
+bool dlvm_thin_pool_is_reader(const struct dlvm_thin_pool *p);
+/* The id of the pool LV, and of the store's metadata LV (its key in the
+ * VG: dlvm_thin_store_find). */
+uint64_t dlvm_thin_pool_lv_id(const struct dlvm_thin_pool *p);
+uint64_t dlvm_thin_pool_meta_id(const struct dlvm_thin_pool *p);
+/* Does anything besides the VG hold a reference (a map, a job)? A snapshot:
+ * a reference may be taken right after. */
+bool dlvm_thin_pool_in_use(const struct dlvm_thin_pool *p);
+
+/* ---- the host agent's pass (its thread only, pool LVs as the VG model
+ * has them; the pool's own state under its mutex) ---- */
+
+/* What the agent knows of a store's pool LV when it asks what the store
+ * wants (dlvm_thin_pool_wants). */
+struct dlvm_thin_pool_facts {
+	bool pool_found;          /* the pool LV is in the VG model; if not,
+				   * nothing is wanted and the next fields are 0 */
+	uint64_t pool_extents;    /* the pool LV's extents (a shared VG: those
+				   * not yet handed to families as slabs) */
+	uint64_t slab_extents;    /* extents per slab (shared VG), else 0 */
+	uint64_t extent_size;     /* the VG's, in bytes */
+	uint64_t vg_free;         /* free extents in the VG */
+	unsigned autoextend_threshold; /* percent of data used that grows a local
+				   * pool; 0 when autoextend is off */
+};
+
+/* What a store wants the agent to do now, under the VG lease. */
+struct dlvm_thin_pool_wants {
+	bool slab;       /* family: one more slab (a write waits for one, or
+			  * less than half a slab is free), unless the last
+			  * attempt failed and the pool has not changed since */
+	bool meta;       /* family: a bigger metadata LV (3/4 used), unless
+			  * the last attempt failed and the VG's free extents
+			  * have not changed since */
+	bool autoextend; /* local pool: grow the pool LV (a write waits for
+			  * it, or data use is at the threshold), unless an
+			  * autoextend failed since the pool last grew */
+};
+
+/*
+ * What store p wants now (*w), given facts f. A reader wants nothing. For a
+ * family this is asked before the pass commits it, for a local pool after
+ * (its usage then counts what the commit freed). Asking also keeps the
+ * store's own state in step: a family whose pool grew since a failed slab
+ * may ask again; one whose last slab failed and that has writes waiting
+ * lets them fail with ENOSPC; a local pool's writes wait for autoextend
+ * only while it is on (as with dlvm_thin_pool_set_autoextend). Never fails.
+ */
+void dlvm_thin_pool_wants(struct dlvm_thin_pool *p, const struct dlvm_thin_pool_facts *f,
+			  struct dlvm_thin_pool_wants *w);
+/* The agent could not add a slab to family p while its pool had
+ * pool_extents extents: the writes waiting for one fail (ENOSPC), and no
+ * slab is wanted until the pool's size changes (dlvm_thin_pool_resized or
+ * another host). Returns the failures in a row before this one (0: the
+ * first, which is worth a message). */
+unsigned dlvm_thin_family_no_slab(struct dlvm_thin_pool *p, uint64_t pool_extents);
+/* The agent could not grow family p's metadata LV while the VG had vg_free
+ * free extents: not wanted again until that number changes. Returns
+ * whether this was already so (the failure was reported before). */
+bool dlvm_thin_family_no_meta(struct dlvm_thin_pool *p, uint64_t vg_free);
+/* Autoextend of local pool p failed: writes no longer wait for it (a full
+ * pool fails them with ENOSPC) until the pool grows (dlvm_thin_pool_resized). */
+void dlvm_thin_pool_autoextend_failed(struct dlvm_thin_pool *p);
+/* Autoextend is on (on: the daemon's threshold is below 100%) for local
+ * pool p: a write that finds it full waits for the agent to grow it, unless
+ * an autoextend failed since the pool last grew. Any thread. */
+void dlvm_thin_pool_set_autoextend(struct dlvm_thin_pool *p, bool on);
+/* Stop store p (a family this host no longer holds): it is never committed
+ * again, writes fail with -EIO and the message why, and writes waiting for
+ * a slab wake. Any thread. */
+void dlvm_thin_pool_stop(struct dlvm_thin_pool *p, const char *why);
+
+/* Which of a store's areas a usage level is about. */
+enum dlvm_thin_area {
+	DLVM_THIN_AREA_DATA,
+	DLVM_THIN_AREA_META,
+};
+/* The usage level (percent) last warned about for area of p, replaced by
+ * level: the agent warns as a pool crosses 80% and every 5% above. */
+unsigned dlvm_thin_pool_warned(struct dlvm_thin_pool *p, enum dlvm_thin_area area,
+			       unsigned level);
 /* After the pool LV was extended: let the store use the new chunks (and the
  * data map the new extents). */
 int dlvm_thin_pool_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool, struct dlvm_err *err);
 
-/* ---- for commands (under the pool's mutex) ---- */
+/* ---- for commands (each call takes the pool's mutex) ---- */
 
 int dlvm_thin_pool_create_dev(struct dlvm_thin_pool *p, uint64_t id, struct dlvm_err *err);
 int dlvm_thin_pool_delete_dev(struct dlvm_thin_pool *p, uint64_t id, struct dlvm_err *err);
+/* The store's usage (dlvm/thin.h); a reader's: its chunk size, the data
+ * chunks it knows of and readonly, the rest 0. Always 0. */
 int dlvm_thin_pool_usage(struct dlvm_thin_pool *p, struct dlvm_thin_usage *u);
+/* How full a store is, for lvs and the agent's warnings: chunks and
+ * metadata blocks in use (those a commit is still freeing count) of all
+ * there are. A reader's use is 0. */
+struct dlvm_thin_pool_fill {
+	uint64_t data_used, data_total;
+	uint64_t meta_used, meta_total;
+};
+void dlvm_thin_pool_fill(struct dlvm_thin_pool *p, struct dlvm_thin_pool_fill *f);
+/* Set the flags of device id (DLVM_THIN_DEV_READONLY or 0), not committed.
+ * -EROFS for a reader, the store's errors (-ENOENT: no such device). */
+int dlvm_thin_pool_set_flags(struct dlvm_thin_pool *p, uint64_t id, uint32_t flags,
+			     struct dlvm_err *err);
+/* lvreduce: unmap every chunk of device id that starts at or past byte
+ * size, not committed. -EROFS for a reader, the store's errors. */
+int dlvm_thin_pool_unmap_from(struct dlvm_thin_pool *p, uint64_t id, uint64_t size,
+			      struct dlvm_err *err);
+/* The first device of the store with an id ≥ from in *next (DLVM_THIN_NONE
+ * if none). -EROFS for a reader, the store's errors. */
+int dlvm_thin_pool_next_dev(struct dlvm_thin_pool *p, uint64_t from, uint64_t *next,
+			    struct dlvm_err *err);
+/* Does the store have device id? false for a reader. */
+bool dlvm_thin_pool_has_dev(struct dlvm_thin_pool *p, uint64_t id);
 /* Mapped chunks of device id (0 when unknown). */
 uint64_t dlvm_thin_pool_dev_mapped(struct dlvm_thin_pool *p, uint64_t id);
 /*

@@ -116,11 +116,9 @@ int family_add_slab(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 		log_error(DLVM_LOG_THIN, "%s/%s: %s", vg->info.name, meta->name, e.msg);
 	if (r) {
 		struct dlvm_thin_pool *p = dlvm_thin_store_find(vg, meta_id, true);
-		if (p && !p->slab_fails)
+		if (p && !dlvm_thin_family_no_slab(p, pool->le_count))
 			log_error(DLVM_LOG_THIN, "%s/%s: no slab for the family: %s", vg->info.name,
 				pool->name, e.msg);
-		if (p)
-			dlvm_thin_family_no_slab(p, pool->le_count);
 	}
 	return r;
 }
@@ -145,16 +143,10 @@ int family_grow_meta(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 	struct dlvm_thin_pool *p = dlvm_thin_store_find(vg, meta_id, true);
 	if (!add || (r = dlvm_alloc(vg, m, add, 1, 0, NULL, 0, &more, &nmore, &e))) {
 		r = add ? r : -ENOSPC;
-		if (p && !p->meta_grow_failed)
+		if (p && !dlvm_thin_family_no_meta(p, dlvm_vg_free_extents(vg)))
 			log_warning(DLVM_LOG_THIN, "%s/%s: thin family metadata is filling up "
 				"and cannot grow: %s", vg->info.name, m->name,
 				add ? e.msg : "no free extents in the VG");
-		if (p) {
-			pthread_mutex_lock(&p->mu);
-			p->meta_grow_failed = true;
-			p->meta_fail_free = dlvm_vg_free_extents(vg);
-			pthread_mutex_unlock(&p->mu);
-		}
 		return r;
 	}
 	r = dlvm_segs_join(m->segs, m->nseg, more, nmore, &segs, &ns);
@@ -180,30 +172,48 @@ int family_grow_meta(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 }
 /* Warn when a pool's data or metadata use crosses 80% and every 5% above
  * (as LVM's monitoring does); say so again once it drops back. */
-static void warn_level(const char *pool, const char *what, uint64_t used, uint64_t total,
-		       unsigned *warned)
+static void warn_level(struct dlvm_thin_pool *p, enum dlvm_thin_area area, uint64_t used,
+		       uint64_t total)
 {
+	const char *pool = dlvm_thin_pool_name(p);
+	const char *what = area == DLVM_THIN_AREA_DATA ? "data" : "metadata";
 	unsigned pct = total ? (unsigned)(used * 100 / total) : 0;
 	unsigned level = pct < 80 ? 0 : pct - pct % 5;
+	unsigned warned = dlvm_thin_pool_warned(p, area, level);
 
-	if (level > *warned)
+	if (level > warned)
 		log_warning(DLVM_LOG_THIN, "thin pool %s %s is now %u%% full.", pool, what,
 			pct);
-	else if (!level && *warned)
+	else if (!level && warned)
 		log_info(DLVM_LOG_THIN, "thin pool %s %s is below 80%% again (%u%%).", pool, what,
 			pct);
-	*warned = level;
 }
 
 static void pool_warn_usage(struct dlvm_thin_pool *p)
 {
-	struct dlvm_thin_usage u;
+	struct dlvm_thin_pool_fill f;
 
-	dlvm_thin_pool_usage(p, &u);
-	warn_level(p->name, "data", u.data_chunks - u.data_free - u.data_pending, u.data_chunks,
-		   &p->warned_data);
-	warn_level(p->name, "metadata", u.meta_blocks - u.meta_free - u.meta_pending,
-		   u.meta_blocks, &p->warned_meta);
+	dlvm_thin_pool_fill(p, &f);
+	warn_level(p, DLVM_THIN_AREA_DATA, f.data_used, f.data_total);
+	warn_level(p, DLVM_THIN_AREA_META, f.meta_used, f.meta_total);
+}
+
+/* What the pass knows of the pool LV of store p, for dlvm_thin_pool_wants. */
+static struct dlvm_thin_pool_facts pool_facts(struct dlvm_ctx *ctx, struct dlvm_vg *vg,
+					      const struct dlvm_lv *pool)
+{
+	struct dlvm_thin_pool_facts f = {
+		.pool_found = pool != NULL,
+		.extent_size = vg->info.extent_size,
+		.vg_free = dlvm_vg_free_extents(vg),
+		.autoextend_threshold = autoextend_on(ctx) ? ctx->thin_autoextend_threshold : 0,
+	};
+
+	if (pool) {
+		f.pool_extents = pool->le_count;
+		f.slab_extents = pool->thin.slab_extents;
+	}
+	return f;
 }
 
 /* Time a pass may spend punching freed chunks out of PV files, all pools
@@ -225,86 +235,52 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 		struct dlvm_vg *vg = ctx->vgs[v];
 		uint64_t grow[16], mgrow[16];
 		size_t ngrow = 0, nmgrow = 0;
-		struct dlvm_thin_pool *p = vg->thin_pools, *next;
+		struct dlvm_thin_pool *p = dlvm_thin_pool_next(vg, NULL), *next;
 		for (; p; p = next) {
 			struct dlvm_err e = { 0 };
-			next = p->next;
-			if (p->family) {
-				const struct dlvm_lv *meta = dlvm_lv_find_id(vg, p->meta_id);
-				if (!p->reader && (!meta || !shared_lv_held_here(ctx, vg, meta))) {
-					pthread_mutex_lock(&p->mu);
-					if (!p->broken) {
-						p->broken = true;
-						snprintf(p->broken_msg, sizeof(p->broken_msg),
-							 "the family is no longer held by this host");
-					}
-					pthread_cond_broadcast(&p->grown);
-					pthread_mutex_unlock(&p->mu);
+			const char *pname = dlvm_thin_pool_name(p);
+			struct dlvm_lv *pool = dlvm_lv_find_id(vg, dlvm_thin_pool_lv_id(p));
+			struct dlvm_thin_pool_wants w;
+			next = dlvm_thin_pool_next(vg, p);
+			if (dlvm_thin_pool_is_family(p)) {
+				uint64_t meta_id = dlvm_thin_pool_meta_id(p);
+				const struct dlvm_lv *meta = dlvm_lv_find_id(vg, meta_id);
+				if (!dlvm_thin_pool_is_reader(p) &&
+				    (!meta || !shared_lv_held_here(ctx, vg, meta))) {
+					dlvm_thin_pool_stop(p, "the family is no longer held by "
+							    "this host");
 					dlvm_thin_store_drop(vg, p, NULL);
 					continue;
 				}
-				if (atomic_load(&p->refs) == 1) {
+				if (!dlvm_thin_pool_in_use(p)) {
+					/* the drop closes the store, and its name with it */
+					char name[2 * DLVM_NAME_MAX + 2];
+					snprintf(name, sizeof(name), "%s", pname);
 					if (dlvm_thin_store_drop(vg, p, &e))
-						log_error(DLVM_LOG_THIN, "%s: commit: %s", p->name, e.msg);
+						log_error(DLVM_LOG_THIN, "%s: commit: %s", name, e.msg);
 					continue;
 				}
-				const struct dlvm_lv *pool = dlvm_lv_find_id(vg, p->lv_id);
-				uint64_t slab = pool ? pool->thin.slab_extents * vg->info.extent_size /
-						       p->chunk_size : 0;
-				/* the pool grew since the last failure (here or on
-				 * another host): try again */
-				pthread_mutex_lock(&p->mu);
-				if (p->slab_fails && pool && pool->le_count >= pool->thin.slab_extents &&
-				    pool->le_count != p->slab_fail_free)
-					p->slab_fails = 0;
-				bool failed = p->slab_fails, want = p->want_slab;
-				pthread_mutex_unlock(&p->mu);
-				if (failed && want) /* the writes waiting fail with ENOSPC */
-					dlvm_thin_family_no_slab(p, pool ? pool->le_count : 0);
-				if (!p->reader && !failed && ngrow < 16 &&
-				    (want || dlvm_thin_pool_free_chunks(p) < slab / 2))
-					grow[ngrow++] = p->meta_id;
-				/* metadata 3/4 full: a quarter more, before it fills */
-				struct dlvm_thin_usage u;
-				dlvm_thin_pool_usage(p, &u);
-				pthread_mutex_lock(&p->mu);
-				if (p->meta_grow_failed && p->meta_fail_free != dlvm_vg_free_extents(vg))
-					p->meta_grow_failed = false;
-				bool mfailed = p->meta_grow_failed;
-				pthread_mutex_unlock(&p->mu);
-				if (!p->reader && !mfailed && nmgrow < 16 &&
-				    (u.meta_blocks - u.meta_free - u.meta_pending) * 4 >= u.meta_blocks * 3)
-					mgrow[nmgrow++] = p->meta_id;
+				struct dlvm_thin_pool_facts f = pool_facts(ctx, vg, pool);
+				dlvm_thin_pool_wants(p, &f, &w);
+				if (w.slab && ngrow < 16)
+					grow[ngrow++] = meta_id;
+				if (w.meta && nmgrow < 16)
+					mgrow[nmgrow++] = meta_id;
 			}
 			if (dlvm_thin_pool_commit_dirty(p, &e))
-				log_error(DLVM_LOG_THIN, "%s: commit: %s", p->name, e.msg);
+				log_error(DLVM_LOG_THIN, "%s: commit: %s", pname, e.msg);
 			struct dlvm_err pe = { 0 };
 			dlvm_thin_pool_cool(p, punch_until);
 			dlvm_thin_pool_punch(p, punch_until, &pe);
 			if (pe.code)
 				log_error(DLVM_LOG_THIN, "%s", pe.msg);
-			if (!p->family)
-				pool_warn_usage(p);
-			if (!p->family && !p->reader) {
-				struct dlvm_thin_usage u;
-				struct dlvm_lv *pool = dlvm_lv_find_id(vg, p->lv_id);
-				dlvm_thin_pool_usage(p, &u);
-				uint64_t used = u.data_chunks - u.data_free - u.data_pending;
-				pthread_mutex_lock(&p->mu);
-				p->can_grow = autoextend_on(ctx) && !p->autoextend_failed;
-				bool want = p->want_slab;
-				pthread_mutex_unlock(&p->mu);
-				if (pool && p->can_grow &&
-				    (want || used * 100 >= u.data_chunks * ctx->thin_autoextend_threshold) &&
-				    pool_autoextend(ctx, vg, pool)) {
-					pthread_mutex_lock(&p->mu);
-					p->autoextend_failed = true;
-					p->can_grow = false;
-					p->want_slab = false;
-					pthread_cond_broadcast(&p->grown);
-					pthread_mutex_unlock(&p->mu);
-				}
-			}
+			if (dlvm_thin_pool_is_family(p))
+				continue;
+			pool_warn_usage(p);
+			struct dlvm_thin_pool_facts f = pool_facts(ctx, vg, pool);
+			dlvm_thin_pool_wants(p, &f, &w);
+			if (w.autoextend && pool_autoextend(ctx, vg, pool))
+				dlvm_thin_pool_autoextend_failed(p);
 		}
 		char name[DLVM_NAME_MAX + 1];
 		snprintf(name, sizeof(name), "%s", vg->info.name);
@@ -325,7 +301,8 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 				log_error(DLVM_LOG_THIN, "%s: adding a slab: %s", name, e.msg);
 				if (!dlvm_ctx_vg(ctx, name, &nv, NULL) &&
 				    (fp = dlvm_thin_store_find(nv, grow[i], true))) {
-					const struct dlvm_lv *pl = dlvm_lv_find_id(nv, fp->lv_id);
+					const struct dlvm_lv *pl =
+						dlvm_lv_find_id(nv, dlvm_thin_pool_lv_id(fp));
 					dlvm_thin_family_no_slab(fp, pl ? pl->le_count : 0);
 				}
 			}

@@ -243,10 +243,12 @@ void dlvm_ctx_leave(struct dlvm_ctx *ctx)
 	/* thin families: what was written since the last commit is committed
 	 * while this host still holds its lease (a commit after it is refused) */
 	for (size_t v = 0; v < ctx->nvg; v++)
-		for (struct dlvm_thin_pool *p = ctx->vgs[v]->thin_pools; p; p = p->next) {
+		for (struct dlvm_thin_pool *p = dlvm_thin_pool_next(ctx->vgs[v], NULL); p;
+		     p = dlvm_thin_pool_next(ctx->vgs[v], p)) {
 			struct dlvm_err e = { 0 };
-			if (p->store && dlvm_thin_pool_commit_dirty(p, &e))
-				log_error(DLVM_LOG_LEASE, "%s: commit: %s", p->name, e.msg);
+			if (dlvm_thin_pool_commit_dirty(p, &e))
+				log_error(DLVM_LOG_LEASE, "%s: commit: %s", dlvm_thin_pool_name(p),
+					  e.msg);
 		}
 	for (size_t i = 0; i < ctx->nshared; i++) {
 		shared_leave_one(ctx->shared[i], true);

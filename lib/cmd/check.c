@@ -75,10 +75,10 @@ static int check_store(struct dlvm_vg *vg, uint64_t meta_id, const char *what,
 	const struct dlvm_lv *meta = dlvm_lv_find_id(vg, meta_id);
 	bool family = meta && meta->thin.pool_id;
 	uint64_t id = 0, next;
-	pthread_mutex_lock(&pool->mu);
-	while (!dlvm_thin_next_dev(pool->store, id, &next, NULL) && next != DLVM_THIN_NONE) {
+	uint64_t pool_id = dlvm_thin_pool_lv_id(pool);
+	while (!dlvm_thin_pool_next_dev(pool, id, &next, NULL) && next != DLVM_THIN_NONE) {
 		const struct dlvm_lv *t = dlvm_lv_find_id(vg, next);
-		if (!t || !(t->flags & DLVM_LV_THIN) || t->thin.pool_id != pool->lv_id ||
+		if (!t || !(t->flags & DLVM_LV_THIN) || t->thin.pool_id != pool_id ||
 		    (family && t->thin.meta_id != meta_id))
 			dlvm_check_report_add(rep, true, "%s/%s: thin device %" PRIu64 " has no thin LV",
 				 vg->info.name, what, next);
@@ -86,15 +86,13 @@ static int check_store(struct dlvm_vg *vg, uint64_t meta_id, const char *what,
 	}
 	for (size_t k = 0; k < vg->nlv; k++) {
 		const struct dlvm_lv *t = vg->lvs[k];
-		struct dlvm_thin_dev_info info;
-		if (!(t->flags & DLVM_LV_THIN) || t->thin.pool_id != pool->lv_id ||
+		if (!(t->flags & DLVM_LV_THIN) || t->thin.pool_id != pool_id ||
 		    (family ? t->thin.meta_id != meta_id : t->thin.meta_id != 0) ||
-		    !dlvm_thin_info(pool->store, t->id, &info, NULL))
+		    dlvm_thin_pool_has_dev(pool, t->id))
 			continue;
 		dlvm_check_report_add(rep, true, "%s/%s: no device in %s%s", vg->info.name, t->name,
 			 family ? "" : "pool ", what);
 	}
-	pthread_mutex_unlock(&pool->mu);
 	family_release(vg, pool);
 	return 0;
 }

@@ -297,8 +297,8 @@ int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
 		return r;
 	}
 	f->pool = dlvm_thin_pool_ref(pool);
-	f->chunk_size = pool->chunk_size;
-	f->vchunks = lv->thin.virtual_size / pool->chunk_size;
+	f->chunk_size = dlvm_thin_pool_chunk_size(pool);
+	f->vchunks = lv->thin.virtual_size / f->chunk_size;
 	/* from here a crash or a stop leaves the flatten to the next start */
 	if ((r = set_flatten_flag(vg, lv, true, rate, err))) {
 		struct dlvm_err e = { 0 };

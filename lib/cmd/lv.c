@@ -548,10 +548,8 @@ DLVM_CMD_FN(cmd_lvchange)
 			if ((r = shared_family_refuse_elsewhere(ctx, vg, lv, "change", err)) ||
 			    (r = dlvm_thin_lv_store(vg, lv, true, &pool, err)))
 				return r;
-			pthread_mutex_lock(&pool->mu);
-			r = dlvm_thin_set_flags(pool->store, lv->id,
-						!strcmp(p, "r") ? DLVM_THIN_DEV_READONLY : 0, err);
-			pthread_mutex_unlock(&pool->mu);
+			r = dlvm_thin_pool_set_flags(pool, lv->id,
+						     !strcmp(p, "r") ? DLVM_THIN_DEV_READONLY : 0, err);
 			if (r || (r = dlvm_thin_pool_commit(pool, err)))
 				return r;
 		}

@@ -255,8 +255,8 @@ static int thin_lv_record(struct dlvm_vg *vg, struct dlvm_thin_pool *pool, uint6
 	if (r) {
 		struct dlvm_err e2 = { 0 };
 		if (dlvm_thin_pool_delete_dev(pool, id, &e2))
-			resp_warning(resp, "%s: device %" PRIu64 " left in the pool: %s", pool->name, id,
-				     e2.msg);
+			resp_warning(resp, "%s: device %" PRIu64 " left in the pool: %s", dlvm_thin_pool_name(pool),
+				     id, e2.msg);
 	}
 	return r;
 }
@@ -390,16 +390,7 @@ int thin_remove(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 						    "volume %s (remove it first)", vg->info.name,
 						    lv->name, vg->lvs[i]->name);
 		/* the open stores go first: they live in the LVs */
-		struct dlvm_thin_pool **pp = &vg->thin_pools;
-		while (*pp) {
-			struct dlvm_thin_pool *p = *pp;
-			if (p->lv_id != lv->id) {
-				pp = &p->next;
-				continue;
-			}
-			*pp = p->next;
-			dlvm_thin_pool_unref(p);
-		}
+		dlvm_thin_pools_forget(vg, lv->id);
 		struct dlvm_txn t;
 		struct dlvm_edit e1 = { .type = DLVM_EDIT_LV_REMOVE }, e2 = { .type = DLVM_EDIT_LV_REMOVE };
 		e1.u.lv.id = lv->id;
@@ -510,11 +501,8 @@ int thin_resize(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 		if ((r = shared_family_refuse_elsewhere(ctx, vg, lv, "reduce", err)) ||
 		    (r = dlvm_thin_lv_store(vg, lv, true, &pool, err)))
 			return r;
-		pthread_mutex_lock(&pool->mu);
-		uint64_t cs = pool->chunk_size, first = (want + cs - 1) / cs, un;
-		r = dlvm_thin_unmap(pool->store, lv->id, first, DLVM_THIN_MAX_ID - first, &un, err);
-		pthread_mutex_unlock(&pool->mu);
-		if (r || (r = dlvm_thin_pool_commit(pool, err)))
+		if ((r = dlvm_thin_pool_unmap_from(pool, lv->id, want, err)) ||
+		    (r = dlvm_thin_pool_commit(pool, err)))
 			return r;
 		family_release(vg, pool);
 	}
@@ -573,19 +561,18 @@ void thin_report(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const struct dlvm_lv 
 		json_object_set_new(row, "metadata_percent", json_string(""));
 		return;
 	}
-	struct dlvm_thin_usage u;
-	dlvm_thin_pool_usage(pool, &u);
+	struct dlvm_thin_pool_fill f;
+	uint64_t cs = dlvm_thin_pool_chunk_size(pool);
+	dlvm_thin_pool_fill(pool, &f);
 	if (lv->flags & DLVM_LV_THIN_POOL) {
-		percent(row, "data_percent", u.data_chunks - u.data_free - u.data_pending,
-			u.data_chunks);
-		percent(row, "metadata_percent", u.meta_blocks - u.meta_free - u.meta_pending,
-			u.meta_blocks);
-		json_object_set_new(row, "chunk_size", json_integer((json_int_t)u.chunk_size));
+		percent(row, "data_percent", f.data_used, f.data_total);
+		percent(row, "metadata_percent", f.meta_used, f.meta_total);
+		json_object_set_new(row, "chunk_size", json_integer((json_int_t)cs));
 	} else {
-		uint64_t vchunks = lv->thin.virtual_size / u.chunk_size;
+		uint64_t vchunks = lv->thin.virtual_size / cs;
 		percent(row, "data_percent", dlvm_thin_pool_dev_mapped(pool, lv->id), vchunks);
 		json_object_set_new(row, "metadata_percent", json_string(""));
-		json_object_set_new(row, "chunk_size", json_integer((json_int_t)u.chunk_size));
+		json_object_set_new(row, "chunk_size", json_integer((json_int_t)cs));
 	}
 }
 int thin_pool_grow_meta(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *pool,

@@ -43,10 +43,8 @@ int activate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, const
 	    !dlvm_thin_lv_store(vg, lv, true, &p, NULL)) {
 		/* a full pool makes writes wait for autoextend (the host agent
 		 * keeps this up to date) */
-		pthread_mutex_lock(&p->mu);
-		p->can_grow = ctx->thin_autoextend_threshold && ctx->thin_autoextend_threshold < 100 &&
-			      !p->autoextend_failed;
-		pthread_mutex_unlock(&p->mu);
+		dlvm_thin_pool_set_autoextend(p, ctx->thin_autoextend_threshold &&
+						     ctx->thin_autoextend_threshold < 100);
 	}
 	return r;
 }

@@ -193,8 +193,13 @@ void family_forget(struct dlvm_vg *vg, uint64_t meta_id)
 void family_release(struct dlvm_vg *vg, struct dlvm_thin_pool *p)
 {
 	struct dlvm_err e = { 0 };
-	if (p->family && atomic_load(&p->refs) == 1 && dlvm_thin_store_drop(vg, p, &e))
-		log_error(DLVM_LOG_THIN, "%s: %s", p->name, e.msg);
+	char name[2 * DLVM_NAME_MAX + 2];
+	if (!dlvm_thin_pool_is_family(p) || dlvm_thin_pool_in_use(p))
+		return;
+	/* the drop closes the store, and its name with it */
+	snprintf(name, sizeof(name), "%s", dlvm_thin_pool_name(p));
+	if (dlvm_thin_store_drop(vg, p, &e))
+		log_error(DLVM_LOG_THIN, "%s: %s", name, e.msg);
 }
 
 /* The two edits that record thin LV id: LV_CREATE (a new uuid, now as its

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of the table of fills in flight (lib/volume/thinfill.c):
+/* Unit tests of the table of fills in flight (lib/pool/fill.c):
  * counts per sub-block, reliance, a full table, and removal that keeps the
  * entries probed past the removed one findable. */
 #include "helpers.h"
 
-#include "lib/volume/thinfill.h"
+#include "lib/pool/fill.h"
 
 #define LIVE_MAX 384 /* three quarters of the table */
 

@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Fills in flight: the unwritten sub-blocks of data chunks that writes under
- * way fill whole (lib/volume/thinpool.c). Such a sub-block counts as written
+ * way fill whole (lib/pool/map.c). Such a sub-block counts as written
  * only once its write is done, so a write that fills it in part must not
  * zero it meanwhile (that would wipe what the whole write put there): it
  * relies on the whole write instead and waits for it to end. A fixed table
  * per pool, no allocation after dlvm_thin_fills_new; the caller holds the
  * pool's mutex.
  */
-#ifndef DLVM_THINFILL_H
-#define DLVM_THINFILL_H
+#ifndef DLVM_POOL_FILL_H
+#define DLVM_POOL_FILL_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Fills in flight: an open-addressing table keyed by data chunk, linear
  * probing, entries removed by shifting back the ones after them. */
-#include "thinfill.h"
+#include "fill.h"
 
 #include <stdlib.h>
 
