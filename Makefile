@@ -3,11 +3,13 @@
 #   make run     build, then start dlvmd on ./var (creates pv0.img and vg0 on first start)
 #   make check   build, then unit tests (ASan+UBSan) and system tests; ends with "N passed, N failed"
 #   make bench   build, then the benchmarks in bench/ (ratios against baselines)
+#   make fuzz    the libFuzzer harnesses of tests/fuzz, FUZZ_SECONDS each (default 600)
 #   make clean   remove build trees and benchmark output
 
 BUILD := build
+FUZZ_SECONDS ?= 600
 
-.PHONY: all deps build run check bench clean
+.PHONY: all deps build run check bench fuzz clean
 
 all: build
 
@@ -27,5 +29,8 @@ check: build
 bench: build
 	bench/run
 
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz
+
 clean:
-	rm -rf $(BUILD) build-asan bench/out
+	rm -rf $(BUILD) build-asan build-fuzz bench/out

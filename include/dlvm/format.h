@@ -102,6 +102,16 @@ struct dlvm_mda_header {
 void dlvm_mda_header_encode(const struct dlvm_mda_header *h, uint8_t buf[DLVM_STRUCT_SIZE]);
 int dlvm_mda_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_mda_header *h,
 			   struct dlvm_err *err);
+/*
+ * Check a decoded header slot against the metadata area that holds it
+ * (`area` bytes: the PV header's mda_size, itself checked against the device):
+ * the checkpoint regions, the journal ring and mda_size must lie inside it, so
+ * that no read or allocation sized by the slot goes past the area. Returns 0 or
+ * -EBADMSG with a message naming the field ("field ring_size 1099511627776 at
+ * ring_offset 528384 runs past the metadata area (1048576 bytes)").
+ */
+int dlvm_mda_header_check_area(const struct dlvm_mda_header *h, uint64_t area,
+			       struct dlvm_err *err);
 
 /* ---- checkpoint and journal record headers (64 bytes, then payload) ---- */
 #define DLVM_BLOB_HEADER_SIZE 64u

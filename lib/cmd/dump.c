@@ -156,7 +156,8 @@ static int dump_mda_slots(struct dlvm_dev *dev, FILE *f, const struct dlvm_pv_he
 	for (int s = 0; s < 2; s++) {
 		struct dlvm_err se = { 0 };
 		uint64_t off = ph->mda_offset + (uint64_t)s * DLVM_BLOCK;
-		if (dlvm_mda_header_decode(buf + s * DLVM_BLOCK, &mh[s], &se)) {
+		if (dlvm_mda_header_decode(buf + s * DLVM_BLOCK, &mh[s], &se) ||
+		    dlvm_mda_header_check_area(&mh[s], ph->mda_size, &se)) {
 			fprintf(f, "Metadata header slot %d at offset %" PRIu64 ": %s\n", s, off, se.msg);
 			continue;
 		}

@@ -187,6 +187,27 @@ int dlvm_mda_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_mda_
 	return 0;
 }
 
+int dlvm_mda_header_check_area(const struct dlvm_mda_header *h, uint64_t area,
+			       struct dlvm_err *err)
+{
+	/* the decoder has checked ckpt end <= ring_offset < ring end <= mda_size
+	 * without overflow; name the first region that leaves the area */
+	uint64_t ck_end = h->ckpt_offset + 2 * h->ckpt_size;
+
+	if (ck_end > area)
+		return dlvm_err_set(err, -EBADMSG, "field ckpt_size %" PRIu64 " (two regions at "
+				    "ckpt_offset %" PRIu64 ") runs past the metadata area (%" PRIu64
+				    " bytes)", h->ckpt_size, h->ckpt_offset, area);
+	if (h->ring_offset + h->ring_size > area)
+		return dlvm_err_set(err, -EBADMSG, "field ring_size %" PRIu64 " at ring_offset %"
+				    PRIu64 " runs past the metadata area (%" PRIu64 " bytes)",
+				    h->ring_size, h->ring_offset, area);
+	if (h->mda_size > area)
+		return dlvm_err_set(err, -EBADMSG, "field mda_size %" PRIu64 " is larger than the "
+				    "metadata area (%" PRIu64 " bytes)", h->mda_size, area);
+	return 0;
+}
+
 void dlvm_blob_encode(struct dlvm_blob_header *h, uint8_t *buf)
 {
 	memset(buf, 0, DLVM_BLOB_HEADER_SIZE);

@@ -20,6 +20,17 @@ static uint64_t mda_base(const struct dlvm_pv *pv)
 	return pv->hdr.mda_offset;
 }
 
+/* Bytes of the metadata area on dev: the label's mda_size (checked against the
+ * device when the label is read), or all of the device after DLVM_MDA_OFFSET. */
+static uint64_t mda_area(struct dlvm_dev *dev)
+{
+	struct dlvm_pv_header ph;
+
+	if (!dlvm_pv_read_header(dev, &ph, NULL))
+		return ph.mda_size;
+	return dev->size > DLVM_MDA_OFFSET ? dev->size - DLVM_MDA_OFFSET : 0;
+}
+
 int dlvm_mda_read_header(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_err *err)
 {
 	struct dlvm_mda_header h[2];
@@ -37,6 +48,12 @@ int dlvm_mda_read_header(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm
 	for (int i = 0; i < 2; i++)
 		r[i] = dlvm_mda_header_decode(buf + i * DLVM_BLOCK, &h[i], &e[i]);
 	free(buf);
+	/* a slot that decodes must also fit the area the label gives it (or,
+	 * without a label, the device), before anything is read or allocated by it */
+	uint64_t area = mda_area(dev);
+	for (int i = 0; i < 2; i++)
+		if (!r[i])
+			r[i] = dlvm_mda_header_check_area(&h[i], area, &e[i]);
 	/* a slot that checksums but is of a newer format (version, unknown
 	 * incompatible features) may well be the newer one: its generation is
 	 * not known, so the other slot's older state must not be used either */

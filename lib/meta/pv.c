@@ -39,6 +39,11 @@ int dlvm_pv_read_header(struct dlvm_dev *dev, struct dlvm_pv_header *h, struct d
 		if (r)
 			dlvm_err_prefix(err, r, "%s: PV header at offset %u: ", dev->name,
 					DLVM_PV_HEADER_OFFSET);
+		else if (h->mda_offset + h->mda_size > dev->size)
+			r = dlvm_err_set(err, -EBADMSG, "%s: PV header at offset %u: field mda_size %"
+					 PRIu64 " runs past the end of the device (%" PRIu64
+					 " bytes)", dev->name, DLVM_PV_HEADER_OFFSET, h->mda_size,
+					 dev->size);
 		else if (h->sector_size < dev->sector_size)
 			r = dlvm_err_set(err, -EBADMSG, "%s: PV header records sector size %u but "
 					 "the device has %u", dev->name, h->sector_size,

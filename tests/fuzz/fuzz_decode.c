@@ -2,39 +2,107 @@
 /*
  * Fuzz every decoder of the on-disk format: the PV header, the MDA header
  * slot, checkpoint and record headers, and edit streams, which are also
- * applied to a VG model (so apply's checks see arbitrary edits). A decoder
- * that accepts bytes must re-encode them to bytes it accepts again.
+ * applied to a VG model (so apply's checks see arbitrary edits). Magic and
+ * CRCs are fixed up after mutation unless the input says not to, so the
+ * fuzzer reaches the field checks. A decoder that accepts bytes must
+ * re-encode them to bytes it accepts again.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dlvm/format.h"
+#include "dlvm/util.h"
 #include "dlvm/vg.h"
 #include "lib/meta/meta.h"
 
-static void fuzz_headers(const uint8_t *data, size_t size)
+/* Stamp magic and a matching CRC on a 512-byte structure, so that the
+ * decoder gets past both to the version, reserved bytes and field checks. */
+static void seal(uint8_t *p, const char *magic)
 {
-	uint8_t buf[DLVM_STRUCT_SIZE] = { 0 }, again[DLVM_STRUCT_SIZE];
+	memcpy(p, magic, 8);
+	dlvm_put_le32(p + DLVM_STRUCT_SIZE - 4, dlvm_crc32c(p, DLVM_STRUCT_SIZE - 4));
+}
+
+static void fuzz_pv_header(const uint8_t buf[DLVM_STRUCT_SIZE])
+{
+	uint8_t again[DLVM_STRUCT_SIZE];
 	struct dlvm_pv_header ph, ph2;
-	struct dlvm_mda_header mh, mh2;
 	struct dlvm_err e = { 0 };
 
-	memcpy(buf, data, size < sizeof(buf) ? size : sizeof(buf));
 	if (!dlvm_pv_header_decode(buf, &ph, &e)) {
 		dlvm_pv_header_encode(&ph, again);
 		if (dlvm_pv_header_decode(again, &ph2, NULL))
 			abort();
+	} else if (e.code == 0 || !e.msg[0]) {
+		abort(); /* a refusal always says why */
 	}
-	dlvm_err_clear(&e);
+}
+
+static void fuzz_mda_header(const uint8_t buf[DLVM_STRUCT_SIZE])
+{
+	uint8_t again[DLVM_STRUCT_SIZE];
+	struct dlvm_mda_header mh, mh2;
+	struct dlvm_err e = { 0 };
+
 	if (!dlvm_mda_header_decode(buf, &mh, &e)) {
 		dlvm_mda_header_encode(&mh, again);
 		if (dlvm_mda_header_decode(again, &mh2, NULL))
 			abort();
+		/* a slot that fits the area the codec allows fits it */
+		if (dlvm_mda_header_check_area(&mh, mh.mda_size, NULL))
+			abort();
+		dlvm_mda_header_check_area(&mh, 1 << 20, NULL);
+	} else if (e.code == 0 || !e.msg[0]) {
+		abort();
 	}
+}
+
+/* A blob header with its payload: magic and CRC (over header and payload)
+ * fixed up when fix is set. */
+static void fuzz_blob(const uint8_t *data, size_t size, const char *magic, bool fix)
+{
 	struct dlvm_blob_header bh;
-	dlvm_blob_decode(data, size, DLVM_REC_MAGIC, &bh, NULL);
-	dlvm_blob_decode(data, size, DLVM_CKPT_MAGIC, &bh, NULL);
+	uint8_t *p = malloc(size ? size : 1);
+
+	if (!p)
+		return;
+	memcpy(p, data, size);
+	if (fix && size >= DLVM_BLOB_HEADER_SIZE) {
+		uint32_t plen = dlvm_get_le32(p + 44);
+		memcpy(p, magic, 8);
+		if (plen <= size - DLVM_BLOB_HEADER_SIZE) {
+			dlvm_put_le32(p + 56, 0);
+			dlvm_put_le32(p + 56, dlvm_crc32c(p, DLVM_BLOB_HEADER_SIZE + plen));
+		}
+	}
+	if (!dlvm_blob_decode(p, size, magic, &bh, NULL) &&
+	    bh.payload_len > size - DLVM_BLOB_HEADER_SIZE)
+		abort();
+	free(p);
+}
+
+/* Input byte 0, bit 0: keep magic and CRCs as they are; the rest is the
+ * structure (and, for fuzz_edits, an edit stream). */
+static void fuzz_headers(const uint8_t *data, size_t size)
+{
+	uint8_t buf[DLVM_STRUCT_SIZE] = { 0 }, pv[DLVM_STRUCT_SIZE], mdh[DLVM_STRUCT_SIZE];
+	bool fix = !(data[0] & 1);
+
+	data++;
+	size--;
+	memcpy(buf, data, size < sizeof(buf) ? size : sizeof(buf));
+	memcpy(pv, buf, sizeof(pv));
+	memcpy(mdh, buf, sizeof(mdh));
+	if (fix) {
+		seal(pv, DLVM_PV_MAGIC);
+		seal(mdh, DLVM_MDH_MAGIC);
+	}
+	fuzz_pv_header(pv);
+	fuzz_mda_header(mdh);
+	fuzz_blob(data, size, DLVM_REC_MAGIC, fix);
+	fuzz_blob(data, size, DLVM_CKPT_MAGIC, fix);
 }
 
 static void fuzz_edits(const uint8_t *data, size_t size)
@@ -98,7 +166,9 @@ static void fuzz_edits(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	if (size < 1)
+		return 0;
 	fuzz_headers(data, size);
-	fuzz_edits(data, size);
+	fuzz_edits(data + 1, size - 1);
 	return 0;
 }

@@ -4,15 +4,24 @@
  * are made on a memory device, then the input overwrites bytes of the
  * metadata area (header slots, checkpoint, journal ring) before the VG is
  * loaded and checked. Loading must fail cleanly or give a consistent VG.
+ * After patching, the CRCs of every record and checkpoint the header slots
+ * point at, then of the slots themselves, are fixed up (unless the input
+ * says not to), so the fuzzer reaches the field checks and the replay.
+ *
+ * Input: byte 0 bit 0 = keep checksums as they are; then records of
+ * (u32 offset in the metadata area and label, u8 length, bytes).
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dlvm/util.h"
 #include "dlvm/vg.h"
+#include "lib/format/layout.h"
 #include "lib/meta/meta.h"
 
-#define DEV_SIZE (16u << 20)
+#define DEV_SIZE (4u << 20)
 #define MDA_SIZE (1u << 20)
 
 static uint8_t *pristine;
@@ -24,7 +33,7 @@ static void make_pristine(void)
 	struct dlvm_vg *vg = NULL;
 
 	if (!dev || dlvm_pv_format(dev, &o, NULL) ||
-	    dlvm_vg_create("vg0", 1 << 20, &dev, 1, &vg, NULL))
+	    dlvm_vg_create("vg0", 64 << 10, &dev, 1, &vg, NULL))
 		abort();
 	for (int i = 0; i < 6; i++) {
 		struct dlvm_edit e = { .type = DLVM_EDIT_LV_CREATE };
@@ -46,6 +55,47 @@ static void make_pristine(void)
 	dlvm_vg_free(vg);
 }
 
+/* The blob at p (avail bytes): when it carries magic and its payload fits,
+ * a CRC over header and payload. */
+static void fix_blob(uint8_t *p, uint64_t avail, const char *magic)
+{
+	if (avail < DLVM_BLOB_HEADER_SIZE || memcmp(p + BH_MAGIC, magic, 8))
+		return;
+	uint64_t plen = dlvm_get_le32(p + BH_PLEN);
+	if (plen > avail - DLVM_BLOB_HEADER_SIZE)
+		return;
+	dlvm_put_le32(p + BH_CRC, 0);
+	dlvm_put_le32(p + BH_CRC, dlvm_crc32c(p, DLVM_BLOB_HEADER_SIZE + (size_t)plen));
+}
+
+static void fix_checksums(uint8_t *d)
+{
+	uint8_t *mda = d + DLVM_MDA_OFFSET;
+
+	for (unsigned s = 0; s < 2; s++) {
+		uint8_t *h = mda + s * DLVM_BLOCK;
+		if (memcmp(h, DLVM_MDH_MAGIC, 8))
+			continue;
+		uint64_t co = dlvm_get_le64(h + MDH_CKPT_OFF), cs = dlvm_get_le64(h + MDH_CKPT_SIZE);
+		uint64_t ro = dlvm_get_le64(h + MDH_RING_OFF), rs = dlvm_get_le64(h + MDH_RING_SIZE);
+		uint64_t slot = dlvm_get_le32(h + MDH_CKPT_SLOT) & 1;
+		uint64_t len = dlvm_get_le64(h + MDH_CKPT_LEN);
+		if (co < MDA_SIZE && cs <= MDA_SIZE && co + (slot + 1) * cs <= MDA_SIZE &&
+		    len <= cs) {
+			uint8_t *ck = mda + co + slot * cs;
+			fix_blob(ck, len, DLVM_CKPT_MAGIC);
+			dlvm_put_le32(h + MDH_CKPT_CRC, dlvm_crc32c(ck, (size_t)len));
+		}
+		if (ro < MDA_SIZE && rs <= MDA_SIZE - ro)
+			for (uint64_t p = 0; p < rs; p += 512)
+				fix_blob(mda + ro + p, rs - p, DLVM_REC_MAGIC);
+		dlvm_put_le32(h + MDH_CRC, dlvm_crc32c(h, MDH_CRC));
+	}
+	uint8_t *ph = d + DLVM_PV_HEADER_OFFSET;
+	if (!memcmp(ph, DLVM_PV_MAGIC, 8))
+		dlvm_put_le32(ph + 508, dlvm_crc32c(ph, 508));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!pristine)
@@ -55,18 +105,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	uint8_t *d = dlvm_memdev_data(dev);
 	memcpy(d, pristine, DEV_SIZE);
-	/* input: records of (u32 offset in the first 2 MiB, u8 len, bytes) */
+	if (size < 1) {
+		dlvm_dev_close(dev);
+		return 0;
+	}
+	bool fix = !(data[0] & 1);
+	data++;
+	size--;
 	size_t p = 0;
 	while (p + 5 <= size) {
 		uint32_t off = (data[p] | data[p + 1] << 8 | data[p + 2] << 16 |
-				(uint32_t)data[p + 3] << 24) % (2u << 20);
+				(uint32_t)data[p + 3] << 24) % (DLVM_MDA_OFFSET + MDA_SIZE);
 		size_t len = data[p + 4];
 		p += 5;
 		if (len > size - p)
 			len = size - p;
+		if (len > DEV_SIZE - off)
+			len = DEV_SIZE - off;
 		memcpy(d + off, data + p, len);
 		p += len;
 	}
+	if (fix)
+		fix_checksums(d);
 	struct dlvm_vg *vg = NULL;
 	struct dlvm_dev *devs[1] = { dev };
 	if (!dlvm_vg_load(devs, 1, NULL, &vg, NULL)) {

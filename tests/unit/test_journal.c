@@ -1095,6 +1095,114 @@ static void corrupt_header_slots_in_one_copy(void **state)
 	dlvm_vg_free(vg);
 }
 
+/* ---- header slots bounded by the metadata area ---- */
+
+/* Write header slot `slot` of dev: slot 0 (a fresh PV has only that one)
+ * with the fields fn changes, CRC valid. */
+static void forge_slot(struct dlvm_dev *dev, unsigned slot,
+		       void (*fn)(struct dlvm_mda_header *h))
+{
+	uint8_t *p = dlvm_memdev_data(dev) + DLVM_MDA_OFFSET + slot * DLVM_BLOCK;
+	struct dlvm_mda_header h;
+
+	assert_int_equal(dlvm_mda_header_decode(p - slot * DLVM_BLOCK, &h, NULL), 0);
+	fn(&h);
+	memset(p, 0, DLVM_STRUCT_SIZE);
+	dlvm_mda_header_encode(&h, p);
+	assert_int_equal(dlvm_mda_header_decode(p, &h, NULL), 0); /* the codec accepts it */
+}
+
+/* 1 TiB of ring, behind a newer generation: what drove a load to gigabytes */
+static void huge_ring(struct dlvm_mda_header *h)
+{
+	h->ring_size = 1ull << 40;
+	h->mda_size = h->ring_offset + h->ring_size;
+	h->generation += 100;
+}
+
+static void huge_ckpt(struct dlvm_mda_header *h)
+{
+	h->ckpt_size = 1ull << 30;
+	h->ckpt_len = 1ull << 30;
+	h->ring_offset = h->ckpt_offset + 2 * h->ckpt_size;
+	h->mda_size = h->ring_offset + h->ring_size;
+	h->generation += 100;
+}
+
+static void huge_mda(struct dlvm_mda_header *h)
+{
+	h->mda_size = 1ull << 40;
+}
+
+/* A slot whose ring lies outside the area is unreadable; the other serves. */
+static void slot_ring_past_the_area(void **state)
+{
+	struct dlvm_vg *vg = t_vg(1, 64 * MiB, 512, MiB, MiB);
+	struct dlvm_dev *devs[1];
+	struct dlvm_mda m;
+	struct dlvm_err e = { 0 };
+	struct t_gen g = { .s = 23 };
+	(void)state;
+
+	changes(vg, &g, 4);
+	char *before = t_model(vg);
+	t_detach(vg, devs);
+	uint64_t ring_off = 8192 + 2 * ((MiB - 8192 - MiB / 4) / 2);
+	forge_slot(devs[0], 0, huge_ring);
+	vg = t_load(devs, 1); /* the VG stays visible */
+	char *after = t_model(vg);
+	assert_string_equal(after, before);
+	free(after);
+	free(before);
+	t_detach(vg, devs);
+	forge_slot(devs[0], 1, huge_ring);
+	char want[300];
+	snprintf(want, sizeof(want), "pv0: metadata header slots at offsets 8192 and 12288 are "
+		 "both unreadable: field ring_size 1099511627776 at ring_offset %" PRIu64 " runs "
+		 "past the metadata area (1048576 bytes); field ring_size", ring_off);
+	assert_err(dlvm_mda_read_header(devs[0], &m, &e), &e, -EBADMSG, want);
+	dlvm_dev_close(devs[0]);
+}
+
+static void slot_ckpt_and_mda_past_the_area(void **state)
+{
+	struct dlvm_dev *dev = t_pv("pv0", 64 * MiB, 512, MiB);
+	struct dlvm_mda m;
+	struct dlvm_err e = { 0 };
+	(void)state;
+
+	forge_slot(dev, 1, huge_mda);
+	forge_slot(dev, 0, huge_ckpt);
+	assert_err(dlvm_mda_read_header(dev, &m, &e), &e, -EBADMSG,
+		   "pv0: metadata header slots at offsets 8192 and 12288 are both unreadable: "
+		   "field ckpt_size 1073741824 (two regions at ckpt_offset 8192) runs past the "
+		   "metadata area (1048576 bytes); field mda_size 1099511627776 is larger than "
+		   "the metadata area (1048576 bytes)");
+	dlvm_dev_close(dev);
+}
+
+/* The label's metadata area must fit on the device it is read from. */
+static void label_mda_past_the_device(void **state)
+{
+	struct dlvm_dev *dev = t_pv("pv0", 64 * MiB, 512, MiB);
+	uint8_t *p = dlvm_memdev_data(dev) + DLVM_PV_HEADER_OFFSET;
+	struct dlvm_pv_header h;
+	struct dlvm_err e = { 0 };
+	(void)state;
+
+	assert_int_equal(dlvm_pv_header_decode(p, &h, NULL), 0);
+	h.mda_size = 128 * MiB;
+	h.data_offset = 129 * MiB;
+	h.data_size = MiB;
+	h.device_size = 130 * MiB;
+	memset(p, 0, DLVM_STRUCT_SIZE);
+	dlvm_pv_header_encode(&h, p);
+	assert_err(dlvm_pv_read_header(dev, &h, &e), &e, -EBADMSG,
+		   "pv0: PV header at offset 4096: field mda_size 134217728 runs past the end of "
+		   "the device (67108864 bytes)");
+	dlvm_dev_close(dev);
+}
+
 static void eio_on_one_copy(void **state)
 {
 	struct dlvm_vg *vg = t_vg(2, 64 * MiB, 512, MiB, MiB);
@@ -1634,6 +1742,9 @@ int main(void)
 		cmocka_unit_test(unreadable_checkpoint_single_copy),
 		cmocka_unit_test(corrupt_header_slots_in_one_copy),
 		cmocka_unit_test(eio_on_one_copy),
+		cmocka_unit_test(slot_ring_past_the_area),
+		cmocka_unit_test(slot_ckpt_and_mda_past_the_area),
+		cmocka_unit_test(label_mda_past_the_device),
 		cmocka_unit_test(refused_remove_keeps_every_attribute),
 		cmocka_unit_test(eio_on_every_copy),
 		cmocka_unit_test(refused_txn_writes_nothing),
