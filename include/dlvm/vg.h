@@ -21,6 +21,7 @@
 #include "dlvm/util.h"
 
 struct dlvm_fence;
+struct dlvm_hmap;
 struct dlvm_thin_pool;
 
 struct dlvm_free_range {
@@ -65,7 +66,6 @@ struct dlvm_lv {
 	uint32_t nholders;         /* shared VGs: activation records */
 	struct dlvm_lv_holder *holders; /* sorted by host id, owned */
 	uint64_t copy_rate;        /* a flatten's limit, bytes per second; 0 none */
-	void *priv;                /* owner's data (dlvmd: its export) */
 	size_t index;              /* position in vg->lvs */
 };
 
@@ -76,8 +76,8 @@ struct dlvm_vg {
 	size_t npv;
 	struct dlvm_lv **lvs;      /* unordered; lv->index is the position */
 	size_t nlv, caplv;
-	void *by_name;             /* hash of LV names (internal) */
-	void *by_id;               /* hash of LV ids (internal) */
+	struct dlvm_hmap *by_name; /* the LVs by name (lib/util/hmap.h), owned */
+	struct dlvm_hmap *by_id;   /* the LVs by id, owned */
 	bool readonly;             /* every metadata change is refused */
 	char readonly_why[DLVM_ERR_MSG_MAX]; /* the message it is refused with ("" for
 					       * the generic one) */

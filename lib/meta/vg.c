@@ -49,10 +49,10 @@ int dlvm_vg_add_lv(struct dlvm_vg *vg, struct dlvm_lv *lv)
 		vg->lvs = p;
 		vg->caplv = ncap;
 	}
-	if (dlvm_hmap_insert(vg_by_name(vg), lv))
+	if (dlvm_hmap_insert(vg->by_name, lv))
 		return -ENOMEM;
-	if (dlvm_hmap_insert(vg_by_id(vg), lv)) {
-		dlvm_hmap_remove(vg_by_name(vg), lv);
+	if (dlvm_hmap_insert(vg->by_id, lv)) {
+		dlvm_hmap_remove(vg->by_name, lv);
 		return -ENOMEM;
 	}
 	lv->index = vg->nlv;
@@ -62,8 +62,8 @@ int dlvm_vg_add_lv(struct dlvm_vg *vg, struct dlvm_lv *lv)
 
 void dlvm_vg_del_lv(struct dlvm_vg *vg, struct dlvm_lv *lv)
 {
-	dlvm_hmap_remove(vg_by_name(vg), lv);
-	dlvm_hmap_remove(vg_by_id(vg), lv);
+	dlvm_hmap_remove(vg->by_name, lv);
+	dlvm_hmap_remove(vg->by_id, lv);
 	vg->lvs[lv->index] = vg->lvs[--vg->nlv];
 	vg->lvs[lv->index]->index = lv->index;
 }
@@ -83,8 +83,8 @@ void dlvm_vg_free(struct dlvm_vg *vg)
 	}
 	free(vg->pvs);
 	if (vg->by_name) {
-		dlvm_hmap_release(vg_by_name(vg));
-		dlvm_hmap_release(vg_by_id(vg));
+		dlvm_hmap_release(vg->by_name);
+		dlvm_hmap_release(vg->by_id);
 	}
 	free(vg->by_name);
 	free(vg->by_id);
@@ -94,12 +94,12 @@ void dlvm_vg_free(struct dlvm_vg *vg)
 
 struct dlvm_lv *dlvm_lv_find(const struct dlvm_vg *vg, const char *name)
 {
-	return dlvm_hmap_find_str(vg_by_name(vg), name);
+	return dlvm_hmap_find_str(vg->by_name, name);
 }
 
 struct dlvm_lv *dlvm_lv_find_id(const struct dlvm_vg *vg, uint64_t id)
 {
-	return dlvm_hmap_find_u64(vg_by_id(vg), id);
+	return dlvm_hmap_find_u64(vg->by_id, id);
 }
 
 struct dlvm_pv *dlvm_pv_find_id(const struct dlvm_vg *vg, uint32_t id)
