@@ -35,6 +35,7 @@
 
 #include "dlvm/dev.h"
 #include "dlvm/err.h"
+#include "dlvm/lvdev.h"
 #include "dlvm/map.h"
 #include "dlvm/thin.h"
 
@@ -44,20 +45,6 @@ struct dlvm_lv;
 /* One open store (see above): opaque, reached through the calls below. */
 struct dlvm_thin_pool;
 
-/* A device view of an LV's extents (lib/volume/lvdev.c), used for the
- * metadata store; read-only (dev->readonly) in a read-only VG. The VG and
- * its PV devices must outlive it. -ENODEV when a PV of the LV is missing,
- * -ENOMEM. */
-int dlvm_lvdev_open(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct dlvm_dev **out,
-		    struct dlvm_err *err);
-
-/* Does a flush of an LV device view flush the PV behind fd too? */
-bool dlvm_lvdev_flushes(const struct dlvm_dev *dev, int fd);
-
-/* Point an LV device view at the LV's current extents (after an extend);
- * the caller serialises this with its users. */
-int dlvm_lvdev_remap(struct dlvm_dev *dev, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
-		     struct dlvm_err *err);
 /* After the metadata LV of pool was extended: the store uses the new blocks. */
 int dlvm_thin_pool_meta_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool,
 				struct dlvm_err *err);

@@ -4,7 +4,7 @@
  * segment and stripe boundaries and passed to the PVs' devices. The thin
  * pool's metadata store lives on one (its hidden metadata LV).
  */
-#include "dlvm/thinpool.h"
+#include "dlvm/lvdev.h"
 
 #include <liburing.h>
 #include <pthread.h>
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dlvm/map.h"
 #include "dlvm/util.h"
 #include "dlvm/vg.h"
 
