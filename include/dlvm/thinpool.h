@@ -86,6 +86,15 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 			struct dlvm_thin_pool **out, struct dlvm_err *err);
 /* The open store of meta_id in vg, or NULL (nothing is opened). */
 struct dlvm_thin_pool *dlvm_thin_store_find(struct dlvm_vg *vg, uint64_t meta_id, bool write);
+/*
+ * The data path's map of lv (dlvm_lv_map_build, refs = 1, put with
+ * dlvm_lv_map_put) with what the VG's runtime lends it: its fence, and for
+ * a thin LV its store (dlvm_thin_lv_store: to write it unless the LV is
+ * read-only), referenced by the map. -ENODEV if a PV of the LV is missing,
+ * the store's errors for a thin LV, -ENOMEM. The thread that runs commands.
+ */
+int dlvm_vg_map_lv(struct dlvm_vg *vg, const struct dlvm_lv *lv, struct dlvm_lv_map **out,
+		   struct dlvm_err *err);
 /* Forget an open store (commit it first when it writes): the next get opens
  * it again. Maps that use it keep their reference. */
 int dlvm_thin_store_drop(struct dlvm_vg *vg, struct dlvm_thin_pool *p, struct dlvm_err *err);

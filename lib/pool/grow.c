@@ -19,7 +19,7 @@ static int data_grown(struct dlvm_vg *vg, struct dlvm_thin_pool *p, const struct
 	struct dlvm_lv_map *m;
 	int r;
 
-	if ((r = dlvm_lv_map_build(vg, data, &m, err)))
+	if ((r = dlvm_vg_map_lv(vg, data, &m, err)))
 		return r;
 	pthread_mutex_lock(&p->mu);
 	/* maps already handed out keep the old data map: it covers every

@@ -226,7 +226,7 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 		 * newer snapshots use newer slabs */
 		if (p->reader && data->le_count * vg->info.extent_size > p->data->size) {
 			struct dlvm_lv_map *nm;
-			if ((r = dlvm_lv_map_build(vg, data, &nm, err)))
+			if ((r = dlvm_vg_map_lv(vg, data, &nm, err)))
 				return r;
 			pthread_mutex_lock(&p->mu);
 			struct dlvm_lv_map *old = p->data;
@@ -266,7 +266,7 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 		goto fail;
 	}
 	if ((r = dlvm_lvdev_open(vg, m, &p->meta, err)) ||
-	    (r = dlvm_lv_map_build(vg, data, &p->data, err)))
+	    (r = dlvm_vg_map_lv(vg, data, &p->data, err)))
 		goto fail;
 	if (family && m->thin.origin_id) {
 		/* a clone's family reads through to the snapshot it was made of */
@@ -337,6 +337,23 @@ int dlvm_thin_lv_store(struct dlvm_vg *vg, const struct dlvm_lv *lv, bool write,
 		return dlvm_err_set(err, -EBADMSG, "%s/%s: its pool (LV id %" PRIu64 ") is missing",
 				    vg->info.name, lv->name, lv->thin.pool_id);
 	return dlvm_thin_pool_get(vg, pool, out, err);
+}
+
+int dlvm_vg_map_lv(struct dlvm_vg *vg, const struct dlvm_lv *lv, struct dlvm_lv_map **out,
+		   struct dlvm_err *err)
+{
+	struct dlvm_map_source src = { .fence = vg->fence, .thin_unref = dlvm_thin_pool_unref };
+
+	if (lv->flags & DLVM_LV_THIN) {
+		struct dlvm_thin_pool *pool;
+		int r;
+		/* a read-only thin LV of a shared VG is read through views
+		 * unless this host writes its family */
+		if ((r = dlvm_thin_lv_store(vg, lv, !(lv->flags & DLVM_LV_READONLY), &pool, err)))
+			return r;
+		src.thin = dlvm_thin_pool_ref(pool);
+	}
+	return dlvm_lv_map_build(vg, lv, &src, out, err);
 }
 
 int dlvm_thin_store_drop(struct dlvm_vg *vg, struct dlvm_thin_pool *p, struct dlvm_err *err)
