@@ -7,7 +7,7 @@
 
 #include "dlvm/log.h"
 #include "dlvm/map.h"
-#include "dlvm/thinpool.h"
+#include "dlvm/runtime.h"
 #include "dlvm/vg.h"
 
 #define EXPORT_NAME_MAX (2 * DLVM_NAME_MAX + 2)

@@ -23,7 +23,8 @@ struct dlvm_thin_pool;
 /*
  * Fencing of a shared VG's data path: a deadline on CLOCK_MONOTONIC after
  * which no I/O may be dispatched to the VG's devices. One fence per joined
- * shared VG, shared by the VG model and every map built from it; the lease
+ * shared VG, shared by the VG's runtime (dlvm/runtime.h), its open thin
+ * stores and every map built from it; the lease
  * renewal thread moves the deadline forward after each successful renewal,
  * the data path reads it before dispatching each request. Reference counted;
  * safe from any thread.

@@ -7,8 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "dlvm/map.h"
-#include "dlvm/thinpool.h"
 #include "dlvm/util.h"
 #include "meta.h"
 
@@ -72,7 +70,8 @@ void dlvm_vg_free(struct dlvm_vg *vg)
 {
 	if (!vg)
 		return;
-	dlvm_thin_pools_release(vg); /* commits: before the devices close */
+	if (vg->runtime_release)
+		vg->runtime_release(vg->runtime); /* commits stores: before the devices close */
 	for (size_t i = 0; i < vg->nlv; i++)
 		dlvm_lv_free(vg->lvs[i]);
 	free(vg->lvs);
@@ -88,8 +87,20 @@ void dlvm_vg_free(struct dlvm_vg *vg)
 	}
 	free(vg->by_name);
 	free(vg->by_id);
-	dlvm_fence_put(vg->fence);
 	free(vg);
+}
+
+void dlvm_vg_attach_runtime(struct dlvm_vg *vg, struct dlvm_vg_runtime *rt,
+			    void (*release)(struct dlvm_vg_runtime *rt))
+{
+	vg->runtime = rt;
+	vg->runtime_release = release;
+}
+
+void dlvm_vg_move_runtime(struct dlvm_vg *from, struct dlvm_vg *to)
+{
+	dlvm_vg_attach_runtime(to, from->runtime, from->runtime_release);
+	dlvm_vg_attach_runtime(from, NULL, NULL);
 }
 
 struct dlvm_lv *dlvm_lv_find(const struct dlvm_vg *vg, const char *name)
