@@ -7,6 +7,7 @@
 
 #include "dlvm/log.h"
 #include "dlvm/map.h"
+#include "dlvm/runtime.h"
 #include "dlvm/vg.h"
 
 #define EXPORT_NAME_MAX (2 * DLVM_NAME_MAX + 2)
@@ -30,7 +31,7 @@ static int hook_activate(void *priv, struct dlvm_vg *vg, struct dlvm_lv *lv,
 	if (lv->flags & (DLVM_LV_HIDDEN | DLVM_LV_LOCKSPACE | DLVM_LV_THIN_META | DLVM_LV_THIN_POOL))
 		return 0;
 	dlvmd_export_name(vg->info.name, lv->name, name, sizeof(name));
-	r = dlvm_lv_map_build(vg, lv, &map, err);
+	r = dlvm_vg_map_lv(vg, lv, &map, err);
 	if (r < 0)
 		return dlvm_err_prefix(err, r, "%s: activate: ", name);
 	map_size = map->size;

@@ -23,7 +23,8 @@ struct dlvm_thin_pool;
 /*
  * Fencing of a shared VG's data path: a deadline on CLOCK_MONOTONIC after
  * which no I/O may be dispatched to the VG's devices. One fence per joined
- * shared VG, shared by the VG model and every map built from it; the lease
+ * shared VG, shared by the VG's runtime (dlvm/runtime.h), its open thin
+ * stores and every map built from it; the lease
  * renewal thread moves the deadline forward after each successful renewal,
  * the data path reads it before dispatching each request. Reference counted;
  * safe from any thread.
@@ -70,8 +71,9 @@ struct dlvm_lv_map {
 	uint64_t size;        /* bytes */
 	bool readonly;
 	struct dlvm_fence *fence; /* shared VG: checked before each request; else NULL */
-	struct dlvm_thin_pool *thin; /* thin LV: its pool (a reference), else NULL;
+	struct dlvm_thin_pool *thin; /* thin LV: its store (a reference), else NULL;
 				      * devs are the pool's data devices, no segs */
+	void (*thin_unref)(struct dlvm_thin_pool *p); /* lets thin go (its owner's) */
 	uint64_t thin_id;         /* thin LV: its device id in the pool's store */
 	char vg[DLVM_NAME_MAX + 1];
 	char lv[DLVM_NAME_MAX + 1];
@@ -88,12 +90,30 @@ struct dlvm_map_piece {
 	uint64_t len;         /* bytes, <= the requested length */
 };
 
-/* Build a map for lv (refs = 1), holding a reference on vg->fence if set.
- * For a thin LV the pool is opened (dlvm_thin_pool_get) and referenced; the
- * data path asks it for every piece (dlvm/thinpool.h).
- * -ENODEV if a PV of the LV is missing; the pool's errors for a thin LV. */
+/*
+ * What a map takes from its VG's runtime rather than from the VG model: the
+ * fence and, for a thin LV, its store. lib/volume neither knows where the
+ * fence comes from nor how a store is opened or let go, so the layer that
+ * builds maps (lib/pool: dlvm_vg_map_lv) hands them in.
+ */
+struct dlvm_map_source {
+	struct dlvm_fence *fence;    /* shared VG: the map takes a reference; else NULL */
+	struct dlvm_thin_pool *thin; /* thin LV: its store, a reference the map takes
+				      * over and drops with thin_unref (at its last
+				      * put, or at once when the build fails); else NULL */
+	void (*thin_unref)(struct dlvm_thin_pool *p);
+};
+
+/*
+ * Build a map for lv (refs = 1) with what src lends it (NULL: no fence, and
+ * lv is not thin). A thin LV's map has its store, the LV's virtual size and
+ * every PV of the VG as devices (the data path asks the store for every
+ * piece, dlvm/thinpool.h). -ENODEV if a PV of the LV is missing, -EINVAL for
+ * a thin LV without a store, -ENOMEM. Any thread that owns vg for the call.
+ */
 int dlvm_lv_map_build(const struct dlvm_vg *vg, const struct dlvm_lv *lv,
-		      struct dlvm_lv_map **out, struct dlvm_err *err);
+		      const struct dlvm_map_source *src, struct dlvm_lv_map **out,
+		      struct dlvm_err *err);
 struct dlvm_lv_map *dlvm_lv_map_get(struct dlvm_lv_map *m);
 void dlvm_lv_map_put(struct dlvm_lv_map *m);
 

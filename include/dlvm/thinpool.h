@@ -14,9 +14,10 @@
  * A family store is opened either to write (by the host that holds the
  * family: the store is read whole and its reference counts rebuilt) or to
  * read snapshots only (views of single devices, dlvm_thin_view_open: any
- * host, while another one writes the family). Open stores are kept with
- * their VG model and shared by the data path's maps of the thin LVs
- * (map->thin). The store is opaque (its runtime lives in lib/pool): every
+ * host, while another one writes the family). Open stores are kept in
+ * the VG's runtime (dlvm/runtime.h: the registry below needs a VG that has
+ * one, as every VG a context loaded has) and shared by the data path's
+ * maps of the thin LVs (map->thin, built by dlvm_vg_map_lv). The store is opaque (its runtime lives in lib/pool): every
  * call below that touches its state takes the store's mutex itself, as the
  * data path's connection threads and the command thread use a store at the
  * same time; no caller ever holds that mutex.
@@ -35,6 +36,7 @@
 
 #include "dlvm/dev.h"
 #include "dlvm/err.h"
+#include "dlvm/lvdev.h"
 #include "dlvm/map.h"
 #include "dlvm/thin.h"
 
@@ -44,20 +46,6 @@ struct dlvm_lv;
 /* One open store (see above): opaque, reached through the calls below. */
 struct dlvm_thin_pool;
 
-/* A device view of an LV's extents (lib/volume/lvdev.c), used for the
- * metadata store; read-only (dev->readonly) in a read-only VG. The VG and
- * its PV devices must outlive it. -ENODEV when a PV of the LV is missing,
- * -ENOMEM. */
-int dlvm_lvdev_open(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct dlvm_dev **out,
-		    struct dlvm_err *err);
-
-/* Does a flush of an LV device view flush the PV behind fd too? */
-bool dlvm_lvdev_flushes(const struct dlvm_dev *dev, int fd);
-
-/* Point an LV device view at the LV's current extents (after an extend);
- * the caller serialises this with its users. */
-int dlvm_lvdev_remap(struct dlvm_dev *dev, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
-		     struct dlvm_err *err);
 /* After the metadata LV of pool was extended: the store uses the new blocks. */
 int dlvm_thin_pool_meta_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool,
 				struct dlvm_err *err);
@@ -77,11 +65,13 @@ int dlvm_thin_pool_format(const struct dlvm_vg *vg, const struct dlvm_lv *pool, 
 
 /*
  * The open pool of pool LV `pool` in a local VG: opened on first use (the
- * store is read and its reference counts rebuilt) and kept in the VG until
- * dlvm_vg_free. The returned pointer is borrowed from the VG; take a
- * reference (dlvm_thin_pool_ref) to keep it longer. -ENOENT if the LV is not
- * a pool, -ENOTSUP for a pool of a shared VG (its stores are per family),
- * -ENODEV, -EBADMSG (damaged store), -EIO, -ENOMEM.
+ * store is read and its reference counts rebuilt) and kept in the VG's
+ * runtime until it is freed (with the VG: dlvm_vg_free). The returned
+ * pointer is borrowed from the runtime; take a reference
+ * (dlvm_thin_pool_ref) to keep it longer. -ENOENT if the LV is not a pool,
+ * -ENOTSUP for a pool of a shared VG (its stores are per family), -EINVAL
+ * when the VG has no runtime, -ENODEV, -EBADMSG (damaged store), -EIO,
+ * -ENOMEM.
  */
 int dlvm_thin_pool_get(struct dlvm_vg *vg, const struct dlvm_lv *pool,
 		       struct dlvm_thin_pool **out, struct dlvm_err *err);
@@ -89,7 +79,7 @@ int dlvm_thin_pool_get(struct dlvm_vg *vg, const struct dlvm_lv *pool,
  * The store thin LV `lv` lives in: the pool's (local VG) or its family's
  * (shared VG). `write`: the store itself (this host writes the family);
  * else, in a shared VG, the family's writing store when it is open here and
- * otherwise a reader that serves snapshots only. Borrowed from the VG as
+ * otherwise a reader that serves snapshots only. Borrowed from the runtime as
  * dlvm_thin_pool_get's.
  */
 int dlvm_thin_lv_store(struct dlvm_vg *vg, const struct dlvm_lv *lv, bool write,
@@ -135,11 +125,8 @@ uint64_t dlvm_thin_pool_free_chunks(struct dlvm_thin_pool *p);
 /* Take a reference on p (returned); any thread that holds one already. */
 struct dlvm_thin_pool *dlvm_thin_pool_ref(struct dlvm_thin_pool *p);
 /* Let a reference go; the last one closes the store (without a commit:
- * the VG's own reference commits when it is let go). NULL is ignored. */
+ * the runtime's own reference commits when it is let go). NULL is ignored. */
 void dlvm_thin_pool_unref(struct dlvm_thin_pool *p);
-/* Drop the VG's references to its open pools, committing those with
- * changes (dlvm_vg_free calls it). */
-void dlvm_thin_pools_release(struct dlvm_vg *vg);
 /*
  * The open stores of vg in turn: the first when p is NULL, else the one
  * after p; NULL at the end. Borrowed as dlvm_thin_pool_get's. The list

@@ -20,8 +20,8 @@
 #include "dlvm/format.h"
 #include "dlvm/util.h"
 
-struct dlvm_fence;
-struct dlvm_thin_pool;
+struct dlvm_hmap;
+struct dlvm_vg_runtime;
 
 struct dlvm_free_range {
 	uint64_t start, count; /* physical extents */
@@ -65,7 +65,6 @@ struct dlvm_lv {
 	uint32_t nholders;         /* shared VGs: activation records */
 	struct dlvm_lv_holder *holders; /* sorted by host id, owned */
 	uint64_t copy_rate;        /* a flatten's limit, bytes per second; 0 none */
-	void *priv;                /* owner's data (dlvmd: its export) */
 	size_t index;              /* position in vg->lvs */
 };
 
@@ -76,14 +75,16 @@ struct dlvm_vg {
 	size_t npv;
 	struct dlvm_lv **lvs;      /* unordered; lv->index is the position */
 	size_t nlv, caplv;
-	void *by_name;             /* hash of LV names (internal) */
-	void *by_id;               /* hash of LV ids (internal) */
+	struct dlvm_hmap *by_name; /* the LVs by name (lib/util/hmap.h), owned */
+	struct dlvm_hmap *by_id;   /* the LVs by id, owned */
 	bool readonly;             /* every metadata change is refused */
 	char readonly_why[DLVM_ERR_MSG_MAX]; /* the message it is refused with ("" for
 					       * the generic one) */
-	struct dlvm_thin_pool *thin_pools; /* open pools (dlvm/thinpool.h), owned */
-	struct dlvm_fence *fence;  /* shared VG joined by dlvmd: its fence (a
-				    * reference, put by dlvm_vg_free); else NULL */
+	/* What the layers above keep for this VG while it is loaded (open thin
+	 * stores, a shared VG's fence: dlvm/runtime.h). Opaque to lib/meta,
+	 * which frees it only through runtime_release, set by its owner. */
+	struct dlvm_vg_runtime *runtime;
+	void (*runtime_release)(struct dlvm_vg_runtime *rt);
 };
 
 /* ---- loading ---- */
@@ -124,7 +125,19 @@ int dlvm_vg_load(struct dlvm_dev **devs, size_t n, const char *name, struct dlvm
 int dlvm_vg_load_all(struct dlvm_dev **devs, size_t n, struct dlvm_vg ***vgs, size_t *n_vgs,
 		     struct dlvm_err *problems);
 
+/* Free vg: its runtime first (runtime_release, while the devices are still
+ * open), then the model, closing its PVs' devices. NULL is ignored. */
 void dlvm_vg_free(struct dlvm_vg *vg);
+
+/* Hang runtime rt on vg, which has none, with the function that frees it
+ * (dlvm_vg_free calls release(rt)). The caller (the context) keeps it
+ * there for as long as the VG is loaded. */
+void dlvm_vg_attach_runtime(struct dlvm_vg *vg, struct dlvm_vg_runtime *rt,
+			    void (*release)(struct dlvm_vg_runtime *rt));
+/* Hand from's runtime (and its release function) over to `to`, which has
+ * none: a reload's new model goes on with the old one's open stores and
+ * fence. from is left without a runtime. */
+void dlvm_vg_move_runtime(struct dlvm_vg *from, struct dlvm_vg *to);
 
 /*
  * Has another writer (another host of a shared VG) committed since vg was

@@ -15,6 +15,7 @@
 #include "dlvm/lease.h"
 #include "dlvm/log.h"
 #include "dlvm/map.h"
+#include "dlvm/runtime.h"
 #include "dlvm/thinpool.h"
 #include "dlvm/util.h"
 #include "lib/ctx/ctx.h"
@@ -200,8 +201,10 @@ static int join_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *er
 		goto fail;
 	}
 	dlvm_fence_set(s->fence, dlvm_lockspace_deadline_ms(s->ls));
-	dlvm_fence_put(vg->fence);
-	vg->fence = dlvm_fence_get(s->fence);
+	if ((r = dlvm_vg_set_fence(vg, s->fence))) {
+		snprintf(e.msg, sizeof(e.msg), "no runtime to keep the fence in");
+		goto fail;
+	}
 	if (shared_add(ctx, s)) {
 		r = -ENOMEM;
 		snprintf(e.msg, sizeof(e.msg), "out of memory");

@@ -73,15 +73,10 @@ int reload_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool resync, struct dlvm
 	for (size_t p = 0; p < nv->npv; p++)
 		if (nv->pvs[p]->dev && nv->pvs[p]->dev->fd >= 0 && (nv->info.flags & DLVM_VG_SHARED))
 			flock(nv->pvs[p]->dev->fd, LOCK_UN);
-	for (size_t i = 0; i < ctx->nvg; i++)
-		if (ctx->vgs[i] == vg)
-			ctx->vgs[i] = nv;
-	nv->fence = vg->fence; /* the maps of this VG keep the same fence */
-	vg->fence = NULL;
-	/* open thin stores go on: this host may write their families, and
-	 * opening one again would read it whole */
-	nv->thin_pools = vg->thin_pools;
-	vg->thin_pools = NULL;
+	/* the runtime goes on with the new model: the maps of this VG keep the
+	 * same fence, and open thin stores go on (this host may write their
+	 * families, and opening one again would read it whole) */
+	ctx_replace_vg(ctx, vg, nv);
 	dlvm_vg_free(vg);
 	dlvm_thin_families_follow(nv); /* grown by another host meanwhile */
 	if (resync)

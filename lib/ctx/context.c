@@ -11,8 +11,7 @@
 
 #include "dlvm/lease.h"
 #include "dlvm/log.h"
-#include "dlvm/map.h"
-#include "dlvm/thinpool.h"
+#include "dlvm/runtime.h"
 #include "dlvm/util.h"
 #include "lib/ctx/ctx.h"
 #include "lib/meta/meta.h"
@@ -323,10 +322,20 @@ int dlvm_ctx_vg(struct dlvm_ctx *ctx, const char *name, struct dlvm_vg **out,
 void ctx_add_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg)
 {
 	struct dlvm_vg **p = realloc(ctx->vgs, (ctx->nvg + 1) * sizeof(*p));
-	if (!p)
+	struct dlvm_vg_runtime *rt = dlvm_vg_runtime_new();
+	if (!p || !rt)
 		abort();
 	ctx->vgs = p;
 	ctx->vgs[ctx->nvg++] = vg;
+	dlvm_vg_attach_runtime(vg, rt, dlvm_vg_runtime_free);
+}
+
+void ctx_replace_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_vg *nv)
+{
+	for (size_t i = 0; i < ctx->nvg; i++)
+		if (ctx->vgs[i] == vg)
+			ctx->vgs[i] = nv;
+	dlvm_vg_move_runtime(vg, nv);
 }
 
 void ctx_drop_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg)

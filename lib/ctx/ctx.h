@@ -96,7 +96,12 @@ int ctx_add_orphan(struct dlvm_ctx *ctx, struct dlvm_dev *dev);
 /* Add/remove an absolute path to/from the devices file (when in use). */
 int ctx_devices_file_add(struct dlvm_ctx *ctx, const char *path, struct dlvm_err *err);
 int ctx_devices_file_remove(struct dlvm_ctx *ctx, const char *path, struct dlvm_err *err);
+/* Add a VG to the loaded ones, with a new runtime (dlvm/runtime.h) that
+ * the context owns: freed with the VG. Aborts when out of memory. */
 void ctx_add_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg);
+/* A reload: nv, a new model of loaded VG vg, takes vg's place and its
+ * runtime (vg has none then; the caller frees it). */
+void ctx_replace_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_vg *nv);
 /* Rewrite the valid but stale metadata copies of vg from the model (a copy
  * left behind by an interrupted change), warning in ctx->warnings. */
 void ctx_resync_stale(struct dlvm_ctx *ctx, struct dlvm_vg *vg);

@@ -430,9 +430,9 @@ int dlvm_vg_apply(struct dlvm_vg *vg, const struct dlvm_edit *e, struct dlvm_err
 		if (dlvm_lv_find(vg, e->u.lv.name))
 			return dlvm_err_set(err, -EBADMSG, "LV_RENAME: name %s already exists",
 					    e->u.lv.name);
-		dlvm_hmap_remove(vg_by_name(vg), lv);
+		dlvm_hmap_remove(vg->by_name, lv);
 		memcpy(lv->name, e->u.lv.name, sizeof(lv->name));
-		if (dlvm_hmap_insert(vg_by_name(vg), lv))
+		if (dlvm_hmap_insert(vg->by_name, lv))
 			return dlvm_err_set(err, -ENOMEM, "out of memory");
 		return 0;
 	case DLVM_EDIT_LV_SET_FLAGS:

@@ -48,13 +48,4 @@ int dlvm_vg_add_lv(struct dlvm_vg *vg, struct dlvm_lv *lv);
 void dlvm_vg_del_lv(struct dlvm_vg *vg, struct dlvm_lv *lv);
 void dlvm_lv_free(struct dlvm_lv *lv);
 
-static inline struct dlvm_hmap *vg_by_name(const struct dlvm_vg *vg)
-{
-	return (struct dlvm_hmap *)vg->by_name;
-}
-static inline struct dlvm_hmap *vg_by_id(const struct dlvm_vg *vg)
-{
-	return (struct dlvm_hmap *)vg->by_id;
-}
-
 #endif

@@ -7,8 +7,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "dlvm/map.h"
-#include "dlvm/thinpool.h"
 #include "dlvm/util.h"
 #include "meta.h"
 
@@ -49,10 +47,10 @@ int dlvm_vg_add_lv(struct dlvm_vg *vg, struct dlvm_lv *lv)
 		vg->lvs = p;
 		vg->caplv = ncap;
 	}
-	if (dlvm_hmap_insert(vg_by_name(vg), lv))
+	if (dlvm_hmap_insert(vg->by_name, lv))
 		return -ENOMEM;
-	if (dlvm_hmap_insert(vg_by_id(vg), lv)) {
-		dlvm_hmap_remove(vg_by_name(vg), lv);
+	if (dlvm_hmap_insert(vg->by_id, lv)) {
+		dlvm_hmap_remove(vg->by_name, lv);
 		return -ENOMEM;
 	}
 	lv->index = vg->nlv;
@@ -62,8 +60,8 @@ int dlvm_vg_add_lv(struct dlvm_vg *vg, struct dlvm_lv *lv)
 
 void dlvm_vg_del_lv(struct dlvm_vg *vg, struct dlvm_lv *lv)
 {
-	dlvm_hmap_remove(vg_by_name(vg), lv);
-	dlvm_hmap_remove(vg_by_id(vg), lv);
+	dlvm_hmap_remove(vg->by_name, lv);
+	dlvm_hmap_remove(vg->by_id, lv);
 	vg->lvs[lv->index] = vg->lvs[--vg->nlv];
 	vg->lvs[lv->index]->index = lv->index;
 }
@@ -72,7 +70,8 @@ void dlvm_vg_free(struct dlvm_vg *vg)
 {
 	if (!vg)
 		return;
-	dlvm_thin_pools_release(vg); /* commits: before the devices close */
+	if (vg->runtime_release)
+		vg->runtime_release(vg->runtime); /* commits stores: before the devices close */
 	for (size_t i = 0; i < vg->nlv; i++)
 		dlvm_lv_free(vg->lvs[i]);
 	free(vg->lvs);
@@ -83,23 +82,35 @@ void dlvm_vg_free(struct dlvm_vg *vg)
 	}
 	free(vg->pvs);
 	if (vg->by_name) {
-		dlvm_hmap_release(vg_by_name(vg));
-		dlvm_hmap_release(vg_by_id(vg));
+		dlvm_hmap_release(vg->by_name);
+		dlvm_hmap_release(vg->by_id);
 	}
 	free(vg->by_name);
 	free(vg->by_id);
-	dlvm_fence_put(vg->fence);
 	free(vg);
+}
+
+void dlvm_vg_attach_runtime(struct dlvm_vg *vg, struct dlvm_vg_runtime *rt,
+			    void (*release)(struct dlvm_vg_runtime *rt))
+{
+	vg->runtime = rt;
+	vg->runtime_release = release;
+}
+
+void dlvm_vg_move_runtime(struct dlvm_vg *from, struct dlvm_vg *to)
+{
+	dlvm_vg_attach_runtime(to, from->runtime, from->runtime_release);
+	dlvm_vg_attach_runtime(from, NULL, NULL);
 }
 
 struct dlvm_lv *dlvm_lv_find(const struct dlvm_vg *vg, const char *name)
 {
-	return dlvm_hmap_find_str(vg_by_name(vg), name);
+	return dlvm_hmap_find_str(vg->by_name, name);
 }
 
 struct dlvm_lv *dlvm_lv_find_id(const struct dlvm_vg *vg, uint64_t id)
 {
-	return dlvm_hmap_find_u64(vg_by_id(vg), id);
+	return dlvm_hmap_find_u64(vg->by_id, id);
 }
 
 struct dlvm_pv *dlvm_pv_find_id(const struct dlvm_vg *vg, uint32_t id)

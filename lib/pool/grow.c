@@ -19,7 +19,7 @@ static int data_grown(struct dlvm_vg *vg, struct dlvm_thin_pool *p, const struct
 	struct dlvm_lv_map *m;
 	int r;
 
-	if ((r = dlvm_lv_map_build(vg, data, &m, err)))
+	if ((r = dlvm_vg_map_lv(vg, data, &m, err)))
 		return r;
 	pthread_mutex_lock(&p->mu);
 	/* maps already handed out keep the old data map: it covers every
@@ -46,7 +46,7 @@ int dlvm_thin_pool_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool, struc
 									   true) : NULL;
 	if (!pool->thin.meta_id) {
 		/* a shared VG's pool: its families may try for slabs again */
-		for (p = vg->thin_pools; p; p = p->next)
+		for (p = pool_first(vg); p; p = p->next)
 			if (p->lv_id == pool->id) {
 				pthread_mutex_lock(&p->mu);
 				p->slab_fails = 0;
@@ -108,7 +108,7 @@ int dlvm_thin_family_meta_grown(struct dlvm_vg *vg, uint64_t meta_id, struct dlv
 
 void dlvm_thin_families_follow(struct dlvm_vg *vg)
 {
-	for (struct dlvm_thin_pool *p = vg->thin_pools; p; p = p->next) {
+	for (struct dlvm_thin_pool *p = pool_first(vg); p; p = p->next) {
 		const struct dlvm_lv *m = p->family ? dlvm_lv_find_id(vg, p->meta_id) : NULL;
 		const struct dlvm_lv *d = p->family ? dlvm_thin_family_data(vg, p->meta_id) : NULL;
 		struct dlvm_err e = { 0 };

@@ -4,6 +4,7 @@
  * Nothing outside lib/pool includes this header; callers use dlvm/thinpool.h.
  *
  * Files, one concern each:
+ *   runtime.c   a loaded VG's runtime (dlvm/runtime.h): its stores, its fence, maps
  *   registry.c  the open stores of a VG: find, open, reference, drop; format
  *   grow.c      more data chunks or metadata blocks, the writes that wait
  *   dev.c       commands on devices, the I/O brackets snapshots wait for
@@ -35,8 +36,10 @@
 #include <stdint.h>
 
 #include "dlvm/map.h"
+#include "dlvm/runtime.h"
 #include "dlvm/thinpool.h"
 #include "dlvm/util.h"
+#include "dlvm/vg.h"
 #include "fill.h"
 
 struct dlvm_thin_view_ent {
@@ -122,8 +125,21 @@ struct dlvm_thin_pool {
 	unsigned warned_data, warned_meta; /* last usage level warned about (percent) */
 	bool broken;                 /* a chunk could not be prepared: never commit */
 	char broken_msg[DLVM_ERR_MSG_MAX];
-	struct dlvm_thin_pool *next; /* in the VG's list */
+	struct dlvm_thin_pool *next; /* in the VG runtime's list */
 };
+
+/* A loaded VG's runtime (dlvm/runtime.h); changed only by the thread that
+ * runs commands and by the host agent, one at a time. */
+struct dlvm_vg_runtime {
+	struct dlvm_thin_pool *pools; /* the open stores, newest first: a reference each */
+	struct dlvm_fence *fence;     /* shared VG joined here: a reference; else NULL */
+};
+
+/* The first open store of vg (NULL: none, or vg has no runtime). */
+static inline struct dlvm_thin_pool *pool_first(const struct dlvm_vg *vg)
+{
+	return vg->runtime ? vg->runtime->pools : NULL;
+}
 
 /* ---- registry.c ---- */
 

@@ -90,35 +90,17 @@ void dlvm_thin_pool_unref(struct dlvm_thin_pool *p)
 		pool_free(p);
 }
 
-void dlvm_thin_pools_release(struct dlvm_vg *vg)
-{
-	struct dlvm_thin_pool *p = vg->thin_pools;
-
-	while (p) {
-		struct dlvm_thin_pool *next = p->next;
-		struct dlvm_err e = { 0 };
-		pthread_mutex_lock(&p->mu);
-		pool_commit_idle(p);
-		if (p->store && !p->broken && p->dirty && pool_commit_locked(p, &e))
-			log_error(DLVM_LOG_THIN, "%s: commit: %s", p->name, e.msg);
-		pthread_mutex_unlock(&p->mu);
-		dlvm_thin_pool_unref(p);
-		p = next;
-	}
-	vg->thin_pools = NULL;
-}
-
 struct dlvm_thin_pool *dlvm_thin_pool_next(const struct dlvm_vg *vg,
 					   const struct dlvm_thin_pool *p)
 {
-	return p ? p->next : vg->thin_pools;
+	return p ? p->next : pool_first(vg);
 }
 
 void dlvm_thin_pools_forget(struct dlvm_vg *vg, uint64_t lv_id)
 {
-	struct dlvm_thin_pool **pp = &vg->thin_pools;
+	struct dlvm_thin_pool **pp = vg->runtime ? &vg->runtime->pools : NULL;
 
-	while (*pp) {
+	while (pp && *pp) {
 		struct dlvm_thin_pool *p = *pp;
 		if (p->lv_id != lv_id) {
 			pp = &p->next;
@@ -174,7 +156,7 @@ const struct dlvm_lv *dlvm_thin_family_data(const struct dlvm_vg *vg, uint64_t m
 
 struct dlvm_thin_pool *dlvm_thin_store_find(struct dlvm_vg *vg, uint64_t meta_id, bool write)
 {
-	for (struct dlvm_thin_pool *p = vg->thin_pools; p; p = p->next)
+	for (struct dlvm_thin_pool *p = pool_first(vg); p; p = p->next)
 		if (p->meta_id == meta_id && p->reader == !write)
 			return p;
 	return NULL;
@@ -226,7 +208,7 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 		 * newer snapshots use newer slabs */
 		if (p->reader && data->le_count * vg->info.extent_size > p->data->size) {
 			struct dlvm_lv_map *nm;
-			if ((r = dlvm_lv_map_build(vg, data, &nm, err)))
+			if ((r = dlvm_vg_map_lv(vg, data, &nm, err)))
 				return r;
 			pthread_mutex_lock(&p->mu);
 			struct dlvm_lv_map *old = p->data;
@@ -237,6 +219,9 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 		*out = p;
 		return 0;
 	}
+	if (!vg->runtime)
+		return dlvm_err_set(err, -EINVAL, "%s: a thin store is opened only in a VG "
+				    "with a runtime (dlvm/runtime.h)", vg->info.name);
 	if (!(p = calloc(1, sizeof(*p))))
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	atomic_init(&p->refs, 1);
@@ -257,7 +242,7 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 	p->nsub = dlvm_thin_subblocks(p->chunk_size);
 	p->sub_size = p->chunk_size / p->nsub;
 	p->sub_all = (uint16_t)((1u << p->nsub) - 1);
-	p->fence = vg->fence ? dlvm_fence_get(vg->fence) : NULL;
+	p->fence = dlvm_vg_fence(vg) ? dlvm_fence_get(dlvm_vg_fence(vg)) : NULL;
 	snprintf(p->name, sizeof(p->name), "%s/%s", vg->info.name, pool->name);
 	p->zero = dlvm_io_alloc(p->chunk_size);
 	p->copy = dlvm_io_alloc(p->chunk_size);
@@ -266,7 +251,7 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 		goto fail;
 	}
 	if ((r = dlvm_lvdev_open(vg, m, &p->meta, err)) ||
-	    (r = dlvm_lv_map_build(vg, data, &p->data, err)))
+	    (r = dlvm_vg_map_lv(vg, data, &p->data, err)))
 		goto fail;
 	if (family && m->thin.origin_id) {
 		/* a clone's family reads through to the snapshot it was made of */
@@ -306,8 +291,8 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 		goto fail;
 	}
 done:
-	p->next = vg->thin_pools;
-	vg->thin_pools = p;
+	p->next = vg->runtime->pools;
+	vg->runtime->pools = p;
 	*out = p;
 	return 0;
 fail:
@@ -347,7 +332,8 @@ int dlvm_thin_store_drop(struct dlvm_vg *vg, struct dlvm_thin_pool *p, struct dl
 	if (p->store && !p->broken)
 		r = pool_commit_locked(p, err);
 	pthread_mutex_unlock(&p->mu);
-	for (struct dlvm_thin_pool **pp = &vg->thin_pools; *pp; pp = &(*pp)->next)
+	for (struct dlvm_thin_pool **pp = vg->runtime ? &vg->runtime->pools : NULL; pp && *pp;
+	     pp = &(*pp)->next)
 		if (*pp == p) {
 			*pp = p->next;
 			dlvm_thin_pool_unref(p);

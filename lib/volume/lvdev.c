@@ -4,7 +4,7 @@
  * segment and stripe boundaries and passed to the PVs' devices. The thin
  * pool's metadata store lives on one (its hidden metadata LV).
  */
-#include "dlvm/thinpool.h"
+#include "dlvm/lvdev.h"
 
 #include <liburing.h>
 #include <pthread.h>
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dlvm/map.h"
 #include "dlvm/util.h"
 #include "dlvm/vg.h"
 
@@ -198,7 +199,7 @@ int dlvm_lvdev_open(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct d
 		goto fail;
 	}
 	pthread_mutex_init(&d->mu, NULL);
-	if ((r = dlvm_lv_map_build(vg, lv, &d->map, err)))
+	if ((r = dlvm_lv_map_build(vg, lv, NULL, &d->map, err)))
 		goto fail;
 	if (!(d->pvdevs = calloc(d->map->ndev ? d->map->ndev : 1, sizeof(*d->pvdevs)))) {
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");
@@ -254,7 +255,7 @@ int dlvm_lvdev_remap(struct dlvm_dev *dev, const struct dlvm_vg *vg, const struc
 	struct dlvm_dev **pvdevs;
 	int r;
 
-	if ((r = dlvm_lv_map_build(vg, lv, &m, err)))
+	if ((r = dlvm_lv_map_build(vg, lv, NULL, &m, err)))
 		return r;
 	if (!(pvdevs = calloc(m->ndev ? m->ndev : 1, sizeof(*pvdevs)))) {
 		dlvm_lv_map_put(m);

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dlvm/thinpool.h"
 #include "dlvm/vg.h"
 
 static int dev_index(struct dlvm_lv_map *m, const struct dlvm_pv *pv)
@@ -23,45 +22,53 @@ static int dev_index(struct dlvm_lv_map *m, const struct dlvm_pv *pv)
 	return (int)m->ndev++;
 }
 
+/* The map of thin LV lv: its store (taken over from src), every PV. */
+static int thin_map(struct dlvm_lv_map *m, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
+		    const struct dlvm_map_source *src, struct dlvm_err *err)
+{
+	if (!src || !src->thin)
+		return dlvm_err_set(err, -EINVAL, "%s/%s: a thin LV's map needs its store",
+				    vg->info.name, lv->name);
+	m->thin = src->thin;
+	m->thin_unref = src->thin_unref;
+	m->thin_id = lv->id;
+	m->size = lv->thin.virtual_size;
+	/* every PV of the VG: the pool's data may move onto any of them */
+	if (!(m->devs = calloc(vg->npv ? vg->npv : 1, sizeof(*m->devs))))
+		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < vg->npv; i++)
+		if (vg->pvs[i]->dev)
+			dev_index(m, vg->pvs[i]);
+	return 0;
+}
+
 int dlvm_lv_map_build(const struct dlvm_vg *vg, const struct dlvm_lv *lv,
-		      struct dlvm_lv_map **out, struct dlvm_err *err)
+		      const struct dlvm_map_source *src, struct dlvm_lv_map **out,
+		      struct dlvm_err *err)
 {
 	struct dlvm_lv_map *m = calloc(1, sizeof(*m));
 	uint64_t es = vg->info.extent_size;
+	int r;
 
-	if (!m)
+	if (!m) {
+		if (src && src->thin)
+			src->thin_unref(src->thin);
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
+	}
 	atomic_init(&m->refs, 1);
 	m->size = lv->le_count * es;
 	/* a write to a thin LV changes its pool's store, which a read-only
 	 * VG never writes */
 	m->readonly =
 	    (lv->flags & DLVM_LV_READONLY) || ((lv->flags & DLVM_LV_THIN) && vg->readonly);
-	m->fence = vg->fence ? dlvm_fence_get(vg->fence) : NULL;
+	m->fence = src && src->fence ? dlvm_fence_get(src->fence) : NULL;
 	snprintf(m->vg, sizeof(m->vg), "%s", vg->info.name);
 	snprintf(m->lv, sizeof(m->lv), "%s", lv->name);
 	if (lv->flags & DLVM_LV_THIN) {
-		struct dlvm_thin_pool *pool;
-		int r;
-		/* a read-only thin LV of a shared VG is read through views
-		 * unless this host writes its family */
-		if ((r = dlvm_thin_lv_store((struct dlvm_vg *)vg, lv, !(lv->flags & DLVM_LV_READONLY),
-					    &pool, err))) {
+		if ((r = thin_map(m, vg, lv, src, err))) {
 			dlvm_lv_map_put(m);
 			return r;
 		}
-		m->thin = dlvm_thin_pool_ref(pool);
-		m->thin_id = lv->id;
-		m->size = lv->thin.virtual_size;
-		/* every PV of the VG: the pool's data may move onto any of them */
-		m->devs = calloc(vg->npv ? vg->npv : 1, sizeof(*m->devs));
-		if (!m->devs) {
-			dlvm_lv_map_put(m);
-			return dlvm_err_set(err, -ENOMEM, "out of memory");
-		}
-		for (size_t i = 0; i < vg->npv; i++)
-			if (vg->pvs[i]->dev)
-				dev_index(m, vg->pvs[i]);
 		*out = m;
 		return 0;
 	}
@@ -105,7 +112,8 @@ void dlvm_lv_map_put(struct dlvm_lv_map *m)
 	if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
 		return;
 	dlvm_fence_put(m->fence);
-	dlvm_thin_pool_unref(m->thin);
+	if (m->thin)
+		m->thin_unref(m->thin);
 	free(m->devs);
 	free(m->segs);
 	free(m);

@@ -32,7 +32,7 @@ static struct dlvm_lv_map *map_of(struct dlvm_vg *vg, const char *lv)
 	struct dlvm_err e = { 0 };
 
 	assert_non_null(dlvm_lv_find(vg, lv));
-	assert_ok(dlvm_lv_map_build(vg, dlvm_lv_find(vg, lv), &m, &e), &e);
+	assert_ok(dlvm_lv_map_build(vg, dlvm_lv_find(vg, lv), NULL, &m, &e), &e);
 	return m;
 }
 
@@ -192,7 +192,7 @@ static void striped_and_linear(void **state)
 	/* a missing PV: no map */
 	struct dlvm_dev *keep = vg->pvs[2]->dev;
 	vg->pvs[2]->dev = NULL;
-	assert_err(dlvm_lv_map_build(vg, dlvm_lv_find(vg, "st"), &m, &e), &e, -ENODEV,
+	assert_err(dlvm_lv_map_build(vg, dlvm_lv_find(vg, "st"), NULL, &m, &e), &e, -ENODEV,
 		   "vg0/st: PV 3 is missing");
 	vg->pvs[2]->dev = keep;
 	dlvm_vg_free(vg);
