@@ -16,8 +16,18 @@
 #endif
 
 enum cli_opt_id {
-	G_SOCKET, G_STATE_DIR, G_DEVICES, G_VERBOSE, G_HELP, G_VERSION,
-	R_OPTIONS, R_UNITS, R_REPORTFORMAT, R_NOHEADINGS, R_SEPARATOR, R_NOSUFFIX,
+	G_SOCKET,
+	G_STATE_DIR,
+	G_DEVICES,
+	G_VERBOSE,
+	G_HELP,
+	G_VERSION,
+	R_OPTIONS,
+	R_UNITS,
+	R_REPORTFORMAT,
+	R_NOHEADINGS,
+	R_SEPARATOR,
+	R_NOSUFFIX,
 };
 
 struct cli_opt {
@@ -26,40 +36,49 @@ struct cli_opt {
 };
 
 static const struct cli_opt global_opts[] = {
-	{{0, "socket", DLVM_OPT_VALUE, "PATH", "dlvmd's control socket (default: $DLVM_SOCKET, "
-	  "else STATE_DIR/dlvmd.sock)"}, G_SOCKET},
-	{{0, "state-dir", DLVM_OPT_VALUE, "DIR", "state directory (default: $DLVM_STATE_DIR, "
-	  "else " CLI_DEFAULT_STATE_DIR ")"}, G_STATE_DIR},
-	{{0, "devices", DLVM_OPT_VALUE, "PATH,...", "devices to use when no daemon runs"},
-	 G_DEVICES},
-	{{'v', "verbose", DLVM_OPT_FLAG, NULL, "say where the command runs, show info lines"}, G_VERBOSE},
-	{{'h', "help", DLVM_OPT_FLAG, NULL, "show help"}, G_HELP},
-	{{0, "version", DLVM_OPT_FLAG, NULL, "show the version"}, G_VERSION},
-	{{0}, 0},
+	{ { 0, "socket", DLVM_OPT_VALUE, "PATH",
+	    "dlvmd's control socket (default: $DLVM_SOCKET, "
+	    "else STATE_DIR/dlvmd.sock)" },
+	  G_SOCKET },
+	{ { 0, "state-dir", DLVM_OPT_VALUE, "DIR",
+	    "state directory (default: $DLVM_STATE_DIR, "
+	    "else " CLI_DEFAULT_STATE_DIR ")" },
+	  G_STATE_DIR },
+	{ { 0, "devices", DLVM_OPT_VALUE, "PATH,...", "devices to use when no daemon runs" },
+	  G_DEVICES },
+	{ { 'v', "verbose", DLVM_OPT_FLAG, NULL, "say where the command runs, show info lines" },
+	  G_VERBOSE },
+	{ { 'h', "help", DLVM_OPT_FLAG, NULL, "show help" }, G_HELP },
+	{ { 0, "version", DLVM_OPT_FLAG, NULL, "show the version" }, G_VERSION },
+	{ { 0 }, 0 },
 };
 
 static const struct cli_opt report_opts[] = {
-	{{'o', "options", DLVM_OPT_LIST, "FIELDS", "columns to show; +FIELDS adds to the "
-	  "default ones"}, R_OPTIONS},
-	{{0, "units", DLVM_OPT_VALUE, "h|b|s|k|m|g|t|p|e", "units of sizes (lower case: "
-	  "powers of 1024, upper case: of 1000; h: human)"}, R_UNITS},
-	{{0, "reportformat", DLVM_OPT_VALUE, "basic|json", "report format"}, R_REPORTFORMAT},
-	{{0, "noheadings", DLVM_OPT_FLAG, NULL, "no heading line"}, R_NOHEADINGS},
-	{{0, "separator", DLVM_OPT_VALUE, "SEP", "separate columns with SEP (not aligned)"},
-	 R_SEPARATOR},
-	{{0, "nosuffix", DLVM_OPT_FLAG, NULL, "no unit letter after sizes"}, R_NOSUFFIX},
-	{{0}, 0},
+	{ { 'o', "options", DLVM_OPT_LIST, "FIELDS",
+	    "columns to show; +FIELDS adds to the "
+	    "default ones" },
+	  R_OPTIONS },
+	{ { 0, "units", DLVM_OPT_VALUE, "h|b|s|k|m|g|t|p|e",
+	    "units of sizes (lower case: "
+	    "powers of 1024, upper case: of 1000; h: human)" },
+	  R_UNITS },
+	{ { 0, "reportformat", DLVM_OPT_VALUE, "basic|json", "report format" }, R_REPORTFORMAT },
+	{ { 0, "noheadings", DLVM_OPT_FLAG, NULL, "no heading line" }, R_NOHEADINGS },
+	{ { 0, "separator", DLVM_OPT_VALUE, "SEP", "separate columns with SEP (not aligned)" },
+	  R_SEPARATOR },
+	{ { 0, "nosuffix", DLVM_OPT_FLAG, NULL, "no unit letter after sizes" }, R_NOSUFFIX },
+	{ { 0 }, 0 },
 };
 
 /* An option the parser found: from the command table, or one of the CLI's. */
 struct found_opt {
 	const struct dlvm_opt_def *def;
-	const struct cli_opt *cli; /* NULL for a command option */
+	const struct cli_opt *cli;       /* NULL for a command option */
 	const struct dlvm_opt_def *also; /* command option of the same long name */
 };
 
 static const struct dlvm_opt_def *find_cmd_opt(const struct dlvm_cmd_def *cmd, char s,
-						const char *l, size_t llen)
+					       const char *l, size_t llen)
 {
 	for (const struct dlvm_opt_def *o = cmd ? cmd->opts : NULL; o && o->long_name; o++)
 		if (s ? o->short_name == s
@@ -83,7 +102,7 @@ static const struct cli_opt *find_cli_opt(const struct cli_opt *tab, char s, con
 static bool find_opt(const struct dlvm_cmd_def *cmd, char s, const char *l, size_t llen,
 		     struct found_opt *f)
 {
-	*f = (struct found_opt){0};
+	*f = (struct found_opt){ 0 };
 	if (cmd && cmd->flags & DLVM_CMD_REPORT)
 		f->cli = find_cli_opt(report_opts, s, l, llen);
 	if (f->cli) {
@@ -118,10 +137,8 @@ static int set_cmd_opt(json_t *opts, const struct dlvm_opt_def *def, const char 
 	char *copy;
 
 	switch (def->kind) {
-	case DLVM_OPT_FLAG:
-		return json_object_set_new(opts, def->long_name, json_true());
-	case DLVM_OPT_VALUE:
-		return json_object_set_new(opts, def->long_name, json_string(value));
+	case DLVM_OPT_FLAG: return json_object_set_new(opts, def->long_name, json_true());
+	case DLVM_OPT_VALUE: return json_object_set_new(opts, def->long_name, json_string(value));
 	case DLVM_OPT_LIST:
 		list = json_object_get(opts, def->long_name);
 		if (!list) {
@@ -158,9 +175,7 @@ static int set_cli_opt(struct cli_cmdline *cl, const struct cli_opt *o, const ch
 	case G_DEVICES: cl->g.devices = value; break;
 	case G_VERBOSE: cl->g.verbose++; break;
 	case G_HELP: cl->help = true; break;
-	case G_VERSION:
-		printf("dlvm %s\n", DLVM_VERSION);
-		exit(CLI_EXIT_OK);
+	case G_VERSION: printf("dlvm %s\n", DLVM_VERSION); exit(CLI_EXIT_OK);
 	case R_OPTIONS:
 		p = realloc(rep->fields, (rep->nfields + 1) * sizeof(*p));
 		if (!p)
@@ -173,8 +188,10 @@ static int set_cli_opt(struct cli_cmdline *cl, const struct cli_opt *o, const ch
 		break;
 	case R_UNITS:
 		if (strlen(value) != 1 || !strchr("hbskmgtpeHBSKMGTPE", value[0]))
-			return usage_hint(cl->cmd, "--units: '%s' is not one of h, b, s, k, m, g, t, "
-					  "p, e (or upper case for powers of 1000)", value);
+			return usage_hint(cl->cmd,
+					  "--units: '%s' is not one of h, b, s, k, m, g, t, "
+					  "p, e (or upper case for powers of 1000)",
+					  value);
 		rep->units = value[0];
 		break;
 	case R_REPORTFORMAT:
@@ -257,7 +274,7 @@ static int parse_opt(struct cli_cmdline *cl, int argc, char **argv, int *i)
 	/* A cluster of short options: flags, then at most one option with a
 	 * value, which takes the rest of the word or the next word. */
 	for (const char *p = a + 1; *p; p++) {
-		char opt[3] = {'-', *p, 0};
+		char opt[3] = { '-', *p, 0 };
 
 		if (!find_opt(cl->cmd, *p, NULL, 0, &f))
 			return usage_hint(cl->cmd, "unknown option '%s'", opt);
@@ -287,7 +304,7 @@ int cli_parse(int argc, char **argv, struct cli_cmdline *cl)
 	bool opts_done = false;
 	int i, r;
 
-	*cl = (struct cli_cmdline){0};
+	*cl = (struct cli_cmdline){ 0 };
 	cl->rep.units = 'h';
 	cl->req = json_pack("{s:{},s:[]}", "opts", "args");
 	if (!cl->req)
@@ -362,7 +379,7 @@ void cli_cmdline_release(struct cli_cmdline *cl)
 		free(cl->rep.fields[i]);
 	free(cl->rep.fields);
 	json_decref(cl->req);
-	*cl = (struct cli_cmdline){0};
+	*cl = (struct cli_cmdline){ 0 };
 }
 
 /* ---- help ---- */
@@ -377,7 +394,8 @@ static void print_opt(FILE *f, const struct dlvm_opt_def *o)
 	else
 		n = snprintf(left, sizeof(left), "    --%s", o->long_name);
 	if (o->kind != DLVM_OPT_FLAG && n > 0 && (size_t)n < sizeof(left))
-		snprintf(left + n, sizeof(left) - (size_t)n, " %s", o->metavar ? o->metavar : "VALUE");
+		snprintf(left + n, sizeof(left) - (size_t)n, " %s",
+			 o->metavar ? o->metavar : "VALUE");
 	fprintf(f, "  %-28s %s%s\n", left, o->help ? o->help : "",
 		o->kind == DLVM_OPT_LIST ? " (repeatable, comma separated)" : "");
 }

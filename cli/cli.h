@@ -24,21 +24,21 @@ enum {
 #define CLI_DEFAULT_STATE_DIR "/var/lib/dlvm"
 
 struct cli_global {
-	const char *socket;     /* --socket, $DLVM_SOCKET, STATE_DIR/dlvmd.sock */
-	const char *state_dir;  /* --state-dir, $DLVM_STATE_DIR, /var/lib/dlvm */
-	const char *devices;    /* --devices: comma separated, for in-process runs */
+	const char *socket;    /* --socket, $DLVM_SOCKET, STATE_DIR/dlvmd.sock */
+	const char *state_dir; /* --state-dir, $DLVM_STATE_DIR, /var/lib/dlvm */
+	const char *devices;   /* --devices: comma separated, for in-process runs */
 	int verbose;
 };
 
 /* Options of report commands (DLVM_CMD_REPORT), applied by the CLI. */
 struct cli_report_opts {
-	char **fields;          /* -o specs in the order given, owned */
+	char **fields; /* -o specs in the order given, owned */
 	size_t nfields;
-	char units;             /* --units: h b s k m g t p e, upper case = SI; default h */
+	char units; /* --units: h b s k m g t p e, upper case = SI; default h */
 	bool nosuffix;
-	bool json;              /* --reportformat json */
+	bool json; /* --reportformat json */
 	bool noheadings;
-	const char *separator;  /* NULL: aligned columns */
+	const char *separator; /* NULL: aligned columns */
 };
 
 struct cli_cmdline {
@@ -46,7 +46,7 @@ struct cli_cmdline {
 	const struct dlvm_cmd_def *cmd; /* NULL: no command (help/version printed) */
 	json_t *req;                    /* {"opts": {...}, "args": [...]}, owned */
 	struct cli_report_opts rep;
-	bool help;                      /* --help given: print usage, run nothing */
+	bool help; /* --help given: print usage, run nothing */
 };
 
 /* ---- args.c ---- */
@@ -74,8 +74,8 @@ void cli_usage_cmd(FILE *f, const struct dlvm_cmd_def *cmd);
  * -errno with err set (the daemon could not be reached otherwise or answered
  * something that is not JSON).
  */
-int cli_daemon_run(const char *socket, const char *name, json_t *req, long *status,
-		   json_t **resp, struct dlvm_err *err);
+int cli_daemon_run(const char *socket, const char *name, json_t *req, long *status, json_t **resp,
+		   struct dlvm_err *err);
 
 /* Run a command in-process on an offline context. Returns what
  * dlvm_cmd_run returns; resp is filled as far as the command got. */

@@ -123,11 +123,13 @@ static int parse_response(char *buf, size_t len, long *status, char **body, size
 	if (!hdr_end || sscanf(buf, "HTTP/1.%*d %ld", status) != 1)
 		return -EBADMSG;
 	*hdr_end = '\0';
-	for (char *line = strstr(buf, "\r\n"); line && line < hdr_end; line = strstr(line, "\r\n")) {
+	for (char *line = strstr(buf, "\r\n"); line && line < hdr_end;
+	     line = strstr(line, "\r\n")) {
 		line += 2;
 		if (!strncasecmp(line, "Content-Length:", 15))
 			clen = strtol(line + 15, NULL, 10);
-		else if (!strncasecmp(line, "Transfer-Encoding:", 18) && strcasestr(line, "chunked"))
+		else if (!strncasecmp(line, "Transfer-Encoding:", 18) &&
+			 strcasestr(line, "chunked"))
 			chunked = true;
 	}
 	*body = hdr_end + 4;
@@ -167,9 +169,11 @@ int cli_daemon_run(const char *socket_path, const char *name, json_t *req, long 
 				    strerror(-r));
 	}
 	text = json_dumps(req, JSON_COMPACT);
-	if (!text || asprintf(&head, "POST /v1/cmd/%s HTTP/1.1\r\nHost: localhost\r\n"
+	if (!text || asprintf(&head,
+			      "POST /v1/cmd/%s HTTP/1.1\r\nHost: localhost\r\n"
 			      "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-			      "Connection: close\r\n\r\n", name, strlen(text)) < 0) {
+			      "Connection: close\r\n\r\n",
+			      name, strlen(text)) < 0) {
 		head = NULL;
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");
 		goto out;
@@ -181,8 +185,8 @@ int cli_daemon_run(const char *socket_path, const char *name, json_t *req, long 
 		goto out;
 	}
 	if (parse_response(buf, len, status, &body, &body_len)) {
-		r = dlvm_err_set(err, -EBADMSG, "dlvmd at %s: malformed or incomplete HTTP response",
-				 socket_path);
+		r = dlvm_err_set(err, -EBADMSG,
+				 "dlvmd at %s: malformed or incomplete HTTP response", socket_path);
 		goto out;
 	}
 	*resp = body_len ? json_loadb(body, body_len, 0, &jerr) : NULL;

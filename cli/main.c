@@ -21,9 +21,9 @@ static const struct {
 	const char *cmd;
 	size_t first;
 } path_args[] = {
-	{"pvcreate", 0}, {"pvremove", 0}, {"pvs", 0},      {"vgcreate", 1},
-	{"vgextend", 1}, {"vgreduce", 1}, {"lvcreate", 1}, {"lvextend", 1},
-	{"lvresize", 1}, {"dump", 0},
+	{ "pvcreate", 0 }, { "pvremove", 0 }, { "pvs", 0 },      { "vgcreate", 1 },
+	{ "vgextend", 1 }, { "vgreduce", 1 }, { "lvcreate", 1 }, { "lvextend", 1 },
+	{ "lvresize", 1 }, { "dump", 0 },
 };
 
 static int absolute_paths(const char *name, json_t *args)
@@ -72,7 +72,7 @@ static int failed(json_t *resp, const struct cli_report_opts *rep, const char *m
 
 static int run_local(const struct cli_cmdline *cl)
 {
-	struct dlvm_err err = {0};
+	struct dlvm_err err = { 0 };
 	json_t *resp = json_object();
 	int r, rc;
 
@@ -114,13 +114,15 @@ static int wait_job(const char *socket, const struct cli_cmdline *cl, json_t *jo
 		nanosleep(&d, NULL);
 		wait = wait * 2 < poll_s ? wait * 2 : poll_s;
 		json_t *req = json_pack("{s:[s]}", "args", id), *resp = NULL;
-		struct dlvm_err err = {0};
+		struct dlvm_err err = { 0 };
 		long status = 0;
 		int r = req ? cli_daemon_run(socket, "jobs", req, &status, &resp, &err) : -ENOMEM;
 		json_decref(req);
 		if (r) {
-			cli_print_error("%s: job %s: %s", lv, id, r == 1 ? "dlvmd stopped (the job "
-					"stops with it)" : err.msg);
+			cli_print_error("%s: job %s: %s", lv, id,
+					r == 1 ? "dlvmd stopped (the job "
+						 "stops with it)"
+					       : err.msg);
 			json_decref(resp);
 			return CLI_EXIT_FAILED;
 		}
@@ -128,16 +130,17 @@ static int wait_job(const char *socket, const struct cli_cmdline *cl, json_t *jo
 		const char *state = json_string_value(json_object_get(j, "job_state"));
 		if (status != 200 || !state) {
 			const char *msg = json_string_value(
-				json_object_get(json_object_get(resp, "error"), "message"));
-			int rc = failed(resp, &cl->rep, msg ? msg : "dlvmd answered without the job");
+					json_object_get(json_object_get(resp, "error"), "message"));
+			int rc = failed(resp, &cl->rep,
+					msg ? msg : "dlvmd answered without the job");
 			json_decref(resp);
 			return rc;
 		}
 		if (!strcmp(state, "running")) {
 			if (now_s() - last >= interval) {
 				last = now_s();
-				printf("  %s: %s: %s%%\n", lv, type && !strcmp(type, "flatten")
-				       ? "Flattened" : "Copied",
+				printf("  %s: %s: %s%%\n", lv,
+				       type && !strcmp(type, "flatten") ? "Flattened" : "Copied",
 				       json_string_value(json_object_get(j, "copy_percent")));
 				fflush(stdout);
 			}
@@ -158,7 +161,7 @@ static int wait_job(const char *socket, const struct cli_cmdline *cl, json_t *jo
 static int run(struct cli_cmdline *cl)
 {
 	const char *name = cl->cmd->name;
-	struct dlvm_err err = {0};
+	struct dlvm_err err = { 0 };
 	json_t *resp = NULL;
 	char socket[PATH_MAX];
 	long status = 0;
@@ -197,12 +200,12 @@ static int run(struct cli_cmdline *cl)
 	if (status == 200) {
 		rc = cli_print_response(resp, &cl->rep);
 		json_t *job = json_object_get(resp, "job");
-		if (!rc && job && !json_is_true(json_object_get(json_object_get(cl->req, "opts"),
-								 "background")))
+		if (!rc && job &&
+		    !json_is_true(json_object_get(json_object_get(cl->req, "opts"), "background")))
 			rc = wait_job(socket, cl, job);
 	} else {
 		const char *msg = json_string_value(
-			json_object_get(json_object_get(resp, "error"), "message"));
+				json_object_get(json_object_get(resp, "error"), "message"));
 		char buf[128];
 
 		if (!msg) {

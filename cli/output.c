@@ -131,8 +131,7 @@ static void format_si(uint64_t bytes, char unit, char *out, size_t len)
 		snprintf(out, len, "%.2f%c", (double)bytes / div, units[k]);
 }
 
-static void format_size(uint64_t bytes, const struct cli_report_opts *rep, char *out,
-			size_t len)
+static void format_size(uint64_t bytes, const struct cli_report_opts *rep, char *out, size_t len)
 {
 	size_t n;
 
@@ -151,8 +150,7 @@ static void format_size(uint64_t bytes, const struct cli_report_opts *rep, char 
 }
 
 /* The text of one report cell (owned by the caller). */
-static char *cell_text(json_t *v, const struct dlvm_field_def *f,
-		       const struct cli_report_opts *rep)
+static char *cell_text(json_t *v, const struct dlvm_field_def *f, const struct cli_report_opts *rep)
 {
 	char buf[64];
 
@@ -180,9 +178,8 @@ static char *cell_text(json_t *v, const struct dlvm_field_def *f,
 
 /* ---- reports ---- */
 
-static int print_json_report(const char *kind, json_t *rows,
-			     const struct dlvm_field_def **cols, size_t ncol,
-			     const struct cli_report_opts *rep)
+static int print_json_report(const char *kind, json_t *rows, const struct dlvm_field_def **cols,
+			     size_t ncol, const struct cli_report_opts *rep)
 {
 	json_t *out, *list, *row;
 	size_t i;
@@ -192,7 +189,8 @@ static int print_json_report(const char *kind, json_t *rows,
 	out = json_pack("{s:[{s:o}]}", "report", kind, list);
 	if (!out)
 		return -ENOMEM;
-	json_array_foreach(rows, i, row) {
+	json_array_foreach(rows, i, row)
+	{
 		json_t *o = json_object();
 
 		for (size_t c = 0; c < ncol; c++) {
@@ -315,11 +313,9 @@ int cli_print_response(json_t *resp, const struct cli_report_opts *rep)
 	const char *text;
 	size_t i;
 
-	json_array_foreach(json_object_get(resp, "warnings"), i, v)
-		if (json_is_string(v))
+	json_array_foreach(json_object_get(resp, "warnings"), i, v) if (json_is_string(v))
 			fprintf(stderr, "  WARNING: %s\n", json_string_value(v));
-	json_array_foreach(json_object_get(resp, "messages"), i, v)
-		if (json_is_string(v))
+	json_array_foreach(json_object_get(resp, "messages"), i, v) if (json_is_string(v))
 			printf("  %s\n", json_string_value(v));
 	text = json_string_value(json_object_get(resp, "text"));
 	if (text) {

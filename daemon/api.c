@@ -97,8 +97,11 @@ static void utf8_clean(const char *msg, char *out, size_t cap)
 	size_t o = 0;
 
 	while (*p && o + 5 < cap) {
-		unsigned n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2
-			     : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4 : 0;
+		unsigned n = *p < 0x80                           ? 1
+			     : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2
+			     : (*p & 0xf0) == 0xe0               ? 3
+			     : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4
+								 : 0;
 		unsigned k = 1;
 		while (n && k < n && (p[k] & 0xc0) == 0x80)
 			k++;
@@ -127,8 +130,8 @@ static json_t *error_body(int code, const char *msg, json_t *from)
 	name = dlvm_errno_name(code);
 	if (!strcmp(name, "EUNKNOWN") && strerrorname_np(-code))
 		name = strerrorname_np(-code);
-	body = json_pack("{s:{s:s,s:i,s:s}}", "error", "code", name, "errno",
-			 -code, "message", msg && *msg ? msg : strerror(-code));
+	body = json_pack("{s:{s:s,s:i,s:s}}", "error", "code", name, "errno", -code, "message",
+			 msg && *msg ? msg : strerror(-code));
 	if (!body)
 		return NULL;
 	w = from ? json_object_get(from, "warnings") : NULL;
@@ -158,7 +161,7 @@ static void log_result(const char *name, int r, const struct dlvm_err *err, json
 		return;
 	}
 	json_array_foreach(json_object_get(resp, "messages"), i, v) if (json_is_string(v))
-	    log_info(DLVM_LOG_API, "%s: %s", name, json_string_value(v));
+			log_info(DLVM_LOG_API, "%s: %s", name, json_string_value(v));
 }
 
 void dlvmd_api_resume_jobs(struct dlvmd_api *api)
@@ -179,11 +182,12 @@ void dlvmd_api_resume_jobs(struct dlvmd_api *api)
 	}
 	size_t i;
 	json_t *name;
-	json_array_foreach(names, i, name) {
+	json_array_foreach(names, i, name)
+	{
 		struct dlvm_err err = { 0 };
 		json_t *resp = json_object();
-		json_t *req = json_pack("{s:{s:b,s:b},s:[O]}", "opts", "flatten", 1, "background", 1,
-					"args", name);
+		json_t *req = json_pack("{s:{s:b,s:b},s:[O]}", "opts", "flatten", 1, "background",
+					1, "args", name);
 		const char *lv = json_string_value(name);
 		int r = resp && req ? dlvm_cmd_run(ctx, "lvconvert", req, resp, &err)
 				    : dlvm_err_set(&err, -ENOMEM, "out of memory");
@@ -206,7 +210,7 @@ static enum MHD_Result handle_cmd(struct dlvmd_api *api, struct MHD_Connection *
 				  const char *name, struct api_req *rq)
 {
 	const struct dlvm_cmd_def *def;
-	struct dlvm_err err = {0};
+	struct dlvm_err err = { 0 };
 	json_error_t jerr;
 	json_t *req, *resp;
 	char msg[DLVM_ERR_MSG_MAX];
@@ -255,7 +259,7 @@ static enum MHD_Result handle_cmd(struct dlvmd_api *api, struct MHD_Connection *
 
 static int hex_digit(char c)
 {
-	return c >= '0' && c <= '9' ? c - '0'
+	return c >= '0' && c <= '9'   ? c - '0'
 	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
 	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
 				      : -1;
@@ -301,10 +305,10 @@ static void log_entry_json(void *arg, const struct dlvm_log_entry *e)
 	gmtime_r(&e->time.tv_sec, &tm);
 	n = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(when + n, sizeof(when) - n, ".%03ldZ", e->time.tv_nsec / 1000000);
-	json_array_append_new(arg, json_pack("{s:I,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq,
-					     "time", when, "level", dlvm_log_level_name(e->level),
-					     "subsystem", dlvm_log_sub_name(e->sub), "message",
-					     clean));
+	json_array_append_new(arg,
+			      json_pack("{s:I,s:s,s:s,s:s,s:s}", "seq", (json_int_t)e->seq, "time",
+					when, "level", dlvm_log_level_name(e->level), "subsystem",
+					dlvm_log_sub_name(e->sub), "message", clean));
 }
 
 /* GET /v1/log[?since=SEQ][&level=LEVEL] */
@@ -328,8 +332,8 @@ static enum MHD_Result handle_log(struct MHD_Connection *conn)
 		}
 	}
 	if (level && dlvm_log_level_parse(level, &max) < 0) {
-		snprintf(msg, sizeof(msg),
-			 "level=%.32s: not one of error, warning, info, debug", level);
+		snprintf(msg, sizeof(msg), "level=%.32s: not one of error, warning, info, debug",
+			 level);
 		return reply_error(conn, MHD_HTTP_BAD_REQUEST, -EINVAL, msg);
 	}
 	if (!ring)
@@ -376,8 +380,8 @@ static enum MHD_Result api_route(struct dlvmd_api *api, struct MHD_Connection *c
 }
 
 static enum MHD_Result api_access(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size, void **con_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
 {
 	struct dlvmd_api *api = cls;
 	struct api_req *rq = *con_cls;
@@ -450,7 +454,7 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls
  * a live one (a daemon answers) is -EADDRINUSE. */
 static int listen_unix(const char *path, int *out, struct dlvm_err *err)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
 	int fd, r;
 
@@ -507,15 +511,13 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 	if (r < 0)
 		goto fail;
 	/* poll(), not select(): dlvmd may hold more than FD_SETSIZE fds. */
-	api->mhd = MHD_start_daemon(MHD_USE_POLL_INTERNAL_THREAD |
-					    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
-				    0, NULL, NULL, api_access, api,
-				    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-				    MHD_OPTION_NOTIFY_COMPLETED, api_completed, api,
+	api->mhd = MHD_start_daemon(MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+						    MHD_USE_ERROR_LOG,
+				    0, NULL, NULL, api_access, api, MHD_OPTION_LISTEN_SOCKET,
+				    (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, api_completed, api,
 				    MHD_OPTION_UNESCAPE_CALLBACK, url_unescape, NULL,
 				    /* an idle connection holds a thread */
-				    MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-				    MHD_OPTION_END);
+				    MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
 	if (!api->mhd) {
 		close(fd);
 		unlink(path);

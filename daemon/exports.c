@@ -214,9 +214,8 @@ unsigned dlvm_exports_clients(struct dlvm_exports *ex, const char *name)
 	return n;
 }
 
-int dlvm_exports_attach(struct dlvm_exports *ex, const char *name,
-			struct dlvm_export_client *c, struct dlvm_lv_map **map,
-			pthread_mutex_t **rmw_lock)
+int dlvm_exports_attach(struct dlvm_exports *ex, const char *name, struct dlvm_export_client *c,
+			struct dlvm_lv_map **map, pthread_mutex_t **rmw_lock)
 {
 	struct dlvm_export **pp, *e;
 	int ret = 0;

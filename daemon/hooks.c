@@ -17,8 +17,8 @@ void dlvmd_export_name(const char *vg, const char *lv, char *out, size_t outlen)
 	snprintf(out, outlen, "%s/%s", vg, lv);
 }
 
-static int hook_activate(void *priv, struct dlvm_vg *vg, struct dlvm_lv *lv,
-			 const char *old_name, struct dlvm_err *err)
+static int hook_activate(void *priv, struct dlvm_vg *vg, struct dlvm_lv *lv, const char *old_name,
+			 struct dlvm_err *err)
 {
 	struct dlvm_exports *ex = priv;
 	char name[EXPORT_NAME_MAX], old[EXPORT_NAME_MAX];
@@ -28,7 +28,8 @@ static int hook_activate(void *priv, struct dlvm_vg *vg, struct dlvm_lv *lv,
 	int r;
 
 	/* internal LVs and thin pools are not block devices of their own */
-	if (lv->flags & (DLVM_LV_HIDDEN | DLVM_LV_LOCKSPACE | DLVM_LV_THIN_META | DLVM_LV_THIN_POOL))
+	if (lv->flags &
+	    (DLVM_LV_HIDDEN | DLVM_LV_LOCKSPACE | DLVM_LV_THIN_META | DLVM_LV_THIN_POOL))
 		return 0;
 	dlvmd_export_name(vg->info.name, lv->name, name, sizeof(name));
 	r = dlvm_vg_map_lv(vg, lv, &map, err);
@@ -149,7 +150,7 @@ unsigned dlvmd_activate_all(struct dlvm_ctx *ctx, const struct dlvm_export_hooks
 		if (vg->info.flags & DLVM_VG_SHARED)
 			continue; /* locked per LV: see dlvm_ctx_adopt */
 		for (size_t i = 0; i < vg->nlv; i++) {
-			struct dlvm_err err = {0};
+			struct dlvm_err err = { 0 };
 
 			if (hooks->activate(hooks->priv, vg, vg->lvs[i], NULL, &err) < 0) {
 				log_error(DLVM_LOG_MAIN, "%s", err.msg);

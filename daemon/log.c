@@ -38,7 +38,7 @@ static void dlvmd_sink(void *arg, enum dlvm_log_level level, enum dlvm_log_sub s
 		[DLVM_LOG_DEBUG] = "<7>",
 	};
 	const char *ident = sub == DLVM_LOG_NBD && level != DLVM_LOG_DEBUG ? "nbd"
-									     : dlvm_log_ident();
+									   : dlvm_log_ident();
 	char buf[DLVM_LOG_LINE_MAX + 64];
 	int n;
 

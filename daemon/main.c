@@ -144,7 +144,7 @@ static void log_loaded(const struct dlvm_ctx *ctx)
 static int ctx_open(struct dlvmd *d)
 {
 	static struct dlvm_lease_clock lease_clock;
-	struct dlvm_err err = {0};
+	struct dlvm_err err = { 0 };
 	char lease_name[64];
 
 	lease_clock = dlvm_lease_real_clock;
@@ -181,7 +181,7 @@ static int ctx_open(struct dlvmd *d)
 static int lockspaces_join(struct dlvmd *d)
 {
 	struct dlvm_ctx *ctx = d->ctx;
-	struct dlvm_err err = {0};
+	struct dlvm_err err = { 0 };
 	size_t i;
 	json_t *w;
 
@@ -193,11 +193,12 @@ static int lockspaces_join(struct dlvmd *d)
 	} else {
 		for (i = 0; i < dlvm_ctx_vg_count(ctx); i++)
 			if (dlvm_ctx_vg_at(ctx, i)->info.flags & DLVM_VG_SHARED)
-				log_info(DLVM_LOG_MAIN, "%s: shared VG: read-only here (no --host-id)",
+				log_info(DLVM_LOG_MAIN,
+					 "%s: shared VG: read-only here (no --host-id)",
 					 dlvm_ctx_vg_at(ctx, i)->info.name);
 	}
 	json_array_foreach(dlvm_ctx_warnings(ctx), i, w)
-		log_warning(DLVM_LOG_MAIN, "%s", json_string_value(w));
+			log_warning(DLVM_LOG_MAIN, "%s", json_string_value(w));
 	return 0;
 }
 
@@ -222,7 +223,7 @@ static int servers_start(struct dlvmd *d)
 		.tcp_addr = strcmp(d->o.nbd_listen, "none") ? d->o.nbd_listen : NULL,
 		.irq_cpus = !strcmp(d->o.nbd_cpus, "irq"),
 	};
-	struct dlvm_err err = {0};
+	struct dlvm_err err = { 0 };
 	int r;
 
 	r = nbd_server_start(d->ex, &nopts, &d->nbd, &err);
@@ -262,7 +263,7 @@ static void dlvmd_shutdown(struct dlvmd *d)
 
 int main(int argc, char **argv)
 {
-	static struct dlvmd d = {.lock_fd = -1};
+	static struct dlvmd d = { .lock_fd = -1 };
 	int rc = 1, r;
 
 	dlvmd_log_init();

@@ -22,40 +22,40 @@ _Static_assert(DLVM_LEASE_IO_TIMEOUT_DEFAULT == 10, "--io-timeout's default in t
 _Static_assert(DLVM_LEASE_IO_TIMEOUT_MAX == 300, "--io-timeout's range in the table");
 
 const struct dlvmd_option dlvmd_options[] = {
-	{"state-dir", 0, "state_dir", DLVMD_OPT_STRING, "DIR", .required = true,
-	 .off = O(state_dir), .help = "state directory (created if missing)"},
-	{"devices", 0, "devices", DLVMD_OPT_STRING, "PATH,...", .off = O(devices),
-	 .help = "devices to manage, added to DIR/devices"},
-	{"nbd-listen", 0, "nbd_listen", DLVMD_OPT_STRING, "ADDR:PORT",
-	 .def = DLVMD_DEFAULT_NBD_LISTEN, .off = O(nbd_listen),
-	 .help = "NBD TCP listener; 'none': Unix socket only"},
-	{"host-id", 0, "host_id", DLVMD_OPT_NUMBER, "N", 1, DLVM_LEASE_MAX_HOSTS,
-	 .off = O(host_id),
-	 .help = "this host's id in the lockspaces of shared VGs; without it shared VGs "
-		 "cannot be changed here"},
-	{"io-timeout", 0, "io_timeout", DLVMD_OPT_NUMBER, "SECONDS", 1, DLVM_LEASE_IO_TIMEOUT_MAX,
-	 .def = "10", .off = O(io_timeout),
-	 .help = "lease I/O timeout T: renew every T/2, other hosts are seen dead after 5T"},
-	{"thin-pool-autoextend-threshold", 0, "thin_pool_autoextend_threshold", DLVMD_OPT_NUMBER,
-	 "PERCENT", 50, 100, .def = "100", .off = O(autoextend_threshold),
-	 .help = "grow a thin pool when its data is this full; 100: never"},
-	{"thin-pool-autoextend-percent", 0, "thin_pool_autoextend_percent", DLVMD_OPT_NUMBER,
-	 "PERCENT", 1, 1000, .def = "20", .off = O(autoextend_percent),
-	 .help = "by this percent of its size"},
-	{"nbd-cpus", 0, "nbd_cpus", DLVMD_OPT_CHOICE, "irq|any", .choices = "irq|any",
-	 .def = "irq", .off = O(nbd_cpus),
-	 .help = "where NBD connections run: on the CPUs that take their devices' completion "
-		 "interrupts (irq) or wherever the kernel puts them (any)"},
-	{"debug", 0, "debug", DLVMD_OPT_DEBUG, "SUBSYSTEM,...", .off = O(debug),
-	 .help = "print the debug lines of these subsystems"},
-	{"config", 0, NULL, DLVMD_OPT_CONFIG, "FILE", .off = O(config),
-	 .help = "ini file, keys in section [dlvmd] or before any section; command-line "
-		 "options override it"},
-	{"foreground", 0, NULL, DLVMD_OPT_FLAG, .off = O(foreground),
-	 .help = "run in the foreground (the default)"},
-	{"help", 'h', NULL, DLVMD_OPT_HELP, .help = "show this help"},
-	{"version", 'V', NULL, DLVMD_OPT_VERSION, .help = "show the version"},
-	{"man", 0, NULL, DLVMD_OPT_MAN, .help = "print the manual page (roff)"},
+	{ "state-dir", 0, "state_dir", DLVMD_OPT_STRING, "DIR", .required = true,
+	  .off = O(state_dir), .help = "state directory (created if missing)" },
+	{ "devices", 0, "devices", DLVMD_OPT_STRING, "PATH,...", .off = O(devices),
+	  .help = "devices to manage, added to DIR/devices" },
+	{ "nbd-listen", 0, "nbd_listen", DLVMD_OPT_STRING, "ADDR:PORT",
+	  .def = DLVMD_DEFAULT_NBD_LISTEN, .off = O(nbd_listen),
+	  .help = "NBD TCP listener; 'none': Unix socket only" },
+	{ "host-id", 0, "host_id", DLVMD_OPT_NUMBER, "N", 1, DLVM_LEASE_MAX_HOSTS,
+	  .off = O(host_id),
+	  .help = "this host's id in the lockspaces of shared VGs; without it shared VGs "
+		  "cannot be changed here" },
+	{ "io-timeout", 0, "io_timeout", DLVMD_OPT_NUMBER, "SECONDS", 1, DLVM_LEASE_IO_TIMEOUT_MAX,
+	  .def = "10", .off = O(io_timeout),
+	  .help = "lease I/O timeout T: renew every T/2, other hosts are seen dead after 5T" },
+	{ "thin-pool-autoextend-threshold", 0, "thin_pool_autoextend_threshold", DLVMD_OPT_NUMBER,
+	  "PERCENT", 50, 100, .def = "100", .off = O(autoextend_threshold),
+	  .help = "grow a thin pool when its data is this full; 100: never" },
+	{ "thin-pool-autoextend-percent", 0, "thin_pool_autoextend_percent", DLVMD_OPT_NUMBER,
+	  "PERCENT", 1, 1000, .def = "20", .off = O(autoextend_percent),
+	  .help = "by this percent of its size" },
+	{ "nbd-cpus", 0, "nbd_cpus", DLVMD_OPT_CHOICE, "irq|any", .choices = "irq|any",
+	  .def = "irq", .off = O(nbd_cpus),
+	  .help = "where NBD connections run: on the CPUs that take their devices' completion "
+		  "interrupts (irq) or wherever the kernel puts them (any)" },
+	{ "debug", 0, "debug", DLVMD_OPT_DEBUG, "SUBSYSTEM,...", .off = O(debug),
+	  .help = "print the debug lines of these subsystems" },
+	{ "config", 0, NULL, DLVMD_OPT_CONFIG, "FILE", .off = O(config),
+	  .help = "ini file, keys in section [dlvmd] or before any section; command-line "
+		  "options override it" },
+	{ "foreground", 0, NULL, DLVMD_OPT_FLAG, .off = O(foreground),
+	  .help = "run in the foreground (the default)" },
+	{ "help", 'h', NULL, DLVMD_OPT_HELP, .help = "show this help" },
+	{ "version", 'V', NULL, DLVMD_OPT_VERSION, .help = "show the version" },
+	{ "man", 0, NULL, DLVMD_OPT_MAN, .help = "print the manual page (roff)" },
 };
 
 #define NOPT DLVM_ARRAY_SIZE(dlvmd_options)
@@ -82,7 +82,8 @@ static void help_extra(const struct dlvmd_option *t, char *out, size_t len)
 		o += (size_t)snprintf(out, len, "keys:");
 		for (size_t i = 0; i < NOPT && o < len; i++)
 			if (dlvmd_options[i].key)
-				o += (size_t)snprintf(out + o, len - o, " %s,", dlvmd_options[i].key);
+				o += (size_t)snprintf(out + o, len - o, " %s,",
+						      dlvmd_options[i].key);
 		if (o && o < len)
 			out[--o] = '\0';
 	}
@@ -280,7 +281,7 @@ static int config_key(void *user, const char *section, const char *key, const ch
 
 static int config_load(const char *file, struct raw_opts *raw)
 {
-	struct config_parse cp = {.raw = raw};
+	struct config_parse cp = { .raw = raw };
 	int r;
 
 	r = ini_parse(file, config_key, &cp);
@@ -303,15 +304,15 @@ static int config_load(const char *file, struct raw_opts *raw)
 /* The command line into raw; 0, or the exit code of a usage error. */
 static int cmdline_read(int argc, char **argv, struct raw_opts *raw)
 {
-	struct option longopts[NOPT + 1] = {0};
+	struct option longopts[NOPT + 1] = { 0 };
 	char shortopts[2 * NOPT + 1] = "", *s = shortopts;
 	int c;
 
 	for (size_t i = 0; i < NOPT; i++) {
 		const struct dlvmd_option *t = &dlvmd_options[i];
 
-		longopts[i] = (struct option){t->name, t->arg ? required_argument : no_argument,
-					      NULL, 256 + (int)i};
+		longopts[i] = (struct option){ t->name, t->arg ? required_argument : no_argument,
+					       NULL, 256 + (int)i };
 		if (t->short_name) {
 			*s++ = t->short_name;
 			if (t->arg)
@@ -354,7 +355,8 @@ static long parse_num(const char *what, const char *v, long lo, long hi)
 	errno = 0;
 	n = strtol(v, &end, 10);
 	if (!*v || *end || errno || n < lo || n > hi) {
-		log_error(DLVM_LOG_MAIN, "%s %s: must be a number from %ld to %ld", what, v, lo, hi);
+		log_error(DLVM_LOG_MAIN, "%s %s: must be a number from %ld to %ld", what, v, lo,
+			  hi);
 		return -1;
 	}
 	return n;
@@ -374,7 +376,7 @@ static bool is_choice(const char *choices, const char *v)
 static int opt_store(const struct dlvmd_option *t, const char *v, struct dlvmd_opts *o)
 {
 	char what[64], *copy;
-	struct dlvm_err err = {0};
+	struct dlvm_err err = { 0 };
 	long n;
 
 	snprintf(what, sizeof(what), "--%s", t->name);
@@ -385,9 +387,7 @@ static int opt_store(const struct dlvmd_option *t, const char *v, struct dlvmd_o
 			return -EINVAL;
 		*(long *)((char *)o + t->off) = n;
 		return 0;
-	case DLVMD_OPT_FLAG:
-		*(bool *)((char *)o + t->off) = true;
-		return 0;
+	case DLVMD_OPT_FLAG: *(bool *)((char *)o + t->off) = true; return 0;
 	case DLVMD_OPT_CHOICE:
 		if (!is_choice(t->choices, v)) {
 			const char *bar = strchr(t->choices, '|');
@@ -402,8 +402,7 @@ static int opt_store(const struct dlvmd_option *t, const char *v, struct dlvmd_o
 			return -EINVAL;
 		}
 		break;
-	default:
-		break;
+	default: break;
 	}
 	copy = strdup(v);
 	if (!copy) {
@@ -416,10 +415,10 @@ static int opt_store(const struct dlvmd_option *t, const char *v, struct dlvmd_o
 
 int dlvmd_opts_parse(int argc, char **argv, struct dlvmd_opts *o)
 {
-	struct raw_opts cli = {0}, file = {0};
+	struct raw_opts cli = { 0 }, file = { 0 };
 	int rc = 0;
 
-	*o = (struct dlvmd_opts){0};
+	*o = (struct dlvmd_opts){ 0 };
 	rc = cmdline_read(argc, argv, &cli);
 	for (size_t i = 0; !rc && i < NOPT; i++)
 		if (dlvmd_options[i].kind == DLVMD_OPT_CONFIG && cli.v[i] &&
@@ -455,5 +454,5 @@ void dlvmd_opts_release(struct dlvmd_opts *o)
 		    t->kind == DLVMD_OPT_DEBUG || t->kind == DLVMD_OPT_CONFIG)
 			free(*(char **)((char *)o + t->off));
 	}
-	*o = (struct dlvmd_opts){0};
+	*o = (struct dlvmd_opts){ 0 };
 }

@@ -24,9 +24,9 @@ struct dlvmd_opts {
 	char *nbd_listen; /* "HOST:PORT" or "none" */
 	char *nbd_cpus;   /* "irq" or "any" */
 	char *config;
-	char *debug;      /* subsystems with debug lines, already turned on */
-	long host_id;     /* 1..max_hosts of the shared VGs; 0: none */
-	long io_timeout;  /* seconds */
+	char *debug;               /* subsystems with debug lines, already turned on */
+	long host_id;              /* 1..max_hosts of the shared VGs; 0: none */
+	long io_timeout;           /* seconds */
 	long autoextend_threshold; /* thin pools: percent full that grows them */
 	long autoextend_percent;   /* by this percent of their size */
 	bool foreground;
@@ -41,21 +41,21 @@ enum dlvmd_opt_kind {
 	DLVMD_OPT_FLAG,   /* bool, no argument */
 	DLVMD_OPT_HELP,   /* print --help and exit */
 	DLVMD_OPT_VERSION,
-	DLVMD_OPT_MAN,    /* print the manual page (roff) and exit */
+	DLVMD_OPT_MAN, /* print the manual page (roff) and exit */
 };
 
 struct dlvmd_option {
-	const char *name;    /* long option: "state-dir" */
-	char short_name;     /* 'h', or 0 */
-	const char *key;     /* configuration file key; NULL: command line only */
+	const char *name; /* long option: "state-dir" */
+	char short_name;  /* 'h', or 0 */
+	const char *key;  /* configuration file key; NULL: command line only */
 	enum dlvmd_opt_kind kind;
 	const char *arg;     /* the argument's name in --help ("DIR"); NULL: none */
 	long lo, hi;         /* DLVMD_OPT_NUMBER */
 	const char *choices; /* DLVMD_OPT_CHOICE: "a|b" */
 	const char *def;     /* default, as text; NULL: none */
 	bool required;
-	size_t off;          /* offsetof(struct dlvmd_opts, field) */
-	const char *help;    /* one sentence; range, default, choices are added */
+	size_t off;       /* offsetof(struct dlvmd_opts, field) */
+	const char *help; /* one sentence; range, default, choices are added */
 };
 
 extern const struct dlvmd_option dlvmd_options[];

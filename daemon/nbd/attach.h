@@ -35,9 +35,8 @@ struct dlvm_export_client {
  * lock for read-modify-write of partial sectors, valid until detach.
  * -ENOENT if there is no such export.
  */
-int dlvm_exports_attach(struct dlvm_exports *ex, const char *name,
-			struct dlvm_export_client *c, struct dlvm_lv_map **map,
-			pthread_mutex_t **rmw_lock);
+int dlvm_exports_attach(struct dlvm_exports *ex, const char *name, struct dlvm_export_client *c,
+			struct dlvm_lv_map **map, pthread_mutex_t **rmw_lock);
 
 /* Detach c (attached before); wakes a dlvm_exports_remove waiting for it. */
 void dlvm_exports_detach(struct dlvm_exports *ex, struct dlvm_export_client *c);

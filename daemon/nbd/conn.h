@@ -27,8 +27,8 @@ struct nbd_conn {
 	struct nbd_server *srv;
 	struct dlvm_exports *ex;
 	int fd;
-	char peer[64];             /* for messages before an export is chosen */
-	atomic_bool stop;          /* the server is stopping */
+	char peer[64];    /* for messages before an export is chosen */
+	atomic_bool stop; /* the server is stopping */
 
 	/* Set by a successful handshake. */
 	char *name;                /* export name "VG/LV" */
@@ -36,9 +36,9 @@ struct nbd_conn {
 	pthread_mutex_t *rmw_lock; /* the export's partial-sector write lock */
 	struct dlvm_export_client client;
 	bool attached;
-	bool structured;           /* structured replies negotiated */
-	uint32_t meta_id;          /* id of base:allocation, 0 if not selected */
-	uint16_t tflags;           /* transmission flags sent */
+	bool structured;  /* structured replies negotiated */
+	uint32_t meta_id; /* id of base:allocation, 0 if not selected */
+	uint16_t tflags;  /* transmission flags sent */
 
 	struct nbd_conn *prev, *next; /* the server's list */
 };

@@ -143,10 +143,12 @@ static bool device_irq_cpus(const char *dev, cpu_set_t *set)
 	for (unsigned i = 0; i < n; i++) {
 		cpu_set_t one;
 		if (max && counts[i] * 8 >= max) {
-			snprintf(path, sizeof(path), "/proc/irq/%u/effective_affinity_list", irqs[i]);
+			snprintf(path, sizeof(path), "/proc/irq/%u/effective_affinity_list",
+				 irqs[i]);
 			bool ok = read_line(path, line, sizeof(line)) && line[0];
 			if (!ok) {
-				snprintf(path, sizeof(path), "/proc/irq/%u/smp_affinity_list", irqs[i]);
+				snprintf(path, sizeof(path), "/proc/irq/%u/smp_affinity_list",
+					 irqs[i]);
 				ok = read_line(path, line, sizeof(line));
 			}
 			if (ok && parse_cpulist(line, &one) == 0 && CPU_COUNT(&one)) {
@@ -234,8 +236,8 @@ void nbd_place_thread(struct nbd_conn *c)
 		return;
 	for (int cpu = 0; cpu < CPU_SETSIZE && len < sizeof(list) - 16; cpu++)
 		if (CPU_ISSET(cpu, &irq))
-			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", len ? "," : "",
-						cpu);
+			len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d",
+						len ? "," : "", cpu);
 	log_info(DLVM_LOG_NBD,
 		 "%s: runs on CPU %s, where its devices' I/O completes (--nbd-cpus irq); "
 		 "further connections are placed the same way without a message",

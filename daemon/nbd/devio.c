@@ -83,8 +83,8 @@ int nbd_dev_read(const struct dlvm_map_dev *d, void *buf, size_t len, uint64_t o
 	return ret;
 }
 
-int nbd_dev_write(const struct dlvm_map_dev *d, const void *buf, size_t len, uint64_t off,
-		  bool fua, pthread_mutex_t *lock)
+int nbd_dev_write(const struct dlvm_map_dev *d, const void *buf, size_t len, uint64_t off, bool fua,
+		  pthread_mutex_t *lock)
 {
 	uint32_t a = nbd_dev_align(d);
 	uint64_t aoff;
@@ -131,8 +131,8 @@ static bool falloc_unsupported(int e)
 	return e == EOPNOTSUPP || e == ENOTSUP || e == EINVAL || e == ENODEV || e == ENOSYS;
 }
 
-int nbd_dev_zero(const struct dlvm_map_dev *d, uint64_t off, uint64_t len, bool may_trim,
-		 bool fua, pthread_mutex_t *lock)
+int nbd_dev_zero(const struct dlvm_map_dev *d, uint64_t off, uint64_t len, bool may_trim, bool fua,
+		 pthread_mutex_t *lock)
 {
 	uint32_t a = nbd_dev_align(d);
 	uint64_t end = off + len, mid0 = dlvm_align_up(off, a), mid1 = end / a * a;
@@ -145,8 +145,8 @@ int nbd_dev_zero(const struct dlvm_map_dev *d, uint64_t off, uint64_t len, bool 
 	if (end > mid1 && (ret = write_zeros(d, mid1, end - mid1, fua, lock)) < 0)
 		return ret;
 	ret = -EOPNOTSUPP;
-	if (may_trim && fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				  (off_t)mid0, (off_t)(mid1 - mid0)) == 0)
+	if (may_trim && fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)mid0,
+				  (off_t)(mid1 - mid0)) == 0)
 		ret = 0;
 	if (ret && fallocate(d->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, (off_t)mid0,
 			     (off_t)(mid1 - mid0)) == 0)
@@ -168,7 +168,8 @@ int nbd_dev_trim(const struct dlvm_map_dev *d, uint64_t off, uint64_t len, bool 
 	if (mid0 >= mid1)
 		return 0;
 	if (fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)mid0,
-		      (off_t)(mid1 - mid0)) < 0 && !falloc_unsupported(errno))
+		      (off_t)(mid1 - mid0)) < 0 &&
+	    !falloc_unsupported(errno))
 		return -errno;
 	if (fua && fdatasync(d->fd) < 0)
 		return -errno;

@@ -37,13 +37,13 @@ static inline bool nbd_dev_aligned(const struct dlvm_map_dev *d, const void *buf
 int nbd_dev_read(const struct dlvm_map_dev *d, void *buf, size_t len, uint64_t off);
 
 /* Write; partial sectors are read, modified and written back under lock. */
-int nbd_dev_write(const struct dlvm_map_dev *d, const void *buf, size_t len, uint64_t off,
-		  bool fua, pthread_mutex_t *lock);
+int nbd_dev_write(const struct dlvm_map_dev *d, const void *buf, size_t len, uint64_t off, bool fua,
+		  pthread_mutex_t *lock);
 
 /* Make the range read back as zeros: fallocate (punching a hole when
  * may_trim, else zeroing in place) and else writing zeros. */
-int nbd_dev_zero(const struct dlvm_map_dev *d, uint64_t off, uint64_t len, bool may_trim,
-		 bool fua, pthread_mutex_t *lock);
+int nbd_dev_zero(const struct dlvm_map_dev *d, uint64_t off, uint64_t len, bool may_trim, bool fua,
+		 pthread_mutex_t *lock);
 
 /* Discard the sectors wholly inside the range, if the device can. Never fails
  * for lack of support (a trim is a hint). */

@@ -18,7 +18,7 @@
 #include "daemon/nbd/proto.h"
 #include "dlvm/log.h"
 
-#define OPT_DATA_MAX (64u << 10)   /* longer option data is refused */
+#define OPT_DATA_MAX (64u << 10)    /* longer option data is refused */
 #define OPT_DISCARD_MAX (16u << 20) /* longer option data is a hard disconnect */
 #define HANDSHAKE_TIMEOUT_S 60
 
@@ -27,10 +27,10 @@ static const char base_allocation[] = "base:allocation";
 struct haggle {
 	struct nbd_conn *c;
 	bool no_zeroes;
-	char *meta_name;        /* export the last SET_META_CONTEXT named */
-	bool meta_alloc;        /* ... and whether it selected base:allocation */
-	uint32_t opt;           /* option being answered */
-	uint8_t *data;          /* its data */
+	char *meta_name; /* export the last SET_META_CONTEXT named */
+	bool meta_alloc; /* ... and whether it selected base:allocation */
+	uint32_t opt;    /* option being answered */
+	uint8_t *data;   /* its data */
 	uint32_t len;
 };
 
@@ -106,7 +106,7 @@ static int reply(struct haggle *h, uint32_t type, const void *d, size_t l)
 
 /* An error reply carrying a message for the user. */
 static int reply_err(struct haggle *h, uint32_t type, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+		__attribute__((format(printf, 3, 4)));
 static int reply_err(struct haggle *h, uint32_t type, const char *fmt, ...)
 {
 	char msg[256];
@@ -513,9 +513,7 @@ int nbd_handshake(struct nbd_conn *c)
 			reply(&h, NBD_REP_ACK, NULL, 0);
 			ret = -ECONNRESET;
 			goto out;
-		case NBD_OPT_LIST:
-			ret = opt_list(&h);
-			break;
+		case NBD_OPT_LIST: ret = opt_list(&h); break;
 		case NBD_OPT_INFO:
 		case NBD_OPT_GO:
 			ret = opt_info_go(&h);
@@ -533,9 +531,7 @@ int nbd_handshake(struct nbd_conn *c)
 			ret = reply(&h, NBD_REP_ACK, NULL, 0);
 			break;
 		case NBD_OPT_LIST_META_CONTEXT:
-		case NBD_OPT_SET_META_CONTEXT:
-			ret = opt_meta(&h);
-			break;
+		case NBD_OPT_SET_META_CONTEXT: ret = opt_meta(&h); break;
 		default:
 			ret = reply_err(&h, NBD_REP_ERR_UNSUP, "option %u not supported", h.opt);
 			break;

@@ -28,17 +28,17 @@
 struct nbd_server {
 	struct dlvm_exports *ex;
 	int unix_fd, tcp_fd;
-	int wake[2];               /* pipe: wakes the accept thread to stop */
+	int wake[2]; /* pipe: wakes the accept thread to stop */
 	char *unix_path;
 	pthread_t acceptor;
 	bool acceptor_started;
 
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
-	struct nbd_conn *conns;    /* connections alive */
+	struct nbd_conn *conns; /* connections alive */
 	unsigned nconns;
 	bool stopping;
-	bool irq_cpus;             /* nbd_server_opts.irq_cpus */
+	bool irq_cpus; /* nbd_server_opts.irq_cpus */
 };
 
 /* ---- connections ---- */
@@ -207,7 +207,8 @@ static int listen_unix(struct nbd_server *s, const char *path, struct dlvm_err *
 
 static int listen_tcp(struct nbd_server *s, const char *addr, struct dlvm_err *err)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
 				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *res = NULL, *ai;
 	char host[256];

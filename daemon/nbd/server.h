@@ -19,9 +19,9 @@ struct nbd_server;
 
 struct nbd_server_opts {
 	const char *unix_path; /* listen on this Unix socket path (NULL: none) */
-	const char *tcp_addr;  /* "HOST:PORT" (NULL: none); default used by dlvmd is 127.0.0.1:10809 */
-	unsigned workers;      /* 0: default. Reserved: each connection has its own thread */
-	bool irq_cpus;         /* run connections where their devices' I/O completes (cpus.h) */
+	const char *tcp_addr; /* "HOST:PORT" (NULL: none); default used by dlvmd is 127.0.0.1:10809 */
+	unsigned workers;     /* 0: default. Reserved: each connection has its own thread */
+	bool irq_cpus;        /* run connections where their devices' I/O completes (cpus.h) */
 };
 
 /*

@@ -91,12 +91,8 @@ void xmit_start(struct xmit *x, struct slot *s)
 			s->thin_io = true;
 		}
 		switch (s->type) {
-		case NBD_CMD_READ:
-			xmit_thin_pieces(x, s, THIN_READ, xmit_piece_read);
-			break;
-		case NBD_CMD_WRITE:
-			xmit_thin_pieces(x, s, THIN_WRITE, xmit_piece_write);
-			break;
+		case NBD_CMD_READ: xmit_thin_pieces(x, s, THIN_READ, xmit_piece_read); break;
+		case NBD_CMD_WRITE: xmit_thin_pieces(x, s, THIN_WRITE, xmit_piece_write); break;
 		case NBD_CMD_WRITE_ZEROES:
 			if (s->flags & NBD_CMD_FLAG_NO_HOLE)
 				xmit_thin_pieces(x, s, THIN_ZERO, xmit_piece_zero);
@@ -117,25 +113,16 @@ void xmit_start(struct xmit *x, struct slot *s)
 				xmit_thin_err(x, s, r, &e);
 			break;
 		}
-		case NBD_CMD_BLOCK_STATUS:
-			xmit_thin_status(x, s);
-			break;
-		default:
-			break;
+		case NBD_CMD_BLOCK_STATUS: xmit_thin_status(x, s); break;
+		default: break;
 		}
 		xmit_op_done(x, s, 0, 0);
 		return;
 	}
 	switch (s->type) {
-	case NBD_CMD_READ:
-		xmit_for_each_piece(x, s, xmit_piece_read);
-		break;
-	case NBD_CMD_WRITE:
-		xmit_for_each_piece(x, s, xmit_piece_write);
-		break;
-	case NBD_CMD_WRITE_ZEROES:
-		xmit_for_each_piece(x, s, xmit_piece_zero);
-		break;
+	case NBD_CMD_READ: xmit_for_each_piece(x, s, xmit_piece_read); break;
+	case NBD_CMD_WRITE: xmit_for_each_piece(x, s, xmit_piece_write); break;
+	case NBD_CMD_WRITE_ZEROES: xmit_for_each_piece(x, s, xmit_piece_zero); break;
 	case NBD_CMD_TRIM:
 		s->trim = true;
 		xmit_for_each_piece(x, s, xmit_piece_trim);
@@ -147,8 +134,7 @@ void xmit_start(struct xmit *x, struct slot *s)
 			xmit_dev_op(x, s, sqe, i, 0);
 		}
 		break;
-	default: /* BLOCK_STATUS, CACHE: nothing to do on the devices */
-		break;
+	default: /* BLOCK_STATUS, CACHE: nothing to do on the devices */ break;
 	}
 	xmit_op_done(x, s, 0, 0);
 }
@@ -238,8 +224,8 @@ void xmit_finish_tail(struct xmit *x, struct slot *s)
 	}
 	/* a FUA change of a thin LV is durable only with its mapping; the
 	 * committer replies once it is (a FLUSH has committed already) */
-	if (x->map->thin && !s->err && (s->flags & NBD_CMD_FLAG_FUA) &&
-	    is_change_cmd(s->type) && s->type != NBD_CMD_FLUSH) {
+	if (x->map->thin && !s->err && (s->flags & NBD_CMD_FLAG_FUA) && is_change_cmd(s->type) &&
+	    s->type != NBD_CMD_FLUSH) {
 		if (xmit_committer_queue(x, s))
 			return;
 		struct dlvm_err e = { 0 };
@@ -255,12 +241,8 @@ static void complete(struct xmit *x, struct io_uring_cqe *cqe)
 	uint64_t u = io_uring_cqe_get_data64(cqe);
 
 	switch (u & 0xf) {
-	case UD_RECV:
-		xmit_recv_done(x, cqe->res);
-		break;
-	case UD_SEND:
-		xmit_send_done(x, cqe->res);
-		break;
+	case UD_RECV: xmit_recv_done(x, cqe->res); break;
+	case UD_SEND: xmit_send_done(x, cqe->res); break;
 	case UD_DEV:
 		x->ios--;
 		x->cqe_ms = x->woke_ms;
@@ -395,7 +377,8 @@ void nbd_transmit(struct nbd_conn *c)
 		/* Later than every completion below: one clock read per batch. */
 		if (x->map->fence)
 			x->woke_ms = dlvm_now_ms();
-		io_uring_for_each_cqe(&x->ring, head, cqe) {
+		io_uring_for_each_cqe(&x->ring, head, cqe)
+		{
 			complete(x, cqe);
 			n++;
 		}

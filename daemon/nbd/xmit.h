@@ -20,15 +20,15 @@
 #include "dlvm/thinpool.h"
 
 #define NSLOTS 128
-#define SLOT_BUF 65536u              /* preallocated per slot */
-#define SLOT_KEEP_MAX (256u << 10)   /* slot buffers may grow up to this */
+#define SLOT_BUF 65536u            /* preallocated per slot */
+#define SLOT_KEEP_MAX (256u << 10) /* slot buffers may grow up to this */
 #define RXBUF_SIZE (256u << 10)
-#define DISCARD_MAX (128u << 20)     /* larger payload of a refused write: disconnect */
+#define DISCARD_MAX (128u << 20) /* larger payload of a refused write: disconnect */
 #define SEND_IOV_MAX 512
 #define RING_ENTRIES 256
-#define CLOSE_TIMEOUT_S 10           /* to send the last replies once closing */
-#define PARK_POLL_US 500             /* parked requests are looked at again */
-#define RELY_WAIT_MS 30000           /* then a write relying on others fails */
+#define CLOSE_TIMEOUT_S 10 /* to send the last replies once closing */
+#define PARK_POLL_US 500   /* parked requests are looked at again */
+#define RELY_WAIT_MS 30000 /* then a write relying on others fails */
 /* A request split in more pieces than this (large requests on LVs with
  * small stripes) runs synchronously, which bounds the device operations in
  * flight and so the completion queue size. */
@@ -42,14 +42,17 @@ struct committer {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	int efd;                     /* written once per batch of results */
+	int efd; /* written once per batch of results */
 	struct dlvm_thin_pool *pool;
-	const char *name, *vg, *lv;  /* for the log */
-	uint32_t q[NSLOTS];          /* slots waiting for a commit */
+	const char *name, *vg, *lv; /* for the log */
+	uint32_t q[NSLOTS];         /* slots waiting for a commit */
 	unsigned nq;
-	struct { uint32_t idx; int res; } done[NSLOTS]; /* results for the loop */
+	struct {
+		uint32_t idx;
+		int res;
+	} done[NSLOTS]; /* results for the loop */
 	unsigned ndone;
-	unsigned out;                /* queued or done, not yet taken (loop only) */
+	unsigned out; /* queued or done, not yet taken (loop only) */
 	bool stop;
 };
 
@@ -58,33 +61,33 @@ struct slot {
 	uint64_t cookie, off;
 	uint32_t len;
 	uint32_t idx;
-	int err;                    /* NBD error to reply, 0 if none */
+	int err; /* NBD error to reply, 0 if none */
 	const char *errmsg;
-	bool dev_err;               /* a device operation failed */
-	unsigned pending;           /* device ops in flight, +1 while starting */
-	bool zero_redo;             /* fallocate refused: zero synchronously */
-	bool trim;                  /* device errors are ignored */
-	bool sync;                  /* too many pieces: serve synchronously */
-	uint32_t nextents;          /* thin BLOCK_STATUS: descriptors in data */
-	bool thin_io;               /* holds a thin I/O token until finish() */
-	bool park_start;            /* parked before it started: a snapshot */
-	uint64_t rely_since_ms;     /* parked in finish_tail since, 0 if not */
+	bool dev_err;           /* a device operation failed */
+	unsigned pending;       /* device ops in flight, +1 while starting */
+	bool zero_redo;         /* fallocate refused: zero synchronously */
+	bool trim;              /* device errors are ignored */
+	bool sync;              /* too many pieces: serve synchronously */
+	uint32_t nextents;      /* thin BLOCK_STATUS: descriptors in data */
+	bool thin_io;           /* holds a thin I/O token until finish() */
+	bool park_start;        /* parked before it started: a snapshot */
+	uint64_t rely_since_ms; /* parked in finish_tail since, 0 if not */
 	unsigned thin_token;
 	/* thin: what the request's writes fill, recorded once they are done,
 	 * and the whole fills of others they rely on */
 	struct dlvm_thin_written thin_w[MAX_ASYNC_PIECES];
 	unsigned nthin_w;
-	uint8_t *buf;               /* SLOT_BUF bytes of the arena */
-	uint8_t *grown;             /* kept buffer for up to SLOT_KEEP_MAX bytes */
+	uint8_t *buf;   /* SLOT_BUF bytes of the arena */
+	uint8_t *grown; /* kept buffer for up to SLOT_KEEP_MAX bytes */
 	size_t grown_cap;
-	uint8_t *big;               /* this request's own buffer, if larger */
-	uint8_t *data;              /* buf, grown or big */
+	uint8_t *big;  /* this request's own buffer, if larger */
+	uint8_t *data; /* buf, grown or big */
 	/* reply */
 	uint8_t hdr[40];
 	struct iovec iov[3];
 	int niov;
 	size_t reply_len, sent;
-	struct slot *next;          /* in the reply queue, or parked */
+	struct slot *next; /* in the reply queue, or parked */
 };
 
 struct xmit {
@@ -94,51 +97,51 @@ struct xmit {
 	struct slot slots[NSLOTS];
 	uint32_t freelist[NSLOTS];
 	unsigned nfree;
-	uint8_t *arena;             /* the slots' buffers, NSLOTS * SLOT_BUF */
-	bool fixed_bufs;            /* arena registered as buffer 0 */
+	uint8_t *arena;  /* the slots' buffers, NSLOTS * SLOT_BUF */
+	bool fixed_bufs; /* arena registered as buffer 0 */
 	uint8_t *rx;
 	size_t rx_start, rx_end;
-	struct slot *rx_slot;       /* receiving this write's payload */
+	struct slot *rx_slot; /* receiving this write's payload */
 	uint32_t rx_got;
-	uint64_t discard;           /* payload bytes to drop */
-	struct slot *discard_slot;  /* its refused write, replied to once dropped */
+	uint64_t discard;          /* payload bytes to drop */
+	struct slot *discard_slot; /* its refused write, replied to once dropped */
 	bool recv_busy, send_busy;
 	struct slot *rq_head, *rq_tail;
-	struct slot *parked;        /* waiting: for a snapshot (start), for other
+	struct slot *parked; /* waiting: for a snapshot (start), for other
 				     * writes (finish_tail) */
 	struct iovec siov[SEND_IOV_MAX];
 	struct msghdr smsg;
-	unsigned ios;               /* device ops in flight */
+	unsigned ios; /* device ops in flight */
 	bool closing, broken, disc;
-	bool *dirty;                /* per device: written */
-	struct committer *cm;       /* made at the first thin FLUSH; NULL: none */
+	bool *dirty;          /* per device: written */
+	struct committer *cm; /* made at the first thin FLUSH; NULL: none */
 	bool wake_armed;
 	uint64_t wake_val;
-	bool fixed;                 /* fds registered: socket 0, device i at i + 1 */
-	bool fence_logged;          /* "fenced" was logged for this connection */
-	uint64_t woke_ms;           /* fence: the clock when the last wait ended */
-	uint64_t cqe_ms;            /* woke_ms while a device completion is handled */
-	unsigned sq_dev;            /* device ops prepared since the last submit */
-	const char *why;            /* reason for closing, to log */
+	bool fixed;        /* fds registered: socket 0, device i at i + 1 */
+	bool fence_logged; /* "fenced" was logged for this connection */
+	uint64_t woke_ms;  /* fence: the clock when the last wait ended */
+	uint64_t cqe_ms;   /* woke_ms while a device completion is handled */
+	unsigned sq_dev;   /* device ops prepared since the last submit */
+	const char *why;   /* reason for closing, to log */
 };
 
 /* The message of a request refused by the fence. */
 #define FENCED_MSG "host fenced: lease deadline passed"
 
-typedef void (*piece_fn)(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
-			 uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos);
+typedef void (*piece_fn)(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d, uint32_t dev,
+			 uint64_t dev_off, uint64_t len, uint64_t pos);
 
 enum thin_op { THIN_READ, THIN_WRITE, THIN_ZERO };
 
 /* ---- device I/O and the fence (xmit_dev.c) ---- */
 /* The piece functions: one piece of s on device dev at dev_off, len bytes,
  * at byte pos of the request (the slot buffer's offset). */
-void xmit_piece_read(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
-		       uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos);
-void xmit_piece_write(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
-			uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos);
-void xmit_piece_trim(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
-		       uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos);
+void xmit_piece_read(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d, uint32_t dev,
+		     uint64_t dev_off, uint64_t len, uint64_t pos);
+void xmit_piece_write(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d, uint32_t dev,
+		      uint64_t dev_off, uint64_t len, uint64_t pos);
+void xmit_piece_trim(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d, uint32_t dev,
+		     uint64_t dev_off, uint64_t len, uint64_t pos);
 /* Fail s with NBD error neg_errno (the first error wins); msg for the log. */
 void xmit_set_err(struct slot *s, int neg_errno, const char *msg);
 /* May this connection still do device I/O at `now` (dlvm_now_ms; 0: read
@@ -150,14 +153,14 @@ bool xmit_fence_ok(struct xmit *x);
 void xmit_before_submit(struct xmit *x);
 /* Count a device op of s, prepared in sqe on device dev. */
 void xmit_dev_op(struct xmit *x, struct slot *s, struct io_uring_sqe *sqe, uint32_t dev,
-		   uint32_t expect);
+		 uint32_t expect);
 /* One device op of s has ended with res (expect: the byte count it must
  * transfer); or res = 0 for the reference held while starting. */
 void xmit_op_done(struct xmit *x, struct slot *s, int res, uint32_t expect);
 /* Call fn for every piece of s's range on the LV's devices. */
 void xmit_for_each_piece(struct xmit *x, struct slot *s, piece_fn fn);
-void xmit_piece_zero(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
-		       uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos);
+void xmit_piece_zero(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d, uint32_t dev,
+		     uint64_t dev_off, uint64_t len, uint64_t pos);
 /* Too many pieces to run asynchronously (MAX_ASYNC_PIECES): serve s
  * synchronously. */
 bool xmit_many_pieces(const struct xmit *x, const struct slot *s);
@@ -166,8 +169,7 @@ bool xmit_many_pieces(const struct xmit *x, const struct slot *s);
 /* Fail s with the pool's error r (logged with e). */
 void xmit_thin_err(struct xmit *x, struct slot *s, int r, const struct dlvm_err *e);
 /* What n records of s filled reads as written from now on. */
-void xmit_thin_record(struct xmit *x, struct slot *s, const struct dlvm_thin_written *w,
-			size_t n);
+void xmit_thin_record(struct xmit *x, struct slot *s, const struct dlvm_thin_written *w, size_t n);
 /* The pieces of a thin READ, WRITE or zeroing, as the pool maps them. */
 void xmit_thin_pieces(struct xmit *x, struct slot *s, enum thin_op op, piece_fn fn);
 /* TRIM, and WRITE_ZEROES without NO_HOLE: whole chunks unmapped. */

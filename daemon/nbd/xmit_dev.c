@@ -19,27 +19,18 @@ static int nbd_errno(int e)
 {
 	switch (e) {
 	case EPERM:
-	case EROFS:
-		return NBD_EPERM;
-	case ENOMEM:
-		return NBD_ENOMEM;
-	case EINVAL:
-		return NBD_EINVAL;
+	case EROFS: return NBD_EPERM;
+	case ENOMEM: return NBD_ENOMEM;
+	case EINVAL: return NBD_EINVAL;
 	case ENOSPC:
 	case EFBIG:
-	case EDQUOT:
-		return NBD_ENOSPC;
-	case EOVERFLOW:
-		return NBD_EOVERFLOW;
-	case ENOTSUP:
-		return NBD_ENOTSUP;
-	case ESHUTDOWN:
-		return NBD_ESHUTDOWN;
-	default:
-		return NBD_EIO;
+	case EDQUOT: return NBD_ENOSPC;
+	case EOVERFLOW: return NBD_EOVERFLOW;
+	case ENOTSUP: return NBD_ENOTSUP;
+	case ESHUTDOWN: return NBD_ESHUTDOWN;
+	default: return NBD_EIO;
 	}
 }
-
 
 /* A device operation of s failed: what it wrote may not be down. */
 static void dev_err(struct slot *s, int neg_errno, const char *msg)
@@ -56,9 +47,7 @@ void xmit_set_err(struct slot *s, int neg_errno, const char *msg)
 	}
 }
 
-
 /* ---- fencing ---- */
-
 
 /* May this connection still do device I/O at `now` (CLOCK_MONOTONIC ms; 0:
  * read the clock)? Logs the first refusal. */
@@ -114,11 +103,10 @@ void xmit_before_submit(struct xmit *x)
 	x->sq_dev = 0;
 }
 
-
 /* Account for sqe, just prepared, as a device operation of s on device dev
  * that must transfer `expect` bytes. */
 void xmit_dev_op(struct xmit *x, struct slot *s, struct io_uring_sqe *sqe, uint32_t dev,
-		   uint32_t expect)
+		 uint32_t expect)
 {
 	fixed_fd(x, sqe, dev + 1);
 	io_uring_sqe_set_data64(sqe, ud(UD_DEV, s->idx, expect));
@@ -128,7 +116,6 @@ void xmit_dev_op(struct xmit *x, struct slot *s, struct io_uring_sqe *sqe, uint3
 }
 
 /* ---- slots and replies ---- */
-
 
 /* One device op of s has ended with res (expect: the byte count it must
  * transfer); or res = 0 for the reference held while starting. */
@@ -145,7 +132,6 @@ void xmit_op_done(struct xmit *x, struct slot *s, int res, uint32_t expect)
 	if (--s->pending == 0)
 		xmit_finish(x, s);
 }
-
 
 void xmit_for_each_piece(struct xmit *x, struct slot *s, piece_fn fn)
 {
@@ -165,8 +151,8 @@ void xmit_for_each_piece(struct xmit *x, struct slot *s, piece_fn fn)
 	}
 }
 
-void xmit_piece_read(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
-		       uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos)
+void xmit_piece_read(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d, uint32_t dev,
+		     uint64_t dev_off, uint64_t len, uint64_t pos)
 {
 	uint8_t *buf = s->data + pos;
 
@@ -184,8 +170,8 @@ void xmit_piece_read(struct xmit *x, struct slot *s, const struct dlvm_map_dev *
 		xmit_set_err(s, ret, "device read error");
 }
 
-void xmit_piece_write(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
-			uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos)
+void xmit_piece_write(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d, uint32_t dev,
+		      uint64_t dev_off, uint64_t len, uint64_t pos)
 {
 	uint8_t *buf = s->data + pos;
 	bool fua = s->flags & NBD_CMD_FLAG_FUA;
@@ -207,8 +193,8 @@ void xmit_piece_write(struct xmit *x, struct slot *s, const struct dlvm_map_dev 
 		dev_err(s, ret, "device write error");
 }
 
-void xmit_piece_zero(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
-		       uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos)
+void xmit_piece_zero(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d, uint32_t dev,
+		     uint64_t dev_off, uint64_t len, uint64_t pos)
 {
 	bool may_trim = !(s->flags & NBD_CMD_FLAG_NO_HOLE);
 	bool fua = s->flags & NBD_CMD_FLAG_FUA;
@@ -227,13 +213,13 @@ void xmit_piece_zero(struct xmit *x, struct slot *s, const struct dlvm_map_dev *
 	struct io_uring_sqe *sqe = get_sqe(x);
 	io_uring_prep_fallocate(sqe, d->fd,
 				(may_trim ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) |
-					FALLOC_FL_KEEP_SIZE,
+						FALLOC_FL_KEEP_SIZE,
 				dev_off, len);
 	xmit_dev_op(x, s, sqe, dev, 0);
 }
 
-void xmit_piece_trim(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d,
-		       uint32_t dev, uint64_t dev_off, uint64_t len, uint64_t pos)
+void xmit_piece_trim(struct xmit *x, struct slot *s, const struct dlvm_map_dev *d, uint32_t dev,
+		     uint64_t dev_off, uint64_t len, uint64_t pos)
 {
 	bool fua = s->flags & NBD_CMD_FLAG_FUA;
 	(void)pos;
@@ -246,8 +232,8 @@ void xmit_piece_trim(struct xmit *x, struct slot *s, const struct dlvm_map_dev *
 		return;
 	}
 	struct io_uring_sqe *sqe = get_sqe(x);
-	io_uring_prep_fallocate(sqe, d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				dev_off, len);
+	io_uring_prep_fallocate(sqe, d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, dev_off,
+				len);
 	xmit_dev_op(x, s, sqe, dev, 0);
 }
 

@@ -17,7 +17,6 @@
 
 /* ---- thin LVs: the pool gives each piece (dlvm/thinpool.h) ---- */
 
-
 void xmit_thin_err(struct xmit *x, struct slot *s, int r, const struct dlvm_err *e)
 {
 	if (r == -ENOSPC) {
@@ -28,11 +27,9 @@ void xmit_thin_err(struct xmit *x, struct slot *s, int r, const struct dlvm_err 
 	xmit_set_err(s, r, "thin pool error");
 }
 
-
 /* What n records of s filled reads as written from now on; or, when a
  * device operation of s failed, it stays unwritten. */
-void xmit_thin_record(struct xmit *x, struct slot *s, const struct dlvm_thin_written *w,
-			size_t n)
+void xmit_thin_record(struct xmit *x, struct slot *s, const struct dlvm_thin_written *w, size_t n)
 {
 	struct dlvm_err e = { 0 };
 
@@ -176,8 +173,6 @@ void xmit_thin_status(struct xmit *x, struct slot *s)
 	}
 }
 
-
-
 static void *committer_main(void *arg)
 {
 	struct committer *cm = arg;
@@ -282,7 +277,10 @@ void xmit_arm_wake(struct xmit *x)
 void xmit_wake_done(struct xmit *x)
 {
 	struct committer *cm = x->cm;
-	struct { uint32_t idx; int res; } got[NSLOTS];
+	struct {
+		uint32_t idx;
+		int res;
+	} got[NSLOTS];
 	unsigned n;
 
 	x->wake_armed = false;
@@ -297,7 +295,8 @@ void xmit_wake_done(struct xmit *x)
 		x->ios--;
 		if (got[i].res)
 			xmit_set_err(s, got[i].res,
-				got[i].res == -ENOSPC ? "thin pool is full" : "thin pool error");
+				     got[i].res == -ENOSPC ? "thin pool is full"
+							   : "thin pool error");
 		if (s->type == NBD_CMD_FLUSH) {
 			xmit_op_done(x, s, 0, 0);
 		} else {

@@ -80,8 +80,7 @@ static int slot_buffer(struct slot *s, uint32_t len)
 	return 0;
 }
 
-static void chunk_header(struct slot *s, uint8_t *h, uint16_t flags, uint16_t type,
-			 uint32_t len)
+static void chunk_header(struct slot *s, uint8_t *h, uint16_t flags, uint16_t type, uint32_t len)
 {
 	nbd_put32(h, NBD_STRUCTURED_REPLY_MAGIC);
 	nbd_put16(h + 4, flags);
@@ -165,7 +164,6 @@ void xmit_reply(struct xmit *x, struct slot *s)
 
 /* ---- device I/O ---- */
 
-
 /* ---- requests ---- */
 
 static bool in_bounds(const struct xmit *x, uint64_t off, uint32_t len)
@@ -185,20 +183,13 @@ static void validate(struct xmit *x, struct slot *s)
 		if (x->c->structured)
 			ok |= NBD_CMD_FLAG_DF;
 		break;
-	case NBD_CMD_WRITE_ZEROES:
-		ok |= NBD_CMD_FLAG_NO_HOLE;
-		break;
-	case NBD_CMD_BLOCK_STATUS:
-		ok |= NBD_CMD_FLAG_REQ_ONE;
-		break;
+	case NBD_CMD_WRITE_ZEROES: ok |= NBD_CMD_FLAG_NO_HOLE; break;
+	case NBD_CMD_BLOCK_STATUS: ok |= NBD_CMD_FLAG_REQ_ONE; break;
 	case NBD_CMD_WRITE:
 	case NBD_CMD_FLUSH:
 	case NBD_CMD_TRIM:
-	case NBD_CMD_CACHE:
-		break;
-	default:
-		xmit_set_err(s, -EINVAL, "unknown command");
-		return;
+	case NBD_CMD_CACHE: break;
+	default: xmit_set_err(s, -EINVAL, "unknown command"); return;
 	}
 	if (s->flags & ~ok) {
 		xmit_set_err(s, -EINVAL, "unsupported flags for this command");
@@ -208,7 +199,7 @@ static void validate(struct xmit *x, struct slot *s)
 	case NBD_CMD_READ:
 		if (s->len > NBD_MAX_PAYLOAD)
 			xmit_set_err(s, x->c->structured ? -EOVERFLOW : -EINVAL,
-				"read larger than the maximum payload");
+				     "read larger than the maximum payload");
 		else if (!in_bounds(x, s->off, s->len))
 			xmit_set_err(s, -EINVAL, "read beyond the end of the export");
 		break;
@@ -301,7 +292,8 @@ static void parse(struct xmit *x)
 		if (s->type == NBD_CMD_WRITE && s->err) {
 			if (s->len > DISCARD_MAX) {
 				xmit_slot_put(x, s);
-				xmit_close_conn(x, "refused write with an oversized payload, disconnecting");
+				xmit_close_conn(x, "refused write with an oversized payload, "
+						   "disconnecting");
 				break;
 			}
 			/* the error goes out once the payload is read: a client

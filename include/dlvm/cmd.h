@@ -32,32 +32,32 @@ struct dlvm_vg;
 struct dlvm_lv;
 
 enum dlvm_opt_kind {
-	DLVM_OPT_FLAG,   /* boolean, no value */
-	DLVM_OPT_VALUE,  /* one value (the last one given wins) */
-	DLVM_OPT_LIST,   /* repeatable; values also split on ',' */
+	DLVM_OPT_FLAG,  /* boolean, no value */
+	DLVM_OPT_VALUE, /* one value (the last one given wins) */
+	DLVM_OPT_LIST,  /* repeatable; values also split on ',' */
 };
 
 struct dlvm_opt_def {
-	char short_name;        /* 0 if none */
-	const char *long_name;  /* JSON key */
+	char short_name;       /* 0 if none */
+	const char *long_name; /* JSON key */
 	enum dlvm_opt_kind kind;
-	const char *metavar;    /* for help: "SIZE" */
+	const char *metavar; /* for help: "SIZE" */
 	const char *help;
 };
 
 enum {
-	DLVM_CMD_MUTATES = 1 << 0,  /* changes metadata */
-	DLVM_CMD_LOCAL = 1 << 1,    /* always runs in the CLI (dump) */
-	DLVM_CMD_REPORT = 1 << 2,   /* prints a report: -o, --units, --reportformat apply */
-	DLVM_CMD_VG_ARG0 = 1 << 3,  /* args[0] names the VG it works on (VG or VG/LV) */
-	DLVM_CMD_VG_ARGS = 1 << 4,  /* every argument names a VG (VG or VG/LV) */
+	DLVM_CMD_MUTATES = 1 << 0, /* changes metadata */
+	DLVM_CMD_LOCAL = 1 << 1,   /* always runs in the CLI (dump) */
+	DLVM_CMD_REPORT = 1 << 2,  /* prints a report: -o, --units, --reportformat apply */
+	DLVM_CMD_VG_ARG0 = 1 << 3, /* args[0] names the VG it works on (VG or VG/LV) */
+	DLVM_CMD_VG_ARGS = 1 << 4, /* every argument names a VG (VG or VG/LV) */
 };
 
 struct dlvm_ctx;
 
 struct dlvm_cmd_def {
 	const char *name;
-	const char *usage;       /* "lvcreate -n NAME (-L SIZE | -l EXTENTS) VG" */
+	const char *usage; /* "lvcreate -n NAME (-L SIZE | -l EXTENTS) VG" */
 	const char *summary;
 	unsigned flags;
 	const struct dlvm_opt_def *opts; /* terminated by long_name == NULL */
@@ -88,8 +88,8 @@ int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *re
 /* ---- report fields (the CLI formats rows with these) ---- */
 enum dlvm_field_type { DLVM_FIELD_STR, DLVM_FIELD_SIZE, DLVM_FIELD_NUM };
 struct dlvm_field_def {
-	const char *name;       /* "lv_size": the key in report rows */
-	const char *heading;    /* "LSize" */
+	const char *name;    /* "lv_size": the key in report rows */
+	const char *heading; /* "LSize" */
 	enum dlvm_field_type type;
 };
 /* Fields of kind "pv", "vg", "lv" or "host" (terminated by name == NULL) and the
@@ -128,23 +128,23 @@ struct dlvm_lease_clock;
  * from its option table, the CLI from its arguments). Zero is the default
  * of every field. The strings are copied. */
 struct dlvm_ctx_opts {
-	const char *state_dir;       /* NULL: none (no devices file) */
-	const char *devices;         /* comma separated paths; replace the devices
+	const char *state_dir;              /* NULL: none (no devices file) */
+	const char *devices;                /* comma separated paths; replace the devices
 				      * file's list when given */
-	bool daemon;                 /* running inside dlvmd: VGs stay loaded */
-	uint32_t host_id;            /* dlvmd --host-id: 0 = none (shared VGs read-only) */
-	uint32_t io_timeout;         /* seconds for lockspaces (0: the lease area's) */
+	bool daemon;                        /* running inside dlvmd: VGs stay loaded */
+	uint32_t host_id;                   /* dlvmd --host-id: 0 = none (shared VGs read-only) */
+	uint32_t io_timeout;                /* seconds for lockspaces (0: the lease area's) */
 	uint32_t thin_autoextend_threshold; /* grow a thin pool this full (percent;
 					     * 100 or 0: never) */
 	uint32_t thin_autoextend_percent;   /* by this percent of its size */
-	const char *lease_name;      /* owner name in lockspaces (dlvm_ctx_join): host
+	const char *lease_name;             /* owner name in lockspaces (dlvm_ctx_join): host
 				      * name plus state dir, so a restarted daemon
 				      * re-acquires its host id at once */
 	const struct dlvm_lease_clock *lease_clock; /* of the lockspaces (NULL: the real
 						     * one); dlvmd's stops a join on SIGTERM */
-	uint32_t lease_wait_ms;      /* a change waits this long for a busy VG lease
+	uint32_t lease_wait_ms;                     /* a change waits this long for a busy VG lease
 				      * (0: the larger of 2T and 10 s) */
-	const struct dlvm_export_hooks *hooks; /* NULL: no activation (CLI) */
+	const struct dlvm_export_hooks *hooks;      /* NULL: no activation (CLI) */
 };
 
 /* A context is opaque; its state (devices, loaded VGs, lockspaces, jobs)
@@ -233,7 +233,6 @@ unsigned dlvm_ctx_adopt(struct dlvm_ctx *ctx);
 void dlvm_ctx_stop_jobs(struct dlvm_ctx *ctx);
 
 /* A loaded VG by name; -ENOENT with "Volume group \"x\" not found". */
-int dlvm_ctx_vg(struct dlvm_ctx *ctx, const char *name, struct dlvm_vg **out,
-		struct dlvm_err *err);
+int dlvm_ctx_vg(struct dlvm_ctx *ctx, const char *name, struct dlvm_vg **out, struct dlvm_err *err);
 
 #endif

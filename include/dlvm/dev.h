@@ -42,20 +42,20 @@ struct dlvm_dev_ops {
 
 struct dlvm_dev {
 	const struct dlvm_dev_ops *ops;
-	char *path;            /* as given by the user, owned */
-	char *name;            /* basename for messages, owned */
-	int fd;                /* -1 for devices without one (memory devices) */
-	uint64_t size;         /* bytes */
-	uint32_t sector_size;  /* logical sector size: 512 or 4096 */
-	bool direct;           /* fd is O_DIRECT */
-	bool blockdev;         /* a block device (not a regular file) */
+	char *path;           /* as given by the user, owned */
+	char *name;           /* basename for messages, owned */
+	int fd;               /* -1 for devices without one (memory devices) */
+	uint64_t size;        /* bytes */
+	uint32_t sector_size; /* logical sector size: 512 or 4096 */
+	bool direct;          /* fd is O_DIRECT */
+	bool blockdev;        /* a block device (not a regular file) */
 	bool readonly;
 	void *priv;
 };
 
 enum {
-	DLVM_DEV_RDONLY = 1 << 0, /* open read-only */
-	DLVM_DEV_LOCK = 1 << 1,   /* take an exclusive flock; -EBUSY if held */
+	DLVM_DEV_RDONLY = 1 << 0,    /* open read-only */
+	DLVM_DEV_LOCK = 1 << 1,      /* take an exclusive flock; -EBUSY if held */
 	DLVM_DEV_LOCK_WAIT = 1 << 2, /* with LOCK: retry for up to 3 s before -EBUSY */
 };
 
@@ -104,9 +104,9 @@ uint8_t *dlvm_memdev_data(struct dlvm_dev *dev);
  */
 enum dlvm_fault_mode {
 	DLVM_FAULT_NONE,
-	DLVM_FAULT_EIO,       /* the write fails with -EIO, the device keeps working after */
-	DLVM_FAULT_TEAR,      /* only the first sector of the write lands, then power is lost */
-	DLVM_FAULT_POWERLOSS, /* the write and every later write silently vanish */
+	DLVM_FAULT_EIO,        /* the write fails with -EIO, the device keeps working after */
+	DLVM_FAULT_TEAR,       /* only the first sector of the write lands, then power is lost */
+	DLVM_FAULT_POWERLOSS,  /* the write and every later write silently vanish */
 	DLVM_FAULT_CACHE_LOSS, /* power is lost at the next write or flush, whichever
 				* comes first; with a write cache (dlvm_memdev_set_cache),
 				* the writes since the last flush land in part */

@@ -28,8 +28,8 @@
 #define DLVM_ERR_MSG_MAX 512
 
 struct dlvm_err {
-	int code;                    /* 0 or a negative errno */
-	char msg[DLVM_ERR_MSG_MAX];  /* human readable, never ends in '\n' */
+	int code;                   /* 0 or a negative errno */
+	char msg[DLVM_ERR_MSG_MAX]; /* human readable, never ends in '\n' */
 };
 
 /*
@@ -38,14 +38,14 @@ struct dlvm_err {
  * so callers can write `return dlvm_err_set(err, -EINVAL, "...")`.
  */
 int dlvm_err_set(struct dlvm_err *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+		__attribute__((format(printf, 3, 4)));
 
 /*
  * Prefix the message already in err with more context ("vg0: " + msg).
  * Returns err->code (or `code` when err is NULL).
  */
 int dlvm_err_prefix(struct dlvm_err *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+		__attribute__((format(printf, 3, 4)));
 
 /* Clear err for reuse. */
 void dlvm_err_clear(struct dlvm_err *err);

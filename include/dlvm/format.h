@@ -33,8 +33,8 @@
 #define DLVM_FORMAT_MINOR 0
 
 #define DLVM_PV_HEADER_OFFSET 4096u
-#define DLVM_STRUCT_SIZE 512u   /* every header structure; one 512-byte sector */
-#define DLVM_BLOCK 4096u        /* alignment of every region */
+#define DLVM_STRUCT_SIZE 512u /* every header structure; one 512-byte sector */
+#define DLVM_BLOCK 4096u      /* alignment of every region */
 #define DLVM_MDA_OFFSET 8192u
 #define DLVM_DATA_ALIGN (1u << 20)
 #define DLVM_MDA_DEFAULT_SIZE (64ull << 20)
@@ -53,15 +53,17 @@
  * bits refuse the device. The three incompat bits are reserved, never
  * written, and refused like any unknown bit:
  */
-#define DLVM_INCOMPAT_LEASES (1ull << 0)  /* a lease area in the PV header (shared
+#define DLVM_INCOMPAT_LEASES \
+	(1ull << 0) /* a lease area in the PV header (shared
 					   * VGs keep theirs in an LV instead) */
-#define DLVM_INCOMPAT_THIN (1ull << 1)    /* thin pools (they came without it: an
+#define DLVM_INCOMPAT_THIN \
+	(1ull << 1)                     /* thin pools (they came without it: an
 					   * older reader refuses LV_SET_THIN) */
-#define DLVM_INCOMPAT_RAID1 (1ull << 2)   /* mirrored segments, planned */
+#define DLVM_INCOMPAT_RAID1 (1ull << 2) /* mirrored segments, planned */
 /* VG ro_compat: a shared VG; a reader without lease support must not change
  * it, so an older build opens it read-only */
 #define DLVM_RO_COMPAT_SHARED (1ull << 0)
-#define DLVM_INCOMPAT_KNOWN ((uint64_t)0)         /* what this build implements */
+#define DLVM_INCOMPAT_KNOWN ((uint64_t)0) /* what this build implements */
 #define DLVM_RO_COMPAT_KNOWN DLVM_RO_COMPAT_SHARED
 #define DLVM_COMPAT_KNOWN ((uint64_t)0)
 
@@ -70,13 +72,13 @@ struct dlvm_pv_header {
 	uint16_t major, minor;
 	uint64_t compat, ro_compat, incompat;
 	uint8_t pv_uuid[16];
-	uint32_t sector_size;   /* 512 or 4096 */
-	uint64_t device_size;   /* bytes, when the label was written */
+	uint32_t sector_size; /* 512 or 4096 */
+	uint64_t device_size; /* bytes, when the label was written */
 	uint64_t mda_offset, mda_size;
 	uint64_t lease_offset, lease_size; /* 0, 0 when absent */
 	uint64_t data_offset, data_size;
-	uint64_t ctime;         /* seconds since the epoch */
-	char hostname[65];      /* host that wrote the label, NUL terminated */
+	uint64_t ctime;    /* seconds since the epoch */
+	char hostname[65]; /* host that wrote the label, NUL terminated */
 };
 void dlvm_pv_header_encode(const struct dlvm_pv_header *h, uint8_t buf[DLVM_STRUCT_SIZE]);
 /* Also checks that the regions are aligned, ordered and inside device_size. */
@@ -87,9 +89,9 @@ int dlvm_pv_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_pv_he
 struct dlvm_mda_header {
 	uint16_t major, minor;
 	uint64_t compat, ro_compat, incompat;
-	uint8_t vg_uuid[16];    /* all zero: the PV belongs to no VG */
-	uint8_t pv_uuid[16];    /* the PV holding this MDA */
-	uint64_t generation;    /* +1 on every header write */
+	uint8_t vg_uuid[16]; /* all zero: the PV belongs to no VG */
+	uint8_t pv_uuid[16]; /* the PV holding this MDA */
+	uint64_t generation; /* +1 on every header write */
 	uint64_t mda_size;
 	uint64_t ckpt_offset, ckpt_size; /* each of the two regions */
 	uint64_t ring_offset, ring_size;
@@ -122,14 +124,14 @@ enum dlvm_rec_type {
 };
 
 struct dlvm_blob_header {
-	char magic[8];          /* DLVM_CKPT_MAGIC or DLVM_REC_MAGIC */
+	char magic[8]; /* DLVM_CKPT_MAGIC or DLVM_REC_MAGIC */
 	uint16_t major, minor;
 	uint8_t vg_uuid[16];
 	uint64_t seq;
-	uint32_t type;          /* records: enum dlvm_rec_type; checkpoints: 0 */
+	uint32_t type; /* records: enum dlvm_rec_type; checkpoints: 0 */
 	uint32_t payload_len;
-	uint64_t timestamp;     /* seconds since the epoch */
-	uint32_t crc;           /* CRC32C of header (crc field zero) + payload */
+	uint64_t timestamp; /* seconds since the epoch */
+	uint32_t crc;       /* CRC32C of header (crc field zero) + payload */
 };
 /* Encode header and compute the CRC over it and the payload that follows it
  * in buf (buf holds DLVM_BLOB_HEADER_SIZE + payload_len bytes). */
@@ -149,7 +151,7 @@ int dlvm_blob_decode(const uint8_t *buf, size_t avail, const char *expect_magic,
 #define DLVM_EDIT_IGNORABLE 0x1 /* a reader that does not know the type may skip it */
 
 enum dlvm_edit_type {
-	DLVM_EDIT_VG_INFO = 1,      /* set all VG scalars (name, extent size, ids) */
+	DLVM_EDIT_VG_INFO = 1, /* set all VG scalars (name, extent size, ids) */
 	DLVM_EDIT_PV_ADD = 2,
 	DLVM_EDIT_PV_REMOVE = 3,
 	DLVM_EDIT_LV_CREATE = 10,
@@ -174,16 +176,16 @@ enum dlvm_seg_type {
 
 struct dlvm_area {
 	uint32_t pv_id;
-	uint64_t pe_start;    /* first physical extent on that PV */
+	uint64_t pe_start; /* first physical extent on that PV */
 };
 
 /* A segment maps le_count logical extents starting at le_start. Each of the
  * `stripes` areas holds le_count / stripes extents. */
 struct dlvm_seg_desc {
 	uint64_t le_start, le_count;
-	uint16_t type;        /* enum dlvm_seg_type */
-	uint16_t stripes;     /* 1 for linear */
-	uint32_t stripe_size; /* bytes, power of two; 0 for linear */
+	uint16_t type;           /* enum dlvm_seg_type */
+	uint16_t stripes;        /* 1 for linear */
+	uint32_t stripe_size;    /* bytes, power of two; 0 for linear */
 	struct dlvm_area area[]; /* `stripes` entries */
 };
 
@@ -198,13 +200,13 @@ struct dlvm_vg_info {
 	uint64_t ctime;
 	uint64_t next_lv_id;
 	uint32_t next_pv_id;
-	uint32_t max_lv;      /* 0 = unlimited */
+	uint32_t max_lv; /* 0 = unlimited */
 };
 
 struct dlvm_pv_desc {
 	uint32_t id;
 	uint8_t uuid[16];
-	uint64_t pe_start;    /* bytes: start of the data area */
+	uint64_t pe_start; /* bytes: start of the data area */
 	uint64_t pe_count;
 	uint64_t dev_size;
 	uint32_t sector_size;
@@ -255,8 +257,8 @@ enum dlvm_hold_mode {
 #define DLVM_MAX_HOLDERS 2000u
 
 struct dlvm_lv_holder {
-	uint32_t host_id;     /* 1..2000 */
-	uint32_t mode;        /* enum dlvm_hold_mode */
+	uint32_t host_id; /* 1..2000 */
+	uint32_t mode;    /* enum dlvm_hold_mode */
 	uint64_t generation;
 };
 
@@ -266,20 +268,20 @@ struct dlvm_edit {
 	uint16_t type, flags;
 	union {
 		struct dlvm_vg_info vg;
-		struct dlvm_pv_desc pv;      /* PV_ADD */
-		uint32_t pv_id;              /* PV_REMOVE */
+		struct dlvm_pv_desc pv; /* PV_ADD */
+		uint32_t pv_id;         /* PV_REMOVE */
 		struct {
 			uint64_t id;
-			uint8_t uuid[16];    /* LV_CREATE */
-			char name[DLVM_NAME_MAX + 1]; /* LV_CREATE, LV_RENAME */
-			uint64_t flags;      /* LV_CREATE, LV_SET_FLAGS */
-			uint64_t ctime;      /* LV_CREATE */
-			uint32_t nseg;       /* LV_CREATE, LV_SET_SEGMENTS */
-			struct dlvm_seg_desc **segs; /* owned array of owned segments */
-			uint32_t nholders;   /* LV_SET_HOLDERS */
+			uint8_t uuid[16];               /* LV_CREATE */
+			char name[DLVM_NAME_MAX + 1];   /* LV_CREATE, LV_RENAME */
+			uint64_t flags;                 /* LV_CREATE, LV_SET_FLAGS */
+			uint64_t ctime;                 /* LV_CREATE */
+			uint32_t nseg;                  /* LV_CREATE, LV_SET_SEGMENTS */
+			struct dlvm_seg_desc **segs;    /* owned array of owned segments */
+			uint32_t nholders;              /* LV_SET_HOLDERS */
 			struct dlvm_lv_holder *holders; /* owned */
-			struct dlvm_lv_thin thin; /* LV_SET_THIN */
-			uint64_t copy_rate;  /* LV_SET_COPY_RATE: bytes per second, 0 none */
+			struct dlvm_lv_thin thin;       /* LV_SET_THIN */
+			uint64_t copy_rate; /* LV_SET_COPY_RATE: bytes per second, 0 none */
 		} lv;
 		struct {
 			size_t len;

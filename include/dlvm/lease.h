@@ -70,13 +70,13 @@
 #define DLVM_LEASE_MAJOR 1
 #define DLVM_LEASE_MINOR 0
 
-#define DLVM_LEASE_HEADER_SIZE 4096u   /* the area header block */
-#define DLVM_LEASE_RECORD_SIZE 512u    /* every record structure */
-#define DLVM_LEASE_MAX_HOSTS 2000u     /* host ids are 1..max_hosts */
+#define DLVM_LEASE_HEADER_SIZE 4096u /* the area header block */
+#define DLVM_LEASE_RECORD_SIZE 512u  /* every record structure */
+#define DLVM_LEASE_MAX_HOSTS 2000u   /* host ids are 1..max_hosts */
 #define DLVM_LEASE_MAX_RESOURCES 4096u
 #define DLVM_LEASE_IO_TIMEOUT_DEFAULT 10u
 #define DLVM_LEASE_IO_TIMEOUT_MAX 300u
-#define DLVM_LEASE_NAME_MAX 63u        /* owner name, bytes without the NUL */
+#define DLVM_LEASE_NAME_MAX 63u /* owner name, bytes without the NUL */
 
 #define DLVM_LEASE_INCOMPAT_KNOWN ((uint64_t)0)
 
@@ -99,7 +99,7 @@ int dlvm_lease_timeouts(uint32_t io_timeout, struct dlvm_lease_timeouts *t);
 /* ---- clock: all waiting goes through it, so tests can fake time ---- */
 
 struct dlvm_lease_clock {
-	uint64_t (*now_ms)(void *priv);             /* monotonic milliseconds */
+	uint64_t (*now_ms)(void *priv); /* monotonic milliseconds */
 	void (*sleep_ms)(void *priv, uint64_t ms);
 	void *priv;
 	/* May be NULL. When it returns true, a join in progress
@@ -143,10 +143,10 @@ int dlvm_lease_area_header_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
 				  struct dlvm_lease_area_header *h, struct dlvm_err *err);
 
 struct dlvm_delta_record {
-	uint32_t host_id;      /* 0 in a never written sector */
-	uint32_t io_timeout;   /* seconds */
+	uint32_t host_id;    /* 0 in a never written sector */
+	uint32_t io_timeout; /* seconds */
 	uint64_t generation;
-	uint64_t timestamp;    /* 0: released */
+	uint64_t timestamp; /* 0: released */
 	uint8_t vg_uuid[16];
 	char name[DLVM_LEASE_NAME_MAX + 1];
 };
@@ -157,24 +157,24 @@ int dlvm_delta_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE], struct dlvm_del
 
 struct dlvm_paxos_leader {
 	uint32_t res_index;
-	uint32_t owner_id;         /* 0: never owned */
+	uint32_t owner_id; /* 0: never owned */
 	uint64_t owner_generation;
 	uint64_t lver;
-	uint64_t timestamp;        /* 0: free */
+	uint64_t timestamp; /* 0: free */
 	uint8_t vg_uuid[16];
 	uint32_t writer_id;
 	uint32_t max_hosts;
 };
 void dlvm_paxos_leader_encode(const struct dlvm_paxos_leader *l,
 			      uint8_t buf[DLVM_LEASE_RECORD_SIZE]);
-int dlvm_paxos_leader_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
-			     struct dlvm_paxos_leader *l, struct dlvm_err *err);
+int dlvm_paxos_leader_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE], struct dlvm_paxos_leader *l,
+			     struct dlvm_err *err);
 
 #define DLVM_DBLOCK_SHARED 0x1u
 
 struct dlvm_paxos_dblock {
-	uint32_t host_id;      /* 0 in a never written sector */
-	uint32_t flags;        /* DLVM_DBLOCK_* */
+	uint32_t host_id; /* 0 in a never written sector */
+	uint32_t flags;   /* DLVM_DBLOCK_* */
 	uint64_t lver, mbal, bal;
 	uint32_t inp_id;
 	uint64_t inp_generation, inp_timestamp;
@@ -183,24 +183,24 @@ struct dlvm_paxos_dblock {
 void dlvm_paxos_dblock_encode(const struct dlvm_paxos_dblock *b,
 			      uint8_t buf[DLVM_LEASE_RECORD_SIZE]);
 /* An all-zero structure decodes as a zeroed dblock. */
-int dlvm_paxos_dblock_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
-			     struct dlvm_paxos_dblock *b, struct dlvm_err *err);
+int dlvm_paxos_dblock_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE], struct dlvm_paxos_dblock *b,
+			     struct dlvm_err *err);
 
 /* ---- lease area ---- */
 
 struct dlvm_lease_area {
-	struct dlvm_dev *dev;   /* not owned */
-	uint64_t offset;        /* of the area on dev, 4096-aligned */
+	struct dlvm_dev *dev; /* not owned */
+	uint64_t offset;      /* of the area on dev, 4096-aligned */
 	struct dlvm_lease_area_header hdr;
-	char where[160];        /* "pv0.img: lease area at offset 1048576" */
+	char where[160]; /* "pv0.img: lease area at offset 1048576" */
 };
 
 struct dlvm_lease_format_opts {
-	uint8_t vg_uuid[16];    /* must not be all zero */
-	uint32_t sector_size;   /* 0: the device's */
-	uint32_t max_hosts;     /* 0: DLVM_LEASE_MAX_HOSTS */
+	uint8_t vg_uuid[16];  /* must not be all zero */
+	uint32_t sector_size; /* 0: the device's */
+	uint32_t max_hosts;   /* 0: DLVM_LEASE_MAX_HOSTS */
 	uint32_t nres;
-	uint32_t io_timeout;    /* 0: DLVM_LEASE_IO_TIMEOUT_DEFAULT */
+	uint32_t io_timeout; /* 0: DLVM_LEASE_IO_TIMEOUT_DEFAULT */
 };
 
 /* Bytes an area of this geometry needs (0 for invalid arguments). */
@@ -297,11 +297,11 @@ uint64_t dlvm_lockspace_prev_generation(const struct dlvm_lockspace *ls);
 const struct dlvm_lease_timeouts *dlvm_lockspace_timeouts(const struct dlvm_lockspace *ls);
 
 enum dlvm_host_state {
-	DLVM_HOST_FREE,  /* never used or released */
-	DLVM_HOST_LIVE,  /* changed within its fail threshold */
-	DLVM_HOST_FAIL,  /* unchanged past its fail threshold: fencing itself */
-	DLVM_HOST_DEAD,  /* unchanged for its dead-host time: leases may be taken */
-	DLVM_HOST_BAD,   /* the sector does not decode */
+	DLVM_HOST_FREE, /* never used or released */
+	DLVM_HOST_LIVE, /* changed within its fail threshold */
+	DLVM_HOST_FAIL, /* unchanged past its fail threshold: fencing itself */
+	DLVM_HOST_DEAD, /* unchanged for its dead-host time: leases may be taken */
+	DLVM_HOST_BAD,  /* the sector does not decode */
 };
 const char *dlvm_host_state_name(enum dlvm_host_state s);
 
@@ -312,7 +312,7 @@ struct dlvm_host_info {
 	uint64_t generation;
 	uint64_t timestamp;
 	uint32_t io_timeout;
-	uint64_t last_change_ms;  /* our clock: when we first read the current record */
+	uint64_t last_change_ms; /* our clock: when we first read the current record */
 };
 
 /*
@@ -333,8 +333,8 @@ enum dlvm_lease_mode {
 struct dlvm_paxos_lease {
 	uint32_t res_index;
 	enum dlvm_lease_mode mode;
-	uint64_t lver;             /* version the acquisition ran at */
-	uint32_t owner_id;         /* this host */
+	uint64_t lver;     /* version the acquisition ran at */
+	uint32_t owner_id; /* this host */
 	uint64_t owner_generation;
 };
 

@@ -90,9 +90,9 @@ const char *dlvm_log_level_name(enum dlvm_log_level level);
 
 /* Log one line. */
 void dlvm_log(enum dlvm_log_level level, enum dlvm_log_sub sub, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+		__attribute__((format(printf, 3, 4)));
 void dlvm_vlog(enum dlvm_log_level level, enum dlvm_log_sub sub, const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
+		__attribute__((format(printf, 3, 0)));
 
 /*
  * Escape src into dst (size len, always NUL-terminated): bytes below 0x20,
@@ -117,7 +117,7 @@ struct dlvm_log_entry {
 	struct timespec time; /* CLOCK_REALTIME */
 	enum dlvm_log_level level;
 	enum dlvm_log_sub sub;
-	const char *line;     /* escaped as the sink saw it */
+	const char *line; /* escaped as the sink saw it */
 };
 
 /* A ring of cap lines (cap > 0) in *out; -EINVAL (cap 0), -ENOMEM. Free it
@@ -138,17 +138,16 @@ uint64_t dlvm_log_ring_add(struct dlvm_log_ring *ring, enum dlvm_log_level level
  * the last line added so far (0: none), so that a reader can ask again
  * with since set to it.
  */
-uint64_t dlvm_log_ring_read(struct dlvm_log_ring *ring, uint64_t since,
-			    enum dlvm_log_level level,
+uint64_t dlvm_log_ring_read(struct dlvm_log_ring *ring, uint64_t since, enum dlvm_log_level level,
 			    void (*fn)(void *arg, const struct dlvm_log_entry *e), void *arg);
 
 #define log_error(sub, ...) dlvm_log(DLVM_LOG_ERROR, (sub), __VA_ARGS__)
 #define log_warning(sub, ...) dlvm_log(DLVM_LOG_WARNING, (sub), __VA_ARGS__)
 #define log_info(sub, ...) dlvm_log(DLVM_LOG_INFO, (sub), __VA_ARGS__)
-#define log_debug(sub, ...)                                                                        \
-	do {                                                                                       \
-		if (dlvm_log_debug_on(sub))                                                        \
-			dlvm_log(DLVM_LOG_DEBUG, (sub), __VA_ARGS__);                              \
+#define log_debug(sub, ...) \
+	do { \
+		if (dlvm_log_debug_on(sub)) \
+			dlvm_log(DLVM_LOG_DEBUG, (sub), __VA_ARGS__); \
 	} while (0)
 
 #endif

@@ -46,8 +46,7 @@ void dlvm_fence_set(struct dlvm_fence *f, uint64_t deadline_ms);
  * are on dlvm_now_ms() (CLOCK_MONOTONIC). */
 static inline bool dlvm_fence_ok(const struct dlvm_fence *f)
 {
-	return !f || dlvm_now_ms() < atomic_load_explicit(&f->deadline_ms,
-								memory_order_acquire);
+	return !f || dlvm_now_ms() < atomic_load_explicit(&f->deadline_ms, memory_order_acquire);
 }
 
 struct dlvm_map_dev {
@@ -55,26 +54,26 @@ struct dlvm_map_dev {
 	uint32_t sector_size; /* alignment O_DIRECT needs */
 	bool direct;          /* fd is O_DIRECT */
 	bool blockdev;
-	char name[64];        /* for messages */
+	char name[64]; /* for messages */
 };
 
 struct dlvm_map_seg {
-	uint64_t start, len;  /* byte range of the LV */
-	uint32_t stripes;     /* 1: linear */
-	uint64_t stripe_size; /* bytes (linear: len) */
-	uint32_t area_dev[DLVM_MAX_STRIPES];  /* index into devs */
-	uint64_t area_off[DLVM_MAX_STRIPES];  /* byte offset of the area on its device */
+	uint64_t start, len;                 /* byte range of the LV */
+	uint32_t stripes;                    /* 1: linear */
+	uint64_t stripe_size;                /* bytes (linear: len) */
+	uint32_t area_dev[DLVM_MAX_STRIPES]; /* index into devs */
+	uint64_t area_off[DLVM_MAX_STRIPES]; /* byte offset of the area on its device */
 };
 
 struct dlvm_lv_map {
 	atomic_uint refs;
-	uint64_t size;        /* bytes */
+	uint64_t size; /* bytes */
 	bool readonly;
-	struct dlvm_fence *fence; /* shared VG: checked before each request; else NULL */
+	struct dlvm_fence *fence;    /* shared VG: checked before each request; else NULL */
 	struct dlvm_thin_pool *thin; /* thin LV: its store (a reference), else NULL;
 				      * devs are the pool's data devices, no segs */
 	void (*thin_unref)(struct dlvm_thin_pool *p); /* lets thin go (its owner's) */
-	uint64_t thin_id;         /* thin LV: its device id in the pool's store */
+	uint64_t thin_id; /* thin LV: its device id in the pool's store */
 	char vg[DLVM_NAME_MAX + 1];
 	char lv[DLVM_NAME_MAX + 1];
 	uint32_t ndev;
@@ -85,9 +84,9 @@ struct dlvm_lv_map {
 
 /* One contiguous piece of an LV range on one device. */
 struct dlvm_map_piece {
-	uint32_t dev;         /* index into map->devs */
-	uint64_t dev_off;     /* byte offset on the device */
-	uint64_t len;         /* bytes, <= the requested length */
+	uint32_t dev;     /* index into map->devs */
+	uint64_t dev_off; /* byte offset on the device */
+	uint64_t len;     /* bytes, <= the requested length */
 };
 
 /*

@@ -48,10 +48,10 @@ struct dlvm_thin_store;
 struct dlvm_check_report; /* dlvm/vg.h */
 
 #define DLVM_THIN_BLOCK 4096u
-#define DLVM_THIN_MAX_ID ((UINT64_C(1) << 48) - 1) /* largest device id and virtual chunk */
-#define DLVM_THIN_MAX_CHUNKS (UINT64_C(1) << 48) /* most data chunks a store manages */
+#define DLVM_THIN_MAX_ID ((UINT64_C(1) << 48) - 1)    /* largest device id and virtual chunk */
+#define DLVM_THIN_MAX_CHUNKS (UINT64_C(1) << 48)      /* most data chunks a store manages */
 #define DLVM_THIN_MAX_META_BLOCKS (UINT64_C(1) << 32) /* most metadata blocks (16 TiB) */
-#define DLVM_THIN_NONE UINT64_MAX             /* no chunk; no further mapping or device */
+#define DLVM_THIN_NONE UINT64_MAX                     /* no chunk; no further mapping or device */
 
 /* Device flags */
 #define DLVM_THIN_DEV_READONLY (1u << 0) /* provision and unmap fail with -EROFS */
@@ -176,14 +176,14 @@ void dlvm_thin_cool_seal(struct dlvm_thin_store *s);
 uint64_t dlvm_thin_cool_release(struct dlvm_thin_store *s); /* the chunks freed */
 
 struct dlvm_thin_usage {
-	uint64_t transaction;     /* id of the last commit */
+	uint64_t transaction; /* id of the last commit */
 	uint64_t chunk_size;
 	uint64_t devices;
-	uint64_t data_chunks;     /* total */
-	uint64_t data_free;       /* can be handed out now */
-	uint64_t data_pending;    /* freed, not free yet: in this transaction (free after
+	uint64_t data_chunks;  /* total */
+	uint64_t data_free;    /* can be handed out now */
+	uint64_t data_pending; /* freed, not free yet: in this transaction (free after
 				   * the next commit), or cooling (dlvm_thin_set_cooling) */
-	uint64_t meta_blocks;     /* total, the two superblock slots included */
+	uint64_t meta_blocks;  /* total, the two superblock slots included */
 	uint64_t meta_free;
 	uint64_t meta_pending;
 	bool readonly;
@@ -211,8 +211,7 @@ int dlvm_thin_grow_meta(struct dlvm_thin_store *s, uint64_t new_count, struct dl
  * dlvm_check_report_release) and counts in rep->problems. Returns 0 when the
  * check ran (whatever it found), -ENOMEM or -EIO otherwise.
  */
-int dlvm_thin_check(struct dlvm_thin_store *s, struct dlvm_check_report *rep,
-		    struct dlvm_err *err);
+int dlvm_thin_check(struct dlvm_thin_store *s, struct dlvm_check_report *rep, struct dlvm_err *err);
 
 /*
  * Decode `count` blocks of a store from `first` into text on out: superblock
@@ -234,8 +233,7 @@ struct dlvm_thin_dev_info {
 
 /* A new empty device. id ≤ DLVM_THIN_MAX_ID; flags: DLVM_THIN_DEV_READONLY or
  * 0. -EEXIST, -EINVAL, -ENOSPC (metadata), -EROFS. */
-int dlvm_thin_create(struct dlvm_thin_store *s, uint64_t id, uint32_t flags,
-		     struct dlvm_err *err);
+int dlvm_thin_create(struct dlvm_thin_store *s, uint64_t id, uint32_t flags, struct dlvm_err *err);
 
 /*
  * A new device `id` sharing every mapping of `origin` as it is now (committed
@@ -288,9 +286,8 @@ int dlvm_thin_lookup(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk, ui
  * nothing changed), -ENOENT, -EROFS (read-only device or store), -EINVAL,
  * -EBADMSG, -EIO.
  */
-int dlvm_thin_provision(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
-			uint64_t *chunk, bool *is_new, uint64_t *copy_from,
-			struct dlvm_err *err);
+int dlvm_thin_provision(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk, uint64_t *chunk,
+			bool *is_new, uint64_t *copy_from, struct dlvm_err *err);
 
 /* Does the store keep unwritten sub-blocks (it was formatted without
  * zero_new)? Otherwise every mask below is 0. */
@@ -299,11 +296,11 @@ bool dlvm_thin_tracks_unwritten(const struct dlvm_thin_store *s);
 /* A mapping as dlvm_thin_lookup_mapping and dlvm_thin_provision_mapping
  * give it. */
 struct dlvm_thin_mapping {
-	uint64_t chunk;        /* data chunk, or DLVM_THIN_NONE (a hole) */
-	uint16_t unwritten;    /* its sub-blocks that read as zeros */
-	bool shared;           /* another device maps the chunk (lookup only) */
-	bool is_new;           /* provision: chunk was just handed out */
-	uint64_t copy_from;    /* provision: the shared chunk it replaces, or NONE */
+	uint64_t chunk;          /* data chunk, or DLVM_THIN_NONE (a hole) */
+	uint16_t unwritten;      /* its sub-blocks that read as zeros */
+	bool shared;             /* another device maps the chunk (lookup only) */
+	bool is_new;             /* provision: chunk was just handed out */
+	uint64_t copy_from;      /* provision: the shared chunk it replaces, or NONE */
 	uint16_t from_unwritten; /* provision: copy_from's unwritten mask */
 };
 
@@ -329,8 +326,8 @@ int dlvm_thin_provision_mapping(struct dlvm_thin_store *s, uint64_t id, uint64_t
  * flushes data before it writes the masks. -ENOENT, -EROFS, -ENOSPC
  * (metadata), -EBADMSG, -EIO.
  */
-int dlvm_thin_set_unwritten(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
-			    uint64_t chunk, uint16_t set, uint16_t clear, struct dlvm_err *err);
+int dlvm_thin_set_unwritten(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk, uint64_t chunk,
+			    uint16_t set, uint16_t clear, struct dlvm_err *err);
 
 /*
  * How many data chunks from `chunk` on (at most max) are free: neither
@@ -355,8 +352,8 @@ int dlvm_thin_unmap(struct dlvm_thin_store *s, uint64_t id, uint64_t first, uint
  * chunk in *chunk (may be NULL); *vchunk = DLVM_THIN_NONE when none follows.
  * A caller reports the hole [from, *vchunk). -ENOENT, -EBADMSG, -EIO.
  */
-int dlvm_thin_next_mapped(struct dlvm_thin_store *s, uint64_t id, uint64_t from,
-			  uint64_t *vchunk, uint64_t *chunk, struct dlvm_err *err);
+int dlvm_thin_next_mapped(struct dlvm_thin_store *s, uint64_t id, uint64_t from, uint64_t *vchunk,
+			  uint64_t *chunk, struct dlvm_err *err);
 
 /* Called for each mapping in virtual chunk order; a non-zero return stops the
  * iteration and is returned by dlvm_thin_iterate. The callback must not

@@ -73,8 +73,8 @@ int dlvm_thin_pool_format(const struct dlvm_vg *vg, const struct dlvm_lv *pool, 
  * when the VG has no runtime, -ENODEV, -EBADMSG (damaged store), -EIO,
  * -ENOMEM.
  */
-int dlvm_thin_pool_get(struct dlvm_vg *vg, const struct dlvm_lv *pool,
-		       struct dlvm_thin_pool **out, struct dlvm_err *err);
+int dlvm_thin_pool_get(struct dlvm_vg *vg, const struct dlvm_lv *pool, struct dlvm_thin_pool **out,
+		       struct dlvm_err *err);
 /*
  * The store thin LV `lv` lives in: the pool's (local VG) or its family's
  * (shared VG). `write`: the store itself (this host writes the family);
@@ -166,13 +166,13 @@ bool dlvm_thin_pool_in_use(const struct dlvm_thin_pool *p);
 /* What the agent knows of a store's pool LV when it asks what the store
  * wants (dlvm_thin_pool_wants). */
 struct dlvm_thin_pool_facts {
-	bool pool_found;          /* the pool LV is in the VG model; if not,
+	bool pool_found;               /* the pool LV is in the VG model; if not,
 				   * nothing is wanted and the next fields are 0 */
-	uint64_t pool_extents;    /* the pool LV's extents (a shared VG: those
+	uint64_t pool_extents;         /* the pool LV's extents (a shared VG: those
 				   * not yet handed to families as slabs) */
-	uint64_t slab_extents;    /* extents per slab (shared VG), else 0 */
-	uint64_t extent_size;     /* the VG's, in bytes */
-	uint64_t vg_free;         /* free extents in the VG */
+	uint64_t slab_extents;         /* extents per slab (shared VG), else 0 */
+	uint64_t extent_size;          /* the VG's, in bytes */
+	uint64_t vg_free;              /* free extents in the VG */
 	unsigned autoextend_threshold; /* percent of data used that grows a local
 				   * pool; 0 when autoextend is off */
 };
@@ -230,8 +230,7 @@ enum dlvm_thin_area {
 };
 /* The usage level (percent) last warned about for area of p, replaced by
  * level: the agent warns as a pool crosses 80% and every 5% above. */
-unsigned dlvm_thin_pool_warned(struct dlvm_thin_pool *p, enum dlvm_thin_area area,
-			       unsigned level);
+unsigned dlvm_thin_pool_warned(struct dlvm_thin_pool *p, enum dlvm_thin_area area, unsigned level);
 /* After the pool LV was extended: let the store use the new chunks (and the
  * data map the new extents). */
 int dlvm_thin_pool_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool, struct dlvm_err *err);
@@ -332,8 +331,8 @@ int dlvm_thin_pool_map_read(const struct dlvm_lv_map *m, uint64_t off, uint64_t 
  * (dlvm_thin_pool_written). mask 0: nothing to record. */
 struct dlvm_thin_written {
 	uint64_t vchunk, chunk;
-	uint16_t mask;       /* sub-blocks that read as zeros until recorded */
-	uint16_t relied;     /* sub-blocks filled in part, whose whole fill by
+	uint16_t mask;   /* sub-blocks that read as zeros until recorded */
+	uint16_t relied; /* sub-blocks filled in part, whose whole fill by
 			      * another write is under way */
 };
 
@@ -357,13 +356,12 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
  * written from now on. A record whose chunk the device no longer maps there
  * (unmapped meanwhile) is dropped. The store's errors (the write then
  * failed: its sub-blocks keep reading as zeros). */
-int dlvm_thin_pool_written(struct dlvm_thin_pool *p, uint64_t id,
-			   const struct dlvm_thin_written *w, size_t n, struct dlvm_err *err);
+int dlvm_thin_pool_written(struct dlvm_thin_pool *p, uint64_t id, const struct dlvm_thin_written *w,
+			   size_t n, struct dlvm_err *err);
 /* The writes of n records failed: what they filled stays unwritten. One
  * that another write relied on stops the pool (that write's data would not
  * read back). */
-void dlvm_thin_pool_unfilled(struct dlvm_thin_pool *p, const struct dlvm_thin_written *w,
-			     size_t n);
+void dlvm_thin_pool_unfilled(struct dlvm_thin_pool *p, const struct dlvm_thin_written *w, size_t n);
 /* Have the whole fills that n records rely on ended? Then 0, or the pool's
  * error when it stopped meanwhile; -EAGAIN while one is under way. */
 int dlvm_thin_pool_fills_ended(struct dlvm_thin_pool *p, const struct dlvm_thin_written *w,
@@ -386,9 +384,9 @@ int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, ui
 			 bool zero_subs, struct dlvm_err *err);
 /* What a stretch of a thin LV is, for block status. */
 enum dlvm_thin_extent {
-	DLVM_THIN_EXT_DATA,  /* mapped and written */
-	DLVM_THIN_EXT_ZERO,  /* mapped, unwritten sub-blocks: reads as zeros */
-	DLVM_THIN_EXT_HOLE,  /* not mapped (nor by a clone's origin): zeros */
+	DLVM_THIN_EXT_DATA, /* mapped and written */
+	DLVM_THIN_EXT_ZERO, /* mapped, unwritten sub-blocks: reads as zeros */
+	DLVM_THIN_EXT_HOLE, /* not mapped (nor by a clone's origin): zeros */
 };
 /* Block status: from off, *ext bytes (≤ len, > 0 when len is) that are all
  * of one kind (*kind); looks at up to 64 chunks. */

@@ -111,15 +111,15 @@ struct timespec dlvm_timespec_add_ms(struct timespec t, uint64_t ms);
 
 /* ---- the report of a consistency check (report.c) ---- */
 struct dlvm_check_report {
-	unsigned problems;     /* number of problems found */
+	unsigned problems; /* number of problems found */
 	unsigned repaired;
-	char **lines;          /* one message per problem or repair, owned */
+	char **lines; /* one message per problem or repair, owned */
 	size_t nlines;
 };
 /* Add a line (printf-style) to rep, counting it as a problem when
  * `problem`. A line that cannot be stored (out of memory) is still counted. */
 void dlvm_check_report_add(struct dlvm_check_report *rep, bool problem, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+		__attribute__((format(printf, 3, 4)));
 /* Free the lines; rep is empty again. */
 void dlvm_check_report_release(struct dlvm_check_report *rep);
 

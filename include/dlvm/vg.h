@@ -30,54 +30,54 @@ struct dlvm_free_range {
 /* One metadata copy (the MDA of one PV) and where its journal ends. */
 struct dlvm_mda {
 	struct dlvm_mda_header hdr; /* current header slot */
-	unsigned slot;             /* 0 or 1: slot hdr was read from */
-	uint64_t tail;             /* ring offset where the next record goes */
-	uint64_t tail_seq;         /* last sequence number in this copy */
-	uint64_t used;             /* ring bytes used since the checkpoint */
-	bool valid;                /* header and checkpoint decoded */
-	bool in_sync;              /* tail_seq == vg->seq: receives appends */
+	unsigned slot;              /* 0 or 1: slot hdr was read from */
+	uint64_t tail;              /* ring offset where the next record goes */
+	uint64_t tail_seq;          /* last sequence number in this copy */
+	uint64_t used;              /* ring bytes used since the checkpoint */
+	bool valid;                 /* header and checkpoint decoded */
+	bool in_sync;               /* tail_seq == vg->seq: receives appends */
 	struct dlvm_mda_header alt; /* the other header slot, when it decodes */
 	bool has_alt;
-	bool fallback;             /* read from alt: the current checkpoint is damaged */
+	bool fallback;                  /* read from alt: the current checkpoint is damaged */
 	char problem[DLVM_ERR_MSG_MAX]; /* why not valid / not in sync */
 };
 
 struct dlvm_pv {
-	struct dlvm_pv_desc d;      /* as recorded in the VG metadata */
-	struct dlvm_pv_header hdr;  /* label read from the device */
-	struct dlvm_dev *dev;       /* NULL when the PV is missing */
+	struct dlvm_pv_desc d;     /* as recorded in the VG metadata */
+	struct dlvm_pv_header hdr; /* label read from the device */
+	struct dlvm_dev *dev;      /* NULL when the PV is missing */
 	struct dlvm_mda mda;
 	struct dlvm_free_range *free; /* sorted by start, non-adjacent */
 	size_t nfree, capfree;
-	uint64_t pe_alloc;          /* extents in use */
+	uint64_t pe_alloc; /* extents in use */
 };
 
 struct dlvm_lv {
 	uint64_t id;
 	uint8_t uuid[16];
 	char name[DLVM_NAME_MAX + 1];
-	uint64_t flags;            /* DLVM_LV_* */
+	uint64_t flags; /* DLVM_LV_* */
 	uint64_t ctime;
-	uint64_t le_count;         /* size in extents */
+	uint64_t le_count; /* size in extents */
 	uint32_t nseg;
-	struct dlvm_seg_desc **segs; /* ordered by le_start, contiguous */
-	struct dlvm_lv_thin thin;  /* DLVM_LV_THIN_POOL / DLVM_LV_THIN attributes */
-	uint32_t nholders;         /* shared VGs: activation records */
+	struct dlvm_seg_desc **segs;    /* ordered by le_start, contiguous */
+	struct dlvm_lv_thin thin;       /* DLVM_LV_THIN_POOL / DLVM_LV_THIN attributes */
+	uint32_t nholders;              /* shared VGs: activation records */
 	struct dlvm_lv_holder *holders; /* sorted by host id, owned */
-	uint64_t copy_rate;        /* a flatten's limit, bytes per second; 0 none */
-	size_t index;              /* position in vg->lvs */
+	uint64_t copy_rate;             /* a flatten's limit, bytes per second; 0 none */
+	size_t index;                   /* position in vg->lvs */
 };
 
 struct dlvm_vg {
 	struct dlvm_vg_info info;
-	uint64_t seq;              /* last applied transaction */
+	uint64_t seq; /* last applied transaction */
 	struct dlvm_pv **pvs;
 	size_t npv;
-	struct dlvm_lv **lvs;      /* unordered; lv->index is the position */
+	struct dlvm_lv **lvs; /* unordered; lv->index is the position */
 	size_t nlv, caplv;
-	struct dlvm_hmap *by_name; /* the LVs by name (lib/util/hmap.h), owned */
-	struct dlvm_hmap *by_id;   /* the LVs by id, owned */
-	bool readonly;             /* every metadata change is refused */
+	struct dlvm_hmap *by_name;           /* the LVs by name (lib/util/hmap.h), owned */
+	struct dlvm_hmap *by_id;             /* the LVs by id, owned */
+	bool readonly;                       /* every metadata change is refused */
 	char readonly_why[DLVM_ERR_MSG_MAX]; /* the message it is refused with ("" for
 					       * the generic one) */
 	/* What the layers above keep for this VG while it is loaded (open thin
@@ -150,8 +150,8 @@ int dlvm_vg_poll(struct dlvm_vg *vg, bool *changed, struct dlvm_err *err);
 /* ---- PV labels ---- */
 
 struct dlvm_pvcreate_opts {
-	uint64_t mda_size;     /* 0: default */
-	uint32_t sector_size;  /* 0: the device's */
+	uint64_t mda_size;    /* 0: default */
+	uint32_t sector_size; /* 0: the device's */
 };
 /* Write a PV label and an empty MDA onto dev (which must not belong to a VG;
  * the caller checks foreign signatures). */

@@ -38,8 +38,10 @@ static int pool_grow(struct dlvm_vg *vg, struct dlvm_lv *pool, uint64_t add, str
 	if ((r = dlvm_lv_extend(vg, pool, add, stripes, ssize, NULL, 0, err)))
 		return r;
 	if (dlvm_thin_pool_resized(vg, pool, &pe))
-		log_warning(DLVM_LOG_THIN, "%s/%s: extended, but the pool does not use the new "
-			    "space yet: %s", vg->info.name, pool->name, pe.msg);
+		log_warning(DLVM_LOG_THIN,
+			    "%s/%s: extended, but the pool does not use the new "
+			    "space yet: %s",
+			    vg->info.name, pool->name, pe.msg);
 	return 0;
 }
 
@@ -58,16 +60,18 @@ int pool_autoextend(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *po
 		add = slab ? dlvm_vg_free_extents(vg) / slab * slab : dlvm_vg_free_extents(vg);
 	snprintf(name, sizeof(name), "%s/%s", vg->info.name, pool->name);
 	if (!add) {
-		log_warning(DLVM_LOG_THIN, "thin pool %s: no free space in the VG to extend it "
-			"(autoextend)", name);
+		log_warning(DLVM_LOG_THIN,
+			    "thin pool %s: no free space in the VG to extend it "
+			    "(autoextend)",
+			    name);
 		return -ENOSPC;
 	}
 	int r = pool_grow(vg, pool, add, &e);
 	char sz[32];
 	dlvm_format_size(add * es, 'h', sz, sizeof(sz));
 	if (r)
-		log_warning(DLVM_LOG_THIN, "thin pool %s: autoextend by %s failed: %s", name,
-			sz, e.msg);
+		log_warning(DLVM_LOG_THIN, "thin pool %s: autoextend by %s failed: %s", name, sz,
+			    e.msg);
 	else
 		log_info(DLVM_LOG_THIN, "thin pool %s: extended by %s (autoextend)", name, sz);
 	return r;
@@ -118,11 +122,10 @@ int family_add_slab(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 		struct dlvm_thin_pool *p = dlvm_thin_store_find(vg, meta_id, true);
 		if (p && !dlvm_thin_family_no_slab(p, pool->le_count))
 			log_error(DLVM_LOG_THIN, "%s/%s: no slab for the family: %s", vg->info.name,
-				pool->name, e.msg);
+				  pool->name, e.msg);
 	}
 	return r;
 }
-
 
 /* Under the VG lease (host agent): grow the metadata LV of a family this
  * host writes by a quarter (at least 4 MiB), from the VG's free extents. */
@@ -144,9 +147,11 @@ int family_grow_meta(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 	if (!add || (r = dlvm_alloc(vg, m, add, 1, 0, NULL, 0, &more, &nmore, &e))) {
 		r = add ? r : -ENOSPC;
 		if (p && !dlvm_thin_family_no_meta(p, dlvm_vg_free_extents(vg)))
-			log_warning(DLVM_LOG_THIN, "%s/%s: thin family metadata is filling up "
-				"and cannot grow: %s", vg->info.name, m->name,
-				add ? e.msg : "no free extents in the VG");
+			log_warning(DLVM_LOG_THIN,
+				    "%s/%s: thin family metadata is filling up "
+				    "and cannot grow: %s",
+				    vg->info.name, m->name,
+				    add ? e.msg : "no free extents in the VG");
 		return r;
 	}
 	r = dlvm_segs_join(m->segs, m->nseg, more, nmore, &segs, &ns);
@@ -161,13 +166,13 @@ int family_grow_meta(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 	if ((r = dlvm_txn_commit_edit(vg, &ed, &e)) ||
 	    (r = dlvm_thin_family_meta_grown(vg, meta_id, &e))) {
 		log_error(DLVM_LOG_THIN, "%s/%s: growing the thin family metadata: %s",
-			vg->info.name, m->name, e.msg);
+			  vg->info.name, m->name, e.msg);
 		return r;
 	}
 	char sz[32];
 	dlvm_format_size(m->le_count * es, 'h', sz, sizeof(sz));
 	log_info(DLVM_LOG_THIN, "%s/%s: thin family metadata extended to %s", vg->info.name,
-		m->name, sz);
+		 m->name, sz);
 	return 0;
 }
 /* Warn when a pool's data or metadata use crosses 80% and every 5% above
@@ -182,11 +187,10 @@ static void warn_level(struct dlvm_thin_pool *p, enum dlvm_thin_area area, uint6
 	unsigned warned = dlvm_thin_pool_warned(p, area, level);
 
 	if (level > warned)
-		log_warning(DLVM_LOG_THIN, "thin pool %s %s is now %u%% full.", pool, what,
-			pct);
+		log_warning(DLVM_LOG_THIN, "thin pool %s %s is now %u%% full.", pool, what, pct);
 	else if (!level && warned)
 		log_info(DLVM_LOG_THIN, "thin pool %s %s is below 80%% again (%u%%).", pool, what,
-			pct);
+			 pct);
 }
 
 static void pool_warn_usage(struct dlvm_thin_pool *p)
@@ -248,7 +252,7 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 				if (!dlvm_thin_pool_is_reader(p) &&
 				    (!meta || !shared_lv_held_here(ctx, vg, meta))) {
 					dlvm_thin_pool_stop(p, "the family is no longer held by "
-							    "this host");
+							       "this host");
 					dlvm_thin_store_drop(vg, p, NULL);
 					continue;
 				}
@@ -257,7 +261,8 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 					char name[2 * DLVM_NAME_MAX + 2];
 					snprintf(name, sizeof(name), "%s", pname);
 					if (dlvm_thin_store_drop(vg, p, &e))
-						log_error(DLVM_LOG_THIN, "%s: commit: %s", name, e.msg);
+						log_error(DLVM_LOG_THIN, "%s: commit: %s", name,
+							  e.msg);
 					continue;
 				}
 				struct dlvm_thin_pool_facts f = pool_facts(ctx, vg, pool);
@@ -288,8 +293,8 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 			struct slab_req req = { mgrow[i] };
 			struct dlvm_err e = { 0 };
 			if (shared_vg_locked(ctx, name, family_grow_meta, &req, &e) && e.msg[0])
-				log_error(DLVM_LOG_THIN, "%s: growing thin family metadata: %s", name,
-					e.msg);
+				log_error(DLVM_LOG_THIN, "%s: growing thin family metadata: %s",
+					  name, e.msg);
 		}
 		for (size_t i = 0; i < ngrow; i++) {
 			struct slab_req req = { grow[i] };
@@ -302,7 +307,8 @@ void dlvm_ctx_commit_pools(struct dlvm_ctx *ctx)
 				if (!dlvm_ctx_vg(ctx, name, &nv, NULL) &&
 				    (fp = dlvm_thin_store_find(nv, grow[i], true))) {
 					const struct dlvm_lv *pl =
-						dlvm_lv_find_id(nv, dlvm_thin_pool_lv_id(fp));
+							dlvm_lv_find_id(nv,
+									dlvm_thin_pool_lv_id(fp));
 					dlvm_thin_family_no_slab(fp, pl ? pl->le_count : 0);
 				}
 			}

@@ -53,7 +53,8 @@ static void reconcile(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const struct exp
 			log_error(DLVM_LOG_AGENT, "%s", e.msg);
 		else
 			log_info(DLVM_LOG_AGENT, "%s/%s: %s on another host: export removed",
-				vg->info.name, old[i].name, lv ? "taken over or deactivated" : "removed");
+				 vg->info.name, old[i].name,
+				 lv ? "taken over or deactivated" : "removed");
 	}
 }
 
@@ -129,8 +130,8 @@ static bool family_held_at(const struct dlvm_vg *vg, uint64_t meta_id, uint32_t 
 		if (!family_writer(o) || o->thin.meta_id != meta_id)
 			continue;
 		for (uint32_t k = 0; k < o->nholders; k++)
-			if (o->holders[k].host_id == id && (o->holders[k].generation == g1 ||
-							    o->holders[k].generation == g2))
+			if (o->holders[k].host_id == id &&
+			    (o->holders[k].generation == g1 || o->holders[k].generation == g2))
 				return true;
 	}
 	return false;
@@ -156,7 +157,8 @@ unsigned dlvm_ctx_adopt(struct dlvm_ctx *ctx)
 		uint32_t id = dlvm_lockspace_host_id(s->ls);
 		uint64_t gen = dlvm_lockspace_generation(s->ls);
 		if (take_vg_lease(ctx, vg, &e) || reload_vg(ctx, vg, true, &e)) {
-			log_error(DLVM_LOG_AGENT, "%s: re-adopting activations: %s", s->vg_name, e.msg);
+			log_error(DLVM_LOG_AGENT, "%s: re-adopting activations: %s", s->vg_name,
+				  e.msg);
 			drop_vg_leases(ctx, NULL);
 			continue;
 		}
@@ -182,10 +184,11 @@ unsigned dlvm_ctx_adopt(struct dlvm_ctx *ctx)
 				int r = commit_holders(vg, lv, hs, lv->nholders, &e);
 				free(hs);
 				if (!r)
-					r = ctx->hooks->activate(ctx->hooks->priv, vg, lv, NULL, &e);
+					r = ctx->hooks->activate(ctx->hooks->priv, vg, lv, NULL,
+								 &e);
 				if (r)
-					log_error(DLVM_LOG_AGENT, "%s/%s: re-adopt: %s", vg->info.name,
-						lv->name, e.msg);
+					log_error(DLVM_LOG_AGENT, "%s/%s: re-adopt: %s",
+						  vg->info.name, lv->name, e.msg);
 				else
 					adopted++;
 				break;

@@ -30,17 +30,16 @@ struct shared_vg {
 	char refused[DLVM_ERR_MSG_MAX];   /* why this host cannot change the VG */
 	struct dlvm_paxos_lease vg_lease; /* while held */
 	bool holding;
-	struct dlvm_fence *fence;         /* deadline of this VG's data path */
-	uint64_t prev_generation;         /* our record replaced at join (same name), or 0 */
+	struct dlvm_fence *fence; /* deadline of this VG's data path */
+	uint64_t prev_generation; /* our record replaced at join (same name), or 0 */
 	pthread_t thread;
 	bool thread_running;
-	pthread_mutex_t mu;               /* guards stop, lost, lost_msg */
+	pthread_mutex_t mu; /* guards stop, lost, lost_msg */
 	pthread_cond_t cv;
 	bool stop;
 	bool lost;
 	char lost_msg[DLVM_ERR_MSG_MAX];
 };
-
 
 /* Where the lease area is: the one linear segment of the lockspace LV. */
 int area_where(const struct dlvm_vg *vg, struct dlvm_dev **dev, uint64_t *off, uint64_t *size,
@@ -54,8 +53,7 @@ struct shared_vg *shared_find(struct dlvm_ctx *ctx, const struct dlvm_vg *vg);
 /* Reload vg from its devices (vglease.c); with resync, rewrite stale copies.
  * reload_if_changed: only when another host committed since it was loaded. */
 int reload_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool resync, struct dlvm_err *err);
-int reload_if_changed(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool resync,
-		      struct dlvm_err *err);
+int reload_if_changed(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool resync, struct dlvm_err *err);
 /* Take the VG lease of shared VG vg for this command or step; drop_vg_leases
  * lets every lease taken go (warnings in resp, which may be NULL). */
 int take_vg_lease(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *err);

@@ -79,7 +79,7 @@ static void holder_name(const struct holders_view *v, const struct dlvm_lv_holde
 /* Commit lv's new holder list (n entries of hs, sorted by host id) if it
  * differs from the current one. */
 int commit_holders(struct dlvm_vg *vg, struct dlvm_lv *lv, const struct dlvm_lv_holder *hs,
-			  uint32_t n, struct dlvm_err *err)
+		   uint32_t n, struct dlvm_err *err)
 {
 	if (n == lv->nholders && (!n || !memcmp(hs, lv->holders, n * sizeof(*hs))))
 		return 0;
@@ -98,8 +98,10 @@ static int need_joined(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, struct sh
 {
 	struct shared_vg *s = joined(ctx, vg);
 	if (!s || !s->holding)
-		return dlvm_err_set(err, -EROFS, "%s: shared VG: this host has not joined its "
-				    "lockspace (start dlvmd with --host-id)", vg->info.name);
+		return dlvm_err_set(err, -EROFS,
+				    "%s: shared VG: this host has not joined its "
+				    "lockspace (start dlvmd with --host-id)",
+				    vg->info.name);
 	*out = s;
 	return 0;
 }
@@ -128,13 +130,17 @@ static int hold_one(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv
 			holder_name(&v, h, who, sizeof(who));
 			ctx->lock_conflict = true;
 			if (family_of)
-				r = dlvm_err_set(err, -EBUSY, "%s/%s: its thin family is written on %s "
+				r = dlvm_err_set(err, -EBUSY,
+						 "%s/%s: its thin family is written on %s "
 						 "(deactivate the family's writable volumes there "
-						 "first)", vg->info.name, family_of, who);
+						 "first)",
+						 vg->info.name, family_of, who);
 			else
-				r = dlvm_err_set(err, -EBUSY, "%s/%s: active %s on %s", vg->info.name,
-						 lv->name, h->mode == DLVM_HOLD_EXCLUSIVE
-						 ? "exclusively" : "shared", who);
+				r = dlvm_err_set(err, -EBUSY, "%s/%s: active %s on %s",
+						 vg->info.name, lv->name,
+						 h->mode == DLVM_HOLD_EXCLUSIVE ? "exclusively"
+										: "shared",
+						 who);
 			break;
 		}
 		hs[n++] = *h;
@@ -172,13 +178,17 @@ int shared_lv_hold(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
 		struct dlvm_lv *meta = dlvm_lv_find_id(vg, lv->thin.meta_id);
 		int r;
 		if (mode != DLVM_HOLD_EXCLUSIVE)
-			return dlvm_err_set(err, -EINVAL, "%s/%s: a thin volume is written from one "
-					    "host at a time: activate it with -aey (its snapshots can "
-					    "be active on many hosts with -asy)", vg->info.name,
-					    lv->name);
+			return dlvm_err_set(err, -EINVAL,
+					    "%s/%s: a thin volume is written from one "
+					    "host at a time: activate it with -aey (its snapshots "
+					    "can "
+					    "be active on many hosts with -asy)",
+					    vg->info.name, lv->name);
 		if (!meta)
-			return dlvm_err_set(err, -EBADMSG, "%s/%s: its family's metadata LV is "
-					    "missing", vg->info.name, lv->name);
+			return dlvm_err_set(err, -EBADMSG,
+					    "%s/%s: its family's metadata LV is "
+					    "missing",
+					    vg->info.name, lv->name);
 		if ((r = hold_one(ctx, vg, meta, DLVM_HOLD_EXCLUSIVE, lv->name, err)))
 			return r;
 	}
@@ -242,8 +252,7 @@ int shared_family_release_idle(struct dlvm_ctx *ctx, struct dlvm_vg *vg, uint64_
 }
 
 int shared_family_refuse_elsewhere(struct dlvm_ctx *ctx, const struct dlvm_vg *vg,
-				   const struct dlvm_lv *lv, const char *what,
-				   struct dlvm_err *err)
+				   const struct dlvm_lv *lv, const char *what, struct dlvm_err *err)
 {
 	const struct dlvm_lv *meta;
 
@@ -252,8 +261,9 @@ int shared_family_refuse_elsewhere(struct dlvm_ctx *ctx, const struct dlvm_vg *v
 		return 0;
 	int r = shared_lv_refuse_elsewhere(ctx, vg, meta, what, err);
 	if (r == -EBUSY)
-		dlvm_err_prefix(err, r, "%s/%s: its thin family is written elsewhere: ",
-				vg->info.name, lv->name);
+		dlvm_err_prefix(err, r,
+				"%s/%s: its thin family is written elsewhere: ", vg->info.name,
+				lv->name);
 	return r;
 }
 
@@ -315,8 +325,10 @@ int shared_lv_refuse_elsewhere(struct dlvm_ctx *ctx, const struct dlvm_vg *vg,
 		char who[DLVM_LEASE_NAME_MAX + 32];
 		holder_name(&v, h, who, sizeof(who));
 		ctx->lock_conflict = true;
-		r = dlvm_err_set(err, -EBUSY, "%s/%s: cannot %s: active on %s (deactivate it there "
-				 "first)", vg->info.name, lv->name, what, who);
+		r = dlvm_err_set(err, -EBUSY,
+				 "%s/%s: cannot %s: active on %s (deactivate it there "
+				 "first)",
+				 vg->info.name, lv->name, what, who);
 	}
 	free(v.hosts);
 	return r;
@@ -350,15 +362,16 @@ void shared_lv_hosts(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struc
 		for (uint32_t i = 0; i < lv->nholders && used < len; i++)
 			used += (size_t)snprintf(out + used, len - used, "%s%" PRIu32 "%s",
 						 i ? "," : "", lv->holders[i].host_id,
-						 lv->holders[i].mode == DLVM_HOLD_SHARED ? "(sh)" : "");
+						 lv->holders[i].mode == DLVM_HOLD_SHARED ? "(sh)"
+											 : "");
 		return;
 	}
 	bool first = true;
 	for (uint32_t i = 0; i < lv->nholders && used < len; i++) {
 		if (!holder_stands(&v, &lv->holders[i]))
 			continue;
-		used += (size_t)snprintf(out + used, len - used, "%s%" PRIu32 "%s", first ? "" : ",",
-					 lv->holders[i].host_id,
+		used += (size_t)snprintf(out + used, len - used, "%s%" PRIu32 "%s",
+					 first ? "" : ",", lv->holders[i].host_id,
 					 lv->holders[i].mode == DLVM_HOLD_SHARED ? "(sh)" : "");
 		first = false;
 	}

@@ -19,8 +19,8 @@
 
 /* ---- hosts ---- */
 
-static void host_row(json_t *rows, const char *vg, uint32_t id, const char *name,
-		     const char *state, uint64_t gen, json_int_t ago_s, bool me)
+static void host_row(json_t *rows, const char *vg, uint32_t id, const char *name, const char *state,
+		     uint64_t gen, json_int_t ago_s, bool me)
 {
 	json_t *row = json_object();
 	json_object_set_new(row, "vg_name", json_string(vg));
@@ -28,8 +28,8 @@ static void host_row(json_t *rows, const char *vg, uint32_t id, const char *name
 	json_object_set_new(row, "host_name", json_string(name));
 	json_object_set_new(row, "host_state", json_string(state));
 	json_object_set_new(row, "host_generation", json_integer((json_int_t)gen));
-	json_object_set_new(row, "host_last_renewal", ago_s < 0 ? json_null()
-								 : json_integer(ago_s));
+	json_object_set_new(row, "host_last_renewal",
+			    ago_s < 0 ? json_null() : json_integer(ago_s));
 	json_object_set_new(row, "host_this", json_string(me ? "yes" : ""));
 	json_array_append_new(rows, row);
 }
@@ -80,8 +80,10 @@ int shared_hosts_rows(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, json_t *ro
 		return dlvm_err_set(err, -EBADMSG, "%s", s->refused);
 	if (!s || !s->ls || !dlvm_lockspace_deadline_ms(s->ls)) {
 		if (ctx->daemon)
-			resp_warning(resp, "%s: this host is not in the lockspace: host states are "
-				     "not known", vg->info.name);
+			resp_warning(resp,
+				     "%s: this host is not in the lockspace: host states are "
+				     "not known",
+				     vg->info.name);
 		return hosts_from_disk(vg, rows, err);
 	}
 	struct dlvm_host_info *h = NULL;
@@ -93,7 +95,9 @@ int shared_hosts_rows(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, json_t *ro
 		host_row(rows, vg->info.name, h[i].host_id, h[i].name,
 			 dlvm_host_state_name(h[i].state), h[i].generation,
 			 h[i].state == DLVM_HOST_FREE
-				 ? -1 : (json_int_t)((now - DLVM_MIN(now, h[i].last_change_ms)) / 1000),
+					 ? -1
+					 : (json_int_t)((now - DLVM_MIN(now, h[i].last_change_ms)) /
+							1000),
 			 h[i].host_id == ctx->host_id);
 	free(h);
 	return 0;

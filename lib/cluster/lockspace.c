@@ -23,8 +23,8 @@
 #include "lib/cluster/cluster_int.h"
 
 /* Where the lease area is: the one linear segment of the lockspace LV. */
-int area_where(const struct dlvm_vg *vg, struct dlvm_dev **dev, uint64_t *off,
-		      uint64_t *size, struct dlvm_err *err)
+int area_where(const struct dlvm_vg *vg, struct dlvm_dev **dev, uint64_t *off, uint64_t *size,
+	       struct dlvm_err *err)
 {
 	const struct dlvm_lv *lv = dlvm_vg_lockspace_lv(vg);
 	uint64_t es = vg->info.extent_size;
@@ -33,8 +33,10 @@ int area_where(const struct dlvm_vg *vg, struct dlvm_dev **dev, uint64_t *off,
 		return dlvm_err_set(err, -EBADMSG, "%s: shared VG without a lockspace LV",
 				    vg->info.name);
 	if (lv->nseg != 1 || lv->segs[0]->stripes != 1)
-		return dlvm_err_set(err, -EBADMSG, "%s/%s: the lockspace LV is not one linear "
-				    "segment", vg->info.name, lv->name);
+		return dlvm_err_set(err, -EBADMSG,
+				    "%s/%s: the lockspace LV is not one linear "
+				    "segment",
+				    vg->info.name, lv->name);
 	const struct dlvm_pv *pv = dlvm_pv_find_id(vg, lv->segs[0]->area[0].pv_id);
 	if (!pv || !pv->dev)
 		return dlvm_err_set(err, -ENODEV, "%s: the PV holding the lease area is missing",
@@ -80,11 +82,14 @@ static void *renew_thread(void *p)
 		dlvm_fence_set(s->fence, dlvm_lockspace_deadline_ms(s->ls));
 		pthread_mutex_lock(&s->mu);
 		if (r) {
-			log_error(DLVM_LOG_LEASE, "%s: lockspace: renewal failed: %s", s->vg_name, e.msg);
+			log_error(DLVM_LOG_LEASE, "%s: lockspace: renewal failed: %s", s->vg_name,
+				  e.msg);
 			if (!dlvm_lockspace_deadline_ms(s->ls)) {
 				s->lost = true;
-				snprintf(s->lost_msg, sizeof(s->lost_msg), "%s: this host lost its "
-					 "lockspace lease: %s", s->vg_name, e.msg);
+				snprintf(s->lost_msg, sizeof(s->lost_msg),
+					 "%s: this host lost its "
+					 "lockspace lease: %s",
+					 s->vg_name, e.msg);
 				break;
 			}
 		}
@@ -138,7 +143,7 @@ void shared_leave_one(struct shared_vg *s, bool release)
 			log_error(DLVM_LOG_LEASE, "%s: lockspace: release: %s", s->vg_name, e.msg);
 		else
 			log_info(DLVM_LOG_LEASE, "%s: lockspace: released host id %" PRIu32,
-				s->vg_name, id);
+				 s->vg_name, id);
 	}
 }
 
@@ -177,8 +182,10 @@ static int join_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *er
 	    (r = dlvm_lease_area_open(dev, off, size, &s->area, &e))) {
 		if (r != -EBADMSG && r != -ENOTSUP && r != -ENODEV)
 			return dlvm_err_set(err, r, "%s: %s", vg->info.name, e.msg);
-		snprintf(s->refused, sizeof(s->refused), "shared VG %s refused: %s (the lease area "
-			 "is left as it is)", vg->info.name, e.msg);
+		snprintf(s->refused, sizeof(s->refused),
+			 "shared VG %s refused: %s (the lease area "
+			 "is left as it is)",
+			 vg->info.name, e.msg);
 		goto refused;
 	}
 	if ((r = dlvm_lockspace_new(s->area, ctx->lease_clock, ctx->io_timeout, &s->ls, &e)))
@@ -186,14 +193,17 @@ static int join_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *er
 	if ((r = dlvm_lockspace_acquire(s->ls, ctx->host_id, ctx->lease_name, &gen, &e))) {
 		if (r != -EBADMSG)
 			goto fail;
-		snprintf(s->refused, sizeof(s->refused), "shared VG %s refused: %s (the lease area "
-			 "is left as it is)", vg->info.name, e.msg);
+		snprintf(s->refused, sizeof(s->refused),
+			 "shared VG %s refused: %s (the lease area "
+			 "is left as it is)",
+			 vg->info.name, e.msg);
 		dlvm_lockspace_free(s->ls);
 		s->ls = NULL;
 		goto refused;
 	}
-	log_info(DLVM_LOG_LEASE, "%s: lockspace: joined as host id %" PRIu32 " '%s' (generation %"
-		PRIu64 ")", vg->info.name, ctx->host_id, ctx->lease_name, gen);
+	log_info(DLVM_LOG_LEASE,
+		 "%s: lockspace: joined as host id %" PRIu32 " '%s' (generation %" PRIu64 ")",
+		 vg->info.name, ctx->host_id, ctx->lease_name, gen);
 	s->prev_generation = dlvm_lockspace_prev_generation(s->ls);
 	if (!(s->fence = dlvm_fence_new(vg->info.name))) {
 		r = -ENOMEM;
@@ -299,7 +309,8 @@ int shared_vg_setup(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_dev *f
 		return r;
 	/* The area is formatted before the VG is marked shared: a crash in
 	 * between leaves a local VG with an unused hidden LV. */
-	struct dlvm_lease_format_opts fo = { .sector_size = sector, .max_hosts = max_hosts,
+	struct dlvm_lease_format_opts fo = { .sector_size = sector,
+					     .max_hosts = max_hosts,
 					     .nres = SHARED_NRES };
 	memcpy(fo.vg_uuid, vg->info.uuid, 16);
 	if ((r = area_where(vg, &dev, &off, &size, err)) ||

@@ -71,7 +71,8 @@ int reload_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool resync, struct dlvm
 	/* a PV that joined (vgextend here or elsewhere) was an orphan, flock'ed
 	 * by this process: every host opens the PVs of a shared VG */
 	for (size_t p = 0; p < nv->npv; p++)
-		if (nv->pvs[p]->dev && nv->pvs[p]->dev->fd >= 0 && (nv->info.flags & DLVM_VG_SHARED))
+		if (nv->pvs[p]->dev && nv->pvs[p]->dev->fd >= 0 &&
+		    (nv->info.flags & DLVM_VG_SHARED))
 			flock(nv->pvs[p]->dev->fd, LOCK_UN);
 	/* the runtime goes on with the new model: the maps of this VG keep the
 	 * same fence, and open thin stores go on (this host may write their
@@ -89,8 +90,7 @@ out:
 
 /* Reload vg only when another writer committed since it was loaded (or
  * when it has stale copies to rewrite and `resync` allows it). */
-int reload_if_changed(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool resync,
-			     struct dlvm_err *err)
+int reload_if_changed(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool resync, struct dlvm_err *err)
 {
 	bool changed = true, stale = false;
 
@@ -114,14 +114,20 @@ int take_vg_lease(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *err
 	const char *name = vg->info.name;
 
 	if (!ctx->daemon)
-		return dlvm_err_set(err, -EROFS, "shared VG %s: needs a running dlvmd with "
-				    "--host-id", name);
+		return dlvm_err_set(err, -EROFS,
+				    "shared VG %s: needs a running dlvmd with "
+				    "--host-id",
+				    name);
 	if (!ctx->host_id)
-		return dlvm_err_set(err, -EROFS, "%s: shared VG: start dlvmd with --host-id to "
-				    "change it", name);
+		return dlvm_err_set(err, -EROFS,
+				    "%s: shared VG: start dlvmd with --host-id to "
+				    "change it",
+				    name);
 	if (!s)
-		return dlvm_err_set(err, -EROFS, "%s: shared VG: this host has not joined its "
-				    "lockspace", name);
+		return dlvm_err_set(err, -EROFS,
+				    "%s: shared VG: this host has not joined its "
+				    "lockspace",
+				    name);
 	if (s->refused[0])
 		return dlvm_err_set(err, -EROFS, "%s", s->refused);
 	pthread_mutex_lock(&s->mu);
@@ -143,7 +149,8 @@ int take_vg_lease(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *err
 		}
 		uint64_t ms = dlvm_now_ms() - t0;
 		uint64_t limit = ctx->lease_wait_ms ? ctx->lease_wait_ms
-				 : DLVM_MAX(2 * t->io_timeout_ms, (uint64_t)VG_LEASE_WAIT_MS);
+						    : DLVM_MAX(2 * t->io_timeout_ms,
+							       (uint64_t)VG_LEASE_WAIT_MS);
 		if (r != -EBUSY || ms >= limit)
 			return dlvm_err_set(err, r, "%s: VG lease: %s", name, e.msg);
 		struct timespec d = { 0, (long)(1 + rand_r(&seed) % 10) * 1000000L };
@@ -164,7 +171,7 @@ void drop_vg_leases(struct dlvm_ctx *ctx, json_t *resp)
 				resp_warning(resp, "%s: VG lease: release: %s", s->vg_name, e.msg);
 			else
 				log_error(DLVM_LOG_LEASE, "%s: VG lease: release: %s", s->vg_name,
-					e.msg);
+					  e.msg);
 		}
 	}
 }
@@ -184,7 +191,8 @@ int shared_cmd_begin(struct dlvm_ctx *ctx, const struct dlvm_cmd_def *c, bool mu
 		for (size_t i = 0; i < ctx->nvg; i++) {
 			struct dlvm_vg *vg = ctx->vgs[i];
 			struct dlvm_err e = { 0 };
-			if ((vg->info.flags & DLVM_VG_SHARED) && reload_if_changed(ctx, vg, false, &e))
+			if ((vg->info.flags & DLVM_VG_SHARED) &&
+			    reload_if_changed(ctx, vg, false, &e))
 				resp_warning(resp, "%s", e.msg);
 		}
 		return 0;
@@ -219,7 +227,7 @@ int shared_cmd_begin(struct dlvm_ctx *ctx, const struct dlvm_cmd_def *c, bool mu
 	}
 	/* one order on every host */
 	qsort(names, nn, sizeof(*names), name_cmp);
-	char (*copies)[DLVM_NAME_MAX + 1] = calloc(nn ? nn : 1, sizeof(*copies));
+	char(*copies)[DLVM_NAME_MAX + 1] = calloc(nn ? nn : 1, sizeof(*copies));
 	if (!copies) {
 		free(names);
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
@@ -272,17 +280,20 @@ int shared_vg_removing(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err
 	if (!(vg->info.flags & DLVM_VG_SHARED))
 		return 0;
 	if (!s || !s->ls)
-		return dlvm_err_set(err, -EROFS, "%s: shared VG: this host has not joined its "
-				    "lockspace", vg->info.name);
+		return dlvm_err_set(err, -EROFS,
+				    "%s: shared VG: this host has not joined its "
+				    "lockspace",
+				    vg->info.name);
 	if ((r = dlvm_lockspace_hosts(s->ls, &h, &n, err)))
 		return r;
 	for (size_t i = 0; i < n; i++) {
 		if (h[i].host_id == ctx->host_id ||
 		    (h[i].state != DLVM_HOST_LIVE && h[i].state != DLVM_HOST_FAIL))
 			continue;
-		r = dlvm_err_set(err, -EBUSY, "%s: host id %" PRIu32 " '%s' is still in the "
-				 "lockspace: stop its dlvmd first", vg->info.name, h[i].host_id,
-				 h[i].name);
+		r = dlvm_err_set(err, -EBUSY,
+				 "%s: host id %" PRIu32 " '%s' is still in the "
+				 "lockspace: stop its dlvmd first",
+				 vg->info.name, h[i].host_id, h[i].name);
 		break;
 	}
 	free(h);

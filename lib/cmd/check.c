@@ -43,16 +43,19 @@ DLVM_CMD_FN(cmd_check)
 		/* each repaired copy was one of the problems found */
 		problems += rep.problems - rep.repaired;
 		if (!rep.problems)
-			resp_message(resp, "%s: %zu PVs, %zu LVs, sequence %llu: metadata and extents "
-				     "are consistent", vg->info.name, vg->npv, vg->nlv,
-				     (unsigned long long)vg->seq);
+			resp_message(resp,
+				     "%s: %zu PVs, %zu LVs, sequence %llu: metadata and extents "
+				     "are consistent",
+				     vg->info.name, vg->npv, vg->nlv, (unsigned long long)vg->seq);
 		dlvm_check_report_release(&rep);
 	}
 	r = 0;
 	if (problems)
 		r = dlvm_err_set(err, -EBADMSG, "check found %u problem%s%s", problems,
-				 problems == 1 ? "" : "s", repair ? "" : " (--repair rewrites stale "
-				 "or damaged metadata copies)");
+				 problems == 1 ? "" : "s",
+				 repair ? ""
+					: " (--repair rewrites stale "
+					  "or damaged metadata copies)");
 done:
 	return r;
 }
@@ -80,8 +83,9 @@ static int check_store(struct dlvm_vg *vg, uint64_t meta_id, const char *what,
 		const struct dlvm_lv *t = dlvm_lv_find_id(vg, next);
 		if (!t || !(t->flags & DLVM_LV_THIN) || t->thin.pool_id != pool_id ||
 		    (family && t->thin.meta_id != meta_id))
-			dlvm_check_report_add(rep, true, "%s/%s: thin device %" PRIu64 " has no thin LV",
-				 vg->info.name, what, next);
+			dlvm_check_report_add(rep, true,
+					      "%s/%s: thin device %" PRIu64 " has no thin LV",
+					      vg->info.name, what, next);
 		id = next + 1;
 	}
 	for (size_t k = 0; k < vg->nlv; k++) {
@@ -91,7 +95,7 @@ static int check_store(struct dlvm_vg *vg, uint64_t meta_id, const char *what,
 		    dlvm_thin_pool_has_dev(pool, t->id))
 			continue;
 		dlvm_check_report_add(rep, true, "%s/%s: no device in %s%s", vg->info.name, t->name,
-			 family ? "" : "pool ", what);
+				      family ? "" : "pool ", what);
 	}
 	family_release(vg, pool);
 	return 0;
@@ -121,17 +125,20 @@ int thin_check_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_check_re
 		}
 		ctx->lock_conflict = false;
 		if (!dlvm_thin_family_data(vg, lv->id)) {
-			dlvm_check_report_add(rep, true, "%s/%s: the family has no data LV", vg->info.name,
-				 lv->name);
+			dlvm_check_report_add(rep, true, "%s/%s: the family has no data LV",
+					      vg->info.name, lv->name);
 			continue;
 		}
 		bool used = false;
 		for (size_t k = 0; k < vg->nlv && !used; k++)
-			used = (vg->lvs[k]->flags & DLVM_LV_THIN) && vg->lvs[k]->thin.meta_id == lv->id;
+			used = (vg->lvs[k]->flags & DLVM_LV_THIN) &&
+			       vg->lvs[k]->thin.meta_id == lv->id;
 		if (!used)
-			dlvm_check_report_add(rep, true, "%s/%s: a family without thin volumes (left by an "
-				 "interrupted lvcreate; lvremove of the pool removes it)",
-				 vg->info.name, lv->name);
+			dlvm_check_report_add(rep, true,
+					      "%s/%s: a family without thin volumes (left by an "
+					      "interrupted lvcreate; lvremove of the pool removes "
+					      "it)",
+					      vg->info.name, lv->name);
 		snprintf(what, sizeof(what), "family %s", lv->name);
 		if ((r = check_store(vg, lv->id, what, rep, err)))
 			return r;

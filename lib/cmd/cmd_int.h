@@ -73,8 +73,8 @@ void clones_of(const struct dlvm_vg *vg, const struct dlvm_lv *lv, char *out, si
 void drop_clone_source(struct dlvm_ctx *ctx, struct dlvm_vg *vg, uint64_t id, json_t *resp);
 
 /* Command implementations (one file per object) */
-#define DLVM_CMD_FN(name)                                                                          \
-	int name(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *resp,               \
+#define DLVM_CMD_FN(name) \
+	int name(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *resp, \
 		 struct dlvm_err *err)
 DLVM_CMD_FN(cmd_pvcreate);
 DLVM_CMD_FN(cmd_pvremove);

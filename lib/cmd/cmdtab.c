@@ -17,46 +17,73 @@
 #include "lib/jobs/jobs.h"
 #include "lib/cmd/cmd_int.h"
 
-#define OPT_FORCE { 'f', "force", DLVM_OPT_FLAG, NULL, "do it even where it is refused by default" }
-#define OPT_YES { 'y', "yes", DLVM_OPT_FLAG, NULL, "answer yes to every question" }
-#define OPT_LOCK_WAIT { 0, "lock-wait", DLVM_OPT_VALUE, "SECONDS", "shared VG: wait up to " \
-	"SECONDS while another host's activation conflicts (default 0: fail at once)" }
-#define END { 0, NULL, 0, NULL, NULL }
+#define OPT_FORCE \
+	{ \
+		'f', "force", DLVM_OPT_FLAG, NULL, "do it even where it is refused by default" \
+	}
+#define OPT_YES \
+	{ \
+		'y', "yes", DLVM_OPT_FLAG, NULL, "answer yes to every question" \
+	}
+#define OPT_LOCK_WAIT \
+	{ \
+		0, "lock-wait", DLVM_OPT_VALUE, "SECONDS", \
+				"shared VG: wait up to " \
+				"SECONDS while another host's activation conflicts (default 0: " \
+				"fail at once)" \
+	}
+#define END \
+	{ \
+		0, NULL, 0, NULL, NULL \
+	}
 
 static const struct dlvm_opt_def pvcreate_opts[] = {
 	{ 0, "size", DLVM_OPT_VALUE, "SIZE", "create PATH as a sparse file of SIZE first" },
-	{ 0, "metadatasize", DLVM_OPT_VALUE, "SIZE", "size of the metadata area (default: "
+	{ 0, "metadatasize", DLVM_OPT_VALUE, "SIZE",
+	  "size of the metadata area (default: "
 	  "1/16 of the device, at most 64m)" },
-	{ 0, "sectorsize", DLVM_OPT_VALUE, "512|4096", "sector size to record (default: the "
+	{ 0, "sectorsize", DLVM_OPT_VALUE, "512|4096",
+	  "sector size to record (default: the "
 	  "device's)" },
-	OPT_FORCE, OPT_YES, END,
+	OPT_FORCE,
+	OPT_YES,
+	END,
 };
 static const struct dlvm_opt_def pvremove_opts[] = { OPT_FORCE, OPT_YES, END };
 static const struct dlvm_opt_def report_opts[] = {
-	{ 'a', "all", DLVM_OPT_FLAG, NULL, "also list devices that are not PVs" }, END,
+	{ 'a', "all", DLVM_OPT_FLAG, NULL, "also list devices that are not PVs" },
+	END,
 };
 static const struct dlvm_opt_def lvs_opts[] = {
-	{ 'a', "all", DLVM_OPT_FLAG, NULL, "also list internal LVs ([lvmlock])" }, END,
+	{ 'a', "all", DLVM_OPT_FLAG, NULL, "also list internal LVs ([lvmlock])" },
+	END,
 };
 static const struct dlvm_opt_def vgcreate_opts[] = {
 	{ 's', "physicalextentsize", DLVM_OPT_VALUE, "SIZE", "extent size (default 4m)" },
-	{ 0, "shared", DLVM_OPT_FLAG, NULL, "a VG many hosts change: with a lease area in a "
+	{ 0, "shared", DLVM_OPT_FLAG, NULL,
+	  "a VG many hosts change: with a lease area in a "
 	  "hidden LV [lvmlock] on the first PV" },
-	{ 0, "max-hosts", DLVM_OPT_VALUE, "N", "with --shared: host ids 1..N (default 2000); "
+	{ 0, "max-hosts", DLVM_OPT_VALUE, "N",
+	  "with --shared: host ids 1..N (default 2000); "
 	  "fewer make a smaller lease area" },
 	END,
 };
 static const struct dlvm_opt_def vgremove_opts[] = { OPT_FORCE, OPT_YES, END };
 static const struct dlvm_opt_def vgreduce_opts[] = {
-	{ 0, "removemissing", DLVM_OPT_FLAG, NULL, "remove PVs that are missing (-f: also the "
+	{ 0, "removemissing", DLVM_OPT_FLAG, NULL,
+	  "remove PVs that are missing (-f: also the "
 	  "LVs that use them)" },
-	OPT_FORCE, END,
+	OPT_FORCE,
+	END,
 };
 static const struct dlvm_opt_def none_opts[] = { END };
 static const struct dlvm_opt_def vgchange_opts[] = {
-	{ 'a', "activate", DLVM_OPT_VALUE, "y|ey|sy|n", "activate or deactivate every LV (shared "
+	{ 'a', "activate", DLVM_OPT_VALUE, "y|ey|sy|n",
+	  "activate or deactivate every LV (shared "
 	  "VG: y and ey lock exclusively to this host, sy shared)" },
-	OPT_FORCE, OPT_LOCK_WAIT, END,
+	OPT_FORCE,
+	OPT_LOCK_WAIT,
+	END,
 };
 static const struct dlvm_opt_def lvcreate_opts[] = {
 	{ 'n', "name", DLVM_OPT_VALUE, "NAME", "name of the new LV (default lvolN)" },
@@ -64,24 +91,33 @@ static const struct dlvm_opt_def lvcreate_opts[] = {
 	{ 'l', "extents", DLVM_OPT_VALUE, "N[%VG|%FREE]", "size in extents" },
 	{ 'i', "stripes", DLVM_OPT_VALUE, "N", "number of stripes" },
 	{ 'I', "stripesize", DLVM_OPT_VALUE, "SIZE", "stripe size (default 64k)" },
-	{ 'a', "activate", DLVM_OPT_VALUE, "y|ey|sy|n", "activate the new LV (default y: in a "
+	{ 'a', "activate", DLVM_OPT_VALUE, "y|ey|sy|n",
+	  "activate the new LV (default y: in a "
 	  "shared VG exclusively on this host)" },
 	{ 'p', "permission", DLVM_OPT_VALUE, "r|rw", "access permission (default rw)" },
-	{ 'Z', "zero", DLVM_OPT_VALUE, "y|n", "zero the first 4 KiB (default y); for a thin pool: zero each new "
+	{ 'Z', "zero", DLVM_OPT_VALUE, "y|n",
+	  "zero the first 4 KiB (default y); for a thin pool: zero each new "
 	  "chunk before its first write (default n: its unwritten parts read as zeros)" },
-	{ 0, "type", DLVM_OPT_VALUE, "linear|striped|thin|thin-pool", "kind of LV (default linear; "
+	{ 0, "type", DLVM_OPT_VALUE, "linear|striped|thin|thin-pool",
+	  "kind of LV (default linear; "
 	  "striped with -i)" },
-	{ 'T', "thin", DLVM_OPT_FLAG, NULL, "with -V: a thin volume in the pool VG/POOL; with -L: "
+	{ 'T', "thin", DLVM_OPT_FLAG, NULL,
+	  "with -V: a thin volume in the pool VG/POOL; with -L: "
 	  "a thin pool VG/POOL" },
-	{ 'V', "virtualsize", DLVM_OPT_VALUE, "SIZE", "size of a thin volume (may exceed the pool)" },
+	{ 'V', "virtualsize", DLVM_OPT_VALUE, "SIZE",
+	  "size of a thin volume (may exceed the pool)" },
 	{ 0, "thinpool", DLVM_OPT_VALUE, "POOL", "the pool of a new thin volume" },
 	{ 's', "snapshot", DLVM_OPT_FLAG, NULL, "a read-only snapshot of the thin volume VG/LV" },
-	{ 0, "clone", DLVM_OPT_FLAG, NULL, "a writable clone of the thin volume or snapshot VG/LV" },
-	{ 'c', "chunksize", DLVM_OPT_VALUE, "SIZE", "thin pool chunk size: power of two, 4k to 1m "
+	{ 0, "clone", DLVM_OPT_FLAG, NULL,
+	  "a writable clone of the thin volume or snapshot VG/LV" },
+	{ 'c', "chunksize", DLVM_OPT_VALUE, "SIZE",
+	  "thin pool chunk size: power of two, 4k to 1m "
 	  "(default 64k)" },
-	{ 0, "poolmetadatasize", DLVM_OPT_VALUE, "SIZE", "thin pool metadata size (default about "
+	{ 0, "poolmetadatasize", DLVM_OPT_VALUE, "SIZE",
+	  "thin pool metadata size (default about "
 	  "48 bytes a chunk, at least 4m)" },
-	OPT_YES, END,
+	OPT_YES,
+	END,
 };
 static const struct dlvm_opt_def lvremove_opts[] = { OPT_FORCE, OPT_YES, OPT_LOCK_WAIT, END };
 static const struct dlvm_opt_def lvresize_opts[] = {
@@ -90,28 +126,40 @@ static const struct dlvm_opt_def lvresize_opts[] = {
 	{ 'l', "extents", DLVM_OPT_VALUE, "[+|-]N[%VG|%FREE]", "new size in extents" },
 	{ 'i', "stripes", DLVM_OPT_VALUE, "N", "stripes of the new part" },
 	{ 'I', "stripesize", DLVM_OPT_VALUE, "SIZE", "stripe size of the new part" },
-	OPT_FORCE, OPT_YES, END,
+	OPT_FORCE,
+	OPT_YES,
+	END,
 };
 static const struct dlvm_opt_def lvchange_opts[] = {
-	{ 'a', "activate", DLVM_OPT_VALUE, "y|ey|sy|n", "activate or deactivate (shared VG: y "
+	{ 'a', "activate", DLVM_OPT_VALUE, "y|ey|sy|n",
+	  "activate or deactivate (shared VG: y "
 	  "and ey exclusively on this host, sy shared with other hosts)" },
 	{ 'p', "permission", DLVM_OPT_VALUE, "r|rw", "make the LV read-only or writable" },
-	OPT_FORCE, OPT_YES, OPT_LOCK_WAIT, END,
+	OPT_FORCE,
+	OPT_YES,
+	OPT_LOCK_WAIT,
+	END,
 };
 static const struct dlvm_opt_def lvconvert_opts[] = {
-	{ 0, "merge", DLVM_OPT_FLAG, NULL, "revert the snapshot's (inactive) origin to it and "
+	{ 0, "merge", DLVM_OPT_FLAG, NULL,
+	  "revert the snapshot's (inactive) origin to it and "
 	  "remove the snapshot" },
 	{ 0, "flatten", DLVM_OPT_FLAG, NULL, "make a clone independent of its origin" },
-	{ 'b', "background", DLVM_OPT_FLAG, NULL, "a flatten that copies: return at once, the "
+	{ 'b', "background", DLVM_OPT_FLAG, NULL,
+	  "a flatten that copies: return at once, the "
 	  "copy goes on in dlvmd (dlvm jobs shows it)" },
-	{ 'i', "interval", DLVM_OPT_VALUE, "SECONDS", "while waiting for a flatten's copy, report "
+	{ 'i', "interval", DLVM_OPT_VALUE, "SECONDS",
+	  "while waiting for a flatten's copy, report "
 	  "its progress this often (default 5)" },
-	{ 0, "maxrecoveryrate", DLVM_OPT_VALUE, "RATE", "copy at most RATE per second (size "
+	{ 0, "maxrecoveryrate", DLVM_OPT_VALUE, "RATE",
+	  "copy at most RATE per second (size "
 	  "suffixes as -L; 0: no limit, the default)" },
-	OPT_YES, END,
+	OPT_YES,
+	END,
 };
 static const struct dlvm_opt_def check_opts[] = {
-	{ 0, "repair", DLVM_OPT_FLAG, NULL, "rewrite stale or damaged metadata copies" }, END,
+	{ 0, "repair", DLVM_OPT_FLAG, NULL, "rewrite stale or damaged metadata copies" },
+	END,
 };
 
 const struct dlvm_cmd_def dlvm_commands[] = {
@@ -121,36 +169,36 @@ const struct dlvm_cmd_def dlvm_commands[] = {
 	{ "pvremove", "pvremove [-f] PV...", "remove the PV label from devices", DLVM_CMD_MUTATES,
 	  pvremove_opts, cmd_pvremove },
 	{ "pvs", "pvs [PV...]", "report physical volumes", DLVM_CMD_REPORT, report_opts, cmd_pvs },
-	{ "vgcreate", "vgcreate [-s EXTENTSIZE] [--shared [--max-hosts N]] VG PV...", "create a volume group",
-	  DLVM_CMD_MUTATES, vgcreate_opts, cmd_vgcreate },
+	{ "vgcreate", "vgcreate [-s EXTENTSIZE] [--shared [--max-hosts N]] VG PV...",
+	  "create a volume group", DLVM_CMD_MUTATES, vgcreate_opts, cmd_vgcreate },
 	{ "vgextend", "vgextend VG PV...", "add physical volumes to a volume group",
 	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, none_opts, cmd_vgextend },
 	{ "vgreduce", "vgreduce VG PV... | vgreduce --removemissing [-f] VG",
 	  "remove unused or missing physical volumes from a volume group",
-	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0,
-	  vgreduce_opts, cmd_vgreduce },
+	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, vgreduce_opts, cmd_vgreduce },
 	{ "vgremove", "vgremove [-f] VG...", "remove volume groups (-f: with their LVs)",
 	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARGS, vgremove_opts, cmd_vgremove },
-	{ "vgrename", "vgrename OLD NEW", "rename a volume group", DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, none_opts,
-	  cmd_vgrename },
+	{ "vgrename", "vgrename OLD NEW", "rename a volume group",
+	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, none_opts, cmd_vgrename },
 	{ "vgchange", "vgchange -a y|n [VG...]", "activate or deactivate every LV of VGs",
 	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARGS, vgchange_opts, cmd_vgchange },
 	{ "vgs", "vgs [VG...]", "report volume groups", DLVM_CMD_REPORT, report_opts, cmd_vgs },
-	{ "lvcreate", "lvcreate [-n NAME] (-L SIZE | -l EXTENTS) [-i STRIPES [-I STRIPESIZE]] "
-	  "VG [PV...]", "create a logical volume",
-	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, lvcreate_opts, cmd_lvcreate },
-	{ "lvremove", "lvremove [-f] VG/LV...", "remove logical volumes", DLVM_CMD_MUTATES | DLVM_CMD_VG_ARGS,
-	  lvremove_opts, cmd_lvremove },
+	{ "lvcreate",
+	  "lvcreate [-n NAME] (-L SIZE | -l EXTENTS) [-i STRIPES [-I STRIPESIZE]] "
+	  "VG [PV...]",
+	  "create a logical volume", DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, lvcreate_opts,
+	  cmd_lvcreate },
+	{ "lvremove", "lvremove [-f] VG/LV...", "remove logical volumes",
+	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARGS, lvremove_opts, cmd_lvremove },
 	{ "lvextend", "lvextend (-L [+]SIZE | -l [+]EXTENTS) VG/LV [PV...]",
-	  "grow a logical volume", DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, lvresize_opts, cmd_lvextend },
+	  "grow a logical volume", DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, lvresize_opts,
+	  cmd_lvextend },
 	{ "lvreduce", "lvreduce -f (-L [-]SIZE | -l [-]EXTENTS) VG/LV",
-	  "shrink a logical volume (cuts data: needs -f)",
-	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, lvresize_opts,
-	  cmd_lvreduce },
+	  "shrink a logical volume (cuts data: needs -f)", DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0,
+	  lvresize_opts, cmd_lvreduce },
 	{ "lvresize", "lvresize (-L [+|-]SIZE | -l [+|-]EXTENTS) VG/LV [PV...]",
-	  "grow or (with -f) shrink a logical volume",
-	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, lvresize_opts,
-	  cmd_lvresize },
+	  "grow or (with -f) shrink a logical volume", DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0,
+	  lvresize_opts, cmd_lvresize },
 	{ "lvrename", "lvrename VG/OLD NEW | VG OLD NEW", "rename a logical volume",
 	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, none_opts, cmd_lvrename },
 	{ "lvconvert",
@@ -160,14 +208,13 @@ const struct dlvm_cmd_def dlvm_commands[] = {
 	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARG0, lvconvert_opts, cmd_lvconvert },
 	{ "lvchange", "lvchange [-a y|ey|sy|n] [-p r|rw] [-f] VG/LV...",
 	  "activate, deactivate or change the permission of logical volumes",
-	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARGS,
-	  lvchange_opts, cmd_lvchange },
+	  DLVM_CMD_MUTATES | DLVM_CMD_VG_ARGS, lvchange_opts, cmd_lvchange },
 	{ "lvs", "lvs [-a] [VG|VG/LV...]", "report logical volumes", DLVM_CMD_REPORT, lvs_opts,
 	  cmd_lvs },
 	{ "check", "check [--repair] VG...", "verify metadata copies, checksums and extent use",
 	  DLVM_CMD_VG_ARGS, check_opts, cmd_check },
-	{ "hosts", "hosts VG", "report the hosts in the lockspace of a shared VG",
-	  DLVM_CMD_REPORT, none_opts, cmd_hosts },
+	{ "hosts", "hosts VG", "report the hosts in the lockspace of a shared VG", DLVM_CMD_REPORT,
+	  none_opts, cmd_hosts },
 	{ "jobs", "jobs [ID...]", "report dlvmd's background jobs (a flatten's copy)",
 	  DLVM_CMD_REPORT, none_opts, cmd_jobs },
 	{ "dump", "dump DEVICE", "decode every on-disk structure of a device", DLVM_CMD_LOCAL,
@@ -222,21 +269,24 @@ int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *re
 		return dlvm_err_set(err, -EINVAL, "%s: \"opts\" must be an object", name);
 	if (args && !json_is_array(args))
 		return dlvm_err_set(err, -EINVAL, "%s: \"args\" must be an array", name);
-	json_object_foreach(req, key, v) {
+	json_object_foreach(req, key, v)
+	{
 		if (strcmp(key, "opts") && strcmp(key, "args"))
 			return dlvm_err_set(err, -EINVAL, "%s: unknown request member \"%s\"", name,
 					    key);
 	}
-	json_array_foreach(args, i, v) {
+	json_array_foreach(args, i, v)
+	{
 		if (!json_is_string(v))
 			return dlvm_err_set(err, -EINVAL, "%s: argument %zu must be a string", name,
 					    i + 1);
 	}
-	json_object_foreach(opts, key, v) {
+	json_object_foreach(opts, key, v)
+	{
 		const struct dlvm_opt_def *o = find_opt(c, key);
 		if (!o)
 			return dlvm_err_set(err, -EINVAL, "%s: unknown option --%s", name, key);
-		bool ok = o->kind == DLVM_OPT_FLAG ? json_is_boolean(v)
+		bool ok = o->kind == DLVM_OPT_FLAG    ? json_is_boolean(v)
 			  : o->kind == DLVM_OPT_VALUE ? json_is_string(v)
 						      : json_is_array(v) || json_is_string(v);
 		if (!ok)
@@ -258,8 +308,10 @@ int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *re
 		char *end;
 		wait_s = strtod(lw, &end);
 		if (end == lw || *end || !(wait_s >= 0 && wait_s <= 86400))
-			r = dlvm_err_set(err, -EINVAL, "%s: --lock-wait takes seconds (0 to 86400), "
-					 "not \"%s\"", name, lw);
+			r = dlvm_err_set(err, -EINVAL,
+					 "%s: --lock-wait takes seconds (0 to 86400), "
+					 "not \"%s\"",
+					 name, lw);
 	}
 	bool mutating = (c->flags & DLVM_CMD_MUTATES) || opt_flag(opts, "repair");
 	if (!r && !(c->flags & DLVM_CMD_LOCAL) && mutating)
@@ -290,7 +342,8 @@ int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *re
 	 * that the error repeats (a read-only VG refusing the change) is said
 	 * by the error alone */
 	json_t *x;
-	json_array_foreach(ctx->warnings, i, x) {
+	json_array_foreach(ctx->warnings, i, x)
+	{
 		if (r < 0 && err && strstr(err->msg, json_string_value(x)))
 			continue;
 		json_t *w = json_object_get(resp, "warnings");

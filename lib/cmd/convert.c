@@ -24,14 +24,16 @@ DLVM_CMD_FN(cmd_lvconvert)
 	int r;
 
 	if (merge == flatten)
-		return dlvm_err_set(err, -EINVAL, "lvconvert: give --merge SNAPSHOT or --flatten "
+		return dlvm_err_set(err, -EINVAL,
+				    "lvconvert: give --merge SNAPSHOT or --flatten "
 				    "CLONE");
 	if (json_array_size(args) != 1)
 		return dlvm_err_set(err, -EINVAL, "lvconvert: give one VG/LV");
 	const char *rate_s = opt_str(opts, "maxrecoveryrate"), *iv = opt_str(opts, "interval");
 	uint64_t rate = 0;
 	if (merge && (rate_s || iv || opt_flag(opts, "background")))
-		return dlvm_err_set(err, -EINVAL, "lvconvert: --background, --interval and "
+		return dlvm_err_set(err, -EINVAL,
+				    "lvconvert: --background, --interval and "
 				    "--maxrecoveryrate go with --flatten");
 	if (rate_s && (r = dlvm_parse_size(rate_s, 1 << 20, &rate, NULL, err)))
 		return dlvm_err_prefix(err, r, "lvconvert: --maxrecoveryrate: ");
@@ -39,8 +41,10 @@ DLVM_CMD_FN(cmd_lvconvert)
 		char *end;
 		double v = strtod(iv, &end);
 		if (end == iv || *end || !(v > 0 && v <= 3600))
-			return dlvm_err_set(err, -EINVAL, "lvconvert: --interval takes seconds (over 0, "
-					    "up to 3600), not \"%s\"", iv);
+			return dlvm_err_set(err, -EINVAL,
+					    "lvconvert: --interval takes seconds (over 0, "
+					    "up to 3600), not \"%s\"",
+					    iv);
 	}
 	if ((r = thin_source(ctx, arg_str(args, 0), merge ? "--merge" : "--flatten", &vg, &lv,
 			     err)))
@@ -73,15 +77,18 @@ DLVM_CMD_FN(cmd_lvconvert)
 		return 0;
 	}
 	if (!(lv->flags & DLVM_LV_READONLY) || !lv->thin.origin_id)
-		return dlvm_err_set(err, -EINVAL, "%s/%s is not a snapshot", vg->info.name, lv->name);
+		return dlvm_err_set(err, -EINVAL, "%s/%s is not a snapshot", vg->info.name,
+				    lv->name);
 	if (!o)
 		return dlvm_err_set(err, -ENOENT, "%s/%s: its origin no longer exists",
 				    vg->info.name, lv->name);
 	struct dlvm_lv *origin = dlvm_lv_find_id(vg, o->id);
 	if (is_active(ctx, vg, origin))
-		return dlvm_err_set(err, -EBUSY, "%s/%s: the origin is active: deactivate it before "
-				    "merging %s into it (lvchange -an %s/%s)", vg->info.name,
-				    origin->name, lv->name, vg->info.name, origin->name);
+		return dlvm_err_set(err, -EBUSY,
+				    "%s/%s: the origin is active: deactivate it before "
+				    "merging %s into it (lvchange -an %s/%s)",
+				    vg->info.name, origin->name, lv->name, vg->info.name,
+				    origin->name);
 	if (is_active(ctx, vg, lv))
 		return dlvm_err_set(err, -EBUSY, "%s/%s: deactivate the snapshot before merging it",
 				    vg->info.name, lv->name);
@@ -103,7 +110,9 @@ DLVM_CMD_FN(cmd_lvconvert)
 	snprintf(sname, sizeof(sname), "%s", lv->name);
 	if ((r = thin_remove(ctx, vg, lv, resp, err)))
 		return r;
-	resp_message(resp, "Merged %s/%s into %s/%s: the origin holds the snapshot's data and the "
-		     "snapshot is removed.", vg->info.name, sname, vg->info.name, origin->name);
+	resp_message(resp,
+		     "Merged %s/%s into %s/%s: the origin holds the snapshot's data and the "
+		     "snapshot is removed.",
+		     vg->info.name, sname, vg->info.name, origin->name);
 	return 0;
 }

@@ -24,7 +24,8 @@ struct out {
 
 static void hexflags(FILE *f, const char *name, uint64_t c, uint64_t ro, uint64_t in)
 {
-	fprintf(f, "  %-18s compat 0x%" PRIx64 ", ro_compat 0x%" PRIx64 ", incompat 0x%" PRIx64 "\n",
+	fprintf(f,
+		"  %-18s compat 0x%" PRIx64 ", ro_compat 0x%" PRIx64 ", incompat 0x%" PRIx64 "\n",
 		name, c, ro, in);
 }
 
@@ -36,24 +37,27 @@ static void dump_edit(FILE *f, const struct dlvm_edit *e)
 	switch (e->type) {
 	case DLVM_EDIT_VG_INFO:
 		dlvm_uuid_unparse(e->u.vg.uuid, u);
-		fprintf(f, "name=%s uuid=%s extent_size=%" PRIu64 " flags=0x%" PRIx64
-			" next_lv_id=%" PRIu64 " next_pv_id=%u\n", e->u.vg.name, u,
-			e->u.vg.extent_size, e->u.vg.flags, e->u.vg.next_lv_id, e->u.vg.next_pv_id);
+		fprintf(f,
+			"name=%s uuid=%s extent_size=%" PRIu64 " flags=0x%" PRIx64
+			" next_lv_id=%" PRIu64 " next_pv_id=%u\n",
+			e->u.vg.name, u, e->u.vg.extent_size, e->u.vg.flags, e->u.vg.next_lv_id,
+			e->u.vg.next_pv_id);
 		break;
 	case DLVM_EDIT_PV_ADD:
 		dlvm_uuid_unparse(e->u.pv.uuid, u);
-		fprintf(f, "id=%u uuid=%s pe_start=%" PRIu64 " pe_count=%" PRIu64 " dev_size=%" PRIu64
-			" sector_size=%u\n", e->u.pv.id, u, e->u.pv.pe_start, e->u.pv.pe_count,
-			e->u.pv.dev_size, e->u.pv.sector_size);
+		fprintf(f,
+			"id=%u uuid=%s pe_start=%" PRIu64 " pe_count=%" PRIu64 " dev_size=%" PRIu64
+			" sector_size=%u\n",
+			e->u.pv.id, u, e->u.pv.pe_start, e->u.pv.pe_count, e->u.pv.dev_size,
+			e->u.pv.sector_size);
 		break;
-	case DLVM_EDIT_PV_REMOVE:
-		fprintf(f, "id=%u\n", e->u.pv_id);
-		break;
+	case DLVM_EDIT_PV_REMOVE: fprintf(f, "id=%u\n", e->u.pv_id); break;
 	case DLVM_EDIT_LV_CREATE:
 	case DLVM_EDIT_LV_SET_SEGMENTS:
 		if (e->type == DLVM_EDIT_LV_CREATE) {
 			dlvm_uuid_unparse(e->u.lv.uuid, u);
-			fprintf(f, "id=%" PRIu64 " name=%s uuid=%s flags=0x%" PRIx64 " segments=%u\n",
+			fprintf(f,
+				"id=%" PRIu64 " name=%s uuid=%s flags=0x%" PRIx64 " segments=%u\n",
 				e->u.lv.id, e->u.lv.name, u, e->u.lv.flags, e->u.lv.nseg);
 		} else {
 			fprintf(f, "id=%" PRIu64 " segments=%u\n", e->u.lv.id, e->u.lv.nseg);
@@ -63,16 +67,15 @@ static void dump_edit(FILE *f, const struct dlvm_edit *e)
 			fprintf(f, "      seg %u: le %" PRIu64 "+%" PRIu64 " %s", i, s->le_start,
 				s->le_count, s->type == DLVM_SEG_STRIPED ? "striped" : "linear");
 			if (s->stripes > 1)
-				fprintf(f, " stripes=%u stripe_size=%u", s->stripes, s->stripe_size);
+				fprintf(f, " stripes=%u stripe_size=%u", s->stripes,
+					s->stripe_size);
 			for (uint16_t k = 0; k < s->stripes; k++)
 				fprintf(f, " [pv %u pe %" PRIu64 "]", s->area[k].pv_id,
 					s->area[k].pe_start);
 			fprintf(f, "\n");
 		}
 		break;
-	case DLVM_EDIT_LV_REMOVE:
-		fprintf(f, "id=%" PRIu64 "\n", e->u.lv.id);
-		break;
+	case DLVM_EDIT_LV_REMOVE: fprintf(f, "id=%" PRIu64 "\n", e->u.lv.id); break;
 	case DLVM_EDIT_LV_RENAME:
 		fprintf(f, "id=%" PRIu64 " name=%s\n", e->u.lv.id, e->u.lv.name);
 		break;
@@ -80,10 +83,12 @@ static void dump_edit(FILE *f, const struct dlvm_edit *e)
 		fprintf(f, "id=%" PRIu64 " flags=0x%" PRIx64 "\n", e->u.lv.id, e->u.lv.flags);
 		break;
 	case DLVM_EDIT_LV_SET_THIN:
-		fprintf(f, "id=%" PRIu64 " pool=%" PRIu64 " origin=%" PRIu64 " virtual_size=%" PRIu64
-			" meta=%" PRIu64 " chunk_size=%u slab_extents=%u\n", e->u.lv.id,
-			e->u.lv.thin.pool_id, e->u.lv.thin.origin_id, e->u.lv.thin.virtual_size,
-			e->u.lv.thin.meta_id, e->u.lv.thin.chunk_size, e->u.lv.thin.slab_extents);
+		fprintf(f,
+			"id=%" PRIu64 " pool=%" PRIu64 " origin=%" PRIu64 " virtual_size=%" PRIu64
+			" meta=%" PRIu64 " chunk_size=%u slab_extents=%u\n",
+			e->u.lv.id, e->u.lv.thin.pool_id, e->u.lv.thin.origin_id,
+			e->u.lv.thin.virtual_size, e->u.lv.thin.meta_id, e->u.lv.thin.chunk_size,
+			e->u.lv.thin.slab_extents);
 		break;
 	case DLVM_EDIT_LV_SET_COPY_RATE:
 		fprintf(f, "id=%" PRIu64 " copy_rate=%" PRIu64 "\n", e->u.lv.id, e->u.lv.copy_rate);
@@ -96,9 +101,7 @@ static void dump_edit(FILE *f, const struct dlvm_edit *e)
 				e->u.lv.holders[i].generation);
 		fprintf(f, "\n");
 		break;
-	default:
-		fprintf(f, "(ignorable, %zu bytes)\n", e->u.raw.len);
-		break;
+	default: fprintf(f, "(ignorable, %zu bytes)\n", e->u.raw.len); break;
 	}
 }
 
@@ -158,7 +161,8 @@ static int dump_mda_slots(struct dlvm_dev *dev, FILE *f, const struct dlvm_pv_he
 		uint64_t off = ph->mda_offset + (uint64_t)s * DLVM_BLOCK;
 		if (dlvm_mda_header_decode(buf + s * DLVM_BLOCK, &mh[s], &se) ||
 		    dlvm_mda_header_check_area(&mh[s], ph->mda_size, &se)) {
-			fprintf(f, "Metadata header slot %d at offset %" PRIu64 ": %s\n", s, off, se.msg);
+			fprintf(f, "Metadata header slot %d at offset %" PRIu64 ": %s\n", s, off,
+				se.msg);
 			continue;
 		}
 		if (*cur < 0 || mh[s].generation > mh[*cur].generation)
@@ -170,11 +174,12 @@ static int dump_mda_slots(struct dlvm_dev *dev, FILE *f, const struct dlvm_pv_he
 			dlvm_uuid_is_zero(mh[s].vg_uuid) ? "(none: orphan PV)" : u);
 		fprintf(f, "  checkpoints        2 x %" PRIu64 " bytes at +%" PRIu64 "\n",
 			mh[s].ckpt_size, mh[s].ckpt_offset);
-		fprintf(f, "  journal ring       %" PRIu64 " bytes at +%" PRIu64 "\n", mh[s].ring_size,
-			mh[s].ring_offset);
-		fprintf(f, "  checkpoint         slot %u, sequence %" PRIu64 ", %" PRIu64
-			" bytes, crc 0x%08x\n", mh[s].ckpt_slot, mh[s].ckpt_seq, mh[s].ckpt_len,
-			mh[s].ckpt_crc);
+		fprintf(f, "  journal ring       %" PRIu64 " bytes at +%" PRIu64 "\n",
+			mh[s].ring_size, mh[s].ring_offset);
+		fprintf(f,
+			"  checkpoint         slot %u, sequence %" PRIu64 ", %" PRIu64
+			" bytes, crc 0x%08x\n",
+			mh[s].ckpt_slot, mh[s].ckpt_seq, mh[s].ckpt_len, mh[s].ckpt_crc);
 		fprintf(f, "  journal_start      +%" PRIu64 "\n", mh[s].journal_start);
 	}
 	free(buf);
@@ -198,8 +203,8 @@ static int dump_checkpoint(struct dlvm_dev *dev, FILE *f, const struct dlvm_pv_h
 	    dlvm_blob_decode(ck, (size_t)h->ckpt_len, DLVM_CKPT_MAGIC, &bh, &e)) {
 		fprintf(f, "  DAMAGED: %s\n", e.msg);
 	} else {
-		fprintf(f, "  sequence %" PRIu64 ", payload %u bytes, written %" PRIu64 "\n", bh.seq,
-			bh.payload_len, bh.timestamp);
+		fprintf(f, "  sequence %" PRIu64 ", payload %u bytes, written %" PRIu64 "\n",
+			bh.seq, bh.payload_len, bh.timestamp);
 		dump_edits(f, ck + DLVM_BLOB_HEADER_SIZE, bh.payload_len);
 	}
 	free(ck);
@@ -236,8 +241,10 @@ static int dump_journal(struct dlvm_dev *dev, FILE *f, const struct dlvm_pv_head
 			break;
 		}
 		if (bh.seq != expect || memcmp(bh.vg_uuid, h->vg_uuid, 16)) {
-			fprintf(f, "  end of journal at +%" PRIu64 ": record %" PRIu64 " is stale "
-				"(expected %" PRIu64 ")\n", pos, bh.seq, expect);
+			fprintf(f,
+				"  end of journal at +%" PRIu64 ": record %" PRIu64 " is stale "
+				"(expected %" PRIu64 ")\n",
+				pos, bh.seq, expect);
 			break;
 		}
 		if (bh.type == DLVM_REC_WRAP) {
@@ -245,10 +252,14 @@ static int dump_journal(struct dlvm_dev *dev, FILE *f, const struct dlvm_pv_head
 			used += h->ring_size - pos;
 			pos = 0;
 		} else {
-			fprintf(f, "  +%-10" PRIu64 " record %" PRIu64 ", %u bytes, written %" PRIu64
-				"\n", pos, bh.seq, bh.payload_len, bh.timestamp);
+			fprintf(f,
+				"  +%-10" PRIu64 " record %" PRIu64 ", %u bytes, written %" PRIu64
+				"\n",
+				pos, bh.seq, bh.payload_len, bh.timestamp);
 			dump_edits(f, ring + pos + DLVM_BLOB_HEADER_SIZE, bh.payload_len);
-			uint64_t total = dlvm_align_up(DLVM_BLOB_HEADER_SIZE + (uint64_t)bh.payload_len, ss);
+			uint64_t total = dlvm_align_up(DLVM_BLOB_HEADER_SIZE +
+								       (uint64_t)bh.payload_len,
+						       ss);
 			pos += total;
 			used += total;
 			expect++;
@@ -350,9 +361,11 @@ static void dump_resource(FILE *f, struct dlvm_dev *dev, uint64_t area_off,
 	if (dlvm_paxos_leader_decode(buf, &l, &e))
 		fprintf(f, "  leader             DAMAGED: %s\n", e.msg);
 	else
-		fprintf(f, "  leader             owner=%u generation=%" PRIu64 " lver=%" PRIu64
-			" timestamp=%" PRIu64 " (%s) writer=%u\n", l.owner_id, l.owner_generation,
-			l.lver, l.timestamp, l.timestamp ? "held" : "free", l.writer_id);
+		fprintf(f,
+			"  leader             owner=%u generation=%" PRIu64 " lver=%" PRIu64
+			" timestamp=%" PRIu64 " (%s) writer=%u\n",
+			l.owner_id, l.owner_generation, l.lver, l.timestamp,
+			l.timestamp ? "held" : "free", l.writer_id);
 	for (uint32_t id = 1; id <= h->max_hosts; id++) {
 		struct dlvm_paxos_dblock b;
 		dlvm_err_clear(&e);
@@ -362,8 +375,10 @@ static void dump_resource(FILE *f, struct dlvm_dev *dev, uint64_t area_off,
 		}
 		if (!b.host_id)
 			continue;
-		fprintf(f, "  ballot host %-4u   lver=%" PRIu64 " mbal=%" PRIu64 " bal=%" PRIu64
-			" inp=%u/%" PRIu64 "/%" PRIu64 " flags=0x%x shared_generation=%" PRIu64 "\n",
+		fprintf(f,
+			"  ballot host %-4u   lver=%" PRIu64 " mbal=%" PRIu64 " bal=%" PRIu64
+			" inp=%u/%" PRIu64 "/%" PRIu64 " flags=0x%x shared_generation=%" PRIu64
+			"\n",
 			id, b.lver, b.mbal, b.bal, b.inp_id, b.inp_generation, b.inp_timestamp,
 			b.flags, b.shared_generation);
 	}
@@ -392,8 +407,9 @@ static void dump_lease_area(const char *path, FILE *f)
 	for (size_t i = 0; i < vg->nlv && !lv; i++)
 		if (vg->lvs[i]->flags & DLVM_LV_LOCKSPACE)
 			lv = vg->lvs[i];
-	const struct dlvm_pv *pv = lv && lv->nseg == 1 ?
-		dlvm_pv_find_id(vg, lv->segs[0]->area[0].pv_id) : NULL;
+	const struct dlvm_pv *pv = lv && lv->nseg == 1
+						   ? dlvm_pv_find_id(vg, lv->segs[0]->area[0].pv_id)
+						   : NULL;
 	if (!pv || !pv->dev) {
 		dlvm_vg_free(vg);
 		return;

@@ -33,16 +33,16 @@
  */
 struct flatten {
 	struct dlvm_ctx *ctx;
-	struct dlvm_job *job;           /* NULL: inside the command (set by the job) */
+	struct dlvm_job *job; /* NULL: inside the command (set by the job) */
 	char vg[DLVM_NAME_MAX + 1];
-	char name[DLVM_NAME_MAX + 1];   /* the clone's, at the start */
-	char oname[DLVM_NAME_MAX + 1];  /* its origin's */
+	char name[DLVM_NAME_MAX + 1];  /* the clone's, at the start */
+	char oname[DLVM_NAME_MAX + 1]; /* its origin's */
 	uint64_t id, meta_id, src_id, vchunks;
 	uint32_t chunk_size;
-	uint64_t rate;                  /* bytes per second, 0: no limit */
+	uint64_t rate; /* bytes per second, 0: no limit */
 	uint64_t t0_ms;
-	uint64_t copied;                /* chunks */
-	struct dlvm_thin_pool *pool;    /* a reference, NULL once let go */
+	uint64_t copied;             /* chunks */
+	struct dlvm_thin_pool *pool; /* a reference, NULL once let go */
 };
 
 static void flatten_free(void *arg)
@@ -73,7 +73,8 @@ static int flatten_slab_step(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg
 	const struct dlvm_lv *data = dlvm_thin_family_data(vg, f->meta_id);
 	const struct dlvm_lv *pool = meta ? dlvm_lv_find_id(vg, meta->thin.pool_id) : NULL;
 	if (!meta || !data || !pool)
-		return dlvm_err_set(s->err, -EBADMSG, "%s: the clone's family is incomplete", f->vg);
+		return dlvm_err_set(s->err, -EBADMSG, "%s: the clone's family is incomplete",
+				    f->vg);
 	struct dlvm_txn t;
 	dlvm_txn_init(&t);
 	if (!(r = slab_move_edits(vg, pool, data, data->id, f->meta_id, &t, s->err)))
@@ -119,12 +120,15 @@ static int flatten_progress(void *arg, uint64_t done, uint64_t copied, struct dl
 	}
 	for (;;) {
 		if (f->job && atomic_load(&f->job->stop))
-			return dlvm_err_set(err, -ECANCELED, "stopped with dlvmd after %" PRIu64
+			return dlvm_err_set(err, -ECANCELED,
+					    "stopped with dlvmd after %" PRIu64
 					    " chunks (the next start of dlvmd goes on from "
-					    "there)", copied);
+					    "there)",
+					    copied);
 		if (!f->rate)
 			return 0;
-		uint64_t due = (uint64_t)((double)copied * f->chunk_size * 1000.0 / (double)f->rate);
+		uint64_t due = (uint64_t)((double)copied * f->chunk_size * 1000.0 /
+					  (double)f->rate);
 		uint64_t spent = dlvm_now_ms() - f->t0_ms;
 		if (spent >= due)
 			return 0;
@@ -139,8 +143,8 @@ static int flatten_progress(void *arg, uint64_t done, uint64_t copied, struct dl
  * away (on false); none where c is so already. The rate is kept so that
  * a flatten dlvmd goes on with at its next start copies at the rate asked
  * for. */
-static int flatten_mark_edits(const struct dlvm_lv *c, bool on, uint64_t rate,
-			      struct dlvm_txn *t, struct dlvm_err *err)
+static int flatten_mark_edits(const struct dlvm_lv *c, bool on, uint64_t rate, struct dlvm_txn *t,
+			      struct dlvm_err *err)
 {
 	uint64_t flags = on ? c->flags | DLVM_LV_FLATTEN : c->flags & ~DLVM_LV_FLATTEN;
 	int r = 0;
@@ -201,7 +205,8 @@ static int flatten_end_step(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 		me.u.lv.thin = m->thin;
 		me.u.lv.thin.origin_id = 0;
 		dlvm_txn_init(&t);
-		if (!(r = dlvm_txn_push(&t, &ce, s->err)) && !(r = dlvm_txn_push(&t, &me, s->err)) &&
+		if (!(r = dlvm_txn_push(&t, &ce, s->err)) &&
+		    !(r = dlvm_txn_push(&t, &me, s->err)) &&
 		    !(r = flatten_mark_edits(c, false, 0, &t, s->err)))
 			r = dlvm_txn_commit(vg, &t, s->err);
 		dlvm_txn_release(&t);
@@ -217,8 +222,8 @@ static int flatten_end_step(struct dlvm_ctx *ctx, struct dlvm_vg *vg, void *arg)
 		f->pool = NULL;
 	}
 	if (f->job && shared_family_release_idle(ctx, vg, f->meta_id, c, &e))
-		resp_warning(s->resp, "%s/%s: its family store stays open here: %s", f->vg,
-			     f->name, e.msg);
+		resp_warning(s->resp, "%s/%s: its family store stays open here: %s", f->vg, f->name,
+			     e.msg);
 	if (s->copy_r || r)
 		return r;
 	resp_message(s->resp, "%s/%s no longer depends on %s (%" PRIu64 " chunks copied).", f->vg,
@@ -258,8 +263,8 @@ static int flatten_run(struct dlvm_job *j, json_t *resp, struct dlvm_err *err)
 	return flatten_copy_end(f, resp, err);
 }
 
-int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
-			  uint64_t rate, bool background, json_t *resp, struct dlvm_err *err)
+int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, uint64_t rate,
+		   bool background, json_t *resp, struct dlvm_err *err)
 {
 	struct dlvm_thin_pool *pool;
 	int r;
@@ -267,9 +272,10 @@ int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
 	for (size_t i = 0; i < vg->nlv; i++)
 		if (vg->lvs[i] != lv && (vg->lvs[i]->flags & DLVM_LV_THIN) &&
 		    vg->lvs[i]->thin.meta_id == lv->thin.meta_id)
-			return dlvm_err_set(err, -EBUSY, "%s/%s: remove %s first: snapshots of a clone "
-					    "read through to its origin too", vg->info.name, lv->name,
-					    vg->lvs[i]->name);
+			return dlvm_err_set(err, -EBUSY,
+					    "%s/%s: remove %s first: snapshots of a clone "
+					    "read through to its origin too",
+					    vg->info.name, lv->name, vg->lvs[i]->name);
 	if ((r = dlvm_vg_writable(vg, err)) ||
 	    (r = shared_family_refuse_elsewhere(ctx, vg, lv, "flatten", err)))
 		return r;
@@ -320,8 +326,7 @@ int flatten_family(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
 	}
 	struct dlvm_job *j = ctx->jobs; /* f is the job's now */
 	j->rate = f->rate;
-	resp_message(resp, "%s/%s: flattening from %s (job %" PRIu64 ")%s", vg->info.name,
-		     lv->name, f->oname, j->id,
-		     background ? ": dlvm jobs shows its progress." : ".");
+	resp_message(resp, "%s/%s: flattening from %s (job %" PRIu64 ")%s", vg->info.name, lv->name,
+		     f->oname, j->id, background ? ": dlvm jobs shows its progress." : ".");
 	return 0;
 }

@@ -44,8 +44,8 @@ static void job_row(json_t *rows, const struct dlvm_job *j, json_t *resp, bool d
 	/* one job asked for: what its command would have answered */
 	json_t *o = json_deep_copy(row);
 	if (j->state != JOB_RUNNING) {
-		json_t *m = json_object_get(j->resp, "messages"), *w = json_object_get(j->resp,
-											"warnings");
+		json_t *m = json_object_get(j->resp, "messages"),
+		       *w = json_object_get(j->resp, "warnings");
 		if (m)
 			json_object_set(o, "messages", m);
 		if (w)
@@ -101,8 +101,10 @@ DLVM_CMD_FN(cmd_jobs)
 		for (size_t x = 0; x < total; x++)
 			found |= all[x]->id == ids[i];
 		if (!found)
-			r = dlvm_err_set(err, -ENOENT, "jobs: no job %" PRIu64 " (dlvm jobs lists "
-					 "them; they are forgotten when dlvmd stops)", ids[i]);
+			r = dlvm_err_set(err, -ENOENT,
+					 "jobs: no job %" PRIu64 " (dlvm jobs lists "
+					 "them; they are forgotten when dlvmd stops)",
+					 ids[i]);
 	}
 	for (size_t x = 0; x < total && !r; x++) {
 		bool want = !n;

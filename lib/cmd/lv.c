@@ -87,14 +87,16 @@ static int lvcreate_vg(struct dlvm_ctx *ctx, const char *vgname, const char *nam
 	    (name && (r = dlvm_check_name(name, "LV", err))))
 		return r;
 	if (name && dlvm_lv_find(*vg, name))
-		return dlvm_err_set(err, -EEXIST, "Logical Volume \"%s\" already exists in volume "
-				    "group \"%s\"", name, (*vg)->info.name);
+		return dlvm_err_set(err, -EEXIST,
+				    "Logical Volume \"%s\" already exists in volume "
+				    "group \"%s\"",
+				    name, (*vg)->info.name);
 	return 0;
 }
 
 /* lvcreate -V SIZE -T VG/POOL [-n NAME], or --thinpool POOL VG */
-static int lvcreate_thin(struct dlvm_ctx *ctx, const char *target, const char *name,
-			 json_t *opts, json_t *resp, struct dlvm_err *err)
+static int lvcreate_thin(struct dlvm_ctx *ctx, const char *target, const char *name, json_t *opts,
+			 json_t *resp, struct dlvm_err *err)
 {
 	const char *pool = opt_str(opts, "thinpool");
 	char vgname[DLVM_NAME_MAX + 1], pooln[DLVM_NAME_MAX + 1];
@@ -105,8 +107,10 @@ static int lvcreate_thin(struct dlvm_ctx *ctx, const char *target, const char *n
 		if ((r = split_lv_path(target, vgname, pooln, err)))
 			return r;
 		if (pool && strcmp(pool, pooln))
-			return dlvm_err_set(err, -EINVAL, "lvcreate: two different pools given: "
-					    "%s and %s", pool, pooln);
+			return dlvm_err_set(err, -EINVAL,
+					    "lvcreate: two different pools given: "
+					    "%s and %s",
+					    pool, pooln);
 		json_object_set_new(opts, "thinpool", json_string(pooln));
 	} else if ((r = copy_name(vgname, target, "VG", err))) {
 		return r;
@@ -137,8 +141,8 @@ static int lvcreate_flags(json_t *opts, bool *on, enum dlvm_hold_mode *mode, uin
 
 /* A new linear or striped LV: allocated and recorded in one edit, its head
  * zeroed, then activated (held first in a shared VG). */
-static int lvcreate_linear(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
-			   json_t *opts, json_t *args, json_t *resp, struct dlvm_err *err)
+static int lvcreate_linear(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, json_t *opts,
+			   json_t *args, json_t *resp, struct dlvm_err *err)
 {
 	struct dlvm_edit e = { .type = DLVM_EDIT_LV_CREATE };
 	char lvname[DLVM_NAME_MAX + 1];
@@ -177,8 +181,8 @@ static int lvcreate_linear(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char 
 	if (zero && lv->nseg) {
 		struct dlvm_err ze = { 0 };
 		if (zero_head(vg, lv, &ze))
-			resp_warning(resp, "%s/%s: could not zero the first 4 KiB: %s", vg->info.name,
-				     lvname, ze.msg);
+			resp_warning(resp, "%s/%s: could not zero the first 4 KiB: %s",
+				     vg->info.name, lvname, ze.msg);
 	}
 	if (on) {
 		/* in a shared VG the LV is locked to this host first */
@@ -204,18 +208,22 @@ DLVM_CMD_FN(cmd_lvcreate)
 		return dlvm_err_set(err, -EINVAL, "lvcreate: give the volume group");
 	if (opt_flag(opts, "snapshot") || opt_flag(opts, "clone")) {
 		if (opt_flag(opts, "snapshot") && opt_flag(opts, "clone"))
-			return dlvm_err_set(err, -EINVAL, "lvcreate: -s and --clone exclude each other");
+			return dlvm_err_set(err, -EINVAL,
+					    "lvcreate: -s and --clone exclude each other");
 		if (!strchr(target, '/'))
 			return dlvm_err_set(err, -EINVAL, "lvcreate %s: give the source as VG/LV",
 					    opt_flag(opts, "clone") ? "--clone" : "-s");
 		return thin_snapshot_create(ctx, target, name, opt_flag(opts, "clone"), opts, resp,
 					    err);
 	}
-	bool thin = opt_flag(opts, "thin") || opt_str(opts, "virtualsize") || opt_str(opts, "thinpool");
+	bool thin = opt_flag(opts, "thin") || opt_str(opts, "virtualsize") ||
+		    opt_str(opts, "thinpool");
 	if (type && strcmp(type, "thin-pool") && strcmp(type, "thin") && strcmp(type, "linear") &&
 	    strcmp(type, "striped"))
-		return dlvm_err_set(err, -EINVAL, "lvcreate: --type %s: use linear, striped, thin or "
-				    "thin-pool", type);
+		return dlvm_err_set(err, -EINVAL,
+				    "lvcreate: --type %s: use linear, striped, thin or "
+				    "thin-pool",
+				    type);
 	if ((type && !strcmp(type, "thin-pool")) ||
 	    (opt_flag(opts, "thin") && !opt_str(opts, "virtualsize"))) {
 		/* lvcreate --type thin-pool -L SIZE -n POOL VG, or -T -L SIZE VG/POOL */
@@ -227,7 +235,8 @@ DLVM_CMD_FN(cmd_lvcreate)
 	if (thin || (type && !strcmp(type, "thin")))
 		return lvcreate_thin(ctx, target, name, opts, resp, err);
 	if (opt_str(opts, "chunksize") || opt_str(opts, "poolmetadatasize"))
-		return dlvm_err_set(err, -EINVAL, "lvcreate: --chunksize and --poolmetadatasize are "
+		return dlvm_err_set(err, -EINVAL,
+				    "lvcreate: --chunksize and --poolmetadatasize are "
 				    "for thin pools (--type thin-pool)");
 	/* LVM also accepts VG/LV */
 	if ((r = lvcreate_target(target, &name, vgname, lvname, err)) ||
@@ -259,8 +268,10 @@ DLVM_CMD_FN(cmd_lvremove)
 			struct dlvm_vg *vg2;
 			struct dlvm_lv *lv2;
 			if (!find_lv(ctx, arg_str(args, j), &vg2, &lv2, err) && lv2 == lv)
-				return dlvm_err_set(err, -EINVAL, "lvremove: %s/%s is given more "
-						    "than once", vg->info.name, lv->name);
+				return dlvm_err_set(err, -EINVAL,
+						    "lvremove: %s/%s is given more "
+						    "than once",
+						    vg->info.name, lv->name);
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -298,15 +309,20 @@ static int lv_shrink(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *l
 	int r;
 
 	if (grow_only)
-		return dlvm_err_set(err, -EINVAL, "New size given (%s) is not larger than the "
-				    "current size (%s): use lvreduce -f", want, cur);
+		return dlvm_err_set(err, -EINVAL,
+				    "New size given (%s) is not larger than the "
+				    "current size (%s): use lvreduce -f",
+				    want, cur);
 	if (!opt_flag(opts, "force"))
-		return dlvm_err_set(err, -EINVAL, "Reducing %s/%s from %s to %s would cut the "
-				    "data past the new end: use -f to do it", vg->info.name,
-				    lv->name, cur, want);
+		return dlvm_err_set(err, -EINVAL,
+				    "Reducing %s/%s from %s to %s would cut the "
+				    "data past the new end: use -f to do it",
+				    vg->info.name, lv->name, cur, want);
 	if (lv_clients(ctx, vg, lv))
-		return dlvm_err_set(err, -EBUSY, "%s/%s: cannot reduce while NBD clients are "
-				    "connected", vg->info.name, lv->name);
+		return dlvm_err_set(err, -EBUSY,
+				    "%s/%s: cannot reduce while NBD clients are "
+				    "connected",
+				    vg->info.name, lv->name);
 	if ((r = shared_lv_refuse_elsewhere(ctx, vg, lv, "reduce", err)))
 		return r;
 	/* striped segments shrink in whole rows */
@@ -353,16 +369,20 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 		return r;
 	if (opt_str(opts, "poolmetadatasize")) {
 		if (!(lv->flags & DLVM_LV_THIN_POOL))
-			return dlvm_err_set(err, -EINVAL, "%s/%s: --poolmetadatasize is for thin "
-					    "pools", vg->info.name, lv->name);
+			return dlvm_err_set(err, -EINVAL,
+					    "%s/%s: --poolmetadatasize is for thin "
+					    "pools",
+					    vg->info.name, lv->name);
 		bool data = opt_str(opts, "size") || opt_str(opts, "extents");
 		/* the data's new size is checked before the metadata grows */
 		uint64_t cur = dlvm_lv_bytes(vg, lv) / vg->info.extent_size;
 		if (data && (r = target_extents(vg, opts, cur, true, 1, &target, err)))
 			return r;
 		if (data && target <= cur)
-			return dlvm_err_set(err, -EINVAL, "%s/%s: -L/-l must grow the pool (now %"
-					    PRIu64 " extents)", vg->info.name, lv->name, cur);
+			return dlvm_err_set(err, -EINVAL,
+					    "%s/%s: -L/-l must grow the pool (now %" PRIu64
+					    " extents)",
+					    vg->info.name, lv->name, cur);
 		if ((r = thin_pool_grow_meta(ctx, vg, lv, opts, resp, err)))
 			return r;
 		if (!data)
@@ -383,15 +403,19 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 	dlvm_format_size(now * vg->info.extent_size, 'h', cur, sizeof(cur));
 	dlvm_format_size(target * vg->info.extent_size, 'h', want, sizeof(want));
 	if (target == now)
-		return dlvm_err_set(err, -EINVAL, "New size (%" PRIu64 " extents) matches existing "
-				    "size (%" PRIu64 " extents).", target, now);
+		return dlvm_err_set(err, -EINVAL,
+				    "New size (%" PRIu64 " extents) matches existing "
+				    "size (%" PRIu64 " extents).",
+				    target, now);
 	if (target == 0)
 		return dlvm_err_set(err, -EINVAL, "%s/%s: cannot resize to zero", vg->info.name,
 				    lv->name);
 	if (target > now) {
 		if (mode == SHRINK)
-			return dlvm_err_set(err, -EINVAL, "New size given (%s) is larger than the "
-					    "current size (%s): use lvextend", want, cur);
+			return dlvm_err_set(err, -EINVAL,
+					    "New size given (%s) is larger than the "
+					    "current size (%s): use lvextend",
+					    want, cur);
 		uint32_t *pvs;
 		size_t npvs;
 		if ((r = pv_filter(ctx, vg, args, 1, &pvs, &npvs, err)))
@@ -407,8 +431,10 @@ static int lv_resize(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *r
 		/* the store hands out the new chunks from now on */
 		struct dlvm_err pe = { 0 };
 		if (dlvm_thin_pool_resized(vg, lv, &pe))
-			resp_warning(resp, "%s/%s: extended, but the pool does not use the new space "
-				     "yet: %s", vg->info.name, lv->name, pe.msg);
+			resp_warning(resp,
+				     "%s/%s: extended, but the pool does not use the new space "
+				     "yet: %s",
+				     vg->info.name, lv->name, pe.msg);
 	}
 	if (is_active(ctx, vg, lv)) {
 		struct dlvm_err ae = { 0 };
@@ -457,7 +483,8 @@ DLVM_CMD_FN(cmd_lvrename)
 			if ((r = split_lv_path(nn, v2, newn, err)))
 				return r;
 			if (strcmp(v2, vgn))
-				return dlvm_err_set(err, -EINVAL, "lvrename: cannot move an LV to "
+				return dlvm_err_set(err, -EINVAL,
+						    "lvrename: cannot move an LV to "
 						    "another VG");
 		} else if ((r = copy_name(newn, nn, "LV", err))) {
 			return r;
@@ -473,16 +500,20 @@ DLVM_CMD_FN(cmd_lvrename)
 	if ((r = dlvm_ctx_vg(ctx, vgn, &vg, err)))
 		return r;
 	if (!(lv = dlvm_lv_find(vg, oldn)))
-		return dlvm_err_set(err, -ENOENT, "Existing logical volume \"%s\" not found in "
-				    "volume group \"%s\"", oldn, vgn);
+		return dlvm_err_set(err, -ENOENT,
+				    "Existing logical volume \"%s\" not found in "
+				    "volume group \"%s\"",
+				    oldn, vgn);
 	if ((r = dlvm_lv_refuse_internal(vg, lv, "rename", err)) ||
 	    (r = shared_lv_refuse_elsewhere(ctx, vg, lv, "rename", err)))
 		return r;
 	if ((r = dlvm_check_name(newn, "LV", err)))
 		return r;
 	if (dlvm_lv_find(vg, newn))
-		return dlvm_err_set(err, -EEXIST, "Logical Volume \"%s\" already exists in volume "
-				    "group \"%s\"", newn, vgn);
+		return dlvm_err_set(err, -EEXIST,
+				    "Logical Volume \"%s\" already exists in volume "
+				    "group \"%s\"",
+				    newn, vgn);
 	struct dlvm_edit e = { .type = DLVM_EDIT_LV_RENAME };
 	e.u.lv.id = lv->id;
 	snprintf(e.u.lv.name, sizeof(e.u.lv.name), "%s", newn);
@@ -492,8 +523,8 @@ DLVM_CMD_FN(cmd_lvrename)
 	if (ctx->hooks) {
 		struct dlvm_err ae = { 0 };
 		if (activate(ctx, vg, lv, oldn, &ae))
-			resp_warning(resp, "%s/%s: renamed, but the export was not renamed: %s", vgn,
-				     newn, ae.msg);
+			resp_warning(resp, "%s/%s: renamed, but the export was not renamed: %s",
+				     vgn, newn, ae.msg);
 	}
 	resp_message(resp, "Renamed \"%s\" to \"%s\" in volume group \"%s\"", oldn, newn, vgn);
 	return 0;
@@ -507,7 +538,8 @@ DLVM_CMD_FN(cmd_lvchange)
 	int r;
 
 	if (!a && !p)
-		return dlvm_err_set(err, -EINVAL, "lvchange: nothing to change (give -a y|n or "
+		return dlvm_err_set(err, -EINVAL,
+				    "lvchange: nothing to change (give -a y|n or "
 				    "-p r|rw)");
 	bool on = false;
 	enum dlvm_hold_mode mode = DLVM_HOLD_EXCLUSIVE;
@@ -516,7 +548,8 @@ DLVM_CMD_FN(cmd_lvchange)
 	if (p && strcmp(p, "r") && strcmp(p, "rw"))
 		return dlvm_err_set(err, -EINVAL, "lvchange: -p takes r or rw, not \"%s\"", p);
 	if (a && !ctx->hooks)
-		return dlvm_err_set(err, -ENOTSUP, "lvchange -a: activation needs a running dlvmd "
+		return dlvm_err_set(err, -ENOTSUP,
+				    "lvchange -a: activation needs a running dlvmd "
 				    "(start it, or give --socket)");
 	if (!n)
 		return dlvm_err_set(err, -EINVAL, "lvchange: give at least one VG/LV");
@@ -529,13 +562,16 @@ DLVM_CMD_FN(cmd_lvchange)
 		if (a && !on && (r = refuse_busy(ctx, vg, lv, force, err)))
 			return r;
 		if (a && on && (lv->flags & DLVM_LV_THIN_POOL))
-			return dlvm_err_set(err, -EINVAL, "%s/%s is a thin pool: activate its thin "
-					    "volumes", vg->info.name, lv->name);
+			return dlvm_err_set(err, -EINVAL,
+					    "%s/%s is a thin pool: activate its thin "
+					    "volumes",
+					    vg->info.name, lv->name);
 		if (p && !strcmp(p, "rw") && (lv->flags & DLVM_LV_THIN) && lv->thin.origin_id &&
 		    (lv->flags & DLVM_LV_READONLY))
-			return dlvm_err_set(err, -EINVAL, "%s/%s is a snapshot and stays read-only: "
-					    "make a writable clone (lvcreate --clone)", vg->info.name,
-					    lv->name);
+			return dlvm_err_set(err, -EINVAL,
+					    "%s/%s is a snapshot and stays read-only: "
+					    "make a writable clone (lvcreate --clone)",
+					    vg->info.name, lv->name);
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct dlvm_vg *vg;
@@ -549,7 +585,8 @@ DLVM_CMD_FN(cmd_lvchange)
 			    (r = dlvm_thin_lv_store(vg, lv, true, &pool, err)))
 				return r;
 			r = dlvm_thin_pool_set_flags(pool, lv->id,
-						     !strcmp(p, "r") ? DLVM_THIN_DEV_READONLY : 0, err);
+						     !strcmp(p, "r") ? DLVM_THIN_DEV_READONLY : 0,
+						     err);
 			if (r || (r = dlvm_thin_pool_commit(pool, err)))
 				return r;
 		}
@@ -557,8 +594,9 @@ DLVM_CMD_FN(cmd_lvchange)
 			uint64_t flags = !strcmp(p, "r") ? lv->flags | DLVM_LV_READONLY
 							 : lv->flags & ~DLVM_LV_READONLY;
 			if (flags == lv->flags) {
-				resp_message(resp, "Logical volume %s/%s is already %s.", vg->info.name,
-					     lv->name, !strcmp(p, "r") ? "read only" : "writable");
+				resp_message(resp, "Logical volume %s/%s is already %s.",
+					     vg->info.name, lv->name,
+					     !strcmp(p, "r") ? "read only" : "writable");
 			} else {
 				struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_FLAGS };
 				e.u.lv.id = lv->id;
@@ -570,13 +608,15 @@ DLVM_CMD_FN(cmd_lvchange)
 				 * open ones are dropped so none keeps writing */
 				if (is_active(ctx, vg, lv)) {
 					if (force && lv_clients(ctx, vg, lv) &&
-					    (r = ctx->hooks->deactivate(ctx->hooks->priv, vg, lv, true,
-									err)))
+					    (r = ctx->hooks->deactivate(ctx->hooks->priv, vg, lv,
+									true, err)))
 						return r;
 					if ((r = activate(ctx, vg, lv, NULL, err)))
 						return r;
-					if (!force && lv_clients(ctx, vg, lv) && (flags & DLVM_LV_READONLY))
-						resp_warning(resp, "%s/%s: %u connected client(s) keep "
+					if (!force && lv_clients(ctx, vg, lv) &&
+					    (flags & DLVM_LV_READONLY))
+						resp_warning(resp,
+							     "%s/%s: %u connected client(s) keep "
 							     "write access until they reconnect "
 							     "(use -f to disconnect them)",
 							     vg->info.name, lv->name,
@@ -603,8 +643,7 @@ DLVM_CMD_FN(cmd_lvchange)
 	return 0;
 }
 
-void lv_attr(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
-	     char out[11])
+void lv_attr(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv, char out[11])
 {
 	memcpy(out, "-wi-------", 11);
 	if (lv->flags & DLVM_LV_THIN_POOL)
@@ -658,7 +697,8 @@ DLVM_CMD_FN(cmd_lvs)
 		const char *s = arg_str(args, i);
 		struct dlvm_vg *vg;
 		struct dlvm_lv *lv;
-		int r = strchr(s, '/') ? find_lv(ctx, s, &vg, &lv, err) : dlvm_ctx_vg(ctx, s, &vg, err);
+		int r = strchr(s, '/') ? find_lv(ctx, s, &vg, &lv, err)
+				       : dlvm_ctx_vg(ctx, s, &vg, err);
 		if (r)
 			return r;
 	}
@@ -675,14 +715,16 @@ DLVM_CMD_FN(cmd_lvs)
 			if (!want || (dlvm_lv_is_internal(lv) && !all))
 				continue;
 			char u[DLVM_UUID_STR], attr[11], shown[DLVM_NAME_MAX + 3];
-			snprintf(shown, sizeof(shown), dlvm_lv_is_internal(lv) ? "[%s]" : "%s", lv->name);
+			snprintf(shown, sizeof(shown), dlvm_lv_is_internal(lv) ? "[%s]" : "%s",
+				 lv->name);
 			dlvm_uuid_unparse(lv->uuid, u);
 			lv_attr(ctx, vg, lv, attr);
 			json_t *row = json_object();
 			json_object_set_new(row, "lv_name", json_string(shown));
 			json_object_set_new(row, "vg_name", json_string(vg->info.name));
 			json_object_set_new(row, "lv_attr", json_string(attr));
-			json_object_set_new(row, "lv_size", json_integer((json_int_t)dlvm_lv_bytes(vg, lv)));
+			json_object_set_new(row, "lv_size",
+					    json_integer((json_int_t)dlvm_lv_bytes(vg, lv)));
 			json_object_set_new(row, "lv_uuid", json_string(u));
 			json_object_set_new(row, "lv_full_name", json_string(full));
 			json_object_set_new(row, "seg_count", json_integer(lv->nseg));
@@ -692,8 +734,9 @@ DLVM_CMD_FN(cmd_lvs)
 					    json_integer(st > 1 ? lv->segs[0]->stripe_size : 0));
 			json_object_set_new(row, "segtype",
 					    json_string(lv->flags & DLVM_LV_THIN_POOL ? "thin-pool"
-							: lv->flags & DLVM_LV_THIN ? "thin"
-							: st > 1 ? "striped" : "linear"));
+							: lv->flags & DLVM_LV_THIN    ? "thin"
+							: st > 1                      ? "striped"
+										      : "linear"));
 			char *devs = lv_devices(vg, lv);
 			if (!devs) {
 				json_decref(row);
@@ -709,14 +752,16 @@ DLVM_CMD_FN(cmd_lvs)
 				json_object_set_new(row, "data_percent", json_string(""));
 				json_object_set_new(row, "metadata_percent", json_string(""));
 			}
-			json_object_set_new(row, "lv_active", json_string(is_active(ctx, vg, lv)
-									  ? "active" : ""));
+			json_object_set_new(row, "lv_active",
+					    json_string(is_active(ctx, vg, lv) ? "active" : ""));
 			json_object_set_new(row, "lv_permissions",
-					    json_string(lv->flags & DLVM_LV_READONLY ? "read-only"
-										     : "writeable"));
+					    json_string(lv->flags & DLVM_LV_READONLY
+									? "read-only"
+									: "writeable"));
 			json_object_set_new(row, "lv_device_open",
 					    json_string(lv_clients(ctx, vg, lv) ? "open" : ""));
-			json_object_set_new(row, "nbd_clients", json_integer(lv_clients(ctx, vg, lv)));
+			json_object_set_new(row, "nbd_clients",
+					    json_integer(lv_clients(ctx, vg, lv)));
 			json_object_set_new(row, "nbd_export", json_string(full));
 			char hosts[256] = "";
 			if (vg->info.flags & DLVM_VG_SHARED)

@@ -37,8 +37,9 @@ int pv_filter(struct dlvm_ctx *ctx, struct dlvm_vg *vg, json_t *args, size_t fro
 		    owner != vg) {
 			free(*ids);
 			*ids = NULL;
-			return r ? r : dlvm_err_set(err, -EINVAL, "%s: not a PV of volume group \"%s\"",
-						    arg_str(args, from + i), vg->info.name);
+			return r ? r
+				 : dlvm_err_set(err, -EINVAL, "%s: not a PV of volume group \"%s\"",
+						arg_str(args, from + i), vg->info.name);
 		}
 		(*ids)[i] = pv->d.id;
 	}
@@ -59,7 +60,8 @@ int target_extents(const struct dlvm_vg *vg, json_t *opts, uint64_t cur, bool si
 	int r;
 
 	if (L && l)
-		return dlvm_err_set(err, -EINVAL, "give either -L/--size or -l/--extents, not both");
+		return dlvm_err_set(err, -EINVAL,
+				    "give either -L/--size or -l/--extents, not both");
 	if (!L && !l)
 		return dlvm_err_set(err, -EINVAL, "give a size with -L SIZE or -l EXTENTS");
 	if (L) {
@@ -100,8 +102,10 @@ int target_extents(const struct dlvm_vg *vg, json_t *opts, uint64_t cur, bool si
 		return dlvm_err_set(err, -ERANGE, "size overflows");
 	if (sign == '-') {
 		if (n >= cur)
-			return dlvm_err_set(err, -EINVAL, "cannot reduce by %" PRIu64 " extents: the LV "
-					    "has %" PRIu64, n, cur);
+			return dlvm_err_set(err, -EINVAL,
+					    "cannot reduce by %" PRIu64 " extents: the LV "
+					    "has %" PRIu64,
+					    n, cur);
 		t = cur - n;
 	}
 	if (stripes > 1 && t % stripes) {
@@ -114,8 +118,8 @@ int target_extents(const struct dlvm_vg *vg, json_t *opts, uint64_t cur, bool si
 	return 0;
 }
 
-int parse_stripes(json_t *opts, const struct dlvm_vg *vg, uint16_t *stripes,
-			 uint32_t *ssize, struct dlvm_err *err)
+int parse_stripes(json_t *opts, const struct dlvm_vg *vg, uint16_t *stripes, uint32_t *ssize,
+		  struct dlvm_err *err)
 {
 	const char *i = opt_str(opts, "stripes"), *I = opt_str(opts, "stripesize");
 	int r;
@@ -135,8 +139,10 @@ int parse_stripes(json_t *opts, const struct dlvm_vg *vg, uint16_t *stripes,
 		if ((r = dlvm_parse_size(I, 1 << 10, &v, NULL, err)))
 			return dlvm_err_prefix(err, r, "-I: ");
 		if (!dlvm_is_pow2(v) || v < 4096 || v > vg->info.extent_size)
-			return dlvm_err_set(err, -EINVAL, "-I %s: stripe size must be a power of two "
-					    "from 4k to the extent size", I);
+			return dlvm_err_set(err, -EINVAL,
+					    "-I %s: stripe size must be a power of two "
+					    "from 4k to the extent size",
+					    I);
 		*ssize = (uint32_t)v;
 	}
 	if (*stripes > 1 && !*ssize)

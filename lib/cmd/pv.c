@@ -53,13 +53,16 @@ static int create_file(const char *path, uint64_t size, struct dlvm_err *err)
 
 	if (!stat(path, &st)) {
 		if (!S_ISREG(st.st_mode))
-			return dlvm_err_set(err, -EEXIST, "%s: exists and is not a regular file: drop "
-					    "--size", path);
+			return dlvm_err_set(err, -EEXIST,
+					    "%s: exists and is not a regular file: drop "
+					    "--size",
+					    path);
 		if ((uint64_t)st.st_size == size)
 			return 0;
-		return dlvm_err_set(err, -EEXIST, "%s: exists with a size of %" PRIu64 " bytes, "
-				    "not %" PRIu64 ": drop --size or remove the file", path,
-				    (uint64_t)st.st_size, size);
+		return dlvm_err_set(err, -EEXIST,
+				    "%s: exists with a size of %" PRIu64 " bytes, "
+				    "not %" PRIu64 ": drop --size or remove the file",
+				    path, (uint64_t)st.st_size, size);
 	}
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -82,23 +85,31 @@ static int pv_check_new(struct dlvm_dev *dev, const struct dlvm_vg *vg, const ch
 	int r;
 
 	if (vg)
-		return dlvm_err_set(err, -EBUSY, "%s: is a PV of volume group \"%s\": remove it "
-				    "with vgreduce first", path, vg->info.name);
+		return dlvm_err_set(err, -EBUSY,
+				    "%s: is a PV of volume group \"%s\": remove it "
+				    "with vgreduce first",
+				    path, vg->info.name);
 	if ((r = dlvm_pv_format_check(dev, po, err)))
 		return r;
 	struct dlvm_pv_header ph;
 	struct dlvm_err e = { 0 };
 	int hr = dlvm_pv_read_header(dev, &ph, &e);
 	if (hr == 0 && !force)
-		return dlvm_err_set(err, -EEXIST, "%s: is already a PV (use -f to initialize "
-				    "it again)", path);
+		return dlvm_err_set(err, -EEXIST,
+				    "%s: is already a PV (use -f to initialize "
+				    "it again)",
+				    path);
 	if (hr && hr != -ENODATA && !force)
-		return dlvm_err_set(err, -EEXIST, "%s: has a damaged dlvm label (%s): use -f "
-				    "to overwrite it", path, e.msg);
+		return dlvm_err_set(err, -EEXIST,
+				    "%s: has a damaged dlvm label (%s): use -f "
+				    "to overwrite it",
+				    path, e.msg);
 	char *sig = hr == -ENODATA ? foreign_signature(dev) : NULL;
 	if (sig && !force) {
-		r = dlvm_err_set(err, -EEXIST, "%s: contains a %s signature: use -f to "
-				 "overwrite it", path, sig);
+		r = dlvm_err_set(err, -EEXIST,
+				 "%s: contains a %s signature: use -f to "
+				 "overwrite it",
+				 path, sig);
 		free(sig);
 		return r;
 	}
@@ -119,12 +130,14 @@ DLVM_CMD_FN(cmd_pvcreate)
 	if ((s = opt_str(opts, "size")) && (r = dlvm_parse_size(s, 1 << 20, &fsize, NULL, err)))
 		return dlvm_err_prefix(err, r, "pvcreate: --size: ");
 	if (s && fsize < (8 << 20))
-		return dlvm_err_set(err, -EINVAL, "pvcreate: --size %s is too small (at least 8m)", s);
+		return dlvm_err_set(err, -EINVAL, "pvcreate: --size %s is too small (at least 8m)",
+				    s);
 	if ((s = opt_str(opts, "metadatasize"))) {
 		if ((r = dlvm_parse_size(s, 1 << 20, &po.mda_size, NULL, err)))
 			return dlvm_err_prefix(err, r, "pvcreate: --metadatasize: ");
 		if (po.mda_size > UINT64_MAX - DLVM_BLOCK)
-			return dlvm_err_set(err, -EINVAL, "pvcreate: --metadatasize %s is too large", s);
+			return dlvm_err_set(err, -EINVAL,
+					    "pvcreate: --metadatasize %s is too large", s);
 		po.mda_size = dlvm_align_up(po.mda_size, DLVM_BLOCK);
 	}
 	if ((s = opt_str(opts, "sectorsize"))) {
@@ -133,7 +146,8 @@ DLVM_CMD_FN(cmd_pvcreate)
 		else if (!strcmp(s, "4096") || !strcmp(s, "4k"))
 			po.sector_size = 4096;
 		else
-			return dlvm_err_set(err, -EINVAL, "pvcreate: --sectorsize must be 512 or 4096");
+			return dlvm_err_set(err, -EINVAL,
+					    "pvcreate: --sectorsize must be 512 or 4096");
 	}
 	/* Check every device before changing any (all or nothing for bad input):
 	 * a refusal closes what this command opened and removes the files it
@@ -205,8 +219,10 @@ DLVM_CMD_FN(cmd_pvremove)
 		if ((r = ctx_device_checked(ctx, path, &dev, &vg, &opened[i], err)))
 			break;
 		if (vg) {
-			r = dlvm_err_set(err, -EBUSY, "%s: is a PV of volume group \"%s\": remove it "
-					 "with vgreduce first", path, vg->info.name);
+			r = dlvm_err_set(err, -EBUSY,
+					 "%s: is a PV of volume group \"%s\": remove it "
+					 "with vgreduce first",
+					 path, vg->info.name);
 			break;
 		}
 		struct dlvm_err e = { 0 };
@@ -284,24 +300,30 @@ static json_t *pv_row(struct dlvm_dev *dev, const struct dlvm_vg *vg, const stru
 	json_object_set_new(row, "pv_uuid", json_string(u));
 	json_object_set_new(row, "dev_size", json_integer(dev ? (json_int_t)dev->size : 0));
 	if (pv) {
-		json_object_set_new(row, "pv_size", json_integer((json_int_t)(pv->d.pe_count * es)));
+		json_object_set_new(row, "pv_size",
+				    json_integer((json_int_t)(pv->d.pe_count * es)));
 		json_object_set_new(row, "pv_free",
-				    json_integer((json_int_t)((pv->d.pe_count - pv->pe_alloc) * es)));
+				    json_integer((json_int_t)((pv->d.pe_count - pv->pe_alloc) *
+							      es)));
 		json_object_set_new(row, "pv_used", json_integer((json_int_t)(pv->pe_alloc * es)));
 		json_object_set_new(row, "pe_start", json_integer((json_int_t)pv->d.pe_start));
 		json_object_set_new(row, "pv_pe_count", json_integer((json_int_t)pv->d.pe_count));
-		json_object_set_new(row, "pv_pe_alloc_count", json_integer((json_int_t)pv->pe_alloc));
+		json_object_set_new(row, "pv_pe_alloc_count",
+				    json_integer((json_int_t)pv->pe_alloc));
 		json_object_set_new(row, "pv_mda_size",
 				    json_integer((json_int_t)(ph ? ph->mda_size : 0)));
 		json_object_set_new(row, "pv_mda_state",
-				    json_string(!pv->dev ? "missing" : pv->mda.in_sync ? "ok"
-							     : pv->mda.valid ? "stale" : "damaged"));
+				    json_string(!pv->dev          ? "missing"
+						: pv->mda.in_sync ? "ok"
+						: pv->mda.valid   ? "stale"
+								  : "damaged"));
 	} else {
 		uint64_t sz = ph ? ph->data_size : dev ? dev->size : 0;
 		json_object_set_new(row, "pv_size", json_integer((json_int_t)sz));
 		json_object_set_new(row, "pv_free", json_integer((json_int_t)sz));
 		json_object_set_new(row, "pv_used", json_integer(0));
-		json_object_set_new(row, "pe_start", json_integer((json_int_t)(ph ? ph->data_offset : 0)));
+		json_object_set_new(row, "pe_start",
+				    json_integer((json_int_t)(ph ? ph->data_offset : 0)));
 		json_object_set_new(row, "pv_pe_count", json_integer(0));
 		json_object_set_new(row, "pv_pe_alloc_count", json_integer(0));
 		json_object_set_new(row, "pv_mda_size",
@@ -328,9 +350,11 @@ DLVM_CMD_FN(cmd_pvs)
 		const struct dlvm_vg *vg = ctx->vgs[v];
 		for (size_t p = 0; p < vg->npv; p++) {
 			const struct dlvm_pv *pv = vg->pvs[p];
-			if (!wanted(args, pv->dev ? pv->dev->path : NULL, pv->dev ? pv->dev->name : NULL))
+			if (!wanted(args, pv->dev ? pv->dev->path : NULL,
+				    pv->dev ? pv->dev->name : NULL))
 				continue;
-			json_array_append_new(rows, pv_row(pv->dev, vg, pv, pv->dev ? &pv->hdr : NULL));
+			json_array_append_new(rows,
+					      pv_row(pv->dev, vg, pv, pv->dev ? &pv->hdr : NULL));
 		}
 	}
 	for (size_t i = 0; i < ctx->norphans; i++) {

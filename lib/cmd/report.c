@@ -114,7 +114,8 @@ const struct dlvm_field_def *dlvm_report_fields(const char *kind, const char **d
 	}
 	if (!strcmp(kind, "host")) {
 		if (defaults)
-			*defaults = "host_id,host_name,host_state,host_generation,host_last_renewal,"
+			*defaults = "host_id,host_name,host_state,host_generation,host_last_"
+				    "renewal,"
 				    "host_this";
 		return host_fields;
 	}

@@ -36,8 +36,10 @@ static int parse_chunk(json_t *opts, uint32_t *out, struct dlvm_err *err)
 	if (c && (r = dlvm_parse_size(c, 1 << 10, &v, NULL, err)))
 		return dlvm_err_prefix(err, r, "--chunksize: ");
 	if (v < 4096 || v > (1u << 20) || (v & (v - 1)))
-		return dlvm_err_set(err, -EINVAL, "--chunksize %s: must be a power of two from 4k to "
-				    "1m", c ? c : "");
+		return dlvm_err_set(err, -EINVAL,
+				    "--chunksize %s: must be a power of two from 4k to "
+				    "1m",
+				    c ? c : "");
 	*out = (uint32_t)v;
 	return 0;
 }
@@ -64,13 +66,15 @@ static int shared_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const ch
 	if (extents < slab)
 		return dlvm_err_set(err, -EINVAL, "lvcreate: a pool must hold at least one slab");
 	if (extents > dlvm_vg_free_extents(vg))
-		return dlvm_err_set(err, -ENOSPC, "Volume group \"%s\" has insufficient free space "
-				    "(%" PRIu64 " extents): %" PRIu64 " required.", vg->info.name,
-				    dlvm_vg_free_extents(vg), extents);
+		return dlvm_err_set(err, -ENOSPC,
+				    "Volume group \"%s\" has insufficient free space "
+				    "(%" PRIu64 " extents): %" PRIu64 " required.",
+				    vg->info.name, dlvm_vg_free_extents(vg), extents);
 	if ((r = pv_filter(ctx, vg, args, 1, &pvs, &npvs, err)))
 		return r;
 	struct dlvm_txn t;
-	struct dlvm_edit pe = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
+	struct dlvm_edit pe = { .type = DLVM_EDIT_LV_CREATE },
+			 te = { .type = DLVM_EDIT_LV_SET_THIN };
 	dlvm_txn_init(&t);
 	if (!(r = dlvm_alloc(vg, NULL, extents, 1, 0, pvs, npvs, &pe.u.lv.segs, &pe.u.lv.nseg,
 			     err))) {
@@ -88,7 +92,8 @@ static int shared_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const ch
 	char sz[32], ss[32];
 	dlvm_format_size(extents * es, 'h', sz, sizeof(sz));
 	dlvm_format_size(slab * es, 'h', ss, sizeof(ss));
-	resp_message(resp, "Thin pool volume with chunk size %u KiB can provide up to %s of data "
+	resp_message(resp,
+		     "Thin pool volume with chunk size %u KiB can provide up to %s of data "
 		     "(slabs of %s: each thin volume's family takes them as it grows).",
 		     chunk >> 10, sz, ss);
 	resp_message(resp, "Logical volume \"%s\" created.", name);
@@ -107,11 +112,13 @@ int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
 	bool shared = vg->info.flags & DLVM_VG_SHARED;
 
 	if (!name)
-		return dlvm_err_set(err, -EINVAL, "lvcreate --type thin-pool: give the pool a name "
+		return dlvm_err_set(err, -EINVAL,
+				    "lvcreate --type thin-pool: give the pool a name "
 				    "with -n");
 	/* -T without -V is LVM's short form of --type thin-pool */
 	if (opt_str(opts, "stripes") || opt_str(opts, "virtualsize"))
-		return dlvm_err_set(err, -EINVAL, "lvcreate --type thin-pool: -i and -V do not "
+		return dlvm_err_set(err, -EINVAL,
+				    "lvcreate --type thin-pool: -i and -V do not "
 				    "apply to a pool");
 	if ((r = parse_chunk(opts, &chunk, err)) ||
 	    (r = target_extents(vg, opts, 0, false, 1, &extents, err)))
@@ -126,11 +133,13 @@ int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
 		return dlvm_err_set(err, -EINVAL, "--zero %s: use y or n", z);
 	bool zero_new = z && !strcmp(z, "y");
 	if (shared && zero_new)
-		return dlvm_err_set(err, -EINVAL, "--zero y: a shared VG's pool keeps which "
+		return dlvm_err_set(err, -EINVAL,
+				    "--zero y: a shared VG's pool keeps which "
 				    "sub-blocks of its chunks were written; it does not zero them");
 	const char *ms = opt_str(opts, "poolmetadatasize");
 	if (shared && ms)
-		return dlvm_err_set(err, -EINVAL, "--poolmetadatasize: in a shared VG each thin "
+		return dlvm_err_set(err, -EINVAL,
+				    "--poolmetadatasize: in a shared VG each thin "
 				    "volume's family has its own metadata, sized from the volume");
 	if (shared)
 		return shared_pool_create(ctx, vg, name, chunk, extents, args, resp, err);
@@ -146,19 +155,24 @@ int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
 	if (snprintf(meta_name, sizeof(meta_name), "%s_tmeta", name) >= (int)sizeof(meta_name))
 		return dlvm_err_set(err, -EINVAL, "lvcreate: pool name %s is too long", name);
 	if (dlvm_lv_find(vg, meta_name))
-		return dlvm_err_set(err, -EEXIST, "Logical Volume \"%s\" already exists in volume "
-				    "group \"%s\"", meta_name, vg->info.name);
+		return dlvm_err_set(err, -EEXIST,
+				    "Logical Volume \"%s\" already exists in volume "
+				    "group \"%s\"",
+				    meta_name, vg->info.name);
 	if (meta_ext + extents > dlvm_vg_free_extents(vg))
-		return dlvm_err_set(err, -ENOSPC, "Volume group \"%s\" has insufficient free space "
-				    "(%" PRIu64 " extents): %" PRIu64 " required (%" PRIu64 " data, %"
-				    PRIu64 " metadata).", vg->info.name, dlvm_vg_free_extents(vg),
-				    meta_ext + extents, extents, meta_ext);
+		return dlvm_err_set(err, -ENOSPC,
+				    "Volume group \"%s\" has insufficient free space "
+				    "(%" PRIu64 " extents): %" PRIu64 " required (%" PRIu64
+				    " data, %" PRIu64 " metadata).",
+				    vg->info.name, dlvm_vg_free_extents(vg), meta_ext + extents,
+				    extents, meta_ext);
 	if ((r = pv_filter(ctx, vg, args, 1, &pvs, &npvs, err)))
 		return r;
 
 	/* 1: the metadata LV, hidden */
 	struct dlvm_edit me = { .type = DLVM_EDIT_LV_CREATE };
-	if ((r = dlvm_alloc(vg, NULL, meta_ext, 1, 0, pvs, npvs, &me.u.lv.segs, &me.u.lv.nseg, err)))
+	if ((r = dlvm_alloc(vg, NULL, meta_ext, 1, 0, pvs, npvs, &me.u.lv.segs, &me.u.lv.nseg,
+			    err)))
 		goto out;
 	uint64_t meta_id = vg->info.next_lv_id;
 	dlvm_lv_create_edit(&me, meta_id, meta_name, DLVM_LV_HIDDEN | DLVM_LV_THIN_META);
@@ -167,7 +181,8 @@ int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
 
 	/* 2: the pool LV with its attributes, one transaction */
 	struct dlvm_txn t;
-	struct dlvm_edit pe = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
+	struct dlvm_edit pe = { .type = DLVM_EDIT_LV_CREATE },
+			 te = { .type = DLVM_EDIT_LV_SET_THIN };
 	dlvm_txn_init(&t);
 	if ((r = dlvm_alloc(vg, NULL, extents, 1, 0, pvs, npvs, &pe.u.lv.segs, &pe.u.lv.nseg, err)))
 		goto undo_meta;
@@ -192,8 +207,10 @@ int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
 	char sz[32], msz[32];
 	dlvm_format_size(extents * es, 'h', sz, sizeof(sz));
 	dlvm_format_size(meta_ext * es, 'h', msz, sizeof(msz));
-	resp_message(resp, "Thin pool volume with chunk size %u KiB can provide up to %s of data "
-		     "(metadata %s).", chunk >> 10, sz, msz);
+	resp_message(resp,
+		     "Thin pool volume with chunk size %u KiB can provide up to %s of data "
+		     "(metadata %s).",
+		     chunk >> 10, sz, msz);
 	resp_message(resp, "Logical volume \"%s\" created.", name);
 	goto out;
 undo_meta:;
@@ -255,8 +272,8 @@ static int thin_lv_record(struct dlvm_vg *vg, struct dlvm_thin_pool *pool, uint6
 	if (r) {
 		struct dlvm_err e2 = { 0 };
 		if (dlvm_thin_pool_delete_dev(pool, id, &e2))
-			resp_warning(resp, "%s: device %" PRIu64 " left in the pool: %s", dlvm_thin_pool_name(pool),
-				     id, e2.msg);
+			resp_warning(resp, "%s: device %" PRIu64 " left in the pool: %s",
+				     dlvm_thin_pool_name(pool), id, e2.msg);
 	}
 	return r;
 }
@@ -279,10 +296,12 @@ int thin_lv_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, j
 	if (!V)
 		return dlvm_err_set(err, -EINVAL, "lvcreate: a thin volume needs -V SIZE");
 	if (!pn)
-		return dlvm_err_set(err, -EINVAL, "lvcreate -V: name the pool (-T VG/POOL or "
+		return dlvm_err_set(err, -EINVAL,
+				    "lvcreate -V: name the pool (-T VG/POOL or "
 				    "--thinpool POOL)");
 	if (opt_str(opts, "size") || opt_str(opts, "extents") || opt_str(opts, "stripes"))
-		return dlvm_err_set(err, -EINVAL, "lvcreate -V: -L, -l and -i do not apply to a thin "
+		return dlvm_err_set(err, -EINVAL,
+				    "lvcreate -V: -L, -l and -i do not apply to a thin "
 				    "volume");
 	if ((r = parse_activate("lvcreate", a, &on, &mode, err)))
 		return r;
@@ -293,14 +312,17 @@ int thin_lv_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, j
 	/* checked before the rounding, which could wrap past 2^64 */
 	if (vsize > DLVM_THIN_MAX_VSIZE ||
 	    (vsize % es && vsize + (es - vsize % es) > DLVM_THIN_MAX_VSIZE))
-		return dlvm_err_set(err, -ERANGE, "-V %s: too large (a thin LV is at most 1 EiB)", V);
+		return dlvm_err_set(err, -ERANGE, "-V %s: too large (a thin LV is at most 1 EiB)",
+				    V);
 	if (vsize % es) /* whole extents, as LVM rounds */
 		vsize += es - vsize % es;
 	if ((r = find_pool(vg, pn, &plv, err)))
 		return r;
 	if (name && dlvm_lv_find(vg, name))
-		return dlvm_err_set(err, -EEXIST, "Logical Volume \"%s\" already exists in volume "
-				    "group \"%s\"", name, vg->info.name);
+		return dlvm_err_set(err, -EEXIST,
+				    "Logical Volume \"%s\" already exists in volume "
+				    "group \"%s\"",
+				    name, vg->info.name);
 	if (vg->info.max_lv && vg->nlv >= vg->info.max_lv)
 		return dlvm_err_set(err, -ENOSPC, "%s: maximum of %u LVs reached", vg->info.name,
 				    vg->info.max_lv);
@@ -337,8 +359,10 @@ created:;
 		char a1[32], a2[32];
 		dlvm_format_size(total, 'h', a1, sizeof(a1));
 		dlvm_format_size(pool_bytes, 'h', a2, sizeof(a2));
-		resp_warning(resp, "Sum of all thin volume sizes (%s) exceeds the size of thin pool "
-			     "%s/%s (%s).", a1, vg->info.name, plv->name, a2);
+		resp_warning(resp,
+			     "Sum of all thin volume sizes (%s) exceeds the size of thin pool "
+			     "%s/%s (%s).",
+			     a1, vg->info.name, plv->name, a2);
 	}
 	struct dlvm_lv *lv = dlvm_lv_find(vg, lvname);
 	if (on) {
@@ -373,9 +397,10 @@ void drop_clone_source(struct dlvm_ctx *ctx, struct dlvm_vg *vg, uint64_t id, js
 		return;
 	snprintf(name, sizeof(name), "%s", o->name);
 	if (thin_remove(ctx, vg, o, resp, &e))
-		resp_warning(resp, "%s/%s: the snapshot the clone read through stays: %s (lvremove "
-			     "%s/%s where its family is written removes it)", vg->info.name, name,
-			     e.msg, vg->info.name, name);
+		resp_warning(resp,
+			     "%s/%s: the snapshot the clone read through stays: %s (lvremove "
+			     "%s/%s where its family is written removes it)",
+			     vg->info.name, name, e.msg, vg->info.name, name);
 }
 
 int thin_remove(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, json_t *resp,
@@ -385,14 +410,17 @@ int thin_remove(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 
 	if (lv->flags & DLVM_LV_THIN_POOL) {
 		for (size_t i = 0; i < vg->nlv; i++)
-			if ((vg->lvs[i]->flags & DLVM_LV_THIN) && vg->lvs[i]->thin.pool_id == lv->id)
-				return dlvm_err_set(err, -EBUSY, "%s/%s: thin pool still holds thin "
-						    "volume %s (remove it first)", vg->info.name,
-						    lv->name, vg->lvs[i]->name);
+			if ((vg->lvs[i]->flags & DLVM_LV_THIN) &&
+			    vg->lvs[i]->thin.pool_id == lv->id)
+				return dlvm_err_set(err, -EBUSY,
+						    "%s/%s: thin pool still holds thin "
+						    "volume %s (remove it first)",
+						    vg->info.name, lv->name, vg->lvs[i]->name);
 		/* the open stores go first: they live in the LVs */
 		dlvm_thin_pools_forget(vg, lv->id);
 		struct dlvm_txn t;
-		struct dlvm_edit e1 = { .type = DLVM_EDIT_LV_REMOVE }, e2 = { .type = DLVM_EDIT_LV_REMOVE };
+		struct dlvm_edit e1 = { .type = DLVM_EDIT_LV_REMOVE },
+				 e2 = { .type = DLVM_EDIT_LV_REMOVE };
 		e1.u.lv.id = lv->id;
 		e2.u.lv.id = lv->thin.meta_id;
 		dlvm_txn_init(&t);
@@ -401,7 +429,8 @@ int thin_remove(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 		for (size_t i = 0; i < vg->nlv && !r; i++) {
 			struct dlvm_edit de = { .type = DLVM_EDIT_LV_REMOVE };
 			de.u.lv.id = vg->lvs[i]->id;
-			if ((vg->lvs[i]->flags & DLVM_LV_THIN_DATA) && vg->lvs[i]->thin.pool_id == lv->id)
+			if ((vg->lvs[i]->flags & DLVM_LV_THIN_DATA) &&
+			    vg->lvs[i]->thin.pool_id == lv->id)
 				r = dlvm_txn_push(&t, &de, err);
 		}
 		if (!r)
@@ -409,7 +438,8 @@ int thin_remove(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 		for (size_t i = 0; i < vg->nlv && !r; i++) {
 			struct dlvm_edit me = { .type = DLVM_EDIT_LV_REMOVE };
 			me.u.lv.id = vg->lvs[i]->id;
-			if ((vg->lvs[i]->flags & DLVM_LV_THIN_META) && vg->lvs[i]->thin.pool_id == lv->id)
+			if ((vg->lvs[i]->flags & DLVM_LV_THIN_META) &&
+			    vg->lvs[i]->thin.pool_id == lv->id)
 				r = dlvm_txn_push(&t, &me, err);
 		}
 		if (!r && lv->thin.meta_id && dlvm_lv_find_id(vg, lv->thin.meta_id))
@@ -437,7 +467,8 @@ int thin_remove(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 		e.u.lv.id = id;
 		family_forget(vg, meta_id);
 		dlvm_txn_init(&t);
-		if (!(r = dlvm_txn_push(&t, &e, err)) && !(r = family_remove_edits(vg, meta_id, &t, err)))
+		if (!(r = dlvm_txn_push(&t, &e, err)) &&
+		    !(r = family_remove_edits(vg, meta_id, &t, err)))
 			r = dlvm_txn_commit(vg, &t, err);
 		dlvm_txn_release(&t);
 		if (!r)
@@ -455,8 +486,10 @@ int thin_remove(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 	lv_copy.holders = NULL;
 	if (dlvm_thin_lv_store(vg, &lv_copy, true, &pool, &e2) ||
 	    dlvm_thin_pool_delete_dev(pool, id, &e2))
-		resp_warning(resp, "%s: thin device %" PRIu64 " was not freed in its pool: %s (dlvm "
-			     "check --repair frees it)", vg->info.name, id, e2.msg);
+		resp_warning(resp,
+			     "%s: thin device %" PRIu64 " was not freed in its pool: %s (dlvm "
+			     "check --repair frees it)",
+			     vg->info.name, id, e2.msg);
 	else
 		family_release(vg, pool);
 	return 0;
@@ -477,20 +510,26 @@ int thin_resize(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, js
 		return dlvm_err_set(err, -ERANGE, "%s/%s: too large (a thin LV is at most 1 EiB)",
 				    vg->info.name, lv->name);
 	if (want < cur && !opt_flag(opts, "force"))
-		return dlvm_err_set(err, -EINVAL, "Reducing %s/%s would cut the data past the new "
-				    "end: use -f to do it", vg->info.name, lv->name);
+		return dlvm_err_set(err, -EINVAL,
+				    "Reducing %s/%s would cut the data past the new "
+				    "end: use -f to do it",
+				    vg->info.name, lv->name);
 	if (want == cur)
-		return dlvm_err_set(err, -EINVAL, "New size (%" PRIu64 " extents) matches existing "
-				    "size (%" PRIu64 " extents).", target, cur / es);
+		return dlvm_err_set(err, -EINVAL,
+				    "New size (%" PRIu64 " extents) matches existing "
+				    "size (%" PRIu64 " extents).",
+				    target, cur / es);
 	/* a reduce unmaps in the store before the journal: refuse first */
 	if ((r = dlvm_vg_writable(vg, err)))
 		return r;
 	if (want < cur && lv->thin.meta_id) {
 		const struct dlvm_lv *m = dlvm_lv_find_id(vg, lv->thin.meta_id);
 		if (m && m->thin.origin_id)
-			return dlvm_err_set(err, -EINVAL, "%s/%s: a clone reads what it never wrote "
+			return dlvm_err_set(err, -EINVAL,
+					    "%s/%s: a clone reads what it never wrote "
 					    "from its origin: flatten it before reducing it "
-					    "(lvconvert --flatten)", vg->info.name, lv->name);
+					    "(lvconvert --flatten)",
+					    vg->info.name, lv->name);
 	}
 	if (want < cur && is_active(ctx, vg, lv))
 		return dlvm_err_set(err, -EBUSY, "%s/%s: deactivate it before reducing it",
@@ -537,26 +576,30 @@ static void percent(json_t *row, const char *key, uint64_t used, uint64_t total)
 void thin_report(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const struct dlvm_lv *lv, json_t *row)
 {
 	struct dlvm_thin_pool *pool;
-	const struct dlvm_lv *plv = (lv->flags & DLVM_LV_THIN_POOL) ? lv
-				    : dlvm_lv_find_id(vg, lv->thin.pool_id);
+	const struct dlvm_lv *plv = (lv->flags & DLVM_LV_THIN_POOL)
+						    ? lv
+						    : dlvm_lv_find_id(vg, lv->thin.pool_id);
 
 	(void)ctx;
-	json_object_set_new(row, "pool_lv", json_string((lv->flags & DLVM_LV_THIN) && plv
-								? plv->name : ""));
-	const struct dlvm_lv *o = lv->thin.origin_id ? dlvm_lv_find_id(vg, lv->thin.origin_id) : NULL;
+	json_object_set_new(row, "pool_lv",
+			    json_string((lv->flags & DLVM_LV_THIN) && plv ? plv->name : ""));
+	const struct dlvm_lv *o = lv->thin.origin_id ? dlvm_lv_find_id(vg, lv->thin.origin_id)
+						     : NULL;
 	json_object_set_new(row, "origin", json_string(o ? o->name : ""));
 	if (plv && plv->thin.slab_extents && (lv->flags & DLVM_LV_THIN_POOL)) {
 		/* a shared VG's pool: the slabs its families hold */
 		uint64_t all = dlvm_lv_bytes(vg, lv) / vg->info.extent_size;
 		percent(row, "data_percent", all - lv->le_count, all);
 		json_object_set_new(row, "metadata_percent", json_string(""));
-		json_object_set_new(row, "chunk_size", json_integer((json_int_t)lv->thin.chunk_size));
+		json_object_set_new(row, "chunk_size",
+				    json_integer((json_int_t)lv->thin.chunk_size));
 		return;
 	}
 	/* a shared VG's thin LV is read through a view unless this host
 	 * writes its family */
-	if (!plv || ((lv->flags & DLVM_LV_THIN_POOL) ? dlvm_thin_pool_get(vg, plv, &pool, NULL)
-						     : dlvm_thin_lv_store(vg, lv, false, &pool, NULL))) {
+	if (!plv ||
+	    ((lv->flags & DLVM_LV_THIN_POOL) ? dlvm_thin_pool_get(vg, plv, &pool, NULL)
+					     : dlvm_thin_lv_store(vg, lv, false, &pool, NULL))) {
 		json_object_set_new(row, "data_percent", json_string(""));
 		json_object_set_new(row, "metadata_percent", json_string(""));
 		return;
@@ -586,20 +629,23 @@ int thin_pool_grow_meta(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv
 
 	(void)ctx;
 	if (pool->thin.slab_extents)
-		return dlvm_err_set(err, -EINVAL, "--poolmetadatasize: in a shared VG each thin "
+		return dlvm_err_set(err, -EINVAL,
+				    "--poolmetadatasize: in a shared VG each thin "
 				    "volume's family has its own metadata");
 	if (!m)
-		return dlvm_err_set(err, -EBADMSG, "%s/%s: its metadata LV is missing", vg->info.name,
-				    pool->name);
+		return dlvm_err_set(err, -EBADMSG, "%s/%s: its metadata LV is missing",
+				    vg->info.name, pool->name);
 	if ((r = dlvm_parse_size(ms, 1 << 20, &bytes, &sign, err)))
 		return dlvm_err_prefix(err, r, "--poolmetadatasize: ");
 	uint64_t cur = m->le_count, want = bytes / es + (bytes % es != 0);
 	if (sign == '+')
 		want += cur;
 	if (sign == '-' || want < cur)
-		return dlvm_err_set(err, -EINVAL, "--poolmetadatasize: pool metadata can only grow");
+		return dlvm_err_set(err, -EINVAL,
+				    "--poolmetadatasize: pool metadata can only grow");
 	if (want == cur)
-		return dlvm_err_set(err, -EINVAL, "--poolmetadatasize: the metadata LV has that size "
+		return dlvm_err_set(err, -EINVAL,
+				    "--poolmetadatasize: the metadata LV has that size "
 				    "already");
 	struct dlvm_seg_desc **add, **segs;
 	uint32_t nadd, nseg;
@@ -626,28 +672,33 @@ int thin_pool_grow_meta(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv
 	if ((r = dlvm_txn_commit_edit(vg, &e, err)))
 		return r;
 	if ((r = dlvm_thin_pool_meta_resized(vg, pool, err)))
-		return dlvm_err_prefix(err, r, "%s/%s: metadata LV extended, but the pool does not "
-				       "use it yet: ", vg->info.name, pool->name);
+		return dlvm_err_prefix(err, r,
+				       "%s/%s: metadata LV extended, but the pool does not "
+				       "use it yet: ",
+				       vg->info.name, pool->name);
 	char a[32];
 	dlvm_format_size(want * es, 'h', a, sizeof(a));
-	resp_message(resp, "Metadata of thin pool %s/%s extended to %s.", vg->info.name,
-		     pool->name, a);
+	resp_message(resp, "Metadata of thin pool %s/%s extended to %s.", vg->info.name, pool->name,
+		     a);
 	return 0;
 }
 
 /* ---- snapshots and clones ---- */
 
-int thin_source(struct dlvm_ctx *ctx, const char *path, const char *what,
-		       struct dlvm_vg **vg, struct dlvm_lv **lv, struct dlvm_err *err)
+int thin_source(struct dlvm_ctx *ctx, const char *path, const char *what, struct dlvm_vg **vg,
+		struct dlvm_lv **lv, struct dlvm_err *err)
 {
 	int r;
 
 	if ((r = find_lv(ctx, path, vg, lv, err)))
 		return r;
 	if (!((*lv)->flags & DLVM_LV_THIN))
-		return dlvm_err_set(err, -EINVAL, "%s/%s is not a thin volume: %s needs one (create "
-				    "a thin volume with lvcreate -V SIZE -T VG/POOL and copy the data "
-				    "into it)", (*vg)->info.name, (*lv)->name, what);
+		return dlvm_err_set(err, -EINVAL,
+				    "%s/%s is not a thin volume: %s needs one (create "
+				    "a thin volume with lvcreate -V SIZE -T VG/POOL and copy the "
+				    "data "
+				    "into it)",
+				    (*vg)->info.name, (*lv)->name, what);
 	return 0;
 }
 
@@ -676,8 +727,8 @@ static int family_snapshot(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm
 	struct dlvm_lv_thin thin = src->thin; /* the same pool and family */
 	thin.origin_id = src->id;
 	r = thin_lv_record(vg, pool, id, lvname,
-			   DLVM_LV_THIN | (clone ? 0 : DLVM_LV_READONLY) | hidden_flags, &thin, resp,
-			   err);
+			   DLVM_LV_THIN | (clone ? 0 : DLVM_LV_READONLY) | hidden_flags, &thin,
+			   resp, err);
 	family_release(vg, pool);
 	return r;
 }
@@ -700,8 +751,10 @@ int thin_snapshot_create(struct dlvm_ctx *ctx, const char *source, const char *n
 				    what);
 	if (clone && (src->flags & DLVM_LV_THIN) && !(src->flags & DLVM_LV_READONLY) &&
 	    is_active(ctx, vg, src))
-		resp_message(resp, "%s/%s is active: the clone holds the writes completed before "
-			     "this command", vg->info.name, src->name);
+		resp_message(resp,
+			     "%s/%s is active: the clone holds the writes completed before "
+			     "this command",
+			     vg->info.name, src->name);
 	if ((r = parse_activate("lvcreate", a, &on, &mode, err)))
 		return r;
 	if (!a) /* snapshots are not activated unless asked, as in LVM */
@@ -709,8 +762,10 @@ int thin_snapshot_create(struct dlvm_ctx *ctx, const char *source, const char *n
 	if (name && (r = dlvm_check_name(name, "LV", err)))
 		return r;
 	if (name && dlvm_lv_find(vg, name))
-		return dlvm_err_set(err, -EEXIST, "Logical Volume \"%s\" already exists in volume "
-				    "group \"%s\"", name, vg->info.name);
+		return dlvm_err_set(err, -EEXIST,
+				    "Logical Volume \"%s\" already exists in volume "
+				    "group \"%s\"",
+				    name, vg->info.name);
 	if (!(plv = dlvm_lv_find_id(vg, src->thin.pool_id)))
 		return dlvm_err_set(err, -EBADMSG, "%s/%s: its pool is missing", vg->info.name,
 				    src->name);
@@ -731,11 +786,13 @@ int thin_snapshot_create(struct dlvm_ctx *ctx, const char *source, const char *n
 		if (live) {
 			if (snprintf(hname, sizeof(hname), "%s_clonesrc", lvname) >=
 			    (int)sizeof(hname) - 1)
-				return dlvm_err_set(err, -EINVAL, "lvcreate: clone name %s is too "
+				return dlvm_err_set(err, -EINVAL,
+						    "lvcreate: clone name %s is too "
 						    "long for the snapshot it reads through",
 						    lvname);
 			if (dlvm_lv_find(vg, hname))
-				return dlvm_err_set(err, -EEXIST, "%s/%s: the name of the snapshot "
+				return dlvm_err_set(err, -EEXIST,
+						    "%s/%s: the name of the snapshot "
 						    "a clone %s would read through is taken",
 						    vg->info.name, hname, lvname);
 			if ((r = family_snapshot(ctx, vg, src, hname, false, DLVM_LV_HIDDEN, resp,
@@ -783,9 +840,11 @@ void clones_of(const struct dlvm_vg *vg, const struct dlvm_lv *lv, char *out, si
 		/* a clone, or any volume of a clone's family that reads through
 		 * to lv (a shared VG: the clone's snapshots too) */
 		const struct dlvm_lv *m = (c->flags & DLVM_LV_THIN) && c->thin.meta_id
-					  ? dlvm_lv_find_id(vg, c->thin.meta_id) : NULL;
+							  ? dlvm_lv_find_id(vg, c->thin.meta_id)
+							  : NULL;
 		if (((c->flags & DLVM_LV_THIN) && c->thin.origin_id == lv->id &&
-		     !(c->flags & DLVM_LV_READONLY)) || (m && m->thin.origin_id == lv->id))
+		     !(c->flags & DLVM_LV_READONLY)) ||
+		    (m && m->thin.origin_id == lv->id))
 			used += (size_t)snprintf(out + used, len - used, "%s%s", used ? ", " : "",
 						 c->name);
 	}
@@ -800,6 +859,8 @@ int thin_refuse_remove(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struc
 	clones_of(vg, lv, list, sizeof(list));
 	if (!*list)
 		return 0;
-	return dlvm_err_set(err, -EBUSY, "%s/%s: snapshot has clones: %s (flatten them first: "
-			    "lvconvert --flatten)", vg->info.name, lv->name, list);
+	return dlvm_err_set(err, -EBUSY,
+			    "%s/%s: snapshot has clones: %s (flatten them first: "
+			    "lvconvert --flatten)",
+			    vg->info.name, lv->name, list);
 }

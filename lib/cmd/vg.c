@@ -53,8 +53,10 @@ static int orphan_pvs(struct dlvm_ctx *ctx, json_t *args, size_t from, const str
 		bool have = !dlvm_mda_read_header(devs[i], &mda, &e);
 		if (!have && into) {
 			/* a copy that cannot be read would join as a damaged one */
-			r = dlvm_err_set(err, e.code, "%s: cannot join a VG (pvcreate -f "
-					 "reinitialises it)", e.msg);
+			r = dlvm_err_set(err, e.code,
+					 "%s: cannot join a VG (pvcreate -f "
+					 "reinitialises it)",
+					 e.msg);
 			goto fail;
 		}
 		if (have && into && !dlvm_uuid_is_zero(mda.hdr.vg_uuid) &&
@@ -66,8 +68,10 @@ static int orphan_pvs(struct dlvm_ctx *ctx, json_t *args, size_t from, const str
 		}
 		dlvm_err_clear(&e);
 		if ((r = dlvm_pv_check_ro_compat(devs[i], &ph, have ? &mda : NULL, &e))) {
-			r = dlvm_err_set(err, r, "%s: it cannot join a VG (pvcreate -f "
-					 "reinitialises it)", e.msg);
+			r = dlvm_err_set(err, r,
+					 "%s: it cannot join a VG (pvcreate -f "
+					 "reinitialises it)",
+					 e.msg);
 			goto fail;
 		}
 		for (size_t k = 0; k < i; k++)
@@ -98,8 +102,10 @@ static int parse_extent_size(json_t *opts, uint64_t *es, struct dlvm_err *err)
 	if ((r = dlvm_parse_size(s, 1 << 20, es, NULL, err)))
 		return dlvm_err_prefix(err, r, "--physicalextentsize: ");
 	if (!dlvm_is_pow2(*es) || *es < (64 << 10) || *es > (16ull << 30))
-		return dlvm_err_set(err, -EINVAL, "--physicalextentsize %s: must be a power of two "
-				    "between 64k and 16g", s);
+		return dlvm_err_set(err, -EINVAL,
+				    "--physicalextentsize %s: must be a power of two "
+				    "between 64k and 16g",
+				    s);
 	return 0;
 }
 
@@ -117,7 +123,8 @@ DLVM_CMD_FN(cmd_vgcreate)
 	if ((r = dlvm_check_name(name, "VG", err)))
 		return r;
 	if (json_array_size(args) < 2)
-		return dlvm_err_set(err, -EINVAL, "vgcreate: give at least one PV after the VG name");
+		return dlvm_err_set(err, -EINVAL,
+				    "vgcreate: give at least one PV after the VG name");
 	if (!dlvm_ctx_vg(ctx, name, &other, NULL))
 		return dlvm_err_set(err, -EEXIST, "A volume group called %s already exists.", name);
 	if ((r = parse_extent_size(opts, &es, err)))
@@ -177,7 +184,8 @@ DLVM_CMD_FN(cmd_vgextend)
 	if ((r = dlvm_ctx_vg(ctx, arg_str(args, 0), &vg, err)))
 		return r;
 	if (json_array_size(args) < 2)
-		return dlvm_err_set(err, -EINVAL, "vgextend: give at least one PV after the VG name");
+		return dlvm_err_set(err, -EINVAL,
+				    "vgextend: give at least one PV after the VG name");
 	if ((r = orphan_pvs(ctx, args, 1, vg, &devs, &opened, &n, err)))
 		return r;
 	dlvm_txn_init(&t);
@@ -198,7 +206,8 @@ DLVM_CMD_FN(cmd_vgextend)
 		e.u.pv.dev_size = phs[i].device_size;
 		e.u.pv.sector_size = phs[i].sector_size;
 		if (!e.u.pv.pe_count) {
-			r = dlvm_err_set(err, -EINVAL, "%s: smaller than one extent", devs[i]->path);
+			r = dlvm_err_set(err, -EINVAL, "%s: smaller than one extent",
+					 devs[i]->path);
 			goto out;
 		}
 		dlvm_txn_add(&t, &e);
@@ -254,7 +263,8 @@ static int reduce_missing(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool force, 
 	int r = 0;
 
 	if (nargs != 1)
-		return dlvm_err_set(err, -EINVAL, "vgreduce --removemissing: give only the VG name");
+		return dlvm_err_set(err, -EINVAL,
+				    "vgreduce --removemissing: give only the VG name");
 	dlvm_txn_init(&t);
 	for (size_t l = 0; l < vg->nlv; l++) {
 		const struct dlvm_lv *lv = vg->lvs[l];
@@ -262,18 +272,21 @@ static int reduce_missing(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool force, 
 			if (vg->pvs[p]->dev || !lv_uses_pv(lv, vg->pvs[p]->d.id))
 				continue;
 			if (!force) {
-				r = dlvm_err_set(err, -EBUSY, "%s/%s has extents on missing PV %u: "
-						 "use -f to remove it with the PV", vg->info.name,
-						 lv->name, vg->pvs[p]->d.id);
+				r = dlvm_err_set(err, -EBUSY,
+						 "%s/%s has extents on missing PV %u: "
+						 "use -f to remove it with the PV",
+						 vg->info.name, lv->name, vg->pvs[p]->d.id);
 				goto out;
 			}
 			struct dlvm_edit e = { .type = DLVM_EDIT_LV_REMOVE };
 			e.u.lv.id = lv->id;
 			dlvm_txn_add(&t, &e);
 			if (ctx->hooks && ctx->hooks->is_active(ctx->hooks->priv, vg, vg->lvs[l]) &&
-			    (r = ctx->hooks->deactivate(ctx->hooks->priv, vg, vg->lvs[l], true, err)))
+			    (r = ctx->hooks->deactivate(ctx->hooks->priv, vg, vg->lvs[l], true,
+							err)))
 				goto out;
-			resp_message(resp, "Logical volume \"%s\" on a missing PV removed.", lv->name);
+			resp_message(resp, "Logical volume \"%s\" on a missing PV removed.",
+				     lv->name);
 			break;
 		}
 	}
@@ -315,10 +328,13 @@ DLVM_CMD_FN(cmd_vgreduce)
 	if (opt_flag(opts, "removemissing"))
 		return reduce_missing(ctx, vg, opt_flag(opts, "force"), n, resp, err);
 	if (n < 2)
-		return dlvm_err_set(err, -EINVAL, "vgreduce: give at least one PV after the VG name");
+		return dlvm_err_set(err, -EINVAL,
+				    "vgreduce: give at least one PV after the VG name");
 	if (n - 1 >= vg->npv)
-		return dlvm_err_set(err, -EINVAL, "vgreduce: cannot remove every PV of %s (use "
-				    "vgremove)", vg->info.name);
+		return dlvm_err_set(err, -EINVAL,
+				    "vgreduce: cannot remove every PV of %s (use "
+				    "vgremove)",
+				    vg->info.name);
 	dlvm_txn_init(&t);
 	gone = calloc(n, sizeof(*gone));
 	if (!gone)
@@ -335,8 +351,9 @@ DLVM_CMD_FN(cmd_vgreduce)
 			goto out;
 		}
 		if (pv->pe_alloc) {
-			r = dlvm_err_set(err, -EBUSY, "%s: still used by logical volumes (%" PRIu64
-					 " extents)", arg_str(args, i), pv->pe_alloc);
+			r = dlvm_err_set(err, -EBUSY,
+					 "%s: still used by logical volumes (%" PRIu64 " extents)",
+					 arg_str(args, i), pv->pe_alloc);
 			goto out;
 		}
 		struct dlvm_edit e = { .type = DLVM_EDIT_PV_REMOVE };
@@ -388,8 +405,10 @@ static int named_vgs_exist(struct dlvm_ctx *ctx, json_t *args, const char *cmd,
 			return r;
 		for (size_t b = 0; b < a; b++)
 			if (!strcmp(arg_str(args, a), arg_str(args, b)))
-				return dlvm_err_set(err, -EINVAL, "%s: volume group \"%s\" is named "
-						    "twice", cmd, arg_str(args, a));
+				return dlvm_err_set(err, -EINVAL,
+						    "%s: volume group \"%s\" is named "
+						    "twice",
+						    cmd, arg_str(args, a));
 	}
 	return 0;
 }
@@ -432,14 +451,16 @@ DLVM_CMD_FN(cmd_vgremove)
 		for (size_t i = 0; i < vg->nlv; i++)
 			user_lvs += !dlvm_lv_is_internal(vg->lvs[i]);
 		if (user_lvs && !force)
-			return dlvm_err_set(err, -EBUSY, "Volume group \"%s\" still contains %zu logical "
-					    "volume(s): remove them first or use -f", vg->info.name,
-					    user_lvs);
+			return dlvm_err_set(err, -EBUSY,
+					    "Volume group \"%s\" still contains %zu logical "
+					    "volume(s): remove them first or use -f",
+					    vg->info.name, user_lvs);
 		if ((r = dlvm_vg_writable(vg, err)) || (r = check_no_clients(ctx, vg, force, err)))
 			return r;
 		for (size_t p = 0; p < vg->npv; p++)
 			if (!vg->pvs[p]->dev)
-				return dlvm_err_set(err, -EROFS, "%s: a PV is missing", vg->info.name);
+				return dlvm_err_set(err, -EROFS, "%s: a PV is missing",
+						    vg->info.name);
 	}
 	for (size_t a = 0; a < n; a++) {
 		struct dlvm_vg *vg;
@@ -542,8 +563,10 @@ DLVM_CMD_FN(cmd_vgchange)
 		bool shared = vg->info.flags & DLVM_VG_SHARED;
 		if (shared && !shared_vg_lease_held(ctx, vg)) {
 			/* only a VG named on the command line is locked for it */
-			resp_message(resp, "Volume group \"%s\" is shared: skipped (name it to "
-				     "change its activations)", vg->info.name);
+			resp_message(resp,
+				     "Volume group \"%s\" is shared: skipped (name it to "
+				     "change its activations)",
+				     vg->info.name);
 			continue;
 		}
 		unsigned count = 0;
@@ -567,8 +590,8 @@ DLVM_CMD_FN(cmd_vgchange)
 				if (!dlvm_lv_exportable(vg->lvs[l]) ||
 				    ctx->hooks->is_active(ctx->hooks->priv, vg, vg->lvs[l]))
 					continue;
-				if ((r = ctx->hooks->activate(ctx->hooks->priv, vg, vg->lvs[l], NULL,
-							      err)))
+				if ((r = ctx->hooks->activate(ctx->hooks->priv, vg, vg->lvs[l],
+							      NULL, err)))
 					return r;
 				count++;
 			}
@@ -582,8 +605,8 @@ DLVM_CMD_FN(cmd_vgchange)
 		size_t active = 0;
 		for (size_t l = 0; l < vg->nlv; l++)
 			active += ctx->hooks->is_active(ctx->hooks->priv, vg, vg->lvs[l]);
-		resp_message(resp, "%zu logical volume(s) in volume group \"%s\" now active", active,
-			     vg->info.name);
+		resp_message(resp, "%zu logical volume(s) in volume group \"%s\" now active",
+			     active, vg->info.name);
 	}
 	return 0;
 }

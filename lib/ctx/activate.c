@@ -29,7 +29,8 @@ int find_lv(struct dlvm_ctx *ctx, const char *path, struct dlvm_vg **vg, struct 
 		return r;
 	*lv = dlvm_lv_find(*vg, lvn);
 	if (!*lv)
-		return dlvm_err_set(err, -ENOENT, "Failed to find logical volume \"%s/%s\"", vgn, lvn);
+		return dlvm_err_set(err, -ENOENT, "Failed to find logical volume \"%s/%s\"", vgn,
+				    lvn);
 	return 0;
 }
 int activate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, const char *old_name,
@@ -43,8 +44,9 @@ int activate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, const
 	    !dlvm_thin_lv_store(vg, lv, true, &p, NULL)) {
 		/* a full pool makes writes wait for autoextend (the host agent
 		 * keeps this up to date) */
-		dlvm_thin_pool_set_autoextend(p, ctx->thin_autoextend_threshold &&
-						     ctx->thin_autoextend_threshold < 100);
+		dlvm_thin_pool_set_autoextend(p,
+					      ctx->thin_autoextend_threshold &&
+							      ctx->thin_autoextend_threshold < 100);
 	}
 	return r;
 }
@@ -59,14 +61,15 @@ unsigned lv_clients(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct
 	return ctx->hooks ? ctx->hooks->clients(ctx->hooks->priv, vg, lv) : 0;
 }
 /* -EBUSY when NBD clients are connected to lv and force was not given. */
-int refuse_busy(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv, bool force,
-		struct dlvm_err *err)
+int refuse_busy(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
+		bool force, struct dlvm_err *err)
 {
 	unsigned c = lv_clients(ctx, vg, lv);
 	if (c && !force)
-		return dlvm_err_set(err, -EBUSY, "Logical volume %s/%s in use by %u NBD client%s "
-				    "(use -f to disconnect them)", vg->info.name, lv->name, c,
-				    c == 1 ? "" : "s");
+		return dlvm_err_set(err, -EBUSY,
+				    "Logical volume %s/%s in use by %u NBD client%s "
+				    "(use -f to disconnect them)",
+				    vg->info.name, lv->name, c, c == 1 ? "" : "s");
 	return 0;
 }
 

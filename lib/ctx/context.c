@@ -110,8 +110,10 @@ int dlvm_ctx_load(struct dlvm_ctx *ctx, struct dlvm_err *err)
 		struct dlvm_err e = { 0 };
 		/* dlvmd starting after a crash waits for the dead process's
 		 * locks to go */
-		int or = dlvm_dev_open(ctx->devices[i], DLVM_DEV_LOCK |
-				       (ctx->daemon && !ctx->loaded ? DLVM_DEV_LOCK_WAIT : 0),
+		int or = dlvm_dev_open(ctx->devices[i],
+				       DLVM_DEV_LOCK | (ctx->daemon && !ctx->loaded
+									? DLVM_DEV_LOCK_WAIT
+									: 0),
 				       &devs[i], &e);
 		if (or == -EBUSY) {
 			/* Another process holds it: fine only for a PV of a shared
@@ -209,7 +211,8 @@ void ctx_resync_stale(struct dlvm_ctx *ctx, struct dlvm_vg *vg)
 	struct dlvm_err ce = { 0 };
 	for (size_t p = 0; p < vg->npv; p++)
 		if (vg->pvs[p]->dev && vg->pvs[p]->mda.valid && !vg->pvs[p]->mda.in_sync)
-			warn(ctx, "%s: brought up to date from the newest copy", vg->pvs[p]->mda.problem);
+			warn(ctx, "%s: brought up to date from the newest copy",
+			     vg->pvs[p]->mda.problem);
 	if (dlvm_vg_checkpoint(vg, true, &ce))
 		warn(ctx, "%s", ce.msg);
 }
@@ -306,8 +309,7 @@ void dlvm_ctx_set_hooks(struct dlvm_ctx *ctx, const struct dlvm_export_hooks *ho
 	ctx->hooks = hooks;
 }
 
-int dlvm_ctx_vg(struct dlvm_ctx *ctx, const char *name, struct dlvm_vg **out,
-		struct dlvm_err *err)
+int dlvm_ctx_vg(struct dlvm_ctx *ctx, const char *name, struct dlvm_vg **out, struct dlvm_err *err)
 {
 	if (!name || !*name)
 		return dlvm_err_set(err, -EINVAL, "a volume group name is needed");
@@ -404,8 +406,10 @@ int ctx_device(struct dlvm_ctx *ctx, const char *path, bool open_new, struct dlv
 			return 0;
 		}
 	if (!open_new)
-		return dlvm_err_set(err, -ENOENT, "%s: not a known device (add it with --devices or "
-				    "pvcreate it)", path);
+		return dlvm_err_set(err, -ENOENT,
+				    "%s: not a known device (add it with --devices or "
+				    "pvcreate it)",
+				    path);
 	struct dlvm_dev *dev;
 	int r = dlvm_dev_open(path, DLVM_DEV_LOCK, &dev, err);
 	if (r)
@@ -449,7 +453,8 @@ static int write_devices_file(struct dlvm_ctx *ctx, struct dlvm_err *err)
 	if (!f) {
 		int r = -errno;
 		free(tmp);
-		return dlvm_err_set(err, r, "%s: cannot write: %s", ctx->devices_file, strerror(-r));
+		return dlvm_err_set(err, r, "%s: cannot write: %s", ctx->devices_file,
+				    strerror(-r));
 	}
 	fprintf(f, "# devices dlvm manages, one path per line\n");
 	for (size_t i = 0; i < ctx->ndevices; i++)
@@ -460,7 +465,8 @@ static int write_devices_file(struct dlvm_ctx *ctx, struct dlvm_err *err)
 		int r = -errno;
 		unlink(tmp);
 		free(tmp);
-		return dlvm_err_set(err, r, "%s: cannot write: %s", ctx->devices_file, strerror(-r));
+		return dlvm_err_set(err, r, "%s: cannot write: %s", ctx->devices_file,
+				    strerror(-r));
 	}
 	free(tmp);
 	return 0;

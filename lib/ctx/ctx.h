@@ -21,37 +21,37 @@ struct shared_vg;
 struct dlvm_job;
 
 struct dlvm_ctx {
-	bool daemon;                /* running inside dlvmd: VGs stay loaded */
-	uint32_t host_id;           /* dlvmd --host-id: 0 = none (shared VGs read-only) */
-	uint32_t io_timeout;        /* seconds for lockspaces (0: the lease area's) */
+	bool daemon;                        /* running inside dlvmd: VGs stay loaded */
+	uint32_t host_id;                   /* dlvmd --host-id: 0 = none (shared VGs read-only) */
+	uint32_t io_timeout;                /* seconds for lockspaces (0: the lease area's) */
 	uint32_t thin_autoextend_threshold; /* dlvmd: grow a thin pool this full (percent;
 					     * 100 or 0: never) */
 	uint32_t thin_autoextend_percent;   /* by this percent of its size */
-	char lease_name[64];        /* owner name in lockspaces (dlvm_ctx_join) */
+	char lease_name[64];                /* owner name in lockspaces (dlvm_ctx_join) */
 	const struct dlvm_lease_clock *lease_clock; /* of the lockspaces (NULL: the real
 						     * one); dlvmd's stops a join on SIGTERM */
-	uint32_t lease_wait_ms;     /* a change waits this long for a busy VG lease
+	uint32_t lease_wait_ms;                     /* a change waits this long for a busy VG lease
 				     * (0: the larger of 2T and 10 s) */
-	struct shared_vg **shared;  /* lockspaces of shared VGs (lib/cluster/) */
+	struct shared_vg **shared;                  /* lockspaces of shared VGs (lib/cluster/) */
 	size_t nshared;
-	char *state_dir;            /* owned; NULL: none */
-	char *devices_file;         /* owned; STATE_DIR/devices, NULL: none */
-	char **devices;             /* owned paths the context may scan */
+	char *state_dir;    /* owned; NULL: none */
+	char *devices_file; /* owned; STATE_DIR/devices, NULL: none */
+	char **devices;     /* owned paths the context may scan */
 	size_t ndevices;
-	bool devices_given;         /* --devices was given: don't edit the file */
-	struct dlvm_vg **vgs;       /* loaded VGs */
+	bool devices_given;   /* --devices was given: don't edit the file */
+	struct dlvm_vg **vgs; /* loaded VGs */
 	size_t nvg;
-	struct dlvm_dev **orphans;  /* open devices that belong to no loaded VG */
+	struct dlvm_dev **orphans; /* open devices that belong to no loaded VG */
 	size_t norphans;
 	const struct dlvm_export_hooks *hooks; /* NULL: no activation (CLI) */
-	json_t *warnings;           /* problems seen while loading (array) */
-	bool loaded;                /* dlvm_ctx_load has run */
-	bool lock_conflict;         /* the last command failed on another host's lock */
-	pthread_mutex_t *cmd_lock;  /* dlvmd: what its commands run under; background
+	json_t *warnings;                      /* problems seen while loading (array) */
+	bool loaded;                           /* dlvm_ctx_load has run */
+	bool lock_conflict;                    /* the last command failed on another host's lock */
+	pthread_mutex_t *cmd_lock;             /* dlvmd: what its commands run under; background
 				     * jobs take it between their steps (NULL: a job
 				     * runs inside its command) */
-	struct dlvm_job *jobs;      /* background jobs, newest first (lib/jobs/job.c) */
-	uint64_t job_seq;           /* the last job id given */
+	struct dlvm_job *jobs;                 /* background jobs, newest first (lib/jobs/job.c) */
+	uint64_t job_seq;                      /* the last job id given */
 	/* Set by the layers above the context, so that it can end what they
 	 * started without knowing them: dlvm_ctx_free calls stop_jobs
 	 * (lib/jobs, set by the first job) and then leave (lib/cluster, set
@@ -121,7 +121,7 @@ int deactivate(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, boo
 /* NBD clients connected to lv's export (0 without dlvmd). */
 unsigned lv_clients(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv);
 /* -EBUSY when NBD clients are connected and !force. */
-int refuse_busy(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv, bool force,
-		struct dlvm_err *err);
+int refuse_busy(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
+		bool force, struct dlvm_err *err);
 
 #endif

@@ -45,9 +45,10 @@ int dlvm_block_check_version(const struct dlvm_block_kind *k, uint16_t major, ui
 			     struct dlvm_err *err)
 {
 	if (major != k->major)
-		return dlvm_err_set(err, -ENOTSUP, "%s%sformat version %u is not supported (this "
-				    "dlvm reads version %u)", name_of(k), name_sep(k), major,
-				    k->major);
+		return dlvm_err_set(err, -ENOTSUP,
+				    "%s%sformat version %u is not supported (this "
+				    "dlvm reads version %u)",
+				    name_of(k), name_sep(k), major, k->major);
 	if (size == k->size)
 		return 0;
 	if (!k->size_field)
@@ -60,8 +61,10 @@ int dlvm_block_check_version(const struct dlvm_block_kind *k, uint16_t major, ui
 int dlvm_block_check_incompat(uint64_t incompat, uint64_t known, struct dlvm_err *err)
 {
 	if (incompat & ~known)
-		return dlvm_err_set(err, -ENOTSUP, "unknown incompatible features 0x%" PRIx64
-				    " (written by a newer dlvm)", incompat & ~known);
+		return dlvm_err_set(err, -ENOTSUP,
+				    "unknown incompatible features 0x%" PRIx64
+				    " (written by a newer dlvm)",
+				    incompat & ~known);
 	return 0;
 }
 
@@ -90,8 +93,10 @@ int dlvm_block_check(const struct dlvm_block_kind *k, const uint8_t *buf, size_t
 	}
 	uint32_t want = dlvm_get_le32(buf + crc_off), got = dlvm_crc32c(buf, crc_off);
 	if (want != got)
-		return dlvm_err_set(err, -EBADMSG, "%s%schecksum mismatch (stored 0x%08x, "
-				    "computed 0x%08x)", name_of(k), name_sep(k), want, got);
+		return dlvm_err_set(err, -EBADMSG,
+				    "%s%schecksum mismatch (stored 0x%08x, "
+				    "computed 0x%08x)",
+				    name_of(k), name_sep(k), want, got);
 	if ((r = dlvm_block_check_version(k, dlvm_get_le16(buf + DLVM_BLK_MAJOR),
 					  dlvm_get_le32(buf + DLVM_BLK_SIZE), err)))
 		return r;

@@ -38,20 +38,20 @@
 #define DLVM_BLK_INCOMPAT 32
 
 struct dlvm_block_kind {
-	const char *magic;         /* 8 bytes */
-	uint16_t major;            /* the major version this build reads */
-	uint32_t size;             /* of the structure; its last 4 bytes are the CRC */
-	uint32_t fields_end;       /* reserved bytes run from here to the CRC */
-	bool features;             /* carries compat, ro_compat, incompat at 16, 24, 32 */
-	uint64_t incompat_known;   /* with features: the incompat bits this build reads */
+	const char *magic;       /* 8 bytes */
+	uint16_t major;          /* the major version this build reads */
+	uint32_t size;           /* of the structure; its last 4 bytes are the CRC */
+	uint32_t fields_end;     /* reserved bytes run from here to the CRC */
+	bool features;           /* carries compat, ro_compat, incompat at 16, 24, 32 */
+	uint64_t incompat_known; /* with features: the incompat bits this build reads */
 
 	/* How the messages read. With a name ("delta lease") they start with it
 	 * ("delta lease checksum mismatch ..."), the magic's with "bad magic (not
 	 * a NAME)". */
-	const char *name;          /* NULL: messages without a name */
-	int magic_code;            /* -EBADMSG, or -ENODATA where it means "not one" */
-	const char *magic_msg;     /* NULL: "bad magic", or "bad magic (not a NAME)" */
-	const char *size_field;    /* NULL: "header size N, expected M"; else "field
+	const char *name;       /* NULL: messages without a name */
+	int magic_code;         /* -EBADMSG, or -ENODATA where it means "not one" */
+	const char *magic_msg;  /* NULL: "bad magic", or "bad magic (not a NAME)" */
+	const char *size_field; /* NULL: "header size N, expected M"; else "field
 				    * SIZE_FIELD is N, expected M" */
 };
 

@@ -14,36 +14,48 @@ _Static_assert(DLVM_STRUCT_SIZE == 512, "headers are one 512-byte sector");
 _Static_assert(DLVM_BLOB_HEADER_SIZE == 64, "blob header is 64 bytes");
 
 _Static_assert(PVH_MAJOR == DLVM_BLK_MAJOR && PVH_SIZE == DLVM_BLK_SIZE &&
-	       PVH_INCOMPAT == DLVM_BLK_INCOMPAT && PVH_CRC + 4 == DLVM_STRUCT_SIZE,
+			       PVH_INCOMPAT == DLVM_BLK_INCOMPAT && PVH_CRC + 4 == DLVM_STRUCT_SIZE,
 	       "the PV header starts and ends as every block does");
 _Static_assert(MDH_MAJOR == DLVM_BLK_MAJOR && MDH_SIZE == DLVM_BLK_SIZE &&
-	       MDH_INCOMPAT == DLVM_BLK_INCOMPAT && MDH_CRC + 4 == DLVM_STRUCT_SIZE,
+			       MDH_INCOMPAT == DLVM_BLK_INCOMPAT && MDH_CRC + 4 == DLVM_STRUCT_SIZE,
 	       "the MDA header starts and ends as every block does");
 _Static_assert(BH_MAJOR == DLVM_BLK_MAJOR && BH_SIZE == DLVM_BLK_SIZE &&
-	       BH_END + 4 == DLVM_BLOB_HEADER_SIZE, "the blob header shares the version fields");
+			       BH_END + 4 == DLVM_BLOB_HEADER_SIZE,
+	       "the blob header shares the version fields");
 
 static const struct dlvm_block_kind pv_header_kind = {
-	.magic = DLVM_PV_MAGIC, .major = DLVM_FORMAT_MAJOR, .size = DLVM_STRUCT_SIZE,
-	.fields_end = PVH_END, .features = true, .incompat_known = DLVM_INCOMPAT_KNOWN,
-	.magic_code = -ENODATA, .magic_msg = "no dlvm PV label (bad magic)",
+	.magic = DLVM_PV_MAGIC,
+	.major = DLVM_FORMAT_MAJOR,
+	.size = DLVM_STRUCT_SIZE,
+	.fields_end = PVH_END,
+	.features = true,
+	.incompat_known = DLVM_INCOMPAT_KNOWN,
+	.magic_code = -ENODATA,
+	.magic_msg = "no dlvm PV label (bad magic)",
 };
 
 static const struct dlvm_block_kind mda_header_kind = {
-	.magic = DLVM_MDH_MAGIC, .major = DLVM_FORMAT_MAJOR, .size = DLVM_STRUCT_SIZE,
-	.fields_end = MDH_END, .features = true, .incompat_known = DLVM_INCOMPAT_KNOWN,
-	.magic_code = -EBADMSG, .magic_msg = "bad magic (not a metadata area header)",
+	.magic = DLVM_MDH_MAGIC,
+	.major = DLVM_FORMAT_MAJOR,
+	.size = DLVM_STRUCT_SIZE,
+	.fields_end = MDH_END,
+	.features = true,
+	.incompat_known = DLVM_INCOMPAT_KNOWN,
+	.magic_code = -EBADMSG,
+	.magic_msg = "bad magic (not a metadata area header)",
 };
 
 /* checkpoints and records: their magic is checked by the caller's expect_magic */
 static const struct dlvm_block_kind blob_header_kind = {
-	.major = DLVM_FORMAT_MAJOR, .size = DLVM_BLOB_HEADER_SIZE,
+	.major = DLVM_FORMAT_MAJOR,
+	.size = DLVM_BLOB_HEADER_SIZE,
 };
 
 void dlvm_pv_header_encode(const struct dlvm_pv_header *h, uint8_t buf[DLVM_STRUCT_SIZE])
 {
 	dlvm_block_start(&pv_header_kind, buf, DLVM_STRUCT_SIZE, h->major, h->minor);
-	dlvm_block_put_features(buf, &(struct dlvm_block_features){
-		h->compat, h->ro_compat, h->incompat });
+	dlvm_block_put_features(buf, &(struct dlvm_block_features){ h->compat, h->ro_compat,
+								    h->incompat });
 	memcpy(buf + PVH_UUID, h->pv_uuid, 16);
 	dlvm_put_le32(buf + PVH_SECTOR, h->sector_size);
 	dlvm_put_le64(buf + PVH_DEVSIZE, h->device_size);
@@ -94,19 +106,26 @@ int dlvm_pv_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_pv_he
 		return dlvm_err_set(err, -EBADMSG, "field mda_offset is %" PRIu64 ", expected %u",
 				    h->mda_offset, DLVM_MDA_OFFSET);
 	if (h->mda_size < DLVM_MDA_MIN_SIZE || h->mda_size % DLVM_BLOCK)
-		return dlvm_err_set(err, -EBADMSG, "field mda_size %" PRIu64 " is not a multiple "
-				    "of 4096 of at least 1 MiB", h->mda_size);
+		return dlvm_err_set(err, -EBADMSG,
+				    "field mda_size %" PRIu64 " is not a multiple "
+				    "of 4096 of at least 1 MiB",
+				    h->mda_size);
 	if (h->lease_offset || h->lease_size)
-		return dlvm_err_set(err, -EBADMSG, "field lease_offset/lease_size is set but "
+		return dlvm_err_set(err, -EBADMSG,
+				    "field lease_offset/lease_size is set but "
 				    "feature LEASES is not");
 	uint64_t end;
 	if (dlvm_add_overflow(h->mda_offset, h->mda_size, &end) || h->data_offset < end ||
 	    h->data_offset % DLVM_DATA_ALIGN)
-		return dlvm_err_set(err, -EBADMSG, "field data_offset %" PRIu64 " overlaps the "
-				    "metadata area or is not 1 MiB aligned", h->data_offset);
+		return dlvm_err_set(err, -EBADMSG,
+				    "field data_offset %" PRIu64 " overlaps the "
+				    "metadata area or is not 1 MiB aligned",
+				    h->data_offset);
 	if (dlvm_add_overflow(h->data_offset, h->data_size, &end) || end > h->device_size)
-		return dlvm_err_set(err, -EBADMSG, "field data_size %" PRIu64 " runs past the "
-				    "device size %" PRIu64, h->data_size, h->device_size);
+		return dlvm_err_set(err, -EBADMSG,
+				    "field data_size %" PRIu64 " runs past the "
+				    "device size %" PRIu64,
+				    h->data_size, h->device_size);
 	if (h->hostname[PVH_HOST_LEN - 1] && memchr(h->hostname, 0, PVH_HOST_LEN) == NULL)
 		h->hostname[PVH_HOST_LEN] = '\0';
 	return 0;
@@ -115,8 +134,8 @@ int dlvm_pv_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_pv_he
 void dlvm_mda_header_encode(const struct dlvm_mda_header *h, uint8_t buf[DLVM_STRUCT_SIZE])
 {
 	dlvm_block_start(&mda_header_kind, buf, DLVM_STRUCT_SIZE, h->major, h->minor);
-	dlvm_block_put_features(buf, &(struct dlvm_block_features){
-		h->compat, h->ro_compat, h->incompat });
+	dlvm_block_put_features(buf, &(struct dlvm_block_features){ h->compat, h->ro_compat,
+								    h->incompat });
 	memcpy(buf + MDH_VG_UUID, h->vg_uuid, 16);
 	memcpy(buf + MDH_PV_UUID, h->pv_uuid, 16);
 	dlvm_put_le64(buf + MDH_GEN, h->generation);
@@ -166,45 +185,58 @@ int dlvm_mda_header_decode(const uint8_t buf[DLVM_STRUCT_SIZE], struct dlvm_mda_
 	    h->ckpt_size % DLVM_BLOCK || h->ckpt_size == 0 ||
 	    dlvm_mul_overflow(h->ckpt_size, 2, &ck_end) ||
 	    dlvm_add_overflow(ck_end, h->ckpt_offset, &ck_end))
-		return dlvm_err_set(err, -EBADMSG, "fields ckpt_offset/ckpt_size (%" PRIu64 "/%"
-				    PRIu64 ") are out of range", h->ckpt_offset, h->ckpt_size);
+		return dlvm_err_set(err, -EBADMSG,
+				    "fields ckpt_offset/ckpt_size (%" PRIu64 "/%" PRIu64
+				    ") are out of range",
+				    h->ckpt_offset, h->ckpt_size);
 	if (h->ring_offset < ck_end || h->ring_offset % DLVM_BLOCK || h->ring_size % DLVM_BLOCK ||
 	    h->ring_size < 4 * DLVM_BLOCK ||
 	    dlvm_add_overflow(h->ring_offset, h->ring_size, &ring_end) || ring_end > h->mda_size)
-		return dlvm_err_set(err, -EBADMSG, "fields ring_offset/ring_size (%" PRIu64 "/%"
-				    PRIu64 ") are out of range", h->ring_offset, h->ring_size);
+		return dlvm_err_set(err, -EBADMSG,
+				    "fields ring_offset/ring_size (%" PRIu64 "/%" PRIu64
+				    ") are out of range",
+				    h->ring_offset, h->ring_size);
 	if (h->ckpt_slot > 1)
-		return dlvm_err_set(err, -EBADMSG, "field ckpt_slot is %u, not 0 or 1", h->ckpt_slot);
+		return dlvm_err_set(err, -EBADMSG, "field ckpt_slot is %u, not 0 or 1",
+				    h->ckpt_slot);
 	if (h->ckpt_len > h->ckpt_size)
-		return dlvm_err_set(err, -EBADMSG, "field ckpt_len %" PRIu64 " exceeds the region "
-				    "size %" PRIu64, h->ckpt_len, h->ckpt_size);
+		return dlvm_err_set(err, -EBADMSG,
+				    "field ckpt_len %" PRIu64 " exceeds the region "
+				    "size %" PRIu64,
+				    h->ckpt_len, h->ckpt_size);
 	if (!dlvm_uuid_is_zero(h->vg_uuid) && h->ckpt_len < DLVM_BLOB_HEADER_SIZE)
 		return dlvm_err_set(err, -EBADMSG, "field ckpt_len %" PRIu64 " is too small",
 				    h->ckpt_len);
 	if (h->journal_start >= h->ring_size || h->journal_start % 512)
-		return dlvm_err_set(err, -EBADMSG, "field journal_start %" PRIu64 " is outside the "
-				    "ring or unaligned", h->journal_start);
+		return dlvm_err_set(err, -EBADMSG,
+				    "field journal_start %" PRIu64 " is outside the "
+				    "ring or unaligned",
+				    h->journal_start);
 	return 0;
 }
 
-int dlvm_mda_header_check_area(const struct dlvm_mda_header *h, uint64_t area,
-			       struct dlvm_err *err)
+int dlvm_mda_header_check_area(const struct dlvm_mda_header *h, uint64_t area, struct dlvm_err *err)
 {
 	/* the decoder has checked ckpt end <= ring_offset < ring end <= mda_size
 	 * without overflow; name the first region that leaves the area */
 	uint64_t ck_end = h->ckpt_offset + 2 * h->ckpt_size;
 
 	if (ck_end > area)
-		return dlvm_err_set(err, -EBADMSG, "field ckpt_size %" PRIu64 " (two regions at "
+		return dlvm_err_set(err, -EBADMSG,
+				    "field ckpt_size %" PRIu64 " (two regions at "
 				    "ckpt_offset %" PRIu64 ") runs past the metadata area (%" PRIu64
-				    " bytes)", h->ckpt_size, h->ckpt_offset, area);
+				    " bytes)",
+				    h->ckpt_size, h->ckpt_offset, area);
 	if (h->ring_offset + h->ring_size > area)
-		return dlvm_err_set(err, -EBADMSG, "field ring_size %" PRIu64 " at ring_offset %"
-				    PRIu64 " runs past the metadata area (%" PRIu64 " bytes)",
+		return dlvm_err_set(err, -EBADMSG,
+				    "field ring_size %" PRIu64 " at ring_offset %" PRIu64
+				    " runs past the metadata area (%" PRIu64 " bytes)",
 				    h->ring_size, h->ring_offset, area);
 	if (h->mda_size > area)
-		return dlvm_err_set(err, -EBADMSG, "field mda_size %" PRIu64 " is larger than the "
-				    "metadata area (%" PRIu64 " bytes)", h->mda_size, area);
+		return dlvm_err_set(err, -EBADMSG,
+				    "field mda_size %" PRIu64 " is larger than the "
+				    "metadata area (%" PRIu64 " bytes)",
+				    h->mda_size, area);
 	return 0;
 }
 
@@ -238,8 +270,8 @@ int dlvm_blob_decode(const uint8_t *buf, size_t avail, const char *expect_magic,
 	memcpy(h->magic, buf + BH_MAGIC, 8);
 	h->major = dlvm_get_le16(buf + BH_MAJOR);
 	h->minor = dlvm_get_le16(buf + BH_MINOR);
-	if ((r = dlvm_block_check_version(&blob_header_kind, h->major,
-					  dlvm_get_le32(buf + BH_SIZE), err)))
+	if ((r = dlvm_block_check_version(&blob_header_kind, h->major, dlvm_get_le32(buf + BH_SIZE),
+					  err)))
 		return r;
 	memcpy(h->vg_uuid, buf + BH_VG_UUID, 16);
 	h->seq = dlvm_get_le64(buf + BH_SEQ);
@@ -257,7 +289,9 @@ int dlvm_blob_decode(const uint8_t *buf, size_t avail, const char *expect_magic,
 	uint32_t crc = dlvm_crc32c_update(dlvm_crc32c(tmp, sizeof(tmp)), buf + sizeof(tmp),
 					  h->payload_len);
 	if (crc != h->crc)
-		return dlvm_err_set(err, -EBADMSG, "checksum mismatch (stored 0x%08x, computed "
-				    "0x%08x)", h->crc, crc);
+		return dlvm_err_set(err, -EBADMSG,
+				    "checksum mismatch (stored 0x%08x, computed "
+				    "0x%08x)",
+				    h->crc, crc);
 	return 0;
 }

@@ -125,9 +125,7 @@ int dlvm_edit_encode(const struct dlvm_edit *e, struct dlvm_buf *out)
 		w32(&w, e->u.pv.sector_size);
 		w64(&w, e->u.pv.flags);
 		break;
-	case DLVM_EDIT_PV_REMOVE:
-		w32(&w, e->u.pv_id);
-		break;
+	case DLVM_EDIT_PV_REMOVE: w32(&w, e->u.pv_id); break;
 	case DLVM_EDIT_LV_CREATE:
 		w64(&w, e->u.lv.id);
 		w_bytes(&w, e->u.lv.uuid, 16);
@@ -136,9 +134,7 @@ int dlvm_edit_encode(const struct dlvm_edit *e, struct dlvm_buf *out)
 		w64(&w, e->u.lv.ctime);
 		w_segs(&w, e->u.lv.nseg, e->u.lv.segs);
 		break;
-	case DLVM_EDIT_LV_REMOVE:
-		w64(&w, e->u.lv.id);
-		break;
+	case DLVM_EDIT_LV_REMOVE: w64(&w, e->u.lv.id); break;
 	case DLVM_EDIT_LV_RENAME:
 		w64(&w, e->u.lv.id);
 		wstr(&w, e->u.lv.name);
@@ -173,9 +169,7 @@ int dlvm_edit_encode(const struct dlvm_edit *e, struct dlvm_buf *out)
 			w64(&w, e->u.lv.holders[i].generation);
 		}
 		break;
-	default:
-		w_bytes(&w, e->u.raw.data, e->u.raw.len);
-		break;
+	default: w_bytes(&w, e->u.raw.data, e->u.raw.len); break;
 	}
 	if (w.err) {
 		out->len = start;
@@ -276,13 +270,17 @@ static int r_segs(struct rd *r, uint32_t *nseg_out, struct dlvm_seg_desc ***segs
 			goto fail;
 		}
 		if (type == DLVM_SEG_STRIPED && (!dlvm_is_pow2(ssize) || ssize < 4096)) {
-			dlvm_err_set(err, -EBADMSG, "segment %u: field stripe_size %u is not a "
-				     "power of two >= 4096", i, ssize);
+			dlvm_err_set(err, -EBADMSG,
+				     "segment %u: field stripe_size %u is not a "
+				     "power of two >= 4096",
+				     i, ssize);
 			goto fail;
 		}
 		if (le_count == 0 || le_count % stripes) {
-			dlvm_err_set(err, -EBADMSG, "segment %u: field le_count %" PRIu64 " is zero "
-				     "or not a multiple of %u stripes", i, le_count, stripes);
+			dlvm_err_set(err, -EBADMSG,
+				     "segment %u: field le_count %" PRIu64 " is zero "
+				     "or not a multiple of %u stripes",
+				     i, le_count, stripes);
 			goto fail;
 		}
 		struct dlvm_seg_desc *s = calloc(1, dlvm_seg_desc_size(stripes));
@@ -407,8 +405,10 @@ static int decode_holders(struct rd *r, struct dlvm_edit *e, size_t pos, struct 
 	if (r->field)
 		return 0;
 	if (e->u.lv.nholders > DLVM_MAX_HOLDERS)
-		return dlvm_err_set(err, -EBADMSG, "edit LV_SET_HOLDERS at byte %zu: holder count "
-				    "%u is above %u", pos, e->u.lv.nholders, DLVM_MAX_HOLDERS);
+		return dlvm_err_set(err, -EBADMSG,
+				    "edit LV_SET_HOLDERS at byte %zu: holder count "
+				    "%u is above %u",
+				    pos, e->u.lv.nholders, DLVM_MAX_HOLDERS);
 	if (!r_need(r, (size_t)e->u.lv.nholders * 16, "holders"))
 		return 0;
 	if (e->u.lv.nholders &&
@@ -440,21 +440,11 @@ int dlvm_edit_decode(const uint8_t *buf, size_t len, size_t *pos, struct dlvm_ed
 	r = (struct rd){ .p = buf + *pos + EDIT_HDR, .len = elen };
 
 	switch (e->type) {
-	case DLVM_EDIT_VG_INFO:
-		ret = decode_vg_info(&r, e, err);
-		break;
-	case DLVM_EDIT_PV_ADD:
-		decode_pv_add(&r, e);
-		break;
-	case DLVM_EDIT_PV_REMOVE:
-		e->u.pv_id = r32(&r, "pv id");
-		break;
-	case DLVM_EDIT_LV_CREATE:
-		ret = decode_lv_create(&r, e, err);
-		break;
-	case DLVM_EDIT_LV_REMOVE:
-		e->u.lv.id = r64(&r, "lv id");
-		break;
+	case DLVM_EDIT_VG_INFO: ret = decode_vg_info(&r, e, err); break;
+	case DLVM_EDIT_PV_ADD: decode_pv_add(&r, e); break;
+	case DLVM_EDIT_PV_REMOVE: e->u.pv_id = r32(&r, "pv id"); break;
+	case DLVM_EDIT_LV_CREATE: ret = decode_lv_create(&r, e, err); break;
+	case DLVM_EDIT_LV_REMOVE: e->u.lv.id = r64(&r, "lv id"); break;
 	case DLVM_EDIT_LV_RENAME:
 		e->u.lv.id = r64(&r, "lv id");
 		ret = rstr(&r, e->u.lv.name, "lv name", err);
@@ -467,20 +457,18 @@ int dlvm_edit_decode(const uint8_t *buf, size_t len, size_t *pos, struct dlvm_ed
 		e->u.lv.id = r64(&r, "lv id");
 		ret = r_segs(&r, &e->u.lv.nseg, &e->u.lv.segs, err);
 		break;
-	case DLVM_EDIT_LV_SET_THIN:
-		decode_lv_thin(&r, e);
-		break;
+	case DLVM_EDIT_LV_SET_THIN: decode_lv_thin(&r, e); break;
 	case DLVM_EDIT_LV_SET_COPY_RATE:
 		e->u.lv.id = r64(&r, "lv id");
 		e->u.lv.copy_rate = r64(&r, "copy rate");
 		break;
-	case DLVM_EDIT_LV_SET_HOLDERS:
-		ret = decode_holders(&r, e, *pos, err);
-		break;
+	case DLVM_EDIT_LV_SET_HOLDERS: ret = decode_holders(&r, e, *pos, err); break;
 	default:
 		if (!(e->flags & DLVM_EDIT_IGNORABLE))
-			return dlvm_err_set(err, -ENOTSUP, "edit at byte %zu: unknown type %u "
-					    "(written by a newer dlvm)", *pos, e->type);
+			return dlvm_err_set(err, -ENOTSUP,
+					    "edit at byte %zu: unknown type %u "
+					    "(written by a newer dlvm)",
+					    *pos, e->type);
 		e->u.raw.len = elen;
 		e->u.raw.data = r.p;
 		r.pos = elen;

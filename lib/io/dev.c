@@ -113,15 +113,17 @@ int dlvm_dev_open(const char *path, unsigned flags, struct dlvm_dev **out, struc
 	/* A process that just died may hold its locks a little longer: the
 	 * kernel closes files registered with its io_uring asynchronously. */
 	int tries = (flags & DLVM_DEV_LOCK_WAIT) ? 150 : 1;
-	while ((flags & DLVM_DEV_LOCK) && flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK &&
-	       --tries > 0)
+	while ((flags & DLVM_DEV_LOCK) && flock(fd, LOCK_EX | LOCK_NB) < 0 &&
+	       errno == EWOULDBLOCK && --tries > 0)
 		usleep(20000);
 	if ((flags & DLVM_DEV_LOCK) && flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		r = -errno;
 		close(fd);
 		if (r == -EWOULDBLOCK)
-			return dlvm_err_set(err, -EBUSY, "%s: in use by another dlvm process "
-					    "(is dlvmd running? use --socket)", path);
+			return dlvm_err_set(err, -EBUSY,
+					    "%s: in use by another dlvm process "
+					    "(is dlvmd running? use --socket)",
+					    path);
 		return dlvm_err_set(err, r, "%s: cannot lock: %s", path, strerror(-r));
 	}
 	dev = calloc(1, sizeof(*dev));
@@ -174,7 +176,8 @@ int dlvm_dev_read(struct dlvm_dev *dev, void *buf, size_t len, uint64_t off, str
 {
 	int r = dev->ops->pread(dev, buf, len, off);
 	if (r < 0)
-		return dlvm_err_set(err, r, "%s: read of %zu bytes at offset %" PRIu64 " failed: %s",
+		return dlvm_err_set(err, r,
+				    "%s: read of %zu bytes at offset %" PRIu64 " failed: %s",
 				    dev->name, len, off, strerror(-r));
 	return 0;
 }
@@ -186,7 +189,8 @@ int dlvm_dev_write(struct dlvm_dev *dev, const void *buf, size_t len, uint64_t o
 		return dlvm_err_set(err, -EROFS, "%s: opened read-only", dev->name);
 	int r = dev->ops->pwrite(dev, buf, len, off);
 	if (r < 0)
-		return dlvm_err_set(err, r, "%s: write of %zu bytes at offset %" PRIu64 " failed: %s",
+		return dlvm_err_set(err, r,
+				    "%s: write of %zu bytes at offset %" PRIu64 " failed: %s",
 				    dev->name, len, off, strerror(-r));
 	return 0;
 }
@@ -202,11 +206,13 @@ int dlvm_dev_write_many(struct dlvm_dev *dev, const struct dlvm_dev_wr *w, size_
 	if (dev->ops->pwrite_many)
 		r = dev->ops->pwrite_many(dev, w, n, &failed);
 	else
-		for (; failed < n && !(r = dev->ops->pwrite(dev, w[failed].buf, w[failed].len,
-							    w[failed].off)); failed++)
+		for (; failed < n &&
+		       !(r = dev->ops->pwrite(dev, w[failed].buf, w[failed].len, w[failed].off));
+		     failed++)
 			;
 	if (r < 0)
-		return dlvm_err_set(err, r, "%s: write of %zu bytes at offset %" PRIu64 " failed: %s",
+		return dlvm_err_set(err, r,
+				    "%s: write of %zu bytes at offset %" PRIu64 " failed: %s",
 				    dev->name, w[failed].len, w[failed].off, strerror(-r));
 	return 0;
 }

@@ -13,11 +13,11 @@ struct pending {
 };
 
 struct memdev {
-	uint8_t *data;    /* what reads see */
+	uint8_t *data; /* what reads see */
 	enum dlvm_fault_mode mode;
 	long writes_left; /* < 0: no fault armed */
 	long writes;
-	bool dead;        /* power lost */
+	bool dead;                 /* power lost */
 	uint64_t bad_off, bad_len; /* reads touching these bytes fail */
 	/* the write cache (dlvm_memdev_set_cache): durable holds what the
 	 * medium holds, pend what was written since the last flush */
@@ -86,8 +86,7 @@ static int mem_pwrite(struct dlvm_dev *dev, const void *buf, size_t len, uint64_
 		return 0; /* power is off: the write vanishes, the caller cannot tell */
 	if (m->writes_left == 0) {
 		switch (m->mode) {
-		case DLVM_FAULT_EIO:
-			return -EIO;
+		case DLVM_FAULT_EIO: return -EIO;
 		case DLVM_FAULT_TEAR: {
 			size_t n = len < dev->sector_size ? len : dev->sector_size;
 			memcpy(m->data + off, buf, n);
@@ -97,11 +96,8 @@ static int mem_pwrite(struct dlvm_dev *dev, const void *buf, size_t len, uint64_
 			return 0;
 		}
 		case DLVM_FAULT_POWERLOSS:
-		case DLVM_FAULT_CACHE_LOSS:
-			lose_power(dev);
-			return 0;
-		case DLVM_FAULT_NONE:
-			break;
+		case DLVM_FAULT_CACHE_LOSS: lose_power(dev); return 0;
+		case DLVM_FAULT_NONE: break;
 		}
 	}
 	if (m->durable) {

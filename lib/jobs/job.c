@@ -75,8 +75,8 @@ static void *job_main(void *p)
 	j->err = e;
 	j->ended_ms = dlvm_now_ms();
 	j->state = r ? JOB_FAILED : JOB_DONE;
-	log_info(DLVM_LOG_JOBS, "job %" PRIu64 ": %s of %s/%s %s%s", j->id, j->type, j->vg,
-		j->lv, r ? "failed: " : "done", r ? e.msg : "");
+	log_info(DLVM_LOG_JOBS, "job %" PRIu64 ": %s of %s/%s %s%s", j->id, j->type, j->vg, j->lv,
+		 r ? "failed: " : "done", r ? e.msg : "");
 	job_unlock(j);
 	return NULL;
 }
@@ -106,8 +106,8 @@ static bool lv_job_running(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, uint6
 
 int job_start(struct dlvm_ctx *ctx, const char *type, const struct dlvm_vg *vg,
 	      const struct dlvm_lv *lv, uint64_t total,
-	      int (*run)(struct dlvm_job *j, json_t *resp, struct dlvm_err *err),
-	      void *arg, void (*free_arg)(void *arg), json_t *resp, struct dlvm_err *err)
+	      int (*run)(struct dlvm_job *j, json_t *resp, struct dlvm_err *err), void *arg,
+	      void (*free_arg)(void *arg), json_t *resp, struct dlvm_err *err)
 {
 	struct dlvm_job *j = calloc(1, sizeof(*j));
 	int r;
@@ -185,10 +185,12 @@ int jobs_refuse(struct dlvm_ctx *ctx, const struct dlvm_cmd_def *c, json_t *args
 					  !strcmp(arg_str(args, 0), vg->info.name) &&
 					  !strcmp(a, lv->name)));
 			if (hit)
-				return dlvm_err_set(err, -EBUSY, "%s/%s: a %s job runs on it (job %"
-						    PRIu64 ", %.1f%% done; dlvm jobs shows it): "
-						    "wait for it to end", vg->info.name, name,
-						    j->type, j->id, job_percent(j));
+				return dlvm_err_set(err, -EBUSY,
+						    "%s/%s: a %s job runs on it (job %" PRIu64
+						    ", %.1f%% done; dlvm jobs shows it): "
+						    "wait for it to end",
+						    vg->info.name, name, j->type, j->id,
+						    job_percent(j));
 		}
 	}
 	return 0;

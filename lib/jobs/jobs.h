@@ -18,19 +18,19 @@ struct dlvm_job {
 	struct dlvm_job *next;
 	struct dlvm_ctx *ctx;
 	uint64_t id;
-	const char *type;                 /* "flatten" */
+	const char *type; /* "flatten" */
 	char vg[DLVM_NAME_MAX + 1];
-	char lv[DLVM_NAME_MAX + 1];       /* the LV's name when the job started */
+	char lv[DLVM_NAME_MAX + 1]; /* the LV's name when the job started */
 	uint64_t lv_id;
-	_Atomic uint64_t done, total;     /* progress, in the job's own units */
-	_Atomic uint64_t copied;          /* bytes copied so far */
-	uint64_t rate;                    /* the limit it copies at, bytes per second; 0 none */
-	atomic_bool stop;                 /* dlvmd stops: end soon, keep what is done */
+	_Atomic uint64_t done, total; /* progress, in the job's own units */
+	_Atomic uint64_t copied;      /* bytes copied so far */
+	uint64_t rate;                /* the limit it copies at, bytes per second; 0 none */
+	atomic_bool stop;             /* dlvmd stops: end soon, keep what is done */
 	/* under the command lock: */
 	enum job_state state;
-	int r;                            /* the outcome, with err */
+	int r; /* the outcome, with err */
 	struct dlvm_err err;
-	json_t *resp;                     /* the messages and warnings it ended with */
+	json_t *resp; /* the messages and warnings it ended with */
 	uint64_t started_ms, ended_ms;
 	int (*run)(struct dlvm_job *j, json_t *resp, struct dlvm_err *err);
 	void *arg;
@@ -47,8 +47,8 @@ struct dlvm_job {
  */
 int job_start(struct dlvm_ctx *ctx, const char *type, const struct dlvm_vg *vg,
 	      const struct dlvm_lv *lv, uint64_t total,
-	      int (*run)(struct dlvm_job *j, json_t *resp, struct dlvm_err *err),
-	      void *arg, void (*free_arg)(void *arg), json_t *resp, struct dlvm_err *err);
+	      int (*run)(struct dlvm_job *j, json_t *resp, struct dlvm_err *err), void *arg,
+	      void (*free_arg)(void *arg), json_t *resp, struct dlvm_err *err);
 /* "running", "done", "failed". */
 const char *job_state_name(enum job_state s);
 void job_lock(struct dlvm_job *j);

@@ -33,7 +33,8 @@ static uint64_t real_now_ms(void *priv)
 
 static void real_sleep_ms(void *priv, uint64_t ms)
 {
-	struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000 };
+	struct timespec ts = { .tv_sec = (time_t)(ms / 1000),
+			       .tv_nsec = (long)(ms % 1000) * 1000000 };
 	(void)priv;
 
 	while (nanosleep(&ts, &ts) && errno == EINTR)
@@ -63,8 +64,8 @@ uint64_t lease_dblock_off(const struct dlvm_lease_area *a, uint32_t res, uint32_
 	return lease_leader_off(a, res) + (uint64_t)host_id * a->hdr.sector_size;
 }
 
-int lease_read(struct dlvm_lease_area *a, void *buf, uint32_t count, uint64_t off,
-	       const char *what, struct dlvm_err *err)
+int lease_read(struct dlvm_lease_area *a, void *buf, uint32_t count, uint64_t off, const char *what,
+	       struct dlvm_err *err)
 {
 	int r = dlvm_dev_read(a->dev, buf, (size_t)count * a->hdr.sector_size, off, err);
 	if (r)
@@ -86,8 +87,10 @@ int lease_decode_delta(struct dlvm_lease_area *a, const uint8_t *buf, uint32_t h
 {
 	int r = dlvm_delta_decode(buf, rec, err);
 	if (!r && rec->host_id && rec->host_id != host_id)
-		r = dlvm_err_set(err, -EBADMSG, "delta lease field host_id is %u in the sector "
-				 "of host id %u", rec->host_id, host_id);
+		r = dlvm_err_set(err, -EBADMSG,
+				 "delta lease field host_id is %u in the sector "
+				 "of host id %u",
+				 rec->host_id, host_id);
 	if (!r && rec->host_id && memcmp(rec->vg_uuid, a->hdr.vg_uuid, 16)) {
 		char u[DLVM_UUID_STR];
 		dlvm_uuid_unparse(rec->vg_uuid, u);
@@ -157,11 +160,14 @@ static int check_placement(struct dlvm_dev *dev, uint64_t offset, uint64_t size,
 	uint64_t end;
 
 	if (offset % 4096)
-		return dlvm_err_set(err, -EINVAL, "%s: lease area offset %" PRIu64 " is not "
-				    "4096-aligned", dev->name, offset);
+		return dlvm_err_set(err, -EINVAL,
+				    "%s: lease area offset %" PRIu64 " is not "
+				    "4096-aligned",
+				    dev->name, offset);
 	if (dlvm_add_overflow(offset, size, &end) || end > dev->size)
-		return dlvm_err_set(err, -ENOSPC, "%s: lease area at offset %" PRIu64 " of %"
-				    PRIu64 " bytes runs past the device end (%" PRIu64 ")",
+		return dlvm_err_set(err, -ENOSPC,
+				    "%s: lease area at offset %" PRIu64 " of %" PRIu64
+				    " bytes runs past the device end (%" PRIu64 ")",
 				    dev->name, offset, size, dev->size);
 	return 0;
 }
@@ -187,12 +193,13 @@ int dlvm_lease_area_format(struct dlvm_dev *dev, uint64_t offset, uint64_t size,
 		return dlvm_err_set(err, -EINVAL, "%s: sector size %u is below the device's %u",
 				    a.where, ss, dev->sector_size);
 	if (iot > DLVM_LEASE_IO_TIMEOUT_MAX)
-		return dlvm_err_set(err, -EINVAL, "%s: io_timeout %u is not in 1..%u", a.where,
-				    iot, DLVM_LEASE_IO_TIMEOUT_MAX);
+		return dlvm_err_set(err, -EINVAL, "%s: io_timeout %u is not in 1..%u", a.where, iot,
+				    DLVM_LEASE_IO_TIMEOUT_MAX);
 	if (dlvm_uuid_is_zero(opts->vg_uuid))
 		return dlvm_err_set(err, -EINVAL, "%s: VG uuid is all zero", a.where);
 	if (h->area_size > size)
-		return dlvm_err_set(err, -ENOSPC, "%s: %u hosts and %u resources of %u-byte "
+		return dlvm_err_set(err, -ENOSPC,
+				    "%s: %u hosts and %u resources of %u-byte "
 				    "sectors need %" PRIu64 " bytes, only %" PRIu64 " reserved",
 				    a.where, hosts, opts->nres, ss, h->area_size, size);
 	h->major = DLVM_LEASE_MAJOR;
@@ -260,13 +267,17 @@ int dlvm_lease_area_open(struct dlvm_dev *dev, uint64_t offset, uint64_t size,
 		goto fail;
 	}
 	if (a->hdr.area_size > size) {
-		r = dlvm_err_set(err, -EBADMSG, "%s: field area_size %" PRIu64 " exceeds the %"
-				 PRIu64 " bytes reserved for it", a->where, a->hdr.area_size, size);
+		r = dlvm_err_set(err, -EBADMSG,
+				 "%s: field area_size %" PRIu64 " exceeds the %" PRIu64
+				 " bytes reserved for it",
+				 a->where, a->hdr.area_size, size);
 		goto fail;
 	}
 	if (a->hdr.sector_size < dev->sector_size) {
-		r = dlvm_err_set(err, -EBADMSG, "%s: field sector_size %u is below the device's "
-				 "%u", a->where, a->hdr.sector_size, dev->sector_size);
+		r = dlvm_err_set(err, -EBADMSG,
+				 "%s: field sector_size %u is below the device's "
+				 "%u",
+				 a->where, a->hdr.sector_size, dev->sector_size);
 		goto fail;
 	}
 	free(buf);

@@ -13,22 +13,26 @@ _Static_assert(DLVM_LEASE_RECORD_SIZE == 512, "lease records are one 512-byte st
 _Static_assert(DLVM_LEASE_HEADER_SIZE % 4096 == 0, "area header block is 4 KiB aligned");
 
 _Static_assert(R_MAJOR == DLVM_BLK_MAJOR && R_SIZE == DLVM_BLK_SIZE &&
-	       AH_INCOMPAT == DLVM_BLK_INCOMPAT && R_CRC + 4 == DLVM_LEASE_RECORD_SIZE,
+			       AH_INCOMPAT == DLVM_BLK_INCOMPAT &&
+			       R_CRC + 4 == DLVM_LEASE_RECORD_SIZE,
 	       "lease records start and end as every block does");
 
-#define LEASE_KIND(magic_, name_, end_)                                                        \
-	{ .magic = magic_, .major = DLVM_LEASE_MAJOR, .size = DLVM_LEASE_RECORD_SIZE,          \
-	  .fields_end = end_, .name = name_, .magic_code = -EBADMSG, .size_field = "size" }
+#define LEASE_KIND(magic_, name_, end_) \
+	{ \
+		.magic = magic_, .major = DLVM_LEASE_MAJOR, .size = DLVM_LEASE_RECORD_SIZE, \
+		.fields_end = end_, .name = name_, .magic_code = -EBADMSG, .size_field = "size" \
+	}
 
 /* The area header's features are checked after its reserved bytes, by the
  * decoder. */
-static const struct dlvm_block_kind area_header_kind =
-	LEASE_KIND(DLVM_LEASE_AREA_MAGIC, "lease area header", AH_END);
-static const struct dlvm_block_kind delta_kind = LEASE_KIND(DLVM_DELTA_MAGIC, "delta lease", DL_END);
-static const struct dlvm_block_kind leader_kind =
-	LEASE_KIND(DLVM_LEADER_MAGIC, "paxos leader", PL_END);
-static const struct dlvm_block_kind dblock_kind =
-	LEASE_KIND(DLVM_DBLOCK_MAGIC, "paxos dblock", DB_END);
+static const struct dlvm_block_kind area_header_kind = LEASE_KIND(DLVM_LEASE_AREA_MAGIC,
+								  "lease area header", AH_END);
+static const struct dlvm_block_kind delta_kind = LEASE_KIND(DLVM_DELTA_MAGIC, "delta lease",
+							    DL_END);
+static const struct dlvm_block_kind leader_kind = LEASE_KIND(DLVM_LEADER_MAGIC, "paxos leader",
+							     PL_END);
+static const struct dlvm_block_kind dblock_kind = LEASE_KIND(DLVM_DBLOCK_MAGIC, "paxos dblock",
+							     DB_END);
 
 static void put_prefix(uint8_t *buf, const struct dlvm_block_kind *k)
 {
@@ -84,8 +88,8 @@ void dlvm_lease_area_header_encode(const struct dlvm_lease_area_header *h,
 				   uint8_t buf[DLVM_LEASE_RECORD_SIZE])
 {
 	dlvm_block_start(&area_header_kind, buf, DLVM_LEASE_RECORD_SIZE, h->major, h->minor);
-	dlvm_block_put_features(buf, &(struct dlvm_block_features){
-		h->compat, h->ro_compat, h->incompat });
+	dlvm_block_put_features(buf, &(struct dlvm_block_features){ h->compat, h->ro_compat,
+								    h->incompat });
 	memcpy(buf + AH_VG_UUID, h->vg_uuid, 16);
 	dlvm_put_le32(buf + AH_SECTOR, h->sector_size);
 	dlvm_put_le32(buf + AH_MAX_HOSTS, h->max_hosts);
@@ -99,8 +103,7 @@ void dlvm_lease_area_header_encode(const struct dlvm_lease_area_header *h,
 	dlvm_block_seal(&area_header_kind, buf);
 }
 
-static int check_layout_field(const char *field, uint64_t got, uint64_t want,
-			      struct dlvm_err *err)
+static int check_layout_field(const char *field, uint64_t got, uint64_t want, struct dlvm_err *err)
 {
 	if (got != want)
 		return dlvm_err_set(err, -EBADMSG, "field %s is %" PRIu64 ", expected %" PRIu64,
@@ -151,10 +154,9 @@ int dlvm_lease_area_header_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
 				    h->io_timeout, DLVM_LEASE_IO_TIMEOUT_MAX);
 	if ((r = dlvm_lease_area_geometry(h->sector_size, h->max_hosts, h->nres, &g, err)))
 		return r;
-	if ((r = check_layout_field("lockspace_offset", h->lockspace_offset,
-				    g.lockspace_offset, err)) ||
-	    (r = check_layout_field("lockspace_size", h->lockspace_size, g.lockspace_size,
+	if ((r = check_layout_field("lockspace_offset", h->lockspace_offset, g.lockspace_offset,
 				    err)) ||
+	    (r = check_layout_field("lockspace_size", h->lockspace_size, g.lockspace_size, err)) ||
 	    (r = check_layout_field("resource_offset", h->resource_offset, g.resource_offset,
 				    err)) ||
 	    (r = check_layout_field("resource_stride", h->resource_stride, g.resource_stride,
@@ -189,12 +191,16 @@ static int decode_name(const uint8_t *p, size_t len, char *out, const char *what
 		return dlvm_err_set(err, -EBADMSG, "%s field name is not NUL terminated", what);
 	for (size_t i = 0; i < n; i++)
 		if (p[i] < 0x20 || p[i] > 0x7e)
-			return dlvm_err_set(err, -EBADMSG, "%s field name has a non-printable "
-					    "byte at %zu", what, i);
+			return dlvm_err_set(err, -EBADMSG,
+					    "%s field name has a non-printable "
+					    "byte at %zu",
+					    what, i);
 	for (size_t i = n; i < len; i++)
 		if (p[i])
-			return dlvm_err_set(err, -EBADMSG, "%s field name has bytes after its "
-					    "NUL", what);
+			return dlvm_err_set(err, -EBADMSG,
+					    "%s field name has bytes after its "
+					    "NUL",
+					    what);
 	memcpy(out, p, n);
 	out[n] = '\0';
 	return 0;
@@ -219,8 +225,10 @@ int dlvm_delta_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE], struct dlvm_del
 		return dlvm_err_set(err, -EBADMSG, "delta lease field host_id is %u, not in 1..%u",
 				    d->host_id, DLVM_LEASE_MAX_HOSTS);
 	if (d->io_timeout < 1 || d->io_timeout > DLVM_LEASE_IO_TIMEOUT_MAX)
-		return dlvm_err_set(err, -EBADMSG, "delta lease field io_timeout is %u, not in "
-				    "1..%u", d->io_timeout, DLVM_LEASE_IO_TIMEOUT_MAX);
+		return dlvm_err_set(err, -EBADMSG,
+				    "delta lease field io_timeout is %u, not in "
+				    "1..%u",
+				    d->io_timeout, DLVM_LEASE_IO_TIMEOUT_MAX);
 	if (d->generation == 0)
 		return dlvm_err_set(err, -EBADMSG, "delta lease field generation is 0");
 	if ((r = decode_name(buf + DL_NAME, DL_NAME_LEN, d->name, "delta lease", err)))
@@ -247,8 +255,8 @@ void dlvm_paxos_leader_encode(const struct dlvm_paxos_leader *l,
 	dlvm_block_seal(&leader_kind, buf);
 }
 
-int dlvm_paxos_leader_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
-			     struct dlvm_paxos_leader *l, struct dlvm_err *err)
+int dlvm_paxos_leader_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE], struct dlvm_paxos_leader *l,
+			     struct dlvm_err *err)
 {
 	int r;
 
@@ -264,17 +272,25 @@ int dlvm_paxos_leader_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
 	l->writer_id = dlvm_get_le32(buf + PL_WRITER);
 	l->max_hosts = dlvm_get_le32(buf + PL_MAX_HOSTS);
 	if (l->max_hosts < 1 || l->max_hosts > DLVM_LEASE_MAX_HOSTS)
-		return dlvm_err_set(err, -EBADMSG, "paxos leader field max_hosts is %u, not in "
-				    "1..%u", l->max_hosts, DLVM_LEASE_MAX_HOSTS);
+		return dlvm_err_set(err, -EBADMSG,
+				    "paxos leader field max_hosts is %u, not in "
+				    "1..%u",
+				    l->max_hosts, DLVM_LEASE_MAX_HOSTS);
 	if (l->owner_id > l->max_hosts)
-		return dlvm_err_set(err, -EBADMSG, "paxos leader field owner_id is %u, above "
-				    "max_hosts %u", l->owner_id, l->max_hosts);
+		return dlvm_err_set(err, -EBADMSG,
+				    "paxos leader field owner_id is %u, above "
+				    "max_hosts %u",
+				    l->owner_id, l->max_hosts);
 	if (l->writer_id > l->max_hosts)
-		return dlvm_err_set(err, -EBADMSG, "paxos leader field writer_id is %u, above "
-				    "max_hosts %u", l->writer_id, l->max_hosts);
+		return dlvm_err_set(err, -EBADMSG,
+				    "paxos leader field writer_id is %u, above "
+				    "max_hosts %u",
+				    l->writer_id, l->max_hosts);
 	if (l->timestamp && !l->owner_id)
-		return dlvm_err_set(err, -EBADMSG, "paxos leader is held (timestamp %" PRIu64
-				    ") but field owner_id is 0", l->timestamp);
+		return dlvm_err_set(err, -EBADMSG,
+				    "paxos leader is held (timestamp %" PRIu64
+				    ") but field owner_id is 0",
+				    l->timestamp);
 	return 0;
 }
 
@@ -296,8 +312,8 @@ void dlvm_paxos_dblock_encode(const struct dlvm_paxos_dblock *b,
 	dlvm_block_seal(&dblock_kind, buf);
 }
 
-int dlvm_paxos_dblock_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
-			     struct dlvm_paxos_dblock *b, struct dlvm_err *err)
+int dlvm_paxos_dblock_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE], struct dlvm_paxos_dblock *b,
+			     struct dlvm_err *err)
 {
 	int r;
 
@@ -319,19 +335,26 @@ int dlvm_paxos_dblock_decode(const uint8_t buf[DLVM_LEASE_RECORD_SIZE],
 	b->inp_timestamp = dlvm_get_le64(buf + DB_INP_TS);
 	b->shared_generation = dlvm_get_le64(buf + DB_SHARED_GEN);
 	if (b->host_id < 1 || b->host_id > DLVM_LEASE_MAX_HOSTS)
-		return dlvm_err_set(err, -EBADMSG, "paxos dblock field host_id is %u, not in "
-				    "1..%u", b->host_id, DLVM_LEASE_MAX_HOSTS);
+		return dlvm_err_set(err, -EBADMSG,
+				    "paxos dblock field host_id is %u, not in "
+				    "1..%u",
+				    b->host_id, DLVM_LEASE_MAX_HOSTS);
 	if (b->flags & ~DLVM_DBLOCK_SHARED)
-		return dlvm_err_set(err, -EBADMSG, "paxos dblock field flags has unknown bits "
-				    "0x%x", b->flags & ~DLVM_DBLOCK_SHARED);
+		return dlvm_err_set(err, -EBADMSG,
+				    "paxos dblock field flags has unknown bits "
+				    "0x%x",
+				    b->flags & ~DLVM_DBLOCK_SHARED);
 	if (b->bal > b->mbal)
-		return dlvm_err_set(err, -EBADMSG, "paxos dblock field bal %" PRIu64 " exceeds "
-				    "mbal %" PRIu64, b->bal, b->mbal);
+		return dlvm_err_set(err, -EBADMSG,
+				    "paxos dblock field bal %" PRIu64 " exceeds "
+				    "mbal %" PRIu64,
+				    b->bal, b->mbal);
 	if (b->inp_id > DLVM_LEASE_MAX_HOSTS)
 		return dlvm_err_set(err, -EBADMSG, "paxos dblock field inp_id is %u, above %u",
 				    b->inp_id, DLVM_LEASE_MAX_HOSTS);
 	if ((b->flags & DLVM_DBLOCK_SHARED) && !b->shared_generation)
-		return dlvm_err_set(err, -EBADMSG, "paxos dblock has flag SHARED but field "
+		return dlvm_err_set(err, -EBADMSG,
+				    "paxos dblock has flag SHARED but field "
 				    "shared_generation is 0");
 	return 0;
 }

@@ -272,9 +272,11 @@ int lease_check_deadline(struct dlvm_lockspace *ls, const char *op, struct dlvm_
 				    ls->area->where, op);
 	uint64_t now = ls_now(ls), dl = dlvm_lockspace_deadline_ms(ls);
 	if (now >= dl)
-		return dlvm_err_set(err, -ETIMEDOUT, "%s: host id %u: %s refused: the host's "
+		return dlvm_err_set(err, -ETIMEDOUT,
+				    "%s: host id %u: %s refused: the host's "
 				    "lease expired %" PRIu64 " ms ago (no renewal for %" PRIu64
-				    " ms)", ls->area->where, ls->host_id, op, now - dl,
+				    " ms)",
+				    ls->area->where, ls->host_id, op, now - dl,
 				    now - dl + ls->to.renew_fail_ms);
 	return 0;
 }
@@ -288,8 +290,10 @@ static int check_name(const char *name, struct dlvm_err *err)
 				    DLVM_LEASE_NAME_MAX);
 	for (size_t i = 0; i < n; i++)
 		if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] > 0x7e)
-			return dlvm_err_set(err, -EINVAL, "host name has a non-printable byte "
-					    "at %zu", i);
+			return dlvm_err_set(err, -EINVAL,
+					    "host name has a non-printable byte "
+					    "at %zu",
+					    i);
 	return 0;
 }
 
@@ -311,8 +315,8 @@ static bool join_wait(struct dlvm_lockspace *ls, uint64_t ms)
 
 static int join_stopped(struct dlvm_lockspace *ls, uint32_t host_id, struct dlvm_err *err)
 {
-	return dlvm_err_set(err, -EINTR, "%s: host id %u: stopped while joining",
-			    ls->area->where, host_id);
+	return dlvm_err_set(err, -EINTR, "%s: host id %u: stopped while joining", ls->area->where,
+			    host_id);
 }
 
 static bool held_by_other(const struct dlvm_delta_record *rec, const char *name)
@@ -325,9 +329,8 @@ static bool held_by_other(const struct dlvm_delta_record *rec, const char *name)
  * 0 when the record is stale or was released (*cur then holds the last
  * record read and *r0 the time of that read), -EBUSY when it changed.
  */
-static int watch_owner(struct dlvm_lockspace *ls, uint8_t *buf, uint32_t host_id,
-		       const char *name, struct dlvm_delta_record *cur, uint64_t *r0,
-		       struct dlvm_err *err)
+static int watch_owner(struct dlvm_lockspace *ls, uint8_t *buf, uint32_t host_id, const char *name,
+		       struct dlvm_delta_record *cur, uint64_t *r0, struct dlvm_err *err)
 {
 	struct dlvm_lease_timeouts ot;
 	uint64_t start = *r0;
@@ -346,7 +349,8 @@ static int watch_owner(struct dlvm_lockspace *ls, uint8_t *buf, uint32_t host_id
 			return r;
 		if (!same_record(&next, cur)) {
 			if (held_by_other(&next, name))
-				return dlvm_err_set(err, -EBUSY, "%s: host id %u is held by host "
+				return dlvm_err_set(err, -EBUSY,
+						    "%s: host id %u is held by host "
 						    "'%s' (generation %" PRIu64 ")",
 						    ls->area->where, host_id, next.name,
 						    next.generation);
@@ -369,8 +373,8 @@ int dlvm_lockspace_acquire(struct dlvm_lockspace *ls, uint32_t host_id, const ch
 		return dlvm_err_set(err, -EINVAL, "%s: already joined as host id %u", a->where,
 				    ls->host_id);
 	if (host_id < 1 || host_id > a->hdr.max_hosts)
-		return dlvm_err_set(err, -EINVAL, "%s: host id %u is out of range 1..%u",
-				    a->where, host_id, a->hdr.max_hosts);
+		return dlvm_err_set(err, -EINVAL, "%s: host id %u is out of range 1..%u", a->where,
+				    host_id, a->hdr.max_hosts);
 	if ((r = check_name(name, err)))
 		return dlvm_err_prefix(err, r, "%s: ", a->where);
 	buf = dlvm_io_alloc(a->hdr.sector_size);
@@ -418,7 +422,8 @@ int dlvm_lockspace_acquire(struct dlvm_lockspace *ls, uint32_t host_id, const ch
 			goto out;
 		}
 		if (!same_record(&check, &mine)) {
-			r = dlvm_err_set(err, -EBUSY, "%s: host id %u was taken by host '%s' "
+			r = dlvm_err_set(err, -EBUSY,
+					 "%s: host id %u was taken by host '%s' "
 					 "(generation %" PRIu64 ") while this host acquired it",
 					 a->where, host_id, check.name, check.generation);
 			goto out;
@@ -442,9 +447,10 @@ int dlvm_lockspace_acquire(struct dlvm_lockspace *ls, uint32_t host_id, const ch
 		r = 0;
 		goto out;
 	}
-	r = dlvm_err_set(err, -ETIMEDOUT, "%s: host id %u: lease I/O was slower than io_timeout "
-			 "%u s on %d attempts", a->where, host_id, ls->io_timeout,
-			 ACQUIRE_ATTEMPTS);
+	r = dlvm_err_set(err, -ETIMEDOUT,
+			 "%s: host id %u: lease I/O was slower than io_timeout "
+			 "%u s on %d attempts",
+			 a->where, host_id, ls->io_timeout, ACQUIRE_ATTEMPTS);
 out:
 	free(buf);
 	return r;
@@ -462,9 +468,9 @@ static int check_own(struct dlvm_lockspace *ls, const struct dlvm_delta_record *
 		dlvm_err_set(err, -ESTALE, "%s: host id %u was cleared by another host",
 			     ls->area->where, ls->host_id);
 	else
-		dlvm_err_set(err, -ESTALE, "%s: host id %u was taken by host '%s' (generation %"
-			     PRIu64 ")", ls->area->where, ls->host_id, own->name,
-			     own->generation);
+		dlvm_err_set(err, -ESTALE,
+			     "%s: host id %u was taken by host '%s' (generation %" PRIu64 ")",
+			     ls->area->where, ls->host_id, own->name, own->generation);
 	leave(ls);
 	return -ESTALE;
 }
@@ -505,7 +511,8 @@ int dlvm_lockspace_renew(struct dlvm_lockspace *ls, struct dlvm_err *err)
 	ls->last_ts = mine.timestamp;
 	uint64_t took = ls_now(ls) - tw;
 	if (took > ls->to.io_timeout_ms)
-		return dlvm_err_set(err, -ETIMEDOUT, "%s: host id %u: renewal write took %" PRIu64
+		return dlvm_err_set(err, -ETIMEDOUT,
+				    "%s: host id %u: renewal write took %" PRIu64
 				    " ms, more than io_timeout %u s; deadline not extended",
 				    ls->area->where, ls->host_id, took, ls->io_timeout);
 	atomic_store_explicit(&ls->deadline_ms, tw + ls->to.renew_fail_ms, memory_order_release);

@@ -13,7 +13,7 @@ struct lease_view {
 	struct dlvm_delta_record rec;
 	uint64_t last_change_ms; /* our clock, first read of the current record */
 	bool seen;
-	bool bad;                /* the sector did not decode */
+	bool bad; /* the sector did not decode */
 };
 
 struct dlvm_lockspace {
@@ -27,7 +27,7 @@ struct dlvm_lockspace {
 	uint64_t generation;
 	uint64_t prev_generation; /* the record replaced at join was ours (same name) */
 	char name[DLVM_LEASE_NAME_MAX + 1];
-	uint64_t last_ts;        /* timestamp of our last write */
+	uint64_t last_ts; /* timestamp of our last write */
 	_Atomic uint64_t deadline_ms;
 
 	pthread_mutex_t lock;    /* guards view */
@@ -49,8 +49,8 @@ uint64_t lease_dblock_off(const struct dlvm_lease_area *a, uint32_t res, uint32_
 
 /* Read/write `count` area sectors at byte offset off; messages name the area
  * and `what`. buf from dlvm_io_alloc. */
-int lease_read(struct dlvm_lease_area *a, void *buf, uint32_t count, uint64_t off,
-	       const char *what, struct dlvm_err *err);
+int lease_read(struct dlvm_lease_area *a, void *buf, uint32_t count, uint64_t off, const char *what,
+	       struct dlvm_err *err);
 int lease_write(struct dlvm_lease_area *a, const void *buf, uint64_t off, const char *what,
 		struct dlvm_err *err);
 

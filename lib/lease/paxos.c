@@ -81,8 +81,10 @@ static void rio_release(struct resource_io *io)
 static int check_res(struct dlvm_lease_area *a, uint32_t res, struct dlvm_err *err)
 {
 	if (res >= a->hdr.nres)
-		return dlvm_err_set(err, -EINVAL, "%s: resource %u does not exist (the area has "
-				    "%u)", a->where, res, a->hdr.nres);
+		return dlvm_err_set(err, -EINVAL,
+				    "%s: resource %u does not exist (the area has "
+				    "%u)",
+				    a->where, res, a->hdr.nres);
 	return 0;
 }
 
@@ -142,8 +144,8 @@ int dlvm_paxos_read_leader(struct dlvm_lease_area *area, uint32_t res_index,
 	return r;
 }
 
-static int write_leader(struct resource_io *io, const struct owner *o, uint64_t lver,
-			bool held, struct dlvm_err *err)
+static int write_leader(struct resource_io *io, const struct owner *o, uint64_t lver, bool held,
+			struct dlvm_err *err)
 {
 	struct dlvm_paxos_leader l = {
 		.res_index = io->res,
@@ -171,12 +173,15 @@ static int check_dblocks(void *ctx, const uint8_t *buf, struct dlvm_err *err)
 
 	for (uint32_t h = io->lo; h <= io->hi; h++) {
 		struct dlvm_paxos_dblock *b = &io->blocks[h];
-		r = dlvm_paxos_dblock_decode(buf + (size_t)(h - io->lo) * a->hdr.sector_size, b, err);
+		r = dlvm_paxos_dblock_decode(buf + (size_t)(h - io->lo) * a->hdr.sector_size, b,
+					     err);
 		if (!r && b->host_id && b->host_id != h)
 			r = dlvm_err_set(err, -EBADMSG, "field host_id is %u", b->host_id);
 		if (r)
-			return dlvm_err_prefix(err, r, "%s: resource %u dblock of host id %u at "
-					       "offset %" PRIu64 ": ", a->where, io->res, h,
+			return dlvm_err_prefix(err, r,
+					       "%s: resource %u dblock of host id %u at "
+					       "offset %" PRIu64 ": ",
+					       a->where, io->res, h,
 					       lease_dblock_off(a, io->res, h));
 	}
 	return 0;
@@ -195,9 +200,9 @@ static int read_dblock_run(struct resource_io *io, uint32_t lo, uint32_t hi, str
 	else
 		snprintf(what, sizeof(what), "resource %u dblocks of host ids %u-%u", io->res, lo,
 			 hi);
-	return lease_read_checked(a, &io->ls->clock, io->dbuf + (size_t)(lo - 1) *
-				  a->hdr.sector_size, hi - lo + 1, lease_dblock_off(a, io->res, lo),
-				  what, check_dblocks, io, err);
+	return lease_read_checked(a, &io->ls->clock,
+				  io->dbuf + (size_t)(lo - 1) * a->hdr.sector_size, hi - lo + 1,
+				  lease_dblock_off(a, io->res, lo), what, check_dblocks, io, err);
 }
 
 static int read_dblocks(struct resource_io *io, struct dlvm_err *err)
@@ -299,18 +304,20 @@ static int judge_holder(struct dlvm_lockspace *ls, uint8_t *buf, uint32_t id, ui
 	if (!rec->host_id || rec->generation > gen || !rec->timestamp)
 		return HOLDER_GONE; /* never joined, restarted, or left cleanly */
 	if (rec->generation < gen)
-		return dlvm_err_set(err, -EBADMSG, "%s: host id %u has generation %" PRIu64
-				    " on disk, older than the holder's %" PRIu64, a->where, id,
-				    rec->generation, gen);
+		return dlvm_err_set(err, -EBADMSG,
+				    "%s: host id %u has generation %" PRIu64
+				    " on disk, older than the holder's %" PRIu64,
+				    a->where, id, rec->generation, gen);
 	return st == DLVM_HOST_DEAD ? HOLDER_GONE : HOLDER_ALIVE;
 }
 
 static int busy(struct dlvm_lockspace *ls, uint32_t res, const char *how, uint32_t id,
 		const struct dlvm_delta_record *rec, struct dlvm_err *err)
 {
-	return dlvm_err_set(err, -EBUSY, "%s: resource %u is held %sby host id %u '%s' "
-			    "(generation %" PRIu64 ")", ls->area->where, res, how, id, rec->name,
-			    rec->generation);
+	return dlvm_err_set(err, -EBUSY,
+			    "%s: resource %u is held %sby host id %u '%s' "
+			    "(generation %" PRIu64 ")",
+			    ls->area->where, res, how, id, rec->name, rec->generation);
 }
 
 /* ---- ballot ---- */
@@ -324,10 +331,11 @@ static bool overtaken(struct resource_io *io, uint64_t lver, uint64_t mbal, stru
 		if (h == me || !b->host_id)
 			continue;
 		if (b->lver > lver || (b->lver == lver && b->mbal > mbal)) {
-			dlvm_err_set(err, -EAGAIN, "resource %u: ballot %" PRIu64 " for version %"
-				     PRIu64 " was overtaken by host id %u (ballot %" PRIu64
-				     ", version %" PRIu64 ")", io->res, mbal, lver, h, b->mbal,
-				     b->lver);
+			dlvm_err_set(err, -EAGAIN,
+				     "resource %u: ballot %" PRIu64 " for version %" PRIu64
+				     " was overtaken by host id %u (ballot %" PRIu64
+				     ", version %" PRIu64 ")",
+				     io->res, mbal, lver, h, b->mbal, b->lver);
 			return true;
 		}
 	}
@@ -353,8 +361,10 @@ static int run_ballot(struct resource_io *io, uint64_t lver, const struct owner 
 	for (uint32_t h = 1; h <= hosts; h++) {
 		const struct dlvm_paxos_dblock *b = &io->blocks[h];
 		if (h != me && b->lver > lver)
-			return dlvm_err_set(err, -EAGAIN, "resource %u: host id %u is already at "
-					    "version %" PRIu64, io->res, h, b->lver);
+			return dlvm_err_set(err, -EAGAIN,
+					    "resource %u: host id %u is already at "
+					    "version %" PRIu64,
+					    io->res, h, b->lver);
 		if (b->lver == lver)
 			max_mbal = DLVM_MAX(max_mbal, b->mbal);
 	}
@@ -548,8 +558,10 @@ int dlvm_paxos_acquire(struct dlvm_lockspace *ls, uint32_t res_index, enum dlvm_
 		if ((r = read_leader_buf(ls->area, &ls->clock, res_index, io.sbuf, &l2, err)))
 			goto out;
 		if (l2.lver != l.lver || l2.timestamp != l.timestamp) {
-			dlvm_err_set(&last, -EAGAIN, "resource %u: the leader changed during the "
-				     "ballot", res_index);
+			dlvm_err_set(&last, -EAGAIN,
+				     "resource %u: the leader changed during the "
+				     "ballot",
+				     res_index);
 			continue; /* someone committed meanwhile: judge again */
 		}
 		if (!same_owner(&chosen, &mine)) {
@@ -624,9 +636,10 @@ int dlvm_paxos_release(struct dlvm_lockspace *ls, const struct dlvm_paxos_lease 
 			goto out;
 		}
 		if (!(b.flags & DLVM_DBLOCK_SHARED) || b.shared_generation != ls->generation) {
-			r = dlvm_err_set(err, -ESTALE, "%s: resource %u is not held shared by this "
-					 "host (generation %" PRIu64 ")", a->where, res,
-					 ls->generation);
+			r = dlvm_err_set(err, -ESTALE,
+					 "%s: resource %u is not held shared by this "
+					 "host (generation %" PRIu64 ")",
+					 a->where, res, ls->generation);
 			goto out;
 		}
 		b.flags &= ~DLVM_DBLOCK_SHARED;
@@ -637,15 +650,17 @@ int dlvm_paxos_release(struct dlvm_lockspace *ls, const struct dlvm_paxos_lease 
 	struct dlvm_paxos_leader l;
 	if ((r = read_leader_buf(a, &ls->clock, res, io.sbuf, &l, err)))
 		goto out;
-	if (!l.timestamp || l.owner_id != ls->host_id ||
-	    l.owner_generation != ls->generation || l.lver != lease->lver) {
+	if (!l.timestamp || l.owner_id != ls->host_id || l.owner_generation != ls->generation ||
+	    l.lver != lease->lver) {
 		if (l.timestamp)
-			r = dlvm_err_set(err, -ESTALE, "%s: resource %u was taken by host id %u "
-					 "(generation %" PRIu64 ", version %" PRIu64 ")", a->where,
-					 res, l.owner_id, l.owner_generation, l.lver);
+			r = dlvm_err_set(err, -ESTALE,
+					 "%s: resource %u was taken by host id %u "
+					 "(generation %" PRIu64 ", version %" PRIu64 ")",
+					 a->where, res, l.owner_id, l.owner_generation, l.lver);
 		else
-			r = dlvm_err_set(err, -ESTALE, "%s: resource %u is no longer held (version %"
-					 PRIu64 ")", a->where, res, l.lver);
+			r = dlvm_err_set(err, -ESTALE,
+					 "%s: resource %u is no longer held (version %" PRIu64 ")",
+					 a->where, res, l.lver);
 		goto out;
 	}
 	struct owner mine = { ls->host_id, ls->generation, 0 };

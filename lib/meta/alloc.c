@@ -67,7 +67,10 @@ static int alloc_linear(const struct dlvm_vg *vg, const struct dlvm_lv *lv, uint
 	uint64_t le = lv ? lv->le_count : 0, left = extents;
 	/* ranges consumed by this call (so a range is not used twice) */
 	size_t ncons = 0, capcons = 16;
-	struct { const struct dlvm_pv *pv; size_t idx; } *cons = malloc(capcons * sizeof(*cons));
+	struct {
+		const struct dlvm_pv *pv;
+		size_t idx;
+	} *cons = malloc(capcons * sizeof(*cons));
 	int r = 0;
 
 	if (!cons)
@@ -228,28 +231,37 @@ int dlvm_alloc(const struct dlvm_vg *vg, const struct dlvm_lv *lv, uint64_t exte
 			usable++;
 		}
 	if (avail < extents)
-		return dlvm_err_set(err, -ENOSPC, "%s: insufficient free space: %" PRIu64
+		return dlvm_err_set(err, -ENOSPC,
+				    "%s: insufficient free space: %" PRIu64
 				    " extents needed, but only %" PRIu64 " available",
 				    vg->info.name, extents, avail);
 	if (stripes > 1) {
 		if (stripes > usable)
-			return dlvm_err_set(err, -ENOSPC, "%s: %u stripes need %u PVs, the VG has %zu "
-					    "usable", vg->info.name, stripes, stripes, usable);
+			return dlvm_err_set(err, -ENOSPC,
+					    "%s: %u stripes need %u PVs, the VG has %zu "
+					    "usable",
+					    vg->info.name, stripes, stripes, usable);
 		if (extents % stripes)
-			return dlvm_err_set(err, -EINVAL, "%" PRIu64 " extents are not a multiple of "
-					    "%u stripes", extents, stripes);
+			return dlvm_err_set(err, -EINVAL,
+					    "%" PRIu64 " extents are not a multiple of "
+					    "%u stripes",
+					    extents, stripes);
 		r = alloc_striped(vg, lv, extents, stripes, stripe_size, pvs, npvs, &l);
 		if (r == -ENOSPC)
-			return dlvm_err_set(err, -ENOSPC, "%s: cannot find %u PVs with %" PRIu64
-					    " contiguous free extents each", vg->info.name, stripes,
-					    extents / stripes);
+			return dlvm_err_set(err, -ENOSPC,
+					    "%s: cannot find %u PVs with %" PRIu64
+					    " contiguous free extents each",
+					    vg->info.name, stripes, extents / stripes);
 	} else {
 		r = alloc_linear(vg, lv, extents, pvs, npvs, &l);
 	}
 	if (r) {
 		dlvm_segs_free(l.segs, l.n);
-		return dlvm_err_set(err, r, r == -ENOMEM ? "out of memory" : "%s: insufficient "
-				    "free space", vg->info.name);
+		return dlvm_err_set(err, r,
+				    r == -ENOMEM ? "out of memory"
+						 : "%s: insufficient "
+						   "free space",
+				    vg->info.name);
 	}
 	*segs_out = l.segs;
 	*nseg_out = l.n;

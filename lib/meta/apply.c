@@ -138,35 +138,44 @@ static int segs_take(struct dlvm_vg *vg, const char *lvname, struct dlvm_seg_des
 	for (i = 0; i < n; i++) {
 		const struct dlvm_seg_desc *s = segs[i];
 		if (s->le_start != le) {
-			r = dlvm_err_set(err, -EBADMSG, "LV %s: segment %u starts at extent %" PRIu64
-					 ", expected %" PRIu64, lvname, i, s->le_start, le);
+			r = dlvm_err_set(err, -EBADMSG,
+					 "LV %s: segment %u starts at extent %" PRIu64
+					 ", expected %" PRIu64,
+					 lvname, i, s->le_start, le);
 			goto undo;
 		}
 		if (s->stripes > 1 && s->stripe_size > vg->info.extent_size) {
-			r = dlvm_err_set(err, -EBADMSG, "LV %s: segment %u: stripe size %u exceeds "
-					 "the extent size", lvname, i, s->stripe_size);
+			r = dlvm_err_set(err, -EBADMSG,
+					 "LV %s: segment %u: stripe size %u exceeds "
+					 "the extent size",
+					 lvname, i, s->stripe_size);
 			goto undo;
 		}
 		for (k = 0; k < s->stripes; k++) {
 			struct dlvm_pv *pv = dlvm_pv_find_id(vg, s->area[k].pv_id);
 			if (!pv) {
-				r = dlvm_err_set(err, -EBADMSG, "LV %s: segment %u: PV %u does not exist",
-						 lvname, i, s->area[k].pv_id);
+				r = dlvm_err_set(err, -EBADMSG,
+						 "LV %s: segment %u: PV %u does not exist", lvname,
+						 i, s->area[k].pv_id);
 				goto undo;
 			}
 			for (uint16_t j = 0; j < k; j++)
 				if (s->area[j].pv_id == s->area[k].pv_id) {
-					r = dlvm_err_set(err, -EBADMSG, "LV %s: segment %u: two stripes "
-							 "on PV %u", lvname, i, s->area[k].pv_id);
+					r = dlvm_err_set(err, -EBADMSG,
+							 "LV %s: segment %u: two stripes "
+							 "on PV %u",
+							 lvname, i, s->area[k].pv_id);
 					goto undo;
 				}
 			int tr = dlvm_pv_take(pv, s->area[k].pe_start, s->le_count / s->stripes);
 			if (tr) {
 				r = dlvm_err_set(err, tr == -ENOMEM ? -ENOMEM : -EBADMSG,
 						 "LV %s: segment %u: extents %" PRIu64 "+%" PRIu64
-						 " of PV %u are %s", lvname, i, s->area[k].pe_start,
+						 " of PV %u are %s",
+						 lvname, i, s->area[k].pe_start,
 						 s->le_count / s->stripes, pv->d.id,
-						 tr == -ERANGE ? "outside the PV" : "already in use");
+						 tr == -ERANGE ? "outside the PV"
+							       : "already in use");
 				goto undo;
 			}
 		}
@@ -202,8 +211,10 @@ static int apply_vg_info(struct dlvm_vg *vg, const struct dlvm_vg_info *in, stru
 	if ((r = dlvm_check_name(in->name, "VG", err)))
 		return dlvm_err_prefix(err, -EBADMSG, "VG_INFO: ");
 	if (!dlvm_is_pow2(in->extent_size) || in->extent_size < 4096)
-		return dlvm_err_set(err, -EBADMSG, "VG_INFO: extent size %" PRIu64 " is not a power "
-				    "of two >= 4096", in->extent_size);
+		return dlvm_err_set(err, -EBADMSG,
+				    "VG_INFO: extent size %" PRIu64 " is not a power "
+				    "of two >= 4096",
+				    in->extent_size);
 	if (vg->info.extent_size && vg->info.extent_size != in->extent_size && vg->nlv)
 		return dlvm_err_set(err, -EBADMSG, "VG_INFO: extent size changes while LVs exist");
 	if (!dlvm_uuid_is_zero(vg->info.uuid) && memcmp(vg->info.uuid, in->uuid, 16))
@@ -252,8 +263,9 @@ static int apply_pv_remove(struct dlvm_vg *vg, uint32_t id, struct dlvm_err *err
 		if (pv->d.id != id)
 			continue;
 		if (pv->pe_alloc)
-			return dlvm_err_set(err, -EBADMSG, "PV_REMOVE: PV %u still has %" PRIu64
-					    " extents in use", id, pv->pe_alloc);
+			return dlvm_err_set(err, -EBADMSG,
+					    "PV_REMOVE: PV %u still has %" PRIu64 " extents in use",
+					    id, pv->pe_alloc);
 		/* the device stays open: its owner decides (vgreduce makes it an orphan) */
 		free(pv->free);
 		free(pv);
@@ -270,8 +282,8 @@ static int apply_lv_create(struct dlvm_vg *vg, const struct dlvm_edit *e, struct
 	int r;
 
 	/* internal LVs use the names LVM reserves for them (pool_tmeta) */
-	if ((r = dlvm_check_name(e->u.lv.name, (e->u.lv.flags & DLVM_LV_HIDDEN) ? "internal LV"
-									       : "LV", err)))
+	if ((r = dlvm_check_name(e->u.lv.name,
+				 (e->u.lv.flags & DLVM_LV_HIDDEN) ? "internal LV" : "LV", err)))
 		return dlvm_err_prefix(err, -EBADMSG, "LV_CREATE: ");
 	if (dlvm_lv_find(vg, e->u.lv.name))
 		return dlvm_err_set(err, -EBADMSG, "LV_CREATE: LV name %s already exists",
@@ -306,8 +318,7 @@ static int apply_lv_create(struct dlvm_vg *vg, const struct dlvm_edit *e, struct
 	return 0;
 }
 
-static struct dlvm_lv *lv_by_id(struct dlvm_vg *vg, const struct dlvm_edit *e,
-				struct dlvm_err *err)
+static struct dlvm_lv *lv_by_id(struct dlvm_vg *vg, const struct dlvm_edit *e, struct dlvm_err *err)
 {
 	struct dlvm_lv *lv = dlvm_lv_find_id(vg, e->u.lv.id);
 	if (!lv)
@@ -329,39 +340,57 @@ static int apply_thin(struct dlvm_vg *vg, struct dlvm_lv *lv, const struct dlvm_
 
 	if (lv->flags & DLVM_LV_THIN_POOL) {
 		if (!chunk_ok)
-			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: chunk size %u is not a "
-					    "power of two from 4 KiB to 1 MiB", lv->name, t->chunk_size);
-		if (!t->meta_id == !t->slab_extents || t->pool_id || t->virtual_size || t->origin_id)
-			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: a pool needs either a "
-					    "metadata LV or a slab size, and nothing else", lv->name);
+			return dlvm_err_set(err, -EBADMSG,
+					    "LV_SET_THIN: %s: chunk size %u is not a "
+					    "power of two from 4 KiB to 1 MiB",
+					    lv->name, t->chunk_size);
+		if (!t->meta_id == !t->slab_extents || t->pool_id || t->virtual_size ||
+		    t->origin_id)
+			return dlvm_err_set(err, -EBADMSG,
+					    "LV_SET_THIN: %s: a pool needs either a "
+					    "metadata LV or a slab size, and nothing else",
+					    lv->name);
 	} else if (lv->flags & (DLVM_LV_THIN_META | DLVM_LV_THIN_DATA)) {
 		bool data = lv->flags & DLVM_LV_THIN_DATA;
 		if (!t->pool_id || t->virtual_size || t->slab_extents || !data != !t->meta_id ||
 		    (!data && !chunk_ok) || (data && (t->chunk_size || t->origin_id)))
-			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: a family's %s LV needs "
-					    "a pool%s", lv->name, data ? "data" : "metadata",
+			return dlvm_err_set(err, -EBADMSG,
+					    "LV_SET_THIN: %s: a family's %s LV needs "
+					    "a pool%s",
+					    lv->name, data ? "data" : "metadata",
 					    data ? " and its metadata LV" : " and a chunk size");
 		const struct dlvm_lv *pool = dlvm_lv_find_id(vg, t->pool_id);
 		if (pool && (!(pool->flags & DLVM_LV_THIN_POOL) || !pool->thin.slab_extents))
-			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: LV id %" PRIu64 " is not "
-					    "a thin pool of a shared VG", lv->name, t->pool_id);
+			return dlvm_err_set(err, -EBADMSG,
+					    "LV_SET_THIN: %s: LV id %" PRIu64 " is not "
+					    "a thin pool of a shared VG",
+					    lv->name, t->pool_id);
 	} else if (lv->flags & DLVM_LV_THIN) {
 		if (!t->pool_id || !t->virtual_size || t->virtual_size % 4096 || t->chunk_size ||
 		    t->slab_extents || lv->nseg || t->virtual_size > DLVM_THIN_MAX_VSIZE)
-			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: a thin LV needs a pool, "
-					    "a virtual size (multiple of 4096, at most 1 EiB) and no "
-					    "segments", lv->name);
+			return dlvm_err_set(err, -EBADMSG,
+					    "LV_SET_THIN: %s: a thin LV needs a pool, "
+					    "a virtual size (multiple of 4096, at most 1 EiB) and "
+					    "no "
+					    "segments",
+					    lv->name);
 		const struct dlvm_lv *pool = dlvm_lv_find_id(vg, t->pool_id);
 		if (pool && !(pool->flags & DLVM_LV_THIN_POOL))
-			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: LV id %" PRIu64 " is not "
-					    "a thin pool", lv->name, t->pool_id);
+			return dlvm_err_set(err, -EBADMSG,
+					    "LV_SET_THIN: %s: LV id %" PRIu64 " is not "
+					    "a thin pool",
+					    lv->name, t->pool_id);
 		const struct dlvm_lv *meta = t->meta_id ? dlvm_lv_find_id(vg, t->meta_id) : NULL;
 		if (meta && !(meta->flags & DLVM_LV_THIN_META))
-			return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s: LV id %" PRIu64 " is not "
-					    "a family's metadata LV", lv->name, t->meta_id);
+			return dlvm_err_set(err, -EBADMSG,
+					    "LV_SET_THIN: %s: LV id %" PRIu64 " is not "
+					    "a family's metadata LV",
+					    lv->name, t->meta_id);
 	} else {
-		return dlvm_err_set(err, -EBADMSG, "LV_SET_THIN: %s is neither a thin pool nor a thin "
-				    "LV", lv->name);
+		return dlvm_err_set(err, -EBADMSG,
+				    "LV_SET_THIN: %s is neither a thin pool nor a thin "
+				    "LV",
+				    lv->name);
 	}
 	lv->thin = *t;
 	return 0;
@@ -377,17 +406,23 @@ static int apply_holders(struct dlvm_lv *lv, const struct dlvm_edit *e, struct d
 
 	for (uint32_t i = 0; i < n; i++) {
 		if (h[i].host_id < 1 || h[i].host_id > DLVM_MAX_HOLDERS)
-			return dlvm_err_set(err, -EBADMSG, "LV_SET_HOLDERS: %s: host id %u out of "
-					    "range", lv->name, h[i].host_id);
+			return dlvm_err_set(err, -EBADMSG,
+					    "LV_SET_HOLDERS: %s: host id %u out of "
+					    "range",
+					    lv->name, h[i].host_id);
 		if (i && h[i].host_id <= h[i - 1].host_id)
-			return dlvm_err_set(err, -EBADMSG, "LV_SET_HOLDERS: %s: host ids not in "
-					    "increasing order", lv->name);
+			return dlvm_err_set(err, -EBADMSG,
+					    "LV_SET_HOLDERS: %s: host ids not in "
+					    "increasing order",
+					    lv->name);
 		if (h[i].mode != DLVM_HOLD_EXCLUSIVE && h[i].mode != DLVM_HOLD_SHARED)
 			return dlvm_err_set(err, -EBADMSG, "LV_SET_HOLDERS: %s: unknown mode %u",
 					    lv->name, h[i].mode);
 		if (h[i].mode == DLVM_HOLD_EXCLUSIVE && n > 1)
-			return dlvm_err_set(err, -EBADMSG, "LV_SET_HOLDERS: %s: an exclusive "
-					    "holder with others", lv->name);
+			return dlvm_err_set(err, -EBADMSG,
+					    "LV_SET_HOLDERS: %s: an exclusive "
+					    "holder with others",
+					    lv->name);
 	}
 	if (n && !(copy = malloc(n * sizeof(*copy))))
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
@@ -405,16 +440,13 @@ int dlvm_vg_apply(struct dlvm_vg *vg, const struct dlvm_edit *e, struct dlvm_err
 	int r;
 
 	if (e->type != DLVM_EDIT_VG_INFO && !vg->info.extent_size)
-		return dlvm_err_set(err, -EBADMSG, "%s before VG_INFO", dlvm_edit_type_name(e->type));
+		return dlvm_err_set(err, -EBADMSG, "%s before VG_INFO",
+				    dlvm_edit_type_name(e->type));
 	switch (e->type) {
-	case DLVM_EDIT_VG_INFO:
-		return apply_vg_info(vg, &e->u.vg, err);
-	case DLVM_EDIT_PV_ADD:
-		return apply_pv_add(vg, &e->u.pv, err);
-	case DLVM_EDIT_PV_REMOVE:
-		return apply_pv_remove(vg, e->u.pv_id, err);
-	case DLVM_EDIT_LV_CREATE:
-		return apply_lv_create(vg, e, err);
+	case DLVM_EDIT_VG_INFO: return apply_vg_info(vg, &e->u.vg, err);
+	case DLVM_EDIT_PV_ADD: return apply_pv_add(vg, &e->u.pv, err);
+	case DLVM_EDIT_PV_REMOVE: return apply_pv_remove(vg, e->u.pv_id, err);
+	case DLVM_EDIT_LV_CREATE: return apply_lv_create(vg, e, err);
 	case DLVM_EDIT_LV_REMOVE:
 		if (!(lv = lv_by_id(vg, e, err)))
 			return -EBADMSG;

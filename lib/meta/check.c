@@ -60,23 +60,32 @@ static void check_extents(struct dlvm_vg *vg, struct dlvm_check_report *rep)
 		uint64_t at = 0;
 		for (size_t i = 0; i < n; i++) {
 			if (iv[i][0] < at)
-				dlvm_check_report_add(rep, true, "PV %u: extent %" PRIu64 " is used twice", pv->d.id,
-				    iv[i][0]);
+				dlvm_check_report_add(rep, true,
+						      "PV %u: extent %" PRIu64 " is used twice",
+						      pv->d.id, iv[i][0]);
 			else if (iv[i][0] > at)
-				dlvm_check_report_add(rep, true, "PV %u: extents %" PRIu64 "..%" PRIu64 " are neither "
-				    "free nor used", pv->d.id, at, iv[i][0] - 1);
+				dlvm_check_report_add(rep, true,
+						      "PV %u: extents %" PRIu64 "..%" PRIu64
+						      " are neither "
+						      "free nor used",
+						      pv->d.id, at, iv[i][0] - 1);
 			at = DLVM_MAX(at, iv[i][0] + iv[i][1]);
 		}
 		if (at != pv->d.pe_count)
-			dlvm_check_report_add(rep, true, "PV %u: extents end at %" PRIu64 ", the PV has %" PRIu64,
-			    pv->d.id, at, pv->d.pe_count);
+			dlvm_check_report_add(rep, true,
+					      "PV %u: extents end at %" PRIu64
+					      ", the PV has %" PRIu64,
+					      pv->d.id, at, pv->d.pe_count);
 		if (used != pv->pe_alloc)
-			dlvm_check_report_add(rep, true, "PV %u: %" PRIu64 " extents used by LVs, %" PRIu64
-			    " accounted", pv->d.id, used, pv->pe_alloc);
-		if (pv->dev && pv->d.pe_start + pv->d.pe_count * vg->info.extent_size >
-				       pv->dev->size)
-			dlvm_check_report_add(rep, true, "%s: device is smaller than its PV data area",
-			    pv->dev->name);
+			dlvm_check_report_add(rep, true,
+					      "PV %u: %" PRIu64 " extents used by LVs, %" PRIu64
+					      " accounted",
+					      pv->d.id, used, pv->pe_alloc);
+		if (pv->dev &&
+		    pv->d.pe_start + pv->d.pe_count * vg->info.extent_size > pv->dev->size)
+			dlvm_check_report_add(rep, true,
+					      "%s: device is smaller than its PV data area",
+					      pv->dev->name);
 next:
 		free(iv);
 	}
@@ -103,19 +112,22 @@ int dlvm_vg_check(struct dlvm_vg *vg, bool repair, struct dlvm_check_report *rep
 		/* re-read this copy from disk */
 		struct dlvm_mda m = { 0 };
 		dlvm_err_clear(&e);
-		if (dlvm_mda_read_header(pv->dev, &m, &e) || dlvm_mda_replay(pv->dev, &m, NULL, &e)) {
+		if (dlvm_mda_read_header(pv->dev, &m, &e) ||
+		    dlvm_mda_replay(pv->dev, &m, NULL, &e)) {
 			/* e.msg names the device already: "pv0.img: checkpoint at ..." */
 			const char *what = e.msg;
 			size_t dl = strlen(pv->dev->name);
 			if (!strncmp(what, pv->dev->name, dl) && !strncmp(what + dl, ": ", 2))
 				what += dl + 2;
-			dlvm_check_report_add(rep, true, "%s: metadata copy %zu at offset %" PRIu64 ": %s",
-			    pv->dev->name, i + 1, pv->hdr.mda_offset, what);
+			dlvm_check_report_add(rep, true,
+					      "%s: metadata copy %zu at offset %" PRIu64 ": %s",
+					      pv->dev->name, i + 1, pv->hdr.mda_offset, what);
 			pv->mda.valid = false;
 			pv->mda.in_sync = false;
 		} else if (memcmp(m.hdr.vg_uuid, vg->info.uuid, 16)) {
-			dlvm_check_report_add(rep, true, "%s: metadata copy %zu belongs to another VG", pv->dev->name,
-			    i + 1);
+			dlvm_check_report_add(rep, true,
+					      "%s: metadata copy %zu belongs to another VG",
+					      pv->dev->name, i + 1);
 			pv->mda.valid = false;
 			pv->mda.in_sync = false;
 		} else if (m.fallback) {
@@ -123,13 +135,16 @@ int dlvm_vg_check(struct dlvm_vg *vg, bool repair, struct dlvm_check_report *rep
 			size_t dl = strlen(pv->dev->name);
 			if (!strncmp(what, pv->dev->name, dl) && !strncmp(what + dl, ": ", 2))
 				what += dl + 2;
-			dlvm_check_report_add(rep, true, "%s: metadata copy %zu at offset %" PRIu64 ": %s",
-			    pv->dev->name, i + 1, pv->hdr.mda_offset, what);
+			dlvm_check_report_add(rep, true,
+					      "%s: metadata copy %zu at offset %" PRIu64 ": %s",
+					      pv->dev->name, i + 1, pv->hdr.mda_offset, what);
 			pv->mda = m;
 			pv->mda.in_sync = false;
 		} else if (m.tail_seq != vg->seq) {
-			dlvm_check_report_add(rep, true, "%s: metadata copy %zu is stale (sequence %" PRIu64 ", VG at %"
-			    PRIu64 ")", pv->dev->name, i + 1, m.tail_seq, vg->seq);
+			dlvm_check_report_add(rep, true,
+					      "%s: metadata copy %zu is stale (sequence %" PRIu64
+					      ", VG at %" PRIu64 ")",
+					      pv->dev->name, i + 1, m.tail_seq, vg->seq);
 			pv->mda = m;
 			pv->mda.in_sync = false;
 		} else {
@@ -161,9 +176,11 @@ int dlvm_vg_check(struct dlvm_vg *vg, bool repair, struct dlvm_check_report *rep
 			}
 			struct dlvm_err e = { 0 };
 			if (dlvm_mda_write_checkpoint(vg, pv, blob, len, &e))
-				dlvm_check_report_add(rep, true, "%s: repair failed: %s", pv->dev->name, e.msg);
+				dlvm_check_report_add(rep, true, "%s: repair failed: %s",
+						      pv->dev->name, e.msg);
 			else {
-				dlvm_check_report_add(rep, false, "%s: metadata copy %zu rewritten", pv->dev->name, i + 1);
+				dlvm_check_report_add(rep, false, "%s: metadata copy %zu rewritten",
+						      pv->dev->name, i + 1);
 				rep->repaired++;
 			}
 		}

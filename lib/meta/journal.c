@@ -59,13 +59,15 @@ int dlvm_mda_read_header(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm
 	 * not known, so the other slot's older state must not be used either */
 	for (int i = 0; i < 2; i++)
 		if (r[i] == -ENOTSUP)
-			return dlvm_err_set(err, -ENOTSUP, "%s: metadata header slot at offset %u: %s",
-					    dev->name, DLVM_MDA_OFFSET + (unsigned)i * DLVM_BLOCK,
-					    e[i].msg);
+			return dlvm_err_set(err, -ENOTSUP,
+					    "%s: metadata header slot at offset %u: %s", dev->name,
+					    DLVM_MDA_OFFSET + (unsigned)i * DLVM_BLOCK, e[i].msg);
 	if (r[0] && r[1])
-		return dlvm_err_set(err, r[0], "%s: metadata header slots at offsets %u and %u are "
-				    "both unreadable: %s; %s", dev->name, DLVM_MDA_OFFSET,
-				    DLVM_MDA_OFFSET + DLVM_BLOCK, e[0].msg, e[1].msg);
+		return dlvm_err_set(err, r[0],
+				    "%s: metadata header slots at offsets %u and %u are "
+				    "both unreadable: %s; %s",
+				    dev->name, DLVM_MDA_OFFSET, DLVM_MDA_OFFSET + DLVM_BLOCK,
+				    e[0].msg, e[1].msg);
 	int pick = r[0] ? 1 : r[1] ? 0 : (h[1].generation > h[0].generation ? 1 : 0);
 	mda->hdr = h[pick];
 	mda->slot = (unsigned)pick;
@@ -79,12 +81,12 @@ int dlvm_mda_read_header(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm
 /* Reads ring bytes through a window so replay does one I/O per MiB. */
 struct ring_reader {
 	struct dlvm_dev *dev;
-	uint64_t ring_abs;     /* device offset of the ring */
+	uint64_t ring_abs; /* device offset of the ring */
 	uint64_t ring_size;
 	uint8_t *win;
-	uint64_t win_off;      /* ring offset of win[0] */
+	uint64_t win_off; /* ring offset of win[0] */
 	size_t win_len;
-	size_t win_cap;        /* bytes allocated at win */
+	size_t win_cap; /* bytes allocated at win */
 };
 
 /* Make [off, off+len) of the ring readable; returns a pointer or NULL. */
@@ -135,8 +137,8 @@ static const uint8_t *ring_at(struct ring_reader *rr, uint64_t off, size_t len,
  * write can only hit the last record, so a later intact record means the one
  * at `from` was damaged afterwards: corruption, not the end of the journal.
  */
-static bool later_record(struct ring_reader *rr, uint64_t from, uint32_t ss,
-			 const uint8_t uuid[16], uint64_t expect, uint64_t *found_seq)
+static bool later_record(struct ring_reader *rr, uint64_t from, uint32_t ss, const uint8_t uuid[16],
+			 uint64_t expect, uint64_t *found_seq)
 {
 	uint64_t pos = from + ss;
 
@@ -152,7 +154,8 @@ static bool later_record(struct ring_reader *rr, uint64_t from, uint32_t ss,
 		    dlvm_get_le64(p + 32) <= expect)
 			continue;
 		size_t total = (size_t)dlvm_align_up((uint64_t)DLVM_BLOB_HEADER_SIZE +
-						     dlvm_get_le32(p + 44), ss);
+								     dlvm_get_le32(p + 44),
+						     ss);
 		if (total > rr->ring_size - pos)
 			continue;
 		p = ring_at(rr, pos, total, &e);
@@ -211,8 +214,10 @@ static int replay_checkpoint(struct dlvm_dev *dev, const struct dlvm_mda_header 
 		goto out;
 	}
 	if (memcmp(bh.vg_uuid, h->vg_uuid, 16) || bh.seq != h->ckpt_seq) {
-		r = dlvm_err_set(err, -EBADMSG, "%s: belongs to another VG or sequence (%" PRIu64
-				 ", header says %" PRIu64 ")", where, bh.seq, h->ckpt_seq);
+		r = dlvm_err_set(err, -EBADMSG,
+				 "%s: belongs to another VG or sequence (%" PRIu64
+				 ", header says %" PRIu64 ")",
+				 where, bh.seq, h->ckpt_seq);
 		goto out;
 	}
 	*ckpt_bad = false;
@@ -292,8 +297,9 @@ static int replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg
 		if (end) {
 			uint64_t later;
 			if (later_record(&rr, pos, ss, h->vg_uuid, expect, &later)) {
-				r = dlvm_err_set(err, -EBADMSG, "%s: journal record %" PRIu64 " at offset %"
-						 PRIu64 " is damaged but record %" PRIu64 " follows it",
+				r = dlvm_err_set(err, -EBADMSG,
+						 "%s: journal record %" PRIu64 " at offset %" PRIu64
+						 " is damaged but record %" PRIu64 " follows it",
 						 dev->name, expect, rr.ring_abs + pos, later);
 				goto out;
 			}
@@ -308,15 +314,17 @@ static int replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *vg
 			continue;
 		}
 		if (bh.type != DLVM_REC_TXN) {
-			r = dlvm_err_set(err, -ENOTSUP, "%s: journal record %" PRIu64 " at ring "
-					 "offset %" PRIu64 " has unknown type %u", dev->name, bh.seq,
-					 pos, bh.type);
+			r = dlvm_err_set(err, -ENOTSUP,
+					 "%s: journal record %" PRIu64 " at ring "
+					 "offset %" PRIu64 " has unknown type %u",
+					 dev->name, bh.seq, pos, bh.type);
 			goto out;
 		}
 		wrapped_here = false;
 		if (vg) {
-			snprintf(where, sizeof(where), "%s: journal record %" PRIu64 " at offset %"
-				 PRIu64, dev->name, bh.seq, rr.ring_abs + pos);
+			snprintf(where, sizeof(where),
+				 "%s: journal record %" PRIu64 " at offset %" PRIu64, dev->name,
+				 bh.seq, rr.ring_abs + pos);
 			if ((r = apply_payload(vg, p + DLVM_BLOB_HEADER_SIZE, bh.payload_len, where,
 					       err)))
 				goto out;
@@ -353,12 +361,14 @@ static int replay_older(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_
 	int r = replay(dev, mda, vg, &newer, &bridged, &bad, &e);
 
 	if (r)
-		return dlvm_err_set(err, r, "%s; the older checkpoint does not help: %s", why, e.msg);
+		return dlvm_err_set(err, r, "%s; the older checkpoint does not help: %s", why,
+				    e.msg);
 	if (!bridged) {
 		mda->valid = false;
-		return dlvm_err_set(err, -EBADMSG, "%s; the journal after the older checkpoint ends "
-				    "at sequence %" PRIu64 ", before %" PRIu64, why, mda->tail_seq,
-				    newer.ckpt_seq);
+		return dlvm_err_set(err, -EBADMSG,
+				    "%s; the journal after the older checkpoint ends "
+				    "at sequence %" PRIu64 ", before %" PRIu64,
+				    why, mda->tail_seq, newer.ckpt_seq);
 	}
 	return 0;
 }
@@ -401,8 +411,10 @@ int dlvm_mda_replay(struct dlvm_dev *dev, struct dlvm_mda *mda, struct dlvm_vg *
 		mda->valid = false;
 		return r;
 	}
-	snprintf(try.problem, sizeof(try.problem), "%s; read from the older checkpoint "
-		 "(sequence %" PRIu64 ") and the journal", e0.msg, try.hdr.ckpt_seq);
+	snprintf(try.problem, sizeof(try.problem),
+		 "%s; read from the older checkpoint "
+		 "(sequence %" PRIu64 ") and the journal",
+		 e0.msg, try.hdr.ckpt_seq);
 	try.fallback = true;
 	*mda = try;
 	return 0;
@@ -485,16 +497,19 @@ int dlvm_mda_write_checkpoint(struct dlvm_vg *vg, struct dlvm_pv *pv, const uint
 	    (r = dlvm_pv_check_ro_compat(pv->dev, &pv->hdr, &pv->mda, err)))
 		return r;
 	if (blob_len > nh.ckpt_size)
-		return dlvm_err_set(err, -ENOSPC, "%s: metadata area too small: the VG needs %zu "
-				    "bytes per checkpoint, the area holds %" PRIu64 " (recreate the "
-				    "PV with a larger pvcreate --metadatasize)", pv->dev->name,
-				    blob_len, nh.ckpt_size);
+		return dlvm_err_set(err, -ENOSPC,
+				    "%s: metadata area too small: the VG needs %zu "
+				    "bytes per checkpoint, the area holds %" PRIu64
+				    " (recreate the "
+				    "PV with a larger pvcreate --metadatasize)",
+				    pv->dev->name, blob_len, nh.ckpt_size);
 	bool fresh = dlvm_uuid_is_zero(nh.vg_uuid) || memcmp(nh.vg_uuid, vg->info.uuid, 16);
 	unsigned cslot = fresh ? 0 : nh.ckpt_slot ^ 1u;
 	uint64_t off = mda_base(pv) + nh.ckpt_offset + cslot * nh.ckpt_size;
 	size_t wlen = (size_t)dlvm_align_up(blob_len, DLVM_BLOCK);
 
-	if ((r = dlvm_dev_write(pv->dev, blob, wlen, off, err)) || (r = dlvm_dev_flush(pv->dev, err)))
+	if ((r = dlvm_dev_write(pv->dev, blob, wlen, off, err)) ||
+	    (r = dlvm_dev_flush(pv->dev, err)))
 		return r;
 	if (fresh) {
 		pv->mda.tail = 0;
@@ -549,8 +564,8 @@ int dlvm_vg_checkpoint(struct dlvm_vg *vg, bool only_stale, struct dlvm_err *err
 }
 
 /* Write a record at the ring's tail (the caller flushes). */
-static int append_one(struct dlvm_pv *pv, const uint8_t *rec, size_t rec_len,
-		      const uint8_t *wrap, uint32_t ss, struct dlvm_err *err)
+static int append_one(struct dlvm_pv *pv, const uint8_t *rec, size_t rec_len, const uint8_t *wrap,
+		      uint32_t ss, struct dlvm_err *err)
 {
 	struct dlvm_mda *m = &pv->mda;
 	uint64_t ring_abs = mda_base(pv) + m->hdr.ring_offset;
@@ -585,12 +600,12 @@ static void copy_failed(struct dlvm_pv *pv, const struct dlvm_err *e, int *r, st
 
 /* The inverse of an edit, taken from the model before the edit is applied. */
 struct undo {
-	struct dlvm_edit inv;      /* type 0: nothing to undo */
+	struct dlvm_edit inv; /* type 0: nothing to undo */
 	/* LV_REMOVE: after inv (its LV_CREATE), the LV's other attributes, as
 	 * a checkpoint would write them */
 	struct dlvm_edit more[3];
 	unsigned nmore;
-	struct dlvm_dev *dev;      /* PV_REMOVE: what the removed PV had */
+	struct dlvm_dev *dev; /* PV_REMOVE: what the removed PV had */
 	struct dlvm_pv_header hdr;
 	struct dlvm_mda mda;
 };
@@ -650,8 +665,7 @@ static int make_inverse(const struct dlvm_vg *vg, const struct dlvm_edit *e, str
 		u->inv.type = DLVM_EDIT_LV_REMOVE;
 		u->inv.u.lv.id = e->u.lv.id;
 		return 0;
-	default:
-		break;
+	default: break;
 	}
 	if (e->type < DLVM_EDIT_LV_REMOVE || e->type > DLVM_EDIT_LV_SET_COPY_RATE ||
 	    !(lv = dlvm_lv_find_id(vg, e->u.lv.id)))
@@ -691,8 +705,8 @@ static int make_inverse(const struct dlvm_vg *vg, const struct dlvm_edit *e, str
 		u->inv.u.lv.thin = lv->thin;
 		/* an LV that had no thin attributes yet is being created in this
 		 * transaction: its LV_CREATE's inverse removes it */
-		if (!(lv->flags & (DLVM_LV_THIN_POOL | DLVM_LV_THIN | DLVM_LV_THIN_META |
-				   DLVM_LV_THIN_DATA)) ||
+		if (!(lv->flags &
+		      (DLVM_LV_THIN_POOL | DLVM_LV_THIN | DLVM_LV_THIN_META | DLVM_LV_THIN_DATA)) ||
 		    (!lv->thin.pool_id && !lv->thin.meta_id && !lv->thin.slab_extents))
 			u->inv.type = 0;
 		return 0;
@@ -709,7 +723,8 @@ static int make_inverse(const struct dlvm_vg *vg, const struct dlvm_edit *e, str
 				u->inv.type = 0;
 				return -ENOMEM;
 			}
-			memcpy(u->inv.u.lv.holders, lv->holders, lv->nholders * sizeof(*lv->holders));
+			memcpy(u->inv.u.lv.holders, lv->holders,
+			       lv->nholders * sizeof(*lv->holders));
 		}
 		u->inv.u.lv.nholders = lv->nholders;
 		return 0;
@@ -746,15 +761,15 @@ static void undo_all(struct dlvm_vg *vg, const struct dlvm_vg_info *info, struct
 struct commit {
 	struct dlvm_vg *vg;
 	struct dlvm_txn *t;
-	struct dlvm_buf b;              /* room for the blob header, then the edits */
-	size_t rec_len;                 /* b.len rounded up to DLVM_BLOCK */
-	uint8_t *rec, *wrap;            /* the record and its wrap marker */
-	struct undo *undo;              /* one per edit */
+	struct dlvm_buf b;   /* room for the blob header, then the edits */
+	size_t rec_len;      /* b.len rounded up to DLVM_BLOCK */
+	uint8_t *rec, *wrap; /* the record and its wrap marker */
+	struct undo *undo;   /* one per edit */
 	size_t napplied;
 	struct dlvm_vg_info saved_info; /* vg->info before the first edit */
 	struct dlvm_pv **wpvs;          /* the copies written, to flush */
 	struct dlvm_dev **wdevs;
-	int *fres;                      /* their flush results */
+	int *fres; /* their flush results */
 	size_t nw;
 };
 
@@ -770,9 +785,11 @@ static int refuse_missing_pvs(const struct dlvm_vg *vg, const struct dlvm_txn *t
 			removed |= t->edits[k].type == DLVM_EDIT_PV_REMOVE &&
 				   t->edits[k].u.pv_id == vg->pvs[i]->d.id;
 		if (!removed)
-			return dlvm_err_set(err, -EROFS, "%s: PV %u is missing: metadata cannot be "
+			return dlvm_err_set(err, -EROFS,
+					    "%s: PV %u is missing: metadata cannot be "
 					    "changed until it is back or removed (vgreduce "
-					    "--removemissing)", vg->info.name, vg->pvs[i]->d.id);
+					    "--removemissing)",
+					    vg->info.name, vg->pvs[i]->d.id);
 	}
 	return 0;
 }
@@ -806,9 +823,10 @@ static int make_room(struct commit *c, struct dlvm_err *err)
 		if (!vg->pvs[i]->dev)
 			continue; /* a missing PV being removed */
 		if (c->rec_len > m->hdr.ring_size / 4)
-			return dlvm_err_set(err, -ENOSPC, "%s: transaction of %zu bytes is too "
-					    "large for the metadata journal", vg->info.name,
-					    c->b.len);
+			return dlvm_err_set(err, -ENOSPC,
+					    "%s: transaction of %zu bytes is too "
+					    "large for the metadata journal",
+					    vg->info.name, c->b.len);
 		/* stale copies are brought up to date; damaged ones (!valid)
 		 * wait for an explicit repair */
 		if (m->valid && (!m->in_sync || m->used + 2 * c->rec_len > m->hdr.ring_size / 2))
@@ -873,7 +891,8 @@ static int apply_edits(struct commit *c, struct dlvm_err *err)
 /* The record and its wrap marker, with the VG's next sequence number. */
 static void seal_record(struct commit *c)
 {
-	struct dlvm_blob_header bh = { .major = DLVM_FORMAT_MAJOR, .minor = DLVM_FORMAT_MINOR,
+	struct dlvm_blob_header bh = { .major = DLVM_FORMAT_MAJOR,
+				       .minor = DLVM_FORMAT_MINOR,
 				       .type = DLVM_REC_TXN };
 
 	c->vg->seq++;
@@ -941,7 +960,8 @@ static int fail_everywhere(struct commit *c, int r, struct dlvm_err *err)
 	if (!r)
 		r = dlvm_err_set(err, -EIO, "%s: no metadata copy could be written", vg->info.name);
 	vg->readonly = true;
-	snprintf(vg->readonly_why, sizeof(vg->readonly_why), "%s: volume group is read-only: a "
+	snprintf(vg->readonly_why, sizeof(vg->readonly_why),
+		 "%s: volume group is read-only: a "
 		 "commit failed on every metadata copy (reload it before changing it again)",
 		 vg->info.name);
 	return r;

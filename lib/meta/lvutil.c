@@ -18,12 +18,13 @@ uint64_t dlvm_lv_bytes(const struct dlvm_vg *vg, const struct dlvm_lv *lv)
 	uint64_t le = lv->le_count;
 	if ((lv->flags & DLVM_LV_THIN_POOL) && lv->thin.slab_extents) /* slabs handed out */
 		for (size_t i = 0; i < vg->nlv; i++)
-			if ((vg->lvs[i]->flags & DLVM_LV_THIN_DATA) && vg->lvs[i]->thin.pool_id == lv->id)
+			if ((vg->lvs[i]->flags & DLVM_LV_THIN_DATA) &&
+			    vg->lvs[i]->thin.pool_id == lv->id)
 				le += vg->lvs[i]->le_count;
 	return le * vg->info.extent_size;
 }
 int dlvm_segs_cut(const struct dlvm_lv *lv, uint64_t keep, struct dlvm_seg_desc ***out,
-		    uint32_t *nout)
+		  uint32_t *nout)
 {
 	struct dlvm_seg_desc **segs;
 	uint32_t n = 0;
@@ -46,7 +47,7 @@ int dlvm_segs_cut(const struct dlvm_lv *lv, uint64_t keep, struct dlvm_seg_desc 
 }
 
 int dlvm_segs_join(struct dlvm_seg_desc *const *a, uint32_t na, struct dlvm_seg_desc **b,
-		     uint32_t nb, struct dlvm_seg_desc ***out, uint32_t *nout)
+		   uint32_t nb, struct dlvm_seg_desc ***out, uint32_t *nout)
 {
 	struct dlvm_seg_desc **segs;
 	uint32_t n;
@@ -86,8 +87,8 @@ struct dlvm_lv *dlvm_vg_lockspace_lv(const struct dlvm_vg *vg)
 
 bool dlvm_lv_is_internal(const struct dlvm_lv *lv)
 {
-	return lv->flags & (DLVM_LV_HIDDEN | DLVM_LV_LOCKSPACE | DLVM_LV_THIN_META |
-			    DLVM_LV_THIN_DATA);
+	return lv->flags &
+	       (DLVM_LV_HIDDEN | DLVM_LV_LOCKSPACE | DLVM_LV_THIN_META | DLVM_LV_THIN_DATA);
 }
 
 bool dlvm_lv_exportable(const struct dlvm_lv *lv)
@@ -96,24 +97,29 @@ bool dlvm_lv_exportable(const struct dlvm_lv *lv)
 }
 
 int dlvm_lv_refuse_internal(const struct dlvm_vg *vg, const struct dlvm_lv *lv, const char *what,
-		    struct dlvm_err *err)
+			    struct dlvm_err *err)
 {
 	if (!dlvm_lv_is_internal(lv))
 		return 0;
 	if ((lv->flags & DLVM_LV_THIN) && !strcmp(what, "remove"))
 		return 0; /* a clone's hidden snapshot: goes once no clone reads it */
 	if (lv->flags & DLVM_LV_THIN)
-		return dlvm_err_set(err, -EPERM, "%s/%s: cannot %s [%s]: it is the snapshot that "
-				    "clones of a live volume read through (it goes with the last of "
-				    "them)", vg->info.name, lv->name, what, lv->name);
+		return dlvm_err_set(err, -EPERM,
+				    "%s/%s: cannot %s [%s]: it is the snapshot that "
+				    "clones of a live volume read through (it goes with the last "
+				    "of "
+				    "them)",
+				    vg->info.name, lv->name, what, lv->name);
 	if (lv->flags & (DLVM_LV_THIN_META | DLVM_LV_THIN_DATA))
-		return dlvm_err_set(err, -EPERM, "%s/%s: cannot %s [%s]: it holds the %s of a "
+		return dlvm_err_set(err, -EPERM,
+				    "%s/%s: cannot %s [%s]: it holds the %s of a "
 				    "thin pool (removing its thin volumes or the pool removes it)",
 				    vg->info.name, lv->name, what, lv->name,
 				    lv->flags & DLVM_LV_THIN_META ? "metadata" : "data");
-	return dlvm_err_set(err, -EPERM, "%s/%s: cannot %s [%s]: it holds the lease area of "
-			    "shared VG %s (vgremove removes it)", vg->info.name, lv->name, what,
-			    lv->name, vg->info.name);
+	return dlvm_err_set(err, -EPERM,
+			    "%s/%s: cannot %s [%s]: it holds the lease area of "
+			    "shared VG %s (vgremove removes it)",
+			    vg->info.name, lv->name, what, lv->name, vg->info.name);
 }
 
 int dlvm_txn_push(struct dlvm_txn *t, struct dlvm_edit *e, struct dlvm_err *err)
@@ -131,8 +137,7 @@ int dlvm_lv_extend(struct dlvm_vg *vg, struct dlvm_lv *lv, uint64_t more, uint16
 
 	if (stripes > 1 && more % stripes)
 		more += stripes - more % stripes;
-	if ((r = dlvm_alloc(vg, lv, more, stripes, stripe_size, pvs, npvs, &add, &nadd,
-			    err)))
+	if ((r = dlvm_alloc(vg, lv, more, stripes, stripe_size, pvs, npvs, &add, &nadd, err)))
 		return r;
 	struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_SEGMENTS };
 	e.u.lv.id = lv->id;

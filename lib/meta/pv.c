@@ -40,14 +40,15 @@ int dlvm_pv_read_header(struct dlvm_dev *dev, struct dlvm_pv_header *h, struct d
 			dlvm_err_prefix(err, r, "%s: PV header at offset %u: ", dev->name,
 					DLVM_PV_HEADER_OFFSET);
 		else if (h->mda_offset + h->mda_size > dev->size)
-			r = dlvm_err_set(err, -EBADMSG, "%s: PV header at offset %u: field mda_size %"
-					 PRIu64 " runs past the end of the device (%" PRIu64
-					 " bytes)", dev->name, DLVM_PV_HEADER_OFFSET, h->mda_size,
-					 dev->size);
+			r = dlvm_err_set(err, -EBADMSG,
+					 "%s: PV header at offset %u: field mda_size %" PRIu64
+					 " runs past the end of the device (%" PRIu64 " bytes)",
+					 dev->name, DLVM_PV_HEADER_OFFSET, h->mda_size, dev->size);
 		else if (h->sector_size < dev->sector_size)
-			r = dlvm_err_set(err, -EBADMSG, "%s: PV header records sector size %u but "
-					 "the device has %u", dev->name, h->sector_size,
-					 dev->sector_size);
+			r = dlvm_err_set(err, -EBADMSG,
+					 "%s: PV header records sector size %u but "
+					 "the device has %u",
+					 dev->name, h->sector_size, dev->sector_size);
 	}
 	free(buf);
 	return r;
@@ -65,8 +66,10 @@ static int pv_layout(const struct dlvm_dev *dev, const struct dlvm_pvcreate_opts
 		return dlvm_err_set(err, -EINVAL, "%s: sector size %u is not 512 or 4096",
 				    dev->name, ss);
 	if (ss < dev->sector_size)
-		return dlvm_err_set(err, -EINVAL, "%s: sector size %u is smaller than the "
-				    "device's %u", dev->name, ss, dev->sector_size);
+		return dlvm_err_set(err, -EINVAL,
+				    "%s: sector size %u is smaller than the "
+				    "device's %u",
+				    dev->name, ss, dev->sector_size);
 	if (!mda_size) {
 		mda_size = dev->size / 16 / DLVM_BLOCK * DLVM_BLOCK;
 		if (mda_size > DLVM_MDA_DEFAULT_SIZE)
@@ -75,16 +78,20 @@ static int pv_layout(const struct dlvm_dev *dev, const struct dlvm_pvcreate_opts
 			mda_size = DLVM_MDA_MIN_SIZE;
 	}
 	if (mda_size < DLVM_MDA_MIN_SIZE || mda_size % DLVM_BLOCK)
-		return dlvm_err_set(err, -EINVAL, "%s: metadata size %" PRIu64 " must be a multiple "
-				    "of 4 KiB and at least 1 MiB", dev->name, mda_size);
+		return dlvm_err_set(err, -EINVAL,
+				    "%s: metadata size %" PRIu64 " must be a multiple "
+				    "of 4 KiB and at least 1 MiB",
+				    dev->name, mda_size);
 	uint64_t mda_end;
-	if (dlvm_add_overflow((uint64_t)DLVM_MDA_OFFSET, mda_size, &mda_end) ||
-	    mda_end > dev->size)
-		return dlvm_err_set(err, -EINVAL, "%s: metadata size %" PRIu64 " does not fit the "
-				    "device of %" PRIu64 " bytes", dev->name, mda_size, dev->size);
+	if (dlvm_add_overflow((uint64_t)DLVM_MDA_OFFSET, mda_size, &mda_end) || mda_end > dev->size)
+		return dlvm_err_set(err, -EINVAL,
+				    "%s: metadata size %" PRIu64 " does not fit the "
+				    "device of %" PRIu64 " bytes",
+				    dev->name, mda_size, dev->size);
 	uint64_t data_off = dlvm_align_up(mda_end, DLVM_DATA_ALIGN);
 	if (dev->size < data_off || dev->size - data_off < DLVM_DATA_ALIGN)
-		return dlvm_err_set(err, -EINVAL, "%s: device of %" PRIu64 " bytes is too small: a "
+		return dlvm_err_set(err, -EINVAL,
+				    "%s: device of %" PRIu64 " bytes is too small: a "
 				    "PV with %" PRIu64 " bytes of metadata needs at least %" PRIu64,
 				    dev->name, dev->size, mda_size, data_off + DLVM_DATA_ALIGN);
 	*mda_size_out = mda_size;
@@ -199,7 +206,8 @@ int dlvm_pv_make_orphan(struct dlvm_dev *dev, struct dlvm_err *err)
 	if (!buf)
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	dlvm_mda_header_encode(&h, buf);
-	r = dlvm_dev_write(dev, buf, DLVM_BLOCK, DLVM_MDA_OFFSET + (mda.slot ^ 1u) * DLVM_BLOCK, err);
+	r = dlvm_dev_write(dev, buf, DLVM_BLOCK, DLVM_MDA_OFFSET + (mda.slot ^ 1u) * DLVM_BLOCK,
+			   err);
 	if (!r)
 		r = dlvm_dev_flush(dev, err);
 	free(buf);
@@ -212,7 +220,8 @@ int dlvm_pv_check_ro_compat(const struct dlvm_dev *dev, const struct dlvm_pv_hea
 	uint64_t bits = ph->ro_compat & ~DLVM_RO_COMPAT_KNOWN;
 
 	if (bits)
-		return dlvm_err_set(err, -EROFS, "%s: PV header at offset %u: unknown read-only-"
+		return dlvm_err_set(err, -EROFS,
+				    "%s: PV header at offset %u: unknown read-only-"
 				    "compatible features 0x%" PRIx64 " (written by a newer dlvm)",
 				    dev->name, DLVM_PV_HEADER_OFFSET, bits);
 	for (unsigned k = 0; mda && k < 2; k++) {
@@ -221,10 +230,12 @@ int dlvm_pv_check_ro_compat(const struct dlvm_dev *dev, const struct dlvm_pv_hea
 		if (k && !mda->has_alt)
 			break;
 		if ((bits = h->ro_compat & ~DLVM_RO_COMPAT_KNOWN))
-			return dlvm_err_set(err, -EROFS, "%s: metadata header slot %u at offset %u: "
+			return dlvm_err_set(err, -EROFS,
+					    "%s: metadata header slot %u at offset %u: "
 					    "unknown read-only-compatible features 0x%" PRIx64
-					    " (written by a newer dlvm)", dev->name, slot,
-					    DLVM_MDA_OFFSET + slot * DLVM_BLOCK, bits);
+					    " (written by a newer dlvm)",
+					    dev->name, slot, DLVM_MDA_OFFSET + slot * DLVM_BLOCK,
+					    bits);
 	}
 	return 0;
 }

@@ -208,9 +208,9 @@ struct cand {
 	struct dlvm_dev *dev;
 	struct dlvm_pv_header ph;
 	struct dlvm_mda mda;
-	int hdr_r;            /* label decode result */
-	int mda_r;            /* MDA header result */
-	size_t idx;           /* index in the caller's devs */
+	int hdr_r;  /* label decode result */
+	int mda_r;  /* MDA header result */
+	size_t idx; /* index in the caller's devs */
 	struct dlvm_err e;
 };
 
@@ -260,21 +260,25 @@ static int load_uuid(struct cand *cs, size_t n, const uint8_t uuid[16], struct d
 			goto fail;
 	}
 	if (memcmp(vg->info.uuid, uuid, 16)) {
-		r = dlvm_err_set(err, -EBADMSG, "%s: metadata describes VG %s, not the one its header "
-				 "names", cs[best].dev->name, vg->info.name);
+		r = dlvm_err_set(err, -EBADMSG,
+				 "%s: metadata describes VG %s, not the one its header "
+				 "names",
+				 cs[best].dev->name, vg->info.name);
 		goto fail;
 	}
 	if (vg->info.incompat & ~DLVM_INCOMPAT_KNOWN) {
-		r = dlvm_err_set(err, -ENOTSUP, "%s: VG uses unknown incompatible features 0x%"
-				 PRIx64, vg->info.name, vg->info.incompat & ~DLVM_INCOMPAT_KNOWN);
+		r = dlvm_err_set(err, -ENOTSUP,
+				 "%s: VG uses unknown incompatible features 0x%" PRIx64,
+				 vg->info.name, vg->info.incompat & ~DLVM_INCOMPAT_KNOWN);
 		goto fail;
 	}
 	if (vg->info.ro_compat & ~DLVM_RO_COMPAT_KNOWN) {
 		vg->readonly = true;
-		snprintf(vg->readonly_why, sizeof(vg->readonly_why), "%s: unknown read-only-"
+		snprintf(vg->readonly_why, sizeof(vg->readonly_why),
+			 "%s: unknown read-only-"
 			 "compatible features 0x%" PRIx64 " (written by a newer dlvm): the VG is "
-			 "read-only", vg->info.name,
-			 (uint64_t)(vg->info.ro_compat & ~DLVM_RO_COMPAT_KNOWN));
+			 "read-only",
+			 vg->info.name, (uint64_t)(vg->info.ro_compat & ~DLVM_RO_COMPAT_KNOWN));
 	}
 
 	/* attach devices to PVs (not those another VG took already) */
@@ -313,16 +317,20 @@ static int load_uuid(struct cand *cs, size_t n, const uint8_t uuid[16], struct d
 				; /* the problem says why */
 			else if (pv->mda.valid && !pv->mda.in_sync)
 				snprintf(pv->mda.problem, sizeof(pv->mda.problem),
-					 "%s: metadata copy is stale (sequence %" PRIu64 ", VG is at %"
-					 PRIu64 ")", c->dev->name, pv->mda.tail_seq, vg->seq);
+					 "%s: metadata copy is stale (sequence %" PRIu64
+					 ", VG is at %" PRIu64 ")",
+					 c->dev->name, pv->mda.tail_seq, vg->seq);
 			/* a PV header or metadata header slot of a newer dlvm: the
 			 * VG is read, never rewritten */
 			struct dlvm_err fe = { 0 };
-			if (dlvm_pv_check_ro_compat(c->dev, &c->ph, c->mda_r ? NULL : &c->mda, &fe) &&
+			if (dlvm_pv_check_ro_compat(c->dev, &c->ph, c->mda_r ? NULL : &c->mda,
+						    &fe) &&
 			    !vg->readonly) {
 				vg->readonly = true;
-				snprintf(vg->readonly_why, sizeof(vg->readonly_why), "%.*s: the VG "
-					 "is read-only", (int)sizeof(vg->readonly_why) - 32, fe.msg);
+				snprintf(vg->readonly_why, sizeof(vg->readonly_why),
+					 "%.*s: the VG "
+					 "is read-only",
+					 (int)sizeof(vg->readonly_why) - 32, fe.msg);
 			}
 			devs[c->idx] = NULL;
 			break;
@@ -480,7 +488,7 @@ int dlvm_vg_load(struct dlvm_dev **devs, size_t n, const char *name, struct dlvm
 {
 	struct cand *cs;
 	int k = read_cands(devs, n, &cs), r = -ENOENT;
-	uint8_t (*seen)[16] = calloc(n ? n : 1, 16);
+	uint8_t(*seen)[16] = calloc(n ? n : 1, 16);
 	size_t nseen = 0;
 	struct dlvm_vg *found = NULL;
 
@@ -538,7 +546,8 @@ int dlvm_vg_load(struct dlvm_dev **devs, size_t n, const char *name, struct dlvm
 		return 0;
 	}
 	if (r == -ENOENT)
-		return dlvm_err_set(err, -ENOENT, "Volume group \"%s\" not found", name ? name : "");
+		return dlvm_err_set(err, -ENOENT, "Volume group \"%s\" not found",
+				    name ? name : "");
 	return r;
 }
 
@@ -557,7 +566,8 @@ void dlvm_vg_create_undo(struct dlvm_dev **devs, size_t n, const struct dlvm_vg_
 		if (!dlvm_pv_make_orphan(devs[i], &e))
 			continue;
 		/* a PV whose header never named the VG holds nothing */
-		if (!dlvm_mda_read_header(devs[i], &m, NULL) && memcmp(m.hdr.vg_uuid, info->uuid, 16))
+		if (!dlvm_mda_read_header(devs[i], &m, NULL) &&
+		    memcmp(m.hdr.vg_uuid, info->uuid, 16))
 			continue;
 		size_t l = strlen(held);
 		snprintf(held + l, sizeof(held) - l, "%s%s", l ? ", " : "", devs[i]->name);
@@ -568,9 +578,10 @@ void dlvm_vg_create_undo(struct dlvm_dev **devs, size_t n, const struct dlvm_vg_
 		return;
 	struct dlvm_err why = *err;
 	dlvm_err_clear(err);
-	dlvm_err_set(err, why.code ? why.code : first.code, "%s; giving the PVs back failed, so "
-		     "VG %s is left on %s (%s): vgremove %s removes it", why.msg, info->name, held,
-		     first.msg, info->name);
+	dlvm_err_set(err, why.code ? why.code : first.code,
+		     "%s; giving the PVs back failed, so "
+		     "VG %s is left on %s (%s): vgremove %s removes it",
+		     why.msg, info->name, held, first.msg, info->name);
 }
 
 int dlvm_vg_create(const char *name, uint64_t extent_size, struct dlvm_dev **devs, size_t n,
@@ -606,14 +617,18 @@ int dlvm_vg_create(const char *name, uint64_t extent_size, struct dlvm_dev **dev
 		}
 		struct dlvm_err fe = { 0 };
 		if ((r = dlvm_pv_check_ro_compat(devs[i], &ph, &mda, &fe))) {
-			r = dlvm_err_set(err, r, "%s: it cannot join a VG (pvcreate -f "
-					 "reinitialises it)", fe.msg);
+			r = dlvm_err_set(err, r,
+					 "%s: it cannot join a VG (pvcreate -f "
+					 "reinitialises it)",
+					 fe.msg);
 			goto fail;
 		}
 		uint64_t pe_count = ph.data_size / extent_size;
 		if (!pe_count) {
-			r = dlvm_err_set(err, -EINVAL, "%s: data area of %" PRIu64 " bytes is smaller "
-					 "than one extent", devs[i]->name, ph.data_size);
+			r = dlvm_err_set(err, -EINVAL,
+					 "%s: data area of %" PRIu64 " bytes is smaller "
+					 "than one extent",
+					 devs[i]->name, ph.data_size);
 			goto fail;
 		}
 		struct dlvm_edit pe = { .type = DLVM_EDIT_PV_ADD };

@@ -28,14 +28,16 @@ int pool_chunk_range_io_on(struct dlvm_thin_pool *p, const struct dlvm_lv_map *d
 		const struct dlvm_map_dev *d = &dm->devs[pc.dev];
 		uint64_t left = pc.len, pos = 0;
 		while (left) {
-			ssize_t n = write ? pwrite(d->fd, buf + done + pos, left, (off_t)(pc.dev_off + pos))
-					  : pread(d->fd, buf + done + pos, left, (off_t)(pc.dev_off + pos));
+			ssize_t n = write ? pwrite(d->fd, buf + done + pos, left,
+						   (off_t)(pc.dev_off + pos))
+					  : pread(d->fd, buf + done + pos, left,
+						  (off_t)(pc.dev_off + pos));
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0)
-				return dlvm_err_set(err, n < 0 ? -errno : -EIO, "%s: chunk %" PRIu64
-						    ": %s %s: %s", p->name, chunk,
-						    write ? "write" : "read", d->name,
+				return dlvm_err_set(err, n < 0 ? -errno : -EIO,
+						    "%s: chunk %" PRIu64 ": %s %s: %s", p->name,
+						    chunk, write ? "write" : "read", d->name,
 						    n < 0 ? strerror(errno) : "short");
 			left -= (uint64_t)n;
 			pos += (uint64_t)n;

@@ -54,7 +54,8 @@ static void fence_check(struct dlvm_thin_pool *p)
 {
 	if (!dlvm_fence_ok(p->fence) && !p->broken) {
 		p->broken = true;
-		snprintf(p->broken_msg, sizeof(p->broken_msg), "this host lost its lease on the VG");
+		snprintf(p->broken_msg, sizeof(p->broken_msg),
+			 "this host lost its lease on the VG");
 	}
 }
 

@@ -74,13 +74,16 @@ static int quiesce(struct dlvm_thin_pool *p, struct dlvm_err *err)
 	 * quiesce's) left the other epoch draining: it must end first */
 	while (p->inflight[old ^ 1])
 		if (pthread_cond_timedwait(&p->drained, &p->mu, &until) == ETIMEDOUT)
-			return dlvm_err_set(err, -ETIMEDOUT, "%s: %u earlier writes did not complete "
-					    "in 30 s", p->name, p->inflight[old ^ 1]);
+			return dlvm_err_set(err, -ETIMEDOUT,
+					    "%s: %u earlier writes did not complete "
+					    "in 30 s",
+					    p->name, p->inflight[old ^ 1]);
 	p->epoch = old ^ 1;
 	while (p->inflight[old])
 		if (pthread_cond_timedwait(&p->drained, &p->mu, &until) == ETIMEDOUT)
-			return dlvm_err_set(err, -ETIMEDOUT, "%s: %u writes did not complete in 30 s",
-					    p->name, p->inflight[old]);
+			return dlvm_err_set(err, -ETIMEDOUT,
+					    "%s: %u writes did not complete in 30 s", p->name,
+					    p->inflight[old]);
 	return 0;
 }
 
@@ -124,7 +127,8 @@ int dlvm_thin_pool_revert(struct dlvm_thin_pool *p, uint64_t origin, uint64_t sn
 	if (r && changed && !p->broken) {
 		/* an uncommitted half must not be committed later */
 		p->broken = true;
-		snprintf(p->broken_msg, sizeof(p->broken_msg), "revert failed: %s", err ? err->msg : "");
+		snprintf(p->broken_msg, sizeof(p->broken_msg), "revert failed: %s",
+			 err ? err->msg : "");
 	}
 	pthread_mutex_unlock(&p->mu);
 	return r;
@@ -161,8 +165,8 @@ void dlvm_thin_pool_fill(struct dlvm_thin_pool *p, struct dlvm_thin_pool_fill *f
 /* -EROFS when p is a reader (mu held). */
 static int need_store(struct dlvm_thin_pool *p, struct dlvm_err *err)
 {
-	return p->store ? 0 : dlvm_err_set(err, -EROFS, "%s: this host reads the family only",
-					   p->name);
+	return p->store ? 0
+			: dlvm_err_set(err, -EROFS, "%s: this host reads the family only", p->name);
 }
 
 int dlvm_thin_pool_set_flags(struct dlvm_thin_pool *p, uint64_t id, uint32_t flags,

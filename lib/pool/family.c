@@ -60,8 +60,8 @@ static int segs_split_tail(const struct dlvm_lv *lv, uint64_t n, uint64_t at,
 			continue;
 		if (s->stripes != 1) {
 			dlvm_segs_free(t, k);
-			return dlvm_err_set(err, -EINVAL, "%s: a striped pool cannot hand out slabs",
-					    lv->name);
+			return dlvm_err_set(err, -EINVAL,
+					    "%s: a striped pool cannot hand out slabs", lv->name);
 		}
 		uint64_t from = s->le_start > keep ? s->le_start : keep;
 		struct dlvm_seg_desc *c = calloc(1, sizeof(*c) + sizeof(c->area[0]));
@@ -88,9 +88,8 @@ static int segs_split_tail(const struct dlvm_lv *lv, uint64_t n, uint64_t at,
 
 /* Edits moving one slab from the end of pool to the end of family data LV
  * `data` (NULL: a new data LV of id data_id for family meta_id). */
-int slab_move_edits(struct dlvm_vg *vg, const struct dlvm_lv *pool,
-			   const struct dlvm_lv *data, uint64_t data_id, uint64_t meta_id,
-			   struct dlvm_txn *t, struct dlvm_err *err)
+int slab_move_edits(struct dlvm_vg *vg, const struct dlvm_lv *pool, const struct dlvm_lv *data,
+		    uint64_t data_id, uint64_t meta_id, struct dlvm_txn *t, struct dlvm_err *err)
 {
 	uint64_t slab = pool->thin.slab_extents;
 	struct dlvm_seg_desc **head = NULL, **tail = NULL;
@@ -100,9 +99,10 @@ int slab_move_edits(struct dlvm_vg *vg, const struct dlvm_lv *pool,
 	if (pool->le_count < slab) {
 		char a[32];
 		dlvm_format_size(dlvm_lv_bytes(vg, pool), 'h', a, sizeof(a));
-		return dlvm_err_set(err, -ENOSPC, "Thin pool %s/%s (%s) has no free slab left: "
-				    "extend it (lvextend -L +SIZE %s/%s)", vg->info.name, pool->name,
-				    a, vg->info.name, pool->name);
+		return dlvm_err_set(err, -ENOSPC,
+				    "Thin pool %s/%s (%s) has no free slab left: "
+				    "extend it (lvextend -L +SIZE %s/%s)",
+				    vg->info.name, pool->name, a, vg->info.name, pool->name);
 	}
 	if ((r = segs_split_tail(pool, slab, data ? data->le_count : 0, &head, &nhead, &tail,
 				 &ntail, err)))
@@ -118,14 +118,16 @@ int slab_move_edits(struct dlvm_vg *vg, const struct dlvm_lv *pool,
 	if (data) {
 		struct dlvm_edit de = { .type = DLVM_EDIT_LV_SET_SEGMENTS };
 		de.u.lv.id = data->id;
-		r = dlvm_segs_join(data->segs, data->nseg, tail, ntail, &de.u.lv.segs, &de.u.lv.nseg);
+		r = dlvm_segs_join(data->segs, data->nseg, tail, ntail, &de.u.lv.segs,
+				   &de.u.lv.nseg);
 		dlvm_segs_free(tail, ntail); /* the entries taken are NULL */
 		if (r)
 			return dlvm_err_set(err, -ENOMEM, "out of memory");
 		return dlvm_txn_push(t, &de, err);
 	}
 	const struct dlvm_lv *meta = dlvm_lv_find_id(vg, meta_id);
-	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_CREATE }, te = { .type = DLVM_EDIT_LV_SET_THIN };
+	struct dlvm_edit ce = { .type = DLVM_EDIT_LV_CREATE },
+			 te = { .type = DLVM_EDIT_LV_SET_THIN };
 	char dname[DLVM_NAME_MAX + 1];
 	snprintf(dname, sizeof(dname), "%s_f%" PRIu64 "_tdata", pool->name, meta_id);
 	(void)meta;
@@ -142,7 +144,7 @@ int slab_move_edits(struct dlvm_vg *vg, const struct dlvm_lv *pool,
 
 /* Edits removing family meta_id and giving its slabs back to its pool. */
 int family_remove_edits(struct dlvm_vg *vg, uint64_t meta_id, struct dlvm_txn *t,
-			       struct dlvm_err *err)
+			struct dlvm_err *err)
 {
 	const struct dlvm_lv *meta = dlvm_lv_find_id(vg, meta_id);
 	const struct dlvm_lv *data = dlvm_thin_family_data(vg, meta_id);
@@ -163,7 +165,8 @@ int family_remove_edits(struct dlvm_vg *vg, uint64_t meta_id, struct dlvm_txn *t
 			back[i]->le_start += pool->le_count;
 		struct dlvm_edit pe = { .type = DLVM_EDIT_LV_SET_SEGMENTS };
 		pe.u.lv.id = pool->id;
-		r = dlvm_segs_join(pool->segs, pool->nseg, back, data->nseg, &pe.u.lv.segs, &pe.u.lv.nseg);
+		r = dlvm_segs_join(pool->segs, pool->nseg, back, data->nseg, &pe.u.lv.segs,
+				   &pe.u.lv.nseg);
 		dlvm_segs_free(back, data->nseg);
 		if (r)
 			return dlvm_err_set(err, -ENOMEM, "out of memory");
@@ -204,8 +207,8 @@ void family_release(struct dlvm_vg *vg, struct dlvm_thin_pool *p)
 
 /* The two edits that record thin LV id: LV_CREATE (a new uuid, now as its
  * creation time) and LV_SET_THIN. */
-void thin_lv_edits(struct dlvm_edit *ce, struct dlvm_edit *te, uint64_t id,
-			  const char *lvname, uint64_t flags, const struct dlvm_lv_thin *thin)
+void thin_lv_edits(struct dlvm_edit *ce, struct dlvm_edit *te, uint64_t id, const char *lvname,
+		   uint64_t flags, const struct dlvm_lv_thin *thin)
 {
 	*ce = (struct dlvm_edit){ 0 };
 	*te = (struct dlvm_edit){ .type = DLVM_EDIT_LV_SET_THIN };
@@ -216,8 +219,8 @@ void thin_lv_edits(struct dlvm_edit *ce, struct dlvm_edit *te, uint64_t id,
 
 /* A new thin LV of a shared VG's pool: a family of its own (metadata LV with
  * a store holding the LV's device, a data LV of one slab), one transaction. */
-int family_create(struct dlvm_vg *vg, struct dlvm_lv *plv, const char *lvname,
-			 uint64_t vsize, uint64_t origin_id, struct dlvm_err *err)
+int family_create(struct dlvm_vg *vg, struct dlvm_lv *plv, const char *lvname, uint64_t vsize,
+		  uint64_t origin_id, struct dlvm_err *err)
 {
 	uint64_t es = vg->info.extent_size, cs = plv->thin.chunk_size;
 	uint64_t meta_id = vg->info.next_lv_id, data_id = meta_id + 1, id = meta_id + 2;
@@ -231,16 +234,21 @@ int family_create(struct dlvm_vg *vg, struct dlvm_lv *plv, const char *lvname,
 
 	if (snprintf(mname, sizeof(mname), "%s_f%" PRIu64 "_tmeta", plv->name, meta_id) >=
 	    (int)sizeof(mname) - 1)
-		return dlvm_err_set(err, -EINVAL, "lvcreate: pool name %s is too long for a shared "
-				    "VG's families", plv->name);
+		return dlvm_err_set(err, -EINVAL,
+				    "lvcreate: pool name %s is too long for a shared "
+				    "VG's families",
+				    plv->name);
 	if (plv->le_count < plv->thin.slab_extents)
 		return slab_move_edits(vg, plv, NULL, 0, 0, NULL, err); /* the -ENOSPC message */
 	if ((r = dlvm_alloc(vg, NULL, meta_ext, 1, 0, NULL, 0, &msegs, &nm, err)))
 		return dlvm_err_prefix(err, r, "%s/%s: family metadata: ", vg->info.name, lvname);
 	/* the store first, on extents the journal does not give to anyone
 	 * yet: a crash before the commit leaves free space */
-	struct dlvm_lv tmp = { .id = meta_id, .flags = DLVM_LV_HIDDEN | DLVM_LV_THIN_META,
-			       .le_count = meta_ext, .nseg = nm, .segs = msegs };
+	struct dlvm_lv tmp = { .id = meta_id,
+			       .flags = DLVM_LV_HIDDEN | DLVM_LV_THIN_META,
+			       .le_count = meta_ext,
+			       .nseg = nm,
+			       .segs = msegs };
 	snprintf(tmp.name, sizeof(tmp.name), "%s", mname);
 	dlvm_uuid_generate(tmp.uuid);
 	uint64_t slab_chunks = plv->thin.slab_extents * es / cs;
@@ -250,7 +258,8 @@ int family_create(struct dlvm_vg *vg, struct dlvm_lv *plv, const char *lvname,
 	}
 	struct dlvm_txn t;
 	dlvm_txn_init(&t);
-	struct dlvm_edit me = { .type = DLVM_EDIT_LV_CREATE }, mt = { .type = DLVM_EDIT_LV_SET_THIN };
+	struct dlvm_edit me = { .type = DLVM_EDIT_LV_CREATE },
+			 mt = { .type = DLVM_EDIT_LV_SET_THIN };
 	me.u.lv.id = meta_id;
 	memcpy(me.u.lv.uuid, tmp.uuid, 16);
 	snprintf(me.u.lv.name, sizeof(me.u.lv.name), "%s", mname);
@@ -263,7 +272,9 @@ int family_create(struct dlvm_vg *vg, struct dlvm_lv *plv, const char *lvname,
 	mt.u.lv.thin.chunk_size = (uint32_t)cs;
 	mt.u.lv.thin.origin_id = origin_id; /* a clone's family: its external origin */
 	struct dlvm_edit ce, te;
-	struct dlvm_lv_thin th = { .pool_id = plv->id, .virtual_size = vsize, .meta_id = meta_id,
+	struct dlvm_lv_thin th = { .pool_id = plv->id,
+				   .virtual_size = vsize,
+				   .meta_id = meta_id,
 				   .origin_id = origin_id };
 	thin_lv_edits(&ce, &te, id, lvname, DLVM_LV_THIN, &th);
 	if (!(r = dlvm_txn_push(&t, &me, err)) && !(r = dlvm_txn_push(&t, &mt, err)) &&

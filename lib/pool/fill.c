@@ -7,14 +7,14 @@
 
 #include "dlvm/thin.h"
 
-#define FILL_CAP 512u                /* a power of two */
+#define FILL_CAP 512u /* a power of two */
 #define FILL_LIVE_MAX (FILL_CAP * 3 / 4)
 #define SUB_MAX 16
 
 struct fill {
-	uint64_t chunk;                  /* DLVM_THIN_NONE: a free entry */
-	uint32_t n[SUB_MAX];             /* fills in flight per sub-block */
-	uint16_t relied;                 /* sub-blocks a partial write relies on */
+	uint64_t chunk;      /* DLVM_THIN_NONE: a free entry */
+	uint32_t n[SUB_MAX]; /* fills in flight per sub-block */
+	uint16_t relied;     /* sub-blocks a partial write relies on */
 };
 
 struct dlvm_thin_fills {

@@ -43,7 +43,8 @@ static int data_grown(struct dlvm_vg *vg, struct dlvm_thin_pool *p, const struct
 int dlvm_thin_pool_resized(struct dlvm_vg *vg, const struct dlvm_lv *pool, struct dlvm_err *err)
 {
 	struct dlvm_thin_pool *p = pool->thin.meta_id ? dlvm_thin_store_find(vg, pool->thin.meta_id,
-									   true) : NULL;
+									     true)
+						      : NULL;
 	if (!pool->thin.meta_id) {
 		/* a shared VG's pool: its families may try for slabs again */
 		for (p = pool_first(vg); p; p = p->next)

@@ -26,8 +26,10 @@ static int piece_for(struct dlvm_thin_pool *p, const struct dlvm_lv_map *m,
 			piece->dev = i;
 			return 0;
 		}
-	return dlvm_err_set(err, -EIO, "%s: the pool grew onto a PV this connection does not "
-			    "know: reconnect", p->name);
+	return dlvm_err_set(err, -EIO,
+			    "%s: the pool grew onto a PV this connection does not "
+			    "know: reconnect",
+			    p->name);
 }
 /*
  * dlvm_thin_provision_mapping, and the known-hole run kept true: a chunk
@@ -118,8 +120,10 @@ int pool_next_mapped(struct dlvm_thin_pool *p, uint64_t id, uint64_t from, uint6
 static int chunk_known(struct dlvm_thin_pool *p, uint64_t chunk, struct dlvm_err *err)
 {
 	if ((chunk + 1) * p->chunk_size > p->data->size)
-		return dlvm_err_set(err, -EIO, "%s: chunk %" PRIu64 " lies past the data area this "
-				    "host knows", p->name, chunk);
+		return dlvm_err_set(err, -EIO,
+				    "%s: chunk %" PRIu64 " lies past the data area this "
+				    "host knows",
+				    p->name, chunk);
 	return 0;
 }
 
@@ -275,8 +279,10 @@ int dlvm_thin_pool_map_write(const struct dlvm_lv_map *m, uint64_t off, uint64_t
 	if (!r) {
 		if (relied)
 			dlvm_thin_fill_rely(p->fills, mm.chunk, relied);
-		*w = (struct dlvm_thin_written){ .vchunk = vchunk, .chunk = mm.chunk,
-						 .mask = fill, .relied = relied };
+		*w = (struct dlvm_thin_written){ .vchunk = vchunk,
+						 .chunk = mm.chunk,
+						 .mask = fill,
+						 .relied = relied };
 	} else if (fill) {
 		dlvm_thin_fill_drop(p->fills, mm.chunk, fill);
 	}

@@ -13,7 +13,8 @@ void dlvm_thin_pool_wants(struct dlvm_thin_pool *p, const struct dlvm_thin_pool_
 
 	*w = (struct dlvm_thin_pool_wants){ 0 };
 	if (p->family) {
-		uint64_t slab = f->pool_found ? f->slab_extents * f->extent_size / p->chunk_size : 0;
+		uint64_t slab = f->pool_found ? f->slab_extents * f->extent_size / p->chunk_size
+					      : 0;
 		/* the pool grew since the last failure (here or on another
 		 * host): try again */
 		pthread_mutex_lock(&p->mu);
@@ -100,8 +101,7 @@ void dlvm_thin_pool_stop(struct dlvm_thin_pool *p, const char *why)
 	pthread_mutex_unlock(&p->mu);
 }
 
-unsigned dlvm_thin_pool_warned(struct dlvm_thin_pool *p, enum dlvm_thin_area area,
-			       unsigned level)
+unsigned dlvm_thin_pool_warned(struct dlvm_thin_pool *p, enum dlvm_thin_area area, unsigned level)
 {
 	unsigned *at = area == DLVM_THIN_AREA_META ? &p->warned_meta : &p->warned_data;
 

@@ -53,26 +53,26 @@ struct dlvm_thin_view_ent {
 struct dlvm_thin_pool {
 	atomic_uint refs;
 	pthread_mutex_t mu;
-	uint64_t lv_id;              /* the pool LV */
-	uint64_t meta_id;            /* the store's metadata LV: the key in the VG */
-	bool family;                 /* a family's store (shared VG) */
-	bool reader;                 /* snapshots only: no store, views per device */
+	uint64_t lv_id;                   /* the pool LV */
+	uint64_t meta_id;                 /* the store's metadata LV: the key in the VG */
+	bool family;                      /* a family's store (shared VG) */
+	bool reader;                      /* snapshots only: no store, views per device */
 	struct dlvm_thin_view_ent *views; /* reader: the devices read so far */
 	size_t nviews;
-	struct dlvm_fence *fence;    /* shared VG: no commit once it expires */
-	struct dlvm_thin_pool *ext;  /* a clone's family: the store of its external
+	struct dlvm_fence *fence;         /* shared VG: no commit once it expires */
+	struct dlvm_thin_pool *ext;       /* a clone's family: the store of its external
 				      * origin (a reference), read where this
 				      * store maps nothing; else NULL */
-	uint64_t ext_dev;            /* the origin snapshot's device in ext */
-	bool want_slab;              /* family: a write waits for another slab */
-	unsigned slab_fails;         /* family: failed attempts to add one (quiet after 1) */
-	uint64_t slab_fail_free;     /* family: the pool's own extents at the last failure */
-	bool meta_grow_failed;       /* family: its metadata LV could not grow ... */
-	uint64_t meta_fail_free;     /* ... while the VG had this many free extents */
-	bool autoextend_failed;      /* local pool: do not try again until it grows */
-	bool can_grow;               /* local pool: autoextend is on: a full pool
+	uint64_t ext_dev;                 /* the origin snapshot's device in ext */
+	bool want_slab;                   /* family: a write waits for another slab */
+	unsigned slab_fails;              /* family: failed attempts to add one (quiet after 1) */
+	uint64_t slab_fail_free;          /* family: the pool's own extents at the last failure */
+	bool meta_grow_failed;            /* family: its metadata LV could not grow ... */
+	uint64_t meta_fail_free;          /* ... while the VG had this many free extents */
+	bool autoextend_failed;           /* local pool: do not try again until it grows */
+	bool can_grow;                    /* local pool: autoextend is on: a full pool
 				      * makes writes wait for it (want_slab) */
-	pthread_cond_t grown;        /* family: signalled when the data LV grew */
+	pthread_cond_t grown;             /* family: signalled when the data LV grew */
 	char name[2 * DLVM_NAME_MAX + 2]; /* "vg/pool", for messages */
 	uint64_t chunk_size;
 	/* unwritten sub-blocks (dlvm/thin.h): nsub of sub_size bytes per chunk;
@@ -81,9 +81,9 @@ struct dlvm_thin_pool {
 	unsigned nsub;
 	uint16_t sub_all;
 	bool track;
-	struct dlvm_dev *meta;       /* view of the metadata LV (owned) */
+	struct dlvm_dev *meta; /* view of the metadata LV (owned) */
 	struct dlvm_thin_store *store;
-	struct dlvm_lv_map *data;    /* map of the pool LV: the data area */
+	struct dlvm_lv_map *data; /* map of the pool LV: the data area */
 	/* data chunks [hole_lo, hole_hi) were free and read as zeros from a
 	 * hole of their PV file when last looked at, and none of them was
 	 * handed out since: a new chunk there needs no zeroing */
@@ -93,9 +93,9 @@ struct dlvm_thin_pool {
 	 * and the number of bits set in each */
 	uint64_t *freed, *aged;
 	uint64_t freed_cap, nfreed, naged, freed_cursor;
-	bool punch_off;              /* punching failed once: never again */
-	uint8_t *zero;               /* chunk_size zero bytes, 4096-aligned */
-	uint8_t *copy;               /* chunk_size bytes for copy-on-write */
+	bool punch_off; /* punching failed once: never again */
+	uint8_t *zero;  /* chunk_size zero bytes, 4096-aligned */
+	uint8_t *copy;  /* chunk_size bytes for copy-on-write */
 	/* copies of new chunks that a write made, done without mu (map_write):
 	 * their virtual chunks, which every lookup waits for, and a buffer
 	 * each (made on first use) */
@@ -104,26 +104,26 @@ struct dlvm_thin_pool {
 		bool busy;
 		uint8_t *buf;
 	} prep[DLVM_THIN_PREP_MAX];
-	unsigned nprep;              /* entries busy */
-	unsigned prep_closed;        /* > 0: a commit or snapshot waits for the
+	unsigned nprep;          /* entries busy */
+	unsigned prep_closed;    /* > 0: a commit or snapshot waits for the
 				      * copies to end; new ones are made under mu */
-	pthread_cond_t prepared;     /* an entry was let go */
+	pthread_cond_t prepared; /* an entry was let go */
 	/* unwritten sub-blocks that writes in flight fill whole (track) */
 	struct dlvm_thin_fills *fills;
 	/* writes provisioned and not yet completed, in two epochs: a snapshot
 	 * starts a new epoch and waits for the old one to drain */
 	unsigned epoch;
 	unsigned inflight[2];
-	unsigned snapping;           /* snapshots being taken: writes wait */
-	uint64_t snap_origin;        /* the origin, the only device whose
+	unsigned snapping;    /* snapshots being taken: writes wait */
+	uint64_t snap_origin; /* the origin, the only device whose
 				      * writes wait; DLVM_THIN_NONE: all wait
 				      * (more than one snapshot at once) */
 	pthread_cond_t drained;
-	bool dirty;                  /* the store has changes since the last commit */
-	bool committing;             /* a commit is being written without mu */
-	pthread_cond_t committed;    /* ... and it ended */
+	bool dirty;                        /* the store has changes since the last commit */
+	bool committing;                   /* a commit is being written without mu */
+	pthread_cond_t committed;          /* ... and it ended */
 	unsigned warned_data, warned_meta; /* last usage level warned about (percent) */
-	bool broken;                 /* a chunk could not be prepared: never commit */
+	bool broken;                       /* a chunk could not be prepared: never commit */
 	char broken_msg[DLVM_ERR_MSG_MAX];
 	struct dlvm_thin_pool *next; /* in the VG runtime's list */
 };
@@ -244,9 +244,9 @@ static inline void pool_sub_span(const struct dlvm_thin_pool *p, uint64_t in, ui
 
 	*touched = *whole = t;
 	if (in % p->sub_size)
-		*whole &= (uint16_t)~(1u << first);
+		*whole &= (uint16_t) ~(1u << first);
 	if ((in + n) % p->sub_size)
-		*whole &= (uint16_t)~(1u << last);
+		*whole &= (uint16_t) ~(1u << last);
 }
 
 /* From byte in of a chunk with unwritten mask unw: how many of the next n

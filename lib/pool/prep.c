@@ -22,8 +22,10 @@ static int prep_take(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk)
 			continue;
 		if (!e->buf && !(e->buf = dlvm_io_alloc(p->chunk_size)))
 			return -1;
-		*e = (struct dlvm_thin_prep){ .id = id, .vchunk = vchunk, .busy = true,
-					       .buf = e->buf };
+		*e = (struct dlvm_thin_prep){ .id = id,
+					      .vchunk = vchunk,
+					      .busy = true,
+					      .buf = e->buf };
 		p->nprep++;
 		return (int)i;
 	}
@@ -104,7 +106,8 @@ static int chunk_prepare(struct dlvm_thin_pool *p, uint64_t id, uint64_t vchunk,
 	uint16_t unw = m->from_unwritten;
 	int r;
 
-	if (from == DLVM_THIN_NONE && p->ext && (r = pool_ext_resolve(p, vchunk, &o, &from, &unw, err)))
+	if (from == DLVM_THIN_NONE && p->ext &&
+	    (r = pool_ext_resolve(p, vchunk, &o, &from, &unw, err)))
 		return r;
 	if (from == DLVM_THIN_NONE)
 		return p->track ? 0 : pool_chunk_zero(p, m->chunk, in_hole, err);
@@ -128,7 +131,8 @@ int pool_chunk_prepare_write(struct dlvm_thin_pool *p, uint64_t id, uint64_t vch
 	uint16_t unw = m->from_unwritten;
 	int r, e;
 
-	if (from == DLVM_THIN_NONE && p->ext && (r = pool_ext_resolve(p, vchunk, &o, &from, &unw, err)))
+	if (from == DLVM_THIN_NONE && p->ext &&
+	    (r = pool_ext_resolve(p, vchunk, &o, &from, &unw, err)))
 		return r;
 	if (from == DLVM_THIN_NONE || o->chunk_size != p->chunk_size ||
 	    (e = prep_take(p, id, vchunk)) < 0)

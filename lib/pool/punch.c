@@ -122,8 +122,7 @@ void dlvm_thin_pool_cool(struct dlvm_thin_pool *p, uint64_t until_ns)
 
 /* Punch data chunks [first, first + n) out of the PV files they lie on
  * (mu held). */
-static int punch_chunks(struct dlvm_thin_pool *p, uint64_t first, uint64_t n,
-			struct dlvm_err *err)
+static int punch_chunks(struct dlvm_thin_pool *p, uint64_t first, uint64_t n, struct dlvm_err *err)
 {
 	uint64_t len = n * p->chunk_size, done = 0;
 
@@ -133,9 +132,12 @@ static int punch_chunks(struct dlvm_thin_pool *p, uint64_t first, uint64_t n,
 		const struct dlvm_map_dev *d = &p->data->devs[pc.dev];
 		if (!d->blockdev && fallocate(d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 					      (off_t)pc.dev_off, (off_t)pc.len) < 0)
-			return dlvm_err_set(err, -errno, "%s: punch chunks %" PRIu64 "-%" PRIu64
-					    " out of %s: %s; freed chunks keep their data from now on",
-					    p->name, first, first + n - 1, d->name, strerror(errno));
+			return dlvm_err_set(err, -errno,
+					    "%s: punch chunks %" PRIu64 "-%" PRIu64
+					    " out of %s: %s; freed chunks keep their data from now "
+					    "on",
+					    p->name, first, first + n - 1, d->name,
+					    strerror(errno));
 		done += pc.len;
 	}
 	return 0;

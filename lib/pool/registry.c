@@ -19,8 +19,10 @@ const struct dlvm_lv *pool_meta_lv(const struct dlvm_vg *vg, const struct dlvm_l
 	const struct dlvm_lv *m = dlvm_lv_find_id(vg, pool->thin.meta_id);
 
 	if (!m || !(m->flags & DLVM_LV_THIN_META))
-		dlvm_err_set(err, -EBADMSG, "%s/%s: the pool's metadata LV (id %" PRIu64 ") is "
-			     "missing", vg->info.name, pool->name, pool->thin.meta_id);
+		dlvm_err_set(err, -EBADMSG,
+			     "%s/%s: the pool's metadata LV (id %" PRIu64 ") is "
+			     "missing",
+			     vg->info.name, pool->name, pool->thin.meta_id);
 	return m;
 }
 
@@ -90,8 +92,7 @@ void dlvm_thin_pool_unref(struct dlvm_thin_pool *p)
 		pool_free(p);
 }
 
-struct dlvm_thin_pool *dlvm_thin_pool_next(const struct dlvm_vg *vg,
-					   const struct dlvm_thin_pool *p)
+struct dlvm_thin_pool *dlvm_thin_pool_next(const struct dlvm_vg *vg, const struct dlvm_thin_pool *p)
 {
 	return p ? p->next : pool_first(vg);
 }
@@ -220,8 +221,10 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 		return 0;
 	}
 	if (!vg->runtime)
-		return dlvm_err_set(err, -EINVAL, "%s: a thin store is opened only in a VG "
-				    "with a runtime (dlvm/runtime.h)", vg->info.name);
+		return dlvm_err_set(err, -EINVAL,
+				    "%s: a thin store is opened only in a VG "
+				    "with a runtime (dlvm/runtime.h)",
+				    vg->info.name);
 	if (!(p = calloc(1, sizeof(*p))))
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	atomic_init(&p->refs, 1);
@@ -258,8 +261,9 @@ int dlvm_thin_store_get(struct dlvm_vg *vg, uint64_t meta_id, bool write,
 		const struct dlvm_lv *o = dlvm_lv_find_id(vg, m->thin.origin_id);
 		struct dlvm_thin_pool *e;
 		if (!o || !(o->flags & DLVM_LV_THIN) || !o->thin.meta_id) {
-			r = dlvm_err_set(err, -EBADMSG, "%s/%s: the clone's origin (LV id %" PRIu64
-					 ") is missing", vg->info.name, m->name, m->thin.origin_id);
+			r = dlvm_err_set(err, -EBADMSG,
+					 "%s/%s: the clone's origin (LV id %" PRIu64 ") is missing",
+					 vg->info.name, m->name, m->thin.origin_id);
 			goto fail;
 		}
 		if ((r = dlvm_thin_store_get(vg, o->thin.meta_id, false, &e, err)))
@@ -300,15 +304,17 @@ fail:
 	return r;
 }
 
-int dlvm_thin_pool_get(struct dlvm_vg *vg, const struct dlvm_lv *pool,
-		       struct dlvm_thin_pool **out, struct dlvm_err *err)
+int dlvm_thin_pool_get(struct dlvm_vg *vg, const struct dlvm_lv *pool, struct dlvm_thin_pool **out,
+		       struct dlvm_err *err)
 {
 	if (!(pool->flags & DLVM_LV_THIN_POOL))
 		return dlvm_err_set(err, -ENOENT, "%s/%s is not a thin pool", vg->info.name,
 				    pool->name);
 	if (!pool->thin.meta_id)
-		return dlvm_err_set(err, -ENOTSUP, "%s/%s: a pool of a shared VG has a store per "
-				    "family", vg->info.name, pool->name);
+		return dlvm_err_set(err, -ENOTSUP,
+				    "%s/%s: a pool of a shared VG has a store per "
+				    "family",
+				    vg->info.name, pool->name);
 	return dlvm_thin_store_get(vg, pool->thin.meta_id, true, out, err);
 }
 

@@ -19,8 +19,8 @@ int pool_subs_zero(struct dlvm_thin_pool *p, uint64_t chunk, uint16_t mask, stru
 		unsigned j = i;
 		while (j + 1 < p->nsub && ((mask >> (j + 1)) & 1))
 			j++;
-		int r = pool_chunk_range_io(p, chunk, i * p->sub_size, (j - i + 1) * p->sub_size, p->zero,
-				       true, err);
+		int r = pool_chunk_range_io(p, chunk, i * p->sub_size, (j - i + 1) * p->sub_size,
+					    p->zero, true, err);
 		if (r)
 			return r;
 		i = j;
@@ -40,14 +40,15 @@ static void fill_end(struct dlvm_thin_pool *p, const struct dlvm_thin_written *w
 {
 	if (p->fills && dlvm_thin_fill_drop(p->fills, w->chunk, w->mask) && !ok) {
 		struct dlvm_err e = { 0 };
-		dlvm_err_set(&e, -EIO, "a write that another one relied on failed at chunk %" PRIu64,
+		dlvm_err_set(&e, -EIO,
+			     "a write that another one relied on failed at chunk %" PRIu64,
 			     w->chunk);
 		pool_break(p, &e);
 	}
 }
 
-int dlvm_thin_pool_written(struct dlvm_thin_pool *p, uint64_t id,
-			   const struct dlvm_thin_written *w, size_t n, struct dlvm_err *err)
+int dlvm_thin_pool_written(struct dlvm_thin_pool *p, uint64_t id, const struct dlvm_thin_written *w,
+			   size_t n, struct dlvm_err *err)
 {
 	int r = 0;
 
@@ -58,11 +59,13 @@ int dlvm_thin_pool_written(struct dlvm_thin_pool *p, uint64_t id,
 		if (!r) {
 			pool_prep_wait(p, id, w[i].vchunk, w[i].vchunk + 1);
 			if (!p->store)
-				r = dlvm_err_set(err, -EROFS, "%s: this host no longer writes the "
-						 "family", p->name);
+				r = dlvm_err_set(err, -EROFS,
+						 "%s: this host no longer writes the "
+						 "family",
+						 p->name);
 			else
-				r = dlvm_thin_set_unwritten(p->store, id, w[i].vchunk, w[i].chunk, 0,
-							    w[i].mask, err);
+				r = dlvm_thin_set_unwritten(p->store, id, w[i].vchunk, w[i].chunk,
+							    0, w[i].mask, err);
 			p->dirty = true;
 		}
 		fill_end(p, &w[i], r == 0);
@@ -71,8 +74,7 @@ int dlvm_thin_pool_written(struct dlvm_thin_pool *p, uint64_t id,
 	return r;
 }
 
-void dlvm_thin_pool_unfilled(struct dlvm_thin_pool *p, const struct dlvm_thin_written *w,
-			     size_t n)
+void dlvm_thin_pool_unfilled(struct dlvm_thin_pool *p, const struct dlvm_thin_written *w, size_t n)
 {
 	pthread_mutex_lock(&p->mu);
 	for (size_t i = 0; i < n; i++)

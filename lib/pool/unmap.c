@@ -40,7 +40,8 @@ int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, ui
 	pthread_mutex_lock(&p->mu);
 	pool_prep_wait(p, id, off / cs, (off + len - 1) / cs + 1);
 	uint64_t un = 0;
-	int r = !p->store ? dlvm_err_set(err, -EROFS, "%s: this host reads the family only", p->name)
+	int r = !p->store ? dlvm_err_set(err, -EROFS, "%s: this host reads the family only",
+					 p->name)
 			  : 0;
 	/* partial chunks: their whole sub-blocks, where the store keeps them */
 	if (!r && zero_subs && p->track) {
@@ -76,8 +77,8 @@ int dlvm_thin_pool_unmap(struct dlvm_thin_pool *p, uint64_t id, uint64_t off, ui
 		p->dirty = true;
 		if (p->track)
 			r = mm.is_new ? 0 /* all unwritten */
-				      : dlvm_thin_set_unwritten(p->store, id, v, mm.chunk, p->sub_all, 0,
-								err);
+				      : dlvm_thin_set_unwritten(p->store, id, v, mm.chunk,
+								p->sub_all, 0, err);
 		else if ((r = pool_chunk_zero(p, mm.chunk, in_hole, err)) && mm.is_new)
 			pool_break(p, err);
 	}

@@ -127,7 +127,7 @@ int th_tree_depth(struct dlvm_thin_store *s, uint64_t root, uint16_t type, unsig
 /* The store's reader: its cache, type and level checked. */
 struct store_reader {
 	struct dlvm_thin_store *s;
-	bool *shared;          /* set when a node read is referenced more than once */
+	bool *shared; /* set when a node read is referenced more than once */
 };
 
 static int store_get(void *ctx, uint64_t blk, const struct th_place *p, struct th_cnode **out,
@@ -283,8 +283,8 @@ out:
  * even the two out when together they are too many for one node. Returns
  * with *merged when p lost an entry. c may be freed: *c_gone then.
  */
-static int rebalance(struct dlvm_thin_store *s, struct th_cnode *p, unsigned i,
-		     struct th_cnode *c, bool *merged, bool *c_gone, struct dlvm_err *err)
+static int rebalance(struct dlvm_thin_store *s, struct th_cnode *p, unsigned i, struct th_cnode *c,
+		     bool *merged, bool *c_gone, struct dlvm_err *err)
 {
 	struct th_cnode *sib, *l, *rt;
 	unsigned si = i + 1 < p->n.nr ? i + 1 : i - 1;
@@ -351,8 +351,9 @@ int th_btree_remove_step(struct dlvm_thin_store *s, uint64_t *root, uint16_t typ
 		if (i < 0)
 			i = 0;
 		if (d + 1 >= TH_PATH_MAX) {
-			r = dlvm_err_set(err, -EBADMSG, "%s: B-tree at block %" PRIu64 " is too deep",
-					 s->name, *root);
+			r = dlvm_err_set(err, -EBADMSG,
+					 "%s: B-tree at block %" PRIu64 " is too deep", s->name,
+					 *root);
 			goto out;
 		}
 		if ((r = th_shadow(s, n->u.v[i], type, n->level - 1, &path[d + 1], err)))
@@ -379,8 +380,10 @@ int th_btree_remove_step(struct dlvm_thin_store *s, uint64_t *root, uint16_t typ
 	} else if (j0 == leaf->nr) {
 		/* nothing here at or after lo: the caller passed a key that is not
 		 * in this leaf, which a sound tree does not do */
-		r = dlvm_err_set(err, -EBADMSG, "%s: B-tree at block %" PRIu64 ": key %" PRIu64
-				 " is not where the internal keys lead", s->name, *root, lo);
+		r = dlvm_err_set(err, -EBADMSG,
+				 "%s: B-tree at block %" PRIu64 ": key %" PRIu64
+				 " is not where the internal keys lead",
+				 s->name, *root, lo);
 		goto out;
 	}
 	for (; d > 0; d--) {

@@ -234,9 +234,12 @@ int th_node_get(struct dlvm_thin_store *s, uint64_t blk, uint16_t type, int leve
 	int r;
 
 	if (blk < TH_FIRST_NODE || blk >= s->sb.meta_blocks)
-		return th_fail(s, dlvm_err_set(err, -EBADMSG, "%s: node at block %" PRIu64 ": "
-					       "outside blocks 2 to %" PRIu64, s->name, blk,
-					       s->sb.meta_blocks - 1), err);
+		return th_fail(s,
+			       dlvm_err_set(err, -EBADMSG,
+					    "%s: node at block %" PRIu64 ": "
+					    "outside blocks 2 to %" PRIu64,
+					    s->name, blk, s->sb.meta_blocks - 1),
+			       err);
 	if (!c) {
 		c = calloc(1, sizeof(*c));
 		if (!c)
@@ -260,13 +263,15 @@ int th_node_get(struct dlvm_thin_store *s, uint64_t blk, uint16_t type, int leve
 	}
 	if (type && (c->n.type != type || (level >= 0 && c->n.level != level))) {
 		if (c->n.type != type)
-			r = dlvm_err_set(err, -EBADMSG, "%s: node at block %" PRIu64 ": field type is "
-					 "%u where a node of tree type %u belongs", s->name, blk,
-					 c->n.type, type);
+			r = dlvm_err_set(err, -EBADMSG,
+					 "%s: node at block %" PRIu64 ": field type is "
+					 "%u where a node of tree type %u belongs",
+					 s->name, blk, c->n.type, type);
 		else
-			r = dlvm_err_set(err, -EBADMSG, "%s: node at block %" PRIu64 ": field level "
-					 "is %u where a level %d node belongs", s->name, blk,
-					 c->n.level, level);
+			r = dlvm_err_set(err, -EBADMSG,
+					 "%s: node at block %" PRIu64 ": field level "
+					 "is %u where a level %d node belongs",
+					 s->name, blk, c->n.level, level);
 		th_node_put(s, c);
 		return th_fail(s, r, err);
 	}

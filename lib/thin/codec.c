@@ -11,7 +11,8 @@
 
 _Static_assert(SB_CRC + 4 == TH_SB_SIZE, "superblock structure is 512 bytes");
 _Static_assert(SB_MAJOR == DLVM_BLK_MAJOR && SB_SIZE == DLVM_BLK_SIZE &&
-	       SB_INCOMPAT == DLVM_BLK_INCOMPAT, "the superblock starts as every block does");
+			       SB_INCOMPAT == DLVM_BLK_INCOMPAT,
+	       "the superblock starts as every block does");
 _Static_assert(NH_KEYS == TH_NODE_HDR, "node header is 40 bytes");
 _Static_assert(TH_NODE_HDR + TH_ENTRIES * 16 <= TH_BLOCK, "8-byte value nodes fit a block");
 _Static_assert(TH_NODE_HDR + (TH_ENTRIES + 1) * 16 > TH_BLOCK, "as many entries as fit");
@@ -22,8 +23,13 @@ _Static_assert(TH_NODE_HDR + (TH_DEV_ENTRIES + 1) * (8 + TH_DEV_VALUE) > TH_BLOC
 	       "as many device entries as fit");
 
 static const struct dlvm_block_kind sb_kind = {
-	.magic = TH_SB_MAGIC, .major = TH_MAJOR, .size = TH_SB_SIZE, .fields_end = SB_END,
-	.features = true, .incompat_known = TH_INCOMPAT_KNOWN, .magic_code = -ENODATA,
+	.magic = TH_SB_MAGIC,
+	.major = TH_MAJOR,
+	.size = TH_SB_SIZE,
+	.fields_end = SB_END,
+	.features = true,
+	.incompat_known = TH_INCOMPAT_KNOWN,
+	.magic_code = -ENODATA,
 	.size_field = "header_size",
 };
 
@@ -42,8 +48,8 @@ static int first_nonzero(const uint8_t *buf, size_t from, size_t to)
 void th_sb_encode(const struct th_sb *sb, uint8_t buf[TH_BLOCK])
 {
 	dlvm_block_start(&sb_kind, buf, TH_BLOCK, sb->major, sb->minor);
-	dlvm_block_put_features(buf, &(struct dlvm_block_features){
-		sb->compat, sb->ro_compat, sb->incompat });
+	dlvm_block_put_features(buf, &(struct dlvm_block_features){ sb->compat, sb->ro_compat,
+								    sb->incompat });
 	memcpy(buf + SB_UUID, sb->uuid, 16);
 	dlvm_put_le64(buf + SB_TXN, sb->txn);
 	dlvm_put_le32(buf + SB_SLOT, sb->slot);
@@ -57,10 +63,9 @@ void th_sb_encode(const struct th_sb *sb, uint8_t buf[TH_BLOCK])
 	dlvm_block_seal(&sb_kind, buf);
 }
 
-int th_sb_decode(const uint8_t buf[TH_BLOCK], uint32_t slot, struct th_sb *sb,
-		 struct dlvm_err *err)
+int th_sb_decode(const uint8_t buf[TH_BLOCK], uint32_t slot, struct th_sb *sb, struct dlvm_err *err)
 {
-#define SB_BAD(code, fmt, ...)                                                                 \
+#define SB_BAD(code, fmt, ...) \
 	dlvm_err_set(err, code, "superblock slot %u (block %u): " fmt, slot, slot, ##__VA_ARGS__)
 	struct dlvm_block_features f;
 	struct dlvm_err be = { 0 };
@@ -88,28 +93,32 @@ int th_sb_decode(const uint8_t buf[TH_BLOCK], uint32_t slot, struct th_sb *sb,
 	if (dlvm_uuid_is_zero(sb->uuid))
 		return SB_BAD(-EBADMSG, "field uuid is all zero");
 	if (sb->txn == 0 || sb->txn == UINT64_MAX)
-		return SB_BAD(-EBADMSG, "field txn is %" PRIu64 ", out of range",
-			      sb->txn);
+		return SB_BAD(-EBADMSG, "field txn is %" PRIu64 ", out of range", sb->txn);
 	if (sb->slot != slot)
-		return SB_BAD(-EBADMSG, "field slot is %u but the superblock is in "
-			      "slot %u", sb->slot, slot);
+		return SB_BAD(-EBADMSG,
+			      "field slot is %u but the superblock is in "
+			      "slot %u",
+			      sb->slot, slot);
 	if (bs != TH_BLOCK)
 		return SB_BAD(-EBADMSG, "field block_size is %u, not %u", bs, TH_BLOCK);
 	if (!dlvm_is_pow2(sb->chunk_size) || sb->chunk_size < 4096 || sb->chunk_size > (1u << 30))
-		return SB_BAD(-EBADMSG, "field chunk_size %" PRIu64 " is not a power "
-			      "of two from 4096 to 1073741824", sb->chunk_size);
+		return SB_BAD(-EBADMSG,
+			      "field chunk_size %" PRIu64 " is not a power "
+			      "of two from 4096 to 1073741824",
+			      sb->chunk_size);
 	if (sb->data_chunks == 0 || sb->data_chunks > DLVM_THIN_MAX_CHUNKS)
-		return SB_BAD(-EBADMSG, "field data_chunks is %" PRIu64 ", not 1 to %"
-			      PRIu64, sb->data_chunks, (uint64_t)DLVM_THIN_MAX_CHUNKS);
+		return SB_BAD(-EBADMSG, "field data_chunks is %" PRIu64 ", not 1 to %" PRIu64,
+			      sb->data_chunks, (uint64_t)DLVM_THIN_MAX_CHUNKS);
 	if (sb->meta_blocks < TH_FIRST_NODE + 1 || sb->meta_blocks > DLVM_THIN_MAX_META_BLOCKS)
-		return SB_BAD(-EBADMSG, "field meta_blocks is %" PRIu64 ", not 3 to %"
-			      PRIu64, sb->meta_blocks, (uint64_t)DLVM_THIN_MAX_META_BLOCKS);
+		return SB_BAD(-EBADMSG, "field meta_blocks is %" PRIu64 ", not 3 to %" PRIu64,
+			      sb->meta_blocks, (uint64_t)DLVM_THIN_MAX_META_BLOCKS);
 	if (sb->dev_root < TH_FIRST_NODE || sb->dev_root >= sb->meta_blocks)
-		return SB_BAD(-EBADMSG, "field dev_root is block %" PRIu64 ", outside "
-			      "blocks 2 to %" PRIu64, sb->dev_root, sb->meta_blocks - 1);
+		return SB_BAD(-EBADMSG,
+			      "field dev_root is block %" PRIu64 ", outside "
+			      "blocks 2 to %" PRIu64,
+			      sb->dev_root, sb->meta_blocks - 1);
 	if (sb->ndevs > DLVM_THIN_MAX_ID + 1)
-		return SB_BAD(-EBADMSG, "field ndevs is %" PRIu64 ", out of range",
-			      sb->ndevs);
+		return SB_BAD(-EBADMSG, "field ndevs is %" PRIu64 ", out of range", sb->ndevs);
 	return 0;
 #undef SB_BAD
 }
@@ -158,8 +167,9 @@ void th_node_encode(const struct th_node *n, uint8_t buf[TH_BLOCK])
 	dlvm_put_le32(buf + NH_CRC, node_crc(buf));
 }
 
-#define NODE_BAD(blk, fmt, ...)                                                                \
-	dlvm_err_set(err, -EBADMSG, "node at block %" PRIu64 ": " fmt, (uint64_t)(blk), ##__VA_ARGS__)
+#define NODE_BAD(blk, fmt, ...) \
+	dlvm_err_set(err, -EBADMSG, "node at block %" PRIu64 ": " fmt, (uint64_t)(blk), \
+		     ##__VA_ARGS__)
 
 int th_node_validate(const struct th_node *n, const struct th_limits *lim, struct dlvm_err *err)
 {
@@ -176,49 +186,59 @@ int th_node_validate(const struct th_node *n, const struct th_limits *lim, struc
 	if (n->level > 0 && n->nr == 0)
 		return NODE_BAD(b, "field nr_entries is 0 in an internal node");
 	if (n->txn > lim->max_txn)
-		return NODE_BAD(b, "field txn is %" PRIu64 ", later than the store's transaction %"
-				PRIu64, n->txn, lim->max_txn);
+		return NODE_BAD(b,
+				"field txn is %" PRIu64
+				", later than the store's transaction %" PRIu64,
+				n->txn, lim->max_txn);
 	for (unsigned i = 0; i < n->nr; i++) {
 		if (n->keys[i] > DLVM_THIN_MAX_ID)
-			return NODE_BAD(b, "key %u is %" PRIu64 ", more than %" PRIu64, i, n->keys[i],
-					(uint64_t)DLVM_THIN_MAX_ID);
+			return NODE_BAD(b, "key %u is %" PRIu64 ", more than %" PRIu64, i,
+					n->keys[i], (uint64_t)DLVM_THIN_MAX_ID);
 		if (i > 0 && n->keys[i] <= n->keys[i - 1])
 			return NODE_BAD(b, "key %u (%" PRIu64 ") is not above key %u (%" PRIu64 ")",
 					i, n->keys[i], i - 1, n->keys[i - 1]);
 		if (n->level > 0) {
 			uint64_t c = n->u.v[i];
 			if (c < TH_FIRST_NODE || c >= lim->meta_blocks || c == b)
-				return NODE_BAD(b, "child %u is block %" PRIu64 ", outside blocks 2 "
-						"to %" PRIu64 " or the node itself", i, c,
-						lim->meta_blocks - 1);
+				return NODE_BAD(b,
+						"child %u is block %" PRIu64 ", outside blocks 2 "
+						"to %" PRIu64 " or the node itself",
+						i, c, lim->meta_blocks - 1);
 		} else if (n->type == TH_TREE_MAP) {
 			uint64_t v = n->u.v[i];
 			uint64_t f = (v >> TH_MAP_FLAGS_SHIFT) & ~lim->map_flags;
 			if (f)
 				return NODE_BAD(b, "entry %u has unknown flags 0x%" PRIx64, i, f);
 			if (th_map_chunk(v) >= lim->data_chunks)
-				return NODE_BAD(b, "entry %u maps to data chunk %" PRIu64 ", beyond "
-						"the %" PRIu64 " data chunks", i, th_map_chunk(v),
-						lim->data_chunks);
+				return NODE_BAD(b,
+						"entry %u maps to data chunk %" PRIu64 ", beyond "
+						"the %" PRIu64 " data chunks",
+						i, th_map_chunk(v), lim->data_chunks);
 		} else {
 			const struct th_devrec *d = &n->u.d[i];
 			if (d->root < TH_FIRST_NODE || d->root >= lim->meta_blocks)
-				return NODE_BAD(b, "device %" PRIu64 ": field root is block %" PRIu64
-						", outside blocks 2 to %" PRIu64, n->keys[i],
-						d->root, lim->meta_blocks - 1);
+				return NODE_BAD(b,
+						"device %" PRIu64 ": field root is block %" PRIu64
+						", outside blocks 2 to %" PRIu64,
+						n->keys[i], d->root, lim->meta_blocks - 1);
 			if (d->flags & ~TH_DEV_FLAGS_KNOWN)
 				return NODE_BAD(b, "device %" PRIu64 ": unknown flags 0x%x",
 						n->keys[i], d->flags & ~TH_DEV_FLAGS_KNOWN);
-			if (!(d->flags & DLVM_THIN_DEV_SNAPSHOT) ? d->snapshot_of != 0
-			    : d->snapshot_of > DLVM_THIN_MAX_ID)
-				return NODE_BAD(b, "device %" PRIu64 ": field snapshot_of is %" PRIu64
-						" with flags 0x%x", n->keys[i], d->snapshot_of,
-						d->flags);
+			if (!(d->flags & DLVM_THIN_DEV_SNAPSHOT)
+					    ? d->snapshot_of != 0
+					    : d->snapshot_of > DLVM_THIN_MAX_ID)
+				return NODE_BAD(b,
+						"device %" PRIu64 ": field snapshot_of is %" PRIu64
+						" with flags 0x%x",
+						n->keys[i], d->snapshot_of, d->flags);
 			if (d->mapped > DLVM_THIN_MAX_ID + 1)
-				return NODE_BAD(b, "device %" PRIu64 ": field mapped is %" PRIu64
-						", out of range", n->keys[i], d->mapped);
+				return NODE_BAD(b,
+						"device %" PRIu64 ": field mapped is %" PRIu64
+						", out of range",
+						n->keys[i], d->mapped);
 			if (d->created_txn > lim->max_txn)
-				return NODE_BAD(b, "device %" PRIu64 ": field created_txn is %" PRIu64
+				return NODE_BAD(b,
+						"device %" PRIu64 ": field created_txn is %" PRIu64
 						", later than the store's transaction %" PRIu64,
 						n->keys[i], d->created_txn, lim->max_txn);
 		}
@@ -246,8 +266,10 @@ int th_node_decode(const uint8_t buf[TH_BLOCK], uint64_t blocknr, const struct t
 	uint16_t max = dlvm_get_le16(buf + NH_MAX);
 	uint32_t vsize = dlvm_get_le32(buf + NH_VSIZE);
 	if (n->type != TH_TREE_DEV && n->type != TH_TREE_MAP)
-		return NODE_BAD(blocknr, "field type is %u, not 1 (device tree) or 2 (mapping "
-				"tree)", n->type);
+		return NODE_BAD(blocknr,
+				"field type is %u, not 1 (device tree) or 2 (mapping "
+				"tree)",
+				n->type);
 	if (n->level > TH_MAX_LEVEL)
 		return NODE_BAD(blocknr, "field level is %u, more than %u", n->level, TH_MAX_LEVEL);
 	if (max != th_max_entries(n->type, n->level))

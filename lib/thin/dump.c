@@ -22,8 +22,10 @@ static void dump_sb(const uint8_t *buf, uint32_t slot, FILE *out)
 	}
 	dlvm_uuid_unparse(sb.uuid, uuid);
 	fprintf(out, "  version      %u.%u\n", sb.major, sb.minor);
-	fprintf(out, "  features     compat 0x%" PRIx64 ", ro_compat 0x%" PRIx64 ", incompat 0x%"
-		PRIx64 "\n", sb.compat, sb.ro_compat, sb.incompat);
+	fprintf(out,
+		"  features     compat 0x%" PRIx64 ", ro_compat 0x%" PRIx64 ", incompat 0x%" PRIx64
+		"\n",
+		sb.compat, sb.ro_compat, sb.incompat);
 	fprintf(out, "  uuid         %s\n", uuid);
 	fprintf(out, "  txn          %" PRIu64 "\n", sb.txn);
 	fprintf(out, "  chunk_size   %" PRIu64 "\n", sb.chunk_size);
@@ -37,8 +39,10 @@ static void dump_sb(const uint8_t *buf, uint32_t slot, FILE *out)
 static void dump_node(const uint8_t *buf, uint64_t blk, uint64_t dev_blocks, FILE *out)
 {
 	/* no superblock to go by: any unwritten mask is shown */
-	struct th_limits lim = { .meta_blocks = dev_blocks, .data_chunks = DLVM_THIN_MAX_CHUNKS,
-				 .max_txn = UINT64_MAX, .map_flags = 0xffff };
+	struct th_limits lim = { .meta_blocks = dev_blocks,
+				 .data_chunks = DLVM_THIN_MAX_CHUNKS,
+				 .max_txn = UINT64_MAX,
+				 .map_flags = 0xffff };
 	struct dlvm_err e = { 0 };
 	struct th_node *n = malloc(sizeof(*n));
 
@@ -63,8 +67,10 @@ static void dump_node(const uint8_t *buf, uint64_t blk, uint64_t dev_blocks, FIL
 		else if (n->type == TH_TREE_MAP)
 			fprintf(out, "  %" PRIu64 " -> chunk %" PRIu64 "\n", n->keys[i], n->u.v[i]);
 		else
-			fprintf(out, "  device %" PRIu64 ": root %" PRIu64 ", mapped %" PRIu64
-				", created in txn %" PRIu64 ", snapshot of %" PRIu64 ", flags 0x%x\n",
+			fprintf(out,
+				"  device %" PRIu64 ": root %" PRIu64 ", mapped %" PRIu64
+				", created in txn %" PRIu64 ", snapshot of %" PRIu64
+				", flags 0x%x\n",
 				n->keys[i], n->u.d[i].root, n->u.d[i].mapped, n->u.d[i].created_txn,
 				n->u.d[i].snapshot_of, n->u.d[i].flags);
 	}

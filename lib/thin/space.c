@@ -91,8 +91,10 @@ int th_meta_alloc(struct dlvm_thin_store *s, uint64_t *blk, struct dlvm_err *err
 	uint64_t n = s->sb.meta_blocks, b = s->mcursor;
 
 	if (s->mfree == 0)
-		return dlvm_err_set(err, -ENOSPC, "%s: thin metadata is full (%" PRIu64 " blocks, %"
-				    PRIu64 " free after the next commit)", s->name, n, s->mpending);
+		return dlvm_err_set(err, -ENOSPC,
+				    "%s: thin metadata is full (%" PRIu64 " blocks, %" PRIu64
+				    " free after the next commit)",
+				    s->name, n, s->mpending);
 	for (uint64_t i = 0; i < n; i++, b++) {
 		if (b >= n)
 			b = TH_FIRST_NODE;
@@ -137,8 +139,9 @@ int th_data_alloc(struct dlvm_thin_store *s, uint64_t *chunk, struct dlvm_err *e
 	uint64_t n = s->sb.data_chunks, c = s->dcursor;
 
 	if (s->dfree == 0)
-		return dlvm_err_set(err, -ENOSPC, "%s: no free data chunk (%" PRIu64 " chunks, %"
-				    PRIu64 " free after the next commit, %" PRIu64 " cooling)",
+		return dlvm_err_set(err, -ENOSPC,
+				    "%s: no free data chunk (%" PRIu64 " chunks, %" PRIu64
+				    " free after the next commit, %" PRIu64 " cooling)",
 				    s->name, n, s->dpending, dlvm_thin_cooling(s));
 	for (uint64_t i = 0; i < n; i++, c++) {
 		if (c >= n)

@@ -18,7 +18,8 @@ int th_writable(struct dlvm_thin_store *s, struct dlvm_err *err)
 	if (s->readonly)
 		return dlvm_err_set(err, -EROFS, "%s: thin store is read-only", s->name);
 	if (s->failed)
-		return dlvm_err_set(err, -EROFS, "%s: thin store refuses changes after an earlier "
+		return dlvm_err_set(err, -EROFS,
+				    "%s: thin store refuses changes after an earlier "
 				    "error (%s); reopen it to continue from the last commit",
 				    s->name, s->why);
 	return 0;
@@ -48,21 +49,30 @@ int dlvm_thin_store_format(struct dlvm_dev *dev, const struct dlvm_thin_format_o
 	int r;
 
 	if (!dlvm_is_pow2(o->chunk_size) || o->chunk_size < 4096 || o->chunk_size > (1u << 30))
-		return dlvm_err_set(err, -EINVAL, "%s: thin chunk size %" PRIu64 " is not a power "
-				    "of two from 4 KiB to 1 GiB", dev->name, o->chunk_size);
+		return dlvm_err_set(err, -EINVAL,
+				    "%s: thin chunk size %" PRIu64 " is not a power "
+				    "of two from 4 KiB to 1 GiB",
+				    dev->name, o->chunk_size);
 	if (o->data_chunks == 0 || o->data_chunks > DLVM_THIN_MAX_CHUNKS)
 		return dlvm_err_set(err, -EINVAL, "%s: %" PRIu64 " data chunks: not 1 to %" PRIu64,
 				    dev->name, o->data_chunks, (uint64_t)DLVM_THIN_MAX_CHUNKS);
 	if (mb < TH_FIRST_NODE + 1 || mb > max_mb)
-		return dlvm_err_set(err, -EINVAL, "%s: %" PRIu64 " metadata blocks: not 3 to %"
-				    PRIu64 " (the device holds %" PRIu64 " blocks of 4096 bytes)",
+		return dlvm_err_set(err, -EINVAL,
+				    "%s: %" PRIu64 " metadata blocks: not 3 to %" PRIu64
+				    " (the device holds %" PRIu64 " blocks of 4096 bytes)",
 				    dev->name, mb, max_mb, dev_blocks);
 	if (!(buf = dlvm_io_alloc(TH_BLOCK)))
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 
-	struct th_sb sb = { .major = TH_MAJOR, .minor = TH_MINOR, .txn = 1, .slot = 0,
-			    .chunk_size = o->chunk_size, .data_chunks = o->data_chunks,
-			    .meta_blocks = mb, .dev_root = TH_FIRST_NODE, .ndevs = 0,
+	struct th_sb sb = { .major = TH_MAJOR,
+			    .minor = TH_MINOR,
+			    .txn = 1,
+			    .slot = 0,
+			    .chunk_size = o->chunk_size,
+			    .data_chunks = o->data_chunks,
+			    .meta_blocks = mb,
+			    .dev_root = TH_FIRST_NODE,
+			    .ndevs = 0,
 			    .incompat = o->zero_new ? 0 : TH_INCOMPAT_UNWRITTEN,
 			    .ctime = (uint64_t)time(NULL) };
 	memcpy(sb.uuid, o->uuid, 16);
@@ -94,8 +104,9 @@ static int pick_superblock(struct dlvm_dev *dev, uint8_t *buf, struct th_sb *sb,
 	int r[2];
 
 	if (dev->size < 2 * (uint64_t)TH_BLOCK)
-		return dlvm_err_set(err, -ENODATA, "%s: too small for a thin store (%" PRIu64
-				    " bytes)", dev->name, dev->size);
+		return dlvm_err_set(err, -ENODATA,
+				    "%s: too small for a thin store (%" PRIu64 " bytes)", dev->name,
+				    dev->size);
 	for (unsigned i = 0; i < 2; i++) {
 		r[i] = dlvm_dev_read(dev, buf, TH_BLOCK, (uint64_t)i * TH_BLOCK, &e[i]);
 		if (r[i])
@@ -104,8 +115,10 @@ static int pick_superblock(struct dlvm_dev *dev, uint8_t *buf, struct th_sb *sb,
 	}
 	if (r[0] && r[1]) {
 		if (r[0] == -ENODATA && r[1] == -ENODATA)
-			return dlvm_err_set(err, -ENODATA, "%s: no thin store (no superblock magic "
-					    "in blocks 0 and 1)", dev->name);
+			return dlvm_err_set(err, -ENODATA,
+					    "%s: no thin store (no superblock magic "
+					    "in blocks 0 and 1)",
+					    dev->name);
 		int code = r[0] == -ENOTSUP || r[1] == -ENOTSUP ? -ENOTSUP : -EBADMSG;
 		return dlvm_err_set(err, code, "%s: both superblock slots are unreadable: %s; %s",
 				    dev->name, e[0].msg, e[1].msg);
@@ -119,10 +132,11 @@ static int pick_superblock(struct dlvm_dev *dev, uint8_t *buf, struct th_sb *sb,
 	*slot = r[0] ? 1 : r[1] ? 0 : cand[1].txn > cand[0].txn ? 1 : 0;
 	*sb = cand[*slot];
 	if (sb->meta_blocks > dev->size / TH_BLOCK)
-		return dlvm_err_set(err, -EBADMSG, "%s: superblock slot %u (block %u): field "
+		return dlvm_err_set(err, -EBADMSG,
+				    "%s: superblock slot %u (block %u): field "
 				    "meta_blocks is %" PRIu64 " but the device holds %" PRIu64
-				    " blocks", dev->name, *slot, *slot, sb->meta_blocks,
-				    dev->size / TH_BLOCK);
+				    " blocks",
+				    dev->name, *slot, *slot, sb->meta_blocks, dev->size / TH_BLOCK);
 	return 0;
 }
 
@@ -149,15 +163,18 @@ int dlvm_thin_store_open(struct dlvm_dev *dev, const struct dlvm_thin_open_opts 
 	s->readonly = (o->flags & (DLVM_THIN_RDONLY | DLVM_THIN_SALVAGE)) || dev->readonly ||
 		      (s->sb.ro_compat & ~TH_RO_COMPAT_KNOWN);
 
-	struct th_walk w = { .s = s, .dev_root = s->sb.dev_root,
+	struct th_walk w = { .s = s,
+			     .dev_root = s->sb.dev_root,
 			     .lim = { .meta_blocks = s->sb.meta_blocks,
-				      .data_chunks = s->sb.data_chunks, .max_txn = s->sb.txn,
+				      .data_chunks = s->sb.data_chunks,
+				      .max_txn = s->sb.txn,
 				      .map_flags = th_map_flags_allowed(&s->sb) } };
 	r = th_walk_run(&w, err);
 	if (!r && w.ndevs != s->sb.ndevs)
-		r = dlvm_err_set(err, -EBADMSG, "%s: superblock slot %u: field ndevs is %" PRIu64
-				 " but the device tree holds %" PRIu64 " devices", s->name,
-				 s->slot, s->sb.ndevs, w.ndevs);
+		r = dlvm_err_set(err, -EBADMSG,
+				 "%s: superblock slot %u: field ndevs is %" PRIu64
+				 " but the device tree holds %" PRIu64 " devices",
+				 s->name, s->slot, s->sb.ndevs, w.ndevs);
 	if (r == -EBADMSG && (o->flags & DLVM_THIN_SALVAGE)) {
 		dlvm_err_clear(err);
 		s->failed = true;
@@ -215,10 +232,10 @@ void dlvm_thin_store_close(struct dlvm_thin_store *s)
 struct dlvm_thin_job {
 	struct dlvm_dev *dev;
 	size_t n;
-	uint64_t *blk;  /* the sealed transaction's nodes, in block order */
-	uint8_t *buf;   /* their encodings, n blocks */
-	uint8_t *sb;    /* its superblock, encoded */
-	unsigned slot;  /* where that goes */
+	uint64_t *blk; /* the sealed transaction's nodes, in block order */
+	uint8_t *buf;  /* their encodings, n blocks */
+	uint8_t *sb;   /* its superblock, encoded */
+	unsigned slot; /* where that goes */
 };
 
 static void job_free(struct dlvm_thin_job *j)
@@ -283,7 +300,8 @@ int dlvm_thin_commit_write(struct dlvm_thin_job *j, struct dlvm_err *err)
 		size_t k = 1;
 		while (k < RUN_BLOCKS && i + k < j->n && j->blk[i + k] == j->blk[i] + k)
 			k++;
-		w[nw++] = (struct dlvm_dev_wr){ .buf = j->buf + i * TH_BLOCK, .len = k * TH_BLOCK,
+		w[nw++] = (struct dlvm_dev_wr){ .buf = j->buf + i * TH_BLOCK,
+						.len = k * TH_BLOCK,
 						.off = j->blk[i] * TH_BLOCK };
 		i += k;
 	}
@@ -351,8 +369,9 @@ int dlvm_thin_grow_data(struct dlvm_thin_store *s, uint64_t new_count, struct dl
 	if ((r = th_writable(s, err)))
 		return r;
 	if (new_count < s->sb.data_chunks || new_count > DLVM_THIN_MAX_CHUNKS)
-		return dlvm_err_set(err, -EINVAL, "%s: cannot change the data chunk count from %"
-				    PRIu64 " to %" PRIu64 " (it only grows, up to %" PRIu64 ")",
+		return dlvm_err_set(err, -EINVAL,
+				    "%s: cannot change the data chunk count from %" PRIu64
+				    " to %" PRIu64 " (it only grows, up to %" PRIu64 ")",
 				    s->name, s->sb.data_chunks, new_count,
 				    (uint64_t)DLVM_THIN_MAX_CHUNKS);
 	if ((r = th_space_resize(s, s->sb.meta_blocks, new_count)))
@@ -373,9 +392,11 @@ int dlvm_thin_grow_meta(struct dlvm_thin_store *s, uint64_t new_count, struct dl
 		return r;
 	if (new_count < s->sb.meta_blocks || new_count > dev_blocks ||
 	    new_count > DLVM_THIN_MAX_META_BLOCKS)
-		return dlvm_err_set(err, -EINVAL, "%s: cannot change the metadata block count from %"
-				    PRIu64 " to %" PRIu64 " (it only grows, up to the %" PRIu64
-				    " blocks of the device)", s->name, s->sb.meta_blocks, new_count,
+		return dlvm_err_set(err, -EINVAL,
+				    "%s: cannot change the metadata block count from %" PRIu64
+				    " to %" PRIu64 " (it only grows, up to the %" PRIu64
+				    " blocks of the device)",
+				    s->name, s->sb.meta_blocks, new_count,
 				    DLVM_MIN(dev_blocks, DLVM_THIN_MAX_META_BLOCKS));
 	if ((r = th_space_resize(s, new_count, s->sb.data_chunks)))
 		return dlvm_err_set(err, r, "%s: out of memory for %" PRIu64 " metadata blocks",

@@ -16,19 +16,19 @@
 #include "dlvm/thin.h"
 
 #define TH_BLOCK DLVM_THIN_BLOCK
-#define TH_SB_SIZE 512u          /* the superblock structure; rest of its block is zero */
+#define TH_SB_SIZE 512u /* the superblock structure; rest of its block is zero */
 #define TH_SB_MAGIC "dlvm.tsb"
 #define TH_NODE_MAGIC "dlvm.btn"
 #define TH_MAJOR 1
 #define TH_MINOR 0
-#define TH_FIRST_NODE 2          /* blocks 0 and 1 are the superblock slots */
+#define TH_FIRST_NODE 2 /* blocks 0 and 1 are the superblock slots */
 #define TH_NODE_HDR 40
-#define TH_MAX_LEVEL 15          /* level of the highest possible root */
+#define TH_MAX_LEVEL 15 /* level of the highest possible root */
 #define TH_PATH_MAX (TH_MAX_LEVEL + 1)
-#define TH_ENTRIES 253           /* internal nodes and mapping leaves: 8-byte values */
-#define TH_DEV_ENTRIES 84        /* device tree leaves: 40-byte values */
+#define TH_ENTRIES 253    /* internal nodes and mapping leaves: 8-byte values */
+#define TH_DEV_ENTRIES 84 /* device tree leaves: 40-byte values */
 #define TH_DEV_VALUE 40
-#define TH_MAP_FLAGS_SHIFT 48    /* mapping value: chunk in bits 0-47, flags above */
+#define TH_MAP_FLAGS_SHIFT 48 /* mapping value: chunk in bits 0-47, flags above */
 #define TH_MAP_CHUNK_MASK ((UINT64_C(1) << TH_MAP_FLAGS_SHIFT) - 1)
 #define TH_DEV_FLAGS_KNOWN (DLVM_THIN_DEV_READONLY | DLVM_THIN_DEV_SNAPSHOT)
 
@@ -50,20 +50,20 @@ enum th_tree {
 struct th_sb {
 	uint16_t major, minor;
 	uint64_t compat, ro_compat, incompat;
-	uint64_t txn;          /* transaction id of this commit */
-	uint32_t slot;         /* 0 or 1: where this superblock is written */
-	uint64_t chunk_size;   /* bytes */
+	uint64_t txn;        /* transaction id of this commit */
+	uint32_t slot;       /* 0 or 1: where this superblock is written */
+	uint64_t chunk_size; /* bytes */
 	uint64_t data_chunks;
 	uint64_t meta_blocks;
-	uint64_t dev_root;     /* block of the device tree root */
-	uint64_t ndevs;        /* number of devices in the device tree */
+	uint64_t dev_root; /* block of the device tree root */
+	uint64_t ndevs;    /* number of devices in the device tree */
 	uint8_t uuid[16];
-	uint64_t ctime;        /* seconds since the epoch, when formatted */
+	uint64_t ctime; /* seconds since the epoch, when formatted */
 };
 
 /* Value of a device tree leaf entry. */
 struct th_devrec {
-	uint64_t root;         /* mapping tree root */
+	uint64_t root; /* mapping tree root */
 	uint64_t mapped;
 	uint64_t created_txn;
 	uint64_t snapshot_of;
@@ -71,14 +71,14 @@ struct th_devrec {
 };
 
 struct th_node {
-	uint64_t blocknr;      /* where it lives; the cache's key */
-	uint64_t txn;          /* transaction that wrote it */
-	uint16_t type;         /* enum th_tree */
-	uint16_t level;        /* 0: leaf */
-	uint16_t nr;           /* entries in use */
+	uint64_t blocknr; /* where it lives; the cache's key */
+	uint64_t txn;     /* transaction that wrote it */
+	uint16_t type;    /* enum th_tree */
+	uint16_t level;   /* 0: leaf */
+	uint16_t nr;      /* entries in use */
 	uint64_t keys[TH_ENTRIES];
 	union {
-		uint64_t v[TH_ENTRIES];          /* child block, or mapping value */
+		uint64_t v[TH_ENTRIES]; /* child block, or mapping value */
 		struct th_devrec d[TH_DEV_ENTRIES];
 	} u;
 };
@@ -87,8 +87,8 @@ struct th_node {
 struct th_limits {
 	uint64_t meta_blocks;
 	uint64_t data_chunks;
-	uint64_t max_txn;      /* no node or device may claim a later transaction */
-	uint64_t map_flags;    /* flag bits a mapping value may have (unshifted) */
+	uint64_t max_txn;   /* no node or device may claim a later transaction */
+	uint64_t map_flags; /* flag bits a mapping value may have (unshifted) */
 };
 
 /* The flag bits a store's mapping values may carry: the unwritten mask of
@@ -141,9 +141,9 @@ static inline uint64_t th_map_value(uint64_t chunk, uint16_t unwritten)
 
 struct th_cnode {
 	struct th_node n;
-	unsigned pins;         /* holders of a pointer to this entry */
-	bool dirty;            /* changed since written */
-	bool writing;          /* in the commit being written: stays cached until it is */
+	unsigned pins;                /* holders of a pointer to this entry */
+	bool dirty;                   /* changed since written */
+	bool writing;                 /* in the commit being written: stays cached until it is */
 	struct th_cnode *hnext;       /* next in its hash chain */
 	struct th_cnode *prev, *next; /* LRU of unpinned entries */
 };
@@ -157,28 +157,28 @@ struct th_cnode {
 struct th_cache {
 	struct th_cnode **buckets;
 	unsigned bucket_bits;
-	size_t cap;            /* unpinned entries kept */
-	size_t count;          /* entries in the table */
-	size_t nunpinned;      /* of them, on the LRU list */
+	size_t cap;       /* unpinned entries kept */
+	size_t count;     /* entries in the table */
+	size_t nunpinned; /* of them, on the LRU list */
 	struct th_cnode *lru_head, *lru_tail;
 	struct th_cnode *spare; /* out of the table: the entry of the next miss */
 };
 
 struct dlvm_thin_store {
 	struct dlvm_dev *dev;
-	const char *name;      /* dev->name, for messages */
-	struct th_sb sb;       /* the state being built; sb.txn is the last sealed commit's */
-	unsigned slot;         /* slot of the last commit */
-	bool readonly;         /* opened so */
-	bool failed;           /* an error broke a change: refuse the next ones */
+	const char *name; /* dev->name, for messages */
+	struct th_sb sb;  /* the state being built; sb.txn is the last sealed commit's */
+	unsigned slot;    /* slot of the last commit */
+	bool readonly;    /* opened so */
+	bool failed;      /* an error broke a change: refuse the next ones */
 	char why[DLVM_ERR_MSG_MAX];
-	bool changed;          /* something to commit */
-	bool committing;       /* a sealed transaction is being written (a job is out) */
+	bool changed;    /* something to commit */
+	bool committing; /* a sealed transaction is being written (a job is out) */
 
 	/* metadata blocks: reference counts; allocated in this transaction
 	 * (changed in place); freed in this transaction (not reused yet) */
 	uint32_t *mref;
-	uint64_t *mnew, *mheld;        /* bitmaps */
+	uint64_t *mnew, *mheld; /* bitmaps */
 	uint64_t mfree, mpending, mcursor;
 	/* data chunks */
 	uint32_t *dref;
@@ -186,17 +186,17 @@ struct dlvm_thin_store {
 	uint64_t dfree, dpending, dcursor;
 	/* freed in the sealed transaction a commit is writing: not free until
 	 * that commit is on the device (all zero when no commit is out) */
-	uint64_t *mcommit, *dcommit;   /* bitmaps */
+	uint64_t *mcommit, *dcommit; /* bitmaps */
 	uint64_t mpending_c, dpending_c;
 	/* cooling (dlvm_thin_set_cooling): freed by a commit, not free yet;
 	 * dsealed: sealed, freed by the next release */
 	bool cooling;
-	uint64_t *dcool, *dsealed;     /* bitmaps */
+	uint64_t *dcool, *dsealed; /* bitmaps */
 	uint64_t ncool, nsealed;
-	dlvm_thin_freed_fn freed;      /* told of the chunks each commit frees */
+	dlvm_thin_freed_fn freed; /* told of the chunks each commit frees */
 	void *freed_arg;
 
-	uint8_t *iobuf;                /* one block, aligned for O_DIRECT */
+	uint8_t *iobuf; /* one block, aligned for O_DIRECT */
 	struct th_cache cache;
 };
 
@@ -286,8 +286,7 @@ static inline size_t th_cache_bucket(unsigned bits, uint64_t blk)
 /* The entry of block blk, or NULL; not pinned. */
 static inline struct th_cnode *th_cache_find(const struct th_cache *c, uint64_t blk)
 {
-	for (struct th_cnode *e = c->buckets[th_cache_bucket(c->bucket_bits, blk)]; e;
-	     e = e->hnext)
+	for (struct th_cnode *e = c->buckets[th_cache_bucket(c->bucket_bits, blk)]; e; e = e->hnext)
 		if (e->n.blocknr == blk)
 			return e;
 	return NULL;
@@ -458,9 +457,9 @@ static inline void th_value_out(const struct th_node *n, unsigned i, uint64_t *v
 
 /* Where a node is reached from: what its parent lets it be. */
 struct th_place {
-	uint16_t type;         /* enum th_tree */
-	int level;             /* -1: the root, any level */
-	uint64_t lo, hi;       /* every key of the node lies in [lo, hi] */
+	uint16_t type;   /* enum th_tree */
+	int level;       /* -1: the root, any level */
+	uint64_t lo, hi; /* every key of the node lies in [lo, hi] */
 };
 
 static inline struct th_place th_root_place(uint16_t type)
@@ -472,7 +471,9 @@ static inline struct th_place th_root_place(uint16_t type)
 static inline struct th_place th_child_place(const struct th_node *n, unsigned i,
 					     const struct th_place *p)
 {
-	return (struct th_place){ .type = p->type, .level = n->level - 1, .lo = n->keys[i],
+	return (struct th_place){ .type = p->type,
+				  .level = n->level - 1,
+				  .lo = n->keys[i],
 				  .hi = i + 1 < n->nr ? n->keys[i + 1] - 1 : p->hi };
 }
 
@@ -616,9 +617,9 @@ int th_tree_release(struct dlvm_thin_store *s, uint64_t blk, uint16_t type, int 
 
 /* ---- walk.c: visit every distinct node once ---- */
 
-#define TH_WALK_WIN 512u       /* blocks in one window: 2 MiB */
-#define TH_WALK_WIN_MAX 64u    /* windows held at once: 128 MiB */
-#define TH_WALK_READERS 3u     /* windows read at once by reader threads */
+#define TH_WALK_WIN 512u    /* blocks in one window: 2 MiB */
+#define TH_WALK_WIN_MAX 64u /* windows held at once: 128 MiB */
+#define TH_WALK_READERS 3u  /* windows read at once by reader threads */
 
 /*
  * A walk from a device tree root visits every node reachable from it once,
@@ -633,23 +634,23 @@ struct th_walk {
 	struct dlvm_thin_store *s;
 	struct th_limits lim;
 	uint64_t dev_root;
-	bool strict;          /* also report nodes below a third full */
-	size_t win_max;       /* windows held at once; 0: TH_WALK_WIN_MAX */
+	bool strict;                                /* also report nodes below a third full */
+	size_t win_max;                             /* windows held at once; 0: TH_WALK_WIN_MAX */
 	void (*report)(void *ctx, const char *msg); /* each problem; may be NULL */
 	void *ctx;
 	/* out */
-	uint32_t *mref;       /* lim.meta_blocks counts (blocks 0 and 1: 1) */
-	uint32_t *dref;       /* lim.data_chunks counts */
+	uint32_t *mref; /* lim.meta_blocks counts (blocks 0 and 1: 1) */
+	uint32_t *dref; /* lim.data_chunks counts */
 	uint64_t ndevs;
 	unsigned problems;
 	/* memo per block */
-	uint8_t *kind;        /* 0: not seen; 0xff: damaged; else 1 + type - 1 + 2 * level */
+	uint8_t *kind; /* 0: not seen; 0xff: damaged; else 1 + type - 1 + 2 * level */
 	uint64_t *first, *last, *count; /* lowest key, highest key, entries below */
-	struct th_windows *win; /* the device read in windows (window.c) */
+	struct th_windows *win;         /* the device read in windows (window.c) */
 	/* past the windows' budget: the leaves below the level-1 node being
 	 * visited, read ahead in runs */
-	uint64_t pf_blk[TH_ENTRIES];    /* sorted */
-	uint8_t *pf_data[TH_ENTRIES];   /* their blocks, in pf_buf */
+	uint64_t pf_blk[TH_ENTRIES];  /* sorted */
+	uint8_t *pf_data[TH_ENTRIES]; /* their blocks, in pf_buf */
 	unsigned pf_n;
 	uint8_t *pf_buf;
 };

@@ -37,22 +37,22 @@
 
 struct dlvm_thin_view {
 	struct dlvm_dev *dev;
-	const char *name;           /* dev->name, for messages */
+	const char *name; /* dev->name, for messages */
 	uint64_t id;
 	char who[DLVM_ERR_MSG_MAX]; /* "name: thin device id", for messages */
 	struct th_sb sb;            /* the commit the view reads */
 	struct th_devrec rec;       /* the device's record in that commit */
 	struct th_limits lim;
-	uint8_t *iobuf;             /* one block, aligned for O_DIRECT */
-	struct th_cache cache;      /* nodes of the mapping tree */
-	struct th_cnode *scratch;   /* a device tree node, read past the cache */
+	uint8_t *iobuf;           /* one block, aligned for O_DIRECT */
+	struct th_cache cache;    /* nodes of the mapping tree */
+	struct th_cnode *scratch; /* a device tree node, read past the cache */
 };
 
 /* Does node n belong at place p? -EBADMSG names the block. */
 static int node_fits(const struct dlvm_thin_view *v, const struct th_node *n,
 		     const struct th_place *p, struct dlvm_err *err)
 {
-#define MISFIT(fmt, ...)                                                                         \
+#define MISFIT(fmt, ...) \
 	dlvm_err_set(err, -EBADMSG, "%s: node at block %" PRIu64 ": " fmt, v->who, n->blocknr, \
 		     ##__VA_ARGS__)
 	if (n->type != p->type)
@@ -63,8 +63,8 @@ static int node_fits(const struct dlvm_thin_view *v, const struct th_node *n,
 			      p->level);
 	if (n->nr && (n->keys[0] < p->lo || n->keys[n->nr - 1] > p->hi))
 		return MISFIT("keys %" PRIu64 " to %" PRIu64 " are outside the range %" PRIu64
-			      " to %" PRIu64 " its parent gives", n->keys[0], n->keys[n->nr - 1],
-			      p->lo, p->hi);
+			      " to %" PRIu64 " its parent gives",
+			      n->keys[0], n->keys[n->nr - 1], p->lo, p->hi);
 	if (p->level >= 0 && n->nr == 0)
 		return MISFIT("an empty node below the root");
 	return 0;
@@ -124,8 +124,8 @@ static void dev_put(void *ctx, struct th_cnode *c)
  * the store's open does. *torn: a slot failed its checksum or a field check
  * (a write in progress, or damage) while the other is valid.
  */
-static int read_superblocks(struct dlvm_thin_view *v, struct th_sb *sb, unsigned *slot,
-			    bool *torn, struct dlvm_err *err)
+static int read_superblocks(struct dlvm_thin_view *v, struct th_sb *sb, unsigned *slot, bool *torn,
+			    struct dlvm_err *err)
 {
 	struct dlvm_err e[2] = { { 0 }, { 0 } };
 	struct th_sb cand[2];
@@ -133,8 +133,9 @@ static int read_superblocks(struct dlvm_thin_view *v, struct th_sb *sb, unsigned
 
 	*torn = false;
 	if (v->dev->size < 2 * (uint64_t)TH_BLOCK)
-		return dlvm_err_set(err, -ENODATA, "%s: too small for a thin store (%" PRIu64
-				    " bytes)", v->name, v->dev->size);
+		return dlvm_err_set(err, -ENODATA,
+				    "%s: too small for a thin store (%" PRIu64 " bytes)", v->name,
+				    v->dev->size);
 	for (unsigned i = 0; i < 2; i++) {
 		r[i] = dlvm_dev_read(v->dev, v->iobuf, TH_BLOCK, (uint64_t)i * TH_BLOCK, err);
 		if (r[i])
@@ -143,8 +144,10 @@ static int read_superblocks(struct dlvm_thin_view *v, struct th_sb *sb, unsigned
 	}
 	if (r[0] && r[1]) {
 		if (r[0] == -ENODATA && r[1] == -ENODATA)
-			return dlvm_err_set(err, -ENODATA, "%s: no thin store (no superblock magic "
-					    "in blocks 0 and 1)", v->name);
+			return dlvm_err_set(err, -ENODATA,
+					    "%s: no thin store (no superblock magic "
+					    "in blocks 0 and 1)",
+					    v->name);
 		*torn = r[0] == -EBADMSG || r[1] == -EBADMSG;
 		int code = r[0] == -ENOTSUP || r[1] == -ENOTSUP ? -ENOTSUP : -EBADMSG;
 		return dlvm_err_set(err, code, "%s: both superblock slots are unreadable: %s; %s",
@@ -154,9 +157,11 @@ static int read_superblocks(struct dlvm_thin_view *v, struct th_sb *sb, unsigned
 	*slot = r[0] ? 1 : r[1] ? 0 : cand[1].txn > cand[0].txn ? 1 : 0;
 	*sb = cand[*slot];
 	if (sb->meta_blocks > v->dev->size / TH_BLOCK)
-		return dlvm_err_set(err, -EBADMSG, "%s: superblock slot %u (block %u): field "
+		return dlvm_err_set(err, -EBADMSG,
+				    "%s: superblock slot %u (block %u): field "
 				    "meta_blocks is %" PRIu64 " but the device holds %" PRIu64
-				    " blocks", v->name, *slot, *slot, sb->meta_blocks,
+				    " blocks",
+				    v->name, *slot, *slot, sb->meta_blocks,
 				    v->dev->size / TH_BLOCK);
 	return 0;
 }
@@ -216,7 +221,8 @@ static int open_attempt(struct dlvm_thin_view *v, bool last, struct dlvm_err *ag
 	if (r)
 		return dlvm_err_set(err, r, "%s", e.msg);
 	v->lim = (struct th_limits){ .meta_blocks = v->sb.meta_blocks,
-				     .data_chunks = v->sb.data_chunks, .max_txn = v->sb.txn,
+				     .data_chunks = v->sb.data_chunks,
+				     .max_txn = v->sb.txn,
 				     .map_flags = th_map_flags_allowed(&v->sb) };
 	r = find_device(v, &e);
 	if (r != -EBADMSG)
@@ -261,9 +267,10 @@ int dlvm_thin_view_open(struct dlvm_dev *dev, uint64_t id, size_t cache_blocks,
 			break;
 	}
 	if (r == -EAGAIN)
-		r = dlvm_err_set(err, -EAGAIN, "%s: thin device %" PRIu64 ": the store changed "
-				 "under each of %d attempts to open a view (last: %s)", v->name, id,
-				 OPEN_TRIES, again.msg);
+		r = dlvm_err_set(err, -EAGAIN,
+				 "%s: thin device %" PRIu64 ": the store changed "
+				 "under each of %d attempts to open a view (last: %s)",
+				 v->name, id, OPEN_TRIES, again.msg);
 	if (r)
 		goto fail;
 	free(v->scratch);

@@ -14,8 +14,7 @@
 #include "dlvm/util.h"
 #include "thin_int.h"
 
-int th_dev_find(struct dlvm_thin_store *s, uint64_t id, struct th_devrec *rec,
-		struct dlvm_err *err)
+int th_dev_find(struct dlvm_thin_store *s, uint64_t id, struct th_devrec *rec, struct dlvm_err *err)
 {
 	bool found;
 	int r;
@@ -46,10 +45,11 @@ static int reserve(struct dlvm_thin_store *s, uint64_t map_root, uint64_t extra,
 		return r;
 	uint64_t need = th_insert_cost(dd) + extra + (map_root ? th_insert_cost(md) : 0);
 	if (th_meta_avail(s) < need)
-		return dlvm_err_set(err, -ENOSPC, "%s: thin metadata is full: %" PRIu64 " free "
+		return dlvm_err_set(err, -ENOSPC,
+				    "%s: thin metadata is full: %" PRIu64 " free "
 				    "blocks, the change may need %" PRIu64 " (%" PRIu64 " more are "
-				    "free after the next commit)", s->name, th_meta_avail(s), need,
-				    s->mpending + s->mpending_c);
+				    "free after the next commit)",
+				    s->name, th_meta_avail(s), need, s->mpending + s->mpending_c);
 	return 0;
 }
 
@@ -65,8 +65,9 @@ static int dev_store(struct dlvm_thin_store *s, uint64_t id, const struct th_dev
 static int check_id(struct dlvm_thin_store *s, uint64_t id, struct dlvm_err *err)
 {
 	if (id > DLVM_THIN_MAX_ID)
-		return dlvm_err_set(err, -EINVAL, "%s: thin device id %" PRIu64 " is above %" PRIu64,
-				    s->name, id, (uint64_t)DLVM_THIN_MAX_ID);
+		return dlvm_err_set(err, -EINVAL,
+				    "%s: thin device id %" PRIu64 " is above %" PRIu64, s->name, id,
+				    (uint64_t)DLVM_THIN_MAX_ID);
 	return 0;
 }
 
@@ -85,8 +86,7 @@ static int check_free_id(struct dlvm_thin_store *s, uint64_t id, struct dlvm_err
 	return r;
 }
 
-int dlvm_thin_create(struct dlvm_thin_store *s, uint64_t id, uint32_t flags,
-		     struct dlvm_err *err)
+int dlvm_thin_create(struct dlvm_thin_store *s, uint64_t id, uint32_t flags, struct dlvm_err *err)
 {
 	struct th_cnode *c;
 	int r;
@@ -94,13 +94,16 @@ int dlvm_thin_create(struct dlvm_thin_store *s, uint64_t id, uint32_t flags,
 	if ((r = th_writable(s, err)) || (r = check_free_id(s, id, err)))
 		return r;
 	if (flags & ~DLVM_THIN_DEV_READONLY)
-		return dlvm_err_set(err, -EINVAL, "%s: thin device %" PRIu64 ": flags 0x%x cannot "
-				    "be set", s->name, id, flags);
+		return dlvm_err_set(err, -EINVAL,
+				    "%s: thin device %" PRIu64 ": flags 0x%x cannot "
+				    "be set",
+				    s->name, id, flags);
 	if ((r = reserve(s, 0, 1, err)))
 		return r;
 	if ((r = th_node_new(s, TH_TREE_MAP, 0, &c, err)))
 		return th_fail(s, r, err);
-	struct th_devrec rec = { .root = c->n.blocknr, .created_txn = s->sb.txn + 1,
+	struct th_devrec rec = { .root = c->n.blocknr,
+				 .created_txn = s->sb.txn + 1,
 				 .flags = flags };
 	th_node_put(s, c);
 	s->changed = true;
@@ -120,15 +123,22 @@ int dlvm_thin_snapshot(struct dlvm_thin_store *s, uint64_t origin, uint64_t id, 
 	    (r = check_free_id(s, id, err)))
 		return r;
 	if (flags & ~DLVM_THIN_DEV_READONLY)
-		return dlvm_err_set(err, -EINVAL, "%s: thin device %" PRIu64 ": flags 0x%x cannot "
-				    "be set", s->name, id, flags);
+		return dlvm_err_set(err, -EINVAL,
+				    "%s: thin device %" PRIu64 ": flags 0x%x cannot "
+				    "be set",
+				    s->name, id, flags);
 	if (s->mref[o.root] >= UINT32_MAX - 1)
-		return dlvm_err_set(err, -ENOSPC, "%s: thin device %" PRIu64 " has too many "
-				    "snapshots", s->name, origin);
+		return dlvm_err_set(err, -ENOSPC,
+				    "%s: thin device %" PRIu64 " has too many "
+				    "snapshots",
+				    s->name, origin);
 	if ((r = reserve(s, 0, 0, err)))
 		return r;
-	struct th_devrec rec = { .root = o.root, .mapped = o.mapped, .created_txn = s->sb.txn + 1,
-				 .snapshot_of = origin, .flags = flags | DLVM_THIN_DEV_SNAPSHOT };
+	struct th_devrec rec = { .root = o.root,
+				 .mapped = o.mapped,
+				 .created_txn = s->sb.txn + 1,
+				 .snapshot_of = origin,
+				 .flags = flags | DLVM_THIN_DEV_SNAPSHOT };
 	th_meta_inc(s, o.root);
 	s->changed = true;
 	if ((r = dev_store(s, id, &rec, err)))
@@ -150,8 +160,10 @@ int dlvm_thin_delete(struct dlvm_thin_store *s, uint64_t id, struct dlvm_err *er
 	r = th_btree_remove_step(s, &s->sb.dev_root, TH_TREE_DEV, id, id, NULL, NULL, &removed,
 				 &next, err);
 	if (!r && removed != 1)
-		r = dlvm_err_set(err, -EBADMSG, "%s: thin device %" PRIu64 " vanished from the "
-				 "device tree", s->name, id);
+		r = dlvm_err_set(err, -EBADMSG,
+				 "%s: thin device %" PRIu64 " vanished from the "
+				 "device tree",
+				 s->name, id);
 	if (r)
 		return th_fail(s, r, err);
 	s->sb.ndevs--;
@@ -169,8 +181,10 @@ int dlvm_thin_set_flags(struct dlvm_thin_store *s, uint64_t id, uint32_t flags,
 	if ((r = th_writable(s, err)) || (r = th_dev_find(s, id, &rec, err)))
 		return r;
 	if (flags & ~DLVM_THIN_DEV_READONLY)
-		return dlvm_err_set(err, -EINVAL, "%s: thin device %" PRIu64 ": flags 0x%x cannot "
-				    "be set", s->name, id, flags);
+		return dlvm_err_set(err, -EINVAL,
+				    "%s: thin device %" PRIu64 ": flags 0x%x cannot "
+				    "be set",
+				    s->name, id, flags);
 	uint32_t nf = (rec.flags & ~DLVM_THIN_DEV_READONLY) | flags;
 	if (nf == rec.flags)
 		return 0;
@@ -191,14 +205,15 @@ int dlvm_thin_info(struct dlvm_thin_store *s, uint64_t id, struct dlvm_thin_dev_
 
 	if (r)
 		return r;
-	*out = (struct dlvm_thin_dev_info){ .id = id, .mapped = rec.mapped,
+	*out = (struct dlvm_thin_dev_info){ .id = id,
+					    .mapped = rec.mapped,
 					    .created_txn = rec.created_txn,
-					    .snapshot_of = rec.snapshot_of, .flags = rec.flags };
+					    .snapshot_of = rec.snapshot_of,
+					    .flags = rec.flags };
 	return 0;
 }
 
-int dlvm_thin_next_dev(struct dlvm_thin_store *s, uint64_t from, uint64_t *id,
-		       struct dlvm_err *err)
+int dlvm_thin_next_dev(struct dlvm_thin_store *s, uint64_t from, uint64_t *id, struct dlvm_err *err)
 {
 	*id = DLVM_THIN_NONE;
 	if (from > DLVM_THIN_MAX_ID)
@@ -276,10 +291,12 @@ int dlvm_thin_provision_mapping(struct dlvm_thin_store *s, uint64_t id, uint64_t
 		return 0;
 	}
 	if (s->dfree == 0)
-		return dlvm_err_set(err, -ENOSPC, "%s: no free data chunk for thin device %" PRIu64
-				    " (%" PRIu64 " chunks, %" PRIu64 " free after the next commit, %"
-				    PRIu64 " cooling)", s->name, id, s->sb.data_chunks,
-				    s->dpending + s->dpending_c, dlvm_thin_cooling(s));
+		return dlvm_err_set(err, -ENOSPC,
+				    "%s: no free data chunk for thin device %" PRIu64 " (%" PRIu64
+				    " chunks, %" PRIu64 " free after the next commit, %" PRIu64
+				    " cooling)",
+				    s->name, id, s->sb.data_chunks, s->dpending + s->dpending_c,
+				    dlvm_thin_cooling(s));
 	if ((r = reserve(s, rec.root, 0, err)))
 		return r;
 	if ((r = th_data_alloc(s, &fresh, err)))
@@ -306,9 +323,8 @@ int dlvm_thin_provision_mapping(struct dlvm_thin_store *s, uint64_t id, uint64_t
 	return 0;
 }
 
-int dlvm_thin_provision(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
-			uint64_t *chunk, bool *is_new, uint64_t *copy_from,
-			struct dlvm_err *err)
+int dlvm_thin_provision(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk, uint64_t *chunk,
+			bool *is_new, uint64_t *copy_from, struct dlvm_err *err)
 {
 	struct dlvm_thin_mapping m;
 	int r = dlvm_thin_provision_mapping(s, id, vchunk, 0, &m, err);
@@ -320,8 +336,8 @@ int dlvm_thin_provision(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
 	return r;
 }
 
-int dlvm_thin_set_unwritten(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk,
-			    uint64_t chunk, uint16_t set, uint16_t clear, struct dlvm_err *err)
+int dlvm_thin_set_unwritten(struct dlvm_thin_store *s, uint64_t id, uint64_t vchunk, uint64_t chunk,
+			    uint16_t set, uint16_t clear, struct dlvm_err *err)
 {
 	struct th_devrec rec, old_rec;
 	uint64_t cur, old;
@@ -347,8 +363,8 @@ int dlvm_thin_set_unwritten(struct dlvm_thin_store *s, uint64_t id, uint64_t vch
 		return r;
 	s->changed = true;
 	uint64_t root = rec.root;
-	r = th_btree_insert(s, &rec.root, TH_TREE_MAP, vchunk, th_map_value(chunk, mask), NULL, &had,
-			    &old, &old_rec, err);
+	r = th_btree_insert(s, &rec.root, TH_TREE_MAP, vchunk, th_map_value(chunk, mask), NULL,
+			    &had, &old, &old_rec, err);
 	if (r)
 		return th_fail(s, r, err);
 	/* a path already copied in this transaction changes in place */
@@ -394,8 +410,8 @@ int dlvm_thin_unmap(struct dlvm_thin_store *s, uint64_t id, uint64_t first, uint
 		if ((r = reserve(s, rec.root, 0, err)))
 			break;
 		s->changed = true;
-		r = th_btree_remove_step(s, &rec.root, TH_TREE_MAP, k, last, chunk_removed, NULL, &n,
-					 &next, err);
+		r = th_btree_remove_step(s, &rec.root, TH_TREE_MAP, k, last, chunk_removed, NULL,
+					 &n, &next, err);
 		if (r)
 			return th_fail(s, r, err);
 		total += n;
@@ -411,8 +427,8 @@ int dlvm_thin_unmap(struct dlvm_thin_store *s, uint64_t id, uint64_t first, uint
 	return r;
 }
 
-int dlvm_thin_next_mapped(struct dlvm_thin_store *s, uint64_t id, uint64_t from,
-			  uint64_t *vchunk, uint64_t *chunk, struct dlvm_err *err)
+int dlvm_thin_next_mapped(struct dlvm_thin_store *s, uint64_t id, uint64_t from, uint64_t *vchunk,
+			  uint64_t *chunk, struct dlvm_err *err)
 {
 	struct th_devrec rec;
 	uint64_t v = 0;

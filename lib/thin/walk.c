@@ -29,8 +29,8 @@
 #include "thin_int.h"
 
 #define DAMAGED 0xff
-#define PF_GAP 4          /* blocks between two leaves read through */
-#define PF_RUN 256        /* blocks in one read at most */
+#define PF_GAP 4   /* blocks between two leaves read through */
+#define PF_RUN 256 /* blocks in one read at most */
 
 static uint8_t kind_of(uint16_t type, uint16_t level)
 {
@@ -38,7 +38,7 @@ static uint8_t kind_of(uint16_t type, uint16_t level)
 }
 
 static void problem(struct th_walk *w, struct dlvm_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+		__attribute__((format(printf, 3, 4)));
 
 static void problem(struct th_walk *w, struct dlvm_err *err, const char *fmt, ...)
 {
@@ -143,8 +143,8 @@ static void prefetch_leaves(struct th_walk *w, const struct th_node *n)
 }
 
 struct visit {
-	uint64_t count;  /* entries below */
-	bool complete;   /* no damage below: count is exact */
+	uint64_t count; /* entries below */
+	bool complete;  /* no damage below: count is exact */
 };
 
 static int visit(struct th_walk *w, uint64_t blk, uint16_t type, int level, uint64_t lo,
@@ -169,7 +169,8 @@ static int visit_children(struct th_walk *w, struct th_node *n, uint64_t hi, str
 		} else if (n->type == TH_TREE_MAP) {
 			uint64_t c = th_map_chunk(n->u.v[i]);
 			if (w->dref[c] == UINT32_MAX)
-				problem(w, err, "data chunk %" PRIu64 " has too many references", c);
+				problem(w, err, "data chunk %" PRIu64 " has too many references",
+					c);
 			else
 				w->dref[c]++;
 			out->count++;
@@ -180,8 +181,10 @@ static int visit_children(struct th_walk *w, struct th_node *n, uint64_t hi, str
 			out->count++;
 			r = visit(w, d->root, TH_TREE_MAP, -1, 0, DLVM_THIN_MAX_ID, &v, err);
 			if (!r && v.complete && v.count != d->mapped)
-				problem(w, err, "device %" PRIu64 ": field mapped is %" PRIu64 " but its "
-					"tree maps %" PRIu64 " chunks", n->keys[i], d->mapped, v.count);
+				problem(w, err,
+					"device %" PRIu64 ": field mapped is %" PRIu64 " but its "
+					"tree maps %" PRIu64 " chunks",
+					n->keys[i], d->mapped, v.count);
 		}
 		if (r)
 			return r;
@@ -213,13 +216,17 @@ static int visit(struct th_walk *w, uint64_t blk, uint16_t type, int level, uint
 		if (k == DAMAGED)
 			return 0;
 		if (k % 2 != type % 2 || (level >= 0 && k != kind_of(type, (uint16_t)level))) {
-			problem(w, err, "node at block %" PRIu64 " is shared by nodes of different "
-				"trees or levels", blk);
+			problem(w, err,
+				"node at block %" PRIu64 " is shared by nodes of different "
+				"trees or levels",
+				blk);
 			return 0;
 		}
 		if (w->count[blk] && (w->first[blk] < lo || w->last[blk] > hi))
-			problem(w, err, "node at block %" PRIu64 ": keys %" PRIu64 " to %" PRIu64
-				" are outside the range %" PRIu64 " to %" PRIu64 " its parent gives",
+			problem(w, err,
+				"node at block %" PRIu64 ": keys %" PRIu64 " to %" PRIu64
+				" are outside the range %" PRIu64 " to %" PRIu64
+				" its parent gives",
 				blk, w->first[blk], w->last[blk], lo, hi);
 		out->count = w->count[blk];
 		out->complete = true;
@@ -244,16 +251,19 @@ static int visit(struct th_walk *w, uint64_t blk, uint16_t type, int level, uint
 			problem(w, err, "node at block %" PRIu64 ": field type is %u in the %s",
 				blk, n->type, what);
 		else
-			problem(w, err, "node at block %" PRIu64 ": field level is %u where the %s "
-				"needs level %d", blk, n->level, what, level);
+			problem(w, err,
+				"node at block %" PRIu64 ": field level is %u where the %s "
+				"needs level %d",
+				blk, n->level, what, level);
 		goto out;
 	}
 	w->kind[blk] = kind_of(n->type, n->level);
 	out->complete = true;
 	if (n->nr && (n->keys[0] < lo || n->keys[n->nr - 1] > hi))
-		problem(w, err, "node at block %" PRIu64 ": keys %" PRIu64 " to %" PRIu64 " are "
-			"outside the range %" PRIu64 " to %" PRIu64 " its parent gives", blk,
-			n->keys[0], n->keys[n->nr - 1], lo, hi);
+		problem(w, err,
+			"node at block %" PRIu64 ": keys %" PRIu64 " to %" PRIu64 " are "
+			"outside the range %" PRIu64 " to %" PRIu64 " its parent gives",
+			blk, n->keys[0], n->keys[n->nr - 1], lo, hi);
 	if (level >= 0 && n->nr == 0)
 		problem(w, err, "node at block %" PRIu64 ": an empty node below the root", blk);
 	else if (w->strict && level >= 0 && n->nr < th_max_entries(n->type, n->level) / 3)
@@ -299,8 +309,10 @@ int th_walk_run(struct th_walk *w, struct dlvm_err *err)
 	w->last = malloc(mb * sizeof(uint64_t));
 	w->count = calloc(mb, sizeof(uint64_t));
 	if (!w->mref || !w->dref || !w->kind || !w->first || !w->last || !w->count)
-		return dlvm_err_set(err, -ENOMEM, "%s: out of memory for %" PRIu64 " metadata "
-				    "blocks and %" PRIu64 " data chunks", w->s->name, mb, dc);
+		return dlvm_err_set(err, -ENOMEM,
+				    "%s: out of memory for %" PRIu64 " metadata "
+				    "blocks and %" PRIu64 " data chunks",
+				    w->s->name, mb, dc);
 	/* without windows (no memory for them), each block is read alone */
 	th_windows_new(w->s->dev, mb, w->win_max ? w->win_max : TH_WALK_WIN_MAX, &w->win);
 	w->mref[0] = w->mref[1] = 1; /* the superblock slots */

@@ -29,25 +29,25 @@
 #include "thin_int.h"
 
 enum win_state {
-	WIN_NONE,       /* not asked for */
-	WIN_QUEUED,     /* waiting for the reader */
-	WIN_READING,    /* being read (by the reader or the walk) */
+	WIN_NONE,    /* not asked for */
+	WIN_QUEUED,  /* waiting for the reader */
+	WIN_READING, /* being read (by the reader or the walk) */
 	WIN_READ,
 	WIN_UNREADABLE,
 };
 
 struct th_windows {
 	struct dlvm_dev *dev;
-	uint64_t blocks;        /* windows end here */
-	size_t n, max, held;    /* windows, budget, windows not WIN_NONE/UNREADABLE */
-	uint8_t **buf;          /* per window, once WIN_READ */
-	uint8_t *state;         /* enum win_state per window */
-	size_t *queue;          /* windows for the reader, in order; each once */
+	uint64_t blocks;     /* windows end here */
+	size_t n, max, held; /* windows, budget, windows not WIN_NONE/UNREADABLE */
+	uint8_t **buf;       /* per window, once WIN_READ */
+	uint8_t *state;      /* enum win_state per window */
+	size_t *queue;       /* windows for the reader, in order; each once */
 	size_t qhead, qtail;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;      /* a window changed state, or the queue grew */
+	pthread_cond_t cv; /* a window changed state, or the queue grew */
 	pthread_t reader[TH_WALK_READERS];
-	unsigned nreaders;      /* reader threads started */
+	unsigned nreaders; /* reader threads started */
 	bool stop;
 };
 

@@ -11,8 +11,8 @@
 struct dlvm_hmap {
 	void **slots;
 	size_t cap, count, tombs;
-	bool by_str;          /* key is a string at key_off, else a u64 */
-	size_t key_off;       /* offset of the key inside the object */
+	bool by_str;    /* key is a string at key_off, else a u64 */
+	size_t key_off; /* offset of the key inside the object */
 };
 
 void dlvm_hmap_init_str(struct dlvm_hmap *h, size_t key_off);

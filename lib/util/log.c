@@ -11,9 +11,9 @@
 #include "dlvm/util.h"
 
 static const char *const sub_names[DLVM_LOG_NSUB] = {
-	[DLVM_LOG_MAIN] = "main",       [DLVM_LOG_LEASE] = "lease", [DLVM_LOG_THIN] = "thin",
-	[DLVM_LOG_NBD] = "nbd",         [DLVM_LOG_JOURNAL] = "journal", [DLVM_LOG_API] = "api",
-	[DLVM_LOG_JOBS] = "jobs",       [DLVM_LOG_AGENT] = "agent",
+	[DLVM_LOG_MAIN] = "main", [DLVM_LOG_LEASE] = "lease",     [DLVM_LOG_THIN] = "thin",
+	[DLVM_LOG_NBD] = "nbd",   [DLVM_LOG_JOURNAL] = "journal", [DLVM_LOG_API] = "api",
+	[DLVM_LOG_JOBS] = "jobs", [DLVM_LOG_AGENT] = "agent",
 };
 
 static const char *const level_names[] = {
@@ -73,9 +73,8 @@ int dlvm_log_level_parse(const char *name, enum dlvm_log_level *out)
 
 bool dlvm_log_debug_on(enum dlvm_log_sub sub)
 {
-	return (unsigned)sub < DLVM_LOG_NSUB && (atomic_load_explicit(&log_debug_mask,
-								       memory_order_relaxed) &
-						  (1u << sub));
+	return (unsigned)sub < DLVM_LOG_NSUB &&
+	       (atomic_load_explicit(&log_debug_mask, memory_order_relaxed) & (1u << sub));
 }
 
 int dlvm_log_set_debug(const char *list, struct dlvm_err *err)
@@ -99,7 +98,8 @@ int dlvm_log_set_debug(const char *list, struct dlvm_err *err)
 		}
 		if (!found && n)
 			return dlvm_err_set(err, -EINVAL,
-					    "--debug: unknown subsystem '%.*s' (known: main, lease, "
+					    "--debug: unknown subsystem '%.*s' (known: main, "
+					    "lease, "
 					    "thin, nbd, journal, api, jobs, agent, all)",
 					    (int)DLVM_MIN(n, 64), p);
 		p += n;
@@ -232,8 +232,7 @@ uint64_t dlvm_log_ring_add(struct dlvm_log_ring *ring, enum dlvm_log_level level
 	return seq;
 }
 
-uint64_t dlvm_log_ring_read(struct dlvm_log_ring *ring, uint64_t since,
-			    enum dlvm_log_level level,
+uint64_t dlvm_log_ring_read(struct dlvm_log_ring *ring, uint64_t since, enum dlvm_log_level level,
 			    void (*fn)(void *arg, const struct dlvm_log_entry *e), void *arg)
 {
 	uint64_t first, last;
@@ -246,7 +245,10 @@ uint64_t dlvm_log_ring_read(struct dlvm_log_ring *ring, uint64_t since,
 	for (uint64_t seq = first; seq <= last; seq++) {
 		const struct ring_slot *s = &ring->slots[(seq - 1) % ring->cap];
 		struct dlvm_log_entry e = {
-			.seq = s->seq, .time = s->time, .level = s->level, .sub = s->sub,
+			.seq = s->seq,
+			.time = s->time,
+			.level = s->level,
+			.sub = s->sub,
 			.line = s->line,
 		};
 

@@ -100,8 +100,10 @@ int dlvm_parse_size(const char *text, uint64_t default_unit, uint64_t *bytes, ch
 		return dlvm_err_set(err, -EINVAL, "size '%s' is not a number", text);
 	if (*p) {
 		if (unit_shift(*p, &mult) < 0)
-			return dlvm_err_set(err, -EINVAL, "size '%s' has an unknown unit '%c' "
-					    "(use b, s, k, m, g, t, p or e)", text, *p);
+			return dlvm_err_set(err, -EINVAL,
+					    "size '%s' has an unknown unit '%c' "
+					    "(use b, s, k, m, g, t, p or e)",
+					    text, *p);
 		p++;
 		/* Accept "GiB"/"GB"/"g" spellings the way people type them. */
 		if (*p == 'i' || *p == 'I')
@@ -109,7 +111,8 @@ int dlvm_parse_size(const char *text, uint64_t default_unit, uint64_t *bytes, ch
 		if (*p == 'b' || *p == 'B')
 			p++;
 		if (*p)
-			return dlvm_err_set(err, -EINVAL, "size '%s' has trailing characters", text);
+			return dlvm_err_set(err, -EINVAL, "size '%s' has trailing characters",
+					    text);
 	}
 	uint64_t v;
 	if (dlvm_mul_overflow(whole, mult, &v))
@@ -159,31 +162,35 @@ int dlvm_check_name(const char *name, const char *what, struct dlvm_err *err)
 		return dlvm_err_set(err, -EINVAL, "%s name is empty", what);
 	len = strlen(name);
 	if (len > 127)
-		return dlvm_err_set(err, -EINVAL, "%s name '%.20s...' is longer than 127 characters",
-				    what, name);
+		return dlvm_err_set(err, -EINVAL,
+				    "%s name '%.20s...' is longer than 127 characters", what, name);
 	if (name[0] == '-')
-		return dlvm_err_set(err, -EINVAL, "%s name '%s' must not start with '-'", what, name);
+		return dlvm_err_set(err, -EINVAL, "%s name '%s' must not start with '-'", what,
+				    name);
 	if (!strcmp(name, ".") || !strcmp(name, ".."))
 		return dlvm_err_set(err, -EINVAL, "%s name '%s' is reserved", what, name);
 	for (const char *p = name; *p; p++) {
 		if (!isalnum((unsigned char)*p) && !strchr("+_.-", *p))
 			return dlvm_err_set(err, -EINVAL,
-					    "%s name '%s' contains '%c': only a-z A-Z 0-9 + _ . - are allowed",
+					    "%s name '%s' contains '%c': only a-z A-Z 0-9 + _ . - "
+					    "are allowed",
 					    what, name, *p);
 	}
 	if (!strcmp(what, "LV")) {
 		static const char *const bad_prefix[] = { "snapshot", "pvmove" };
-		static const char *const bad_part[] = { "_cdata", "_cmeta", "_corig", "_mlog",
+		static const char *const bad_part[] = { "_cdata",  "_cmeta",   "_corig",  "_mlog",
 							"_mimage", "_pmspare", "_rimage", "_rmeta",
-							"_tdata", "_tmeta", "_vorigin" };
+							"_tdata",  "_tmeta",   "_vorigin" };
 		for (size_t i = 0; i < DLVM_ARRAY_SIZE(bad_prefix); i++)
 			if (!strncmp(name, bad_prefix[i], strlen(bad_prefix[i])))
-				return dlvm_err_set(err, -EINVAL, "LV name '%s' must not start with '%s'",
-						    name, bad_prefix[i]);
+				return dlvm_err_set(err, -EINVAL,
+						    "LV name '%s' must not start with '%s'", name,
+						    bad_prefix[i]);
 		for (size_t i = 0; i < DLVM_ARRAY_SIZE(bad_part); i++)
 			if (strstr(name, bad_part[i]))
-				return dlvm_err_set(err, -EINVAL, "LV name '%s' must not contain '%s'",
-						    name, bad_part[i]);
+				return dlvm_err_set(err, -EINVAL,
+						    "LV name '%s' must not contain '%s'", name,
+						    bad_part[i]);
 	}
 	return 0;
 }

@@ -125,7 +125,7 @@ static int lvdev_pwrite_many(struct dlvm_dev *dev, const struct dlvm_dev_wr *w, 
 			if (sqe) {
 				io_uring_prep_write(sqe, pd->fd, buf, (unsigned)p.len, p.dev_off);
 				io_uring_sqe_set_data64(sqe, (uint64_t)i * RING_ENTRIES +
-							     seq % RING_ENTRIES);
+									     seq % RING_ENTRIES);
 				want[seq++ % RING_ENTRIES] = (uint32_t)p.len;
 				inflight++;
 			} else if (!r && (r = pd->ops->pwrite(pd, buf, p.len, p.dev_off))) {

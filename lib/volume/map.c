@@ -59,8 +59,8 @@ int dlvm_lv_map_build(const struct dlvm_vg *vg, const struct dlvm_lv *lv,
 	m->size = lv->le_count * es;
 	/* a write to a thin LV changes its pool's store, which a read-only
 	 * VG never writes */
-	m->readonly =
-	    (lv->flags & DLVM_LV_READONLY) || ((lv->flags & DLVM_LV_THIN) && vg->readonly);
+	m->readonly = (lv->flags & DLVM_LV_READONLY) ||
+		      ((lv->flags & DLVM_LV_THIN) && vg->readonly);
 	m->fence = src && src->fence ? dlvm_fence_get(src->fence) : NULL;
 	snprintf(m->vg, sizeof(m->vg), "%s", vg->info.name);
 	snprintf(m->lv, sizeof(m->lv), "%s", lv->name);

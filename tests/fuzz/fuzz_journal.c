@@ -76,8 +76,10 @@ static void fix_checksums(uint8_t *d)
 		uint8_t *h = mda + s * DLVM_BLOCK;
 		if (memcmp(h, DLVM_MDH_MAGIC, 8))
 			continue;
-		uint64_t co = dlvm_get_le64(h + MDH_CKPT_OFF), cs = dlvm_get_le64(h + MDH_CKPT_SIZE);
-		uint64_t ro = dlvm_get_le64(h + MDH_RING_OFF), rs = dlvm_get_le64(h + MDH_RING_SIZE);
+		uint64_t co = dlvm_get_le64(h + MDH_CKPT_OFF),
+			 cs = dlvm_get_le64(h + MDH_CKPT_SIZE);
+		uint64_t ro = dlvm_get_le64(h + MDH_RING_OFF),
+			 rs = dlvm_get_le64(h + MDH_RING_SIZE);
 		uint64_t slot = dlvm_get_le32(h + MDH_CKPT_SLOT) & 1;
 		uint64_t len = dlvm_get_le64(h + MDH_CKPT_LEN);
 		if (co < MDA_SIZE && cs <= MDA_SIZE && co + (slot + 1) * cs <= MDA_SIZE &&
@@ -115,7 +117,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t p = 0;
 	while (p + 5 <= size) {
 		uint32_t off = (data[p] | data[p + 1] << 8 | data[p + 2] << 16 |
-				(uint32_t)data[p + 3] << 24) % (DLVM_MDA_OFFSET + MDA_SIZE);
+				(uint32_t)data[p + 3] << 24) %
+			       (DLVM_MDA_OFFSET + MDA_SIZE);
 		size_t len = data[p + 4];
 		p += 5;
 		if (len > size - p)

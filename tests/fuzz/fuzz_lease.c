@@ -47,7 +47,9 @@ static const struct dlvm_lease_clock fake_clock = { fake_now, fake_sleep, NULL, 
 
 static void make_pristine(void)
 {
-	struct dlvm_lease_format_opts o = { .sector_size = SS, .max_hosts = HOSTS, .nres = NRES,
+	struct dlvm_lease_format_opts o = { .sector_size = SS,
+					    .max_hosts = HOSTS,
+					    .nres = NRES,
 					    .io_timeout = 1 };
 	struct dlvm_dev *dev = dlvm_memdev_new("fz", DEV_SIZE, SS);
 	struct dlvm_lease_area *a = NULL;

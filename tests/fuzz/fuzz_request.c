@@ -22,8 +22,9 @@
 #include "dlvm/cmd.h"
 #include "dlvm/err.h"
 
-static const char *const skipped[] = { "pvcreate", "pvremove", "vgcreate", "vgextend", "dump",
-				       NULL };
+static const char *const skipped[] = {
+	"pvcreate", "pvremove", "vgcreate", "vgextend", "dump", NULL
+};
 
 static bool allowed(const char *name)
 {
@@ -95,8 +96,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *name = dlvm_commands[(data[0] & 0x7f) % ncmd].name;
 	if (!allowed(name))
 		return 0;
-	json_t *req = data[0] & 0x80 ? json_loadb((const char *)data + 1, size - 1,
-						  JSON_DECODE_ANY, NULL)
+	json_t *req = data[0] & 0x80 ? json_loadb((const char *)data + 1, size - 1, JSON_DECODE_ANY,
+						  NULL)
 				     : build(data + 1, size - 1);
 	json_t *resp = json_object();
 	if (!dlvm_ctx_new(&o, &ctx, &e)) {

@@ -29,7 +29,8 @@ static uint8_t *pristine;
 
 static void make_pristine(void)
 {
-	struct dlvm_thin_format_opts o = { .chunk_size = 65536, .data_chunks = 4000,
+	struct dlvm_thin_format_opts o = { .chunk_size = 65536,
+					   .data_chunks = 4000,
 					   .meta_blocks = BLOCKS };
 	struct dlvm_dev *dev = dlvm_memdev_new("fz", DEV_SIZE, 4096);
 	struct dlvm_thin_store *s = NULL;
@@ -159,7 +160,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t p = 0;
 		while (p + 5 <= size) {
 			uint32_t off = (data[p] | data[p + 1] << 8 | data[p + 2] << 16 |
-					(uint32_t)data[p + 3] << 24) % DEV_SIZE;
+					(uint32_t)data[p + 3] << 24) %
+				       DEV_SIZE;
 			size_t len = data[p + 4];
 			p += 5;
 			if (len > size - p)

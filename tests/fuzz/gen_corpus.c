@@ -77,11 +77,17 @@ static void gen_decode(void)
 {
 	struct seed s = { .len = 0 };
 	uint8_t buf[DLVM_STRUCT_SIZE];
-	struct dlvm_pv_header ph = { .major = DLVM_FORMAT_MAJOR, .sector_size = 512,
-				     .device_size = 64 << 20, .mda_offset = DLVM_MDA_OFFSET,
-				     .mda_size = 1 << 20, .data_offset = 2 << 20,
-				     .data_size = 62 << 20, .hostname = "node1" };
-	struct dlvm_mda_header mh = { .major = DLVM_FORMAT_MAJOR, .generation = 3, .ckpt_len = 512,
+	struct dlvm_pv_header ph = { .major = DLVM_FORMAT_MAJOR,
+				     .sector_size = 512,
+				     .device_size = 64 << 20,
+				     .mda_offset = DLVM_MDA_OFFSET,
+				     .mda_size = 1 << 20,
+				     .data_offset = 2 << 20,
+				     .data_size = 62 << 20,
+				     .hostname = "node1" };
+	struct dlvm_mda_header mh = { .major = DLVM_FORMAT_MAJOR,
+				      .generation = 3,
+				      .ckpt_len = 512,
 				      .ckpt_seq = 7 };
 
 	ph.pv_uuid[0] = 1;
@@ -114,7 +120,9 @@ static void gen_decode(void)
 	if (!dev || dlvm_pv_format(dev, &o, NULL) ||
 	    dlvm_vg_create("vg0", 1 << 20, &dev, 1, &vg, NULL) || dlvm_vg_encode_state(vg, &st))
 		abort();
-	struct dlvm_blob_header bh = { .major = DLVM_FORMAT_MAJOR, .seq = 2, .type = DLVM_REC_TXN,
+	struct dlvm_blob_header bh = { .major = DLVM_FORMAT_MAJOR,
+				       .seq = 2,
+				       .type = DLVM_REC_TXN,
 				       .payload_len = (uint32_t)st.len };
 	uint8_t *rec = calloc(1, DLVM_BLOB_HEADER_SIZE + st.len);
 	memcpy(bh.magic, DLVM_REC_MAGIC, 8);
@@ -217,22 +225,24 @@ static void request(const char *file, const char *cmd, const char *const *tok)
 
 static void gen_request(void)
 {
-	request("lvcreate", "lvcreate", (const char *const[]){ "-name=lv1", "-size=10G",
-		"-stripes=2", "-stripesize=64k", "vg0", NULL });
-	request("lvcreate_thin", "lvcreate", (const char *const[]){ "-virtualsize=1T",
-		"-thinpool=vg0/pool", "-name=t1", "-zero", NULL });
-	request("lvextend", "lvextend", (const char *const[]){ "-size=+1G", "vg0/lv1",
-		"/dev/null", NULL });
-	request("lvresize", "lvresize", (const char *const[]){ "-extents=-100%FREE", "vg0/lv1",
-		NULL });
+	request("lvcreate", "lvcreate",
+		(const char *const[]){ "-name=lv1", "-size=10G", "-stripes=2", "-stripesize=64k",
+				       "vg0", NULL });
+	request("lvcreate_thin", "lvcreate",
+		(const char *const[]){ "-virtualsize=1T", "-thinpool=vg0/pool", "-name=t1", "-zero",
+				       NULL });
+	request("lvextend", "lvextend",
+		(const char *const[]){ "-size=+1G", "vg0/lv1", "/dev/null", NULL });
+	request("lvresize", "lvresize",
+		(const char *const[]){ "-extents=-100%FREE", "vg0/lv1", NULL });
 	request("lvrename", "lvrename", (const char *const[]){ "vg0", "old", "new", NULL });
-	request("lvchange", "lvchange", (const char *const[]){ "-activate=ey", "-permission=r",
-		"vg0/lv1", NULL });
+	request("lvchange", "lvchange",
+		(const char *const[]){ "-activate=ey", "-permission=r", "vg0/lv1", NULL });
 	request("vgs", "vgs", (const char *const[]){ "-all", "vg0", "vg1", NULL });
 	request("lvs", "lvs", (const char *const[]){ "-all", "vg0/lv1", NULL });
 	request("vgrename", "vgrename", (const char *const[]){ "vg0", "vg1", NULL });
-	request("lvcreate_json_opt", "lvcreate", (const char *const[]){ "-size:12",
-		"-stripes:[\"2\", 3]", "vg0", NULL });
+	request("lvcreate_json_opt", "lvcreate",
+		(const char *const[]){ "-size:12", "-stripes:[\"2\", 3]", "vg0", NULL });
 	request("check", "check", (const char *const[]){ "-repair", "vg0", NULL });
 
 	struct seed s = { .len = 0 };

@@ -122,7 +122,8 @@ static void sleep_us(uint64_t us)
 
 static void sleep_until_ms(uint64_t ms)
 {
-	struct timespec ts = { .tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000 };
+	struct timespec ts = { .tv_sec = (time_t)(ms / 1000),
+			       .tv_nsec = (long)(ms % 1000) * 1000000 };
 
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
@@ -257,11 +258,14 @@ static json_t *layout_json(const struct dlvm_lease_area_header *h)
 	json_object_set_new(o, "file_size", json_integer((json_int_t)l.file_size));
 	/* offsets of the records, as lease.h specifies them (area at 0) */
 	for (uint32_t i = 1; i <= h->max_hosts; i++)
-		json_array_append_new(deltas, json_integer((json_int_t)(h->lockspace_offset +
-							   (uint64_t)(i - 1) * h->sector_size)));
+		json_array_append_new(deltas,
+				      json_integer((json_int_t)(h->lockspace_offset +
+								(uint64_t)(i - 1) *
+										h->sector_size)));
 	for (uint32_t r = 0; r < h->nres; r++)
-		json_array_append_new(leaders, json_integer((json_int_t)(h->resource_offset +
-							    (uint64_t)r * h->resource_stride)));
+		json_array_append_new(leaders,
+				      json_integer((json_int_t)(h->resource_offset +
+								(uint64_t)r * h->resource_stride)));
 	json_object_set_new(o, "delta_offsets", deltas);
 	json_object_set_new(o, "leader_offsets", leaders);
 	json_object_set_new(o, "resource_stride", json_integer((json_int_t)h->resource_stride));
@@ -367,7 +371,7 @@ struct host {
 };
 
 static void note(struct msglist *l, const char *kind, struct host *h, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+		__attribute__((format(printf, 4, 5)));
 
 static void note(struct msglist *l, const char *kind, struct host *h, const char *fmt, ...)
 {
@@ -449,9 +453,8 @@ static unsigned shared_marked(struct host *h, uint32_t res, bool shared, struct 
 		bad = 0;
 		for (uint32_t i = 1; i <= h->area->hdr.max_hosts && !bad; i++) {
 			struct marker m;
-			if (i != h->id &&
-			    marker_decode(h->blk + 4096 + (size_t)(i - 1) * REC_SIZE, &m, msg,
-					  sizeof(msg)))
+			if (i != h->id && marker_decode(h->blk + 4096 + (size_t)(i - 1) * REC_SIZE,
+							&m, msg, sizeof(msg)))
 				bad = i;
 		}
 		if (!bad || !shared || attempt == 3)
@@ -505,8 +508,8 @@ static bool lease_valid(struct host *h)
 
 static bool count_equal(const struct count_rec *a, const struct count_rec *b)
 {
-	return a->count == b->count && a->host_id == b->host_id &&
-	       a->generation == b->generation && a->lver == b->lver;
+	return a->count == b->count && a->host_id == b->host_id && a->generation == b->generation &&
+	       a->lver == b->lver;
 }
 
 static void hold_pause(struct host *h, uint64_t max_us)
@@ -521,11 +524,13 @@ static void changed(struct host *h, uint32_t res, const struct dlvm_paxos_lease 
 		note_error(h, "resource %u: lease lost (deadline passed) %s", res, when);
 		return;
 	}
-	note_violation(h, "resource %u: count record changed %s while held %s at version %" PRIu64
-		  ": expected count %" PRIu64 " by host id %u (version %" PRIu64 "), found count %"
-		  PRIu64 " by host id %u (version %" PRIu64 ")", res, when,
-		  lease->mode == DLVM_LEASE_SHARED ? "shared" : "exclusively", lease->lver,
-		  want->count, want->host_id, want->lver, got->count, got->host_id, got->lver);
+	note_violation(h,
+		       "resource %u: count record changed %s while held %s at version %" PRIu64
+		       ": expected count %" PRIu64 " by host id %u (version %" PRIu64
+		       "), found count %" PRIu64 " by host id %u (version %" PRIu64 ")",
+		       res, when, lease->mode == DLVM_LEASE_SHARED ? "shared" : "exclusively",
+		       lease->lver, want->count, want->host_id, want->lver, got->count,
+		       got->host_id, got->lver);
 }
 
 /* The lease is held and the count record settled (events only). */
@@ -544,9 +549,11 @@ static void check_no_shared(struct host *h, const struct dlvm_paxos_lease *lease
 	struct marker m;
 
 	if (shared_marked(h, lease->res_index, false, &m))
-		note_violation(h, "resource %u: host id %u holds it shared (version %" PRIu64 ") while "
-			  "this host holds it exclusively at version %" PRIu64, lease->res_index,
-			  m.host_id, m.lver, lease->lver);
+		note_violation(h,
+			       "resource %u: host id %u holds it shared (version %" PRIu64
+			       ") while "
+			       "this host holds it exclusively at version %" PRIu64,
+			       lease->res_index, m.host_id, m.lver, lease->lver);
 }
 
 /*
@@ -565,13 +572,17 @@ static int exclusive_begin(struct host *h, const struct dlvm_paxos_lease *lease,
 	if (read_block(h, res, &c0))
 		return -EIO;
 	if (c0.lver >= lease->lver)
-		note_violation(h, "resource %u: count record was written at version %" PRIu64
-			  " by host id %u, not older than this host's version %" PRIu64, res,
-			  c0.lver, c0.host_id, lease->lver);
+		note_violation(h,
+			       "resource %u: count record was written at version %" PRIu64
+			       " by host id %u, not older than this host's version %" PRIu64,
+			       res, c0.lver, c0.host_id, lease->lver);
 	if (c0.count < s->last_count)
-		note_violation(h, "resource %u: count went back from %" PRIu64 " (written by this host "
-			  "at version %" PRIu64 ") to %" PRIu64 " (host id %u, version %" PRIu64 ")",
-			  res, s->last_count, s->last_lver, c0.count, c0.host_id, c0.lver);
+		note_violation(h,
+			       "resource %u: count went back from %" PRIu64
+			       " (written by this host "
+			       "at version %" PRIu64 ") to %" PRIu64
+			       " (host id %u, version %" PRIu64 ")",
+			       res, s->last_count, s->last_lver, c0.count, c0.host_id, c0.lver);
 	check_no_shared(h, lease);
 	hold_pause(h, DLVM_MIN(h->hold_max_us / 4, (uint64_t)500));
 	if (read_block(h, res, &c1))
@@ -580,7 +591,8 @@ static int exclusive_begin(struct host *h, const struct dlvm_paxos_lease *lease,
 		changed(h, res, lease, "before the increment", &c0, &c1);
 
 	if (!lease_valid(h)) {
-		note_error(h, "resource %u: lease deadline passed before the write; not written", res);
+		note_error(h, "resource %u: lease deadline passed before the write; not written",
+			   res);
 		return -ETIMEDOUT;
 	}
 	*mine = (struct count_rec){ c1.count + 1, h->id, h->generation, lease->lver };
@@ -606,8 +618,7 @@ static int exclusive_end(struct host *h, const struct dlvm_paxos_lease *lease,
 	return 0;
 }
 
-static int set_marker(struct host *h, uint32_t res, const struct dlvm_paxos_lease *lease,
-		      bool held)
+static int set_marker(struct host *h, uint32_t res, const struct dlvm_paxos_lease *lease, bool held)
 {
 	struct marker m = { h->id, held, h->generation, lease->lver };
 	uint8_t rec[REC_SIZE];
@@ -626,9 +637,10 @@ static int hold_shared(struct host *h, const struct dlvm_paxos_lease *lease)
 	if (read_block(h, res, &c0))
 		return -EIO;
 	if (c0.lver >= lease->lver)
-		note_violation(h, "resource %u: count record was written at version %" PRIu64
-			  " by host id %u, not older than this host's shared version %" PRIu64,
-			  res, c0.lver, c0.host_id, lease->lver);
+		note_violation(h,
+			       "resource %u: count record was written at version %" PRIu64
+			       " by host id %u, not older than this host's shared version %" PRIu64,
+			       res, c0.lver, c0.host_id, lease->lver);
 	if (set_marker(h, res, lease, true))
 		return -EIO;
 	emit_holding(h, res, c0.count);
@@ -830,8 +842,10 @@ static void note_acquired(struct host *h, const struct dlvm_paxos_lease *lease, 
 	uint64_t t = now_ms();
 
 	if (lease->lver <= s->last_lver)
-		note_violation(h, "resource %u: acquired at version %" PRIu64 ", after holding version %"
-			  PRIu64, lease->res_index, lease->lver, s->last_lver);
+		note_violation(h,
+			       "resource %u: acquired at version %" PRIu64
+			       ", after holding version %" PRIu64,
+			       lease->res_index, lease->lver, s->last_lver);
 	s->last_lver = lease->lver;
 	if (!u64vec_push(&s->lvers, lease->lver))
 		note_error(h, "out of memory");
@@ -900,7 +914,7 @@ static int acquire(struct host *h, uint32_t res, enum dlvm_lease_mode mode,
 		note_busy(h, res, &e);
 		if (now_ms() - t0 > h->max_wait_ms) {
 			note_error(h, "resource %u: still busy after %" PRIu64 " ms: %s", res,
-			      h->max_wait_ms, e.msg);
+				   h->max_wait_ms, e.msg);
 			return -ETIMEDOUT;
 		}
 		sleep_us(rng_range(&h->rng, 100, 2000));
@@ -917,8 +931,8 @@ static int release(struct host *h, const struct dlvm_paxos_lease *lease)
 	if (!r)
 		return 0;
 	if (r == -ESTALE && lease_valid(h))
-		note_violation(h, "resource %u: release of version %" PRIu64 ": %s", lease->res_index,
-			  lease->lver, e.msg);
+		note_violation(h, "resource %u: release of version %" PRIu64 ": %s",
+			       lease->res_index, lease->lver, e.msg);
 	else if (r == -EBADMSG)
 		note_damaged(h, lease->res_index, &e);
 	else
@@ -974,8 +988,8 @@ static void summary(struct host *h, const char *mode, uint64_t t_start, uint64_t
 					      : 0.0));
 	json_object_set_new(o, "max_acquire_ms", json_integer((json_int_t)h->max_acquire_ms));
 	json_object_set_new(o, "first_acquire_ms", json_integer((json_int_t)h->first_acquire_ms));
-	json_object_set_new(o, "first_busy", h->first_busy ? json_incref(h->first_busy)
-							   : json_null());
+	json_object_set_new(o, "first_busy",
+			    h->first_busy ? json_incref(h->first_busy) : json_null());
 	json_t *by = json_object();
 	for (int sh = 0; h->busy_by[0] && sh < 2; sh++) {
 		json_t *m = json_object();
@@ -1023,9 +1037,11 @@ struct opts {
 static __attribute__((noreturn)) void usage(void)
 {
 	fprintf(stderr,
-		"usage: lease_torture format FILE [--max-hosts N] [--resources R] [--io-timeout T]\n"
+		"usage: lease_torture format FILE [--max-hosts N] [--resources R] [--io-timeout "
+		"T]\n"
 		"                            [--sector-size S]\n"
-		"       lease_torture run FILE --host-id N [--acquisitions K] [--mode ex|sh|mixed]\n"
+		"       lease_torture run FILE --host-id N [--acquisitions K] [--mode "
+		"ex|sh|mixed]\n"
 		"                            [--resources R] [--hold-ms MS] [--hold-min-ms MS]\n"
 		"                            [--resource R] [--idle-ms MS] [--max-wait-ms MS]\n"
 		"                            [--seed S] [--events] [--unsafe]\n"
@@ -1069,8 +1085,13 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 	};
 	int c;
 
-	*o = (struct opts){ .max_hosts = 8, .resources = 4, .io_timeout = 1, .sector_size = 512,
-			    .acquisitions = 1000, .mode = "ex", .hold_ms = 2,
+	*o = (struct opts){ .max_hosts = 8,
+			    .resources = 4,
+			    .io_timeout = 1,
+			    .sector_size = 512,
+			    .acquisitions = 1000,
+			    .mode = "ex",
+			    .hold_ms = 2,
 			    .max_wait_ms = 60000 };
 	optind = 3;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -1203,7 +1224,8 @@ static int cmd_dump(const char *file)
 			for (uint32_t k = 1; k <= h.area->hdr.max_hosts; k++) {
 				struct marker m;
 				if (!marker_decode(h.blk + 4096 + (size_t)(k - 1) * REC_SIZE, &m,
-						   msg, sizeof(msg)) && m.held)
+						   msg, sizeof(msg)) &&
+				    m.held)
 					json_array_append_new(held, json_integer(k));
 			}
 		}
@@ -1354,7 +1376,7 @@ static void contend_round(struct host *h, uint32_t res, unsigned long round, uin
 		}
 		if (now_ms() - t0 > h->max_wait_ms) {
 			note_error(h, "round %lu: no host won in %" PRIu64 " ms: %s", round,
-			      h->max_wait_ms, e.msg);
+				   h->max_wait_ms, e.msg);
 			json_object_set_new(o, "error", json_string(e.msg));
 			goto out;
 		}

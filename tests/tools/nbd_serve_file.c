@@ -65,7 +65,8 @@ static struct dlvm_lv_map *build_map(struct export_arg *e)
 	m->readonly = e->readonly;
 	m->fence = fence ? dlvm_fence_get(fence) : NULL;
 	snprintf(m->vg, sizeof(m->vg), "%.*s", (int)DLVM_MIN(strcspn(e->name, "/"), 127), e->name);
-	snprintf(m->lv, sizeof(m->lv), "%.127s", strchr(e->name, '/') ? strchr(e->name, '/') + 1 : e->name);
+	snprintf(m->lv, sizeof(m->lv), "%.127s",
+		 strchr(e->name, '/') ? strchr(e->name, '/') + 1 : e->name);
 	m->ndev = e->nfiles;
 	m->devs = calloc(e->nfiles, sizeof(*m->devs));
 	m->nseg = 1;
@@ -127,7 +128,8 @@ static int parse_export(char *arg, struct export_arg *e)
 	for (tok = strtok_r(files, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (e->nfiles == DLVM_MAX_STRIPES)
 			return -1;
-		int flags = (e->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | (buffered ? 0 : O_DIRECT);
+		int flags = (e->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC |
+			    (buffered ? 0 : O_DIRECT);
 		int fd = open(tok, flags);
 		if (fd < 0) {
 			fprintf(stderr, "nbd_serve_file: %s: %s\n", tok, strerror(errno));
@@ -176,23 +178,12 @@ int main(int argc, char **argv)
 				atomic_load(&fence->deadline_ms));
 			break;
 		}
-		case 'U':
-			o.unix_path = optarg;
-			break;
-		case 'T':
-			o.tcp_addr = optarg;
-			break;
-		case 'a':
-			align = (uint32_t)strtoul(optarg, NULL, 0);
-			break;
-		case 's':
-			stripe = strtoull(optarg, NULL, 0);
-			break;
-		case 'b':
-			buffered = true;
-			break;
-		default:
-			usage();
+		case 'U': o.unix_path = optarg; break;
+		case 'T': o.tcp_addr = optarg; break;
+		case 'a': align = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case 's': stripe = strtoull(optarg, NULL, 0); break;
+		case 'b': buffered = true; break;
+		default: usage();
 		}
 	}
 	if (optind == argc || argc - optind > MAX_EXPORTS || !align || !stripe)

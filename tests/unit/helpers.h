@@ -28,24 +28,24 @@
 #define MiB (1ull << 20)
 
 /* expr must return want, fill e with the same code and a message holding needle. */
-#define assert_err(expr, e, want, needle)                                                    \
-	do {                                                                                 \
-		dlvm_err_clear(e);                                                           \
-		int r_ = (expr);                                                             \
-		if (r_ != (want) || (e)->code != (want) || !strstr((e)->msg, (needle)))      \
+#define assert_err(expr, e, want, needle) \
+	do { \
+		dlvm_err_clear(e); \
+		int r_ = (expr); \
+		if (r_ != (want) || (e)->code != (want) || !strstr((e)->msg, (needle))) \
 			fail_msg("%s:\n  got %d (%s), err.code %d, msg \"%s\"\n  want %d (%s) " \
-				 "with \"%s\"", #expr, r_, dlvm_errno_name(r_), (e)->code,   \
-				 (e)->msg, (want), dlvm_errno_name(want), (needle));         \
+				 "with \"%s\"", \
+				 #expr, r_, dlvm_errno_name(r_), (e)->code, (e)->msg, (want), \
+				 dlvm_errno_name(want), (needle)); \
 	} while (0)
 
 /* expr must return 0; on failure the message is shown. */
-#define assert_ok(expr, e)                                                                   \
-	do {                                                                                 \
-		dlvm_err_clear(e);                                                           \
-		int r_ = (expr);                                                             \
-		if (r_)                                                                      \
-			fail_msg("%s: %d (%s) \"%s\"", #expr, r_, dlvm_errno_name(r_),       \
-				 (e)->msg);                                                  \
+#define assert_ok(expr, e) \
+	do { \
+		dlvm_err_clear(e); \
+		int r_ = (expr); \
+		if (r_) \
+			fail_msg("%s: %d (%s) \"%s\"", #expr, r_, dlvm_errno_name(r_), (e)->msg); \
 	} while (0)
 
 /* A formatted memory PV. */
@@ -175,13 +175,15 @@ static inline char *t_model(const struct dlvm_vg *vg)
 	struct t_str b = { 0 };
 	const struct dlvm_vg_info *in = &vg->info;
 
-	t_add(&b, "vg %s seq %" PRIu64 " extent %" PRIu64 " flags %" PRIx64 " next_lv %" PRIu64
-	      " next_pv %u max_lv %u\n", in->name, vg->seq, in->extent_size, in->flags,
-	      in->next_lv_id, in->next_pv_id, in->max_lv);
+	t_add(&b,
+	      "vg %s seq %" PRIu64 " extent %" PRIu64 " flags %" PRIx64 " next_lv %" PRIu64
+	      " next_pv %u max_lv %u\n",
+	      in->name, vg->seq, in->extent_size, in->flags, in->next_lv_id, in->next_pv_id,
+	      in->max_lv);
 	for (size_t i = 0; i < vg->npv; i++) {
 		const struct dlvm_pv *pv = vg->pvs[i];
-		t_add(&b, "pv %u pe_start %" PRIu64 " pe_count %" PRIu64 " alloc %" PRIu64
-		      " free:", pv->d.id, pv->d.pe_start, pv->d.pe_count, pv->pe_alloc);
+		t_add(&b, "pv %u pe_start %" PRIu64 " pe_count %" PRIu64 " alloc %" PRIu64 " free:",
+		      pv->d.id, pv->d.pe_start, pv->d.pe_count, pv->pe_alloc);
 		for (size_t k = 0; k < pv->nfree; k++)
 			t_add(&b, " %" PRIu64 "+%" PRIu64, pv->free[k].start, pv->free[k].count);
 		t_add(&b, "\n");
@@ -199,10 +201,11 @@ static inline char *t_model(const struct dlvm_vg *vg)
 		/* only where there is something, so the plain LVs' lines stay */
 		if (th->pool_id || th->origin_id || th->virtual_size || th->meta_id ||
 		    th->chunk_size || th->slab_extents || lv->copy_rate || lv->nholders) {
-			t_add(&b, "  thin %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %u %u "
-			      "copy_rate %" PRIu64 " holders", th->pool_id, th->origin_id,
-			      th->virtual_size, th->meta_id, th->chunk_size, th->slab_extents,
-			      lv->copy_rate);
+			t_add(&b,
+			      "  thin %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %u %u "
+			      "copy_rate %" PRIu64 " holders",
+			      th->pool_id, th->origin_id, th->virtual_size, th->meta_id,
+			      th->chunk_size, th->slab_extents, lv->copy_rate);
 			for (uint32_t k = 0; k < lv->nholders; k++)
 				t_add(&b, " %u/%u/%" PRIu64, lv->holders[k].host_id,
 				      lv->holders[k].mode, lv->holders[k].generation);
@@ -240,13 +243,13 @@ static inline unsigned t_check(struct dlvm_vg *vg, bool repair, unsigned *repair
 }
 
 /* Check must find no problem at all. */
-#define assert_check_clean(vg)                                                               \
-	do {                                                                                 \
-		char *txt_;                                                                  \
-		unsigned p_ = t_check((vg), false, NULL, &txt_);                             \
-		if (p_)                                                                      \
-			fail_msg("dlvm_vg_check: %u problems:\n%s", p_, txt_);               \
-		free(txt_);                                                                  \
+#define assert_check_clean(vg) \
+	do { \
+		char *txt_; \
+		unsigned p_ = t_check((vg), false, NULL, &txt_); \
+		if (p_) \
+			fail_msg("dlvm_vg_check: %u problems:\n%s", p_, txt_); \
+		free(txt_); \
 	} while (0)
 
 /* ---- transactions of one edit ---- */

@@ -21,12 +21,11 @@ static char *alloc_text(struct dlvm_vg *vg, const struct dlvm_lv *lv, uint64_t e
 	return b.s;
 }
 
-#define assert_alloc(vg, lv, extents, stripes, ssize, pvs, npvs, want)                       \
-	do {                                                                                 \
-		char *got_ = alloc_text((vg), (lv), (extents), (stripes), (ssize), (pvs),    \
-					(npvs));                                             \
-		assert_string_equal(got_, (want));                                           \
-		free(got_);                                                                  \
+#define assert_alloc(vg, lv, extents, stripes, ssize, pvs, npvs, want) \
+	do { \
+		char *got_ = alloc_text((vg), (lv), (extents), (stripes), (ssize), (pvs), (npvs)); \
+		assert_string_equal(got_, (want)); \
+		free(got_); \
 	} while (0)
 
 static struct dlvm_vg *vg_of(size_t npv)

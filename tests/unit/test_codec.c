@@ -115,16 +115,19 @@ static void pv_header_corrupt_fields(void **state)
 		{ 56, 4, 1024, -EBADMSG, "field sector_size is 1024, not 512 or 4096" },
 		{ 56, 4, 0, -EBADMSG, "field sector_size is 0" },
 		{ 72, 8, 4096, -EBADMSG, "field mda_offset is 4096, expected 8192" },
-		{ 80, 8, 4096, -EBADMSG, "field mda_size 4096 is not a multiple of 4096 of at "
-					 "least 1 MiB" },
+		{ 80, 8, 4096, -EBADMSG,
+		  "field mda_size 4096 is not a multiple of 4096 of at "
+		  "least 1 MiB" },
 		{ 80, 8, MiB + 512, -EBADMSG, "field mda_size 1049088" },
 		{ 88, 8, 1, -EBADMSG, "field lease_offset/lease_size is set" },
 		{ 96, 8, MiB, -EBADMSG, "field lease_offset/lease_size is set" },
 		{ 104, 8, MiB, -EBADMSG, "field data_offset 1048576 overlaps the metadata area" },
-		{ 104, 8, 3 * MiB + 4096, -EBADMSG, "field data_offset 3149824 overlaps the "
-						    "metadata area or is not 1 MiB aligned" },
-		{ 112, 8, G, -EBADMSG, "field data_size 1073741824 runs past the device size "
-				       "1073741824" },
+		{ 104, 8, 3 * MiB + 4096, -EBADMSG,
+		  "field data_offset 3149824 overlaps the "
+		  "metadata area or is not 1 MiB aligned" },
+		{ 112, 8, G, -EBADMSG,
+		  "field data_size 1073741824 runs past the device size "
+		  "1073741824" },
 		{ 112, 8, UINT64_MAX, -EBADMSG, "field data_size 18446744073709551615 runs past" },
 		{ 64, 8, 64 * MiB, -EBADMSG, "runs past the device size 67108864" },
 		{ 192, 1, 1, -EBADMSG, "reserved byte 192 is not zero" },
@@ -162,7 +165,8 @@ static void pv_header_magic_and_crc(void **state)
 
 	/* no label at all: -ENODATA, so callers can tell "not a PV" from "damaged" */
 	memset(buf, 0, sizeof(buf));
-	assert_err(dlvm_pv_header_decode(buf, &d, &e), &e, -ENODATA, "no dlvm PV label (bad magic)");
+	assert_err(dlvm_pv_header_decode(buf, &d, &e), &e, -ENODATA,
+		   "no dlvm PV label (bad magic)");
 	for (unsigned i = 0; i < 8; i++) {
 		memcpy(buf, good, sizeof(buf));
 		buf[i] ^= 0x01;
@@ -270,13 +274,17 @@ static void mda_header_corrupt_fields(void **state)
 		{ 12, 4, 1024, -EBADMSG, "header size 1024, expected 512" },
 		{ 12, 4, 0x20200, -EBADMSG, "header size 131584, expected 512" },
 		{ 32, 8, 0x100, -ENOTSUP, "unknown incompatible features 0x100" },
-		{ 88, 8, 4096, -EBADMSG, "fields ckpt_offset/ckpt_size (4096/389120) are out of range" },
+		{ 88, 8, 4096, -EBADMSG,
+		  "fields ckpt_offset/ckpt_size (4096/389120) are out of range" },
 		{ 88, 8, 8192 + 512, -EBADMSG, "fields ckpt_offset/ckpt_size (8704/389120)" },
 		{ 96, 8, 0, -EBADMSG, "fields ckpt_offset/ckpt_size (8192/0)" },
 		{ 96, 8, 1000, -EBADMSG, "fields ckpt_offset/ckpt_size (8192/1000)" },
-		{ 96, 8, 1ull << 63, -EBADMSG, "fields ckpt_offset/ckpt_size (8192/9223372036854775808)" },
-		{ 96, 8, (UINT64_MAX - 8191) / 2 / 4096 * 4096, -EBADMSG, "fields ckpt_offset/ckpt_size" },
-		{ 104, 8, 8192, -EBADMSG, "fields ring_offset/ring_size (8192/262144) are out of range" },
+		{ 96, 8, 1ull << 63, -EBADMSG,
+		  "fields ckpt_offset/ckpt_size (8192/9223372036854775808)" },
+		{ 96, 8, (UINT64_MAX - 8191) / 2 / 4096 * 4096, -EBADMSG,
+		  "fields ckpt_offset/ckpt_size" },
+		{ 104, 8, 8192, -EBADMSG,
+		  "fields ring_offset/ring_size (8192/262144) are out of range" },
 		{ 104, 8, 786432 + 512, -EBADMSG, "fields ring_offset/ring_size (786944/262144)" },
 		{ 112, 8, 12288, -EBADMSG, "fields ring_offset/ring_size (786432/12288)" },
 		{ 112, 8, 266240, -EBADMSG, "fields ring_offset/ring_size (786432/266240)" },
@@ -284,10 +292,12 @@ static void mda_header_corrupt_fields(void **state)
 		{ 104, 8, UINT64_MAX - 4095, -EBADMSG, "fields ring_offset/ring_size" },
 		{ 80, 8, MiB - 4096, -EBADMSG, "fields ring_offset/ring_size (786432/262144)" },
 		{ 120, 4, 2, -EBADMSG, "field ckpt_slot is 2, not 0 or 1" },
-		{ 136, 8, 389121, -EBADMSG, "field ckpt_len 389121 exceeds the region size 389120" },
+		{ 136, 8, 389121, -EBADMSG,
+		  "field ckpt_len 389121 exceeds the region size 389120" },
 		{ 136, 8, 63, -EBADMSG, "field ckpt_len 63 is too small" },
-		{ 152, 8, 262144, -EBADMSG, "field journal_start 262144 is outside the ring or "
-					    "unaligned" },
+		{ 152, 8, 262144, -EBADMSG,
+		  "field journal_start 262144 is outside the ring or "
+		  "unaligned" },
 		{ 152, 8, 1000, -EBADMSG, "field journal_start 1000 is outside the ring" },
 		{ 160, 1, 1, -EBADMSG, "reserved byte 160 is not zero" },
 		{ 507, 1, 1, -EBADMSG, "reserved byte 507 is not zero" },
@@ -404,8 +414,8 @@ static void blob_corrupt_fields(void **state)
 
 	assert_err(dlvm_blob_decode(good, DLVM_BLOB_HEADER_SIZE - 1, DLVM_REC_MAGIC, &d, &e), &e,
 		   -EBADMSG, "truncated header");
-	assert_err(dlvm_blob_decode(good, sizeof(good) - 1, DLVM_REC_MAGIC, &d, &e), &e,
-		   -EBADMSG, "field payload_len 100 runs past the area");
+	assert_err(dlvm_blob_decode(good, sizeof(good) - 1, DLVM_REC_MAGIC, &d, &e), &e, -EBADMSG,
+		   "field payload_len 100 runs past the area");
 	/* a record is not a checkpoint */
 	assert_err(dlvm_blob_decode(good, sizeof(good), DLVM_CKPT_MAGIC, &d, &e), &e, -EBADMSG,
 		   "bad magic");
@@ -547,14 +557,16 @@ static size_t sample_edits(struct dlvm_edit *ed)
 	e->u.lv.holders = calloc(3, sizeof(*e->u.lv.holders));
 	for (uint32_t i = 0; i < 3; i++)
 		e->u.lv.holders[i] = (struct dlvm_lv_holder){ 7 + i * 900, DLVM_HOLD_SHARED,
-							     0x1122334455ull + i };
+							      0x1122334455ull + i };
 
 	e = &ed[n++];
 	memset(e, 0, sizeof(*e));
 	e->type = DLVM_EDIT_LV_SET_THIN;
 	e->u.lv.id = 92;
-	e->u.lv.thin = (struct dlvm_lv_thin){ .pool_id = 7, .origin_id = 0x8877665544ull,
-					      .virtual_size = 1ull << 40, .meta_id = 3,
+	e->u.lv.thin = (struct dlvm_lv_thin){ .pool_id = 7,
+					      .origin_id = 0x8877665544ull,
+					      .virtual_size = 1ull << 40,
+					      .meta_id = 3,
 					      .chunk_size = 65536 };
 
 	e = &ed[n++]; /* nobody holds it */
@@ -598,9 +610,7 @@ static void assert_edit_equal(const struct dlvm_edit *a, const struct dlvm_edit 
 		assert_int_equal(a->u.pv.sector_size, b->u.pv.sector_size);
 		assert_int_equal(a->u.pv.flags, b->u.pv.flags);
 		break;
-	case DLVM_EDIT_PV_REMOVE:
-		assert_int_equal(a->u.pv_id, b->u.pv_id);
-		break;
+	case DLVM_EDIT_PV_REMOVE: assert_int_equal(a->u.pv_id, b->u.pv_id); break;
 	case DLVM_EDIT_LV_CREATE:
 		assert_int_equal(a->u.lv.id, b->u.lv.id);
 		assert_memory_equal(a->u.lv.uuid, b->u.lv.uuid, 16);
@@ -609,9 +619,7 @@ static void assert_edit_equal(const struct dlvm_edit *a, const struct dlvm_edit 
 		assert_int_equal(a->u.lv.ctime, b->u.lv.ctime);
 		assert_segs_equal(a->u.lv.segs, a->u.lv.nseg, b->u.lv.segs, b->u.lv.nseg);
 		break;
-	case DLVM_EDIT_LV_REMOVE:
-		assert_int_equal(a->u.lv.id, b->u.lv.id);
-		break;
+	case DLVM_EDIT_LV_REMOVE: assert_int_equal(a->u.lv.id, b->u.lv.id); break;
 	case DLVM_EDIT_LV_RENAME:
 		assert_int_equal(a->u.lv.id, b->u.lv.id);
 		assert_string_equal(a->u.lv.name, b->u.lv.name);
@@ -646,8 +654,7 @@ static void assert_edit_equal(const struct dlvm_edit *a, const struct dlvm_edit 
 					 b->u.lv.holders[i].generation);
 		}
 		break;
-	default:
-		fail_msg("unexpected edit type %u", a->type);
+	default: fail_msg("unexpected edit type %u", a->type);
 	}
 }
 
@@ -771,7 +778,8 @@ static void edit_truncated(void **state)
 			dlvm_err_clear(&e);
 			int r = dlvm_edit_decode(b.data, 8 + l, &pos, &d, &e);
 			if (r != -EBADMSG || pos != 0 ||
-			    (!strstr(e.msg, "is truncated") && !strstr(e.msg, "exceeds the edit length")))
+			    (!strstr(e.msg, "is truncated") &&
+			     !strstr(e.msg, "exceeds the edit length")))
 				fail_msg("%s with length %u of %u: %d \"%s\"",
 					 dlvm_edit_type_name(ed[i].type), l, elen, r, e.msg);
 		}
@@ -872,19 +880,26 @@ static void edit_bad_segments(void **state)
 	assert_int_equal(dlvm_edit_encode(&ed, &good), 0);
 	dlvm_edit_release(&ed);
 	/* payload: id 8 | nseg 4 | le_start 8 | le_count 8 | type 2 | stripes 2 | ssize 4 | areas */
-	enum { NSEG = 8, LE_COUNT = NSEG + 4 + 8, TYPE = LE_COUNT + 8, STRIPES = TYPE + 2,
-	       SSIZE = STRIPES + 2 };
+	enum {
+		NSEG = 8,
+		LE_COUNT = NSEG + 4 + 8,
+		TYPE = LE_COUNT + 8,
+		STRIPES = TYPE + 2,
+		SSIZE = STRIPES + 2
+	};
 	const struct bad_field bad[] = {
 		{ TYPE, 2, 3, -ENOTSUP, "segment 0: unknown type 3" },
 		{ STRIPES, 2, 0, -EBADMSG, "segment 0: field stripes is 0" },
 		{ STRIPES, 2, DLVM_MAX_STRIPES + 1, -EBADMSG, "segment 0: field stripes is 129" },
 		{ TYPE, 2, DLVM_SEG_LINEAR, -EBADMSG, "segment 0: field stripes is 2" },
-		{ SSIZE, 4, 65536 + 4096, -EBADMSG, "segment 0: field stripe_size 69632 is not a "
-						    "power of two >= 4096" },
+		{ SSIZE, 4, 65536 + 4096, -EBADMSG,
+		  "segment 0: field stripe_size 69632 is not a "
+		  "power of two >= 4096" },
 		{ SSIZE, 4, 2048, -EBADMSG, "field stripe_size 2048" },
 		{ SSIZE, 4, 0, -EBADMSG, "field stripe_size 0" },
-		{ LE_COUNT, 8, 7, -EBADMSG, "segment 0: field le_count 7 is zero or not a multiple "
-					    "of 2 stripes" },
+		{ LE_COUNT, 8, 7, -EBADMSG,
+		  "segment 0: field le_count 7 is zero or not a multiple "
+		  "of 2 stripes" },
 		{ LE_COUNT, 8, 0, -EBADMSG, "field le_count 0 is zero" },
 		{ NSEG, 4, 3, -EBADMSG, "field nseg 3 exceeds the edit length" },
 		{ NSEG, 4, UINT32_MAX, -EBADMSG, "field nseg 4294967295 exceeds the edit length" },

@@ -86,7 +86,8 @@ static void pv_header_ro_compat_makes_vg_readonly(void **state)
 	assert_non_null(dlvm_lv_find(vg, "b"));
 	assert_false(vg->pvs[0]->mda.in_sync);
 	assert_true(vg->pvs[1]->mda.in_sync);
-	assert_string_equal(vg->readonly_why, "pv1: PV header at offset 4096: unknown "
+	assert_string_equal(vg->readonly_why,
+			    "pv1: PV header at offset 4096: unknown "
 			    "read-only-compatible features 0x4 (written by a newer dlvm): the VG "
 			    "is read-only");
 	assert_nothing_written(vg, writes, vg->readonly_why);
@@ -102,9 +103,11 @@ static void mda_header_ro_compat_makes_vg_readonly(void **state)
 
 	assert_int_equal(vg->seq, 3);
 	unsigned slot = vg->pvs[0]->mda.slot;
-	snprintf(want, sizeof(want), "pv0: metadata header slot %u at offset %u: unknown "
+	snprintf(want, sizeof(want),
+		 "pv0: metadata header slot %u at offset %u: unknown "
 		 "read-only-compatible features 0x8 (written by a newer dlvm): the VG is "
-		 "read-only", slot, DLVM_MDA_OFFSET + slot * DLVM_BLOCK);
+		 "read-only",
+		 slot, DLVM_MDA_OFFSET + slot * DLVM_BLOCK);
 	assert_string_equal(vg->readonly_why, want);
 	assert_nothing_written(vg, writes, want);
 	dlvm_vg_free(vg);
@@ -151,7 +154,8 @@ static void vg_ro_compat_says_why(void **state)
 /* vgcreate refuses such a PV before it writes anything. */
 static void vg_create_refuses_unknown_ro_compat(void **state)
 {
-	struct dlvm_dev *devs[2] = { t_pv("pv0", 64 * MiB, 512, MiB), t_pv("pv1", 64 * MiB, 512, MiB) };
+	struct dlvm_dev *devs[2] = { t_pv("pv0", 64 * MiB, 512, MiB),
+				     t_pv("pv1", 64 * MiB, 512, MiB) };
 	struct dlvm_vg *vg = NULL;
 	struct dlvm_err e = { 0 };
 	(void)state;

@@ -50,7 +50,8 @@ static unsigned nrows;
 static char problems[16384];
 static size_t problems_len;
 
-static void problem(const struct row *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(const struct row *r, const char *fmt, ...)
+		__attribute__((format(printf, 2, 3)));
 static void problem(const struct row *r, const char *fmt, ...)
 {
 	va_list ap;
@@ -59,8 +60,8 @@ static void problem(const struct row *r, const char *fmt, ...)
 	if (room < 2)
 		return;
 	if (r)
-		problems_len += (size_t)snprintf(problems + problems_len, room, "\n  docs/format/%s:%u: ",
-						 r->file, r->line);
+		problems_len += (size_t)snprintf(problems + problems_len, room,
+						 "\n  docs/format/%s:%u: ", r->file, r->line);
 	else
 		problems_len += (size_t)snprintf(problems + problems_len, room, "\n  ");
 	problems_len = DLVM_MIN(problems_len, sizeof(problems) - 1);
@@ -176,20 +177,26 @@ enum ftype { F_BYTES, F_U16, F_U32, F_U64 };
 struct field {
 	const char *name;
 	unsigned off, size;
-	bool has_value;       /* the sample encoding holds this value there */
+	bool has_value; /* the sample encoding holds this value there */
 	uint64_t value;
 };
 
 struct layout {
 	const char *name;
-	unsigned size;        /* bytes the table covers */
+	unsigned size; /* bytes the table covers */
 	const struct field *f;
 	size_t nf;
 	void (*encode)(uint8_t *buf); /* a sample, or NULL */
 };
 
-#define V(n, o, s, v) { n, o, s, true, v }
-#define B(n, o, s) { n, o, s, false, 0 }
+#define V(n, o, s, v) \
+	{ \
+		n, o, s, true, v \
+	}
+#define B(n, o, s) \
+	{ \
+		n, o, s, false, 0 \
+	}
 
 /* Sample values: each distinct, so that a documented offset that points at
  * another field reads the wrong value. */
@@ -198,68 +205,117 @@ static const uint8_t sample_uuid[16] = { 0x5a, 0x11, 0x22, 0x33, 0x44, 0x55, 0x6
 
 static void enc_pv(uint8_t *buf)
 {
-	struct dlvm_pv_header h = { .major = 1, .minor = 3, .compat = 0x1001, .ro_compat = 0x1002,
-				    .incompat = 0x1003, .sector_size = 4096,
-				    .device_size = 0x2000000001, .mda_offset = 8192,
-				    .mda_size = 0x100002, .lease_offset = 0x3003,
-				    .lease_size = 0x4004, .data_offset = 0x500005,
-				    .data_size = 0x600006, .ctime = 0x7007 };
+	struct dlvm_pv_header h = { .major = 1,
+				    .minor = 3,
+				    .compat = 0x1001,
+				    .ro_compat = 0x1002,
+				    .incompat = 0x1003,
+				    .sector_size = 4096,
+				    .device_size = 0x2000000001,
+				    .mda_offset = 8192,
+				    .mda_size = 0x100002,
+				    .lease_offset = 0x3003,
+				    .lease_size = 0x4004,
+				    .data_offset = 0x500005,
+				    .data_size = 0x600006,
+				    .ctime = 0x7007 };
 	memcpy(h.pv_uuid, sample_uuid, 16);
 	strcpy(h.hostname, "node");
 	dlvm_pv_header_encode(&h, buf);
 }
 
 static const struct field pv_fields[] = {
-	B("magic", PVH_MAGIC, 8), V("major", PVH_MAJOR, 2, 1), V("minor", PVH_MINOR, 2, 3),
-	V("size", PVH_SIZE, 4, DLVM_STRUCT_SIZE), V("compat", PVH_COMPAT, 8, 0x1001),
-	V("ro_compat", PVH_RO_COMPAT, 8, 0x1002), V("incompat", PVH_INCOMPAT, 8, 0x1003),
-	B("pv_uuid", PVH_UUID, 16), V("sector_size", PVH_SECTOR, 4, 4096),
-	V("device_size", PVH_DEVSIZE, 8, 0x2000000001), V("mda_offset", PVH_MDA_OFF, 8, 8192),
-	V("mda_size", PVH_MDA_SIZE, 8, 0x100002), V("lease_offset", PVH_LEASE_OFF, 8, 0x3003),
-	V("lease_size", PVH_LEASE_SIZE, 8, 0x4004), V("data_offset", PVH_DATA_OFF, 8, 0x500005),
-	V("data_size", PVH_DATA_SIZE, 8, 0x600006), V("ctime", PVH_CTIME, 8, 0x7007),
-	B("hostname", PVH_HOST, PVH_HOST_LEN), B("crc", PVH_CRC, 4),
+	B("magic", PVH_MAGIC, 8),
+	V("major", PVH_MAJOR, 2, 1),
+	V("minor", PVH_MINOR, 2, 3),
+	V("size", PVH_SIZE, 4, DLVM_STRUCT_SIZE),
+	V("compat", PVH_COMPAT, 8, 0x1001),
+	V("ro_compat", PVH_RO_COMPAT, 8, 0x1002),
+	V("incompat", PVH_INCOMPAT, 8, 0x1003),
+	B("pv_uuid", PVH_UUID, 16),
+	V("sector_size", PVH_SECTOR, 4, 4096),
+	V("device_size", PVH_DEVSIZE, 8, 0x2000000001),
+	V("mda_offset", PVH_MDA_OFF, 8, 8192),
+	V("mda_size", PVH_MDA_SIZE, 8, 0x100002),
+	V("lease_offset", PVH_LEASE_OFF, 8, 0x3003),
+	V("lease_size", PVH_LEASE_SIZE, 8, 0x4004),
+	V("data_offset", PVH_DATA_OFF, 8, 0x500005),
+	V("data_size", PVH_DATA_SIZE, 8, 0x600006),
+	V("ctime", PVH_CTIME, 8, 0x7007),
+	B("hostname", PVH_HOST, PVH_HOST_LEN),
+	B("crc", PVH_CRC, 4),
 };
 
 static void enc_mdh(uint8_t *buf)
 {
-	struct dlvm_mda_header h = { .major = 1, .minor = 2, .compat = 0x1001, .ro_compat = 0x1002,
-				     .incompat = 0x1003, .generation = 0x2002, .mda_size = 0x3003,
-				     .ckpt_offset = 0x4004, .ckpt_size = 0x5005,
-				     .ring_offset = 0x6006, .ring_size = 0x7007, .ckpt_slot = 1,
-				     .ckpt_seq = 0x8008, .ckpt_len = 0x9009, .ckpt_crc = 0xa00a,
+	struct dlvm_mda_header h = { .major = 1,
+				     .minor = 2,
+				     .compat = 0x1001,
+				     .ro_compat = 0x1002,
+				     .incompat = 0x1003,
+				     .generation = 0x2002,
+				     .mda_size = 0x3003,
+				     .ckpt_offset = 0x4004,
+				     .ckpt_size = 0x5005,
+				     .ring_offset = 0x6006,
+				     .ring_size = 0x7007,
+				     .ckpt_slot = 1,
+				     .ckpt_seq = 0x8008,
+				     .ckpt_len = 0x9009,
+				     .ckpt_crc = 0xa00a,
 				     .journal_start = 0xb00b };
 	memcpy(h.vg_uuid, sample_uuid, 16);
 	dlvm_mda_header_encode(&h, buf);
 }
 
 static const struct field mdh_fields[] = {
-	B("magic", MDH_MAGIC, 8), V("major", MDH_MAJOR, 2, 1), V("minor", MDH_MINOR, 2, 2),
-	V("size", MDH_SIZE, 4, DLVM_STRUCT_SIZE), V("compat", MDH_COMPAT, 8, 0x1001),
-	V("ro_compat", MDH_RO_COMPAT, 8, 0x1002), V("incompat", MDH_INCOMPAT, 8, 0x1003),
-	B("vg_uuid", MDH_VG_UUID, 16), B("pv_uuid", MDH_PV_UUID, 16),
-	V("generation", MDH_GEN, 8, 0x2002), V("mda_size", MDH_MDA_SIZE, 8, 0x3003),
-	V("ckpt_offset", MDH_CKPT_OFF, 8, 0x4004), V("ckpt_size", MDH_CKPT_SIZE, 8, 0x5005),
-	V("ring_offset", MDH_RING_OFF, 8, 0x6006), V("ring_size", MDH_RING_SIZE, 8, 0x7007),
-	V("ckpt_slot", MDH_CKPT_SLOT, 4, 1), V("ckpt_seq", MDH_CKPT_SEQ, 8, 0x8008),
-	V("ckpt_len", MDH_CKPT_LEN, 8, 0x9009), V("ckpt_crc", MDH_CKPT_CRC, 4, 0xa00a),
-	V("journal_start", MDH_JSTART, 8, 0xb00b), B("crc", MDH_CRC, 4),
+	B("magic", MDH_MAGIC, 8),
+	V("major", MDH_MAJOR, 2, 1),
+	V("minor", MDH_MINOR, 2, 2),
+	V("size", MDH_SIZE, 4, DLVM_STRUCT_SIZE),
+	V("compat", MDH_COMPAT, 8, 0x1001),
+	V("ro_compat", MDH_RO_COMPAT, 8, 0x1002),
+	V("incompat", MDH_INCOMPAT, 8, 0x1003),
+	B("vg_uuid", MDH_VG_UUID, 16),
+	B("pv_uuid", MDH_PV_UUID, 16),
+	V("generation", MDH_GEN, 8, 0x2002),
+	V("mda_size", MDH_MDA_SIZE, 8, 0x3003),
+	V("ckpt_offset", MDH_CKPT_OFF, 8, 0x4004),
+	V("ckpt_size", MDH_CKPT_SIZE, 8, 0x5005),
+	V("ring_offset", MDH_RING_OFF, 8, 0x6006),
+	V("ring_size", MDH_RING_SIZE, 8, 0x7007),
+	V("ckpt_slot", MDH_CKPT_SLOT, 4, 1),
+	V("ckpt_seq", MDH_CKPT_SEQ, 8, 0x8008),
+	V("ckpt_len", MDH_CKPT_LEN, 8, 0x9009),
+	V("ckpt_crc", MDH_CKPT_CRC, 4, 0xa00a),
+	V("journal_start", MDH_JSTART, 8, 0xb00b),
+	B("crc", MDH_CRC, 4),
 };
 
 static void enc_blob(uint8_t *buf)
 {
-	struct dlvm_blob_header h = { .major = 1, .minor = 4, .seq = 0x1001, .type = 2,
-				      .payload_len = 0, .timestamp = 0x2002 };
+	struct dlvm_blob_header h = { .major = 1,
+				      .minor = 4,
+				      .seq = 0x1001,
+				      .type = 2,
+				      .payload_len = 0,
+				      .timestamp = 0x2002 };
 	memcpy(h.magic, DLVM_REC_MAGIC, 8);
 	memcpy(h.vg_uuid, sample_uuid, 16);
 	dlvm_blob_encode(&h, buf);
 }
 
 static const struct field blob_fields[] = {
-	B("magic", BH_MAGIC, 8), V("major", BH_MAJOR, 2, 1), V("minor", BH_MINOR, 2, 4),
-	V("size", BH_SIZE, 4, DLVM_BLOB_HEADER_SIZE), B("vg_uuid", BH_VG_UUID, 16),
-	V("seq", BH_SEQ, 8, 0x1001), V("type", BH_TYPE, 4, 2), V("payload_len", BH_PLEN, 4, 0),
-	V("timestamp", BH_TIME, 8, 0x2002), B("crc", BH_CRC, 4),
+	B("magic", BH_MAGIC, 8),
+	V("major", BH_MAJOR, 2, 1),
+	V("minor", BH_MINOR, 2, 4),
+	V("size", BH_SIZE, 4, DLVM_BLOB_HEADER_SIZE),
+	B("vg_uuid", BH_VG_UUID, 16),
+	V("seq", BH_SEQ, 8, 0x1001),
+	V("type", BH_TYPE, 4, 2),
+	V("payload_len", BH_PLEN, 4, 0),
+	V("timestamp", BH_TIME, 8, 0x2002),
+	B("crc", BH_CRC, 4),
 };
 
 /* The edit header is not a structure of its own in the codec: its offsets
@@ -276,14 +332,18 @@ static void enc_edit(uint8_t *buf)
 }
 
 static const struct field edit_fields[] = {
-	V("type", 0, 2, DLVM_EDIT_LV_REMOVE), V("flags", 2, 2, DLVM_EDIT_IGNORABLE),
+	V("type", 0, 2, DLVM_EDIT_LV_REMOVE),
+	V("flags", 2, 2, DLVM_EDIT_IGNORABLE),
 	V("length", 4, 4, 8),
 };
 
 static const struct field common_fields[] = {
-	B("magic", DLVM_BLK_MAGIC, 8), V("major", DLVM_BLK_MAJOR, 2, 1),
-	V("minor", DLVM_BLK_MINOR, 2, 3), V("size", DLVM_BLK_SIZE, 4, DLVM_STRUCT_SIZE),
-	V("compat", DLVM_BLK_COMPAT, 8, 0x1001), V("ro_compat", DLVM_BLK_RO_COMPAT, 8, 0x1002),
+	B("magic", DLVM_BLK_MAGIC, 8),
+	V("major", DLVM_BLK_MAJOR, 2, 1),
+	V("minor", DLVM_BLK_MINOR, 2, 3),
+	V("size", DLVM_BLK_SIZE, 4, DLVM_STRUCT_SIZE),
+	V("compat", DLVM_BLK_COMPAT, 8, 0x1001),
+	V("ro_compat", DLVM_BLK_RO_COMPAT, 8, 0x1002),
 	V("incompat", DLVM_BLK_INCOMPAT, 8, 0x1003),
 };
 
@@ -304,20 +364,31 @@ static void enc_lsa(uint8_t *buf)
 
 /* max_hosts 8, 4 resources, 512-byte sectors */
 static const struct field lsa_fields[] = {
-	B("magic", R_MAGIC, 8), V("major", R_MAJOR, 2, 1), V("minor", R_MINOR, 2, 5),
-	V("size", R_SIZE, 4, DLVM_LEASE_RECORD_SIZE), V("compat", AH_COMPAT, 8, 0x1001),
-	V("ro_compat", AH_RO_COMPAT, 8, 0x1002), V("incompat", AH_INCOMPAT, 8, 0x1003),
-	B("vg_uuid", AH_VG_UUID, 16), V("sector_size", AH_SECTOR, 4, 512),
-	V("max_hosts", AH_MAX_HOSTS, 4, 8), V("nres", AH_NRES, 4, 4),
-	V("io_timeout", AH_IO_TIMEOUT, 4, 9), V("area_size", AH_AREA_SIZE, 8, 8192 + 4 * 8192),
-	V("lockspace_offset", AH_LS_OFF, 8, 4096), V("lockspace_size", AH_LS_SIZE, 8, 4096),
-	V("resource_offset", AH_RES_OFF, 8, 8192), V("resource_stride", AH_RES_STRIDE, 8, 8192),
+	B("magic", R_MAGIC, 8),
+	V("major", R_MAJOR, 2, 1),
+	V("minor", R_MINOR, 2, 5),
+	V("size", R_SIZE, 4, DLVM_LEASE_RECORD_SIZE),
+	V("compat", AH_COMPAT, 8, 0x1001),
+	V("ro_compat", AH_RO_COMPAT, 8, 0x1002),
+	V("incompat", AH_INCOMPAT, 8, 0x1003),
+	B("vg_uuid", AH_VG_UUID, 16),
+	V("sector_size", AH_SECTOR, 4, 512),
+	V("max_hosts", AH_MAX_HOSTS, 4, 8),
+	V("nres", AH_NRES, 4, 4),
+	V("io_timeout", AH_IO_TIMEOUT, 4, 9),
+	V("area_size", AH_AREA_SIZE, 8, 8192 + 4 * 8192),
+	V("lockspace_offset", AH_LS_OFF, 8, 4096),
+	V("lockspace_size", AH_LS_SIZE, 8, 4096),
+	V("resource_offset", AH_RES_OFF, 8, 8192),
+	V("resource_stride", AH_RES_STRIDE, 8, 8192),
 	B("crc", R_CRC, 4),
 };
 
 static void enc_delta(uint8_t *buf)
 {
-	struct dlvm_delta_record d = { .host_id = 3, .io_timeout = 9, .generation = 0x1001,
+	struct dlvm_delta_record d = { .host_id = 3,
+				       .io_timeout = 9,
+				       .generation = 0x1001,
 				       .timestamp = 0x2002 };
 	memcpy(d.vg_uuid, sample_uuid, 16);
 	strcpy(d.name, "node");
@@ -325,69 +396,117 @@ static void enc_delta(uint8_t *buf)
 }
 
 static const struct field delta_fields[] = {
-	B("magic", R_MAGIC, 8), V("major", R_MAJOR, 2, DLVM_LEASE_MAJOR),
-	V("minor", R_MINOR, 2, DLVM_LEASE_MINOR), V("size", R_SIZE, 4, DLVM_LEASE_RECORD_SIZE),
-	V("host_id", DL_HOST_ID, 4, 3), V("io_timeout", DL_IO_TIMEOUT, 4, 9),
-	V("generation", DL_GEN, 8, 0x1001), V("timestamp", DL_TS, 8, 0x2002),
-	B("vg_uuid", DL_VG_UUID, 16), B("name", DL_NAME, DL_NAME_LEN), B("crc", R_CRC, 4),
+	B("magic", R_MAGIC, 8),
+	V("major", R_MAJOR, 2, DLVM_LEASE_MAJOR),
+	V("minor", R_MINOR, 2, DLVM_LEASE_MINOR),
+	V("size", R_SIZE, 4, DLVM_LEASE_RECORD_SIZE),
+	V("host_id", DL_HOST_ID, 4, 3),
+	V("io_timeout", DL_IO_TIMEOUT, 4, 9),
+	V("generation", DL_GEN, 8, 0x1001),
+	V("timestamp", DL_TS, 8, 0x2002),
+	B("vg_uuid", DL_VG_UUID, 16),
+	B("name", DL_NAME, DL_NAME_LEN),
+	B("crc", R_CRC, 4),
 };
 
 static void enc_leader(uint8_t *buf)
 {
-	struct dlvm_paxos_leader l = { .res_index = 2, .owner_id = 3, .owner_generation = 0x1001,
-				       .lver = 0x2002, .timestamp = 0x3003, .writer_id = 4,
+	struct dlvm_paxos_leader l = { .res_index = 2,
+				       .owner_id = 3,
+				       .owner_generation = 0x1001,
+				       .lver = 0x2002,
+				       .timestamp = 0x3003,
+				       .writer_id = 4,
 				       .max_hosts = 8 };
 	memcpy(l.vg_uuid, sample_uuid, 16);
 	dlvm_paxos_leader_encode(&l, buf);
 }
 
 static const struct field leader_fields[] = {
-	B("magic", R_MAGIC, 8), V("major", R_MAJOR, 2, DLVM_LEASE_MAJOR),
-	V("minor", R_MINOR, 2, DLVM_LEASE_MINOR), V("size", R_SIZE, 4, DLVM_LEASE_RECORD_SIZE),
-	V("res_index", PL_RES, 4, 2), V("owner_id", PL_OWNER, 4, 3),
-	V("owner_generation", PL_OWNER_GEN, 8, 0x1001), V("lver", PL_LVER, 8, 0x2002),
-	V("timestamp", PL_TS, 8, 0x3003), B("vg_uuid", PL_VG_UUID, 16),
-	V("writer_id", PL_WRITER, 4, 4), V("max_hosts", PL_MAX_HOSTS, 4, 8), B("crc", R_CRC, 4),
+	B("magic", R_MAGIC, 8),
+	V("major", R_MAJOR, 2, DLVM_LEASE_MAJOR),
+	V("minor", R_MINOR, 2, DLVM_LEASE_MINOR),
+	V("size", R_SIZE, 4, DLVM_LEASE_RECORD_SIZE),
+	V("res_index", PL_RES, 4, 2),
+	V("owner_id", PL_OWNER, 4, 3),
+	V("owner_generation", PL_OWNER_GEN, 8, 0x1001),
+	V("lver", PL_LVER, 8, 0x2002),
+	V("timestamp", PL_TS, 8, 0x3003),
+	B("vg_uuid", PL_VG_UUID, 16),
+	V("writer_id", PL_WRITER, 4, 4),
+	V("max_hosts", PL_MAX_HOSTS, 4, 8),
+	B("crc", R_CRC, 4),
 };
 
 static void enc_dblock(uint8_t *buf)
 {
-	struct dlvm_paxos_dblock b = { .host_id = 3, .flags = DLVM_DBLOCK_SHARED, .lver = 0x1001,
-				       .mbal = 0x2002, .bal = 0x2001, .inp_id = 5,
-				       .inp_generation = 0x3003, .inp_timestamp = 0x4004,
+	struct dlvm_paxos_dblock b = { .host_id = 3,
+				       .flags = DLVM_DBLOCK_SHARED,
+				       .lver = 0x1001,
+				       .mbal = 0x2002,
+				       .bal = 0x2001,
+				       .inp_id = 5,
+				       .inp_generation = 0x3003,
+				       .inp_timestamp = 0x4004,
 				       .shared_generation = 0x5005 };
 	dlvm_paxos_dblock_encode(&b, buf);
 }
 
 static const struct field dblock_fields[] = {
-	B("magic", R_MAGIC, 8), V("major", R_MAJOR, 2, DLVM_LEASE_MAJOR),
-	V("minor", R_MINOR, 2, DLVM_LEASE_MINOR), V("size", R_SIZE, 4, DLVM_LEASE_RECORD_SIZE),
-	V("host_id", DB_HOST_ID, 4, 3), V("flags", DB_FLAGS, 4, DLVM_DBLOCK_SHARED),
-	V("lver", DB_LVER, 8, 0x1001), V("mbal", DB_MBAL, 8, 0x2002), V("bal", DB_BAL, 8, 0x2001),
-	V("inp_id", DB_INP_ID, 4, 5), V("inp_generation", DB_INP_GEN, 8, 0x3003),
+	B("magic", R_MAGIC, 8),
+	V("major", R_MAJOR, 2, DLVM_LEASE_MAJOR),
+	V("minor", R_MINOR, 2, DLVM_LEASE_MINOR),
+	V("size", R_SIZE, 4, DLVM_LEASE_RECORD_SIZE),
+	V("host_id", DB_HOST_ID, 4, 3),
+	V("flags", DB_FLAGS, 4, DLVM_DBLOCK_SHARED),
+	V("lver", DB_LVER, 8, 0x1001),
+	V("mbal", DB_MBAL, 8, 0x2002),
+	V("bal", DB_BAL, 8, 0x2001),
+	V("inp_id", DB_INP_ID, 4, 5),
+	V("inp_generation", DB_INP_GEN, 8, 0x3003),
 	V("inp_timestamp", DB_INP_TS, 8, 0x4004),
-	V("shared_generation", DB_SHARED_GEN, 8, 0x5005), B("crc", R_CRC, 4),
+	V("shared_generation", DB_SHARED_GEN, 8, 0x5005),
+	B("crc", R_CRC, 4),
 };
 
 static void enc_sb(uint8_t *buf)
 {
-	struct th_sb sb = { .major = 1, .minor = 6, .compat = 0x1001, .ro_compat = 0x1002,
-			    .incompat = 0x1003, .txn = 0x2002, .slot = 1, .chunk_size = 65536,
-			    .data_chunks = 0x3003, .meta_blocks = 0x4004, .dev_root = 0x5005,
-			    .ndevs = 0x6006, .ctime = 0x7007 };
+	struct th_sb sb = { .major = 1,
+			    .minor = 6,
+			    .compat = 0x1001,
+			    .ro_compat = 0x1002,
+			    .incompat = 0x1003,
+			    .txn = 0x2002,
+			    .slot = 1,
+			    .chunk_size = 65536,
+			    .data_chunks = 0x3003,
+			    .meta_blocks = 0x4004,
+			    .dev_root = 0x5005,
+			    .ndevs = 0x6006,
+			    .ctime = 0x7007 };
 	memcpy(sb.uuid, sample_uuid, 16);
 	th_sb_encode(&sb, buf);
 }
 
 static const struct field sb_fields[] = {
-	B("magic", SB_MAGIC, 8), V("major", SB_MAJOR, 2, 1), V("minor", SB_MINOR, 2, 6),
-	V("size", SB_SIZE, 4, TH_SB_SIZE), V("compat", SB_COMPAT, 8, 0x1001),
-	V("ro_compat", SB_RO_COMPAT, 8, 0x1002), V("incompat", SB_INCOMPAT, 8, 0x1003),
-	B("uuid", SB_UUID, 16), V("txn", SB_TXN, 8, 0x2002), V("slot", SB_SLOT, 4, 1),
-	V("block_size", SB_BLOCK_SIZE, 4, TH_BLOCK), V("chunk_size", SB_CHUNK_SIZE, 8, 65536),
-	V("data_chunks", SB_DATA_CHUNKS, 8, 0x3003), V("meta_blocks", SB_META_BLOCKS, 8, 0x4004),
-	V("dev_root", SB_DEV_ROOT, 8, 0x5005), V("ndevs", SB_NDEVS, 8, 0x6006),
-	V("ctime", SB_CTIME, 8, 0x7007), B("crc", SB_CRC, 4),
+	B("magic", SB_MAGIC, 8),
+	V("major", SB_MAJOR, 2, 1),
+	V("minor", SB_MINOR, 2, 6),
+	V("size", SB_SIZE, 4, TH_SB_SIZE),
+	V("compat", SB_COMPAT, 8, 0x1001),
+	V("ro_compat", SB_RO_COMPAT, 8, 0x1002),
+	V("incompat", SB_INCOMPAT, 8, 0x1003),
+	B("uuid", SB_UUID, 16),
+	V("txn", SB_TXN, 8, 0x2002),
+	V("slot", SB_SLOT, 4, 1),
+	V("block_size", SB_BLOCK_SIZE, 4, TH_BLOCK),
+	V("chunk_size", SB_CHUNK_SIZE, 8, 65536),
+	V("data_chunks", SB_DATA_CHUNKS, 8, 0x3003),
+	V("meta_blocks", SB_META_BLOCKS, 8, 0x4004),
+	V("dev_root", SB_DEV_ROOT, 8, 0x5005),
+	V("ndevs", SB_NDEVS, 8, 0x6006),
+	V("ctime", SB_CTIME, 8, 0x7007),
+	B("crc", SB_CRC, 4),
 };
 
 static void enc_node(uint8_t *buf)
@@ -407,25 +526,32 @@ static void enc_node(uint8_t *buf)
 }
 
 static const struct field node_fields[] = {
-	B("magic", NH_MAGIC, 8), B("crc", NH_CRC, 4), V("type", NH_TYPE, 2, TH_TREE_MAP),
-	V("level", NH_LEVEL, 2, 0), V("blocknr", NH_BLOCKNR, 8, 0x1001), V("txn", NH_TXN, 8, 0x2002),
-	V("nr_entries", NH_NR, 2, 3), V("max_entries", NH_MAX, 2, TH_ENTRIES),
+	B("magic", NH_MAGIC, 8),
+	B("crc", NH_CRC, 4),
+	V("type", NH_TYPE, 2, TH_TREE_MAP),
+	V("level", NH_LEVEL, 2, 0),
+	V("blocknr", NH_BLOCKNR, 8, 0x1001),
+	V("txn", NH_TXN, 8, 0x2002),
+	V("nr_entries", NH_NR, 2, 3),
+	V("max_entries", NH_MAX, 2, TH_ENTRIES),
 	V("value_size", NH_VSIZE, 4, 8),
 };
 
 static const struct field devrec_fields[] = {
-	B("root", DR_ROOT, 8), B("mapped", DR_MAPPED, 8), B("created_txn", DR_CTXN, 8),
+	B("root", DR_ROOT, 8),           B("mapped", DR_MAPPED, 8), B("created_txn", DR_CTXN, 8),
 	B("snapshot_of", DR_SNAP_OF, 8), B("flags", DR_FLAGS, 4),
 };
 
-#define LAYOUT(n, size, f, enc) { n, size, f, sizeof(f) / sizeof(f[0]), enc }
+#define LAYOUT(n, size, f, enc) \
+	{ \
+		n, size, f, sizeof(f) / sizeof(f[0]), enc \
+	}
 
 static const struct layout layouts[] = {
 	LAYOUT("common_header", 40, common_fields, enc_pv),
 	LAYOUT("pv_header", DLVM_STRUCT_SIZE, pv_fields, enc_pv),
 	LAYOUT("mda_header", DLVM_STRUCT_SIZE, mdh_fields, enc_mdh),
-	LAYOUT("blob_header", DLVM_BLOB_HEADER_SIZE, blob_fields,
-	       enc_blob),
+	LAYOUT("blob_header", DLVM_BLOB_HEADER_SIZE, blob_fields, enc_blob),
 	LAYOUT("edit_header", 8, edit_fields, enc_edit),
 	LAYOUT("lease_area_header", DLVM_LEASE_RECORD_SIZE, lsa_fields, enc_lsa),
 	LAYOUT("delta_lease", DLVM_LEASE_RECORD_SIZE, delta_fields, enc_delta),
@@ -446,8 +572,14 @@ static const struct field *find_field(const struct layout *l, const char *name)
 
 static bool doc_type(const char *t, enum ftype *ft, unsigned *bytes)
 {
-	static const struct { const char *name; enum ftype ft; unsigned bytes; } types[] = {
-		{ "u16", F_U16, 2 }, { "u32", F_U32, 4 }, { "u64", F_U64, 8 },
+	static const struct {
+		const char *name;
+		enum ftype ft;
+		unsigned bytes;
+	} types[] = {
+		{ "u16", F_U16, 2 },
+		{ "u32", F_U32, 4 },
+		{ "u64", F_U64, 8 },
 	};
 	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
 		if (!strcmp(t, types[i].name)) {
@@ -512,13 +644,16 @@ static void check_layout(const struct layout *l)
 		}
 		documented[f - l->f] = true;
 		if (f->off != off || f->size != size)
-			problem(r, "%s: field %s at %" PRIu64 " (%" PRIu64 " bytes), the codec has it "
-				"at %u (%u bytes)", l->name, f->name, off, size, f->off, f->size);
+			problem(r,
+				"%s: field %s at %" PRIu64 " (%" PRIu64 " bytes), the codec has it "
+				"at %u (%u bytes)",
+				l->name, f->name, off, size, f->off, f->size);
 		if (l->encode && f->has_value && ft != F_BYTES && off + size <= sizeof(buf) &&
 		    read_le(buf + off, ft) != f->value)
-			problem(r, "%s: field %s: the encoder wrote %" PRIu64 " for %" PRIu64 " at "
-				"the documented offset %" PRIu64, l->name, f->name,
-				read_le(buf + off, ft), f->value, off);
+			problem(r,
+				"%s: field %s: the encoder wrote %" PRIu64 " for %" PRIu64 " at "
+				"the documented offset %" PRIu64,
+				l->name, f->name, read_le(buf + off, ft), f->value, off);
 	}
 	if (!n) {
 		problem(NULL, "no table \"<!-- spec: layout %s -->\"", l->name);
@@ -588,7 +723,7 @@ static void edit_types_match(void **state)
 struct feature {
 	const char *name, *set, *area;
 	uint64_t bit;
-	uint64_t known;       /* the *_KNOWN mask of its set and area */
+	uint64_t known; /* the *_KNOWN mask of its set and area */
 };
 
 static const struct feature features[] = {
@@ -628,7 +763,7 @@ static void feature_registry_matches(void **state)
 			continue;
 		if (r->ncell < 5 || !parse_u64(r->cell[1], &bit) || bit > 63) {
 			problem(r, "features: a row must start \"| name | bit | set | area | this "
-				"build |\"");
+				   "build |\"");
 			continue;
 		}
 		char name[64];
@@ -654,7 +789,8 @@ static void feature_registry_matches(void **state)
 			problem(r, "feature %s is \"%s\" here, but this build %s it", name,
 				r->cell[4], known ? "knows" : "does not know");
 		for (size_t k = 0; k < sizeof(known_masks) / sizeof(known_masks[0]); k++)
-			if (!strcmp(r->cell[4], "known") && !strcmp(known_masks[k].area, r->cell[3]) &&
+			if (!strcmp(r->cell[4], "known") &&
+			    !strcmp(known_masks[k].area, r->cell[3]) &&
 			    !strcmp(known_masks[k].set, r->cell[2]))
 				doc_known[k] |= UINT64_C(1) << bit;
 	}
@@ -663,9 +799,11 @@ static void feature_registry_matches(void **state)
 			problem(NULL, "feature %s is not in the registry", features[k].name);
 	for (size_t k = 0; k < sizeof(known_masks) / sizeof(known_masks[0]); k++)
 		if (doc_known[k] != known_masks[k].known)
-			problem(NULL, "the registry's known %s %s bits are 0x%" PRIx64 ", the code "
-				"knows 0x%" PRIx64, known_masks[k].area, known_masks[k].set,
-				doc_known[k], known_masks[k].known);
+			problem(NULL,
+				"the registry's known %s %s bits are 0x%" PRIx64 ", the code "
+				"knows 0x%" PRIx64,
+				known_masks[k].area, known_masks[k].set, doc_known[k],
+				known_masks[k].known);
 	check_no_problems();
 }
 

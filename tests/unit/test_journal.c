@@ -59,8 +59,7 @@ static int random_change(struct dlvm_vg *vg, struct t_gen *g, struct dlvm_err *e
 	struct dlvm_lv *lv = nth_lv(vg, t_rnd(g) % vg->nlv);
 	struct dlvm_edit e = { 0 };
 	switch (op) {
-	case 6:
-		return t_lv_remove(vg, lv->name, err);
+	case 6: return t_lv_remove(vg, lv->name, err);
 	case 7:
 		e.type = DLVM_EDIT_LV_RENAME;
 		e.u.lv.id = lv->id;
@@ -192,16 +191,15 @@ static void reload_exact_lvs(void **state)
 	 * the PV with most free space first; a's extends cannot continue in place
 	 * because b and then c took the extents after it */
 	char *m = t_model(vg);
-	assert_string_equal(m,
-		"vg vg0 seq 7 extent 4194304 flags 0 next_lv 4 next_pv 3 max_lv 0\n"
-		"pv 1 pe_start 17825792 pe_count 59 alloc 14 free: 12+1 15+44\n"
-		"pv 2 pe_start 17825792 pe_count 59 alloc 4 free: 4+55\n"
-		"lv 1 a flags 0 extents 10\n"
-		"  seg 0+5 type 1 stripes 1 size 0: 1@0\n"
-		"  seg 5+3 type 1 stripes 1 size 0: 1@9\n"
-		"  seg 8+2 type 1 stripes 1 size 0: 1@13\n"
-		"lv 2 b flags 0 extents 8\n"
-		"  seg 0+8 type 2 stripes 2 size 65536: 2@0 1@5\n");
+	assert_string_equal(m, "vg vg0 seq 7 extent 4194304 flags 0 next_lv 4 next_pv 3 max_lv 0\n"
+			       "pv 1 pe_start 17825792 pe_count 59 alloc 14 free: 12+1 15+44\n"
+			       "pv 2 pe_start 17825792 pe_count 59 alloc 4 free: 4+55\n"
+			       "lv 1 a flags 0 extents 10\n"
+			       "  seg 0+5 type 1 stripes 1 size 0: 1@0\n"
+			       "  seg 5+3 type 1 stripes 1 size 0: 1@9\n"
+			       "  seg 8+2 type 1 stripes 1 size 0: 1@13\n"
+			       "lv 2 b flags 0 extents 8\n"
+			       "  seg 0+8 type 2 stripes 2 size 65536: 2@0 1@5\n");
 	free(m);
 	assert_int_equal(vg->pvs[0]->pe_alloc + vg->pvs[1]->pe_alloc, 18);
 	assert_int_equal(dlvm_vg_free_extents(vg), dlvm_vg_total_extents(vg) - 18);
@@ -315,8 +313,10 @@ static void corrupt_record_single_copy(void **state)
 	vg = corrupt_mid_journal(1, &want, &rec_abs);
 	free(want);
 	t_detach(vg, devs);
-	snprintf(msg, sizeof(msg), "no readable metadata copy: pv0: journal record 12 at offset "
-		 "%" PRIu64 " is damaged but record 13 follows it", rec_abs);
+	snprintf(msg, sizeof(msg),
+		 "no readable metadata copy: pv0: journal record 12 at offset "
+		 "%" PRIu64 " is damaged but record 13 follows it",
+		 rec_abs);
 	vg = NULL;
 	assert_err(dlvm_vg_load(devs, 1, "vg0", &vg, &e), &e, -EBADMSG, msg);
 	assert_null(vg);
@@ -341,12 +341,16 @@ static void corrupt_record_other_copy_serves(void **state)
 	free(want);
 	assert_int_equal(vg->seq, 16);
 	assert_false(vg->pvs[0]->mda.valid);
-	snprintf(msg, sizeof(msg), "pv0: journal record 12 at offset %" PRIu64 " is damaged but "
-		 "record 13 follows it", rec_abs);
+	snprintf(msg, sizeof(msg),
+		 "pv0: journal record 12 at offset %" PRIu64 " is damaged but "
+		 "record 13 follows it",
+		 rec_abs);
 	assert_non_null(strstr(vg->pvs[0]->mda.problem, msg));
 	assert_int_equal(t_check(vg, false, NULL, &txt), 1);
-	snprintf(msg, sizeof(msg), "pv0: metadata copy 1 at offset 8192: journal record 12 at "
-		 "offset %" PRIu64 " is damaged but record 13 follows it\n", rec_abs);
+	snprintf(msg, sizeof(msg),
+		 "pv0: metadata copy 1 at offset 8192: journal record 12 at "
+		 "offset %" PRIu64 " is damaged but record 13 follows it\n",
+		 rec_abs);
 	assert_string_equal(txt, msg);
 	free(txt);
 	/* changes go on in the good copy; repair rewrites the damaged one */
@@ -379,7 +383,7 @@ struct power {
 	long left; /* < 0: no fault armed */
 	bool tear, dead;
 	long writes;
-	uint64_t cache;   /* 0: no cache; else the seed of the caches */
+	uint64_t cache; /* 0: no cache; else the seed of the caches */
 	struct dlvm_dev *inner[4];
 	size_t ninner;
 };
@@ -414,7 +418,8 @@ static int pw_pwrite(struct dlvm_dev *d, const void *buf, size_t len, uint64_t o
 	if (pw->left == 0) {
 		int r = 0;
 		if (pw->tear)
-			r = p->inner->ops->pwrite(p->inner, buf, DLVM_MIN(len, d->sector_size), off);
+			r = p->inner->ops->pwrite(p->inner, buf, DLVM_MIN(len, d->sector_size),
+						  off);
 		power_off(pw);
 		return r;
 	}
@@ -445,7 +450,10 @@ static void pw_close(struct dlvm_dev *d)
 }
 
 static const struct dlvm_dev_ops pw_ops = {
-	.pread = pw_pread, .pwrite = pw_pwrite, .flush = pw_flush, .close = pw_close,
+	.pread = pw_pread,
+	.pwrite = pw_pwrite,
+	.flush = pw_flush,
+	.close = pw_close,
 };
 
 static struct dlvm_dev *pw_dev(const char *name, uint32_t ss, struct power *pw)
@@ -475,16 +483,16 @@ enum { WIN_MAX = 200 };
 struct window {
 	uint32_t ss;
 	size_t npv;
-	int prefix;          /* changes before the window */
-	int steps;           /* steps in the window; step steps-3 is a checkpoint */
-	long fault_at;       /* lose power at this write of the window; -1: never */
+	int prefix;    /* changes before the window */
+	int steps;     /* steps in the window; step steps-3 is a checkpoint */
+	long fault_at; /* lose power at this write of the window; -1: never */
 	bool tear;
-	uint64_t cache;      /* write caches with this seed; 0: none */
+	uint64_t cache; /* write caches with this seed; 0: none */
 	/* results */
-	char *states[WIN_MAX + 1];   /* model after each step (0: before the first) */
-	long writes[WIN_MAX + 1];    /* writes of the window up to the end of a step */
-	bool auto_ckpt, wrapped;     /* the window held an automatic checkpoint, a wrap */
-	struct t_gen g;                /* the change stream, continued by find_events */
+	char *states[WIN_MAX + 1]; /* model after each step (0: before the first) */
+	long writes[WIN_MAX + 1];  /* writes of the window up to the end of a step */
+	bool auto_ckpt, wrapped;   /* the window held an automatic checkpoint, a wrap */
+	struct t_gen g;            /* the change stream, continued by find_events */
 };
 
 static struct dlvm_vg *run_window(struct window *w, struct power *pw)
@@ -572,8 +580,12 @@ static void find_events(uint32_t ss, size_t npv, int *ckpt_at, int *wrap_at)
 static void power_loss_window_cached(uint32_t ss, size_t npv, int prefix, int steps, bool tear,
 				     bool want_ckpt, bool want_wrap, unsigned seeds)
 {
-	struct window ref = { .ss = ss, .npv = npv, .prefix = prefix, .steps = steps,
-			      .fault_at = -1, .tear = tear };
+	struct window ref = { .ss = ss,
+			      .npv = npv,
+			      .prefix = prefix,
+			      .steps = steps,
+			      .fault_at = -1,
+			      .tear = tear };
 	struct power pw;
 	struct dlvm_vg *vg = run_window(&ref, &pw);
 	unsigned before = 0, after = 0;
@@ -609,7 +621,8 @@ static void power_loss_window_cached(uint32_t ss, size_t npv, int prefix, int st
 		if (seeds && k >= 2 && n == ref.writes[k - 1] && !strcmp(got, ref.states[k - 2]))
 			is_before = true;
 		if (!is_before && !is_after)
-			fail_msg("power lost at write %ld (step %d): loaded\n%s\nbefore\n%s\nafter\n%s",
+			fail_msg("power lost at write %ld (step %d): "
+				 "loaded\n%s\nbefore\n%s\nafter\n%s",
 				 n, k, got, ref.states[k - 1], k <= steps ? ref.states[k] : "-");
 		before += is_before && !is_after;
 		after += is_after && !is_before;
@@ -892,8 +905,10 @@ static void corrupt_checkpoint_in_one_copy(void **state)
 	assert_true(vg->pvs[0]->mda.fallback);
 	assert_int_equal(vg->pvs[0]->mda.tail_seq, 14);
 	assert_false(vg->pvs[0]->mda.in_sync);
-	snprintf(want, sizeof(want), "pv0: checkpoint at offset %" PRIu64 ": checksum mismatch; "
-		 "read from the older checkpoint (sequence 1) and the journal", ck_abs);
+	snprintf(want, sizeof(want),
+		 "pv0: checkpoint at offset %" PRIu64 ": checksum mismatch; "
+		 "read from the older checkpoint (sequence 1) and the journal",
+		 ck_abs);
 	assert_non_null(strstr(vg->pvs[0]->mda.problem, want));
 	assert_true(vg->pvs[1]->mda.in_sync);
 
@@ -964,9 +979,11 @@ static void corrupt_checkpoint_single_copy(void **state)
 	size_t n = t_detach(vg, devs);
 	struct dlvm_vg *nv = NULL;
 	char want[256];
-	snprintf(want, sizeof(want), "pv0: checkpoint at offset %" PRIu64 ": checksum mismatch; "
+	snprintf(want, sizeof(want),
+		 "pv0: checkpoint at offset %" PRIu64 ": checksum mismatch; "
 		 "the older checkpoint does not help: pv0: journal record 17 at offset %" PRIu64
-		 " is damaged but record 18 follows it", ck_abs, rec_abs);
+		 " is damaged but record 18 follows it",
+		 ck_abs, rec_abs);
 	assert_err(dlvm_vg_load(devs, n, NULL, &nv, &e), &e, -EBADMSG, want);
 	for (size_t i = 0; i < n; i++)
 		dlvm_dev_close(devs[i]);
@@ -1045,7 +1062,8 @@ static void unreadable_checkpoint_single_copy(void **state)
 	assert_int_equal(vg->seq, 16);
 	assert_true(vg->pvs[0]->mda.fallback);
 	assert_false(vg->pvs[0]->mda.in_sync);
-	snprintf(want, sizeof(want), "pv0: read of 4096 bytes at offset %" PRIu64 " failed: "
+	snprintf(want, sizeof(want),
+		 "pv0: read of 4096 bytes at offset %" PRIu64 " failed: "
 		 "Input/output error; read from the older checkpoint (sequence 1) and the journal",
 		 ck_abs);
 	assert_string_equal(vg->pvs[0]->mda.problem, want);
@@ -1080,8 +1098,9 @@ static void corrupt_header_slots_in_one_copy(void **state)
 	d[DLVM_MDA_OFFSET + DLVM_BLOCK + 100] ^= 1;
 	vg = reload_same(vg);
 	assert_false(vg->pvs[1]->mda.valid);
-	assert_non_null(strstr(vg->pvs[1]->mda.problem, "metadata header slots at offsets 8192 "
-				"and 12288 are both unreadable: checksum mismatch"));
+	assert_non_null(strstr(vg->pvs[1]->mda.problem,
+			       "metadata header slots at offsets 8192 "
+			       "and 12288 are both unreadable: checksum mismatch"));
 	assert_int_equal(t_check(vg, true, &repaired, &txt), 1);
 	assert_non_null(strstr(txt, "pv1: metadata copy 2 at offset 8192: metadata header slots"));
 	assert_int_equal(repaired, 1);
@@ -1099,8 +1118,7 @@ static void corrupt_header_slots_in_one_copy(void **state)
 
 /* Write header slot `slot` of dev: slot 0 (a fresh PV has only that one)
  * with the fields fn changes, CRC valid. */
-static void forge_slot(struct dlvm_dev *dev, unsigned slot,
-		       void (*fn)(struct dlvm_mda_header *h))
+static void forge_slot(struct dlvm_dev *dev, unsigned slot, void (*fn)(struct dlvm_mda_header *h))
 {
 	uint8_t *p = dlvm_memdev_data(dev) + DLVM_MDA_OFFSET + slot * DLVM_BLOCK;
 	struct dlvm_mda_header h;
@@ -1157,9 +1175,11 @@ static void slot_ring_past_the_area(void **state)
 	t_detach(vg, devs);
 	forge_slot(devs[0], 1, huge_ring);
 	char want[300];
-	snprintf(want, sizeof(want), "pv0: metadata header slots at offsets 8192 and 12288 are "
+	snprintf(want, sizeof(want),
+		 "pv0: metadata header slots at offsets 8192 and 12288 are "
 		 "both unreadable: field ring_size 1099511627776 at ring_offset %" PRIu64 " runs "
-		 "past the metadata area (1048576 bytes); field ring_size", ring_off);
+		 "past the metadata area (1048576 bytes); field ring_size",
+		 ring_off);
 	assert_err(dlvm_mda_read_header(devs[0], &m, &e), &e, -EBADMSG, want);
 	dlvm_dev_close(devs[0]);
 }
@@ -1302,7 +1322,8 @@ static void refused_remove_keeps_every_attribute(void **state)
 
 	assert_ok(t_lv_create(vg, "a", 2, 1, 0, &e), &e);
 	uint64_t id = dlvm_lv_find(vg, "a")->id;
-	struct dlvm_edit rate = { .type = DLVM_EDIT_LV_SET_COPY_RATE, .flags = DLVM_EDIT_IGNORABLE };
+	struct dlvm_edit rate = { .type = DLVM_EDIT_LV_SET_COPY_RATE,
+				  .flags = DLVM_EDIT_IGNORABLE };
 	rate.u.lv.id = id;
 	rate.u.lv.copy_rate = 3 << 20;
 	assert_ok(dlvm_txn_commit_edit(vg, &rate, &e), &e);
@@ -1351,8 +1372,7 @@ static void eio_on_every_copy(void **state)
 	free(now);
 	assert_null(dlvm_lv_find(vg, "x"));
 	assert_true(vg->readonly);
-	assert_err(t_lv_create(vg, "y", 1, 1, 0, &e), &e, -EROFS,
-		   "vg0: volume group is read-only");
+	assert_err(t_lv_create(vg, "y", 1, 1, 0, &e), &e, -EROFS, "vg0: volume group is read-only");
 	t_heal(vg);
 	vg = t_reload(vg);
 	now = t_model(vg);
@@ -1402,7 +1422,10 @@ static void fl_close(struct dlvm_dev *d)
 }
 
 static const struct dlvm_dev_ops fl_ops = {
-	.pread = fl_pread, .pwrite = fl_pwrite, .flush = fl_flush, .close = fl_close,
+	.pread = fl_pread,
+	.pwrite = fl_pwrite,
+	.flush = fl_flush,
+	.close = fl_close,
 };
 
 /* A formatted PV whose flush number fail_at after formatting fails. */
@@ -1567,7 +1590,7 @@ static void vg_create_undo_fails(void **state)
 	assert_err(dlvm_vg_create("vg0", MiB, devs, 2, &vg, &e), &e, -EIO,
 		   "pv1: write of 4096 bytes at offset");
 	assert_non_null(strstr(e.msg, "; giving the PVs back failed, so VG vg0 is left on pv0 "
-			       "(pv0: write of 4096 bytes at offset"));
+				      "(pv0: write of 4096 bytes at offset"));
 	assert_non_null(strstr(e.msg, "): vgremove vg0 removes it"));
 	for (size_t i = 0; i < 2; i++)
 		dlvm_memdev_set_fault(devs[i], DLVM_FAULT_NONE, 0);

@@ -13,7 +13,7 @@
 
 #define AREA_OFF (1ull << 20)
 #define HOSTS 40 /* more than a ballot reads in one run when few have joined */
-#define T1 1 /* io_timeout of the tests, seconds */
+#define T1 1     /* io_timeout of the tests, seconds */
 
 /* ---- fake clock ---- */
 
@@ -62,7 +62,7 @@ struct hookdev {
 	struct dlvm_dev *inner;
 	long reads, writes;
 	long hook_after_read, hook_after_write; /* 0: none */
-	int fail_next_writes; /* fail this many writes, then work again */
+	int fail_next_writes;                   /* fail this many writes, then work again */
 	void (*hook)(void *arg);
 	void *arg;
 	bool fail_reads, fail_writes;
@@ -365,8 +365,8 @@ static void area_roundtrip(void **state)
 		assert_int_equal(l.timestamp, 0);
 		assert_int_equal(l.owner_id, 0);
 	}
-	assert_err(dlvm_paxos_read_leader(a, 2, &(struct dlvm_paxos_leader){ 0 }, &e), &e,
-		   -EINVAL, "resource 2 does not exist (the area has 2)");
+	assert_err(dlvm_paxos_read_leader(a, 2, &(struct dlvm_paxos_leader){ 0 }, &e), &e, -EINVAL,
+		   "resource 2 does not exist (the area has 2)");
 	dlvm_lease_area_close(a);
 
 	/* a larger reserved size is fine; a smaller one is not */
@@ -418,8 +418,7 @@ static void area_format_errors(void **state)
 	dlvm_memdev_set_fault(dev, DLVM_FAULT_POWERLOSS, 3);
 	assert_ok(dlvm_lease_area_format(dev, AREA_OFF, MiB, &o, &e), &e); /* cannot tell */
 	dlvm_memdev_set_fault(dev, DLVM_FAULT_NONE, 0);
-	assert_err(dlvm_lease_area_open(dev, AREA_OFF, MiB, &a, &e), &e, -EBADMSG,
-		   "bad magic");
+	assert_err(dlvm_lease_area_open(dev, AREA_OFF, MiB, &a, &e), &e, -EBADMSG, "bad magic");
 	dlvm_memdev_set_fault(dev, DLVM_FAULT_EIO, 2);
 	assert_err(dlvm_lease_area_format(dev, AREA_OFF, MiB, &o, &e), &e, -EIO,
 		   "pv0: lease area at offset 1048576: format: pv0: write of");
@@ -487,8 +486,8 @@ static void area_corrupt_fields(void **state)
 		int r = dlvm_lease_area_open(dev, AREA_OFF, MiB, &a, &e);
 		if (r != bad[i].code || !strstr(e.msg, bad[i].msg) ||
 		    !strstr(e.msg, "pv0: lease area at offset 1048576: "))
-			fail_msg("field at %u: got %d \"%s\", want %d \"%s\"", bad[i].off, r,
-				 e.msg, bad[i].code, bad[i].msg);
+			fail_msg("field at %u: got %d \"%s\", want %d \"%s\"", bad[i].off, r, e.msg,
+				 bad[i].code, bad[i].msg);
 	}
 	/* magic and CRC, without fixing the CRC */
 	memcpy(hdr, saved, 512);
@@ -523,8 +522,11 @@ static void records_roundtrip(void **state)
 	struct dlvm_err e = { 0 };
 	(void)state;
 
-	struct dlvm_delta_record d = { .host_id = 7, .io_timeout = 10, .generation = 4,
-				       .timestamp = 123456789 }, dd;
+	struct dlvm_delta_record d = { .host_id = 7,
+				       .io_timeout = 10,
+				       .generation = 4,
+				       .timestamp = 123456789 },
+				 dd;
 	memcpy(d.vg_uuid, vg_uuid, 16);
 	snprintf(d.name, sizeof(d.name), "node3-0123456789abcdef");
 	dlvm_delta_encode(&d, buf);
@@ -540,9 +542,14 @@ static void records_roundtrip(void **state)
 	assert_ok(dlvm_delta_decode(buf, &dd, &e), &e);
 	assert_int_equal(dd.host_id, 0); /* never used */
 
-	struct dlvm_paxos_leader l = { .res_index = 3, .owner_id = 7, .owner_generation = 4,
-				       .lver = 99, .timestamp = 5, .writer_id = 2,
-				       .max_hosts = 2000 }, ld;
+	struct dlvm_paxos_leader l = { .res_index = 3,
+				       .owner_id = 7,
+				       .owner_generation = 4,
+				       .lver = 99,
+				       .timestamp = 5,
+				       .writer_id = 2,
+				       .max_hosts = 2000 },
+				 ld;
 	memcpy(l.vg_uuid, vg_uuid, 16);
 	dlvm_paxos_leader_encode(&l, buf);
 	assert_ok(dlvm_paxos_leader_decode(buf, &ld, &e), &e);
@@ -555,10 +562,16 @@ static void records_roundtrip(void **state)
 	assert_int_equal(ld.max_hosts, 2000);
 	assert_memory_equal(ld.vg_uuid, vg_uuid, 16);
 
-	struct dlvm_paxos_dblock b = { .host_id = 7, .flags = DLVM_DBLOCK_SHARED, .lver = 99,
-				       .mbal = 4007, .bal = 2007, .inp_id = 7,
-				       .inp_generation = 4, .inp_timestamp = 55,
-				       .shared_generation = 4 }, bd;
+	struct dlvm_paxos_dblock b = { .host_id = 7,
+				       .flags = DLVM_DBLOCK_SHARED,
+				       .lver = 99,
+				       .mbal = 4007,
+				       .bal = 2007,
+				       .inp_id = 7,
+				       .inp_generation = 4,
+				       .inp_timestamp = 55,
+				       .shared_generation = 4 },
+				 bd;
 	dlvm_paxos_dblock_encode(&b, buf);
 	assert_ok(dlvm_paxos_dblock_decode(buf, &bd, &e), &e);
 	assert_int_equal(bd.host_id, 7);
@@ -598,15 +611,21 @@ static void records_corrupt_fields(void **state)
 		{ 40, 8, 5000, -EBADMSG, "paxos dblock field bal 5000 exceeds mbal 4007" },
 		{ 48, 4, 2001, -EBADMSG, "paxos dblock field inp_id is 2001, above 2000" },
 		{ 52, 4, 1, -EBADMSG, "paxos dblock reserved byte 52 is not zero" },
-		{ 72, 8, 0, -EBADMSG, "paxos dblock has flag SHARED but field shared_generation "
-				      "is 0" },
+		{ 72, 8, 0, -EBADMSG,
+		  "paxos dblock has flag SHARED but field shared_generation "
+		  "is 0" },
 		{ 80, 1, 1, -EBADMSG, "paxos dblock reserved byte 80 is not zero" },
 	};
-	struct dlvm_delta_record d = { .host_id = 7, .io_timeout = 10, .generation = 4,
+	struct dlvm_delta_record d = { .host_id = 7,
+				       .io_timeout = 10,
+				       .generation = 4,
 				       .timestamp = 1 };
 	struct dlvm_paxos_leader l = { .owner_id = 7, .max_hosts = 8, .timestamp = 1 };
-	struct dlvm_paxos_dblock b = { .host_id = 7, .flags = DLVM_DBLOCK_SHARED, .mbal = 4007,
-				       .bal = 2007, .shared_generation = 4 };
+	struct dlvm_paxos_dblock b = { .host_id = 7,
+				       .flags = DLVM_DBLOCK_SHARED,
+				       .mbal = 4007,
+				       .bal = 2007,
+				       .shared_generation = 4 };
 	uint8_t good[512], buf[512];
 	struct dlvm_err e = { 0 };
 	(void)state;
@@ -880,7 +899,9 @@ static struct world *hook_world;
 static void overwrite_hook(void *arg)
 {
 	struct world *w = arg;
-	struct dlvm_delta_record r = { .host_id = 1, .io_timeout = 1, .generation = 2,
+	struct dlvm_delta_record r = { .host_id = 1,
+				       .io_timeout = 1,
+				       .generation = 2,
 				       .timestamp = 42 };
 	memcpy(r.vg_uuid, vg_uuid, 16);
 	snprintf(r.name, sizeof(r.name), "intruder");
@@ -904,8 +925,7 @@ static void lockspace_acquire_verify(void **state)
 	world_free(w);
 }
 
-static const struct dlvm_host_info *find_host(const struct dlvm_host_info *v, size_t n,
-					      uint32_t id)
+static const struct dlvm_host_info *find_host(const struct dlvm_host_info *v, size_t n, uint32_t id)
 {
 	for (size_t i = 0; i < n; i++)
 		if (v[i].host_id == id)
@@ -992,8 +1012,7 @@ static void lockspace_expired_no_write(void **state)
 	long writes = dlvm_memdev_writes(w->mem);
 	assert_err(dlvm_lockspace_release(a->ls, &a->e), &a->e, -ETIMEDOUT,
 		   "host id 1: release refused: the host's lease expired");
-	assert_err(dlvm_lockspace_renew(a->ls, &a->e), &a->e, -ETIMEDOUT,
-		   "renewal refused");
+	assert_err(dlvm_lockspace_renew(a->ls, &a->e), &a->e, -ETIMEDOUT, "renewal refused");
 	assert_int_equal(dlvm_memdev_writes(w->mem), writes);
 	/* rejoining under the same name works at once */
 	uint64_t gen;
@@ -1129,7 +1148,8 @@ static void paxos_sequential_contention(void **state)
 		for (uint32_t i = 1; i <= 4; i++) {
 			struct host *h = &w->h[(i + (uint32_t)round) % 4 + 1];
 			dlvm_err_clear(&h->e);
-			int r = dlvm_paxos_acquire(h->ls, 0, DLVM_LEASE_EXCLUSIVE, &l[h->id], &h->e);
+			int r = dlvm_paxos_acquire(h->ls, 0, DLVM_LEASE_EXCLUSIVE, &l[h->id],
+						   &h->e);
 			if (r == 0) {
 				winners++;
 				winner = h->id;
@@ -1638,8 +1658,9 @@ static void paxos_torn_reads(void **state)
 	world_free(w);
 }
 
-#define SS(f) cmocka_unit_test_prestate(f, (void *)(uintptr_t)512), \
-	      cmocka_unit_test_prestate(f, (void *)(uintptr_t)4096)
+#define SS(f) \
+	cmocka_unit_test_prestate(f, (void *)(uintptr_t)512), \
+			cmocka_unit_test_prestate(f, (void *)(uintptr_t)4096)
 
 int main(void)
 {

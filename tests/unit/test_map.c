@@ -36,15 +36,15 @@ static struct dlvm_lv_map *map_of(struct dlvm_vg *vg, const char *lv)
 	return m;
 }
 
-#define assert_piece(m, at, n, want_dev, want_off, want_len)                               \
-	do {                                                                                 \
-		struct dlvm_map_piece p_ = { 99, 99, 99 };                                   \
-		dlvm_lv_map_resolve((m), (at), (n), &p_);                                    \
+#define assert_piece(m, at, n, want_dev, want_off, want_len) \
+	do { \
+		struct dlvm_map_piece p_ = { 99, 99, 99 }; \
+		dlvm_lv_map_resolve((m), (at), (n), &p_); \
 		if (p_.dev != (want_dev) || p_.dev_off != (want_off) || p_.len != (want_len)) \
-			fail_msg("resolve(%llu, %llu): dev %u off %" PRIu64 " len %" PRIu64   \
-				 ", want dev %u off %llu len %llu",                          \
-				 (unsigned long long)(at), (unsigned long long)(n), p_.dev,   \
-				 p_.dev_off, p_.len, (unsigned)(want_dev),                    \
+			fail_msg("resolve(%llu, %llu): dev %u off %" PRIu64 " len %" PRIu64 \
+				 ", want dev %u off %llu len %llu", \
+				 (unsigned long long)(at), (unsigned long long)(n), p_.dev, \
+				 p_.dev_off, p_.len, (unsigned)(want_dev), \
 				 (unsigned long long)(want_off), (unsigned long long)(want_len)); \
 	} while (0)
 
@@ -263,8 +263,10 @@ static void lvdev_batch_on_files(void **state)
 		uint8_t *b = buf + (size_t)i * 128 * KiB;
 		for (uint64_t k = 0; k < len; k++)
 			b[k] = (uint8_t)(t_rnd(&g) >> 7);
-		w[i] = (struct dlvm_dev_wr){ .buf = b, .len = len,
-					     .off = (uint64_t)i * 100 * KiB + 4 * KiB * (t_rnd(&g) % 2) };
+		w[i] = (struct dlvm_dev_wr){ .buf = b,
+					     .len = len,
+					     .off = (uint64_t)i * 100 * KiB +
+						    4 * KiB * (t_rnd(&g) % 2) };
 	}
 	assert_ok(dlvm_dev_write_many(lvd, w, N, &e), &e);
 	for (int i = 0; i < N; i++) {

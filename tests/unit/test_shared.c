@@ -71,8 +71,10 @@ static void make_shared_vg(struct files *f)
 	snprintf(req, sizeof(req), "{\"opts\": {\"size\": \"64m\"}, \"args\": [\"%s\", \"%s\"]}",
 		 f->a, f->b);
 	assert_ok(offline(f, "pvcreate", req, NULL, &e), &e);
-	snprintf(req, sizeof(req), "{\"opts\": {\"shared\": true, \"max-hosts\": \"4\"}, "
-		 "\"args\": [\"vgs\", \"%s\", \"%s\"]}", f->a, f->b);
+	snprintf(req, sizeof(req),
+		 "{\"opts\": {\"shared\": true, \"max-hosts\": \"4\"}, "
+		 "\"args\": [\"vgs\", \"%s\", \"%s\"]}",
+		 f->a, f->b);
 	assert_ok(offline(f, "vgcreate", req, NULL, &e), &e);
 }
 
@@ -99,8 +101,8 @@ static void test_vgcreate_shared_offline(void **state)
 	assert_ok(offline(&f, "lvs", "{\"args\": [\"vgs\"]}", &resp, &e), &e);
 	assert_int_equal(report_rows(resp), 0);
 	json_decref(resp);
-	assert_ok(offline(&f, "lvs", "{\"opts\": {\"all\": true}, \"args\": [\"vgs\"]}", &resp,
-			  &e), &e);
+	assert_ok(offline(&f, "lvs", "{\"opts\": {\"all\": true}, \"args\": [\"vgs\"]}", &resp, &e),
+		  &e);
 	assert_int_equal(report_rows(resp), 1);
 	assert_string_equal(row_str(resp, 0, "lv_name"), "[lvmlock]");
 	json_decref(resp);
@@ -109,10 +111,12 @@ static void test_vgcreate_shared_offline(void **state)
 	json_decref(resp);
 	/* the offline CLI changes nothing in a shared VG, reports still work */
 	assert_err(offline(&f, "lvcreate", "{\"opts\": {\"size\": \"4m\"}, \"args\": [\"vgs\"]}",
-			   NULL, &e), &e, -EROFS, "shared VG vgs: needs a running dlvmd with "
-			   "--host-id");
-	assert_err(offline(&f, "lvremove", "{\"args\": [\"vgs/lvmlock\"]}", NULL, &e), &e,
-		   -EROFS, "needs a running dlvmd");
+			   NULL, &e),
+		   &e, -EROFS,
+		   "shared VG vgs: needs a running dlvmd with "
+		   "--host-id");
+	assert_err(offline(&f, "lvremove", "{\"args\": [\"vgs/lvmlock\"]}", NULL, &e), &e, -EROFS,
+		   "needs a running dlvmd");
 	assert_ok(offline(&f, "hosts", "{\"args\": [\"vgs\"]}", &resp, &e), &e);
 	assert_int_equal(report_rows(resp), 0); /* no host ever joined */
 	json_decref(resp);
@@ -132,10 +136,13 @@ static void test_bad_options(void **state)
 	assert_ok(offline(&f, "pvcreate", req, NULL, &e), &e);
 	snprintf(req, sizeof(req), "{\"opts\": {\"max-hosts\": \"4\"}, \"args\": [\"v\", \"%s\"]}",
 		 f.a);
-	assert_err(offline(&f, "vgcreate", req, NULL, &e), &e, -EINVAL, "--max-hosts needs "
+	assert_err(offline(&f, "vgcreate", req, NULL, &e), &e, -EINVAL,
+		   "--max-hosts needs "
 		   "--shared");
-	snprintf(req, sizeof(req), "{\"opts\": {\"shared\": true, \"max-hosts\": \"2001\"}, "
-		 "\"args\": [\"v\", \"%s\"]}", f.a);
+	snprintf(req, sizeof(req),
+		 "{\"opts\": {\"shared\": true, \"max-hosts\": \"2001\"}, "
+		 "\"args\": [\"v\", \"%s\"]}",
+		 f.a);
 	assert_err(offline(&f, "vgcreate", req, NULL, &e), &e, -EINVAL, "must be 1 to 2000");
 	files_remove(&f);
 }
@@ -145,8 +152,11 @@ static void test_bad_options(void **state)
 static struct dlvm_ctx *host_ctx(struct files *f, uint32_t id, const char *name, uint32_t wait_ms)
 {
 	char lease_name[64];
-	struct dlvm_ctx_opts o = { .devices = f->list, .daemon = true, .host_id = id,
-				   .io_timeout = 1, .lease_name = lease_name,
+	struct dlvm_ctx_opts o = { .devices = f->list,
+				   .daemon = true,
+				   .host_id = id,
+				   .io_timeout = 1,
+				   .lease_name = lease_name,
 				   .lease_wait_ms = wait_ms };
 	struct dlvm_err e = { 0 };
 	struct dlvm_ctx *ctx;
@@ -176,19 +186,29 @@ static void test_two_hosts(void **state)
 	assert_ok(dlvm_ctx_join(h1, &e), &e);
 	assert_ok(dlvm_ctx_join(h2, &e), &e);
 
-	assert_ok(run(h1, "lvcreate", "{\"opts\": {\"name\": \"a\", \"size\": \"4m\"}, "
-		      "\"args\": [\"vgs\"]}", &resp, &e), &e);
+	assert_ok(run(h1, "lvcreate",
+		      "{\"opts\": {\"name\": \"a\", \"size\": \"4m\"}, "
+		      "\"args\": [\"vgs\"]}",
+		      &resp, &e),
+		  &e);
 	json_decref(resp);
 	/* host 2 appends after host 1's record: it must have caught up */
 	assert_ok(run(h2, "lvextend", "{\"opts\": {\"size\": \"+4m\"}, \"args\": [\"vgs/a\"]}",
-		      NULL, &e), &e);
+		      NULL, &e),
+		  &e);
 	assert_ok(run(h1, "lvs", "{\"args\": [\"vgs/a\"]}", &resp, &e), &e);
-	assert_int_equal(json_integer_value(json_object_get(json_array_get(json_object_get(
-		json_object_get(resp, "report"), "rows"), 0), "lv_size")), 8 << 20);
+	assert_int_equal(json_integer_value(json_object_get(
+					 json_array_get(json_object_get(json_object_get(resp,
+											"report"),
+									"rows"),
+							0),
+					 "lv_size")),
+			 8 << 20);
 	json_decref(resp);
 	/* (no export hooks here: the system tests see the shared VG message) */
 	assert_err(run(h2, "lvchange", "{\"opts\": {\"activate\": \"y\"}, \"args\": [\"vgs/a\"]}",
-		       NULL, &e), &e, -ENOTSUP, "activation");
+		       NULL, &e),
+		   &e, -ENOTSUP, "activation");
 	assert_err(run(h2, "lvrename", "{\"args\": [\"vgs/lvmlock\", \"x\"]}", NULL, &e), &e,
 		   -EPERM, "holds the lease area of shared VG vgs");
 
@@ -211,22 +231,30 @@ static void test_two_hosts(void **state)
 	struct dlvm_lease_area *area;
 	struct dlvm_lockspace *ls3;
 	struct dlvm_paxos_lease held;
-	assert_ok(dlvm_lease_area_open(pv->dev, pv->d.pe_start + lsl->segs[0]->area[0].pe_start *
-				       vg->info.extent_size, lsl->le_count * vg->info.extent_size,
-				       &area, &e), &e);
+	assert_ok(dlvm_lease_area_open(pv->dev,
+				       pv->d.pe_start + lsl->segs[0]->area[0].pe_start *
+									vg->info.extent_size,
+				       lsl->le_count * vg->info.extent_size, &area, &e),
+		  &e);
 	assert_ok(dlvm_lockspace_new(area, NULL, 1, &ls3, &e), &e);
 	assert_ok(dlvm_lockspace_acquire(ls3, 3, "unit:host3", NULL, &e), &e);
 	assert_ok(dlvm_paxos_acquire(ls3, 0, DLVM_LEASE_EXCLUSIVE, &held, &e), &e);
 	assert_ok(dlvm_lockspace_renew(ls3, &e), &e);
-	assert_err(run(h1, "lvcreate", "{\"opts\": {\"name\": \"b\", \"size\": \"4m\"}, "
-		       "\"args\": [\"vgs\"]}", NULL, &e), &e, -EBUSY, "held by host id 3");
+	assert_err(run(h1, "lvcreate",
+		       "{\"opts\": {\"name\": \"b\", \"size\": \"4m\"}, "
+		       "\"args\": [\"vgs\"]}",
+		       NULL, &e),
+		   &e, -EBUSY, "held by host id 3");
 	assert_ok(dlvm_lockspace_renew(ls3, &e), &e);
 	assert_ok(dlvm_paxos_release(ls3, &held, &e), &e);
 	assert_ok(dlvm_lockspace_release(ls3, &e), &e);
 	dlvm_lockspace_free(ls3);
 	dlvm_lease_area_close(area);
-	assert_ok(run(h1, "lvcreate", "{\"opts\": {\"name\": \"b\", \"size\": \"4m\"}, "
-		      "\"args\": [\"vgs\"]}", NULL, &e), &e);
+	assert_ok(run(h1, "lvcreate",
+		      "{\"opts\": {\"name\": \"b\", \"size\": \"4m\"}, "
+		      "\"args\": [\"vgs\"]}",
+		      NULL, &e),
+		  &e);
 
 	/* a daemon context without a host id may not change it */
 	ro = host_ctx(&f, 0, NULL, 0);
@@ -241,11 +269,13 @@ static void test_two_hosts(void **state)
 
 	/* vgremove waits for the other hosts to leave */
 	assert_err(run(h1, "vgremove", "{\"opts\": {\"force\": true}, \"args\": [\"vgs\"]}", NULL,
-		       &e), &e, -EBUSY, "still in the lockspace");
+		       &e),
+		   &e, -EBUSY, "still in the lockspace");
 	dlvm_ctx_free(h2);
 	usleep(1200 * 1000); /* host 1 sees the release at its next renewal (T/2) */
 	assert_ok(run(h1, "vgremove", "{\"opts\": {\"force\": true}, \"args\": [\"vgs\"]}", NULL,
-		      &e), &e);
+		      &e),
+		  &e);
 	dlvm_ctx_free(h1);
 	files_remove(&f);
 }

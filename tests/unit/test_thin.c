@@ -26,7 +26,8 @@ static void put_le(uint8_t *p, unsigned width, uint64_t v)
  * holding a fresh store. */
 static struct dlvm_dev *t_thin_dev(uint64_t meta_blocks, uint64_t spare, uint64_t data_chunks)
 {
-	struct dlvm_thin_format_opts o = { .chunk_size = 65536, .data_chunks = data_chunks,
+	struct dlvm_thin_format_opts o = { .chunk_size = 65536,
+					   .data_chunks = data_chunks,
 					   .meta_blocks = meta_blocks };
 	struct dlvm_dev *dev = dlvm_memdev_new("thin0", (meta_blocks + spare) * 4096, 4096);
 	struct dlvm_err e = { 0 };
@@ -74,13 +75,13 @@ static unsigned t_thin_check(struct dlvm_thin_store *s, char **text)
 	return p;
 }
 
-#define assert_thin_clean(s)                                                                 \
-	do {                                                                                 \
-		char *txt_;                                                                  \
-		unsigned p_ = t_thin_check((s), &txt_);                                      \
-		if (p_)                                                                      \
-			fail_msg("dlvm_thin_check: %u problems:\n%s", p_, txt_);             \
-		free(txt_);                                                                  \
+#define assert_thin_clean(s) \
+	do { \
+		char *txt_; \
+		unsigned p_ = t_thin_check((s), &txt_); \
+		if (p_) \
+			fail_msg("dlvm_thin_check: %u problems:\n%s", p_, txt_); \
+		free(txt_); \
 	} while (0)
 
 static struct dlvm_thin_usage t_usage(struct dlvm_thin_store *s)
@@ -168,7 +169,7 @@ static void sb_roundtrip(void **state)
 	assert_ok(th_sb_decode(buf, 1, &d, &e), &e);
 	assert_int_equal(d.major, 1);
 	assert_int_equal(d.minor, 4);
-	assert_int_equal(d.compat, 0x8);   /* unknown compat bits: ignored */
+	assert_int_equal(d.compat, 0x8);     /* unknown compat bits: ignored */
 	assert_int_equal(d.ro_compat, 0x10); /* unknown ro_compat bits: the caller decides */
 	assert_int_equal(d.incompat, 0);
 	assert_memory_equal(d.uuid, sb.uuid, 16);
@@ -190,24 +191,30 @@ static void sb_bad_fields(void **state)
 {
 	static const struct bad_field bad[] = {
 		{ 0, 8, 0, -ENODATA, "bad magic" },
-		{ 8, 2, 2, -ENOTSUP, "format version 2 is not supported (this dlvm reads version 1)" },
+		{ 8, 2, 2, -ENOTSUP,
+		  "format version 2 is not supported (this dlvm reads version 1)" },
 		{ 12, 4, 256, -EBADMSG, "field header_size is 256, expected 512" },
-		{ 32, 8, 4, -ENOTSUP, "unknown incompatible features 0x4 (written by a newer dlvm)" },
+		{ 32, 8, 4, -ENOTSUP,
+		  "unknown incompatible features 0x4 (written by a newer dlvm)" },
 		{ 40, 16, 0, -EBADMSG, "field uuid is all zero" },
 		{ 56, 8, 0, -EBADMSG, "field txn is 0, out of range" },
 		{ 56, 8, UINT64_MAX, -EBADMSG, "field txn is 18446744073709551615, out of range" },
 		{ 64, 4, 0, -EBADMSG, "field slot is 0 but the superblock is in slot 1" },
 		{ 68, 4, 512, -EBADMSG, "field block_size is 512, not 4096" },
-		{ 72, 8, 12288, -EBADMSG, "field chunk_size 12288 is not a power of two from 4096" },
+		{ 72, 8, 12288, -EBADMSG,
+		  "field chunk_size 12288 is not a power of two from 4096" },
 		{ 72, 8, 2048, -EBADMSG, "field chunk_size 2048 is not a power of two" },
-		{ 72, 8, 1ull << 31, -EBADMSG, "field chunk_size 2147483648 is not a power of two" },
+		{ 72, 8, 1ull << 31, -EBADMSG,
+		  "field chunk_size 2147483648 is not a power of two" },
 		{ 80, 8, 0, -EBADMSG, "field data_chunks is 0, not 1 to 281474976710656" },
-		{ 80, 8, (1ull << 48) + 1, -EBADMSG, "field data_chunks is 281474976710657, not 1 to" },
+		{ 80, 8, (1ull << 48) + 1, -EBADMSG,
+		  "field data_chunks is 281474976710657, not 1 to" },
 		{ 88, 8, 2, -EBADMSG, "field meta_blocks is 2, not 3 to 4294967296" },
 		{ 88, 8, (1ull << 32) + 1, -EBADMSG, "field meta_blocks is 4294967297, not 3 to" },
 		{ 96, 8, 1, -EBADMSG, "field dev_root is block 1, outside blocks 2 to 4999" },
 		{ 96, 8, 5000, -EBADMSG, "field dev_root is block 5000, outside blocks 2 to 4999" },
-		{ 104, 8, (1ull << 48) + 1, -EBADMSG, "field ndevs is 281474976710657, out of range" },
+		{ 104, 8, (1ull << 48) + 1, -EBADMSG,
+		  "field ndevs is 281474976710657, out of range" },
 		{ 120, 1, 1, -EBADMSG, "reserved byte 120 is not zero" },
 		{ 507, 1, 1, -EBADMSG, "reserved byte 507 is not zero" },
 		{ 512, 1, 1, -EBADMSG, "reserved byte 512 is not zero" },
@@ -306,7 +313,9 @@ static void node_roundtrip(void **state)
 	n->nr = TH_DEV_ENTRIES;
 	for (unsigned i = 0; i < TH_DEV_ENTRIES; i++) {
 		n->keys[i] = 10 + i;
-		n->u.d[i] = (struct th_devrec){ .root = 2 + i, .mapped = 100 * i, .created_txn = 4,
+		n->u.d[i] = (struct th_devrec){ .root = 2 + i,
+						.mapped = 100 * i,
+						.created_txn = 4,
 						.snapshot_of = i % 2 ? i - 1 : 0,
 						.flags = (i % 2 ? DLVM_THIN_DEV_SNAPSHOT : 0) |
 							 (i % 3 ? DLVM_THIN_DEV_READONLY : 0) };
@@ -342,8 +351,11 @@ static void node_sample(uint8_t *buf, uint16_t type, uint16_t level)
 	n->keys[1] = 20;
 	if (type == TH_TREE_DEV && level == 0) {
 		n->u.d[0] = (struct th_devrec){ .root = 8, .mapped = 3, .created_txn = 2 };
-		n->u.d[1] = (struct th_devrec){ .root = 8, .mapped = 3, .created_txn = 5,
-						.snapshot_of = 10, .flags = DLVM_THIN_DEV_SNAPSHOT };
+		n->u.d[1] = (struct th_devrec){ .root = 8,
+						.mapped = 3,
+						.created_txn = 5,
+						.snapshot_of = 10,
+						.flags = DLVM_THIN_DEV_SNAPSHOT };
 	} else {
 		n->u.v[0] = level ? 8 : 500;
 		n->u.v[1] = level ? 9 : 501;
@@ -392,9 +404,11 @@ static void node_bad_fields_map_leaf(void **state)
 		{ 24, 8, 6, -EBADMSG, "field txn is 6, later than the store's transaction 5" },
 		{ 48, 8, 10, -EBADMSG, "key 1 (10) is not above key 0 (10)" },
 		{ 48, 8, 9, -EBADMSG, "key 1 (9) is not above key 0 (10)" },
-		{ 40, 8, 1ull << 48, -EBADMSG, "key 0 is 281474976710656, more than 281474976710655" },
-		{ 2064, 8, 1000, -EBADMSG, "entry 0 maps to data chunk 1000, beyond the 1000 data "
-					   "chunks" },
+		{ 40, 8, 1ull << 48, -EBADMSG,
+		  "key 0 is 281474976710656, more than 281474976710655" },
+		{ 2064, 8, 1000, -EBADMSG,
+		  "entry 0 maps to data chunk 1000, beyond the 1000 data "
+		  "chunks" },
 		{ 2072, 8, 501 | (1ull << 48), -EBADMSG, "entry 1 has unknown flags 0x1" },
 		{ 2080, 1, 1, -EBADMSG, "byte 2080 past the last entry is not zero" },
 		{ 4095, 1, 1, -EBADMSG, "byte 4095 past the last entry is not zero" },
@@ -423,11 +437,13 @@ static void node_bad_fields_internal(void **state)
 {
 	static const struct bad_field bad[] = {
 		{ 32, 2, 0, -EBADMSG, "field nr_entries is 0 in an internal node" },
-		{ 2064, 8, 100, -EBADMSG, "child 0 is block 100, outside blocks 2 to 99 or the node "
-					  "itself" },
+		{ 2064, 8, 100, -EBADMSG,
+		  "child 0 is block 100, outside blocks 2 to 99 or the node "
+		  "itself" },
 		{ 2064, 8, 1, -EBADMSG, "child 0 is block 1, outside blocks 2 to 99" },
-		{ 2072, 8, 7, -EBADMSG, "child 1 is block 7, outside blocks 2 to 99 or the node "
-					"itself" },
+		{ 2072, 8, 7, -EBADMSG,
+		  "child 1 is block 7, outside blocks 2 to 99 or the node "
+		  "itself" },
 		{ 34, 2, 84, -EBADMSG, "field max_entries is 84, expected 253" },
 	};
 	(void)state;
@@ -443,14 +459,18 @@ static void node_bad_fields_dev_leaf(void **state)
 		{ 36, 4, 8, -EBADMSG, "field value_size is 8, expected 40" },
 		{ 32, 2, 85, -EBADMSG, "field nr_entries is 85, more than 84" },
 		{ 712, 8, 1, -EBADMSG, "device 10: field root is block 1, outside blocks 2 to 99" },
-		{ 712, 8, 100, -EBADMSG, "device 10: field root is block 100, outside blocks 2 to 99" },
-		{ 720, 8, (1ull << 48) + 1, -EBADMSG, "device 10: field mapped is 281474976710657, "
-						      "out of range" },
-		{ 728, 8, 6, -EBADMSG, "device 10: field created_txn is 6, later than the store's "
-				       "transaction 5" },
+		{ 712, 8, 100, -EBADMSG,
+		  "device 10: field root is block 100, outside blocks 2 to 99" },
+		{ 720, 8, (1ull << 48) + 1, -EBADMSG,
+		  "device 10: field mapped is 281474976710657, "
+		  "out of range" },
+		{ 728, 8, 6, -EBADMSG,
+		  "device 10: field created_txn is 6, later than the store's "
+		  "transaction 5" },
 		{ 736, 8, 3, -EBADMSG, "device 10: field snapshot_of is 3 with flags 0x0" },
-		{ 776, 8, 1ull << 48, -EBADMSG, "device 20: field snapshot_of is 281474976710656 "
-						"with flags 0x2" },
+		{ 776, 8, 1ull << 48, -EBADMSG,
+		  "device 20: field snapshot_of is 281474976710656 "
+		  "with flags 0x2" },
 		{ 744, 4, 0x4, -EBADMSG, "device 10: unknown flags 0x4" },
 		{ 748, 4, 1, -EBADMSG, "device 10: reserved field is not zero" },
 		{ 792, 1, 1, -EBADMSG, "byte 792 past the last entry is not zero" },
@@ -561,7 +581,8 @@ static void devices_basics(void **state)
 		   "thin0: thin device id 281474976710656 is above 281474976710655");
 	assert_err(dlvm_thin_create(s, 6, DLVM_THIN_DEV_SNAPSHOT, &e), &e, -EINVAL,
 		   "thin0: thin device 6: flags 0x2 cannot be set");
-	assert_err(dlvm_thin_info(s, 4, &in, &e), &e, -ENOENT, "thin0: thin device 4 does not "
+	assert_err(dlvm_thin_info(s, 4, &in, &e), &e, -ENOENT,
+		   "thin0: thin device 4 does not "
 		   "exist");
 	assert_err(dlvm_thin_lookup(s, 4, 0, &c, NULL, &e), &e, -ENOENT,
 		   "thin0: thin device 4 does not exist");
@@ -713,8 +734,8 @@ static void dump_blocks(void **state)
 /* ---- the B-tree against a model ---- */
 
 struct tmodel {
-	uint64_t V;       /* virtual chunks 0 .. V-1 */
-	uint64_t *map;    /* chunk or NONE */
+	uint64_t V;    /* virtual chunks 0 .. V-1 */
+	uint64_t *map; /* chunk or NONE */
 	uint64_t mapped;
 };
 
@@ -840,7 +861,8 @@ static void btree_random_against_model(void **state)
 				compare_model(s, 1, &m, &g);
 			}
 		}
-		print_message("phase %d: %ld operations so far, %" PRIu64 " mapped, root level %u\n",
+		print_message("phase %d: %ld operations so far, %" PRIu64
+			      " mapped, root level %u\n",
 			      phase, ops, m.mapped, root_level(s, 1));
 		assert_thin_clean(s);
 		compare_model(s, 1, &m, &g);
@@ -1004,10 +1026,12 @@ static void fam_compare(struct dlvm_thin_store *s, const struct fam *f)
 			bool sh;
 			uint64_t c = t_lookup(s, id, v, &sh);
 			if (c != f->map[id][v])
-				fail_msg("device %" PRIu64 " chunk %" PRIu64 ": %" PRIu64 ", model %"
-					 PRIu64, id, v, c, f->map[id][v]);
+				fail_msg("device %" PRIu64 " chunk %" PRIu64 ": %" PRIu64
+					 ", model %" PRIu64,
+					 id, v, c, f->map[id][v]);
 			if (c != NONE && sh != fam_shared(f, (int)id, v))
-				fail_msg("device %" PRIu64 " chunk %" PRIu64 ": shared %d", id, v, sh);
+				fail_msg("device %" PRIu64 " chunk %" PRIu64 ": shared %d", id, v,
+					 sh);
 		}
 		id++;
 	}
@@ -1221,8 +1245,8 @@ static void snapshot_random_family(void **state)
 			fam_compare(s, &f);
 	}
 	print_message("%u creates, %u snapshots, %u deletes, %u write runs, %u unmaps, %u "
-		      "commits\n", counts[0], counts[1], counts[2], counts[3], counts[4],
-		      counts[5]);
+		      "commits\n",
+		      counts[0], counts[1], counts[2], counts[3], counts[4], counts[5]);
 	assert_true(counts[1] > 50 && counts[2] > 50);
 	fam_compare(s, &f);
 	t_commit_thin(s);
@@ -1294,8 +1318,10 @@ static void damaged_node_refused_at_open(void **state)
 	uint8_t *d = dlvm_memdev_data(dev);
 	d[leaf2 * 4096 + 2100] ^= 0x10;
 	memcpy(d + leaf2 * 4096, d + leaf1 * 4096, 4096);
-	snprintf(want, sizeof(want), "thin0: node at block %" PRIu64 ": field blocknr is %" PRIu64
-		 " (a node written elsewhere)", leaf2, leaf1);
+	snprintf(want, sizeof(want),
+		 "thin0: node at block %" PRIu64 ": field blocknr is %" PRIu64
+		 " (a node written elsewhere)",
+		 leaf2, leaf1);
 	assert_err(dlvm_thin_store_open(dev, NULL, &s, &e), &e, -EBADMSG, want);
 	dlvm_dev_close(dev);
 }
@@ -1378,9 +1404,11 @@ static void damaged_node_found_later(void **state)
 	assert_err(dlvm_thin_lookup(s, 2, 7, &c, NULL, &e), &e, -EBADMSG, want);
 	/* from now on the store takes no change */
 	assert_err(dlvm_thin_provision(s, 1, 3, &c, &is_new, NULL, &e), &e, -EROFS, want);
-	assert_err(dlvm_thin_create(s, 9, 0, &e), &e, -EROFS, "thin0: thin store refuses changes "
+	assert_err(dlvm_thin_create(s, 9, 0, &e), &e, -EROFS,
+		   "thin0: thin store refuses changes "
 		   "after an earlier error (thin0: node at block");
-	assert_err(dlvm_thin_commit(s, &e), &e, -EROFS, "reopen it to continue from the last "
+	assert_err(dlvm_thin_commit(s, &e), &e, -EROFS,
+		   "reopen it to continue from the last "
 		   "commit");
 	assert_true(t_usage(s).readonly);
 	assert_int_not_equal(t_lookup(s, 1, 3, NULL), NONE);
@@ -1444,9 +1472,10 @@ static void newer_superblock_slot_refused(void **state)
 		put_le(b + 32, 8, 1ull << 40);
 		dlvm_put_le32(b + 508, dlvm_crc32c(b, 508));
 		char want[128];
-		snprintf(want, sizeof(want), "thin0: superblock slot %u (block %u): superblock "
-			 "slot %u (block %u): unknown incompatible features 0x10000000000", slot,
-			 slot, slot, slot);
+		snprintf(want, sizeof(want),
+			 "thin0: superblock slot %u (block %u): superblock "
+			 "slot %u (block %u): unknown incompatible features 0x10000000000",
+			 slot, slot, slot, slot);
 		long w = dlvm_memdev_writes(dev);
 		assert_err(dlvm_thin_store_open(dev, NULL, &s, &e), &e, -ENOTSUP, want);
 		assert_int_equal(dlvm_memdev_writes(dev), w);
@@ -1619,7 +1648,8 @@ static void unmap_without_metadata(void **state)
 		assert_ok(dlvm_thin_grow_meta(s, mb, &e), &e);
 	}
 	print_message("unmapped 2000 chunks of a snapshot in %u rounds of growing metadata, %u "
-		      "stopped half way\n", rounds + 1, partial);
+		      "stopped half way\n",
+		      rounds + 1, partial);
 	assert_true(partial > 0);
 	assert_int_equal(total, 2000);
 	t_commit_thin(s);
@@ -1629,13 +1659,14 @@ static void unmap_without_metadata(void **state)
 	dlvm_dev_close(dev);
 }
 
-
 /* A store of chunk_size bytes per chunk, formatted with or without
  * unwritten sub-blocks. */
 static struct dlvm_dev *t_thin_dev_opts(uint64_t chunk_size, bool zero_new)
 {
-	struct dlvm_thin_format_opts o = { .chunk_size = chunk_size, .data_chunks = 100,
-					   .meta_blocks = 64, .zero_new = zero_new };
+	struct dlvm_thin_format_opts o = { .chunk_size = chunk_size,
+					   .data_chunks = 100,
+					   .meta_blocks = 64,
+					   .zero_new = zero_new };
 	struct dlvm_dev *dev = dlvm_memdev_new("thin0", 64 * 4096, 4096);
 	struct dlvm_err e = { 0 };
 
@@ -1740,9 +1771,15 @@ static void unwritten_masks(void **state)
  * feature, is damage named by its entry. */
 static void unwritten_bits_checked(void **state)
 {
-	struct th_limits lim = { .meta_blocks = 100, .data_chunks = 1000, .max_txn = 5,
+	struct th_limits lim = { .meta_blocks = 100,
+				 .data_chunks = 1000,
+				 .max_txn = 5,
 				 .map_flags = 0x000f };
-	struct th_node n = { .blocknr = 7, .txn = 1, .type = TH_TREE_MAP, .level = 0, .nr = 2,
+	struct th_node n = { .blocknr = 7,
+			     .txn = 1,
+			     .type = TH_TREE_MAP,
+			     .level = 0,
+			     .nr = 2,
 			     .keys = { 1, 2 } };
 	struct dlvm_err e = { 0 };
 	(void)state;

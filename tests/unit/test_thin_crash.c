@@ -76,7 +76,10 @@ static void w_close(struct dlvm_dev *d)
 }
 
 static const struct dlvm_dev_ops watch_ops = {
-	.pread = w_pread, .pwrite = w_pwrite, .flush = w_flush, .close = w_close,
+	.pread = w_pread,
+	.pwrite = w_pwrite,
+	.flush = w_flush,
+	.close = w_close,
 };
 
 static struct dlvm_dev *watch_dev(struct dlvm_dev *mem)
@@ -112,18 +115,20 @@ static char *t_state(struct dlvm_thin_store *s)
 	uint64_t id = 0;
 
 	dlvm_thin_usage(s, &u);
-	t_add(&b, "txn %" PRIu64 " devices %" PRIu64 " data %" PRIu64 " free %" PRIu64 "+%" PRIu64
-	      " meta %" PRIu64 " free %" PRIu64 "+%" PRIu64 "\n", u.transaction, u.devices,
-	      u.data_chunks, u.data_free, u.data_pending, u.meta_blocks, u.meta_free,
-	      u.meta_pending);
+	t_add(&b,
+	      "txn %" PRIu64 " devices %" PRIu64 " data %" PRIu64 " free %" PRIu64 "+%" PRIu64
+	      " meta %" PRIu64 " free %" PRIu64 "+%" PRIu64 "\n",
+	      u.transaction, u.devices, u.data_chunks, u.data_free, u.data_pending, u.meta_blocks,
+	      u.meta_free, u.meta_pending);
 	for (;;) {
 		struct dlvm_thin_dev_info in;
 		assert_ok(dlvm_thin_next_dev(s, id, &id, &e), &e);
 		if (id == NONE)
 			break;
 		assert_ok(dlvm_thin_info(s, id, &in, &e), &e);
-		t_add(&b, "dev %" PRIu64 " mapped %" PRIu64 " txn %" PRIu64 " of %" PRIu64
-		      " flags %x:", id, in.mapped, in.created_txn, in.snapshot_of, in.flags);
+		t_add(&b,
+		      "dev %" PRIu64 " mapped %" PRIu64 " txn %" PRIu64 " of %" PRIu64 " flags %x:",
+		      id, in.mapped, in.created_txn, in.snapshot_of, in.flags);
 		assert_ok(dlvm_thin_iterate(s, id, 0, dump_map, &b, &e), &e);
 		t_add(&b, "\n");
 		id++;
@@ -147,13 +152,13 @@ static unsigned t_thin_check(struct dlvm_thin_store *s, char **text)
 	return p;
 }
 
-#define assert_thin_clean(s)                                                                 \
-	do {                                                                                 \
-		char *txt_;                                                                  \
-		unsigned p_ = t_thin_check((s), &txt_);                                      \
-		if (p_)                                                                      \
-			fail_msg("dlvm_thin_check: %u problems:\n%s", p_, txt_);             \
-		free(txt_);                                                                  \
+#define assert_thin_clean(s) \
+	do { \
+		char *txt_; \
+		unsigned p_ = t_thin_check((s), &txt_); \
+		if (p_) \
+			fail_msg("dlvm_thin_check: %u problems:\n%s", p_, txt_); \
+		free(txt_); \
 	} while (0)
 
 /* A random existing device id, or NONE. */
@@ -219,21 +224,21 @@ static int random_change(struct dlvm_thin_store *s, struct t_gen *g)
 struct window {
 	uint32_t ss;
 	enum dlvm_fault_mode mode;
-	bool overlap;               /* changes while each commit is written */
-	long fault_at;              /* -1: none */
-	uint64_t seed;              /* of the write cache (DLVM_FAULT_CACHE_LOSS) */
-	char *states[STEPS + 1];    /* after each commit (0: before the window) */
-	long writes[STEPS + 1];     /* writes of the window up to each commit */
-	long early;                 /* writes of nodes before their commit */
-	unsigned nospc;             /* changes refused for want of space */
+	bool overlap;            /* changes while each commit is written */
+	long fault_at;           /* -1: none */
+	uint64_t seed;           /* of the write cache (DLVM_FAULT_CACHE_LOSS) */
+	char *states[STEPS + 1]; /* after each commit (0: before the window) */
+	long writes[STEPS + 1];  /* writes of the window up to each commit */
+	long early;              /* writes of nodes before their commit */
+	unsigned nospc;          /* changes refused for want of space */
 };
 
 /* A store with a few devices and mappings, committed; returns it on a
  * watched device. */
-static struct dlvm_thin_store *prefix(struct dlvm_dev *mem, struct dlvm_dev **wdev,
-				      struct t_gen *g)
+static struct dlvm_thin_store *prefix(struct dlvm_dev *mem, struct dlvm_dev **wdev, struct t_gen *g)
 {
-	struct dlvm_thin_format_opts o = { .chunk_size = 65536, .data_chunks = 12000,
+	struct dlvm_thin_format_opts o = { .chunk_size = 65536,
+					   .data_chunks = 12000,
 					   .meta_blocks = 48 };
 	struct dlvm_thin_open_opts oo = { .cache_blocks = 8 };
 	struct dlvm_thin_store *s = NULL;
@@ -311,14 +316,16 @@ static struct dlvm_thin_store *run_window(struct window *w, struct dlvm_dev *mem
 		for (int i = 0; i < OPS_PER_STEP && !wt->dead; i++) {
 			if (job && i == OPS_PER_STEP / 2) {
 				if (ref)
-					assert_thin_clean(s); /* with the sealed one's frees apart */
+					assert_thin_clean(
+							s); /* with the sealed one's frees apart */
 				end_job(w, s, job, mem, base, step - 1);
 				job = NULL;
 			}
 			long before = dlvm_memdev_writes(mem);
 			int r = random_change(s, &g);
 			if (ref && r && r != -ENOSPC)
-				fail_msg("step %d change %d: %d (%s)", step, i, r, dlvm_errno_name(r));
+				fail_msg("step %d change %d: %d (%s)", step, i, r,
+					 dlvm_errno_name(r));
 			w->nospc += ref && r;
 			if (ref)
 				w->early += dlvm_memdev_writes(mem) - before;
@@ -346,8 +353,8 @@ static struct dlvm_thin_store *run_window(struct window *w, struct dlvm_dev *mem
 
 static const char *mode_name(enum dlvm_fault_mode m)
 {
-	return m == DLVM_FAULT_EIO	   ? "EIO"
-	       : m == DLVM_FAULT_TEAR	   ? "torn write"
+	return m == DLVM_FAULT_EIO          ? "EIO"
+	       : m == DLVM_FAULT_TEAR       ? "torn write"
 	       : m == DLVM_FAULT_CACHE_LOSS ? "power loss with a write cache"
 					    : "power loss";
 }
@@ -360,8 +367,7 @@ static const char *mode_name(enum dlvm_fault_mode m)
  * commit j (its superblock) comes its last flush, so the store may open at
  * commit j or the one before; anywhere else at the last commit.
  */
-static void crash_window_seeds(uint32_t ss, enum dlvm_fault_mode mode, bool overlap,
-			       unsigned seeds)
+static void crash_window_seeds(uint32_t ss, enum dlvm_fault_mode mode, bool overlap, unsigned seeds)
 {
 	struct window ref = { .ss = ss, .mode = mode, .overlap = overlap, .fault_at = -1 };
 	struct dlvm_dev *mem = dlvm_memdev_new("thin0", 600 * 4096, ss), *wdev;
@@ -375,8 +381,9 @@ static void crash_window_seeds(uint32_t ss, enum dlvm_fault_mode mode, bool over
 	for (int k = 1; k <= STEPS; k++)
 		assert_true(ref.writes[k] > ref.writes[k - 1] + 1);
 	print_message("%s, sector size %u%s: %d commits, %ld writes, %ld of them before their "
-		      "commit; %u changes refused with ENOSPC\n", mode_name(mode), ss,
-		      overlap ? ", overlapped" : "", STEPS, total, ref.early, ref.nospc);
+		      "commit; %u changes refused with ENOSPC\n",
+		      mode_name(mode), ss, overlap ? ", overlapped" : "", STEPS, total, ref.early,
+		      ref.nospc);
 	assert_true(ref.nospc < STEPS * OPS_PER_STEP / 4);
 	assert_true(ref.early > 10);
 	for (long run = 0; run < (total + 1) * seeds; run++) {
@@ -400,9 +407,9 @@ static void crash_window_seeds(uint32_t ss, enum dlvm_fault_mode mode, bool over
 		const char *want = ref.states[want_new ? k : k - 1];
 		/* the last flush of commit k - 1 lost: that commit or the one before */
 		const char *or_this = mode == DLVM_FAULT_CACHE_LOSS && k >= 2 &&
-					      n == ref.writes[k - 1]
-				      ? ref.states[k - 2]
-				      : want;
+								      n == ref.writes[k - 1]
+						      ? ref.states[k - 2]
+						      : want;
 		s = NULL;
 		struct dlvm_err e = { 0 };
 		struct dlvm_thin_open_opts oo = { .cache_blocks = 8 };
@@ -415,7 +422,8 @@ static void crash_window_seeds(uint32_t ss, enum dlvm_fault_mode mode, bool over
 		else if (or_this != want && strcmp(got, want) == 0)
 			want_new = true;
 		if (strcmp(got, want))
-			fail_msg("%s at write %ld (commit %d, seed %" PRIu64 "): opened\n%s\nexpected\n%s",
+			fail_msg("%s at write %ld (commit %d, seed %" PRIu64
+				 "): opened\n%s\nexpected\n%s",
 				 mode_name(mode), n, k, w.seed, got, want);
 		free(got);
 		old += !want_new;
@@ -426,7 +434,8 @@ static void crash_window_seeds(uint32_t ss, enum dlvm_fault_mode mode, bool over
 		for (int i = 0; i < 30; i++) {
 			int r = random_change(s, &g);
 			if (r && r != -ENOSPC)
-				fail_msg("after %s at write %ld: change %d: %d", mode_name(mode), n, i, r);
+				fail_msg("after %s at write %ld: change %d: %d", mode_name(mode), n,
+					 i, r);
 		}
 		assert_ok(dlvm_thin_commit(s, &e), &e);
 		char *after = t_state(s);

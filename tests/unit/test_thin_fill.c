@@ -27,7 +27,7 @@ static void counts_and_reliance(void **state)
 	assert_int_equal(dlvm_thin_fill_pending(f, 8), 0);
 	/* relied on: reported when the last fill of that sub-block ends */
 	dlvm_thin_fill_rely(f, 7, 0x0002);
-	dlvm_thin_fill_rely(f, 8, 0x0001);  /* no fill there: nothing */
+	dlvm_thin_fill_rely(f, 8, 0x0001); /* no fill there: nothing */
 	assert_int_equal(dlvm_thin_fill_drop(f, 7, 0x0003), 0);
 	assert_int_equal(dlvm_thin_fill_pending(f, 7), 0x0006);
 	assert_int_equal(dlvm_thin_fill_drop(f, 7, 0x0006), 0x0002);
@@ -68,8 +68,8 @@ static void full_table_and_removal(void **state)
 		assert_int_equal(dlvm_thin_fill_pending(f, c), 0);
 		for (unsigned k = i + 1; k < LIVE_MAX; k++)
 			if (dlvm_thin_fill_pending(f, chunks[k]) != mask_of(chunks[k]))
-				fail_msg("chunk %" PRIu64 " lost after removing %" PRIu64, chunks[k],
-					 c);
+				fail_msg("chunk %" PRIu64 " lost after removing %" PRIu64,
+					 chunks[k], c);
 	}
 	/* all gone: room for as many again */
 	for (unsigned i = 0; i < LIVE_MAX; i++)

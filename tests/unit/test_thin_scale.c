@@ -85,7 +85,9 @@ static struct dlvm_dev *file_open_time(struct dlvm_dev *mem, uint64_t vchunk, ui
  */
 static void walk_with_windows(struct dlvm_thin_store *s, size_t win_max)
 {
-	struct th_walk w = { .s = s, .dev_root = s->sb.dev_root, .win_max = win_max,
+	struct th_walk w = { .s = s,
+			     .dev_root = s->sb.dev_root,
+			     .win_max = win_max,
 			     .lim = th_store_limits(s) };
 	struct dlvm_err e = { 0 };
 
@@ -103,7 +105,8 @@ static void walk_with_windows(struct dlvm_thin_store *s, size_t win_max)
  */
 static void million(bool random_order)
 {
-	struct dlvm_thin_format_opts o = { .chunk_size = 65536, .data_chunks = 2 * CHUNKS,
+	struct dlvm_thin_format_opts o = { .chunk_size = 65536,
+					   .data_chunks = 2 * CHUNKS,
 					   .meta_blocks = 32768 };
 	struct dlvm_dev *dev = dlvm_memdev_new("thin0", 32768 * 4096ull, 4096);
 	struct dlvm_thin_store *s;
@@ -135,8 +138,8 @@ static void million(bool random_order)
 	free(order);
 	dlvm_thin_usage(s, &u);
 	uint64_t nodes = u.meta_blocks - u.meta_free - 2;
-	print_message("%s: %llu chunks provisioned in %.2f s (%.2f us each), %" PRIu64
-		      " nodes\n", random_order ? "random order" : "in order", CHUNKS, fill,
+	print_message("%s: %llu chunks provisioned in %.2f s (%.2f us each), %" PRIu64 " nodes\n",
+		      random_order ? "random order" : "in order", CHUNKS, fill,
 		      fill * 1e6 / (double)CHUNKS, nodes);
 	dlvm_thin_store_close(s);
 

@@ -20,7 +20,8 @@
 /* A memory device "thin0" of meta_blocks blocks holding a fresh store. */
 static struct dlvm_dev *t_thin_dev(uint64_t meta_blocks, uint64_t data_chunks)
 {
-	struct dlvm_thin_format_opts o = { .chunk_size = 65536, .data_chunks = data_chunks,
+	struct dlvm_thin_format_opts o = { .chunk_size = 65536,
+					   .data_chunks = data_chunks,
 					   .meta_blocks = meta_blocks };
 	struct dlvm_dev *dev = dlvm_memdev_new("thin0", meta_blocks * 4096, 4096);
 	struct dlvm_err e = { 0 };
@@ -126,8 +127,9 @@ static void assert_view_is(struct dlvm_thin_view *v, const uint64_t *model, uint
 	for (uint64_t i = 0; i < span + 3; i++) {
 		uint64_t m = i < span ? model[i] : NONE;
 		if (v_lookup(v, i) != m)
-			fail_msg("view: virtual chunk %" PRIu64 " maps to %" PRIu64 ", not %" PRIu64, i,
-				 v_lookup(v, i), m);
+			fail_msg("view: virtual chunk %" PRIu64 " maps to %" PRIu64
+				 ", not %" PRIu64,
+				 i, v_lookup(v, i), m);
 	}
 	for (uint64_t from = 0; from <= span; from += stride) {
 		uint64_t next = from;
@@ -136,7 +138,8 @@ static void assert_view_is(struct dlvm_thin_view *v, const uint64_t *model, uint
 		assert_ok(dlvm_thin_view_next_mapped(v, from, &vc, &c, &e), &e);
 		if (next == span ? vc != NONE || c != NONE : vc != next || c != model[next])
 			fail_msg("view: next mapped from %" PRIu64 " is %" PRIu64 " -> %" PRIu64
-				 ", not %" PRIu64, from, vc, c, next == span ? NONE : next);
+				 ", not %" PRIu64,
+				 from, vc, c, next == span ? NONE : next);
 	}
 	for (uint64_t from = 0;; from = vc + 1) {
 		assert_ok(dlvm_thin_view_next_mapped(v, from, &vc, NULL, &e), &e);
@@ -161,21 +164,23 @@ static void assert_view_matches_store(struct dlvm_thin_view *v, struct dlvm_thin
 		uint64_t want, wv, wc, gv, gc;
 		assert_ok(dlvm_thin_lookup(s, id, vc, &want, NULL, &e), &e);
 		if (v_lookup(v, vc) != want)
-			fail_msg("device %" PRIu64 ": view maps %" PRIu64 " to %" PRIu64 ", the store "
-				 "to %" PRIu64, id, vc, v_lookup(v, vc), want);
+			fail_msg("device %" PRIu64 ": view maps %" PRIu64 " to %" PRIu64
+				 ", the store "
+				 "to %" PRIu64,
+				 id, vc, v_lookup(v, vc), want);
 		struct dlvm_thin_mapping sm, vm;
 		assert_ok(dlvm_thin_lookup_mapping(s, id, vc, &sm, &e), &e);
 		assert_ok(dlvm_thin_view_lookup_mapping(v, vc, &vm, &e), &e);
 		if (vm.chunk != sm.chunk || vm.unwritten != sm.unwritten)
 			fail_msg("device %" PRIu64 ": at %" PRIu64 " the view has chunk %" PRIu64
-				 " unwritten 0x%x, the store chunk %" PRIu64 " unwritten 0x%x", id,
-				 vc, vm.chunk, vm.unwritten, sm.chunk, sm.unwritten);
+				 " unwritten 0x%x, the store chunk %" PRIu64 " unwritten 0x%x",
+				 id, vc, vm.chunk, vm.unwritten, sm.chunk, sm.unwritten);
 		assert_ok(dlvm_thin_next_mapped(s, id, vc, &wv, &wc, &e), &e);
 		assert_ok(dlvm_thin_view_next_mapped(v, vc, &gv, &gc, &e), &e);
 		if (gv != wv || gc != wc)
 			fail_msg("device %" PRIu64 ": next mapped from %" PRIu64 ": view %" PRIu64
-				 " -> %" PRIu64 ", store %" PRIu64 " -> %" PRIu64, id, vc, gv, gc, wv,
-				 wc);
+				 " -> %" PRIu64 ", store %" PRIu64 " -> %" PRIu64,
+				 id, vc, gv, gc, wv, wc);
 	}
 }
 
@@ -208,7 +213,7 @@ struct hook {
 	/* after a write, and with tear_sb also half way through a superblock write */
 	void (*after_write)(struct hook *h, uint64_t off, bool half);
 	bool tear_sb;
-	long sb_reads;        /* reads of block 0 or 1 */
+	long sb_reads; /* reads of block 0 or 1 */
 	void *ctx;
 };
 
@@ -252,7 +257,10 @@ static void h_close(struct dlvm_dev *d)
 }
 
 static const struct dlvm_dev_ops hook_ops = {
-	.pread = h_pread, .pwrite = h_pwrite, .flush = h_flush, .close = h_close,
+	.pread = h_pread,
+	.pwrite = h_pwrite,
+	.flush = h_flush,
+	.close = h_close,
 };
 
 static struct dlvm_dev *hook_dev(struct dlvm_dev *mem, struct hook **out)
@@ -451,16 +459,17 @@ static void view_holds_while_writer_commits(void **state)
 		}
 	}
 	print_message("a view of the origin as it changed: %u answers as of txn %" PRIu64
-		      ", %u refused\n", as_of_t0, t0, refused);
+		      ", %u refused\n",
+		      as_of_t0, t0, refused);
 	assert_true(as_of_t0 > 0);
 	assert_true(refused > 0);
 	dlvm_thin_view_close(vo);
 	free(origin);
 	/* the device tree the view was opened from is gone: its root block
 	 * holds a node of a later transaction */
-	print_message("device tree root of txn %" PRIu64 " (block %" PRIu64 ") now holds txn %"
-		      PRIu64 "; store at txn %" PRIu64 "\n", t0, dev_root0,
-		      t_block_txn(dev, dev_root0), t_txn(w));
+	print_message("device tree root of txn %" PRIu64 " (block %" PRIu64
+		      ") now holds txn %" PRIu64 "; store at txn %" PRIu64 "\n",
+		      t0, dev_root0, t_block_txn(dev, dev_root0), t_txn(w));
 	assert_true(t_block_txn(dev, dev_root0) > t0);
 	assert_view_is(v, model, SPAN, 1);
 	dlvm_thin_view_close(v);
@@ -475,12 +484,12 @@ enum { CSPAN = 2000 };
 
 struct seq {
 	struct dlvm_dev *mem;
-	struct dlvm_thin_view *held;  /* of snapshot 5, open all along */
+	struct dlvm_thin_view *held; /* of snapshot 5, open all along */
 	uint64_t *snap5;
 	uint64_t *committed, *current; /* origin at the last commit, and now */
 	uint64_t txn;                  /* of the last commit */
 	bool has6_committed, has6_current;
-	unsigned points, older;        /* opens; opens at txn while txn + 1 was written */
+	unsigned points, older; /* opens; opens at txn while txn + 1 was written */
 	struct t_gen g;
 };
 
@@ -587,7 +596,8 @@ static void view_open_at_every_write(void **state)
 	}
 	h->after_write = NULL;
 	print_message("%u opens at every write of 10 commits; with a superblock half written, "
-		      "%u of %u opened at the commit before\n", q.points, q.older, halves);
+		      "%u of %u opened at the commit before\n",
+		      q.points, q.older, halves);
 	assert_true(q.points > 10 * 4);
 	assert_int_equal(q.older, halves);
 	assert_view_is(q.held, q.snap5, CSPAN, 1);
@@ -607,7 +617,7 @@ static void view_open_at_every_write(void **state)
 struct burst {
 	struct dlvm_thin_store *w;
 	struct t_gen g;
-	unsigned left;      /* bursts still to run */
+	unsigned left; /* bursts still to run */
 	unsigned commits;
 };
 
@@ -665,7 +675,8 @@ static void view_open_starts_over(void **state)
 	b.commits = 0;
 	v = NULL;
 	assert_err(dlvm_thin_view_open(dev, 2, 0, &v, &e), &e, -EAGAIN,
-		   "thin0: thin device 2: the store changed under each of 8 attempts to open a view "
+		   "thin0: thin device 2: the store changed under each of 8 attempts to open a "
+		   "view "
 		   "(last: thin0: thin device 2: node at block ");
 	print_message("%s\n", e.msg);
 	assert_null(v);
@@ -762,15 +773,26 @@ static void view_torn_superblock(void **state)
 /* ---- damage ---- */
 
 enum {
-	DMG_CRC, DMG_ELSEWHERE, DMG_TXN, DMG_LEVEL, DMG_TYPE, DMG_BELOW, DMG_ABOVE, DMG_ORDER,
-	DMG_EMPTY, DMG_ZERO, DMG_CHUNK, DMG_COUNT
+	DMG_CRC,
+	DMG_ELSEWHERE,
+	DMG_TXN,
+	DMG_LEVEL,
+	DMG_TYPE,
+	DMG_BELOW,
+	DMG_ABOVE,
+	DMG_ORDER,
+	DMG_EMPTY,
+	DMG_ZERO,
+	DMG_CHUNK,
+	DMG_COUNT
 };
 
 static void view_damaged_mapping_node(void **state)
 {
 	struct dlvm_dev *mem = t_thin_dev(300, 40000);
 	struct dlvm_thin_store *w = t_open(mem, 0);
-	struct th_node *rn = malloc(sizeof(*rn)), *ln = malloc(sizeof(*ln)), *n = malloc(sizeof(*n));
+	struct th_node *rn = malloc(sizeof(*rn)), *ln = malloc(sizeof(*ln)),
+		       *n = malloc(sizeof(*n));
 	uint8_t *orig = malloc(4096), *d = dlvm_memdev_data(mem);
 	struct dlvm_err e = { 0 };
 	struct th_devrec rec;
@@ -799,7 +821,9 @@ static void view_damaged_mapping_node(void **state)
 	/* leaf L (the fourth) holds [lo, hi]; leaf M (the seventh) is left alone */
 	uint64_t L = rn->u.v[3], lo = rn->keys[3], hi = rn->keys[4] - 1;
 	uint64_t M = rn->u.v[6], mlo = rn->keys[6];
-	struct th_limits lim = { .meta_blocks = 300, .data_chunks = 40000, .max_txn = T,
+	struct th_limits lim = { .meta_blocks = 300,
+				 .data_chunks = 40000,
+				 .max_txn = T,
 				 .map_flags = 0xffff };
 	memcpy(orig, d + L * 4096, 4096);
 	assert_ok(th_node_decode(orig, L, &lim, ln, &e), &e);
@@ -816,19 +840,27 @@ static void view_damaged_mapping_node(void **state)
 			break;
 		case DMG_ELSEWHERE:
 			memcpy(blk, d + M * 4096, 4096);
-			snprintf(msg, sizeof(msg), "field blocknr is %" PRIu64 " (a node written "
-				 "elsewhere)", M);
+			snprintf(msg, sizeof(msg),
+				 "field blocknr is %" PRIu64 " (a node written "
+				 "elsewhere)",
+				 M);
 			break;
 		case DMG_TXN:
 			n->txn = T + 1;
 			th_node_encode(n, blk);
-			snprintf(msg, sizeof(msg), "field txn is %" PRIu64 ", later than the store's "
-				 "transaction %" PRIu64, T + 1, T);
+			snprintf(msg, sizeof(msg),
+				 "field txn is %" PRIu64 ", later than the store's "
+				 "transaction %" PRIu64,
+				 T + 1, T);
 			break;
 		case DMG_LEVEL:
 			memset(n, 0, sizeof(*n));
-			*n = (struct th_node){ .blocknr = L, .txn = T, .type = TH_TREE_MAP, .level = 1,
-					       .nr = 2, .keys = { lo, lo + 1 } };
+			*n = (struct th_node){ .blocknr = L,
+					       .txn = T,
+					       .type = TH_TREE_MAP,
+					       .level = 1,
+					       .nr = 2,
+					       .keys = { lo, lo + 1 } };
 			n->u.v[0] = M;
 			n->u.v[1] = rn->u.v[7];
 			th_node_encode(n, blk);
@@ -838,28 +870,31 @@ static void view_damaged_mapping_node(void **state)
 			memset(n, 0, sizeof(*n));
 			*n = (struct th_node){ .blocknr = L, .txn = T, .type = TH_TREE_DEV };
 			th_node_encode(n, blk);
-			snprintf(msg, sizeof(msg), "field type is 1 where a node of tree type 2 "
+			snprintf(msg, sizeof(msg),
+				 "field type is 1 where a node of tree type 2 "
 				 "belongs");
 			break;
 		case DMG_BELOW:
 			n->keys[0] = lo - 1;
 			th_node_encode(n, blk);
-			snprintf(msg, sizeof(msg), "keys %" PRIu64 " to %" PRIu64 " are outside the "
-				 "range %" PRIu64 " to %" PRIu64 " its parent gives", lo - 1,
-				 n->keys[n->nr - 1], lo, hi);
+			snprintf(msg, sizeof(msg),
+				 "keys %" PRIu64 " to %" PRIu64 " are outside the "
+				 "range %" PRIu64 " to %" PRIu64 " its parent gives",
+				 lo - 1, n->keys[n->nr - 1], lo, hi);
 			break;
 		case DMG_ABOVE:
 			n->keys[n->nr - 1] = hi + 1;
 			th_node_encode(n, blk);
-			snprintf(msg, sizeof(msg), "keys %" PRIu64 " to %" PRIu64 " are outside the "
-				 "range %" PRIu64 " to %" PRIu64 " its parent gives", lo, hi + 1, lo,
-				 hi);
+			snprintf(msg, sizeof(msg),
+				 "keys %" PRIu64 " to %" PRIu64 " are outside the "
+				 "range %" PRIu64 " to %" PRIu64 " its parent gives",
+				 lo, hi + 1, lo, hi);
 			break;
 		case DMG_ORDER:
 			n->keys[1] = n->keys[0];
 			th_node_encode(n, blk);
-			snprintf(msg, sizeof(msg), "key 1 (%" PRIu64 ") is not above key 0 (%" PRIu64
-				 ")", lo, lo);
+			snprintf(msg, sizeof(msg),
+				 "key 1 (%" PRIu64 ") is not above key 0 (%" PRIu64 ")", lo, lo);
 			break;
 		case DMG_EMPTY:
 			n->nr = 0;
@@ -873,12 +908,13 @@ static void view_damaged_mapping_node(void **state)
 		case DMG_CHUNK:
 			n->u.v[0] = 40000;
 			th_node_encode(n, blk);
-			snprintf(msg, sizeof(msg), "entry 0 maps to data chunk 40000, beyond the 40000 "
+			snprintf(msg, sizeof(msg),
+				 "entry 0 maps to data chunk 40000, beyond the 40000 "
 				 "data chunks");
 			break;
 		}
-		snprintf(want, sizeof(want), "thin0: thin device 1: node at block %" PRIu64 ": %s", L,
-			 msg);
+		snprintf(want, sizeof(want), "thin0: thin device 1: node at block %" PRIu64 ": %s",
+			 L, msg);
 		print_message("%s\n", want);
 		/* the root is read at open, the leaf at the first lookup in it */
 		struct dlvm_thin_view *v = t_view(mem, 1, 0);
@@ -902,8 +938,9 @@ static void view_damaged_mapping_node(void **state)
 	uint64_t blocks[] = { rec.root, dev_root };
 	for (int k = 0; k < 2; k++) {
 		d[blocks[k] * 4096 + 2000] ^= 0x08;
-		snprintf(want, sizeof(want), "thin0: thin device 1: node at block %" PRIu64
-			 ": checksum mismatch", blocks[k]);
+		snprintf(want, sizeof(want),
+			 "thin0: thin device 1: node at block %" PRIu64 ": checksum mismatch",
+			 blocks[k]);
 		print_message("%s: %s\n", what[k], want);
 		h->sb_reads = 0;
 		assert_err(dlvm_thin_view_open(dev, 1, 0, &v, &e), &e, -EBADMSG, want);

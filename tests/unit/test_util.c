@@ -14,8 +14,8 @@ static void expect_size(const char *text, uint64_t unit, uint64_t want, char wan
 
 	assert_ok(dlvm_parse_size(text, unit, &v, &sign, &e), &e);
 	if (v != want || sign != want_sign)
-		fail_msg("\"%s\": got %" PRIu64 " sign %d, want %" PRIu64 " sign %d", text, v,
-			 sign, want, want_sign);
+		fail_msg("\"%s\": got %" PRIu64 " sign %d, want %" PRIu64 " sign %d", text, v, sign,
+			 want, want_sign);
 }
 
 static void parse_size_suffixes(void **state)
@@ -87,15 +87,13 @@ static void parse_size_overflow(void **state)
 	uint64_t v = 77;
 	(void)state;
 
-	assert_err(dlvm_parse_size("16e", 1, &v, NULL, &e), &e, -ERANGE,
-		   "size '16e' is too large");
+	assert_err(dlvm_parse_size("16e", 1, &v, NULL, &e), &e, -ERANGE, "size '16e' is too large");
 	assert_err(dlvm_parse_size("18446744073709551616", 1, &v, NULL, &e), &e, -ERANGE,
 		   "size '18446744073709551616' is too large");
 	assert_err(dlvm_parse_size("99999999999999999999999k", 1, &v, NULL, &e), &e, -ERANGE,
 		   "is too large");
 	assert_err(dlvm_parse_size("16384p", 1, &v, NULL, &e), &e, -ERANGE, "is too large");
-	assert_err(dlvm_parse_size("17179869184g", 1, &v, NULL, &e), &e, -ERANGE,
-		   "is too large");
+	assert_err(dlvm_parse_size("17179869184g", 1, &v, NULL, &e), &e, -ERANGE, "is too large");
 	assert_err(dlvm_parse_size("18446744073709551615", MiB, &v, NULL, &e), &e, -ERANGE,
 		   "is too large");
 	/* the whole part fits, the fraction pushes it over */
@@ -116,12 +114,9 @@ static void parse_size_garbage(void **state)
 	assert_err(dlvm_parse_size(NULL, 1, &v, &sign, &e), &e, -EINVAL, "size is empty");
 	assert_err(dlvm_parse_size("abc", 1, &v, &sign, &e), &e, -EINVAL,
 		   "size 'abc' is not a number");
-	assert_err(dlvm_parse_size("g", 1, &v, &sign, &e), &e, -EINVAL,
-		   "size 'g' is not a number");
-	assert_err(dlvm_parse_size(".", 1, &v, &sign, &e), &e, -EINVAL,
-		   "size '.' is not a number");
-	assert_err(dlvm_parse_size("+", 1, &v, &sign, &e), &e, -EINVAL,
-		   "size '+' is not a number");
+	assert_err(dlvm_parse_size("g", 1, &v, &sign, &e), &e, -EINVAL, "size 'g' is not a number");
+	assert_err(dlvm_parse_size(".", 1, &v, &sign, &e), &e, -EINVAL, "size '.' is not a number");
+	assert_err(dlvm_parse_size("+", 1, &v, &sign, &e), &e, -EINVAL, "size '+' is not a number");
 	assert_err(dlvm_parse_size("10x", 1, &v, &sign, &e), &e, -EINVAL,
 		   "size '10x' has an unknown unit 'x'");
 	assert_err(dlvm_parse_size("10 g", 1, &v, &sign, &e), &e, -EINVAL,
@@ -143,8 +138,8 @@ static void check_name_rules(void **state)
 	char name[200];
 	(void)state;
 
-	static const char *const good[] = { "vg0", "a", "A-Z_a.z+0", "lv.1", "_x", "+plus",
-					    "..a", "a..", "my_lv-1.backup" };
+	static const char *const good[] = { "vg0",   "a",   "A-Z_a.z+0", "lv.1",          "_x",
+					    "+plus", "..a", "a..",       "my_lv-1.backup" };
 	for (size_t i = 0; i < DLVM_ARRAY_SIZE(good); i++) {
 		assert_ok(dlvm_check_name(good[i], "VG", &e), &e);
 		assert_ok(dlvm_check_name(good[i], "LV", &e), &e);
@@ -175,9 +170,9 @@ static void check_name_rules(void **state)
 		   "LV name 'snapshot1' must not start with 'snapshot'");
 	assert_err(dlvm_check_name("pvmove0", "LV", &e), &e, -EINVAL,
 		   "LV name 'pvmove0' must not start with 'pvmove'");
-	static const char *const parts[] = { "_cdata", "_cmeta", "_corig", "_mlog", "_mimage",
-					     "_pmspare", "_rimage", "_rmeta", "_tdata", "_tmeta",
-					     "_vorigin" };
+	static const char *const parts[] = { "_cdata",  "_cmeta",   "_corig",  "_mlog",
+					     "_mimage", "_pmspare", "_rimage", "_rmeta",
+					     "_tdata",  "_tmeta",   "_vorigin" };
 	for (size_t i = 0; i < DLVM_ARRAY_SIZE(parts); i++) {
 		char n[64], want[96];
 		snprintf(n, sizeof(n), "lv%s_1", parts[i]);
@@ -246,7 +241,7 @@ static void le_codec(void **state)
 
 /* ---- dlvm_devs_flush ---- */
 
-#define NFLUSH 37  /* more than one batch of threads */
+#define NFLUSH 37 /* more than one batch of threads */
 
 struct fake_dev {
 	struct dlvm_dev dev;
@@ -289,8 +284,8 @@ static void devs_flush_results(void **state)
 			assert_true(here);
 		others += !here;
 	}
-	assert_true(others > 0);  /* the others alongside, in threads */
-	dlvm_devs_flush(devs, 0, res);  /* nothing to do */
+	assert_true(others > 0);       /* the others alongside, in threads */
+	dlvm_devs_flush(devs, 0, res); /* nothing to do */
 }
 
 /* Log lines: a name with a newline cannot start a line of its own; debug
@@ -333,9 +328,10 @@ static void log_escapes_and_filters(void **state)
 	log_debug(DLVM_LOG_NBD, "still hidden");
 	assert_int_equal(c.n, 2);
 	assert_err(dlvm_log_set_debug("lease,bogus", &err), &err, -EINVAL,
-		   "--debug: unknown subsystem 'bogus' (known: main, lease, thin, nbd, journal, api, "
+		   "--debug: unknown subsystem 'bogus' (known: main, lease, thin, nbd, journal, "
+		   "api, "
 		   "jobs, agent, all)");
-	assert_true(dlvm_log_debug_on(DLVM_LOG_LEASE));  /* unchanged by the refusal */
+	assert_true(dlvm_log_debug_on(DLVM_LOG_LEASE)); /* unchanged by the refusal */
 	assert_int_equal(dlvm_log_set_debug("", NULL), 0);
 	assert_false(dlvm_log_debug_on(DLVM_LOG_LEASE));
 
