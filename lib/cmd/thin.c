@@ -100,10 +100,47 @@ static int shared_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const ch
 	return 0;
 }
 
+/* The metadata LV of a new local pool: its name (NAME_tmeta, free) and its
+ * extents (--poolmetadatasize, else sized for the pool's chunks), which must
+ * fit beside the pool's own `extents` in the VG's free space. */
+static int pool_meta_extents(const struct dlvm_vg *vg, const char *name, const char *ms,
+			     uint64_t extents, uint32_t chunk, char meta_name[DLVM_NAME_MAX + 1],
+			     uint64_t *meta_ext_out, struct dlvm_err *err)
+{
+	uint64_t es = vg->info.extent_size, meta_bytes;
+	int r;
+
+	if (ms) {
+		if ((r = dlvm_parse_size(ms, 1 << 20, &meta_bytes, NULL, err)))
+			return dlvm_err_prefix(err, r, "--poolmetadatasize: ");
+		if (meta_bytes < META_MIN)
+			return dlvm_err_set(err, -EINVAL, "--poolmetadatasize %s: at least 4m", ms);
+	} else {
+		meta_bytes = default_meta_bytes(extents * es / chunk);
+	}
+	uint64_t meta_ext = meta_bytes / es + (meta_bytes % es != 0);
+	if (snprintf(meta_name, DLVM_NAME_MAX + 1, "%s_tmeta", name) >= DLVM_NAME_MAX + 1)
+		return dlvm_err_set(err, -EINVAL, "lvcreate: pool name %s is too long", name);
+	if (dlvm_lv_find(vg, meta_name))
+		return dlvm_err_set(err, -EEXIST,
+				    "Logical Volume \"%s\" already exists in volume "
+				    "group \"%s\"",
+				    meta_name, vg->info.name);
+	if (meta_ext + extents > dlvm_vg_free_extents(vg))
+		return dlvm_err_set(err, -ENOSPC,
+				    "Volume group \"%s\" has insufficient free space "
+				    "(%" PRIu64 " extents): %" PRIu64 " required (%" PRIu64
+				    " data, %" PRIu64 " metadata).",
+				    vg->info.name, dlvm_vg_free_extents(vg), meta_ext + extents,
+				    extents, meta_ext);
+	*meta_ext_out = meta_ext;
+	return 0;
+}
+
 int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name, json_t *opts,
 		     json_t *args, json_t *resp, struct dlvm_err *err)
 {
-	uint64_t es = vg->info.extent_size, extents, meta_bytes;
+	uint64_t es = vg->info.extent_size, extents;
 	char meta_name[DLVM_NAME_MAX + 1];
 	uint32_t chunk = 0, *pvs = NULL;
 	size_t npvs;
@@ -143,29 +180,9 @@ int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
 				    "volume's family has its own metadata, sized from the volume");
 	if (shared)
 		return shared_pool_create(ctx, vg, name, chunk, extents, args, resp, err);
-	if (ms) {
-		if ((r = dlvm_parse_size(ms, 1 << 20, &meta_bytes, NULL, err)))
-			return dlvm_err_prefix(err, r, "--poolmetadatasize: ");
-		if (meta_bytes < META_MIN)
-			return dlvm_err_set(err, -EINVAL, "--poolmetadatasize %s: at least 4m", ms);
-	} else {
-		meta_bytes = default_meta_bytes(extents * es / chunk);
-	}
-	uint64_t meta_ext = meta_bytes / es + (meta_bytes % es != 0);
-	if (snprintf(meta_name, sizeof(meta_name), "%s_tmeta", name) >= (int)sizeof(meta_name))
-		return dlvm_err_set(err, -EINVAL, "lvcreate: pool name %s is too long", name);
-	if (dlvm_lv_find(vg, meta_name))
-		return dlvm_err_set(err, -EEXIST,
-				    "Logical Volume \"%s\" already exists in volume "
-				    "group \"%s\"",
-				    meta_name, vg->info.name);
-	if (meta_ext + extents > dlvm_vg_free_extents(vg))
-		return dlvm_err_set(err, -ENOSPC,
-				    "Volume group \"%s\" has insufficient free space "
-				    "(%" PRIu64 " extents): %" PRIu64 " required (%" PRIu64
-				    " data, %" PRIu64 " metadata).",
-				    vg->info.name, dlvm_vg_free_extents(vg), meta_ext + extents,
-				    extents, meta_ext);
+	uint64_t meta_ext = 0;
+	if ((r = pool_meta_extents(vg, name, ms, extents, chunk, meta_name, &meta_ext, err)))
+		return r;
 	if ((r = pv_filter(ctx, vg, args, 1, &pvs, &npvs, err)))
 		return r;
 

@@ -48,4 +48,24 @@ int dlvm_vg_add_lv(struct dlvm_vg *vg, struct dlvm_lv *lv);
 void dlvm_vg_del_lv(struct dlvm_vg *vg, struct dlvm_lv *lv);
 void dlvm_lv_free(struct dlvm_lv *lv);
 
+/* ---- the undo of a transaction (undo.c) ---- */
+/* The inverse of an edit, taken from the model before the edit is applied. */
+struct undo {
+	struct dlvm_edit inv; /* type 0: nothing to undo */
+	/* LV_REMOVE: after inv (its LV_CREATE), the LV's other attributes, as
+	 * a checkpoint would write them */
+	struct dlvm_edit more[3];
+	unsigned nmore;
+	struct dlvm_dev *dev; /* PV_REMOVE: what the removed PV had */
+	struct dlvm_pv_header hdr;
+	struct dlvm_mda mda;
+};
+/* Take into u the inverse of e from vg, before e is applied. -ENOMEM. */
+int dlvm_undo_make(const struct dlvm_vg *vg, const struct dlvm_edit *e, struct undo *u);
+/* Undo the first n applied edits of undo, newest first (info: the VG info
+ * before the transaction), and release them. */
+void dlvm_undo_all(struct dlvm_vg *vg, const struct dlvm_vg_info *info, struct undo *undo,
+		   size_t n);
+void dlvm_undo_release(struct undo *u);
+
 #endif
