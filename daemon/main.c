@@ -42,7 +42,9 @@ struct dlvmd {
 };
 
 /* SIGTERM and SIGINT: one thread waits for them (every other thread blocks
- * them), so that a start still joining lockspaces stops too. */
+ * them), so that a start still joining lockspaces stops too. SIGHUP (a
+ * closed terminal, or an operator used to daemons that reload) is said in
+ * the log and changes nothing: dlvmd reads its options once, at start. */
 static struct {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -55,8 +57,14 @@ static void *signal_main(void *arg)
 	int sig;
 
 	(void)arg;
-	while (sigwait(&stop.set, &sig) != 0)
-		;
+	for (;;) {
+		if (sigwait(&stop.set, &sig))
+			continue;
+		if (sig != SIGHUP)
+			break;
+		log_info(DLVM_LOG_MAIN, "SIGHUP: nothing to reload (options are read at start); "
+					"still running");
+	}
 	pthread_mutex_lock(&stop.mu);
 	atomic_store(&stop.sig, sig);
 	pthread_cond_broadcast(&stop.cv);
@@ -75,7 +83,7 @@ static const char *signame(int sig)
 	return sig == SIGTERM ? "SIGTERM" : "SIGINT";
 }
 
-/* Block SIGTERM and SIGINT in this thread and every thread started from
+/* Block SIGTERM, SIGINT and SIGHUP in this thread and every thread started from
  * here on; only signal_main sees them. */
 static int signals_start(void)
 {
@@ -86,6 +94,7 @@ static int signals_start(void)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	stop.set = sigs;

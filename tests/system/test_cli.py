@@ -651,3 +651,19 @@ def test_sigterm_waits_for_clients(vg0, tmp_path):
     h.connect_uri(vg0.nbd_uri("vg0/w"))
     assert h.pread(65536, 4096) == b"\x5a" * 65536
     nbd_close(h)
+
+
+def test_sighup_is_logged_and_changes_nothing(vg0):
+    """SIGHUP (a closed terminal, a habit from daemons that reload) used to
+    end dlvmd at once, without its clean stop; now it is said in the log."""
+    vg0.cli_ok("lvcreate", "-n", "h", "-L", "8m", "vg0")
+    vg0.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "SIGHUP: nothing to reload" not in vg0.read_log():
+        assert time.monotonic() < deadline, vg0.read_log()
+        time.sleep(0.05)
+    assert vg0.proc.poll() is None
+    out, _ = vg0.cli_ok("lvs", "--noheadings", "-o", "lv_name", "vg0/h")
+    assert out.strip() == "h"
+    assert vg0.stop() == 0
+    assert "dlvmd: stopped" in vg0.read_log()
