@@ -450,46 +450,6 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls
 	}
 }
 
-/* A bound, listening Unix socket at path; a stale socket file is removed,
- * a live one (a daemon answers) is -EADDRINUSE. */
-static int listen_unix(const char *path, int *out, struct dlvm_err *err)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	struct stat st;
-	int fd, r;
-
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return dlvm_err_set(err, -ENAMETOOLONG, "%s: socket path too long", path);
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return dlvm_err_set(err, -errno, "socket: %s", strerror(errno));
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			close(fd);
-			return dlvm_err_set(err, -EEXIST, "%s: exists and is not a socket", path);
-		}
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-			close(fd);
-			return dlvm_err_set(err, -EADDRINUSE,
-					    "%s: another daemon is listening on this socket", path);
-		}
-		unlink(path);
-		close(fd);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			return dlvm_err_set(err, -errno, "socket: %s", strerror(errno));
-	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
-		r = -errno;
-		close(fd);
-		return dlvm_err_set(err, r, "%s: %s", path, strerror(-r));
-	}
-	*out = fd;
-	return 0;
-}
-
 int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **out,
 		    struct dlvm_err *err)
 {
@@ -507,7 +467,7 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
-	r = listen_unix(path, &fd, err);
+	r = dlvm_unix_listen(path, 64, 0, DLVM_SOCKET_GROUP, &fd, err);
 	if (r < 0)
 		goto fail;
 	/* poll(), not select(): dlvmd may hold more than FD_SETSIZE fds. */

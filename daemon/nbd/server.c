@@ -185,21 +185,10 @@ static void *accept_main(void *arg)
 
 static int listen_unix(struct nbd_server *s, const char *path, struct dlvm_err *err)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
+	int fd, r;
 
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return dlvm_err_set(err, -EINVAL, "nbd: %s: socket path too long", path);
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0)
-		return dlvm_err_set(err, -errno, "nbd: socket: %s", strerror(errno));
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
-		int e = errno;
-		close(fd);
-		return dlvm_err_set(err, -e, "nbd: %s: %s", path, strerror(e));
-	}
+	if ((r = dlvm_unix_listen(path, 128, SOCK_NONBLOCK, DLVM_SOCKET_GROUP, &fd, err)))
+		return dlvm_err_prefix(err, r, "nbd: ");
 	s->unix_fd = fd;
 	s->unix_path = strdup(path);
 	return s->unix_path ? 0 : dlvm_err_set(err, -ENOMEM, "out of memory");

@@ -123,4 +123,21 @@ void dlvm_check_report_add(struct dlvm_check_report *rep, bool problem, const ch
 /* Free the lines; rep is empty again. */
 void dlvm_check_report_release(struct dlvm_check_report *rep);
 
+/* ---- Unix sockets (sock.c) ---- */
+/*
+ * Listen on a Unix socket at path, for the local users a daemon serves: the
+ * socket file is mode 0660 with group `group` when that group exists, else
+ * 0600 (owner only); it is bound under umask 0177, so no one else can reach
+ * it even between bind and chmod. A socket file left by a daemon that is
+ * gone is replaced. flags: more socket() flags (SOCK_NONBLOCK). Returns 0
+ * and the listening fd in *fd_out; -EADDRINUSE when a daemon answers on
+ * path, -EEXIST when path is not a socket, -ENAMETOOLONG, or the errno of
+ * socket, bind, chown, chmod or listen, with a message naming path.
+ */
+/* The group whose members may reach dlvmd's sockets (the API and NBD), when
+ * it exists. */
+#define DLVM_SOCKET_GROUP "dlvm"
+int dlvm_unix_listen(const char *path, int backlog, int flags, const char *group, int *fd_out,
+		     struct dlvm_err *err);
+
 #endif
