@@ -24,6 +24,7 @@
 #include "daemon/nbd/conn.h"
 #include "daemon/nbd/cpus.h"
 #include "dlvm/log.h"
+#include "dlvm/util.h"
 
 struct nbd_server {
 	struct dlvm_exports *ex;
@@ -39,6 +40,9 @@ struct nbd_server {
 	unsigned nconns;
 	bool stopping;
 	bool irq_cpus; /* nbd_server_opts.irq_cpus */
+	/* accept thread only: failed accepts are logged once a second */
+	uint64_t accept_err_ms;
+	unsigned accept_err_held;
 };
 
 /* ---- connections ---- */
@@ -102,6 +106,26 @@ static void peer_name(int fd, char *out, size_t len)
 		snprintf(out, len, "%s:%s", host, serv);
 }
 
+/* A failed accept (out of file descriptors, say): said at most once a
+ * second, with how many failed since the last line, so that a client that
+ * keeps connecting cannot flood the log. */
+static void accept_failed(struct nbd_server *s, int e)
+{
+	uint64_t now = dlvm_now_ms();
+
+	if (s->accept_err_ms && now - s->accept_err_ms < 1000) {
+		s->accept_err_held++;
+		return;
+	}
+	if (s->accept_err_held)
+		log_error(DLVM_LOG_NBD, "server: accept: %s (%u more failed in the last second)",
+			  strerror(e), s->accept_err_held);
+	else
+		log_error(DLVM_LOG_NBD, "server: accept: %s", strerror(e));
+	s->accept_err_ms = now;
+	s->accept_err_held = 0;
+}
+
 static void accept_one(struct nbd_server *s, int lfd)
 {
 	pthread_attr_t attr;
@@ -111,9 +135,10 @@ static void accept_one(struct nbd_server *s, int lfd)
 
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (fd < 0) {
-		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-			log_error(DLVM_LOG_NBD, "server: accept: %s", strerror(errno));
-		if (errno == EMFILE || errno == ENFILE)
+		int e = errno;
+		if (e != EAGAIN && e != EINTR && e != ECONNABORTED)
+			accept_failed(s, e);
+		if (e == EMFILE || e == ENFILE)
 			usleep(100 * 1000);
 		return;
 	}
