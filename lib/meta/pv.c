@@ -82,14 +82,14 @@ static int pv_layout(const struct dlvm_dev *dev, const struct dlvm_pvcreate_opts
 				    "%s: metadata size %" PRIu64 " must be a multiple "
 				    "of 4 KiB and at least 1 MiB",
 				    dev->name, mda_size);
+	/* no size near 2^64 may wrap the layout's sums below */
 	uint64_t mda_end;
-	if (dlvm_add_overflow((uint64_t)DLVM_MDA_OFFSET, mda_size, &mda_end) || mda_end > dev->size)
-		return dlvm_err_set(err, -EINVAL,
-				    "%s: metadata size %" PRIu64 " does not fit the "
-				    "device of %" PRIu64 " bytes",
-				    dev->name, mda_size, dev->size);
+	if (dlvm_add_overflow((uint64_t)DLVM_MDA_OFFSET, mda_size, &mda_end) ||
+	    mda_end > UINT64_MAX - 2 * (uint64_t)DLVM_DATA_ALIGN)
+		return dlvm_err_set(err, -EINVAL, "%s: metadata size %" PRIu64 " is too large",
+				    dev->name, mda_size);
 	uint64_t data_off = dlvm_align_up(mda_end, DLVM_DATA_ALIGN);
-	if (dev->size < data_off || dev->size - data_off < DLVM_DATA_ALIGN)
+	if (dev->size < data_off + DLVM_DATA_ALIGN)
 		return dlvm_err_set(err, -EINVAL,
 				    "%s: device of %" PRIu64 " bytes is too small: a "
 				    "PV with %" PRIu64 " bytes of metadata needs at least %" PRIu64,

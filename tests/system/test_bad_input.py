@@ -12,10 +12,10 @@ def test_metadatasize_that_overflows_changes_nothing(tmp_path):
     with open(img, "wb") as f:
         f.write(head)
         f.truncate(64 << 20)
-    for size, want in [("18446744073709543424b", "does not fit the device of 67108864 bytes"),
+    for size, want in [("18446744073709543424b", "metadata size 18446744073709543424 is too large"),
                        ("18446744073709551615b", "--metadatasize 18446744073709551615b is "
                                                  "too large"),
-                       ("1g", "metadata size 1073741824 does not fit the device")]:
+                       ("1g", "is too small: a PV with 1073741824 bytes of metadata")]:
         rc, out, err = dlvm("--devices", img, "pvcreate", "-ff", "-y", "--metadatasize", size,
                             img)
         assert rc != 0, out
