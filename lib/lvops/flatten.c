@@ -19,7 +19,7 @@
 #include "lib/pool/family.h"
 #include "lib/agent/agent.h"
 #include "lib/jobs/jobs.h"
-#include "lib/cmd/cmd_int.h"
+#include "lib/lvops/lvops.h"
 
 /*
  * Flatten of a clone of a shared VG (a family reading through to a

@@ -13,7 +13,7 @@
 #include "dlvm/thinpool.h"
 #include "dlvm/util.h"
 #include "lib/ctx/ctx.h"
-#include "lib/cmd/cmd_int.h"
+#include "lib/lvops/lvops.h"
 
 /* PV arguments (paths) after `from` restrict allocation to those PVs. */
 int pv_filter(struct dlvm_ctx *ctx, struct dlvm_vg *vg, json_t *args, size_t from, uint32_t **ids,

@@ -25,7 +25,7 @@
 #include "lib/cluster/cluster.h"
 #include "lib/pool/family.h"
 #include "lib/agent/agent.h"
-#include "lib/cmd/cmd_int.h"
+#include "lib/lvops/lvops.h"
 
 static int parse_chunk(json_t *opts, uint32_t *out, struct dlvm_err *err)
 {
