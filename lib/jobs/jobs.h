@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Background jobs (lib/jobs/): start, progress, the command lock, stop.
- * The jobs themselves live with what starts them (lib/cmd/flatten.c). */
+ * The jobs themselves live with what starts them (lib/lvops/flatten.c). */
 #ifndef DLVM_JOBS_H
 #define DLVM_JOBS_H
 
