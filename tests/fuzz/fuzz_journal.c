@@ -20,6 +20,7 @@
 #include "dlvm/vg.h"
 #include "lib/format/layout.h"
 #include "lib/meta/meta.h"
+#include "tests/fuzz/patch.h"
 
 #define DEV_SIZE (4u << 20)
 #define MDA_SIZE (1u << 20)
@@ -114,20 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool fix = !(data[0] & 1);
 	data++;
 	size--;
-	size_t p = 0;
-	while (p + 5 <= size) {
-		uint32_t off = (data[p] | data[p + 1] << 8 | data[p + 2] << 16 |
-				(uint32_t)data[p + 3] << 24) %
-			       (DLVM_MDA_OFFSET + MDA_SIZE);
-		size_t len = data[p + 4];
-		p += 5;
-		if (len > size - p)
-			len = size - p;
-		if (len > DEV_SIZE - off)
-			len = DEV_SIZE - off;
-		memcpy(d + off, data + p, len);
-		p += len;
-	}
+	fuzz_patch(d, DEV_SIZE, DLVM_MDA_OFFSET + MDA_SIZE, 4, data, size);
 	if (fix)
 		fix_checksums(d);
 	struct dlvm_vg *vg = NULL;

@@ -22,6 +22,7 @@
 #include "dlvm/lease.h"
 #include "dlvm/util.h"
 #include "dlvm/vg.h"
+#include "tests/fuzz/patch.h"
 
 #define SS 512u
 #define HOSTS 4u
@@ -178,18 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(d, pristine, DEV_SIZE);
 	data++;
 	size--;
-	size_t p = 0;
-	while (p + 3 <= size) {
-		size_t off = (size_t)(data[p] | data[p + 1] << 8) % DEV_SIZE;
-		size_t len = data[p + 2];
-		p += 3;
-		if (len > size - p)
-			len = size - p;
-		if (len > DEV_SIZE - off)
-			len = DEV_SIZE - off;
-		memcpy(d + off, data + p, len);
-		p += len;
-	}
+	fuzz_patch(d, DEV_SIZE, DEV_SIZE, 2, data, size);
 	if (fix)
 		fix_checksums(d);
 	decode_sectors(d);

@@ -21,6 +21,7 @@
 #include "dlvm/util.h"
 #include "dlvm/vg.h"
 #include "lib/thin/thin_int.h"
+#include "tests/fuzz/patch.h"
 
 #define BLOCKS 48u
 #define DEV_SIZE (BLOCKS * 4096u)
@@ -157,20 +158,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(d, data, size < DEV_SIZE ? size : DEV_SIZE);
 	} else {
 		memcpy(d, pristine, DEV_SIZE);
-		size_t p = 0;
-		while (p + 5 <= size) {
-			uint32_t off = (data[p] | data[p + 1] << 8 | data[p + 2] << 16 |
-					(uint32_t)data[p + 3] << 24) %
-				       DEV_SIZE;
-			size_t len = data[p + 4];
-			p += 5;
-			if (len > size - p)
-				len = size - p;
-			if (len > DEV_SIZE - off)
-				len = DEV_SIZE - off;
-			memcpy(d + off, data + p, len);
-			p += len;
-		}
+		fuzz_patch(d, DEV_SIZE, DEV_SIZE, 4, data, size);
 	}
 	if (!(mode & 2))
 		fix_checksums(d);
