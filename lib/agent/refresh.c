@@ -78,6 +78,16 @@ static int snapshot_exports(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, stru
 	return 0;
 }
 
+/* The loaded VG with this uuid, or NULL. A reload replaces the object, so
+ * callers look it up again after one. */
+static struct dlvm_vg *loaded_vg(struct dlvm_ctx *ctx, const uint8_t uuid[16])
+{
+	for (size_t v = 0; v < ctx->nvg; v++)
+		if (!memcmp(ctx->vgs[v]->info.uuid, uuid, 16))
+			return ctx->vgs[v];
+	return NULL;
+}
+
 int dlvm_ctx_refresh(struct dlvm_ctx *ctx)
 {
 	int changed_vgs = 0;
@@ -86,12 +96,9 @@ int dlvm_ctx_refresh(struct dlvm_ctx *ctx)
 		return 0;
 	for (size_t i = 0; i < ctx->nshared; i++) {
 		struct shared_vg *s = ctx->shared[i];
-		struct dlvm_vg *vg = NULL;
+		struct dlvm_vg *vg = loaded_vg(ctx, s->vg_uuid);
 		struct dlvm_err e = { 0 };
 		bool changed;
-		for (size_t v = 0; v < ctx->nvg && !vg; v++)
-			if (!memcmp(ctx->vgs[v]->info.uuid, s->vg_uuid, 16))
-				vg = ctx->vgs[v];
 		if (!vg || !s->ls || s->refused[0])
 			continue;
 		if (dlvm_vg_poll(vg, &changed, &e)) {
@@ -111,10 +118,9 @@ int dlvm_ctx_refresh(struct dlvm_ctx *ctx)
 			free(old);
 			continue;
 		}
-		for (size_t v = 0; v < ctx->nvg; v++)
-			if (!memcmp(ctx->vgs[v]->info.uuid, uuid, 16))
-				vg = ctx->vgs[v];
-		reconcile(ctx, vg, old, nold);
+		vg = loaded_vg(ctx, uuid); /* reloaded: a new object */
+		if (vg)
+			reconcile(ctx, vg, old, nold);
 		free(old);
 		changed_vgs++;
 	}
@@ -137,6 +143,40 @@ static bool family_held_at(const struct dlvm_vg *vg, uint64_t meta_id, uint32_t 
 	return false;
 }
 
+/* Re-adopt lv if host id held it at generation prev: its activation record
+ * moves to generation gen and it is exported again. Returns 1 when it was
+ * adopted, 0 otherwise (an error is logged). */
+static unsigned adopt_lv(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv, uint32_t id,
+			 uint64_t prev, uint64_t gen)
+{
+	struct dlvm_err e = { 0 };
+	uint32_t k;
+	int r;
+
+	for (k = 0; k < lv->nholders; k++)
+		if (lv->holders[k].host_id == id && lv->holders[k].generation == prev)
+			break;
+	if (k == lv->nholders)
+		return 0;
+	struct dlvm_lv_holder *hs = malloc(lv->nholders * sizeof(*hs));
+	if (!hs) {
+		log_error(DLVM_LOG_AGENT, "%s/%s: re-adopt: out of memory", vg->info.name,
+			  lv->name);
+		return 0;
+	}
+	memcpy(hs, lv->holders, lv->nholders * sizeof(*hs));
+	hs[k].generation = gen;
+	r = commit_holders(vg, lv, hs, lv->nholders, &e);
+	free(hs);
+	if (!r)
+		r = ctx->hooks->activate(ctx->hooks->priv, vg, lv, NULL, &e);
+	if (r) {
+		log_error(DLVM_LOG_AGENT, "%s/%s: re-adopt: %s", vg->info.name, lv->name, e.msg);
+		return 0;
+	}
+	return 1;
+}
+
 unsigned dlvm_ctx_adopt(struct dlvm_ctx *ctx)
 {
 	unsigned adopted = 0;
@@ -145,14 +185,9 @@ unsigned dlvm_ctx_adopt(struct dlvm_ctx *ctx)
 		return 0;
 	for (size_t i = 0; i < ctx->nshared; i++) {
 		struct shared_vg *s = ctx->shared[i];
-		struct dlvm_vg *vg = NULL;
+		struct dlvm_vg *vg = loaded_vg(ctx, s->vg_uuid);
 		struct dlvm_err e = { 0 };
-		if (!s->ls || s->refused[0] || !s->prev_generation)
-			continue;
-		for (size_t v = 0; v < ctx->nvg && !vg; v++)
-			if (!memcmp(ctx->vgs[v]->info.uuid, s->vg_uuid, 16))
-				vg = ctx->vgs[v];
-		if (!vg)
+		if (!vg || !s->ls || s->refused[0] || !s->prev_generation)
 			continue;
 		uint32_t id = dlvm_lockspace_host_id(s->ls);
 		uint64_t gen = dlvm_lockspace_generation(s->ls);
@@ -162,37 +197,15 @@ unsigned dlvm_ctx_adopt(struct dlvm_ctx *ctx)
 			drop_vg_leases(ctx, NULL);
 			continue;
 		}
-		for (size_t v = 0; v < ctx->nvg; v++)
-			if (!memcmp(ctx->vgs[v]->info.uuid, s->vg_uuid, 16))
-				vg = ctx->vgs[v];
-		for (size_t l = 0; l < vg->nlv; l++) {
+		vg = loaded_vg(ctx, s->vg_uuid); /* reloaded: a new object */
+		for (size_t l = 0; vg && l < vg->nlv; l++) {
 			struct dlvm_lv *lv = vg->lvs[l];
 			/* a family lease goes with the family's writers: one left by
 			 * a flatten job that died with dlvmd is not taken over */
 			if ((lv->flags & DLVM_LV_THIN_META) && lv->thin.pool_id &&
 			    !family_held_at(vg, lv->id, id, s->prev_generation, gen))
 				continue;
-			for (uint32_t k = 0; k < lv->nholders; k++) {
-				struct dlvm_lv_holder *h = &lv->holders[k];
-				if (h->host_id != id || h->generation != s->prev_generation)
-					continue;
-				struct dlvm_lv_holder *hs = malloc(lv->nholders * sizeof(*hs));
-				if (!hs)
-					break;
-				memcpy(hs, lv->holders, lv->nholders * sizeof(*hs));
-				hs[k].generation = gen;
-				int r = commit_holders(vg, lv, hs, lv->nholders, &e);
-				free(hs);
-				if (!r)
-					r = ctx->hooks->activate(ctx->hooks->priv, vg, lv, NULL,
-								 &e);
-				if (r)
-					log_error(DLVM_LOG_AGENT, "%s/%s: re-adopt: %s",
-						  vg->info.name, lv->name, e.msg);
-				else
-					adopted++;
-				break;
-			}
+			adopted += adopt_lv(ctx, vg, lv, id, s->prev_generation, gen);
 		}
 		drop_vg_leases(ctx, NULL);
 	}
