@@ -53,6 +53,20 @@ static uint64_t default_meta_bytes(uint64_t chunks)
 	return b < META_MIN ? META_MIN : b;
 }
 
+/* The messages of a created thin pool: what it can hold and what (slabs of a
+ * shared VG, or its metadata size) in brackets. */
+static void pool_created(json_t *resp, const char *name, uint32_t chunk, uint64_t data_bytes,
+			 const char *what)
+{
+	char sz[32];
+
+	dlvm_format_size(data_bytes, 'h', sz, sizeof(sz));
+	resp_message(resp,
+		     "Thin pool volume with chunk size %u KiB can provide up to %s of data (%s).",
+		     chunk >> 10, sz, what);
+	resp_message(resp, "Logical volume \"%s\" created.", name);
+}
+
 /* A pool of a shared VG: the pool LV only; its families take slabs of it. */
 static int shared_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
 			      uint32_t chunk, uint64_t extents, json_t *args, json_t *resp,
@@ -89,14 +103,11 @@ static int shared_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const ch
 	free(pvs);
 	if (r)
 		return r;
-	char sz[32], ss[32];
-	dlvm_format_size(extents * es, 'h', sz, sizeof(sz));
+	char ss[32], what[128];
 	dlvm_format_size(slab * es, 'h', ss, sizeof(ss));
-	resp_message(resp,
-		     "Thin pool volume with chunk size %u KiB can provide up to %s of data "
-		     "(slabs of %s: each thin volume's family takes them as it grows).",
-		     chunk >> 10, sz, ss);
-	resp_message(resp, "Logical volume \"%s\" created.", name);
+	snprintf(what, sizeof(what),
+		 "slabs of %s: each thin volume's family takes them as it grows", ss);
+	pool_created(resp, name, chunk, extents * es, what);
 	return 0;
 }
 
@@ -221,14 +232,10 @@ int thin_pool_create(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char *name,
 	struct dlvm_lv *pool = dlvm_lv_find(vg, name);
 	if ((r = dlvm_thin_pool_format(vg, pool, zero_new, err)))
 		goto out;
-	char sz[32], msz[32];
-	dlvm_format_size(extents * es, 'h', sz, sizeof(sz));
+	char msz[32], what[48];
 	dlvm_format_size(meta_ext * es, 'h', msz, sizeof(msz));
-	resp_message(resp,
-		     "Thin pool volume with chunk size %u KiB can provide up to %s of data "
-		     "(metadata %s).",
-		     chunk >> 10, sz, msz);
-	resp_message(resp, "Logical volume \"%s\" created.", name);
+	snprintf(what, sizeof(what), "metadata %s", msz);
+	pool_created(resp, name, chunk, extents * es, what);
 	goto out;
 undo_meta:;
 	struct dlvm_err e2 = { 0 };
