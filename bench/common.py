@@ -282,9 +282,12 @@ class Dlvm:
         return pv
 
     def start(self, cleanup, log_path, extra=()):
-        port = free_tcp_port()
+        """Start dlvmd; its TCP listener (self.port) is plain (--tls off)
+        unless extra names a --tls mode."""
+        self.port = free_tcp_port()
+        tls = [] if "--tls" in extra else ["--tls", "off"]
         cmd = [self.daemon, "--state-dir", self.state,
-               "--nbd-listen", f"127.0.0.1:{port}", *extra]
+               "--nbd-listen", f"127.0.0.1:{self.port}", *tls, *extra]
         return start_server(cmd, [self.ctl_sock, self.nbd_sock], "dlvmd",
                             cleanup, log_path)
 
