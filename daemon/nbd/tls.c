@@ -257,8 +257,11 @@ int nbd_tls_new(const struct nbd_tls_opts *o, struct nbd_tls **out, struct dlvm_
 		goto fail;
 	/* PSK key exchanges are not in GnuTLS's defaults; only those with
 	 * (EC)DHE, for forward secrecy. */
-	r = gnutls_priority_init2(&t->prio, t->psk ? "+ECDHE-PSK:+DHE-PSK" : NULL, &pos,
-				  GNUTLS_PRIORITY_INIT_DEF_APPEND);
+	if (t->psk)
+		r = gnutls_priority_init2(&t->prio, "+ECDHE-PSK:+DHE-PSK", &pos,
+					  GNUTLS_PRIORITY_INIT_DEF_APPEND);
+	else
+		r = gnutls_priority_init(&t->prio, NULL, &pos);
 	if (r < 0) {
 		t->prio = NULL;
 		r = dlvm_err_set(err, -EINVAL, "TLS priorities: %s", gnutls_strerror(r));
