@@ -483,7 +483,6 @@ static int opt_starttls(struct haggle *h)
 	free(h->meta_name);
 	h->meta_name = NULL;
 	h->meta_alloc = false;
-	log_debug(DLVM_LOG_NBD, "%s: TLS on, identity %s", c->peer, nbd_tls_identity(c->tls));
 	return 0;
 }
 

@@ -237,6 +237,37 @@ static int check_mode(const struct nbd_tls *t, bool tcp, struct dlvm_err *err)
 	return 0;
 }
 
+/* Does the CPU encrypt AES in hardware? */
+static bool aes_in_hardware(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return __builtin_cpu_supports("aes") && __builtin_cpu_supports("pclmul");
+#else
+	return false;
+#endif
+}
+
+/*
+ * GnuTLS's defaults, and:
+ * - the PSK key exchanges with (EC)DHE, for forward secrecy (PSK is not in
+ *   the defaults);
+ * - where the CPU has AES instructions, AES-GCM before ChaCha20-Poly1305,
+ *   chosen by the server: GnuTLS may prefer ChaCha20 even there, at a
+ *   fraction of AES-GCM's speed.
+ */
+static int priority_init(struct nbd_tls *t, const char **pos)
+{
+	char prio[128];
+
+	snprintf(prio, sizeof(prio), "%s%s", t->psk ? "+ECDHE-PSK:+DHE-PSK" : "",
+		 aes_in_hardware() ? ":-CHACHA20-POLY1305:+CHACHA20-POLY1305:%SERVER_PRECEDENCE"
+				   : "");
+	if (!prio[0])
+		return gnutls_priority_init(&t->prio, NULL, pos);
+	return gnutls_priority_init2(&t->prio, prio + (prio[0] == ':'), pos,
+				     GNUTLS_PRIORITY_INIT_DEF_APPEND);
+}
+
 int nbd_tls_new(const struct nbd_tls_opts *o, struct nbd_tls **out, struct dlvm_err *err)
 {
 	struct nbd_tls *t = calloc(1, sizeof(*t));
@@ -255,13 +286,7 @@ int nbd_tls_new(const struct nbd_tls_opts *o, struct nbd_tls **out, struct dlvm_
 	    (t->access_file && (r = nbd_access_load(t->access_file, &t->access, err)) < 0) ||
 	    (r = check_mode(t, o->tcp, err)) < 0)
 		goto fail;
-	/* PSK key exchanges are not in GnuTLS's defaults; only those with
-	 * (EC)DHE, for forward secrecy. */
-	if (t->psk)
-		r = gnutls_priority_init2(&t->prio, "+ECDHE-PSK:+DHE-PSK", &pos,
-					  GNUTLS_PRIORITY_INIT_DEF_APPEND);
-	else
-		r = gnutls_priority_init(&t->prio, NULL, &pos);
+	r = priority_init(t, &pos);
 	if (r < 0) {
 		t->prio = NULL;
 		r = dlvm_err_set(err, -EINVAL, "TLS priorities: %s", gnutls_strerror(r));

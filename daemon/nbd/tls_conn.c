@@ -167,6 +167,12 @@ int nbd_tls_conn_start(const struct nbd_tls *t, int fd, const char *peer, struct
 	r = peer_identity(tc, peer);
 	if (r < 0)
 		goto fail;
+	if (dlvm_log_debug_on(DLVM_LOG_NBD)) {
+		char *desc = gnutls_session_get_desc(tc->s);
+		log_debug(DLVM_LOG_NBD, "%s: TLS on: %s, identity %s", peer, desc ? desc : "?",
+			  nbd_tls_identity(tc));
+		gnutls_free(desc);
+	}
 	*out = tc;
 	return 0;
 fail:
