@@ -54,7 +54,8 @@ class Knobs:
     BENCH_REPEAT=N       rounds of every fio run; the median counts
                          (default 3; quick: 1)
     BENCH_SIZE_GIB=N     I/O target size in GiB (default 2; quick: 1)
-    BENCH_ONLY=a,b       parts to run: io, lvcreate, shared, thin (default all)
+    BENCH_ONLY=a,b       parts to run: io, lvcreate, shared, thin, tls
+                         (default all)
     BENCH_TARGETS=a,b    I/O targets (default dlvm,dlvm-any,nbdkit-file,
                          qemu-nbd,qemu-nbd-direct,nbdkit-null,raw,raw-irq;
                          also serve-file,
@@ -78,7 +79,7 @@ class Knobs:
         self.runtime = env_int("BENCH_RUNTIME", 3 if self.quick else 10)
         self.repeat = max(1, env_int("BENCH_REPEAT", 1 if self.quick else 3))
         self.size_gib = env_int("BENCH_SIZE_GIB", 1 if self.quick else 2)
-        self.parts = env_list("BENCH_ONLY", ["io", "lvcreate", "shared", "thin"])
+        self.parts = env_list("BENCH_ONLY", ["io", "lvcreate", "shared", "thin", "tls"])
         self.targets = env_list(
             "BENCH_TARGETS",
             ["dlvm", "dlvm-any", "nbdkit-file", "qemu-nbd", "qemu-nbd-direct",
