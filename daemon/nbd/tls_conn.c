@@ -15,6 +15,9 @@
  * (GnuTLS's largest), so that a reply header and its payload share a
  * record; longer pieces go to GnuTLS straight from their buffer. */
 #define STAGE_MAX 16384
+/* The whole TLS handshake, as long as one read of the option haggling may
+ * wait (handshake.c). */
+#define TLS_HANDSHAKE_TIMEOUT_MS 60000
 
 struct nbd_tls_conn {
 	gnutls_session_t s;
@@ -140,7 +143,7 @@ static int session_new(struct nbd_tls_conn *tc, int fd)
 									: GNUTLS_CERT_IGNORE);
 	}
 	gnutls_transport_set_int(tc->s, fd);
-	gnutls_handshake_set_timeout(tc->s, GNUTLS_DEFAULT_HANDSHAKE_TIMEOUT);
+	gnutls_handshake_set_timeout(tc->s, TLS_HANDSHAKE_TIMEOUT_MS);
 	return 0;
 }
 
