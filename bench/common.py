@@ -284,13 +284,18 @@ class Dlvm:
 
     def start(self, cleanup, log_path, extra=()):
         """Start dlvmd; its TCP listener (self.port) is plain (--tls off)
-        unless extra names a --tls mode."""
+        unless extra names a --tls mode (or the build predates --tls)."""
         self.port = free_tcp_port()
-        tls = [] if "--tls" in extra else ["--tls", "off"]
+        tls = [] if "--tls" in extra or not self.has_tls() else ["--tls", "off"]
         cmd = [self.daemon, "--state-dir", self.state,
                "--nbd-listen", f"127.0.0.1:{self.port}", *tls, *extra]
         return start_server(cmd, [self.ctl_sock, self.nbd_sock], "dlvmd",
                             cleanup, log_path)
+
+    def has_tls(self):
+        """Does this build's dlvmd know --tls (bench/iops.py compares builds)?"""
+        p = subprocess.run([self.daemon, "--help"], capture_output=True, text=True)
+        return "--tls " in p.stdout
 
     def api(self, conn, command, opts, args):
         """POST one command to the native API; return the decoded reply."""
