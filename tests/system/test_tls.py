@@ -12,6 +12,7 @@ Exports of the dlvmd these tests start (vg0 on two 1 GiB PVs):
   vg0/pub          everybody's ("*: vg0/pub")
 """
 
+import json
 import os
 import pwd
 import shutil
@@ -163,7 +164,6 @@ def nbds(port, name, user="alice", psk=None):
 
 def exports_listed(uri, **kw):
     out = run_ok(require_tool("nbdinfo"), "--list", "--json", uri, **kw)
-    import json
     return sorted(e["export-name"] for e in json.loads(out)["exports"])
 
 
@@ -373,7 +373,7 @@ def qemu_nbd_opts(port, name, creds):
 
 
 def test_qemu_img_psk(psk_daemon, keys, tmp_path):
-    d, port = psk_daemon, psk_daemon.port
+    port = psk_daemon.port
     obj = f"tls-creds-psk,id=tls0,endpoint=client,dir={keys['dir'] / 'psk-alice'},username=alice"
     out = qemu_img("info", "--output=json", "--object", obj, "--image-opts",
                    qemu_nbd_opts(port, "vg0/a2", "tls0"))
