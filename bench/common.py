@@ -54,7 +54,8 @@ class Knobs:
     BENCH_REPEAT=N       rounds of every fio run; the median counts
                          (default 3; quick: 1)
     BENCH_SIZE_GIB=N     I/O target size in GiB (default 2; quick: 1)
-    BENCH_ONLY=a,b       parts to run: io, lvcreate, shared, thin (default all)
+    BENCH_ONLY=a,b       parts to run: io, lvcreate, shared, thin, tls
+                         (default all)
     BENCH_TARGETS=a,b    I/O targets (default dlvm,dlvm-any,nbdkit-file,
                          qemu-nbd,qemu-nbd-direct,nbdkit-null,raw,raw-irq;
                          also serve-file,
@@ -78,7 +79,7 @@ class Knobs:
         self.runtime = env_int("BENCH_RUNTIME", 3 if self.quick else 10)
         self.repeat = max(1, env_int("BENCH_REPEAT", 1 if self.quick else 3))
         self.size_gib = env_int("BENCH_SIZE_GIB", 1 if self.quick else 2)
-        self.parts = env_list("BENCH_ONLY", ["io", "lvcreate", "shared", "thin"])
+        self.parts = env_list("BENCH_ONLY", ["io", "lvcreate", "shared", "thin", "tls"])
         self.targets = env_list(
             "BENCH_TARGETS",
             ["dlvm", "dlvm-any", "nbdkit-file", "qemu-nbd", "qemu-nbd-direct",
@@ -282,11 +283,19 @@ class Dlvm:
         return pv
 
     def start(self, cleanup, log_path, extra=()):
-        port = free_tcp_port()
+        """Start dlvmd; its TCP listener (self.port) is plain (--tls off)
+        unless extra names a --tls mode (or the build predates --tls)."""
+        self.port = free_tcp_port()
+        tls = [] if "--tls" in extra or not self.has_tls() else ["--tls", "off"]
         cmd = [self.daemon, "--state-dir", self.state,
-               "--nbd-listen", f"127.0.0.1:{port}", *extra]
+               "--nbd-listen", f"127.0.0.1:{self.port}", *tls, *extra]
         return start_server(cmd, [self.ctl_sock, self.nbd_sock], "dlvmd",
                             cleanup, log_path)
+
+    def has_tls(self):
+        """Does this build's dlvmd know --tls (bench/iops.py compares builds)?"""
+        p = subprocess.run([self.daemon, "--help"], capture_output=True, text=True)
+        return "--tls " in p.stdout
 
     def api(self, conn, command, opts, args):
         """POST one command to the native API; return the decoded reply."""

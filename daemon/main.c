@@ -23,6 +23,7 @@
 #include "daemon/hooks.h"
 #include "daemon/log.h"
 #include "daemon/nbd/server.h"
+#include "daemon/nbd/tls.h"
 #include "daemon/options.h"
 #include "daemon/statedir.h"
 #include "dlvm/cmd.h"
@@ -38,6 +39,7 @@ struct dlvmd {
 	struct dlvm_export_hooks hooks;
 	struct dlvm_exports *ex;
 	struct nbd_server *nbd;
+	struct nbd_tls *tls; /* NBD TLS settings and access rules */
 	struct dlvmd_api *api;
 };
 
@@ -224,6 +226,42 @@ static void exports_activate(struct dlvmd *d)
 	}
 }
 
+/* NBD TLS credentials and access rules, read before anything starts so
+ * that a bad file or a TCP listener without TLS is refused at once. */
+static int tls_open(struct dlvmd *d)
+{
+	struct nbd_tls_opts t = {
+		.mode = d->o.tls,
+		.psk_file = d->o.tls_psk,
+		.cert_dir = d->o.tls_certificates,
+		.access_file = d->o.tls_access,
+		.tcp = strcmp(d->o.nbd_listen, "none") != 0,
+	};
+	struct dlvm_err err = { 0 };
+
+	if (nbd_tls_new(&t, &d->tls, &err) < 0) {
+		log_error(DLVM_LOG_MAIN, "nbd: %s", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* What the NBD listeners ask of clients, for the log. */
+static void log_nbd_tls(const struct dlvmd *d, const char *tcp_addr)
+{
+	char how[1024];
+
+	if (tcp_addr) {
+		nbd_tls_describe(d->tls, true, how, sizeof(how));
+		if (nbd_tls_mode(d->tls) == NBD_TLS_REQUIRE)
+			log_info(DLVM_LOG_MAIN, "nbd: TCP %s: %s", tcp_addr, how);
+		else
+			log_warning(DLVM_LOG_MAIN, "nbd: TCP %s: %s", tcp_addr, how);
+	}
+	nbd_tls_describe(d->tls, false, how, sizeof(how));
+	log_info(DLVM_LOG_MAIN, "nbd: Unix socket: %s", how);
+}
+
 /* The NBD server, then the API; flattens left unfinished go on. */
 static int servers_start(struct dlvmd *d)
 {
@@ -231,6 +269,7 @@ static int servers_start(struct dlvmd *d)
 		.unix_path = d->nbd_path,
 		.tcp_addr = strcmp(d->o.nbd_listen, "none") ? d->o.nbd_listen : NULL,
 		.irq_cpus = !strcmp(d->o.nbd_cpus, "irq"),
+		.tls = d->tls,
 	};
 	struct dlvm_err err = { 0 };
 	int r;
@@ -242,6 +281,7 @@ static int servers_start(struct dlvmd *d)
 	}
 	log_info(DLVM_LOG_MAIN, "nbd: listening on %s%s%s", d->nbd_path,
 		 nopts.tcp_addr ? " and " : "", nopts.tcp_addr ? nopts.tcp_addr : "");
+	log_nbd_tls(d, nopts.tcp_addr);
 	dlvm_err_clear(&err);
 	r = dlvmd_api_start(d->ctx, d->api_path, &d->api, &err);
 	if (r < 0) {
@@ -266,6 +306,7 @@ static void dlvmd_shutdown(struct dlvmd *d)
 	}
 	if (d->ex)
 		dlvm_exports_free(d->ex);
+	nbd_tls_free(d->tls);
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
 }
@@ -281,7 +322,7 @@ int main(int argc, char **argv)
 		dlvmd_opts_release(&d.o);
 		return r;
 	}
-	if (state_dir_open(&d) < 0 || signals_start() < 0 || ctx_open(&d) < 0 ||
+	if (tls_open(&d) < 0 || state_dir_open(&d) < 0 || signals_start() < 0 || ctx_open(&d) < 0 ||
 	    lockspaces_join(&d) < 0)
 		goto out;
 	if (stop_requested(NULL)) {

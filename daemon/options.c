@@ -29,6 +29,23 @@ const struct dlvmd_option dlvmd_options[] = {
 	{ "nbd-listen", 0, "nbd_listen", DLVMD_OPT_STRING, "ADDR:PORT",
 	  .def = DLVMD_DEFAULT_NBD_LISTEN, .off = O(nbd_listen),
 	  .help = "NBD TCP listener; 'none': Unix socket only" },
+	{ "tls", 0, "tls", DLVMD_OPT_CHOICE, "off|on|require", .choices = "off|on|require",
+	  .def = "require", .off = O(tls),
+	  .help = "NBD over TLS: 'require': TCP clients must start TLS (the Unix socket "
+		  "accepts it); 'on': offered, not required; 'off': plain only. 'on' needs "
+		  "--tls-psk or --tls-certificates, and so does 'require' with a TCP listener" },
+	{ "tls-psk", 0, "tls_psk", DLVMD_OPT_STRING, "FILE", .off = O(tls_psk),
+	  .help = "pre-shared keys, lines IDENTITY:HEXKEY as psktool writes them" },
+	{ "tls-certificates", 0, "tls_certificates", DLVMD_OPT_STRING, "DIR",
+	  .off = O(tls_certificates),
+	  .help = "X.509: DIR/server-cert.pem and DIR/server-key.pem; with DIR/ca-cert.pem "
+		  "client certificates are asked for and verified against it (and "
+		  "DIR/ca-crl.pem)" },
+	{ "tls-access", 0, "tls_access", DLVMD_OPT_STRING, "FILE", .off = O(tls_access),
+	  .help = "which TCP clients may open which exports: lines 'IDENTITY: PATTERN...' "
+		  "(PSK identity, certificate CN or DN, or * for every client; globs over "
+		  "VG/LV). Without it every TCP client opens every export; with it a client "
+		  "sees only what its rules and those of * allow" },
 	{ "host-id", 0, "host_id", DLVMD_OPT_NUMBER, "N", 1, DLVM_LEASE_MAX_HOSTS,
 	  .off = O(host_id),
 	  .help = "this host's id in the lockspaces of shared VGs; without it shared VGs "
@@ -391,8 +408,12 @@ static int opt_store(const struct dlvmd_option *t, const char *v, struct dlvmd_o
 	case DLVMD_OPT_CHOICE:
 		if (!is_choice(t->choices, v)) {
 			const char *bar = strchr(t->choices, '|');
-			log_error(DLVM_LOG_MAIN, "%s: '%s' is neither '%.*s' nor '%s'", what, v,
-				  (int)(bar - t->choices), t->choices, bar + 1);
+			if (strchr(bar + 1, '|'))
+				log_error(DLVM_LOG_MAIN, "%s: '%s' is not one of %s", what, v,
+					  t->choices);
+			else
+				log_error(DLVM_LOG_MAIN, "%s: '%s' is neither '%.*s' nor '%s'",
+					  what, v, (int)(bar - t->choices), t->choices, bar + 1);
 			return -EINVAL;
 		}
 		break;

@@ -20,9 +20,13 @@
 /* The options once checked; owned strings, freed by dlvmd_opts_release. */
 struct dlvmd_opts {
 	char *state_dir;
-	char *devices;    /* comma separated, added to STATE_DIR/devices */
-	char *nbd_listen; /* "HOST:PORT" or "none" */
-	char *nbd_cpus;   /* "irq" or "any" */
+	char *devices;          /* comma separated, added to STATE_DIR/devices */
+	char *nbd_listen;       /* "HOST:PORT" or "none" */
+	char *nbd_cpus;         /* "irq" or "any" */
+	char *tls;              /* "off", "on" or "require" */
+	char *tls_psk;          /* psktool file; NULL: none */
+	char *tls_certificates; /* X.509 directory; NULL: none */
+	char *tls_access;       /* access rules file; NULL: none */
 	char *config;
 	char *debug;               /* subsystems with debug lines, already turned on */
 	long host_id;              /* 1..max_hosts of the shared VGs; 0: none */

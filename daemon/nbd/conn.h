@@ -22,6 +22,8 @@
 #define NBD_MAX_PAYLOAD (32u << 20)
 
 struct nbd_server;
+struct nbd_tls;
+struct nbd_tls_conn;
 
 struct nbd_conn {
 	struct nbd_server *srv;
@@ -29,6 +31,16 @@ struct nbd_conn {
 	int fd;
 	char peer[64];    /* for messages before an export is chosen */
 	atomic_bool stop; /* the server is stopping */
+
+	/* TLS and access rules (tls.h), set at accept. */
+	const struct nbd_tls *tls_cfg; /* the server's; NULL: no TLS, no rules */
+	bool tls_required;             /* STARTTLS before any other option */
+	bool restricted;               /* the access rules apply (TCP clients) */
+	struct nbd_tls_conn *tls;      /* after STARTTLS; NULL: plain socket */
+	/* TLS transmission: where the receive that waits on the ring for the
+	 * socket to be readable reads to (xmit_wire.c) */
+	void *tls_rbuf;
+	size_t tls_rlen;
 
 	/* Set by a successful handshake. */
 	char *name;                /* export name "VG/LV" */
@@ -42,6 +54,10 @@ struct nbd_conn {
 
 	struct nbd_conn *prev, *next; /* the server's list */
 };
+
+/* May this client open (and see) export `name`: the access rules, for
+ * TCP clients (tls.h). */
+bool nbd_conn_may_open(const struct nbd_conn *c, const char *name);
 
 /* Transmission flags for an export. */
 uint16_t nbd_export_flags(const struct dlvm_lv_map *m, bool structured);

@@ -6,6 +6,7 @@
  * transmission phase.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #include "daemon/nbd/conn.h"
 #include "daemon/nbd/proto.h"
+#include "daemon/nbd/tls.h"
 #include "dlvm/log.h"
 
 #define OPT_DATA_MAX (64u << 10)    /* longer option data is refused */
@@ -75,10 +77,26 @@ static int send_iov(int fd, struct iovec *iov, int niov)
 	return 0;
 }
 
-static int send_full(int fd, const void *buf, size_t len)
+/* The connection's reads and writes: through TLS once STARTTLS succeeded. */
+static int conn_recv(struct nbd_conn *c, void *buf, size_t len)
+{
+	return c->tls ? nbd_tls_read_full(c->tls, buf, len) : recv_full(c->fd, buf, len);
+}
+
+static int conn_sendv(struct nbd_conn *c, struct iovec *iov, int niov)
+{
+	return c->tls ? nbd_tls_write_full(c->tls, iov, niov) : send_iov(c->fd, iov, niov);
+}
+
+static int conn_send(struct nbd_conn *c, const void *buf, size_t len)
 {
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	return send_iov(fd, &iov, 1);
+	return conn_sendv(c, &iov, 1);
+}
+
+bool nbd_conn_may_open(const struct nbd_conn *c, const char *name)
+{
+	return !c->restricted || nbd_tls_allows(c->tls_cfg, c->tls, name);
 }
 
 /* One option reply: header, then data1 and data2 (either may be empty). */
@@ -96,7 +114,7 @@ static int reply2(struct haggle *h, uint32_t type, const void *d1, size_t l1, co
 	nbd_put32(hdr + 8, h->opt);
 	nbd_put32(hdr + 12, type);
 	nbd_put32(hdr + 16, (uint32_t)(l1 + l2));
-	return send_iov(h->c->fd, iov, 3);
+	return conn_sendv(h->c, iov, 3);
 }
 
 static int reply(struct haggle *h, uint32_t type, const void *d, size_t l)
@@ -199,7 +217,7 @@ static int opt_export_name(struct haggle *h)
 		ret = -ENOENT;
 		goto out;
 	}
-	ret = attach(h, name);
+	ret = nbd_conn_may_open(c, name) ? attach(h, name) : -ENOENT;
 	if (ret < 0) {
 		log_error(DLVM_LOG_NBD, "%s: NBD_OPT_EXPORT_NAME: %s: no such export", c->peer,
 			  name);
@@ -207,7 +225,7 @@ static int opt_export_name(struct haggle *h)
 	}
 	nbd_put64(buf, c->map->size);
 	nbd_put16(buf + 8, c->tflags);
-	ret = send_full(c->fd, buf, h->no_zeroes ? 10 : sizeof(buf));
+	ret = conn_send(c, buf, h->no_zeroes ? 10 : sizeof(buf));
 	if (ret < 0)
 		detach(c);
 out:
@@ -278,7 +296,9 @@ static int opt_info_go(struct haggle *h)
 				"there is no default export: name one as VG/LV");
 		goto out;
 	}
-	if (go) {
+	if (!nbd_conn_may_open(c, name)) {
+		ret = -ENOENT; /* what this client may not open, it does not see */
+	} else if (go) {
 		ret = attach(h, name);
 		if (!ret)
 			m = dlvm_lv_map_get(c->map);
@@ -330,6 +350,8 @@ static int opt_list(struct haggle *h)
 	for (size_t i = 0; i < n && !ret; i++) {
 		uint8_t b[4];
 		size_t len = strlen(names[i]);
+		if (!nbd_conn_may_open(h->c, names[i]))
+			continue;
 		nbd_put32(b, (uint32_t)len);
 		ret = reply2(h, NBD_REP_SERVER, b, 4, names[i], len);
 	}
@@ -387,7 +409,7 @@ static int opt_meta(struct haggle *h)
 		ret = reply_err(h, NBD_REP_ERR_INVALID, "bad export name");
 		goto out;
 	}
-	m = *name ? dlvm_exports_map(h->c->ex, name) : NULL;
+	m = *name && nbd_conn_may_open(h->c, name) ? dlvm_exports_map(h->c->ex, name) : NULL;
 	if (!m) {
 		ret = reply_err(h, NBD_REP_ERR_UNKNOWN, "%s: no such export", name);
 		goto out;
@@ -413,13 +435,13 @@ out:
 }
 
 /* Read and drop n bytes of option data we will not look at. */
-static int discard(int fd, uint32_t n)
+static int discard(struct nbd_conn *c, uint32_t n)
 {
 	uint8_t buf[4096];
 
 	while (n) {
 		uint32_t k = n < sizeof(buf) ? n : sizeof(buf);
-		int ret = recv_full(fd, buf, k);
+		int ret = conn_recv(c, buf, k);
 		if (ret < 0)
 			return ret;
 		n -= k;
@@ -434,114 +456,182 @@ static void set_timeout(int fd, int seconds)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
-int nbd_handshake(struct nbd_conn *c)
+/*
+ * NBD_OPT_STARTTLS: acknowledged, then the TLS handshake; on success the
+ * option haggling goes on under TLS with nothing kept of what was
+ * negotiated before (the spec's rule). A failed TLS handshake ends the
+ * connection: the acknowledgement was sent, no plain reply can follow.
+ */
+static int opt_starttls(struct haggle *h)
 {
-	struct haggle h = { .c = c };
-	uint8_t greet[18], hdr[16], cflags[4];
+	struct nbd_conn *c = h->c;
+	int ret;
+
+	if (h->len)
+		return reply_err(h, NBD_REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
+	if (c->tls)
+		return reply_err(h, NBD_REP_ERR_INVALID, "TLS is already on");
+	if (!nbd_tls_offered(c->tls_cfg))
+		return reply_err(h, NBD_REP_ERR_POLICY, "this server does not offer TLS");
+	ret = reply(h, NBD_REP_ACK, NULL, 0);
+	if (ret < 0)
+		return ret;
+	ret = nbd_tls_conn_start(c->tls_cfg, c->fd, c->peer, &c->tls);
+	if (ret < 0)
+		return ret;
+	c->structured = false;
+	free(h->meta_name);
+	h->meta_name = NULL;
+	h->meta_alloc = false;
+	return 0;
+}
+
+/* FORCEDTLS: before STARTTLS only it and ABORT are served. Returns 1 when
+ * the option was refused, 0 when it may go on, a negative errno to close. */
+static int tls_gate(struct haggle *h)
+{
+	struct nbd_conn *c = h->c;
+	int ret;
+
+	if (!c->tls_required || c->tls || h->opt == NBD_OPT_STARTTLS || h->opt == NBD_OPT_ABORT)
+		return 0;
+	if (h->opt == NBD_OPT_EXPORT_NAME) { /* cannot be answered with an error */
+		log_error(DLVM_LOG_NBD, "%s: NBD_OPT_EXPORT_NAME without TLS, closing", c->peer);
+		return -EACCES;
+	}
+	ret = reply_err(h, NBD_REP_ERR_TLS_REQD,
+			"TLS is required: start it with NBD_OPT_STARTTLS (nbds:// URIs)");
+	return ret < 0 ? ret : 1;
+}
+
+/* Read the next option's header and data into h. Returns 0 with h->opt,
+ * h->data and h->len set; 1 when the option was answered already (too
+ * long); a negative errno to close. */
+static int read_option(struct haggle *h)
+{
+	struct nbd_conn *c = h->c;
+	uint8_t hdr[16];
+	int ret;
+
+	ret = conn_recv(c, hdr, sizeof(hdr));
+	if (ret < 0)
+		return ret;
+	if (nbd_get64(hdr) != NBD_OPTS_MAGIC) {
+		log_error(DLVM_LOG_NBD, "%s: bad option magic, closing", c->peer);
+		return -EPROTO;
+	}
+	h->opt = nbd_get32(hdr + 8);
+	h->len = nbd_get32(hdr + 12);
+	free(h->data);
+	h->data = NULL;
+	if (h->len > OPT_DATA_MAX) {
+		if (h->opt == NBD_OPT_EXPORT_NAME || h->len > OPT_DISCARD_MAX) {
+			log_error(DLVM_LOG_NBD, "%s: option %u with %u bytes of data, closing",
+				  c->peer, h->opt, h->len);
+			return -EPROTO;
+		}
+		ret = discard(c, h->len);
+		if (!ret)
+			ret = reply_err(h, NBD_REP_ERR_TOO_BIG, "option data too long");
+		return ret < 0 ? ret : 1;
+	}
+	h->data = malloc(h->len ? h->len : 1);
+	if (!h->data)
+		return -ENOMEM;
+	ret = conn_recv(c, h->data, h->len);
+	return ret < 0 ? ret : 0;
+}
+
+/* Answer the option in h. Returns 0 to read the next one, 1 when the
+ * transmission phase starts, a negative errno to close. */
+static int dispatch(struct haggle *h)
+{
+	struct nbd_conn *c = h->c;
+	int ret;
+
+	switch (h->opt) {
+	case NBD_OPT_EXPORT_NAME: return opt_export_name(h) == 0 ? 1 : -ENOENT;
+	case NBD_OPT_ABORT: reply(h, NBD_REP_ACK, NULL, 0); return -ECONNRESET;
+	case NBD_OPT_STARTTLS: return opt_starttls(h);
+	case NBD_OPT_LIST: return opt_list(h);
+	case NBD_OPT_INFO:
+	case NBD_OPT_GO: return opt_info_go(h);
+	case NBD_OPT_STRUCTURED_REPLY:
+		if (h->len)
+			return reply_err(h, NBD_REP_ERR_INVALID, "option takes no data");
+		c->structured = true;
+		return reply(h, NBD_REP_ACK, NULL, 0);
+	case NBD_OPT_LIST_META_CONTEXT:
+	case NBD_OPT_SET_META_CONTEXT: return opt_meta(h);
+	default:
+		ret = reply_err(h, NBD_REP_ERR_UNSUP, "option %u not supported", h->opt);
+		return ret;
+	}
+}
+
+/* Greeting and client flags. */
+static int greet(struct haggle *h)
+{
+	struct nbd_conn *c = h->c;
+	uint8_t greeting[18], cflags[4];
 	uint32_t flags;
 	int ret;
 
-	set_timeout(c->fd, HANDSHAKE_TIMEOUT_S);
-	nbd_put64(greet, NBD_MAGIC);
-	nbd_put64(greet + 8, NBD_OPTS_MAGIC);
-	nbd_put16(greet + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
-	ret = send_full(c->fd, greet, sizeof(greet));
+	nbd_put64(greeting, NBD_MAGIC);
+	nbd_put64(greeting + 8, NBD_OPTS_MAGIC);
+	nbd_put16(greeting + 16, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+	ret = conn_send(c, greeting, sizeof(greeting));
 	if (ret < 0)
-		goto out;
-	ret = recv_full(c->fd, cflags, 4);
+		return ret;
+	ret = conn_recv(c, cflags, 4);
 	if (ret < 0)
-		goto out;
+		return ret;
 	flags = nbd_get32(cflags);
 	if (flags & ~(NBD_FLAG_C_FIXED_NEWSTYLE | NBD_FLAG_C_NO_ZEROES)) {
 		log_error(DLVM_LOG_NBD, "%s: unknown client flags 0x%x, closing", c->peer, flags);
-		ret = -EPROTO;
-		goto out;
+		return -EPROTO;
 	}
-	h.no_zeroes = flags & NBD_FLAG_C_NO_ZEROES;
+	h->no_zeroes = flags & NBD_FLAG_C_NO_ZEROES;
+	return 0;
+}
 
-	for (;;) {
-		ret = recv_full(c->fd, hdr, sizeof(hdr));
-		if (ret < 0)
-			goto out;
-		if (nbd_get64(hdr) != NBD_OPTS_MAGIC) {
-			log_error(DLVM_LOG_NBD, "%s: bad option magic, closing", c->peer);
-			ret = -EPROTO;
-			goto out;
-		}
-		h.opt = nbd_get32(hdr + 8);
-		h.len = nbd_get32(hdr + 12);
-		free(h.data);
-		h.data = NULL;
-		if (h.len > OPT_DATA_MAX) {
-			if (h.opt == NBD_OPT_EXPORT_NAME || h.len > OPT_DISCARD_MAX) {
-				log_error(DLVM_LOG_NBD,
-					  "%s: option %u with %u bytes of data, closing", c->peer,
-					  h.opt, h.len);
-				ret = -EPROTO;
-				goto out;
-			}
-			ret = discard(c->fd, h.len);
-			if (!ret)
-				ret = reply_err(&h, NBD_REP_ERR_TOO_BIG, "option data too long");
-			if (ret < 0)
-				goto out;
+int nbd_handshake(struct nbd_conn *c)
+{
+	struct haggle h = { .c = c };
+	int ret;
+
+	set_timeout(c->fd, HANDSHAKE_TIMEOUT_S);
+	ret = greet(&h);
+	while (ret == 0) {
+		ret = read_option(&h);
+		if (ret == 1) {
+			ret = 0;
 			continue;
 		}
-		h.data = malloc(h.len ? h.len : 1);
-		if (!h.data) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		ret = recv_full(c->fd, h.data, h.len);
 		if (ret < 0)
-			goto out;
+			break;
 		if (atomic_load(&c->stop) && h.opt != NBD_OPT_ABORT) {
 			ret = reply_err(&h, NBD_REP_ERR_SHUTDOWN, "server shutting down");
-			if (ret < 0)
-				goto out;
 			continue;
 		}
-
-		switch (h.opt) {
-		case NBD_OPT_EXPORT_NAME:
-			ret = opt_export_name(&h);
-			if (!ret)
-				goto out;
-			ret = -ENOENT;
-			goto out;
-		case NBD_OPT_ABORT:
-			reply(&h, NBD_REP_ACK, NULL, 0);
-			ret = -ECONNRESET;
-			goto out;
-		case NBD_OPT_LIST: ret = opt_list(&h); break;
-		case NBD_OPT_INFO:
-		case NBD_OPT_GO:
-			ret = opt_info_go(&h);
-			if (ret == 1) {
-				ret = 0;
-				goto out;
-			}
-			break;
-		case NBD_OPT_STRUCTURED_REPLY:
-			if (h.len) {
-				ret = reply_err(&h, NBD_REP_ERR_INVALID, "option takes no data");
-				break;
-			}
-			c->structured = true;
-			ret = reply(&h, NBD_REP_ACK, NULL, 0);
-			break;
-		case NBD_OPT_LIST_META_CONTEXT:
-		case NBD_OPT_SET_META_CONTEXT: ret = opt_meta(&h); break;
-		default:
-			ret = reply_err(&h, NBD_REP_ERR_UNSUP, "option %u not supported", h.opt);
-			break;
+		ret = tls_gate(&h);
+		if (ret == 1) {
+			ret = 0;
+			continue;
 		}
-		if (ret < 0)
-			goto out;
+		if (ret == 0)
+			ret = dispatch(&h);
 	}
-out:
-	if (!ret)
+	if (ret == 1) {
+		ret = 0;
 		set_timeout(c->fd, 0);
+		/* TLS transmission: GnuTLS reads and writes when the ring says
+		 * the socket is ready, and must not block (xmit_wire.c) */
+		if (c->tls && fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK) < 0) {
+			ret = -errno;
+			detach(c);
+		}
+	}
 	free(h.data);
 	free(h.meta_name);
 	return ret;

@@ -23,6 +23,7 @@
 
 #include "daemon/nbd/conn.h"
 #include "daemon/nbd/cpus.h"
+#include "daemon/nbd/tls.h"
 #include "dlvm/log.h"
 #include "dlvm/util.h"
 
@@ -39,7 +40,8 @@ struct nbd_server {
 	struct nbd_conn *conns; /* connections alive */
 	unsigned nconns;
 	bool stopping;
-	bool irq_cpus; /* nbd_server_opts.irq_cpus */
+	bool irq_cpus;             /* nbd_server_opts.irq_cpus */
+	const struct nbd_tls *tls; /* nbd_server_opts.tls */
 	/* accept thread only: failed accepts are logged once a second */
 	uint64_t accept_err_ms;
 	unsigned accept_err_held;
@@ -81,6 +83,7 @@ static void *conn_main(void *arg)
 	if (c->next)
 		c->next->prev = c->prev;
 	pthread_mutex_unlock(&s->lock);
+	nbd_tls_conn_close(c->tls);
 	close(c->fd);
 	free(c->name);
 	free(c);
@@ -153,6 +156,9 @@ static void accept_one(struct nbd_server *s, int lfd)
 	c->ex = s->ex;
 	c->fd = fd;
 	c->client.kick = conn_kick;
+	c->tls_cfg = s->tls;
+	c->tls_required = lfd == s->tcp_fd && s->tls && nbd_tls_mode(s->tls) == NBD_TLS_REQUIRE;
+	c->restricted = lfd == s->tcp_fd && nbd_tls_has_rules(s->tls);
 	atomic_init(&c->stop, false);
 	peer_name(fd, c->peer, sizeof(c->peer));
 
@@ -274,11 +280,16 @@ int nbd_server_start(struct dlvm_exports *ex, const struct nbd_server_opts *o,
 
 	if (!ex || !o || (!o->unix_path && !o->tcp_addr))
 		return dlvm_err_set(err, -EINVAL, "nbd: no socket to listen on");
+	if (o->tcp_addr && o->tls && nbd_tls_mode(o->tls) == NBD_TLS_REQUIRE &&
+	    !nbd_tls_offered(o->tls))
+		return dlvm_err_set(err, -EINVAL, "nbd: %s: TLS required but not configured",
+				    o->tcp_addr);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	s->ex = ex;
 	s->irq_cpus = o->irq_cpus;
+	s->tls = o->tls;
 	s->unix_fd = s->tcp_fd = s->wake[0] = s->wake[1] = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->idle, NULL);

@@ -8,6 +8,12 @@
  * io_uring, with requests pipelined (replies may go out of order). Writes are
  * acknowledged only once completed, FLUSH runs fdatasync on every device of
  * the export, so CAN_MULTI_CONN is advertised.
+ *
+ * TLS (NBD_OPT_STARTTLS, tls.h): with opts.tls in mode "require", a TCP
+ * client must start TLS before any other option (the spec's FORCEDTLS);
+ * otherwise, and always on the Unix socket, TLS is accepted when
+ * credentials are configured but not required. The access rules restrict
+ * TCP clients only: a Unix socket client was admitted by the socket's mode.
  */
 #ifndef DLVMD_NBD_SERVER_H
 #define DLVMD_NBD_SERVER_H
@@ -16,12 +22,16 @@
 #include "dlvm/err.h"
 
 struct nbd_server;
+struct nbd_tls;
 
 struct nbd_server_opts {
 	const char *unix_path; /* listen on this Unix socket path (NULL: none) */
 	const char *tcp_addr; /* "HOST:PORT" (NULL: none); default used by dlvmd is 127.0.0.1:10809 */
 	unsigned workers;     /* 0: default. Reserved: each connection has its own thread */
 	bool irq_cpus;        /* run connections where their devices' I/O completes (cpus.h) */
+	/* TLS mode, credentials and access rules (tls.h); must outlive the
+	 * server. NULL: no TLS, every client opens every export. */
+	const struct nbd_tls *tls;
 };
 
 /*

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemon/nbd/devio.h"
+#include "daemon/nbd/tls.h"
 #include "daemon/nbd/xmit.h"
 #include "dlvm/log.h"
 #include "dlvm/util.h"
@@ -327,6 +329,50 @@ static void parse(struct xmit *x)
 
 /* ---- socket ---- */
 
+/*
+ * A TLS connection reads and writes through GnuTLS, on the connection's
+ * thread, when the ring says the socket is ready: the receive is a poll
+ * for POLLIN (or a no-op when GnuTLS holds decrypted bytes already), whose
+ * completion reads what it can (tls_recv); the send is a poll for POLLOUT,
+ * whose completion writes what it can of the iovecs arm_send built
+ * (tls_send). Either way the completion goes on as a plain recv's or
+ * sendmsg's would, with the bytes moved or -EAGAIN. The socket is
+ * non-blocking (nbd_handshake).
+ */
+static void prep_recv(struct xmit *x, struct io_uring_sqe *sqe, void *buf, size_t len)
+{
+	struct nbd_conn *c = x->c;
+
+	if (!c->tls) {
+		io_uring_prep_recv(sqe, c->fd, buf, len, 0);
+		fixed_fd(x, sqe, 0);
+		return;
+	}
+	c->tls_rbuf = buf;
+	c->tls_rlen = len;
+	if (nbd_tls_pending(c->tls)) {
+		io_uring_prep_nop(sqe);
+	} else {
+		io_uring_prep_poll_add(sqe, c->fd, POLLIN);
+		fixed_fd(x, sqe, 0);
+	}
+}
+
+static int tls_recv(struct xmit *x, int res)
+{
+	return res < 0 ? res : (int)nbd_tls_recv(x->c->tls, x->c->tls_rbuf, x->c->tls_rlen);
+}
+
+static int tls_send(struct xmit *x, int res)
+{
+	ssize_t n;
+
+	if (res < 0)
+		return res;
+	n = nbd_tls_sendv(x->c->tls, x->siov, (int)x->smsg.msg_iovlen);
+	return n > INT32_MAX ? INT32_MAX : (int)n; /* the rest goes with the next send */
+}
+
 void xmit_arm_recv(struct xmit *x)
 {
 	struct io_uring_sqe *sqe;
@@ -335,9 +381,7 @@ void xmit_arm_recv(struct xmit *x)
 		return;
 	if (x->rx_slot) {
 		sqe = get_sqe(x);
-		io_uring_prep_recv(sqe, x->c->fd, x->rx_slot->data + x->rx_got,
-				   x->rx_slot->len - x->rx_got, 0);
-		fixed_fd(x, sqe, 0);
+		prep_recv(x, sqe, x->rx_slot->data + x->rx_got, x->rx_slot->len - x->rx_got);
 	} else {
 		if (!x->nfree && !x->discard)
 			return;
@@ -349,8 +393,7 @@ void xmit_arm_recv(struct xmit *x)
 		if (x->rx_end == RXBUF_SIZE)
 			return; /* full of requests waiting for slots */
 		sqe = get_sqe(x);
-		io_uring_prep_recv(sqe, x->c->fd, x->rx + x->rx_end, RXBUF_SIZE - x->rx_end, 0);
-		fixed_fd(x, sqe, 0);
+		prep_recv(x, sqe, x->rx + x->rx_end, RXBUF_SIZE - x->rx_end);
 	}
 	io_uring_sqe_set_data64(sqe, ud(UD_RECV, 0, 0));
 	x->recv_busy = true;
@@ -359,6 +402,8 @@ void xmit_arm_recv(struct xmit *x)
 void xmit_recv_done(struct xmit *x, int res)
 {
 	x->recv_busy = false;
+	if (x->c->tls)
+		res = tls_recv(x, res);
 	if (res <= 0) {
 		bool mid = x->rx_slot || x->discard || x->rx_end > x->rx_start;
 		if (res == -EINTR || res == -EAGAIN)
@@ -412,7 +457,10 @@ void xmit_arm_send(struct xmit *x)
 	x->smsg.msg_iov = x->siov;
 	x->smsg.msg_iovlen = n;
 	struct io_uring_sqe *sqe = get_sqe(x);
-	io_uring_prep_sendmsg(sqe, x->c->fd, &x->smsg, MSG_NOSIGNAL);
+	if (x->c->tls)
+		io_uring_prep_poll_add(sqe, x->c->fd, POLLOUT);
+	else
+		io_uring_prep_sendmsg(sqe, x->c->fd, &x->smsg, MSG_NOSIGNAL);
 	fixed_fd(x, sqe, 0);
 	io_uring_sqe_set_data64(sqe, ud(UD_SEND, 0, 0));
 	x->send_busy = true;
@@ -433,6 +481,8 @@ void xmit_send_done(struct xmit *x, int res)
 	size_t n;
 
 	x->send_busy = false;
+	if (x->c->tls)
+		res = tls_send(x, res);
 	if (res < 0) {
 		if (res == -EINTR || res == -EAGAIN)
 			return;

@@ -540,7 +540,7 @@ def test_nbd_tcp_port_in_use(tmp_path):
         s.listen()
         port = s.getsockname()[1]
         p = subprocess.run([str(DLVMD), "--state-dir", tmp_path / "st",
-                            "--nbd-listen", f"127.0.0.1:{port}"],
+                            "--nbd-listen", f"127.0.0.1:{port}", "--tls", "off"],
                            capture_output=True, text=True, timeout=30)
     assert p.returncode == 1, p.stderr
     assert "in use" in p.stderr.lower(), p.stderr
@@ -552,7 +552,7 @@ def test_nbd_over_tcp(vg0, tmp_path):
     vg0.cli_ok("lvcreate", "-n", "t", "-L", "12m", "vg0")
     assert vg0.stop() == 0
     port = free_tcp_port()
-    d = Dlvmd(vg0.state_dir, nbd_listen=f"127.0.0.1:{port}")
+    d = Dlvmd(vg0.state_dir, nbd_listen=f"127.0.0.1:{port}", extra=["--tls", "off"])
     d.start()
     try:
         p = subprocess.run(["nbdinfo", "--size", f"nbd://127.0.0.1:{port}/vg0/t"],

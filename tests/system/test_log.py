@@ -13,10 +13,12 @@ OPTIONS = [
     "--state-dir", "--devices", "--nbd-listen", "--host-id", "--io-timeout",
     "--thin-pool-autoextend-threshold", "--thin-pool-autoextend-percent",
     "--nbd-cpus", "--debug", "--config", "--foreground", "--help", "--version", "--man",
+    "--tls", "--tls-psk", "--tls-certificates", "--tls-access",
 ]
 CONFIG_KEYS = [
     "state_dir", "devices", "nbd_listen", "nbd_cpus", "host_id", "io_timeout",
     "thin_pool_autoextend_threshold", "thin_pool_autoextend_percent", "debug",
+    "tls", "tls_psk", "tls_certificates", "tls_access",
 ]
 
 
@@ -153,7 +155,8 @@ def test_every_option_is_accepted_on_the_command_line():
     args = {"--state-dir": "x", "--devices": "x", "--nbd-listen": "none", "--host-id": "1",
             "--io-timeout": "5", "--thin-pool-autoextend-threshold": "80",
             "--thin-pool-autoextend-percent": "10", "--nbd-cpus": "any", "--debug": "all",
-            "--config": "x"}
+            "--config": "x", "--tls": "on", "--tls-psk": "x", "--tls-certificates": "x",
+            "--tls-access": "x"}
     for opt in OPTIONS:
         if opt in ("--help", "--version", "--man"):
             continue
