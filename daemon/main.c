@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "daemon/api.h"
@@ -262,6 +263,33 @@ static void log_nbd_tls(const struct dlvmd *d, const char *tcp_addr)
 	log_info(DLVM_LOG_MAIN, "nbd: Unix socket: %s", how);
 }
 
+/* Each NBD connection takes a few file descriptors (its socket, its ring,
+ * its committer's eventfd): the soft limit goes up to the hard one, and a
+ * hard limit too low for --nbd-max-connections is said. */
+static void fd_limit_raise(const struct dlvmd *d)
+{
+	struct rlimit rl;
+	const rlim_t per_conn = 4, reserve = 256;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < reserve + per_conn * (rlim_t)d->o.nbd_max_connections)
+		log_warning(DLVM_LOG_MAIN,
+			    "nbd: the limit of %llu open files allows about %llu connections, "
+			    "fewer than --nbd-max-connections %ld",
+			    (unsigned long long)rl.rlim_cur,
+			    (unsigned long long)(rl.rlim_cur > reserve ? (rl.rlim_cur - reserve) /
+											 per_conn
+								       : 0),
+			    d->o.nbd_max_connections);
+}
+
 /* The NBD server, then the API; flattens left unfinished go on. */
 static int servers_start(struct dlvmd *d)
 {
@@ -270,10 +298,19 @@ static int servers_start(struct dlvmd *d)
 		.tcp_addr = strcmp(d->o.nbd_listen, "none") ? d->o.nbd_listen : NULL,
 		.irq_cpus = !strcmp(d->o.nbd_cpus, "irq"),
 		.tls = d->tls,
+		.limits = {
+			.max_conns = (unsigned)d->o.nbd_max_connections,
+			.max_client_conns = (unsigned)d->o.nbd_max_client_connections,
+			.handshake_ms = (unsigned)d->o.nbd_handshake_timeout * 1000u,
+			.idle_ms = (unsigned)d->o.nbd_idle_timeout * 1000u,
+			.conn_buf = (uint64_t)d->o.nbd_conn_buffers << 20,
+			.total_buf = (uint64_t)d->o.nbd_buffers << 20,
+		},
 	};
 	struct dlvm_err err = { 0 };
 	int r;
 
+	fd_limit_raise(d);
 	r = nbd_server_start(d->ex, &nopts, &d->nbd, &err);
 	if (r < 0) {
 		log_error(DLVM_LOG_MAIN, "nbd: %s", *err.msg ? err.msg : strerror(-r));

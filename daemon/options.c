@@ -46,6 +46,27 @@ const struct dlvmd_option dlvmd_options[] = {
 		  "(PSK identity, certificate CN or DN, or * for every client; globs over "
 		  "VG/LV). Without it every TCP client opens every export; with it a client "
 		  "sees only what its rules and those of * allow" },
+	/* ---- NBD limits ---- */
+	{ "nbd-max-connections", 0, "nbd_max_connections", DLVMD_OPT_NUMBER, "N", 1, 1000000,
+	  .def = "1024", .off = O(nbd_max_connections),
+	  .help = "NBD connections served at once; more are closed at accept" },
+	{ "nbd-max-client-connections", 0, "nbd_max_client_connections", DLVMD_OPT_NUMBER, "N", 1,
+	  1000000, .def = "256", .off = O(nbd_max_client_connections),
+	  .help = "NBD connections from one TCP address, or one user on the Unix socket" },
+	{ "nbd-handshake-timeout", 0, "nbd_handshake_timeout", DLVMD_OPT_NUMBER, "SECONDS", 1, 3600,
+	  .def = "10", .off = O(nbd_handshake_timeout),
+	  .help = "a client that has not opened an export this long after connecting is "
+		  "disconnected (TLS included)" },
+	{ "nbd-idle-timeout", 0, "nbd_idle_timeout", DLVMD_OPT_NUMBER, "SECONDS", 0, 604800,
+	  .def = "0", .off = O(nbd_idle_timeout),
+	  .help = "disconnect a client whose connection moves no byte this long (one that sends "
+		  "nothing, or reads none of its replies); 0: never" },
+	{ "nbd-conn-buffers", 0, "nbd_conn_buffers", DLVMD_OPT_NUMBER, "MIB", 32, 65536,
+	  .def = "128", .off = O(nbd_conn_buffers),
+	  .help = "memory for requests over 64 KiB, per connection; a request that would go "
+		  "over waits, and its connection reads no more, until replies free some" },
+	{ "nbd-buffers", 0, "nbd_buffers", DLVMD_OPT_NUMBER, "MIB", 32, 1048576, .def = "1024",
+	  .off = O(nbd_buffers), .help = "the same for all connections together" },
 	{ "host-id", 0, "host_id", DLVMD_OPT_NUMBER, "N", 1, DLVM_LEASE_MAX_HOSTS,
 	  .off = O(host_id),
 	  .help = "this host's id in the lockspaces of shared VGs; without it shared VGs "

@@ -33,6 +33,13 @@ struct dlvmd_opts {
 	long io_timeout;           /* seconds */
 	long autoextend_threshold; /* thin pools: percent full that grows them */
 	long autoextend_percent;   /* by this percent of their size */
+	/* NBD limits (nbd/server.h, struct nbd_limits) */
+	long nbd_max_connections;
+	long nbd_max_client_connections;
+	long nbd_handshake_timeout; /* seconds */
+	long nbd_idle_timeout;      /* seconds; 0: never */
+	long nbd_conn_buffers;      /* MiB */
+	long nbd_buffers;           /* MiB */
 	bool foreground;
 };
 

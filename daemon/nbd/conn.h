@@ -21,6 +21,7 @@
 #define NBD_PREF_BLOCK 4096u
 #define NBD_MAX_PAYLOAD (32u << 20)
 
+struct nbd_limits;
 struct nbd_server;
 struct nbd_tls;
 struct nbd_tls_conn;
@@ -31,6 +32,18 @@ struct nbd_conn {
 	int fd;
 	char peer[64];    /* for messages before an export is chosen */
 	atomic_bool stop; /* the server is stopping */
+
+	/* Limits (server.h), set at accept. The server's sweeper reads
+	 * phase, the handshake deadline and last_io_ms to close connections
+	 * that overstay; the transmission stamps last_io_ms when idle_ms is
+	 * set. */
+	const struct nbd_limits *lim;
+	_Atomic uint64_t *buf_total; /* the server's request buffers, bytes */
+	char client_key[56];         /* TCP address or "uid N": per-client cap */
+	uint64_t hs_deadline_ms;     /* dlvm_now_ms() by which the handshake ends */
+	atomic_bool transmitting;    /* the handshake is done */
+	_Atomic uint64_t last_io_ms;
+	atomic_bool kicked; /* closed by the sweeper: said once */
 
 	/* TLS and access rules (tls.h), set at accept. */
 	const struct nbd_tls *tls_cfg; /* the server's; NULL: no TLS, no rules */

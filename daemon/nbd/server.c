@@ -27,6 +27,12 @@
 #include "dlvm/log.h"
 #include "dlvm/util.h"
 
+/* A line said at most once a second, with how many were held back. */
+struct rate_log {
+	uint64_t last_ms;
+	unsigned held;
+};
+
 struct nbd_server {
 	struct dlvm_exports *ex;
 	int unix_fd, tcp_fd;
@@ -40,12 +46,21 @@ struct nbd_server {
 	struct nbd_conn *conns; /* connections alive */
 	unsigned nconns;
 	bool stopping;
-	bool irq_cpus;             /* nbd_server_opts.irq_cpus */
-	const struct nbd_tls *tls; /* nbd_server_opts.tls */
-	/* accept thread only: failed accepts are logged once a second */
-	uint64_t accept_err_ms;
-	unsigned accept_err_held;
+	bool irq_cpus;              /* nbd_server_opts.irq_cpus */
+	const struct nbd_tls *tls;  /* nbd_server_opts.tls */
+	struct nbd_limits lim;      /* nbd_server_opts.limits, defaults filled */
+	_Atomic uint64_t buf_total; /* request buffers of every connection */
+	/* accept thread only: failed and refused accepts are logged at most
+	 * once a second each */
+	struct rate_log accept_err, refused_total, refused_client;
+	/* accept thread only: connections the sweeper closed, not yet said
+	 * (handshake, idle) */
+	unsigned kicks[2];
+	struct rate_log kicked;
 };
+
+/* How often the accept thread looks for connections to close. */
+#define SWEEP_MS 250
 
 /* ---- connections ---- */
 
@@ -64,6 +79,8 @@ static void *conn_main(void *arg)
 
 	log_debug(DLVM_LOG_NBD, "%s: connected", c->peer);
 	if (nbd_handshake(c) == 0) {
+		atomic_store(&c->last_io_ms, dlvm_now_ms());
+		atomic_store(&c->transmitting, true);
 		log_debug(DLVM_LOG_NBD, "%s: %s: opened (%s replies)", c->name, c->peer,
 			  c->structured ? "structured" : "simple");
 		if (s->irq_cpus)
@@ -109,24 +126,83 @@ static void peer_name(int fd, char *out, size_t len)
 		snprintf(out, len, "%s:%s", host, serv);
 }
 
+/* Whether to log now: at most once a second; *held says how many were
+ * not logged since the last line. */
+static bool rate_ok(struct rate_log *r, unsigned *held)
+{
+	uint64_t now = dlvm_now_ms();
+
+	if (r->last_ms && now - r->last_ms < 1000) {
+		r->held++;
+		return false;
+	}
+	*held = r->held;
+	r->last_ms = now;
+	r->held = 0;
+	return true;
+}
+
 /* A failed accept (out of file descriptors, say): said at most once a
  * second, with how many failed since the last line, so that a client that
  * keeps connecting cannot flood the log. */
 static void accept_failed(struct nbd_server *s, int e)
 {
-	uint64_t now = dlvm_now_ms();
+	unsigned held;
 
-	if (s->accept_err_ms && now - s->accept_err_ms < 1000) {
-		s->accept_err_held++;
+	if (!rate_ok(&s->accept_err, &held))
 		return;
-	}
-	if (s->accept_err_held)
+	if (held)
 		log_error(DLVM_LOG_NBD, "server: accept: %s (%u more failed in the last second)",
-			  strerror(e), s->accept_err_held);
+			  strerror(e), held);
 	else
 		log_error(DLVM_LOG_NBD, "server: accept: %s", strerror(e));
-	s->accept_err_ms = now;
-	s->accept_err_held = 0;
+}
+
+/* Who the client is, for its connection cap: the address without the
+ * port on TCP, the user on the Unix socket. */
+static void client_key(int fd, bool tcp, const char *peer, char *out, size_t len)
+{
+	if (tcp) {
+		const char *colon = strrchr(peer, ':');
+		int n = colon ? (int)(colon - peer) : (int)strlen(peer);
+		snprintf(out, len, "%.*s", n, peer);
+		return;
+	}
+	struct ucred cr;
+	socklen_t sl = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &sl) == 0)
+		snprintf(out, len, "uid %u", (unsigned)cr.uid);
+	else
+		snprintf(out, len, "unix");
+}
+
+/* NULL when the connection may be served, else which limit it is over.
+ * Under s->lock. */
+static const char *over_limit(struct nbd_server *s, const char *key)
+{
+	unsigned same = 0;
+
+	if (s->nconns >= s->lim.max_conns)
+		return "connections";
+	for (struct nbd_conn *c = s->conns; c; c = c->next)
+		if (!strcmp(c->client_key, key) && ++same >= s->lim.max_client_conns)
+			return "connections of one client";
+	return NULL;
+}
+
+static void refuse(struct nbd_server *s, struct nbd_conn *c, const char *what)
+{
+	unsigned held;
+	bool total = !strcmp(what, "connections");
+	unsigned max = total ? s->lim.max_conns : s->lim.max_client_conns;
+
+	if (rate_ok(total ? &s->refused_total : &s->refused_client, &held))
+		log_warning(DLVM_LOG_NBD,
+			    "%s (%s): refused: %u %s already, the limit (%u more refused in the "
+			    "last second)",
+			    c->peer, c->client_key, max, what, held);
+	close(c->fd);
+	free(c);
 }
 
 static void accept_one(struct nbd_server *s, int lfd)
@@ -161,8 +237,21 @@ static void accept_one(struct nbd_server *s, int lfd)
 	c->restricted = lfd == s->tcp_fd && nbd_tls_has_rules(s->tls);
 	atomic_init(&c->stop, false);
 	peer_name(fd, c->peer, sizeof(c->peer));
+	client_key(fd, lfd == s->tcp_fd, c->peer, c->client_key, sizeof(c->client_key));
+	c->lim = &s->lim;
+	c->buf_total = &s->buf_total;
+	c->hs_deadline_ms = dlvm_now_ms() + s->lim.handshake_ms;
+	atomic_init(&c->transmitting, false);
+	atomic_init(&c->last_io_ms, 0);
+	atomic_init(&c->kicked, false);
 
 	pthread_mutex_lock(&s->lock);
+	const char *over = over_limit(s, c->client_key);
+	if (over) {
+		pthread_mutex_unlock(&s->lock);
+		refuse(s, c, over);
+		return;
+	}
 	c->next = s->conns;
 	if (s->conns)
 		s->conns->prev = c;
@@ -187,9 +276,52 @@ static void accept_one(struct nbd_server *s, int lfd)
 	}
 }
 
+/* Close the connections that overstay: a handshake past its deadline, a
+ * connection idle for longer than idle_ms. The connection's thread sees
+ * its socket shut down and ends as if the client had gone. Each is a debug
+ * line; what the log says is a count at most once a second. */
+static void sweep(struct nbd_server *s)
+{
+	static const char *const why[2] = { "handshake not done in time", "idle for too long" };
+	uint64_t now = dlvm_now_ms();
+	unsigned held;
+
+	pthread_mutex_lock(&s->lock);
+	for (struct nbd_conn *c = s->conns; c; c = c->next) {
+		int k = -1;
+		if (atomic_load(&c->kicked))
+			continue;
+		bool xmit = atomic_load(&c->transmitting); /* then c->name is set */
+		if (!xmit) {
+			if (now > c->hs_deadline_ms)
+				k = 0;
+		} else if (s->lim.idle_ms) {
+			uint64_t last = atomic_load_explicit(&c->last_io_ms, memory_order_relaxed);
+			if (last && now - last > s->lim.idle_ms)
+				k = 1;
+		}
+		if (k < 0)
+			continue;
+		atomic_store(&c->kicked, true);
+		s->kicks[k]++;
+		log_debug(DLVM_LOG_NBD, "%s%s%s: closed: %s", xmit ? c->name : "", xmit ? ": " : "",
+			  c->peer, why[k]);
+		shutdown(c->fd, SHUT_RDWR);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if ((!s->kicks[0] && !s->kicks[1]) || !rate_ok(&s->kicked, &held))
+		return;
+	for (int k = 0; k < 2; k++)
+		if (s->kicks[k])
+			log_info(DLVM_LOG_NBD, "server: closed %u connection%s: %s", s->kicks[k],
+				 s->kicks[k] == 1 ? "" : "s", why[k]);
+	s->kicks[0] = s->kicks[1] = 0;
+}
+
 static void *accept_main(void *arg)
 {
 	struct nbd_server *s = arg;
+	uint64_t swept = dlvm_now_ms();
 
 	for (;;) {
 		struct pollfd p[3] = {
@@ -197,7 +329,11 @@ static void *accept_main(void *arg)
 			{ .fd = s->unix_fd, .events = POLLIN },
 			{ .fd = s->tcp_fd, .events = POLLIN },
 		};
-		if (poll(p, 3, -1) < 0) {
+		if (dlvm_now_ms() - swept >= SWEEP_MS) {
+			sweep(s);
+			swept = dlvm_now_ms();
+		}
+		if (poll(p, 3, SWEEP_MS) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error(DLVM_LOG_NBD, "server: poll: %s", strerror(errno));
@@ -272,6 +408,22 @@ static int listen_tcp(struct nbd_server *s, const char *addr, struct dlvm_err *e
 	return 0;
 }
 
+static void limits_defaults(struct nbd_limits *l)
+{
+	if (!l->max_conns)
+		l->max_conns = NBD_DEFAULT_MAX_CONNS;
+	if (!l->max_client_conns)
+		l->max_client_conns = NBD_DEFAULT_MAX_CLIENT_CONNS;
+	if (!l->handshake_ms)
+		l->handshake_ms = NBD_DEFAULT_HANDSHAKE_MS;
+	if (!l->conn_buf)
+		l->conn_buf = NBD_DEFAULT_CONN_BUF;
+	if (!l->total_buf)
+		l->total_buf = NBD_DEFAULT_TOTAL_BUF;
+	l->conn_buf = DLVM_MAX(l->conn_buf, (uint64_t)NBD_MAX_PAYLOAD);
+	l->total_buf = DLVM_MAX(l->total_buf, (uint64_t)NBD_MAX_PAYLOAD);
+}
+
 int nbd_server_start(struct dlvm_exports *ex, const struct nbd_server_opts *o,
 		     struct nbd_server **out, struct dlvm_err *err)
 {
@@ -289,6 +441,9 @@ int nbd_server_start(struct dlvm_exports *ex, const struct nbd_server_opts *o,
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	s->ex = ex;
 	s->irq_cpus = o->irq_cpus;
+	s->lim = o->limits;
+	limits_defaults(&s->lim);
+	atomic_init(&s->buf_total, 0);
 	s->tls = o->tls;
 	s->unix_fd = s->tcp_fd = s->wake[0] = s->wake[1] = -1;
 	pthread_mutex_init(&s->lock, NULL);

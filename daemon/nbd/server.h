@@ -18,11 +18,37 @@
 #ifndef DLVMD_NBD_SERVER_H
 #define DLVMD_NBD_SERVER_H
 
+#include <stdint.h>
+
 #include "daemon/exports.h"
 #include "dlvm/err.h"
 
 struct nbd_server;
 struct nbd_tls;
+
+/* What one client, and all of them, may take of the server. Zero fields
+ * take the defaults below. A connection over max_conns, or over
+ * max_client_conns from one TCP address or one Unix user, is closed at
+ * accept; a handshake not done within handshake_ms is closed; with idle_ms,
+ * a connection whose socket moves no byte for that long is closed. Request
+ * buffers beyond the preallocated slots (reads and writes over 64 KiB) are
+ * limited to conn_buf bytes per connection and total_buf for all: a request
+ * that would go over waits in the socket (its connection reads no more)
+ * until requests in flight free theirs. Nothing is dropped. */
+struct nbd_limits {
+	unsigned max_conns;        /* default 1024 */
+	unsigned max_client_conns; /* default 256 */
+	unsigned handshake_ms;     /* default 10 s */
+	unsigned idle_ms;          /* 0: never */
+	uint64_t conn_buf;         /* default 128 MiB; at least NBD_MAX_PAYLOAD */
+	uint64_t total_buf;        /* default 1 GiB; at least NBD_MAX_PAYLOAD */
+};
+
+#define NBD_DEFAULT_MAX_CONNS 1024u
+#define NBD_DEFAULT_MAX_CLIENT_CONNS 256u
+#define NBD_DEFAULT_HANDSHAKE_MS 10000u
+#define NBD_DEFAULT_CONN_BUF (128ull << 20)
+#define NBD_DEFAULT_TOTAL_BUF (1ull << 30)
 
 struct nbd_server_opts {
 	const char *unix_path; /* listen on this Unix socket path (NULL: none) */
@@ -32,6 +58,7 @@ struct nbd_server_opts {
 	/* TLS mode, credentials and access rules (tls.h); must outlive the
 	 * server. NULL: no TLS, every client opens every export. */
 	const struct nbd_tls *tls;
+	struct nbd_limits limits;
 };
 
 /*

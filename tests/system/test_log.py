@@ -14,11 +14,15 @@ OPTIONS = [
     "--thin-pool-autoextend-threshold", "--thin-pool-autoextend-percent",
     "--nbd-cpus", "--debug", "--config", "--foreground", "--help", "--version", "--man",
     "--tls", "--tls-psk", "--tls-certificates", "--tls-access",
+    "--nbd-max-connections", "--nbd-max-client-connections", "--nbd-handshake-timeout",
+    "--nbd-idle-timeout", "--nbd-conn-buffers", "--nbd-buffers",
 ]
 CONFIG_KEYS = [
     "state_dir", "devices", "nbd_listen", "nbd_cpus", "host_id", "io_timeout",
     "thin_pool_autoextend_threshold", "thin_pool_autoextend_percent", "debug",
     "tls", "tls_psk", "tls_certificates", "tls_access",
+    "nbd_max_connections", "nbd_max_client_connections", "nbd_handshake_timeout",
+    "nbd_idle_timeout", "nbd_conn_buffers", "nbd_buffers",
 ]
 
 
@@ -156,7 +160,9 @@ def test_every_option_is_accepted_on_the_command_line():
             "--io-timeout": "5", "--thin-pool-autoextend-threshold": "80",
             "--thin-pool-autoextend-percent": "10", "--nbd-cpus": "any", "--debug": "all",
             "--config": "x", "--tls": "on", "--tls-psk": "x", "--tls-certificates": "x",
-            "--tls-access": "x"}
+            "--tls-access": "x", "--nbd-max-connections": "10",
+            "--nbd-max-client-connections": "5", "--nbd-handshake-timeout": "3",
+            "--nbd-idle-timeout": "0", "--nbd-conn-buffers": "64", "--nbd-buffers": "512"}
     for opt in OPTIONS:
         if opt in ("--help", "--version", "--man"):
             continue
