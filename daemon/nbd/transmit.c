@@ -300,10 +300,8 @@ static int xmit_init(struct xmit *x, struct nbd_conn *c)
 		x->fixed = io_uring_register_files(&x->ring, fds, c->map->ndev + 1) == 0;
 		free(fds);
 	}
-	/* Registered buffers spare pinning the pages of every transfer;
-	 * optional too (the pinned memory counts against RLIMIT_MEMLOCK). */
-	struct iovec arena = { .iov_base = x->arena, .iov_len = (size_t)NSLOTS * SLOT_BUF };
-	x->fixed_bufs = io_uring_register_buffers(&x->ring, &arena, 1) == 0;
+	/* Registered buffers spare pinning the pages of every transfer; the
+	 * arena is registered while the connection is busy (xmit_mem.c). */
 	io_uring_register_ring_fd(&x->ring);
 	return 0;
 }
@@ -317,6 +315,8 @@ static void xmit_release(struct xmit *x, bool ring)
 		free(x->slots[i].grown);
 		free(x->slots[i].big);
 	}
+	if (x->held)
+		atomic_fetch_sub(x->c->buf_total, x->held);
 	free(x->arena);
 	free(x->rx);
 	free(x->dirty);
@@ -354,9 +354,19 @@ void nbd_transmit(struct nbd_conn *c)
 		    (x->broken || (!x->rq_head && !x->parked)))
 			break;
 		xmit_before_submit(x);
-		if (x->parked) {
-			struct __kernel_timespec poll = { .tv_nsec = PARK_POLL_US * 1000 };
+		if (x->parked || (x->buf_wait && x->buf_poll_us)) {
+			/* parked requests, or a request waiting for the
+			 * server's buffers, which other connections free */
+			struct __kernel_timespec poll = {
+				.tv_nsec = (x->parked ? PARK_POLL_US : x->buf_poll_us) * 1000
+			};
 			ret = io_uring_submit_and_wait_timeout(&x->ring, &cqe, 1, &poll, NULL);
+		} else if (x->fixed_bufs && xmit_idle(x) && !x->closing) {
+			/* idle: give back the pinned arena if it stays so */
+			struct __kernel_timespec idle = { .tv_sec = UNPIN_IDLE_MS / 1000 };
+			ret = io_uring_submit_and_wait_timeout(&x->ring, &cqe, 1, &idle, NULL);
+			if (ret == -ETIME)
+				xmit_unpin(x);
 		} else if (x->closing && !x->ios) {
 			/* Only socket I/O left: do not wait forever on a client
 			 * that does not read its replies. */
@@ -384,6 +394,8 @@ void nbd_transmit(struct nbd_conn *c)
 		}
 		io_uring_cq_advance(&x->ring, n);
 		unpark(x);
+		if (x->buf_wait)
+			xmit_parse(x); /* others may have freed buffers */
 	}
 	while (x->parked) { /* the connection broke: no replies */
 		struct slot *s = x->parked;

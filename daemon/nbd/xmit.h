@@ -80,7 +80,7 @@ struct slot {
 	uint8_t *buf;   /* SLOT_BUF bytes of the arena */
 	uint8_t *grown; /* kept buffer for up to SLOT_KEEP_MAX bytes */
 	size_t grown_cap;
-	uint8_t *big;  /* this request's own buffer, if larger */
+	uint8_t *big;  /* this request's own buffer, if larger (len bytes) */
 	uint8_t *data; /* buf, grown or big */
 	/* reply */
 	uint8_t hdr[40];
@@ -97,8 +97,12 @@ struct xmit {
 	struct slot slots[NSLOTS];
 	uint32_t freelist[NSLOTS];
 	unsigned nfree;
-	uint8_t *arena;  /* the slots' buffers, NSLOTS * SLOT_BUF */
-	bool fixed_bufs; /* arena registered as buffer 0 */
+	uint8_t *arena;       /* the slots' buffers, NSLOTS * SLOT_BUF */
+	bool fixed_bufs;      /* arena registered as buffer 0 (while busy) */
+	bool pin_failed;      /* registering it failed: not tried again */
+	uint64_t held;        /* grown and big buffers, counted (xmit_mem.c) */
+	bool buf_wait;        /* a request waits for buffer room */
+	unsigned buf_poll_us; /* waiting for the server's total: look again */
 	uint8_t *rx;
 	size_t rx_start, rx_end;
 	struct slot *rx_slot; /* receiving this write's payload */
@@ -185,6 +189,24 @@ void xmit_arm_wake(struct xmit *x);
 void xmit_wake_done(struct xmit *x);
 
 /* ---- the socket: requests in, replies out (xmit_wire.c) ---- */
+/* ---- memory (xmit_mem.c) ---- */
+/* Counted bytes a request of type and len needs beyond the slot it gets. */
+uint64_t xmit_buf_need(const struct xmit *x, uint16_t type, uint32_t len);
+/* Count need bytes if the limits allow; false: the request must wait. */
+bool xmit_buf_take(struct xmit *x, uint64_t need);
+/* Uncount n bytes freed. */
+void xmit_buf_give(struct xmit *x, uint64_t n);
+/* Register the arena with the ring, if not yet (at a request). */
+void xmit_pin(struct xmit *x);
+/* Nothing in flight, queued or half received. */
+bool xmit_idle(const struct xmit *x);
+/* When idle: drop the registration and give back the arena's pages, the
+ * receive buffer's and the kept buffers. */
+void xmit_unpin(struct xmit *x);
+#define UNPIN_IDLE_MS 1000
+#define BUF_POLL_US 1000
+#define BUF_POLL_MAX_US 50000
+
 /* A slot back to the free list (its big buffer freed). */
 void xmit_slot_put(struct xmit *x, struct slot *s);
 /* Queue the reply of s, which is done. */
@@ -192,6 +214,9 @@ void xmit_reply(struct xmit *x, struct slot *s);
 /* Stop reading requests; `why` is logged once the connection ends. */
 void xmit_close_conn(struct xmit *x, const char *why);
 /* The socket's reads and writes on the ring, and their completions. */
+/* Parse the complete requests in the receive buffer and start them, as
+ * far as slots and buffer limits allow. */
+void xmit_parse(struct xmit *x);
 void xmit_arm_recv(struct xmit *x);
 void xmit_recv_done(struct xmit *x, int res);
 void xmit_arm_send(struct xmit *x);

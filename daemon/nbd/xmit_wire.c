@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemon/nbd/devio.h"
+#include "daemon/nbd/server.h"
 #include "daemon/nbd/tls.h"
 #include "daemon/nbd/xmit.h"
 #include "dlvm/log.h"
@@ -49,8 +50,11 @@ void xmit_slot_put(struct xmit *x, struct slot *s)
 		dlvm_thin_pool_io_end(x->map->thin, s->thin_token);
 		s->thin_io = false;
 	}
-	free(s->big);
-	s->big = NULL;
+	if (s->big) {
+		xmit_buf_give(x, s->len);
+		free(s->big);
+		s->big = NULL;
+	}
 	x->freelist[x->nfree++] = s->idx;
 }
 
@@ -249,7 +253,7 @@ void xmit_close_conn(struct xmit *x, const char *why)
 }
 
 /* Parse every complete request in the receive buffer. */
-static void parse(struct xmit *x)
+void xmit_parse(struct xmit *x)
 {
 	while (!x->closing && !x->rx_slot) {
 		size_t avail = x->rx_end - x->rx_start;
@@ -273,6 +277,11 @@ static void parse(struct xmit *x)
 			xmit_close_conn(x, "bad request magic, disconnecting");
 			break;
 		}
+		uint64_t need = xmit_buf_need(x, nbd_get16(p + 6), nbd_get32(p + 24));
+		x->buf_wait = !xmit_buf_take(x, need);
+		if (x->buf_wait)
+			break;
+		xmit_pin(x);
 		x->rx_start += NBD_REQUEST_SIZE;
 		avail -= NBD_REQUEST_SIZE;
 		struct slot *s = slot_get(x);
@@ -291,6 +300,8 @@ static void parse(struct xmit *x)
 		if (!s->err && (s->type == NBD_CMD_READ || s->type == NBD_CMD_WRITE) &&
 		    slot_buffer(s, s->len) < 0)
 			xmit_set_err(s, -ENOMEM, "out of memory");
+		if (s->err && !s->big)
+			xmit_buf_give(x, need); /* counted for a buffer not made */
 		if (s->type == NBD_CMD_WRITE && s->err) {
 			if (s->len > DISCARD_MAX) {
 				xmit_slot_put(x, s);
@@ -373,6 +384,13 @@ static int tls_send(struct xmit *x, int res)
 	return n > INT32_MAX ? INT32_MAX : (int)n; /* the rest goes with the next send */
 }
 
+/* Bytes moved on the socket: the connection is not idle (server.c). */
+static void stamp(struct xmit *x)
+{
+	if (x->c->lim && x->c->lim->idle_ms)
+		atomic_store_explicit(&x->c->last_io_ms, dlvm_now_ms(), memory_order_relaxed);
+}
+
 void xmit_arm_recv(struct xmit *x)
 {
 	struct io_uring_sqe *sqe;
@@ -416,6 +434,7 @@ void xmit_recv_done(struct xmit *x, int res)
 			xmit_close_conn(x, res ? "connection error" : NULL);
 		return;
 	}
+	stamp(x);
 	if (x->rx_slot) {
 		x->rx_got += (uint32_t)res;
 		if (x->rx_got == x->rx_slot->len) {
@@ -426,7 +445,7 @@ void xmit_recv_done(struct xmit *x, int res)
 	} else {
 		x->rx_end += (size_t)res;
 	}
-	parse(x);
+	xmit_parse(x);
 	if (atomic_load(&x->c->stop))
 		xmit_close_conn(x, NULL);
 }
@@ -493,6 +512,8 @@ void xmit_send_done(struct xmit *x, int res)
 		return;
 	}
 	n = (size_t)res;
+	if (n)
+		stamp(x);
 	while (x->rq_head) {
 		struct slot *s = x->rq_head;
 		size_t left = s->reply_len - s->sent;
@@ -506,7 +527,7 @@ void xmit_send_done(struct xmit *x, int res)
 	}
 	if (!x->rq_head)
 		x->rq_tail = NULL;
-	parse(x); /* slots were freed */
+	xmit_parse(x); /* slots were freed */
 }
 
 /* ---- loop ---- */
