@@ -86,6 +86,44 @@ int dlvmd_state_dir_lock(const char *dir)
 	return fd; /* kept open for the daemon's lifetime */
 }
 
+int dlvmd_pv_dir_open(const char *state_dir, const char *dir, char *out, size_t len)
+{
+	char def[PATH_MAX], real[PATH_MAX];
+	struct stat st;
+
+	if (!dir) {
+		snprintf(def, sizeof(def), "%s/pv", state_dir);
+		dir = def;
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+			log_error(DLVM_LOG_MAIN, "%s: cannot create the PV directory: %s", dir,
+				  strerror(errno));
+			return -1;
+		}
+	}
+	if (!realpath(dir, real) || stat(real, &st) < 0) {
+		log_error(DLVM_LOG_MAIN, "--pv-dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_error(DLVM_LOG_MAIN, "--pv-dir %s: not a directory", dir);
+		return -1;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 022)) {
+		log_error(DLVM_LOG_MAIN,
+			  "--pv-dir %s: owned by uid %u, mode %04o: it must belong to uid %u and "
+			  "be writable by its owner only (others could link any file there)",
+			  dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777),
+			  (unsigned)geteuid());
+		return -1;
+	}
+	if (strlen(real) >= len) {
+		log_error(DLVM_LOG_MAIN, "--pv-dir %s: path too long", dir);
+		return -1;
+	}
+	memcpy(out, real, strlen(real) + 1);
+	return 0;
+}
+
 /* An absolute form of a device path (the daemon's cwd must not matter). */
 static char *absolute_path(const char *p)
 {

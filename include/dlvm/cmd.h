@@ -145,6 +145,12 @@ struct dlvm_ctx_opts {
 	uint32_t lease_wait_ms;                     /* a change waits this long for a busy VG lease
 				      * (0: the larger of 2T and 10 s) */
 	const struct dlvm_export_hooks *hooks;      /* NULL: no activation (CLI) */
+	/* dlvmd: the paths a request names (pvcreate, pvremove, vgcreate,
+	 * vgextend, dump) must be managed devices (the device list, the PVs
+	 * of the loaded VGs) or lie in this directory, which must exist;
+	 * anything else is refused with -EACCES. NULL: any path (the CLI
+	 * running a command in its own process, as its user). */
+	const char *pv_dir;
 };
 
 /* A context is opaque; its state (devices, loaded VGs, lockspaces, jobs)

@@ -233,6 +233,7 @@ static void ctx_release(struct dlvm_ctx *ctx)
 		free(ctx->devices[i]);
 	free(ctx->devices);
 	free(ctx->state_dir);
+	free(ctx->pv_dir);
 	free(ctx->devices_file);
 	json_decref(ctx->warnings);
 	memset(ctx, 0, sizeof(*ctx));
@@ -257,7 +258,11 @@ int dlvm_ctx_new(const struct dlvm_ctx_opts *opts, struct dlvm_ctx **out, struct
 	ctx->lease_clock = o->lease_clock;
 	ctx->lease_wait_ms = o->lease_wait_ms;
 	ctx->hooks = o->hooks;
-	if ((r = ctx_init(ctx, o->state_dir, o->devices, err))) {
+	if (o->pv_dir && !(ctx->pv_dir = realpath(o->pv_dir, NULL)))
+		r = dlvm_err_set(err, -errno, "%s: PV directory: %s", o->pv_dir, strerror(errno));
+	else
+		r = ctx_init(ctx, o->state_dir, o->devices, err);
+	if (r) {
 		ctx_release(ctx);
 		free(ctx);
 		return r;
@@ -411,8 +416,8 @@ int ctx_device(struct dlvm_ctx *ctx, const char *path, bool open_new, struct dlv
 				    "pvcreate it)",
 				    path);
 	struct dlvm_dev *dev;
-	int r = dlvm_dev_open(path, DLVM_DEV_LOCK, &dev, err);
-	if (r)
+	int r = ctx_path_allowed(ctx, path, err);
+	if (r || (r = dlvm_dev_open(path, DLVM_DEV_LOCK, &dev, err)))
 		return r;
 	if ((r = ctx_add_orphan(ctx, dev))) {
 		dlvm_dev_close(dev);

@@ -5,9 +5,18 @@ a state directory others can plant links in, lock waits that block nobody,
 bad bytes in URLs and names that reach the log."""
 
 import errno
+import json
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
 
 import nbd
 import pytest
+
+from conftest import Dlvmd, dlvm_ok, stop_clean
 
 MiB = 1 << 20
 
@@ -58,3 +67,145 @@ def test_lvchange_permission_reaches_open_connections(vg0, kind):
     finally:
         h.shutdown()
     assert "disconnected" not in d.read_log()
+
+
+# ------------------------------------------------- what the API may touch
+
+NOBODY = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"]
+REFUSED = "not a device dlvmd manages"
+
+
+def api_as_nobody(d, cmd, args, opts=None):
+    """POST /v1/cmd/CMD as user nobody: (status, body)."""
+    script = (
+        "import http.client, json, socket, sys\n"
+        "class C(http.client.HTTPConnection):\n"
+        "    def connect(self):\n"
+        "        self.sock = socket.socket(socket.AF_UNIX)\n"
+        "        self.sock.connect(sys.argv[1])\n"
+        "c = C('localhost', timeout=30)\n"
+        "c.request('POST', '/v1/cmd/' + sys.argv[2], body=sys.argv[3])\n"
+        "r = c.getresponse()\n"
+        "print(json.dumps([r.status, json.loads(r.read())]))\n")
+    body = json.dumps({"args": [str(a) for a in args], "opts": opts or {}})
+    p = subprocess.run(NOBODY + ["/usr/bin/python3", "-c", script, str(d.socket), cmd, body],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+@pytest.fixture
+def confined(tmp_path, state_dir):
+    """dlvmd with its default PV directory, STATE_DIR/pv."""
+    d = Dlvmd(state_dir)
+    d.pv_dir = None
+    d.start()
+    yield d
+    stop_clean(d)
+
+
+@pytest.fixture
+def reachable():
+    """dlvmd on a state directory that other users may traverse (tmp_path
+    is the owner's only), with its default PV directory."""
+    base = Path(tempfile.mkdtemp(prefix="dlvm-hardening-"))
+    os.chmod(base, 0o711)
+    d = Dlvmd(base / "state")
+    d.pv_dir = None
+    d.start()
+    yield d
+    stop_clean(d)
+    shutil.rmtree(base)
+
+
+def test_api_paths_are_confined(tmp_path, state_dir, confined):
+    d = confined
+    pvdir = state_dir / "pv"
+    st = os.stat(pvdir)
+    assert stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700
+
+    # outside the PV directory: refused, nothing created
+    for path in (tmp_path / "x.img", pvdir / ".." / "x.img", Path("/etc/dlvm-x.img")):
+        rc, _, err = d.cli("pvcreate", "--size", "64m", path)
+        assert rc != 0 and REFUSED in err, (path, err)
+        assert not os.path.lexists(os.path.normpath(path)), path
+    # a link in it to a directory elsewhere does not widen it
+    (pvdir / "elsewhere").symlink_to(tmp_path)
+    rc, _, err = d.cli("pvcreate", "--size", "64m", pvdir / "elsewhere" / "y.img")
+    assert rc != 0 and REFUSED in err, err
+    assert not (tmp_path / "y.img").exists()
+    # a directory is no entry
+    rc, _, err = d.cli("pvcreate", "--size", "64m", str(pvdir) + "/")
+    assert rc != 0 and REFUSED in err, err
+
+    # in it: created
+    d.cli_ok("pvcreate", "--size", "64m", pvdir / "a.img")
+    (pvdir / "sub").mkdir()
+    d.cli_ok("pvcreate", "--size", "64m", pvdir / "sub" / "b.img")
+    d.cli_ok("vgcreate", "vga", pvdir / "a.img", pvdir / "sub" / "b.img")
+    # an admin's link in it to a device elsewhere: the way to hand dlvmd a
+    # new disk while it runs
+    disk = tmp_path / "disk.img"
+    with open(disk, "wb") as f:
+        f.truncate(64 * MiB)
+    (pvdir / "disk1").symlink_to(disk)
+    d.cli_ok("pvcreate", pvdir / "disk1")
+    d.cli_ok("vgextend", "vga", pvdir / "disk1")
+
+    # dump: a PV of a loaded VG, by any of its names, is fine; another file
+    # gets the same answer whether it exists or not, without its size
+    status, body = d.api("POST", "/v1/cmd/dump", {"args": [str(disk)]})
+    assert status == 200 and "bytes, regular file" in body["text"], body
+    answers = {}
+    for path in ("/etc/shadow", "/etc/no-such-file", "/etc/../etc/shadow", "etc/shadow"):
+        status, body = d.api("POST", "/v1/cmd/dump", {"args": [path]})
+        assert status == 403 and body["error"]["code"] == "EACCES", body
+        msg = body["error"]["message"]
+        assert msg.startswith(f"{path}: {REFUSED}"), msg
+        answers[path] = msg[len(path):]
+        assert "bytes" not in msg and "size" not in msg, msg
+    assert len(set(answers.values())) == 1, answers
+    # vgcreate on a PV made elsewhere (offline) is refused too
+    other = tmp_path / "other.img"
+    dlvm_ok("pvcreate", "--size", "64m", other, socket=tmp_path / "none.sock")
+    rc, _, err = d.cli("vgcreate", "vgo", other)
+    assert rc != 0 and REFUSED in err, err
+    rc, _, err = d.cli("pvremove", other)
+    assert rc != 0 and REFUSED in err, err
+    assert "Current metadata header" in dlvm_ok("dump", other)[0]  # untouched
+    d.cli_ok("lvcreate", "-n", "l", "-L", "8m", "vga")
+
+
+def test_api_paths_for_another_user(reachable):
+    """A user who may reach the socket (a member of group dlvm; here the
+    socket is opened to all) cannot make dlvmd create or read files."""
+    d = reachable
+    os.chmod(d.socket, 0o666)
+    victim = d.state_dir.parent / "victim"
+    target = f"/tmp/dlvm-nobody-{os.getpid()}.img"
+    status, body = api_as_nobody(d, "pvcreate", [target], {"size": "64m"})
+    assert status == 403 and REFUSED in body["error"]["message"], body
+    assert not os.path.exists(target)
+    status, body = api_as_nobody(d, "dump", ["/etc/shadow"])
+    assert status == 403 and REFUSED in body["error"]["message"], body
+    victim.write_bytes(b"secret" * 1000)
+    status, body = api_as_nobody(d, "pvcreate", [victim], {"force": True})
+    assert status == 403, body
+    assert victim.read_bytes() == b"secret" * 1000
+
+
+def test_pv_dir_others_may_write_is_refused(tmp_path, state_dir):
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o1777)
+    d = Dlvmd(state_dir, extra=["--pv-dir", str(open_dir)])
+    p = subprocess.run(d.command(), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert f"--pv-dir {open_dir}: owned by uid 0, mode 1777: it must belong to uid 0 and " \
+        "be writable by its owner only" in p.stderr, p.stderr
+    os.chmod(open_dir, 0o755)
+    d.start()
+    try:
+        d.cli_ok("pvcreate", "--size", "64m", open_dir / "a.img")
+    finally:
+        stop_clean(d)
