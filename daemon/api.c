@@ -480,13 +480,13 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 				    MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
 	if (!api->mhd) {
 		close(fd);
-		unlink(path);
+		dlvm_unix_unlink(path);
 		r = dlvm_err_set(err, -EIO, "%s: cannot start the HTTP server", path);
 		goto fail;
 	}
 	if ((r = dlvm_agent_start(ctx, &api->agent, err))) {
 		MHD_stop_daemon(api->mhd);
-		unlink(path);
+		dlvm_unix_unlink(path);
 		goto fail;
 	}
 	*out = api;
@@ -504,7 +504,7 @@ void dlvmd_api_stop(struct dlvmd_api *api)
 	if (!api)
 		return;
 	MHD_stop_daemon(api->mhd); /* closes the listening socket */
-	unlink(api->path);
+	dlvm_unix_unlink(api->path);
 	dlvm_agent_stop(api->agent);
 	/* background jobs take the command lock between their steps */
 	dlvm_ctx_stop_jobs(api->ctx);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Command context: the devices a command may use and the VGs on them. */
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -454,8 +455,13 @@ static int write_devices_file(struct dlvm_ctx *ctx, struct dlvm_err *err)
 
 	if (asprintf(&tmp, "%s.tmp", ctx->devices_file) < 0)
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
-	f = fopen(tmp, "w");
+	/* a new file: a link left at tmp is removed, never written through */
+	unlink(tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		int r = -errno;
 		free(tmp);
 		return dlvm_err_set(err, r, "%s: cannot write: %s", ctx->devices_file,

@@ -209,3 +209,70 @@ def test_pv_dir_others_may_write_is_refused(tmp_path, state_dir):
         d.cli_ok("pvcreate", "--size", "64m", open_dir / "a.img")
     finally:
         stop_clean(d)
+
+
+# ------------------------------------------------- state directory
+
+def start_fails(d, why):
+    p = subprocess.run(d.command(), capture_output=True, text=True, timeout=20)
+    assert p.returncode == 1 and why in p.stderr, (p.returncode, p.stderr)
+
+
+@pytest.fixture
+def victim(tmp_path):
+    v = tmp_path / "victim"
+    v.write_bytes(b"precious\n")
+    os.chmod(v, 0o600)
+    yield v
+    assert v.read_bytes() == b"precious\n"
+    assert stat.S_IMODE(os.stat(v).st_mode) == 0o600
+
+
+def test_links_planted_in_the_state_dir_are_not_followed(tmp_path, state_dir, pv, victim):
+    a = pv("a.img")
+    for name in ("dlvmd.pid", "dlvmd.sock", "nbd.sock"):
+        link = state_dir / name
+        link.symlink_to(victim)
+        d = Dlvmd(state_dir)
+        start_fails(d, "is a symbolic link" if name == "dlvmd.pid" else
+                    f"{link}: exists and is not a socket")
+        assert link.is_symlink()
+        link.unlink()
+    # a link at devices.tmp is replaced, not written through: at start
+    # (--devices adds to the devices file) and when a command adds a PV
+    (state_dir / "devices.tmp").symlink_to(victim)
+    d = Dlvmd(state_dir, devices=[a])
+    d.start()
+    try:
+        assert str(a) in (state_dir / "devices").read_text()
+        assert not os.path.lexists(state_dir / "devices.tmp")
+        (state_dir / "devices.tmp").symlink_to(victim)
+        d.cli_ok("pvcreate", "--size", "64m", tmp_path / "b.img")
+        assert str(tmp_path / "b.img") in (state_dir / "devices").read_text()
+        assert not os.path.lexists(state_dir / "devices.tmp")
+        # what replaced a socket is left alone at stop
+        os.unlink(d.socket)
+        os.symlink(victim, d.socket)
+    finally:
+        stop_clean(d)
+    assert os.path.islink(d.socket)
+
+
+def test_state_dir_others_may_write(tmp_path, state_dir, victim):
+    d = Dlvmd(state_dir)
+    os.chmod(state_dir, 0o777)
+    start_fails(d, f"{state_dir}: state directory owned by uid 0, mode 0777: it must belong "
+                "to uid 0 and be writable by others only with the sticky bit")
+    os.chown(state_dir, 65534, -1)
+    os.chmod(state_dir, 0o755)
+    start_fails(d, "owned by uid 65534, mode 0755")
+    os.chown(state_dir, 0, -1)
+    # sticky, as /tmp: others cannot remove or replace dlvmd's files there,
+    # but may leave their own: a pid file of another user is not used
+    os.chmod(state_dir, 0o1777)
+    (state_dir / "dlvmd.pid").write_text("1\n")
+    os.chown(state_dir / "dlvmd.pid", 65534, -1)
+    start_fails(d, "dlvmd.pid: not a regular file of uid 0: not used")
+    os.unlink(state_dir / "dlvmd.pid")
+    d.start()
+    stop_clean(d)
