@@ -17,6 +17,7 @@ import nbd
 import pytest
 
 from conftest import Dlvmd, dlvm_ok, stop_clean
+from test_shared import cluster, shared_pvs  # noqa: F401
 
 MiB = 1 << 20
 
@@ -276,3 +277,41 @@ def test_state_dir_others_may_write(tmp_path, state_dir, victim):
     os.unlink(state_dir / "dlvmd.pid")
     d.start()
     stop_clean(d)
+
+
+# ------------------------------------------------- --lock-wait
+
+def test_lock_wait_blocks_no_other_command(cluster):
+    """A command waiting for another host's activation (--lock-wait) held
+    dlvmd's command lock: every other command on that host waited as long."""
+    import threading
+    import time
+    from test_shared import report
+    h1, h2 = cluster(2)
+    h1.cli_ok("lvcreate", "-n", "a", "-L", "8m", "vgs")
+    rc, _, err = h2.cli("lvchange", "-aey", "--lock-wait", "301", "vgs/a")
+    assert rc != 0 and "--lock-wait takes seconds (0 to 300), not \"301\"" in err, err
+    result = []
+    waiter = threading.Thread(target=lambda: result.append(
+        h2.cli("lvchange", "-aey", "--lock-wait", "30", "vgs/a")))
+    waiter.start()
+    try:
+        time.sleep(0.5)
+        assert waiter.is_alive()
+        for _ in range(3):
+            t0 = time.monotonic()
+            rows = report(h2, "lvs", "vgs")["lv"]
+            assert time.monotonic() - t0 < 3, "lvs waited for the --lock-wait"
+            assert [r["lv_name"] for r in rows] == ["a"]
+        # a change on the same host goes through meanwhile too
+        t0 = time.monotonic()
+        h2.cli_ok("lvcreate", "-n", "b", "-L", "4m", "vgs")
+        assert time.monotonic() - t0 < 5
+        assert waiter.is_alive()
+        h1.cli_ok("lvchange", "-an", "vgs/a")
+    finally:
+        waiter.join(timeout=40)
+    assert result and result[0][0] == 0, result
+    rows = {r["lv_name"]: r for r in report(h1, "lvs", "-o", "lv_name,active_hosts",
+                                                  "vgs")["lv"]}
+    assert rows["a"]["active_hosts"] == "2" and rows["b"]["active_hosts"] == "2", rows
