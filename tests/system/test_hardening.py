@@ -315,3 +315,65 @@ def test_lock_wait_blocks_no_other_command(cluster):
     rows = {r["lv_name"]: r for r in report(h1, "lvs", "-o", "lv_name,active_hosts",
                                                   "vgs")["lv"]}
     assert rows["a"]["active_hosts"] == "2" and rows["b"]["active_hosts"] == "2", rows
+
+
+# ------------------------------------------------- bytes in API URLs
+
+def raw_request(d, request):
+    """Send raw bytes to the API socket: (status, parsed JSON body)."""
+    import socket
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(str(d.socket))
+        s.sendall(request)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    assert data, f"no response to {request!r}: connection closed"
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ")[1])
+    assert b"content-type: application/json" in head.lower(), head
+    return status, json.loads(body)
+
+
+@pytest.mark.parametrize("bad", [
+    "%ED%A0%80",            # a surrogate (U+D800)
+    "%ED%BF%BF",            # another (U+DFFF)
+    "%C0%AF",               # overlong '/'
+    "%E0%80%AF",            # overlong '/', three bytes
+    "%F0%80%80%AF",         # and four
+    "%F4%90%80%80",         # above U+10FFFF
+    "%80",                  # a continuation byte alone
+    "%E2%82",               # a sequence cut short
+])
+def test_bad_utf8_in_url_gets_400(daemon, bad):
+    close = b"Connection: close\r\n\r\n"
+    for req in (f"POST /v1/cmd/lvs{bad} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n",
+                f"POST /v1/cmd/{bad} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n",
+                f"GET /v1/{bad}log HTTP/1.1\r\nHost: x\r\n"):
+        status, body = raw_request(daemon, req.encode() + close)
+        assert status == 400, (req, body)
+        assert body["error"]["code"] == "EILSEQ", body
+        assert "not valid UTF-8" in body["error"]["message"], body
+    # in a query argument: quoted in the error, the bad bytes as '?'
+    for arg in ("since", "level"):
+        req = f"GET /v1/log?{arg}=1{bad} HTTP/1.1\r\nHost: x\r\n".encode() + close
+        status, body = raw_request(daemon, req)
+        assert status == 400 and body["error"]["code"] == "EINVAL", body
+        assert body["error"]["message"].startswith(f"{arg}=1?"), body
+
+
+def test_good_utf8_and_raw_bytes_in_url(daemon):
+    close = b"Connection: close\r\n\r\n"
+    status, body = raw_request(
+        daemon, b"POST /v1/cmd/%C3%A9%F0%9F%92%BE HTTP/1.1\r\nContent-Length: 0\r\n" + close)
+    assert status == 404 and body["error"]["message"] == "Unknown command \"\u00e9\U0001f4be\""
+    # undecoded bytes in the request line are checked the same way
+    status, body = raw_request(
+        daemon, b"POST /v1/cmd/\xed\xa0\x80 HTTP/1.1\r\nContent-Length: 0\r\n" + close)
+    assert status == 400 and body["error"]["code"] == "EILSEQ", body
+    status, body = daemon.api("GET", "/v1/health")
+    assert status == 200, body
