@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -500,6 +501,21 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls
 	}
 }
 
+/* libmicrohttpd's own error lines go through the log like every other
+ * (escaped: they may quote what a client sent), without their newline. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[DLVM_LOG_LINE_MAX];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	log_warning(DLVM_LOG_API, "http: %s", line);
+}
+
 int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **out,
 		    struct dlvm_err *err)
 {
@@ -526,6 +542,7 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 				    0, NULL, NULL, api_access, api, MHD_OPTION_LISTEN_SOCKET,
 				    (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, api_completed, api,
 				    MHD_OPTION_UNESCAPE_CALLBACK, url_unescape, NULL,
+				    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				    /* an idle connection holds a thread */
 				    MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
 	if (!api->mhd) {

@@ -11,6 +11,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import nbd
@@ -377,3 +378,63 @@ def test_good_utf8_and_raw_bytes_in_url(daemon):
     assert status == 400 and body["error"]["code"] == "EILSEQ", body
     status, body = daemon.api("GET", "/v1/health")
     assert status == 200, body
+
+
+# ------------------------------------------------- client names in the log
+
+FORGED = "vg0/x\n dlvmd: forged line \x1b[31mred\x1b[0m"
+ESCAPED = "vg0/x\\x0a dlvmd: forged line \\x1b[31mred\\x1b[0m"
+
+
+def lines_with(text, needle):
+    return [ln for ln in text.splitlines() if needle in ln]
+
+
+def test_client_names_are_escaped_in_the_log(tmp_path, state_dir, pv):
+    """A name a client chose (an NBD export name, a name or a URL sent to
+    the API) reaches the log as one line, its control bytes as \\xNN."""
+    a = pv("a.img", state_dir=state_dir)
+    dlvm_ok("vgcreate", "vg0", a, socket=tmp_path / "none.sock", state_dir=state_dir)
+    d = Dlvmd(state_dir, devices=[a], extra=["--debug", "api"])
+    d.start()
+    try:
+        # NBD: plain newstyle makes libnbd ask with NBD_OPT_EXPORT_NAME,
+        # which the server logs when the export does not exist
+        h = nbd.NBD()
+        h.set_handshake_flags(0)
+        h.set_export_name(FORGED)
+        with pytest.raises(nbd.Error):
+            h.connect_unix(str(d.nbd_socket))
+        del h
+        # API: a refused LV name is logged with the failure; a URL with the
+        # debug line of the request
+        status, body = d.api("POST", "/v1/cmd/lvcreate",
+                             {"opts": {"name": FORGED[4:], "size": "4m"}, "args": ["vg0"]})
+        assert status == 400, body
+        status, body = d.api("POST", "/v1/cmd/x%0Ay%1B%5B2J", {})
+        assert status == 404, body
+
+        def logged():
+            log = d.read_log()
+            return "NBD_OPT_EXPORT_NAME" in log and "x\\x0ay\\x1b[2J" in log and log
+        log = None
+        for _ in range(100):
+            log = logged()
+            if log:
+                break
+            time.sleep(0.05)
+        assert log, d.read_log()
+        assert "forged line" not in log.replace(ESCAPED[4:], ""), log
+        assert "\x1b" not in log, log
+        nbd_lines = lines_with(log, "NBD_OPT_EXPORT_NAME")
+        assert len(nbd_lines) == 1 and nbd_lines[0].endswith(
+            f"NBD_OPT_EXPORT_NAME: {ESCAPED}: no such export"), nbd_lines
+        api_lines = lines_with(log, "lvcreate: failed")
+        assert len(api_lines) == 1 and ESCAPED[4:] in api_lines[0], api_lines
+        url_lines = lines_with(log, "POST /v1/cmd/x")
+        assert url_lines == ["dlvmd: debug: api: POST /v1/cmd/x\\x0ay\\x1b[2J: 404"], url_lines
+        # the ring holds the same escaped lines
+        msgs = [ln["message"] for ln in d.api("GET", "/v1/log")[1]["lines"]]
+        assert any(m.endswith(f"{ESCAPED}: no such export") for m in msgs), msgs
+    finally:
+        stop_clean(d)
