@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,25 +88,65 @@ static enum MHD_Result reply_json(struct MHD_Connection *conn, unsigned status, 
 	return ret;
 }
 
-/* An error body; warnings and messages are taken from `from` when given. */
-/* msg with every byte that does not start a valid UTF-8 sequence as '?':
- * an error may quote a name the command refused for its bytes, and JSON
- * (jansson) takes only UTF-8. */
+/*
+ * The length of the well-formed UTF-8 sequence at p (RFC 3629, table 3-7 of
+ * Unicode), or 0: no overlong form (C0, C1, E0 80..9F, F0 80..8F), no
+ * surrogate (ED A0..BF), nothing above U+10FFFF (F4 90.., F5..FF), no
+ * continuation byte out of place. jansson refuses what this refuses.
+ */
+static unsigned utf8_len(const unsigned char *p)
+{
+	unsigned n;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (*p < 0x80)
+		return 1;
+	if (*p >= 0xc2 && *p <= 0xdf)
+		n = 2;
+	else if (*p >= 0xe0 && *p <= 0xef)
+		n = 3;
+	else if (*p >= 0xf0 && *p <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (*p == 0xe0)
+		lo = 0xa0;
+	else if (*p == 0xed)
+		hi = 0x9f;
+	else if (*p == 0xf0)
+		lo = 0x90;
+	else if (*p == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (unsigned k = 2; k < n; k++)
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+static bool utf8_valid(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		unsigned n = utf8_len(p);
+		if (!n)
+			return false;
+		p += n;
+	}
+	return true;
+}
+
+/* msg with every byte that does not start a well-formed UTF-8 sequence as
+ * '?': an error may quote a name the command refused for its bytes, and
+ * JSON (jansson) takes only UTF-8. */
 static void utf8_clean(const char *msg, char *out, size_t cap)
 {
 	const unsigned char *p = (const unsigned char *)msg;
 	size_t o = 0;
 
 	while (*p && o + 5 < cap) {
-		unsigned n = *p < 0x80                           ? 1
-			     : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2
-			     : (*p & 0xf0) == 0xe0               ? 3
-			     : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4
-								 : 0;
-		unsigned k = 1;
-		while (n && k < n && (p[k] & 0xc0) == 0x80)
-			k++;
-		if (!n || k < n) {
+		unsigned n = utf8_len(p);
+		if (!n) {
 			out[o++] = '?';
 			p++;
 			continue;
@@ -116,6 +157,8 @@ static void utf8_clean(const char *msg, char *out, size_t cap)
 	}
 	out[o] = 0;
 }
+
+/* An error body; warnings and messages are taken from `from` when given. */
 
 static json_t *error_body(int code, const char *msg, json_t *from)
 {
@@ -132,6 +175,9 @@ static json_t *error_body(int code, const char *msg, json_t *from)
 		name = strerrorname_np(-code);
 	body = json_pack("{s:{s:s,s:i,s:s}}", "error", "code", name, "errno", -code, "message",
 			 msg && *msg ? msg : strerror(-code));
+	if (!body) /* never a closed connection for a message it cannot quote */
+		body = json_pack("{s:{s:s,s:i,s:s}}", "error", "code", name, "errno", -code,
+				 "message", strerror(-code));
 	if (!body)
 		return NULL;
 	w = from ? json_object_get(from, "warnings") : NULL;
@@ -357,6 +403,11 @@ static enum MHD_Result api_route(struct dlvmd_api *api, struct MHD_Connection *c
 	if (rq->too_large)
 		return reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, -EFBIG,
 				   "Request body larger than 1 MiB");
+	/* names in the URL are text: bytes that are not (an overlong form, a
+	 * surrogate) name nothing, and JSON cannot quote them */
+	if (!utf8_valid(url))
+		return reply_error(conn, MHD_HTTP_BAD_REQUEST, -EILSEQ,
+				   "The URL is not valid UTF-8 once percent-decoded");
 
 	if (!strcmp(url, "/v1/health")) {
 		if (!get)
@@ -450,6 +501,21 @@ static void api_completed(void *cls, struct MHD_Connection *conn, void **con_cls
 	}
 }
 
+/* libmicrohttpd's own error lines go through the log like every other
+ * (escaped: they may quote what a client sent), without their newline. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[DLVM_LOG_LINE_MAX];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	n = strlen(line);
+	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	log_warning(DLVM_LOG_API, "http: %s", line);
+}
+
 int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **out,
 		    struct dlvm_err *err)
 {
@@ -476,17 +542,18 @@ int dlvmd_api_start(struct dlvm_ctx *ctx, const char *path, struct dlvmd_api **o
 				    0, NULL, NULL, api_access, api, MHD_OPTION_LISTEN_SOCKET,
 				    (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, api_completed, api,
 				    MHD_OPTION_UNESCAPE_CALLBACK, url_unescape, NULL,
+				    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				    /* an idle connection holds a thread */
 				    MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
 	if (!api->mhd) {
 		close(fd);
-		unlink(path);
+		dlvm_unix_unlink(path);
 		r = dlvm_err_set(err, -EIO, "%s: cannot start the HTTP server", path);
 		goto fail;
 	}
 	if ((r = dlvm_agent_start(ctx, &api->agent, err))) {
 		MHD_stop_daemon(api->mhd);
-		unlink(path);
+		dlvm_unix_unlink(path);
 		goto fail;
 	}
 	*out = api;
@@ -504,7 +571,7 @@ void dlvmd_api_stop(struct dlvmd_api *api)
 	if (!api)
 		return;
 	MHD_stop_daemon(api->mhd); /* closes the listening socket */
-	unlink(api->path);
+	dlvm_unix_unlink(api->path);
 	dlvm_agent_stop(api->agent);
 	/* background jobs take the command lock between their steps */
 	dlvm_ctx_stop_jobs(api->ctx);

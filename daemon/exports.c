@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -23,6 +24,9 @@
 struct dlvm_export {
 	char name[2 * DLVM_NAME_MAX + 2]; /* "VG/LV" */
 	struct dlvm_lv_map *map;
+	/* the permission of the map last set: open connections read it at
+	 * every request, so that a switch reaches them (their map is older) */
+	atomic_bool readonly;
 	pthread_mutex_t rmw_lock;
 	struct dlvm_export_client *clients;
 	unsigned nclients;
@@ -107,6 +111,7 @@ int dlvm_exports_set(struct dlvm_exports *ex, const char *name, struct dlvm_lv_m
 	if (pp) {
 		struct dlvm_lv_map *old = (*pp)->map;
 		(*pp)->map = dlvm_lv_map_get(map);
+		atomic_store(&(*pp)->readonly, map->readonly);
 		dlvm_lv_map_put(old);
 		goto out;
 	}
@@ -122,6 +127,7 @@ int dlvm_exports_set(struct dlvm_exports *ex, const char *name, struct dlvm_lv_m
 		goto out;
 	}
 	e->map = dlvm_lv_map_get(map);
+	atomic_init(&e->readonly, map->readonly);
 	pthread_mutex_init(&e->rmw_lock, NULL);
 	e->next = ex->head;
 	if (ex->head)
@@ -189,6 +195,11 @@ int dlvm_exports_rename(struct dlvm_exports *ex, const char *old_name, const cha
 out:
 	pthread_mutex_unlock(&ex->lock);
 	return ret;
+}
+
+bool dlvm_export_readonly(const struct dlvm_export *e)
+{
+	return atomic_load(&e->readonly);
 }
 
 bool dlvm_exports_has(struct dlvm_exports *ex, const char *name)

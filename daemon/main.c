@@ -35,6 +35,7 @@
 struct dlvmd {
 	struct dlvmd_opts o;
 	char dir[PATH_MAX], nbd_path[PATH_MAX + 16], api_path[PATH_MAX + 16];
+	char pv_dir[PATH_MAX];
 	int lock_fd;
 	struct dlvm_ctx *ctx;
 	struct dlvm_export_hooks hooks;
@@ -131,7 +132,8 @@ static int state_dir_open(struct dlvmd *d)
 	snprintf(d->nbd_path, sizeof(d->nbd_path), "%s/nbd.sock", d->dir);
 	snprintf(d->api_path, sizeof(d->api_path), "%s/dlvmd.sock", d->dir);
 	d->lock_fd = dlvmd_state_dir_lock(d->dir);
-	if (d->lock_fd < 0)
+	if (d->lock_fd < 0 ||
+	    dlvmd_pv_dir_open(d->dir, d->o.pv_dir, d->pv_dir, sizeof(d->pv_dir)) < 0)
 		return -1;
 	if (d->o.devices && dlvmd_devices_file_add(d->dir, d->o.devices) < 0)
 		return -1;
@@ -179,6 +181,7 @@ static int ctx_open(struct dlvmd *d)
 		.lease_name = lease_name,
 		.lease_clock = &lease_clock,
 		.hooks = &d->hooks,
+		.pv_dir = d->pv_dir,
 	};
 	if (dlvm_ctx_new(&co, &d->ctx, &err) < 0 || dlvm_ctx_load(d->ctx, &err) < 0) {
 		log_error(DLVM_LOG_MAIN, "%s", err.msg);

@@ -26,6 +26,11 @@ const struct dlvmd_option dlvmd_options[] = {
 	  .off = O(state_dir), .help = "state directory (created if missing)" },
 	{ "devices", 0, "devices", DLVMD_OPT_STRING, "PATH,...", .off = O(devices),
 	  .help = "devices to manage, added to DIR/devices" },
+	/* what the API may touch */
+	{ "pv-dir", 0, "pv_dir", DLVMD_OPT_STRING, "PVDIR", .off = O(pv_dir),
+	  .help = "the only directory where commands sent to dlvmd may create or use files "
+		  "(file PVs, links to new disks); other paths must be managed devices "
+		  "(default DIR/pv, created mode 0700; refused if others may write it)" },
 	{ "nbd-listen", 0, "nbd_listen", DLVMD_OPT_STRING, "ADDR:PORT",
 	  .def = DLVMD_DEFAULT_NBD_LISTEN, .off = O(nbd_listen),
 	  .help = "NBD TCP listener; 'none': Unix socket only" },

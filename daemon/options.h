@@ -21,6 +21,7 @@
 struct dlvmd_opts {
 	char *state_dir;
 	char *devices;          /* comma separated, added to STATE_DIR/devices */
+	char *pv_dir;           /* where the API may use files; NULL: STATE_DIR/pv */
 	char *nbd_listen;       /* "HOST:PORT" or "none" */
 	char *nbd_cpus;         /* "irq" or "any" */
 	char *tls;              /* "off", "on" or "require" */

@@ -20,6 +20,15 @@ int dlvmd_mkdir_p(const char *dir);
 int dlvmd_state_dir_lock(const char *dir);
 
 /*
+ * The PV directory, the only one where commands sent to dlvmd may create or
+ * use files: `dir` (--pv-dir), or STATE_DIR/pv when NULL, created mode 0700
+ * if missing. Refused when it is not a directory, another user owns it, or
+ * group or others may write it (they could link anything there). Its
+ * resolved path goes to out (len bytes). 0, or -1 (logged).
+ */
+int dlvmd_pv_dir_open(const char *state_dir, const char *dir, char *out, size_t len);
+
+/*
  * Add the comma-separated `devices` (made absolute) to DIR/devices, keeping
  * the lines already there; a device already listed under another path is
  * not added twice. The file is replaced atomically. 0, or -1 (logged).

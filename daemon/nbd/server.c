@@ -483,7 +483,7 @@ void nbd_server_stop(struct nbd_server *s)
 	if (s->tcp_fd >= 0)
 		close(s->tcp_fd);
 	if (s->unix_path)
-		unlink(s->unix_path);
+		dlvm_unix_unlink(s->unix_path);
 
 	/* No new requests are read; those in flight complete and get their
 	 * replies; each connection flushes what it wrote and closes. */

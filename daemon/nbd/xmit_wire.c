@@ -182,7 +182,9 @@ static bool in_bounds(const struct xmit *x, uint64_t off, uint32_t len)
 static void validate(struct xmit *x, struct slot *s)
 {
 	uint16_t ok = NBD_CMD_FLAG_FUA;
-	bool ro = x->map->readonly;
+	/* the export's permission now, not the map's at open: lvchange -p
+	 * reaches open connections */
+	bool ro = dlvm_export_readonly(x->c->client.exp);
 
 	switch (s->type) {
 	case NBD_CMD_READ:

@@ -81,7 +81,13 @@ const char *dlvm_cmd_report_kind(const struct dlvm_cmd_def *c);
  * dlvm_ctx_join): -EROFS outside dlvmd or without a host id, -EBUSY when
  * another host keeps the lease longer than 2 * io_timeout. It first reloads
  * the VG from its devices, so it sees every change other hosts committed.
+ *
+ * In dlvmd the caller holds the context's command lock (dlvm_ctx_set_cmd_lock).
+ * A command asked to wait for another host's activation (--lock-wait, at most
+ * DLVM_LOCK_WAIT_MAX seconds) lets that lock go between its tries, so other
+ * commands run meanwhile; it gives up when the daemon stops.
  */
+#define DLVM_LOCK_WAIT_MAX 300
 int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *resp,
 		 struct dlvm_err *err);
 
@@ -145,6 +151,12 @@ struct dlvm_ctx_opts {
 	uint32_t lease_wait_ms;                     /* a change waits this long for a busy VG lease
 				      * (0: the larger of 2T and 10 s) */
 	const struct dlvm_export_hooks *hooks;      /* NULL: no activation (CLI) */
+	/* dlvmd: the paths a request names (pvcreate, pvremove, vgcreate,
+	 * vgextend, dump) must be managed devices (the device list, the PVs
+	 * of the loaded VGs) or lie in this directory, which must exist;
+	 * anything else is refused with -EACCES. NULL: any path (the CLI
+	 * running a command in its own process, as its user). */
+	const char *pv_dir;
 };
 
 /* A context is opaque; its state (devices, loaded VGs, lockspaces, jobs)

@@ -61,7 +61,9 @@ enum {
 
 /*
  * Open a regular file or block device. The sector size is BLKSSZGET for block
- * devices and 512 for files. Returns 0 and *out, or -ENOENT/-EACCES/-EBUSY
+ * devices; for files, the alignment O_DIRECT needs there (512, or 4096 on a
+ * file system over 4096-byte sectors; statx STATX_DIOALIGN, else a probe),
+ * or 512 without O_DIRECT when it needs more than 4096 or is not offered. Returns 0 and *out, or -ENOENT/-EACCES/-EBUSY
  * (locked by another process)/-EINVAL (not a file or block device).
  */
 int dlvm_dev_open(const char *path, unsigned flags, struct dlvm_dev **out, struct dlvm_err *err);

@@ -139,5 +139,8 @@ void dlvm_check_report_release(struct dlvm_check_report *rep);
 #define DLVM_SOCKET_GROUP "dlvm"
 int dlvm_unix_listen(const char *path, int backlog, int flags, const char *group, int *fd_out,
 		     struct dlvm_err *err);
+/* Remove the socket file at path, and nothing else: what another user put
+ * there in its place (a link, a file) stays. */
+void dlvm_unix_unlink(const char *path);
 
 #endif

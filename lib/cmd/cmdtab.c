@@ -29,8 +29,8 @@
 	{ \
 		0, "lock-wait", DLVM_OPT_VALUE, "SECONDS", \
 				"shared VG: wait up to " \
-				"SECONDS while another host's activation conflicts (default 0: " \
-				"fail at once)" \
+				"SECONDS (at most 300) while another host's activation conflicts " \
+				"(default 0: fail at once)" \
 	}
 #define END \
 	{ \
@@ -251,6 +251,53 @@ static const struct dlvm_opt_def *find_opt(const struct dlvm_cmd_def *c, const c
 	return NULL;
 }
 
+/* Wait 100 ms with the command lock let go (dlvmd), so that other commands
+ * and the host agent go on meanwhile. */
+static void wait_unlocked(struct dlvm_ctx *ctx)
+{
+	struct timespec d = { 0, 100 * 1000000L };
+
+	if (ctx->cmd_lock)
+		pthread_mutex_unlock(ctx->cmd_lock);
+	nanosleep(&d, NULL);
+	if (ctx->cmd_lock)
+		pthread_mutex_lock(ctx->cmd_lock);
+}
+
+/*
+ * Run c on a loaded context; while another host's activation conflicts
+ * (-EBUSY, ctx->lock_conflict), try again every 100 ms for wait_s seconds.
+ * The waits hold neither the VG lease (that host must be able to change
+ * it) nor the command lock (every other command would wait too). Each try
+ * starts from the request alone, as the VGs may have changed meanwhile.
+ */
+static int run_waiting(struct dlvm_ctx *ctx, const struct dlvm_cmd_def *c, json_t *opts,
+		       json_t *args, double wait_s, json_t *resp, struct dlvm_err *err)
+{
+	bool mutating = (c->flags & DLVM_CMD_MUTATES) || opt_flag(opts, "repair");
+	uint64_t t0 = dlvm_now_ms();
+	int r;
+
+	for (;;) {
+		if (mutating && (r = jobs_refuse(ctx, c, args, err)))
+			return r;
+		ctx->lock_conflict = false;
+		r = shared_cmd_begin(ctx, c, mutating, args, resp, err);
+		if (!r) {
+			r = c->run(ctx, opts, args, resp, err);
+			shared_cmd_end(ctx, resp);
+		}
+		if (r != -EBUSY || !ctx->lock_conflict ||
+		    dlvm_now_ms() - t0 >= (uint64_t)(wait_s * 1000) ||
+		    (ctx->lease_clock && ctx->lease_clock->stopping &&
+		     ctx->lease_clock->stopping(ctx->lease_clock->priv)))
+			return r;
+		wait_unlocked(ctx);
+		dlvm_err_clear(err);
+		json_object_del(resp, "messages");
+	}
+}
+
 int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *resp,
 		 struct dlvm_err *err)
 {
@@ -307,34 +354,14 @@ int dlvm_cmd_run(struct dlvm_ctx *ctx, const char *name, json_t *req, json_t *re
 	if (!r && lw) {
 		char *end;
 		wait_s = strtod(lw, &end);
-		if (end == lw || *end || !(wait_s >= 0 && wait_s <= 86400))
+		if (end == lw || *end || !(wait_s >= 0 && wait_s <= DLVM_LOCK_WAIT_MAX))
 			r = dlvm_err_set(err, -EINVAL,
-					 "%s: --lock-wait takes seconds (0 to 86400), "
+					 "%s: --lock-wait takes seconds (0 to %d), "
 					 "not \"%s\"",
-					 name, lw);
+					 name, DLVM_LOCK_WAIT_MAX, lw);
 	}
-	bool mutating = (c->flags & DLVM_CMD_MUTATES) || opt_flag(opts, "repair");
-	if (!r && !(c->flags & DLVM_CMD_LOCAL) && mutating)
-		r = jobs_refuse(ctx, c, args, err);
 	if (!r && !(c->flags & DLVM_CMD_LOCAL)) {
-		uint64_t t0 = dlvm_now_ms();
-		for (;;) {
-			ctx->lock_conflict = false;
-			r = shared_cmd_begin(ctx, c, mutating, args, resp, err);
-			if (!r) {
-				r = c->run(ctx, opts, args, resp, err);
-				shared_cmd_end(ctx, resp);
-			}
-			/* another host's activation conflicts: wait without
-			 * holding the VG lease, so that host can change it */
-			if (r != -EBUSY || !ctx->lock_conflict ||
-			    dlvm_now_ms() - t0 >= (uint64_t)(wait_s * 1000))
-				break;
-			struct timespec d = { 0, 100 * 1000000L };
-			nanosleep(&d, NULL);
-			dlvm_err_clear(err);
-			json_object_del(resp, "messages");
-		}
+		r = run_waiting(ctx, c, opts, args, wait_s, resp, err);
 	} else if (!r) {
 		r = c->run(ctx, opts, args, resp, err);
 	}

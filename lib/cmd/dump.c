@@ -493,10 +493,13 @@ DLVM_CMD_FN(cmd_dump)
 	size_t len = 0;
 	int r = 0;
 
-	(void)ctx;
 	(void)opts;
 	if (!n)
 		return dlvm_err_set(err, -EINVAL, "dump: give a device or file");
+	/* through dlvmd: only what it manages, checked before any is opened */
+	for (size_t i = 0; i < n; i++)
+		if ((r = ctx_path_allowed(ctx, arg_str(args, i), err)))
+			return r;
 	FILE *f = open_memstream(&text, &len);
 	if (!f)
 		return dlvm_err_set(err, -ENOMEM, "out of memory");

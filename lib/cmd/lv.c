@@ -604,8 +604,9 @@ DLVM_CMD_FN(cmd_lvchange)
 				r = dlvm_txn_commit_edit(vg, &e, err);
 				if (r)
 					return r;
-				/* new connections see the new permission; with -f the
-				 * open ones are dropped so none keeps writing */
+				/* the reload switches the permission of open
+				 * connections too (their next request); with -f they
+				 * are dropped first */
 				if (is_active(ctx, vg, lv)) {
 					if (force && lv_clients(ctx, vg, lv) &&
 					    (r = ctx->hooks->deactivate(ctx->hooks->priv, vg, lv,
@@ -613,14 +614,6 @@ DLVM_CMD_FN(cmd_lvchange)
 						return r;
 					if ((r = activate(ctx, vg, lv, NULL, err)))
 						return r;
-					if (!force && lv_clients(ctx, vg, lv) &&
-					    (flags & DLVM_LV_READONLY))
-						resp_warning(resp,
-							     "%s/%s: %u connected client(s) keep "
-							     "write access until they reconnect "
-							     "(use -f to disconnect them)",
-							     vg->info.name, lv->name,
-							     lv_clients(ctx, vg, lv));
 				}
 				resp_message(resp, "Logical volume %s/%s changed.", vg->info.name,
 					     lv->name);

@@ -64,7 +64,7 @@ static int create_file(const char *path, uint64_t size, struct dlvm_err *err)
 				    "not %" PRIu64 ": drop --size or remove the file",
 				    path, (uint64_t)st.st_size, size);
 	}
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return dlvm_err_set(err, -errno, "%s: cannot create: %s", path, strerror(errno));
 	if (ftruncate(fd, (off_t)size) < 0) {
@@ -166,6 +166,9 @@ DLVM_CMD_FN(cmd_pvcreate)
 		struct dlvm_dev *dev;
 		struct dlvm_vg *vg;
 		struct stat st;
+		/* through dlvmd, before anything is learnt about path */
+		if ((r = ctx_path_allowed(ctx, path, err)))
+			break;
 		bool existed = !stat(path, &st);
 		if (fsize && (r = create_file(path, fsize, err)))
 			break;

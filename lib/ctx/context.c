@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Command context: the devices a command may use and the VGs on them. */
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -233,6 +234,7 @@ static void ctx_release(struct dlvm_ctx *ctx)
 		free(ctx->devices[i]);
 	free(ctx->devices);
 	free(ctx->state_dir);
+	free(ctx->pv_dir);
 	free(ctx->devices_file);
 	json_decref(ctx->warnings);
 	memset(ctx, 0, sizeof(*ctx));
@@ -257,7 +259,11 @@ int dlvm_ctx_new(const struct dlvm_ctx_opts *opts, struct dlvm_ctx **out, struct
 	ctx->lease_clock = o->lease_clock;
 	ctx->lease_wait_ms = o->lease_wait_ms;
 	ctx->hooks = o->hooks;
-	if ((r = ctx_init(ctx, o->state_dir, o->devices, err))) {
+	if (o->pv_dir && !(ctx->pv_dir = realpath(o->pv_dir, NULL)))
+		r = dlvm_err_set(err, -errno, "%s: PV directory: %s", o->pv_dir, strerror(errno));
+	else
+		r = ctx_init(ctx, o->state_dir, o->devices, err);
+	if (r) {
 		ctx_release(ctx);
 		free(ctx);
 		return r;
@@ -411,8 +417,8 @@ int ctx_device(struct dlvm_ctx *ctx, const char *path, bool open_new, struct dlv
 				    "pvcreate it)",
 				    path);
 	struct dlvm_dev *dev;
-	int r = dlvm_dev_open(path, DLVM_DEV_LOCK, &dev, err);
-	if (r)
+	int r = ctx_path_allowed(ctx, path, err);
+	if (r || (r = dlvm_dev_open(path, DLVM_DEV_LOCK, &dev, err)))
 		return r;
 	if ((r = ctx_add_orphan(ctx, dev))) {
 		dlvm_dev_close(dev);
@@ -449,8 +455,13 @@ static int write_devices_file(struct dlvm_ctx *ctx, struct dlvm_err *err)
 
 	if (asprintf(&tmp, "%s.tmp", ctx->devices_file) < 0)
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
-	f = fopen(tmp, "w");
+	/* a new file: a link left at tmp is removed, never written through */
+	unlink(tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	f = fd >= 0 ? fdopen(fd, "w") : NULL;
 	if (!f) {
+		if (fd >= 0)
+			close(fd);
 		int r = -errno;
 		free(tmp);
 		return dlvm_err_set(err, r, "%s: cannot write: %s", ctx->devices_file,

@@ -35,6 +35,7 @@ struct dlvm_ctx {
 	struct shared_vg **shared;                  /* lockspaces of shared VGs (lib/cluster/) */
 	size_t nshared;
 	char *state_dir;    /* owned; NULL: none */
+	char *pv_dir;       /* owned, absolute, no links; NULL: paths are not confined */
 	char *devices_file; /* owned; STATE_DIR/devices, NULL: none */
 	char **devices;     /* owned paths the context may scan */
 	size_t ndevices;
@@ -76,6 +77,16 @@ void resp_warning(json_t *resp, const char *fmt, ...) __attribute__((format(prin
 int split_lv_path(const char *path, char *vg, char *lv, struct dlvm_err *err);
 
 /* ---- devices and loaded VGs (context.c) ---- */
+
+/*
+ * May a request name path (paths.c)? Always, without ctx->pv_dir. With it:
+ * when path is a managed device (in the device list, or open as a PV of a
+ * loaded VG or an orphan), or when it lies in ctx->pv_dir once links and
+ * ".." of its directory are resolved (the last component may be a link
+ * there: only who may write the directory can make one). Otherwise -EACCES,
+ * with a message that is the same whether path exists or not.
+ */
+int ctx_path_allowed(struct dlvm_ctx *ctx, const char *path, struct dlvm_err *err);
 
 /* A device argument: an open device the context already holds (as a PV of a
  * loaded VG or as an orphan), found by path; or opened (and locked) now and

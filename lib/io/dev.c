@@ -73,6 +73,35 @@ static const struct dlvm_dev_ops fd_ops = {
 	.close = fd_close,
 };
 
+/*
+ * The alignment O_DIRECT needs for offsets and lengths on the regular file
+ * fd (of size bytes): 512 or 4096; 0 when it needs what dlvm's buffers
+ * (4096-aligned) and sectors cannot give, or no O_DIRECT at all: use the
+ * page cache then. The file system tells it through statx(STATX_DIOALIGN)
+ * (Linux 6.1); where it does not, a read of 512 bytes shows whether that
+ * is enough, else one of 4096.
+ */
+static uint32_t file_dio_align(int fd, uint64_t size)
+{
+	struct statx sx;
+	uint8_t *buf;
+	uint32_t align = 512;
+
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+	    (sx.stx_mask & STATX_DIOALIGN)) {
+		uint32_t off = sx.stx_dio_offset_align, mem = sx.stx_dio_mem_align;
+		if (!off || off > 4096 || mem > 4096)
+			return 0;
+		return off <= 512 ? 512 : 4096;
+	}
+	if (size < 4096 || !(buf = dlvm_io_alloc(4096)))
+		return 512; /* nothing to probe with: as before */
+	if (pread(fd, buf, 512, 0) < 0 && errno == EINVAL)
+		align = pread(fd, buf, 4096, 0) < 0 && errno == EINVAL ? 0 : 4096;
+	free(buf);
+	return align;
+}
+
 static char *base_name(const char *path)
 {
 	const char *s = strrchr(path, '/');
@@ -151,7 +180,17 @@ int dlvm_dev_open(const char *path, unsigned flags, struct dlvm_dev **out, struc
 		dev->sector_size = (uint32_t)ss;
 	} else {
 		dev->size = (uint64_t)st.st_size;
-		dev->sector_size = 512;
+		dev->sector_size = dev->direct ? file_dio_align(fd, dev->size) : 512;
+		/* alignment unknown or beyond 4096: through the page cache */
+		if (!dev->sector_size) {
+			if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_DIRECT) < 0) {
+				r = -errno;
+				dlvm_dev_close(dev);
+				return dlvm_err_set(err, r, "%s: fcntl: %s", path, strerror(-r));
+			}
+			dev->direct = false;
+			dev->sector_size = 512;
+		}
 	}
 	if (!dev->path || !dev->name) {
 		dlvm_dev_close(dev);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Unix sockets of the daemons: who may reach them is decided here. */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -22,6 +24,14 @@ static gid_t group_id(const char *name)
 	return res->gr_gid;
 }
 
+void dlvm_unix_unlink(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
+}
+
 int dlvm_unix_listen(const char *path, int backlog, int flags, const char *group, int *fd_out,
 		     struct dlvm_err *err)
 {
@@ -29,11 +39,13 @@ int dlvm_unix_listen(const char *path, int backlog, int flags, const char *group
 	gid_t gid = group_id(group);
 	struct stat st;
 	mode_t old;
+	bool bound;
 	int fd, r;
 
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return dlvm_err_set(err, -ENAMETOOLONG, "%s: socket path too long", path);
 	memcpy(sa.sun_path, path, strlen(path) + 1);
+	/* lstat: a link planted at path is refused, never followed */
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
 			return dlvm_err_set(err, -EEXIST, "%s: exists and is not a socket", path);
@@ -45,7 +57,7 @@ int dlvm_unix_listen(const char *path, int backlog, int flags, const char *group
 		if (r == 0)
 			return dlvm_err_set(err, -EADDRINUSE,
 					    "%s: another daemon is listening on this socket", path);
-		unlink(path); /* left by a daemon that is gone */
+		dlvm_unix_unlink(path); /* left by a daemon that is gone */
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | flags, 0);
 	if (fd < 0)
@@ -55,12 +67,16 @@ int dlvm_unix_listen(const char *path, int backlog, int flags, const char *group
 	old = umask(0177);
 	r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
-	if (r == 0 && gid != (gid_t)-1 && (chown(path, (uid_t)-1, gid) || chmod(path, 0660)))
+	bound = r == 0;
+	/* neither follows a link that replaced the socket file meanwhile */
+	if (bound && gid != (gid_t)-1 &&
+	    (lchown(path, (uid_t)-1, gid) || fchmodat(AT_FDCWD, path, 0660, AT_SYMLINK_NOFOLLOW)))
 		r = -1;
 	if (r < 0 || listen(fd, backlog) < 0) {
 		r = -errno;
 		close(fd);
-		unlink(path);
+		if (bound)
+			dlvm_unix_unlink(path);
 		return dlvm_err_set(err, r, "%s: %s", path, strerror(-r));
 	}
 	*fd_out = fd;

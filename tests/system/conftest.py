@@ -108,6 +108,9 @@ class Dlvmd:
         self.devices = devices
         self.nbd_listen = nbd_listen
         self.extra = list(extra)
+        # The tests make their PV files next to the state directory: that
+        # is where the API may use files. None: dlvmd's default, DIR/pv.
+        self.pv_dir = self.state_dir.parent
         self.proc = None
         self.log_path = self.state_dir.parent / f"{self.state_dir.name}-dlvmd.log"
         self.pvs = []
@@ -131,6 +134,8 @@ class Dlvmd:
             cmd += ["--devices", ",".join(map(str, self.devices))]
         if self.nbd_listen is not None:
             cmd += ["--nbd-listen", self.nbd_listen]
+        if self.pv_dir is not None and "--pv-dir" not in self.extra:
+            cmd += ["--pv-dir", str(self.pv_dir)]
         return cmd + self.extra
 
     def start(self, timeout=30):

@@ -448,6 +448,8 @@ def test_control_api(vg0, tmp_path):
     assert body["report"]["kind"] == "lv"
     assert body["report"]["rows"][0]["lv_size"] == 8 * MiB
 
+    a_dir = tmp_path / "a_dir"  # in the PV directory conftest gives dlvmd
+    a_dir.mkdir()
     expect = [
         ("POST", "/v1/cmd/lvcreate", {"opts": {"name": "api1", "size": "8m"},
                                       "args": ["vg0"]}, 409, "EEXIST"),
@@ -459,7 +461,7 @@ def test_control_api(vg0, tmp_path):
         ("POST", "/v1/cmd/frobnicate", {}, 404, "ENOENT"),
         # bad paths in the request are the client's error, not the server's
         ("POST", "/v1/cmd/dump", {"args": [str(not_pv)]}, 400, "ENODATA"),
-        ("POST", "/v1/cmd/pvcreate", {"args": [str(tmp_path)]}, 400, "EISDIR"),
+        ("POST", "/v1/cmd/pvcreate", {"args": [str(a_dir)]}, 400, "EISDIR"),
         ("POST", "/v1/cmd/lvs%00x", {}, 404, "ENOENT"),   # no NUL cuts the name short
         ("POST", "/v1/cmd/%6Cvs%00", {}, 404, "ENOENT"),
         ("GET", "/v1/cmd/lvs", None, 405, None),

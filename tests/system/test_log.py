@@ -10,7 +10,7 @@ from conftest import DLVMD, Dlvmd, require_tool, stop_clean
 
 # Every option dlvmd has had: none may go missing from --help or --man.
 OPTIONS = [
-    "--state-dir", "--devices", "--nbd-listen", "--host-id", "--io-timeout",
+    "--state-dir", "--devices", "--pv-dir", "--nbd-listen", "--host-id", "--io-timeout",
     "--thin-pool-autoextend-threshold", "--thin-pool-autoextend-percent",
     "--nbd-cpus", "--debug", "--config", "--foreground", "--help", "--version", "--man",
     "--tls", "--tls-psk", "--tls-certificates", "--tls-access",
@@ -18,7 +18,7 @@ OPTIONS = [
     "--nbd-idle-timeout", "--nbd-conn-buffers", "--nbd-buffers",
 ]
 CONFIG_KEYS = [
-    "state_dir", "devices", "nbd_listen", "nbd_cpus", "host_id", "io_timeout",
+    "state_dir", "devices", "pv_dir", "nbd_listen", "nbd_cpus", "host_id", "io_timeout",
     "thin_pool_autoextend_threshold", "thin_pool_autoextend_percent", "debug",
     "tls", "tls_psk", "tls_certificates", "tls_access",
     "nbd_max_connections", "nbd_max_client_connections", "nbd_handshake_timeout",
@@ -156,7 +156,8 @@ def test_help_and_man_list_every_option():
 def test_every_option_is_accepted_on_the_command_line():
     """Each option of --help is known to getopt: with --help after it,
     dlvmd prints the help instead of refusing the option."""
-    args = {"--state-dir": "x", "--devices": "x", "--nbd-listen": "none", "--host-id": "1",
+    args = {"--state-dir": "x", "--devices": "x", "--pv-dir": "x", "--nbd-listen": "none",
+            "--host-id": "1",
             "--io-timeout": "5", "--thin-pool-autoextend-threshold": "80",
             "--thin-pool-autoextend-percent": "10", "--nbd-cpus": "any", "--debug": "all",
             "--config": "x", "--tls": "on", "--tls-psk": "x", "--tls-certificates": "x",
