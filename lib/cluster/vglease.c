@@ -135,6 +135,11 @@ int take_vg_lease(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *err
 	pthread_mutex_unlock(&s->mu);
 	if (lost)
 		return dlvm_err_set(err, -EIO, "%s", s->lost_msg);
+	if (dlvm_fence_is_shut(s->fence))
+		return dlvm_err_set(err, -EIO,
+				    "%s: this host fenced itself: it changes the VG no more "
+				    "(restart dlvmd to rejoin)",
+				    name);
 	if (s->holding)
 		return 0;
 	const struct dlvm_lease_timeouts *t = dlvm_lockspace_timeouts(s->ls);

@@ -2,7 +2,10 @@
 /*
  * A struct dlvm_dev whose bytes are an LV's: reads and writes are cut at
  * segment and stripe boundaries and passed to the PVs' devices. The thin
- * pool's metadata store lives on one (its hidden metadata LV).
+ * pool's metadata store lives on one (its hidden metadata LV). In a shared
+ * VG every write is checked against the map's fence right before it is
+ * submitted (dlvm_fence_meta_ok): a thin store's blocks and superblock are
+ * metadata, written only while this host's lease allows.
  */
 #include "dlvm/lvdev.h"
 
@@ -12,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dlvm/debug.h"
 #include "dlvm/map.h"
+#include "dlvm/runtime.h"
 #include "dlvm/util.h"
 #include "dlvm/vg.h"
 
@@ -43,8 +48,10 @@ static int lvdev_io(struct dlvm_dev *dev, void *buf, size_t len, uint64_t off, b
 		struct dlvm_map_piece p;
 		dlvm_lv_map_resolve(d->map, off + done, len - done, &p);
 		struct dlvm_dev *pd = d->pvdevs[p.dev];
-		int r = write ? pd->ops->pwrite(pd, (const char *)buf + done, p.len, p.dev_off)
-			      : pd->ops->pread(pd, (char *)buf + done, p.len, p.dev_off);
+		int r = write ? dlvm_fence_meta_ok(d->map->fence, "thin metadata write", NULL) : 0;
+		if (!r)
+			r = write ? pd->ops->pwrite(pd, (const char *)buf + done, p.len, p.dev_off)
+				  : pd->ops->pread(pd, (char *)buf + done, p.len, p.dev_off);
 		if (r)
 			return r;
 		done += p.len;
@@ -62,10 +69,35 @@ static int lvdev_pwrite(struct dlvm_dev *dev, const void *buf, size_t len, uint6
 	return lvdev_io(dev, (void *)buf, len, off, true);
 }
 
+/* The fence refused the writes queued on the ring and not submitted yet:
+ * they become no-ops, which complete at once (and count as failed). */
+static void ring_cancel_queued(struct lvdev *d, size_t *failed)
+{
+	struct io_uring_sq *sq = &d->ring.sq;
+
+	for (unsigned h = sq->sqe_head; h != sq->sqe_tail; h++) {
+		struct io_uring_sqe *sqe = &sq->sqes[h & sq->ring_mask];
+		uint64_t data = sqe->user_data;
+		if (h == sq->sqe_head)
+			*failed = (size_t)(data / RING_ENTRIES);
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, data);
+	}
+}
+
 /* Wait for the n writes in flight on the ring; the first failure wins. A
- * short write is an I/O error: nothing here writes past a device's end. */
+ * short write is an I/O error: nothing here writes past a device's end.
+ * Writes queued and not yet submitted are submitted only if the fence
+ * allows it. */
 static int ring_reap(struct lvdev *d, unsigned *n, const uint32_t *want, size_t *failed, int r)
 {
+	if (io_uring_sq_ready(&d->ring)) {
+		int fr = dlvm_fence_meta_ok(d->map->fence, "thin metadata write", NULL);
+		if (fr) {
+			ring_cancel_queued(d, failed);
+			r = r ? r : fr;
+		}
+	}
 	while (*n) {
 		struct io_uring_cqe *cqe;
 		int w = io_uring_submit_and_wait(&d->ring, 1);
@@ -73,7 +105,7 @@ static int ring_reap(struct lvdev *d, unsigned *n, const uint32_t *want, size_t 
 			return r ? r : w; /* in flight still: the ring goes with them */
 		while (*n && io_uring_peek_cqe(&d->ring, &cqe) == 0) {
 			uint64_t i = io_uring_cqe_get_data64(cqe);
-			int res = cqe->res;
+			int res = cqe->res == 0 && want[i % RING_ENTRIES] ? -ENOLCK : cqe->res;
 			io_uring_cqe_seen(&d->ring, cqe);
 			(*n)--;
 			if (!r && (res < 0 || (uint32_t)res != want[i % RING_ENTRIES])) {
@@ -100,6 +132,7 @@ static int lvdev_pwrite_many(struct dlvm_dev *dev, const struct dlvm_dev_wr *w, 
 	uint64_t seq = 0;
 	int r = 0;
 
+	dlvm_debug_pause("thin-commit");
 	pthread_mutex_lock(&d->mu);
 	if (!d->ring_tried) {
 		d->ring_tried = true;
@@ -128,7 +161,9 @@ static int lvdev_pwrite_many(struct dlvm_dev *dev, const struct dlvm_dev_wr *w, 
 									     seq % RING_ENTRIES);
 				want[seq++ % RING_ENTRIES] = (uint32_t)p.len;
 				inflight++;
-			} else if (!r && (r = pd->ops->pwrite(pd, buf, p.len, p.dev_off))) {
+			} else if (!r && ((r = dlvm_fence_meta_ok(d->map->fence,
+								  "thin metadata write", NULL)) ||
+					  (r = pd->ops->pwrite(pd, buf, p.len, p.dev_off)))) {
 				*failed = i;
 			}
 			done += p.len;
@@ -191,6 +226,7 @@ int dlvm_lvdev_open(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct d
 {
 	struct dlvm_dev *dev = calloc(1, sizeof(*dev));
 	struct lvdev *d = calloc(1, sizeof(*d));
+	struct dlvm_map_source src = { .fence = dlvm_vg_fence(vg) }; /* shared VG, else NULL */
 	char name[2 * DLVM_NAME_MAX + 2];
 	int r;
 
@@ -199,7 +235,7 @@ int dlvm_lvdev_open(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct d
 		goto fail;
 	}
 	pthread_mutex_init(&d->mu, NULL);
-	if ((r = dlvm_lv_map_build(vg, lv, NULL, &d->map, err)))
+	if ((r = dlvm_lv_map_build(vg, lv, &src, &d->map, err)))
 		goto fail;
 	if (!(d->pvdevs = calloc(d->map->ndev ? d->map->ndev : 1, sizeof(*d->pvdevs)))) {
 		r = dlvm_err_set(err, -ENOMEM, "out of memory");
@@ -251,11 +287,12 @@ int dlvm_lvdev_remap(struct dlvm_dev *dev, const struct dlvm_vg *vg, const struc
 		     struct dlvm_err *err)
 {
 	struct lvdev *d = dev->priv;
+	struct dlvm_map_source src = { .fence = dlvm_vg_fence(vg) };
 	struct dlvm_lv_map *m;
 	struct dlvm_dev **pvdevs;
 	int r;
 
-	if ((r = dlvm_lv_map_build(vg, lv, NULL, &m, err)))
+	if ((r = dlvm_lv_map_build(vg, lv, &src, &m, err)))
 		return r;
 	if (!(pvdevs = calloc(m->ndev ? m->ndev : 1, sizeof(*pvdevs)))) {
 		dlvm_lv_map_put(m);
