@@ -45,6 +45,14 @@
  * is before our re-read at (our write) + 2T: whoever's write landed first
  * sees the other's record and fails.
  *
+ * ==== Lease I/O ====
+ *
+ * Every lease read and write on a device with a file descriptor runs with a
+ * timeout of T (an io_uring request linked to a timeout, per thread; a
+ * request the kernel cannot cancel is abandoned after T + 0.5 s): the call
+ * that issued it fails with -ETIMEDOUT, naming the device and the offset,
+ * and never blocks longer (docs/leases.md, "Lease I/O with a timeout").
+ *
  * ==== Threads ====
  *
  * A lockspace handle is used by one thread at a time, except that
@@ -193,6 +201,10 @@ struct dlvm_lease_area {
 	uint64_t offset;      /* of the area on dev, 4096-aligned */
 	struct dlvm_lease_area_header hdr;
 	char where[160]; /* "pv0.img: lease area at offset 1048576" */
+	/* Lease reads and writes on a device with a file descriptor that take
+	 * longer are abandoned with -ETIMEDOUT (0: no timeout). Set by
+	 * dlvm_lockspace_new to its io_timeout. */
+	uint64_t io_timeout_ms;
 };
 
 struct dlvm_lease_format_opts {

@@ -67,7 +67,7 @@ uint64_t lease_dblock_off(const struct dlvm_lease_area *a, uint32_t res, uint32_
 int lease_read(struct dlvm_lease_area *a, void *buf, uint32_t count, uint64_t off, const char *what,
 	       struct dlvm_err *err)
 {
-	int r = dlvm_dev_read(a->dev, buf, (size_t)count * a->hdr.sector_size, off, err);
+	int r = lease_dev_io(a, buf, (size_t)count * a->hdr.sector_size, off, false, err);
 	if (r)
 		return dlvm_err_prefix(err, r, "%s: %s: ", a->where, what);
 	return 0;
@@ -76,7 +76,7 @@ int lease_read(struct dlvm_lease_area *a, void *buf, uint32_t count, uint64_t of
 int lease_write(struct dlvm_lease_area *a, const void *buf, uint64_t off, const char *what,
 		struct dlvm_err *err)
 {
-	int r = dlvm_dev_write(a->dev, buf, a->hdr.sector_size, off, err);
+	int r = lease_dev_io(a, (void *)buf, a->hdr.sector_size, off, true, err);
 	if (r)
 		return dlvm_err_prefix(err, r, "%s: %s: ", a->where, what);
 	return 0;
