@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dlvm/timedio.h"
 #include "dlvm/util.h"
 #include "lib/lease/lease_int.h"
 
@@ -62,6 +63,32 @@ uint64_t lease_leader_off(const struct dlvm_lease_area *a, uint32_t res)
 uint64_t lease_dblock_off(const struct dlvm_lease_area *a, uint32_t res, uint32_t host_id)
 {
 	return lease_leader_off(a, res) + (uint64_t)host_id * a->hdr.sector_size;
+}
+
+int lease_dev_io(struct dlvm_lease_area *a, void *buf, size_t len, uint64_t off, bool write,
+		 struct dlvm_err *err)
+{
+	struct dlvm_dev *dev = a->dev;
+	uint64_t t = a->io_timeout_ms;
+	int r;
+
+	if (write && dev->readonly)
+		return dlvm_err_set(err, -EROFS, "%s: opened read-only", dev->name);
+	if (t && dlvm_dev_is_plain(dev))
+		r = dlvm_timed_rw(dev->fd, buf, len, off, write, t);
+	else /* a device with a timeout of its own (dlvm_dev_set_timeout), or none */
+		r = write ? dev->ops->pwrite(dev, buf, len, off)
+			  : dev->ops->pread(dev, buf, len, off);
+	if (r == -ETIMEDOUT)
+		return dlvm_err_set(err, r,
+				    "%s: %s of %zu bytes at offset %" PRIu64
+				    " did not complete in %" PRIu64 " ms (the I/O timeout)",
+				    dev->name, write ? "write" : "read", len, off,
+				    t ? t : dlvm_dev_timeout(dev));
+	if (r)
+		return dlvm_err_set(err, r, "%s: %s of %zu bytes at offset %" PRIu64 " failed: %s",
+				    dev->name, write ? "write" : "read", len, off, strerror(-r));
+	return 0;
 }
 
 int lease_read(struct dlvm_lease_area *a, void *buf, uint32_t count, uint64_t off, const char *what,
