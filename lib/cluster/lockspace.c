@@ -17,6 +17,7 @@
 #include "dlvm/map.h"
 #include "dlvm/runtime.h"
 #include "dlvm/thinpool.h"
+#include "dlvm/timedio.h"
 #include "dlvm/util.h"
 #include "lib/ctx/ctx.h"
 #include "lib/cluster/cluster.h"
@@ -56,6 +57,19 @@ struct shared_vg *shared_find(struct dlvm_ctx *ctx, const struct dlvm_vg *vg)
 }
 
 /* ---- lockspace membership ---- */
+
+void shared_set_timeouts(struct shared_vg *s, struct dlvm_vg *vg)
+{
+	uint64_t t = dlvm_lockspace_timeouts(s->ls)->io_timeout_ms;
+
+	for (size_t i = 0; i < vg->npv; i++) {
+		struct dlvm_dev *dev = vg->pvs[i]->dev;
+		if (dev && dev->fd >= 0 && dlvm_dev_timeout(dev) != t &&
+		    dlvm_dev_set_timeout(dev, t))
+			log_warning(DLVM_LOG_LEASE, "%s: %s: no I/O timeout (out of memory)",
+				    s->vg_name, dev->name);
+	}
+}
 
 /* A metadata write was refused (dlvm/fence.h): this host stops renewing, so
  * that the others see it dead after D and may take its leases (s->mu held). */
@@ -209,6 +223,7 @@ static int join_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *er
 	}
 	if ((r = dlvm_lockspace_new(s->area, ctx->lease_clock, ctx->io_timeout, &s->ls, &e)))
 		goto fail;
+	shared_set_timeouts(s, vg);
 	if ((r = dlvm_lockspace_acquire(s->ls, ctx->host_id, ctx->lease_name, &gen, &e))) {
 		if (r != -EBADMSG)
 			goto fail;

@@ -79,6 +79,9 @@ int reload_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool resync, struct dlvm
 	 * families, and opening one again would read it whole) */
 	ctx_replace_vg(ctx, vg, nv);
 	dlvm_vg_free(vg);
+	struct shared_vg *s = shared_find(ctx, nv);
+	if (s && s->ls)
+		shared_set_timeouts(s, nv);
 	dlvm_thin_families_follow(nv); /* grown by another host meanwhile */
 	if (resync)
 		ctx_resync_stale(ctx, nv);
