@@ -11,9 +11,9 @@
  * waited for DLVM_TIMEDIO_GRACE_MS more, then *abandoned*: the ring and the
  * bounce buffer it uses are kept aside, never freed nor reused, so that a
  * late completion touches nothing else; the caller gets -ETIMEDOUT and the
- * next call uses a new ring. Every call is bounded by its timeout plus the
- * grace. Rings are per thread (made at a thread's first call, freed when it
- * ends); all calls are safe from any thread.
+ * next call uses another ring. Every call is bounded by its timeout plus the
+ * grace. A ring serves one request at a time, taken from a small pool that
+ * all threads share; all calls are safe from any thread.
  */
 #ifndef DLVM_TIMEDIO_H
 #define DLVM_TIMEDIO_H

@@ -18,25 +18,22 @@
 
 enum { UD_IO = 1, UD_TIMEOUT = 2 };
 
-static pthread_key_t ring_key;
-static pthread_once_t ring_once = PTHREAD_ONCE_INIT;
+/* Idle rings, shared by all threads: a ring is taken for one request and
+ * given back after it (threads that live for one flush make none). */
+#define POOL_MAX 16
+static struct io_uring *pool[POOL_MAX];
+static size_t npool;
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static void ring_free(void *p)
+/* An idle ring, or a new one; NULL if none can be made. */
+static struct io_uring *ring_get(void)
 {
-	io_uring_queue_exit(p);
-	free(p);
-}
+	struct io_uring *ring = NULL;
 
-static void ring_key_make(void)
-{
-	pthread_key_create(&ring_key, ring_free);
-}
-
-/* This thread's ring, made at its first lease I/O; NULL if none can be. */
-static struct io_uring *thread_ring(void)
-{
-	pthread_once(&ring_once, ring_key_make);
-	struct io_uring *ring = pthread_getspecific(ring_key);
+	pthread_mutex_lock(&pool_mu);
+	if (npool)
+		ring = pool[--npool];
+	pthread_mutex_unlock(&pool_mu);
 	if (ring)
 		return ring;
 	if (!(ring = calloc(1, sizeof(*ring))))
@@ -45,13 +42,22 @@ static struct io_uring *thread_ring(void)
 		free(ring);
 		return NULL;
 	}
-	pthread_setspecific(ring_key, ring);
 	return ring;
 }
 
-static bool thread_ring_is(struct io_uring *ring)
+/* A ring whose requests have all completed goes back to the pool. */
+static void ring_put(struct io_uring *ring)
 {
-	return pthread_getspecific(ring_key) == ring;
+	pthread_mutex_lock(&pool_mu);
+	if (npool < POOL_MAX) {
+		pool[npool++] = ring;
+		ring = NULL;
+	}
+	pthread_mutex_unlock(&pool_mu);
+	if (ring) {
+		io_uring_queue_exit(ring);
+		free(ring);
+	}
 }
 
 /* Reap the request's two completions, waiting until `until_ns` (dlvm_now_ns)
@@ -109,17 +115,11 @@ void dlvm_timedio_abandon(struct io_uring *ring, void *buf)
 	pthread_mutex_unlock(&abandoned_mu);
 }
 
-/* This thread's ring has a request the kernel would not give back: leave the
- * ring and the request's buffer to it; the next call makes a new ring. */
-static void abandon(struct io_uring *ring, void *buf)
-{
-	pthread_setspecific(ring_key, NULL);
-	dlvm_timedio_abandon(ring, buf);
-}
-
 /* Submit the request prepared in ring's first SQE, linked to a timeout, and
- * reap both completions: the request's result, or -ETIMEDOUT. */
-static int submit_timed(struct io_uring *ring, uint64_t timeout_ms, void *b)
+ * reap both completions: the request's result, or -ETIMEDOUT. The ring goes
+ * back to the pool, or, with a request the kernel would not give back, is
+ * abandoned with buffer b (*gone set). */
+static int submit_timed(struct io_uring *ring, uint64_t timeout_ms, void *b, bool *gone)
 {
 	struct __kernel_timespec ts = { .tv_sec = (long long)(timeout_ms / 1000),
 					.tv_nsec = (long long)(timeout_ms % 1000) * 1000000 };
@@ -131,19 +131,22 @@ static int submit_timed(struct io_uring *ring, uint64_t timeout_ms, void *b)
 	res = io_uring_submit(ring);
 	if (res != 2) {
 		/* nothing or half went out: this ring is not to be trusted */
-		abandon(ring, b);
+		*gone = true;
+		dlvm_timedio_abandon(ring, b);
 		return res < 0 ? res : -EIO;
 	}
 	if (!reap(ring, dlvm_now_ns() + (timeout_ms + DLVM_TIMEDIO_GRACE_MS) * 1000000u, &res)) {
-		abandon(ring, b);
+		*gone = true;
+		dlvm_timedio_abandon(ring, b);
 		return -ETIMEDOUT;
 	}
+	ring_put(ring);
 	return res == -ECANCELED || res == -EINTR ? -ETIMEDOUT : res;
 }
 
 int dlvm_timed_rw(int fd, void *buf, size_t len, uint64_t off, bool write, uint64_t timeout_ms)
 {
-	struct io_uring *ring = len <= UINT32_MAX ? thread_ring() : NULL;
+	struct io_uring *ring = len <= UINT32_MAX ? ring_get() : NULL;
 	if (!ring) { /* no io_uring here: no timeout either */
 		ssize_t n = write ? pwrite(fd, buf, len, (off_t)off)
 				  : pread(fd, buf, len, (off_t)off);
@@ -151,8 +154,11 @@ int dlvm_timed_rw(int fd, void *buf, size_t len, uint64_t off, bool write, uint6
 	}
 	/* a bounce buffer: if the request is abandoned, it keeps this one */
 	uint8_t *b = dlvm_io_alloc(len);
-	if (!b)
+	bool gone = false;
+	if (!b) {
+		ring_put(ring);
 		return -ENOMEM;
+	}
 	if (write)
 		memcpy(b, buf, len);
 	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
@@ -162,8 +168,8 @@ int dlvm_timed_rw(int fd, void *buf, size_t len, uint64_t off, bool write, uint6
 		io_uring_prep_read(sqe, fd, b, (unsigned)len, off);
 	io_uring_sqe_set_data64(sqe, UD_IO);
 	sqe->flags |= IOSQE_IO_LINK;
-	int res = submit_timed(ring, timeout_ms, b);
-	if (res == -ETIMEDOUT || (res < 0 && !thread_ring_is(ring)))
+	int res = submit_timed(ring, timeout_ms, b, &gone);
+	if (gone)
 		return res; /* b went with the ring */
 	if (res >= 0 && (size_t)res != len)
 		res = -EIO; /* short: nothing here reads or writes past the end */
@@ -177,14 +183,15 @@ int dlvm_timed_rw(int fd, void *buf, size_t len, uint64_t off, bool write, uint6
 
 int dlvm_timed_flush(int fd, uint64_t timeout_ms)
 {
-	struct io_uring *ring = thread_ring();
+	struct io_uring *ring = ring_get();
+	bool gone = false;
 	if (!ring)
 		return fdatasync(fd) < 0 ? -errno : 0;
 	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
 	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
 	io_uring_sqe_set_data64(sqe, UD_IO);
 	sqe->flags |= IOSQE_IO_LINK;
-	int res = submit_timed(ring, timeout_ms, NULL);
+	int res = submit_timed(ring, timeout_ms, NULL, &gone);
 	return res > 0 ? 0 : res;
 }
 
