@@ -128,7 +128,14 @@ static int submit_timed(struct io_uring *ring, uint64_t timeout_ms, void *b, boo
 
 	io_uring_prep_link_timeout(sqe, &ts, 0);
 	io_uring_sqe_set_data64(sqe, UD_TIMEOUT);
-	res = io_uring_submit(ring);
+	/* one system call submits both and waits for both completions (the
+	 * timeout's comes at once when the request ends first); reap takes
+	 * them, or waits on if this wait ended early */
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec wait = ts;
+	res = io_uring_submit_and_wait_timeout(ring, &cqe, 2, &wait, NULL);
+	if (res == -ETIME || res == -EINTR)
+		res = 2; /* both went out: the kernel submits before it waits */
 	if (res != 2) {
 		/* nothing or half went out: this ring is not to be trusted */
 		*gone = true;
