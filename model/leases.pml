@@ -17,6 +17,7 @@
  *   BROKEN_NO_WAIT          delta acquire re-reads without waiting
  *   BROKEN_EARLY_TAKEOVER   dead-host time = fail threshold + bound - 1
  *   BROKEN_NO_FENCE         data path does not check the lease deadline
+ *   BROKEN_NO_META_FENCE    metadata writes are not checked against the deadline
  */
 
 #ifndef NH
@@ -62,6 +63,15 @@
 #define FENCED(h) 1
 #else
 #define FENCED(h) (now < dl[h])
+#endif
+
+/* the check before issuing a metadata write (a journal record, a thin store
+ * commit) under an exclusive lease: the deadline must be more than the I/O
+ * bound away; a host that fails it fences itself */
+#ifdef BROKEN_NO_META_FENCE
+#define MFENCED(h) 1
+#else
+#define MFENCED(h) (now + IOB < dl[h])
 #endif
 
 #define HID(i)  (((i) % NID) + 1)
@@ -301,6 +311,17 @@ loop:
 		/* data path: check the deadline, then dispatch */
 		atomic {
 			!pending[i] && FENCED(i) -> pending[i] = 1; io_t[i] = now; io_ver[i] = myver[i]; io_mode[i] = mode[i]
+		}
+	:: mode[i] == EX ->
+		/* metadata write: check the deadline with the margin, then issue;
+		 * a failed check issues nothing and the host fences itself (its
+		 * lockspace process then stops renewing) */
+		atomic {
+			!pending[i] ->
+			if
+			:: MFENCED(i) -> pending[i] = 1; io_t[i] = now; io_ver[i] = myver[i]; io_mode[i] = EX
+			:: else -> dl[i] = now
+			fi
 		}
 	:: mode[i] == EX && !pending[i] ->      /* release after in-flight I/O drained */
 		mode[i] = NONE;

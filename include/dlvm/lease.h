@@ -19,7 +19,7 @@
  *   acquire wait       A = 2T   delay between writing a delta lease and the
  *                               re-read that confirms it
  *
- * Argument. An observer records, on its own monotonic clock, the time c at
+ * Argument. An observer records, on its own clock (CLOCK_BOOTTIME), the time c at
  * which it first read the current value of host X's sector. The write that
  * put that value there was issued by X at some s <= c (a value is read only
  * after its write was issued). X measures F from the start of its last
@@ -44,6 +44,14 @@
  * before our write landed finished its own write within T of that read, that
  * is before our re-read at (our write) + 2T: whoever's write landed first
  * sees the other's record and fails.
+ *
+ * ==== Lease I/O ====
+ *
+ * Every lease read and write on a device with a file descriptor runs with a
+ * timeout of T (an io_uring request linked to a timeout, per thread; a
+ * request the kernel cannot cancel is abandoned after T + 0.5 s): the call
+ * that issued it fails with -ETIMEDOUT, naming the device and the offset,
+ * and never blocks longer (docs/leases.md, "Lease I/O with a timeout").
  *
  * ==== Threads ====
  *
@@ -99,7 +107,7 @@ int dlvm_lease_timeouts(uint32_t io_timeout, struct dlvm_lease_timeouts *t);
 /* ---- clock: all waiting goes through it, so tests can fake time ---- */
 
 struct dlvm_lease_clock {
-	uint64_t (*now_ms)(void *priv); /* monotonic milliseconds */
+	uint64_t (*now_ms)(void *priv); /* milliseconds of CLOCK_BOOTTIME */
 	void (*sleep_ms)(void *priv, uint64_t ms);
 	void *priv;
 	/* May be NULL. When it returns true, a join in progress
@@ -108,7 +116,7 @@ struct dlvm_lease_clock {
 	bool (*stopping)(void *priv);
 };
 
-/* CLOCK_MONOTONIC and nanosleep. */
+/* dlvm_now_ms (CLOCK_BOOTTIME: a suspend counts) and nanosleep. */
 extern const struct dlvm_lease_clock dlvm_lease_real_clock;
 
 /* ---- on-disk records and their codecs ---- */
@@ -193,6 +201,10 @@ struct dlvm_lease_area {
 	uint64_t offset;      /* of the area on dev, 4096-aligned */
 	struct dlvm_lease_area_header hdr;
 	char where[160]; /* "pv0.img: lease area at offset 1048576" */
+	/* Lease reads and writes on a device with a file descriptor that take
+	 * longer are abandoned with -ETIMEDOUT (0: no timeout). Set by
+	 * dlvm_lockspace_new to its io_timeout. */
+	uint64_t io_timeout_ms;
 };
 
 struct dlvm_lease_format_opts {
@@ -284,7 +296,7 @@ int dlvm_lockspace_renew(struct dlvm_lockspace *ls, struct dlvm_err *err);
  */
 int dlvm_lockspace_release(struct dlvm_lockspace *ls, struct dlvm_err *err);
 
-/* Monotonic milliseconds (of the lockspace's clock) after which this host must
+/* Milliseconds of the lockspace's clock (CLOCK_BOOTTIME) after which this host must
  * issue no write; 0 when not joined. Safe from any thread. */
 uint64_t dlvm_lockspace_deadline_ms(const struct dlvm_lockspace *ls);
 

@@ -13,41 +13,13 @@
 #include <stdint.h>
 
 #include "dlvm/err.h"
+#include "dlvm/fence.h"
 #include "dlvm/format.h"
 #include "dlvm/util.h"
 
 struct dlvm_vg;
 struct dlvm_lv;
 struct dlvm_thin_pool;
-
-/*
- * Fencing of a shared VG's data path: a deadline on CLOCK_MONOTONIC after
- * which no I/O may be dispatched to the VG's devices. One fence per joined
- * shared VG, shared by the VG's runtime (dlvm/runtime.h), its open thin
- * stores and every map built from it; the lease
- * renewal thread moves the deadline forward after each successful renewal,
- * the data path reads it before dispatching each request. Reference counted;
- * safe from any thread.
- */
-struct dlvm_fence {
-	atomic_uint refs;
-	_Atomic uint64_t deadline_ms; /* CLOCK_MONOTONIC ms; 0: fenced now */
-	char what[DLVM_NAME_MAX + 1]; /* the VG name, for messages */
-};
-
-/* A new fence (refs = 1) that is already fenced (deadline 0) until
- * dlvm_fence_set moves its deadline. NULL when out of memory. */
-struct dlvm_fence *dlvm_fence_new(const char *what);
-struct dlvm_fence *dlvm_fence_get(struct dlvm_fence *f);
-void dlvm_fence_put(struct dlvm_fence *f);
-/* Set the deadline (CLOCK_MONOTONIC milliseconds; 0 fences at once). */
-void dlvm_fence_set(struct dlvm_fence *f, uint64_t deadline_ms);
-/* May I/O be dispatched now? Always true for NULL (a local VG). Deadlines
- * are on dlvm_now_ms() (CLOCK_MONOTONIC). */
-static inline bool dlvm_fence_ok(const struct dlvm_fence *f)
-{
-	return !f || dlvm_now_ms() < atomic_load_explicit(&f->deadline_ms, memory_order_acquire);
-}
 
 struct dlvm_map_dev {
 	int fd;               /* owned by the VG; valid while the VG is open */

@@ -287,7 +287,7 @@ int dlvm_thin_pool_commit_dirty(struct dlvm_thin_pool *p, struct dlvm_err *err);
 
 /*
  * Let the data chunks that commits freed be handed out again once every
- * write begun before the call has ended (waited for until CLOCK_MONOTONIC
+ * write begun before the call has ended (waited for until dlvm_now_ns()
  * until_ns; else the next call tries again). Until then they cool
  * (dlvm_thin_set_cooling): a write that looked its chunk up before a trim
  * freed the chunk must not land in another device's data. When no write
@@ -305,7 +305,7 @@ void dlvm_thin_pool_cool(struct dlvm_thin_pool *p, uint64_t until_ns);
  * that looked its chunk up before the chunk was freed must not land after
  * the punch); never after the pool broke or its fence expired. Chunks on
  * block devices are left as they are. Works in small pieces until
- * CLOCK_MONOTONIC until_ns; what is left waits for the next call. The
+ * dlvm_now_ns() until_ns; what is left waits for the next call. The
  * caller must keep the store this host's meanwhile (the agent holds the
  * daemon's lock, so no command hands a family to another host). Returns
  * the number of chunks punched; a failed punch is reported in err (those

@@ -100,14 +100,25 @@ void dlvm_format_size(uint64_t bytes, char unit, char *out, size_t outlen);
 int dlvm_check_name(const char *name, const char *what, struct dlvm_err *err);
 
 /* ---- time: every clock read of the library goes through these ----
- * CLOCK_MONOTONIC: never jumps with the wall clock. */
-/* Monotonic time in nanoseconds and in milliseconds. */
+ * dlvm_now_ns and dlvm_now_ms read CLOCK_BOOTTIME: it never jumps with the
+ * wall clock and, unlike CLOCK_MONOTONIC, goes on while the system is
+ * suspended, so a lease deadline (dlvm/lease.h, dlvm/fence.h) that passed
+ * during a suspend has passed when the host wakes up. Deadlines, timeouts
+ * and durations are on this clock. */
 uint64_t dlvm_now_ns(void);
 uint64_t dlvm_now_ms(void);
-/* The monotonic time now, and `ms` milliseconds after t: the deadlines of
- * timed waits on condition variables set to CLOCK_MONOTONIC. */
+/* CLOCK_MONOTONIC now, and `ms` milliseconds after t: only for the absolute
+ * times of timed waits on condition variables set to CLOCK_MONOTONIC
+ * (glibc's pthread_condattr_setclock takes no CLOCK_BOOTTIME). A deadline
+ * on dlvm_now_ms is waited for as a relative time from dlvm_mono_now(), in
+ * steps short enough that a suspend cannot stretch one much (see
+ * dlvm_mono_until). */
 struct timespec dlvm_mono_now(void);
 struct timespec dlvm_timespec_add_ms(struct timespec t, uint64_t ms);
+/* The CLOCK_MONOTONIC time at which dlvm_now_ns() will be until_ns (now if
+ * it is past), for a condition variable wait: a suspend in between makes the
+ * wait end late by the suspend's length, so waiters re-check dlvm_now_ns(). */
+struct timespec dlvm_mono_until(uint64_t until_ns);
 
 /* ---- the report of a consistency check (report.c) ---- */
 struct dlvm_check_report {

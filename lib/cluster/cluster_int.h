@@ -41,6 +41,11 @@ struct shared_vg {
 	char lost_msg[DLVM_ERR_MSG_MAX];
 };
 
+/* Give every PV device of vg the I/O timeout T of s's lockspace
+ * (dlvm/timedio.h): a hung PV fails metadata and lease I/O instead of
+ * blocking. After a join and after each reload (new PVs). */
+void shared_set_timeouts(struct shared_vg *s, struct dlvm_vg *vg);
+
 /* Where the lease area is: the one linear segment of the lockspace LV. */
 int area_where(const struct dlvm_vg *vg, struct dlvm_dev **dev, uint64_t *off, uint64_t *size,
 	       struct dlvm_err *err);

@@ -17,6 +17,7 @@
 #include "dlvm/map.h"
 #include "dlvm/runtime.h"
 #include "dlvm/thinpool.h"
+#include "dlvm/timedio.h"
 #include "dlvm/util.h"
 #include "lib/ctx/ctx.h"
 #include "lib/cluster/cluster.h"
@@ -57,30 +58,62 @@ struct shared_vg *shared_find(struct dlvm_ctx *ctx, const struct dlvm_vg *vg)
 
 /* ---- lockspace membership ---- */
 
+void shared_set_timeouts(struct shared_vg *s, struct dlvm_vg *vg)
+{
+	uint64_t t = dlvm_lockspace_timeouts(s->ls)->io_timeout_ms;
+
+	for (size_t i = 0; i < vg->npv; i++) {
+		struct dlvm_dev *dev = vg->pvs[i]->dev;
+		if (dev && dev->fd >= 0 && dlvm_dev_timeout(dev) != t &&
+		    dlvm_dev_set_timeout(dev, t))
+			log_warning(DLVM_LOG_LEASE, "%s: %s: no I/O timeout (out of memory)",
+				    s->vg_name, dev->name);
+	}
+}
+
+/* A metadata write was refused (dlvm/fence.h): this host stops renewing, so
+ * that the others see it dead after D and may take its leases (s->mu held). */
+static void fenced_itself(struct shared_vg *s)
+{
+	s->lost = true;
+	snprintf(s->lost_msg, sizeof(s->lost_msg),
+		 "%s: this host fenced itself (a metadata write came too close to its lease "
+		 "deadline): restart dlvmd to rejoin",
+		 s->vg_name);
+	log_error(DLVM_LOG_LEASE, "%s: lockspace: fenced: renewals stopped", s->vg_name);
+}
+
 static void *renew_thread(void *p)
 {
 	struct shared_vg *s = p;
 	const struct dlvm_lease_timeouts *t = dlvm_lockspace_timeouts(s->ls);
 	struct timespec next;
 
-	/* The first renewal comes at once: the join's write was A = 2T ago. */
+	/* The join renewed once already (join_vg). */
 	next = dlvm_mono_now();
 	pthread_mutex_lock(&s->mu);
-	for (bool first = true; !s->stop; first = false) {
-		if (!first) {
-			next = dlvm_timespec_add_ms(next, t->renew_interval_ms);
-			while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &next) == 0)
-				;
-			if (s->stop)
-				break;
+	while (!s->stop) {
+		next = dlvm_timespec_add_ms(next, t->renew_interval_ms);
+		while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &next) == 0)
+			;
+		if (s->stop)
+			break;
+		if (dlvm_fence_is_shut(s->fence)) {
+			fenced_itself(s);
+			break;
 		}
 		pthread_mutex_unlock(&s->mu);
 		struct dlvm_err e = { 0 };
 		int r = dlvm_lockspace_renew(s->ls, &e);
 		/* the fence follows the lease: a later deadline after a renewal,
-		 * none at all once it is lost */
-		dlvm_fence_set(s->fence, dlvm_lockspace_deadline_ms(s->ls));
+		 * none at all once it is lost; a fence a refused metadata write
+		 * shut stays shut, and the host stops renewing */
+		bool open = dlvm_fence_set(s->fence, dlvm_lockspace_deadline_ms(s->ls));
 		pthread_mutex_lock(&s->mu);
+		if (!open) {
+			fenced_itself(s);
+			break;
+		}
 		if (r) {
 			log_error(DLVM_LOG_LEASE, "%s: lockspace: renewal failed: %s", s->vg_name,
 				  e.msg);
@@ -190,6 +223,7 @@ static int join_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *er
 	}
 	if ((r = dlvm_lockspace_new(s->area, ctx->lease_clock, ctx->io_timeout, &s->ls, &e)))
 		goto fail;
+	shared_set_timeouts(s, vg);
 	if ((r = dlvm_lockspace_acquire(s->ls, ctx->host_id, ctx->lease_name, &gen, &e))) {
 		if (r != -EBADMSG)
 			goto fail;
@@ -205,11 +239,16 @@ static int join_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *er
 		 "%s: lockspace: joined as host id %" PRIu32 " '%s' (generation %" PRIu64 ")",
 		 vg->info.name, ctx->host_id, ctx->lease_name, gen);
 	s->prev_generation = dlvm_lockspace_prev_generation(s->ls);
+	/* The join's write was A = 2T ago: its deadline is about T away, too
+	 * close for a metadata write. One renewal now gives F. */
+	if ((r = dlvm_lockspace_renew(s->ls, &e)))
+		goto fail;
 	if (!(s->fence = dlvm_fence_new(vg->info.name))) {
 		r = -ENOMEM;
 		snprintf(e.msg, sizeof(e.msg), "out of memory");
 		goto fail;
 	}
+	dlvm_fence_set_margin(s->fence, dlvm_lockspace_timeouts(s->ls)->io_timeout_ms);
 	dlvm_fence_set(s->fence, dlvm_lockspace_deadline_ms(s->ls));
 	if ((r = dlvm_vg_set_fence(vg, s->fence))) {
 		snprintf(e.msg, sizeof(e.msg), "no runtime to keep the fence in");

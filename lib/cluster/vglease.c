@@ -79,6 +79,9 @@ int reload_vg(struct dlvm_ctx *ctx, struct dlvm_vg *vg, bool resync, struct dlvm
 	 * families, and opening one again would read it whole) */
 	ctx_replace_vg(ctx, vg, nv);
 	dlvm_vg_free(vg);
+	struct shared_vg *s = shared_find(ctx, nv);
+	if (s && s->ls)
+		shared_set_timeouts(s, nv);
 	dlvm_thin_families_follow(nv); /* grown by another host meanwhile */
 	if (resync)
 		ctx_resync_stale(ctx, nv);
@@ -135,6 +138,11 @@ int take_vg_lease(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_err *err
 	pthread_mutex_unlock(&s->mu);
 	if (lost)
 		return dlvm_err_set(err, -EIO, "%s", s->lost_msg);
+	if (dlvm_fence_is_shut(s->fence))
+		return dlvm_err_set(err, -EIO,
+				    "%s: this host fenced itself: it changes the VG no more "
+				    "(restart dlvmd to rejoin)",
+				    name);
 	if (s->holding)
 		return 0;
 	const struct dlvm_lease_timeouts *t = dlvm_lockspace_timeouts(s->ls);

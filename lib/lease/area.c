@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dlvm/timedio.h"
 #include "dlvm/util.h"
 #include "lib/lease/lease_int.h"
 
@@ -64,10 +65,36 @@ uint64_t lease_dblock_off(const struct dlvm_lease_area *a, uint32_t res, uint32_
 	return lease_leader_off(a, res) + (uint64_t)host_id * a->hdr.sector_size;
 }
 
+int lease_dev_io(struct dlvm_lease_area *a, void *buf, size_t len, uint64_t off, bool write,
+		 struct dlvm_err *err)
+{
+	struct dlvm_dev *dev = a->dev;
+	uint64_t t = a->io_timeout_ms;
+	int r;
+
+	if (write && dev->readonly)
+		return dlvm_err_set(err, -EROFS, "%s: opened read-only", dev->name);
+	if (t && dlvm_dev_is_plain(dev))
+		r = dlvm_timed_rw(dev->fd, buf, len, off, write, t);
+	else /* a device with a timeout of its own (dlvm_dev_set_timeout), or none */
+		r = write ? dev->ops->pwrite(dev, buf, len, off)
+			  : dev->ops->pread(dev, buf, len, off);
+	if (r == -ETIMEDOUT)
+		return dlvm_err_set(err, r,
+				    "%s: %s of %zu bytes at offset %" PRIu64
+				    " did not complete in %" PRIu64 " ms (the I/O timeout)",
+				    dev->name, write ? "write" : "read", len, off,
+				    t ? t : dlvm_dev_timeout(dev));
+	if (r)
+		return dlvm_err_set(err, r, "%s: %s of %zu bytes at offset %" PRIu64 " failed: %s",
+				    dev->name, write ? "write" : "read", len, off, strerror(-r));
+	return 0;
+}
+
 int lease_read(struct dlvm_lease_area *a, void *buf, uint32_t count, uint64_t off, const char *what,
 	       struct dlvm_err *err)
 {
-	int r = dlvm_dev_read(a->dev, buf, (size_t)count * a->hdr.sector_size, off, err);
+	int r = lease_dev_io(a, buf, (size_t)count * a->hdr.sector_size, off, false, err);
 	if (r)
 		return dlvm_err_prefix(err, r, "%s: %s: ", a->where, what);
 	return 0;
@@ -76,7 +103,7 @@ int lease_read(struct dlvm_lease_area *a, void *buf, uint32_t count, uint64_t of
 int lease_write(struct dlvm_lease_area *a, const void *buf, uint64_t off, const char *what,
 		struct dlvm_err *err)
 {
-	int r = dlvm_dev_write(a->dev, buf, a->hdr.sector_size, off, err);
+	int r = lease_dev_io(a, (void *)buf, a->hdr.sector_size, off, true, err);
 	if (r)
 		return dlvm_err_prefix(err, r, "%s: %s: ", a->where, what);
 	return 0;

@@ -29,6 +29,7 @@ int dlvm_lockspace_new(struct dlvm_lease_area *area, const struct dlvm_lease_clo
 				    io_timeout, DLVM_LEASE_IO_TIMEOUT_MAX);
 	}
 	ls->area = area;
+	area->io_timeout_ms = ls->to.io_timeout_ms;
 	ls->clock = clock ? *clock : dlvm_lease_real_clock;
 	ls->io_timeout = io_timeout;
 	ls->view = calloc((size_t)hosts + 1, sizeof(*ls->view));

@@ -47,6 +47,13 @@ uint64_t lease_delta_off(const struct dlvm_lease_area *a, uint32_t host_id);
 uint64_t lease_leader_off(const struct dlvm_lease_area *a, uint32_t res);
 uint64_t lease_dblock_off(const struct dlvm_lease_area *a, uint32_t res, uint32_t host_id);
 
+/* One read or write of len bytes at off on the area's device, with the
+ * area's I/O timeout (a->io_timeout_ms; 0: none) where the device has a file
+ * descriptor (dlvm/timedio.h), or the device's own: -ETIMEDOUT when it did
+ * not complete in time, with a message naming the device and the offset. */
+int lease_dev_io(struct dlvm_lease_area *a, void *buf, size_t len, uint64_t off, bool write,
+		 struct dlvm_err *err);
+
 /* Read/write `count` area sectors at byte offset off; messages name the area
  * and `what`. buf from dlvm_io_alloc. */
 int lease_read(struct dlvm_lease_area *a, void *buf, uint32_t count, uint64_t off, const char *what,

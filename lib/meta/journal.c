@@ -10,6 +10,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "dlvm/debug.h"
+#include "dlvm/fence.h"
+#include "dlvm/runtime.h"
 #include "dlvm/util.h"
 #include "meta.h"
 
@@ -458,7 +461,22 @@ int dlvm_vg_checkpoint_blob(const struct dlvm_vg *vg, uint8_t **blob, size_t *le
 	return 0;
 }
 
-static int write_header(struct dlvm_pv *pv, struct dlvm_mda_header *nh, struct dlvm_err *err)
+/*
+ * Every metadata write of a shared VG joined here is issued only while the
+ * fence allows it (dlvm/fence.h): checked right before the write, under the
+ * VG lease and the command lock that order the writes. A refused write
+ * shuts the fence: the host fences itself.
+ */
+static int fenced_write(struct dlvm_fence *f, struct dlvm_dev *dev, const void *buf, size_t len,
+			uint64_t off, const char *what, struct dlvm_err *err)
+{
+	int r = dlvm_fence_meta_ok(f, what, err);
+
+	return r ? r : dlvm_dev_write(dev, buf, len, off, err);
+}
+
+static int write_header(struct dlvm_fence *f, struct dlvm_pv *pv, struct dlvm_mda_header *nh,
+			struct dlvm_err *err)
 {
 	uint8_t *buf = dlvm_io_alloc(DLVM_BLOCK);
 	unsigned slot = pv->mda.slot ^ 1u;
@@ -467,7 +485,8 @@ static int write_header(struct dlvm_pv *pv, struct dlvm_mda_header *nh, struct d
 	if (!buf)
 		return dlvm_err_set(err, -ENOMEM, "out of memory");
 	dlvm_mda_header_encode(nh, buf);
-	r = dlvm_dev_write(pv->dev, buf, DLVM_BLOCK, mda_base(pv) + slot * DLVM_BLOCK, err);
+	r = fenced_write(f, pv->dev, buf, DLVM_BLOCK, mda_base(pv) + slot * DLVM_BLOCK,
+			 "metadata header write", err);
 	if (!r)
 		r = dlvm_dev_flush(pv->dev, err);
 	free(buf);
@@ -508,7 +527,9 @@ int dlvm_mda_write_checkpoint(struct dlvm_vg *vg, struct dlvm_pv *pv, const uint
 	uint64_t off = mda_base(pv) + nh.ckpt_offset + cslot * nh.ckpt_size;
 	size_t wlen = (size_t)dlvm_align_up(blob_len, DLVM_BLOCK);
 
-	if ((r = dlvm_dev_write(pv->dev, blob, wlen, off, err)) ||
+	dlvm_debug_pause("checkpoint-write");
+	if ((r = fenced_write(dlvm_vg_fence(vg), pv->dev, blob, wlen, off,
+			      "metadata checkpoint write", err)) ||
 	    (r = dlvm_dev_flush(pv->dev, err)))
 		return r;
 	if (fresh) {
@@ -523,7 +544,7 @@ int dlvm_mda_write_checkpoint(struct dlvm_vg *vg, struct dlvm_pv *pv, const uint
 	nh.ckpt_len = blob_len;
 	nh.ckpt_crc = dlvm_crc32c(blob, blob_len);
 	nh.journal_start = pv->mda.tail;
-	if ((r = write_header(pv, &nh, err)))
+	if ((r = write_header(dlvm_vg_fence(vg), pv, &nh, err)))
 		return r;
 	pv->mda.used = 0;
 	pv->mda.tail_seq = vg->seq;
@@ -564,8 +585,8 @@ int dlvm_vg_checkpoint(struct dlvm_vg *vg, bool only_stale, struct dlvm_err *err
 }
 
 /* Write a record at the ring's tail (the caller flushes). */
-static int append_one(struct dlvm_pv *pv, const uint8_t *rec, size_t rec_len, const uint8_t *wrap,
-		      uint32_t ss, struct dlvm_err *err)
+static int append_one(struct dlvm_fence *f, struct dlvm_pv *pv, const uint8_t *rec, size_t rec_len,
+		      const uint8_t *wrap, uint32_t ss, struct dlvm_err *err)
 {
 	struct dlvm_mda *m = &pv->mda;
 	uint64_t ring_abs = mda_base(pv) + m->hdr.ring_offset;
@@ -574,12 +595,12 @@ static int append_one(struct dlvm_pv *pv, const uint8_t *rec, size_t rec_len, co
 
 	if (pos + rec_len > m->hdr.ring_size) {
 		if (pos < m->hdr.ring_size &&
-		    (r = dlvm_dev_write(pv->dev, wrap, ss, ring_abs + pos, err)))
+		    (r = fenced_write(f, pv->dev, wrap, ss, ring_abs + pos, "journal write", err)))
 			return r;
 		used += m->hdr.ring_size - pos;
 		pos = 0;
 	}
-	if ((r = dlvm_dev_write(pv->dev, rec, rec_len, ring_abs + pos, err)))
+	if ((r = fenced_write(f, pv->dev, rec, rec_len, ring_abs + pos, "journal write", err)))
 		return r;
 	m->tail = pos + rec_len;
 	if (m->tail >= m->hdr.ring_size)
@@ -758,8 +779,10 @@ static void seal_record(struct commit *c)
 static size_t write_copies(struct commit *c, int *r, struct dlvm_err *err)
 {
 	struct dlvm_vg *vg = c->vg;
+	struct dlvm_fence *f = dlvm_vg_fence(vg);
 	size_t ok = 0;
 
+	dlvm_debug_pause("journal-write");
 	for (size_t i = 0; i < vg->npv; i++) {
 		struct dlvm_pv *pv = vg->pvs[i];
 		if (!pv->mda.in_sync)
@@ -767,7 +790,7 @@ static size_t write_copies(struct commit *c, int *r, struct dlvm_err *err)
 		uint32_t ss = pv->hdr.sector_size;
 		size_t len = (size_t)dlvm_align_up(c->b.len, ss);
 		struct dlvm_err e = { 0 };
-		if (append_one(pv, c->rec, len, c->wrap, ss, &e)) {
+		if (append_one(f, pv, c->rec, len, c->wrap, ss, &e)) {
 			copy_failed(pv, &e, r, err);
 			continue;
 		}

@@ -49,13 +49,16 @@ void pool_commit_idle(struct dlvm_thin_pool *p)
 		pthread_cond_wait(&p->committed, &p->mu);
 }
 
-/* Another host may own the family by now: never write its store. */
+/* Another host may own the family by now: never write its store. The
+ * metadata device checks the fence again before each write (lvdev.c). */
 static void fence_check(struct dlvm_thin_pool *p)
 {
-	if (!dlvm_fence_ok(p->fence) && !p->broken) {
+	struct dlvm_err e = { 0 };
+
+	if (!p->broken && dlvm_fence_meta_ok(p->fence, "thin metadata commit", &e)) {
 		p->broken = true;
 		snprintf(p->broken_msg, sizeof(p->broken_msg),
-			 "this host lost its lease on the VG");
+			 "this host lost its lease on the VG: %s", e.msg);
 	}
 }
 

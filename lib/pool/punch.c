@@ -93,8 +93,7 @@ static uint64_t next_bit(const uint64_t *map, uint64_t cap, uint64_t from, bool 
 static bool writes_drained(struct dlvm_thin_pool *p, uint64_t until_ns)
 {
 	unsigned old = p->epoch;
-	struct timespec until = { .tv_sec = (time_t)(until_ns / 1000000000ull),
-				  .tv_nsec = (long)(until_ns % 1000000000ull) };
+	struct timespec until = dlvm_mono_until(until_ns); /* until_ns: dlvm_now_ns */
 
 	if (!p->inflight[0] && !p->inflight[1])
 		return true;

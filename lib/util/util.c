@@ -205,7 +205,9 @@ struct timespec dlvm_mono_now(void)
 
 uint64_t dlvm_now_ns(void)
 {
-	struct timespec ts = dlvm_mono_now();
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
 
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
@@ -213,6 +215,17 @@ uint64_t dlvm_now_ns(void)
 uint64_t dlvm_now_ms(void)
 {
 	return dlvm_now_ns() / 1000000u;
+}
+
+struct timespec dlvm_mono_until(uint64_t until_ns)
+{
+	struct timespec t = dlvm_mono_now();
+	uint64_t now = dlvm_now_ns(), left = until_ns > now ? until_ns - now : 0;
+	uint64_t ns = (uint64_t)t.tv_nsec + left % 1000000000u;
+
+	t.tv_sec += (time_t)(left / 1000000000u + ns / 1000000000u);
+	t.tv_nsec = (long)(ns % 1000000000u);
+	return t;
 }
 
 struct timespec dlvm_timespec_add_ms(struct timespec t, uint64_t ms)

@@ -119,35 +119,6 @@ void dlvm_lv_map_put(struct dlvm_lv_map *m)
 	free(m);
 }
 
-struct dlvm_fence *dlvm_fence_new(const char *what)
-{
-	struct dlvm_fence *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		return NULL;
-	atomic_init(&f->refs, 1);
-	atomic_init(&f->deadline_ms, 0);
-	snprintf(f->what, sizeof(f->what), "%s", what);
-	return f;
-}
-
-struct dlvm_fence *dlvm_fence_get(struct dlvm_fence *f)
-{
-	atomic_fetch_add(&f->refs, 1);
-	return f;
-}
-
-void dlvm_fence_put(struct dlvm_fence *f)
-{
-	if (f && atomic_fetch_sub(&f->refs, 1) == 1)
-		free(f);
-}
-
-void dlvm_fence_set(struct dlvm_fence *f, uint64_t deadline_ms)
-{
-	atomic_store_explicit(&f->deadline_ms, deadline_ms, memory_order_release);
-}
-
 void dlvm_lv_map_resolve(const struct dlvm_lv_map *m, uint64_t off, uint64_t len,
 			 struct dlvm_map_piece *p)
 {

@@ -101,11 +101,11 @@ static uint64_t now_us(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_BOOTTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* Milliseconds on the clock the lease library uses (CLOCK_MONOTONIC). */
+/* Milliseconds on the clock the lease library uses (CLOCK_BOOTTIME). */
 static uint64_t now_ms(void)
 {
 	return now_us() / 1000;
@@ -125,7 +125,7 @@ static void sleep_until_ms(uint64_t ms)
 	struct timespec ts = { .tv_sec = (time_t)(ms / 1000),
 			       .tv_nsec = (long)(ms % 1000) * 1000000 };
 
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+	while (clock_nanosleep(CLOCK_BOOTTIME, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
 }
 
@@ -666,8 +666,7 @@ static void *renew_main(void *arg)
 
 	pthread_mutex_lock(&h->rlock);
 	while (!h->stop) {
-		struct timespec ts = { .tv_sec = (time_t)(next / 1000),
-				       .tv_nsec = (long)(next % 1000) * 1000000 };
+		struct timespec ts = dlvm_mono_until(next * 1000000);
 		if (pthread_cond_timedwait(&h->rcond, &h->rlock, &ts) != ETIMEDOUT && !h->stop &&
 		    now_ms() < next)
 			continue;
@@ -736,7 +735,7 @@ static int host_open(struct host *h, const char *file, struct dlvm_err *e)
 		return dlvm_err_set(e, -ENOMEM, "out of memory");
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* renewals are timed on it */
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* see dlvm_mono_until */
 	pthread_mutex_init(&h->rlock, NULL);
 	pthread_cond_init(&h->rcond, &ca);
 	pthread_condattr_destroy(&ca);

@@ -13,9 +13,9 @@
  * (-b: buffered) and their sector size is taken to be ALIGN (default 4096).
  *
  * --fence-after-ms N gives every export's map one fence, as a shared VG's
- * maps have, whose deadline is N ms after the start (CLOCK_MONOTONIC): from
+ * maps have, whose deadline is N ms after the start (CLOCK_BOOTTIME): from
  * then on the data path must refuse device I/O. The deadline is never moved;
- * it is printed on stderr ("fence deadline MS ms", CLOCK_MONOTONIC).
+ * it is printed on stderr ("fence deadline MS ms", CLOCK_BOOTTIME).
  * The fence is named after the VG part of the first export.
  *
  * Signals: SIGTERM/SIGINT stop the server and exit 0; SIGUSR1 rebuilds every
