@@ -151,13 +151,13 @@ def nbd_errnum(fn, *args, **kw):
 # ---------------------------------------------------------- a raw client
 
 def recvn(s, n):
-    buf = b""
+    buf = bytearray()  # appends in place: large replies take linear time
     while len(buf) < n:
         chunk = s.recv(n - len(buf))
         if not chunk:
             raise EOFError(f"closed after {len(buf)} of {n} bytes")
         buf += chunk
-    return buf
+    return bytes(buf)
 
 
 class Raw:
@@ -802,6 +802,34 @@ def test_dlvmd_closed_connections_give_their_buffers_back(tmp_path, state_dir, p
         r.request(CMD_READ, 0, MiB, cookie=99)
         assert r.simple_reply() == (0, 99)
         assert len(recvn(r.s, MiB)) == MiB
+        r.close()
+    finally:
+        stop_clean(d)
+
+
+def test_dlvmd_own_pinned_arena_does_not_block_a_large_request(tmp_path, state_dir, pv):
+    """Found by tests/fuzz/fuzz_nbd.c: a connection's pinned arena (8 MiB)
+    counts in the server's buffer total, and a connection with nothing in
+    flight waited for room for a large request until others freed theirs:
+    alone, with --nbd-buffers 32, a read of more than 24 MiB right after
+    another request waited forever for its own arena."""
+    a = pv("pv0.img", state_dir=state_dir)
+    dlvm_ok("vgcreate", "vg0", a, socket=tmp_path / "no-daemon.sock", state_dir=state_dir)
+    d = Dlvmd(state_dir, devices=[a], extra=["--nbd-buffers", "32"])
+    d.start()
+    try:
+        d.cli_ok("lvcreate", "-n", "lv1", "-L", "64m", "vg0")
+        r = Raw(str(d.nbd_socket))
+        r.s.settimeout(10)
+        r.go("vg0/lv1")
+        r.request(CMD_READ, 0, 4096, cookie=1)  # pins the arena
+        assert r.simple_reply() == (0, 1)
+        recvn(r.s, 4096)
+        r.request(CMD_READ, 0, 32 * MiB, cookie=2)
+        assert r.simple_reply() == (0, 2)
+        assert len(recvn(r.s, 32 * MiB)) == 32 * MiB
+        r.request(CMD_DISC, 0, 0)
+        assert r.closed()
         r.close()
     finally:
         stop_clean(d)
