@@ -49,8 +49,8 @@
  *            stopping
  *   byte 1   client flags: bits 0-1 as sent; bit 7 adds unknown bits 2-6
  *   options  an op byte each, until one ends the options: bits 0-3 the
- *            option (see opt_kind below), bit 4 the length field is off by
- *            a signed byte read next, bit 7 after GO or EXPORT_NAME: stay
+ *            option (enum opt_kind), bit 4 the length field is off by a
+ *            signed byte read next, bit 7 after GO or EXPORT_NAME: stay
  *            in the options (else requests follow). Names and queries
  *            are picked from tables or read from the input.
  *   requests an op byte each: bits 0-2 the command, bit 3 the command is a
@@ -59,8 +59,8 @@
  *            from bit 7), bit 6 a write's payload is cut to a u16 read
  *            next; then an offset choice and a length choice (off_choice,
  *            len_choice). Write payloads are a pattern, not input bytes.
- * The stream is capped (STREAM_MAX; reads in all READ_BUDGET) so that a
- * run stays short.
+ * The constants of the format are in tests/fuzz/nbd_input.h. The stream is
+ * capped (STREAM_MAX; reads in all READ_BUDGET) so that a run stays short.
  */
 /* fuzz-sources: daemon/exports.c daemon/nbd/handshake.c daemon/nbd/access.c */
 /* fuzz-sources: daemon/nbd/tls.c daemon/nbd/tls_conn.c daemon/nbd/transmit.c */
@@ -88,10 +88,11 @@
 #include "daemon/nbd/tls.h"
 #include "dlvm/log.h"
 #include "dlvm/map.h"
+#include "tests/fuzz/nbd_input.h"
 
 #define DEV_SIZE (1u << 20)
-#define STREAM_MAX (8u << 20)
-#define READ_BUDGET (16u << 20)
+#define STREAM_MAX (3u << 20)
+#define READ_BUDGET (8u << 20)
 /* Tight limits: what "other connections" hold of the server's total. A
  * connection with nothing in flight may always take one request of
  * NBD_MAX_PAYLOAD (over that it is refused unread), but only within the
@@ -99,15 +100,6 @@
  * the others forever, as the server means it to. */
 #define TIGHT_OTHERS (2ull << 20)
 #define TIGHT_TOTAL (NBD_MAX_PAYLOAD + TIGHT_OTHERS)
-
-enum {
-	M_TRANSMIT = 1 << 0,
-	M_TLS = 1 << 1,
-	M_TLS_REQUIRED = 1 << 2,
-	M_RESTRICTED = 1 << 3,
-	M_TIGHT = 1 << 4,
-	M_STOP = 1 << 5,
-};
 
 static const char *const export_names[] = {
 	"vg0/lv0", "vg0/lv1", "vg0/striped", "vg1/ro", "vg2/fenced", "vg2/live",
@@ -213,7 +205,8 @@ static void setup(void)
 	int s[2] = { memfd("s0", DEV_SIZE), memfd("s1", DEV_SIZE) };
 	struct dlvm_lv_map *m;
 
-	dlvm_log_set_sink(drop_line, NULL);
+	if (!getenv("FUZZ_NBD_LOG")) /* set: the server's lines on stderr */
+		dlvm_log_set_sink(drop_line, NULL);
 	dlvm_log_set_level(DLVM_LOG_DEBUG);
 	dlvm_log_set_debug("nbd", NULL); /* the debug lines are formatted too */
 	exports = dlvm_exports_new();
@@ -312,7 +305,7 @@ static void put_name(struct out *o, struct in *in)
 	if (c < NEXPORTS) {
 		name = export_names[c];
 		len = strlen(name);
-	} else if (c < 0x40) {
+	} else if (c < NAME_RAW) {
 		name = c & 1 ? "" : "vg0/nope";
 		len = strlen(name);
 	} else {
@@ -361,7 +354,7 @@ static void opt_meta(struct out *o, struct in *in)
 	put_be(o, n, 4);
 	for (unsigned i = 0; i < n; i++) {
 		uint8_t q = (uint8_t)get(in, 1);
-		if (q < 4 * 16) {
+		if (q < Q_RAW) {
 			put_be(o, strlen(queries[q % 4]), 4);
 			put(o, queries[q % 4], strlen(queries[q % 4]));
 		} else {
@@ -369,22 +362,6 @@ static void opt_meta(struct out *o, struct in *in)
 		}
 	}
 }
-
-enum opt_kind {
-	K_EXPORT_NAME,
-	K_ABORT,
-	K_LIST,
-	K_STARTTLS,
-	K_INFO,
-	K_GO,
-	K_STRUCTURED,
-	K_LIST_META,
-	K_SET_META,
-	K_UNKNOWN,    /* option number from the input */
-	K_RAW_OPTION, /* option number, length and up to 255 data bytes from the input */
-	K_RAW_BYTES,  /* up to 255 bytes as they are (bad magic...) */
-	K_END,        /* and up: requests follow */
-};
 
 static const uint32_t opt_number[] = { NBD_OPT_EXPORT_NAME,
 				       NBD_OPT_ABORT,
@@ -410,7 +387,7 @@ static bool build_option(struct out *o, struct in *in)
 {
 	uint8_t op = (uint8_t)get(in, 1);
 	unsigned kind = op & 0xf;
-	int fudge = op & 0x10 ? (int8_t)get(in, 1) : 0;
+	int fudge = op & OP_FUDGE ? (int8_t)get(in, 1) : 0;
 	struct out d = { 0 };
 	uint32_t opt;
 
@@ -443,58 +420,56 @@ static bool build_option(struct out *o, struct in *in)
 	if (d.len)
 		put(o, d.b, d.len);
 	free(d.b);
-	return (kind == K_GO || kind == K_EXPORT_NAME) && !(op & 0x80);
+	return (kind == K_GO || kind == K_EXPORT_NAME) && !(op & OP_STAY);
 }
 
 static uint64_t off_choice(struct in *in)
 {
 	switch (get(in, 1) & 7) {
-	case 0: return 0;
-	case 1: return get(in, 2) * 512;
-	case 2: return get(in, 2);
-	case 3: return DEV_SIZE - get(in, 2);
-	case 4: return DEV_SIZE;
-	case 5: return get(in, 8);
-	case 6: return UINT64_MAX - get(in, 2);
+	case OFF_0: return 0;
+	case OFF_U16_SECTORS: return get(in, 2) * 512;
+	case OFF_U16: return get(in, 2);
+	case OFF_END_MINUS_U16: return DEV_SIZE - get(in, 2);
+	case OFF_END: return DEV_SIZE;
+	case OFF_U64: return get(in, 8);
+	case OFF_MAX_MINUS_U16: return UINT64_MAX - get(in, 2);
 	default: return get(in, 1) * 4096;
 	}
 }
 
 static uint32_t len_choice(struct in *in)
 {
-	static const uint32_t fixed[] = { 0,
-					  1,
-					  512,
-					  4096,
-					  65536,
-					  65537,
-					  256u << 10,
-					  (256u << 10) + 1,
-					  DEV_SIZE,
-					  0 /* u16 */,
-					  0 /* u16 * 512 */,
-					  NBD_MAX_PAYLOAD,
-					  NBD_MAX_PAYLOAD + 1,
-					  (128u << 20) + 1,
-					  UINT32_MAX,
-					  0 /* u32 */ };
+	static const uint32_t fixed[] = {
+		[LEN_0] = 0,
+		[LEN_1] = 1,
+		[LEN_512] = 512,
+		[LEN_4K] = 4096,
+		[LEN_64K] = 65536,
+		[LEN_64K_1] = 65537,
+		[LEN_256K] = 256u << 10,
+		[LEN_256K_1] = (256u << 10) + 1,
+		[LEN_1M] = DEV_SIZE,
+		[LEN_MAX_PAYLOAD] = NBD_MAX_PAYLOAD,
+		[LEN_MAX_PAYLOAD_1] = NBD_MAX_PAYLOAD + 1,
+		[LEN_DISCARD_MAX_1] = (128u << 20) + 1,
+		[LEN_U32_MAX] = UINT32_MAX,
+	};
 	unsigned c = (unsigned)get(in, 1) & 15;
 
-	if (c == 9)
-		return (uint32_t)get(in, 2);
-	if (c == 10)
-		return (uint32_t)get(in, 2) * 512;
-	if (c == 15)
-		return (uint32_t)get(in, 4);
-	return fixed[c];
+	switch (c) {
+	case LEN_U16: return (uint32_t)get(in, 2);
+	case LEN_U16_SECTORS: return (uint32_t)get(in, 2) * 512;
+	case LEN_U32: return (uint32_t)get(in, 4);
+	default: return fixed[c];
+	}
 }
 
 static void build_request(struct out *o, struct in *in, uint64_t cookie)
 {
 	uint8_t op = (uint8_t)get(in, 1);
-	uint16_t type = op & 8 ? (uint16_t)get(in, 2) : op & 7;
-	uint32_t magic = op & 0x10 ? (uint32_t)get(in, 4) : NBD_REQUEST_MAGIC;
-	uint16_t flags = op & 0x20 ? (uint16_t)get(in, 1) : op & 0x80 ? NBD_CMD_FLAG_FUA : 0;
+	uint16_t type = op & RQ_TYPE_RAW ? (uint16_t)get(in, 2) : op & 7;
+	uint32_t magic = op & RQ_MAGIC_RAW ? (uint32_t)get(in, 4) : NBD_REQUEST_MAGIC;
+	uint16_t flags = op & RQ_FLAGS ? (uint16_t)get(in, 1) : op & RQ_FUA ? NBD_CMD_FLAG_FUA : 0;
 	uint64_t off = off_choice(in);
 	uint32_t len = len_choice(in);
 	uint64_t payload = 0;
@@ -509,7 +484,7 @@ static void build_request(struct out *o, struct in *in, uint64_t cookie)
 		o->reads += len < 2 * DEV_SIZE ? len : 2 * DEV_SIZE;
 	if (type != NBD_CMD_WRITE)
 		return;
-	payload = op & 0x40 ? get(in, 2) : len;
+	payload = op & RQ_SHORT ? get(in, 2) : len;
 	if (payload > len)
 		payload = len;
 	if (payload > STREAM_MAX)
@@ -529,7 +504,7 @@ static void build(struct out *o, struct in *in)
 	uint32_t cflags = cf & 3;
 	uint64_t cookie = 1;
 
-	if (cf & 0x80)
+	if (cf & CF_UNKNOWN)
 		cflags |= cf & 0x7c;
 	put_be(o, cflags, 4);
 	while (in->n && !full(o))
@@ -649,7 +624,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static _Atomic uint64_t buf_total;
 	struct in in = { .p = data + 1, .n = size ? size - 1 : 0 };
-	struct out o = { 0 };
+	static struct out o; /* kept: its pages stay mapped from run to run */
 	struct nbd_conn *c;
 	uint8_t mode;
 	int sv[2];
@@ -659,6 +634,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 2)
 		return 0;
 	mode = data[0];
+	o.len = 0;
+	o.reads = 0;
 	build(&o, &in);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		abort();
@@ -690,7 +667,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(sv[1]);
 	free(c->name);
 	free(c);
-	free(o.b);
 	if (atomic_load(&buf_total) != (mode & M_TIGHT ? TIGHT_OTHERS : 0))
 		abort(); /* request buffers not given back */
 	for (size_t i = 0; i < NEXPORTS; i++)
