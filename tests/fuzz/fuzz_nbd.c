@@ -231,8 +231,7 @@ static void setup(void)
 		abort();
 	lim_default = (struct nbd_limits){ .conn_buf = NBD_DEFAULT_CONN_BUF,
 					   .total_buf = NBD_DEFAULT_TOTAL_BUF };
-	lim_tight = (struct nbd_limits){ .conn_buf = NBD_MAX_PAYLOAD,
-					 .total_buf = NBD_MAX_PAYLOAD };
+	lim_tight = (struct nbd_limits){ .conn_buf = NBD_MAX_PAYLOAD, .total_buf = TIGHT_TOTAL };
 }
 
 /* ---- the input and the stream built from it ---- */
