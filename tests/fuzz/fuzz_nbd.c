@@ -30,10 +30,14 @@
  *   vg1/ro       read-only
  *   vg2/fenced   a shared VG's map whose fence deadline has passed
  *   vg2/live     a shared VG's map whose fence is far away
- * TLS (when the input asks): PSK credentials and access rules
- * that let clients without TLS open vg0's LVs and vg2/live only (restricted
- * clients, the TCP listener's); STARTTLS is acknowledged and the TLS
- * handshake then reads the client's bytes that follow.
+ * TLS (when the input asks): PSK credentials (identity alice) and access
+ * rules that let clients without TLS open vg0's LVs and vg2/live only, and
+ * alice every export (restricted clients, the TCP listener's). When every
+ * option before the first STARTTLS is one the server answers at once, the
+ * client reads the replies up to STARTTLS's and, if it was acknowledged,
+ * does the TLS handshake as alice and sends the rest of the stream through
+ * TLS: the option haggling and the transmission phase run on GnuTLS.
+ * Otherwise the TLS handshake reads the client's plain bytes and fails.
  *
  * Checked after each run, besides the sanitizers: the connection let go of
  * its export (no client is left attached), and the request buffers it
@@ -69,6 +73,7 @@
 /* fuzz-cflags: -DNSLOTS=16 */
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -79,6 +84,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "daemon/exports.h"
@@ -198,6 +204,7 @@ static void make_tls(void)
 }
 
 static void *client_main(void *arg);
+static gnutls_psk_client_credentials_t psk_cred; /* alice's key, as in make_tls */
 
 static void setup(void)
 {
@@ -226,6 +233,11 @@ static void setup(void)
 	dlvm_fence_set(m->fence, UINT64_MAX / 2);
 	export("vg2/live", m);
 	make_tls();
+	static const uint8_t key[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
+	const gnutls_datum_t k = { .data = (uint8_t *)key, .size = sizeof(key) };
+	if (gnutls_psk_allocate_client_credentials(&psk_cred) < 0 ||
+	    gnutls_psk_set_client_credentials(psk_cred, "alice", &k, GNUTLS_PSK_KEY_RAW) < 0)
+		abort();
 	pthread_t t;
 	if (pthread_create(&t, NULL, client_main, NULL))
 		abort();
@@ -259,6 +271,11 @@ struct out {
 	uint8_t *b;
 	size_t len, cap;
 	uint64_t reads;
+	/* the client starts TLS after the first STARTTLS, at tls_at (0: never),
+	 * when TLS is offered and every option before it is one the server
+	 * answers without waiting for more bytes ("clean") */
+	bool tls_offered, clean;
+	size_t tls_at;
 };
 
 static bool full(const struct out *o)
@@ -392,6 +409,9 @@ static bool build_option(struct out *o, struct in *in)
 
 	if (kind >= K_END)
 		return true;
+	if (fudge || kind == K_RAW_BYTES || kind == K_RAW_OPTION || kind == K_GO ||
+	    kind == K_EXPORT_NAME)
+		o->clean = false;
 	if (kind == K_RAW_BYTES) {
 		copy_bytes(o, in, get(in, 1));
 		return false;
@@ -419,6 +439,8 @@ static bool build_option(struct out *o, struct in *in)
 	if (d.len)
 		put(o, d.b, d.len);
 	free(d.b);
+	if (kind == K_STARTTLS && o->tls_offered && o->clean && !o->tls_at)
+		o->tls_at = o->len;
 	return (kind == K_GO || kind == K_EXPORT_NAME) && !(op & OP_STAY);
 }
 
@@ -522,7 +544,7 @@ struct client {
 	pthread_cond_t cv;
 	int fd; /* the job: -1 when none */
 	const uint8_t *b;
-	size_t len;
+	size_t len, tls_at;
 	bool done;
 };
 
@@ -530,35 +552,146 @@ static struct client cl = { .mu = PTHREAD_MUTEX_INITIALIZER,
 			    .cv = PTHREAD_COND_INITIALIZER,
 			    .fd = -1 };
 
+/* The client's end: plain, or through TLS once started (s). */
+struct chan {
+	int fd;
+	gnutls_session_t s;
+};
+
+/* Bytes read or written, 0 at the end of the stream, -EAGAIN, or -EIO. */
+static ssize_t chan_recv(struct chan *ch, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (!ch->s) {
+		n = recv(ch->fd, buf, len, MSG_DONTWAIT);
+		return n >= 0 ? n : errno == EAGAIN || errno == EINTR ? -EAGAIN : -EIO;
+	}
+	n = gnutls_record_recv(ch->s, buf, len);
+	return n >= 0 ? n : n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED ? -EAGAIN : -EIO;
+}
+
+static ssize_t chan_send(struct chan *ch, const void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (!ch->s) {
+		n = send(ch->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		return n >= 0 ? n : errno == EAGAIN || errno == EINTR ? -EAGAIN : -EIO;
+	}
+	/* after -EAGAIN, GnuTLS wants the same bytes again: they are */
+	n = gnutls_record_send(ch->s, buf, len < 16384 ? len : 16384);
+	return n >= 0 ? n : n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED ? -EAGAIN : -EIO;
+}
+
 /* Write the stream while reading what comes back, until the server closes. */
-static void play(int fd, const uint8_t *b, size_t len)
+static void play(struct chan *ch, const uint8_t *b, size_t len)
 {
 	static uint8_t sink[1 << 16];
 	size_t sent = 0;
-	bool writing = true;
+	bool writing = len > 0;
 
+	if (!writing)
+		shutdown(ch->fd, SHUT_WR);
 	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN | (writing ? POLLOUT : 0) };
+		struct pollfd p = { .fd = ch->fd, .events = POLLIN | (writing ? POLLOUT : 0) };
+		ssize_t n;
 		if (poll(&p, 1, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			abort();
 		}
 		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-			ssize_t n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
-			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			while ((n = chan_recv(ch, sink, sizeof(sink))) > 0)
+				;
+			if (n != -EAGAIN)
 				return; /* the server closed */
 		}
 		if (writing && (p.revents & POLLOUT)) {
-			ssize_t n = send(fd, b + sent, len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+			n = chan_send(ch, b + sent, len - sent);
 			if (n > 0)
 				sent += (size_t)n;
-			if ((n < 0 && errno != EAGAIN && errno != EINTR) || sent == len) {
-				shutdown(fd, SHUT_WR); /* the end of the client's stream */
+			if (n == -EIO || sent == len) {
+				if (ch->s)
+					gnutls_bye(ch->s, GNUTLS_SHUT_WR);
+				shutdown(ch->fd, SHUT_WR); /* the end of the client's stream */
 				writing = false;
 			}
 		}
 	}
+}
+
+static bool recv_all(int fd, void *buf, size_t len)
+{
+	for (uint8_t *p = buf; len;) {
+		ssize_t n = recv(fd, p, len, 0);
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+/* Send the stream up to STARTTLS and read the replies up to its own: was
+ * it acknowledged? */
+static bool starttls_acked(int fd, const uint8_t *b, size_t tls_at)
+{
+	uint8_t h[20];
+
+	if (send(fd, b, tls_at, MSG_NOSIGNAL) != (ssize_t)tls_at || !recv_all(fd, h, 18))
+		return false;
+	for (;;) {
+		if (!recv_all(fd, h, 20) || nbd_get64(h) != NBD_REP_MAGIC)
+			return false;
+		for (uint32_t left = nbd_get32(h + 16); left;) {
+			static uint8_t skip[4096];
+			uint32_t k = left < sizeof(skip) ? left : sizeof(skip);
+			if (!recv_all(fd, skip, k))
+				return false;
+			left -= k;
+		}
+		if (nbd_get32(h + 8) == NBD_OPT_STARTTLS)
+			return nbd_get32(h + 12) == NBD_REP_ACK;
+	}
+}
+
+/* The client: plain, or up to STARTTLS and then, if acknowledged, the TLS
+ * handshake (PSK, alice) and the rest of the stream through TLS. */
+static void client_run(int fd, const uint8_t *b, size_t len, size_t tls_at)
+{
+	struct chan ch = { .fd = fd };
+	struct timeval tv = { .tv_sec = 5 }; /* a safety net: the options are clean */
+	int r;
+
+	if (!tls_at) {
+		play(&ch, b, len);
+		return;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (!starttls_acked(fd, b, tls_at)) {
+		play(&ch, b + tls_at, len - tls_at);
+		return;
+	}
+	if (gnutls_init(&ch.s, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL) < 0 ||
+	    gnutls_priority_set_direct(ch.s, "NORMAL:+ECDHE-PSK:+DHE-PSK:+PSK", NULL) < 0 ||
+	    gnutls_credentials_set(ch.s, GNUTLS_CRD_PSK, psk_cred) < 0)
+		abort();
+	gnutls_transport_set_int(ch.s, fd);
+	gnutls_handshake_set_timeout(ch.s, 5000);
+	do
+		r = gnutls_handshake(ch.s);
+	while (r < 0 && !gnutls_error_is_fatal(r));
+	if (r < 0) {
+		gnutls_deinit(ch.s);
+		ch.s = NULL;
+		play(&ch, b, 0);
+		return;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	play(&ch, b + tls_at, len - tls_at);
+	gnutls_deinit(ch.s);
 }
 
 static void *client_main(void *arg)
@@ -569,7 +702,7 @@ static void *client_main(void *arg)
 		while (cl.fd < 0)
 			pthread_cond_wait(&cl.cv, &cl.mu);
 		pthread_mutex_unlock(&cl.mu);
-		play(cl.fd, cl.b, cl.len);
+		client_run(cl.fd, cl.b, cl.len, cl.tls_at);
 		pthread_mutex_lock(&cl.mu);
 		cl.fd = -1;
 		cl.done = true;
@@ -578,11 +711,12 @@ static void *client_main(void *arg)
 	return NULL;
 }
 
-static void client_start(int fd, const uint8_t *b, size_t len)
+static void client_start(int fd, const uint8_t *b, size_t len, size_t tls_at)
 {
 	pthread_mutex_lock(&cl.mu);
 	cl.b = b;
 	cl.len = len;
+	cl.tls_at = tls_at;
 	cl.done = false;
 	cl.fd = fd;
 	pthread_cond_broadcast(&cl.cv);
@@ -635,10 +769,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mode = data[0];
 	o.len = 0;
 	o.reads = 0;
+	o.tls_offered = mode & M_TLS;
+	o.clean = true;
+	o.tls_at = 0;
 	build(&o, &in);
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		abort();
-	client_start(sv[1], o.b, o.len);
+	client_start(sv[1], o.b, o.len, o.tls_at);
 
 	c = calloc(1, sizeof(*c));
 	if (!c)

@@ -497,6 +497,23 @@ static void gen_nbd(void)
 	put(&s, "\x16\x03\x01\x00\x05", 5);
 	save("fuzz_nbd", "starttls", &s);
 
+	/* TLS started (the client does the TLS handshake), then a full session
+	 * through it; required, with the access rules: alice opens vg1/ro */
+	nbd_start(&s, M_TRANSMIT | M_TLS, 3);
+	put8(&s, K_STRUCTURED); /* forgotten once TLS starts */
+	put8(&s, K_STARTTLS);
+	nbd_go(&s, N_STRIPED);
+	nbd_io(&s);
+	save("fuzz_nbd", "tls_session", &s);
+	nbd_start(&s, M_TRANSMIT | M_TLS | M_TLS_REQUIRED | M_RESTRICTED, 3);
+	put8(&s, K_LIST);
+	put8(&s, K_STARTTLS);
+	put8(&s, K_LIST);
+	put8(&s, K_STARTTLS); /* again: refused */
+	nbd_go(&s, N_RO);
+	nbd_io(&s);
+	save("fuzz_nbd", "tls_required", &s);
+
 	/* TLS offered, not started: the access rules hide vg1 and vg2/fenced */
 	nbd_start(&s, M_TRANSMIT | M_TLS | M_RESTRICTED, 3);
 	put8(&s, K_LIST);
