@@ -284,6 +284,8 @@ static size_t gather(struct nbd_tls_conn *tc, struct cursor c)
 
 	for (; c.i < c.n && n < STAGE_MAX; c.i++, c.off = 0) {
 		size_t k = c.iov[c.i].iov_len - c.off;
+		if (!k)
+			continue; /* an empty piece may have no base (option replies) */
 		if (k > STAGE_MAX - n)
 			k = STAGE_MAX - n;
 		memcpy(tc->stage + n, (const uint8_t *)c.iov[c.i].iov_base + c.off, k);

@@ -317,6 +317,8 @@ static void xmit_release(struct xmit *x, bool ring)
 	}
 	if (x->held)
 		atomic_fetch_sub(x->c->buf_total, x->held);
+	if (x->fixed_bufs) /* a pinned arena counts in the server's total */
+		atomic_fetch_sub(x->c->buf_total, (uint64_t)NSLOTS * SLOT_BUF);
 	free(x->arena);
 	free(x->rx);
 	free(x->dirty);

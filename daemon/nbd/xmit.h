@@ -19,7 +19,11 @@
 #include "dlvm/map.h"
 #include "dlvm/thinpool.h"
 
+/* Slots per connection: fewer in the fuzz harness (tests/fuzz/fuzz_nbd.c),
+ * where a large arena per connection would make every run slow. */
+#ifndef NSLOTS
 #define NSLOTS 128
+#endif
 #define SLOT_BUF 65536u            /* preallocated per slot */
 #define SLOT_KEEP_MAX (256u << 10) /* slot buffers may grow up to this */
 #define RXBUF_SIZE (256u << 10)

@@ -10,8 +10,9 @@
  *   receive buffer, and once that is full the socket is not read, so the
  *   client waits on TCP backpressure. Requests in flight free their
  *   buffers as their replies go out, and parsing goes on. A connection
- *   with nothing in flight first lets go of its kept buffers, and may
- *   then always take one request of up to NBD_MAX_PAYLOAD (conn_buf is at
+ *   with nothing in flight first lets go of its kept buffers (and, for the
+ *   server's total, of its pinned arena), and may then always take one
+ *   request of up to NBD_MAX_PAYLOAD (conn_buf is at
  *   least that), but never over the server's total: then it looks again,
  *   as others free theirs, after BUF_POLL_US, twice that, and so on up to
  *   BUF_POLL_MAX_US.
@@ -58,6 +59,23 @@ static void trim(struct xmit *x)
 	}
 }
 
+/* Drop the arena's registration, and its count in the server's total. */
+static void unregister_arena(struct xmit *x)
+{
+	if (x->fixed_bufs && io_uring_unregister_buffers(&x->ring) == 0) {
+		x->fixed_bufs = false;
+		atomic_fetch_sub(x->c->buf_total, (uint64_t)NSLOTS * SLOT_BUF);
+	}
+}
+
+static bool total_take(struct xmit *x, uint64_t need)
+{
+	if (atomic_fetch_add(x->c->buf_total, need) + need <= x->c->lim->total_buf)
+		return true;
+	atomic_fetch_sub(x->c->buf_total, need);
+	return false;
+}
+
 bool xmit_buf_take(struct xmit *x, uint64_t need)
 {
 	const struct nbd_limits *l = x->c->lim;
@@ -70,8 +88,14 @@ bool xmit_buf_take(struct xmit *x, uint64_t need)
 			return false;
 		trim(x);
 	}
-	if (atomic_fetch_add(x->c->buf_total, need) + need > l->total_buf) {
-		atomic_fetch_sub(x->c->buf_total, need);
+	bool ok = total_take(x, need);
+	if (!ok && !busy && x->fixed_bufs) {
+		/* with nothing in flight, its own pinned arena must not be
+		 * what the request waits for: no other connection frees it */
+		unregister_arena(x);
+		ok = total_take(x, need);
+	}
+	if (!ok) {
 		/* look again later, less often the longer it waits */
 		x->buf_poll_us = x->buf_poll_us ? DLVM_MIN(2 * x->buf_poll_us, BUF_POLL_MAX_US)
 						: BUF_POLL_US;
@@ -118,10 +142,7 @@ void xmit_unpin(struct xmit *x)
 {
 	if (!xmit_idle(x))
 		return;
-	if (x->fixed_bufs && io_uring_unregister_buffers(&x->ring) == 0) {
-		x->fixed_bufs = false;
-		atomic_fetch_sub(x->c->buf_total, (uint64_t)NSLOTS * SLOT_BUF);
-	}
+	unregister_arena(x);
 	if (x->fixed_bufs)
 		return;
 	madvise(x->arena, (size_t)NSLOTS * SLOT_BUF, MADV_DONTNEED);

@@ -3,7 +3,9 @@
  * Writes the seed corpora of the fuzz harnesses, tests/fuzz/corpus/NAME/,
  * from structures encoded with the project's own codecs: valid inputs, and
  * valid inputs with one named field pushed out of range (what the field
- * checks are for). Run it again when a format or a harness's input changes:
+ * checks are for); for fuzz_nbd, client sessions in the harness's input
+ * format (nbd_input.h), good and bad. Run it again when a format or a
+ * harness's input changes:
  *
  *   cc -std=c17 -D_GNU_SOURCE -Iinclude -I. -o build/gen_corpus \
  *      tests/fuzz/gen_corpus.c build/lib/libdlvm.a \
@@ -25,6 +27,7 @@
 #include "lib/lease/layout.h"
 #include "lib/meta/meta.h"
 #include "lib/thin/layout.h"
+#include "tests/fuzz/nbd_input.h"
 
 static const char *root;
 
@@ -255,6 +258,288 @@ static void gen_request(void)
 	save("fuzz_request", "json_lvcreate", &s);
 }
 
+/* fuzz_nbd: mode byte, client flags, options, requests (nbd_input.h) */
+static void put_be(struct seed *s, uint64_t v, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		put8(s, (uint8_t)(v >> (8 * (n - 1 - i))));
+}
+
+/* A request: op byte (and flags byte), offset choice, length choice, each
+ * with the bytes it takes; v is the value those bytes carry. */
+static void rq(struct seed *s, uint8_t op, uint8_t flags, uint8_t off, uint64_t offv, uint8_t len,
+	       uint64_t lenv)
+{
+	put8(s, op);
+	if (op & RQ_FLAGS)
+		put8(s, flags);
+	put8(s, off);
+	switch (off) {
+	case OFF_U16_SECTORS:
+	case OFF_U16:
+	case OFF_END_MINUS_U16:
+	case OFF_MAX_MINUS_U16: put_be(s, offv, 2); break;
+	case OFF_U64: put_be(s, offv, 8); break;
+	case OFF_U8_PAGES: put8(s, (uint8_t)offv); break;
+	default: break;
+	}
+	put8(s, len);
+	switch (len) {
+	case LEN_U16:
+	case LEN_U16_SECTORS: put_be(s, lenv, 2); break;
+	case LEN_U32: put_be(s, lenv, 4); break;
+	default: break;
+	}
+}
+
+static void nbd_start(struct seed *s, uint8_t mode, uint8_t cflags)
+{
+	s->len = 0;
+	put8(s, mode);
+	put8(s, cflags);
+}
+
+/* an option with a name and, for GO and INFO, no info requests */
+static void opt_name(struct seed *s, uint8_t op, uint8_t name)
+{
+	put8(s, op);
+	put8(s, name);
+	if ((op & 0xf) == K_GO || (op & 0xf) == K_INFO)
+		put8(s, 0);
+}
+
+/* structured replies, base:allocation on name, GO name asking for its
+ * name and description */
+static void nbd_go(struct seed *s, uint8_t name)
+{
+	put8(s, K_STRUCTURED);
+	put8(s, K_SET_META);
+	put8(s, name);
+	put8(s, 1);
+	put8(s, Q_ALLOCATION);
+	put8(s, K_GO);
+	put8(s, name);
+	put8(s, 2);
+	put8(s, 1); /* NBD_INFO_NAME */
+	put8(s, 2); /* NBD_INFO_DESCRIPTION */
+}
+
+/* every command, aligned and not */
+static void nbd_io(struct seed *s)
+{
+	rq(s, 1, 0, OFF_0, 0, LEN_4K, 0);                           /* write */
+	rq(s, 0, 0, OFF_0, 0, LEN_4K, 0);                           /* read */
+	rq(s, 1 | RQ_FUA, 0, OFF_U8_PAGES, 3, LEN_64K, 0);          /* write FUA */
+	rq(s, 1, 0, OFF_U16, 1000, LEN_U16, 3000);                  /* unaligned write */
+	rq(s, 0, 0, OFF_U16, 999, LEN_U16, 5000);                   /* unaligned read */
+	rq(s, 3, 0, OFF_0, 0, LEN_0, 0);                            /* flush */
+	rq(s, 4, 0, OFF_U8_PAGES, 4, LEN_64K, 0);                   /* trim */
+	rq(s, 6, 0, OFF_0, 0, LEN_64K, 0);                          /* write zeroes */
+	rq(s, 6 | RQ_FLAGS, 2, OFF_U16, 100, LEN_4K, 0);            /* ... NO_HOLE */
+	rq(s, 6 | RQ_FUA, 0, OFF_U16_SECTORS, 9, LEN_4K, 0);        /* ... FUA */
+	rq(s, 7 | RQ_FLAGS, 8, OFF_0, 0, LEN_1M, 0);                /* block status */
+	rq(s, 5, 0, OFF_0, 0, LEN_4K, 0);                           /* cache */
+	rq(s, 0, 0, OFF_0, 0, LEN_256K_1, 0);                       /* over the kept size */
+	rq(s, 1, 0, OFF_0, 0, LEN_1M, 0);                           /* the whole export */
+	rq(s, 0 | RQ_FLAGS, 4, OFF_END_MINUS_U16, 512, LEN_512, 0); /* DF, the last sector */
+	rq(s, 2, 0, OFF_0, 0, LEN_0, 0);                            /* disconnect */
+}
+
+static void gen_nbd(void)
+{
+	struct seed s;
+
+	/* a full session on each kind of export */
+	static const struct {
+		const char *file;
+		uint8_t name;
+	} full[] = { { "go_linear", N_LV0 },      { "go_direct", N_LV1 },
+		     { "go_striped", N_STRIPED }, { "go_readonly", N_RO },
+		     { "go_fenced", N_FENCED },   { "go_live", N_LIVE } };
+	for (size_t i = 0; i < sizeof(full) / sizeof(full[0]); i++) {
+		nbd_start(&s, M_TRANSMIT, 3);
+		nbd_go(&s, full[i].name);
+		nbd_io(&s);
+		save("fuzz_nbd", full[i].file, &s);
+	}
+
+	/* simple replies, tight buffer limits, many large requests at once */
+	nbd_start(&s, M_TRANSMIT | M_TIGHT, 3);
+	opt_name(&s, K_GO, N_STRIPED);
+	for (int i = 0; i < 24; i++)
+		rq(&s, i % 3 ? 0 : 1, 0, OFF_0, 0, LEN_1M, 0);
+	rq(&s, 1, 0, OFF_0, 0, LEN_MAX_PAYLOAD, 0); /* refused: past the end */
+	rq(&s, 3, 0, OFF_0, 0, LEN_0, 0);
+	save("fuzz_nbd", "tight_pipelined", &s);
+
+	/* requests refused: out of range, too large, bad flags, unknown */
+	nbd_start(&s, M_TRANSMIT, 3);
+	nbd_go(&s, N_LV0);
+	rq(&s, 0, 0, OFF_END, 0, LEN_1, 0);
+	rq(&s, 0, 0, OFF_MAX_MINUS_U16, 1, LEN_4K, 0);
+	rq(&s, 0, 0, OFF_0, 0, LEN_MAX_PAYLOAD_1, 0);
+	rq(&s, 1, 0, OFF_END_MINUS_U16, 512, LEN_64K, 0); /* past the end: payload dropped */
+	rq(&s, 4, 0, OFF_U64, 1ull << 40, LEN_U32_MAX, 0);
+	rq(&s, 6, 0, OFF_0, 0, LEN_U32, 0x7fffffff);
+	rq(&s, 7, 0, OFF_0, 0, LEN_0, 0); /* zero-length block status */
+	rq(&s, 0 | RQ_FLAGS, 0xff, OFF_0, 0, LEN_512, 0);
+	put8(&s, RQ_TYPE_RAW); /* command 99 */
+	put_be(&s, 99, 2);
+	put8(&s, OFF_0);
+	put8(&s, LEN_512);
+	rq(&s, 1 | RQ_SHORT, 0, OFF_0, 0, LEN_4K, 0); /* payload cut: ends mid-request */
+	put_be(&s, 100, 2);
+	save("fuzz_nbd", "refused", &s);
+
+	/* a write larger than the server drops: disconnect */
+	nbd_start(&s, M_TRANSMIT, 3);
+	opt_name(&s, K_GO, N_LV0);
+	rq(&s, 1, 0, OFF_0, 0, LEN_DISCARD_MAX_1, 0);
+	save("fuzz_nbd", "write_too_large", &s);
+
+	/* bad request magic */
+	nbd_start(&s, M_TRANSMIT, 3);
+	opt_name(&s, K_GO, N_LV0);
+	rq(&s, 0, 0, OFF_0, 0, LEN_4K, 0);
+	put8(&s, RQ_MAGIC_RAW);
+	put_be(&s, 0x25609514, 4);
+	put8(&s, OFF_0);
+	put8(&s, LEN_4K);
+	save("fuzz_nbd", "bad_request_magic", &s);
+
+	/* LIST, INFO, meta contexts, then ABORT */
+	nbd_start(&s, 0, 3);
+	put8(&s, K_LIST);
+	put8(&s, K_INFO);
+	put8(&s, N_RO);
+	put8(&s, 3);
+	put8(&s, 0);
+	put8(&s, 1);
+	put8(&s, 3);
+	put8(&s, K_LIST_META); /* before structured replies: refused */
+	put8(&s, N_LV0);
+	put8(&s, 0);
+	put8(&s, K_STRUCTURED);
+	put8(&s, K_LIST_META);
+	put8(&s, N_LV0);
+	put8(&s, 3);
+	put8(&s, Q_BASE);
+	put8(&s, Q_OTHER);
+	put8(&s, Q_RAW);
+	put8(&s, NAME_RAW | 4);
+	put(&s, "x:yz", 4);
+	put8(&s, K_SET_META);
+	put8(&s, NAME_OTHER);
+	put8(&s, 1);
+	put8(&s, Q_ALLOCATION);
+	put8(&s, K_ABORT);
+	save("fuzz_nbd", "list_info_meta_abort", &s);
+
+	/* EXPORT_NAME, without NO_ZEROES, then I/O */
+	nbd_start(&s, M_TRANSMIT, 1);
+	opt_name(&s, K_EXPORT_NAME, N_LV1);
+	rq(&s, 1, 0, OFF_U16_SECTORS, 3, LEN_U16_SECTORS, 9);
+	rq(&s, 0, 0, OFF_0, 0, LEN_64K_1, 0);
+	rq(&s, 2, 0, OFF_0, 0, LEN_0, 0);
+	save("fuzz_nbd", "export_name", &s);
+
+	/* names that do not open: empty, unknown, with a NUL; then GO */
+	nbd_start(&s, M_TRANSMIT, 3);
+	opt_name(&s, K_GO | OP_STAY, NAME_DEFAULT);
+	opt_name(&s, K_INFO, NAME_OTHER);
+	put8(&s, K_GO | OP_STAY);
+	put8(&s, NAME_RAW | 3);
+	put(&s, "a\0b", 3);
+	put8(&s, 0);
+	opt_name(&s, K_GO, N_LV0);
+	rq(&s, 0, 0, OFF_0, 0, LEN_512, 0);
+	save("fuzz_nbd", "bad_names", &s);
+
+	/* an option's length one short: the rest is taken for the next option */
+	nbd_start(&s, M_TRANSMIT, 3);
+	put8(&s, K_GO | OP_FUDGE | OP_STAY);
+	put8(&s, 0xff);
+	put8(&s, N_LV0);
+	put8(&s, 0);
+	save("fuzz_nbd", "option_length_short", &s);
+
+	/* unknown options, option data too long */
+	nbd_start(&s, 0, 3);
+	put8(&s, K_UNKNOWN);
+	put_be(&s, 4, 4);
+	put8(&s, 2);
+	put(&s, "ab", 2);
+	put8(&s, K_RAW_OPTION); /* STRUCTURED_REPLY with data */
+	put_be(&s, 8, 4);
+	put_be(&s, 2, 4);
+	put8(&s, 2);
+	put(&s, "ab", 2);
+	put8(&s, K_RAW_OPTION); /* more data than the server reads */
+	put_be(&s, 3, 4);
+	put_be(&s, 70000, 4);
+	put8(&s, 0);
+	save("fuzz_nbd", "option_too_long", &s);
+
+	/* bad option magic */
+	nbd_start(&s, 0, 3);
+	put8(&s, K_RAW_BYTES);
+	put8(&s, 16);
+	put(&s, "IHAVEOPU\0\0\0\3\0\0\0\0", 16);
+	save("fuzz_nbd", "bad_option_magic", &s);
+
+	/* TLS: required but not started; then STARTTLS and no TLS handshake */
+	nbd_start(&s, M_TRANSMIT | M_TLS | M_TLS_REQUIRED | M_RESTRICTED, 3);
+	put8(&s, K_LIST);
+	opt_name(&s, K_GO | OP_STAY, N_LV0);
+	put8(&s, K_STARTTLS);
+	put8(&s, K_RAW_BYTES);
+	put8(&s, 5);
+	put(&s, "\x16\x03\x01\x00\x05", 5);
+	save("fuzz_nbd", "starttls", &s);
+
+	/* TLS started (the client does the TLS handshake), then a full session
+	 * through it; required, with the access rules: alice opens vg1/ro */
+	nbd_start(&s, M_TRANSMIT | M_TLS, 3);
+	put8(&s, K_STRUCTURED); /* forgotten once TLS starts */
+	put8(&s, K_STARTTLS);
+	nbd_go(&s, N_STRIPED);
+	nbd_io(&s);
+	save("fuzz_nbd", "tls_session", &s);
+	nbd_start(&s, M_TRANSMIT | M_TLS | M_TLS_REQUIRED | M_RESTRICTED, 3);
+	put8(&s, K_LIST);
+	put8(&s, K_STARTTLS);
+	put8(&s, K_LIST);
+	put8(&s, K_STARTTLS); /* again: refused */
+	nbd_go(&s, N_RO);
+	nbd_io(&s);
+	save("fuzz_nbd", "tls_required", &s);
+
+	/* TLS offered, not started: the access rules hide vg1 and vg2/fenced */
+	nbd_start(&s, M_TRANSMIT | M_TLS | M_RESTRICTED, 3);
+	put8(&s, K_LIST);
+	opt_name(&s, K_GO | OP_STAY, N_RO);
+	opt_name(&s, K_GO, N_LIVE);
+	rq(&s, 1, 0, OFF_0, 0, LEN_4K, 0);
+	save("fuzz_nbd", "access_rules", &s);
+
+	/* no TLS configured: STARTTLS refused */
+	nbd_start(&s, 0, 3);
+	put8(&s, K_STARTTLS);
+	put8(&s, K_ABORT);
+	save("fuzz_nbd", "starttls_off", &s);
+
+	/* the server is stopping */
+	nbd_start(&s, M_TRANSMIT | M_STOP, 3);
+	put8(&s, K_LIST);
+	opt_name(&s, K_GO, N_LV0);
+	save("fuzz_nbd", "stopping", &s);
+
+	/* unknown client flags */
+	nbd_start(&s, 0, CF_UNKNOWN | 0x7);
+	put8(&s, K_LIST);
+	save("fuzz_nbd", "client_flags", &s);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -268,5 +553,6 @@ int main(int argc, char **argv)
 	gen_lease();
 	gen_thin();
 	gen_request();
+	gen_nbd();
 	return 0;
 }

@@ -27,6 +27,8 @@ import time
 import nbd
 import pytest
 
+from conftest import Dlvmd, dlvm_ok, stop_clean
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MiB = 1 << 20
 
@@ -149,13 +151,13 @@ def nbd_errnum(fn, *args, **kw):
 # ---------------------------------------------------------- a raw client
 
 def recvn(s, n):
-    buf = b""
+    buf = bytearray()  # appends in place: large replies take linear time
     while len(buf) < n:
         chunk = s.recv(n - len(buf))
         if not chunk:
             raise EOFError(f"closed after {len(buf)} of {n} bytes")
         buf += chunk
-    return buf
+    return bytes(buf)
 
 
 class Raw:
@@ -771,3 +773,63 @@ def test_dlvmd_read_only_lv(vg0):
     assert nbd_errnum(h.pwrite, b"x" * 4096, 0) == errno.EPERM
     assert nbd_errnum(h.zero, 4096, 0) == errno.EPERM
     h.shutdown()
+
+
+def test_dlvmd_closed_connections_give_their_buffers_back(tmp_path, state_dir, pv):
+    """Found by tests/fuzz/fuzz_nbd.c: a connection that ended while its
+    request arena (8 MiB) was pinned left it counted in the server's buffer
+    total, so after a few such connections (128 at the default
+    --nbd-buffers) every request over 64 KiB waited forever for room."""
+    a = pv("pv0.img", state_dir=state_dir)
+    dlvm_ok("vgcreate", "vg0", a, socket=tmp_path / "no-daemon.sock", state_dir=state_dir)
+    d = Dlvmd(state_dir, devices=[a], extra=["--nbd-buffers", "32"])
+    d.start()
+    try:
+        d.cli_ok("lvcreate", "-n", "lv1", "-L", "16m", "vg0")
+        for i in range(8):  # each pins its arena at its first request
+            r = Raw(str(d.nbd_socket))
+            r.go("vg0/lv1")
+            r.request(CMD_READ, 0, 4096, cookie=i)
+            assert r.simple_reply() == (0, i)
+            recvn(r.s, 4096)
+            r.request(CMD_DISC, 0, 0)
+            assert r.closed()
+            r.close()
+        time.sleep(0.5)  # the server's side of the last one ends
+        r = Raw(str(d.nbd_socket))
+        r.s.settimeout(10)
+        r.go("vg0/lv1")
+        r.request(CMD_READ, 0, MiB, cookie=99)
+        assert r.simple_reply() == (0, 99)
+        assert len(recvn(r.s, MiB)) == MiB
+        r.close()
+    finally:
+        stop_clean(d)
+
+
+def test_dlvmd_own_pinned_arena_does_not_block_a_large_request(tmp_path, state_dir, pv):
+    """Found by tests/fuzz/fuzz_nbd.c: a connection's pinned arena (8 MiB)
+    counts in the server's buffer total, and a connection with nothing in
+    flight waited for room for a large request until others freed theirs:
+    alone, with --nbd-buffers 32, a read of more than 24 MiB right after
+    another request waited forever for its own arena."""
+    a = pv("pv0.img", state_dir=state_dir)
+    dlvm_ok("vgcreate", "vg0", a, socket=tmp_path / "no-daemon.sock", state_dir=state_dir)
+    d = Dlvmd(state_dir, devices=[a], extra=["--nbd-buffers", "32"])
+    d.start()
+    try:
+        d.cli_ok("lvcreate", "-n", "lv1", "-L", "64m", "vg0")
+        r = Raw(str(d.nbd_socket))
+        r.s.settimeout(10)
+        r.go("vg0/lv1")
+        r.request(CMD_READ, 0, 4096, cookie=1)  # pins the arena
+        assert r.simple_reply() == (0, 1)
+        recvn(r.s, 4096)
+        r.request(CMD_READ, 0, 32 * MiB, cookie=2)
+        assert r.simple_reply() == (0, 2)
+        assert len(recvn(r.s, 32 * MiB)) == 32 * MiB
+        r.request(CMD_DISC, 0, 0)
+        assert r.closed()
+        r.close()
+    finally:
+        stop_clean(d)
