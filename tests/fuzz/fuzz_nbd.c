@@ -41,7 +41,10 @@
  *
  * Checked after each run, besides the sanitizers: the connection let go of
  * its export (no client is left attached), and the request buffers it
- * counted in the server's total were all given back.
+ * counted in the server's total were all given back. The server's log
+ * lines are dropped (formatted all the same, debug lines included); with
+ * FUZZ_NBD_LOG set they go to stderr, to see what an input does:
+ *   FUZZ_NBD_LOG=1 build-fuzz/fuzz_nbd tests/fuzz/corpus/fuzz_nbd/refused
  *
  * Input:
  *   byte 0   mode: bit 0 run the transmission phase after a successful
