@@ -17,6 +17,16 @@
 void lv_attr(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
 	     char out[11]);
 
+/* ---- tags and properties of LVs (prop.c) ---- */
+/* Does opts hold --addtag, --deltag, --property or --delproperty? */
+bool lv_props_given(json_t *opts);
+/* Those options of lv in one transaction (deletes first); -EINVAL for a bad
+ * key, value or tag, nothing changed; errors of dlvm_txn_commit. */
+int lv_props_change(struct dlvm_vg *vg, struct dlvm_lv *lv, json_t *opts, json_t *resp,
+		    struct dlvm_err *err);
+/* lvs fields lv_tags and lv_properties of lv in row. -ENOMEM. */
+int lv_props_report(const struct dlvm_lv *lv, json_t *row);
+
 /* Command implementations (one file per object) */
 #define DLVM_CMD_FN(name) \
 	int name(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *resp, \

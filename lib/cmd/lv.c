@@ -537,10 +537,11 @@ DLVM_CMD_FN(cmd_lvchange)
 	size_t n = json_array_size(args);
 	int r;
 
-	if (!a && !p)
+	bool props = lv_props_given(opts);
+	if (!a && !p && !props)
 		return dlvm_err_set(err, -EINVAL,
-				    "lvchange: nothing to change (give -a y|n or "
-				    "-p r|rw)");
+				    "lvchange: nothing to change (give -a y|n, -p r|rw, "
+				    "--addtag, --deltag, --property or --delproperty)");
 	bool on = false;
 	enum dlvm_hold_mode mode = DLVM_HOLD_EXCLUSIVE;
 	if (a && (r = parse_activate("lvchange", a, &on, &mode, err)))
@@ -577,6 +578,8 @@ DLVM_CMD_FN(cmd_lvchange)
 		struct dlvm_vg *vg;
 		struct dlvm_lv *lv;
 		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)))
+			return r;
+		if (props && (r = lv_props_change(vg, lv, opts, resp, err)))
 			return r;
 		if (p && (lv->flags & DLVM_LV_THIN)) {
 			/* the store refuses writes to a read-only device too */
@@ -773,6 +776,10 @@ DLVM_CMD_FN(cmd_lvs)
 			if (localtime_r(&ct, &tm))
 				strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S %z", &tm);
 			json_object_set_new(row, "lv_time", json_string(tbuf));
+			if (lv_props_report(lv, row)) {
+				json_decref(row);
+				return dlvm_err_set(err, -ENOMEM, "out of memory");
+			}
 			/* a job copying into it (lvconvert --flatten), as LVM
 			 * shows a mirror's or pvmove's copy */
 			const struct dlvm_job *j = job_running_on(ctx, vg, lv->id);
