@@ -56,6 +56,7 @@ static json_t *connection_info(struct cn_req *rq, const struct dlvm_lv *lv, cons
 		json_object_set_new(d, "host", json_string(s->nbd_host));
 		json_object_set_new(d, "port", json_integer(s->nbd_port));
 		json_object_set_new(d, "tcp_uri", json_string(tcp));
+		json_object_set_new(d, "tls", json_string(s->nbd_tls)); /* over TCP */
 	}
 	return json_pack("{s:s,s:o}", "driver_volume_type", "nbd", "data", d);
 }

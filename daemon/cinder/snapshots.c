@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Snapshots: a snapshot is the read-only thin snapshot "snapshot-ID" of its
+/* Snapshots: a snapshot is the read-only thin snapshot "snap-ID" of its
  * volume's LV (lvcreate -s), its Cinder fields in its properties. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,7 +156,7 @@ static void snapshot_create(struct cn_req *rq)
 	}
 	cn_uuid(id);
 	cn_now(now);
-	snprintf(lvname, sizeof(lvname), "snapshot-%s", id);
+	snprintf(lvname, sizeof(lvname), "snap-%s", id);
 	snprintf(src, sizeof(src), "%s/%s", rq->srv->vg, vol->name);
 	json_object_set_new(props, P_KIND, json_string("snapshot"));
 	json_object_set_new(props, P_PROJECT, json_string(rq->project));

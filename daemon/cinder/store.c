@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Cinder resources as LVs: a volume is the thin LV "volume-ID" of the pool,
- * a snapshot the thin snapshot "snapshot-ID"; what Cinder shows of them is
+ * a snapshot the thin snapshot "snap-ID" (LVM names may not start with
+ * "snapshot"); what Cinder shows of them is
  * in their properties (cinder.*), written with lvchange --property so that
  * it is in the VG's journal. Also the checks of request fields and the
  * paging of lists. */
@@ -66,7 +67,7 @@ struct dlvm_lv *cn_find(struct cn_req *rq, struct dlvm_vg *vg, const char *kind,
 
 	if (!vg || !is_uuid(id))
 		return NULL;
-	snprintf(name, sizeof(name), "%s-%s", kind, id);
+	snprintf(name, sizeof(name), "%s-%s", strcmp(kind, "snapshot") ? kind : "snap", id);
 	lv = dlvm_lv_find(vg, name);
 	return lv && cn_visible(rq, lv, kind) ? lv : NULL;
 }

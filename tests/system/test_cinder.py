@@ -1,0 +1,459 @@
+# SPDX-License-Identifier: MIT
+"""The Cinder v3 API of dlvmd (docs/api.md), driven by the real clients:
+the cinder CLI (python3-cinderclient) and the openstack CLI
+(python3-openstackclient) with noauth, raw HTTP for what the CLIs do not
+show (microversions, paging, malformed bodies), nbdcopy through the
+connection_info of attachments, and a restart that must keep every name,
+metadata and attachment (they are LV properties in the VG journal)."""
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import uuid
+
+import nbd
+import pytest
+
+from conftest import Dlvmd, dlvm_ok, free_tcp_port, require_tool, stop_clean
+
+PROJECT = "demo"
+INSTANCE = "11111111-2222-3333-4444-555555555555"
+
+
+class Cinder:
+    """dlvmd serving the Cinder API on a free port, volumes in vg0/pool0."""
+
+    def __init__(self, daemon, port):
+        self.d = daemon
+        self.port = port
+
+    def env(self, project=PROJECT):
+        e = dict(os.environ)
+        e.update(OS_AUTH_TYPE="noauth", OS_USER_ID="admin", OS_PROJECT_ID=project,
+                 CINDER_ENDPOINT=f"http://127.0.0.1:{self.port}/v3")
+        return e
+
+    def cli(self, *args, version=None, project=PROJECT):
+        cmd = [require_tool("cinder")]
+        if version:
+            cmd += ["--os-volume-api-version", version]
+        p = subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
+                           env=self.env(project), timeout=120)
+        return p.returncode, p.stdout, p.stderr
+
+    def cli_ok(self, *args, **kw):
+        rc, out, err = self.cli(*args, **kw)
+        assert rc == 0, f"cinder {' '.join(map(str, args))}: rc={rc}\n{out}\n{err}"
+        return out
+
+    def openstack(self, *args, project=PROJECT):
+        cmd = [require_tool("openstack"), "--os-auth-type", "none", "--os-endpoint",
+               f"http://127.0.0.1:{self.port}/v3/{project}"]
+        p = subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True,
+                           timeout=120)
+        assert p.returncode == 0, f"openstack {args}: {p.stdout}\n{p.stderr}"
+        return p.stdout
+
+    def http(self, method, path, body=None, raw=None, version=None, project=PROJECT):
+        """(status, headers, parsed JSON or None); path is under /v3/PROJECT
+        unless it starts with '/'."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        url = path if path.startswith("/") else f"/v3/{project}/{path}"
+        headers = {"Content-Type": "application/json", "X-Auth-Token": "admin:" + project}
+        if version:
+            headers["OpenStack-API-Version"] = f"volume {version}"
+        data = raw if raw is not None else (json.dumps(body).encode()
+                                            if body is not None else None)
+        try:
+            conn.request(method, url, body=data, headers=headers)
+            r = conn.getresponse()
+            text = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, \
+                (json.loads(text) if text else None)
+        finally:
+            conn.close()
+
+    def create(self, name, size=1, **more):
+        st, _, b = self.http("POST", "volumes", {"volume": dict(name=name, size=size, **more)})
+        assert st == 202, b
+        return b["volume"]
+
+    def show(self, vid, version=None, project=PROJECT):
+        st, _, b = self.http("GET", f"volumes/{vid}", version=version, project=project)
+        assert st == 200, b
+        return b["volume"]
+
+
+def table_value(out, prop):
+    """The value of row `prop` of a cinder property table."""
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.split("|")]
+        if len(cells) > 2 and cells[1] == prop:
+            return cells[2]
+    raise AssertionError(f"no {prop} in:\n{out}")
+
+
+def cinder_error(b, name, code):
+    assert list(b) == [name], b
+    assert b[name]["code"] == code, b
+    return b[name]["message"]
+
+
+@pytest.fixture
+def cinder(tmp_path, state_dir, pv):
+    a = pv("pv0.img", state_dir=state_dir)
+    nd = tmp_path / "no-daemon.sock"
+    dlvm_ok("vgcreate", "vg0", a, socket=nd, state_dir=state_dir)
+    dlvm_ok("lvcreate", "--type", "thin-pool", "-L", "512m", "-n", "pool0", "vg0", socket=nd,
+            state_dir=state_dir)
+    port = free_tcp_port()
+    d = Dlvmd(state_dir, devices=[a], extra=["--cinder-pool", "vg0/pool0", "--cinder-listen",
+                                             f"127.0.0.1:{port}"])
+    d.pvs = [a]
+    d.start()
+    yield Cinder(d, port)
+    stop_clean(d)
+
+
+def test_versions_and_microversions(cinder):
+    st, h, b = cinder.http("GET", "/")
+    assert st == 300
+    v = b["versions"][0]
+    assert (v["id"], v["min_version"], v["version"], v["status"]) == \
+        ("v3.0", "3.0", "3.54", "CURRENT")
+    st, h, b = cinder.http("GET", "/v3/")
+    assert st == 200 and b["versions"][0]["version"] == "3.54"
+    st, h, _ = cinder.http("GET", "volumes")
+    assert st == 200 and h["openstack-api-version"] == "volume 3.0"
+    st, h, _ = cinder.http("GET", "volumes", version="3.27")
+    assert h["openstack-api-version"] == "volume 3.27"
+    st, h, _ = cinder.http("GET", "volumes", version="latest")
+    assert h["openstack-api-version"] == "volume 3.54"
+    st, h, b = cinder.http("GET", "volumes", version="3.99")
+    assert st == 406 and "maximum is 3.54" in b["computeFault"]["message"]
+    st, h, b = cinder.http("GET", "volumes", version="three")
+    assert st == 400 and "invalid format" in cinder_error(b, "badRequest", 400)
+    # a request id in every answer, each its own, and in the log
+    ids = set()
+    for path in ("/", "volumes", "nothing-here/x", "types"):
+        _, h, _ = cinder.http("GET", path)
+        assert re.fullmatch(r"req-[0-9a-f-]{36}", h["x-openstack-request-id"]), h
+        ids.add(h["x-openstack-request-id"])
+    assert len(ids) == 4
+    for i in ids:
+        assert i in cinder.d.read_log()
+    # the one volume type, found by name, id and as the default
+    st, _, b = cinder.http("GET", "types")
+    (t,) = b["volume_types"]
+    assert t["name"] == "dlvm" and t["extra_specs"]["volume_backend_name"] == "vg0/pool0"
+    for key in (t["id"], "dlvm", "default"):
+        st, _, b = cinder.http("GET", f"types/{key}")
+        assert st == 200 and b["volume_type"]["id"] == t["id"]
+    st, _, b = cinder.http("GET", "types/other")
+    assert st == 404 and "could not be found" in cinder_error(b, "itemNotFound", 404)
+    # URLs without a project id (cinderclient's X-Project-Id) work too
+    cinder.create("p1")
+    conn = http.client.HTTPConnection("127.0.0.1", cinder.port, timeout=30)
+    conn.request("GET", "/v3/volumes", headers={"X-Project-Id": PROJECT})
+    r = conn.getresponse()
+    assert r.status == 200 and [v["name"] for v in json.loads(r.read())["volumes"]] == ["p1"]
+    conn.close()
+
+
+def test_cinder_cli_volume_lifecycle(cinder):
+    out = cinder.cli_ok("create", "--name", "data1", "2")
+    vid = table_value(out, "id")
+    assert table_value(out, "status") == "available" and table_value(out, "size") == "2"
+    out = cinder.cli_ok("list")
+    assert vid in out and "data1" in out and "available" in out
+    out = cinder.cli_ok("show", "data1")
+    assert table_value(out, "os-vol-tenant-attr:tenant_id") == PROJECT
+    assert table_value(out, "volume_type") == "dlvm"
+    assert table_value(out, "os-vol-host-attr:host").endswith("@dlvm#vg0/pool0")
+    cinder.cli_ok("rename", "data1", "data-one", "--description", "first volume")
+    cinder.cli_ok("metadata", "data-one", "set", "k1=v1", "k2=v two")
+    cinder.cli_ok("metadata", "data-one", "unset", "k1")
+    v = cinder.show(vid)
+    assert (v["name"], v["description"], v["metadata"]) == \
+        ("data-one", "first volume", {"k2": "v two"})
+    cinder.cli_ok("extend", "data-one", "3")
+    assert cinder.show(vid)["size"] == 3
+    rc, out, err = cinder.cli("extend", "data-one", "2")
+    assert rc != 0 and "must be greater than current size" in out + err
+
+    out = cinder.cli_ok("snapshot-create", "--name", "s1", "data-one")
+    sid = table_value(out, "id")
+    assert table_value(out, "volume_id") == vid and table_value(out, "size") == "3"
+    assert "s1" in cinder.cli_ok("snapshot-list")
+    cinder.cli_ok("snapshot-rename", "s1", "s1b")
+    cinder.cli_ok("snapshot-metadata", "s1b", "set", "sk=sv")
+    st, _, b = cinder.http("GET", f"snapshots/{sid}", version="3.41")
+    s = b["snapshot"]
+    assert (s["name"], s["metadata"], s["user_id"], s["status"]) == \
+        ("s1b", {"sk": "sv"}, "admin", "available")
+    # a volume from the snapshot, larger; a volume from a volume
+    out = cinder.cli_ok("create", "--snapshot-id", sid, "--name", "data2", "4")
+    v2 = table_value(out, "id")
+    assert table_value(out, "snapshot_id") == sid and cinder.show(v2)["size"] == 4
+    out = cinder.cli_ok("create", "--source-volid", vid, "--name", "data3", "3")
+    assert table_value(out, "source_volid") == vid
+
+    # a volume with snapshots is kept unless cascade
+    rc, out, err = cinder.cli("delete", "data-one")
+    assert rc != 0 and "dependent snapshots" in out + err, err
+    rc, out, err = cinder.cli("snapshot-delete", "s1b")
+    assert rc != 0, "a snapshot a clone reads through must stay"
+    cinder.cli_ok("delete", "data2")
+    cinder.cli_ok("snapshot-delete", "s1b")
+    cinder.cli_ok("delete", "data-one", "data3")
+    assert cinder.http("GET", "volumes")[2]["volumes"] == []
+    assert cinder.http("GET", "snapshots")[2]["snapshots"] == []
+    out, _ = cinder.d.cli_ok("lvs", "vg0")
+    assert "volume-" not in out and "snap-" not in out
+
+
+def test_openstack_cli(cinder):
+    out = cinder.openstack("volume", "create", "--size", "1", "--description", "d",
+                           "--property", "a=b", "osvol", "-f", "json")
+    v = json.loads(out)
+    assert (v["name"], v["size"], v["status"], v["properties"]) == ("osvol", 1, "available",
+                                                                     {"a": "b"})
+    assert "osvol" in cinder.openstack("volume", "list")
+    cinder.openstack("volume", "set", "--name", "osvol2", "--property", "c=d", "osvol")
+    v = json.loads(cinder.openstack("volume", "show", "osvol2", "-f", "json"))
+    assert v["properties"] == {"a": "b", "c": "d"}
+    cinder.openstack("volume", "snapshot", "create", "--volume", "osvol2", "ossnap")
+    assert "ossnap" in cinder.openstack("volume", "snapshot", "list")
+    cinder.openstack("volume", "snapshot", "delete", "ossnap")
+    cinder.openstack("volume", "delete", "osvol2")
+    assert "osvol2" not in cinder.openstack("volume", "list")
+
+
+def test_attachments_ro_and_rw_with_data(cinder, tmp_path):
+    nbdcopy = require_tool("nbdcopy")
+    rw = cinder.create("rw-vol")["id"]
+    ro = cinder.create("ro-vol")["id"]
+    out = cinder.cli_ok("attachment-create", "--connect", "True", rw, INSTANCE,
+                        version="3.54")
+    rw_att = table_value(out, "id")
+    assert table_value(out, "attach_mode") == "rw"
+    out = cinder.cli_ok("attachment-create", "--connect", "True", "--mode", "ro", ro,
+                        INSTANCE, version="3.54")
+    ro_att = table_value(out, "id")
+    assert table_value(out, "attach_mode") == "ro"
+    assert table_value(out, "driver_volume_type") == "nbd"
+
+    infos = {}
+    for att in (rw_att, ro_att):
+        st, _, b = cinder.http("GET", f"attachments/{att}", version="3.54")
+        assert st == 200, b
+        ci = b["attachment"]["connection_info"]
+        assert ci["driver_volume_type"] == "nbd"
+        assert ci["data"]["socket"] == str(cinder.d.nbd_socket)
+        infos[att] = ci["data"]
+    assert infos[ro_att]["access_mode"] == "ro" and infos[ro_att]["read_only"] is True
+    assert infos[rw_att]["export_name"] == f"vg0/volume-{rw}"
+
+    data = tmp_path / "data"
+    data.write_bytes(os.urandom(4 << 20))
+    subprocess.run([nbdcopy, str(data), infos[rw_att]["uri"]], check=True, timeout=60)
+    h = nbd.NBD()
+    h.connect_uri(infos[rw_att]["uri"])
+    assert h.pread(4 << 20, 0) == data.read_bytes()
+    assert not h.is_read_only()
+    h.shutdown()
+    h = nbd.NBD()
+    h.connect_uri(infos[ro_att]["uri"])
+    assert h.is_read_only()
+    h.shutdown()
+    # the storage refuses writes through the read-only attachment
+    p = subprocess.run([nbdcopy, str(data), infos[ro_att]["uri"]], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode != 0 and "read-only" in p.stderr, p.stderr
+
+    out = cinder.cli_ok("attachment-list", version="3.54")
+    assert rw_att in out and ro_att in out
+    v = cinder.show(ro, version="3.54")
+    assert v["status"] == "attaching" and v["attachments"][0]["attachment_id"] == ro_att
+    # complete (3.44): attached, in-use
+    st, _, _ = cinder.http("POST", f"attachments/{ro_att}/action", {"os-complete": {}},
+                           version="3.44")
+    assert st == 202
+    assert cinder.show(ro)["status"] == "in-use"
+    # no second attachment (no multiattach), no delete while attached
+    st, _, b = cinder.http("POST", "attachments", {"attachment": {
+        "volume_uuid": ro, "instance_uuid": INSTANCE, "connector": {"host": "h"}}},
+        version="3.54")
+    assert st == 400 and "multiattach" in cinder_error(b, "badRequest", 400)
+    rc, out, err = cinder.cli("delete", "ro-vol")
+    assert rc != 0 and "attached" in out + err
+    # extend in-use: from 3.42 only
+    st, _, b = cinder.http("POST", f"volumes/{ro}/action", {"os-extend": {"new_size": 2}},
+                           version="3.41")
+    assert st == 400 and "3.42" in cinder_error(b, "badRequest", 400)
+    st, _, b = cinder.http("POST", f"volumes/{ro}/action", {"os-extend": {"new_size": 2}},
+                           version="3.42")
+    assert st == 202, b
+
+    cinder.cli_ok("attachment-delete", ro_att, version="3.54")
+    assert cinder.show(ro)["status"] == "available"
+    subprocess.run([nbdcopy, str(data), f"nbd+unix:///vg0/volume-{ro}?socket="
+                    f"{cinder.d.nbd_socket}"], check=True, timeout=60)
+    cinder.cli_ok("attachment-delete", rw_att, version="3.54")
+    assert rw_att not in cinder.cli_ok("attachment-list", version="3.54")
+    cinder.cli_ok("delete", "ro-vol", "rw-vol")
+
+
+def test_restart_keeps_names_metadata_attachments(cinder):
+    v = cinder.create("keep", 2, description="kept", metadata={"a": "1", "b": "two"})
+    st, _, b = cinder.http("POST", "snapshots", {"snapshot": {
+        "volume_id": v["id"], "name": "snap", "metadata": {"s": "x"}}})
+    assert st == 202, b
+    st, _, b = cinder.http("POST", "attachments", {"attachment": {
+        "volume_uuid": v["id"], "instance_uuid": INSTANCE, "connector": {"host": "h1"},
+        "mode": "ro"}}, version="3.54")
+    assert st == 202, b
+    att = b["attachment"]["id"]
+    before = [cinder.http("GET", p, version="3.54")[2] for p in
+              (f"volumes/{v['id']}", "snapshots/detail", "attachments/detail")]
+    cinder.d.restart()
+    after = [cinder.http("GET", p, version="3.54")[2] for p in
+             (f"volumes/{v['id']}", "snapshots/detail", "attachments/detail")]
+    assert after == before
+    assert after[0]["volume"]["metadata"] == {"a": "1", "b": "two"}
+    assert after[2]["attachments"][0]["id"] == att
+    assert after[2]["attachments"][0]["attach_mode"] == "ro"
+    # the read-only mode is still enforced after the restart
+    out, _ = cinder.d.cli_ok("lvs", "-o", "lv_name,lv_permissions", f"vg0/volume-{v['id']}")
+    assert "read-only" in out
+
+
+def test_pagination_sort_and_count(cinder):
+    ids = [cinder.create(f"v{i}")["id"] for i in range(5)]
+    st, _, b = cinder.http("GET", "volumes?limit=2")
+    assert st == 200 and len(b["volumes"]) == 2
+    assert [v["id"] for v in b["volumes"]] == ids[::-1][:2]  # newest first
+    nxt = b["volumes_links"][0]
+    assert nxt["rel"] == "next" and f"marker={ids[3]}" in nxt["href"]
+    st, _, b = cinder.http("GET", f"volumes/detail?limit=2&marker={ids[3]}")
+    assert [v["id"] for v in b["volumes"]] == [ids[2], ids[1]]
+    assert b["volumes"][0]["status"] == "available"  # detail
+    st, _, b = cinder.http("GET", f"volumes?marker={ids[1]}")
+    assert [v["id"] for v in b["volumes"]] == [ids[0]] and "volumes_links" not in b
+    st, _, b = cinder.http("GET", "volumes?sort=name:asc&limit=3")
+    assert [v["name"] for v in b["volumes"]] == ["v0", "v1", "v2"]
+    st, _, b = cinder.http("GET", "volumes?sort_key=name&sort_dir=desc")
+    assert [v["name"] for v in b["volumes"]] == ["v4", "v3", "v2", "v1", "v0"]
+    st, _, b = cinder.http("GET", "volumes?with_count=true&limit=1", version="3.45")
+    assert b["count"] == 5 and len(b["volumes"]) == 1
+    st, _, b = cinder.http("GET", "volumes?with_count=true", version="3.44")
+    assert "count" not in b
+    st, _, b = cinder.http("GET", "volumes/detail?name=v3")
+    assert [v["id"] for v in b["volumes"]] == [ids[3]]
+    st, _, b = cinder.http("GET", "volumes/detail?status=in-use")
+    assert b["volumes"] == []
+    for bad in ("limit=-1", "limit=x", f"marker={uuid.uuid4()}", "sort=name:sideways"):
+        st, _, b = cinder.http("GET", f"volumes?{bad}")
+        assert st == 400, (bad, b)
+        cinder_error(b, "badRequest", 400)
+    # another project sees none of them
+    st, _, b = cinder.http("GET", "volumes", project="other")
+    assert b["volumes"] == []
+    st, _, b = cinder.http("GET", f"volumes/{ids[0]}", project="other")
+    assert st == 404
+
+
+def test_bad_requests_change_nothing(cinder):
+    v = cinder.create("base")
+    cases = [
+        ("POST", "volumes", b"{not json", 400, "badRequest"),
+        ("POST", "volumes", b"[1, 2]", 400, "badRequest"),
+        ("POST", "volumes", b'{"volume": 5}', 400, "badRequest"),
+        ("POST", "volumes", b'{"size": 1}', 400, "badRequest"),
+        ("POST", "volumes", b'{"volume": {"size": 0}}', 400, "badRequest"),
+        ("POST", "volumes", b'{"volume": {"size": -3}}', 400, "badRequest"),
+        ("POST", "volumes", b'{"volume": {"size": "abc"}}', 400, "badRequest"),
+        ("POST", "volumes", b'{"volume": {"size": 1.5}}', 400, "badRequest"),
+        ("POST", "volumes", b'{"volume": {"size": 99999999999999}}', 400, "badRequest"),
+        ("POST", "volumes", b'{"volume": {"size": 1, "name": 7}}', 400, "badRequest"),
+        ("POST", "volumes", json.dumps({"volume": {"size": 1, "name": "x" * 256}}).encode(),
+         400, "badRequest"),
+        ("POST", "volumes", json.dumps({"volume": {"size": 1, "metadata": {
+            f"k{i}": "v" * 200 for i in range(30)}}}).encode(), 413, "overLimit"),
+        ("POST", "volumes", b'{"volume": {"size": 1, "volume_type": "gold"}}', 404,
+         "itemNotFound"),
+        ("POST", "volumes", json.dumps({"volume": {"size": 1, "snapshot_id": str(
+            uuid.uuid4())}}).encode(), 404, "itemNotFound"),
+        ("POST", "volumes", b'{"volume": {"size": 1, "multiattach": true}}', 400,
+         "badRequest"),
+        ("GET", f"volumes/{uuid.uuid4()}", None, 404, "itemNotFound"),
+        ("GET", "volumes/not-a-uuid", None, 404, "itemNotFound"),
+        ("PUT", f"volumes/{v['id']}", b'{"volume": {"name": ["x"]}}', 400, "badRequest"),
+        ("POST", f"volumes/{v['id']}/action", b'{"os-extend": {"new_size": 0}}', 400,
+         "badRequest"),
+        ("POST", f"volumes/{v['id']}/action", b'{"os-frobnicate": {}}', 400, "badRequest"),
+        ("DELETE", f"volumes/{v['id']}/metadata/nokey", None, 404, "itemNotFound"),
+        ("PUT", f"volumes/{v['id']}/metadata/k", b'{"meta": {"j": "v"}}', 400,
+         "badRequest"),
+        ("POST", "snapshots", b'{"snapshot": {"volume_id": 3}}', 400, "badRequest"),
+        ("GET", "nowhere", None, 404, "itemNotFound"),
+    ]
+    for method, path, raw, code, name in cases:
+        st, h, b = cinder.http(method, path, raw=raw)
+        assert st == code, (method, path, raw, st, b)
+        cinder_error(b, name, code)
+        assert h["x-openstack-request-id"].startswith("req-")
+    # attachments: not before 3.27; the mode from 3.54, rw or ro only
+    att = {"attachment": {"volume_uuid": v["id"], "connector": {"host": "h"}, "mode": "ro"}}
+    st, _, b = cinder.http("POST", "attachments", att)
+    assert st == 404, b
+    st, _, b = cinder.http("POST", "attachments", att, version="3.53")
+    assert st == 400 and "3.54" in cinder_error(b, "badRequest", 400)
+    att["attachment"]["mode"] = "rwx"
+    st, _, b = cinder.http("POST", "attachments", att, version="3.54")
+    assert st == 400
+    st, _, b = cinder.http("GET", f"attachments/{uuid.uuid4()}", version="3.54")
+    assert st == 404
+    # nothing of it was made
+    st, _, b = cinder.http("GET", "volumes/detail")
+    assert [(x["id"], x["size"], x["name"], x["status"]) for x in b["volumes"]] == \
+        [(v["id"], 1, "base", "available")]
+    assert cinder.http("GET", "attachments", version="3.54")[2]["attachments"] == []
+
+
+def test_noauth_refused_on_a_network_address(tmp_path, state_dir, pv):
+    a = pv("pv0.img", state_dir=state_dir)
+    d = Dlvmd(state_dir, devices=[a], extra=["--cinder-pool", "vg0/pool0", "--cinder-listen",
+                                             f"0.0.0.0:{free_tcp_port()}"])
+    p = subprocess.run(d.command(), capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0
+    assert "not a loopback address" in p.stdout + p.stderr
+
+
+def test_lv_tags_and_properties_cli(tmp_path, state_dir, pv):
+    """The engine feature under the API: lvchange --addtag/--property, lvs
+    -o lv_tags,lv_properties, kept across a restart of dlvmd."""
+    a = pv("pv0.img", state_dir=state_dir)
+    dlvm_ok("vgcreate", "vg0", a, socket=tmp_path / "no-daemon.sock", state_dir=state_dir)
+    d = Dlvmd(state_dir, devices=[a])
+    d.start()
+    try:
+        d.cli_ok("lvcreate", "-n", "a", "-L", "8m", "vg0")
+        d.cli_ok("lvchange", "--addtag", "web", "--addtag", "db", "--property", "owner=alice",
+                 "vg0/a")
+        out, _ = d.cli_ok("lvs", "-o", "lv_name,lv_tags,lv_properties", "--reportformat",
+                          "json", "vg0/a")
+        row = json.loads(out)["report"][0]["lv"][0]
+        assert (row["lv_tags"], row["lv_properties"]) == ("db,web", "owner=alice")
+        rc, _, err = d.cli("lvchange", "--property", "bad key=1", "vg0/a")
+        assert rc != 0 and "byte 3 (0x20)" in err
+        d.restart()
+        d.cli_ok("lvchange", "--deltag", "web", "--delproperty", "owner", "vg0/a")
+        out, _ = d.cli_ok("lvs", "-o", "lv_tags,lv_properties", "--reportformat", "json",
+                          "vg0/a")
+        row = json.loads(out)["report"][0]["lv"][0]
+        assert (row["lv_tags"], row["lv_properties"]) == ("db", "")
+    finally:
+        stop_clean(d)
