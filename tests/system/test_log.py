@@ -14,11 +14,17 @@ OPTIONS = [
     "--thin-pool-autoextend-threshold", "--thin-pool-autoextend-percent",
     "--nbd-cpus", "--debug", "--config", "--foreground", "--help", "--version", "--man",
     "--tls", "--tls-psk", "--tls-certificates", "--tls-access",
+    # the Cinder API
+    "--cinder-pool", "--cinder-listen", "--cinder-type", "--cinder-auth-strategy",
+    "--cinder-noauth-network",
 ]
 CONFIG_KEYS = [
     "state_dir", "devices", "nbd_listen", "nbd_cpus", "host_id", "io_timeout",
     "thin_pool_autoextend_threshold", "thin_pool_autoextend_percent", "debug",
     "tls", "tls_psk", "tls_certificates", "tls_access",
+    # the Cinder API
+    "cinder_pool", "cinder_listen", "cinder_type", "cinder_auth_strategy",
+    "cinder_noauth_network",
 ]
 
 
@@ -156,7 +162,9 @@ def test_every_option_is_accepted_on_the_command_line():
             "--io-timeout": "5", "--thin-pool-autoextend-threshold": "80",
             "--thin-pool-autoextend-percent": "10", "--nbd-cpus": "any", "--debug": "all",
             "--config": "x", "--tls": "on", "--tls-psk": "x", "--tls-certificates": "x",
-            "--tls-access": "x"}
+            "--tls-access": "x", "--cinder-pool": "vg0/pool0", "--cinder-listen": "none",
+            "--cinder-type": "x", "--cinder-auth-strategy": "noauth",
+            "--cinder-noauth-network": "no"}
     for opt in OPTIONS:
         if opt in ("--help", "--version", "--man"):
             continue
