@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import re
+import time
 import subprocess
 import uuid
 
@@ -457,3 +458,49 @@ def test_lv_tags_and_properties_cli(tmp_path, state_dir, pv):
         assert (row["lv_tags"], row["lv_properties"]) == ("db", "")
     finally:
         stop_clean(d)
+
+
+def wait_for(fn, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_two_hosts_of_a_shared_vg_answer_the_same(tmp_path, pv):
+    """The Cinder state is in the shared VG's journal: a volume made, renamed
+    and given metadata through one host's API is seen the same through the
+    other's, and a change made on the second is seen on the first."""
+    a = pv("pv0.img", size="768M")
+    offline = ["--devices", str(a)]
+    nd = tmp_path / "no-daemon.sock"
+    dlvm_ok(*offline, "vgcreate", "--shared", "--max-hosts", "4", "vgs", a, socket=nd,
+            state_dir=tmp_path / "offline")
+    ports = [free_tcp_port(), free_tcp_port()]
+    hs = [Dlvmd(tmp_path / f"h{i + 1}", devices=[a],
+                extra=["--io-timeout", "1", "--host-id", str(i + 1), "--cinder-pool",
+                       "vgs/pool0", "--cinder-listen", f"127.0.0.1:{ports[i]}"])
+          for i in range(2)]
+    for h in hs:
+        h.start()
+    try:
+        hs[0].cli_ok("lvcreate", "--type", "thin-pool", "-L", "256m", "-n", "pool0", "vgs")
+        c1, c2 = Cinder(hs[0], ports[0]), Cinder(hs[1], ports[1])
+        v = c1.create("shared-vol", 1, description="on host 1", metadata={"k": "v"})
+        seen = wait_for(lambda: [x for x in c2.http("GET", "volumes/detail")[2]["volumes"]
+                                 if x["id"] == v["id"]], "host 2 to see the volume")
+        mine = c1.show(v["id"])
+        for key in ("name", "description", "metadata", "size", "status", "created_at",
+                    "os-vol-tenant-attr:tenant_id", "volume_type"):
+            assert seen[0][key] == mine[key], key
+        st, _, b = c2.http("PUT", f"volumes/{v['id']}", {"volume": {
+            "name": "renamed-on-2", "metadata": {"k": "v2", "h": "2"}}})
+        assert st == 200, b
+        wait_for(lambda: c1.show(v["id"])["name"] == "renamed-on-2", "host 1 to see the rename")
+        assert c1.show(v["id"])["metadata"] == {"k": "v2", "h": "2"}
+    finally:
+        for h in hs:
+            stop_clean(h)
