@@ -335,6 +335,23 @@ static enum MHD_Result gather(struct cn_conn *cc, const char *data, size_t *size
 	return MHD_YES;
 }
 
+/* The log line of a request: its id, method, path and status, and the
+ * message of an error. */
+static void log_request(const struct cn_req *rq, const char *url)
+{
+	void *it = rq->status >= 400 && rq->reply ? json_object_iter(rq->reply) : NULL;
+	const char *msg = it ? json_string_value(json_object_get(json_object_iter_value(it),
+								 "message"))
+			     : NULL;
+
+	if (rq->status >= 500)
+		log_error(DLVM_LOG_API, "cinder %s: %s %s: %u %s", rq->id, rq->method, url,
+			  rq->status, msg ? msg : "");
+	else
+		log_info(DLVM_LOG_API, "cinder %s: %s %s: %u%s%s", rq->id, rq->method, url,
+			 rq->status, msg ? " " : "", msg ? msg : "");
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 				 const char *method, const char *version, const char *upload,
 				 size_t *upload_size, void **con_cls)
@@ -361,10 +378,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		cn_error(&rq, 500,
 			 "The server has either erred or is incapable of performing the "
 			 "requested operation.");
-	if (rq.status >= 500)
-		log_error(DLVM_LOG_API, "cinder %s: %s %s: %u", rq.id, method, url, rq.status);
-	else
-		log_info(DLVM_LOG_API, "cinder %s: %s %s: %u", rq.id, method, url, rq.status);
+	log_request(&rq, url);
 	enum MHD_Result ret = send_reply(&rq);
 	json_decref(rq.body);
 	json_decref(rq.reply);
