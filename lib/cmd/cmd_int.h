@@ -20,6 +20,9 @@ void lv_attr(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_l
 /* ---- tags and properties of LVs (prop.c) ---- */
 /* Does opts hold --addtag, --deltag, --property or --delproperty? */
 bool lv_props_given(json_t *opts);
+/* Check the values of those options without a VG (lvcreate checks them
+ * before it creates anything). -EINVAL with the message. */
+int lv_props_check(json_t *opts, struct dlvm_err *err);
 /* Those options of lv in one transaction (deletes first); -EINVAL for a bad
  * key, value or tag, nothing changed; errors of dlvm_txn_commit. */
 int lv_props_change(struct dlvm_vg *vg, struct dlvm_lv *lv, json_t *opts, json_t *resp,

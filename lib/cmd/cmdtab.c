@@ -116,6 +116,8 @@ static const struct dlvm_opt_def lvcreate_opts[] = {
 	{ 0, "poolmetadatasize", DLVM_OPT_VALUE, "SIZE",
 	  "thin pool metadata size (default about "
 	  "48 bytes a chunk, at least 4m)" },
+	{ 0, "addtag", DLVM_OPT_LIST, "TAG", "add a tag to the new LV (needs its name)" },
+	{ 0, "property", DLVM_OPT_LIST, "KEY=VALUE", "set a property of the new LV" },
 	OPT_YES,
 	END,
 };

@@ -196,7 +196,8 @@ static int lvcreate_linear(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char 
 	return 0;
 }
 
-DLVM_CMD_FN(cmd_lvcreate)
+static int lvcreate_run(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *resp,
+			struct dlvm_err *err)
 {
 	const char *name = opt_str(opts, "name"), *type = opt_str(opts, "type");
 	const char *target = arg_str(args, 0);
@@ -244,6 +245,50 @@ DLVM_CMD_FN(cmd_lvcreate)
 		return r;
 	return lvcreate_linear(ctx, vg, name, opts, args, resp, err);
 }
+/* lvcreate --addtag/--property: checked before anything is created, set
+ * once the LV is there (a second transaction of the same command). */
+DLVM_CMD_FN(cmd_lvcreate)
+{
+	const char *name = opt_str(opts, "name"), *target = arg_str(args, 0);
+	bool props = lv_props_given(opts),
+	     from = opt_flag(opts, "snapshot") || opt_flag(opts, "clone");
+	char vgname[DLVM_NAME_MAX + 1], lvname[DLVM_NAME_MAX + 1];
+	struct dlvm_vg *vg;
+	struct dlvm_lv *lv;
+	int r;
+
+	if (props) {
+		if ((r = lv_props_check(opts, err)))
+			return dlvm_err_prefix(err, r, "lvcreate: ");
+		if (!target)
+			return dlvm_err_set(err, -EINVAL, "lvcreate: give the volume group");
+		if (strchr(target, '/')) {
+			if ((r = split_lv_path(target, vgname, lvname, err)))
+				return r;
+			if (!name && !from)
+				name = lvname;
+		} else if ((r = copy_name(vgname, target, "VG", err))) {
+			return r;
+		}
+		if (!name)
+			return dlvm_err_set(err, -EINVAL,
+					    "lvcreate --addtag/--property: name the new LV (-n "
+					    "NAME)");
+	}
+	if ((r = lvcreate_run(ctx, opts, args, resp, err)) || !props)
+		return r;
+	char newname[DLVM_NAME_MAX + 1];
+	snprintf(newname, sizeof(newname), "%s", name);
+	if ((r = dlvm_ctx_vg(ctx, vgname, &vg, err)))
+		return r;
+	if (!(lv = dlvm_lv_find(vg, newname)))
+		return dlvm_err_set(err, -ENOENT, "%s/%s: created, then not found", vgname,
+				    newname);
+	if ((r = lv_props_change(vg, lv, opts, resp, err)))
+		return dlvm_err_prefix(err, r, "created, but without its tags and properties: ");
+	return 0;
+}
+
 DLVM_CMD_FN(cmd_lvremove)
 {
 	size_t n = json_array_size(args);

@@ -34,54 +34,68 @@ bool lv_props_given(json_t *opts)
 	       opt_count(opts, "property") || opt_count(opts, "delproperty");
 }
 
-/* Push the edits of one option's values. */
-static int push_opt(const struct dlvm_vg *vg, const struct dlvm_lv *lv, struct dlvm_txn *t,
-		    json_t *opts, const char *name, struct dlvm_err *err)
+/* The key and value (NULL: a delete) of value i of option `name`. */
+static int opt_prop(json_t *opts, const char *name, size_t i, char key[DLVM_PROP_KEY_MAX + 2],
+		    const char **value, struct dlvm_err *err)
 {
 	bool tag = strstr(name, "tag"), del = !strncmp(name, "del", 3);
+	const char *v = opt_at(opts, name, i);
+
+	*value = del ? NULL : "";
+	if (!v)
+		return dlvm_err_set(err, -EINVAL, "--%s takes strings", name);
+	if (tag) {
+		if (!*v || snprintf(key, DLVM_PROP_KEY_MAX + 2, TAG_PREFIX "%s", v) >=
+					   DLVM_PROP_KEY_MAX + 1)
+			return dlvm_err_set(err, -EINVAL,
+					    "tag \"%.40s\" is empty or longer than %zu characters",
+					    v, DLVM_PROP_KEY_MAX - strlen(TAG_PREFIX));
+	} else if (del) {
+		snprintf(key, DLVM_PROP_KEY_MAX + 2, "%.*s", DLVM_PROP_KEY_MAX + 1, v);
+	} else {
+		const char *eq = strchr(v, '=');
+		if (!eq)
+			return dlvm_err_set(err, -EINVAL,
+					    "--property takes KEY=VALUE, not \"%.40s\"", v);
+		snprintf(key, DLVM_PROP_KEY_MAX + 2, "%.*s",
+			 (int)DLVM_MIN((size_t)(eq - v), (size_t)DLVM_PROP_KEY_MAX + 1), v);
+		*value = eq + 1;
+	}
+	return 0;
+}
+
+static const char *const prop_opts[] = { "deltag", "delproperty", "addtag", "property" };
+
+int lv_props_check(json_t *opts, struct dlvm_err *err)
+{
 	char key[DLVM_PROP_KEY_MAX + 2];
+	const char *value;
 	int r;
 
-	for (size_t i = 0; i < opt_count(opts, name); i++) {
-		const char *v = opt_at(opts, name, i), *value = del ? NULL : "";
-		if (!v)
-			return dlvm_err_set(err, -EINVAL, "lvchange: --%s takes strings", name);
-		if (tag) {
-			if (!*v ||
-			    snprintf(key, sizeof(key), TAG_PREFIX "%s", v) >= (int)sizeof(key) - 1)
-				return dlvm_err_set(err, -EINVAL,
-						    "lvchange: tag \"%.40s\" is empty or longer "
-						    "than %zu characters",
-						    v, DLVM_PROP_KEY_MAX - strlen(TAG_PREFIX));
-		} else if (del) {
-			snprintf(key, sizeof(key), "%.*s", DLVM_PROP_KEY_MAX + 1, v);
-		} else {
-			const char *eq = strchr(v, '=');
-			if (!eq)
-				return dlvm_err_set(err, -EINVAL,
-						    "lvchange: --property takes KEY=VALUE, not "
-						    "\"%.40s\"",
-						    v);
-			snprintf(key, sizeof(key), "%.*s",
-				 (int)DLVM_MIN((size_t)(eq - v), (size_t)DLVM_PROP_KEY_MAX + 1), v);
-			value = eq + 1;
-		}
-		if ((r = dlvm_txn_push_prop(vg, t, lv->id, key, value, err)))
-			return dlvm_err_prefix(err, r, "%s/%s: ", vg->info.name, lv->name);
-	}
+	for (size_t k = 0; k < DLVM_ARRAY_SIZE(prop_opts); k++)
+		for (size_t i = 0; i < opt_count(opts, prop_opts[k]); i++)
+			if ((r = opt_prop(opts, prop_opts[k], i, key, &value, err)) ||
+			    (r = dlvm_prop_check(key, strlen(key), value, value ? strlen(value) : 0,
+						 err)))
+				return r;
 	return 0;
 }
 
 int lv_props_change(struct dlvm_vg *vg, struct dlvm_lv *lv, json_t *opts, json_t *resp,
 		    struct dlvm_err *err)
 {
-	static const char *const names[] = { "deltag", "delproperty", "addtag", "property" };
+	char key[DLVM_PROP_KEY_MAX + 2];
+	const char *value;
 	struct dlvm_txn t;
 	int r = 0;
 
 	dlvm_txn_init(&t);
-	for (size_t i = 0; i < 4 && !r; i++)
-		r = push_opt(vg, lv, &t, opts, names[i], err);
+	for (size_t k = 0; k < DLVM_ARRAY_SIZE(prop_opts) && !r; k++)
+		for (size_t i = 0; i < opt_count(opts, prop_opts[k]) && !r; i++)
+			if (!(r = opt_prop(opts, prop_opts[k], i, key, &value, err)))
+				r = dlvm_txn_push_prop(vg, &t, lv->id, key, value, err);
+	if (r)
+		dlvm_err_prefix(err, r, "%s/%s: ", vg->info.name, lv->name);
 	if (!r && t.n)
 		r = dlvm_txn_commit(vg, &t, err);
 	dlvm_txn_release(&t);

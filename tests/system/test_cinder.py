@@ -450,12 +450,20 @@ def test_lv_tags_and_properties_cli(tmp_path, state_dir, pv):
         assert (row["lv_tags"], row["lv_properties"]) == ("db,web", "owner=alice")
         rc, _, err = d.cli("lvchange", "--property", "bad key=1", "vg0/a")
         assert rc != 0 and "byte 3 (0x20)" in err
+        d.cli_ok("lvcreate", "-n", "b", "-L", "8m", "--addtag", "new", "--property", "p=q",
+                 "vg0")
+        rc, _, err = d.cli("lvcreate", "-n", "c", "-L", "8m", "--addtag", "a,b c", "vg0")
+        assert rc != 0 and "is not one of" in err
+        rc, _, err = d.cli("lvcreate", "-L", "8m", "--addtag", "t", "vg0")
+        assert rc != 0 and "name the new LV" in err
         d.restart()
         d.cli_ok("lvchange", "--deltag", "web", "--delproperty", "owner", "vg0/a")
-        out, _ = d.cli_ok("lvs", "-o", "lv_tags,lv_properties", "--reportformat", "json",
-                          "vg0/a")
-        row = json.loads(out)["report"][0]["lv"][0]
-        assert (row["lv_tags"], row["lv_properties"]) == ("db", "")
+        out, _ = d.cli_ok("lvs", "-o", "lv_name,lv_tags,lv_properties", "--reportformat",
+                          "json", "vg0")
+        rows = {r["lv_name"]: r for r in json.loads(out)["report"][0]["lv"]}
+        assert sorted(rows) == ["a", "b"]
+        assert (rows["a"]["lv_tags"], rows["a"]["lv_properties"]) == ("db", "")
+        assert (rows["b"]["lv_tags"], rows["b"]["lv_properties"]) == ("new", "p=q")
     finally:
         stop_clean(d)
 
