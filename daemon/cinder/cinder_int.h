@@ -53,9 +53,9 @@ struct cn_req {
 	struct cn_server *srv;
 	struct MHD_Connection *conn;
 	const char *method;
-	char id[48];       /* x-openstack-request-id: "req-" + UUID */
-	char project[256]; /* the project the request acts for */
-	char user[256];
+	char id[48];                   /* x-openstack-request-id: "req-" + UUID */
+	char project[CN_TEXT_MAX + 2]; /* the project the request acts for */
+	char user[CN_TEXT_MAX + 2];
 	char base[512];     /* "http://HOST/v3/PROJECT": links */
 	unsigned mv;        /* the microversion's minor number */
 	const char *seg[5]; /* the path after /v3[/PROJECT], split at '/' */

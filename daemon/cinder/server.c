@@ -187,6 +187,18 @@ static void noauth_identity(struct cn_req *rq)
 	}
 }
 
+/* A project or user id: printable ASCII, no space (they are written in
+ * properties and links). */
+static bool ident_ok(const char *s)
+{
+	if (!*s || strlen(s) > CN_TEXT_MAX)
+		return false;
+	for (; *s; s++)
+		if (*s <= ' ' || *s > '~')
+			return false;
+	return true;
+}
+
 /* Cut path (a copy the request owns) after "/v3/" into segments; the
  * first one is the project unless it is a collection. */
 static void split_path(struct cn_req *rq, char *path)
@@ -275,6 +287,12 @@ static void serve(struct cn_server *srv, struct cn_req *rq, const char *url,
 	snprintf(path, sizeof(path), "%s", url[3] ? url + 4 : "");
 	split_path(rq, path);
 	noauth_identity(rq);
+	if (!ident_ok(rq->project) || !ident_ok(rq->user)) {
+		cn_error(rq, 400,
+			 "Invalid project or user id: 1 to 255 printable ASCII "
+			 "characters are expected.");
+		return;
+	}
 	fill_base(rq);
 	const char *at = cn_arg(rq, "all_tenants");
 	rq->all_projects = at && (!strcmp(at, "1") || !strcasecmp(at, "true"));

@@ -9,20 +9,23 @@
 #include "daemon/cinder/cinder_int.h"
 #include "dlvm/util.h"
 
+/* s as JSON; null when absent or not UTF-8 (set by hand with lvchange). */
 static json_t *str_or_null(const char *s)
 {
-	return s ? json_string(s) : json_null();
+	json_t *j = s ? json_string(s) : NULL;
+
+	return j ? j : json_null();
 }
 
 static json_t *snapshot_json(struct cn_req *rq, const struct dlvm_vg *vg, const struct dlvm_lv *lv)
 {
 	const char *id = cn_lv_id(lv), *st = cn_prop(lv, P_STATUS);
-	json_t *v = json_pack("{s:s,s:o,s:o,s:s,s:I,s:o,s:s,s:o,s:o,s:s,s:o,s:o}", "id", id, "name",
+	json_t *v = json_pack("{s:s,s:o,s:o,s:o,s:I,s:o,s:o,s:o,s:o,s:s,s:o,s:o}", "id", id, "name",
 			      str_or_null(cn_prop(lv, P_NAME)), "description",
-			      str_or_null(cn_prop(lv, P_DESC)), "status", st ? st : "error", "size",
-			      (json_int_t)cn_gib(vg, lv), "volume_id",
-			      str_or_null(cn_prop(lv, P_VOLUME)), "created_at",
-			      cn_prop(lv, P_CREATED) ? cn_prop(lv, P_CREATED) : "", "updated_at",
+			      str_or_null(cn_prop(lv, P_DESC)), "status",
+			      str_or_null(st ? st : "error"), "size", (json_int_t)cn_gib(vg, lv),
+			      "volume_id", str_or_null(cn_prop(lv, P_VOLUME)), "created_at",
+			      str_or_null(cn_prop(lv, P_CREATED)), "updated_at",
 			      str_or_null(cn_prop(lv, P_UPDATED)), "metadata", cn_metadata(lv),
 			      "os-extended-snapshot-attributes:progress", "100%",
 			      "os-extended-snapshot-attributes:project_id",

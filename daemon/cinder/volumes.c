@@ -10,9 +10,12 @@
 #include "daemon/cinder/cinder_int.h"
 #include "dlvm/util.h"
 
+/* s as JSON; null when absent or not UTF-8 (set by hand with lvchange). */
 static json_t *str_or_null(const char *s)
 {
-	return s ? json_string(s) : json_null();
+	json_t *j = s ? json_string(s) : NULL;
+
+	return j ? j : json_null();
 }
 
 /* A metadata object as the text of its property. */
@@ -52,11 +55,11 @@ json_t *cn_volume_json(struct cn_req *rq, const struct dlvm_vg *vg, const struct
 
 	snprintf(host, sizeof(host), "%s@dlvm#%s/%s", rq->srv->host, rq->srv->vg, rq->srv->pool);
 	cn_type_id(rq, vg, type_id);
-	v = json_pack("{s:s,s:o,s:o,s:s,s:I,s:s,s:s,s:o,s:o,s:o,s:o,s:s,s:b,s:b,s:n,s:n}", "id", id,
+	v = json_pack("{s:s,s:o,s:o,s:o,s:I,s:s,s:o,s:o,s:o,s:o,s:o,s:s,s:b,s:b,s:n,s:n}", "id", id,
 		      "name", str_or_null(cn_prop(lv, P_NAME)), "description",
-		      str_or_null(cn_prop(lv, P_DESC)), "status", cn_volume_status(lv), "size",
-		      (json_int_t)cn_gib(vg, lv), "availability_zone", "nova", "created_at",
-		      cn_prop(lv, P_CREATED) ? cn_prop(lv, P_CREATED) : "", "updated_at",
+		      str_or_null(cn_prop(lv, P_DESC)), "status", str_or_null(cn_volume_status(lv)),
+		      "size", (json_int_t)cn_gib(vg, lv), "availability_zone", "nova", "created_at",
+		      str_or_null(cn_prop(lv, P_CREATED)), "updated_at",
 		      str_or_null(cn_prop(lv, P_UPDATED)), "attachments",
 		      cn_volume_attachments(rq, lv), "links", cn_links(rq, "volumes", id),
 		      "metadata", cn_metadata(lv), "bootable", "false", "encrypted", 0,

@@ -400,6 +400,8 @@ def test_bad_requests_change_nothing(cinder):
          "badRequest"),
         ("POST", "snapshots", b'{"snapshot": {"volume_id": 3}}', 400, "badRequest"),
         ("GET", "nowhere", None, 404, "itemNotFound"),
+        ("GET", "/v3/bad%01project/volumes", None, 400, "badRequest"),
+        ("GET", "/v3/" + "p" * 256 + "/volumes", None, 400, "badRequest"),
     ]
     for method, path, raw, code, name in cases:
         st, h, b = cinder.http(method, path, raw=raw)
