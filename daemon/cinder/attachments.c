@@ -125,7 +125,9 @@ int cn_enforce_mode(struct cn_req *rq, const char *lvname, struct dlvm_err *err)
 		ro += !strcmp(json_string_value(json_object_get(a, "mode")) ?: "", "ro");
 		json_decref(a);
 	}
-	bool want_ro = n && ro == n, is_ro = lv->flags & DLVM_LV_READONLY;
+	/* os-update_readonly_flag makes it read-only whatever its attachments */
+	bool want_ro = (n && ro == n) || cn_prop(lv, P_READONLY),
+	     is_ro = lv->flags & DLVM_LV_READONLY;
 	if (want_ro == is_ro)
 		return 0;
 	snprintf(full, sizeof(full), "%s/%s", rq->srv->vg, lvname);
@@ -225,6 +227,7 @@ static void att_create(struct cn_req *rq)
 
 	if (!a || !att_mode(rq, json_object_get(a, "mode"), &mode))
 		return;
+	bool mode_given = json_is_string(json_object_get(a, "mode"));
 	vid = json_object_get(a, "volume_uuid");
 	inst = json_object_get(a, "instance_uuid");
 	conn = json_object_get(a, "connector");
@@ -246,6 +249,17 @@ static void att_create(struct cn_req *rq)
 			 "does not allow multiattach).",
 			 cn_lv_id(lv), cn_volume_status(lv));
 		return;
+	}
+	if (cn_prop(lv, P_READONLY)) {
+		/* a read-only volume is attached read-only, as Cinder does */
+		if (mode_given && !strcmp(mode, "rw")) {
+			cn_error(rq, 400,
+				 "Invalid attach mode 'rw' for volume %s: it is read-only "
+				 "(os-update_readonly_flag).",
+				 cn_lv_id(lv));
+			return;
+		}
+		mode = "ro";
 	}
 	bool has_conn = json_is_object(conn) && json_object_size(conn);
 	cn_uuid(aid);

@@ -33,6 +33,8 @@
 #define P_SNAP "cinder.snapshot_id"    /* volume made from that snapshot */
 #define P_SRCVOL "cinder.source_volid" /* volume cloned from that volume */
 #define P_VOLUME "cinder.volume_id"    /* a snapshot's volume */
+#define P_BOOTABLE "cinder.bootable"   /* "true" (absent: false) */
+#define P_READONLY "cinder.readonly"   /* "true": os-update_readonly_flag */
 #define P_ATT "cinder.att."            /* + attachment id: a JSON object */
 
 struct cn_server {

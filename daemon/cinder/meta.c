@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "daemon/cinder/cinder_int.h"
 #include "dlvm/util.h"
@@ -161,6 +162,75 @@ static void volume_extend(struct cn_req *rq, struct dlvm_vg *vg, struct dlvm_lv 
 		cn_reply(rq, 202, NULL);
 }
 
+/* A boolean of an action body: true/false, or the strings Cinder takes. */
+static bool action_bool(struct cn_req *rq, json_t *a, const char *key, bool *out)
+{
+	json_t *v = json_is_object(a) ? json_object_get(a, key) : NULL;
+	const char *s = json_string_value(v);
+
+	if (json_is_boolean(v)) {
+		*out = json_is_true(v);
+		return true;
+	}
+	if (s && (!strcasecmp(s, "true") || !strcasecmp(s, "false") || !strcmp(s, "1") ||
+		  !strcmp(s, "0"))) {
+		*out = !strcasecmp(s, "true") || !strcmp(s, "1");
+		return true;
+	}
+	cn_error(rq, 400, "Invalid input: give {\"%s\": true|false}.", key);
+	return false;
+}
+
+/* os-set_bootable, os-update_readonly_flag: one boolean property; the
+ * read-only flag also makes the LV read-only (the storage refuses writes). */
+static void volume_flag(struct cn_req *rq, struct dlvm_lv *lv, json_t *a, const char *key,
+			const char *prop)
+{
+	char lvname[DLVM_NAME_MAX + 1];
+	struct dlvm_err err = { 0 };
+	bool on;
+	int r;
+
+	if (!action_bool(rq, a, key, &on))
+		return;
+	snprintf(lvname, sizeof(lvname), "%s", lv->name);
+	json_t *props = json_pack("{s:o}", prop, on ? json_string("true") : json_null());
+	if ((r = cn_props(rq, lvname, props, &err)) ||
+	    (!strcmp(prop, P_READONLY) && (r = cn_enforce_mode(rq, lvname, &err))))
+		cn_error(rq, cn_status_of(r), "Volume update failed: %s", err.msg);
+	else
+		cn_reply(rq, 202, NULL);
+}
+
+/* os-reset_status: the recorded status (what an unattached volume shows). */
+static void volume_reset(struct cn_req *rq, struct dlvm_lv *lv, json_t *a)
+{
+	static const char *const ok[] = {
+		"available", "error",          "in-use",          "creating",    "deleting",
+		"extending", "error_deleting", "error_extending", "maintenance", NULL
+	};
+	json_t *st = json_is_object(a) ? json_object_get(a, "status") : NULL;
+	char lvname[DLVM_NAME_MAX + 1];
+	struct dlvm_err err = { 0 };
+	unsigned i = 0;
+
+	while (ok[i] && (!json_is_string(st) || strcmp(ok[i], json_string_value(st))))
+		i++;
+	if (!ok[i]) {
+		cn_error(rq, 400,
+			 "Invalid input: os-reset_status takes {\"status\": S}, S one "
+			 "of available, error, in-use, creating, deleting, extending, "
+			 "error_deleting, error_extending, maintenance.");
+		return;
+	}
+	snprintf(lvname, sizeof(lvname), "%s", lv->name);
+	int r = cn_props(rq, lvname, json_pack("{s:s}", P_STATUS, ok[i]), &err);
+	if (r)
+		cn_error(rq, cn_status_of(r), "Volume update failed: %s", err.msg);
+	else
+		cn_reply(rq, 202, NULL);
+}
+
 void cn_volume_action(struct cn_req *rq, struct dlvm_vg *vg, struct dlvm_lv *lv)
 {
 	const char *name;
@@ -174,6 +244,12 @@ void cn_volume_action(struct cn_req *rq, struct dlvm_vg *vg, struct dlvm_lv *lv)
 	{
 		if (!strcmp(name, "os-extend"))
 			volume_extend(rq, vg, lv, a);
+		else if (!strcmp(name, "os-set_bootable"))
+			volume_flag(rq, lv, a, "bootable", P_BOOTABLE);
+		else if (!strcmp(name, "os-update_readonly_flag"))
+			volume_flag(rq, lv, a, "readonly", P_READONLY);
+		else if (!strcmp(name, "os-reset_status"))
+			volume_reset(rq, lv, a);
 		else
 			cn_error(rq, 400, "There is no such action: %.64s", name);
 	}

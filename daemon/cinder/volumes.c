@@ -62,8 +62,9 @@ json_t *cn_volume_json(struct cn_req *rq, const struct dlvm_vg *vg, const struct
 		      str_or_null(cn_prop(lv, P_CREATED)), "updated_at",
 		      str_or_null(cn_prop(lv, P_UPDATED)), "attachments",
 		      cn_volume_attachments(rq, lv), "links", cn_links(rq, "volumes", id),
-		      "metadata", cn_metadata(lv), "bootable", "false", "encrypted", 0,
-		      "multiattach", 0, "replication_status", "consistencygroup_id");
+		      "metadata", cn_metadata(lv), "bootable",
+		      cn_prop(lv, P_BOOTABLE) ? "true" : "false", "encrypted", 0, "multiattach", 0,
+		      "replication_status", "consistencygroup_id");
 	if (!v)
 		return NULL;
 	json_object_set_new(v, "source_volid", str_or_null(cn_prop(lv, P_SRCVOL)));

@@ -307,6 +307,44 @@ def test_attachments_ro_and_rw_with_data(cinder, tmp_path):
     cinder.cli_ok("delete", "ro-vol", "rw-vol")
 
 
+def test_readonly_flag_bootable_and_reset_status(cinder, tmp_path):
+    nbdcopy = require_tool("nbdcopy")
+    vid = cinder.create("flags")["id"]
+    uri = f"nbd+unix:///vg0/volume-{vid}?socket={cinder.d.nbd_socket}"
+    data = tmp_path / "data"
+    data.write_bytes(os.urandom(1 << 20))
+
+    cinder.cli_ok("readonly-mode-update", "flags", "True")
+    p = subprocess.run([nbdcopy, str(data), uri], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "read-only" in p.stderr
+    # attached read-only whatever is asked; rw is refused
+    att = {"attachment": {"volume_uuid": vid, "connector": {"host": "h"}, "mode": "rw"}}
+    st, _, b = cinder.http("POST", "attachments", att, version="3.54")
+    assert st == 400 and "read-only" in cinder_error(b, "badRequest", 400)
+    del att["attachment"]["mode"]
+    st, _, b = cinder.http("POST", "attachments", att, version="3.54")
+    assert st == 202 and b["attachment"]["attach_mode"] == "ro"
+    cinder.cli_ok("attachment-delete", b["attachment"]["id"], version="3.54")
+    p = subprocess.run([nbdcopy, str(data), uri], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0, "still read-only without attachments"
+    cinder.cli_ok("readonly-mode-update", "flags", "False")
+    subprocess.run([nbdcopy, str(data), uri], check=True, timeout=60)
+
+    assert cinder.show(vid)["bootable"] == "false"
+    cinder.cli_ok("set-bootable", "flags", "true")
+    assert cinder.show(vid)["bootable"] == "true"
+    st, _, b = cinder.http("POST", f"volumes/{vid}/action", {"os-set_bootable": {"bootable": 3}})
+    assert st == 400
+
+    cinder.cli_ok("reset-state", "--state", "error", "flags")
+    assert cinder.show(vid)["status"] == "error"
+    st, _, b = cinder.http("POST", f"volumes/{vid}/action",
+                           {"os-reset_status": {"status": "bogus"}})
+    assert st == 400 and cinder.show(vid)["status"] == "error"
+    cinder.cli_ok("delete", "flags")
+    assert cinder.http("GET", "volumes")[2]["volumes"] == []
+
+
 def test_restart_keeps_names_metadata_attachments(cinder):
     v = cinder.create("keep", 2, description="kept", metadata={"a": "1", "b": "two"})
     st, _, b = cinder.http("POST", "snapshots", {"snapshot": {
