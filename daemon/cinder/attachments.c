@@ -157,8 +157,27 @@ static struct dlvm_lv *att_find(struct cn_req *rq, const char *aid, json_t **rec
 	return NULL;
 }
 
+/* In a shared VG a volume is active (exclusively) on the host that serves
+ * its attachment, and nowhere without one: -aey here, or -an (its clients
+ * cut off) when its last attachment goes. */
+static int shared_activation(struct cn_req *rq, const char *lvname, struct dlvm_err *err)
+{
+	struct dlvm_vg *vg = cn_vg(rq);
+	struct dlvm_lv *lv = vg ? dlvm_lv_find(vg, lvname) : NULL;
+	char full[2 * DLVM_NAME_MAX + 2];
+
+	if (!lv || !(vg->info.flags & DLVM_VG_SHARED))
+		return 0;
+	snprintf(full, sizeof(full), "%s/%s", rq->srv->vg, lvname);
+	if (cn_attachment_count(lv))
+		return cn_cmd(rq, "lvchange", json_pack("{s:s}", "activate", "ey"),
+			      json_pack("[s]", full), err);
+	return cn_cmd(rq, "lvchange", json_pack("{s:s,s:b}", "activate", "n", "force", 1),
+		      json_pack("[s]", full), err);
+}
+
 /* Write attachment aid's record (NULL: delete it) on lvname, then enforce
- * the mode; a reply on failure. */
+ * the mode (and in a shared VG the activation); a reply on failure. */
 static bool att_store(struct cn_req *rq, const char *lvname, const char *aid, json_t *rec)
 {
 	char key[DLVM_PROP_KEY_MAX + 1], *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
@@ -178,8 +197,10 @@ static bool att_store(struct cn_req *rq, const char *lvname, const char *aid, js
 	}
 	json_object_set_new(props, key, text ? json_string(text) : json_null());
 	free(text);
-	if ((r = cn_props(rq, lvname, props, &err)) || (r = cn_enforce_mode(rq, lvname, &err))) {
-		cn_error(rq, cn_status_of(r), "Attachment update failed: %s", err.msg);
+	if ((r = cn_props(rq, lvname, props, &err)) || (r = cn_enforce_mode(rq, lvname, &err)) ||
+	    (r = shared_activation(rq, lvname, &err))) {
+		cn_error(rq, r == -EBUSY ? 409 : cn_status_of(r), "Attachment update failed: %s",
+			 err.msg);
 		return false;
 	}
 	return true;
@@ -271,8 +292,16 @@ static void att_create(struct cn_req *rq)
 				"created_at", now);
 	bool ok = rec && att_store(rq, lvname, aid, rec);
 	json_decref(rec);
-	if (ok)
+	if (ok) {
 		reply_att(rq, 202, aid);
+		return;
+	}
+	/* refused (by another host holding the volume, say): no record stays */
+	struct dlvm_err e2 = { 0 };
+	char key[DLVM_PROP_KEY_MAX + 1];
+	snprintf(key, sizeof(key), P_ATT "%s", aid);
+	if (!cn_props(rq, lvname, json_pack("{s:n}", key), &e2))
+		cn_enforce_mode(rq, lvname, &e2);
 }
 
 /* PUT attachments/ID {"attachment": {"connector": {...}}} */

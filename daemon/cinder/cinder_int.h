@@ -93,6 +93,8 @@ struct dlvm_vg *cn_vg(struct cn_req *rq);
 /* "volume-ID" / "snapshot-ID": the LV of a resource of kind, visible to the
  * request's project; NULL when the id does not name one. */
 struct dlvm_lv *cn_find(struct cn_req *rq, struct dlvm_vg *vg, const char *kind, const char *id);
+/* Is the pool's VG shared (volumes are active only where attached)? */
+bool cn_shared(struct cn_req *rq);
 /* A property of lv, or NULL. */
 const char *cn_prop(const struct dlvm_lv *lv, const char *key);
 /* The resource id of a volume or snapshot LV (after "volume-"). */

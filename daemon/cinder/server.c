@@ -14,7 +14,8 @@
  *  3. OpenStack-API-Version: volume 3.X picks the microversion (3.0 when
  *     absent, "latest" for the highest); the reply names the one used.
  *  4. The handler runs under the context's command lock, the lock the
- *     native API's commands take: it reads the VG model and runs dlvm
+ *     native API's commands take (in a shared VG after reading what other
+ *     hosts committed since): it reads the VG model and runs dlvm
  *     commands (lvcreate, lvchange --property, ...) that change it. Every
  *     Cinder field lives in a property of the volume's LV, so what a
  *     handler answers is what the journal holds: another dlvmd on a shared
@@ -299,6 +300,10 @@ static void serve(struct cn_server *srv, struct cn_req *rq, const char *url,
 	if (!cn_microversion(rq) || !parse_body(rq, cc))
 		return;
 	pthread_mutex_lock(srv->lock);
+	/* a shared VG: what other hosts committed first (two small reads when
+	 * nothing changed), so that every host answers the same */
+	if (cn_shared(rq) && dlvm_ctx_host_id(srv->ctx))
+		dlvm_ctx_refresh(srv->ctx);
 	route(rq);
 	pthread_mutex_unlock(srv->lock);
 }

@@ -27,6 +27,13 @@ struct dlvm_vg *cn_vg(struct cn_req *rq)
 	return vg;
 }
 
+bool cn_shared(struct cn_req *rq)
+{
+	struct dlvm_vg *vg = cn_vg(rq);
+
+	return vg && (vg->info.flags & DLVM_VG_SHARED);
+}
+
 const char *cn_prop(const struct dlvm_lv *lv, const char *key)
 {
 	return dlvm_prop_get(&lv->props, key);

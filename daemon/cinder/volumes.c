@@ -222,15 +222,17 @@ static int create_lv(struct cn_req *rq, const char *lvname, const char *src, uin
 	char size[32], full[2 * DLVM_NAME_MAX + 2];
 	int r;
 
+	/* in a shared VG a volume is active only where it is attached */
+	const char *act = cn_shared(rq) ? "n" : "y";
 	snprintf(size, sizeof(size), "%" PRIu64 "g", gib);
 	snprintf(full, sizeof(full), "%s/%s", rq->srv->vg, lvname);
 	if (!*src)
 		return cn_cmd(rq, "lvcreate",
-			      json_pack("{s:s,s:s,s:s}", "name", lvname, "virtualsize", size,
-					"thinpool", rq->srv->pool),
+			      json_pack("{s:s,s:s,s:s,s:s}", "name", lvname, "virtualsize", size,
+					"thinpool", rq->srv->pool, "activate", act),
 			      json_pack("[s]", rq->srv->vg), err);
 	r = cn_cmd(rq, "lvcreate",
-		   json_pack("{s:s,s:b,s:s}", "name", lvname, "clone", 1, "activate", "y"),
+		   json_pack("{s:s,s:b,s:s}", "name", lvname, "clone", 1, "activate", act),
 		   json_pack("[s]", src), err);
 	if (!r && gib > src_gib)
 		r = cn_cmd(rq, "lvextend", json_pack("{s:s}", "size", size), json_pack("[s]", full),
