@@ -39,18 +39,18 @@ static json_t *att_record(const struct dlvm_lv *lv, uint32_t i, const char **aid
 	return a;
 }
 
-static json_t *connection_info(struct cn_req *rq, const struct dlvm_lv *lv, const char *aid,
-			       const char *mode)
+json_t *cn_connection_info(struct cn_req *rq, const struct dlvm_lv *lv, const char *aid,
+			   const char *mode)
 {
 	char export[2 * DLVM_NAME_MAX + 2], uri[PATH_MAX + 300], tcp[600];
 	struct cn_server *s = rq->srv;
 
 	snprintf(export, sizeof(export), "%s/%s", s->vg, lv->name);
 	snprintf(uri, sizeof(uri), "nbd+unix:///%s?socket=%s", export, s->nbd_socket);
-	json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:b,s:s,s:s,s:s}", "export_name", export, "socket",
+	json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:b,s:s,s:o}", "export_name", export, "socket",
 			      s->nbd_socket, "uri", uri, "access_mode", mode, "read_only",
-			      !strcmp(mode, "ro"), "volume_id", cn_lv_id(lv), "attachment_id", aid,
-			      "tls", s->nbd_tls);
+			      !strcmp(mode, "ro"), "volume_id", cn_lv_id(lv), "attachment_id",
+			      aid ? json_string(aid) : json_null());
 	if (d && s->nbd_port) {
 		snprintf(tcp, sizeof(tcp), "nbd://%s:%u/%s", s->nbd_host, s->nbd_port, export);
 		json_object_set_new(d, "host", json_string(s->nbd_host));
@@ -78,7 +78,8 @@ static json_t *att_json(struct cn_req *rq, const struct dlvm_lv *lv, const char 
 	json_object_set(v, "created_at", json_object_get(a, "created_at"));
 	json_object_set_new(v, "connection_info",
 			    conn && json_is_object(json_object_get(a, "connector"))
-					    ? connection_info(rq, lv, aid, json_string_value(mode))
+					    ? cn_connection_info(rq, lv, aid,
+								 json_string_value(mode))
 					    : json_object());
 	return v;
 }
@@ -178,7 +179,7 @@ static int shared_activation(struct cn_req *rq, const char *lvname, struct dlvm_
 
 /* Write attachment aid's record (NULL: delete it) on lvname, then enforce
  * the mode (and in a shared VG the activation); a reply on failure. */
-static bool att_store(struct cn_req *rq, const char *lvname, const char *aid, json_t *rec)
+bool cn_att_store(struct cn_req *rq, const char *lvname, const char *aid, json_t *rec)
 {
 	char key[DLVM_PROP_KEY_MAX + 1], *text = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
 	struct dlvm_err err = { 0 };
@@ -290,7 +291,7 @@ static void att_create(struct cn_req *rq)
 				"mode", mode, "status", has_conn ? "attaching" : "reserved",
 				"connector", has_conn ? conn : json_null(), "attached_at",
 				"created_at", now);
-	bool ok = rec && att_store(rq, lvname, aid, rec);
+	bool ok = rec && cn_att_store(rq, lvname, aid, rec);
 	json_decref(rec);
 	if (ok) {
 		reply_att(rq, 202, aid);
@@ -319,7 +320,7 @@ static void att_update(struct cn_req *rq, const char *lvname, const char *aid, j
 	json_object_set(rec, "connector", conn);
 	if (strcmp(json_string_value(json_object_get(rec, "status")) ?: "", "attached"))
 		json_object_set_new(rec, "status", json_string("attaching"));
-	if (att_store(rq, lvname, aid, rec))
+	if (cn_att_store(rq, lvname, aid, rec))
 		reply_att(rq, 200, aid);
 }
 
@@ -339,13 +340,13 @@ static void att_action(struct cn_req *rq, const char *lvname, const char *aid, j
 	cn_now(now);
 	json_object_set_new(rec, "status", json_string("attached"));
 	json_object_set_new(rec, "attached_at", json_string(now));
-	if (att_store(rq, lvname, aid, rec))
+	if (cn_att_store(rq, lvname, aid, rec))
 		cn_reply(rq, 202, NULL);
 }
 
 static void att_delete(struct cn_req *rq, const char *lvname, const char *aid)
 {
-	if (!att_store(rq, lvname, aid, NULL))
+	if (!cn_att_store(rq, lvname, aid, NULL))
 		return;
 	struct dlvm_vg *vg = cn_vg(rq);
 	struct dlvm_lv *lv = vg ? dlvm_lv_find(vg, lvname) : NULL;

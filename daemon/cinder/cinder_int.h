@@ -152,6 +152,17 @@ unsigned cn_attachment_count(const struct dlvm_lv *lv);
 unsigned cn_snapshot_count(struct cn_req *rq, const struct dlvm_vg *vg, const char *id);
 /* The type's id: the pool LV's UUID. */
 void cn_type_id(struct cn_req *rq, const struct dlvm_vg *vg, char out[CN_ID_LEN + 1]);
+/* Write attachment aid's record (NULL: delete it) on lvname, then enforce
+ * the mode and, in a shared VG, the activation; false with a reply when
+ * that fails (attachments.c). */
+bool cn_att_store(struct cn_req *rq, const char *lvname, const char *aid, json_t *rec);
+/* The connection_info of volume lv for attachment aid (NULL: none) in
+ * mode "rw" or "ro". */
+json_t *cn_connection_info(struct cn_req *rq, const struct dlvm_lv *lv, const char *aid,
+			   const char *mode);
+/* The actions of the attach flow before 3.27 (legacy.c): false when name is
+ * not one of them. */
+bool cn_legacy_action(struct cn_req *rq, const struct dlvm_lv *lv, const char *name, json_t *a);
 /* Make the LV read-only when it has attachments and all are read-only,
  * writable otherwise (lvchange -p). */
 int cn_enforce_mode(struct cn_req *rq, const char *lvname, struct dlvm_err *err);

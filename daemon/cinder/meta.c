@@ -250,7 +250,7 @@ void cn_volume_action(struct cn_req *rq, struct dlvm_vg *vg, struct dlvm_lv *lv)
 			volume_flag(rq, lv, a, "readonly", P_READONLY);
 		else if (!strcmp(name, "os-reset_status"))
 			volume_reset(rq, lv, a);
-		else
+		else if (!cn_legacy_action(rq, lv, name, a))
 			cn_error(rq, 400, "There is no such action: %.64s", name);
 	}
 }

@@ -31,18 +31,25 @@ static json_t *md_text(json_t *md)
 /* A volume's status: what its attachments say, else what is recorded. */
 const char *cn_volume_status(const struct dlvm_lv *lv)
 {
-	bool attached = false, attaching = false, any = false;
+	bool attached = false, attaching = false, detaching = false, any = false;
 
 	for (uint32_t i = 0; i < lv->props.n; i++) {
 		const struct dlvm_prop *p = &lv->props.v[i];
 		if (strncmp(p->key, P_ATT, strlen(P_ATT)))
 			continue;
+		json_t *a = json_loads(p->value, 0, NULL);
+		const char *st = json_string_value(json_object_get(a, "status"));
 		any = true;
-		attached |= strstr(p->value, "\"status\":\"attached\"") != NULL;
-		attaching |= strstr(p->value, "\"status\":\"attaching\"") != NULL;
+		attached |= st && !strcmp(st, "attached");
+		attaching |= st && !strcmp(st, "attaching");
+		detaching |= st && !strcmp(st, "detaching");
+		json_decref(a);
 	}
 	if (any)
-		return attached ? "in-use" : attaching ? "attaching" : "reserved";
+		return detaching   ? "detaching"
+		       : attached  ? "in-use"
+		       : attaching ? "attaching"
+				   : "reserved";
 	const char *s = cn_prop(lv, P_STATUS);
 	return s ? s : "error";
 }

@@ -344,6 +344,51 @@ def test_readonly_flag_bootable_and_reset_status(cinder, tmp_path):
     assert cinder.http("GET", "volumes")[2]["volumes"] == []
 
 
+def test_legacy_attach_actions(cinder, tmp_path):
+    """The attach flow before 3.27 (os-reserve, os-initialize_connection,
+    os-attach, os-begin_detaching, os-detach...) on the same records."""
+    nbdcopy = require_tool("nbdcopy")
+    vid = cinder.create("old-flow")["id"]
+
+    def act(name, body=None, code=202):
+        st, _, b = cinder.http("POST", f"volumes/{vid}/action", {name: body or {}})
+        assert st == code, (name, st, b)
+        return b
+
+    act("os-reserve")
+    assert cinder.show(vid)["status"] == "reserved"
+    act("os-reserve", code=400)
+    info = act("os-initialize_connection", {"connector": {"host": "h1"}}, 200)["connection_info"]
+    assert info["driver_volume_type"] == "nbd" and info["data"]["attachment_id"]
+    act("os-attach", {"instance_uuid": INSTANCE, "mountpoint": "/dev/vdb", "mode": "ro"})
+    v = cinder.show(vid)
+    assert v["status"] == "in-use"
+    (a,) = v["attachments"]
+    assert (a["attachment_id"], a["server_id"], a["device"]) == \
+        (info["data"]["attachment_id"], INSTANCE, "/dev/vdb")
+    data = tmp_path / "data"
+    data.write_bytes(os.urandom(1 << 20))
+    p = subprocess.run([nbdcopy, str(data), info["data"]["uri"]], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode != 0 and "read-only" in p.stderr
+    act("os-attach", {"instance_uuid": INSTANCE, "mountpoint": "/dev/vdc"}, 400)
+    act("os-begin_detaching")
+    assert cinder.show(vid)["status"] == "detaching"
+    act("os-roll_detaching")
+    assert cinder.show(vid)["status"] == "in-use"
+    act("os-detach", {"attachment_id": str(uuid.uuid4())}, 404)
+    act("os-detach", {})
+    act("os-terminate_connection", {"connector": {"host": "h1"}})
+    assert cinder.show(vid)["status"] == "available"
+    subprocess.run([nbdcopy, str(data), info["data"]["uri"]], check=True, timeout=60)
+    act("os-detach", {}, 400)
+    act("os-unreserve")
+    act("os-attach", {"instance_uuid": INSTANCE}, 400)  # no mountpoint
+    act("os-attach", {"instance_uuid": INSTANCE, "mountpoint": "/dev/vdb", "mode": "x"}, 400)
+    act("os-initialize_connection", {"connector": "h1"}, 400)
+    assert cinder.show(vid)["status"] == "available"
+
+
 def test_restart_keeps_names_metadata_attachments(cinder):
     v = cinder.create("keep", 2, description="kept", metadata={"a": "1", "b": "two"})
     st, _, b = cinder.http("POST", "snapshots", {"snapshot": {
