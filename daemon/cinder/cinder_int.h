@@ -138,6 +138,8 @@ const char *cn_volume_status(const struct dlvm_lv *lv);
 void cn_snapshots(struct cn_req *rq);   /* snapshots.c */
 void cn_attachments(struct cn_req *rq); /* attachments.c */
 void cn_types(struct cn_req *rq);       /* versions.c */
+void cn_limits(struct cn_req *rq);      /* versions.c */
+void cn_small_docs(struct cn_req *rq);  /* /extensions, /os-availability-zone */
 /* The version document of v3 ("/v3/") or of every version ("/"). */
 void cn_versions(struct cn_req *rq, bool all);
 /* Parse OpenStack-API-Version; false with a reply when it is refused. */

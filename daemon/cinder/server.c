@@ -153,10 +153,12 @@ json_t *cn_body_object(struct cn_req *rq, const char *name)
  * project id. */
 static bool is_collection(const char *s)
 {
-	static const char *const known[] = { "volumes",     "snapshots",       "attachments",
-					     "types",       "extensions",      "limits",
-					     "os-services", "os-quota-sets",   "backups",
-					     "messages",    "scheduler-stats", NULL };
+	static const char *const known[] = {
+		"volumes",    "snapshots", "attachments",     "types",
+		"extensions", "limits",    "os-services",     "os-quota-sets",
+		"backups",    "messages",  "scheduler-stats", "os-availability-zone",
+		NULL
+	};
 	for (unsigned i = 0; known[i]; i++)
 		if (!strcmp(s, known[i]))
 			return true;
@@ -235,6 +237,10 @@ static void route(struct cn_req *rq)
 		cn_attachments(rq);
 	else if (!strcmp(c, "types"))
 		cn_types(rq);
+	else if (!strcmp(c, "limits"))
+		cn_limits(rq);
+	else if (!strcmp(c, "extensions") || !strcmp(c, "os-availability-zone"))
+		cn_small_docs(rq);
 	else
 		cn_error(rq, 404, "The resource could not be found.");
 }

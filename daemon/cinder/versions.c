@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Versions, microversions and the one volume type. */
+/* Versions, microversions, the one volume type, and the small read-only
+ * documents: limits, extensions, availability zones. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,4 +143,47 @@ void cn_types(struct cn_req *rq)
 		cn_error(rq, 404, "Volume type %.64s could not be found.", rq->seg[1]);
 	else
 		cn_error(rq, 404, "The resource could not be found.");
+}
+
+/* GET /limits: no quotas yet (-1: unlimited), and what the project uses. */
+void cn_limits(struct cn_req *rq)
+{
+	struct dlvm_vg *vg = cn_vg(rq);
+	json_int_t vols = 0, gib = 0, snaps = 0;
+
+	if (strcmp(rq->method, "GET") || rq->nseg != 1) {
+		cn_error(rq, 404, "The resource could not be found.");
+		return;
+	}
+	for (size_t i = 0; vg && i < vg->nlv; i++) {
+		const struct dlvm_lv *lv = vg->lvs[i];
+		if (cn_visible(rq, lv, "volume")) {
+			vols++;
+			gib += (json_int_t)cn_gib(vg, lv);
+		} else if (cn_visible(rq, lv, "snapshot")) {
+			snaps++;
+		}
+	}
+	json_t *abs = json_pack("{s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:i,s:i}", "maxTotalVolumes", -1,
+				"maxTotalSnapshots", -1, "maxTotalVolumeGigabytes", -1,
+				"maxTotalBackups", -1, "maxTotalBackupGigabytes", -1,
+				"totalVolumesUsed", vols, "totalGigabytesUsed", gib,
+				"totalSnapshotsUsed", snaps, "totalBackupsUsed", 0,
+				"totalBackupGigabytesUsed", 0);
+	cn_reply(rq, 200, json_pack("{s:{s:[],s:o}}", "limits", "rate", "absolute", abs));
+}
+
+/* GET /extensions (none) and /os-availability-zone (nova). */
+void cn_small_docs(struct cn_req *rq)
+{
+	bool az = !strcmp(rq->seg[0], "os-availability-zone");
+
+	if (strcmp(rq->method, "GET") || rq->nseg != 1)
+		cn_error(rq, 404, "The resource could not be found.");
+	else if (az)
+		cn_reply(rq, 200,
+			 json_pack("{s:[{s:s,s:{s:b}}]}", "availabilityZoneInfo", "zoneName",
+				   "nova", "zoneState", "available", 1));
+	else
+		cn_reply(rq, 200, json_pack("{s:[]}", "extensions"));
 }

@@ -162,6 +162,19 @@ def test_versions_and_microversions(cinder):
     conn.close()
 
 
+def test_limits_extensions_zones(cinder):
+    cinder.create("a", 2)
+    cinder.create("b", 3)
+    out = cinder.cli_ok("absolute-limits")
+    assert table_value(out, "totalVolumesUsed") == "2"
+    assert table_value(out, "totalGigabytesUsed") == "5"
+    assert table_value(out, "maxTotalVolumes") == "-1"
+    st, _, b = cinder.http("GET", "limits", project="other")
+    assert st == 200 and b["limits"]["absolute"]["totalVolumesUsed"] == 0
+    assert "nova" in cinder.cli_ok("availability-zone-list")
+    assert cinder.http("GET", "extensions")[2] == {"extensions": []}
+
+
 def test_cinder_cli_volume_lifecycle(cinder):
     out = cinder.cli_ok("create", "--name", "data1", "2")
     vid = table_value(out, "id")
