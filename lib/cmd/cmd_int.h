@@ -18,6 +18,9 @@ void lv_attr(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_l
 	     char out[11]);
 
 /* ---- tags and properties of LVs (prop.c) ---- */
+/* The property marking a clone made read-only by lvchange -p r, which is
+ * then not taken for a snapshot (lv.c). */
+#define PROP_RO_CLONE "dlvm.readonly-clone"
 /* Does opts hold --addtag, --deltag, --property or --delproperty? */
 bool lv_props_given(json_t *opts);
 /* Check the values of those options without a VG (lvcreate checks them

@@ -575,6 +575,90 @@ DLVM_CMD_FN(cmd_lvrename)
 	return 0;
 }
 
+/* A thin snapshot: read-only with an origin, unless it is a clone made
+ * read-only by lvchange -p r (which marks it with PROP_RO_CLONE). */
+static bool is_snapshot(const struct dlvm_lv *lv)
+{
+	return (lv->flags & DLVM_LV_THIN) && lv->thin.origin_id && (lv->flags & DLVM_LV_READONLY) &&
+	       !dlvm_prop_get(&lv->props, PROP_RO_CLONE);
+}
+
+/* The flags edit of lvchange -p; a clone made read-only is marked so that
+ * it is not taken for a snapshot (and the mark goes when it is writable). */
+static int permission_commit(struct dlvm_vg *vg, struct dlvm_lv *lv, uint64_t flags,
+			     struct dlvm_err *err)
+{
+	struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_FLAGS };
+	bool clone = (lv->flags & DLVM_LV_THIN) && lv->thin.origin_id;
+	bool marked = dlvm_prop_get(&lv->props, PROP_RO_CLONE);
+	struct dlvm_txn t;
+	int r;
+
+	e.u.lv.id = lv->id;
+	e.u.lv.flags = flags;
+	dlvm_txn_init(&t);
+	r = dlvm_txn_push(&t, &e, err);
+	if (!r && clone && (flags & DLVM_LV_READONLY) && !marked)
+		r = dlvm_txn_push_prop(vg, &t, lv->id, PROP_RO_CLONE, "", err);
+	if (!r && !(flags & DLVM_LV_READONLY) && marked)
+		r = dlvm_txn_push_prop(vg, &t, lv->id, PROP_RO_CLONE, NULL, err);
+	if (!r)
+		r = dlvm_txn_commit(vg, &t, err);
+	dlvm_txn_release(&t);
+	return r;
+}
+
+/* lvchange -p r|rw of one LV: the thin store's device flag, the LV's
+ * flags, and the export (with force, open writers are cut off). */
+static int lv_set_permission(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
+			     const char *p, bool force, json_t *resp, struct dlvm_err *err)
+{
+	int r;
+
+	if (p && (lv->flags & DLVM_LV_THIN)) {
+		/* the store refuses writes to a read-only device too */
+		struct dlvm_thin_pool *pool;
+		if ((r = shared_family_refuse_elsewhere(ctx, vg, lv, "change", err)) ||
+		    (r = dlvm_thin_lv_store(vg, lv, true, &pool, err)))
+			return r;
+		r = dlvm_thin_pool_set_flags(pool, lv->id,
+					     !strcmp(p, "r") ? DLVM_THIN_DEV_READONLY : 0, err);
+		if (r || (r = dlvm_thin_pool_commit(pool, err)))
+			return r;
+	}
+	if (p) {
+		uint64_t flags = !strcmp(p, "r") ? lv->flags | DLVM_LV_READONLY
+						 : lv->flags & ~DLVM_LV_READONLY;
+		if (flags == lv->flags) {
+			resp_message(resp, "Logical volume %s/%s is already %s.", vg->info.name,
+				     lv->name, !strcmp(p, "r") ? "read only" : "writable");
+		} else {
+			if ((r = permission_commit(vg, lv, flags, err)))
+				return r;
+			/* new connections see the new permission; with -f the
+			 * open ones are dropped so none keeps writing */
+			if (is_active(ctx, vg, lv)) {
+				if (force && lv_clients(ctx, vg, lv) &&
+				    (r = ctx->hooks->deactivate(ctx->hooks->priv, vg, lv, true,
+								err)))
+					return r;
+				if ((r = activate(ctx, vg, lv, NULL, err)))
+					return r;
+				if (!force && lv_clients(ctx, vg, lv) && (flags & DLVM_LV_READONLY))
+					resp_warning(resp,
+						     "%s/%s: %u connected client(s) keep "
+						     "write access until they reconnect "
+						     "(use -f to disconnect them)",
+						     vg->info.name, lv->name,
+						     lv_clients(ctx, vg, lv));
+			}
+			resp_message(resp, "Logical volume %s/%s changed.", vg->info.name,
+				     lv->name);
+		}
+	}
+	return 0;
+}
+
 DLVM_CMD_FN(cmd_lvchange)
 {
 	const char *a = opt_str(opts, "activate"), *p = opt_str(opts, "permission");
@@ -612,8 +696,7 @@ DLVM_CMD_FN(cmd_lvchange)
 					    "%s/%s is a thin pool: activate its thin "
 					    "volumes",
 					    vg->info.name, lv->name);
-		if (p && !strcmp(p, "rw") && (lv->flags & DLVM_LV_THIN) && lv->thin.origin_id &&
-		    (lv->flags & DLVM_LV_READONLY))
+		if (p && !strcmp(p, "rw") && is_snapshot(lv))
 			return dlvm_err_set(err, -EINVAL,
 					    "%s/%s is a snapshot and stays read-only: "
 					    "make a writable clone (lvcreate --clone)",
@@ -626,54 +709,8 @@ DLVM_CMD_FN(cmd_lvchange)
 			return r;
 		if (props && (r = lv_props_change(vg, lv, opts, resp, err)))
 			return r;
-		if (p && (lv->flags & DLVM_LV_THIN)) {
-			/* the store refuses writes to a read-only device too */
-			struct dlvm_thin_pool *pool;
-			if ((r = shared_family_refuse_elsewhere(ctx, vg, lv, "change", err)) ||
-			    (r = dlvm_thin_lv_store(vg, lv, true, &pool, err)))
-				return r;
-			r = dlvm_thin_pool_set_flags(pool, lv->id,
-						     !strcmp(p, "r") ? DLVM_THIN_DEV_READONLY : 0,
-						     err);
-			if (r || (r = dlvm_thin_pool_commit(pool, err)))
-				return r;
-		}
-		if (p) {
-			uint64_t flags = !strcmp(p, "r") ? lv->flags | DLVM_LV_READONLY
-							 : lv->flags & ~DLVM_LV_READONLY;
-			if (flags == lv->flags) {
-				resp_message(resp, "Logical volume %s/%s is already %s.",
-					     vg->info.name, lv->name,
-					     !strcmp(p, "r") ? "read only" : "writable");
-			} else {
-				struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_FLAGS };
-				e.u.lv.id = lv->id;
-				e.u.lv.flags = flags;
-				r = dlvm_txn_commit_edit(vg, &e, err);
-				if (r)
-					return r;
-				/* new connections see the new permission; with -f the
-				 * open ones are dropped so none keeps writing */
-				if (is_active(ctx, vg, lv)) {
-					if (force && lv_clients(ctx, vg, lv) &&
-					    (r = ctx->hooks->deactivate(ctx->hooks->priv, vg, lv,
-									true, err)))
-						return r;
-					if ((r = activate(ctx, vg, lv, NULL, err)))
-						return r;
-					if (!force && lv_clients(ctx, vg, lv) &&
-					    (flags & DLVM_LV_READONLY))
-						resp_warning(resp,
-							     "%s/%s: %u connected client(s) keep "
-							     "write access until they reconnect "
-							     "(use -f to disconnect them)",
-							     vg->info.name, lv->name,
-							     lv_clients(ctx, vg, lv));
-				}
-				resp_message(resp, "Logical volume %s/%s changed.", vg->info.name,
-					     lv->name);
-			}
-		}
+		if (p && (r = lv_set_permission(ctx, vg, lv, p, force, resp, err)))
+			return r;
 		bool shared = vg->info.flags & DLVM_VG_SHARED;
 		if (a && on) {
 			/* shared VG: lock first (or change the mode), then export */
