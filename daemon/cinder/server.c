@@ -98,10 +98,11 @@ unsigned cn_status_of(int r)
 	case EINVAL:
 	case ERANGE:
 	case ENOSPC:
-	case EBUSY:
 	case EPERM:
 	case EROFS: return 400;
 	case ENOENT: return 404;
+	/* another host holds the volume, a clone reads through a snapshot */
+	case EBUSY:
 	case EEXIST: return 409;
 	default: return 500;
 	}

@@ -613,25 +613,38 @@ def test_lv_tags_and_properties_cli(tmp_path, state_dir, pv):
 
 
 
-def test_two_hosts_of_a_shared_vg_answer_the_same(tmp_path, pv):
-    """The Cinder state is in the shared VG's journal: a volume made, renamed
-    and given metadata through one host's API is seen the same through the
-    other's, and a change made on the second is seen on the first."""
+@pytest.fixture
+def two_hosts(tmp_path, pv):
+    """Two dlvmd (host ids 1, 2) on the shared VG vgs, each serving the
+    Cinder API on its own port, volumes in vgs/pool0."""
     a = pv("pv0.img", size="768M")
-    offline = ["--devices", str(a)]
     nd = tmp_path / "no-daemon.sock"
-    dlvm_ok(*offline, "vgcreate", "--shared", "--max-hosts", "4", "vgs", a, socket=nd,
-            state_dir=tmp_path / "offline")
+    dlvm_ok("--devices", str(a), "vgcreate", "--shared", "--max-hosts", "4", "vgs", a,
+            socket=nd, state_dir=tmp_path / "offline")
     ports = [free_tcp_port(), free_tcp_port()]
     hs = [Dlvmd(tmp_path / f"h{i + 1}", devices=[a],
                 extra=["--io-timeout", "1", "--host-id", str(i + 1), "--cinder-pool",
                        "vgs/pool0", "--cinder-listen", f"127.0.0.1:{ports[i]}"])
           for i in range(2)]
-    for h in hs:
-        h.start()
+    started = []
     try:
+        for h in hs:
+            h.start()
+            started.append(h)
         hs[0].cli_ok("lvcreate", "--type", "thin-pool", "-L", "256m", "-n", "pool0", "vgs")
-        c1, c2 = Cinder(hs[0], ports[0]), Cinder(hs[1], ports[1])
+        yield Cinder(hs[0], ports[0]), Cinder(hs[1], ports[1])
+    finally:
+        for h in started:
+            stop_clean(h)
+
+
+def test_two_hosts_of_a_shared_vg_answer_the_same(two_hosts):
+    """The Cinder state is in the shared VG's journal: a volume made, renamed
+    and given metadata through one host's API is seen the same through the
+    other's, and a change made on the second is seen on the first."""
+    c1, c2 = two_hosts
+    hs = [c1.d, c2.d]
+    if True:
         v = c1.create("shared-vol", 1, description="on host 1", metadata={"k": "v"})
         # each request reads what the other host committed: no waiting
         seen = [x for x in c2.http("GET", "volumes/detail")[2]["volumes"] if x["id"] == v["id"]]
@@ -680,6 +693,81 @@ def test_two_hosts_of_a_shared_vg_answer_the_same(tmp_path, pv):
         st, _, b = c2.http("DELETE", f"volumes/{v['id']}")
         assert st == 202, b
         assert c1.http("GET", f"volumes/{v['id']}")[0] == 404
-    finally:
-        for h in hs:
-            stop_clean(h)
+
+
+def test_shared_vg_snapshots_and_clones_across_hosts(two_hosts):
+    """A snapshot taken through one host, volumes made from it and from the
+    volume through the other, data read back through a third attachment."""
+    c1, c2 = two_hosts
+    v = c1.create("origin", 1)
+    att = {"attachment": {"volume_uuid": v["id"], "connector": {"host": "h1"}}}
+    st, _, b = c1.http("POST", "attachments", att, version="3.54")
+    assert st == 202, b
+    payload = os.urandom(1 << 20)
+    h = nbd.NBD()
+    h.connect_uri(b["attachment"]["connection_info"]["data"]["uri"])
+    h.pwrite(payload, 0)
+    h.flush()
+    h.shutdown()
+    st, _, _ = c1.http("POST", f"attachments/{b['attachment']['id']}/action",
+                       {"os-complete": {}}, version="3.54")
+    assert st == 202
+    # a snapshot of an in-use volume needs force, and the host that serves
+    # it (its thin family is written there)
+    st, _, b2 = c1.http("POST", "snapshots", {"snapshot": {"volume_id": v["id"], "name": "s"}})
+    assert st == 400, b2
+    snap = {"snapshot": {"volume_id": v["id"], "name": "s", "force": True}}
+    st, _, b2 = c2.http("POST", "snapshots", snap)
+    assert st == 409 and "active on host id 1" in cinder_error(b2, "conflictingRequest", 409)
+    st, _, s = c1.http("POST", "snapshots", snap)
+    assert st == 202, s
+    sid = s["snapshot"]["id"]
+    st, _, b2 = c1.http("DELETE", f"attachments/{b['attachment']['id']}", version="3.54")
+    assert st == 200, b2
+    st, _, fs = c1.http("POST", "volumes", {"volume": {"snapshot_id": sid, "name": "from-s"}})
+    assert st == 202 and fs["volume"]["size"] == 1, fs
+    st, _, fv = c2.http("POST", "volumes", {"volume": {"source_volid": v["id"], "size": 2}})
+    assert st == 202 and fv["volume"]["size"] == 2, fv
+    for c, vol in ((c2, fs["volume"]), (c1, fv["volume"])):
+        st, _, a = c.http("POST", "attachments", {"attachment": {
+            "volume_uuid": vol["id"], "connector": {"host": "x"}, "mode": "ro"}},
+            version="3.54")
+        assert st == 202, a
+        h = nbd.NBD()
+        h.connect_uri(a["attachment"]["connection_info"]["data"]["uri"])
+        assert h.is_read_only() and h.pread(1 << 20, 0) == payload
+        h.shutdown()
+        st, _, b2 = c.http("DELETE", f"attachments/{a['attachment']['id']}", version="3.54")
+        assert st == 200, b2
+    for c, vid in ((c1, fs["volume"]["id"]), (c2, fv["volume"]["id"])):
+        st, _, b2 = c.http("DELETE", f"volumes/{vid}")
+        assert st == 202, b2
+    st, _, b2 = c2.http("DELETE", f"volumes/{v['id']}?cascade=true")
+    assert st == 202, b2
+    assert c1.http("GET", "volumes")[2]["volumes"] == []
+    assert c1.http("GET", "snapshots")[2]["snapshots"] == []
+
+
+def test_clone_from_snapshot_read_only_attachment_and_back(cinder, tmp_path):
+    """A volume made from a snapshot is a thin clone: a ro attachment makes
+    it read-only and deleting the attachment makes it writable again (lvchange
+    marks a clone made read-only, so it is not taken for a snapshot), while
+    the snapshot itself stays read-only."""
+    nbdcopy = require_tool("nbdcopy")
+    v = cinder.create("src")
+    st, _, s = cinder.http("POST", "snapshots", {"snapshot": {"volume_id": v["id"]}})
+    assert st == 202, s
+    c = cinder.create("clone", snapshot_id=s["snapshot"]["id"])
+    st, _, a = cinder.http("POST", "attachments", {"attachment": {
+        "volume_uuid": c["id"], "connector": {"host": "h"}, "mode": "ro"}}, version="3.54")
+    assert st == 202, a
+    uri = a["attachment"]["connection_info"]["data"]["uri"]
+    data = tmp_path / "data"
+    data.write_bytes(os.urandom(1 << 20))
+    p = subprocess.run([nbdcopy, str(data), uri], capture_output=True, text=True, timeout=60)
+    assert p.returncode != 0 and "read-only" in p.stderr
+    st, _, b = cinder.http("DELETE", f"attachments/{a['attachment']['id']}", version="3.54")
+    assert st == 200, b
+    subprocess.run([nbdcopy, str(data), uri], check=True, timeout=60)
+    rc, _, err = cinder.d.cli("lvchange", "-p", "rw", f"vg0/snap-{s['snapshot']['id']}")
+    assert rc != 0 and "is a snapshot and stays read-only" in err
