@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "daemon/api.h"
+#include "daemon/cinder/cinder.h"
 #include "daemon/exports.h"
 #include "daemon/hooks.h"
 #include "daemon/log.h"
@@ -43,6 +44,7 @@ struct dlvmd {
 	struct nbd_server *nbd;
 	struct nbd_tls *tls; /* NBD TLS settings and access rules */
 	struct dlvmd_api *api;
+	struct dlvmd_cinder *cinder;
 };
 
 /* SIGTERM and SIGINT: one thread waits for them (every other thread blocks
@@ -293,6 +295,34 @@ static void fd_limit_raise(const struct dlvmd *d)
 			    d->o.nbd_max_connections);
 }
 
+/* The Cinder API, when --cinder-pool names its pool; after the native API,
+ * whose command lock it shares. */
+static int cinder_start(struct dlvmd *d, const char *nbd_tcp)
+{
+	struct dlvmd_cinder_opts co = {
+		.listen = d->o.cinder_listen,
+		.pool = d->o.cinder_pool,
+		.type_name = d->o.cinder_type,
+		.auth = d->o.cinder_auth,
+		.noauth_network = !strcmp(d->o.cinder_noauth_network, "yes"),
+		.nbd_socket = d->nbd_path,
+		.nbd_listen = nbd_tcp,
+		.nbd_tls = d->o.tls,
+	};
+	struct dlvm_err err = { 0 };
+	int r;
+
+	if (!d->o.cinder_pool || !strcmp(d->o.cinder_listen, "none"))
+		return 0;
+	if ((r = dlvmd_cinder_start(d->ctx, &co, &d->cinder, &err)) < 0) {
+		log_error(DLVM_LOG_MAIN, "%s", err.msg);
+		return r;
+	}
+	log_info(DLVM_LOG_MAIN, "cinder: listening on http://%s/v3 (%s, volumes in %s)",
+		 d->o.cinder_listen, d->o.cinder_auth, d->o.cinder_pool);
+	return 0;
+}
+
 /* The NBD server, then the API; flattens left unfinished go on. */
 static int servers_start(struct dlvmd *d)
 {
@@ -329,6 +359,8 @@ static int servers_start(struct dlvmd *d)
 		return r;
 	}
 	log_info(DLVM_LOG_MAIN, "api: listening on %s", d->api_path);
+	if ((r = cinder_start(d, nopts.tcp_addr)) < 0)
+		return r;
 	dlvmd_api_resume_jobs(d->api);
 	log_info(DLVM_LOG_MAIN, "ready");
 	return 0;
@@ -336,7 +368,8 @@ static int servers_start(struct dlvmd *d)
 
 static void dlvmd_shutdown(struct dlvmd *d)
 {
-	dlvmd_api_stop(d->api); /* no command runs after this */
+	dlvmd_cinder_stop(d->cinder); /* before the lock it shares goes */
+	dlvmd_api_stop(d->api);       /* no command runs after this */
 	if (d->nbd)
 		nbd_server_stop(d->nbd); /* in-flight requests finish and are flushed */
 	if (d->ctx) {

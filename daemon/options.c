@@ -89,6 +89,23 @@ const struct dlvmd_option dlvmd_options[] = {
 	  .def = "irq", .off = O(nbd_cpus),
 	  .help = "where NBD connections run: on the CPUs that take their devices' completion "
 		  "interrupts (irq) or wherever the kernel puts them (any)" },
+	/* ---- the Cinder v3 API (daemon/cinder/, docs/api.md) ---- */
+	{ "cinder-pool", 0, "cinder_pool", DLVMD_OPT_STRING, "VG/POOL", .off = O(cinder_pool),
+	  .help = "serve the OpenStack Block Storage (Cinder) v3 API, making volumes as thin "
+		  "LVs in this existing thin pool; without it the Cinder API is off" },
+	{ "cinder-listen", 0, "cinder_listen", DLVMD_OPT_STRING, "ADDR:PORT",
+	  .def = DLVMD_DEFAULT_CINDER_LISTEN, .off = O(cinder_listen),
+	  .help = "TCP listener of the Cinder API (with --cinder-pool); 'none': off" },
+	{ "cinder-type", 0, "cinder_type", DLVMD_OPT_STRING, "NAME", .def = "dlvm",
+	  .off = O(cinder_type), .help = "name of the one volume type, the default" },
+	{ "cinder-auth-strategy", 0, "cinder_auth_strategy", DLVMD_OPT_CHOICE, "noauth",
+	  .choices = "noauth", .def = "noauth", .off = O(cinder_auth),
+	  .help = "how Cinder API requests are authenticated: 'noauth' trusts the project "
+		  "the request names (URL or X-Project-Id) and ignores X-Auth-Token" },
+	{ "cinder-noauth-network", 0, "cinder_noauth_network", DLVMD_OPT_CHOICE, "no|yes",
+	  .choices = "no|yes", .def = "no", .off = O(cinder_noauth_network),
+	  .help = "'yes' lets noauth serve a listener that is not a loopback address: anyone "
+		  "who reaches it manages every volume" },
 	{ "debug", 0, "debug", DLVMD_OPT_DEBUG, "SUBSYSTEM,...", .off = O(debug),
 	  .help = "print the debug lines of these subsystems" },
 	{ "config", 0, NULL, DLVMD_OPT_CONFIG, "FILE", .off = O(config),

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #define DLVMD_DEFAULT_NBD_LISTEN "127.0.0.1:10809"
+#define DLVMD_DEFAULT_CINDER_LISTEN "127.0.0.1:8776"
 
 /* The options once checked; owned strings, freed by dlvmd_opts_release. */
 struct dlvmd_opts {
@@ -42,6 +43,12 @@ struct dlvmd_opts {
 	long nbd_conn_buffers;      /* MiB */
 	long nbd_buffers;           /* MiB */
 	bool foreground;
+	/* the Cinder v3 API (daemon/cinder/) */
+	char *cinder_listen;         /* "HOST:PORT" or "none" */
+	char *cinder_pool;           /* "VG/POOL"; NULL: the Cinder API is off */
+	char *cinder_type;           /* the name of the one volume type */
+	char *cinder_auth;           /* "noauth" */
+	char *cinder_noauth_network; /* "no" or "yes": noauth on a non-loopback listener */
 };
 
 enum dlvmd_opt_kind {

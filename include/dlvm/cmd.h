@@ -181,6 +181,9 @@ uint32_t dlvm_ctx_host_id(const struct dlvm_ctx *ctx);
 /* dlvmd: the mutex its commands run under; background jobs and the host
  * agent take it between their steps (NULL: a job runs inside its command). */
 void dlvm_ctx_set_cmd_lock(struct dlvm_ctx *ctx, pthread_mutex_t *lock);
+/* The lock set by dlvm_ctx_set_cmd_lock (NULL: none): another front end of
+ * dlvmd (the Cinder API) runs its commands and reads the model under it. */
+pthread_mutex_t *dlvm_ctx_cmd_lock(const struct dlvm_ctx *ctx);
 /* Replace the export hooks (NULL: none; dlvmd drops them when it stops). */
 void dlvm_ctx_set_hooks(struct dlvm_ctx *ctx, const struct dlvm_export_hooks *hooks);
 

@@ -63,8 +63,12 @@
 /* VG ro_compat: a shared VG; a reader without lease support must not change
  * it, so an older build opens it read-only */
 #define DLVM_RO_COMPAT_SHARED (1ull << 0)
+/* VG ro_compat: the VG holds key/value properties (PROPERTY_SET edits,
+ * written ignorable); a build that skips them would drop them from the next
+ * checkpoint it writes, so an older build opens the VG read-only */
+#define DLVM_RO_COMPAT_PROPERTIES (1ull << 1)
 #define DLVM_INCOMPAT_KNOWN ((uint64_t)0) /* what this build implements */
-#define DLVM_RO_COMPAT_KNOWN DLVM_RO_COMPAT_SHARED
+#define DLVM_RO_COMPAT_KNOWN (DLVM_RO_COMPAT_SHARED | DLVM_RO_COMPAT_PROPERTIES)
 #define DLVM_COMPAT_KNOWN ((uint64_t)0)
 
 /* ---- PV header ---- */
@@ -164,7 +168,19 @@ enum dlvm_edit_type {
 	/* The rate a flatten of the LV copies at (written ignorable: a reader
 	 * that does not know it copies without a limit). */
 	DLVM_EDIT_LV_SET_COPY_RATE = 17,
+	/* Set or delete one key/value property of an LV or of the VG (object
+	 * id 0); written ignorable, with DLVM_RO_COMPAT_PROPERTIES in the VG. */
+	DLVM_EDIT_PROPERTY_SET = 18,
 };
+
+/* Bounds of properties, checked on decode and on apply. A key is 1 to
+ * DLVM_PROP_KEY_MAX bytes of [A-Za-z0-9_.:+/@%#-]; a value at most
+ * DLVM_PROP_VALUE_MAX bytes, any but NUL; an LV (or the VG) has at most
+ * DLVM_PROP_MAX properties. */
+#define DLVM_PROP_KEY_MAX 255
+#define DLVM_PROP_VALUE_MAX 4096
+#define DLVM_PROP_MAX 256
+#define DLVM_PROP_DELETE 0x1u /* PROPERTY_SET flags: remove the key (empty value) */
 
 #define DLVM_NAME_MAX 127
 #define DLVM_MAX_STRIPES 128
@@ -284,6 +300,12 @@ struct dlvm_edit {
 			uint64_t copy_rate; /* LV_SET_COPY_RATE: bytes per second, 0 none */
 		} lv;
 		struct {
+			uint64_t id;    /* the LV; 0: the VG */
+			uint32_t flags; /* DLVM_PROP_DELETE */
+			char key[DLVM_PROP_KEY_MAX + 1];
+			char *value; /* owned, NUL terminated; NULL for a delete */
+		} prop;              /* PROPERTY_SET */
+		struct {
 			size_t len;
 			const uint8_t *data; /* unknown ignorable edit: raw bytes */
 		} raw;
@@ -313,6 +335,14 @@ int dlvm_edit_encode(const struct dlvm_edit *e, struct dlvm_buf *out);
 int dlvm_edit_decode(const uint8_t *buf, size_t len, size_t *pos, struct dlvm_edit *e,
 		     struct dlvm_err *err);
 void dlvm_edit_release(struct dlvm_edit *e);
+
+/*
+ * Check a property: key[0..klen) against the key rules and value[0..vlen)
+ * (may be NULL for a delete) against the value bounds (DLVM_PROP_*).
+ * 0 or -EINVAL with a message naming the key and the byte or length at fault.
+ */
+int dlvm_prop_check(const char *key, size_t klen, const char *value, size_t vlen,
+		    struct dlvm_err *err);
 
 /* Name of an edit type for dump ("LV_CREATE"), "UNKNOWN" otherwise. */
 const char *dlvm_edit_type_name(uint16_t type);

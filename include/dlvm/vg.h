@@ -52,6 +52,16 @@ struct dlvm_pv {
 	uint64_t pe_alloc; /* extents in use */
 };
 
+/* Key/value properties of an LV or of the VG (PROPERTY_SET edits), sorted
+ * by key; both strings owned, at most DLVM_PROP_MAX of them. */
+struct dlvm_prop {
+	char *key, *value;
+};
+struct dlvm_props {
+	struct dlvm_prop *v;
+	uint32_t n;
+};
+
 struct dlvm_lv {
 	uint64_t id;
 	uint8_t uuid[16];
@@ -65,6 +75,7 @@ struct dlvm_lv {
 	uint32_t nholders;              /* shared VGs: activation records */
 	struct dlvm_lv_holder *holders; /* sorted by host id, owned */
 	uint64_t copy_rate;             /* a flatten's limit, bytes per second; 0 none */
+	struct dlvm_props props;        /* PROPERTY_SET */
 	size_t index;                   /* position in vg->lvs */
 };
 
@@ -77,6 +88,7 @@ struct dlvm_vg {
 	size_t nlv, caplv;
 	struct dlvm_hmap *by_name;           /* the LVs by name (lib/util/hmap.h), owned */
 	struct dlvm_hmap *by_id;             /* the LVs by id, owned */
+	struct dlvm_props props;             /* the VG's own properties */
 	bool readonly;                       /* every metadata change is refused */
 	char readonly_why[DLVM_ERR_MSG_MAX]; /* the message it is refused with ("" for
 					       * the generic one) */
@@ -293,6 +305,23 @@ bool dlvm_lv_exportable(const struct dlvm_lv *lv);
 /* -EPERM "vg/lvmlock: cannot WHAT [lvmlock]: ..." for an internal LV, else 0. */
 int dlvm_lv_refuse_internal(const struct dlvm_vg *vg, const struct dlvm_lv *lv, const char *what,
 			    struct dlvm_err *err);
+
+/* ---- properties (props.c) ---- */
+/* The value of key in p, borrowed until the next change; NULL if absent. */
+const char *dlvm_prop_get(const struct dlvm_props *p, const char *key);
+/* The properties of object id (an LV id; 0: the VG), or NULL if no such LV. */
+const struct dlvm_props *dlvm_props_of(const struct dlvm_vg *vg, uint64_t id);
+/*
+ * Append to t the edit that sets key to value (value NULL: deletes key) on
+ * object id (an LV id, 0: the VG), and, the first time a property is
+ * written in vg, a VG_INFO that adds DLVM_RO_COMPAT_PROPERTIES (once per
+ * transaction). The key and value are checked first (dlvm_prop_check):
+ * -EINVAL with the message, nothing added. -ENOMEM.
+ */
+int dlvm_txn_push_prop(const struct dlvm_vg *vg, struct dlvm_txn *t, uint64_t id, const char *key,
+		       const char *value, struct dlvm_err *err);
+/* Free what p holds and empty it. */
+void dlvm_props_release(struct dlvm_props *p);
 
 /* ---- consistency check (check.c) ---- */
 /* Verify every copy and checksum, that no extent is used twice and that free

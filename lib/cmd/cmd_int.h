@@ -17,6 +17,22 @@
 void lv_attr(struct dlvm_ctx *ctx, const struct dlvm_vg *vg, const struct dlvm_lv *lv,
 	     char out[11]);
 
+/* ---- tags and properties of LVs (prop.c) ---- */
+/* The property marking a clone made read-only by lvchange -p r, which is
+ * then not taken for a snapshot (lv.c). */
+#define PROP_RO_CLONE "dlvm.readonly-clone"
+/* Does opts hold --addtag, --deltag, --property or --delproperty? */
+bool lv_props_given(json_t *opts);
+/* Check the values of those options without a VG (lvcreate checks them
+ * before it creates anything). -EINVAL with the message. */
+int lv_props_check(json_t *opts, struct dlvm_err *err);
+/* Those options of lv in one transaction (deletes first); -EINVAL for a bad
+ * key, value or tag, nothing changed; errors of dlvm_txn_commit. */
+int lv_props_change(struct dlvm_vg *vg, struct dlvm_lv *lv, json_t *opts, json_t *resp,
+		    struct dlvm_err *err);
+/* lvs fields lv_tags and lv_properties of lv in row. -ENOMEM. */
+int lv_props_report(const struct dlvm_lv *lv, json_t *row);
+
 /* Command implementations (one file per object) */
 #define DLVM_CMD_FN(name) \
 	int name(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *resp, \

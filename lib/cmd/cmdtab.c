@@ -116,6 +116,8 @@ static const struct dlvm_opt_def lvcreate_opts[] = {
 	{ 0, "poolmetadatasize", DLVM_OPT_VALUE, "SIZE",
 	  "thin pool metadata size (default about "
 	  "48 bytes a chunk, at least 4m)" },
+	{ 0, "addtag", DLVM_OPT_LIST, "TAG", "add a tag to the new LV (needs its name)" },
+	{ 0, "property", DLVM_OPT_LIST, "KEY=VALUE", "set a property of the new LV" },
 	OPT_YES,
 	END,
 };
@@ -135,6 +137,12 @@ static const struct dlvm_opt_def lvchange_opts[] = {
 	  "activate or deactivate (shared VG: y "
 	  "and ey exclusively on this host, sy shared with other hosts)" },
 	{ 'p', "permission", DLVM_OPT_VALUE, "r|rw", "make the LV read-only or writable" },
+	{ 0, "addtag", DLVM_OPT_LIST, "TAG", "add a tag (kept in the VG's journal)" },
+	{ 0, "deltag", DLVM_OPT_LIST, "TAG", "remove a tag" },
+	{ 0, "property", DLVM_OPT_LIST, "KEY=VALUE",
+	  "set a property (kept in the VG's journal; a value given on the command line cannot "
+	  "hold a comma)" },
+	{ 0, "delproperty", DLVM_OPT_LIST, "KEY", "remove a property" },
 	OPT_FORCE,
 	OPT_YES,
 	OPT_LOCK_WAIT,

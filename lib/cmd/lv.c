@@ -196,7 +196,8 @@ static int lvcreate_linear(struct dlvm_ctx *ctx, struct dlvm_vg *vg, const char 
 	return 0;
 }
 
-DLVM_CMD_FN(cmd_lvcreate)
+static int lvcreate_run(struct dlvm_ctx *ctx, json_t *opts, json_t *args, json_t *resp,
+			struct dlvm_err *err)
 {
 	const char *name = opt_str(opts, "name"), *type = opt_str(opts, "type");
 	const char *target = arg_str(args, 0);
@@ -244,6 +245,50 @@ DLVM_CMD_FN(cmd_lvcreate)
 		return r;
 	return lvcreate_linear(ctx, vg, name, opts, args, resp, err);
 }
+/* lvcreate --addtag/--property: checked before anything is created, set
+ * once the LV is there (a second transaction of the same command). */
+DLVM_CMD_FN(cmd_lvcreate)
+{
+	const char *name = opt_str(opts, "name"), *target = arg_str(args, 0);
+	bool props = lv_props_given(opts),
+	     from = opt_flag(opts, "snapshot") || opt_flag(opts, "clone");
+	char vgname[DLVM_NAME_MAX + 1], lvname[DLVM_NAME_MAX + 1];
+	struct dlvm_vg *vg;
+	struct dlvm_lv *lv;
+	int r;
+
+	if (props) {
+		if ((r = lv_props_check(opts, err)))
+			return dlvm_err_prefix(err, r, "lvcreate: ");
+		if (!target)
+			return dlvm_err_set(err, -EINVAL, "lvcreate: give the volume group");
+		if (strchr(target, '/')) {
+			if ((r = split_lv_path(target, vgname, lvname, err)))
+				return r;
+			if (!name && !from)
+				name = lvname;
+		} else if ((r = copy_name(vgname, target, "VG", err))) {
+			return r;
+		}
+		if (!name)
+			return dlvm_err_set(err, -EINVAL,
+					    "lvcreate --addtag/--property: name the new LV (-n "
+					    "NAME)");
+	}
+	if ((r = lvcreate_run(ctx, opts, args, resp, err)) || !props)
+		return r;
+	char newname[DLVM_NAME_MAX + 1];
+	snprintf(newname, sizeof(newname), "%s", name);
+	if ((r = dlvm_ctx_vg(ctx, vgname, &vg, err)))
+		return r;
+	if (!(lv = dlvm_lv_find(vg, newname)))
+		return dlvm_err_set(err, -ENOENT, "%s/%s: created, then not found", vgname,
+				    newname);
+	if ((r = lv_props_change(vg, lv, opts, resp, err)))
+		return dlvm_err_prefix(err, r, "created, but without its tags and properties: ");
+	return 0;
+}
+
 DLVM_CMD_FN(cmd_lvremove)
 {
 	size_t n = json_array_size(args);
@@ -530,6 +575,84 @@ DLVM_CMD_FN(cmd_lvrename)
 	return 0;
 }
 
+/* A thin snapshot: read-only with an origin, unless it is a clone made
+ * read-only by lvchange -p r (which marks it with PROP_RO_CLONE). */
+static bool is_snapshot(const struct dlvm_lv *lv)
+{
+	return (lv->flags & DLVM_LV_THIN) && lv->thin.origin_id && (lv->flags & DLVM_LV_READONLY) &&
+	       !dlvm_prop_get(&lv->props, PROP_RO_CLONE);
+}
+
+/* The flags edit of lvchange -p; a clone made read-only is marked so that
+ * it is not taken for a snapshot (and the mark goes when it is writable). */
+static int permission_commit(struct dlvm_vg *vg, struct dlvm_lv *lv, uint64_t flags,
+			     struct dlvm_err *err)
+{
+	struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_FLAGS };
+	bool clone = (lv->flags & DLVM_LV_THIN) && lv->thin.origin_id;
+	bool marked = dlvm_prop_get(&lv->props, PROP_RO_CLONE);
+	struct dlvm_txn t;
+	int r;
+
+	e.u.lv.id = lv->id;
+	e.u.lv.flags = flags;
+	dlvm_txn_init(&t);
+	r = dlvm_txn_push(&t, &e, err);
+	if (!r && clone && (flags & DLVM_LV_READONLY) && !marked)
+		r = dlvm_txn_push_prop(vg, &t, lv->id, PROP_RO_CLONE, "", err);
+	if (!r && !(flags & DLVM_LV_READONLY) && marked)
+		r = dlvm_txn_push_prop(vg, &t, lv->id, PROP_RO_CLONE, NULL, err);
+	if (!r)
+		r = dlvm_txn_commit(vg, &t, err);
+	dlvm_txn_release(&t);
+	return r;
+}
+
+/* lvchange -p r|rw of one LV: the thin store's device flag, the LV's
+ * flags, and the export (with force, open writers are cut off). */
+static int lv_set_permission(struct dlvm_ctx *ctx, struct dlvm_vg *vg, struct dlvm_lv *lv,
+			     const char *p, bool force, json_t *resp, struct dlvm_err *err)
+{
+	int r;
+
+	if (p && (lv->flags & DLVM_LV_THIN)) {
+		/* the store refuses writes to a read-only device too */
+		struct dlvm_thin_pool *pool;
+		if ((r = shared_family_refuse_elsewhere(ctx, vg, lv, "change", err)) ||
+		    (r = dlvm_thin_lv_store(vg, lv, true, &pool, err)))
+			return r;
+		r = dlvm_thin_pool_set_flags(pool, lv->id,
+					     !strcmp(p, "r") ? DLVM_THIN_DEV_READONLY : 0, err);
+		if (r || (r = dlvm_thin_pool_commit(pool, err)))
+			return r;
+	}
+	if (p) {
+		uint64_t flags = !strcmp(p, "r") ? lv->flags | DLVM_LV_READONLY
+						 : lv->flags & ~DLVM_LV_READONLY;
+		if (flags == lv->flags) {
+			resp_message(resp, "Logical volume %s/%s is already %s.", vg->info.name,
+				     lv->name, !strcmp(p, "r") ? "read only" : "writable");
+		} else {
+			if ((r = permission_commit(vg, lv, flags, err)))
+				return r;
+			/* the reload switches the permission of open
+			 * connections too (their next request); with -f they
+			 * are dropped first */
+			if (is_active(ctx, vg, lv)) {
+				if (force && lv_clients(ctx, vg, lv) &&
+				    (r = ctx->hooks->deactivate(ctx->hooks->priv, vg, lv, true,
+								err)))
+					return r;
+				if ((r = activate(ctx, vg, lv, NULL, err)))
+					return r;
+			}
+			resp_message(resp, "Logical volume %s/%s changed.", vg->info.name,
+				     lv->name);
+		}
+	}
+	return 0;
+}
+
 DLVM_CMD_FN(cmd_lvchange)
 {
 	const char *a = opt_str(opts, "activate"), *p = opt_str(opts, "permission");
@@ -537,10 +660,11 @@ DLVM_CMD_FN(cmd_lvchange)
 	size_t n = json_array_size(args);
 	int r;
 
-	if (!a && !p)
+	bool props = lv_props_given(opts);
+	if (!a && !p && !props)
 		return dlvm_err_set(err, -EINVAL,
-				    "lvchange: nothing to change (give -a y|n or "
-				    "-p r|rw)");
+				    "lvchange: nothing to change (give -a y|n, -p r|rw, "
+				    "--addtag, --deltag, --property or --delproperty)");
 	bool on = false;
 	enum dlvm_hold_mode mode = DLVM_HOLD_EXCLUSIVE;
 	if (a && (r = parse_activate("lvchange", a, &on, &mode, err)))
@@ -566,8 +690,7 @@ DLVM_CMD_FN(cmd_lvchange)
 					    "%s/%s is a thin pool: activate its thin "
 					    "volumes",
 					    vg->info.name, lv->name);
-		if (p && !strcmp(p, "rw") && (lv->flags & DLVM_LV_THIN) && lv->thin.origin_id &&
-		    (lv->flags & DLVM_LV_READONLY))
+		if (p && !strcmp(p, "rw") && is_snapshot(lv))
 			return dlvm_err_set(err, -EINVAL,
 					    "%s/%s is a snapshot and stays read-only: "
 					    "make a writable clone (lvcreate --clone)",
@@ -578,47 +701,10 @@ DLVM_CMD_FN(cmd_lvchange)
 		struct dlvm_lv *lv;
 		if ((r = find_lv(ctx, arg_str(args, i), &vg, &lv, err)))
 			return r;
-		if (p && (lv->flags & DLVM_LV_THIN)) {
-			/* the store refuses writes to a read-only device too */
-			struct dlvm_thin_pool *pool;
-			if ((r = shared_family_refuse_elsewhere(ctx, vg, lv, "change", err)) ||
-			    (r = dlvm_thin_lv_store(vg, lv, true, &pool, err)))
-				return r;
-			r = dlvm_thin_pool_set_flags(pool, lv->id,
-						     !strcmp(p, "r") ? DLVM_THIN_DEV_READONLY : 0,
-						     err);
-			if (r || (r = dlvm_thin_pool_commit(pool, err)))
-				return r;
-		}
-		if (p) {
-			uint64_t flags = !strcmp(p, "r") ? lv->flags | DLVM_LV_READONLY
-							 : lv->flags & ~DLVM_LV_READONLY;
-			if (flags == lv->flags) {
-				resp_message(resp, "Logical volume %s/%s is already %s.",
-					     vg->info.name, lv->name,
-					     !strcmp(p, "r") ? "read only" : "writable");
-			} else {
-				struct dlvm_edit e = { .type = DLVM_EDIT_LV_SET_FLAGS };
-				e.u.lv.id = lv->id;
-				e.u.lv.flags = flags;
-				r = dlvm_txn_commit_edit(vg, &e, err);
-				if (r)
-					return r;
-				/* the reload switches the permission of open
-				 * connections too (their next request); with -f they
-				 * are dropped first */
-				if (is_active(ctx, vg, lv)) {
-					if (force && lv_clients(ctx, vg, lv) &&
-					    (r = ctx->hooks->deactivate(ctx->hooks->priv, vg, lv,
-									true, err)))
-						return r;
-					if ((r = activate(ctx, vg, lv, NULL, err)))
-						return r;
-				}
-				resp_message(resp, "Logical volume %s/%s changed.", vg->info.name,
-					     lv->name);
-			}
-		}
+		if (props && (r = lv_props_change(vg, lv, opts, resp, err)))
+			return r;
+		if (p && (r = lv_set_permission(ctx, vg, lv, p, force, resp, err)))
+			return r;
 		bool shared = vg->info.flags & DLVM_VG_SHARED;
 		if (a && on) {
 			/* shared VG: lock first (or change the mode), then export */
@@ -766,6 +852,10 @@ DLVM_CMD_FN(cmd_lvs)
 			if (localtime_r(&ct, &tm))
 				strftime(tbuf, sizeof(tbuf), "%Y-%m-%d %H:%M:%S %z", &tm);
 			json_object_set_new(row, "lv_time", json_string(tbuf));
+			if (lv_props_report(lv, row)) {
+				json_decref(row);
+				return dlvm_err_set(err, -ENOMEM, "out of memory");
+			}
 			/* a job copying into it (lvconvert --flatten), as LVM
 			 * shows a mirror's or pvmove's copy */
 			const struct dlvm_job *j = job_running_on(ctx, vg, lv->id);

@@ -66,6 +66,8 @@ static const struct dlvm_field_def lv_fields[] = {
 	{ "chunk_size", "Chunk", DLVM_FIELD_SIZE },
 	{ "lv_time", "CTime", DLVM_FIELD_STR },
 	{ "copy_percent", "Cpy%Sync", DLVM_FIELD_STR },
+	{ "lv_tags", "LV Tags", DLVM_FIELD_STR },
+	{ "lv_properties", "LV Properties", DLVM_FIELD_STR },
 	{ NULL, NULL, 0 },
 };
 

@@ -310,6 +310,11 @@ void dlvm_ctx_set_cmd_lock(struct dlvm_ctx *ctx, pthread_mutex_t *lock)
 	ctx->cmd_lock = lock;
 }
 
+pthread_mutex_t *dlvm_ctx_cmd_lock(const struct dlvm_ctx *ctx)
+{
+	return ctx->cmd_lock;
+}
+
 void dlvm_ctx_set_hooks(struct dlvm_ctx *ctx, const struct dlvm_export_hooks *hooks)
 {
 	ctx->hooks = hooks;

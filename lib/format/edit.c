@@ -94,6 +94,19 @@ static void w_segs(struct wr *w, uint32_t nseg, struct dlvm_seg_desc *const *seg
 	}
 }
 
+static void w_prop(struct wr *w, const struct dlvm_edit *e)
+{
+	size_t kn = strnlen(e->u.prop.key, DLVM_PROP_KEY_MAX);
+	size_t vn = e->u.prop.value ? strnlen(e->u.prop.value, DLVM_PROP_VALUE_MAX) : 0;
+
+	w64(w, e->u.prop.id);
+	w32(w, e->u.prop.flags);
+	w16(w, (uint16_t)kn);
+	w_bytes(w, e->u.prop.key, kn);
+	w32(w, (uint32_t)vn);
+	w_bytes(w, e->u.prop.value ? e->u.prop.value : "", vn);
+}
+
 int dlvm_edit_encode(const struct dlvm_edit *e, struct dlvm_buf *out)
 {
 	struct wr w = { .b = out };
@@ -169,6 +182,7 @@ int dlvm_edit_encode(const struct dlvm_edit *e, struct dlvm_buf *out)
 			w64(&w, e->u.lv.holders[i].generation);
 		}
 		break;
+	case DLVM_EDIT_PROPERTY_SET: w_prop(&w, e); break;
 	default: w_bytes(&w, e->u.raw.data, e->u.raw.len); break;
 	}
 	if (w.err) {
@@ -341,6 +355,8 @@ void dlvm_edit_release(struct dlvm_edit *e)
 		dlvm_segs_free(e->u.lv.segs, e->u.lv.nseg);
 	if (e->type == DLVM_EDIT_LV_SET_HOLDERS)
 		free(e->u.lv.holders);
+	if (e->type == DLVM_EDIT_PROPERTY_SET)
+		free(e->u.prop.value);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -422,6 +438,78 @@ static int decode_holders(struct rd *r, struct dlvm_edit *e, size_t pos, struct 
 	return 0;
 }
 
+static bool prop_key_byte(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       strchr("_.:+/@%#-", c);
+}
+
+int dlvm_prop_check(const char *key, size_t klen, const char *value, size_t vlen,
+		    struct dlvm_err *err)
+{
+	if (klen == 0 || klen > DLVM_PROP_KEY_MAX)
+		return dlvm_err_set(err, -EINVAL, "property key length %zu is not 1 to %u", klen,
+				    DLVM_PROP_KEY_MAX);
+	for (size_t i = 0; i < klen; i++)
+		if (!key[i] || !prop_key_byte((unsigned char)key[i]))
+			return dlvm_err_set(err, -EINVAL,
+					    "property key \"%.*s\": byte %zu (0x%02x) is not one "
+					    "of A-Z a-z 0-9 _ . : + / @ %% # -",
+					    (int)klen, key, i, (unsigned char)key[i]);
+	if (vlen > DLVM_PROP_VALUE_MAX)
+		return dlvm_err_set(err, -EINVAL,
+				    "property %.*s: value of %zu bytes is longer than %u",
+				    (int)klen, key, vlen, DLVM_PROP_VALUE_MAX);
+	if (value && memchr(value, '\0', vlen))
+		return dlvm_err_set(err, -EINVAL, "property %.*s: value contains a NUL byte",
+				    (int)klen, key);
+	return 0;
+}
+
+/* PROPERTY_SET: the key and the value bounded and checked before they are
+ * copied; a delete carries no value, and no flag but DLVM_PROP_DELETE. */
+static int decode_prop(struct rd *r, struct dlvm_edit *e, size_t pos, struct dlvm_err *err)
+{
+	e->u.prop.id = r64(r, "object id");
+	e->u.prop.flags = r32(r, "property flags");
+	uint16_t kn = r16(r, "key length");
+	if (r->field)
+		return 0;
+	if (kn == 0 || kn > DLVM_PROP_KEY_MAX)
+		return dlvm_err_set(err, -EBADMSG,
+				    "edit PROPERTY_SET at byte %zu: key length %u is not 1 to %u",
+				    pos, kn, DLVM_PROP_KEY_MAX);
+	r_bytes(r, e->u.prop.key, kn, "key");
+	uint32_t vn = r32(r, "value length");
+	if (r->field)
+		return 0;
+	e->u.prop.key[kn] = '\0';
+	if (e->u.prop.flags & ~DLVM_PROP_DELETE)
+		return dlvm_err_set(err, -EBADMSG,
+				    "edit PROPERTY_SET at byte %zu: unknown flags 0x%x", pos,
+				    e->u.prop.flags & ~DLVM_PROP_DELETE);
+	if (vn > DLVM_PROP_VALUE_MAX || ((e->u.prop.flags & DLVM_PROP_DELETE) && vn))
+		return dlvm_err_set(err, -EBADMSG,
+				    "edit PROPERTY_SET at byte %zu: value length %u is above %u "
+				    "or given with a delete",
+				    pos, vn, DLVM_PROP_VALUE_MAX);
+	if (!r_need(r, vn, "value"))
+		return 0;
+	const char *v = (const char *)r->p + r->pos;
+	struct dlvm_err pe = { 0 };
+	if (dlvm_prop_check(e->u.prop.key, kn, v, vn, &pe))
+		return dlvm_err_set(err, -EBADMSG, "edit PROPERTY_SET at byte %zu: %s", pos,
+				    pe.msg);
+	if (!(e->u.prop.flags & DLVM_PROP_DELETE)) {
+		if (!(e->u.prop.value = malloc((size_t)vn + 1)))
+			return dlvm_err_set(err, -ENOMEM, "out of memory");
+		memcpy(e->u.prop.value, v, vn);
+		e->u.prop.value[vn] = '\0';
+	}
+	r->pos += vn;
+	return 0;
+}
+
 int dlvm_edit_decode(const uint8_t *buf, size_t len, size_t *pos, struct dlvm_edit *e,
 		     struct dlvm_err *err)
 {
@@ -463,6 +551,7 @@ int dlvm_edit_decode(const uint8_t *buf, size_t len, size_t *pos, struct dlvm_ed
 		e->u.lv.copy_rate = r64(&r, "copy rate");
 		break;
 	case DLVM_EDIT_LV_SET_HOLDERS: ret = decode_holders(&r, e, *pos, err); break;
+	case DLVM_EDIT_PROPERTY_SET: ret = decode_prop(&r, e, *pos, err); break;
 	default:
 		if (!(e->flags & DLVM_EDIT_IGNORABLE))
 			return dlvm_err_set(err, -ENOTSUP,
@@ -502,6 +591,7 @@ const char *dlvm_edit_type_name(uint16_t type)
 	case DLVM_EDIT_LV_SET_HOLDERS: return "LV_SET_HOLDERS";
 	case DLVM_EDIT_LV_SET_THIN: return "LV_SET_THIN";
 	case DLVM_EDIT_LV_SET_COPY_RATE: return "LV_SET_COPY_RATE";
+	case DLVM_EDIT_PROPERTY_SET: return "PROPERTY_SET";
 	default: return "UNKNOWN";
 	}
 }

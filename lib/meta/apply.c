@@ -505,6 +505,7 @@ int dlvm_vg_apply(struct dlvm_vg *vg, const struct dlvm_edit *e, struct dlvm_err
 			return -EBADMSG;
 		lv->copy_rate = e->u.lv.copy_rate;
 		return 0;
+	case DLVM_EDIT_PROPERTY_SET: return dlvm_apply_prop(vg, e, err);
 	default:
 		if (e->flags & DLVM_EDIT_IGNORABLE)
 			return 0;

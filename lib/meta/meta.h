@@ -48,6 +48,18 @@ int dlvm_vg_add_lv(struct dlvm_vg *vg, struct dlvm_lv *lv);
 void dlvm_vg_del_lv(struct dlvm_vg *vg, struct dlvm_lv *lv);
 void dlvm_lv_free(struct dlvm_lv *lv);
 
+/* ---- properties (props.c) ---- */
+/* Apply a PROPERTY_SET to vg (checked first; -EBADMSG, -ENOMEM). */
+int dlvm_apply_prop(struct dlvm_vg *vg, const struct dlvm_edit *e, struct dlvm_err *err);
+/* The inverse of PROPERTY_SET e in *inv (type 0: none). -ENOMEM. */
+int dlvm_undo_prop(const struct dlvm_vg *vg, const struct dlvm_edit *e, struct dlvm_edit *inv);
+/* Owned PROPERTY_SET edits that recreate p on object id, in *out (NULL when
+ * p is empty; release each, then free the array). Returns their count or
+ * -ENOMEM. */
+int dlvm_props_edits(uint64_t id, const struct dlvm_props *p, struct dlvm_edit **out);
+/* Encode p's PROPERTY_SET edits for object id (checkpoints). -ENOMEM. */
+int dlvm_props_encode(uint64_t id, const struct dlvm_props *p, struct dlvm_buf *out);
+
 /* ---- the undo of a transaction (undo.c) ---- */
 /* The inverse of an edit, taken from the model before the edit is applied. */
 struct undo {
@@ -56,6 +68,8 @@ struct undo {
 	 * a checkpoint would write them */
 	struct dlvm_edit more[3];
 	unsigned nmore;
+	struct dlvm_edit *props; /* LV_REMOVE: its properties, owned */
+	unsigned nprops;
 	struct dlvm_dev *dev; /* PV_REMOVE: what the removed PV had */
 	struct dlvm_pv_header hdr;
 	struct dlvm_mda mda;

@@ -35,6 +35,11 @@ void dlvm_undo_release(struct undo *u)
 	for (unsigned i = 0; i < u->nmore; i++)
 		dlvm_edit_release(&u->more[i]);
 	u->nmore = 0;
+	for (unsigned i = 0; i < u->nprops; i++)
+		dlvm_edit_release(&u->props[i]);
+	free(u->props);
+	u->props = NULL;
+	u->nprops = 0;
 }
 
 int dlvm_undo_make(const struct dlvm_vg *vg, const struct dlvm_edit *e, struct undo *u)
@@ -65,6 +70,7 @@ int dlvm_undo_make(const struct dlvm_vg *vg, const struct dlvm_edit *e, struct u
 		u->inv.type = DLVM_EDIT_LV_REMOVE;
 		u->inv.u.lv.id = e->u.lv.id;
 		return 0;
+	case DLVM_EDIT_PROPERTY_SET: return dlvm_undo_prop(vg, e, &u->inv);
 	default: break;
 	}
 	if (e->type < DLVM_EDIT_LV_REMOVE || e->type > DLVM_EDIT_LV_SET_COPY_RATE ||
@@ -82,6 +88,12 @@ int dlvm_undo_make(const struct dlvm_vg *vg, const struct dlvm_edit *e, struct u
 			u->inv.type = 0;
 			return -ENOMEM;
 		}
+		int np = dlvm_props_edits(lv->id, &lv->props, &u->props);
+		if (np < 0) {
+			u->inv.type = 0;
+			return -ENOMEM;
+		}
+		u->nprops = (unsigned)np;
 		/* fallthrough */
 	case DLVM_EDIT_LV_SET_SEGMENTS:
 		if (e->type == DLVM_EDIT_LV_SET_SEGMENTS)
@@ -143,6 +155,8 @@ void dlvm_undo_all(struct dlvm_vg *vg, const struct dlvm_vg_info *info, struct u
 		dlvm_vg_apply(vg, &u->inv, NULL);
 		for (unsigned i = 0; i < u->nmore; i++)
 			dlvm_vg_apply(vg, &u->more[i], NULL);
+		for (unsigned i = 0; i < u->nprops; i++)
+			dlvm_vg_apply(vg, &u->props[i], NULL);
 		if (u->inv.type == DLVM_EDIT_PV_ADD) {
 			struct dlvm_pv *pv = dlvm_pv_find_id(vg, u->inv.u.pv.id);
 			if (pv) {

@@ -34,6 +34,7 @@ void dlvm_lv_free(struct dlvm_lv *lv)
 		return;
 	dlvm_segs_free(lv->segs, lv->nseg);
 	free(lv->holders);
+	dlvm_props_release(&lv->props);
 	free(lv);
 }
 
@@ -81,6 +82,7 @@ void dlvm_vg_free(struct dlvm_vg *vg)
 		free(vg->pvs[i]);
 	}
 	free(vg->pvs);
+	dlvm_props_release(&vg->props);
 	if (vg->by_name) {
 		dlvm_hmap_release(vg->by_name);
 		dlvm_hmap_release(vg->by_id);
@@ -173,7 +175,7 @@ int dlvm_vg_encode_state(const struct dlvm_vg *vg, struct dlvm_buf *out)
 	int r;
 
 	e.u.vg = vg->info;
-	if ((r = dlvm_edit_encode(&e, out)))
+	if ((r = dlvm_edit_encode(&e, out)) || (r = dlvm_props_encode(0, &vg->props, out)))
 		return r;
 	for (size_t i = 0; i < vg->npv; i++) {
 		e = (struct dlvm_edit){ .type = DLVM_EDIT_PV_ADD };
@@ -198,6 +200,8 @@ int dlvm_vg_encode_state(const struct dlvm_vg *vg, struct dlvm_buf *out)
 		for (unsigned k = 0; k < n; k++)
 			if ((r = dlvm_edit_encode(&more[k], out)))
 				return r;
+		if ((r = dlvm_props_encode(lv->id, &lv->props, out)))
+			return r;
 	}
 	return 0;
 }

@@ -120,9 +120,16 @@ static void gen_decode(void)
 	struct dlvm_pvcreate_opts o = { .mda_size = 1 << 20 };
 	struct dlvm_vg *vg = NULL;
 	struct dlvm_buf st = { 0 };
+	struct dlvm_txn t;
 	if (!dev || dlvm_pv_format(dev, &o, NULL) ||
-	    dlvm_vg_create("vg0", 1 << 20, &dev, 1, &vg, NULL) || dlvm_vg_encode_state(vg, &st))
+	    dlvm_vg_create("vg0", 1 << 20, &dev, 1, &vg, NULL))
 		abort();
+	/* a property of the VG, so that the seeds hold a PROPERTY_SET */
+	dlvm_txn_init(&t);
+	if (dlvm_txn_push_prop(vg, &t, 0, "cinder.owner", "node1", NULL) ||
+	    dlvm_txn_commit(vg, &t, NULL) || dlvm_vg_encode_state(vg, &st))
+		abort();
+	dlvm_txn_release(&t);
 	struct dlvm_blob_header bh = { .major = DLVM_FORMAT_MAJOR,
 				       .seq = 2,
 				       .type = DLVM_REC_TXN,

@@ -16,6 +16,9 @@ OPTIONS = [
     "--tls", "--tls-psk", "--tls-certificates", "--tls-access",
     "--nbd-max-connections", "--nbd-max-client-connections", "--nbd-handshake-timeout",
     "--nbd-idle-timeout", "--nbd-conn-buffers", "--nbd-buffers",
+    # the Cinder API
+    "--cinder-pool", "--cinder-listen", "--cinder-type", "--cinder-auth-strategy",
+    "--cinder-noauth-network",
 ]
 CONFIG_KEYS = [
     "state_dir", "devices", "pv_dir", "nbd_listen", "nbd_cpus", "host_id", "io_timeout",
@@ -23,6 +26,9 @@ CONFIG_KEYS = [
     "tls", "tls_psk", "tls_certificates", "tls_access",
     "nbd_max_connections", "nbd_max_client_connections", "nbd_handshake_timeout",
     "nbd_idle_timeout", "nbd_conn_buffers", "nbd_buffers",
+    # the Cinder API
+    "cinder_pool", "cinder_listen", "cinder_type", "cinder_auth_strategy",
+    "cinder_noauth_network",
 ]
 
 
@@ -163,7 +169,10 @@ def test_every_option_is_accepted_on_the_command_line():
             "--config": "x", "--tls": "on", "--tls-psk": "x", "--tls-certificates": "x",
             "--tls-access": "x", "--nbd-max-connections": "10",
             "--nbd-max-client-connections": "5", "--nbd-handshake-timeout": "3",
-            "--nbd-idle-timeout": "0", "--nbd-conn-buffers": "64", "--nbd-buffers": "512"}
+            "--nbd-idle-timeout": "0", "--nbd-conn-buffers": "64", "--nbd-buffers": "512",
+            "--cinder-pool": "vg0/pool0", "--cinder-listen": "none",
+            "--cinder-type": "x", "--cinder-auth-strategy": "noauth",
+            "--cinder-noauth-network": "no"}
     for opt in OPTIONS:
         if opt in ("--help", "--version", "--man"):
             continue

@@ -176,10 +176,10 @@ static inline char *t_model(const struct dlvm_vg *vg)
 	const struct dlvm_vg_info *in = &vg->info;
 
 	t_add(&b,
-	      "vg %s seq %" PRIu64 " extent %" PRIu64 " flags %" PRIx64 " next_lv %" PRIu64
-	      " next_pv %u max_lv %u\n",
-	      in->name, vg->seq, in->extent_size, in->flags, in->next_lv_id, in->next_pv_id,
-	      in->max_lv);
+	      "vg %s seq %" PRIu64 " extent %" PRIu64 " flags %" PRIx64 " ro_compat %" PRIx64
+	      " next_lv %" PRIu64 " next_pv %u max_lv %u\n",
+	      in->name, vg->seq, in->extent_size, in->flags, in->ro_compat, in->next_lv_id,
+	      in->next_pv_id, in->max_lv);
 	for (size_t i = 0; i < vg->npv; i++) {
 		const struct dlvm_pv *pv = vg->pvs[i];
 		t_add(&b, "pv %u pe_start %" PRIu64 " pe_count %" PRIu64 " alloc %" PRIu64 " free:",
@@ -212,8 +212,12 @@ static inline char *t_model(const struct dlvm_vg *vg)
 			t_add(&b, "\n");
 		}
 		t_add_segs(&b, lv->segs, lv->nseg);
+		for (uint32_t k = 0; k < lv->props.n; k++)
+			t_add(&b, "  prop %s=%s\n", lv->props.v[k].key, lv->props.v[k].value);
 	}
 	free(lvs);
+	for (uint32_t k = 0; k < vg->props.n; k++)
+		t_add(&b, "vg prop %s=%s\n", vg->props.v[k].key, vg->props.v[k].value);
 	if (!b.s)
 		t_add(&b, "%s", "");
 	return b.s;

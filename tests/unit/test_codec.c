@@ -580,6 +580,21 @@ static size_t sample_edits(struct dlvm_edit *ed)
 	e->flags = DLVM_EDIT_IGNORABLE;
 	e->u.lv.id = 91;
 	e->u.lv.copy_rate = 0x0123456789abcdefull;
+
+	e = &ed[n++];
+	memset(e, 0, sizeof(*e));
+	e->type = DLVM_EDIT_PROPERTY_SET;
+	e->flags = DLVM_EDIT_IGNORABLE;
+	e->u.prop.id = 90;
+	snprintf(e->u.prop.key, sizeof(e->u.prop.key), "cinder.meta.k%%3D1");
+	e->u.prop.value = strdup("a value, with \"quotes\" and \xc3\xa9");
+
+	e = &ed[n++]; /* a delete of a VG property */
+	memset(e, 0, sizeof(*e));
+	e->type = DLVM_EDIT_PROPERTY_SET;
+	e->flags = DLVM_EDIT_IGNORABLE;
+	e->u.prop.flags = DLVM_PROP_DELETE;
+	snprintf(e->u.prop.key, sizeof(e->u.prop.key), "owner");
 	return n;
 }
 
@@ -654,8 +669,73 @@ static void assert_edit_equal(const struct dlvm_edit *a, const struct dlvm_edit 
 					 b->u.lv.holders[i].generation);
 		}
 		break;
+	case DLVM_EDIT_PROPERTY_SET:
+		assert_int_equal(a->u.prop.id, b->u.prop.id);
+		assert_int_equal(a->u.prop.flags, b->u.prop.flags);
+		assert_string_equal(a->u.prop.key, b->u.prop.key);
+		if (a->u.prop.value)
+			assert_string_equal(a->u.prop.value, b->u.prop.value);
+		else
+			assert_null(b->u.prop.value);
+		break;
 	default: fail_msg("unexpected edit type %u", a->type);
 	}
+}
+
+/* PROPERTY_SET: key and value bounds, key bytes, NUL, flags, delete. */
+static void edit_bad_property(void **state)
+{
+	struct dlvm_edit ed = { .type = DLVM_EDIT_PROPERTY_SET, .flags = DLVM_EDIT_IGNORABLE }, d;
+	struct dlvm_err e = { 0 };
+	struct dlvm_buf b = { 0 };
+	size_t pos = 0;
+	(void)state;
+
+	ed.u.prop.id = 7;
+	snprintf(ed.u.prop.key, sizeof(ed.u.prop.key), "abc");
+	ed.u.prop.value = strdup("xy");
+	assert_int_equal(dlvm_edit_encode(&ed, &b), 0);
+	dlvm_edit_release(&ed);
+	/* header 8 | id 8 | flags 4 | key length 2 | key 3 | value length 4 | value 2 */
+	assert_int_equal(b.len, 8 + 8 + 4 + 2 + 3 + 4 + 2);
+	assert_ok(dlvm_edit_decode(b.data, b.len, &pos, &d, &e), &e);
+	assert_string_equal(d.u.prop.value, "xy");
+	dlvm_edit_release(&d);
+	pos = 0;
+	dlvm_put_le16(b.data + 20, 0);
+	assert_err(dlvm_edit_decode(b.data, b.len, &pos, &d, &e), &e, -EBADMSG,
+		   "edit PROPERTY_SET at byte 0: key length 0 is not 1 to 255");
+	dlvm_put_le16(b.data + 20, 256);
+	assert_err(dlvm_edit_decode(b.data, b.len, &pos, &d, &e), &e, -EBADMSG,
+		   "edit PROPERTY_SET at byte 0: key length 256 is not 1 to 255");
+	dlvm_put_le16(b.data + 20, 3);
+	b.data[22] = ' ';
+	assert_err(dlvm_edit_decode(b.data, b.len, &pos, &d, &e), &e, -EBADMSG,
+		   "edit PROPERTY_SET at byte 0: property key \" bc\": byte 0 (0x20) is not one");
+	b.data[22] = '\0';
+	assert_err(dlvm_edit_decode(b.data, b.len, &pos, &d, &e), &e, -EBADMSG,
+		   "byte 0 (0x00) is not one");
+	b.data[22] = 'a';
+	b.data[29] = '\0';
+	assert_err(dlvm_edit_decode(b.data, b.len, &pos, &d, &e), &e, -EBADMSG,
+		   "edit PROPERTY_SET at byte 0: property abc: value contains a NUL byte");
+	b.data[29] = 'y';
+	dlvm_put_le32(b.data + 25, DLVM_PROP_VALUE_MAX + 1);
+	assert_err(dlvm_edit_decode(b.data, b.len, &pos, &d, &e), &e, -EBADMSG,
+		   "edit PROPERTY_SET at byte 0: value length 4097 is above 4096");
+	dlvm_put_le32(b.data + 25, 2);
+	dlvm_put_le32(b.data + 16, DLVM_PROP_DELETE);
+	assert_err(dlvm_edit_decode(b.data, b.len, &pos, &d, &e), &e, -EBADMSG,
+		   "or given with a delete");
+	dlvm_put_le32(b.data + 16, 0x4);
+	assert_err(dlvm_edit_decode(b.data, b.len, &pos, &d, &e), &e, -EBADMSG,
+		   "edit PROPERTY_SET at byte 0: unknown flags 0x4");
+	dlvm_put_le32(b.data + 16, 0);
+	dlvm_put_le32(b.data + 25, 3);
+	assert_err(dlvm_edit_decode(b.data, b.len, &pos, &d, &e), &e, -EBADMSG,
+		   "edit PROPERTY_SET at byte 0: field value is truncated");
+	assert_int_equal(pos, 0);
+	dlvm_buf_release(&b);
 }
 
 static void edit_roundtrip_every_type(void **state)
@@ -966,6 +1046,7 @@ int main(void)
 		cmocka_unit_test(edit_truncated),
 		cmocka_unit_test(edit_bad_segments),
 		cmocka_unit_test(edit_bad_holders),
+		cmocka_unit_test(edit_bad_property),
 		cmocka_unit_test(edit_bad_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -728,6 +728,8 @@ struct feature {
 
 static const struct feature features[] = {
 	{ "DLVM_RO_COMPAT_SHARED", "ro_compat", "vg", DLVM_RO_COMPAT_SHARED, DLVM_RO_COMPAT_KNOWN },
+	{ "DLVM_RO_COMPAT_PROPERTIES", "ro_compat", "vg", DLVM_RO_COMPAT_PROPERTIES,
+	  DLVM_RO_COMPAT_KNOWN },
 	{ "DLVM_INCOMPAT_LEASES", "incompat", "vg", DLVM_INCOMPAT_LEASES, DLVM_INCOMPAT_KNOWN },
 	{ "DLVM_INCOMPAT_THIN", "incompat", "vg", DLVM_INCOMPAT_THIN, DLVM_INCOMPAT_KNOWN },
 	{ "DLVM_INCOMPAT_RAID1", "incompat", "vg", DLVM_INCOMPAT_RAID1, DLVM_INCOMPAT_KNOWN },

@@ -191,7 +191,8 @@ static void reload_exact_lvs(void **state)
 	 * the PV with most free space first; a's extends cannot continue in place
 	 * because b and then c took the extents after it */
 	char *m = t_model(vg);
-	assert_string_equal(m, "vg vg0 seq 7 extent 4194304 flags 0 next_lv 4 next_pv 3 max_lv 0\n"
+	assert_string_equal(m, "vg vg0 seq 7 extent 4194304 flags 0 ro_compat 0 next_lv 4 next_pv "
+			       "3 max_lv 0\n"
 			       "pv 1 pe_start 17825792 pe_count 59 alloc 14 free: 12+1 15+44\n"
 			       "pv 2 pe_start 17825792 pe_count 59 alloc 4 free: 4+55\n"
 			       "lv 1 a flags 0 extents 10\n"
@@ -1737,6 +1738,161 @@ static void thin_virtual_size_bounded(void **state)
 	dlvm_vg_free(vg);
 }
 
+/* Commit one property change (value NULL: delete) of object id. */
+static int prop_commit(struct dlvm_vg *vg, uint64_t id, const char *key, const char *value,
+		       struct dlvm_err *err)
+{
+	struct dlvm_txn t;
+	int r;
+
+	dlvm_txn_init(&t);
+	r = dlvm_txn_push_prop(vg, &t, id, key, value, err);
+	if (!r)
+		r = dlvm_txn_commit(vg, &t, err);
+	dlvm_txn_release(&t);
+	return r;
+}
+
+/* Properties of LVs and of the VG: applied, replayed from the journal and
+ * from a checkpoint, deleted, renamed with their LV, and the VG marked with
+ * DLVM_RO_COMPAT_PROPERTIES by the first one. */
+static void properties_apply_and_replay(void **state)
+{
+	struct dlvm_vg *vg = t_vg(2, 64 * MiB, 512, MiB, MiB);
+	struct dlvm_err e = { 0 };
+	(void)state;
+
+	assert_ok(t_lv_create(vg, "a", 1, 1, 0, &e), &e);
+	assert_ok(t_lv_create(vg, "b", 1, 1, 0, &e), &e);
+	uint64_t a = dlvm_lv_find(vg, "a")->id, b = dlvm_lv_find(vg, "b")->id;
+	assert_false(vg->info.ro_compat & DLVM_RO_COMPAT_PROPERTIES);
+	assert_ok(prop_commit(vg, a, "cinder.name", "data one, \"quoted\"", &e), &e);
+	assert_true(vg->info.ro_compat & DLVM_RO_COMPAT_PROPERTIES);
+	uint64_t seq = vg->seq;
+	assert_ok(prop_commit(vg, a, "cinder.status", "available", &e), &e);
+	assert_ok(prop_commit(vg, b, "cinder.status", "in-use", &e), &e);
+	assert_ok(prop_commit(vg, 0, "cluster", "c1", &e), &e);
+	assert_int_equal(vg->seq, seq + 3);
+	assert_ok(prop_commit(vg, a, "cinder.status", "extending", &e), &e);
+	const struct dlvm_lv *la = dlvm_lv_find_id(vg, a);
+	assert_string_equal(dlvm_prop_get(&la->props, "cinder.status"), "extending");
+	assert_string_equal(dlvm_prop_get(&la->props, "cinder.name"), "data one, \"quoted\"");
+	assert_null(dlvm_prop_get(&la->props, "cinder"));
+	assert_string_equal(dlvm_prop_get(dlvm_props_of(vg, 0), "cluster"), "c1");
+	assert_null(dlvm_props_of(vg, 4242));
+	/* a delete, and a delete of what is not there */
+	assert_ok(prop_commit(vg, b, "cinder.status", NULL, &e), &e);
+	assert_ok(prop_commit(vg, b, "cinder.status", NULL, &e), &e);
+	assert_int_equal(dlvm_lv_find_id(vg, b)->props.n, 0);
+	/* an LV keeps its properties under a new name */
+	struct dlvm_edit rn = { .type = DLVM_EDIT_LV_RENAME };
+	rn.u.lv.id = a;
+	snprintf(rn.u.lv.name, sizeof(rn.u.lv.name), "a2");
+	assert_ok(t_commit(vg, &rn, &e), &e);
+	char *model = t_model(vg);
+	assert_non_null(strstr(model, "lv 1 a2 flags 0 extents 1\n"));
+	assert_non_null(strstr(model, "  prop cinder.name=data one, \"quoted\"\n"
+				      "  prop cinder.status=extending\n"));
+	assert_non_null(strstr(model, "vg prop cluster=c1\n"));
+	free(model);
+	/* from the journal, then from a checkpoint */
+	vg = reload_same(vg);
+	assert_ok(dlvm_vg_checkpoint(vg, false, &e), &e);
+	vg = reload_same(vg);
+	assert_true(vg->info.ro_compat & DLVM_RO_COMPAT_PROPERTIES);
+	assert_false(vg->readonly);
+	/* the state a checkpoint writes replays to the same model */
+	struct dlvm_buf st = { 0 };
+	struct dlvm_vg *copy = dlvm_vg_new();
+	size_t pos = 0;
+	unsigned props = 0;
+	assert_int_equal(dlvm_vg_encode_state(vg, &st), 0);
+	while (pos < st.len) {
+		struct dlvm_edit ed;
+		assert_int_equal(dlvm_edit_decode(st.data, st.len, &pos, &ed, NULL), 0);
+		if (ed.type == DLVM_EDIT_PROPERTY_SET) {
+			assert_int_equal(ed.flags, DLVM_EDIT_IGNORABLE);
+			props++;
+		}
+		assert_ok(dlvm_vg_apply(copy, &ed, &e), &e);
+		dlvm_edit_release(&ed);
+	}
+	assert_int_equal(props, 3);
+	assert_string_equal(dlvm_prop_get(&dlvm_lv_find(copy, "a2")->props, "cinder.status"),
+			    "extending");
+	dlvm_buf_release(&st);
+	dlvm_vg_free(copy);
+	assert_check_clean(vg);
+	dlvm_vg_free(vg);
+}
+
+/* Bad properties change nothing: a key or value out of bounds is refused
+ * before the commit, an unknown LV and the 257th property by apply; a
+ * transaction refused after property edits and an LV_REMOVE gives every
+ * property back. */
+static void properties_refused_and_undone(void **state)
+{
+	struct dlvm_vg *vg = t_vg(1, 64 * MiB, 4096, MiB, 4 * MiB);
+	struct dlvm_err e = { 0 };
+	char key[DLVM_PROP_KEY_MAX + 2], *big = malloc(DLVM_PROP_VALUE_MAX + 2);
+	struct dlvm_txn t;
+	(void)state;
+
+	assert_non_null(big);
+	assert_ok(t_lv_create(vg, "a", 1, 1, 0, &e), &e);
+	uint64_t a = dlvm_lv_find(vg, "a")->id;
+	assert_ok(prop_commit(vg, a, "k", "v", &e), &e);
+	char *old = t_model(vg);
+	memset(key, 'k', sizeof(key));
+	key[DLVM_PROP_KEY_MAX + 1] = '\0';
+	assert_err(prop_commit(vg, a, key, "v", &e), &e, -EINVAL,
+		   "property key length 256 is not 1 to 255");
+	assert_err(prop_commit(vg, a, "", "v", &e), &e, -EINVAL,
+		   "property key length 0 is not 1 to 255");
+	assert_err(prop_commit(vg, a, "a key", "v", &e), &e, -EINVAL,
+		   "property key \"a key\": byte 1 (0x20) is not one of");
+	memset(big, 'v', DLVM_PROP_VALUE_MAX + 1);
+	big[DLVM_PROP_VALUE_MAX + 1] = '\0';
+	assert_err(prop_commit(vg, a, "k", big, &e), &e, -EINVAL,
+		   "property k: value of 4097 bytes is longer than 4096");
+	assert_err(prop_commit(vg, 4242, "k", "v", &e), &e, -EBADMSG,
+		   "PROPERTY_SET: LV id 4242 does not exist");
+	char *now = t_model(vg);
+	assert_string_equal(now, old);
+	free(now);
+
+	/* set, change and delete, then an LV_REMOVE, then an edit that fails */
+	dlvm_txn_init(&t);
+	assert_ok(dlvm_txn_push_prop(vg, &t, a, "k", "changed", &e), &e);
+	assert_ok(dlvm_txn_push_prop(vg, &t, a, "new", "x", &e), &e);
+	assert_ok(dlvm_txn_push_prop(vg, &t, 0, "vgkey", "y", &e), &e);
+	struct dlvm_edit rm = { .type = DLVM_EDIT_LV_REMOVE };
+	rm.u.lv.id = a;
+	assert_ok(dlvm_txn_push(&t, &rm, &e), &e);
+	assert_ok(dlvm_txn_push_prop(vg, &t, a, "late", "z", &e), &e); /* LV gone: refused */
+	assert_err(dlvm_txn_commit(vg, &t, &e), &e, -EBADMSG, "does not exist");
+	dlvm_txn_release(&t);
+	now = t_model(vg);
+	assert_string_equal(now, old);
+	free(now);
+
+	/* at most DLVM_PROP_MAX a object */
+	for (unsigned i = 1; i < DLVM_PROP_MAX; i++) {
+		snprintf(key, sizeof(key), "p%03u", i);
+		dlvm_txn_init(&t);
+		assert_ok(dlvm_txn_push_prop(vg, &t, a, key, "v", &e), &e);
+		dlvm_vg_apply(vg, &t.edits[0], &e); /* in the model only: fast */
+		dlvm_txn_release(&t);
+	}
+	assert_int_equal(dlvm_lv_find_id(vg, a)->props.n, DLVM_PROP_MAX);
+	assert_ok(prop_commit(vg, a, "k", "replaced", &e), &e);
+	assert_err(prop_commit(vg, a, "one.more", "v", &e), &e, -EBADMSG,
+		   "PROPERTY_SET: LV a: a property one.more beyond the 256 it may have");
+	free(old);
+	free(big);
+	dlvm_vg_free(vg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1775,6 +1931,8 @@ int main(void)
 		cmocka_unit_test(vg_create_undo_fails),
 		cmocka_unit_test(load_all_loads_each_vg_once),
 		cmocka_unit_test(copy_rate_applies_and_replays),
+		cmocka_unit_test(properties_apply_and_replay),
+		cmocka_unit_test(properties_refused_and_undone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
