@@ -101,6 +101,21 @@ static void dump_edit(FILE *f, const struct dlvm_edit *e)
 				e->u.lv.holders[i].generation);
 		fprintf(f, "\n");
 		break;
+	case DLVM_EDIT_PROPERTY_SET:
+		fprintf(f, "id=%" PRIu64 " key=%s", e->u.prop.id, e->u.prop.key);
+		if (e->u.prop.flags & DLVM_PROP_DELETE || !e->u.prop.value) {
+			fprintf(f, " deleted\n");
+			break;
+		}
+		fprintf(f, " value=\"");
+		/* values are any bytes but NUL: others are escaped */
+		for (const unsigned char *c = (const unsigned char *)e->u.prop.value; *c; c++)
+			if (*c < 0x20 || *c >= 0x7f || *c == '"' || *c == '\\')
+				fprintf(f, "\\x%02x", *c);
+			else
+				fputc(*c, f);
+		fprintf(f, "\"\n");
+		break;
 	default: fprintf(f, "(ignorable, %zu bytes)\n", e->u.raw.len); break;
 	}
 }

@@ -57,3 +57,19 @@ def test_dump_decodes_the_lease_area(tmp_path, pv):
     # released at stop: the delta lease shows it
     out, _ = dlvm_ok("dump", a, **offline)
     assert re.search(r"^  host 1 +released: name=", out, re.M), out
+
+
+def test_dump_decodes_properties(tmp_path, pv):
+    """PROPERTY_SET edits show their LV, key and value (escaped), and deletes."""
+    a = pv("pv0.img", size="256M")
+    offline = dict(socket=tmp_path / "no-daemon.sock", state_dir=tmp_path / "offline")
+    dlvm_ok("--devices", str(a), "vgcreate", "vg1", a, **offline)
+    dlvm_ok("--devices", str(a), "lvcreate", "-n", "l1", "-L", "8m", "-an", "vg1", **offline)
+    dlvm_ok("--devices", str(a), "lvchange", "--property", "owner=team a\"b",
+            "--addtag", "gold", "vg1/l1", **offline)
+    dlvm_ok("--devices", str(a), "lvchange", "--deltag", "gold", "vg1/l1", **offline)
+    out, _ = dlvm_ok("dump", a, **offline)
+    assert re.search(r'PROPERTY_SET.*id=\d+ key=owner value="team a\\x22b"$', out, re.M), out
+    assert re.search(r"PROPERTY_SET.*id=\d+ key=tag\.gold value=\"\"$", out, re.M), out
+    assert re.search(r"PROPERTY_SET.*id=\d+ key=tag\.gold deleted$", out, re.M), out
+    assert "ignorable," not in out, out
