@@ -25,7 +25,7 @@
 #include "daemon/hooks.h"
 #include "daemon/log.h"
 #include "daemon/nbd/server.h"
-#include "daemon/nbd/tls.h"
+#include "daemon/tls/tls.h"
 #include "daemon/options.h"
 #include "daemon/statedir.h"
 #include "dlvm/cmd.h"

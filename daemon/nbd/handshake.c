@@ -17,7 +17,7 @@
 
 #include "daemon/nbd/conn.h"
 #include "daemon/nbd/proto.h"
-#include "daemon/nbd/tls.h"
+#include "daemon/tls/tls.h"
 #include "dlvm/log.h"
 
 #define OPT_DATA_MAX (64u << 10)    /* longer option data is refused */

@@ -23,7 +23,7 @@
 
 #include "daemon/nbd/conn.h"
 #include "daemon/nbd/cpus.h"
-#include "daemon/nbd/tls.h"
+#include "daemon/tls/tls.h"
 #include "dlvm/log.h"
 #include "dlvm/util.h"
 

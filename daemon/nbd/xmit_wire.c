@@ -13,7 +13,7 @@
 
 #include "daemon/nbd/devio.h"
 #include "daemon/nbd/server.h"
-#include "daemon/nbd/tls.h"
+#include "daemon/tls/tls.h"
 #include "daemon/nbd/xmit.h"
 #include "dlvm/log.h"
 #include "dlvm/util.h"

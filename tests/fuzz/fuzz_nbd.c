@@ -69,8 +69,8 @@
  * The constants of the format are in tests/fuzz/nbd_input.h. The stream is
  * capped (STREAM_MAX; reads in all READ_BUDGET) so that a run stays short.
  */
-/* fuzz-sources: daemon/exports.c daemon/nbd/handshake.c daemon/nbd/access.c */
-/* fuzz-sources: daemon/nbd/tls.c daemon/nbd/tls_conn.c daemon/nbd/transmit.c */
+/* fuzz-sources: daemon/exports.c daemon/nbd/handshake.c daemon/tls/access.c */
+/* fuzz-sources: daemon/tls/tls.c daemon/tls/tls_conn.c daemon/nbd/transmit.c */
 /* fuzz-sources: daemon/nbd/xmit_wire.c daemon/nbd/xmit_mem.c daemon/nbd/xmit_dev.c */
 /* fuzz-sources: daemon/nbd/xmit_thin.c daemon/nbd/devio.c */
 /* fuzz-cflags: -DNSLOTS=16 */
@@ -94,7 +94,7 @@
 #include "daemon/nbd/conn.h"
 #include "daemon/nbd/proto.h"
 #include "daemon/nbd/server.h"
-#include "daemon/nbd/tls.h"
+#include "daemon/tls/tls.h"
 #include "dlvm/log.h"
 #include "dlvm/map.h"
 #include "tests/fuzz/nbd_input.h"

@@ -6,7 +6,7 @@
 #include <gnutls/gnutls.h>
 #include <stdint.h>
 
-#include "daemon/nbd/tls.h"
+#include "daemon/tls/tls.h"
 
 struct nbd_access;
 

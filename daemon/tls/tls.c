@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The TLS settings of the NBD server: mode, credentials, access rules
  * (tls.h). Sessions and their I/O are in tls_conn.c. */
-#include "daemon/nbd/tls.h"
+#include "daemon/tls/tls.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon/nbd/access.h"
-#include "daemon/nbd/tls_int.h"
+#include "daemon/tls/access.h"
+#include "daemon/tls/tls_int.h"
 #include "dlvm/log.h"
 
 void nbd_tls_free(struct nbd_tls *t)

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/nbd/tls.h"
-#include "daemon/nbd/tls_int.h"
+#include "daemon/tls/tls.h"
+#include "daemon/tls/tls_int.h"
 #include "dlvm/log.h"
 
 /* Small pieces of an iovec array are gathered into records of this size

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The access rules file of the NBD server (access.h). */
-#include "daemon/nbd/access.h"
+#include "daemon/tls/access.h"
 
 #include <ctype.h>
 #include <errno.h>
